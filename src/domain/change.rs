@@ -1,0 +1,173 @@
+//! The write language (commands) and the change log it produces (one event per command).
+
+use super::relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
+use super::stakeholder::{CustomerExit, NewStakeholder, Stakeholder, StakeholderPatch};
+use super::values::{RelationshipId, StakeholderId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One change to the graph. A batch of commands is applied all-or-nothing, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create a stakeholder.
+    CreateStakeholder(NewStakeholder),
+    /// Change a stakeholder's fields.
+    UpdateStakeholder {
+        /// Which one.
+        id: StakeholderId,
+        /// What changes.
+        patch: StakeholderPatch,
+    },
+    /// Archive a stakeholder (kept, never deleted).
+    ArchiveStakeholder {
+        /// Which one.
+        id: StakeholderId,
+    },
+    /// Create or change a relationship.
+    UpsertRelationship(RelationshipUpsert),
+    /// Record interactions, possibly on several relationships.
+    RecordInteractions(Vec<NewInteraction>),
+    /// Record that a customer left.
+    RecordCustomerExit {
+        /// Which customer.
+        id: StakeholderId,
+        /// Why and when.
+        exit: CustomerExit,
+    },
+}
+
+/// What one command produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The stakeholder as it is after the command.
+    Stakeholder(Stakeholder),
+    /// The relationship after the command, and whether it was new.
+    Relationship {
+        /// Its state after the upsert.
+        relationship: Relationship,
+        /// Whether the upsert created it.
+        created: bool,
+    },
+    /// The interactions recorded, in input order.
+    Interactions(Vec<Interaction>),
+}
+
+/// What a committed batch produced: one outcome per command, and the change events appended with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// One per command, in order.
+    pub outcomes: Vec<Outcome>,
+    /// The change log entries written in the same transaction.
+    pub events: Vec<ChangeEvent>,
+}
+
+/// What kind of change an event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChangeKind {
+    /// A stakeholder was created.
+    StakeholderCreated,
+    /// A stakeholder's fields changed.
+    StakeholderUpdated,
+    /// A stakeholder was archived.
+    StakeholderArchived,
+    /// A relationship was created.
+    RelationshipCreated,
+    /// A relationship's fields changed.
+    RelationshipUpdated,
+    /// Interactions were recorded on a relationship.
+    InteractionsRecorded,
+    /// A customer exited.
+    CustomerExited,
+}
+
+impl ChangeKind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::StakeholderCreated => "STAKEHOLDER_CREATED",
+            ChangeKind::StakeholderUpdated => "STAKEHOLDER_UPDATED",
+            ChangeKind::StakeholderArchived => "STAKEHOLDER_ARCHIVED",
+            ChangeKind::RelationshipCreated => "RELATIONSHIP_CREATED",
+            ChangeKind::RelationshipUpdated => "RELATIONSHIP_UPDATED",
+            ChangeKind::InteractionsRecorded => "INTERACTIONS_RECORDED",
+            ChangeKind::CustomerExited => "CUSTOMER_EXITED",
+        }
+    }
+}
+
+/// An entry of the durable change log (transactional outbox): written in the same transaction as the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    /// Monotonically increasing position in the log; the resume cursor.
+    pub seq: i64,
+    /// When the change was committed.
+    pub at: DateTime<Utc>,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// The stakeholders involved.
+    pub stakeholders: Vec<StakeholderId>,
+    /// The relationship involved, if any.
+    pub relationship: Option<RelationshipId>,
+    /// Before and after values, as JSON.
+    pub payload: serde_json::Value,
+}
+
+/// A change event before the store has given it its sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEvent {
+    /// What changed.
+    pub kind: ChangeKind,
+    /// The stakeholders involved.
+    pub stakeholders: Vec<StakeholderId>,
+    /// The relationship involved, if any.
+    pub relationship: Option<RelationshipId>,
+    /// Before and after values, as JSON.
+    pub payload: serde_json::Value,
+}
+
+impl PendingEvent {
+    /// The event for a stakeholder that was created, changed, archived or exited.
+    pub fn stakeholder(kind: ChangeKind, before: Option<&Stakeholder>, after: &Stakeholder) -> Self {
+        Self {
+            kind,
+            stakeholders: vec![after.id],
+            relationship: None,
+            payload: serde_json::json!({ "before": before, "after": after }),
+        }
+    }
+
+    /// The event for a relationship that was created or changed.
+    pub fn relationship(before: Option<&Relationship>, after: &Relationship) -> Self {
+        let kind = if before.is_some() { ChangeKind::RelationshipUpdated } else { ChangeKind::RelationshipCreated };
+        Self {
+            kind,
+            stakeholders: vec![after.from, after.to],
+            relationship: Some(after.id),
+            payload: serde_json::json!({ "before": before, "after": after }),
+        }
+    }
+
+    /// The event for interactions recorded on one relationship.
+    pub fn interactions(relationship: &Relationship, recorded: &[&Interaction]) -> Self {
+        let ids: Vec<_> = recorded.iter().map(|interaction| interaction.id).collect();
+        Self {
+            kind: ChangeKind::InteractionsRecorded,
+            stakeholders: vec![relationship.from, relationship.to],
+            relationship: Some(relationship.id),
+            payload: serde_json::json!({ "interactions": ids }),
+        }
+    }
+
+    /// The committed event with its sequence number.
+    pub fn commit(self, seq: i64, at: DateTime<Utc>) -> ChangeEvent {
+        ChangeEvent {
+            seq,
+            at,
+            kind: self.kind,
+            stakeholders: self.stakeholders,
+            relationship: self.relationship,
+            payload: self.payload,
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Relationships between stakeholders and the two-way interactions recorded on them.
+
+use super::values::{Amount, InteractionId, Label, Probability, RelationshipId, Sentiment, StakeholderId};
+use super::vocabulary::{Basis, BondSet, Channel, Direction, Level, RelationshipType};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A directed, typed relationship; `(from, to, type)` is unique.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relationship {
+    /// Store-assigned identity.
+    pub id: RelationshipId,
+    /// Where it starts.
+    pub from: StakeholderId,
+    /// Where it ends.
+    pub to: StakeholderId,
+    /// What it is.
+    #[serde(rename = "type")]
+    pub rel_type: RelationshipType,
+    /// Kotler's level.
+    pub level: Level,
+    /// Bonds that tie it.
+    pub bonds: BondSet,
+    /// Trust in [0, 1], when known.
+    pub trust: Option<Probability>,
+    /// Commitment in [0, 1], when known.
+    pub commitment: Option<Probability>,
+    /// When it began.
+    pub since: DateTime<Utc>,
+    /// What it grew from, when known.
+    pub basis: Option<Basis>,
+    /// When it was first recorded.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Relationship {
+    /// The end that is not `id` (the `to` end when `id` is neither).
+    pub fn other_end(&self, id: StakeholderId) -> StakeholderId {
+        if self.to == id {
+            self.from
+        } else {
+            self.to
+        }
+    }
+}
+
+/// Creates a relationship or changes the one with the same `(from, to, type)`; absent fields keep their value
+/// (or take the default on creation: level BASIC, no bonds, unknown trust and commitment, since now).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationshipUpsert {
+    /// Where it starts.
+    pub from: StakeholderId,
+    /// Where it ends.
+    pub to: StakeholderId,
+    /// What it is.
+    pub rel_type: RelationshipType,
+    /// New level.
+    pub level: Option<Level>,
+    /// New bonds (replaces the set).
+    pub bonds: Option<BondSet>,
+    /// New trust.
+    pub trust: Option<Probability>,
+    /// New commitment.
+    pub commitment: Option<Probability>,
+    /// New start date.
+    pub since: Option<DateTime<Utc>>,
+    /// New basis.
+    pub basis: Option<Basis>,
+}
+
+impl RelationshipUpsert {
+    /// The relationship this upsert creates when none exists yet.
+    pub fn create(self, id: RelationshipId, at: DateTime<Utc>) -> Relationship {
+        Relationship {
+            id,
+            from: self.from,
+            to: self.to,
+            rel_type: self.rel_type,
+            level: self.level.unwrap_or(Level::Basic),
+            bonds: self.bonds.unwrap_or_default(),
+            trust: self.trust,
+            commitment: self.commitment,
+            since: self.since.unwrap_or(at),
+            basis: self.basis,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// Applies this upsert to the existing relationship with the same ends and type.
+    pub fn update(self, existing: &mut Relationship, at: DateTime<Utc>) {
+        debug_assert_eq!((existing.from, existing.to, existing.rel_type), (self.from, self.to, self.rel_type));
+        if let Some(level) = self.level {
+            existing.level = level;
+        }
+        if let Some(bonds) = self.bonds {
+            existing.bonds = bonds;
+        }
+        if self.trust.is_some() {
+            existing.trust = self.trust;
+        }
+        if self.commitment.is_some() {
+            existing.commitment = self.commitment;
+        }
+        if let Some(since) = self.since {
+            existing.since = since;
+        }
+        if self.basis.is_some() {
+            existing.basis = self.basis;
+        }
+        existing.updated_at = at;
+    }
+}
+
+/// One recorded interaction on a relationship.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    /// Store-assigned identity.
+    pub id: InteractionId,
+    /// The relationship it happened on.
+    pub relationship: RelationshipId,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// How.
+    pub channel: Channel,
+    /// Who reached out.
+    pub direction: Direction,
+    /// How it felt.
+    pub sentiment: Sentiment,
+    /// Amount, for purchases.
+    pub amount: Option<Amount>,
+    /// Product line, for purchases.
+    pub product_line: Option<Label>,
+    /// Free text.
+    pub note: Option<String>,
+}
+
+/// An interaction to record; the store assigns the id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewInteraction {
+    /// The relationship it happened on.
+    pub relationship: RelationshipId,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// How.
+    pub channel: Channel,
+    /// Who reached out.
+    pub direction: Direction,
+    /// How it felt.
+    pub sentiment: Sentiment,
+    /// Amount, for purchases.
+    pub amount: Option<Amount>,
+    /// Product line, for purchases.
+    pub product_line: Option<Label>,
+    /// Free text.
+    pub note: Option<String>,
+}
+
+impl NewInteraction {
+    /// The stored interaction with the store's id.
+    pub fn with_id(self, id: InteractionId) -> Interaction {
+        Interaction {
+            id,
+            relationship: self.relationship,
+            at: self.at,
+            channel: self.channel,
+            direction: self.direction,
+            sentiment: self.sentiment,
+            amount: self.amount,
+            product_line: self.product_line,
+            note: self.note,
+        }
+    }
+}
+
+/// How far ahead of the server's clock an interaction may be dated (clock skew between systems).
+pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+impl NewInteraction {
+    /// Refuses an interaction dated in the future (beyond [`MAX_CLOCK_SKEW`]) relative to `now`.
+    pub fn check_time(&self, now: DateTime<Utc>) -> Result<(), super::values::InvalidValue> {
+        if self.at > now + MAX_CLOCK_SKEW {
+            Err(super::values::InvalidValue(format!(
+                "{} is in the future; record interactions once they have happened (server time is {})",
+                self.at.to_rfc3339(),
+                now.to_rfc3339()
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}

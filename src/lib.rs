@@ -1,0 +1,21 @@
+//! # Stakegraph
+//!
+//! A GraphQL gateway over a stakeholder relationship graph for relationship marketing.
+//!
+//! # Layout
+//!
+//! - [`domain`]: pure types and rules (kinds, markets, levels, validation, the write language, change events).
+//! - [`store`]: the [`store::GraphStore`] trait and its backends (SQLite embedded by default).
+//! - [`engine`]: the in-memory projection and graph algorithms (grows with the engine work).
+//! - [`api`]: the async-graphql schema: thin views over domain records, DataLoaders, access control.
+//! - [`http`]: the axum router and the [`http::Application`] that binds it.
+//! - [`config`]: one typed configuration.
+//! - [`demo`]: the deterministic demo-graph generator.
+
+pub mod api;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod engine;
+pub mod http;
+pub mod store;

@@ -1,0 +1,127 @@
+//! A [`GraphStore`] decorator that counts calls per method: how tests prove batching, and what `/metrics` reports.
+
+use super::{GraphCounts, GraphStore, InteractionCursor, InteractionPage, StakeholderPage, StakeholderQuery, StoreResult};
+use crate::domain::{
+    Applied, ChangeEvent, Command, Interaction, InteractionId, Relationship, RelationshipId, Stakeholder, StakeholderId,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Calls made so far, by method name.
+pub type StoreCalls = BTreeMap<&'static str, u64>;
+
+/// Wraps a store and counts every call by method.
+pub struct Metered<S> {
+    inner: S,
+    counters: Arc<[(&'static str, AtomicU64)]>,
+}
+
+const METHODS: [&str; 11] = [
+    "stakeholders_by_id",
+    "stakeholder_by_key",
+    "list_stakeholders",
+    "relationships_by_id",
+    "relationships_of",
+    "interaction_pages",
+    "interactions_by_id",
+    "apply",
+    "changes_after",
+    "counts",
+    "ping",
+];
+
+impl<S> Metered<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Self { inner, counters: METHODS.iter().map(|name| (*name, AtomicU64::new(0))).collect() }
+    }
+
+    /// The calls made so far, by method (methods never called are left out).
+    pub fn calls(&self) -> StoreCalls {
+        self.counters
+            .iter()
+            .map(|(name, count)| (*name, count.load(Ordering::Relaxed)))
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    }
+
+    /// All calls made so far.
+    pub fn total_calls(&self) -> u64 {
+        self.counters.iter().map(|(_, count)| count.load(Ordering::Relaxed)).sum()
+    }
+
+    fn count(&self, method: &'static str) {
+        if let Some((_, counter)) = self.counters.iter().find(|(name, _)| *name == method) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[async_trait]
+impl<S: GraphStore> GraphStore for Metered<S> {
+    async fn stakeholders_by_id(&self, ids: &[StakeholderId]) -> StoreResult<Vec<Stakeholder>> {
+        self.count("stakeholders_by_id");
+        self.inner.stakeholders_by_id(ids).await
+    }
+
+    async fn stakeholder_by_key(&self, key: &str) -> StoreResult<Option<Stakeholder>> {
+        self.count("stakeholder_by_key");
+        self.inner.stakeholder_by_key(key).await
+    }
+
+    async fn list_stakeholders(&self, query: &StakeholderQuery) -> StoreResult<StakeholderPage> {
+        self.count("list_stakeholders");
+        self.inner.list_stakeholders(query).await
+    }
+
+    async fn relationships_by_id(&self, ids: &[RelationshipId]) -> StoreResult<Vec<Relationship>> {
+        self.count("relationships_by_id");
+        self.inner.relationships_by_id(ids).await
+    }
+
+    async fn relationships_of(
+        &self,
+        ids: &[StakeholderId],
+    ) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
+        self.count("relationships_of");
+        self.inner.relationships_of(ids).await
+    }
+
+    async fn interaction_pages(
+        &self,
+        relationships: &[RelationshipId],
+        first: usize,
+        before: Option<InteractionCursor>,
+    ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
+        self.count("interaction_pages");
+        self.inner.interaction_pages(relationships, first, before).await
+    }
+
+    async fn interactions_by_id(&self, ids: &[InteractionId]) -> StoreResult<Vec<Interaction>> {
+        self.count("interactions_by_id");
+        self.inner.interactions_by_id(ids).await
+    }
+
+    async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied> {
+        self.count("apply");
+        self.inner.apply(commands, at).await
+    }
+
+    async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
+        self.count("changes_after");
+        self.inner.changes_after(after, limit).await
+    }
+
+    async fn counts(&self) -> StoreResult<GraphCounts> {
+        self.count("counts");
+        self.inner.counts().await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.count("ping");
+        self.inner.ping().await
+    }
+}

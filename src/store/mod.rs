@@ -1,0 +1,240 @@
+//! Storage: the [`GraphStore`] trait every backend implements, the queries it answers, and its errors.
+//!
+//! Every write goes through [`GraphStore::apply`]: one transaction that changes the graph and appends one
+//! [`ChangeEvent`](crate::domain::ChangeEvent) per command to the durable change log (a transactional outbox).
+
+pub mod metered;
+pub mod sqlite;
+
+use crate::domain::{
+    Applied, ChangeEvent, Command, CustomerStatus, Interaction, InteractionId, MarketSet, Mendelow, Relationship,
+    RelationshipId, Stakeholder, StakeholderId, StakeholderKind,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+pub use metered::{Metered, StoreCalls};
+pub use sqlite::SqliteStore;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A command was refused; nothing of its batch was written.
+    #[error("command {command}: {field}: {message}")]
+    Rejected {
+        /// Index of the refused command in its batch.
+        command: usize,
+        /// Path of the offending value inside that command's input (dotted, may be empty).
+        field: String,
+        /// What kind of refusal.
+        reason: Rejection,
+        /// What was wrong and how to fix it.
+        message: String,
+    },
+    /// A cursor did not come from this service, or from another query.
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
+    /// The backend cannot be reached.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; details are for the log, not for clients.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+/// The kind of a refused command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// A value is not acceptable.
+    Invalid,
+    /// A referenced record does not exist.
+    NotFound,
+    /// The command clashes with the current state (a duplicate key, an archived stakeholder).
+    Conflict,
+}
+
+impl StoreError {
+    /// A refusal of command `command`.
+    pub fn rejected(command: usize, field: impl Into<String>, reason: Rejection, message: impl Into<String>) -> Self {
+        StoreError::Rejected { command, field: field.into(), reason, message: message.into() }
+    }
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which stakeholders a listing returns. Empty vectors mean "any".
+#[derive(Debug, Clone, Default)]
+pub struct StakeholderFilter {
+    /// Any of these kinds.
+    pub kinds: Vec<StakeholderKind>,
+    /// Taking part in any of these markets.
+    pub markets: MarketSet,
+    /// Name or key contains this text (case-insensitive for ASCII).
+    pub search: Option<String>,
+    /// Customers with any of these lifecycle statuses.
+    pub statuses: Vec<CustomerStatus>,
+    /// In any of these Mendelow quadrants.
+    pub mendelow: Vec<Mendelow>,
+    /// Include archived stakeholders.
+    pub include_archived: bool,
+    /// Let `search` match private stakeholders (only for callers who may see them in full).
+    pub search_private: bool,
+}
+
+/// The field a listing is sorted by; ties always go to the lower id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum StakeholderSort {
+    /// By id (creation order).
+    #[default]
+    Id,
+    /// By name.
+    Name,
+    /// By creation time.
+    CreatedAt,
+    /// By power.
+    Power,
+    /// By interest.
+    Interest,
+}
+
+/// A listing's sort order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StakeholderOrder {
+    /// Sort field.
+    pub field: StakeholderSort,
+    /// Largest first.
+    pub descending: bool,
+}
+
+/// Where a page of a listing ends: the last row's sort value and id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StakeholderCursor {
+    /// The sort field the cursor was made for.
+    pub sort: StakeholderSort,
+    /// Whether it was a descending listing.
+    pub descending: bool,
+    /// The last row's sort value.
+    pub value: SortValue,
+    /// The last row's id.
+    pub id: StakeholderId,
+}
+
+/// A sort value inside a cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SortValue {
+    /// Whole number (ids, times).
+    Int(i64),
+    /// Real number (power, interest).
+    Real(f64),
+    /// Text (names).
+    Text(String),
+}
+
+/// A request for one page of stakeholders.
+#[derive(Debug, Clone, Default)]
+pub struct StakeholderQuery {
+    /// Which stakeholders.
+    pub filter: StakeholderFilter,
+    /// In which order.
+    pub order: StakeholderOrder,
+    /// How many at most.
+    pub first: usize,
+    /// Continue after this cursor.
+    pub after: Option<StakeholderCursor>,
+    /// Whether to count all matches too.
+    pub with_total: bool,
+}
+
+/// One page of stakeholders.
+#[derive(Debug, Clone, Default)]
+pub struct StakeholderPage {
+    /// The rows, with the cursor that continues after each.
+    pub items: Vec<(Stakeholder, StakeholderCursor)>,
+    /// Whether more rows follow.
+    pub has_next_page: bool,
+    /// All matches, when asked for.
+    pub total_count: Option<u64>,
+}
+
+/// Where a page of interactions (newest first) ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InteractionCursor {
+    /// The last row's time, in milliseconds since the epoch.
+    pub at_ms: i64,
+    /// The last row's id.
+    pub id: InteractionId,
+}
+
+/// A page of one relationship's interactions, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InteractionPage {
+    /// The rows.
+    pub items: Vec<Interaction>,
+    /// Whether older rows follow.
+    pub has_next_page: bool,
+    /// All interactions of the relationship.
+    pub total_count: u64,
+}
+
+/// How much the graph holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct GraphCounts {
+    /// Stakeholders, archived included.
+    pub stakeholders: u64,
+    /// Relationships.
+    pub relationships: u64,
+    /// Interactions.
+    pub interactions: u64,
+    /// Change-log entries.
+    pub changes: u64,
+}
+
+/// A graph store. Reads are batched by id so that a DataLoader can serve a whole GraphQL page with one call;
+/// writes are batches of commands applied in one transaction together with their change events.
+#[async_trait]
+pub trait GraphStore: Send + Sync + 'static {
+    /// The stakeholders with these ids (missing ids are left out), in no particular order.
+    async fn stakeholders_by_id(&self, ids: &[StakeholderId]) -> StoreResult<Vec<Stakeholder>>;
+
+    /// The stakeholder with this key.
+    async fn stakeholder_by_key(&self, key: &str) -> StoreResult<Option<Stakeholder>>;
+
+    /// One page of stakeholders.
+    async fn list_stakeholders(&self, query: &StakeholderQuery) -> StoreResult<StakeholderPage>;
+
+    /// The relationships with these ids (missing ids are left out).
+    async fn relationships_by_id(&self, ids: &[RelationshipId]) -> StoreResult<Vec<Relationship>>;
+
+    /// Every relationship that starts or ends at one of these stakeholders, by stakeholder, ordered by id.
+    async fn relationships_of(
+        &self,
+        ids: &[StakeholderId],
+    ) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>>;
+
+    /// The newest `first` interactions of each relationship older than `before`, with counts.
+    async fn interaction_pages(
+        &self,
+        relationships: &[RelationshipId],
+        first: usize,
+        before: Option<InteractionCursor>,
+    ) -> StoreResult<HashMap<RelationshipId, InteractionPage>>;
+
+    /// The interactions with these ids (missing ids are left out).
+    async fn interactions_by_id(&self, ids: &[InteractionId]) -> StoreResult<Vec<Interaction>>;
+
+    /// Applies the commands all-or-nothing at time `at`, appending their change events in the same transaction.
+    async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied>;
+
+    /// Change-log entries with a sequence number above `after`, oldest first, at most `limit`.
+    async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>>;
+
+    /// How much the graph holds.
+    async fn counts(&self) -> StoreResult<GraphCounts>;
+
+    /// Whether the backend answers.
+    async fn ping(&self) -> StoreResult<()>;
+}

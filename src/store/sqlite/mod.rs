@@ -1,0 +1,424 @@
+//! The embedded default backend: SQLite (bundled) in WAL mode, one writer connection and a pool of readers.
+//!
+//! Every write is one `BEGIN IMMEDIATE` transaction that also appends to `change_log`; with `synchronous=FULL`
+//! an acknowledged write survives `kill -9` and power loss.
+
+mod rows;
+mod write;
+
+use super::{
+    GraphCounts, GraphStore, InteractionCursor, InteractionPage, SortValue, StakeholderCursor, StakeholderPage,
+    StakeholderQuery, StakeholderSort, StoreError, StoreResult,
+};
+use crate::domain::{
+    Applied, ChangeEvent, Command, Interaction, InteractionId, Mendelow, Relationship, RelationshipId, Stakeholder,
+    StakeholderId,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use r2d2_sqlite::SqliteConnectionManager;
+use rows::{internal, CHANGE_COLUMNS, INTERACTION_COLUMNS, RELATIONSHIP_COLUMNS, STAKEHOLDER_COLUMNS};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+
+/// Reader connections kept open.
+const READERS: u32 = 4;
+
+/// The SQLite graph store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Arc<Mutex<Connection>>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+}
+
+fn configure(connection: &Connection) -> rusqlite::Result<()> {
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    rusqlite::vtab::array::load_module(connection)
+}
+
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let done: usize = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for (version, migration) in MIGRATIONS.iter().enumerate().skip(done) {
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                StoreError::Unavailable(format!("cannot create the directory {}: {error}", parent.display()))
+            })?;
+        }
+        let open_error =
+            |error: rusqlite::Error| StoreError::Unavailable(format!("cannot open {}: {error}", path.display()));
+        let mut writer = Connection::open(&path).map_err(open_error)?;
+        writer.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
+        writer.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+        configure(&writer).map_err(open_error)?;
+        migrate(&mut writer).map_err(open_error)?;
+        let manager = SqliteConnectionManager::file(&path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
+            .with_init(|connection: &mut Connection| configure(connection));
+        let readers = r2d2::Pool::builder()
+            .max_size(READERS)
+            .build(manager)
+            .map_err(|error| StoreError::Unavailable(format!("cannot open readers on {}: {error}", path.display())))?;
+        Ok(Self { path, writer: Arc::new(Mutex::new(writer)), readers })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `read` on a pooled reader connection, off the async worker threads.
+    async fn read<T, F>(&self, read: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = readers.get().map_err(|error| StoreError::Unavailable(error.to_string()))?;
+            read(&connection).map_err(internal)
+        })
+        .await
+        .map_err(internal)?
+    }
+}
+
+fn id_array(ids: impl IntoIterator<Item = i64>) -> Rc<Vec<Value>> {
+    Rc::new(ids.into_iter().map(Value::from).collect())
+}
+
+fn sort_column(sort: StakeholderSort) -> &'static str {
+    match sort {
+        StakeholderSort::Id => "id",
+        StakeholderSort::Name => "name",
+        StakeholderSort::CreatedAt => "created_at",
+        StakeholderSort::Power => "power",
+        StakeholderSort::Interest => "interest",
+    }
+}
+
+fn sort_value(sort: StakeholderSort, stakeholder: &Stakeholder) -> SortValue {
+    match sort {
+        StakeholderSort::Id => SortValue::Int(stakeholder.id.0),
+        StakeholderSort::Name => SortValue::Text(stakeholder.name.as_str().to_owned()),
+        StakeholderSort::CreatedAt => SortValue::Int(rows::to_ms(stakeholder.created_at)),
+        StakeholderSort::Power => SortValue::Real(stakeholder.power.get()),
+        StakeholderSort::Interest => SortValue::Real(stakeholder.interest.get()),
+    }
+}
+
+fn sort_value_sql(value: &SortValue) -> Value {
+    match value {
+        SortValue::Int(int) => Value::Integer(*int),
+        SortValue::Real(real) => Value::Real(*real),
+        SortValue::Text(text) => Value::Text(text.clone()),
+    }
+}
+
+fn mendelow_condition(quadrant: Mendelow) -> &'static str {
+    match quadrant {
+        Mendelow::ManageClosely => "(power >= 0.5 AND interest >= 0.5)",
+        Mendelow::KeepSatisfied => "(power >= 0.5 AND interest < 0.5)",
+        Mendelow::KeepInformed => "(power < 0.5 AND interest >= 0.5)",
+        Mendelow::Monitor => "(power < 0.5 AND interest < 0.5)",
+    }
+}
+
+/// Escapes LIKE wildcards so that a search matches the text literally.
+fn like_pattern(search: &str) -> String {
+    let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// The WHERE clause (without cursor) and its parameters for a listing.
+fn filter_clause(query: &StakeholderQuery) -> (Vec<String>, Vec<Value>) {
+    let filter = &query.filter;
+    let mut conditions = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let bind = |values: &mut Vec<Value>, value: Value| {
+        values.push(value);
+        format!("?{}", values.len())
+    };
+    if !filter.include_archived {
+        conditions.push("archived_at IS NULL".to_owned());
+    }
+    if !filter.kinds.is_empty() {
+        let list: Vec<String> = filter.kinds.iter().map(|kind| format!("'{}'", kind.as_str())).collect();
+        conditions.push(format!("kind IN ({})", list.join(", ")));
+    }
+    if !filter.markets.is_empty() {
+        let slot = bind(&mut values, Value::Integer(i64::from(filter.markets.bits())));
+        conditions.push(format!("(markets & {slot}) != 0"));
+    }
+    if !filter.statuses.is_empty() {
+        let list: Vec<String> = filter.statuses.iter().map(|status| format!("'{}'", status.as_str())).collect();
+        conditions.push(format!("status IN ({})", list.join(", ")));
+    }
+    if !filter.mendelow.is_empty() {
+        let any: Vec<&str> = filter.mendelow.iter().map(|quadrant| mendelow_condition(*quadrant)).collect();
+        conditions.push(format!("({})", any.join(" OR ")));
+    }
+    if let Some(search) = filter.search.as_deref() {
+        let slot = bind(&mut values, Value::Text(like_pattern(search)));
+        conditions.push(format!("(name LIKE {slot} ESCAPE '\\' OR key LIKE {slot} ESCAPE '\\')"));
+        if !filter.search_private {
+            conditions.push("private = 0".to_owned());
+        }
+    }
+    (conditions, values)
+}
+
+fn list_stakeholders(connection: &Connection, query: &StakeholderQuery) -> rusqlite::Result<StakeholderPage> {
+    let (mut conditions, mut values) = filter_clause(query);
+    let total_count = if query.with_total {
+        let where_clause =
+            if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let sql = format!("SELECT COUNT(*) FROM stakeholder {where_clause}");
+        Some(connection.query_row(&sql, rusqlite::params_from_iter(values.iter()), |row| row.get::<_, i64>(0))? as u64)
+    } else {
+        None
+    };
+    let order = query.order;
+    let column = sort_column(order.field);
+    let (compare, direction) = if order.descending { ("<", "DESC") } else { (">", "ASC") };
+    if let Some(cursor) = &query.after {
+        values.push(sort_value_sql(&cursor.value));
+        let value_slot = values.len();
+        values.push(Value::Integer(cursor.id.0));
+        let id_slot = values.len();
+        conditions.push(if order.field == StakeholderSort::Id {
+            format!("id {compare} ?{id_slot}")
+        } else {
+            format!("({column} {compare} ?{value_slot} OR ({column} = ?{value_slot} AND id {compare} ?{id_slot}))")
+        });
+    }
+    values.push(Value::Integer(query.first as i64 + 1));
+    let limit_slot = values.len();
+    let where_clause =
+        if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    let order_clause = if order.field == StakeholderSort::Id {
+        format!("id {direction}")
+    } else {
+        format!("{column} {direction}, id {direction}")
+    };
+    let sql = format!(
+        "SELECT {STAKEHOLDER_COLUMNS} FROM stakeholder {where_clause} ORDER BY {order_clause} LIMIT ?{limit_slot}"
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let mut stakeholders: Vec<Stakeholder> = statement
+        .query_map(rusqlite::params_from_iter(values.iter()), rows::stakeholder)?
+        .collect::<rusqlite::Result<_>>()?;
+    let has_next_page = stakeholders.len() > query.first;
+    stakeholders.truncate(query.first);
+    let items = stakeholders
+        .into_iter()
+        .map(|stakeholder| {
+            let cursor = StakeholderCursor {
+                sort: order.field,
+                descending: order.descending,
+                value: sort_value(order.field, &stakeholder),
+                id: stakeholder.id,
+            };
+            (stakeholder, cursor)
+        })
+        .collect();
+    Ok(StakeholderPage { items, has_next_page, total_count })
+}
+
+#[async_trait]
+impl GraphStore for SqliteStore {
+    async fn stakeholders_by_id(&self, ids: &[StakeholderId]) -> StoreResult<Vec<Stakeholder>> {
+        let ids = ids.iter().map(|id| id.0).collect::<Vec<_>>();
+        self.read(move |connection| {
+            let mut statement =
+                connection.prepare_cached(&format!("SELECT {STAKEHOLDER_COLUMNS} FROM stakeholder WHERE id IN rarray(?1)"))?;
+            let rows = statement.query_map([id_array(ids)], rows::stakeholder)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn stakeholder_by_key(&self, key: &str) -> StoreResult<Option<Stakeholder>> {
+        let key = key.to_owned();
+        self.read(move |connection| {
+            use rusqlite::OptionalExtension;
+            connection
+                .prepare_cached(&format!("SELECT {STAKEHOLDER_COLUMNS} FROM stakeholder WHERE key = ?1"))?
+                .query_row([key], rows::stakeholder)
+                .optional()
+        })
+        .await
+    }
+
+    async fn list_stakeholders(&self, query: &StakeholderQuery) -> StoreResult<StakeholderPage> {
+        if let Some(cursor) = &query.after {
+            if cursor.sort != query.order.field || cursor.descending != query.order.descending {
+                return Err(StoreError::InvalidCursor(
+                    "the cursor belongs to a listing with another order; pass the same orderBy as the page it came from"
+                        .into(),
+                ));
+            }
+        }
+        let query = query.clone();
+        self.read(move |connection| list_stakeholders(connection, &query)).await
+    }
+
+    async fn relationships_by_id(&self, ids: &[RelationshipId]) -> StoreResult<Vec<Relationship>> {
+        let ids = ids.iter().map(|id| id.0).collect::<Vec<_>>();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!("SELECT {RELATIONSHIP_COLUMNS} FROM relationship WHERE id IN rarray(?1)"))?;
+            let rows = statement.query_map([id_array(ids)], rows::relationship)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn relationships_of(
+        &self,
+        ids: &[StakeholderId],
+    ) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
+        let wanted = ids.to_vec();
+        self.read(move |connection| {
+            let ids = id_array(wanted.iter().map(|id| id.0));
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {RELATIONSHIP_COLUMNS} FROM relationship WHERE from_id IN rarray(?1)
+                 UNION
+                 SELECT {RELATIONSHIP_COLUMNS} FROM relationship WHERE to_id IN rarray(?1)
+                 ORDER BY id"
+            ))?;
+            let mut by_stakeholder: HashMap<StakeholderId, Vec<Relationship>> =
+                wanted.iter().map(|id| (*id, Vec::new())).collect();
+            for relationship in statement.query_map([ids], rows::relationship)? {
+                let relationship = relationship?;
+                if let Some(list) = by_stakeholder.get_mut(&relationship.to) {
+                    list.push(relationship.clone());
+                }
+                if let Some(list) = by_stakeholder.get_mut(&relationship.from) {
+                    list.push(relationship);
+                }
+            }
+            Ok(by_stakeholder)
+        })
+        .await
+    }
+
+    async fn interaction_pages(
+        &self,
+        relationships: &[RelationshipId],
+        first: usize,
+        before: Option<InteractionCursor>,
+    ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
+        let wanted = relationships.to_vec();
+        self.read(move |connection| {
+            let ids = id_array(wanted.iter().map(|id| id.0));
+            let mut pages: HashMap<RelationshipId, InteractionPage> =
+                wanted.iter().map(|id| (*id, InteractionPage::default())).collect();
+            let mut counts = connection.prepare_cached(
+                "SELECT relationship_id, COUNT(*) FROM interaction WHERE relationship_id IN rarray(?1)
+                 GROUP BY relationship_id",
+            )?;
+            for row in counts.query_map([ids.clone()], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))? {
+                let (relationship, count) = row?;
+                if let Some(page) = pages.get_mut(&RelationshipId(relationship)) {
+                    page.total_count = count as u64;
+                }
+            }
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {INTERACTION_COLUMNS} FROM (
+                    SELECT *, ROW_NUMBER() OVER (PARTITION BY relationship_id ORDER BY at DESC, id DESC) AS position
+                    FROM interaction
+                    WHERE relationship_id IN rarray(?1) AND (?2 IS NULL OR at < ?2 OR (at = ?2 AND id < ?3))
+                 ) WHERE position <= ?4 ORDER BY relationship_id, at DESC, id DESC"
+            ))?;
+            let (before_at, before_id) = before.map_or((None, None), |cursor| (Some(cursor.at_ms), Some(cursor.id.0)));
+            let rows = statement
+                .query_map(rusqlite::params![ids, before_at, before_id, first as i64 + 1], rows::interaction)?;
+            for interaction in rows {
+                let interaction = interaction?;
+                if let Some(page) = pages.get_mut(&interaction.relationship) {
+                    if page.items.len() < first {
+                        page.items.push(interaction);
+                    } else {
+                        page.has_next_page = true;
+                    }
+                }
+            }
+            Ok(pages)
+        })
+        .await
+    }
+
+    async fn interactions_by_id(&self, ids: &[InteractionId]) -> StoreResult<Vec<Interaction>> {
+        let ids = ids.iter().map(|id| id.0).collect::<Vec<_>>();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!("SELECT {INTERACTION_COLUMNS} FROM interaction WHERE id IN rarray(?1)"))?;
+            let rows = statement.query_map([id_array(ids)], rows::interaction)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = writer.lock().map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+            let applied = write::apply(&tx, commands, at)?;
+            tx.commit().map_err(internal)?;
+            Ok(applied)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!("SELECT {CHANGE_COLUMNS} FROM change_log WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+            let rows = statement.query_map(rusqlite::params![after, limit as i64], rows::change_event)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn counts(&self) -> StoreResult<GraphCounts> {
+        self.read(|connection| {
+            let count = |table: &str| -> rusqlite::Result<u64> {
+                connection.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get::<_, i64>(0)).map(|n| n as u64)
+            };
+            Ok(GraphCounts {
+                stakeholders: count("stakeholder")?,
+                relationships: count("relationship")?,
+                interactions: count("interaction")?,
+                changes: count("change_log")?,
+            })
+        })
+        .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|connection| connection.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+}
