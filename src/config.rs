@@ -1,1 +1,262 @@
-//! placeholder
+//! One typed configuration, layered: defaults, then a TOML file, then `STAKEGRAPH_*` environment variables, then
+//! command-line flags.
+
+use crate::api::ApiLimits;
+use crate::domain::Role;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where the service listens when nothing else is said.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The embedded database file when nothing else is said.
+pub const DEFAULT_DB: &str = "./data/stakegraph.db";
+/// Stakeholders `serve --demo` writes into an empty database.
+pub const DEFAULT_DEMO_SIZE: usize = 3_000;
+/// Shortest API key accepted: a guessable key is no protection.
+pub const MIN_KEY_CHARS: usize = 16;
+
+/// A configuration that cannot be used, with what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("the configuration file {path} is not valid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is wrong.
+    #[error("{setting}: {message}")]
+    Invalid {
+        /// Which setting.
+        setting: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+/// The configured API keys.
+#[derive(Clone, Default)]
+pub struct ApiKeys(Vec<(Role, String)>);
+
+impl std::fmt::Debug for ApiKeys {
+    /// Never prints a key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let roles: Vec<&str> = self.0.iter().map(|(role, _)| role.as_str()).collect();
+        f.debug_tuple("ApiKeys").field(&roles).finish()
+    }
+}
+
+impl ApiKeys {
+    /// Parses `role:key[,role:key…]` (the form of `STAKEGRAPH_API_KEYS`).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let mut keys = Vec::new();
+        for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+            keys.push(Self::parse_entry(entry)?);
+        }
+        Ok(Self(keys))
+    }
+
+    fn parse_entry(entry: &str) -> Result<(Role, String), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { setting: "api_keys", message };
+        let (role, key) = entry.split_once(':').ok_or_else(|| {
+            invalid("an entry has no ':'; write each key as role:key, for example editor:0123456789abcdef".into())
+        })?;
+        let role: Role = role.parse().map_err(|error: crate::domain::InvalidValue| invalid(error.0))?;
+        let key = key.trim();
+        if key.chars().count() < MIN_KEY_CHARS {
+            return Err(invalid(format!(
+                "a {} key is shorter than {MIN_KEY_CHARS} characters; use a long random key (e.g. `openssl rand -hex 24`)",
+                role.as_str()
+            )));
+        }
+        Ok((role, key.to_owned()))
+    }
+
+    /// The role of `key`, if it is configured. Compares against every key so that timing says nothing.
+    pub fn role_of(&self, key: &str) -> Option<Role> {
+        self.0.iter().fold(None, |found, (role, candidate)| {
+            let equal = candidate.len() == key.len()
+                && candidate.bytes().zip(key.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0;
+            if equal {
+                Some(*role)
+            } else {
+                found
+            }
+        })
+    }
+
+    /// Whether any key is configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The whole configuration of a running service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The embedded database file.
+    pub db_path: PathBuf,
+    /// Seed a demo graph into an empty database, and let anonymous callers read when listening on loopback.
+    pub demo: bool,
+    /// Stakeholders in the demo graph.
+    pub demo_size: usize,
+    /// API keys and their roles.
+    pub api_keys: ApiKeys,
+    /// Request limits.
+    pub limits: ApiLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("the default address is valid"),
+            db_path: PathBuf::from(DEFAULT_DB),
+            demo: false,
+            demo_size: DEFAULT_DEMO_SIZE,
+            api_keys: ApiKeys::default(),
+            limits: ApiLimits::default(),
+        }
+    }
+}
+
+/// The TOML file's shape; every entry is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    db: Option<PathBuf>,
+    demo_size: Option<usize>,
+    api_keys: Option<Vec<String>>,
+    limits: Option<ApiLimits>,
+}
+
+/// What the command line says; it wins over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--db`.
+    pub db: Option<PathBuf>,
+    /// `--demo`.
+    pub demo: bool,
+}
+
+impl Config {
+    /// Layers defaults, `file`, the environment (read through `env`) and `overrides`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        overrides: Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut config = Config::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            let parsed: FileConfig = toml::from_str(&text)
+                .map_err(|error| ConfigError::Parse { path: path.to_owned(), message: error.to_string() })?;
+            config.listen = parsed.listen.unwrap_or(config.listen);
+            config.db_path = parsed.db.unwrap_or(config.db_path);
+            config.demo_size = parsed.demo_size.unwrap_or(config.demo_size);
+            config.limits = parsed.limits.unwrap_or(config.limits);
+            if let Some(keys) = parsed.api_keys {
+                config.api_keys = ApiKeys::parse(&keys.join(","))?;
+            }
+        }
+        if let Some(listen) = env("STAKEGRAPH_LISTEN") {
+            config.listen = listen.parse().map_err(|_| ConfigError::Invalid {
+                setting: "STAKEGRAPH_LISTEN",
+                message: format!("'{listen}' is not an address; write host:port, for example 127.0.0.1:8080"),
+            })?;
+        }
+        if let Some(db) = env("STAKEGRAPH_DB") {
+            config.db_path = PathBuf::from(db);
+        }
+        if let Some(keys) = env("STAKEGRAPH_API_KEYS") {
+            config.api_keys = ApiKeys::parse(&keys)?;
+        }
+        config.listen = overrides.listen.unwrap_or(config.listen);
+        config.db_path = overrides.db.unwrap_or(config.db_path);
+        config.demo = overrides.demo;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        for (setting, value) in [
+            ("limits.max_page_size", limits.max_page_size),
+            ("limits.max_depth", limits.max_depth),
+            ("limits.max_complexity", limits.max_complexity),
+            ("limits.max_batch", limits.max_batch),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid { setting, message: "must be at least 1".into() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether callers without a key may read: only a demo served on a loopback address.
+    pub fn anonymous_reads(&self) -> bool {
+        self.demo && self.listen.ip().is_loopback()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_match() {
+        let keys = ApiKeys::parse("viewer:aaaaaaaaaaaaaaaa, editor:bbbbbbbbbbbbbbbb").unwrap();
+        assert_eq!(keys.role_of("aaaaaaaaaaaaaaaa"), Some(Role::Viewer));
+        assert_eq!(keys.role_of("bbbbbbbbbbbbbbbb"), Some(Role::Editor));
+        assert_eq!(keys.role_of("cccccccccccccccc"), None);
+        assert!(!format!("{keys:?}").contains("aaaa"), "keys must never be printed");
+    }
+
+    #[test]
+    fn short_or_malformed_keys_are_refused() {
+        assert!(ApiKeys::parse("editor:short").is_err());
+        assert!(ApiKeys::parse("editorwithoutcolon").is_err());
+        assert!(ApiKeys::parse("root:aaaaaaaaaaaaaaaa").is_err());
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stakegraph.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndb = \"file.db\"\n[limits]\nmax_page_size = 7\n").unwrap();
+        let env = |name: &str| (name == "STAKEGRAPH_DB").then(|| "env.db".to_owned());
+        let config = Config::load(Some(&file), env, Overrides::default()).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.db_path, PathBuf::from("env.db"));
+        assert_eq!(config.limits.max_page_size, 7);
+        let overrides = Overrides { db: Some("flag.db".into()), demo: true, ..Default::default() };
+        let config = Config::load(Some(&file), env, overrides).unwrap();
+        assert_eq!(config.db_path, PathBuf::from("flag.db"));
+        assert!(config.anonymous_reads());
+    }
+
+    #[test]
+    fn unknown_file_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stakegraph.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let error = Config::load(Some(&file), |_| None, Overrides::default()).unwrap_err();
+        assert!(error.to_string().contains("lisen"), "{error}");
+    }
+}

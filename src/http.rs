@@ -1,1 +1,230 @@
-//! placeholder
+//! The HTTP layer: the axum router (`/graphql`, GraphiQL, `/healthz`, `/readyz`) and the [`Application`] that binds
+//! it. Only this module knows HTTP.
+
+use crate::api::{self, Caller, StakegraphSchema};
+use crate::config::{ApiKeys, Config};
+use crate::demo::{self, DemoOptions};
+use crate::store::{GraphStore, SqliteStore, StoreError};
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The demo graph could not be written.
+    #[error("cannot seed the demo graph: {0}")]
+    Demo(#[from] demo::DemoError),
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}; pick another address with --listen")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The GraphQL schema.
+    pub schema: StakegraphSchema,
+    /// The store, for readiness.
+    pub store: Arc<dyn GraphStore>,
+    /// Configured API keys.
+    pub keys: ApiKeys,
+}
+
+/// The router with every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// The state for `store` under `config`: the schema with its limits and access rules.
+pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
+    let schema = api::build_schema(store.clone(), config.limits, config.anonymous_reads());
+    AppState { schema, store, keys: config.api_keys.clone() }
+}
+
+/// A bound, ready-to-run service.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Opens the store, seeds the demo graph when asked and the store is empty, and binds the listener
+    /// (port 0 picks a free port).
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        let store = SqliteStore::open(&config.db_path)?;
+        Self::build_with_store(Arc::new(store), config).await
+    }
+
+    /// As [`Application::build`], over a store the caller opened.
+    pub async fn build_with_store(store: Arc<dyn GraphStore>, config: &Config) -> Result<Self, StartupError> {
+        if config.demo && store.counts().await?.stakeholders == 0 {
+            tracing::info!(size = config.demo_size, "seeding the demo graph into the empty store");
+            let options = DemoOptions::new(config.demo_size, chrono::Utc::now());
+            let summary = demo::generate(store.as_ref(), &options, &|_| {}).await?;
+            tracing::info!(?summary, "demo graph ready");
+        }
+        if config.api_keys.is_empty() && !config.anonymous_reads() {
+            tracing::warn!("no API keys are configured: every request will be refused; set STAKEGRAPH_API_KEYS");
+        }
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartupError::Bind { address: config.listen, source })?;
+        let router = router(app_state(store, config));
+        Ok(Self { listener, router })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        tracing::info!(address = %self.local_addr(), "serving GraphQL at /graphql");
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Who the request's `Authorization: Bearer` header says the caller is.
+fn caller(headers: &HeaderMap, keys: &ApiKeys) -> Caller {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Caller::Anonymous };
+    let key = value.to_str().ok().and_then(|value| value.strip_prefix("Bearer ")).map(str::trim);
+    match key.and_then(|key| keys.role_of(key)) {
+        Some(role) => Caller::Key(role),
+        None => Caller::InvalidKey,
+    }
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").title("Stakegraph").finish())
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
+    }
+}
+
+/// GET runs queries only; without a query it serves GraphiQL to a browser.
+async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let Some(query) = query.filter(|query| !query.is_empty()) else {
+        return graphiql().await.into_response();
+    };
+    let request = match async_graphql::http::parse_query_string(&query) {
+        Ok(request) => request,
+        Err(error) => {
+            let body = serde_json::json!({
+                "errors": [{
+                    "message": format!("the query string is not a GraphQL request: {error}; send ?query=…[&variables=…]"),
+                    "extensions": { "code": "BAD_USER_INPUT" }
+                }]
+            });
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    if is_mutation(&request) {
+        let body = serde_json::json!({
+            "errors": [{
+                "message": "mutations are not allowed over GET; send them with POST",
+                "extensions": { "code": "BAD_USER_INPUT" }
+            }]
+        });
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, Method::POST.as_str())], Json(body)).into_response();
+    }
+    execute(state, headers, request).await.into_response()
+}
+
+async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
+    execute(state, headers, request.into_inner()).await
+}
+
+/// Whether the operation the request would run is a mutation (a request that does not parse is left to the
+/// executor, which reports the syntax error).
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
+    let operation = match request.operation_name.as_deref() {
+        Some(name) => document.operations.iter().find(|(found, _)| found.map(|found| found.as_str()) == Some(name)),
+        None => document.operations.iter().next(),
+    };
+    operation.is_some_and(|(_, operation)| operation.node.ty == OperationType::Mutation)
+}
+
+async fn execute(state: AppState, headers: HeaderMap, request: async_graphql::Request) -> GraphQLResponse {
+    let caller = caller(&headers, &state.keys);
+    let operation = request.operation_name.clone().unwrap_or_else(|| "anonymous".to_owned());
+    let started = Instant::now();
+    let response = state.schema.execute(request.data(caller)).await;
+    let codes: Vec<String> = response
+        .errors
+        .iter()
+        .filter_map(|error| error.extensions.as_ref()?.get("code").map(|code| code.to_string()))
+        .collect();
+    let caller = match caller {
+        Caller::Key(role) => role.as_str(),
+        Caller::Anonymous => "anonymous",
+        Caller::InvalidKey => "invalid-key",
+    };
+    tracing::info!(
+        operation = %operation,
+        caller,
+        duration_ms = started.elapsed().as_secs_f64() * 1e3,
+        outcome = if codes.is_empty() { "ok" } else { "error" },
+        errors = %codes.join(","),
+        "graphql"
+    );
+    response.into()
+}

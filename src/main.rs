@@ -1,1 +1,100 @@
-fn main() {}
+//! The `stakegraph` command: serve the GraphQL API, write a demo graph, print the schema.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use stakegraph::config::{Config, Overrides};
+use stakegraph::demo::{self, DemoOptions};
+use stakegraph::http::Application;
+use stakegraph::store::{GraphStore, SqliteStore};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+/// Stakegraph: a GraphQL gateway over a six-market stakeholder relationship graph.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve GraphQL at /graphql (GraphiQL at /), with /healthz and /readyz.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080, or STAKEGRAPH_LISTEN].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// The embedded database file [default: ./data/stakegraph.db, or STAKEGRAPH_DB].
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Seed a demo graph into an empty database; on a loopback address, let callers without a key read.
+        #[arg(long)]
+        demo: bool,
+        /// A TOML configuration file (listen, db, api_keys, demo_size, [limits]).
+        #[arg(long, env = "STAKEGRAPH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Write a deterministic demo graph into a new database.
+    Demo {
+        /// How many stakeholders.
+        #[arg(long, default_value_t = 10_000)]
+        size: usize,
+        /// The database file to create; it must not hold stakeholders yet.
+        #[arg(long, default_value = stakegraph::config::DEFAULT_DB)]
+        db: PathBuf,
+        /// Seed of the generator: the same seed, size and anchor date give the same graph.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// The demo's "today" (YYYY-MM-DD); interactions fall in the two years before it [default: today].
+        #[arg(long)]
+        anchor: Option<chrono::NaiveDate>,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve { listen, db, demo, config } => {
+            let overrides = Overrides { listen, db, demo };
+            let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
+            tracing::info!(db = %config.db_path.display(), demo = config.demo, keys = ?config.api_keys, "starting");
+            let application = Application::build(&config).await?;
+            if config.anonymous_reads() {
+                tracing::info!(url = %format!("http://{}/", application.local_addr()), "demo: anonymous reads allowed; open GraphiQL");
+            }
+            application.run_until_stopped().await?;
+        }
+        Command::Demo { size, db, seed, anchor } => {
+            let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let anchor = match anchor {
+                Some(date) => date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(),
+                None => chrono::Utc::now(),
+            };
+            let options = DemoOptions { seed, ..DemoOptions::new(size, anchor) };
+            let started = std::time::Instant::now();
+            let summary = demo::generate(&store, &options, &|progress| {
+                tracing::info!(phase = progress.phase, done = progress.done, total = progress.total, "demo");
+            })
+            .await?;
+            let counts = store.counts().await?;
+            println!(
+                "wrote {} stakeholders, {} relationships, {} interactions ({} change events) to {} in {:.1} s",
+                summary.stakeholders,
+                summary.relationships,
+                summary.interactions,
+                counts.changes,
+                db.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Schema => print!("{}", stakegraph::api::sdl()),
+    }
+    Ok(())
+}

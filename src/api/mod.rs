@@ -1,1 +1,76 @@
-//! placeholder
+//! The GraphQL API: async-graphql types as thin views over domain records, DataLoaders, access control and limits.
+//! Only this module knows GraphQL.
+
+pub mod auth;
+pub mod enums;
+pub mod error;
+mod cost;
+mod extension;
+pub mod ids;
+pub mod inputs;
+pub mod loaders;
+pub mod mutation;
+pub mod paging;
+pub mod query;
+pub mod relationships;
+pub mod stakeholders;
+
+use crate::store::GraphStore;
+use async_graphql::{EmptySubscription, Schema};
+use std::sync::Arc;
+
+pub use auth::Caller;
+pub use error::{ApiError, ApiResult};
+pub use mutation::Mutation;
+pub use query::Query;
+
+/// The Stakegraph schema.
+pub type StakegraphSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Limits that keep one request from taking the service down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiLimits {
+    /// Largest `first` of any connection.
+    pub max_page_size: usize,
+    /// Deepest query nesting.
+    pub max_depth: usize,
+    /// Most fields in one query document.
+    pub max_complexity: usize,
+    /// Most nodes one query may return: each connection returns up to `first` nodes for each node around it.
+    pub max_nodes: u64,
+    /// Most interactions in one `recordInteractions` batch.
+    pub max_batch: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self { max_page_size: 100, max_depth: 12, max_complexity: 2_000, max_nodes: 25_000, max_batch: 1_000 }
+    }
+}
+
+/// What every resolver can reach.
+pub struct ApiContext {
+    /// The graph store.
+    pub store: Arc<dyn GraphStore>,
+    /// Request limits.
+    pub limits: ApiLimits,
+    /// Whether callers without a key may read (only `serve --demo` on a loopback address).
+    pub anonymous_reads: bool,
+}
+
+/// Builds the schema over `store`.
+pub fn build_schema(store: Arc<dyn GraphStore>, limits: ApiLimits, anonymous_reads: bool) -> StakegraphSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(loaders::Loaders::new(store.clone()))
+        .data(ApiContext { store, limits, anonymous_reads })
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .extension(extension::Policy { max_nodes: limits.max_nodes })
+        .finish()
+}
+
+/// The schema in SDL, as committed in `schema/schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(Query, Mutation, EmptySubscription).finish().sdl()
+}

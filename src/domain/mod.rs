@@ -1,16 +1,20 @@
 //! Pure domain types and rules: stakeholders, relationships, interactions, the write language and the change log.
 //! No I/O, no async, no GraphQL, HTTP or database types.
 
+pub mod access;
 pub mod change;
 pub mod relationship;
 pub mod stakeholder;
 pub mod values;
 pub mod vocabulary;
 
+pub use access::Role;
 pub use change::{Applied, ChangeEvent, ChangeKind, Command, Outcome, PendingEvent};
 pub use relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 pub use stakeholder::{CustomerDetails, CustomerExit, DetailsPatch, KindDetails, NewStakeholder, Stakeholder, StakeholderPatch};
-pub use values::{Amount, InteractionId, InvalidValue, Label, Probability, RelationshipId, Sentiment, StakeholderId};
+pub use values::{
+    parse_note, Amount, InteractionId, InvalidValue, Label, Probability, RelationshipId, Sentiment, StakeholderId,
+};
 pub use vocabulary::{
     Basis, Bond, BondSet, Channel, CustomerStatus, Direction, ExitReason, Level, Market, MarketSet, Mendelow,
     RelationshipType, StakeholderKind,

@@ -1,0 +1,65 @@
+//! Access control: who the caller is (from the API key the HTTP layer checked) and what it may do.
+
+use super::error::ApiError;
+use super::ApiContext;
+use crate::domain::Role;
+use async_graphql::{Context, Guard};
+
+/// Who sent a request. The HTTP layer puts one into every request; a request without one is anonymous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// No key was sent.
+    Anonymous,
+    /// A valid key with its role.
+    Key(Role),
+    /// A key was sent but matches none configured.
+    InvalidKey,
+}
+
+impl Caller {
+    /// The caller of the request `ctx` belongs to.
+    pub fn of(ctx: &Context<'_>) -> Caller {
+        ctx.data_opt::<Caller>().copied().unwrap_or(Caller::Anonymous)
+    }
+
+    /// Whether this caller sees private stakeholders in full.
+    pub fn sees_private(self) -> bool {
+        matches!(self, Caller::Key(role) if role.sees_private())
+    }
+}
+
+/// What a field needs from its caller.
+pub enum Need {
+    /// Reading: any valid key, or anonymous where the server allows anonymous reads.
+    Read,
+    /// Writing: an editor or admin key.
+    Write,
+}
+
+const NO_KEY: &str =
+    "no API key was sent; send `Authorization: Bearer <key>` with a key configured in STAKEGRAPH_API_KEYS";
+const BAD_KEY: &str = "the API key is not valid; check it against the keys configured in STAKEGRAPH_API_KEYS";
+
+impl Need {
+    /// Checks the caller of `ctx`.
+    pub fn check_caller(&self, ctx: &Context<'_>) -> Result<(), ApiError> {
+        let anonymous_reads = ctx.data_opt::<ApiContext>().is_some_and(|api| api.anonymous_reads);
+        match (self, Caller::of(ctx)) {
+            (_, Caller::InvalidKey) => Err(ApiError::Unauthenticated(BAD_KEY.into())),
+            (Need::Read, Caller::Key(_)) => Ok(()),
+            (Need::Read, Caller::Anonymous) if anonymous_reads => Ok(()),
+            (_, Caller::Anonymous) => Err(ApiError::Unauthenticated(NO_KEY.into())),
+            (Need::Write, Caller::Key(role)) if role.may_write() => Ok(()),
+            (Need::Write, Caller::Key(role)) => Err(ApiError::Forbidden(format!(
+                "a {} key may only read; changing the graph needs an editor or admin key",
+                role.as_str()
+            ))),
+        }
+    }
+}
+
+impl Guard for Need {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        self.check_caller(ctx).map_err(Into::into)
+    }
+}

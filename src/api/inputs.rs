@@ -1,0 +1,458 @@
+//! Mutation inputs and their parsing into domain commands: every value is validated here, at the edge, and a
+//! failure names the input path it came from.
+
+use super::enums::{Basis, Bond, Channel, CustomerStatus, Direction, ExitReason, Level, Market, RelationshipType};
+use super::error::{at, ApiError, ApiResult};
+use super::ids::{relationship_id, stakeholder_id};
+use crate::domain::{
+    self, parse_note, Amount, BondSet, Command, CustomerDetails, CustomerExit, DetailsPatch, KindDetails, Label,
+    MarketSet, NewInteraction, NewStakeholder, Probability, RelationshipUpsert, Sentiment, StakeholderId,
+    StakeholderPatch,
+};
+use async_graphql::{InputObject, ID};
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// The fields every new stakeholder has.
+#[derive(InputObject, Debug)]
+pub struct NewStakeholderFields {
+    /// Your own unique key (a CRM id, say).
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Power over the firm, in [0, 1].
+    #[graphql(default = 0.5)]
+    pub power: f64,
+    /// Interest in the firm, in [0, 1].
+    #[graphql(default = 0.5)]
+    pub interest: f64,
+    /// Visible in full only to editors and admins.
+    #[graphql(default = false)]
+    pub private: bool,
+    /// Markets taken part in beyond the primary one.
+    #[graphql(default)]
+    pub markets: Vec<Market>,
+}
+
+/// Changes to the fields every stakeholder has; absent fields stay as they are.
+#[derive(InputObject, Debug)]
+pub struct StakeholderChanges {
+    /// The stakeholder to change.
+    pub id: ID,
+    /// New display name.
+    pub name: Option<String>,
+    /// New power, in [0, 1].
+    pub power: Option<f64>,
+    /// New interest, in [0, 1].
+    pub interest: Option<f64>,
+    /// New private flag.
+    pub private: Option<bool>,
+    /// New extra markets (replaces the set).
+    pub markets: Option<Vec<Market>>,
+}
+
+fn label(path: &str, value: &str) -> ApiResult<Label> {
+    at(path, Label::parse(value))
+}
+
+fn optional_label(path: &str, value: Option<&str>) -> ApiResult<Option<Label>> {
+    value.map(|value| label(path, value)).transpose()
+}
+
+fn probability(path: &str, value: f64) -> ApiResult<Probability> {
+    at(path, Probability::parse(value))
+}
+
+fn amount(path: &str, value: Option<f64>) -> ApiResult<Option<Amount>> {
+    value.map(|value| at(path, Amount::parse(value))).transpose()
+}
+
+fn markets(values: &[Market]) -> MarketSet {
+    MarketSet::of(values.iter().map(|market| domain::Market::from(*market)))
+}
+
+fn reach(path: &str, value: Option<i64>) -> ApiResult<Option<u64>> {
+    value
+        .map(|value| {
+            u64::try_from(value)
+                .map_err(|_| ApiError::bad_input(path, format!("{value} is negative; send an audience size of 0 or more")))
+        })
+        .transpose()
+}
+
+impl NewStakeholderFields {
+    fn parse(self, path: &str, details: KindDetails) -> ApiResult<Command> {
+        Ok(Command::CreateStakeholder(NewStakeholder {
+            key: label(&format!("{path}.key"), &self.key)?,
+            name: label(&format!("{path}.name"), &self.name)?,
+            power: probability(&format!("{path}.power"), self.power)?,
+            interest: probability(&format!("{path}.interest"), self.interest)?,
+            private: self.private,
+            extra_markets: markets(&self.markets),
+            details,
+        }))
+    }
+}
+
+impl StakeholderChanges {
+    fn parse(self, path: &str, details: DetailsPatch) -> ApiResult<Command> {
+        let id = stakeholder_id(&self.id, &format!("{path}.id"))?;
+        let patch = StakeholderPatch {
+            name: optional_label(&format!("{path}.name"), self.name.as_deref())?,
+            power: self.power.map(|value| probability(&format!("{path}.power"), value)).transpose()?,
+            interest: self.interest.map(|value| probability(&format!("{path}.interest"), value)).transpose()?,
+            private: self.private,
+            extra_markets: self.markets.as_deref().map(markets),
+            details: Some(details),
+        };
+        Ok(Command::UpdateStakeholder { id, patch })
+    }
+}
+
+/// A new customer.
+#[derive(InputObject, Debug)]
+pub struct CreateCustomerInput {
+    #[graphql(flatten)]
+    common: NewStakeholderFields,
+    /// Lifecycle status.
+    #[graphql(default_with = "CustomerStatus::Prospect")]
+    status: CustomerStatus,
+    /// Segment.
+    segment: Option<String>,
+    /// Lifetime value, 0 or more.
+    lifetime_value: Option<f64>,
+}
+
+impl CreateCustomerInput {
+    /// The command this input asks for; `path` is where the input sits.
+    pub fn parse(self, path: &str) -> ApiResult<Command> {
+        let details = KindDetails::Customer(CustomerDetails {
+            status: self.status.into(),
+            segment: optional_label(&format!("{path}.segment"), self.segment.as_deref())?,
+            lifetime_value: amount(&format!("{path}.lifetimeValue"), self.lifetime_value)?,
+            exit: None,
+        });
+        self.common.parse(path, details)
+    }
+}
+
+/// Changes to a customer.
+#[derive(InputObject, Debug)]
+pub struct UpdateCustomerInput {
+    #[graphql(flatten)]
+    common: StakeholderChanges,
+    /// New lifecycle status.
+    status: Option<CustomerStatus>,
+    /// New segment.
+    segment: Option<String>,
+    /// New lifetime value.
+    lifetime_value: Option<f64>,
+}
+
+impl UpdateCustomerInput {
+    /// The command this input asks for.
+    pub fn parse(self, path: &str) -> ApiResult<Command> {
+        let details = DetailsPatch::Customer {
+            status: self.status.map(Into::into),
+            segment: optional_label(&format!("{path}.segment"), self.segment.as_deref())?,
+            lifetime_value: amount(&format!("{path}.lifetimeValue"), self.lifetime_value)?,
+        };
+        self.common.parse(path, details)
+    }
+}
+
+/// Declares the create and update inputs of a kind whose own fields are optional labels (and maybe more).
+macro_rules! label_kind_inputs {
+    (
+        $create:ident, $update:ident, $doc:literal,
+        { $($field:ident : $gql:literal : $fdoc:literal),+ },
+        $details:expr, $patch:expr
+    ) => {
+        #[doc = concat!("A new ", $doc, ".")]
+        #[derive(InputObject, Debug)]
+        pub struct $create {
+            #[graphql(flatten)]
+            common: NewStakeholderFields,
+            $(#[doc = $fdoc] $field: Option<String>,)+
+        }
+
+        impl $create {
+            /// The command this input asks for; `path` is where the input sits.
+            pub fn parse(self, path: &str) -> ApiResult<Command> {
+                $(let $field = optional_label(&format!("{path}.{}", $gql), self.$field.as_deref())?;)+
+                let details = $details($($field),+);
+                self.common.parse(path, details)
+            }
+        }
+
+        #[doc = concat!("Changes to a ", $doc, "; absent fields stay as they are.")]
+        #[derive(InputObject, Debug)]
+        pub struct $update {
+            #[graphql(flatten)]
+            common: StakeholderChanges,
+            $(#[doc = $fdoc] $field: Option<String>,)+
+        }
+
+        impl $update {
+            /// The command this input asks for.
+            pub fn parse(self, path: &str) -> ApiResult<Command> {
+                $(let $field = optional_label(&format!("{path}.{}", $gql), self.$field.as_deref())?;)+
+                let details = $patch($($field),+);
+                self.common.parse(path, details)
+            }
+        }
+    };
+}
+
+label_kind_inputs!(
+    CreateSupplierInput, UpdateSupplierInput, "supplier",
+    { category: "category": "What it supplies." },
+    |category| KindDetails::Supplier { category },
+    |category| DetailsPatch::Supplier { category }
+);
+
+label_kind_inputs!(
+    CreateDistributorInput, UpdateDistributorInput, "distributor",
+    { channel: "channel": "Its channel: wholesale, retail, agent, online.", region: "region": "Where it operates." },
+    |channel, region| KindDetails::Distributor { channel, region },
+    |channel, region| DetailsPatch::Distributor { channel, region }
+);
+
+label_kind_inputs!(
+    CreateGovernmentBodyInput, UpdateGovernmentBodyInput, "government body",
+    { agency: "agency": "Agency.", jurisdiction: "jurisdiction": "Jurisdiction." },
+    |agency, jurisdiction| KindDetails::Government { agency, jurisdiction },
+    |agency, jurisdiction| DetailsPatch::Government { agency, jurisdiction }
+);
+
+/// A new employee or candidate.
+#[derive(InputObject, Debug)]
+pub struct CreateEmployeeInput {
+    #[graphql(flatten)]
+    common: NewStakeholderFields,
+    /// Job title.
+    role: Option<String>,
+    /// Department.
+    department: Option<String>,
+    /// A candidate, not yet employed (recruitment market).
+    #[graphql(default = false)]
+    candidate: bool,
+}
+
+impl CreateEmployeeInput {
+    /// The command this input asks for.
+    pub fn parse(self, path: &str) -> ApiResult<Command> {
+        let details = KindDetails::Employee {
+            role: optional_label(&format!("{path}.role"), self.role.as_deref())?,
+            department: optional_label(&format!("{path}.department"), self.department.as_deref())?,
+            candidate: self.candidate,
+        };
+        self.common.parse(path, details)
+    }
+}
+
+/// Changes to an employee.
+#[derive(InputObject, Debug)]
+pub struct UpdateEmployeeInput {
+    #[graphql(flatten)]
+    common: StakeholderChanges,
+    /// New job title.
+    role: Option<String>,
+    /// New department.
+    department: Option<String>,
+    /// New candidate flag (false once hired).
+    candidate: Option<bool>,
+}
+
+impl UpdateEmployeeInput {
+    /// The command this input asks for.
+    pub fn parse(self, path: &str) -> ApiResult<Command> {
+        let details = DetailsPatch::Employee {
+            role: optional_label(&format!("{path}.role"), self.role.as_deref())?,
+            department: optional_label(&format!("{path}.department"), self.department.as_deref())?,
+            candidate: self.candidate,
+        };
+        self.common.parse(path, details)
+    }
+}
+
+/// A new media outlet.
+#[derive(InputObject, Debug)]
+pub struct CreateMediaOutletInput {
+    #[graphql(flatten)]
+    common: NewStakeholderFields,
+    /// Name of the outlet.
+    outlet: Option<String>,
+    /// Audience size, 0 or more.
+    reach: Option<i64>,
+}
+
+impl CreateMediaOutletInput {
+    /// The command this input asks for.
+    pub fn parse(self, path: &str) -> ApiResult<Command> {
+        let details = KindDetails::Media {
+            outlet: optional_label(&format!("{path}.outlet"), self.outlet.as_deref())?,
+            reach: reach(&format!("{path}.reach"), self.reach)?,
+        };
+        self.common.parse(path, details)
+    }
+}
+
+/// Changes to a media outlet.
+#[derive(InputObject, Debug)]
+pub struct UpdateMediaOutletInput {
+    #[graphql(flatten)]
+    common: StakeholderChanges,
+    /// New outlet name.
+    outlet: Option<String>,
+    /// New audience size.
+    reach: Option<i64>,
+}
+
+impl UpdateMediaOutletInput {
+    /// The command this input asks for.
+    pub fn parse(self, path: &str) -> ApiResult<Command> {
+        let details = DetailsPatch::Media {
+            outlet: optional_label(&format!("{path}.outlet"), self.outlet.as_deref())?,
+            reach: reach(&format!("{path}.reach"), self.reach)?,
+        };
+        self.common.parse(path, details)
+    }
+}
+
+/// Creates the relationship `(from, to, type)` or changes it if it exists; absent fields keep their value
+/// (on creation: level BASIC, no bonds, unknown trust and commitment, since now).
+#[derive(InputObject, Debug)]
+pub struct UpsertRelationshipInput {
+    /// Where it starts.
+    pub from: ID,
+    /// Where it ends.
+    pub to: ID,
+    /// What it is.
+    #[graphql(name = "type")]
+    pub rel_type: RelationshipType,
+    /// Kotler's level.
+    pub level: Option<Level>,
+    /// Bonds (replaces the set).
+    pub bonds: Option<Vec<Bond>>,
+    /// Trust, in [0, 1].
+    pub trust: Option<f64>,
+    /// Commitment, in [0, 1].
+    pub commitment: Option<f64>,
+    /// When it began.
+    pub since: Option<DateTime<Utc>>,
+    /// What it grew from.
+    pub basis: Option<Basis>,
+}
+
+impl UpsertRelationshipInput {
+    /// The command this input asks for.
+    pub fn parse(self, path: &str) -> ApiResult<Command> {
+        Ok(Command::UpsertRelationship(RelationshipUpsert {
+            from: stakeholder_id(&self.from, &format!("{path}.from"))?,
+            to: stakeholder_id(&self.to, &format!("{path}.to"))?,
+            rel_type: self.rel_type.into(),
+            level: self.level.map(Into::into),
+            bonds: self.bonds.map(|bonds| BondSet::of(bonds.into_iter().map(domain::Bond::from))),
+            trust: self.trust.map(|value| probability(&format!("{path}.trust"), value)).transpose()?,
+            commitment: self.commitment.map(|value| probability(&format!("{path}.commitment"), value)).transpose()?,
+            since: self.since,
+            basis: self.basis.map(Into::into),
+        }))
+    }
+}
+
+/// One interaction to record.
+#[derive(InputObject, Debug)]
+pub struct InteractionInput {
+    /// The relationship it happened on.
+    pub relationship: ID,
+    /// When it happened (not in the future).
+    pub at: DateTime<Utc>,
+    /// How.
+    pub channel: Channel,
+    /// Who reached out.
+    pub direction: Direction,
+    /// How it felt, in [−1, 1].
+    #[graphql(default = 0.0)]
+    pub sentiment: f64,
+    /// Amount, for purchases (0 or more).
+    pub amount: Option<f64>,
+    /// Product line, for purchases.
+    pub product_line: Option<String>,
+    /// Free text, at most 4,000 characters.
+    pub note: Option<String>,
+}
+
+impl InteractionInput {
+    fn parse(self, path: &str) -> ApiResult<NewInteraction> {
+        Ok(NewInteraction {
+            relationship: relationship_id(&self.relationship, &format!("{path}.relationship"))?,
+            at: self.at,
+            channel: self.channel.into(),
+            direction: self.direction.into(),
+            sentiment: at(format!("{path}.sentiment"), Sentiment::parse(self.sentiment))?,
+            amount: amount(&format!("{path}.amount"), self.amount)?,
+            product_line: optional_label(&format!("{path}.productLine"), self.product_line.as_deref())?,
+            note: self.note.as_deref().map(|note| at(format!("{path}.note"), parse_note(note))).transpose()?.flatten(),
+        })
+    }
+}
+
+/// A batch of interactions, recorded all-or-nothing.
+#[derive(InputObject, Debug)]
+pub struct RecordInteractionsInput {
+    /// The interactions, possibly on several relationships.
+    pub interactions: Vec<InteractionInput>,
+}
+
+impl RecordInteractionsInput {
+    /// The command this input asks for; refuses an empty batch or one over `max_batch`.
+    pub fn parse(self, path: &str, max_batch: usize) -> ApiResult<Command> {
+        let field = format!("{path}.interactions");
+        if self.interactions.is_empty() {
+            return Err(ApiError::bad_input(field, "is empty; send at least one interaction"));
+        }
+        if self.interactions.len() > max_batch {
+            return Err(ApiError::LimitExceeded {
+                field,
+                message: format!(
+                    "{} interactions is more than {max_batch} in one batch; split it into batches of at most {max_batch}",
+                    self.interactions.len()
+                ),
+            });
+        }
+        let interactions = self
+            .interactions
+            .into_iter()
+            .enumerate()
+            .map(|(index, interaction)| interaction.parse(&format!("{field}.{index}")))
+            .collect::<ApiResult<_>>()?;
+        Ok(Command::RecordInteractions(interactions))
+    }
+}
+
+/// A customer's exit.
+#[derive(InputObject, Debug)]
+pub struct RecordCustomerExitInput {
+    /// The customer who left.
+    pub id: ID,
+    /// Why.
+    pub reason: ExitReason,
+    /// When (defaults to today, UTC).
+    pub date: Option<NaiveDate>,
+}
+
+impl RecordCustomerExitInput {
+    /// The command this input asks for.
+    pub fn parse(self, path: &str, today: NaiveDate) -> ApiResult<Command> {
+        let id: StakeholderId = stakeholder_id(&self.id, &format!("{path}.id"))?;
+        let date = self.date.unwrap_or(today);
+        if date > today {
+            return Err(ApiError::bad_input(
+                format!("{path}.date"),
+                format!("{date} is in the future; record an exit once it has happened (today is {today})"),
+            ));
+        }
+        Ok(Command::RecordCustomerExit { id, exit: CustomerExit { reason: self.reason.into(), date } })
+    }
+}

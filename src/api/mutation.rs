@@ -1,0 +1,209 @@
+//! The mutation root: every mutation parses its input into commands and applies them in one store transaction.
+
+use super::auth::{Caller, Need};
+use super::error::{ApiError, ApiResult};
+use super::ids::stakeholder_id;
+use super::inputs::{
+    CreateCustomerInput, CreateDistributorInput, CreateEmployeeInput, CreateGovernmentBodyInput, CreateMediaOutletInput,
+    CreateSupplierInput, RecordCustomerExitInput, RecordInteractionsInput, UpdateCustomerInput, UpdateDistributorInput,
+    UpdateEmployeeInput, UpdateGovernmentBodyInput, UpdateMediaOutletInput, UpdateSupplierInput, UpsertRelationshipInput,
+};
+use super::relationships::{Interaction, Relationship};
+use super::stakeholders::{
+    Customer, Distributor, Employee, GovernmentBody, MediaOutlet, StakeholderNode, StakeholderView, Supplier,
+};
+use super::ApiContext;
+use crate::domain::{Command, Outcome};
+use async_graphql::{Context, Object, SimpleObject, ID};
+use chrono::Utc;
+use std::sync::Arc;
+
+/// Applies `command` now; a refusal points at `path` (where the mutation's input sits).
+async fn apply_one(ctx: &Context<'_>, command: Command, path: &str) -> ApiResult<Outcome> {
+    let api = ctx.data_unchecked::<ApiContext>();
+    let applied = api
+        .store
+        .apply(vec![command], Utc::now())
+        .await
+        .map_err(|error| ApiError::from_store(error, |_| path.to_owned()))?;
+    tracing::debug!(events = applied.events.len(), "applied");
+    applied.outcomes.into_iter().next().ok_or(ApiError::Internal)
+}
+
+/// The stakeholder a command produced, as the caller may see it.
+async fn stakeholder_outcome(ctx: &Context<'_>, command: Command, path: &str) -> ApiResult<StakeholderNode> {
+    match apply_one(ctx, command, path).await? {
+        Outcome::Stakeholder(stakeholder) => Ok(StakeholderView::new(Arc::new(stakeholder), Caller::of(ctx)).into_node()),
+        _ => Err(ApiError::Internal),
+    }
+}
+
+/// Declares `fn $name(node) -> ApiResult<$object>`, unwrapping the object of one kind.
+macro_rules! expect_kind {
+    ($name:ident, $variant:ident, $object:ident) => {
+        fn $name(node: StakeholderNode) -> ApiResult<$object> {
+            match node {
+                StakeholderNode::$variant(object) => Ok(object),
+                _ => Err(ApiError::Internal),
+            }
+        }
+    };
+}
+
+expect_kind!(as_customer, Customer, Customer);
+expect_kind!(as_supplier, Supplier, Supplier);
+expect_kind!(as_distributor, Distributor, Distributor);
+expect_kind!(as_employee, Employee, Employee);
+expect_kind!(as_media, MediaOutlet, MediaOutlet);
+expect_kind!(as_government, GovernmentBody, GovernmentBody);
+
+/// What `upsertRelationship` did.
+#[derive(SimpleObject)]
+pub struct UpsertRelationshipPayload {
+    /// The relationship as it is now.
+    pub relationship: Relationship,
+    /// True when the relationship was new.
+    pub created: bool,
+}
+
+/// What `recordInteractions` recorded.
+#[derive(SimpleObject)]
+pub struct RecordInteractionsPayload {
+    /// The recorded interactions, in input order.
+    pub interactions: Vec<Interaction>,
+    /// How many were recorded.
+    pub count: usize,
+}
+
+/// Writes. Every mutation is all-or-nothing and appends to the change log in the same transaction.
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Creates a customer.
+    #[graphql(guard = "Need::Write")]
+    async fn create_customer(&self, ctx: &Context<'_>, input: CreateCustomerInput) -> ApiResult<Customer> {
+        as_customer(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Creates a supplier.
+    #[graphql(guard = "Need::Write")]
+    async fn create_supplier(&self, ctx: &Context<'_>, input: CreateSupplierInput) -> ApiResult<Supplier> {
+        as_supplier(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Creates a distributor.
+    #[graphql(guard = "Need::Write")]
+    async fn create_distributor(&self, ctx: &Context<'_>, input: CreateDistributorInput) -> ApiResult<Distributor> {
+        as_distributor(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Creates an employee or candidate.
+    #[graphql(guard = "Need::Write")]
+    async fn create_employee(&self, ctx: &Context<'_>, input: CreateEmployeeInput) -> ApiResult<Employee> {
+        as_employee(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Creates a media outlet.
+    #[graphql(guard = "Need::Write")]
+    async fn create_media_outlet(&self, ctx: &Context<'_>, input: CreateMediaOutletInput) -> ApiResult<MediaOutlet> {
+        as_media(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Creates a government body.
+    #[graphql(guard = "Need::Write")]
+    async fn create_government_body(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateGovernmentBodyInput,
+    ) -> ApiResult<GovernmentBody> {
+        as_government(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Changes a customer.
+    #[graphql(guard = "Need::Write")]
+    async fn update_customer(&self, ctx: &Context<'_>, input: UpdateCustomerInput) -> ApiResult<Customer> {
+        as_customer(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Changes a supplier.
+    #[graphql(guard = "Need::Write")]
+    async fn update_supplier(&self, ctx: &Context<'_>, input: UpdateSupplierInput) -> ApiResult<Supplier> {
+        as_supplier(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Changes a distributor.
+    #[graphql(guard = "Need::Write")]
+    async fn update_distributor(&self, ctx: &Context<'_>, input: UpdateDistributorInput) -> ApiResult<Distributor> {
+        as_distributor(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Changes an employee.
+    #[graphql(guard = "Need::Write")]
+    async fn update_employee(&self, ctx: &Context<'_>, input: UpdateEmployeeInput) -> ApiResult<Employee> {
+        as_employee(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Changes a media outlet.
+    #[graphql(guard = "Need::Write")]
+    async fn update_media_outlet(&self, ctx: &Context<'_>, input: UpdateMediaOutletInput) -> ApiResult<MediaOutlet> {
+        as_media(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Changes a government body.
+    #[graphql(guard = "Need::Write")]
+    async fn update_government_body(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateGovernmentBodyInput,
+    ) -> ApiResult<GovernmentBody> {
+        as_government(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+    }
+
+    /// Archives a stakeholder: it is kept with its history, left out of listings, and can no longer change.
+    #[graphql(guard = "Need::Write")]
+    async fn archive_stakeholder(&self, ctx: &Context<'_>, id: ID) -> ApiResult<StakeholderNode> {
+        let id = stakeholder_id(&id, "id")?;
+        stakeholder_outcome(ctx, Command::ArchiveStakeholder { id }, "").await
+    }
+
+    /// Creates or changes the relationship `(from, to, type)`.
+    #[graphql(guard = "Need::Write")]
+    async fn upsert_relationship(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertRelationshipInput,
+    ) -> ApiResult<UpsertRelationshipPayload> {
+        match apply_one(ctx, input.parse("input")?, "input").await? {
+            Outcome::Relationship { relationship, created } => {
+                Ok(UpsertRelationshipPayload { relationship: Relationship(relationship), created })
+            }
+            _ => Err(ApiError::Internal),
+        }
+    }
+
+    /// Records a batch of interactions, all or nothing.
+    #[graphql(guard = "Need::Write")]
+    async fn record_interactions(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordInteractionsInput,
+    ) -> ApiResult<RecordInteractionsPayload> {
+        let max_batch = ctx.data_unchecked::<ApiContext>().limits.max_batch;
+        let command = input.parse("input", max_batch)?;
+        match apply_one(ctx, command, "input.interactions").await? {
+            Outcome::Interactions(recorded) => Ok(RecordInteractionsPayload {
+                count: recorded.len(),
+                interactions: recorded.into_iter().map(Interaction).collect(),
+            }),
+            _ => Err(ApiError::Internal),
+        }
+    }
+
+    /// Records that a customer left: status CHURNED, with reason and date.
+    #[graphql(guard = "Need::Write")]
+    async fn record_customer_exit(&self, ctx: &Context<'_>, input: RecordCustomerExitInput) -> ApiResult<Customer> {
+        let command = input.parse("input", Utc::now().date_naive())?;
+        as_customer(stakeholder_outcome(ctx, command, "input").await?)
+    }
+}

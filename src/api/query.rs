@@ -1,0 +1,270 @@
+//! The query root: node lookup, stakeholder listings and single records.
+
+use super::auth::{Caller, Need};
+use super::enums::{to_domain, CustomerStatus, Market, Mendelow, SortDirection, StakeholderKind};
+use super::error::{ApiError, ApiResult};
+use super::ids::{decode_stakeholder_cursor, encode_stakeholder_cursor, relationship_id, stakeholder_id, GlobalId};
+use super::loaders::Loaders;
+use super::paging::{page_size, Counted};
+use super::relationships::{Interaction, Relationship};
+use super::stakeholders::{
+    load_stakeholder, Customer, Distributor, Employee, GovernmentBody, MediaOutlet, StakeholderNode,
+    StakeholderView, Supplier,
+};
+use super::ApiContext;
+use crate::domain::MarketSet;
+use crate::store::{StakeholderFilter as StoreFilter, StakeholderOrder as StoreOrder, StakeholderQuery, StakeholderSort};
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, InputObject, Interface, Object, SimpleObject, ID};
+use std::sync::Arc;
+
+/// Anything with a global id.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "Opaque global id."))]
+pub enum Node {
+    /// A customer.
+    Customer(Customer),
+    /// A supplier.
+    Supplier(Supplier),
+    /// A distributor.
+    Distributor(Distributor),
+    /// An employee.
+    Employee(Employee),
+    /// A media outlet.
+    MediaOutlet(MediaOutlet),
+    /// A government body.
+    GovernmentBody(GovernmentBody),
+    /// A relationship.
+    Relationship(Relationship),
+    /// An interaction.
+    Interaction(Interaction),
+}
+
+impl From<StakeholderNode> for Node {
+    fn from(node: StakeholderNode) -> Self {
+        match node {
+            StakeholderNode::Customer(object) => Node::Customer(object),
+            StakeholderNode::Supplier(object) => Node::Supplier(object),
+            StakeholderNode::Distributor(object) => Node::Distributor(object),
+            StakeholderNode::Employee(object) => Node::Employee(object),
+            StakeholderNode::MediaOutlet(object) => Node::MediaOutlet(object),
+            StakeholderNode::GovernmentBody(object) => Node::GovernmentBody(object),
+        }
+    }
+}
+
+/// Which stakeholders to list; every given criterion must hold, a list matches any of its values.
+#[derive(InputObject, Default, Debug)]
+pub struct StakeholderFilter {
+    /// Any of these kinds.
+    pub kinds: Option<Vec<StakeholderKind>>,
+    /// Taking part in any of these markets.
+    pub markets: Option<Vec<Market>>,
+    /// Name or key contains this text (case-insensitive for ASCII letters).
+    pub search: Option<String>,
+    /// Customers with any of these lifecycle statuses.
+    pub status: Option<Vec<CustomerStatus>>,
+    /// In any of these Mendelow quadrants.
+    pub mendelow: Option<Vec<Mendelow>>,
+    /// Include archived stakeholders (left out by default).
+    #[graphql(default = false)]
+    pub include_archived: bool,
+}
+
+/// The field a stakeholder listing is sorted by.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum StakeholderSortField {
+    /// Creation order.
+    #[default]
+    Id,
+    /// Name.
+    Name,
+    /// Creation time.
+    CreatedAt,
+    /// Power.
+    Power,
+    /// Interest.
+    Interest,
+}
+
+/// Sort order of a stakeholder listing; ties always go to the lower id.
+#[derive(InputObject, Debug, Default)]
+pub struct StakeholderOrder {
+    /// Sort field.
+    #[graphql(default)]
+    pub field: StakeholderSortField,
+    /// Direction.
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+/// How much the graph holds.
+#[derive(SimpleObject)]
+pub struct GraphCounts {
+    /// Stakeholders, archived included.
+    pub stakeholders: u64,
+    /// Relationships.
+    pub relationships: u64,
+    /// Interactions.
+    pub interactions: u64,
+    /// Change-log entries.
+    pub changes: u64,
+}
+
+/// Longest accepted search text.
+const MAX_SEARCH_CHARS: usize = 200;
+
+fn store_query(
+    filter: StakeholderFilter,
+    order: StakeholderOrder,
+    first: usize,
+    after: Option<String>,
+    caller: Caller,
+    with_total: bool,
+) -> ApiResult<StakeholderQuery> {
+    let search = match filter.search.as_deref().map(str::trim) {
+        Some(text) if text.chars().count() > MAX_SEARCH_CHARS => {
+            return Err(ApiError::bad_input(
+                "filter.search",
+                format!("is longer than {MAX_SEARCH_CHARS} characters; search for a shorter part of the name or key"),
+            ))
+        }
+        Some("") | None => None,
+        Some(text) => Some(text.to_owned()),
+    };
+    let sort = match order.field {
+        StakeholderSortField::Id => StakeholderSort::Id,
+        StakeholderSortField::Name => StakeholderSort::Name,
+        StakeholderSortField::CreatedAt => StakeholderSort::CreatedAt,
+        StakeholderSortField::Power => StakeholderSort::Power,
+        StakeholderSortField::Interest => StakeholderSort::Interest,
+    };
+    Ok(StakeholderQuery {
+        filter: StoreFilter {
+            kinds: to_domain(&filter.kinds.unwrap_or_default()),
+            markets: MarketSet::of(to_domain::<Market, crate::domain::Market>(&filter.markets.unwrap_or_default())),
+            search,
+            statuses: to_domain(&filter.status.unwrap_or_default()),
+            mendelow: to_domain(&filter.mendelow.unwrap_or_default()),
+            include_archived: filter.include_archived,
+            search_private: caller.sees_private(),
+        },
+        order: StoreOrder { field: sort, descending: order.direction == SortDirection::Desc },
+        first,
+        after: after.as_deref().map(decode_stakeholder_cursor).transpose()?,
+        with_total,
+    })
+}
+
+/// Reads.
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The node with this global id; null when there is none.
+    #[graphql(guard = "Need::Read")]
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Node>> {
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(match GlobalId::decode(&id, "id")? {
+            GlobalId::Stakeholder(id) => load_stakeholder(ctx, id).await?.map(Node::from),
+            GlobalId::Relationship(id) => loaders.load_one(id).await?.map(|found| Node::Relationship(Relationship(found))),
+            GlobalId::Interaction(id) => loaders.load_one(id).await?.map(|found| Node::Interaction(Interaction(found))),
+        })
+    }
+
+    /// The nodes with these global ids, in the same order; null where there is none.
+    #[graphql(guard = "Need::Read")]
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> ApiResult<Vec<Option<Node>>> {
+        let max = ctx.data_unchecked::<ApiContext>().limits.max_page_size;
+        if ids.len() > max {
+            return Err(ApiError::LimitExceeded {
+                field: "ids".into(),
+                message: format!("{} ids is more than {max}; ask for at most {max} at a time", ids.len()),
+            });
+        }
+        let lookups = ids.iter().enumerate().map(|(index, id)| async move {
+            let field = format!("ids.{index}");
+            match GlobalId::decode(id, &field)? {
+                GlobalId::Stakeholder(id) => Ok(load_stakeholder(ctx, id).await?.map(Node::from)),
+                GlobalId::Relationship(id) => Ok(ctx
+                    .data_unchecked::<Loaders>()
+                    .load_one(id)
+                    .await?
+                    .map(|found| Node::Relationship(Relationship(found)))),
+                GlobalId::Interaction(id) => Ok(ctx
+                    .data_unchecked::<Loaders>()
+                    .load_one(id)
+                    .await?
+                    .map(|found| Node::Interaction(Interaction(found)))),
+            }
+        });
+        futures_util::future::try_join_all(lookups).await
+    }
+
+    /// The stakeholder with this id; null when there is none.
+    #[graphql(guard = "Need::Read")]
+    async fn stakeholder(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<StakeholderNode>> {
+        load_stakeholder(ctx, stakeholder_id(&id, "id")?).await
+    }
+
+    /// The stakeholder with this key; null when there is none (or it is private and the caller may not see it).
+    #[graphql(guard = "Need::Read")]
+    async fn stakeholder_by_key(&self, ctx: &Context<'_>, key: String) -> ApiResult<Option<StakeholderNode>> {
+        let api = ctx.data_unchecked::<ApiContext>();
+        let caller = Caller::of(ctx);
+        let found = api.store.stakeholder_by_key(key.trim()).await?;
+        Ok(found
+            .filter(|stakeholder| !stakeholder.private || caller.sees_private())
+            .map(|stakeholder| StakeholderView::new(Arc::new(stakeholder), caller).into_node()))
+    }
+
+    /// A page of stakeholders.
+    #[graphql(guard = "Need::Read")]
+    async fn stakeholders(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<StakeholderFilter>,
+        order_by: Option<StakeholderOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<String, StakeholderNode, Counted>> {
+        let api = ctx.data_unchecked::<ApiContext>();
+        let first = page_size(first, api.limits.max_page_size)?;
+        let caller = Caller::of(ctx);
+        let with_total = ctx.look_ahead().field("totalCount").exists();
+        let query =
+            store_query(filter.unwrap_or_default(), order_by.unwrap_or_default(), first, after, caller, with_total)?;
+        let page = api.store.list_stakeholders(&query).await?;
+        let mut connection = Connection::with_additional_fields(
+            query.after.is_some(),
+            page.has_next_page,
+            Counted { total_count: page.total_count.unwrap_or(0) },
+        );
+        connection.edges.extend(page.items.into_iter().map(|(stakeholder, cursor)| {
+            Edge::new(
+                encode_stakeholder_cursor(&cursor),
+                StakeholderView::new(Arc::new(stakeholder), caller).into_node(),
+            )
+        }));
+        Ok(connection)
+    }
+
+    /// The relationship with this id; null when there is none.
+    #[graphql(guard = "Need::Read")]
+    async fn relationship(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Relationship>> {
+        let id = relationship_id(&id, "id")?;
+        Ok(ctx.data_unchecked::<Loaders>().load_one(id).await?.map(Relationship))
+    }
+
+    /// How much the graph holds.
+    #[graphql(guard = "Need::Read")]
+    async fn graph_counts(&self, ctx: &Context<'_>) -> ApiResult<GraphCounts> {
+        let counts = ctx.data_unchecked::<ApiContext>().store.counts().await?;
+        Ok(GraphCounts {
+            stakeholders: counts.stakeholders,
+            relationships: counts.relationships,
+            interactions: counts.interactions,
+            changes: counts.changes,
+        })
+    }
+}

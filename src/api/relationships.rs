@@ -1,0 +1,277 @@
+//! Relationship and interaction types, and the connections that page through them.
+
+use super::enums::{Basis, Bond, Channel, Direction, EdgeDirection, Level, RelationshipType};
+use super::error::ApiResult;
+use super::ids::{decode_interaction_cursor, encode_interaction_cursor, GlobalId};
+use super::loaders::{InteractionPageKey, Loaders, RelationshipsOf};
+use super::paging::{page_size, Counted, Window};
+use super::stakeholders::{edge_direction, load_stakeholder, StakeholderNode};
+use super::ApiContext;
+use crate::domain::{self, StakeholderId};
+use crate::store::InteractionCursor;
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, InputObject, Object, ID};
+use chrono::{DateTime, Utc};
+
+/// A directed, typed relationship between two stakeholders.
+#[derive(Clone, Debug)]
+pub struct Relationship(pub domain::Relationship);
+
+/// A directed, typed relationship between two stakeholders; `(from, to, type)` is unique.
+#[Object]
+impl Relationship {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        GlobalId::Relationship(self.0.id).encode()
+    }
+
+    /// What it is.
+    #[graphql(name = "type")]
+    async fn rel_type(&self) -> RelationshipType {
+        self.0.rel_type.into()
+    }
+
+    /// Where it starts.
+    async fn from(&self, ctx: &Context<'_>) -> ApiResult<Option<StakeholderNode>> {
+        load_stakeholder(ctx, self.0.from).await
+    }
+
+    /// Where it ends.
+    async fn to(&self, ctx: &Context<'_>) -> ApiResult<Option<StakeholderNode>> {
+        load_stakeholder(ctx, self.0.to).await
+    }
+
+    /// Kotler's level.
+    async fn level(&self) -> Level {
+        self.0.level.into()
+    }
+
+    /// Kotler's level as a number, 1 (basic) to 5 (partnership).
+    async fn level_rank(&self) -> i32 {
+        i32::from(self.0.level.rank())
+    }
+
+    /// Bonds that tie it.
+    async fn bonds(&self) -> Vec<Bond> {
+        self.0.bonds.iter().map(Bond::from).collect()
+    }
+
+    /// Trust in [0, 1]; null when unknown.
+    async fn trust(&self) -> Option<f64> {
+        self.0.trust.map(|trust| trust.get())
+    }
+
+    /// Commitment in [0, 1]; null when unknown.
+    async fn commitment(&self) -> Option<f64> {
+        self.0.commitment.map(|commitment| commitment.get())
+    }
+
+    /// When it began.
+    async fn since(&self) -> DateTime<Utc> {
+        self.0.since
+    }
+
+    /// What it grew from, when known.
+    async fn basis(&self) -> Option<Basis> {
+        self.0.basis.map(Basis::from)
+    }
+
+    /// When it was first recorded.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// Its interactions, newest first.
+    async fn interactions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<String, Interaction, Counted>> {
+        let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
+        let before = after.as_deref().map(decode_interaction_cursor).transpose()?;
+        let key = InteractionPageKey { relationship: self.0.id, first, before };
+        let page = ctx.data_unchecked::<Loaders>().load_one(key).await?.unwrap_or_default();
+        let mut connection =
+            Connection::with_additional_fields(before.is_some(), page.has_next_page, Counted { total_count: page.total_count });
+        connection.edges.extend(page.items.into_iter().map(|interaction| {
+            let cursor = InteractionCursor { at_ms: interaction.at.timestamp_millis(), id: interaction.id };
+            Edge::new(encode_interaction_cursor(cursor), Interaction(interaction))
+        }));
+        Ok(connection)
+    }
+}
+
+/// One recorded interaction.
+#[derive(Clone, Debug)]
+pub struct Interaction(pub domain::Interaction);
+
+/// One recorded two-way interaction on a relationship.
+#[Object]
+impl Interaction {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        GlobalId::Interaction(self.0.id).encode()
+    }
+
+    /// The relationship it happened on.
+    async fn relationship(&self, ctx: &Context<'_>) -> ApiResult<Option<Relationship>> {
+        Ok(ctx.data_unchecked::<Loaders>().load_one(self.0.relationship).await?.map(Relationship))
+    }
+
+    /// When it happened.
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+
+    /// How.
+    async fn channel(&self) -> Channel {
+        self.0.channel.into()
+    }
+
+    /// Who reached out.
+    async fn direction(&self) -> Direction {
+        self.0.direction.into()
+    }
+
+    /// How it felt, in [−1, 1].
+    async fn sentiment(&self) -> f64 {
+        self.0.sentiment.get()
+    }
+
+    /// Amount, for purchases.
+    async fn amount(&self) -> Option<f64> {
+        self.0.amount.map(|amount| amount.get())
+    }
+
+    /// Product line, for purchases.
+    async fn product_line(&self) -> Option<String> {
+        self.0.product_line.as_ref().map(ToString::to_string)
+    }
+
+    /// Free text.
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+}
+
+/// Which relationships of a stakeholder to list.
+#[derive(InputObject, Default, Debug)]
+pub struct RelationshipFilter {
+    /// Only these types.
+    pub types: Option<Vec<RelationshipType>>,
+    /// Only outgoing or only incoming ones.
+    pub direction: Option<EdgeDirection>,
+    /// Only those at this level or above.
+    pub min_level: Option<Level>,
+}
+
+/// Order of a stakeholder's relationships; ties go to the lower id.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum RelationshipSort {
+    /// Oldest record first.
+    #[default]
+    Id,
+    /// Highest Kotler level first, then highest trust, then highest commitment.
+    LevelDesc,
+    /// Longest-standing first.
+    SinceAsc,
+    /// Most recently changed first.
+    UpdatedDesc,
+}
+
+/// The edge fields of a stakeholder's relationship list.
+#[derive(Clone, Debug)]
+pub struct RelationshipEdgeFields {
+    counterpart: StakeholderId,
+    direction: EdgeDirection,
+}
+
+#[Object]
+impl RelationshipEdgeFields {
+    /// The stakeholder at the other end.
+    async fn counterpart(&self, ctx: &Context<'_>) -> ApiResult<Option<StakeholderNode>> {
+        load_stakeholder(ctx, self.counterpart).await
+    }
+
+    /// Whether the listed stakeholder is the `from` (OUTGOING) or `to` (INCOMING) end.
+    async fn direction(&self) -> EdgeDirection {
+        self.direction
+    }
+}
+
+/// A page of a stakeholder's relationships.
+pub type RelationshipConnection = Connection<String, Relationship, Counted, RelationshipEdgeFields>;
+
+/// Name of the relationship list, which its cursors are bound to.
+const RELATIONSHIPS: &str = "relationships";
+
+fn known(value: Option<domain::Probability>) -> f64 {
+    value.map_or(-1.0, |value| value.get())
+}
+
+/// Sorts relationships in place by `sort`, ties to the lower id.
+fn sort_relationships(relationships: &mut [domain::Relationship], sort: RelationshipSort) {
+    match sort {
+        RelationshipSort::Id => relationships.sort_by_key(|relationship| relationship.id),
+        RelationshipSort::LevelDesc => relationships.sort_by(|a, b| {
+            b.level
+                .cmp(&a.level)
+                .then(known(b.trust).total_cmp(&known(a.trust)))
+                .then(known(b.commitment).total_cmp(&known(a.commitment)))
+                .then(a.id.cmp(&b.id))
+        }),
+        RelationshipSort::SinceAsc => relationships.sort_by(|a, b| a.since.cmp(&b.since).then(a.id.cmp(&b.id))),
+        RelationshipSort::UpdatedDesc => {
+            relationships.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)))
+        }
+    }
+}
+
+/// One page of the relationships of `stakeholder`, filtered and sorted in memory from its DataLoader batch.
+pub async fn relationship_connection(
+    ctx: &Context<'_>,
+    stakeholder: StakeholderId,
+    filter: Option<RelationshipFilter>,
+    order_by: Option<RelationshipSort>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> ApiResult<RelationshipConnection> {
+    let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
+    let filter = filter.unwrap_or_default();
+    let types: Option<Vec<domain::RelationshipType>> =
+        filter.types.map(|types| types.into_iter().map(Into::into).collect());
+    let min_level = filter.min_level.map(domain::Level::from);
+    let all = ctx.data_unchecked::<Loaders>().load_one(RelationshipsOf(stakeholder)).await?.unwrap_or_default();
+    let mut relationships: Vec<domain::Relationship> = all
+        .iter()
+        .filter(|relationship| types.as_ref().is_none_or(|types| types.contains(&relationship.rel_type)))
+        .filter(|relationship| filter.direction.is_none_or(|direction| edge_direction(relationship, stakeholder) == direction))
+        .filter(|relationship| min_level.is_none_or(|level| relationship.level >= level))
+        .cloned()
+        .collect();
+    sort_relationships(&mut relationships, order_by.unwrap_or_default());
+    let window = Window::of(RELATIONSHIPS, relationships.len(), first, after.as_deref())?;
+    let mut connection = Connection::with_additional_fields(
+        window.has_previous_page,
+        window.has_next_page,
+        Counted { total_count: relationships.len() as u64 },
+    );
+    for (index, relationship) in relationships.drain(window.start..window.end).enumerate() {
+        let fields = RelationshipEdgeFields {
+            counterpart: relationship.other_end(stakeholder),
+            direction: edge_direction(&relationship, stakeholder),
+        };
+        connection.edges.push(Edge::with_additional_fields(
+            Window::cursor(RELATIONSHIPS, window.start + index),
+            Relationship(relationship),
+            fields,
+        ));
+    }
+    Ok(connection)
+}

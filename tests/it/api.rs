@@ -1,0 +1,355 @@
+//! Tier 1: the schema executed in-process.
+
+use crate::support::{demo_store, error_code, fresh_store, metered_schema, run_as, run_ok, schema};
+use serde_json::{json, Value};
+use stakegraph::api::{build_schema, ApiLimits, Caller};
+use stakegraph::domain::Role;
+use stakegraph::store::{GraphStore, SqliteStore};
+use std::sync::Arc;
+
+const CREATE_CUSTOMER: &str = r#"
+mutation($input: CreateCustomerInput!) {
+  createCustomer(input: $input) { id key name kind primaryMarket markets mendelow status segment lifetimeValue }
+}"#;
+
+const CREATE_SUPPLIER: &str = r#"
+mutation($input: CreateSupplierInput!) { createSupplier(input: $input) { id name category private masked } }"#;
+
+const CREATE_EMPLOYEE: &str = r#"
+mutation($input: CreateEmployeeInput!) { createEmployee(input: $input) { id name primaryMarket } }"#;
+
+const UPSERT: &str = r#"
+mutation($input: UpsertRelationshipInput!) {
+  upsertRelationship(input: $input) { created relationship { id type level trust bonds from { id } to { id } } }
+}"#;
+
+const RECORD: &str = r#"
+mutation($input: RecordInteractionsInput!) { recordInteractions(input: $input) { count interactions { id } } }"#;
+
+const EDITOR: Caller = Caller::Key(Role::Editor);
+
+async fn create(schema: &stakegraph::api::StakegraphSchema, mutation: &str, input: Value) -> Value {
+    let data = run_ok(schema, mutation, json!({ "input": input })).await;
+    data.as_object().and_then(|fields| fields.values().next()).cloned().expect("one mutation result")
+}
+
+/// A small graph: a customer, an employee managing it, and the relationship between them.
+async fn small_graph(schema: &stakegraph::api::StakegraphSchema) -> (String, String, String) {
+    let customer = create(schema, CREATE_CUSTOMER, json!({ "key": "C-1", "name": "Acme Foods", "status": "ACTIVE" })).await;
+    let employee = create(schema, CREATE_EMPLOYEE, json!({ "key": "E-1", "name": "Dana Reyes", "role": "Account Manager" })).await;
+    let upsert = json!({ "input": {
+        "from": employee["id"], "to": customer["id"], "type": "MANAGES", "level": "PROACTIVE", "trust": 0.8,
+        "bonds": ["SOCIAL", "FINANCIAL"]
+    }});
+    let data = run_ok(schema, UPSERT, upsert).await;
+    let relationship = data["upsertRelationship"]["relationship"]["id"].as_str().unwrap().to_owned();
+    (customer["id"].as_str().unwrap().to_owned(), employee["id"].as_str().unwrap().to_owned(), relationship)
+}
+
+#[tokio::test]
+async fn created_customer_reads_back_with_derived_fields() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let input = json!({
+        "key": " C-42 ", "name": "Northwind Traders", "power": 0.8, "interest": 0.3,
+        "markets": ["REFERRAL"], "status": "ACTIVE", "segment": "ENTERPRISE", "lifetimeValue": 125000.0
+    });
+    let customer = create(&schema, CREATE_CUSTOMER, input).await;
+    assert_eq!(customer["key"], "C-42", "keys are trimmed");
+    assert_eq!(customer["kind"], "CUSTOMER");
+    assert_eq!(customer["primaryMarket"], "CUSTOMER");
+    assert_eq!(customer["markets"], json!(["CUSTOMER", "REFERRAL"]));
+    assert_eq!(customer["mendelow"], "KEEP_SATISFIED");
+    assert_eq!(customer["lifetimeValue"], 125000.0);
+
+    let read = run_ok(&schema, "query($id: ID!) { node(id: $id) { id ... on Customer { name segment } } }", json!({ "id": customer["id"] })).await;
+    assert_eq!(read["node"]["name"], "Northwind Traders");
+    assert_eq!(read["node"]["segment"], "ENTERPRISE");
+
+    let changes = store.changes_after(0, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].kind.as_str(), "STAKEHOLDER_CREATED");
+}
+
+#[tokio::test]
+async fn relationships_managers_and_interactions_resolve() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let (customer, employee, relationship) = small_graph(&schema).await;
+    let interactions = json!({ "input": { "interactions": [
+        { "relationship": relationship, "at": "2026-01-10T09:00:00Z", "channel": "MEETING", "direction": "OUTBOUND", "sentiment": 0.6 },
+        { "relationship": relationship, "at": "2026-02-10T09:00:00Z", "channel": "PURCHASE", "direction": "INBOUND",
+          "sentiment": 0.4, "amount": 1200.5, "productLine": "Cold chain" }
+    ]}});
+    let recorded = run_ok(&schema, RECORD, interactions).await;
+    assert_eq!(recorded["recordInteractions"]["count"], 2);
+
+    let query = r#"query($id: ID!, $employee: ID!) {
+      customer: stakeholder(id: $id) {
+        ... on Customer { relationshipManager { id name role } }
+        relationships { totalCount edges { direction counterpart { id } node { type level levelRank trust bonds
+          interactions(first: 1) { totalCount pageInfo { hasNextPage } edges { node { channel amount productLine } } } } } }
+      }
+      employee: stakeholder(id: $employee) {
+        ... on Employee { managedCustomers { totalCount edges { node { id name } } } }
+      }
+    }"#;
+    let data = run_ok(&schema, query, json!({ "id": customer, "employee": employee })).await;
+    assert_eq!(data["customer"]["relationshipManager"]["id"], employee.as_str());
+    assert_eq!(data["customer"]["relationshipManager"]["role"], "Account Manager");
+    let edge = &data["customer"]["relationships"]["edges"][0];
+    assert_eq!(edge["direction"], "INCOMING");
+    assert_eq!(edge["counterpart"]["id"], employee.as_str());
+    assert_eq!(edge["node"]["levelRank"], 4);
+    assert_eq!(edge["node"]["bonds"], json!(["FINANCIAL", "SOCIAL"]));
+    let page = &edge["node"]["interactions"];
+    assert_eq!(page["totalCount"], 2);
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    assert_eq!(page["edges"][0]["node"]["channel"], "PURCHASE", "newest first");
+    assert_eq!(page["edges"][0]["node"]["productLine"], "Cold chain");
+    assert_eq!(data["employee"]["managedCustomers"]["totalCount"], 1);
+    assert_eq!(data["employee"]["managedCustomers"]["edges"][0]["node"]["name"], "Acme Foods");
+
+    let kinds: Vec<String> = store
+        .changes_after(0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.kind.as_str().to_owned())
+        .collect();
+    assert_eq!(kinds, ["STAKEHOLDER_CREATED", "STAKEHOLDER_CREATED", "RELATIONSHIP_CREATED", "INTERACTIONS_RECORDED"]);
+}
+
+/// Runs a bad mutation and checks it is refused with `BAD_USER_INPUT` at `field`, and that nothing was written.
+async fn assert_refused(store: &SqliteStore, schema: &stakegraph::api::StakegraphSchema, query: &str, variables: Value, field: &str) {
+    let before = store.counts().await.unwrap();
+    let response = run_as(schema, EDITOR, query, variables).await;
+    let (code, found_field) = error_code(&response);
+    assert_eq!(code, "BAD_USER_INPUT", "{response:#}");
+    assert_eq!(found_field, field, "{response:#}");
+    let message = response["errors"][0]["message"].as_str().unwrap();
+    assert!(message.len() > field.len() + 10, "the message explains the fix: {message}");
+    assert_eq!(store.counts().await.unwrap(), before, "nothing may be written by a refused mutation");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_its_path_and_writes_nothing() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let (customer, employee, relationship) = small_graph(&schema).await;
+    let unknown = stakegraph::api::ids::GlobalId::Stakeholder(stakegraph::domain::StakeholderId(999_999)).encode();
+
+    let upsert = |from: Value, trust: f64| json!({ "input": { "from": from, "to": customer, "type": "KNOWS", "trust": trust } });
+    assert_refused(&store, &schema, UPSERT, upsert(json!(unknown), 0.5), "input.from").await;
+    assert_refused(&store, &schema, UPSERT, upsert(json!(employee), 1.5), "input.trust").await;
+    assert_refused(&store, &schema, UPSERT, upsert(json!("garbage"), 0.5), "input.from").await;
+
+    let bad_name = json!({ "input": { "key": "C-2", "name": "   " } });
+    assert_refused(&store, &schema, CREATE_CUSTOMER, bad_name, "input.name").await;
+
+    let unknown_enum = r#"mutation { createCustomer(input: { key: "C-3", name: "Ok", status: HAPPY }) { id } }"#;
+    assert_refused(&store, &schema, unknown_enum, json!({}), "input.status").await;
+
+    let interaction = |sentiment: f64, relationship: &str| json!({
+        "relationship": relationship, "at": "2026-01-10T09:00:00Z", "channel": "CALL", "direction": "INBOUND", "sentiment": sentiment
+    });
+    let bad_sentiment = json!({ "input": { "interactions": [interaction(0.2, &relationship), interaction(-2.0, &relationship)] } });
+    assert_refused(&store, &schema, RECORD, bad_sentiment, "input.interactions.1.sentiment").await;
+
+    let missing_relationship = stakegraph::api::ids::GlobalId::Relationship(stakegraph::domain::RelationshipId(4242)).encode();
+    let one_bad = json!({ "input": { "interactions": [
+        interaction(0.2, &relationship), interaction(0.1, &relationship), interaction(0.3, &missing_relationship.0)
+    ] } });
+    assert_refused(&store, &schema, RECORD, one_bad, "input.interactions.2.relationship").await;
+
+    let future = json!({ "input": { "interactions": [{
+        "relationship": relationship, "at": "2999-01-01T00:00:00Z", "channel": "CALL", "direction": "INBOUND"
+    }] } });
+    assert_refused(&store, &schema, RECORD, future, "input.interactions.0.at").await;
+
+    let wrong_shape = json!({ "input": { "from": customer, "to": employee, "type": "MANAGES" } });
+    assert_refused(&store, &schema, UPSERT, wrong_shape, "input.type").await;
+
+    let wrong_kind = r#"mutation($id: ID!) { updateSupplier(input: { id: $id, category: "Steel" }) { id } }"#;
+    assert_refused(&store, &schema, wrong_kind, json!({ "id": customer }), "input").await;
+}
+
+#[tokio::test]
+async fn duplicate_keys_and_archived_stakeholders_conflict() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let (customer, _, _) = small_graph(&schema).await;
+    let response = run_as(&schema, EDITOR, CREATE_CUSTOMER, json!({ "input": { "key": "C-1", "name": "Again" } })).await;
+    assert_eq!(error_code(&response), ("CONFLICT".to_owned(), "input.key".to_owned()));
+
+    let archive = r#"mutation($id: ID!) { archiveStakeholder(id: $id) { id archivedAt } }"#;
+    let data = run_ok(&schema, archive, json!({ "id": customer })).await;
+    assert!(data["archiveStakeholder"]["archivedAt"].is_string());
+    let listed = run_ok(&schema, "{ stakeholders { totalCount } all: stakeholders(filter: { includeArchived: true }) { totalCount } }", json!({})).await;
+    assert_eq!(listed["stakeholders"]["totalCount"], 1, "archived stakeholders leave listings");
+    assert_eq!(listed["all"]["totalCount"], 2, "but are kept");
+    let update = r#"mutation($id: ID!) { updateCustomer(input: { id: $id, status: AT_RISK }) { id } }"#;
+    let response = run_as(&schema, EDITOR, update, json!({ "id": customer })).await;
+    assert_eq!(error_code(&response), ("CONFLICT".to_owned(), "input.id".to_owned()));
+}
+
+#[tokio::test]
+async fn writes_need_an_editor_key_and_reads_need_a_key() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let input = json!({ "input": { "key": "C-9", "name": "Nobody Writes This" } });
+    for (caller, expected) in [
+        (Caller::Anonymous, "UNAUTHENTICATED"),
+        (Caller::InvalidKey, "UNAUTHENTICATED"),
+        (Caller::Key(Role::Viewer), "FORBIDDEN"),
+    ] {
+        let response = run_as(&schema, caller, CREATE_CUSTOMER, input.clone()).await;
+        assert_eq!(error_code(&response).0, expected, "{caller:?}: {response:#}");
+        assert!(response["data"].is_null());
+    }
+    assert_eq!(store.counts().await.unwrap().stakeholders, 0);
+    assert_eq!(store.counts().await.unwrap().changes, 0);
+
+    let read = "{ stakeholders { totalCount } }";
+    assert_eq!(error_code(&run_as(&schema, Caller::Anonymous, read, json!({})).await).0, "UNAUTHENTICATED");
+    let viewer = run_as(&schema, Caller::Key(Role::Viewer), read, json!({})).await;
+    assert!(viewer.get("errors").is_none(), "{viewer:#}");
+
+    let demo = build_schema(store.clone(), ApiLimits::default(), true);
+    let anonymous = run_as(&demo, Caller::Anonymous, read, json!({})).await;
+    assert!(anonymous.get("errors").is_none(), "anonymous reads in demo mode: {anonymous:#}");
+    let anonymous_write = run_as(&demo, Caller::Anonymous, CREATE_CUSTOMER, input).await;
+    assert_eq!(error_code(&anonymous_write).0, "UNAUTHENTICATED", "demo mode never lets anonymous callers write");
+}
+
+#[tokio::test]
+async fn private_stakeholders_are_masked_for_viewers_and_hidden_from_their_searches() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let input = json!({ "key": "S-7", "name": "Secret Alloys", "private": true, "category": "Rare metals" });
+    let supplier = create(&schema, CREATE_SUPPLIER, input).await;
+    assert_eq!(supplier["masked"], false, "the editor who created it sees it");
+
+    let query = r#"query($id: ID!) { stakeholder(id: $id) { name key masked ... on Supplier { category } } }"#;
+    let viewer = run_as(&schema, Caller::Key(Role::Viewer), query, json!({ "id": supplier["id"] })).await;
+    let seen = &viewer["data"]["stakeholder"];
+    assert_eq!(seen["masked"], true);
+    assert_ne!(seen["name"], "Secret Alloys");
+    assert_ne!(seen["key"], "S-7");
+    assert!(seen["category"].is_null());
+    let editor = run_as(&schema, EDITOR, query, json!({ "id": supplier["id"] })).await;
+    assert_eq!(editor["data"]["stakeholder"]["category"], "Rare metals");
+
+    let search = r#"{ stakeholders(filter: { search: "secret" }) { totalCount } }"#;
+    let viewer = run_as(&schema, Caller::Key(Role::Viewer), search, json!({})).await;
+    assert_eq!(viewer["data"]["stakeholders"]["totalCount"], 0, "a viewer's search must not reveal private names");
+    let editor = run_as(&schema, EDITOR, search, json!({})).await;
+    assert_eq!(editor["data"]["stakeholders"]["totalCount"], 1);
+    let by_key = run_as(&schema, Caller::Key(Role::Viewer), r#"{ stakeholderByKey(key: "S-7") { id } }"#, json!({})).await;
+    assert!(by_key["data"]["stakeholderByKey"].is_null());
+}
+
+#[tokio::test]
+async fn nested_pages_cost_a_constant_number_of_store_calls() {
+    let nested = r#"query($first: Int!) {
+      stakeholders(first: $first) { edges { node { id name
+        ... on Customer { relationshipManager { name } }
+        relationships(first: 10) { edges { counterpart { id name kind } node { type from { id } to { id }
+          interactions(first: 2) { totalCount edges { node { channel } } } } } }
+      } } }
+    }"#;
+    let mut calls = Vec::new();
+    for first in [5, 20, 50, 100] {
+        let store = SqliteStore::open(crate::support::demo_db()).unwrap();
+        let (schema, metered) = metered_schema(store);
+        let data = run_ok(&schema, nested, json!({ "first": first })).await;
+        let edges = data["stakeholders"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), first);
+        let related: usize = edges.iter().map(|edge| edge["node"]["relationships"]["edges"].as_array().unwrap().len()).sum();
+        assert!(related > first, "the page must really be nested ({related} relationships)");
+        calls.push((first, metered.total_calls(), metered.calls()));
+    }
+    for (first, total, by_method) in &calls {
+        assert!(*total <= 4, "page of {first}: {total} store calls ({by_method:?})");
+    }
+    assert!(calls.windows(2).all(|pair| pair[0].1 == pair[1].1), "calls must not grow with the page: {calls:?}");
+}
+
+#[tokio::test]
+async fn listings_page_through_every_match_exactly_once() {
+    let schema = schema(demo_store());
+    let query = r#"query($after: String) {
+      stakeholders(first: 37, after: $after, filter: { kinds: [CUSTOMER, MEDIA] }, orderBy: { field: NAME, direction: DESC }) {
+        totalCount pageInfo { hasNextPage endCursor } edges { node { id name kind } }
+      }
+    }"#;
+    let mut after = Value::Null;
+    let mut seen = Vec::new();
+    let mut names = Vec::new();
+    let total = loop {
+        let data = run_ok(&schema, query, json!({ "after": after })).await;
+        let page = &data["stakeholders"];
+        let total = page["totalCount"].as_u64().unwrap();
+        for edge in page["edges"].as_array().unwrap() {
+            assert!(["CUSTOMER", "MEDIA"].contains(&edge["node"]["kind"].as_str().unwrap()));
+            seen.push(edge["node"]["id"].as_str().unwrap().to_owned());
+            names.push(edge["node"]["name"].as_str().unwrap().to_owned());
+        }
+        if page["pageInfo"]["hasNextPage"] != true {
+            break total;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    };
+    assert_eq!(seen.len() as u64, total);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no stakeholder twice");
+    assert!(names.windows(2).all(|pair| pair[0] >= pair[1]), "sorted by name, descending");
+}
+
+#[tokio::test]
+async fn limits_are_enforced_with_clear_codes() {
+    let schema = schema(demo_store());
+    let too_big = run_as(&schema, EDITOR, "{ stakeholders(first: 1000) { totalCount } }", json!({})).await;
+    assert_eq!(error_code(&too_big), ("LIMIT_EXCEEDED".to_owned(), "first".to_owned()));
+    let bad_cursor = run_as(&schema, EDITOR, r#"{ stakeholders(after: "bm90LWEtY3Vyc29y") { totalCount } }"#, json!({})).await;
+    assert_eq!(error_code(&bad_cursor), ("BAD_USER_INPUT".to_owned(), "after".to_owned()));
+    let mut deep = "id".to_owned();
+    for _ in 0..6 {
+        deep = format!("relationships(first: 1) {{ edges {{ counterpart {{ {deep} }} }} }}");
+    }
+    let deep = format!("{{ stakeholders(first: 1) {{ edges {{ node {{ {deep} }} }} }} }}");
+    let response = run_as(&schema, EDITOR, &deep, json!({})).await;
+    assert_eq!(error_code(&response).0, "LIMIT_EXCEEDED", "{response:#}");
+    let wide = r#"{ stakeholders(first: 100) { edges { node { relationships(first: 100) { edges { counterpart {
+        relationships(first: 100) { edges { node { id } } } } } } } } } }"#;
+    let response = run_as(&schema, EDITOR, wide, json!({})).await;
+    assert_eq!(error_code(&response).0, "LIMIT_EXCEEDED", "a million-edge query is refused before it runs");
+}
+
+#[tokio::test]
+async fn customer_exit_marks_churned_and_is_logged() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let (customer, employee, _) = small_graph(&schema).await;
+    let exit = r#"mutation($input: RecordCustomerExitInput!) { recordCustomerExit(input: $input) { status exitReason exitDate } }"#;
+    let data = run_ok(&schema, exit, json!({ "input": { "id": customer, "reason": "PRICE", "date": "2026-03-01" } })).await;
+    assert_eq!(data["recordCustomerExit"], json!({ "status": "CHURNED", "exitReason": "PRICE", "exitDate": "2026-03-01" }));
+    let not_customer = run_as(&schema, EDITOR, exit, json!({ "input": { "id": employee, "reason": "PRICE" } })).await;
+    assert_eq!(error_code(&not_customer), ("BAD_USER_INPUT".to_owned(), "input.id".to_owned()));
+    let last = store.changes_after(0, 100).await.unwrap().pop().unwrap();
+    assert_eq!(last.kind.as_str(), "CUSTOMER_EXITED");
+    assert_eq!(last.payload["before"]["details"]["status"], "ACTIVE");
+    assert_eq!(last.payload["after"]["details"]["status"], "CHURNED");
+}
+
+#[tokio::test]
+async fn metered_store_counts_calls() {
+    let (store, _dir) = fresh_store();
+    let metered = stakegraph::store::Metered::new(Arc::try_unwrap(store).ok().unwrap());
+    metered.counts().await.unwrap();
+    metered.counts().await.unwrap();
+    assert_eq!(metered.calls().get("counts"), Some(&2));
+    assert_eq!(metered.total_calls(), 2);
+}

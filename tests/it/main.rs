@@ -1,0 +1,12 @@
+//! Integration tests, in one binary (each extra test binary costs a link on a small machine).
+//!
+//! Three tiers: `api` and `queries` run the schema in-process; `router` drives the axum router with `oneshot`;
+//! `server` starts the real service on port 0 and talks to it over HTTP.
+
+mod api;
+mod queries;
+mod router;
+mod schema_sdl;
+mod server;
+mod store;
+mod support;

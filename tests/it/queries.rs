@@ -1,0 +1,274 @@
+//! Every operation in `queries/` runs against the demo graph, and its results are checked against the database
+//! with independent SQL.
+
+use crate::support::{demo_copy, demo_db, demo_store, operation, run_ok, schema};
+use serde_json::{json, Value};
+use stakegraph::api::ids::GlobalId;
+use std::collections::BTreeSet;
+
+/// The operations these tests run; a new file in `queries/` must be added here (and tested).
+const COVERED: &[&str] = &[
+    "at_risk_customers.graphql",
+    "create_customer.graphql",
+    "customers_with_managers.graphql",
+    "dashboard_page.graphql",
+    "manage_closely.graphql",
+    "manager_portfolio.graphql",
+    "record_customer_exit.graphql",
+    "record_interactions.graphql",
+    "search_stakeholders.graphql",
+    "stakeholder_profile.graphql",
+    "upsert_relationship.graphql",
+];
+
+fn sql() -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(demo_db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
+
+fn count(sql_text: &str, params: impl rusqlite::Params) -> u64 {
+    sql().query_row(sql_text, params, |row| row.get::<_, i64>(0)).unwrap() as u64
+}
+
+fn number(id: &Value) -> i64 {
+    match GlobalId::decode(id.as_str().expect("an id"), "id").unwrap() {
+        GlobalId::Stakeholder(id) => id.0,
+        GlobalId::Relationship(id) => id.0,
+        GlobalId::Interaction(id) => id.0,
+    }
+}
+
+fn stakeholder_gid(id: i64) -> Value {
+    json!(GlobalId::Stakeholder(stakegraph::domain::StakeholderId(id)).encode().0)
+}
+
+fn edges(connection: &Value) -> &Vec<Value> {
+    connection["edges"].as_array().expect("edges")
+}
+
+#[test]
+fn every_committed_operation_is_covered() {
+    let directory = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let found: BTreeSet<String> = std::fs::read_dir(directory)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".graphql"))
+        .collect();
+    let covered: BTreeSet<String> = COVERED.iter().map(|name| name.to_string()).collect();
+    assert_eq!(found, covered, "every file in queries/ must run in a test");
+    assert!(found.len() >= 8);
+}
+
+#[tokio::test]
+async fn customers_with_managers() {
+    let data = run_ok(&schema(demo_store()), &operation("customers_with_managers.graphql"), json!({ "first": 40 })).await;
+    let page = &data["stakeholders"];
+    let expected = count(
+        "SELECT COUNT(*) FROM stakeholder WHERE kind = 'CUSTOMER' AND status IN ('ACTIVE', 'AT_RISK') AND archived_at IS NULL",
+        [],
+    );
+    assert_eq!(page["totalCount"].as_u64().unwrap(), expected);
+    assert_eq!(edges(page).len(), 40);
+    let names: Vec<&str> = edges(page).iter().map(|edge| edge["node"]["name"].as_str().unwrap()).collect();
+    assert!(names.windows(2).all(|pair| pair[0] <= pair[1]), "sorted by name");
+    let mut managed = 0;
+    for edge in edges(page) {
+        let node = &edge["node"];
+        assert!(["ACTIVE", "AT_RISK"].contains(&node["status"].as_str().unwrap()));
+        if let Some(manager) = node["relationshipManager"].as_object() {
+            managed += 1;
+            let manages = count(
+                "SELECT COUNT(*) FROM relationship r JOIN stakeholder e ON e.id = r.from_id
+                 WHERE r.type = 'MANAGES' AND r.from_id = ?1 AND r.to_id = ?2 AND e.kind = 'EMPLOYEE'",
+                [number(&manager["id"]), number(&node["id"])],
+            );
+            assert_eq!(manages, 1, "the manager shown really manages the customer");
+        } else {
+            let manages = count("SELECT COUNT(*) FROM relationship WHERE type = 'MANAGES' AND to_id = ?1", [number(&node["id"])]);
+            assert_eq!(manages, 0, "a customer with a manager must show it");
+        }
+    }
+    assert!(managed > 0, "some customers on the page have a relationship manager");
+}
+
+#[tokio::test]
+async fn stakeholder_profile() {
+    let (busiest, relationships): (i64, i64) = sql()
+        .query_row(
+            "SELECT id, (SELECT COUNT(*) FROM relationship r WHERE r.from_id = s.id OR r.to_id = s.id) AS n
+             FROM stakeholder s WHERE private = 0 ORDER BY n DESC, id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    let variables = json!({ "id": stakeholder_gid(busiest), "relationships": 10, "interactions": 3 });
+    let data = run_ok(&schema(demo_store()), &operation("stakeholder_profile.graphql"), variables).await;
+    let profile = &data["stakeholder"];
+    assert_eq!(number(&profile["id"]), busiest);
+    let listed = &profile["relationships"];
+    assert_eq!(listed["totalCount"].as_i64().unwrap(), relationships);
+    assert_eq!(edges(listed).len(), 10.min(relationships as usize));
+    let levels: Vec<i64> = edges(listed)
+        .iter()
+        .map(|edge| ["BASIC", "REACTIVE", "ACCOUNTABLE", "PROACTIVE", "PARTNERSHIP"].iter().position(|level| edge["node"]["level"] == *level).unwrap() as i64)
+        .collect();
+    assert!(levels.windows(2).all(|pair| pair[0] >= pair[1]), "strongest level first: {levels:?}");
+    for edge in edges(listed) {
+        let relationship = number(&edge["node"]["id"]);
+        let interactions = count("SELECT COUNT(*) FROM interaction WHERE relationship_id = ?1", [relationship]);
+        let page = &edge["node"]["interactions"];
+        assert_eq!(page["totalCount"].as_u64().unwrap(), interactions);
+        let times: Vec<&str> = edges(page).iter().map(|edge| edge["node"]["at"].as_str().unwrap()).collect();
+        assert!(times.len() <= 3 && times.windows(2).all(|pair| pair[0] >= pair[1]), "latest first");
+        let counterpart = number(&edge["counterpart"]["id"]);
+        let ends = count("SELECT COUNT(*) FROM relationship WHERE id = ?1 AND (from_id = ?2 OR to_id = ?2) AND (from_id = ?3 OR to_id = ?3)", [relationship, busiest, counterpart]);
+        assert_eq!(ends, 1, "the counterpart is the other end");
+    }
+}
+
+#[tokio::test]
+async fn dashboard_page() {
+    let data = run_ok(&schema(demo_store()), &operation("dashboard_page.graphql"), json!({ "first": 50 })).await;
+    let page = &data["stakeholders"];
+    assert_eq!(edges(page).len(), 50);
+    assert_eq!(page["totalCount"].as_u64().unwrap(), count("SELECT COUNT(*) FROM stakeholder WHERE kind = 'CUSTOMER' AND archived_at IS NULL", []));
+    for edge in edges(page) {
+        let id = number(&edge["node"]["id"]);
+        let relationships = &edge["node"]["relationships"];
+        let expected = count("SELECT COUNT(*) FROM relationship WHERE from_id = ?1 OR to_id = ?1", [id]);
+        assert_eq!(relationships["totalCount"].as_u64().unwrap(), expected);
+        assert_eq!(edges(relationships).len() as u64, expected.min(5));
+    }
+}
+
+#[tokio::test]
+async fn at_risk_customers() {
+    let data = run_ok(&schema(demo_store()), &operation("at_risk_customers.graphql"), json!({})).await;
+    let page = &data["stakeholders"];
+    let expected = count("SELECT COUNT(*) FROM stakeholder WHERE status = 'AT_RISK' AND archived_at IS NULL", []);
+    assert!(expected > 0, "the demo graph has customers at risk");
+    assert_eq!(page["totalCount"].as_u64().unwrap(), expected);
+    let powers: Vec<f64> = edges(page).iter().map(|edge| edge["node"]["power"].as_f64().unwrap()).collect();
+    assert!(powers.windows(2).all(|pair| pair[0] >= pair[1]), "most powerful first");
+    assert!(edges(page).iter().all(|edge| edge["node"]["status"] == "AT_RISK"));
+}
+
+#[tokio::test]
+async fn manage_closely() {
+    let data = run_ok(&schema(demo_store()), &operation("manage_closely.graphql"), json!({})).await;
+    let page = &data["stakeholders"];
+    // INFLUENCE is bit 3 of the stored market mask.
+    let expected = count(
+        "SELECT COUNT(*) FROM stakeholder WHERE (markets & 8) != 0 AND power >= 0.5 AND interest >= 0.5 AND archived_at IS NULL",
+        [],
+    );
+    assert!(expected > 0, "the demo graph has powerful, interested media or government");
+    assert_eq!(page["totalCount"].as_u64().unwrap(), expected);
+    for edge in edges(page) {
+        let node = &edge["node"];
+        assert_eq!(node["mendelow"], "MANAGE_CLOSELY");
+        assert!(node["power"].as_f64().unwrap() >= 0.5 && node["interest"].as_f64().unwrap() >= 0.5);
+    }
+}
+
+#[tokio::test]
+async fn manager_portfolio() {
+    let (manager, managed): (i64, i64) = sql()
+        .query_row(
+            "SELECT from_id, COUNT(*) AS n FROM relationship WHERE type = 'MANAGES' GROUP BY from_id ORDER BY n DESC, from_id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    let data = run_ok(&schema(demo_store()), &operation("manager_portfolio.graphql"), json!({ "id": stakeholder_gid(manager) })).await;
+    let portfolio = &data["stakeholder"]["managedCustomers"];
+    assert_eq!(portfolio["totalCount"].as_i64().unwrap(), managed);
+    assert!(managed > 1, "relationship managers hold several customers");
+    for edge in edges(portfolio) {
+        let customer = number(&edge["node"]["id"]);
+        assert_eq!(count("SELECT COUNT(*) FROM relationship WHERE type = 'MANAGES' AND from_id = ?1 AND to_id = ?2", [manager, customer]), 1);
+    }
+}
+
+#[tokio::test]
+async fn search_stakeholders() {
+    let name: String = sql().query_row("SELECT name FROM stakeholder WHERE kind = 'SUPPLIER' ORDER BY id LIMIT 1", [], |row| row.get(0)).unwrap();
+    let word = name.split_whitespace().next().unwrap().to_lowercase();
+    let data = run_ok(&schema(demo_store()), &operation("search_stakeholders.graphql"), json!({ "text": word, "first": 100 })).await;
+    let page = &data["stakeholders"];
+    let expected = count("SELECT COUNT(*) FROM stakeholder WHERE (name LIKE ?1 OR key LIKE ?1) AND archived_at IS NULL", [format!("%{word}%")]);
+    assert!(expected >= 1);
+    assert_eq!(page["totalCount"].as_u64().unwrap(), expected);
+    for edge in edges(page) {
+        let node = &edge["node"];
+        let text = format!("{} {}", node["name"].as_str().unwrap(), node["key"].as_str().unwrap()).to_lowercase();
+        assert!(text.contains(&word), "{text} contains {word}");
+    }
+}
+
+#[tokio::test]
+async fn create_customer() {
+    let (store, _dir) = demo_copy();
+    let input = json!({ "key": "CRM-0001", "name": "Harbour Bakeries", "status": "ACTIVE", "segment": "SMB", "lifetimeValue": 4200.0, "markets": ["REFERRAL"] });
+    let data = run_ok(&schema(store.clone()), &operation("create_customer.graphql"), json!({ "input": input })).await;
+    let created = &data["createCustomer"];
+    assert_eq!(created["kind"], "CUSTOMER");
+    assert_eq!(created["markets"], json!(["CUSTOMER", "REFERRAL"]));
+    assert_eq!(created["status"], "ACTIVE");
+    use stakegraph::store::GraphStore;
+    let stored = store.stakeholder_by_key("CRM-0001").await.unwrap().expect("stored");
+    assert_eq!(stored.id.0, number(&created["id"]));
+}
+
+#[tokio::test]
+async fn upsert_relationship() {
+    let (store, _dir) = demo_copy();
+    let schema = schema(store.clone());
+    let (a, b): (i64, i64) = sql()
+        .query_row(
+            "SELECT s.id, m.id FROM stakeholder s, stakeholder m WHERE s.kind = 'CUSTOMER' AND m.kind = 'MEDIA'
+             AND NOT EXISTS (SELECT 1 FROM relationship r WHERE r.from_id = m.id AND r.to_id = s.id AND r.type = 'COVERS')
+             ORDER BY s.id, m.id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    let input = |level: &str| json!({ "input": { "from": stakeholder_gid(b), "to": stakeholder_gid(a), "type": "COVERS", "level": level, "trust": 0.4, "bonds": ["SOCIAL"] } });
+    let first = run_ok(&schema, &operation("upsert_relationship.graphql"), input("REACTIVE")).await;
+    assert_eq!(first["upsertRelationship"]["created"], true);
+    assert_eq!(first["upsertRelationship"]["relationship"]["levelRank"], 2);
+    let second = run_ok(&schema, &operation("upsert_relationship.graphql"), input("PROACTIVE")).await;
+    assert_eq!(second["upsertRelationship"]["created"], false);
+    assert_eq!(second["upsertRelationship"]["relationship"]["id"], first["upsertRelationship"]["relationship"]["id"]);
+    assert_eq!(second["upsertRelationship"]["relationship"]["level"], "PROACTIVE");
+    assert_eq!(number(&second["upsertRelationship"]["relationship"]["from"]["id"]), b);
+}
+
+#[tokio::test]
+async fn record_interactions() {
+    let (store, _dir) = demo_copy();
+    let relationship: i64 = sql().query_row("SELECT id FROM relationship WHERE type = 'MANAGES' ORDER BY id LIMIT 1", [], |row| row.get(0)).unwrap();
+    let gid = GlobalId::Relationship(stakegraph::domain::RelationshipId(relationship)).encode().0;
+    let before = count("SELECT COUNT(*) FROM interaction WHERE relationship_id = ?1", [relationship]);
+    let input = json!({ "input": { "interactions": [
+        { "relationship": gid, "at": "2026-05-30T10:00:00Z", "channel": "MEETING", "direction": "OUTBOUND", "sentiment": 0.7, "note": "Quarterly review" },
+        { "relationship": gid, "at": "2026-05-31T15:30:00Z", "channel": "PURCHASE", "direction": "INBOUND", "sentiment": 0.5, "amount": 18250.0, "productLine": "Analytics" }
+    ]}});
+    let data = run_ok(&schema(store.clone()), &operation("record_interactions.graphql"), input).await;
+    assert_eq!(data["recordInteractions"]["count"], 2);
+    assert_eq!(data["recordInteractions"]["interactions"][1]["productLine"], "Analytics");
+    use stakegraph::store::GraphStore;
+    let pages = store.interaction_pages(&[stakegraph::domain::RelationshipId(relationship)], 1, None).await.unwrap();
+    assert_eq!(pages.values().next().unwrap().total_count, before + 2);
+}
+
+#[tokio::test]
+async fn record_customer_exit() {
+    let (store, _dir) = demo_copy();
+    let customer: i64 = sql().query_row("SELECT id FROM stakeholder WHERE status = 'ACTIVE' ORDER BY id LIMIT 1", [], |row| row.get(0)).unwrap();
+    let input = json!({ "input": { "id": stakeholder_gid(customer), "reason": "SERVICE", "date": "2026-05-20" } });
+    let data = run_ok(&schema(store), &operation("record_customer_exit.graphql"), input).await;
+    let exited = &data["recordCustomerExit"];
+    assert_eq!(exited["status"], "CHURNED");
+    assert_eq!(exited["exitReason"], "SERVICE");
+    assert_eq!(exited["exitDate"], "2026-05-20");
+}

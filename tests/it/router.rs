@@ -1,0 +1,94 @@
+//! Tier 2: the axum router driven with `oneshot`.
+
+use crate::support::demo_store;
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use serde_json::{json, Value};
+use stakegraph::config::{ApiKeys, Config};
+use stakegraph::http::{app_state, router};
+use tower::ServiceExt;
+
+const VIEWER_KEY: &str = "viewer-key-0123456789";
+const EDITOR_KEY: &str = "editor-key-0123456789";
+
+fn app() -> axum::Router {
+    let config = Config {
+        api_keys: ApiKeys::parse(&format!("viewer:{VIEWER_KEY},editor:{EDITOR_KEY}")).unwrap(),
+        ..Config::default()
+    };
+    router(app_state(demo_store(), &config))
+}
+
+async fn send(request: Request<Body>) -> (StatusCode, String) {
+    let response = app().oneshot(request).await.expect("router answers");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn post(body: Value, key: Option<&str>) -> Request<Body> {
+    let mut request = Request::post("/graphql").header(header::CONTENT_TYPE, "application/json");
+    if let Some(key) = key {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+    }
+    request.body(Body::from(body.to_string())).unwrap()
+}
+
+#[tokio::test]
+async fn graphiql_is_served_to_browsers() {
+    for path in ["/", "/graphql"] {
+        let (status, body) = send(Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("graphiql") || body.contains("GraphiQL"), "{path} serves GraphiQL");
+    }
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let (status, _) = send(Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = send(Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ready"));
+}
+
+#[tokio::test]
+async fn post_queries_need_a_valid_key() {
+    let query = json!({ "query": "{ stakeholders(first: 2) { totalCount edges { node { name } } } }" });
+    let (_, body) = send(post(query.clone(), None)).await;
+    let response: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(response["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let (_, body) = send(post(query.clone(), Some("wrong-key-0123456789"))).await;
+    let response: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(response["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let (status, body) = send(post(query, Some(VIEWER_KEY))).await;
+    assert_eq!(status, StatusCode::OK);
+    let response: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(response["data"]["stakeholders"]["edges"].as_array().unwrap().len(), 2);
+    assert!(response["data"]["stakeholders"]["totalCount"].as_u64().unwrap() >= 300);
+}
+
+#[tokio::test]
+async fn get_runs_queries_but_never_mutations() {
+    let uri = "/graphql?query=%7B%20graphCounts%20%7B%20stakeholders%20%7D%20%7D";
+    let request = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {VIEWER_KEY}")).body(Body::empty()).unwrap();
+    let (status, body) = send(request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let response: Value = serde_json::from_str(&body).unwrap();
+    assert!(response["data"]["graphCounts"]["stakeholders"].as_u64().unwrap() >= 300);
+
+    let mutation = "mutation { createCustomer(input: { key: \"G-1\", name: \"Over GET\" }) { id } }";
+    let uri = format!("/graphql?query={}", urlencode(mutation));
+    let request = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {EDITOR_KEY}")).body(Body::empty()).unwrap();
+    let (status, body) = send(request).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert!(body.contains("POST"));
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,101 @@
+//! Shared fixtures: fresh stores, a demo graph, schemas with a caller, and a running server.
+
+use async_graphql::{Request, Variables};
+use serde_json::Value;
+use stakegraph::api::{build_schema, ApiLimits, Caller, StakegraphSchema};
+use stakegraph::demo::{self, DemoOptions};
+use stakegraph::domain::Role;
+use stakegraph::store::{GraphStore, Metered, SqliteStore};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use tempfile::TempDir;
+
+/// Stakeholders in the shared demo graph.
+pub const DEMO_SIZE: usize = 400;
+
+/// The fixed "today" of the shared demo graph, so that its content never changes.
+pub fn demo_anchor() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z").unwrap().to_utc()
+}
+
+/// A fresh, empty store in its own temporary directory (kept alive by the returned guard).
+pub fn fresh_store() -> (Arc<SqliteStore>, TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = SqliteStore::open(dir.path().join("stakegraph.db")).expect("open store");
+    (Arc::new(store), dir)
+}
+
+/// The path of a demo graph written once per test run; read-only tests open it, writers copy it first.
+pub fn demo_db() -> PathBuf {
+    static DEMO: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = DEMO.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("demo.db");
+        let store = SqliteStore::open(&path).expect("open demo store");
+        // Async tests call this from inside their runtime, which must not block on another: write on a thread.
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+                runtime
+                    .block_on(demo::generate(&store, &DemoOptions::new(DEMO_SIZE, demo_anchor()), &|_| {}))
+                    .expect("demo graph");
+            });
+        });
+        (dir, path)
+    });
+    path.clone()
+}
+
+/// The shared demo graph, opened read-mostly (tests that write must use [`demo_copy`]).
+pub fn demo_store() -> Arc<SqliteStore> {
+    Arc::new(SqliteStore::open(demo_db()).expect("open demo store"))
+}
+
+/// A private copy of the demo graph that a test may change (`VACUUM INTO` copies a WAL database consistently).
+pub fn demo_copy() -> (Arc<SqliteStore>, TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("copy.db");
+    let source = rusqlite::Connection::open(demo_db()).expect("open demo database");
+    source.execute("VACUUM INTO ?1", [path.to_str().expect("utf-8 path")]).expect("copy demo database");
+    (Arc::new(SqliteStore::open(&path).expect("open copy")), dir)
+}
+
+/// A schema over `store` with default limits.
+pub fn schema(store: Arc<dyn GraphStore>) -> StakegraphSchema {
+    build_schema(store, ApiLimits::default(), false)
+}
+
+/// A schema over a metered copy of `store`, to count store calls.
+pub fn metered_schema(store: SqliteStore) -> (StakegraphSchema, Arc<Metered<SqliteStore>>) {
+    let metered = Arc::new(Metered::new(store));
+    (build_schema(metered.clone(), ApiLimits::default(), false), metered)
+}
+
+/// Runs `query` with `variables` as `caller`; returns the whole response as JSON (`data`, `errors`).
+pub async fn run_as(schema: &StakegraphSchema, caller: Caller, query: &str, variables: Value) -> Value {
+    let request = Request::new(query).variables(Variables::from_json(variables)).data(caller);
+    let response = schema.execute(request).await;
+    serde_json::to_value(&response).expect("response serializes")
+}
+
+/// Runs `query` as an admin and fails the test on any error; returns `data`.
+pub async fn run_ok(schema: &StakegraphSchema, query: &str, variables: Value) -> Value {
+    let response = run_as(schema, Caller::Key(Role::Admin), query, variables).await;
+    assert!(response.get("errors").is_none(), "unexpected errors: {response:#}");
+    response["data"].clone()
+}
+
+/// The first error's `extensions.code` and `extensions.field`.
+pub fn error_code(response: &Value) -> (String, String) {
+    let error = &response["errors"][0];
+    assert!(!error.is_null(), "expected an error, got {response:#}");
+    let code = error["extensions"]["code"].as_str().unwrap_or_default().to_owned();
+    let field = error["extensions"]["field"].as_str().unwrap_or_default().to_owned();
+    (code, field)
+}
+
+/// Reads one of the committed operations in `queries/`.
+pub fn operation(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+}
