@@ -17,7 +17,9 @@ pub struct StoreLoader {
 }
 
 /// How long no resolver may have asked for anything before a batch is sent.
-const QUIET: Duration = Duration::from_millis(1);
+const QUIET: Duration = Duration::from_micros(100);
+/// How many times in a row the batch must find no new request after letting the resolvers run.
+const QUIET_ROUNDS: u32 = 3;
 /// The longest a batch waits for resolvers to go quiet.
 const MAX_WAIT: Duration = Duration::from_millis(250);
 
@@ -25,26 +27,35 @@ const MAX_WAIT: Duration = Duration::from_millis(250);
 ///
 /// A plain DataLoader sends its batch a fixed delay after the first key. When walking a large page takes longer
 /// than that delay (a debug build, a busy machine), the page splits into several batches and the number of
-/// store calls grows with the page size. Here every load counts as activity, and a batch leaves only once no
-/// resolver has asked for anything for [`QUIET`] (or after [`MAX_WAIT`]), so a nested page costs one store call
-/// per level whatever its size.
+/// store calls grows with the page size; and every level of a nested query waits the full delay. Here every load
+/// counts as activity, and a batch leaves as soon as the resolvers have gone quiet (see [`settle`]), so a nested
+/// page costs one store call per level whatever its size, and waits about [`QUIET`] per level.
 pub struct Loaders {
     loader: DataLoader<StoreLoader>,
     activity: Arc<AtomicU64>,
 }
 
-/// Waits until `activity` has stopped changing for [`QUIET`], or [`MAX_WAIT`] has passed.
+/// Waits until `activity` has stopped changing for [`QUIET`] and [`QUIET_ROUNDS`] yields, or [`MAX_WAIT`] has
+/// passed. Counting yields as well as time keeps a thread preempted by the OS from looking quiet: after each
+/// yield the resolvers that are ready run first.
 async fn settle(activity: &AtomicU64) {
-    let deadline = Instant::now() + MAX_WAIT;
+    let started = Instant::now();
     let mut seen = activity.load(Ordering::Acquire);
-    loop {
+    let mut quiet_since = Instant::now();
+    let mut quiet_rounds = 0;
+    while started.elapsed() < MAX_WAIT {
         tokio::task::yield_now().await;
-        tokio::time::sleep(QUIET).await;
         let now = activity.load(Ordering::Acquire);
-        if now == seen || Instant::now() >= deadline {
-            return;
+        if now != seen {
+            seen = now;
+            quiet_since = Instant::now();
+            quiet_rounds = 0;
+        } else {
+            quiet_rounds += 1;
+            if quiet_rounds >= QUIET_ROUNDS && quiet_since.elapsed() >= QUIET {
+                return;
+            }
         }
-        seen = now;
     }
 }
 
