@@ -163,8 +163,8 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut config = Config::default();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
             let parsed: FileConfig = toml::from_str(&text)
                 .map_err(|error| ConfigError::Parse { path: path.to_owned(), message: error.to_string() })?;
             config.listen = parsed.listen.unwrap_or(config.listen);

@@ -22,7 +22,7 @@ use words::{KEY_ROLES, PRODUCT_LINES, ROLES};
 pub const MIN_SIZE: usize = 50;
 const STAKEHOLDER_BATCH: usize = 5_000;
 const RELATIONSHIP_BATCH: usize = 5_000;
-/// Interactions per `RecordInteractions` command (one command per transaction).
+/// Interactions per `RecordInteractions` command; each such command is a transaction of its own.
 const INTERACTION_BATCH: usize = 20_000;
 const EXIT_BATCH: usize = 5_000;
 /// Interactions fall in this many days before the anchor.
@@ -80,7 +80,7 @@ pub struct DemoProgress {
 /// Why no demo graph was written.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    /// The store already holds data; the demo would mix with it.
+    /// The store already holds data, which the demo would mix with.
     #[error("the store already holds {stakeholders} stakeholders; the demo graph is written only into an empty store, so point it at a new database")]
     NotEmpty {
         /// How many stakeholders it holds.
@@ -117,16 +117,16 @@ pub async fn generate(
         return Err(DemoError::NotEmpty { stakeholders: existing });
     }
     let clock = Clock { anchor: options.anchor, start: options.anchor - Duration::days(HISTORY_DAYS) };
+    let writer = Writer { store, clock, progress };
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let (records, facts) = plan_stakeholders(&mut rng, options.size, clock);
     let mut summary = DemoSummary::default();
-    let ids = create_stakeholders(store, records, clock, progress, &mut summary).await?;
+    let ids = create_stakeholders(&writer, records, &mut summary).await?;
     let edges = plan_relationships(&mut rng, &facts, clock);
-    let relationships = create_relationships(store, &edges, &ids, clock, progress).await?;
+    let relationships = create_relationships(&writer, &edges, &ids).await?;
     summary.relationships = relationships.len() as u64;
-    let graph = Planned { facts: &facts, edges: &edges, relationships: &relationships };
-    summary.interactions = record_interactions(store, &mut rng, graph, clock, progress).await?;
-    record_exits(store, &facts, &ids, clock, progress).await?;
+    summary.interactions = record_interactions(&writer, &mut rng, &facts, &edges, &relationships).await?;
+    record_exits(&writer, &facts, &ids).await?;
     tracing::info!(?summary, "demo graph written");
     Ok(summary)
 }
@@ -153,7 +153,7 @@ struct Facts {
     segment: Segment,
     status: Option<CustomerStatus>,
     exit: Option<CustomerExit>,
-    /// Index into [`ROLES`] for employees who are not candidates.
+    /// Index into [`ROLES`], for employees who are not candidates.
     role: Option<usize>,
     candidate: bool,
     referrals: u8,
@@ -197,26 +197,54 @@ struct Edge {
     end: DateTime<Utc>,
 }
 
-/// The plan and the relationship ids the store gave it, side by side.
-#[derive(Clone, Copy)]
-struct Planned<'a> {
-    facts: &'a [Facts],
-    edges: &'a [Edge],
-    relationships: &'a [RelationshipId],
+/// Writes the phases through the store, one transaction per batch, and reports progress.
+struct Writer<'a> {
+    store: &'a dyn GraphStore,
+    clock: Clock,
+    progress: &'a (dyn Fn(DemoProgress) + Sync),
+}
+
+impl Writer<'_> {
+    /// Applies `commands` `per_batch` at a time at the anchor; `keep` takes each outcome and says how many records
+    /// it holds, or `None` when it is not the outcome its command should have had.
+    async fn write(
+        &self,
+        phase: &'static str,
+        total: usize,
+        per_batch: usize,
+        commands: impl Iterator<Item = Command>,
+        mut keep: impl FnMut(Outcome) -> Option<u64>,
+    ) -> Result<u64, DemoError> {
+        let unexpected = || DemoError::Store(StoreError::Internal(format!("unexpected outcome in demo {phase}")));
+        let (mut commands, mut done) = (commands.peekable(), 0);
+        while commands.peek().is_some() {
+            let batch: Vec<Command> = commands.by_ref().take(per_batch).collect();
+            let expected = batch.len();
+            let outcomes = self.store.apply(batch, self.clock.anchor).await?.outcomes;
+            if outcomes.len() != expected {
+                return Err(unexpected());
+            }
+            for outcome in outcomes {
+                done += keep(outcome).ok_or_else(unexpected)?;
+            }
+            (self.progress)(DemoProgress { phase, done, total: total as u64 });
+        }
+        Ok(done)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Phase 1: stakeholders
 
-/// The kinds in creation order: shares of the six markets, shuffled so that ids do not cluster by kind.
+/// The kinds in creation order: the six-market shares, shuffled so that ids do not cluster by kind.
 fn kind_sequence(rng: &mut ChaCha8Rng, size: usize) -> Vec<StakeholderKind> {
     use StakeholderKind::*;
     let shares = [(Employee, 0.08), (Supplier, 0.10), (Distributor, 0.10), (Media, 0.07), (Government, 0.05)];
     let mut kinds = Vec::with_capacity(size);
     for (kind, share) in shares {
-        kinds.extend(std::iter::repeat(kind).take((size as f64 * share) as usize));
+        kinds.extend(std::iter::repeat_n(kind, (size as f64 * share) as usize));
     }
-    kinds.extend(std::iter::repeat(Customer).take(size - kinds.len()));
+    kinds.extend(std::iter::repeat_n(Customer, size - kinds.len()));
     kinds.shuffle(rng);
     kinds
 }
@@ -226,18 +254,16 @@ fn plan_stakeholders(rng: &mut ChaCha8Rng, size: usize, clock: Clock) -> (Vec<Ne
     kind_sequence(rng, size)
         .into_iter()
         .map(|kind| {
-            let ordinal = ordinals.entry(kind).or_default();
-            *ordinal += 1;
-            let n = *ordinal;
+            let n = ordinals.entry(kind).and_modify(|n| *n += 1).or_insert(1);
             let (mut record, facts) = match kind {
-                StakeholderKind::Customer => plan_customer(rng, n, clock),
-                StakeholderKind::Employee => plan_employee(rng, n),
-                StakeholderKind::Supplier => plan_supplier(rng, n),
-                StakeholderKind::Distributor => plan_distributor(rng, n),
-                StakeholderKind::Media => plan_media(rng, n),
-                StakeholderKind::Government => plan_government(rng, n),
+                StakeholderKind::Customer => plan_customer(rng, *n, clock),
+                StakeholderKind::Employee => plan_employee(rng, *n),
+                StakeholderKind::Supplier => plan_supplier(rng, *n),
+                StakeholderKind::Distributor => plan_distributor(rng, *n),
+                StakeholderKind::Media => plan_media(rng, *n),
+                StakeholderKind::Government => plan_government(rng, *n),
             };
-            // Candidates' files are sensitive; everyone else is rarely private.
+            // Candidates' files are sensitive; anyone else is rarely private.
             record.private = rng.gen_bool(if facts.candidate { 0.4 } else { 0.025 });
             (record, facts)
         })
@@ -245,36 +271,27 @@ fn plan_stakeholders(rng: &mut ChaCha8Rng, size: usize, clock: Clock) -> (Vec<Ne
 }
 
 fn record(prefix: &str, n: usize, name: String, power: f64, interest: f64, details: KindDetails) -> NewStakeholder {
-    NewStakeholder {
-        key: label(format!("{prefix}-{n:06}")),
-        name: label(name),
-        power: unit(power),
-        interest: unit(interest),
-        private: false,
-        extra_markets: MarketSet::EMPTY,
-        details,
-    }
+    let (key, name, power, interest) = (label(format!("{prefix}-{n:06}")), label(name), unit(power), unit(interest));
+    NewStakeholder { key, name, power, interest, private: false, extra_markets: MarketSet::EMPTY, details }
 }
 
 fn plan_customer(rng: &mut ChaCha8Rng, n: usize, clock: Clock) -> (NewStakeholder, Facts) {
     use CustomerStatus::*;
     let segment = weighted(rng, &[(Segment::Enterprise, 10), (Segment::Smb, 35), (Segment::Consumer, 55)]);
     let status = weighted(rng, &[(Active, 70), (AtRisk, 10), (Prospect, 8), (Churned, 8), (WonBack, 4)]);
-    let (name, power, value) = match segment {
-        Segment::Enterprise => (company_name(rng, words::TRADE), rng.gen_range(0.5..0.95), 250_000.0),
-        Segment::Smb => (company_name(rng, words::TRADE), rng.gen_range(0.15..0.6), 20_000.0),
-        Segment::Consumer => (person_name(rng), rng.gen_range(0.02..0.35), 1_200.0),
+    let (segment_name, name, power, value) = match segment {
+        Segment::Enterprise => ("ENTERPRISE", company_name(rng), rng.gen_range(0.5..0.95), 250_000.0),
+        Segment::Smb => ("SMB", company_name(rng), rng.gen_range(0.15..0.6), 20_000.0),
+        Segment::Consumer => ("CONSUMER", person_name(rng), rng.gen_range(0.02..0.35), 1_200.0),
     };
-    let mut facts = Facts::of(StakeholderKind::Customer);
-    facts.segment = segment;
-    facts.status = Some(status);
+    let mut facts = Facts { segment, status: Some(status), ..Facts::of(StakeholderKind::Customer) };
     facts.product_lines =
         (0..rng.gen_range(1..=3)).fold(0, |mask, _| mask | 1 << skewed(rng, PRODUCT_LINES.len(), 1.5));
     if status == Churned {
         use ExitReason::*;
         // Price and service drive most exits.
-        let reason =
-            weighted(rng, &[(Price, 35), (Service, 25), (Product, 15), (Market, 10), (Technology, 10), (Political, 5)]);
+        let reasons = [(Price, 35), (Service, 25), (Product, 15), (Market, 10), (Technology, 10), (Political, 5)];
+        let reason = weighted(rng, &reasons);
         let date = (clock.anchor - Duration::days(rng.gen_range(14..=HISTORY_DAYS - 30))).date_naive();
         facts.exit = Some(CustomerExit { reason, date });
     }
@@ -284,7 +301,7 @@ fn plan_customer(rng: &mut ChaCha8Rng, n: usize, clock: Clock) -> (NewStakeholde
     let details = KindDetails::Customer(CustomerDetails {
         // Churned customers are written as at risk; their exit command makes them CHURNED.
         status: if status == Churned { AtRisk } else { status },
-        segment: Some(label(format!("{segment:?}").to_uppercase())),
+        segment: Some(label(segment_name)),
         lifetime_value: (status != Prospect).then(|| money(value * lognormal(rng, 0.8))),
         exit: None,
     });
@@ -297,7 +314,8 @@ fn plan_customer(rng: &mut ChaCha8Rng, n: usize, clock: Clock) -> (NewStakeholde
 
 fn plan_employee(rng: &mut ChaCha8Rng, n: usize) -> (NewStakeholder, Facts) {
     // The first employees take the key roles in turn, so that even a small graph has one of each.
-    let role = if n <= KEY_ROLES { n - 1 } else { common_role(rng) };
+    let common: Vec<(usize, u32)> = ROLES.iter().enumerate().map(|(index, role)| (index, role.2)).collect();
+    let role = if n <= KEY_ROLES { n - 1 } else { weighted(rng, &common) };
     let candidate = n > KEY_ROLES && rng.gen_bool(0.05);
     let (title, department, _) = ROLES[role];
     let power = match (candidate, role) {
@@ -307,16 +325,8 @@ fn plan_employee(rng: &mut ChaCha8Rng, n: usize) -> (NewStakeholder, Facts) {
     };
     let interest = if candidate { rng.gen_range(0.4..0.9) } else { rng.gen_range(0.55..1.0) };
     let details = KindDetails::Employee { role: Some(label(title)), department: Some(label(department)), candidate };
-    let mut facts = Facts::of(StakeholderKind::Employee);
-    facts.role = (!candidate).then_some(role);
-    facts.candidate = candidate;
+    let facts = Facts { role: (!candidate).then_some(role), candidate, ..Facts::of(StakeholderKind::Employee) };
     (record("EMP", n, person_name(rng), power, interest, details), facts)
-}
-
-/// A role index weighted by how common the role is.
-fn common_role(rng: &mut ChaCha8Rng) -> usize {
-    let table: Vec<(usize, u32)> = ROLES.iter().enumerate().map(|(index, role)| (index, role.2)).collect();
-    weighted(rng, &table)
 }
 
 fn plan_supplier(rng: &mut ChaCha8Rng, n: usize) -> (NewStakeholder, Facts) {
@@ -329,11 +339,9 @@ fn plan_supplier(rng: &mut ChaCha8Rng, n: usize) -> (NewStakeholder, Facts) {
 
 fn plan_distributor(rng: &mut ChaCha8Rng, n: usize) -> (NewStakeholder, Facts) {
     let name = format!("{} {}{}", pick(rng, words::PREFIX), pick(rng, words::DISTRIBUTION), pick(rng, words::LEGAL));
-    let details = KindDetails::Distributor {
-        channel: Some(label(pick(rng, words::CHANNELS))),
-        region: Some(label(pick(rng, words::REGIONS))),
-    };
-    let (power, interest) = (rng.gen_range(0.25..0.8), rng.gen_range(0.5..0.95));
+    let (channel, region) = (Some(label(pick(rng, words::CHANNELS))), Some(label(pick(rng, words::REGIONS))));
+    let (power, interest) = (rng.gen_range(0.25..0.8), rng.gen_range(0.3..0.95));
+    let details = KindDetails::Distributor { channel, region };
     (record("DIS", n, name, power, interest, details), Facts::of(StakeholderKind::Distributor))
 }
 
@@ -355,22 +363,20 @@ fn plan_media(rng: &mut ChaCha8Rng, n: usize) -> (NewStakeholder, Facts) {
 
 fn plan_government(rng: &mut ChaCha8Rng, n: usize) -> (NewStakeholder, Facts) {
     // Enumerated rather than drawn, so that names stay unique; large graphs add district offices.
-    let (agencies, places) = (words::AGENCIES.len(), words::JURISDICTIONS.len());
-    let index = n - 1;
+    let (agencies, places, index) = (words::AGENCIES.len(), words::JURISDICTIONS.len(), n - 1);
     let (agency, jurisdiction) = (words::AGENCIES[index % agencies], words::JURISDICTIONS[(index / agencies) % places]);
-    let district = index / (agencies * places);
-    let name = match district {
+    let name = match index / (agencies * places) {
         0 => format!("{agency} of {jurisdiction}"),
-        _ => format!("{agency} of {jurisdiction} (District {district})"),
+        district => format!("{agency} of {jurisdiction} (District {district})"),
     };
     let details = KindDetails::Government { agency: Some(label(agency)), jurisdiction: Some(label(jurisdiction)) };
     let (power, interest) = (rng.gen_range(0.7..1.0), rng.gen_range(0.15..0.85));
     (record("GOV", n, name, power, interest, details), Facts::of(StakeholderKind::Government))
 }
 
-fn company_name(rng: &mut ChaCha8Rng, trades: &[&str]) -> String {
+fn company_name(rng: &mut ChaCha8Rng) -> String {
     let founder = if rng.gen_bool(0.3) { pick(rng, words::LAST) } else { pick(rng, words::PREFIX) };
-    format!("{founder} {}{}", pick(rng, trades), pick(rng, words::LEGAL))
+    format!("{founder} {}{}", pick(rng, words::TRADE), pick(rng, words::LEGAL))
 }
 
 fn person_name(rng: &mut ChaCha8Rng) -> String {
@@ -378,27 +384,21 @@ fn person_name(rng: &mut ChaCha8Rng) -> String {
 }
 
 async fn create_stakeholders(
-    store: &dyn GraphStore,
+    writer: &Writer<'_>,
     records: Vec<NewStakeholder>,
-    clock: Clock,
-    progress: &(dyn Fn(DemoProgress) + Sync),
     summary: &mut DemoSummary,
 ) -> Result<Vec<StakeholderId>, DemoError> {
-    let total = records.len() as u64;
-    let mut ids = Vec::with_capacity(records.len());
-    let mut records = records.into_iter().peekable();
-    while records.peek().is_some() {
-        let batch = records.by_ref().take(STAKEHOLDER_BATCH).map(Command::CreateStakeholder).collect();
-        for outcome in apply_batch(store, batch, clock).await? {
-            let Outcome::Stakeholder(stakeholder) = outcome else {
-                return Err(unexpected("stakeholder"));
-            };
-            *summary.by_kind.entry(stakeholder.kind().as_str().to_owned()).or_default() += 1;
+    let (total, mut ids) = (records.len(), Vec::with_capacity(records.len()));
+    let commands = records.into_iter().map(Command::CreateStakeholder);
+    let by_kind = &mut summary.by_kind;
+    summary.stakeholders = writer
+        .write("stakeholders", total, STAKEHOLDER_BATCH, commands, |outcome| {
+            let Outcome::Stakeholder(stakeholder) = outcome else { return None };
+            *by_kind.entry(stakeholder.kind().as_str().to_owned()).or_default() += 1;
             ids.push(stakeholder.id);
-        }
-        summary.stakeholders = ids.len() as u64;
-        progress(DemoProgress { phase: "stakeholders", done: summary.stakeholders, total });
-    }
+            Some(1)
+        })
+        .await?;
     Ok(ids)
 }
 
@@ -406,14 +406,14 @@ async fn create_stakeholders(
 // Phase 2: relationships
 
 /// Stakeholders by the part they play in the wiring, in creation order (early members become the hubs).
-#[derive(Default)]
 struct Pools {
     customers: Vec<u32>,
-    buyers: Vec<u32>,
+    /// Enterprise customers and suppliers: what the press writes about.
     prominent: Vec<u32>,
     staff: Vec<u32>,
     candidates: Vec<u32>,
-    by_role: [Vec<u32>; KEY_ROLES],
+    /// Staff in each of the key roles.
+    by_role: Vec<Vec<u32>>,
     departments: BTreeMap<&'static str, Vec<u32>>,
     suppliers: Vec<u32>,
     distributors: Vec<u32>,
@@ -423,39 +423,29 @@ struct Pools {
 
 impl Pools {
     fn of(facts: &[Facts]) -> Self {
-        let mut pools = Pools::default();
-        for (index, facts) in facts.iter().enumerate() {
-            let index = index as u32;
-            match facts.kind {
-                StakeholderKind::Customer => {
-                    pools.customers.push(index);
-                    if facts.status != Some(CustomerStatus::Prospect) {
-                        pools.buyers.push(index);
-                    }
-                    if facts.segment == Segment::Enterprise {
-                        pools.prominent.push(index);
-                    }
-                }
-                StakeholderKind::Employee if facts.candidate => pools.candidates.push(index),
-                StakeholderKind::Employee => {
-                    pools.staff.push(index);
-                    if let Some(role) = facts.role {
-                        pools.departments.entry(ROLES[role].1).or_default().push(index);
-                        if let Some(pool) = pools.by_role.get_mut(role) {
-                            pool.push(index);
-                        }
-                    }
-                }
-                StakeholderKind::Supplier => {
-                    pools.suppliers.push(index);
-                    pools.prominent.push(index);
-                }
-                StakeholderKind::Distributor => pools.distributors.push(index),
-                StakeholderKind::Media => pools.media.push(index),
-                StakeholderKind::Government => pools.government.push(index),
-            }
+        use StakeholderKind::*;
+        let select = |keep: &dyn Fn(&Facts) -> bool| -> Vec<u32> {
+            facts.iter().enumerate().filter(|(_, facts)| keep(facts)).map(|(index, _)| index as u32).collect()
+        };
+        let of_kind = |kind: StakeholderKind| select(&|facts| facts.kind == kind);
+        let mut departments = BTreeMap::<_, Vec<u32>>::new();
+        for (index, role) in facts.iter().enumerate().filter_map(|(index, facts)| Some((index, facts.role?))) {
+            departments.entry(ROLES[role].1).or_default().push(index as u32);
         }
-        pools
+        Pools {
+            customers: of_kind(Customer),
+            prominent: select(&|facts| {
+                facts.kind == Supplier || (facts.kind == Customer && facts.segment == Segment::Enterprise)
+            }),
+            staff: select(&|facts| facts.role.is_some()),
+            candidates: select(&|facts| facts.candidate),
+            by_role: (0..KEY_ROLES).map(|role| select(&|facts| facts.role == Some(role))).collect(),
+            departments,
+            suppliers: of_kind(Supplier),
+            distributors: of_kind(Distributor),
+            media: of_kind(Media),
+            government: of_kind(Government),
+        }
     }
 }
 
@@ -498,20 +488,17 @@ impl Planner<'_> {
     }
 
     fn shape(&mut self, from: u32, to: u32, rel_type: RelationshipType) -> Edge {
-        let facts = self.facts;
+        let (facts, rng) = (self.facts, &mut *self.rng);
         let (source, target) = (&facts[from as usize], &facts[to as usize]);
         let profile = profile(rel_type);
         let levels = match (rel_type, target.segment) {
             // Key accounts get partnership-level management; consumers get a reactive service desk.
             (RelationshipType::Manages, Segment::Enterprise) => [0, 0, 1, 4, 4],
-            (RelationshipType::Manages, Segment::Smb) => [0, 1, 4, 3, 1],
             (RelationshipType::Manages, Segment::Consumer) => [1, 3, 4, 1, 0],
             _ => profile.levels,
         };
-        let table: Vec<(Level, u32)> = Level::ALL.iter().copied().zip(levels).collect();
-        let level = weighted(self.rng, &table);
+        let level = weighted(rng, &Level::ALL.iter().copied().zip(levels).collect::<Vec<_>>());
         let rank = f64::from(level.rank());
-        let rng = &mut *self.rng;
         let bonds = [Bond::Financial, Bond::Social, Bond::Structural]
             .into_iter()
             .zip(profile.bonds)
@@ -546,23 +533,24 @@ fn wire_customers(planner: &mut Planner<'_>, pools: &Pools) {
     let facts = planner.facts;
     for &customer in &pools.customers {
         let customer_facts = &facts[customer as usize];
-        // About 40% of customers overall have a relationship manager, nearly every key account.
+        let prospect = customer_facts.status == Some(CustomerStatus::Prospect);
+        // About 40% of customers have a relationship manager: nearly every key account, sales' open pipeline.
         let managed = match customer_facts.segment {
+            _ if prospect => 0.6,
             Segment::Enterprise => 0.9,
             Segment::Smb => 0.55,
-            Segment::Consumer => 0.22,
+            Segment::Consumer => 0.2,
         };
         if planner.rng.gen_bool(managed) {
             if let Some(manager) = planner.pick_from(&pools.by_role[ACCOUNT_MANAGER], 1.5) {
                 planner.link(manager, customer, Manages);
             }
         }
-        if customer_facts.status != Some(CustomerStatus::Prospect) && planner.rng.gen_bool(0.8) {
+        if !prospect && planner.rng.gen_bool(0.85) {
             let count = planner.few();
             planner.link_some(customer, &pools.distributors, count, BuysFrom, 2.0);
         }
-        let referrals = usize::from(customer_facts.referrals);
-        planner.link_some(customer, &pools.customers, referrals, Refers, 1.0);
+        planner.link_some(customer, &pools.customers, usize::from(customer_facts.referrals), Refers, 1.0);
     }
 }
 
@@ -603,20 +591,20 @@ fn wire_influencers(planner: &mut Planner<'_>, pools: &Pools) {
             planner.link_some(outlet, &pools.government, count, Influences, 1.5);
         }
     }
-    for &regulated in pools.suppliers.iter().chain(&pools.distributors) {
-        if planner.rng.gen_bool(0.8) {
-            let count = 1 + usize::from(planner.rng.gen_bool(0.3));
-            regulate(planner, regulated, &pools.government, count);
-        }
-    }
-    for &customer in &pools.customers {
-        let odds = match planner.facts[customer as usize].segment {
-            Segment::Enterprise => 0.3,
-            Segment::Smb => 0.05,
-            Segment::Consumer => 0.0,
+    for &regulated in pools.suppliers.iter().chain(&pools.distributors).chain(&pools.customers) {
+        let odds = match planner.facts[regulated as usize] {
+            Facts { kind: StakeholderKind::Customer, segment: Segment::Enterprise, .. } => 0.3,
+            Facts { kind: StakeholderKind::Customer, segment: Segment::Smb, .. } => 0.05,
+            Facts { kind: StakeholderKind::Customer, .. } => 0.0,
+            _ => 0.8,
         };
         if planner.rng.gen_bool(odds) {
-            regulate(planner, customer, &pools.government, 1);
+            // Large regulators oversee many; a few bodies share a stakeholder.
+            for _ in 0..1 + usize::from(planner.rng.gen_bool(0.3)) {
+                if let Some(agency) = planner.pick_from(&pools.government, 1.5) {
+                    planner.link(agency, regulated, Regulates);
+                }
+            }
         }
     }
     for &agency in &pools.government {
@@ -629,25 +617,14 @@ fn wire_influencers(planner: &mut Planner<'_>, pools: &Pools) {
     }
 }
 
-/// Links `count` regulators (large ones more often) to `regulated`.
-fn regulate(planner: &mut Planner<'_>, regulated: u32, government: &[u32], count: usize) {
-    for _ in 0..count {
-        if let Some(agency) = planner.pick_from(government, 1.5) {
-            planner.link(agency, regulated, RelationshipType::Regulates);
-        }
-    }
-}
-
-/// Colleagues who know each other: a ring within each department with a few long-range shortcuts (small world),
-/// and candidates referred by employees.
+/// Colleagues who know each other: a ring within each department with random shortcuts (a small world), and
+/// candidates referred by employees.
 fn wire_colleagues(planner: &mut Planner<'_>, pools: &Pools) {
     use RelationshipType::*;
     for members in pools.departments.values() {
         for (position, &member) in members.iter().enumerate() {
-            for step in 1..=2 {
-                if members.len() > step {
-                    planner.link(member, members[(position + step) % members.len()], Knows);
-                }
+            for step in (1..=2).filter(|step| members.len() > *step) {
+                planner.link(member, members[(position + step) % members.len()], Knows);
             }
             if planner.rng.gen_bool(0.6) {
                 planner.link_some(member, &pools.staff, 1, Knows, 1.5);
@@ -663,39 +640,31 @@ fn wire_colleagues(planner: &mut Planner<'_>, pools: &Pools) {
 }
 
 async fn create_relationships(
-    store: &dyn GraphStore,
+    writer: &Writer<'_>,
     edges: &[Edge],
     ids: &[StakeholderId],
-    clock: Clock,
-    progress: &(dyn Fn(DemoProgress) + Sync),
 ) -> Result<Vec<RelationshipId>, DemoError> {
     let mut relationships = Vec::with_capacity(edges.len());
-    for chunk in edges.chunks(RELATIONSHIP_BATCH) {
-        let batch = chunk
-            .iter()
-            .map(|edge| {
-                Command::UpsertRelationship(RelationshipUpsert {
-                    from: ids[edge.from as usize],
-                    to: ids[edge.to as usize],
-                    rel_type: edge.rel_type,
-                    level: Some(edge.level),
-                    bonds: Some(edge.bonds),
-                    trust: edge.trust,
-                    commitment: edge.commitment,
-                    since: Some(edge.since),
-                    basis: edge.basis,
-                })
-            })
-            .collect();
-        for outcome in apply_batch(store, batch, clock).await? {
-            let Outcome::Relationship { relationship, .. } = outcome else {
-                return Err(unexpected("relationship"));
-            };
+    let commands = edges.iter().map(|edge| {
+        Command::UpsertRelationship(RelationshipUpsert {
+            from: ids[edge.from as usize],
+            to: ids[edge.to as usize],
+            rel_type: edge.rel_type,
+            level: Some(edge.level),
+            bonds: Some(edge.bonds),
+            trust: edge.trust,
+            commitment: edge.commitment,
+            since: Some(edge.since),
+            basis: edge.basis,
+        })
+    });
+    writer
+        .write("relationships", edges.len(), RELATIONSHIP_BATCH, commands, |outcome| {
+            let Outcome::Relationship { relationship, .. } = outcome else { return None };
             relationships.push(relationship.id);
-        }
-        let (done, total) = (relationships.len() as u64, edges.len() as u64);
-        progress(DemoProgress { phase: "relationships", done, total });
-    }
+            Some(1)
+        })
+        .await?;
     Ok(relationships)
 }
 
@@ -750,32 +719,31 @@ fn profile(rel_type: RelationshipType) -> Profile {
 // Phase 3: interactions
 
 async fn record_interactions(
-    store: &dyn GraphStore,
+    writer: &Writer<'_>,
     rng: &mut ChaCha8Rng,
-    graph: Planned<'_>,
-    clock: Clock,
-    progress: &(dyn Fn(DemoProgress) + Sync),
+    facts: &[Facts],
+    edges: &[Edge],
+    relationships: &[RelationshipId],
 ) -> Result<u64, DemoError> {
+    let clock = writer.clock;
     // Counts first, so that progress knows the total before anything is written.
-    let counts: Vec<usize> = graph.edges.iter().map(|edge| interaction_count(rng, edge, clock)).collect();
-    let total = counts.iter().sum::<usize>() as u64;
-    let mut done = 0;
-    let mut pending = Vec::with_capacity(INTERACTION_BATCH + MAX_INTERACTIONS);
-    for (index, &count) in counts.iter().enumerate() {
-        write_interactions(rng, graph, index, count, clock, &mut pending);
-        let last = index + 1 == counts.len();
-        if pending.len() >= INTERACTION_BATCH || (last && !pending.is_empty()) {
-            let batch = vec![Command::RecordInteractions(std::mem::take(&mut pending))];
-            for outcome in apply_batch(store, batch, clock).await? {
-                let Outcome::Interactions(recorded) = outcome else {
-                    return Err(unexpected("interactions"));
-                };
-                done += recorded.len() as u64;
-            }
-            progress(DemoProgress { phase: "interactions", done, total });
+    let counts: Vec<usize> = edges.iter().map(|edge| interaction_count(rng, edge, clock)).collect();
+    let mut next = 0;
+    // Whole relationships are gathered until a command holds about INTERACTION_BATCH interactions.
+    let commands = std::iter::from_fn(|| {
+        let mut batch = Vec::with_capacity(INTERACTION_BATCH + MAX_INTERACTIONS);
+        while batch.len() < INTERACTION_BATCH && next < edges.len() {
+            write_interactions(rng, facts, &edges[next], relationships[next], counts[next], clock, &mut batch);
+            next += 1;
         }
-    }
-    Ok(done)
+        (!batch.is_empty()).then_some(Command::RecordInteractions(batch))
+    });
+    writer
+        .write("interactions", counts.iter().sum(), 1, commands, |outcome| match outcome {
+            Outcome::Interactions(recorded) => Some(recorded.len() as u64),
+            _ => None,
+        })
+        .await
 }
 
 /// Busier for closer relationships and for those that were alive for more of the two years.
@@ -788,21 +756,19 @@ fn interaction_count(rng: &mut ChaCha8Rng, edge: &Edge, clock: Clock) -> usize {
 
 fn write_interactions(
     rng: &mut ChaCha8Rng,
-    graph: Planned<'_>,
-    index: usize,
+    facts: &[Facts],
+    edge: &Edge,
+    relationship: RelationshipId,
     count: usize,
     clock: Clock,
     out: &mut Vec<NewInteraction>,
 ) {
-    let edge = &graph.edges[index];
-    let ends = [&graph.facts[edge.from as usize], &graph.facts[edge.to as usize]];
+    let ends = [&facts[edge.from as usize], &facts[edge.to as usize]];
     let profile = profile(edge.rel_type);
     // Only a paying customer on a sales relationship makes purchases.
-    let buyer = ends.into_iter().find(|end| {
-        matches!(edge.rel_type, RelationshipType::BuysFrom | RelationshipType::Manages)
-            && end.kind == StakeholderKind::Customer
-            && end.status != Some(CustomerStatus::Prospect)
-    });
+    let sales = matches!(edge.rel_type, RelationshipType::BuysFrom | RelationshipType::Manages);
+    let buyer =
+        ends.into_iter().find(|end| sales && end.status.is_some_and(|status| status != CustomerStatus::Prospect));
     let status_mood = match ends.iter().find_map(|end| end.status) {
         Some(CustomerStatus::AtRisk) => -0.35,
         Some(CustomerStatus::Churned | CustomerStatus::WonBack) => -0.1,
@@ -811,7 +777,7 @@ fn write_interactions(
     let trust_mood = edge.trust.map_or(0.0, |trust| (trust.get() - 0.5) * 0.4);
     let rank = f64::from(edge.level.rank());
     let mood = profile.mood + 0.06 * (rank - 3.0) + status_mood + trust_mood + 0.15 * normal(rng);
-    // Some relationships are one-way (only we call, or only they do); most are a mix.
+    // Some relationships are one-way (only we reach out, or only they do); most are a mix.
     let inbound = match rng.gen_range(0..100) {
         0..=11 => 0.0,
         12..=19 => 1.0,
@@ -821,33 +787,26 @@ fn write_interactions(
     let span = (edge.end - from).num_seconds().max(1);
     let mut offsets: Vec<i64> = (0..count).map(|_| rng.gen_range(0..span)).collect();
     offsets.sort_unstable();
-    for offset in offsets {
-        let at = from + Duration::seconds(offset);
-        let mut channel = weighted(rng, profile.channels);
-        if channel == Channel::Purchase && buyer.is_none() {
-            channel = Channel::Meeting;
-        }
+    for at in offsets.into_iter().map(|offset| from + Duration::seconds(offset)) {
+        let channel = match weighted(rng, profile.channels) {
+            Channel::Purchase if buyer.is_none() => Channel::Meeting,
+            channel => channel,
+        };
         // Before an exit the tone sours over the last six months.
         let days_left = (edge.end - at).num_days() as f64;
-        let drift = if edge.end < clock.anchor && days_left < 180.0 { -0.9 * (1.0 - days_left / 180.0) } else { 0.0 };
-        let direction = if channel == Channel::Purchase || rng.gen_bool(inbound) {
-            Direction::Inbound
-        } else {
-            Direction::Outbound
-        };
+        let drift = if edge.end < clock.anchor { -0.9 * (1.0 - days_left / 180.0).max(0.0) } else { 0.0 };
+        let sentiment = (mood + drift + 0.25 * normal(rng)).clamp(-1.0, 1.0);
+        let inbound = channel == Channel::Purchase || rng.gen_bool(inbound);
         let purchase = buyer.filter(|_| channel == Channel::Purchase).map(|buyer| purchase(rng, buyer));
-        let sentiment =
-            Sentiment::parse(round2((mood + drift + 0.25 * normal(rng)).clamp(-1.0, 1.0))).expect("clamped to [-1, 1]");
-        let note = rng.gen_bool(0.12).then(|| pick(rng, words::notes(channel)).to_string());
         out.push(NewInteraction {
-            relationship: graph.relationships[index],
+            relationship,
             at,
             channel,
-            direction,
-            sentiment,
+            direction: if inbound { Direction::Inbound } else { Direction::Outbound },
+            sentiment: Sentiment::parse(round2(sentiment)).expect("clamped to [-1, 1]"),
             amount: purchase.as_ref().map(|(amount, _)| *amount),
             product_line: purchase.map(|(_, line)| line),
-            note,
+            note: rng.gen_bool(0.12).then(|| pick(rng, words::notes(channel)).to_string()),
         });
     }
 }
@@ -859,11 +818,9 @@ fn purchase(rng: &mut ChaCha8Rng, buyer: &Facts) -> (Amount, Label) {
         Segment::Smb => 1_200.0,
         Segment::Consumer => 90.0,
     };
-    let lines: Vec<&str> = PRODUCT_LINES
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| buyer.product_lines & (1 << bit) != 0)
-        .map(|(_, line)| *line)
+    let lines: Vec<&str> = (0..PRODUCT_LINES.len())
+        .filter(|bit| buyer.product_lines & (1 << bit) != 0)
+        .map(|bit| PRODUCT_LINES[bit])
         .collect();
     (money(median * lognormal(rng, 0.7)), label(pick(rng, &lines)))
 }
@@ -871,43 +828,19 @@ fn purchase(rng: &mut ChaCha8Rng, buyer: &Facts) -> (Amount, Label) {
 // ---------------------------------------------------------------------------------------------------------------
 // Phase 4: exits
 
-async fn record_exits(
-    store: &dyn GraphStore,
-    facts: &[Facts],
-    ids: &[StakeholderId],
-    clock: Clock,
-    progress: &(dyn Fn(DemoProgress) + Sync),
-) -> Result<(), DemoError> {
-    let exits: Vec<Command> = facts
+async fn record_exits(writer: &Writer<'_>, facts: &[Facts], ids: &[StakeholderId]) -> Result<u64, DemoError> {
+    let total = facts.iter().filter(|facts| facts.exit.is_some()).count();
+    let exits = facts
         .iter()
         .zip(ids)
-        .filter_map(|(facts, id)| facts.exit.map(|exit| Command::RecordCustomerExit { id: *id, exit }))
-        .collect();
-    let total = exits.len() as u64;
-    let mut done = 0;
-    for chunk in exits.chunks(EXIT_BATCH) {
-        done += apply_batch(store, chunk.to_vec(), clock).await?.len() as u64;
-        progress(DemoProgress { phase: "exits", done, total });
-    }
-    Ok(())
+        .filter_map(|(facts, id)| facts.exit.map(|exit| Command::RecordCustomerExit { id: *id, exit }));
+    writer
+        .write("exits", total, EXIT_BATCH, exits, |outcome| matches!(outcome, Outcome::Stakeholder(_)).then_some(1))
+        .await
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Helpers
-
-/// Applies one batch at the anchor and checks that every command has its outcome.
-async fn apply_batch(store: &dyn GraphStore, commands: Vec<Command>, clock: Clock) -> Result<Vec<Outcome>, DemoError> {
-    let expected = commands.len();
-    let applied = store.apply(commands, clock.anchor).await?;
-    if applied.outcomes.len() != expected {
-        return Err(unexpected("one outcome per command"));
-    }
-    Ok(applied.outcomes)
-}
-
-fn unexpected(wanted: &str) -> DemoError {
-    DemoError::Store(StoreError::Internal(format!("the store did not answer a demo batch with {wanted}")))
-}
+// Drawing values
 
 fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
     &items[rng.gen_range(0..items.len())]

@@ -4,7 +4,9 @@
 //! async-graphql's complexity limit cannot see through interfaces (`Stakeholder.relationships` is selected on an
 //! interface, whose fields carry no custom complexity), so breadth is bounded here instead.
 
-use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet, VariableDefinition};
+use async_graphql::parser::types::{
+    ExecutableDocument, FragmentDefinition, Selection, SelectionSet, VariableDefinition,
+};
 use async_graphql::{Name, Positioned, Variables};
 use async_graphql_value::{ConstValue, Value};
 use std::collections::HashMap;
@@ -73,9 +75,7 @@ impl Walk<'_> {
                     let own = if fan_out > 1 || CONNECTIONS.contains(&field.name.node.as_str()) { inner } else { 0 };
                     own.saturating_add(self.nodes(&field.selection_set.node, inner, depth))
                 }
-                Selection::InlineFragment(fragment) => {
-                    self.nodes(&fragment.node.selection_set.node, times, depth + 1)
-                }
+                Selection::InlineFragment(fragment) => self.nodes(&fragment.node.selection_set.node, times, depth + 1),
                 Selection::FragmentSpread(spread) => self
                     .fragments
                     .get(&spread.node.fragment_name.node)
@@ -123,7 +123,8 @@ mod tests {
 
     #[test]
     fn nested_connections_multiply() {
-        let query = "{ stakeholders(first: 50) { edges { node { relationships(first: 5) { edges { node { id } } } } } } }";
+        let query =
+            "{ stakeholders(first: 50) { edges { node { relationships(first: 5) { edges { node { id } } } } } } }";
         assert_eq!(nodes(query, serde_json::json!({})), 50 + 50 * 5);
     }
 

@@ -54,7 +54,9 @@ impl GlobalId {
 pub fn stakeholder_id(id: &ID, field: &str) -> ApiResult<StakeholderId> {
     match GlobalId::decode(id, field)? {
         GlobalId::Stakeholder(id) => Ok(id),
-        _ => Err(ApiError::bad_input(field, format!("'{}' is not a stakeholder id; pass the id of a stakeholder", id.0))),
+        _ => {
+            Err(ApiError::bad_input(field, format!("'{}' is not a stakeholder id; pass the id of a stakeholder", id.0)))
+        }
     }
 }
 
@@ -97,7 +99,8 @@ pub fn encode_stakeholder_cursor(cursor: &StakeholderCursor) -> String {
 /// Decodes a stakeholder listing's cursor.
 pub fn decode_stakeholder_cursor(cursor: &str) -> ApiResult<StakeholderCursor> {
     let body = decode_cursor(cursor, "stakeholders")?;
-    serde_json::from_str(&body).map_err(|_| ApiError::bad_input("after", "this cursor is damaged; start again without `after`"))
+    serde_json::from_str(&body)
+        .map_err(|_| ApiError::bad_input("after", "this cursor is damaged; start again without `after`"))
 }
 
 /// Cursor of an in-memory list at `offset` (relationships, managed customers); `list` names the list.

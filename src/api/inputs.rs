@@ -73,8 +73,9 @@ fn markets(values: &[Market]) -> MarketSet {
 fn reach(path: &str, value: Option<i64>) -> ApiResult<Option<u64>> {
     value
         .map(|value| {
-            u64::try_from(value)
-                .map_err(|_| ApiError::bad_input(path, format!("{value} is negative; send an audience size of 0 or more")))
+            u64::try_from(value).map_err(|_| {
+                ApiError::bad_input(path, format!("{value} is negative; send an audience size of 0 or more"))
+            })
         })
         .transpose()
 }

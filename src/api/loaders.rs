@@ -163,10 +163,7 @@ impl Loader<InteractionPageKey> for StoreLoader {
     type Error = LoadError;
 
     /// One store call per distinct (page size, cursor): in a nested query every relationship asks for the same.
-    async fn load(
-        &self,
-        keys: &[InteractionPageKey],
-    ) -> Result<HashMap<InteractionPageKey, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[InteractionPageKey]) -> Result<HashMap<InteractionPageKey, Self::Value>, Self::Error> {
         let mut groups: HashMap<(usize, Option<InteractionCursor>), Vec<RelationshipId>> = HashMap::new();
         for key in keys {
             groups.entry((key.first, key.before)).or_default().push(key.relationship);

@@ -2,9 +2,9 @@
 //! Only this module knows GraphQL.
 
 pub mod auth;
+mod cost;
 pub mod enums;
 pub mod error;
-mod cost;
 mod extension;
 pub mod ids;
 pub mod inputs;

@@ -4,9 +4,10 @@ use super::auth::{Caller, Need};
 use super::error::{ApiError, ApiResult};
 use super::ids::stakeholder_id;
 use super::inputs::{
-    CreateCustomerInput, CreateDistributorInput, CreateEmployeeInput, CreateGovernmentBodyInput, CreateMediaOutletInput,
-    CreateSupplierInput, RecordCustomerExitInput, RecordInteractionsInput, UpdateCustomerInput, UpdateDistributorInput,
-    UpdateEmployeeInput, UpdateGovernmentBodyInput, UpdateMediaOutletInput, UpdateSupplierInput, UpsertRelationshipInput,
+    CreateCustomerInput, CreateDistributorInput, CreateEmployeeInput, CreateGovernmentBodyInput,
+    CreateMediaOutletInput, CreateSupplierInput, RecordCustomerExitInput, RecordInteractionsInput, UpdateCustomerInput,
+    UpdateDistributorInput, UpdateEmployeeInput, UpdateGovernmentBodyInput, UpdateMediaOutletInput,
+    UpdateSupplierInput, UpsertRelationshipInput,
 };
 use super::relationships::{Interaction, Relationship};
 use super::stakeholders::{
@@ -33,7 +34,9 @@ async fn apply_one(ctx: &Context<'_>, command: Command, path: &str) -> ApiResult
 /// The stakeholder a command produced, as the caller may see it.
 async fn stakeholder_outcome(ctx: &Context<'_>, command: Command, path: &str) -> ApiResult<StakeholderNode> {
     match apply_one(ctx, command, path).await? {
-        Outcome::Stakeholder(stakeholder) => Ok(StakeholderView::new(Arc::new(stakeholder), Caller::of(ctx)).into_node()),
+        Outcome::Stakeholder(stakeholder) => {
+            Ok(StakeholderView::new(Arc::new(stakeholder), Caller::of(ctx)).into_node())
+        }
         _ => Err(ApiError::Internal),
     }
 }

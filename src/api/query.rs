@@ -8,12 +8,14 @@ use super::loaders::Loaders;
 use super::paging::{page_size, Counted};
 use super::relationships::{Interaction, Relationship};
 use super::stakeholders::{
-    load_stakeholder, Customer, Distributor, Employee, GovernmentBody, MediaOutlet, StakeholderNode,
-    StakeholderView, Supplier,
+    load_stakeholder, Customer, Distributor, Employee, GovernmentBody, MediaOutlet, StakeholderNode, StakeholderView,
+    Supplier,
 };
 use super::ApiContext;
 use crate::domain::MarketSet;
-use crate::store::{StakeholderFilter as StoreFilter, StakeholderOrder as StoreOrder, StakeholderQuery, StakeholderSort};
+use crate::store::{
+    StakeholderFilter as StoreFilter, StakeholderOrder as StoreOrder, StakeholderQuery, StakeholderSort,
+};
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, InputObject, Interface, Object, SimpleObject, ID};
 use std::sync::Arc;
@@ -167,7 +169,9 @@ impl Query {
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(match GlobalId::decode(&id, "id")? {
             GlobalId::Stakeholder(id) => load_stakeholder(ctx, id).await?.map(Node::from),
-            GlobalId::Relationship(id) => loaders.load_one(id).await?.map(|found| Node::Relationship(Relationship(found))),
+            GlobalId::Relationship(id) => {
+                loaders.load_one(id).await?.map(|found| Node::Relationship(Relationship(found)))
+            }
             GlobalId::Interaction(id) => loaders.load_one(id).await?.map(|found| Node::Interaction(Interaction(found))),
         })
     }

@@ -97,8 +97,11 @@ impl Relationship {
         let before = after.as_deref().map(decode_interaction_cursor).transpose()?;
         let key = InteractionPageKey { relationship: self.0.id, first, before };
         let page = ctx.data_unchecked::<Loaders>().load_one(key).await?.unwrap_or_default();
-        let mut connection =
-            Connection::with_additional_fields(before.is_some(), page.has_next_page, Counted { total_count: page.total_count });
+        let mut connection = Connection::with_additional_fields(
+            before.is_some(),
+            page.has_next_page,
+            Counted { total_count: page.total_count },
+        );
         connection.edges.extend(page.items.into_iter().map(|interaction| {
             let cursor = InteractionCursor { at_ms: interaction.at.timestamp_millis(), id: interaction.id };
             Edge::new(encode_interaction_cursor(cursor), Interaction(interaction))
@@ -251,7 +254,9 @@ pub async fn relationship_connection(
     let mut relationships: Vec<domain::Relationship> = all
         .iter()
         .filter(|relationship| types.as_ref().is_none_or(|types| types.contains(&relationship.rel_type)))
-        .filter(|relationship| filter.direction.is_none_or(|direction| edge_direction(relationship, stakeholder) == direction))
+        .filter(|relationship| {
+            filter.direction.is_none_or(|direction| edge_direction(relationship, stakeholder) == direction)
+        })
         .filter(|relationship| min_level.is_none_or(|level| relationship.level >= level))
         .cloned()
         .collect();

@@ -73,6 +73,8 @@ pub async fn load_stakeholder(ctx: &Context<'_>, id: StakeholderId) -> ApiResult
 }
 
 /// A stakeholder: a customer, supplier, distributor, employee, media outlet or government body.
+// Clippy reads the repeated `ty = "…"` of the interface's fields as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(Interface, Clone, Debug)]
 #[graphql(
     name = "Stakeholder",

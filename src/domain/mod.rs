@@ -11,7 +11,9 @@ pub mod vocabulary;
 pub use access::Role;
 pub use change::{Applied, ChangeEvent, ChangeKind, Command, Outcome, PendingEvent};
 pub use relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
-pub use stakeholder::{CustomerDetails, CustomerExit, DetailsPatch, KindDetails, NewStakeholder, Stakeholder, StakeholderPatch};
+pub use stakeholder::{
+    CustomerDetails, CustomerExit, DetailsPatch, KindDetails, NewStakeholder, Stakeholder, StakeholderPatch,
+};
 pub use values::{
     parse_note, Amount, InteractionId, InvalidValue, Label, Probability, RelationshipId, Sentiment, StakeholderId,
 };

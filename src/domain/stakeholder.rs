@@ -306,7 +306,10 @@ impl Stakeholder {
                 replace_some(outlet, o);
                 replace_some(reach, r);
             }
-            (KindDetails::Government { agency, jurisdiction }, DetailsPatch::Government { agency: a, jurisdiction: j }) => {
+            (
+                KindDetails::Government { agency, jurisdiction },
+                DetailsPatch::Government { agency: a, jurisdiction: j },
+            ) => {
                 replace_some(agency, a);
                 replace_some(jurisdiction, j);
             }

@@ -119,9 +119,7 @@ impl Amount {
         if value.is_finite() && value >= 0.0 {
             Ok(Self(value))
         } else {
-            Err(InvalidValue(format!(
-                "{value} is not a valid amount; send a finite number of at least 0"
-            )))
+            Err(InvalidValue(format!("{value} is not a valid amount; send a finite number of at least 0")))
         }
     }
 
@@ -159,20 +157,14 @@ impl Label {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         let trimmed = value.trim();
         if trimmed.is_empty() {
-            return Err(InvalidValue(
-                "must not be empty or only spaces; send at least one visible character".into(),
-            ));
+            return Err(InvalidValue("must not be empty or only spaces; send at least one visible character".into()));
         }
         let chars = trimmed.chars().count();
         if chars > MAX_LABEL_CHARS {
-            return Err(InvalidValue(format!(
-                "is {chars} characters long; shorten it to at most {MAX_LABEL_CHARS}"
-            )));
+            return Err(InvalidValue(format!("is {chars} characters long; shorten it to at most {MAX_LABEL_CHARS}")));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(InvalidValue(
-                "contains control characters; remove line breaks and tabs".into(),
-            ));
+            return Err(InvalidValue("contains control characters; remove line breaks and tabs".into()));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -207,9 +199,7 @@ pub fn parse_note(value: &str) -> Result<Option<String>, InvalidValue> {
     let trimmed = value.trim();
     let chars = trimmed.chars().count();
     if chars > MAX_NOTE_CHARS {
-        return Err(InvalidValue(format!(
-            "is {chars} characters long; shorten it to at most {MAX_NOTE_CHARS}"
-        )));
+        return Err(InvalidValue(format!("is {chars} characters long; shorten it to at most {MAX_NOTE_CHARS}")));
     }
     Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
 }

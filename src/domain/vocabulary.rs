@@ -293,10 +293,7 @@ impl RelationshipType {
         if allowed {
             Ok(())
         } else {
-            Err(InvalidValue(format!(
-                "a {self} relationship cannot go from a {from} to a {to}; {}",
-                self.shape_hint()
-            )))
+            Err(InvalidValue(format!("a {self} relationship cannot go from a {from} to a {to}; {}", self.shape_hint())))
         }
     }
 

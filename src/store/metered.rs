@@ -1,6 +1,8 @@
 //! A [`GraphStore`] decorator that counts calls per method: how tests prove batching, and what `/metrics` reports.
 
-use super::{GraphCounts, GraphStore, InteractionCursor, InteractionPage, StakeholderPage, StakeholderQuery, StoreResult};
+use super::{
+    GraphCounts, GraphStore, InteractionCursor, InteractionPage, StakeholderPage, StakeholderQuery, StoreResult,
+};
 use crate::domain::{
     Applied, ChangeEvent, Command, Interaction, InteractionId, Relationship, RelationshipId, Stakeholder, StakeholderId,
 };
@@ -82,10 +84,7 @@ impl<S: GraphStore> GraphStore for Metered<S> {
         self.inner.relationships_by_id(ids).await
     }
 
-    async fn relationships_of(
-        &self,
-        ids: &[StakeholderId],
-    ) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
+    async fn relationships_of(&self, ids: &[StakeholderId]) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
         self.count("relationships_of");
         self.inner.relationships_of(ids).await
     }

@@ -210,10 +210,7 @@ pub trait GraphStore: Send + Sync + 'static {
     async fn relationships_by_id(&self, ids: &[RelationshipId]) -> StoreResult<Vec<Relationship>>;
 
     /// Every relationship that starts or ends at one of these stakeholders, by stakeholder, ordered by id.
-    async fn relationships_of(
-        &self,
-        ids: &[StakeholderId],
-    ) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>>;
+    async fn relationships_of(&self, ids: &[StakeholderId]) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>>;
 
     /// The newest `first` interactions of each relationship older than `before`, with counts.
     async fn interaction_pages(

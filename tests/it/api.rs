@@ -35,8 +35,10 @@ async fn create(schema: &stakegraph::api::StakegraphSchema, mutation: &str, inpu
 
 /// A small graph: a customer, an employee managing it, and the relationship between them.
 async fn small_graph(schema: &stakegraph::api::StakegraphSchema) -> (String, String, String) {
-    let customer = create(schema, CREATE_CUSTOMER, json!({ "key": "C-1", "name": "Acme Foods", "status": "ACTIVE" })).await;
-    let employee = create(schema, CREATE_EMPLOYEE, json!({ "key": "E-1", "name": "Dana Reyes", "role": "Account Manager" })).await;
+    let customer =
+        create(schema, CREATE_CUSTOMER, json!({ "key": "C-1", "name": "Acme Foods", "status": "ACTIVE" })).await;
+    let employee =
+        create(schema, CREATE_EMPLOYEE, json!({ "key": "E-1", "name": "Dana Reyes", "role": "Account Manager" })).await;
     let upsert = json!({ "input": {
         "from": employee["id"], "to": customer["id"], "type": "MANAGES", "level": "PROACTIVE", "trust": 0.8,
         "bonds": ["SOCIAL", "FINANCIAL"]
@@ -62,7 +64,12 @@ async fn created_customer_reads_back_with_derived_fields() {
     assert_eq!(customer["mendelow"], "KEEP_SATISFIED");
     assert_eq!(customer["lifetimeValue"], 125000.0);
 
-    let read = run_ok(&schema, "query($id: ID!) { node(id: $id) { id ... on Customer { name segment } } }", json!({ "id": customer["id"] })).await;
+    let read = run_ok(
+        &schema,
+        "query($id: ID!) { node(id: $id) { id ... on Customer { name segment } } }",
+        json!({ "id": customer["id"] }),
+    )
+    .await;
     assert_eq!(read["node"]["name"], "Northwind Traders");
     assert_eq!(read["node"]["segment"], "ENTERPRISE");
 
@@ -110,18 +117,19 @@ async fn relationships_managers_and_interactions_resolve() {
     assert_eq!(data["employee"]["managedCustomers"]["totalCount"], 1);
     assert_eq!(data["employee"]["managedCustomers"]["edges"][0]["node"]["name"], "Acme Foods");
 
-    let kinds: Vec<String> = store
-        .changes_after(0, 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|event| event.kind.as_str().to_owned())
-        .collect();
+    let kinds: Vec<String> =
+        store.changes_after(0, 100).await.unwrap().iter().map(|event| event.kind.as_str().to_owned()).collect();
     assert_eq!(kinds, ["STAKEHOLDER_CREATED", "STAKEHOLDER_CREATED", "RELATIONSHIP_CREATED", "INTERACTIONS_RECORDED"]);
 }
 
 /// Runs a bad mutation and checks it is refused with `BAD_USER_INPUT` at `field`, and that nothing was written.
-async fn assert_refused(store: &SqliteStore, schema: &stakegraph::api::StakegraphSchema, query: &str, variables: Value, field: &str) {
+async fn assert_refused(
+    store: &SqliteStore,
+    schema: &stakegraph::api::StakegraphSchema,
+    query: &str,
+    variables: Value,
+    field: &str,
+) {
     let before = store.counts().await.unwrap();
     let response = run_as(schema, EDITOR, query, variables).await;
     let (code, found_field) = error_code(&response);
@@ -139,7 +147,8 @@ async fn bad_input_is_refused_with_its_path_and_writes_nothing() {
     let (customer, employee, relationship) = small_graph(&schema).await;
     let unknown = stakegraph::api::ids::GlobalId::Stakeholder(stakegraph::domain::StakeholderId(999_999)).encode();
 
-    let upsert = |from: Value, trust: f64| json!({ "input": { "from": from, "to": customer, "type": "KNOWS", "trust": trust } });
+    let upsert =
+        |from: Value, trust: f64| json!({ "input": { "from": from, "to": customer, "type": "KNOWS", "trust": trust } });
     assert_refused(&store, &schema, UPSERT, upsert(json!(unknown), 0.5), "input.from").await;
     assert_refused(&store, &schema, UPSERT, upsert(json!(employee), 1.5), "input.trust").await;
     assert_refused(&store, &schema, UPSERT, upsert(json!("garbage"), 0.5), "input.from").await;
@@ -150,13 +159,17 @@ async fn bad_input_is_refused_with_its_path_and_writes_nothing() {
     let unknown_enum = r#"mutation { createCustomer(input: { key: "C-3", name: "Ok", status: HAPPY }) { id } }"#;
     assert_refused(&store, &schema, unknown_enum, json!({}), "input.status").await;
 
-    let interaction = |sentiment: f64, relationship: &str| json!({
-        "relationship": relationship, "at": "2026-01-10T09:00:00Z", "channel": "CALL", "direction": "INBOUND", "sentiment": sentiment
-    });
-    let bad_sentiment = json!({ "input": { "interactions": [interaction(0.2, &relationship), interaction(-2.0, &relationship)] } });
+    let interaction = |sentiment: f64, relationship: &str| {
+        json!({
+            "relationship": relationship, "at": "2026-01-10T09:00:00Z", "channel": "CALL", "direction": "INBOUND", "sentiment": sentiment
+        })
+    };
+    let bad_sentiment =
+        json!({ "input": { "interactions": [interaction(0.2, &relationship), interaction(-2.0, &relationship)] } });
     assert_refused(&store, &schema, RECORD, bad_sentiment, "input.interactions.1.sentiment").await;
 
-    let missing_relationship = stakegraph::api::ids::GlobalId::Relationship(stakegraph::domain::RelationshipId(4242)).encode();
+    let missing_relationship =
+        stakegraph::api::ids::GlobalId::Relationship(stakegraph::domain::RelationshipId(4242)).encode();
     let one_bad = json!({ "input": { "interactions": [
         interaction(0.2, &relationship), interaction(0.1, &relationship), interaction(0.3, &missing_relationship.0)
     ] } });
@@ -179,13 +192,19 @@ async fn duplicate_keys_and_archived_stakeholders_conflict() {
     let (store, _dir) = fresh_store();
     let schema = schema(store.clone());
     let (customer, _, _) = small_graph(&schema).await;
-    let response = run_as(&schema, EDITOR, CREATE_CUSTOMER, json!({ "input": { "key": "C-1", "name": "Again" } })).await;
+    let response =
+        run_as(&schema, EDITOR, CREATE_CUSTOMER, json!({ "input": { "key": "C-1", "name": "Again" } })).await;
     assert_eq!(error_code(&response), ("CONFLICT".to_owned(), "input.key".to_owned()));
 
     let archive = r#"mutation($id: ID!) { archiveStakeholder(id: $id) { id archivedAt } }"#;
     let data = run_ok(&schema, archive, json!({ "id": customer })).await;
     assert!(data["archiveStakeholder"]["archivedAt"].is_string());
-    let listed = run_ok(&schema, "{ stakeholders { totalCount } all: stakeholders(filter: { includeArchived: true }) { totalCount } }", json!({})).await;
+    let listed = run_ok(
+        &schema,
+        "{ stakeholders { totalCount } all: stakeholders(filter: { includeArchived: true }) { totalCount } }",
+        json!({}),
+    )
+    .await;
     assert_eq!(listed["stakeholders"]["totalCount"], 1, "archived stakeholders leave listings");
     assert_eq!(listed["all"]["totalCount"], 2, "but are kept");
     let update = r#"mutation($id: ID!) { updateCustomer(input: { id: $id, status: AT_RISK }) { id } }"#;
@@ -245,7 +264,8 @@ async fn private_stakeholders_are_masked_for_viewers_and_hidden_from_their_searc
     assert_eq!(viewer["data"]["stakeholders"]["totalCount"], 0, "a viewer's search must not reveal private names");
     let editor = run_as(&schema, EDITOR, search, json!({})).await;
     assert_eq!(editor["data"]["stakeholders"]["totalCount"], 1);
-    let by_key = run_as(&schema, Caller::Key(Role::Viewer), r#"{ stakeholderByKey(key: "S-7") { id } }"#, json!({})).await;
+    let by_key =
+        run_as(&schema, Caller::Key(Role::Viewer), r#"{ stakeholderByKey(key: "S-7") { id } }"#, json!({})).await;
     assert!(by_key["data"]["stakeholderByKey"].is_null());
 }
 
@@ -265,7 +285,8 @@ async fn nested_pages_cost_a_constant_number_of_store_calls() {
         let data = run_ok(&schema, nested, json!({ "first": first })).await;
         let edges = data["stakeholders"]["edges"].as_array().unwrap();
         assert_eq!(edges.len(), first);
-        let related: usize = edges.iter().map(|edge| edge["node"]["relationships"]["edges"].as_array().unwrap().len()).sum();
+        let related: usize =
+            edges.iter().map(|edge| edge["node"]["relationships"]["edges"].as_array().unwrap().len()).sum();
         assert!(related > first, "the page must really be nested ({related} relationships)");
         calls.push((first, metered.total_calls(), metered.calls()));
     }
@@ -313,7 +334,8 @@ async fn limits_are_enforced_with_clear_codes() {
     let schema = schema(demo_store());
     let too_big = run_as(&schema, EDITOR, "{ stakeholders(first: 1000) { totalCount } }", json!({})).await;
     assert_eq!(error_code(&too_big), ("LIMIT_EXCEEDED".to_owned(), "first".to_owned()));
-    let bad_cursor = run_as(&schema, EDITOR, r#"{ stakeholders(after: "bm90LWEtY3Vyc29y") { totalCount } }"#, json!({})).await;
+    let bad_cursor =
+        run_as(&schema, EDITOR, r#"{ stakeholders(after: "bm90LWEtY3Vyc29y") { totalCount } }"#, json!({})).await;
     assert_eq!(error_code(&bad_cursor), ("BAD_USER_INPUT".to_owned(), "after".to_owned()));
     let mut deep = "id".to_owned();
     for _ in 0..6 {
@@ -334,8 +356,12 @@ async fn customer_exit_marks_churned_and_is_logged() {
     let schema = schema(store.clone());
     let (customer, employee, _) = small_graph(&schema).await;
     let exit = r#"mutation($input: RecordCustomerExitInput!) { recordCustomerExit(input: $input) { status exitReason exitDate } }"#;
-    let data = run_ok(&schema, exit, json!({ "input": { "id": customer, "reason": "PRICE", "date": "2026-03-01" } })).await;
-    assert_eq!(data["recordCustomerExit"], json!({ "status": "CHURNED", "exitReason": "PRICE", "exitDate": "2026-03-01" }));
+    let data =
+        run_ok(&schema, exit, json!({ "input": { "id": customer, "reason": "PRICE", "date": "2026-03-01" } })).await;
+    assert_eq!(
+        data["recordCustomerExit"],
+        json!({ "status": "CHURNED", "exitReason": "PRICE", "exitDate": "2026-03-01" })
+    );
     let not_customer = run_as(&schema, EDITOR, exit, json!({ "input": { "id": employee, "reason": "PRICE" } })).await;
     assert_eq!(error_code(&not_customer), ("BAD_USER_INPUT".to_owned(), "input.id".to_owned()));
     let last = store.changes_after(0, 100).await.unwrap().pop().unwrap();

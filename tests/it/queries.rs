@@ -60,7 +60,8 @@ fn every_committed_operation_is_covered() {
 
 #[tokio::test]
 async fn customers_with_managers() {
-    let data = run_ok(&schema(demo_store()), &operation("customers_with_managers.graphql"), json!({ "first": 40 })).await;
+    let data =
+        run_ok(&schema(demo_store()), &operation("customers_with_managers.graphql"), json!({ "first": 40 })).await;
     let page = &data["stakeholders"];
     let expected = count(
         "SELECT COUNT(*) FROM stakeholder WHERE kind = 'CUSTOMER' AND status IN ('ACTIVE', 'AT_RISK') AND archived_at IS NULL",
@@ -83,7 +84,8 @@ async fn customers_with_managers() {
             );
             assert_eq!(manages, 1, "the manager shown really manages the customer");
         } else {
-            let manages = count("SELECT COUNT(*) FROM relationship WHERE type = 'MANAGES' AND to_id = ?1", [number(&node["id"])]);
+            let manages =
+                count("SELECT COUNT(*) FROM relationship WHERE type = 'MANAGES' AND to_id = ?1", [number(&node["id"])]);
             assert_eq!(manages, 0, "a customer with a manager must show it");
         }
     }
@@ -109,7 +111,12 @@ async fn stakeholder_profile() {
     assert_eq!(edges(listed).len(), 10.min(relationships as usize));
     let levels: Vec<i64> = edges(listed)
         .iter()
-        .map(|edge| ["BASIC", "REACTIVE", "ACCOUNTABLE", "PROACTIVE", "PARTNERSHIP"].iter().position(|level| edge["node"]["level"] == *level).unwrap() as i64)
+        .map(|edge| {
+            ["BASIC", "REACTIVE", "ACCOUNTABLE", "PROACTIVE", "PARTNERSHIP"]
+                .iter()
+                .position(|level| edge["node"]["level"] == *level)
+                .unwrap() as i64
+        })
         .collect();
     assert!(levels.windows(2).all(|pair| pair[0] >= pair[1]), "strongest level first: {levels:?}");
     for edge in edges(listed) {
@@ -130,7 +137,10 @@ async fn dashboard_page() {
     let data = run_ok(&schema(demo_store()), &operation("dashboard_page.graphql"), json!({ "first": 50 })).await;
     let page = &data["stakeholders"];
     assert_eq!(edges(page).len(), 50);
-    assert_eq!(page["totalCount"].as_u64().unwrap(), count("SELECT COUNT(*) FROM stakeholder WHERE kind = 'CUSTOMER' AND archived_at IS NULL", []));
+    assert_eq!(
+        page["totalCount"].as_u64().unwrap(),
+        count("SELECT COUNT(*) FROM stakeholder WHERE kind = 'CUSTOMER' AND archived_at IS NULL", [])
+    );
     for edge in edges(page) {
         let id = number(&edge["node"]["id"]);
         let relationships = &edge["node"]["relationships"];
@@ -179,23 +189,41 @@ async fn manager_portfolio() {
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .unwrap();
-    let data = run_ok(&schema(demo_store()), &operation("manager_portfolio.graphql"), json!({ "id": stakeholder_gid(manager) })).await;
+    let data = run_ok(
+        &schema(demo_store()),
+        &operation("manager_portfolio.graphql"),
+        json!({ "id": stakeholder_gid(manager) }),
+    )
+    .await;
     let portfolio = &data["stakeholder"]["managedCustomers"];
     assert_eq!(portfolio["totalCount"].as_i64().unwrap(), managed);
     assert!(managed > 1, "relationship managers hold several customers");
     for edge in edges(portfolio) {
         let customer = number(&edge["node"]["id"]);
-        assert_eq!(count("SELECT COUNT(*) FROM relationship WHERE type = 'MANAGES' AND from_id = ?1 AND to_id = ?2", [manager, customer]), 1);
+        assert_eq!(
+            count(
+                "SELECT COUNT(*) FROM relationship WHERE type = 'MANAGES' AND from_id = ?1 AND to_id = ?2",
+                [manager, customer]
+            ),
+            1
+        );
     }
 }
 
 #[tokio::test]
 async fn search_stakeholders() {
-    let name: String = sql().query_row("SELECT name FROM stakeholder WHERE kind = 'SUPPLIER' ORDER BY id LIMIT 1", [], |row| row.get(0)).unwrap();
+    let name: String = sql()
+        .query_row("SELECT name FROM stakeholder WHERE kind = 'SUPPLIER' ORDER BY id LIMIT 1", [], |row| row.get(0))
+        .unwrap();
     let word = name.split_whitespace().next().unwrap().to_lowercase();
-    let data = run_ok(&schema(demo_store()), &operation("search_stakeholders.graphql"), json!({ "text": word, "first": 100 })).await;
+    let data =
+        run_ok(&schema(demo_store()), &operation("search_stakeholders.graphql"), json!({ "text": word, "first": 100 }))
+            .await;
     let page = &data["stakeholders"];
-    let expected = count("SELECT COUNT(*) FROM stakeholder WHERE (name LIKE ?1 OR key LIKE ?1) AND archived_at IS NULL", [format!("%{word}%")]);
+    let expected = count(
+        "SELECT COUNT(*) FROM stakeholder WHERE (name LIKE ?1 OR key LIKE ?1) AND archived_at IS NULL",
+        [format!("%{word}%")],
+    );
     assert!(expected >= 1);
     assert_eq!(page["totalCount"].as_u64().unwrap(), expected);
     for edge in edges(page) {
@@ -246,7 +274,9 @@ async fn upsert_relationship() {
 #[tokio::test]
 async fn record_interactions() {
     let (store, _dir) = demo_copy();
-    let relationship: i64 = sql().query_row("SELECT id FROM relationship WHERE type = 'MANAGES' ORDER BY id LIMIT 1", [], |row| row.get(0)).unwrap();
+    let relationship: i64 = sql()
+        .query_row("SELECT id FROM relationship WHERE type = 'MANAGES' ORDER BY id LIMIT 1", [], |row| row.get(0))
+        .unwrap();
     let gid = GlobalId::Relationship(stakegraph::domain::RelationshipId(relationship)).encode().0;
     let before = count("SELECT COUNT(*) FROM interaction WHERE relationship_id = ?1", [relationship]);
     let input = json!({ "input": { "interactions": [
@@ -264,7 +294,9 @@ async fn record_interactions() {
 #[tokio::test]
 async fn record_customer_exit() {
     let (store, _dir) = demo_copy();
-    let customer: i64 = sql().query_row("SELECT id FROM stakeholder WHERE status = 'ACTIVE' ORDER BY id LIMIT 1", [], |row| row.get(0)).unwrap();
+    let customer: i64 = sql()
+        .query_row("SELECT id FROM stakeholder WHERE status = 'ACTIVE' ORDER BY id LIMIT 1", [], |row| row.get(0))
+        .unwrap();
     let input = json!({ "input": { "id": stakeholder_gid(customer), "reason": "SERVICE", "date": "2026-05-20" } });
     let data = run_ok(&schema(store), &operation("record_customer_exit.graphql"), input).await;
     let exited = &data["recordCustomerExit"];

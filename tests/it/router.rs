@@ -70,7 +70,8 @@ async fn post_queries_need_a_valid_key() {
 #[tokio::test]
 async fn get_runs_queries_but_never_mutations() {
     let uri = "/graphql?query=%7B%20graphCounts%20%7B%20stakeholders%20%7D%20%7D";
-    let request = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {VIEWER_KEY}")).body(Body::empty()).unwrap();
+    let request =
+        Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {VIEWER_KEY}")).body(Body::empty()).unwrap();
     let (status, body) = send(request).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let response: Value = serde_json::from_str(&body).unwrap();
@@ -78,7 +79,8 @@ async fn get_runs_queries_but_never_mutations() {
 
     let mutation = "mutation { createCustomer(input: { key: \"G-1\", name: \"Over GET\" }) { id } }";
     let uri = format!("/graphql?query={}", urlencode(mutation));
-    let request = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {EDITOR_KEY}")).body(Body::empty()).unwrap();
+    let request =
+        Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {EDITOR_KEY}")).body(Body::empty()).unwrap();
     let (status, body) = send(request).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
     assert!(body.contains("POST"));

@@ -3,8 +3,8 @@
 use crate::support::fresh_store;
 use chrono::Utc;
 use stakegraph::domain::{
-    Command, CustomerDetails, CustomerStatus, KindDetails, Label, MarketSet, NewStakeholder, Probability, RelationshipType,
-    RelationshipUpsert, StakeholderId,
+    Command, CustomerDetails, CustomerStatus, KindDetails, Label, MarketSet, NewStakeholder, Probability,
+    RelationshipType, RelationshipUpsert, StakeholderId,
 };
 use stakegraph::store::{GraphStore, Rejection, SqliteStore, StoreError};
 

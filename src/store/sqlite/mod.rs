@@ -250,8 +250,8 @@ impl GraphStore for SqliteStore {
     async fn stakeholders_by_id(&self, ids: &[StakeholderId]) -> StoreResult<Vec<Stakeholder>> {
         let ids = ids.iter().map(|id| id.0).collect::<Vec<_>>();
         self.read(move |connection| {
-            let mut statement =
-                connection.prepare_cached(&format!("SELECT {STAKEHOLDER_COLUMNS} FROM stakeholder WHERE id IN rarray(?1)"))?;
+            let mut statement = connection
+                .prepare_cached(&format!("SELECT {STAKEHOLDER_COLUMNS} FROM stakeholder WHERE id IN rarray(?1)"))?;
             let rows = statement.query_map([id_array(ids)], rows::stakeholder)?;
             rows.collect()
         })
@@ -294,10 +294,7 @@ impl GraphStore for SqliteStore {
         .await
     }
 
-    async fn relationships_of(
-        &self,
-        ids: &[StakeholderId],
-    ) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
+    async fn relationships_of(&self, ids: &[StakeholderId]) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
         let wanted = ids.to_vec();
         self.read(move |connection| {
             let ids = id_array(wanted.iter().map(|id| id.0));
@@ -395,8 +392,9 @@ impl GraphStore for SqliteStore {
 
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
         self.read(move |connection| {
-            let mut statement = connection
-                .prepare_cached(&format!("SELECT {CHANGE_COLUMNS} FROM change_log WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {CHANGE_COLUMNS} FROM change_log WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))?;
             let rows = statement.query_map(rusqlite::params![after, limit as i64], rows::change_event)?;
             rows.collect()
         })
@@ -406,7 +404,9 @@ impl GraphStore for SqliteStore {
     async fn counts(&self) -> StoreResult<GraphCounts> {
         self.read(|connection| {
             let count = |table: &str| -> rusqlite::Result<u64> {
-                connection.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get::<_, i64>(0)).map(|n| n as u64)
+                connection
+                    .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get::<_, i64>(0))
+                    .map(|n| n as u64)
             };
             Ok(GraphCounts {
                 stakeholders: count("stakeholder")?,

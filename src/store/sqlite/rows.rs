@@ -93,8 +93,7 @@ pub fn interaction(row: &Row<'_>) -> rusqlite::Result<Interaction> {
         at: from_ms(row.get(2)?)?,
         channel: parse_text(row, 3)?,
         direction: parse_text(row, 4)?,
-        sentiment: crate::domain::Sentiment::parse(sentiment)
-            .map_err(|error| conversion_error(Type::Real, error.0))?,
+        sentiment: crate::domain::Sentiment::parse(sentiment).map_err(|error| conversion_error(Type::Real, error.0))?,
         amount: amount
             .map(crate::domain::Amount::parse)
             .transpose()
