@@ -76,9 +76,10 @@ fn dashboard(c: &mut Criterion) {
         let edges = page["data"]["stakeholders"]["edges"].as_array().expect("edges");
         let related: usize = edges.iter().map(|edge| edge["node"]["relationships"]["edges"].as_array().unwrap().len()).sum();
         eprintln!(
-            "dashboard page: {} customers, {related} relationships, {} store calls",
+            "dashboard page: {} customers, {related} relationships, {} store calls {:?}",
             edges.len(),
-            store.total_calls() - before
+            store.total_calls() - before,
+            store.calls()
         );
         after
     });

@@ -6,73 +6,141 @@ use crate::store::{GraphStore, InteractionCursor, InteractionPage, StoreError};
 use async_graphql::dataloader::{DataLoader, Loader};
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::task::{Context, Wake, Waker};
+use std::time::Duration;
+use tokio::sync::Notify;
 
 /// The one loader over the store; it answers several key types, each batched on its own.
 pub struct StoreLoader {
     store: Arc<dyn GraphStore>,
 }
 
-/// How long no resolver may have asked for anything before a batch is sent.
-const QUIET: Duration = Duration::from_micros(100);
-/// How many times in a row the batch must find no new request after letting the resolvers run.
-const QUIET_ROUNDS: u32 = 3;
-/// The longest a batch waits for resolvers to go quiet.
-const MAX_WAIT: Duration = Duration::from_millis(250);
+/// The longest a batch waits for the executions to go idle: only a safety net against starvation, since every
+/// execution that waits for a batch is idle, and polls are short.
+const MAX_WAIT: Duration = Duration::from_secs(1);
 
-/// The loaders resolvers use: async-graphql's DataLoader, dispatched when resolvers go quiet.
+/// What the loaders know of the GraphQL executions in flight: how many are busy (being polled, or woken and
+/// waiting for a worker), and how many loads they have asked for.
 ///
 /// A plain DataLoader sends its batch a fixed delay after the first key. When walking a large page takes longer
-/// than that delay (a debug build, a busy machine), the page splits into several batches and the number of
-/// store calls grows with the page size; and every level of a nested query waits the full delay. Here every load
-/// counts as activity, and a batch leaves as soon as the resolvers have gone quiet (see [`settle`]), so a nested
-/// page costs one store call per level whatever its size, and waits about [`QUIET`] per level.
-pub struct Loaders {
-    loader: DataLoader<StoreLoader>,
-    activity: Arc<AtomicU64>,
+/// than that delay (a debug build, a busy machine, a core taken by another thread), the page splits into several
+/// batches and the number of store calls grows with the page size; and every level of a nested query waits the
+/// full delay. Here a batch leaves as soon as every tracked execution is waiting (none busy) and none has asked
+/// for anything since the last check: by then every resolver that could join the batch has, so a nested page
+/// costs one store call per level whatever its size, and no level waits longer than it must.
+#[derive(Default)]
+pub struct Executions {
+    busy: AtomicUsize,
+    activity: AtomicU64,
+    idle: Notify,
 }
 
-/// Waits until `activity` has stopped changing for [`QUIET`] and [`QUIET_ROUNDS`] yields, or [`MAX_WAIT`] has
-/// passed. Counting yields as well as time keeps a thread preempted by the OS from looking quiet: after each
-/// yield the resolvers that are ready run first.
-async fn settle(activity: &AtomicU64) {
-    let started = Instant::now();
-    let mut seen = activity.load(Ordering::Acquire);
-    let mut quiet_since = Instant::now();
-    let mut quiet_rounds = 0;
-    while started.elapsed() < MAX_WAIT {
-        tokio::task::yield_now().await;
-        let now = activity.load(Ordering::Acquire);
-        if now != seen {
-            seen = now;
-            quiet_since = Instant::now();
-            quiet_rounds = 0;
-        } else {
-            quiet_rounds += 1;
-            if quiet_rounds >= QUIET_ROUNDS && quiet_since.elapsed() >= QUIET {
+/// One tracked execution's waker: marks the execution busy when it is woken.
+struct TrackedWaker {
+    executions: Arc<Executions>,
+    woken: Arc<AtomicBool>,
+    inner: Waker,
+}
+
+impl Wake for TrackedWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            self.executions.busy.fetch_add(1, Ordering::AcqRel);
+        }
+        self.inner.wake_by_ref();
+    }
+}
+
+/// Keeps the busy count right when an execution ends or is dropped (a client went away).
+struct Tracking {
+    executions: Arc<Executions>,
+    woken: Arc<AtomicBool>,
+}
+
+impl Drop for Tracking {
+    fn drop(&mut self) {
+        if self.woken.swap(false, Ordering::AcqRel) {
+            self.executions.busy.fetch_sub(1, Ordering::AcqRel);
+            self.executions.idle.notify_waiters();
+        }
+    }
+}
+
+impl Executions {
+    /// Runs a GraphQL execution, telling the loaders whenever it is busy.
+    pub async fn track<F: Future>(self: &Arc<Self>, execution: F) -> F::Output {
+        // An execution starts out runnable.
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        let tracking = Tracking { executions: self.clone(), woken: Arc::new(AtomicBool::new(true)) };
+        let mut execution = std::pin::pin!(execution);
+        std::future::poll_fn(|cx| {
+            // The count this execution holds for being woken now stands for being polled.
+            if !tracking.woken.swap(false, Ordering::AcqRel) {
+                self.busy.fetch_add(1, Ordering::AcqRel);
+            }
+            let waker = Waker::from(Arc::new(TrackedWaker {
+                executions: self.clone(),
+                woken: tracking.woken.clone(),
+                inner: cx.waker().clone(),
+            }));
+            let result = execution.as_mut().poll(&mut Context::from_waker(&waker));
+            self.busy.fetch_sub(1, Ordering::AcqRel);
+            self.idle.notify_waiters();
+            result
+        })
+        .await
+    }
+
+    /// Waits until no tracked execution is busy and no load was asked for across one yield, or [`MAX_WAIT`].
+    /// (An execution that is not tracked counts as idle whenever it yields, which is exact on a current-thread
+    /// runtime.)
+    async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + MAX_WAIT;
+        loop {
+            let idle = self.idle.notified();
+            let mut idle = std::pin::pin!(idle);
+            idle.as_mut().enable();
+            let seen = self.activity.load(Ordering::Acquire);
+            tokio::task::yield_now().await;
+            if self.busy.load(Ordering::Acquire) == 0 && self.activity.load(Ordering::Acquire) == seen {
                 return;
+            }
+            tokio::select! {
+                () = idle => {}
+                () = tokio::time::sleep_until(deadline) => return,
             }
         }
     }
 }
 
+/// The loaders resolvers use: async-graphql's DataLoader, dispatched when the executions go idle.
+pub struct Loaders {
+    loader: DataLoader<StoreLoader>,
+    executions: Arc<Executions>,
+}
+
 impl Loaders {
-    /// Loaders over `store`. No cache: batching only, so no request ever sees another request's stale read.
-    pub fn new(store: Arc<dyn GraphStore>) -> Self {
-        let activity = Arc::new(AtomicU64::new(0));
-        let quiet = activity.clone();
+    /// Loaders over `store`, dispatched as `executions` go idle. No cache: batching only, so no request ever
+    /// sees another request's stale read.
+    pub fn new(store: Arc<dyn GraphStore>, executions: Arc<Executions>) -> Self {
+        let settling = executions.clone();
         let spawner = move |batch: BoxFuture<'static, ()>| {
-            let quiet = quiet.clone();
+            let settling = settling.clone();
             tokio::spawn(async move {
-                settle(&quiet).await;
+                settling.settle().await;
                 batch.await;
             })
         };
         let loader = DataLoader::new(StoreLoader { store }, spawner).delay(Duration::ZERO).max_batch_size(5_000);
-        Self { loader, activity }
+        Self { loader, executions }
     }
 
     /// Loads one value, batched with every other load of the same key type.
@@ -81,7 +149,7 @@ impl Loaders {
         K: Send + Sync + Hash + Eq + Clone + 'static,
         StoreLoader: Loader<K, Error = LoadError>,
     {
-        self.activity.fetch_add(1, Ordering::AcqRel);
+        self.executions.activity.fetch_add(1, Ordering::AcqRel);
         self.loader.load_one(key).await
     }
 
@@ -94,7 +162,7 @@ impl Loaders {
         K: Send + Sync + Hash + Eq + Clone + 'static,
         StoreLoader: Loader<K, Error = LoadError>,
     {
-        self.activity.fetch_add(1, Ordering::AcqRel);
+        self.executions.activity.fetch_add(1, Ordering::AcqRel);
         self.loader.load_many(keys).await
     }
 }

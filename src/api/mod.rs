@@ -24,8 +24,19 @@ pub use error::{ApiError, ApiResult};
 pub use mutation::Mutation;
 pub use query::Query;
 
-/// The Stakegraph schema.
-pub type StakegraphSchema = Schema<Query, Mutation, EmptySubscription>;
+/// The Stakegraph schema, with the DataLoaders it feeds. Cheap to clone.
+#[derive(Clone)]
+pub struct StakegraphSchema {
+    schema: Schema<Query, Mutation, EmptySubscription>,
+    executions: Arc<loaders::Executions>,
+}
+
+impl StakegraphSchema {
+    /// Executes one request; its loads are batched with those of every execution in flight.
+    pub async fn execute(&self, request: impl Into<async_graphql::Request>) -> async_graphql::Response {
+        self.executions.track(self.schema.execute(request)).await
+    }
+}
 
 /// Limits that keep one request from taking the service down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -61,13 +72,15 @@ pub struct ApiContext {
 
 /// Builds the schema over `store`.
 pub fn build_schema(store: Arc<dyn GraphStore>, limits: ApiLimits, anonymous_reads: bool) -> StakegraphSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
-        .data(loaders::Loaders::new(store.clone()))
+    let executions = Arc::new(loaders::Executions::default());
+    let schema = Schema::build(Query, Mutation, EmptySubscription)
+        .data(loaders::Loaders::new(store.clone(), executions.clone()))
         .data(ApiContext { store, limits, anonymous_reads })
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .extension(extension::Policy { max_nodes: limits.max_nodes })
-        .finish()
+        .finish();
+    StakegraphSchema { schema, executions }
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.

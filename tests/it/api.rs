@@ -379,3 +379,28 @@ async fn metered_store_counts_calls() {
     assert_eq!(metered.calls().get("counts"), Some(&2));
     assert_eq!(metered.total_calls(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_executions_share_batches_and_all_complete() {
+    let store = SqliteStore::open(crate::support::demo_db()).unwrap();
+    let (schema, metered) = metered_schema(store);
+    let query = r#"query($after: String) { stakeholders(first: 20, after: $after) { edges { node { id
+        relationships(first: 5) { edges { counterpart { id } } } } } pageInfo { endCursor } } }"#;
+    let first = run_ok(&schema, query, json!({})).await;
+    let cursor = first["stakeholders"]["pageInfo"]["endCursor"].clone();
+    let before = metered.total_calls();
+    let runs = (0..16).map(|index| {
+        let schema = schema.clone();
+        let after = if index % 2 == 0 { Value::Null } else { cursor.clone() };
+        tokio::spawn(async move { run_ok(&schema, query, json!({ "after": after })).await })
+    });
+    let results = futures_util::future::join_all(runs).await;
+    for (index, result) in results.into_iter().enumerate() {
+        let data = result.expect("execution completes");
+        let expected = if index % 2 == 0 { &first } else { &data };
+        assert_eq!(data["stakeholders"]["edges"].as_array().unwrap().len(), 20);
+        assert_eq!(data, *expected, "same query, same answer");
+    }
+    let calls = metered.total_calls() - before;
+    assert!(calls <= 16 * 3, "16 executions of 3 levels need at most 48 store calls, made {calls}");
+}

@@ -72,6 +72,8 @@ impl SqliteStore {
         writer.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
         configure(&writer).map_err(open_error)?;
         migrate(&mut writer).map_err(open_error)?;
+        // Refreshes the planner's statistics where they are missing or stale (cheap when nothing changed).
+        writer.execute_batch("PRAGMA optimize = 0x10002").map_err(open_error)?;
         let manager = SqliteConnectionManager::file(&path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
             .with_init(|connection: &mut Connection| configure(connection));

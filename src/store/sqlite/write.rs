@@ -285,10 +285,12 @@ impl Batch<'_, '_> {
                 recorded.push(interaction.with_id(InteractionId(self.tx.last_insert_rowid())));
             }
         }
-        for relationship in relationships.values() {
-            let on_it: Vec<&Interaction> =
-                recorded.iter().filter(|interaction| interaction.relationship == relationship.id).collect();
-            self.events.push(PendingEvent::interactions(relationship, &on_it));
+        let mut by_relationship: BTreeMap<RelationshipId, Vec<&Interaction>> = BTreeMap::new();
+        for interaction in &recorded {
+            by_relationship.entry(interaction.relationship).or_default().push(interaction);
+        }
+        for (id, on_it) in &by_relationship {
+            self.events.push(PendingEvent::interactions(&relationships[id], on_it));
         }
         Ok(Outcome::Interactions(recorded))
     }
