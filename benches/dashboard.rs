@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use stakegraph::api::{build_schema, ApiLimits, Caller, StakegraphSchema};
 use stakegraph::demo::{self, DemoOptions};
 use stakegraph::domain::Role;
-use stakegraph::store::{GraphStore, Metered, SqliteStore};
+use stakegraph::store::{GraphStore, Metered, SqliteStore, StoreCalls};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,6 +50,16 @@ async fn run(schema: &StakegraphSchema, query: &str, variables: Value) -> Value 
     response
 }
 
+/// Store calls made since `before`, by method.
+fn calls_since(store: &Metered<SqliteStore>, before: &StoreCalls) -> StoreCalls {
+    let mut calls = store.calls();
+    for (method, count) in calls.iter_mut() {
+        *count -= before.get(method).copied().unwrap_or(0);
+    }
+    calls.retain(|_, count| *count > 0);
+    calls
+}
+
 fn operation(name: &str) -> String {
     std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries").join(name)).expect("query file")
 }
@@ -71,16 +81,12 @@ fn dashboard(c: &mut Criterion) {
             let page = run(&schema, "query($after: String) { stakeholders(first: 100, after: $after, filter: {kinds: [CUSTOMER]}) { pageInfo { endCursor } } }", json!({ "after": after })).await;
             after = page["data"]["stakeholders"]["pageInfo"]["endCursor"].clone();
         }
-        let before = store.total_calls();
+        let before = store.calls();
         let page = run(&schema, &query, json!({ "first": 50 })).await;
         let edges = page["data"]["stakeholders"]["edges"].as_array().expect("edges");
-        let related: usize = edges.iter().map(|edge| edge["node"]["relationships"]["edges"].as_array().unwrap().len()).sum();
-        eprintln!(
-            "dashboard page: {} customers, {related} relationships, {} store calls {:?}",
-            edges.len(),
-            store.total_calls() - before,
-            store.calls()
-        );
+        let related: usize =
+            edges.iter().map(|edge| edge["node"]["relationships"]["edges"].as_array().unwrap().len()).sum();
+        eprintln!("dashboard page: {} customers, {related} relationships, store calls {:?}", edges.len(), calls_since(&store, &before));
         after
     });
 
@@ -100,6 +106,11 @@ fn dashboard(c: &mut Criterion) {
         )
         .await;
         page["data"]["stakeholders"]["edges"][0]["node"]["id"].clone()
+    });
+    runtime.block_on(async {
+        let before = store.calls();
+        run(&schema, &profile, json!({ "id": busiest })).await;
+        eprintln!("stakeholder profile: store calls {:?}", calls_since(&store, &before));
     });
     group.bench_function("stakeholder_profile", |b| {
         b.to_async(&runtime).iter(|| run(&schema, &profile, json!({ "id": busiest })))
