@@ -167,29 +167,25 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
         Err(error) => {
-            let body = serde_json::json!({
-                "errors": [{
-                    "message": format!("the query string is not a GraphQL request: {error}; send ?query=…[&variables=…]"),
-                    "extensions": { "code": "BAD_USER_INPUT" }
-                }]
-            });
-            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            let message = format!("the query string is not a GraphQL request: {error}; send ?query=…[&variables=…]");
+            return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
         }
     };
     if is_mutation(&request) {
-        let body = serde_json::json!({
-            "errors": [{
-                "message": "mutations are not allowed over GET; send them with POST",
-                "extensions": { "code": "BAD_USER_INPUT" }
-            }]
-        });
-        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, Method::POST.as_str())], Json(body)).into_response();
+        let message = "mutations are not allowed over GET; send them with POST";
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, Method::POST.as_str())], bad_request(message))
+            .into_response();
     }
     execute(state, headers, request).await.into_response()
 }
 
 async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
     execute(state, headers, request.into_inner()).await
+}
+
+/// A GraphQL error body with code `BAD_USER_INPUT`, for requests refused before they reach the schema.
+fn bad_request(message: &str) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }] }))
 }
 
 /// Whether the operation the request would run is a mutation (a request that does not parse is left to the

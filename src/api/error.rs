@@ -115,18 +115,7 @@ impl From<StoreError> for ApiError {
 
 impl From<std::sync::Arc<StoreError>> for ApiError {
     fn from(error: std::sync::Arc<StoreError>) -> Self {
-        let copy = match &*error {
-            StoreError::Rejected { command, field, reason, message } => StoreError::Rejected {
-                command: *command,
-                field: field.clone(),
-                reason: *reason,
-                message: message.clone(),
-            },
-            StoreError::InvalidCursor(message) => StoreError::InvalidCursor(message.clone()),
-            StoreError::Unavailable(details) => StoreError::Unavailable(details.clone()),
-            StoreError::Internal(details) => StoreError::Internal(details.clone()),
-        };
-        copy.into()
+        StoreError::clone(&error).into()
     }
 }
 

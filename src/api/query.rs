@@ -55,6 +55,16 @@ impl From<StakeholderNode> for Node {
     }
 }
 
+/// Loads the node a global id names, through the DataLoader; `field` is where the id came from.
+async fn load_node(ctx: &Context<'_>, id: &ID, field: &str) -> ApiResult<Option<Node>> {
+    let loaders = ctx.data_unchecked::<Loaders>();
+    Ok(match GlobalId::decode(id, field)? {
+        GlobalId::Stakeholder(id) => load_stakeholder(ctx, id).await?.map(Node::from),
+        GlobalId::Relationship(id) => loaders.load_one(id).await?.map(|found| Node::Relationship(Relationship(found))),
+        GlobalId::Interaction(id) => loaders.load_one(id).await?.map(|found| Node::Interaction(Interaction(found))),
+    })
+}
+
 /// Which stakeholders to list; every given criterion must hold, a list matches any of its values.
 #[derive(InputObject, Default, Debug)]
 pub struct StakeholderFilter {
@@ -166,14 +176,7 @@ impl Query {
     /// The node with this global id; null when there is none.
     #[graphql(guard = "Need::Read")]
     async fn node(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Node>> {
-        let loaders = ctx.data_unchecked::<Loaders>();
-        Ok(match GlobalId::decode(&id, "id")? {
-            GlobalId::Stakeholder(id) => load_stakeholder(ctx, id).await?.map(Node::from),
-            GlobalId::Relationship(id) => {
-                loaders.load_one(id).await?.map(|found| Node::Relationship(Relationship(found)))
-            }
-            GlobalId::Interaction(id) => loaders.load_one(id).await?.map(|found| Node::Interaction(Interaction(found))),
-        })
+        load_node(ctx, &id, "id").await
     }
 
     /// The nodes with these global ids, in the same order; null where there is none.
@@ -186,22 +189,8 @@ impl Query {
                 message: format!("{} ids is more than {max}; ask for at most {max} at a time", ids.len()),
             });
         }
-        let lookups = ids.iter().enumerate().map(|(index, id)| async move {
-            let field = format!("ids.{index}");
-            match GlobalId::decode(id, &field)? {
-                GlobalId::Stakeholder(id) => Ok(load_stakeholder(ctx, id).await?.map(Node::from)),
-                GlobalId::Relationship(id) => Ok(ctx
-                    .data_unchecked::<Loaders>()
-                    .load_one(id)
-                    .await?
-                    .map(|found| Node::Relationship(Relationship(found)))),
-                GlobalId::Interaction(id) => Ok(ctx
-                    .data_unchecked::<Loaders>()
-                    .load_one(id)
-                    .await?
-                    .map(|found| Node::Interaction(Interaction(found)))),
-            }
-        });
+        let lookups =
+            ids.iter().enumerate().map(|(index, id)| async move { load_node(ctx, id, &format!("ids.{index}")).await });
         futures_util::future::try_join_all(lookups).await
     }
 

@@ -19,7 +19,7 @@ pub use metered::{Metered, StoreCalls};
 pub use sqlite::SqliteStore;
 
 /// Why a store call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A command was refused; nothing of its batch was written.
     #[error("command {command}: {field}: {message}")]
