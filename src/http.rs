@@ -207,7 +207,10 @@ async fn execute(state: AppState, headers: HeaderMap, request: async_graphql::Re
     let codes: Vec<String> = response
         .errors
         .iter()
-        .filter_map(|error| error.extensions.as_ref()?.get("code").map(|code| code.to_string()))
+        .filter_map(|error| match error.extensions.as_ref()?.get("code")? {
+            async_graphql::Value::String(code) => Some(code.clone()),
+            other => Some(other.to_string()),
+        })
         .collect();
     let caller = match caller {
         Caller::Key(role) => role.as_str(),

@@ -6,6 +6,7 @@ use stakegraph::config::{Config, Overrides};
 use stakegraph::demo::{self, DemoOptions};
 use stakegraph::http::Application;
 use stakegraph::store::{GraphStore, SqliteStore};
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
@@ -59,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match Cli::parse().command {
         Command::Serve { listen, db, demo, config } => {

@@ -4,6 +4,7 @@
 //! `server` starts the real service on port 0 and talks to it over HTTP.
 
 mod api;
+mod durability;
 mod queries;
 mod router;
 mod schema_sdl;
