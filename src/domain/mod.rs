@@ -5,6 +5,7 @@ pub mod access;
 pub mod change;
 pub mod relationship;
 pub mod stakeholder;
+pub mod strength;
 pub mod values;
 pub mod vocabulary;
 
