@@ -165,8 +165,11 @@ impl Config {
         if let Some(path) = file {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-            let parsed: FileConfig = toml::from_str(&text)
-                .map_err(|error| ConfigError::Parse { path: path.to_owned(), message: error.to_string() })?;
+            // The error's message and line only: its full text quotes the offending line, which may hold a key.
+            let parsed: FileConfig = toml::from_str(&text).map_err(|error| {
+                let line = error.span().map_or(0, |span| text[..span.start].matches('\n').count() + 1);
+                ConfigError::Parse { path: path.to_owned(), message: format!("line {line}: {}", error.message()) }
+            })?;
             config.listen = parsed.listen.unwrap_or(config.listen);
             config.db_path = parsed.db.unwrap_or(config.db_path);
             config.demo_size = parsed.demo_size.unwrap_or(config.demo_size);
@@ -201,6 +204,7 @@ impl Config {
             ("limits.max_depth", limits.max_depth),
             ("limits.max_complexity", limits.max_complexity),
             ("limits.max_batch", limits.max_batch),
+            ("limits.max_body_bytes", limits.max_body_bytes),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid { setting, message: "must be at least 1".into() });

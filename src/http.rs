@@ -1,13 +1,14 @@
 //! The HTTP layer: the axum router (`/graphql`, GraphiQL, `/healthz`, `/readyz`) and the [`Application`] that binds
 //! it. Only this module knows HTTP.
 
+use crate::api::auth::{BAD_KEY, NO_KEY};
 use crate::api::{self, Caller, StakegraphSchema};
 use crate::config::{ApiKeys, Config};
 use crate::demo::{self, DemoOptions};
 use crate::store::{GraphStore, SqliteStore, StoreError};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -46,6 +47,10 @@ pub struct AppState {
     pub store: Arc<dyn GraphStore>,
     /// Configured API keys.
     pub keys: ApiKeys,
+    /// Whether callers without a key may read.
+    pub anonymous_reads: bool,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
 }
 
 /// The router with every route.
@@ -61,7 +66,13 @@ pub fn router(state: AppState) -> Router {
 /// The state for `store` under `config`: the schema with its limits and access rules.
 pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
     let schema = api::build_schema(store.clone(), config.limits, config.anonymous_reads());
-    AppState { schema, store, keys: config.api_keys.clone() }
+    AppState {
+        schema,
+        store,
+        keys: config.api_keys.clone(),
+        anonymous_reads: config.anonymous_reads(),
+        max_body_bytes: config.limits.max_body_bytes,
+    }
 }
 
 /// A bound, ready-to-run service.
@@ -135,14 +146,30 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Who the request's `Authorization: Bearer` header says the caller is.
+/// Who the request's `Authorization: Bearer` header says the caller is (the scheme is case-insensitive).
 fn caller(headers: &HeaderMap, keys: &ApiKeys) -> Caller {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Caller::Anonymous };
-    let key = value.to_str().ok().and_then(|value| value.strip_prefix("Bearer ")).map(str::trim);
+    let key = value
+        .to_str()
+        .ok()
+        .and_then(|value| value.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim());
     match key.and_then(|key| keys.role_of(key)) {
         Some(role) => Caller::Key(role),
         None => Caller::InvalidKey,
     }
+}
+
+/// Refuses, before its body is read, a request whose caller may do nothing at all.
+fn refuse_early(state: &AppState, caller: Caller) -> Option<Response> {
+    let message = match caller {
+        Caller::InvalidKey => BAD_KEY,
+        Caller::Anonymous if !state.anonymous_reads => NO_KEY,
+        _ => return None,
+    };
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": "UNAUTHENTICATED" } }] });
+    Some((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response())
 }
 
 async fn graphiql() -> Html<String> {
@@ -164,6 +191,10 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
     let Some(query) = query.filter(|query| !query.is_empty()) else {
         return graphiql().await.into_response();
     };
+    let caller = caller(&headers, &state.keys);
+    if let Some(refusal) = refuse_early(&state, caller) {
+        return refusal;
+    }
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
         Err(error) => {
@@ -171,16 +202,37 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
             return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
         }
     };
-    if is_mutation(&request) {
+    if operation_of(&request).1 == Some(OperationType::Mutation) {
         let message = "mutations are not allowed over GET; send them with POST";
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, Method::POST.as_str())], bad_request(message))
             .into_response();
     }
-    execute(state, headers, request).await.into_response()
+    execute(state, caller, request).await.into_response()
 }
 
-async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
-    execute(state, headers, request.into_inner()).await
+/// POST runs a JSON GraphQL request: `{"query": …, "operationName": …, "variables": …}`.
+async fn graphql_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let caller = caller(request.headers(), &state.keys);
+    if let Some(refusal) = refuse_early(&state, caller) {
+        return refusal;
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), state.max_body_bytes).await else {
+        let message = format!(
+            "the request body is larger than {} bytes; send a smaller request (split large batches)",
+            state.max_body_bytes
+        );
+        return (StatusCode::PAYLOAD_TOO_LARGE, bad_request(&message)).into_response();
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            let message = format!(
+                "the body is not a GraphQL request in JSON ({error}); send {{\"query\": \"…\", \"variables\": {{…}}}}"
+            );
+            return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
+        }
+    };
+    execute(state, caller, request).await.into_response()
 }
 
 /// A GraphQL error body with code `BAD_USER_INPUT`, for requests refused before they reach the schema.
@@ -188,20 +240,22 @@ fn bad_request(message: &str) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }] }))
 }
 
-/// Whether the operation the request would run is a mutation (a request that does not parse is left to the
-/// executor, which reports the syntax error).
-fn is_mutation(request: &async_graphql::Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
+/// The name and type of the operation the request would run (none for a document that does not parse: the
+/// executor reports the syntax error).
+fn operation_of(request: &async_graphql::Request) -> (Option<String>, Option<OperationType>) {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return (None, None) };
     let operation = match request.operation_name.as_deref() {
         Some(name) => document.operations.iter().find(|(found, _)| found.map(|found| found.as_str()) == Some(name)),
         None => document.operations.iter().next(),
     };
-    operation.is_some_and(|(_, operation)| operation.node.ty == OperationType::Mutation)
+    match operation {
+        Some((name, operation)) => (name.map(|name| name.to_string()), Some(operation.node.ty)),
+        None => (None, None),
+    }
 }
 
-async fn execute(state: AppState, headers: HeaderMap, request: async_graphql::Request) -> GraphQLResponse {
-    let caller = caller(&headers, &state.keys);
-    let operation = request.operation_name.clone().unwrap_or_else(|| "anonymous".to_owned());
+async fn execute(state: AppState, caller: Caller, request: async_graphql::Request) -> GraphQLResponse {
+    let operation = operation_of(&request).0.unwrap_or_else(|| "unnamed".to_owned());
     let started = Instant::now();
     let response = state.schema.execute(request.data(caller)).await;
     let codes: Vec<String> = response

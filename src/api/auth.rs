@@ -36,9 +36,11 @@ pub enum Need {
     Write,
 }
 
-const NO_KEY: &str =
+/// Why a request without a key is refused.
+pub const NO_KEY: &str =
     "no API key was sent; send `Authorization: Bearer <key>` with a key configured in STAKEGRAPH_API_KEYS";
-const BAD_KEY: &str = "the API key is not valid; check it against the keys configured in STAKEGRAPH_API_KEYS";
+/// Why a request with an unknown key is refused.
+pub const BAD_KEY: &str = "the API key is not valid; check it against the keys configured in STAKEGRAPH_API_KEYS";
 
 impl Need {
     /// Checks the caller of `ctx`.

@@ -5,7 +5,7 @@
 //! interface, whose fields carry no custom complexity), so breadth is bounded here instead.
 
 use async_graphql::parser::types::{
-    ExecutableDocument, FragmentDefinition, Selection, SelectionSet, VariableDefinition,
+    ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet, VariableDefinition,
 };
 use async_graphql::{Name, Positioned, Variables};
 use async_graphql_value::{ConstValue, Value};
@@ -87,6 +87,32 @@ impl Walk<'_> {
     }
 }
 
+/// The most root fields any mutation of `document` selects (fragments followed).
+pub fn mutation_fields(document: &ExecutableDocument) -> usize {
+    fn count(set: &SelectionSet, fragments: &HashMap<Name, Positioned<FragmentDefinition>>, depth: usize) -> usize {
+        if depth > MAX_FRAGMENT_DEPTH {
+            return 0;
+        }
+        set.items
+            .iter()
+            .map(|selection| match &selection.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(fragment) => count(&fragment.node.selection_set.node, fragments, depth + 1),
+                Selection::FragmentSpread(spread) => fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map_or(0, |fragment| count(&fragment.node.selection_set.node, fragments, depth + 1)),
+            })
+            .sum()
+    }
+    document
+        .operations
+        .iter()
+        .filter(|(_, operation)| operation.node.ty == OperationType::Mutation)
+        .map(|(_, operation)| count(&operation.node.selection_set.node, &document.fragments, 0))
+        .max()
+        .unwrap_or(0)
+}
+
 /// The most nodes any operation of `document` may return.
 pub fn max_nodes(document: &ExecutableDocument, variables: &Variables, default_page: u64) -> u64 {
     document
@@ -134,6 +160,17 @@ mod tests {
                      fragment R on Stakeholder { relationships { edges { node { id } } } }";
         assert_eq!(nodes(query, serde_json::json!({})), 10 + 10 * 20);
         assert_eq!(nodes(query, serde_json::json!({ "n": 2 })), 2 + 2 * 20);
+    }
+
+    #[test]
+    fn mutation_root_fields_are_counted() {
+        let one = async_graphql::parser::parse_query("mutation { a: archiveStakeholder(id: 1) { id } }").unwrap();
+        assert_eq!(mutation_fields(&one), 1);
+        let two = async_graphql::parser::parse_query(
+            "mutation { a: archiveStakeholder(id: 1) { id } ...B } fragment B on Mutation { b: archiveStakeholder(id: 2) { id } }",
+        )
+        .unwrap();
+        assert_eq!(mutation_fields(&two), 2);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! stable `extensions.code`, including the errors async-graphql raises itself before any resolver runs (syntax,
 //! unknown enum values, wrong types, depth and complexity limits).
 
-use super::cost::max_nodes;
+use super::cost::{max_nodes, mutation_fields};
 use super::paging::DEFAULT_PAGE_SIZE;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest};
 use async_graphql::parser::types::ExecutableDocument;
@@ -31,18 +31,24 @@ impl Extension for Policy {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
+        if mutation_fields(&document) > 1 {
+            return Err(coded(
+                "a request may run one mutation field: each is one transaction, and a second one could fail after \
+                 the first committed; send each mutation in its own request (a batch of interactions is one field)"
+                    .into(),
+                "BAD_USER_INPUT",
+            ));
+        }
         let nodes = max_nodes(&document, variables, DEFAULT_PAGE_SIZE as u64);
         if nodes > self.max_nodes {
-            let mut error = ServerError::new(
+            return Err(coded(
                 format!(
                     "this query could return up to {nodes} nodes, more than the limit of {}; ask for smaller pages \
                      (`first`) in nested connections and page on with `after`",
                     self.max_nodes
                 ),
-                None,
-            );
-            error.extensions.get_or_insert_with(Default::default).set("code", Value::from("LIMIT_EXCEEDED"));
-            return Err(error);
+                "LIMIT_EXCEEDED",
+            ));
         }
         Ok(document)
     }
@@ -54,6 +60,13 @@ impl Extension for Policy {
         }
         response
     }
+}
+
+/// An error raised before execution, with its code.
+fn coded(message: String, code: &str) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error.extensions.get_or_insert_with(Default::default).set("code", Value::from(code));
+    error
 }
 
 /// The argument path an async-graphql message names (`Invalid value for argument "input.trust", …`).

@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
@@ -39,10 +39,15 @@ pub struct Executions {
     idle: Notify,
 }
 
+/// Where one tracked execution is: waiting, woken (runnable, counted as busy), or finished.
+const WAITING: u8 = 0;
+const WOKEN: u8 = 1;
+const FINISHED: u8 = 2;
+
 /// One tracked execution's waker: marks the execution busy when it is woken.
 struct TrackedWaker {
     executions: Arc<Executions>,
-    woken: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
     inner: Waker,
 }
 
@@ -52,49 +57,61 @@ impl Wake for TrackedWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.woken.swap(true, Ordering::AcqRel) {
+        // Only a waiting execution becomes busy; a finished one never counts again.
+        if self.state.compare_exchange(WAITING, WOKEN, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             self.executions.busy.fetch_add(1, Ordering::AcqRel);
         }
         self.inner.wake_by_ref();
     }
 }
 
-/// Keeps the busy count right when an execution ends or is dropped (a client went away).
+/// Ends the tracking of an execution when it completes, panics, or is dropped (a client went away).
 struct Tracking {
     executions: Arc<Executions>,
-    woken: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
 }
 
 impl Drop for Tracking {
     fn drop(&mut self) {
-        if self.woken.swap(false, Ordering::AcqRel) {
-            self.executions.busy.fetch_sub(1, Ordering::AcqRel);
-            self.executions.idle.notify_waiters();
+        if self.state.swap(FINISHED, Ordering::AcqRel) == WOKEN {
+            self.executions.release();
         }
     }
 }
 
+/// Stops counting one poll as busy when the poll ends, even by a panic.
+struct Polling<'a>(&'a Executions);
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 impl Executions {
+    fn release(&self) {
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+        self.idle.notify_waiters();
+    }
+
     /// Runs a GraphQL execution, telling the loaders whenever it is busy.
     pub async fn track<F: Future>(self: &Arc<Self>, execution: F) -> F::Output {
         // An execution starts out runnable.
         self.busy.fetch_add(1, Ordering::AcqRel);
-        let tracking = Tracking { executions: self.clone(), woken: Arc::new(AtomicBool::new(true)) };
+        let tracking = Tracking { executions: self.clone(), state: Arc::new(AtomicU8::new(WOKEN)) };
         let mut execution = std::pin::pin!(execution);
         std::future::poll_fn(|cx| {
             // The count this execution holds for being woken now stands for being polled.
-            if !tracking.woken.swap(false, Ordering::AcqRel) {
+            if tracking.state.swap(WAITING, Ordering::AcqRel) != WOKEN {
                 self.busy.fetch_add(1, Ordering::AcqRel);
             }
+            let _polling = Polling(self);
             let waker = Waker::from(Arc::new(TrackedWaker {
                 executions: self.clone(),
-                woken: tracking.woken.clone(),
+                state: tracking.state.clone(),
                 inner: cx.waker().clone(),
             }));
-            let result = execution.as_mut().poll(&mut Context::from_waker(&waker));
-            self.busy.fetch_sub(1, Ordering::AcqRel);
-            self.idle.notify_waiters();
-            result
+            execution.as_mut().poll(&mut Context::from_waker(&waker))
         })
         .await
     }

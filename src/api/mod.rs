@@ -52,11 +52,20 @@ pub struct ApiLimits {
     pub max_nodes: u64,
     /// Most interactions in one `recordInteractions` batch.
     pub max_batch: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
 }
 
 impl Default for ApiLimits {
     fn default() -> Self {
-        Self { max_page_size: 100, max_depth: 12, max_complexity: 2_000, max_nodes: 25_000, max_batch: 1_000 }
+        Self {
+            max_page_size: 100,
+            max_depth: 12,
+            max_complexity: 2_000,
+            max_nodes: 25_000,
+            max_batch: 1_000,
+            max_body_bytes: 1 << 20,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use async_graphql::SimpleObject;
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 
 /// Extra fields on every connection.
-#[derive(SimpleObject, Debug, Clone, Copy)]
+#[derive(SimpleObject, Debug, Clone, Copy, Default)]
 pub struct Counted {
     /// How many items the whole list holds (all pages).
     pub total_count: u64,
@@ -47,7 +47,9 @@ impl Window {
     /// The window for a list named `list` (cursors are bound to it).
     pub fn of(list: &str, len: usize, first: usize, after: Option<&str>) -> ApiResult<Self> {
         let start = match after {
-            Some(cursor) => decode_offset_cursor(list, cursor)? + 1,
+            Some(cursor) => decode_offset_cursor(list, cursor)?
+                .checked_add(1)
+                .ok_or_else(|| ApiError::bad_input("after", "this cursor is damaged; start again without `after`"))?,
             None => 0,
         }
         .min(len);

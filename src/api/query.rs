@@ -6,7 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::ids::{decode_stakeholder_cursor, encode_stakeholder_cursor, relationship_id, stakeholder_id, GlobalId};
 use super::loaders::Loaders;
 use super::paging::{page_size, Counted};
-use super::relationships::{Interaction, Relationship};
+use super::relationships::{touches_hidden, Interaction, Relationship};
 use super::stakeholders::{
     load_stakeholder, Customer, Distributor, Employee, GovernmentBody, MediaOutlet, StakeholderNode, StakeholderView,
     Supplier,
@@ -61,7 +61,16 @@ async fn load_node(ctx: &Context<'_>, id: &ID, field: &str) -> ApiResult<Option<
     Ok(match GlobalId::decode(id, field)? {
         GlobalId::Stakeholder(id) => load_stakeholder(ctx, id).await?.map(Node::from),
         GlobalId::Relationship(id) => loaders.load_one(id).await?.map(|found| Node::Relationship(Relationship(found))),
-        GlobalId::Interaction(id) => loaders.load_one(id).await?.map(|found| Node::Interaction(Interaction(found))),
+        GlobalId::Interaction(id) => {
+            let Some(interaction) = loaders.load_one(id).await? else { return Ok(None) };
+            let relationship = loaders.load_one(interaction.relationship).await?;
+            match relationship {
+                Some(relationship) if !touches_hidden(ctx, &relationship).await? => {
+                    Some(Node::Interaction(Interaction(interaction)))
+                }
+                _ => None,
+            }
+        }
     })
 }
 
@@ -85,11 +94,12 @@ pub struct StakeholderFilter {
 
 /// The field a stakeholder listing is sorted by.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+#[graphql(remote = "crate::store::StakeholderSort")]
 pub enum StakeholderSortField {
     /// Creation order.
     #[default]
     Id,
-    /// Name.
+    /// Name (private stakeholders are left out for callers who see them masked).
     Name,
     /// Creation time.
     CreatedAt,
@@ -144,22 +154,20 @@ fn store_query(
         Some("") | None => None,
         Some(text) => Some(text.to_owned()),
     };
-    let sort = match order.field {
-        StakeholderSortField::Id => StakeholderSort::Id,
-        StakeholderSortField::Name => StakeholderSort::Name,
-        StakeholderSortField::CreatedAt => StakeholderSort::CreatedAt,
-        StakeholderSortField::Power => StakeholderSort::Power,
-        StakeholderSortField::Interest => StakeholderSort::Interest,
-    };
+    let sort = StakeholderSort::from(order.field);
+    let statuses: Vec<crate::domain::CustomerStatus> = to_domain(&filter.status.unwrap_or_default());
+    // A masked stakeholder must not be found by what its mask hides: its name (searched or sorted) or status.
+    let exclude_private =
+        !caller.sees_private() && (search.is_some() || sort == StakeholderSort::Name || !statuses.is_empty());
     Ok(StakeholderQuery {
         filter: StoreFilter {
             kinds: to_domain(&filter.kinds.unwrap_or_default()),
             markets: MarketSet::of(to_domain::<Market, crate::domain::Market>(&filter.markets.unwrap_or_default())),
             search,
-            statuses: to_domain(&filter.status.unwrap_or_default()),
+            statuses,
             mendelow: to_domain(&filter.mendelow.unwrap_or_default()),
             include_archived: filter.include_archived,
-            search_private: caller.sees_private(),
+            exclude_private,
         },
         order: StoreOrder { field: sort, descending: order.direction == SortDirection::Desc },
         first,

@@ -1,11 +1,12 @@
 //! Relationship and interaction types, and the connections that page through them.
 
+use super::auth::Caller;
 use super::enums::{Basis, Bond, Channel, Direction, EdgeDirection, Level, RelationshipType};
 use super::error::ApiResult;
 use super::ids::{decode_interaction_cursor, encode_interaction_cursor, GlobalId};
 use super::loaders::{InteractionPageKey, Loaders, RelationshipsOf};
 use super::paging::{page_size, Counted, Window};
-use super::stakeholders::{edge_direction, load_stakeholder, StakeholderNode};
+use super::stakeholders::{edge_direction, load_stakeholder, StakeholderNode, StakeholderView};
 use super::ApiContext;
 use crate::domain::{self, StakeholderId};
 use crate::store::InteractionCursor;
@@ -95,6 +96,9 @@ impl Relationship {
     ) -> ApiResult<Connection<String, Interaction, Counted>> {
         let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
         let before = after.as_deref().map(decode_interaction_cursor).transpose()?;
+        if touches_hidden(ctx, &self.0).await? {
+            return Ok(Connection::with_additional_fields(false, false, Counted::default()));
+        }
         let key = InteractionPageKey { relationship: self.0.id, first, before };
         let page = ctx.data_unchecked::<Loaders>().load_one(key).await?.unwrap_or_default();
         let mut connection = Connection::with_additional_fields(
@@ -108,6 +112,16 @@ impl Relationship {
         }));
         Ok(connection)
     }
+}
+
+/// Whether `relationship` has an end that the caller sees masked: its interactions (notes, amounts) are then
+/// withheld from that caller.
+pub async fn touches_hidden(ctx: &Context<'_>, relationship: &domain::Relationship) -> ApiResult<bool> {
+    if Caller::of(ctx).sees_private() {
+        return Ok(false);
+    }
+    let ends = ctx.data_unchecked::<Loaders>().load_many([relationship.from, relationship.to]).await?;
+    Ok(ends.values().any(|end| end.private))
 }
 
 /// One recorded interaction.
@@ -219,7 +233,7 @@ fn known(value: Option<domain::Probability>) -> f64 {
 }
 
 /// Sorts relationships in place by `sort`, ties to the lower id.
-fn sort_relationships(relationships: &mut [domain::Relationship], sort: RelationshipSort) {
+fn sort_relationships(relationships: &mut [&domain::Relationship], sort: RelationshipSort) {
     match sort {
         RelationshipSort::Id => relationships.sort_by_key(|relationship| relationship.id),
         RelationshipSort::LevelDesc => relationships.sort_by(|a, b| {
@@ -237,28 +251,32 @@ fn sort_relationships(relationships: &mut [domain::Relationship], sort: Relation
 }
 
 /// One page of the relationships of `stakeholder`, filtered and sorted in memory from its DataLoader batch.
+/// The relationships of a stakeholder the caller sees masked are withheld: they would reveal its network.
 pub async fn relationship_connection(
     ctx: &Context<'_>,
-    stakeholder: StakeholderId,
+    stakeholder: &StakeholderView,
     filter: Option<RelationshipFilter>,
     order_by: Option<RelationshipSort>,
     first: Option<i32>,
     after: Option<String>,
 ) -> ApiResult<RelationshipConnection> {
     let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
+    if stakeholder.masked() {
+        return Ok(Connection::with_additional_fields(false, false, Counted::default()));
+    }
+    let stakeholder = stakeholder.record().id;
     let filter = filter.unwrap_or_default();
     let types: Option<Vec<domain::RelationshipType>> =
         filter.types.map(|types| types.into_iter().map(Into::into).collect());
     let min_level = filter.min_level.map(domain::Level::from);
     let all = ctx.data_unchecked::<Loaders>().load_one(RelationshipsOf(stakeholder)).await?.unwrap_or_default();
-    let mut relationships: Vec<domain::Relationship> = all
+    let mut relationships: Vec<&domain::Relationship> = all
         .iter()
         .filter(|relationship| types.as_ref().is_none_or(|types| types.contains(&relationship.rel_type)))
         .filter(|relationship| {
             filter.direction.is_none_or(|direction| edge_direction(relationship, stakeholder) == direction)
         })
         .filter(|relationship| min_level.is_none_or(|level| relationship.level >= level))
-        .cloned()
         .collect();
     sort_relationships(&mut relationships, order_by.unwrap_or_default());
     let window = Window::of(RELATIONSHIPS, relationships.len(), first, after.as_deref())?;
@@ -267,7 +285,7 @@ pub async fn relationship_connection(
         window.has_next_page,
         Counted { total_count: relationships.len() as u64 },
     );
-    for (index, relationship) in relationships.drain(window.start..window.end).enumerate() {
+    for (index, relationship) in relationships[window.start..window.end].iter().copied().cloned().enumerate() {
         let fields = RelationshipEdgeFields {
             counterpart: relationship.other_end(stakeholder),
             direction: edge_direction(&relationship, stakeholder),

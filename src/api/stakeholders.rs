@@ -37,6 +37,11 @@ impl StakeholderView {
         &self.record
     }
 
+    /// Whether the caller sees this stakeholder masked.
+    pub fn masked(&self) -> bool {
+        self.masked
+    }
+
     /// The GraphQL object of the stakeholder's kind.
     pub fn into_node(self) -> StakeholderNode {
         match self.record.kind() {
@@ -206,7 +211,7 @@ macro_rules! stakeholder_object {
                 first: Option<i32>,
                 after: Option<String>,
             ) -> ApiResult<RelationshipConnection> {
-                relationship_connection(ctx, self.0.record.id, filter, order_by, first, after).await
+                relationship_connection(ctx, &self.0, filter, order_by, first, after).await
             }
 
             $($own)*
@@ -242,8 +247,12 @@ stakeholder_object!(
             self.customer().and_then(|customer| customer.exit).map(|exit| exit.date)
         }
 
-        /// The employee who manages this customer (the lowest-id one if several do).
+        /// The employee on this customer's oldest MANAGES relationship (archived or not: see its `archivedAt`);
+        /// withheld for a customer the caller sees masked.
         async fn relationship_manager(&self, ctx: &Context<'_>) -> ApiResult<Option<Employee>> {
+            if self.0.masked {
+                return Ok(None);
+            }
             let id = self.0.record.id;
             let relationships = ctx.data_unchecked::<Loaders>().load_one(RelationshipsOf(id)).await?;
             let manager = relationships
@@ -333,7 +342,7 @@ stakeholder_object!(
             }
         }
 
-        /// The customers this employee manages, by customer id.
+        /// The customers this employee manages, by customer id; withheld for an employee the caller sees masked.
         async fn managed_customers(
             &self,
             ctx: &Context<'_>,
@@ -341,6 +350,9 @@ stakeholder_object!(
             after: Option<String>,
         ) -> ApiResult<Connection<String, Customer, Counted>> {
             let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
+            if self.0.masked {
+                return Ok(Connection::with_additional_fields(false, false, Counted::default()));
+            }
             let id = self.0.record.id;
             let relationships = ctx.data_unchecked::<Loaders>().load_one(RelationshipsOf(id)).await?;
             let mut customers: Vec<StakeholderId> = relationships

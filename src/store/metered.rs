@@ -1,4 +1,4 @@
-//! A [`GraphStore`] decorator that counts calls per method: how tests prove batching, and what `/metrics` reports.
+//! A [`GraphStore`] decorator that counts calls per method: how tests and benchmarks prove batching.
 
 use super::{
     GraphCounts, GraphStore, InteractionCursor, InteractionPage, StakeholderPage, StakeholderQuery, StoreResult,

@@ -80,8 +80,9 @@ pub struct StakeholderFilter {
     pub mendelow: Vec<Mendelow>,
     /// Include archived stakeholders.
     pub include_archived: bool,
-    /// Let `search` match private stakeholders (only for callers who may see them in full).
-    pub search_private: bool,
+    /// Leave private stakeholders out: for callers who see them masked, whenever the listing would otherwise
+    /// reveal what the mask hides (a search by name, an order by name, a filter on a customer's status).
+    pub exclude_private: bool,
 }
 
 /// The field a listing is sorted by; ties always go to the lower id.
@@ -109,29 +110,16 @@ pub struct StakeholderOrder {
     pub descending: bool,
 }
 
-/// Where a page of a listing ends: the last row's sort value and id.
+/// Where a page of a listing ends: the last row's id. The row's sort value is read again from the store, so a
+/// cursor never carries a value (a private name, say) that its holder may not see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StakeholderCursor {
     /// The sort field the cursor was made for.
     pub sort: StakeholderSort,
     /// Whether it was a descending listing.
     pub descending: bool,
-    /// The last row's sort value.
-    pub value: SortValue,
     /// The last row's id.
     pub id: StakeholderId,
-}
-
-/// A sort value inside a cursor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum SortValue {
-    /// Whole number (ids, times).
-    Int(i64),
-    /// Real number (power, interest).
-    Real(f64),
-    /// Text (names).
-    Text(String),
 }
 
 /// A request for one page of stakeholders.

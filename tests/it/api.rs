@@ -184,7 +184,7 @@ async fn bad_input_is_refused_with_its_path_and_writes_nothing() {
     assert_refused(&store, &schema, UPSERT, wrong_shape, "input.type").await;
 
     let wrong_kind = r#"mutation($id: ID!) { updateSupplier(input: { id: $id, category: "Steel" }) { id } }"#;
-    assert_refused(&store, &schema, wrong_kind, json!({ "id": customer }), "input").await;
+    assert_refused(&store, &schema, wrong_kind, json!({ "id": customer }), "input.id").await;
 }
 
 #[tokio::test]
@@ -381,7 +381,7 @@ async fn metered_store_counts_calls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_executions_share_batches_and_all_complete() {
+async fn concurrent_executions_all_complete_with_at_most_one_call_per_level() {
     let store = SqliteStore::open(crate::support::demo_db()).unwrap();
     let (schema, metered) = metered_schema(store);
     let query = r#"query($after: String) { stakeholders(first: 20, after: $after) { edges { node { id

@@ -18,5 +18,9 @@ fn the_schema_command_prints_the_committed_schema() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_stakegraph")).arg("schema").output().expect("runs");
     assert!(output.status.success());
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema/schema.graphql");
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), std::fs::read_to_string(path).unwrap());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed == std::fs::read_to_string(path).unwrap(),
+        "`stakegraph schema` differs from schema/schema.graphql"
+    );
 }

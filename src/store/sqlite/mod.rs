@@ -7,8 +7,8 @@ mod rows;
 mod write;
 
 use super::{
-    GraphCounts, GraphStore, InteractionCursor, InteractionPage, SortValue, StakeholderCursor, StakeholderPage,
-    StakeholderQuery, StakeholderSort, StoreError, StoreResult,
+    GraphCounts, GraphStore, InteractionCursor, InteractionPage, StakeholderCursor, StakeholderPage, StakeholderQuery,
+    StakeholderSort, StoreError, StoreResult,
 };
 use crate::domain::{
     Applied, ChangeEvent, Command, Interaction, InteractionId, Mendelow, Relationship, RelationshipId, Stakeholder,
@@ -119,24 +119,6 @@ fn sort_column(sort: StakeholderSort) -> &'static str {
     }
 }
 
-fn sort_value(sort: StakeholderSort, stakeholder: &Stakeholder) -> SortValue {
-    match sort {
-        StakeholderSort::Id => SortValue::Int(stakeholder.id.0),
-        StakeholderSort::Name => SortValue::Text(stakeholder.name.as_str().to_owned()),
-        StakeholderSort::CreatedAt => SortValue::Int(rows::to_ms(stakeholder.created_at)),
-        StakeholderSort::Power => SortValue::Real(stakeholder.power.get()),
-        StakeholderSort::Interest => SortValue::Real(stakeholder.interest.get()),
-    }
-}
-
-fn sort_value_sql(value: &SortValue) -> Value {
-    match value {
-        SortValue::Int(int) => Value::Integer(*int),
-        SortValue::Real(real) => Value::Real(*real),
-        SortValue::Text(text) => Value::Text(text.clone()),
-    }
-}
-
 fn mendelow_condition(quadrant: Mendelow) -> &'static str {
     match quadrant {
         Mendelow::ManageClosely => "(power >= 0.5 AND interest >= 0.5)",
@@ -183,9 +165,9 @@ fn filter_clause(query: &StakeholderQuery) -> (Vec<String>, Vec<Value>) {
     if let Some(search) = filter.search.as_deref() {
         let slot = bind(&mut values, Value::Text(like_pattern(search)));
         conditions.push(format!("(name LIKE {slot} ESCAPE '\\' OR key LIKE {slot} ESCAPE '\\')"));
-        if !filter.search_private {
-            conditions.push("private = 0".to_owned());
-        }
+    }
+    if filter.exclude_private {
+        conditions.push("private = 0".to_owned());
     }
     (conditions, values)
 }
@@ -204,14 +186,13 @@ fn list_stakeholders(connection: &Connection, query: &StakeholderQuery) -> rusql
     let column = sort_column(order.field);
     let (compare, direction) = if order.descending { ("<", "DESC") } else { (">", "ASC") };
     if let Some(cursor) = &query.after {
-        values.push(sort_value_sql(&cursor.value));
-        let value_slot = values.len();
         values.push(Value::Integer(cursor.id.0));
         let id_slot = values.len();
         conditions.push(if order.field == StakeholderSort::Id {
             format!("id {compare} ?{id_slot}")
         } else {
-            format!("({column} {compare} ?{value_slot} OR ({column} = ?{value_slot} AND id {compare} ?{id_slot}))")
+            let value = format!("(SELECT {column} FROM stakeholder WHERE id = ?{id_slot})");
+            format!("({column} {compare} {value} OR ({column} = {value} AND id {compare} ?{id_slot}))")
         });
     }
     values.push(Value::Integer(query.first as i64 + 1));
@@ -235,12 +216,7 @@ fn list_stakeholders(connection: &Connection, query: &StakeholderQuery) -> rusql
     let items = stakeholders
         .into_iter()
         .map(|stakeholder| {
-            let cursor = StakeholderCursor {
-                sort: order.field,
-                descending: order.descending,
-                value: sort_value(order.field, &stakeholder),
-                id: stakeholder.id,
-            };
+            let cursor = StakeholderCursor { sort: order.field, descending: order.descending, id: stakeholder.id };
             (stakeholder, cursor)
         })
         .collect();

@@ -45,7 +45,7 @@ impl Batch<'_, '_> {
                 let mut after = before.clone();
                 after
                     .apply_patch(patch, self.at)
-                    .map_err(|error| StoreError::rejected(index, "", Rejection::Invalid, error.0))?;
+                    .map_err(|error| StoreError::rejected(index, "id", Rejection::Invalid, error.0))?;
                 self.write_stakeholder(&after)?;
                 self.events.push(PendingEvent::stakeholder(ChangeKind::StakeholderUpdated, Some(&before), &after));
                 Ok(Outcome::Stakeholder(after))
@@ -257,6 +257,11 @@ impl Batch<'_, '_> {
                 .ok_or_else(|| {
                     not_found(index, &format!("{position}.relationship"), "relationship", interaction.relationship)
                 })?;
+            // Archived stakeholders no longer change, and neither does their history.
+            for end in [relationship.from, relationship.to] {
+                self.live_stakeholder(index, end)
+                    .map_err(|error| retarget(error, &format!("{position}.relationship")))?;
+            }
             relationships.insert(relationship.id, relationship);
         }
         let mut recorded = Vec::with_capacity(interactions.len());
