@@ -9,7 +9,7 @@ use crate::store::{GraphStore, SqliteStore, StoreError};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql_axum::GraphQLResponse;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -186,22 +186,37 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// The parameters of a GraphQL request sent with GET (GraphQL over HTTP).
+#[derive(Debug, serde::Deserialize)]
+struct GetRequest {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
 /// GET runs queries only; without a query it serves GraphiQL to a browser.
-async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let Some(query) = query.filter(|query| !query.is_empty()) else {
+async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, Query(get): Query<GetRequest>) -> Response {
+    let Some(query) = get.query.filter(|query| !query.trim().is_empty()) else {
         return graphiql().await.into_response();
     };
     let caller = caller(&headers, &state.keys);
     if let Some(refusal) = refuse_early(&state, caller) {
         return refusal;
     }
-    let request = match async_graphql::http::parse_query_string(&query) {
-        Ok(request) => request,
-        Err(error) => {
-            let message = format!("the query string is not a GraphQL request: {error}; send ?query=…[&variables=…]");
-            return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
+    let mut request = async_graphql::Request::new(query);
+    if let Some(name) = get.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = get.variables {
+        match serde_json::from_str(&variables) {
+            Ok(variables) => request = request.variables(async_graphql::Variables::from_json(variables)),
+            Err(error) => {
+                let message = format!("`variables` is not a JSON object ({error}); send variables={{\"name\": …}}");
+                return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
+            }
         }
-    };
+    }
     if operation_of(&request).1 == Some(OperationType::Mutation) {
         let message = "mutations are not allowed over GET; send them with POST";
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, Method::POST.as_str())], bad_request(message))
@@ -244,9 +259,11 @@ fn bad_request(message: &str) -> Json<serde_json::Value> {
 /// executor reports the syntax error).
 fn operation_of(request: &async_graphql::Request) -> (Option<String>, Option<OperationType>) {
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return (None, None) };
+    // Without a name, only a document with one operation runs (the executor refuses the others).
+    let mut operations = document.operations.iter();
     let operation = match request.operation_name.as_deref() {
-        Some(name) => document.operations.iter().find(|(found, _)| found.map(|found| found.as_str()) == Some(name)),
-        None => document.operations.iter().next(),
+        Some(name) => operations.find(|(found, _)| found.map(|found| found.as_str()) == Some(name)),
+        None => operations.next().filter(|_| document.operations.iter().count() == 1),
     };
     match operation {
         Some((name, operation)) => (name.map(|name| name.to_string()), Some(operation.node.ty)),

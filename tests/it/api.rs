@@ -404,3 +404,103 @@ async fn concurrent_executions_all_complete_with_at_most_one_call_per_level() {
     let calls = metered.total_calls() - before;
     assert!(calls <= 16 * 3, "16 executions of 3 levels need at most 48 store calls, made {calls}");
 }
+
+/// A private customer managed by a public employee, with one interaction; and a public customer.
+async fn private_graph(schema: &stakegraph::api::StakegraphSchema) -> (String, String, String, String) {
+    let hidden = create(
+        schema,
+        CREATE_CUSTOMER,
+        json!({ "key": "C-HID", "name": "Hidden Harbor", "private": true, "status": "AT_RISK" }),
+    )
+    .await;
+    create(schema, CREATE_CUSTOMER, json!({ "key": "C-OPEN", "name": "Open Bakery", "status": "AT_RISK" })).await;
+    let manager = create(schema, CREATE_EMPLOYEE, json!({ "key": "E-9", "name": "Dana Reyes" })).await;
+    let upsert = json!({ "input": { "from": manager["id"], "to": hidden["id"], "type": "MANAGES" } });
+    let relationship = run_ok(schema, UPSERT, upsert).await["upsertRelationship"]["relationship"]["id"].clone();
+    let input = json!({ "input": { "interactions": [{ "relationship": relationship, "at": "2026-01-10T09:00:00Z",
+        "channel": "MEETING", "direction": "OUTBOUND", "note": "renewal terms" }] } });
+    let interaction = run_ok(schema, RECORD, input).await["recordInteractions"]["interactions"][0]["id"].clone();
+    let ids = [&hidden["id"], &manager["id"], &relationship, &interaction];
+    let [a, b, c, d] = ids.map(|id| id.as_str().unwrap().to_owned());
+    (a, b, c, d)
+}
+
+#[tokio::test]
+async fn masked_stakeholders_leak_nothing_through_listings_cursors_or_networks() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let (hidden, manager, relationship, interaction) = private_graph(&schema).await;
+    let viewer = Caller::Key(Role::Viewer);
+
+    let by_name = r#"{ stakeholders(orderBy: { field: NAME }) { totalCount edges { node { name masked } } } }"#;
+    let seen = run_as(&schema, viewer, by_name, json!({})).await;
+    assert_eq!(seen["data"]["stakeholders"]["totalCount"], 2, "a name-ordered listing would place the hidden name");
+    assert!(seen.to_string().find("Hidden").is_none());
+    assert_eq!(run_as(&schema, EDITOR, by_name, json!({})).await["data"]["stakeholders"]["totalCount"], 3);
+
+    let by_status = r#"{ stakeholders(filter: { status: [AT_RISK] }) { totalCount } }"#;
+    assert_eq!(run_as(&schema, viewer, by_status, json!({})).await["data"]["stakeholders"]["totalCount"], 1);
+
+    let by_id = r#"{ stakeholders(orderBy: { field: CREATED_AT }) { edges { cursor node { masked } } } }"#;
+    let listed = run_as(&schema, viewer, by_id, json!({})).await;
+    let edges = listed["data"]["stakeholders"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 3, "in other orders the private row is listed, masked");
+    use base64::Engine;
+    for edge in edges {
+        let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(edge["cursor"].as_str().unwrap()).unwrap();
+        assert!(!String::from_utf8_lossy(&cursor).contains("Hidden"), "cursors carry no values");
+    }
+
+    let network = r#"query($hidden: ID!, $manager: ID!) {
+      hidden: stakeholder(id: $hidden) { relationships { totalCount } ... on Customer { relationshipManager { id } } }
+      manager: stakeholder(id: $manager) { relationships { totalCount edges { counterpart { name masked }
+        node { interactions { totalCount edges { node { note } } } } } } }
+    }"#;
+    let variables = json!({ "hidden": hidden, "manager": manager });
+    let seen = run_as(&schema, viewer, network, variables.clone()).await;
+    assert_eq!(seen["data"]["hidden"]["relationships"]["totalCount"], 0, "a masked stakeholder's network is withheld");
+    assert!(seen["data"]["hidden"]["relationshipManager"].is_null());
+    let edge = &seen["data"]["manager"]["relationships"]["edges"][0];
+    assert_eq!(edge["counterpart"]["masked"], true);
+    assert_eq!(edge["node"]["interactions"]["totalCount"], 0, "interactions with a masked party are withheld");
+    assert!(!seen.to_string().contains("renewal terms"));
+    let full = run_as(&schema, EDITOR, network, variables).await;
+    assert_eq!(full["data"]["manager"]["relationships"]["edges"][0]["node"]["interactions"]["totalCount"], 1);
+
+    let node = r#"query($id: ID!) { node(id: $id) { id } }"#;
+    assert!(run_as(&schema, viewer, node, json!({ "id": interaction })).await["data"]["node"].is_null());
+    assert!(!run_as(&schema, EDITOR, node, json!({ "id": interaction })).await["data"]["node"].is_null());
+    assert!(!run_as(&schema, viewer, node, json!({ "id": relationship })).await["data"]["node"].is_null());
+}
+
+#[tokio::test]
+async fn absurd_cursors_and_several_mutation_fields_are_refused_cleanly() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let (_, employee, _) = small_graph(&schema).await;
+    use base64::Engine;
+    let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("relationships|{}", usize::MAX));
+    let query =
+        r#"query($id: ID!, $after: String) { stakeholder(id: $id) { relationships(after: $after) { totalCount } } }"#;
+    let response = run_as(&schema, EDITOR, query, json!({ "id": employee, "after": cursor })).await;
+    assert_eq!(error_code(&response), ("BAD_USER_INPUT".to_owned(), "after".to_owned()));
+
+    let before = store.counts().await.unwrap();
+    let two = r#"mutation { a: createSupplier(input: { key: "S-1", name: "One" }) { id }
+                           b: createSupplier(input: { key: "S-2", name: "Two", power: 2 }) { id } }"#;
+    let response = run_as(&schema, EDITOR, two, json!({})).await;
+    assert_eq!(error_code(&response).0, "BAD_USER_INPUT", "{response:#}");
+    assert_eq!(store.counts().await.unwrap(), before, "neither mutation ran");
+}
+
+#[tokio::test]
+async fn interactions_on_archived_stakeholders_are_refused() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let (customer, _, relationship) = small_graph(&schema).await;
+    run_ok(&schema, r#"mutation($id: ID!) { archiveStakeholder(id: $id) { id } }"#, json!({ "id": customer })).await;
+    let input = json!({ "input": { "interactions": [{ "relationship": relationship, "at": "2026-01-10T09:00:00Z",
+        "channel": "CALL", "direction": "INBOUND" }] } });
+    let response = run_as(&schema, EDITOR, RECORD, input).await;
+    assert_eq!(error_code(&response), ("CONFLICT".to_owned(), "input.interactions.0.relationship".to_owned()));
+}

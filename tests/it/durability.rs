@@ -1,5 +1,5 @@
-//! Acknowledged writes survive `kill -9`: the real binary serves, a client writes, the process is killed without
-//! warning, and the database still holds every acknowledged change and its change-log entry.
+//! The real binary: `demo` then `serve` works, and acknowledged writes survive `kill -9` (the process is killed
+//! without warning, and the database still holds every acknowledged change and its change-log entry).
 
 use serde_json::{json, Value};
 use stakegraph::store::{GraphStore, SqliteStore};
@@ -65,4 +65,41 @@ async fn acknowledged_writes_survive_kill_9() {
     assert_eq!(counts.stakeholders, acknowledged);
     assert_eq!(counts.changes, acknowledged, "every acknowledged change has its change-log entry");
     assert!(store.stakeholder_by_key("S-24").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_demo_command_writes_a_graph_that_serve_answers_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_stakegraph"))
+        .args(["demo", "--size", "120", "--anchor", "2026-06-01", "--db"])
+        .arg(&db)
+        .output()
+        .expect("demo runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("wrote 120 stakeholders"));
+    let again = Command::new(env!("CARGO_BIN_EXE_stakegraph"))
+        .args(["demo", "--size", "120", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "a second demo into the same database is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds 120 stakeholders"));
+
+    let (mut child, base) = serve(&db);
+    let query = json!({ "query": "{ graphCounts { stakeholders } customers: stakeholders(filter: {kinds: [CUSTOMER]}) { totalCount } }" });
+    let response: Value = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .bearer_auth(KEY)
+        .json(&query)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(response["data"]["graphCounts"]["stakeholders"], 120, "{response:#}");
+    assert!(response["data"]["customers"]["totalCount"].as_u64().unwrap() > 0);
 }

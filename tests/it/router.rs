@@ -1,26 +1,34 @@
 //! Tier 2: the axum router driven with `oneshot`.
 
-use crate::support::demo_store;
+use crate::support::{demo_copy, demo_store};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use stakegraph::config::{ApiKeys, Config};
 use stakegraph::http::{app_state, router};
+use stakegraph::store::GraphStore;
 use tower::ServiceExt;
 
 const VIEWER_KEY: &str = "viewer-key-0123456789";
 const EDITOR_KEY: &str = "editor-key-0123456789";
 
-fn app() -> axum::Router {
-    let config = Config {
+fn config() -> Config {
+    Config {
         api_keys: ApiKeys::parse(&format!("viewer:{VIEWER_KEY},editor:{EDITOR_KEY}")).unwrap(),
         ..Config::default()
-    };
-    router(app_state(demo_store(), &config))
+    }
+}
+
+fn app() -> axum::Router {
+    router(app_state(demo_store(), &config()))
 }
 
 async fn send(request: Request<Body>) -> (StatusCode, String) {
-    let response = app().oneshot(request).await.expect("router answers");
+    send_to(app(), request).await
+}
+
+async fn send_to(app: axum::Router, request: Request<Body>) -> (StatusCode, String) {
+    let response = app.oneshot(request).await.expect("router answers");
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
     (status, String::from_utf8_lossy(&bytes).into_owned())
@@ -84,6 +92,54 @@ async fn get_runs_queries_but_never_mutations() {
     let (status, body) = send(request).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
     assert!(body.contains("POST"));
+}
+
+#[tokio::test]
+async fn mutations_over_http_need_an_editor_key_and_write_nothing_otherwise() {
+    let (store, _dir) = demo_copy();
+    let app = router(app_state(store.clone(), &config()));
+    let before = store.counts().await.unwrap();
+    let mutation =
+        json!({ "query": "mutation { createCustomer(input: { key: \"H-1\", name: \"Over HTTP\" }) { id } }" });
+    for (key, status, code) in [
+        (None, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+        (Some("not-a-key-0123456789"), StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+        (Some(VIEWER_KEY), StatusCode::OK, "FORBIDDEN"),
+    ] {
+        let (found, body) = send_to(app.clone(), post(mutation.clone(), key)).await;
+        let response: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((found, response["errors"][0]["extensions"]["code"].as_str()), (status, Some(code)), "{body}");
+    }
+    assert_eq!(store.counts().await.unwrap(), before, "refused mutations write nothing");
+    let (_, body) = send_to(app.clone(), post(mutation, Some(EDITOR_KEY))).await;
+    assert!(body.contains("createCustomer"), "{body}");
+    assert_eq!(store.counts().await.unwrap().stakeholders, before.stakeholders + 1);
+
+    let introspection = json!({ "query": "{ __schema { types { name } } }" });
+    let (status, _) = send_to(app.clone(), post(introspection, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no key, no schema");
+
+    let (status, body) = send_to(app, post(json!({ "query": "x".repeat(2 << 20) }), Some(EDITOR_KEY))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+}
+
+#[tokio::test]
+async fn get_refuses_the_mutation_a_document_names() {
+    let (store, _dir) = demo_copy();
+    let app = router(app_state(store.clone(), &config()));
+    let before = store.counts().await.unwrap();
+    let document = "query Read { graphCounts { stakeholders } } mutation Write { archiveStakeholder(id: \"U3Rha2Vob2xkZXI6MQ\") { id } }";
+    let uri = format!("/graphql?query={}&operationName=Write", urlencode(document));
+    let request =
+        Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {EDITOR_KEY}")).body(Body::empty()).unwrap();
+    let (status, _) = send_to(app.clone(), request).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let uri = format!("/graphql?query={}&operationName=Read", urlencode(document));
+    let request =
+        Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {EDITOR_KEY}")).body(Body::empty()).unwrap();
+    let (status, body) = send_to(app, request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(store.counts().await.unwrap(), before);
 }
 
 fn urlencode(text: &str) -> String {
