@@ -133,6 +133,13 @@ pub struct GraphCounts {
     pub changes: u64,
 }
 
+impl From<crate::store::GraphCounts> for GraphCounts {
+    fn from(counts: crate::store::GraphCounts) -> Self {
+        let crate::store::GraphCounts { stakeholders, relationships, interactions, changes } = counts;
+        Self { stakeholders, relationships, interactions, changes }
+    }
+}
+
 /// Longest accepted search text.
 const MAX_SEARCH_CHARS: usize = 200;
 
@@ -260,12 +267,6 @@ impl Query {
     /// How much the graph holds.
     #[graphql(guard = "Need::Read")]
     async fn graph_counts(&self, ctx: &Context<'_>) -> ApiResult<GraphCounts> {
-        let counts = ctx.data_unchecked::<ApiContext>().store.counts().await?;
-        Ok(GraphCounts {
-            stakeholders: counts.stakeholders,
-            relationships: counts.relationships,
-            interactions: counts.interactions,
-            changes: counts.changes,
-        })
+        Ok(ctx.data_unchecked::<ApiContext>().store.counts().await?.into())
     }
 }
