@@ -2,6 +2,7 @@
 //! command-line flags.
 
 use crate::api::ApiLimits;
+use crate::domain::strength::StrengthModel;
 use crate::domain::Role;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -117,6 +118,8 @@ pub struct Config {
     pub api_keys: ApiKeys,
     /// Request limits.
     pub limits: ApiLimits,
+    /// The relationship-strength model (weights, half-life, κ, channel weights).
+    pub strength: StrengthModel,
 }
 
 impl Default for Config {
@@ -128,6 +131,7 @@ impl Default for Config {
             demo_size: DEFAULT_DEMO_SIZE,
             api_keys: ApiKeys::default(),
             limits: ApiLimits::default(),
+            strength: StrengthModel::default(),
         }
     }
 }
@@ -141,6 +145,7 @@ struct FileConfig {
     demo_size: Option<usize>,
     api_keys: Option<Vec<String>>,
     limits: Option<ApiLimits>,
+    strength: Option<StrengthModel>,
 }
 
 /// What the command line says; it wins over everything else.
@@ -174,6 +179,7 @@ impl Config {
             config.db_path = parsed.db.unwrap_or(config.db_path);
             config.demo_size = parsed.demo_size.unwrap_or(config.demo_size);
             config.limits = parsed.limits.unwrap_or(config.limits);
+            config.strength = parsed.strength.unwrap_or(config.strength);
             if let Some(keys) = parsed.api_keys {
                 config.api_keys = ApiKeys::parse(&keys.join(","))?;
             }
@@ -209,6 +215,33 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::Invalid { setting, message: "must be at least 1".into() });
             }
+        }
+        let strength = &self.strength;
+        let weights = &strength.weights;
+        let all = [
+            weights.intensity,
+            weights.recency,
+            weights.reciprocity,
+            weights.sentiment,
+            weights.level,
+            weights.trust,
+            weights.commitment,
+            weights.bonds,
+            weights.tenure,
+        ];
+        if all.iter().chain(&strength.channel_weights).any(|weight| !weight.is_finite() || *weight < 0.0)
+            || all.iter().sum::<f64>() <= 0.0
+        {
+            return Err(ConfigError::Invalid {
+                setting: "strength",
+                message: "weights must be finite, 0 or more, and not all 0".into(),
+            });
+        }
+        if !(strength.half_life_days > 0.0 && strength.kappa > 0.0) {
+            return Err(ConfigError::Invalid {
+                setting: "strength",
+                message: "half_life_days and kappa must be greater than 0".into(),
+            });
         }
         Ok(())
     }
@@ -253,6 +286,20 @@ mod tests {
         let config = Config::load(Some(&file), env, overrides).unwrap();
         assert_eq!(config.db_path, PathBuf::from("flag.db"));
         assert!(config.anonymous_reads());
+    }
+
+    #[test]
+    fn the_readme_strength_section_is_the_default_model() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let start = readme.find("[strength]").expect("README documents [strength]");
+        let section = &readme[start..readme[start..].find("```").map(|end| start + end).unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stakegraph.toml");
+        std::fs::write(&file, section).unwrap();
+        let config = Config::load(Some(&file), |_| None, Overrides::default()).unwrap();
+        assert_eq!(config.strength, StrengthModel::default());
+        std::fs::write(&file, "[strength]\nkappa = 0\n").unwrap();
+        assert!(Config::load(Some(&file), |_| None, Overrides::default()).is_err());
     }
 
     #[test]

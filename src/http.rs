@@ -65,7 +65,8 @@ pub fn router(state: AppState) -> Router {
 
 /// The state for `store` under `config`: the schema with its limits and access rules.
 pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
-    let schema = api::build_schema(store.clone(), config.limits, config.anonymous_reads());
+    let schema =
+        api::build_schema_with(store.clone(), config.limits, config.anonymous_reads(), config.strength.clone());
     AppState {
         schema,
         store,

@@ -11,8 +11,9 @@ use async_graphql::{Name, Positioned, Variables};
 use async_graphql_value::{ConstValue, Value};
 use std::collections::HashMap;
 
-/// Fields that return a connection, and so multiply what is selected below them.
-const CONNECTIONS: &[&str] = &["stakeholders", "relationships", "interactions", "managedCustomers"];
+/// Fields that return a page (a connection or a ranked list), and so multiply what is selected below them.
+const CONNECTIONS: &[&str] =
+    &["stakeholders", "relationships", "interactions", "managedCustomers", "strongestRelationships"];
 /// Fragments nested deeper than this are not followed (the validator refuses cycles later).
 const MAX_FRAGMENT_DEPTH: usize = 32;
 

@@ -191,6 +191,10 @@ pub type LoadError = Arc<StoreError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RelationshipsOf(pub StakeholderId);
 
+/// Key: the whole interaction history of one relationship, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HistoryOf(pub RelationshipId);
+
 /// Key: one page of a relationship's interactions, newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InteractionPageKey {
@@ -230,6 +234,17 @@ impl Loader<RelationshipId> for StoreLoader {
     async fn load(&self, keys: &[RelationshipId]) -> Result<HashMap<RelationshipId, Self::Value>, Self::Error> {
         let found = self.store.relationships_by_id(keys).await?;
         Ok(found.into_iter().map(|relationship| (relationship.id, relationship)).collect())
+    }
+}
+
+impl Loader<HistoryOf> for StoreLoader {
+    type Value = Arc<Vec<Interaction>>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[HistoryOf]) -> Result<HashMap<HistoryOf, Self::Value>, Self::Error> {
+        let ids: Vec<RelationshipId> = keys.iter().map(|key| key.0).collect();
+        let found = self.store.interaction_histories(&ids).await?;
+        Ok(found.into_iter().map(|(id, history)| (HistoryOf(id), Arc::new(history))).collect())
     }
 }
 

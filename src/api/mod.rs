@@ -14,6 +14,7 @@ pub mod paging;
 pub mod query;
 pub mod relationships;
 pub mod stakeholders;
+pub mod strength;
 
 use crate::store::GraphStore;
 use async_graphql::{EmptySubscription, Schema};
@@ -77,14 +78,26 @@ pub struct ApiContext {
     pub limits: ApiLimits,
     /// Whether callers without a key may read (only `serve --demo` on a loopback address).
     pub anonymous_reads: bool,
+    /// The relationship-strength model.
+    pub strength: Arc<crate::domain::strength::StrengthModel>,
 }
 
-/// Builds the schema over `store`.
+/// Builds the schema over `store` with the default strength model.
 pub fn build_schema(store: Arc<dyn GraphStore>, limits: ApiLimits, anonymous_reads: bool) -> StakegraphSchema {
+    build_schema_with(store, limits, anonymous_reads, Default::default())
+}
+
+/// Builds the schema over `store` with the strength model `strength`.
+pub fn build_schema_with(
+    store: Arc<dyn GraphStore>,
+    limits: ApiLimits,
+    anonymous_reads: bool,
+    strength: crate::domain::strength::StrengthModel,
+) -> StakegraphSchema {
     let executions = Arc::new(loaders::Executions::default());
     let schema = Schema::build(Query, Mutation, EmptySubscription)
         .data(loaders::Loaders::new(store.clone(), executions.clone()))
-        .data(ApiContext { store, limits, anonymous_reads })
+        .data(ApiContext { store, limits, anonymous_reads, strength: Arc::new(strength) })
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .extension(extension::Policy { max_nodes: limits.max_nodes })

@@ -87,6 +87,15 @@ impl Relationship {
         self.0.updated_at
     }
 
+    /// Its strength as of `asOf` (default: now), with the components that explain it.
+    async fn strength(
+        &self,
+        ctx: &Context<'_>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> ApiResult<super::strength::RelationshipStrength> {
+        super::strength::RelationshipStrength::load(ctx, self.0.clone(), as_of).await
+    }
+
     /// Its interactions, newest first.
     async fn interactions(
         &self,

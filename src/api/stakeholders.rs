@@ -7,6 +7,7 @@ use super::ids::GlobalId;
 use super::loaders::{Loaders, RelationshipsOf};
 use super::paging::{page_size, Counted, Window};
 use super::relationships::{relationship_connection, RelationshipConnection, RelationshipFilter, RelationshipSort};
+use super::strength::{RankedRelationship, RelationshipStrength};
 use super::ApiContext;
 use crate::domain::{self, KindDetails, RelationshipType, Stakeholder, StakeholderId};
 use async_graphql::connection::{Connection, Edge};
@@ -105,6 +106,13 @@ pub async fn load_stakeholder(ctx: &Context<'_>, id: StakeholderId) -> ApiResult
         arg(name = "order_by", ty = "Option<RelationshipSort>"),
         arg(name = "first", ty = "Option<i32>"),
         arg(name = "after", ty = "Option<String>")
+    ),
+    field(
+        name = "strongest_relationships",
+        ty = "ApiResult<Vec<RankedRelationship>>",
+        desc = "Its strongest relationships as of `asOf` (default: now), strongest first.",
+        arg(name = "first", ty = "Option<i32>"),
+        arg(name = "as_of", ty = "Option<DateTime<Utc>>")
     )
 )]
 pub enum StakeholderNode {
@@ -214,9 +222,48 @@ macro_rules! stakeholder_object {
                 relationship_connection(ctx, &self.0, filter, order_by, first, after).await
             }
 
+            /// Its strongest relationships as of `asOf` (default: now), strongest first; ties go to the lower relationship id.
+            async fn strongest_relationships(
+                &self,
+                ctx: &Context<'_>,
+                first: Option<i32>,
+                as_of: Option<DateTime<Utc>>,
+            ) -> ApiResult<Vec<RankedRelationship>> {
+                strongest_relationships(ctx, &self.0, first, as_of).await
+            }
+
             $($own)*
         }
     };
+}
+
+/// The strongest relationships of `stakeholder`; withheld when the caller sees it masked.
+async fn strongest_relationships(
+    ctx: &Context<'_>,
+    stakeholder: &StakeholderView,
+    first: Option<i32>,
+    as_of: Option<DateTime<Utc>>,
+) -> ApiResult<Vec<RankedRelationship>> {
+    let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
+    if stakeholder.masked {
+        return Ok(Vec::new());
+    }
+    let id = stakeholder.record.id;
+    let as_of = Some(as_of.unwrap_or_else(Utc::now));
+    let relationships = ctx.data_unchecked::<Loaders>().load_one(RelationshipsOf(id)).await?.unwrap_or_default();
+    let strengths = relationships.iter().map(|relationship| async move {
+        let strength = RelationshipStrength::load(ctx, relationship.clone(), as_of).await?;
+        Ok::<_, crate::api::ApiError>(RankedRelationship { counterpart: relationship.other_end(id), strength })
+    });
+    let mut ranked = futures_util::future::try_join_all(strengths).await?;
+    ranked.sort_by(|a, b| {
+        b.strength
+            .value()
+            .total_cmp(&a.strength.value())
+            .then(a.strength.relationship_id().cmp(&b.strength.relationship_id()))
+    });
+    ranked.truncate(first);
+    Ok(ranked)
 }
 
 stakeholder_object!(

@@ -21,13 +21,14 @@ pub struct Metered<S> {
     counters: Arc<[(&'static str, AtomicU64)]>,
 }
 
-const METHODS: [&str; 11] = [
+const METHODS: [&str; 12] = [
     "stakeholders_by_id",
     "stakeholder_by_key",
     "list_stakeholders",
     "relationships_by_id",
     "relationships_of",
     "interaction_pages",
+    "interaction_histories",
     "interactions_by_id",
     "apply",
     "changes_after",
@@ -97,6 +98,14 @@ impl<S: GraphStore> GraphStore for Metered<S> {
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
         self.count("interaction_pages");
         self.inner.interaction_pages(relationships, first, before).await
+    }
+
+    async fn interaction_histories(
+        &self,
+        relationships: &[RelationshipId],
+    ) -> StoreResult<HashMap<RelationshipId, Vec<Interaction>>> {
+        self.count("interaction_histories");
+        self.inner.interaction_histories(relationships).await
     }
 
     async fn interactions_by_id(&self, ids: &[InteractionId]) -> StoreResult<Vec<Interaction>> {

@@ -208,6 +208,12 @@ pub trait GraphStore: Send + Sync + 'static {
         before: Option<InteractionCursor>,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>>;
 
+    /// Every interaction of each relationship, oldest first (the history that strength as of a past time reads).
+    async fn interaction_histories(
+        &self,
+        relationships: &[RelationshipId],
+    ) -> StoreResult<HashMap<RelationshipId, Vec<Interaction>>>;
+
     /// The interactions with these ids (missing ids are left out).
     async fn interactions_by_id(&self, ids: &[InteractionId]) -> StoreResult<Vec<Interaction>>;
 

@@ -504,3 +504,65 @@ async fn interactions_on_archived_stakeholders_are_refused() {
     let response = run_as(&schema, EDITOR, RECORD, input).await;
     assert_eq!(error_code(&response), ("CONFLICT".to_owned(), "input.interactions.0.relationship".to_owned()));
 }
+
+#[tokio::test]
+async fn relationship_strength_is_explained_and_evaluated_as_of_any_time() {
+    use stakegraph::domain::strength::StrengthModel;
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let (customer, _, relationship) = small_graph(&schema).await;
+    let input = json!({ "input": { "interactions": [
+        { "relationship": relationship, "at": "2026-01-10T09:00:00Z", "channel": "MEETING", "direction": "OUTBOUND", "sentiment": 0.6 },
+        { "relationship": relationship, "at": "2026-02-10T09:00:00Z", "channel": "PURCHASE", "direction": "INBOUND", "sentiment": 0.4 }
+    ]}});
+    run_ok(&schema, RECORD, input).await;
+    let query = r#"query($id: ID!, $asOf: DateTime!) { relationship(id: $id) { strength(asOf: $asOf) {
+        score trend model asOf components { name value weight contribution } } } }"#;
+    let forecast = r#"query($id: ID!, $asOf: DateTime!, $threshold: Float!) { relationship(id: $id) {
+        strength(asOf: $asOf) { fallsBelow(threshold: $threshold) } } }"#;
+
+    let id = match stakegraph::api::ids::GlobalId::decode(&relationship, "id").unwrap() {
+        stakegraph::api::ids::GlobalId::Relationship(id) => id,
+        other => panic!("{other:?}"),
+    };
+    let stored = store.relationships_by_id(&[id]).await.unwrap().pop().unwrap();
+    let history = store.interaction_histories(&[id]).await.unwrap().remove(&id).unwrap();
+    let model = StrengthModel::default();
+    for as_of in ["2026-03-01T00:00:00Z", "2026-01-20T00:00:00Z"] {
+        let data = run_ok(&schema, query, json!({ "id": relationship, "asOf": as_of })).await;
+        let strength = &data["relationship"]["strength"];
+        let at = chrono::DateTime::parse_from_rfc3339(as_of).unwrap().to_utc();
+        let expected = model.evaluate_history(&stored, &history, at);
+        assert!((strength["score"].as_f64().unwrap() - expected.score).abs() < 1e-12, "{as_of}");
+        let total: f64 =
+            strength["components"].as_array().unwrap().iter().map(|c| c["contribution"].as_f64().unwrap()).sum();
+        assert!((total - expected.score).abs() < 1e-12, "contributions add up");
+        assert!((strength["trend"].as_f64().unwrap() - model.trend(&stored, &history, at)).abs() < 1e-12);
+        assert_eq!(strength["model"], "strength-v1");
+        let threshold = expected.score - 0.05;
+        let data =
+            run_ok(&schema, forecast, json!({ "id": relationship, "asOf": as_of, "threshold": threshold })).await;
+        let falls = data["relationship"]["strength"]["fallsBelow"].as_str().expect("decay brings it below");
+        let falls = chrono::DateTime::parse_from_rfc3339(falls).unwrap().to_utc();
+        assert!(falls > at, "the forecast lies ahead");
+        let frozen = stakegraph::domain::strength::DecayedSums::from_history(&model, &history, at);
+        assert!(model.evaluate(&stored, &frozen, falls).score < threshold, "with no interaction after {as_of}");
+    }
+    let early = run_ok(&schema, query, json!({ "id": relationship, "asOf": "2026-01-20T00:00:00Z" })).await;
+    let late = run_ok(&schema, query, json!({ "id": relationship, "asOf": "2026-03-01T00:00:00Z" })).await;
+    assert_ne!(early["relationship"]["strength"]["score"], late["relationship"]["strength"]["score"]);
+
+    let bad = r#"query($id: ID!) { relationship(id: $id) { strength { fallsBelow(threshold: 1.5) } } }"#;
+    let response = run_as(&schema, EDITOR, bad, json!({ "id": relationship })).await;
+    assert_eq!(error_code(&response), ("BAD_USER_INPUT".to_owned(), "threshold".to_owned()));
+
+    let other = create(&schema, CREATE_SUPPLIER, json!({ "key": "S-3", "name": "Weak Link Ltd" })).await;
+    run_ok(&schema, UPSERT, json!({ "input": { "from": other["id"], "to": customer, "type": "KNOWS" } })).await;
+    let ranked = r#"query($id: ID!) { stakeholder(id: $id) { strongestRelationships(first: 5, asOf: "2026-03-01T00:00:00Z") {
+        counterpart { name } strength { score } } } }"#;
+    let data = run_ok(&schema, ranked, json!({ "id": customer })).await;
+    let list = data["stakeholder"]["strongestRelationships"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["counterpart"]["name"], "Dana Reyes", "the managed, active relationship is the strongest");
+    assert!(list[0]["strength"]["score"].as_f64().unwrap() > list[1]["strength"]["score"].as_f64().unwrap());
+}

@@ -18,6 +18,7 @@ const COVERED: &[&str] = &[
     "record_interactions.graphql",
     "search_stakeholders.graphql",
     "stakeholder_profile.graphql",
+    "strongest_relationships.graphql",
     "upsert_relationship.graphql",
 ];
 
@@ -303,4 +304,40 @@ async fn record_customer_exit() {
     assert_eq!(exited["status"], "CHURNED");
     assert_eq!(exited["exitReason"], "SERVICE");
     assert_eq!(exited["exitDate"], "2026-05-20");
+}
+
+#[tokio::test]
+async fn strongest_relationships() {
+    use stakegraph::domain::strength::StrengthModel;
+    use stakegraph::store::GraphStore;
+    let (manager, _): (i64, i64) = sql()
+        .query_row(
+            "SELECT from_id, COUNT(*) AS n FROM relationship WHERE type = 'MANAGES' GROUP BY from_id ORDER BY n DESC, from_id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    let as_of = "2026-06-01T00:00:00Z";
+    let variables = json!({ "id": stakeholder_gid(manager), "asOf": as_of, "first": 5 });
+    let store = demo_store();
+    let data = run_ok(&schema(store.clone()), &operation("strongest_relationships.graphql"), variables).await;
+    let ranked = data["stakeholder"]["strongestRelationships"].as_array().unwrap();
+    assert_eq!(ranked.len(), 5);
+    let scores: Vec<f64> = ranked.iter().map(|entry| entry["strength"]["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|pair| pair[0] >= pair[1]), "strongest first: {scores:?}");
+
+    // Independently: score every relationship of the manager from the store and compare with the top five.
+    let at = chrono::DateTime::parse_from_rfc3339(as_of).unwrap().to_utc();
+    let model = StrengthModel::default();
+    let id = stakegraph::domain::StakeholderId(manager);
+    let relationships = store.relationships_of(&[id]).await.unwrap().remove(&id).unwrap();
+    let ids: Vec<_> = relationships.iter().map(|relationship| relationship.id).collect();
+    let histories = store.interaction_histories(&ids).await.unwrap();
+    let mut expected: Vec<f64> =
+        relationships.iter().map(|r| model.evaluate_history(r, &histories[&r.id], at).score).collect();
+    expected.sort_by(|a, b| b.total_cmp(a));
+    for (found, expected) in scores.iter().zip(&expected) {
+        assert!((found - expected).abs() < 1e-12, "{found} vs {expected}");
+    }
+    assert_eq!(ranked[0]["strength"]["model"], "strength-v1");
 }

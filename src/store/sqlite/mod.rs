@@ -344,6 +344,29 @@ impl GraphStore for SqliteStore {
         .await
     }
 
+    async fn interaction_histories(
+        &self,
+        relationships: &[RelationshipId],
+    ) -> StoreResult<HashMap<RelationshipId, Vec<Interaction>>> {
+        let wanted = relationships.to_vec();
+        self.read(move |connection| {
+            let mut histories: HashMap<RelationshipId, Vec<Interaction>> =
+                wanted.iter().map(|id| (*id, Vec::new())).collect();
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {INTERACTION_COLUMNS} FROM interaction WHERE relationship_id IN rarray(?1)
+                 ORDER BY relationship_id, at, id"
+            ))?;
+            for interaction in statement.query_map([id_array(wanted.iter().map(|id| id.0))], rows::interaction)? {
+                let interaction = interaction?;
+                if let Some(history) = histories.get_mut(&interaction.relationship) {
+                    history.push(interaction);
+                }
+            }
+            Ok(histories)
+        })
+        .await
+    }
+
     async fn interactions_by_id(&self, ids: &[InteractionId]) -> StoreResult<Vec<Interaction>> {
         let ids = ids.iter().map(|id| id.0).collect::<Vec<_>>();
         self.read(move |connection| {
