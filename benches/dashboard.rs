@@ -51,7 +51,7 @@ async fn run(schema: &StakegraphSchema, query: &str, variables: Value) -> Value 
 }
 
 /// Store calls made since `before`, by method.
-fn calls_since(store: &Metered<SqliteStore>, before: &StoreCalls) -> StoreCalls {
+fn calls_since(store: &Metered, before: &StoreCalls) -> StoreCalls {
     let mut calls = store.calls();
     for (method, count) in calls.iter_mut() {
         *count -= before.get(method).copied().unwrap_or(0);
@@ -68,7 +68,7 @@ fn dashboard(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let size = bench_size();
     let path = demo_graph(&runtime, size);
-    let store = Arc::new(Metered::new(SqliteStore::open(&path).expect("open bench store")));
+    let store = Arc::new(Metered::new(Arc::new(SqliteStore::open(&path).expect("open bench store"))));
     let schema = build_schema(store.clone(), ApiLimits::default(), false);
     let query = operation("dashboard_page.graphql");
 

@@ -5,7 +5,7 @@ use crate::api::auth::{BAD_KEY, NO_KEY};
 use crate::api::{self, Caller, StakegraphSchema};
 use crate::config::{ApiKeys, Config};
 use crate::demo::{self, DemoOptions};
-use crate::store::{GraphStore, SqliteStore, StoreError};
+use crate::store::{GraphStore, Metered, SqliteStore, StoreError};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql_axum::GraphQLResponse;
@@ -15,6 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -43,8 +44,10 @@ pub enum StartupError {
 pub struct AppState {
     /// The GraphQL schema.
     pub schema: StakegraphSchema,
-    /// The store, for readiness.
-    pub store: Arc<dyn GraphStore>,
+    /// The store (metered), for readiness and metrics.
+    pub store: Arc<Metered>,
+    /// Request counters for `/metrics`.
+    pub requests: Arc<RequestMetrics>,
     /// Configured API keys.
     pub keys: ApiKeys,
     /// Whether callers without a key may read.
@@ -60,16 +63,19 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
 /// The state for `store` under `config`: the schema with its limits and access rules.
 pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
+    let store = Arc::new(Metered::new(store));
     let schema =
         api::build_schema_with(store.clone(), config.limits, config.anonymous_reads(), config.strength.clone());
     AppState {
         schema,
         store,
+        requests: Arc::default(),
         keys: config.api_keys.clone(),
         anonymous_reads: config.anonymous_reads(),
         max_body_bytes: config.limits.max_body_bytes,
@@ -175,6 +181,48 @@ fn refuse_early(state: &AppState, caller: Caller) -> Option<Response> {
 
 async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").title("Stakegraph").finish())
+}
+
+/// GraphQL requests served, by outcome, and the time they took.
+#[derive(Debug, Default)]
+pub struct RequestMetrics {
+    ok: AtomicU64,
+    error: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl RequestMetrics {
+    fn record(&self, ok: bool, elapsed: std::time::Duration) {
+        let counter = if ok { &self.ok } else { &self.error };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Counters in the Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    use std::fmt::Write;
+    let requests = &state.requests;
+    let mut text = String::new();
+    let _ = writeln!(text, "# HELP stakegraph_graphql_requests_total GraphQL requests served, by outcome.");
+    let _ = writeln!(text, "# TYPE stakegraph_graphql_requests_total counter");
+    for (outcome, counter) in [("ok", &requests.ok), ("error", &requests.error)] {
+        let _ = writeln!(
+            text,
+            "stakegraph_graphql_requests_total{{outcome=\"{outcome}\"}} {}",
+            counter.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(text, "# HELP stakegraph_graphql_request_seconds_total Time spent serving GraphQL requests.");
+    let _ = writeln!(text, "# TYPE stakegraph_graphql_request_seconds_total counter");
+    let seconds = requests.micros.load(Ordering::Relaxed) as f64 / 1e6;
+    let _ = writeln!(text, "stakegraph_graphql_request_seconds_total {seconds}");
+    let _ = writeln!(text, "# HELP stakegraph_store_calls_total Calls to the graph store, by method.");
+    let _ = writeln!(text, "# TYPE stakegraph_store_calls_total counter");
+    for (method, count) in state.store.calls() {
+        let _ = writeln!(text, "stakegraph_store_calls_total{{method=\"{method}\"}} {count}");
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -289,6 +337,7 @@ async fn execute(state: AppState, caller: Caller, request: async_graphql::Reques
         Caller::Anonymous => "anonymous",
         Caller::InvalidKey => "invalid-key",
     };
+    state.requests.record(codes.is_empty(), started.elapsed());
     tracing::info!(
         operation = %operation,
         caller,

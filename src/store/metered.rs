@@ -1,4 +1,5 @@
-//! A [`GraphStore`] decorator that counts calls per method: how tests and benchmarks prove batching.
+//! A [`GraphStore`] decorator that counts calls per method: how tests and benchmarks prove batching, and what
+//! `/metrics` reports.
 
 use super::{
     GraphCounts, GraphStore, InteractionCursor, InteractionPage, StakeholderPage, StakeholderQuery, StoreResult,
@@ -16,8 +17,8 @@ use std::sync::Arc;
 pub type StoreCalls = BTreeMap<&'static str, u64>;
 
 /// Wraps a store and counts every call by method.
-pub struct Metered<S> {
-    inner: S,
+pub struct Metered {
+    inner: Arc<dyn GraphStore>,
     counters: Arc<[(&'static str, AtomicU64)]>,
 }
 
@@ -36,9 +37,9 @@ const METHODS: [&str; 12] = [
     "ping",
 ];
 
-impl<S> Metered<S> {
+impl Metered {
     /// Wraps `inner`.
-    pub fn new(inner: S) -> Self {
+    pub fn new(inner: Arc<dyn GraphStore>) -> Self {
         Self { inner, counters: METHODS.iter().map(|name| (*name, AtomicU64::new(0))).collect() }
     }
 
@@ -64,7 +65,7 @@ impl<S> Metered<S> {
 }
 
 #[async_trait]
-impl<S: GraphStore> GraphStore for Metered<S> {
+impl GraphStore for Metered {
     async fn stakeholders_by_id(&self, ids: &[StakeholderId]) -> StoreResult<Vec<Stakeholder>> {
         self.count("stakeholders_by_id");
         self.inner.stakeholders_by_id(ids).await

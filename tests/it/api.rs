@@ -373,7 +373,7 @@ async fn customer_exit_marks_churned_and_is_logged() {
 #[tokio::test]
 async fn metered_store_counts_calls() {
     let (store, _dir) = fresh_store();
-    let metered = stakegraph::store::Metered::new(Arc::try_unwrap(store).ok().unwrap());
+    let metered = stakegraph::store::Metered::new(store);
     metered.counts().await.unwrap();
     metered.counts().await.unwrap();
     assert_eq!(metered.calls().get("counts"), Some(&2));

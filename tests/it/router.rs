@@ -60,6 +60,18 @@ async fn health_and_readiness() {
 }
 
 #[tokio::test]
+async fn metrics_count_requests_and_store_calls() {
+    let app = app();
+    let query = json!({ "query": "{ stakeholders(first: 3) { edges { node { name } } } }" });
+    let (status, _) = send_to(app.clone(), post(query, Some(VIEWER_KEY))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, text) = send_to(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("stakegraph_graphql_requests_total{outcome=\"ok\"} 1"), "{text}");
+    assert!(text.contains("stakegraph_store_calls_total{method=\"list_stakeholders\"} 1"), "{text}");
+}
+
+#[tokio::test]
 async fn post_queries_need_a_valid_key() {
     let query = json!({ "query": "{ stakeholders(first: 2) { totalCount edges { node { name } } } }" });
     let (_, body) = send(post(query.clone(), None)).await;

@@ -66,8 +66,8 @@ pub fn schema(store: Arc<dyn GraphStore>) -> StakegraphSchema {
 }
 
 /// A schema over a metered copy of `store`, to count store calls.
-pub fn metered_schema(store: SqliteStore) -> (StakegraphSchema, Arc<Metered<SqliteStore>>) {
-    let metered = Arc::new(Metered::new(store));
+pub fn metered_schema(store: SqliteStore) -> (StakegraphSchema, Arc<Metered>) {
+    let metered = Arc::new(Metered::new(Arc::new(store)));
     (build_schema(metered.clone(), ApiLimits::default(), false), metered)
 }
 
