@@ -5,7 +5,6 @@ use serde_json::{json, Value};
 use stakegraph::api::{build_schema, ApiLimits, Caller};
 use stakegraph::domain::Role;
 use stakegraph::store::{GraphStore, SqliteStore};
-use std::sync::Arc;
 
 const CREATE_CUSTOMER: &str = r#"
 mutation($input: CreateCustomerInput!) {
