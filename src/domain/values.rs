@@ -36,111 +36,66 @@ id_type!(
     InteractionId
 );
 
-/// A number in [0, 1]: power, interest, trust, commitment.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
-#[serde(try_from = "f64", into = "f64")]
-pub struct Probability(f64);
+/// Declares a validated number: a finite `f64` that `accepts`, refused with `hint` (which follows the value).
+macro_rules! bounded_number {
+    ($(#[$doc:meta])* $name:ident, $accepts:expr, $hint:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+        #[serde(try_from = "f64", into = "f64")]
+        pub struct $name(f64);
 
-impl Probability {
-    /// Parses a number that must lie in [0, 1].
-    pub fn parse(value: f64) -> Result<Self, InvalidValue> {
-        if value.is_finite() && (0.0..=1.0).contains(&value) {
-            Ok(Self(value))
-        } else {
-            Err(InvalidValue(format!(
-                "{value} is not a number between 0 and 1; send a value in [0, 1], for example 0.7"
-            )))
+        impl $name {
+            /// Parses a number, refusing one out of range (or not finite) with how to fix it.
+            pub fn parse(value: f64) -> Result<Self, InvalidValue> {
+                let accepts: fn(f64) -> bool = $accepts;
+                if value.is_finite() && accepts(value) {
+                    Ok(Self(value))
+                } else {
+                    Err(InvalidValue(format!(concat!("{} ", $hint), value)))
+                }
+            }
+
+            /// The number itself.
+            pub fn get(self) -> f64 {
+                self.0
+            }
         }
-    }
 
-    /// The number itself.
-    pub fn get(self) -> f64 {
-        self.0
-    }
-}
-
-impl TryFrom<f64> for Probability {
-    type Error = InvalidValue;
-    fn try_from(value: f64) -> Result<Self, Self::Error> {
-        Self::parse(value)
-    }
-}
-
-impl From<Probability> for f64 {
-    fn from(value: Probability) -> Self {
-        value.0
-    }
-}
-
-/// How an interaction felt, in [−1, 1]: −1 hostile, 0 neutral, 1 delighted.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
-#[serde(try_from = "f64", into = "f64")]
-pub struct Sentiment(f64);
-
-impl Sentiment {
-    /// Parses a number that must lie in [−1, 1].
-    pub fn parse(value: f64) -> Result<Self, InvalidValue> {
-        if value.is_finite() && (-1.0..=1.0).contains(&value) {
-            Ok(Self(value))
-        } else {
-            Err(InvalidValue(format!(
-                "{value} is not a sentiment between -1 and 1; send a value in [-1, 1] (-1 hostile, 0 neutral, 1 delighted)"
-            )))
+        impl TryFrom<f64> for $name {
+            type Error = InvalidValue;
+            fn try_from(value: f64) -> Result<Self, Self::Error> {
+                Self::parse(value)
+            }
         }
-    }
 
-    /// The number itself.
-    pub fn get(self) -> f64 {
-        self.0
-    }
-}
-
-impl TryFrom<f64> for Sentiment {
-    type Error = InvalidValue;
-    fn try_from(value: f64) -> Result<Self, Self::Error> {
-        Self::parse(value)
-    }
-}
-
-impl From<Sentiment> for f64 {
-    fn from(value: Sentiment) -> Self {
-        value.0
-    }
-}
-
-/// A non-negative, finite amount of money (lifetime value, purchase amount).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
-#[serde(try_from = "f64", into = "f64")]
-pub struct Amount(f64);
-
-impl Amount {
-    /// Parses a finite number ≥ 0.
-    pub fn parse(value: f64) -> Result<Self, InvalidValue> {
-        if value.is_finite() && value >= 0.0 {
-            Ok(Self(value))
-        } else {
-            Err(InvalidValue(format!("{value} is not a valid amount; send a finite number of at least 0")))
+        impl From<$name> for f64 {
+            fn from(value: $name) -> Self {
+                value.0
+            }
         }
-    }
-
-    /// The number itself.
-    pub fn get(self) -> f64 {
-        self.0
-    }
+    };
 }
 
-impl TryFrom<f64> for Amount {
-    type Error = InvalidValue;
-    fn try_from(value: f64) -> Result<Self, Self::Error> {
-        Self::parse(value)
-    }
-}
+bounded_number!(
+    /// A number in [0, 1]: power, interest, trust, commitment.
+    Probability,
+    |value| (0.0..=1.0).contains(&value),
+    "is not a number between 0 and 1; send a value in [0, 1], for example 0.7"
+);
 
-impl From<Amount> for f64 {
-    fn from(value: Amount) -> Self {
-        value.0
-    }
-}
+bounded_number!(
+    /// How an interaction felt, in [−1, 1]: −1 hostile, 0 neutral, 1 delighted.
+    Sentiment,
+    |value| (-1.0..=1.0).contains(&value),
+    "is not a sentiment between -1 and 1; send a value in [-1, 1] (-1 hostile, 0 neutral, 1 delighted)"
+);
+
+bounded_number!(
+    /// A non-negative, finite amount of money (lifetime value, purchase amount).
+    Amount,
+    |value| value >= 0.0,
+    "is not a valid amount; send a finite number of at least 0"
+);
 
 /// Longest text accepted for a name or other short label.
 pub const MAX_LABEL_CHARS: usize = 200;

@@ -1,6 +1,7 @@
 //! The real binary: `demo` then `serve` works, and acknowledged writes survive `kill -9` (the process is killed
 //! without warning, and the database still holds every acknowledged change and its change-log entry).
 
+use crate::support::post_graphql;
 use serde_json::{json, Value};
 use stakegraph::store::{GraphStore, SqliteStore};
 use std::io::{BufRead, BufReader};
@@ -44,16 +45,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let mut acknowledged = 0;
     for index in 0..25 {
         let body = json!({ "query": mutation, "variables": { "input": { "key": format!("S-{index}"), "name": format!("Supplier {index}") } } });
-        let response: Value = client
-            .post(format!("{base}/graphql"))
-            .bearer_auth(KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let response: Value = post_graphql(&client, &base, Some(KEY), &body).await;
         assert!(response["data"]["createSupplier"]["id"].is_string(), "{response:#}");
         acknowledged += 1;
     }
@@ -88,16 +80,7 @@ async fn the_demo_command_writes_a_graph_that_serve_answers_for() {
 
     let (mut child, base) = serve(&db);
     let query = json!({ "query": "{ graphCounts { stakeholders } customers: stakeholders(filter: {kinds: [CUSTOMER]}) { totalCount } }" });
-    let response: Value = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .bearer_auth(KEY)
-        .json(&query)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response: Value = post_graphql(&reqwest::Client::new(), &base, Some(KEY), &query).await;
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(response["data"]["graphCounts"]["stakeholders"], 120, "{response:#}");

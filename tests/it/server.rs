@@ -1,6 +1,6 @@
 //! Tier 3: the real service on port 0, reached over HTTP.
 
-use crate::support::fresh_store;
+use crate::support::{fresh_store, post_graphql};
 use serde_json::{json, Value};
 use stakegraph::config::{ApiKeys, Config};
 use stakegraph::http::Application;
@@ -32,34 +32,15 @@ async fn a_client_writes_and_reads_over_http() {
         "variables": { "input": { "key": "M-1", "name": "The Daily Ledger", "outlet": "Ledger Group", "reach": 250000, "power": 0.9, "interest": 0.7 } },
         "operationName": null
     });
-    let response: Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(EDITOR_KEY)
-        .json(&create)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response: Value = post_graphql(&client, &base, Some(EDITOR_KEY), &create).await;
     assert_eq!(response["data"]["createMediaOutlet"]["primaryMarket"], "INFLUENCE", "{response:#}");
     assert_eq!(response["data"]["createMediaOutlet"]["reach"], 250000);
 
     let read = json!({ "query": "{ stakeholders(filter: { mendelow: [MANAGE_CLOSELY] }) { totalCount edges { node { name } } } }" });
-    let response: Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(EDITOR_KEY)
-        .json(&read)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response: Value = post_graphql(&client, &base, Some(EDITOR_KEY), &read).await;
     assert_eq!(response["data"]["stakeholders"]["edges"][0]["node"]["name"], "The Daily Ledger");
 
-    let anonymous: Value =
-        client.post(format!("{base}/graphql")).json(&read).send().await.unwrap().json().await.unwrap();
+    let anonymous = post_graphql(&client, &base, None, &read).await;
     assert_eq!(anonymous["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
     let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
@@ -71,8 +52,7 @@ async fn demo_mode_seeds_an_empty_store_and_allows_anonymous_reads_on_loopback()
     let config = Config { demo: true, demo_size: 200, ..config() };
     let base = spawn(config, store).await;
     let query = json!({ "query": "{ stakeholders(first: 5, filter: {kinds: [CUSTOMER]}) { totalCount edges { node { id name kind primaryMarket } } } }" });
-    let response: Value =
-        reqwest::Client::new().post(format!("{base}/graphql")).json(&query).send().await.unwrap().json().await.unwrap();
+    let response = post_graphql(&reqwest::Client::new(), &base, None, &query).await;
     let edges = response["data"]["stakeholders"]["edges"].as_array().expect("customers");
     assert_eq!(edges.len(), 5, "{response:#}");
     assert!(edges.iter().all(|edge| edge["node"]["kind"] == "CUSTOMER" && edge["node"]["primaryMarket"] == "CUSTOMER"));

@@ -99,3 +99,12 @@ pub fn operation(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
 }
+
+/// POSTs a GraphQL request body to `base`/graphql over real HTTP, with `key` if given; returns the JSON response.
+pub async fn post_graphql(client: &reqwest::Client, base: &str, key: Option<&str>, body: &Value) -> Value {
+    let mut request = client.post(format!("{base}/graphql")).json(body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.expect("the server answers").json().await.expect("a JSON response")
+}
