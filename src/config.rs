@@ -120,6 +120,8 @@ pub struct Config {
     pub limits: ApiLimits,
     /// The relationship-strength model (weights, half-life, κ, channel weights).
     pub strength: StrengthModel,
+    /// Browser origins (`https://dash.example.com`) allowed to call the API from their pages (CORS).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -132,6 +134,7 @@ impl Default for Config {
             api_keys: ApiKeys::default(),
             limits: ApiLimits::default(),
             strength: StrengthModel::default(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -146,6 +149,7 @@ struct FileConfig {
     api_keys: Option<Vec<String>>,
     limits: Option<ApiLimits>,
     strength: Option<StrengthModel>,
+    cors_origins: Option<Vec<String>>,
 }
 
 /// What the command line says; it wins over everything else.
@@ -180,6 +184,7 @@ impl Config {
             config.demo_size = parsed.demo_size.unwrap_or(config.demo_size);
             config.limits = parsed.limits.unwrap_or(config.limits);
             config.strength = parsed.strength.unwrap_or(config.strength);
+            config.cors_origins = parsed.cors_origins.unwrap_or(config.cors_origins);
             if let Some(keys) = parsed.api_keys {
                 config.api_keys = ApiKeys::parse(&keys.join(","))?;
             }
@@ -195,6 +200,10 @@ impl Config {
         }
         if let Some(keys) = env("STAKEGRAPH_API_KEYS") {
             config.api_keys = ApiKeys::parse(&keys)?;
+        }
+        if let Some(origins) = env("STAKEGRAPH_CORS_ORIGINS") {
+            config.cors_origins =
+                origins.split(',').map(str::trim).filter(|origin| !origin.is_empty()).map(str::to_owned).collect();
         }
         config.listen = overrides.listen.unwrap_or(config.listen);
         config.db_path = overrides.db.unwrap_or(config.db_path);
@@ -214,6 +223,19 @@ impl Config {
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid { setting, message: "must be at least 1".into() });
+            }
+        }
+        for origin in &self.cors_origins {
+            let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/')
+                && origin.parse::<axum::http::HeaderValue>().is_ok();
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    setting: "cors_origins",
+                    message: format!(
+                        "'{origin}' is not an origin; write scheme://host[:port] with no path, e.g. https://dash.example.com"
+                    ),
+                });
             }
         }
         let strength = &self.strength;

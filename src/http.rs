@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,15 +57,25 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
-/// The router with every route.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The router with every route; pages from the `cors_origins` may call it from a browser.
+pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    let router = Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    if cors_origins.is_empty() {
+        return router;
+    }
+    let origins = cors_origins.iter().filter_map(|origin| origin.parse().ok());
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(3600));
+    router.layer(cors)
 }
 
 /// The state for `store` under `config`: the schema with its limits and access rules.
@@ -110,7 +121,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartupError::Bind { address: config.listen, source })?;
-        let router = router(app_state(store, config));
+        let router = router(app_state(store, config), &config.cors_origins);
         Ok(Self { listener, router })
     }
 

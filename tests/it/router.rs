@@ -20,7 +20,7 @@ fn config() -> Config {
 }
 
 fn app() -> axum::Router {
-    router(app_state(demo_store(), &config()))
+    router(app_state(demo_store(), &config()), &[])
 }
 
 async fn send(request: Request<Body>) -> (StatusCode, String) {
@@ -57,6 +57,27 @@ async fn health_and_readiness() {
     assert_eq!(status, StatusCode::OK);
     let (status, body) = send(Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "ready"));
+}
+
+#[tokio::test]
+async fn browsers_on_configured_origins_may_call_the_api() {
+    let app = router(app_state(demo_store(), &config()), &["https://dash.example.com".to_owned()]);
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/graphql")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization,content-type")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let allowed = app.clone().oneshot(preflight("https://dash.example.com")).await.unwrap();
+    let allow =
+        allowed.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(|value| value.to_str().unwrap().to_owned());
+    assert_eq!(allow.as_deref(), Some("https://dash.example.com"));
+    let other = app.oneshot(preflight("https://evil.example.net")).await.unwrap();
+    assert!(other.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "other origins get no CORS grant");
 }
 
 #[tokio::test]
@@ -109,7 +130,7 @@ async fn get_runs_queries_but_never_mutations() {
 #[tokio::test]
 async fn mutations_over_http_need_an_editor_key_and_write_nothing_otherwise() {
     let (store, _dir) = demo_copy();
-    let app = router(app_state(store.clone(), &config()));
+    let app = router(app_state(store.clone(), &config()), &[]);
     let before = store.counts().await.unwrap();
     let mutation =
         json!({ "query": "mutation { createCustomer(input: { key: \"H-1\", name: \"Over HTTP\" }) { id } }" });
@@ -138,7 +159,7 @@ async fn mutations_over_http_need_an_editor_key_and_write_nothing_otherwise() {
 #[tokio::test]
 async fn get_refuses_the_mutation_a_document_names() {
     let (store, _dir) = demo_copy();
-    let app = router(app_state(store.clone(), &config()));
+    let app = router(app_state(store.clone(), &config()), &[]);
     let before = store.counts().await.unwrap();
     let document = "query Read { graphCounts { stakeholders } } mutation Write { archiveStakeholder(id: \"U3Rha2Vob2xkZXI6MQ\") { id } }";
     let uri = format!("/graphql?query={}&operationName=Write", urlencode(document));
