@@ -2,6 +2,7 @@
 //! Only this module knows GraphQL.
 
 pub mod auth;
+pub mod changes;
 mod cost;
 pub mod enums;
 pub mod error;
@@ -25,10 +26,15 @@ pub use error::{ApiError, ApiResult};
 pub use mutation::Mutation;
 pub use query::Query;
 
+/// Every read: stakeholders and relationships, and the change log.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(Query, changes::ChangesQuery);
+
 /// The Stakegraph schema, with the DataLoaders it feeds. Cheap to clone.
 #[derive(Clone)]
 pub struct StakegraphSchema {
-    schema: Schema<Query, Mutation, EmptySubscription>,
+    schema: Schema<QueryRoot, Mutation, EmptySubscription>,
     executions: Arc<loaders::Executions>,
 }
 
@@ -95,7 +101,7 @@ pub fn build_schema_with(
     strength: crate::domain::strength::StrengthModel,
 ) -> StakegraphSchema {
     let executions = Arc::new(loaders::Executions::default());
-    let schema = Schema::build(Query, Mutation, EmptySubscription)
+    let schema = Schema::build(QueryRoot::default(), Mutation, EmptySubscription)
         .data(loaders::Loaders::new(store.clone(), executions.clone()))
         .data(ApiContext { store, limits, anonymous_reads, strength: Arc::new(strength) })
         .limit_depth(limits.max_depth)
@@ -107,5 +113,5 @@ pub fn build_schema_with(
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, EmptySubscription).finish().sdl()
+    Schema::build(QueryRoot::default(), Mutation, EmptySubscription).finish().sdl()
 }

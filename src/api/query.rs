@@ -183,10 +183,11 @@ fn store_query(
     })
 }
 
-/// Reads.
+/// Reads of stakeholders and relationships.
+#[derive(Default)]
 pub struct Query;
 
-#[Object]
+#[Object(name = "StakeholderQueries")]
 impl Query {
     /// The node with this global id; null when there is none.
     #[graphql(guard = "Need::Read")]

@@ -565,3 +565,48 @@ async fn relationship_strength_is_explained_and_evaluated_as_of_any_time() {
     assert_eq!(list[0]["counterpart"]["name"], "Dana Reyes", "the managed, active relationship is the strongest");
     assert!(list[0]["strength"]["score"].as_f64().unwrap() > list[1]["strength"]["score"].as_f64().unwrap());
 }
+
+#[tokio::test]
+async fn the_change_log_pages_in_order_and_withholds_only_masked_payloads() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    private_graph(&schema).await;
+    let query = crate::support::operation("changes_since.graphql");
+    let total = store.counts().await.unwrap().changes;
+    for caller in [EDITOR, Caller::Key(Role::Viewer)] {
+        let mut after = Value::Null;
+        let mut events = Vec::new();
+        loop {
+            let response = run_as(&schema, caller, &query, json!({ "after": after, "first": 2 })).await;
+            let page = &response["data"]["changes"];
+            events.extend(page["edges"].as_array().unwrap().iter().map(|edge| edge["node"].clone()));
+            if page["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = page["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(events.len() as u64, total, "{caller:?}: every change, none skipped");
+        let kinds: Vec<&str> = events.iter().map(|event| event["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "STAKEHOLDER_CREATED",
+                "STAKEHOLDER_CREATED",
+                "STAKEHOLDER_CREATED",
+                "RELATIONSHIP_CREATED",
+                "INTERACTIONS_RECORDED"
+            ]
+        );
+        let masked = events.iter().filter(|event| event["masked"] == true).count();
+        if caller == EDITOR {
+            assert_eq!(masked, 0);
+            assert!(Value::from(events.clone()).to_string().contains("Hidden Harbor"));
+        } else {
+            assert_eq!(masked, 3, "the private customer's creation, its relationship and its interactions");
+            assert!(events.iter().filter(|event| event["masked"] == true).all(|event| event["payload"].is_null()));
+            assert!(!Value::from(events.clone()).to_string().contains("Hidden Harbor"));
+        }
+    }
+    let bad = run_as(&schema, EDITOR, &query, json!({ "after": "bm9wZQ" })).await;
+    assert_eq!(error_code(&bad), ("BAD_USER_INPUT".to_owned(), "after".to_owned()));
+}

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 /// The operations these tests run; a new file in `queries/` must be added here (and tested).
 const COVERED: &[&str] = &[
     "at_risk_customers.graphql",
+    "changes_since.graphql",
     "create_customer.graphql",
     "customers_with_managers.graphql",
     "dashboard_page.graphql",
@@ -340,4 +341,18 @@ async fn strongest_relationships() {
         assert!((found - expected).abs() < 1e-12, "{found} vs {expected}");
     }
     assert_eq!(ranked[0]["strength"]["model"], "strength-v1");
+}
+
+#[tokio::test]
+async fn changes_since() {
+    let store = demo_store();
+    let first = run_ok(&schema(store.clone()), &operation("changes_since.graphql"), json!({ "first": 100 })).await;
+    let page = edges(&first["changes"]);
+    assert_eq!(page.len(), 100);
+    assert_eq!(page[0]["node"]["kind"], "STAKEHOLDER_CREATED", "the log starts with the first stakeholder");
+    let cursor = first["changes"]["pageInfo"]["endCursor"].clone();
+    let next =
+        run_ok(&schema(store), &operation("changes_since.graphql"), json!({ "after": cursor, "first": 5 })).await;
+    let expected = count("SELECT COUNT(*) FROM change_log WHERE seq > 100 AND seq <= 105", []);
+    assert_eq!(edges(&next["changes"]).len() as u64, expected);
 }

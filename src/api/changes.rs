@@ -1,0 +1,122 @@
+//! The change log as a query: integrators page through every committed change in order with `changes(after,
+//! first)` and resume from the last cursor they processed.
+
+use super::auth::{Caller, Need};
+use super::error::{ApiError, ApiResult};
+use super::ids::GlobalId;
+use super::loaders::Loaders;
+use super::paging::page_size;
+use super::ApiContext;
+use crate::domain::{self, StakeholderId};
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, Json, Object, SimpleObject, ID};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+
+/// What kind of change an event records.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::ChangeKind")]
+pub enum ChangeKind {
+    /// A stakeholder was created.
+    StakeholderCreated,
+    /// A stakeholder's fields changed.
+    StakeholderUpdated,
+    /// A stakeholder was archived.
+    StakeholderArchived,
+    /// A relationship was created.
+    RelationshipCreated,
+    /// A relationship's fields changed.
+    RelationshipUpdated,
+    /// Interactions were recorded on a relationship.
+    InteractionsRecorded,
+    /// A customer exited.
+    CustomerExited,
+}
+
+/// One committed change, in commit order.
+#[derive(SimpleObject)]
+pub struct ChangeEvent {
+    /// Where this event sits in the log: pass it as `after` to resume after it.
+    pub cursor: String,
+    /// When the change was committed.
+    pub at: DateTime<Utc>,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// The stakeholders involved.
+    pub stakeholders: Vec<ID>,
+    /// The relationship involved, if any.
+    pub relationship: Option<ID>,
+    /// Before and after values; null when the event touches a stakeholder this caller sees masked.
+    pub payload: Option<Json<serde_json::Value>>,
+    /// True when the payload is withheld from this caller.
+    pub masked: bool,
+}
+
+fn encode(seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("changes|{seq}"))
+}
+
+fn decode(cursor: &str) -> ApiResult<i64> {
+    let invalid = || {
+        ApiError::bad_input(
+            "after",
+            "this cursor did not come from `changes`; pass the `cursor` of an event you processed",
+        )
+    };
+    let text =
+        String::from_utf8(URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?).map_err(|_| invalid())?;
+    text.strip_prefix("changes|").and_then(|seq| seq.parse().ok()).ok_or_else(invalid)
+}
+
+/// The change-log root field.
+#[derive(Default)]
+pub struct ChangesQuery;
+
+#[Object]
+impl ChangesQuery {
+    /// Every committed change after `after` (from the start without it), oldest first. Nothing is ever skipped:
+    /// events a caller may not see in full come with their payload withheld.
+    #[graphql(guard = "Need::Read")]
+    async fn changes(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> ApiResult<Connection<String, ChangeEvent>> {
+        let api = ctx.data_unchecked::<ApiContext>();
+        let first = page_size(first, api.limits.max_page_size)?;
+        let after_seq = after.as_deref().map(decode).transpose()?.unwrap_or(0);
+        let mut events = api.store.changes_after(after_seq, first + 1).await?;
+        let has_next_page = events.len() > first;
+        events.truncate(first);
+        let hidden = hidden_stakeholders(ctx, &events).await?;
+        let mut connection = Connection::new(after_seq > 0, has_next_page);
+        connection.edges.extend(events.into_iter().map(|event| {
+            let masked = event.stakeholders.iter().any(|id| hidden.contains(id));
+            let cursor = encode(event.seq);
+            let node = ChangeEvent {
+                cursor: cursor.clone(),
+                at: event.at,
+                kind: event.kind.into(),
+                stakeholders: event.stakeholders.iter().map(|id| GlobalId::Stakeholder(*id).encode()).collect(),
+                relationship: event.relationship.map(|id| GlobalId::Relationship(id).encode()),
+                payload: (!masked).then_some(Json(event.payload)),
+                masked,
+            };
+            Edge::new(cursor, node)
+        }));
+        Ok(connection)
+    }
+}
+
+/// The stakeholders of `events` that this caller sees masked.
+async fn hidden_stakeholders(ctx: &Context<'_>, events: &[domain::ChangeEvent]) -> ApiResult<HashSet<StakeholderId>> {
+    if Caller::of(ctx).sees_private() {
+        return Ok(HashSet::new());
+    }
+    let ids: HashSet<StakeholderId> = events.iter().flat_map(|event| event.stakeholders.iter().copied()).collect();
+    let found = ctx.data_unchecked::<Loaders>().load_many(ids).await?;
+    Ok(found.into_iter().filter(|(_, stakeholder)| stakeholder.private).map(|(id, _)| id).collect())
+}
