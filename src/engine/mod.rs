@@ -1,4 +1,7 @@
 //! The in-memory projection of the graph and the algorithms over it (strength, influence paths, risk).
 //!
-//! Fed by the change log; analytics read an immutable snapshot swapped atomically after each applied batch.
-//! It arrives with the engine work; until then resolvers read entities from the store only.
+//! Algorithms are pure functions over an immutable graph. The projection (fed by the change log, swapped
+//! atomically) arrives with the rest of the engine work; `paths` is its first algorithm, exact and tested
+//! against brute force.
+
+pub mod paths;
