@@ -277,12 +277,13 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, Query(ge
             }
         }
     }
-    if operation_of(&request).1 == Some(OperationType::Mutation) {
+    let (operation, kind) = operation_of(&request);
+    if kind == Some(OperationType::Mutation) {
         let message = "mutations are not allowed over GET; send them with POST";
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, Method::POST.as_str())], bad_request(message))
             .into_response();
     }
-    execute(state, caller, request).await.into_response()
+    execute(state, caller, request, operation).await.into_response()
 }
 
 /// POST runs a JSON GraphQL request: `{"query": …, "operationName": …, "variables": …}`.
@@ -307,7 +308,8 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
             return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
         }
     };
-    execute(state, caller, request).await.into_response()
+    let operation = operation_of(&request).0;
+    execute(state, caller, request, operation).await.into_response()
 }
 
 /// A GraphQL error body with code `BAD_USER_INPUT`, for requests refused before they reach the schema.
@@ -331,8 +333,14 @@ fn operation_of(request: &async_graphql::Request) -> (Option<String>, Option<Ope
     }
 }
 
-async fn execute(state: AppState, caller: Caller, request: async_graphql::Request) -> GraphQLResponse {
-    let operation = operation_of(&request).0.unwrap_or_else(|| "unnamed".to_owned());
+/// Runs `request` as `caller` and logs it under `operation` (its operation's name, read once by the caller).
+async fn execute(
+    state: AppState,
+    caller: Caller,
+    request: async_graphql::Request,
+    operation: Option<String>,
+) -> GraphQLResponse {
+    let operation = operation.unwrap_or_else(|| "unnamed".to_owned());
     let started = Instant::now();
     let response = state.schema.execute(request.data(caller)).await;
     let codes: Vec<String> = response

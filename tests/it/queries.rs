@@ -39,6 +39,17 @@ fn number(id: &Value) -> i64 {
     }
 }
 
+/// The employee who manages the most customers, and how many.
+fn busiest_manager() -> (i64, i64) {
+    sql()
+        .query_row(
+            "SELECT from_id, COUNT(*) AS n FROM relationship WHERE type = 'MANAGES' GROUP BY from_id ORDER BY n DESC, from_id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap()
+}
+
 fn stakeholder_gid(id: i64) -> Value {
     json!(GlobalId::Stakeholder(stakegraph::domain::StakeholderId(id)).encode().0)
 }
@@ -184,13 +195,7 @@ async fn manage_closely() {
 
 #[tokio::test]
 async fn manager_portfolio() {
-    let (manager, managed): (i64, i64) = sql()
-        .query_row(
-            "SELECT from_id, COUNT(*) AS n FROM relationship WHERE type = 'MANAGES' GROUP BY from_id ORDER BY n DESC, from_id LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
+    let (manager, managed): (i64, i64) = busiest_manager();
     let data = run_ok(
         &schema(demo_store()),
         &operation("manager_portfolio.graphql"),
@@ -311,13 +316,7 @@ async fn record_customer_exit() {
 async fn strongest_relationships() {
     use stakegraph::domain::strength::StrengthModel;
     use stakegraph::store::GraphStore;
-    let (manager, _): (i64, i64) = sql()
-        .query_row(
-            "SELECT from_id, COUNT(*) AS n FROM relationship WHERE type = 'MANAGES' GROUP BY from_id ORDER BY n DESC, from_id LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
+    let (manager, _): (i64, i64) = busiest_manager();
     let as_of = "2026-06-01T00:00:00Z";
     let variables = json!({ "id": stakeholder_gid(manager), "asOf": as_of, "first": 5 });
     let store = demo_store();
