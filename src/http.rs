@@ -103,7 +103,7 @@ impl Application {
     /// Opens the store, seeds the demo graph when asked and the store is empty, and binds the listener
     /// (port 0 picks a free port).
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
-        let store = SqliteStore::open(&config.db_path)?;
+        let store = SqliteStore::open_with(&config.db_path, config.strength.clone())?;
         Self::build_with_store(Arc::new(store), config).await
     }
 

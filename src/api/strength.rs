@@ -1,18 +1,19 @@
 //! Relationship strength in the API: the score as of a time, the components that explain it, its trend, the
 //! model's version, and when it will fall below a threshold without new interactions (DESIGN.md §3).
 //!
-//! This reads the relationship's stored history (exact for any `asOf`, past included); the engine's incremental
-//! projection will serve the present from its decayed sums.
+//! The present (any time at or after the last interaction) is O(1) from the decayed sums the store keeps on the
+//! relationship; an earlier `asOf`, and the trend when it reaches back before the last interaction, read the
+//! stored history instead (exact for any time).
 
 use super::error::{ApiError, ApiResult};
 use super::loaders::{HistoryOf, Loaders};
 use super::relationships::Relationship;
 use super::stakeholders::{load_stakeholder, StakeholderNode};
 use super::ApiContext;
-use crate::domain::strength::{ComponentName, DecayedSums, Strength, StrengthModel};
-use crate::domain::{self, Interaction};
+use crate::domain;
+use crate::domain::strength::{ComponentName, DecayedSums, Strength, StrengthModel, TREND_DAYS};
 use async_graphql::{Context, Enum, Object, SimpleObject};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
 /// The parts of a relationship's strength.
@@ -55,24 +56,25 @@ pub struct StrengthComponent {
 /// A relationship's strength as of a time, and why.
 pub struct RelationshipStrength {
     relationship: domain::Relationship,
-    history: Arc<Vec<Interaction>>,
+    /// The sums at `as_of`: the stored ones, or rebuilt from the history when `as_of` is earlier.
+    sums: DecayedSums,
     model: Arc<StrengthModel>,
     as_of: DateTime<Utc>,
     strength: Strength,
 }
 
 impl RelationshipStrength {
-    /// The strength of `relationship` as of `as_of` (default: now), from its history.
+    /// The strength of `relationship` as of `as_of` (default: now).
     pub async fn load(
         ctx: &Context<'_>,
         relationship: domain::Relationship,
         as_of: Option<DateTime<Utc>>,
     ) -> ApiResult<Self> {
         let model = ctx.data_unchecked::<ApiContext>().strength.clone();
-        let history = ctx.data_unchecked::<Loaders>().load_one(HistoryOf(relationship.id)).await?.unwrap_or_default();
         let as_of = as_of.unwrap_or_else(Utc::now);
-        let strength = model.evaluate_history(&relationship, &history, as_of);
-        Ok(Self { relationship, history, model, as_of, strength })
+        let sums = sums_at(ctx, &model, &relationship, as_of).await?;
+        let strength = model.evaluate(&relationship, &sums, as_of);
+        Ok(Self { relationship, sums, model, as_of, strength })
     }
 
     /// The score.
@@ -108,8 +110,10 @@ impl RelationshipStrength {
     }
 
     /// The score minus the score 30 days earlier.
-    async fn trend(&self) -> f64 {
-        self.model.trend(&self.relationship, &self.history, self.as_of)
+    async fn trend(&self, ctx: &Context<'_>) -> ApiResult<f64> {
+        let before = self.as_of - Duration::days(TREND_DAYS);
+        let sums = sums_at(ctx, &self.model, &self.relationship, before).await?;
+        Ok(self.strength.score - self.model.evaluate(&self.relationship, &sums, before).score)
     }
 
     /// The scoring model's version.
@@ -131,9 +135,23 @@ impl RelationshipStrength {
                 format!("{threshold} is not between 0 and 1; pass the strength to watch for, e.g. 0.3"),
             ));
         }
-        let sums = DecayedSums::from_history(&self.model, self.history.iter(), self.as_of);
-        Ok(self.model.falls_below(&self.relationship, &sums, self.as_of, threshold))
+        Ok(self.model.falls_below(&self.relationship, &self.sums, self.as_of, threshold))
     }
+}
+
+/// The decayed sums of `relationship` readable at `at`: the stored ones, unless `at` is before its last
+/// interaction; then rebuilt from the history up to `at`.
+async fn sums_at(
+    ctx: &Context<'_>,
+    model: &StrengthModel,
+    relationship: &domain::Relationship,
+    at: DateTime<Utc>,
+) -> ApiResult<DecayedSums> {
+    if relationship.sums.covers(at) {
+        return Ok(relationship.sums);
+    }
+    let history = ctx.data_unchecked::<Loaders>().load_one(HistoryOf(relationship.id)).await?.unwrap_or_default();
+    Ok(DecayedSums::from_history(model, history.iter(), at))
 }
 
 /// A relationship of a stakeholder, ranked by strength.

@@ -1,5 +1,6 @@
 //! Relationships between stakeholders and the two-way interactions recorded on them.
 
+use super::strength::DecayedSums;
 use super::values::{Amount, InteractionId, Label, Probability, RelationshipId, Sentiment, StakeholderId};
 use super::vocabulary::{Basis, BondSet, Channel, Direction, Level, RelationshipType};
 use chrono::{DateTime, Utc};
@@ -33,6 +34,10 @@ pub struct Relationship {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// Decayed sums of its interactions, kept by the store as interactions are recorded (derived, so not part of
+    /// its serialized record or of change payloads).
+    #[serde(skip)]
+    pub sums: DecayedSums,
 }
 
 impl Relationship {
@@ -86,6 +91,7 @@ impl RelationshipUpsert {
             basis: self.basis,
             created_at: at,
             updated_at: at,
+            sums: DecayedSums::default(),
         }
     }
 

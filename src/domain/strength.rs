@@ -95,6 +95,13 @@ impl StrengthModel {
         format!("strength-v1-custom-{fingerprint:016x}")
     }
 
+    /// What the stored decayed sums depend on (half-life and channel weights), as text: sums computed under one
+    /// fingerprint are wrong under another.
+    pub fn sums_fingerprint(&self) -> String {
+        serde_json::json!({ "half_life_days": self.half_life_days, "channel_weights": self.channel_weights })
+            .to_string()
+    }
+
     /// The weight of `channel`.
     pub fn channel_weight(&self, channel: Channel) -> f64 {
         self.channel_weights[channel as usize]
@@ -163,6 +170,12 @@ impl DecayedSums {
         }
         self.sentiment += factor * sentiment;
         self.last = Some(self.last.map_or(t, |last| last.max(t)));
+    }
+
+    /// Whether the sums can be read at `at`: it is not before the last interaction they hold. (Earlier times
+    /// need [`DecayedSums::from_history`].)
+    pub fn covers(&self, at: DateTime<Utc>) -> bool {
+        self.last.is_none_or(|_| seconds(at) >= self.t_ref)
     }
 
     /// The sums of `interactions` that happened at or before `at`, referred to their last one: the fallback for
@@ -370,6 +383,7 @@ mod tests {
             basis: None,
             created_at: days_before(since_days),
             updated_at: days_before(since_days),
+            sums: DecayedSums::default(),
         }
     }
 

@@ -94,3 +94,59 @@ async fn self_loops_and_missing_ends_are_refused() {
         "{error:?}"
     );
 }
+
+/// The decayed sums the store keeps as interactions arrive (in any order, back-filled ones included) equal the
+/// sums rebuilt from the whole history; reopening under another half-life recomputes them.
+#[tokio::test]
+async fn kept_decayed_sums_equal_a_recomputation_from_the_history() {
+    use stakegraph::domain::strength::{DecayedSums, StrengthModel};
+    use stakegraph::domain::{Channel, Direction, NewInteraction, RelationshipId, Sentiment};
+    let (store, dir) = fresh_store();
+    let now = Utc::now();
+    store.apply(vec![customer("A"), customer("B"), knows(1, 2)], now).await.unwrap();
+    let interaction = |days_ago: i64, channel: Channel, direction: Direction, sentiment: f64| NewInteraction {
+        relationship: RelationshipId(1),
+        at: now - chrono::Duration::days(days_ago) - chrono::Duration::milliseconds(days_ago * 7919),
+        channel,
+        direction,
+        sentiment: Sentiment::parse(sentiment).unwrap(),
+        amount: None,
+        product_line: None,
+        note: None,
+    };
+    // Three batches: recent first, then older ones back-filled, then one newer than all.
+    let batches = [
+        vec![interaction(10, Channel::Meeting, Direction::Outbound, 0.5)],
+        vec![
+            interaction(200, Channel::Email, Direction::Inbound, -0.3),
+            interaction(40, Channel::Call, Direction::Inbound, 0.9),
+        ],
+        vec![interaction(1, Channel::Social, Direction::Outbound, 0.0)],
+    ];
+    for batch in batches {
+        store.apply(vec![Command::RecordInteractions(batch)], now).await.unwrap();
+    }
+    let kept = store.relationships_by_id(&[RelationshipId(1)]).await.unwrap()[0].sums;
+    let history = store.interaction_histories(&[RelationshipId(1)]).await.unwrap()[&RelationshipId(1)].clone();
+    let model = StrengthModel::default();
+    let rebuilt = DecayedSums::from_history(&model, history.iter(), now);
+    assert_eq!(history.len(), 4);
+    assert_eq!(kept.last, rebuilt.last);
+    for (kept, rebuilt) in [
+        (kept.weighted, rebuilt.weighted),
+        (kept.inbound, rebuilt.inbound),
+        (kept.outbound, rebuilt.outbound),
+        (kept.sentiment, rebuilt.sentiment),
+    ] {
+        assert!((kept - rebuilt).abs() < 1e-12, "kept {kept} vs rebuilt {rebuilt}");
+    }
+    assert!(kept.inbound > 0.0 && kept.outbound > 0.0);
+
+    drop(store);
+    let faster = StrengthModel { half_life_days: 30.0, ..StrengthModel::default() };
+    let reopened = SqliteStore::open_with(dir.path().join("stakegraph.db"), faster.clone()).unwrap();
+    let recomputed = reopened.relationships_by_id(&[RelationshipId(1)]).await.unwrap()[0].sums;
+    let expected = DecayedSums::from_history(&faster, history.iter(), now);
+    assert!((recomputed.weighted - expected.weighted).abs() < 1e-12);
+    assert!((recomputed.weighted - kept.weighted).abs() > 1e-3, "a shorter half-life gives other sums");
+}

@@ -10,6 +10,7 @@ use super::{
     GraphCounts, GraphStore, InteractionCursor, InteractionPage, StakeholderCursor, StakeholderPage, StakeholderQuery,
     StakeholderSort, StoreError, StoreResult,
 };
+use crate::domain::strength::StrengthModel;
 use crate::domain::{
     Applied, ChangeEvent, Command, Interaction, InteractionId, Mendelow, Relationship, RelationshipId, Stakeholder,
     StakeholderId,
@@ -19,14 +20,14 @@ use chrono::{DateTime, Utc};
 use r2d2_sqlite::SqliteConnectionManager;
 use rows::{internal, CHANGE_COLUMNS, INTERACTION_COLUMNS, RELATIONSHIP_COLUMNS, STAKEHOLDER_COLUMNS};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// Reader connections kept open.
 const READERS: u32 = 4;
@@ -37,6 +38,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Arc<Mutex<Connection>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    /// The model the stored decayed sums follow.
+    model: Arc<StrengthModel>,
 }
 
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
@@ -56,9 +59,38 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Recomputes the stored decayed sums when they were kept for another model (or not at all).
+fn align_sums(connection: &mut Connection, model: &StrengthModel) -> StoreResult<()> {
+    let fingerprint = model.sums_fingerprint();
+    let stored: Option<String> = connection
+        .query_row("SELECT value FROM meta WHERE key = 'sums_model'", [], |row| row.get(0))
+        .optional()
+        .map_err(internal)?;
+    if stored.as_deref() == Some(fingerprint.as_str()) {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let relationships = write::recompute_sums(&tx, model)?;
+    tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('sums_model', ?1)", [&fingerprint])
+        .map_err(internal)?;
+    tx.commit().map_err(internal)?;
+    if stored.is_some() {
+        tracing::info!(relationships, elapsed = ?started.elapsed(), "recomputed decayed sums for a new half-life or channel weights");
+    }
+    Ok(())
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the database file at `path` and brings its schema up to date, keeping decayed
+    /// sums for the default strength model.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        Self::open_with(path, StrengthModel::default())
+    }
+
+    /// Like [`SqliteStore::open`], keeping decayed sums for `model`: when the store's sums were computed with
+    /// another half-life or other channel weights, they are recomputed from the history first.
+    pub fn open_with(path: impl AsRef<Path>, model: StrengthModel) -> StoreResult<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|error| {
@@ -72,6 +104,7 @@ impl SqliteStore {
         writer.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
         configure(&writer).map_err(open_error)?;
         migrate(&mut writer).map_err(open_error)?;
+        align_sums(&mut writer, &model)?;
         // Refreshes the planner's statistics where they are missing or stale (cheap when nothing changed).
         writer.execute_batch("PRAGMA optimize = 0x10002").map_err(open_error)?;
         let manager = SqliteConnectionManager::file(&path)
@@ -81,7 +114,7 @@ impl SqliteStore {
             .max_size(READERS)
             .build(manager)
             .map_err(|error| StoreError::Unavailable(format!("cannot open readers on {}: {error}", path.display())))?;
-        Ok(Self { path, writer: Arc::new(Mutex::new(writer)), readers })
+        Ok(Self { path, writer: Arc::new(Mutex::new(writer)), readers, model: Arc::new(model) })
     }
 
     /// The database file.
@@ -379,11 +412,11 @@ impl GraphStore for SqliteStore {
     }
 
     async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied> {
-        let writer = self.writer.clone();
+        let (writer, model) = (self.writer.clone(), self.model.clone());
         tokio::task::spawn_blocking(move || {
             let mut connection = writer.lock().map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
-            let applied = write::apply(&tx, commands, at)?;
+            let applied = write::apply(&tx, &model, commands, at)?;
             tx.commit().map_err(internal)?;
             Ok(applied)
         })

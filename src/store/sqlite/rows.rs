@@ -1,5 +1,6 @@
 //! Mapping between SQLite rows and domain records.
 
+use crate::domain::strength::DecayedSums;
 use crate::domain::{
     BondSet, ChangeEvent, ChangeKind, Interaction, InteractionId, Level, Relationship, RelationshipId, Stakeholder,
     StakeholderId,
@@ -52,7 +53,8 @@ pub fn stakeholder(row: &Row<'_>) -> rusqlite::Result<Stakeholder> {
 
 /// Columns read by [`relationship`].
 pub const RELATIONSHIP_COLUMNS: &str =
-    "id, from_id, to_id, type, level, bonds, trust, commitment, since, basis, created_at, updated_at";
+    "id, from_id, to_id, type, level, bonds, trust, commitment, since, basis, created_at, updated_at, \
+     sum_weighted, sum_inbound, sum_outbound, sum_sentiment, last_at";
 
 /// A relationship from [`RELATIONSHIP_COLUMNS`].
 pub fn relationship(row: &Row<'_>) -> rusqlite::Result<Relationship> {
@@ -75,6 +77,21 @@ pub fn relationship(row: &Row<'_>) -> rusqlite::Result<Relationship> {
             .map_err(|error: crate::domain::InvalidValue| conversion_error(Type::Text, error.0))?,
         created_at: from_ms(row.get(10)?)?,
         updated_at: from_ms(row.get(11)?)?,
+        sums: sums(row, 12)?,
+    })
+}
+
+/// The decayed sums stored from column `first` on (weighted, inbound, outbound, sentiment, last_at).
+fn sums(row: &Row<'_>, first: usize) -> rusqlite::Result<DecayedSums> {
+    let last: Option<i64> = row.get(first + 4)?;
+    let last = last.map(|ms| ms as f64 / 1_000.0);
+    Ok(DecayedSums {
+        weighted: row.get(first)?,
+        inbound: row.get(first + 1)?,
+        outbound: row.get(first + 2)?,
+        sentiment: row.get(first + 3)?,
+        t_ref: last.unwrap_or(0.0),
+        last,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Applying a batch of commands in one SQLite transaction, with its change events.
 
 use super::rows::{self, to_ms, RELATIONSHIP_COLUMNS};
+use crate::domain::strength::{DecayedSums, StrengthModel};
 use crate::domain::{
     Applied, ChangeEvent, ChangeKind, Command, Interaction, InteractionId, NewInteraction, NewStakeholder, Outcome,
     PendingEvent, Relationship, RelationshipId, RelationshipUpsert, Stakeholder, StakeholderId,
@@ -11,8 +12,13 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::BTreeMap;
 
 /// Applies `commands` at time `at` inside `tx`; the caller commits only when this returns `Ok`.
-pub fn apply(tx: &Transaction<'_>, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied> {
-    let mut batch = Batch { tx, at, events: Vec::new() };
+pub fn apply(
+    tx: &Transaction<'_>,
+    model: &StrengthModel,
+    commands: Vec<Command>,
+    at: DateTime<Utc>,
+) -> StoreResult<Applied> {
+    let mut batch = Batch { tx, model, at, events: Vec::new() };
     let mut outcomes = Vec::with_capacity(commands.len());
     for (index, command) in commands.into_iter().enumerate() {
         outcomes.push(batch.command(index, command)?);
@@ -23,6 +29,8 @@ pub fn apply(tx: &Transaction<'_>, commands: Vec<Command>, at: DateTime<Utc>) ->
 
 struct Batch<'a, 'conn> {
     tx: &'a Transaction<'conn>,
+    /// Keeps each relationship's decayed sums as interactions are recorded.
+    model: &'a StrengthModel,
     at: DateTime<Utc>,
     events: Vec<PendingEvent>,
 }
@@ -210,14 +218,15 @@ impl Batch<'_, '_> {
 
     fn write_relationship(&self, relationship: &Relationship) -> StoreResult<()> {
         self.tx
-            .prepare_cached(&format!(
-                "INSERT INTO relationship ({RELATIONSHIP_COLUMNS})
+            .prepare_cached(
+                "INSERT INTO relationship (id, from_id, to_id, type, level, bonds, trust, commitment, since, basis,
+                                           created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT (id) DO UPDATE SET
                     level = excluded.level, bonds = excluded.bonds, trust = excluded.trust,
                     commitment = excluded.commitment, since = excluded.since, basis = excluded.basis,
-                    updated_at = excluded.updated_at"
-            ))
+                    updated_at = excluded.updated_at",
+            )
             .and_then(|mut statement| {
                 statement.execute(params![
                     relationship.id.0,
@@ -293,6 +302,17 @@ impl Batch<'_, '_> {
         let mut by_relationship: BTreeMap<RelationshipId, Vec<&Interaction>> = BTreeMap::new();
         for interaction in &recorded {
             by_relationship.entry(interaction.relationship).or_default().push(interaction);
+            let sums = &mut relationships.get_mut(&interaction.relationship).expect("looked up above").sums;
+            sums.add(
+                self.model,
+                interaction.at,
+                interaction.channel,
+                interaction.direction,
+                interaction.sentiment.get(),
+            );
+        }
+        for relationship in relationships.values() {
+            write_sums(self.tx, relationship.id, &relationship.sums)?;
         }
         for (id, on_it) in &by_relationship {
             self.events.push(PendingEvent::interactions(&relationships[id], on_it));
@@ -328,4 +348,57 @@ fn append_event(tx: &Transaction<'_>, event: PendingEvent, at: DateTime<Utc>) ->
     })
     .map_err(rows::internal)?;
     Ok(event.commit(tx.last_insert_rowid(), at))
+}
+
+/// Stores the decayed sums of relationship `id`.
+pub fn write_sums(tx: &Transaction<'_>, id: RelationshipId, sums: &DecayedSums) -> StoreResult<()> {
+    tx.prepare_cached(
+        "UPDATE relationship SET sum_weighted = ?2, sum_inbound = ?3, sum_outbound = ?4, sum_sentiment = ?5,
+                                 last_at = ?6
+         WHERE id = ?1",
+    )
+    .and_then(|mut statement| {
+        statement.execute(params![
+            id.0,
+            sums.weighted,
+            sums.inbound,
+            sums.outbound,
+            sums.sentiment,
+            sums.last.map(|seconds| (seconds * 1_000.0).round() as i64),
+        ])
+    })
+    .map_err(rows::internal)?;
+    Ok(())
+}
+
+/// Recomputes every relationship's decayed sums from its interaction history (after a change of half-life or
+/// channel weights, or on the first open of a store written before the sums were kept).
+pub fn recompute_sums(tx: &Transaction<'_>, model: &StrengthModel) -> StoreResult<u64> {
+    tx.execute(
+        "UPDATE relationship SET sum_weighted = 0, sum_inbound = 0, sum_outbound = 0, sum_sentiment = 0,
+                                 last_at = NULL",
+        [],
+    )
+    .map_err(rows::internal)?;
+    let mut statement = tx
+        .prepare(&format!("SELECT {} FROM interaction ORDER BY relationship_id, at, id", rows::INTERACTION_COLUMNS))
+        .map_err(rows::internal)?;
+    let mut rows_read = statement.query([]).map_err(rows::internal)?;
+    let mut current: Option<(RelationshipId, DecayedSums)> = None;
+    let mut relationships = 0;
+    while let Some(row) = rows_read.next().map_err(rows::internal)? {
+        let interaction = rows::interaction(row).map_err(rows::internal)?;
+        if current.as_ref().is_some_and(|(id, _)| *id != interaction.relationship) {
+            let (id, sums) = current.take().expect("checked");
+            write_sums(tx, id, &sums)?;
+            relationships += 1;
+        }
+        let (_, sums) = current.get_or_insert_with(|| (interaction.relationship, DecayedSums::default()));
+        sums.add(model, interaction.at, interaction.channel, interaction.direction, interaction.sentiment.get());
+    }
+    if let Some((id, sums)) = current {
+        write_sums(tx, id, &sums)?;
+        relationships += 1;
+    }
+    Ok(relationships)
 }
