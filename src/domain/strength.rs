@@ -113,7 +113,8 @@ impl StrengthModel {
     }
 }
 
-fn seconds(time: DateTime<Utc>) -> f64 {
+/// `time` in seconds since the epoch (millisecond precision), the unit of [`DecayedSums`].
+pub fn seconds(time: DateTime<Utc>) -> f64 {
     time.timestamp_millis() as f64 / 1_000.0
 }
 
@@ -245,46 +246,88 @@ pub struct Strength {
     pub components: Vec<Component>,
 }
 
+/// What a score needs of a relationship besides its interactions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Standing {
+    /// Kotler level, 1 to 5.
+    pub level_rank: u8,
+    /// How many distinct bonds.
+    pub bonds: usize,
+    /// Trust, when known.
+    pub trust: Option<f64>,
+    /// Commitment, when known.
+    pub commitment: Option<f64>,
+    /// When the relationship began, in seconds since the epoch.
+    pub since: f64,
+}
+
+impl Standing {
+    /// The standing of `relationship`.
+    pub fn of(relationship: &Relationship) -> Self {
+        Self {
+            level_rank: relationship.level.rank(),
+            bonds: relationship.bonds.len(),
+            trust: relationship.trust.map(|trust| trust.get()),
+            commitment: relationship.commitment.map(|commitment| commitment.get()),
+            since: seconds(relationship.since),
+        }
+    }
+}
+
+/// The components present in one score: (name, value, weight), at most nine.
+type Parts = ([(ComponentName, f64, f64); 9], usize);
+
 impl StrengthModel {
-    /// The strength of `relationship` at `at`, from its decayed sums (which must be referred to a time at or
-    /// before `at`; for an earlier time use [`DecayedSums::from_history`]).
-    pub fn evaluate(&self, relationship: &Relationship, sums: &DecayedSums, at: DateTime<Utc>) -> Strength {
-        let t = seconds(at);
+    /// The components of a score at `t` (seconds since the epoch); sums must be referred to a time at or before
+    /// `t`. One function for both the explained and the bare score, so that they cannot disagree.
+    fn parts(&self, standing: &Standing, sums: &DecayedSums, t: f64) -> Parts {
         let weights = &self.weights;
-        let mut parts: Vec<(ComponentName, f64, f64)> = Vec::with_capacity(9);
+        let mut parts = [(ComponentName::Intensity, 0.0, 0.0); 9];
+        let mut len = 0;
+        let mut push = |name: ComponentName, value: f64, weight: f64| {
+            parts[len] = (name, value, weight);
+            len += 1;
+        };
         match sums.last {
             Some(last) => {
                 let (weighted, inbound, outbound, sentiment) = sums.at(self, t);
                 let total = inbound + outbound;
-                parts.push((ComponentName::Intensity, 1.0 - (-weighted / self.kappa).exp(), weights.intensity));
-                parts.push((ComponentName::Recency, self.decay((t - last).max(0.0)), weights.recency));
+                push(ComponentName::Intensity, 1.0 - (-weighted / self.kappa).exp(), weights.intensity);
+                push(ComponentName::Recency, self.decay((t - last).max(0.0)), weights.recency);
                 let reciprocity = if total > 0.0 { 1.0 - (inbound - outbound).abs() / total } else { 0.0 };
-                parts.push((ComponentName::Reciprocity, reciprocity, weights.reciprocity));
+                push(ComponentName::Reciprocity, reciprocity, weights.reciprocity);
                 let mean = if total > 0.0 { sentiment / total } else { 0.0 };
-                parts.push((ComponentName::Sentiment, (1.0 + mean) / 2.0, weights.sentiment));
+                push(ComponentName::Sentiment, (1.0 + mean) / 2.0, weights.sentiment);
             }
             None => {
-                parts.push((ComponentName::Intensity, 0.0, weights.intensity));
-                parts.push((ComponentName::Recency, 0.0, weights.recency));
-                parts.push((ComponentName::Reciprocity, 0.0, weights.reciprocity));
-                parts.push((ComponentName::Sentiment, 0.5, weights.sentiment));
+                push(ComponentName::Intensity, 0.0, weights.intensity);
+                push(ComponentName::Recency, 0.0, weights.recency);
+                push(ComponentName::Reciprocity, 0.0, weights.reciprocity);
+                push(ComponentName::Sentiment, 0.5, weights.sentiment);
             }
         }
-        parts.push((ComponentName::Level, f64::from(relationship.level.rank() - 1) / 4.0, weights.level));
-        if let Some(trust) = relationship.trust {
-            parts.push((ComponentName::Trust, trust.get(), weights.trust));
+        push(ComponentName::Level, f64::from(standing.level_rank.saturating_sub(1)) / 4.0, weights.level);
+        if let Some(trust) = standing.trust {
+            push(ComponentName::Trust, trust, weights.trust);
         }
-        if let Some(commitment) = relationship.commitment {
-            parts.push((ComponentName::Commitment, commitment.get(), weights.commitment));
+        if let Some(commitment) = standing.commitment {
+            push(ComponentName::Commitment, commitment, weights.commitment);
         }
-        parts.push((ComponentName::Bonds, relationship.bonds.len() as f64 / 3.0, weights.bonds));
-        let years = ((t - seconds(relationship.since)) / DAY / YEAR_DAYS).max(0.0);
-        parts.push((ComponentName::Tenure, 1.0 - (-years / 2.0).exp2(), weights.tenure));
+        push(ComponentName::Bonds, standing.bonds as f64 / 3.0, weights.bonds);
+        let years = ((t - standing.since) / DAY / YEAR_DAYS).max(0.0);
+        push(ComponentName::Tenure, 1.0 - (-years / 2.0).exp2(), weights.tenure);
+        (parts, len)
+    }
 
+    /// The strength of `relationship` at `at`, from its decayed sums (which must be referred to a time at or
+    /// before `at`; for an earlier time use [`DecayedSums::from_history`]).
+    pub fn evaluate(&self, relationship: &Relationship, sums: &DecayedSums, at: DateTime<Utc>) -> Strength {
+        let (parts, len) = self.parts(&Standing::of(relationship), sums, seconds(at));
+        let parts = &parts[..len];
         let total_weight: f64 = parts.iter().map(|(_, _, weight)| weight).sum();
         let components: Vec<Component> = parts
-            .into_iter()
-            .map(|(name, value, weight)| Component {
+            .iter()
+            .map(|&(name, value, weight)| Component {
                 name,
                 value,
                 weight,
@@ -293,6 +336,19 @@ impl StrengthModel {
             .collect();
         let score = components.iter().map(|component| component.contribution).sum();
         Strength { score, components }
+    }
+
+    /// The bare score (no components, no allocation) at `t` seconds since the epoch: the engine's hot path.
+    /// Equal to [`StrengthModel::evaluate`]'s score for the same inputs.
+    pub fn score(&self, standing: &Standing, sums: &DecayedSums, t: f64) -> f64 {
+        let (parts, len) = self.parts(standing, sums, t);
+        let parts = &parts[..len];
+        let total_weight: f64 = parts.iter().map(|(_, _, weight)| weight).sum();
+        if total_weight > 0.0 {
+            parts.iter().map(|(_, value, weight)| weight * value / total_weight).sum()
+        } else {
+            0.0
+        }
     }
 
     /// The strength at `at` from the interaction history alone (exact for any time, past included).

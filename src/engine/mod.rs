@@ -1,7 +1,180 @@
-//! The in-memory projection of the graph and the algorithms over it (strength, influence paths, risk).
+//! The in-memory projection of the graph and the algorithms over it (DESIGN.md §4, §5).
 //!
-//! Algorithms are pure functions over an immutable graph. The projection (fed by the change log, swapped
-//! atomically) arrives with the rest of the engine work; `paths` is its first algorithm, exact and tested
-//! against brute force.
+//! [`Engine`] keeps the current [`Snapshot`] behind an atomic pointer: analyses take the snapshot they start
+//! with and never see a half-applied change; applying a change builds the next snapshot beside it and swaps it
+//! in, so writes never wait for an analysis. The projection is fed by the change log: built from a consistent
+//! scan of the store at a log position, then brought forward by reading the log after that position (from this
+//! process's writes, which catch up before their mutation returns, and by polling, for other processes).
+//! Algorithms are pure functions over a snapshot.
 
+pub mod analysis;
 pub mod paths;
+pub mod snapshot;
+
+pub use snapshot::{Changes, ProjectionError, Snapshot};
+
+use crate::domain::strength::StrengthModel;
+use crate::domain::{RelationshipId, StakeholderId};
+use crate::store::{GraphStore, NodeRow, StoreError};
+use arc_swap::ArcSwapOption;
+use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Change-log entries read per step when catching up.
+const LOG_PAGE: usize = 5_000;
+
+/// Why the engine cannot serve.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The projection cannot hold the graph.
+    #[error("the graph cannot be projected: {0}")]
+    Projection(String),
+}
+
+impl From<ProjectionError> for EngineError {
+    fn from(error: ProjectionError) -> Self {
+        EngineError::Projection(error.to_string())
+    }
+}
+
+/// The projection of one store, kept current.
+pub struct Engine {
+    store: Arc<dyn GraphStore>,
+    model: Arc<StrengthModel>,
+    /// How old the strengths' clock may get before a change re-evaluates them all.
+    refresh: Duration,
+    current: ArcSwapOption<Snapshot>,
+    /// One applier at a time; readers never take it.
+    applying: tokio::sync::Mutex<()>,
+}
+
+impl Engine {
+    /// An engine over `store`; the projection is built on first use (or by [`Engine::load`]).
+    pub fn new(store: Arc<dyn GraphStore>, model: Arc<StrengthModel>) -> Self {
+        Self {
+            store,
+            model,
+            refresh: Duration::minutes(10),
+            current: ArcSwapOption::empty(),
+            applying: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The same engine with strengths re-evaluated when their clock is older than `refresh`.
+    pub fn with_refresh(mut self, refresh: Duration) -> Self {
+        self.refresh = refresh;
+        self
+    }
+
+    /// Builds the projection now (if it is not built yet) and returns it.
+    pub async fn load(&self) -> Result<Arc<Snapshot>, EngineError> {
+        if let Some(snapshot) = self.current.load_full() {
+            return Ok(snapshot);
+        }
+        let _applying = self.applying.lock().await;
+        if let Some(snapshot) = self.current.load_full() {
+            return Ok(snapshot);
+        }
+        let scan = self.store.graph_scan().await?;
+        let model = self.model.clone();
+        let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(&scan, model, Utc::now()))
+            .await
+            .map_err(|error| EngineError::Projection(error.to_string()))??;
+        let snapshot = Arc::new(snapshot);
+        self.current.store(Some(snapshot.clone()));
+        Ok(snapshot)
+    }
+
+    /// The current snapshot, built first if needed.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, EngineError> {
+        self.load().await
+    }
+
+    /// The current snapshot if it is built.
+    pub fn loaded(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// Applies every change-log entry after the current snapshot's position (and re-evaluates strengths whose
+    /// clock is older than the refresh interval); returns the snapshot now current. When this returns after a
+    /// write committed, the write is visible to every analysis that starts afterwards.
+    pub async fn catch_up(&self) -> Result<Arc<Snapshot>, EngineError> {
+        let Some(_) = self.current.load_full() else { return self.load().await };
+        let _applying = self.applying.lock().await;
+        let mut snapshot = self.current.load_full().expect("loaded above");
+        loop {
+            let events = self.store.changes_after(snapshot.seq(), LOG_PAGE).await?;
+            let Some(last) = events.last().map(|event| event.seq) else { break };
+            let stakeholders: BTreeSet<StakeholderId> =
+                events.iter().flat_map(|event| event.stakeholders.iter().copied()).collect();
+            let relationships: BTreeSet<RelationshipId> =
+                events.iter().filter_map(|event| event.relationship).collect();
+            let changes = self.changes(stakeholders, relationships).await?;
+            let base = snapshot.clone();
+            let next = tokio::task::spawn_blocking(move || base.apply(last, &changes))
+                .await
+                .map_err(|error| EngineError::Projection(error.to_string()))??;
+            snapshot = Arc::new(next);
+            self.current.store(Some(snapshot.clone()));
+            if events.len() < LOG_PAGE {
+                break;
+            }
+        }
+        let now = Utc::now();
+        if now - snapshot.as_of() > self.refresh {
+            let base = snapshot.clone();
+            let next = tokio::task::spawn_blocking(move || base.refreshed(now))
+                .await
+                .map_err(|error| EngineError::Projection(error.to_string()))?;
+            snapshot = Arc::new(next);
+            self.current.store(Some(snapshot.clone()));
+        }
+        Ok(snapshot)
+    }
+
+    /// The current rows of the stakeholders and relationships that changed.
+    async fn changes(
+        &self,
+        stakeholders: BTreeSet<StakeholderId>,
+        relationships: BTreeSet<RelationshipId>,
+    ) -> Result<Changes, EngineError> {
+        let ids: Vec<StakeholderId> = stakeholders.into_iter().collect();
+        let mut changes = Changes::default();
+        for stakeholder in self.store.stakeholders_by_id(&ids).await? {
+            if stakeholder.is_archived() {
+                changes.removed.push(stakeholder.id);
+            } else {
+                changes.stakeholders.push(NodeRow::of(&stakeholder));
+            }
+        }
+        let ids: Vec<RelationshipId> = relationships.into_iter().collect();
+        changes.relationships = self.store.relationships_by_id(&ids).await?;
+        Ok(changes)
+    }
+
+    /// Polls the change log every `every` (for writes made by other processes, and to refresh the clock) until
+    /// the engine is dropped elsewhere; failures are logged and retried.
+    pub fn spawn_follower(self: &Arc<Self>, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(engine) = engine.upgrade() else { break };
+                if let Err(error) = engine.catch_up().await {
+                    tracing::warn!(%error, "the projection could not follow the change log; retrying");
+                }
+            }
+        })
+    }
+
+    /// The time strengths are evaluated at, if the projection is built.
+    pub fn as_of(&self) -> Option<DateTime<Utc>> {
+        self.current.load().as_ref().map(|snapshot| snapshot.as_of())
+    }
+}

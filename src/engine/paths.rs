@@ -1,21 +1,52 @@
 //! Strongest influence paths (DESIGN.md §4): the influence a path carries is the product of its edge strengths;
 //! the `k` strongest loopless paths come from Yen's algorithm over a hop-bounded best-path search.
 //!
-//! Order of paths (and tie-breaking, deterministic): higher score first, then fewer hops, then the lower node
-//! sequence. Scores are always the left-to-right product along the path, so every path has exactly one score.
+//! A path is a sequence of stakeholders; each step takes the strongest traversable relationship between its two
+//! stakeholders (parallel relationships are one link). Order of paths (and tie-breaking, deterministic): higher
+//! score first, then fewer hops, then the lower node sequence (node indices follow stakeholder ids). Scores are
+//! the left-to-right product along the path, so every path has exactly one score.
 //!
-//! This is the reference implementation, exact on any graph; its speed on the 1M-edge graph is the engine
-//! work's next step.
+//! The search is best-first over labels kept in an arena (a label is a node, its hop count, its score and its
+//! parent label): a label is expanded only if no label already expanded at its node has as few hops or fewer.
+//! With every strength at most 1, that pruning never loses a best path, and without a hop limit it reduces to
+//! Dijkstra's algorithm.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 
-/// A directed graph in compressed sparse rows: the out-edges of node `n` are `offsets[n]..offsets[n + 1]`.
+/// A graph the algorithms can walk: nodes are `0..node_count()`.
+pub trait Adjacency {
+    /// How many nodes.
+    fn node_count(&self) -> usize;
+
+    /// Calls `visit(next, strength)` for every traversable edge leaving `node` (parallel edges may repeat `next`).
+    fn neighbors(&self, node: u32, visit: impl FnMut(u32, f64));
+
+    /// Whether a path may pass through `node` on its way (endpoints are always allowed).
+    fn passable(&self, _node: u32) -> bool {
+        true
+    }
+
+    /// The strongest traversable edge from `from` to `to`.
+    fn link(&self, from: u32, to: u32) -> Option<f64> {
+        let mut best: Option<f64> = None;
+        self.neighbors(from, |next, strength| {
+            if next == to && best.is_none_or(|best| strength > best) {
+                best = Some(strength);
+            }
+        });
+        best
+    }
+}
+
+/// A directed graph in compressed sparse rows (for tests and small inputs): the out-edges of node `n` are
+/// `offsets[n]..offsets[n + 1]`.
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
     offsets: Vec<usize>,
     targets: Vec<u32>,
     strengths: Vec<f64>,
+    min_strength: f64,
 }
 
 impl Graph {
@@ -40,22 +71,28 @@ impl Graph {
         }
         let targets = sorted.iter().map(|((_, to), _)| *to).collect();
         let strengths = sorted.iter().map(|(_, strength)| *strength).collect();
-        Self { offsets, targets, strengths }
+        Self { offsets, targets, strengths, min_strength: 0.0 }
     }
 
-    /// How many nodes.
-    pub fn nodes(&self) -> usize {
+    /// The same graph, traversing only edges of at least `min_strength`.
+    pub fn with_min_strength(mut self, min_strength: f64) -> Self {
+        self.min_strength = min_strength;
+        self
+    }
+}
+
+impl Adjacency for Graph {
+    fn node_count(&self) -> usize {
         self.offsets.len().saturating_sub(1)
     }
 
-    /// The out-edges of `node`: (target, strength), by target.
-    pub fn out(&self, node: u32) -> impl Iterator<Item = (u32, f64)> + '_ {
+    fn neighbors(&self, node: u32, mut visit: impl FnMut(u32, f64)) {
         let range = self.offsets[node as usize]..self.offsets[node as usize + 1];
-        self.targets[range.clone()].iter().copied().zip(self.strengths[range].iter().copied())
-    }
-
-    fn strength(&self, from: u32, to: u32) -> Option<f64> {
-        self.out(from).find(|(target, _)| *target == to).map(|(_, strength)| strength)
+        for (target, strength) in self.targets[range.clone()].iter().zip(&self.strengths[range]) {
+            if *strength >= self.min_strength {
+                visit(*target, *strength);
+            }
+        }
     }
 }
 
@@ -74,9 +111,9 @@ impl Path {
         self.nodes.len().saturating_sub(1)
     }
 
-    /// The weakest edge's strength.
-    pub fn weakest_link(&self, graph: &Graph) -> f64 {
-        self.nodes.windows(2).filter_map(|pair| graph.strength(pair[0], pair[1])).fold(1.0, f64::min)
+    /// The strength of each step, in order.
+    pub fn strengths(&self, graph: &impl Adjacency) -> Vec<f64> {
+        self.nodes.windows(2).map(|pair| graph.link(pair[0], pair[1]).unwrap_or(0.0)).collect()
     }
 }
 
@@ -85,113 +122,282 @@ fn order(a_score: f64, a_nodes: &[u32], b_score: f64, b_nodes: &[u32]) -> Orderi
     b_score.total_cmp(&a_score).then(a_nodes.len().cmp(&b_nodes.len())).then_with(|| a_nodes.cmp(b_nodes))
 }
 
-/// A search label: a partial path from the search's start, ordered as the paths it can become.
+/// A path found by Yen's algorithm, kept in a set ordered best-last.
 #[derive(Debug, Clone, PartialEq)]
-struct Label {
-    score: f64,
-    nodes: Vec<u32>,
-}
+struct Candidate(Path);
 
-impl Eq for Label {}
+impl Eq for Candidate {}
 
-impl Ord for Label {
+impl Ord for Candidate {
     fn cmp(&self, other: &Self) -> Ordering {
-        // BinaryHeap pops the greatest: the best label must compare greatest.
-        order(other.score, &other.nodes, self.score, &self.nodes)
+        order(other.0.score, &other.0.nodes, self.0.score, &self.0.nodes)
     }
 }
 
-impl PartialOrd for Label {
+impl PartialOrd for Candidate {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-/// What a search may not use.
-struct Bans<'a> {
-    nodes: &'a HashSet<u32>,
-    edges: &'a HashSet<(u32, u32)>,
+const NO_PARENT: u32 = u32::MAX;
+
+/// A partial path: where it is, how it got there.
+#[derive(Debug, Clone, Copy)]
+struct Label {
+    node: u32,
+    hops: u32,
+    parent: u32,
 }
 
-/// The best path (in path order) that continues `prefix` (score `prefix_score`) to `target` within `max_hops`
-/// edges in all, using edges of at least `min_strength` and nothing banned. A best-first search over
-/// (node, hops) states: extending a path never improves its order, so the first label to reach a state is best.
-fn best_continuation(
-    graph: &Graph,
-    prefix: &[u32],
-    prefix_score: f64,
-    target: u32,
-    max_hops: usize,
-    min_strength: f64,
-    bans: &Bans<'_>,
-) -> Option<Label> {
-    let mut heap = BinaryHeap::new();
-    let mut settled: HashSet<(u32, usize)> = HashSet::new();
-    heap.push(Label { score: prefix_score, nodes: prefix.to_vec() });
-    while let Some(label) = heap.pop() {
-        let node = *label.nodes.last()?;
-        if node == target {
-            return Some(label);
-        }
-        let hops = label.nodes.len() - 1;
-        if !settled.insert((node, hops)) || hops >= max_hops {
-            continue;
-        }
-        for (next, strength) in graph.out(node) {
-            if strength < min_strength || bans.nodes.contains(&next) || bans.edges.contains(&(node, next)) {
-                continue;
-            }
-            if label.nodes.contains(&next) {
-                continue;
-            }
-            let mut nodes = label.nodes.clone();
-            nodes.push(next);
-            heap.push(Label { score: label.score * strength, nodes });
-        }
+/// A heap entry: the best (highest score, then fewest hops) pops first; equal entries are resolved by node
+/// sequence outside the heap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Entry {
+    score: f64,
+    hops: u32,
+    label: u32,
+}
+
+impl Eq for Entry {}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score.total_cmp(&other.score).then(other.hops.cmp(&self.hops)).then(other.label.cmp(&self.label))
     }
-    None
 }
 
-/// The `k` strongest loopless paths from `from` to `to` with at most `max_hops` edges, over edges of at least
-/// `min_strength` (Yen's algorithm).
-pub fn strongest_paths(graph: &Graph, from: u32, to: u32, k: usize, max_hops: usize, min_strength: f64) -> Vec<Path> {
-    let nodes = graph.nodes() as u32;
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Scratch space for searches, reused across the searches of one query.
+#[derive(Debug, Default)]
+pub struct Search {
+    labels: Vec<Label>,
+    heap: BinaryHeap<Entry>,
+    /// Fewest hops of a label expanded at each node (`u32::MAX`: none yet), reset through `touched`.
+    expanded: Vec<u32>,
+    touched: Vec<u32>,
+    banned: Vec<bool>,
+}
+
+/// What a search may not use: nodes, and directed links (from, to).
+#[derive(Debug, Default)]
+struct Bans {
+    nodes: Vec<u32>,
+    links: HashSet<(u32, u32)>,
+}
+
+impl Search {
+    /// Scratch space for graphs of `nodes` nodes.
+    pub fn new(nodes: usize) -> Self {
+        Self { expanded: vec![u32::MAX; nodes], banned: vec![false; nodes], ..Self::default() }
+    }
+
+    fn reset(&mut self) {
+        for node in self.touched.drain(..) {
+            self.expanded[node as usize] = u32::MAX;
+        }
+        self.labels.clear();
+        self.heap.clear();
+    }
+
+    fn sequence(&self, mut label: u32) -> Vec<u32> {
+        let mut nodes = Vec::new();
+        while label != NO_PARENT {
+            nodes.push(self.labels[label as usize].node);
+            label = self.labels[label as usize].parent;
+        }
+        nodes.reverse();
+        nodes
+    }
+
+    /// Pops the best entry; among entries equal in score and hops, the one with the lowest node sequence.
+    fn pop_best(&mut self) -> Option<Entry> {
+        let best = self.heap.pop()?;
+        let tied = |entry: &Entry| entry.score == best.score && entry.hops == best.hops;
+        if !self.heap.peek().is_some_and(tied) {
+            return Some(best);
+        }
+        let mut ties = vec![best];
+        while self.heap.peek().is_some_and(tied) {
+            ties.push(self.heap.pop().expect("peeked"));
+        }
+        let winner = (0..ties.len())
+            .min_by(|a, b| self.sequence(ties[*a].label).cmp(&self.sequence(ties[*b].label)))
+            .expect("one at least");
+        let chosen = ties.swap_remove(winner);
+        self.heap.extend(ties);
+        Some(chosen)
+    }
+
+    /// The best continuation (in path order) of `prefix` (score `prefix_score`) to `target`, with at most
+    /// `max_hops` edges in all and nothing banned.
+    fn best_continuation(
+        &mut self,
+        graph: &impl Adjacency,
+        prefix: &[u32],
+        prefix_score: f64,
+        target: u32,
+        max_hops: usize,
+        bans: &Bans,
+    ) -> Option<Path> {
+        self.reset();
+        for &node in &bans.nodes {
+            self.banned[node as usize] = true;
+        }
+        let mut parent = NO_PARENT;
+        for (hops, &node) in prefix.iter().enumerate() {
+            self.labels.push(Label { node, hops: hops as u32, parent });
+            parent = self.labels.len() as u32 - 1;
+        }
+        self.heap.push(Entry { score: prefix_score, hops: prefix.len() as u32 - 1, label: parent });
+        let found = self.run(graph, Some(target), max_hops, bans, |_, _, _| true);
+        for &node in &bans.nodes {
+            self.banned[node as usize] = false;
+        }
+        found.map(|(label, score)| {
+            let nodes = self.sequence(label);
+            Path { nodes, score }
+        })
+    }
+
+    /// The best-first search from the labels on the heap. Each first expansion of a node is reported to
+    /// `settle(node, score, hops)`, which stops the search by returning false. Returns the label and score of
+    /// `target` when it is reached.
+    fn run(
+        &mut self,
+        graph: &impl Adjacency,
+        target: Option<u32>,
+        max_hops: usize,
+        bans: &Bans,
+        mut settle: impl FnMut(u32, f64, u32) -> bool,
+    ) -> Option<(u32, f64)> {
+        let max_hops = max_hops.min(u32::MAX as usize - 1) as u32;
+        while let Some(entry) = self.pop_best() {
+            let Label { node, hops, .. } = self.labels[entry.label as usize];
+            let previous = self.expanded[node as usize];
+            if hops >= previous {
+                continue;
+            }
+            if previous == u32::MAX {
+                self.touched.push(node);
+                if !settle(node, entry.score, hops) {
+                    return None;
+                }
+            }
+            self.expanded[node as usize] = hops;
+            if Some(node) == target {
+                return Some((entry.label, entry.score));
+            }
+            let is_start = self.labels[entry.label as usize].parent == NO_PARENT;
+            if hops >= max_hops || (!is_start && !graph.passable(node)) {
+                continue;
+            }
+            let (labels, heap, expanded, banned) = (&mut self.labels, &mut self.heap, &self.expanded, &self.banned);
+            let check_links = !bans.links.is_empty();
+            graph.neighbors(node, |next, strength| {
+                if banned[next as usize] || expanded[next as usize] <= hops + 1 {
+                    return;
+                }
+                if check_links && bans.links.contains(&(node, next)) {
+                    return;
+                }
+                labels.push(Label { node: next, hops: hops + 1, parent: entry.label });
+                heap.push(Entry { score: entry.score * strength, hops: hops + 1, label: labels.len() as u32 - 1 });
+            });
+        }
+        None
+    }
+}
+
+/// The `k` strongest loopless paths from `from` to `to` with at most `max_hops` edges (Yen's algorithm).
+pub fn strongest_paths(graph: &impl Adjacency, from: u32, to: u32, k: usize, max_hops: usize) -> Vec<Path> {
+    let mut search = Search::new(graph.node_count());
+    strongest_paths_with(&mut search, graph, from, to, k, max_hops)
+}
+
+/// [`strongest_paths`] with caller-owned scratch space.
+pub fn strongest_paths_with(
+    search: &mut Search,
+    graph: &impl Adjacency,
+    from: u32,
+    to: u32,
+    k: usize,
+    max_hops: usize,
+) -> Vec<Path> {
+    let nodes = graph.node_count() as u32;
     if k == 0 || from == to || from >= nodes || to >= nodes {
         return Vec::new();
     }
-    let none_nodes = HashSet::new();
-    let none_edges = HashSet::new();
-    let bans = Bans { nodes: &none_nodes, edges: &none_edges };
-    let Some(first) = best_continuation(graph, &[from], 1.0, to, max_hops, min_strength, &bans) else {
+    let Some(first) = search.best_continuation(graph, &[from], 1.0, to, max_hops, &Bans::default()) else {
         return Vec::new();
     };
     let mut found = vec![first];
-    let mut candidates: BTreeSet<Label> = BTreeSet::new();
+    let mut candidates: BTreeSet<Candidate> = BTreeSet::new();
     while found.len() < k {
         let previous = found.last().expect("at least one path").clone();
+        let mut root_score = 1.0;
         for spur_at in 0..previous.nodes.len() - 1 {
             let root = &previous.nodes[..=spur_at];
-            let root_score = root
-                .windows(2)
-                .fold(1.0, |score, pair| score * graph.strength(pair[0], pair[1]).expect("a found path's edge exists"));
-            let banned_edges: HashSet<(u32, u32)> = found
+            if spur_at > 0 {
+                root_score *= graph.link(root[spur_at - 1], root[spur_at]).expect("a found path's link exists");
+            }
+            let links: HashSet<(u32, u32)> = found
                 .iter()
                 .filter(|path| path.nodes.len() > spur_at + 1 && path.nodes[..=spur_at] == *root)
                 .map(|path| (path.nodes[spur_at], path.nodes[spur_at + 1]))
                 .collect();
-            let banned_nodes: HashSet<u32> = root[..spur_at].iter().copied().collect();
-            let bans = Bans { nodes: &banned_nodes, edges: &banned_edges };
-            if let Some(candidate) = best_continuation(graph, root, root_score, to, max_hops, min_strength, &bans) {
+            let bans = Bans { nodes: root[..spur_at].to_vec(), links };
+            if let Some(candidate) = search.best_continuation(graph, root, root_score, to, max_hops, &bans) {
                 if !found.contains(&candidate) {
-                    candidates.insert(candidate);
+                    candidates.insert(Candidate(candidate));
                 }
             }
         }
-        // BTreeSet keeps labels in `Ord` order, whose greatest is the best path.
+        // Candidates are ordered best-last.
         let Some(best) = candidates.pop_last() else { break };
-        found.push(best);
+        found.push(best.0);
     }
-    found.into_iter().map(|label| Path { nodes: label.nodes, score: label.score }).collect()
+    found
+}
+
+/// The best path score from `from` to every node it reaches within `max_hops` with a score of at least
+/// `min_score` (`from` itself left out), strongest first (ties: fewer hops, then lower node).
+pub fn reach(graph: &impl Adjacency, from: u32, max_hops: usize, min_score: f64) -> Vec<(u32, f64, u32)> {
+    let mut search = Search::new(graph.node_count());
+    reach_with(&mut search, graph, from, max_hops, min_score, usize::MAX)
+}
+
+/// [`reach`] with caller-owned scratch space, stopping after `limit` nodes.
+pub fn reach_with(
+    search: &mut Search,
+    graph: &impl Adjacency,
+    from: u32,
+    max_hops: usize,
+    min_score: f64,
+    limit: usize,
+) -> Vec<(u32, f64, u32)> {
+    search.reset();
+    if from as usize >= graph.node_count() {
+        return Vec::new();
+    }
+    search.labels.push(Label { node: from, hops: 0, parent: NO_PARENT });
+    search.heap.push(Entry { score: 1.0, hops: 0, label: 0 });
+    let mut reached = Vec::new();
+    search.run(graph, None, max_hops, &Bans::default(), |node, score, hops| {
+        if score < min_score || reached.len() >= limit {
+            return false;
+        }
+        if node != from {
+            reached.push((node, score, hops));
+        }
+        true
+    });
+    reached
 }
 
 #[cfg(test)]
@@ -218,7 +424,9 @@ mod tests {
             if nodes.len() > max_hops {
                 return;
             }
-            for (next, strength) in graph.out(node) {
+            let mut steps = Vec::new();
+            graph.neighbors(node, |next, strength| steps.push((next, strength)));
+            for (next, strength) in steps {
                 if strength >= min_strength && !nodes.contains(&next) {
                     nodes.push(next);
                     walk(graph, to, max_hops, min_strength, nodes, score * strength, out);
@@ -235,19 +443,26 @@ mod tests {
     #[test]
     fn the_strongest_chain_beats_the_direct_weak_edge() {
         let graph = Graph::from_edges(4, &[(0, 3, 0.1), (0, 1, 0.9), (1, 2, 0.9), (2, 3, 0.9), (0, 2, 0.5)]);
-        let paths = strongest_paths(&graph, 0, 3, 3, 4, 0.05);
+        let paths = strongest_paths(&graph.clone().with_min_strength(0.05), 0, 3, 3, 4);
         let sequences: Vec<&[u32]> = paths.iter().map(|path| path.nodes.as_slice()).collect();
         assert_eq!(sequences, [&[0, 1, 2, 3][..], &[0, 2, 3][..], &[0, 3][..]]);
         assert!((paths[0].score - 0.729).abs() < 1e-12);
-        assert!((paths[0].weakest_link(&graph) - 0.9).abs() < 1e-12);
-        assert_eq!(strongest_paths(&graph, 0, 3, 3, 1, 0.05).len(), 1, "a hop limit of 1 leaves the direct edge");
-        assert!(strongest_paths(&graph, 0, 3, 3, 1, 0.2).is_empty(), "edges below minStrength are not traversed");
+        assert_eq!(paths[0].strengths(&graph), [0.9, 0.9, 0.9]);
+        assert_eq!(
+            strongest_paths(&graph.clone().with_min_strength(0.05), 0, 3, 3, 1).len(),
+            1,
+            "a hop limit of 1 leaves the direct edge"
+        );
+        assert!(
+            strongest_paths(&graph.with_min_strength(0.2), 0, 3, 3, 1).is_empty(),
+            "edges below minStrength are not traversed"
+        );
     }
 
     #[test]
     fn ties_go_to_fewer_hops_then_lower_ids() {
         let graph = Graph::from_edges(5, &[(0, 4, 0.25), (0, 1, 0.5), (1, 4, 0.5), (0, 2, 0.5), (2, 4, 0.5)]);
-        let paths = strongest_paths(&graph, 0, 4, 3, 3, 0.0);
+        let paths = strongest_paths(&graph, 0, 4, 3, 3);
         let sequences: Vec<&[u32]> = paths.iter().map(|path| path.nodes.as_slice()).collect();
         assert_eq!(sequences, [&[0, 4][..], &[0, 1, 4][..], &[0, 2, 4][..]]);
     }
@@ -264,10 +479,34 @@ mod tests {
             max_hops in 1usize..6,
             min_strength in prop::sample::select(vec![0.0, 0.2, 0.6]),
         ) {
-            let graph = Graph::from_edges(nodes, &raw);
+            let graph = Graph::from_edges(nodes, &raw).with_min_strength(min_strength);
             let expected = brute_force(&graph, 0, nodes as u32 - 1, max_hops, min_strength);
-            let found = strongest_paths(&graph, 0, nodes as u32 - 1, k, max_hops, min_strength);
+            let found = strongest_paths(&graph, 0, nodes as u32 - 1, k, max_hops);
             let expected: Vec<Path> = expected.into_iter().take(k).collect();
+            prop_assert_eq!(found, expected);
+        }
+
+        /// Reach gives every node's best score within the hop limit, as brute force finds it.
+        #[test]
+        fn reach_agrees_with_brute_force(
+            nodes in 2usize..8,
+            raw in prop::collection::vec((0u32..8, 0u32..8, prop::sample::select(vec![0.1, 0.25, 0.5, 0.8, 1.0])), 0..30),
+            max_hops in 1usize..6,
+            min_score in prop::sample::select(vec![0.0, 0.05, 0.3]),
+        ) {
+            let graph = Graph::from_edges(nodes, &raw);
+            let found: HashMap<u32, f64> = reach(&graph, 0, max_hops, min_score)
+                .into_iter()
+                .map(|(node, score, _)| (node, score))
+                .collect();
+            let mut expected = HashMap::new();
+            for to in 1..nodes as u32 {
+                if let Some(best) = brute_force(&graph, 0, to, max_hops, 0.0).first() {
+                    if best.score >= min_score {
+                        expected.insert(to, best.score);
+                    }
+                }
+            }
             prop_assert_eq!(found, expected);
         }
     }

@@ -2,7 +2,8 @@
 //! `/metrics` reports.
 
 use super::{
-    GraphCounts, GraphStore, InteractionCursor, InteractionPage, StakeholderPage, StakeholderQuery, StoreResult,
+    GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, StakeholderPage, StakeholderQuery,
+    StoreResult,
 };
 use crate::domain::{
     Applied, ChangeEvent, Command, Interaction, InteractionId, Relationship, RelationshipId, Stakeholder, StakeholderId,
@@ -122,6 +123,11 @@ impl GraphStore for Metered {
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
         self.count("changes_after");
         self.inner.changes_after(after, limit).await
+    }
+
+    async fn graph_scan(&self) -> StoreResult<GraphScan> {
+        self.count("graph_scan");
+        self.inner.graph_scan().await
     }
 
     async fn counts(&self) -> StoreResult<GraphCounts> {

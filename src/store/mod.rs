@@ -181,6 +181,43 @@ pub struct GraphCounts {
     pub changes: u64,
 }
 
+/// A live stakeholder as the engine's projection needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeRow {
+    /// Its id.
+    pub id: StakeholderId,
+    /// Its kind.
+    pub kind: StakeholderKind,
+    /// Every market it belongs to (its kind's primary market included).
+    pub markets: MarketSet,
+    /// Whether it is private.
+    pub private: bool,
+}
+
+impl NodeRow {
+    /// The row of `stakeholder`.
+    pub fn of(stakeholder: &Stakeholder) -> Self {
+        Self {
+            id: stakeholder.id,
+            kind: stakeholder.kind(),
+            markets: stakeholder.markets(),
+            private: stakeholder.private,
+        }
+    }
+}
+
+/// The whole live graph (archived stakeholders and their relationships left out) as of one change-log position:
+/// what the engine's projection is built from.
+#[derive(Debug, Clone, Default)]
+pub struct GraphScan {
+    /// The last change-log sequence number the scan reflects.
+    pub seq: i64,
+    /// Live stakeholders, by id.
+    pub stakeholders: Vec<NodeRow>,
+    /// Relationships between live stakeholders, by id.
+    pub relationships: Vec<Relationship>,
+}
+
 /// A graph store. Reads are batched by id so that a DataLoader can serve a whole GraphQL page with one call;
 /// writes are batches of commands applied in one transaction together with their change events.
 #[async_trait]
@@ -222,6 +259,9 @@ pub trait GraphStore: Send + Sync + 'static {
 
     /// Change-log entries with a sequence number above `after`, oldest first, at most `limit`.
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>>;
+
+    /// The whole live graph, read consistently at one change-log position.
+    async fn graph_scan(&self) -> StoreResult<GraphScan>;
 
     /// How much the graph holds.
     async fn counts(&self) -> StoreResult<GraphCounts>;

@@ -7,13 +7,13 @@ mod rows;
 mod write;
 
 use super::{
-    GraphCounts, GraphStore, InteractionCursor, InteractionPage, StakeholderCursor, StakeholderPage, StakeholderQuery,
-    StakeholderSort, StoreError, StoreResult,
+    GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, NodeRow, StakeholderCursor,
+    StakeholderPage, StakeholderQuery, StakeholderSort, StoreError, StoreResult,
 };
 use crate::domain::strength::StrengthModel;
 use crate::domain::{
-    Applied, ChangeEvent, Command, Interaction, InteractionId, Mendelow, Relationship, RelationshipId, Stakeholder,
-    StakeholderId,
+    Applied, ChangeEvent, Command, Interaction, InteractionId, MarketSet, Mendelow, Relationship, RelationshipId,
+    Stakeholder, StakeholderId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -136,6 +136,31 @@ impl SqliteStore {
         .await
         .map_err(internal)?
     }
+}
+
+fn scan_graph(connection: &Connection) -> rusqlite::Result<GraphScan> {
+    let seq = connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM change_log", [], |row| row.get(0))?;
+    let mut statement = connection
+        .prepare("SELECT id, kind, markets, private FROM stakeholder WHERE archived_at IS NULL ORDER BY id")?;
+    let stakeholders = statement
+        .query_map([], |row| {
+            Ok(NodeRow {
+                id: StakeholderId(row.get(0)?),
+                kind: rows::parse_text(row, 1)?,
+                markets: MarketSet::from_bits(row.get(2)?),
+                private: row.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut statement = connection.prepare(&format!(
+        "SELECT {} FROM relationship r
+         WHERE (SELECT archived_at FROM stakeholder WHERE id = r.from_id) IS NULL
+           AND (SELECT archived_at FROM stakeholder WHERE id = r.to_id) IS NULL
+         ORDER BY id",
+        RELATIONSHIP_COLUMNS.split(", ").map(|column| format!("r.{}", column.trim())).collect::<Vec<_>>().join(", ")
+    ))?;
+    let relationships = statement.query_map([], rows::relationship)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(GraphScan { seq, stakeholders, relationships })
 }
 
 fn id_array(ids: impl IntoIterator<Item = i64>) -> Rc<Vec<Value>> {
@@ -431,6 +456,17 @@ impl GraphStore for SqliteStore {
             ))?;
             let rows = statement.query_map(rusqlite::params![after, limit as i64], rows::change_event)?;
             rows.collect()
+        })
+        .await
+    }
+
+    async fn graph_scan(&self) -> StoreResult<GraphScan> {
+        self.read(|connection| {
+            // One read transaction: the rows and the sequence number are of the same committed state.
+            connection.execute_batch("BEGIN")?;
+            let scan = scan_graph(connection);
+            connection.execute_batch("COMMIT")?;
+            scan
         })
         .await
     }

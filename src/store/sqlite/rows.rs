@@ -26,7 +26,7 @@ fn conversion_error(kind: Type, message: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, kind, message.into())
 }
 
-fn parse_text<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
+pub fn parse_text<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
 where
     T::Err: std::fmt::Display,
 {

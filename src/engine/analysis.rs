@@ -1,0 +1,328 @@
+//! Analyses over a snapshot: which edges a walk may take, and weighted PageRank.
+
+use super::paths::Adjacency;
+use super::snapshot::Snapshot;
+use crate::domain::{MarketSet, StakeholderKind};
+
+/// Which way influence may travel over a relationship (which runs from one stakeholder to another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flow {
+    /// From `from` to `to` only.
+    Forward,
+    /// From `to` back to `from` only.
+    Backward,
+    /// Both ways: a relationship is a two-way channel.
+    #[default]
+    Both,
+}
+
+/// Which stakeholders a path may pass through (its ends are always allowed): all, or those of one of these
+/// kinds and in one of these markets (an empty list does not restrict).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Via {
+    /// Allowed kinds; empty: any.
+    pub kinds: Vec<StakeholderKind>,
+    /// Allowed markets; empty: any.
+    pub markets: MarketSet,
+}
+
+impl Via {
+    fn kind_mask(&self) -> u16 {
+        self.kinds.iter().fold(0u16, |mask, kind| mask | 1 << (*kind as u16))
+    }
+}
+
+/// A snapshot seen as a graph to walk: the flow, the weakest edge worth taking, and who may be passed through.
+#[derive(Debug, Clone, Copy)]
+pub struct Walk<'a> {
+    snapshot: &'a Snapshot,
+    flow: Flow,
+    min_strength: f32,
+    kinds: u16,
+    markets: u8,
+}
+
+impl<'a> Walk<'a> {
+    /// Walks `snapshot` along `flow` over edges of at least `min_strength`, through stakeholders allowed by `via`.
+    pub fn new(snapshot: &'a Snapshot, flow: Flow, min_strength: f64, via: &Via) -> Self {
+        Self {
+            snapshot,
+            flow,
+            // The stored strengths are f32: compare in f32 so that the threshold means the same to every tool.
+            min_strength: min_strength as f32,
+            kinds: via.kind_mask(),
+            markets: via.markets.bits(),
+        }
+    }
+
+    /// The snapshot walked.
+    pub fn snapshot(&self) -> &'a Snapshot {
+        self.snapshot
+    }
+
+    /// The strongest traversable relationship from `from` to `to` along the flow: (edge, strength).
+    pub fn edge(&self, from: u32, to: u32) -> Option<(usize, f64)> {
+        let snapshot = self.snapshot;
+        let mut best: Option<(usize, f32)> = None;
+        let mut consider = |edge: usize| {
+            let strength = snapshot.strength(edge);
+            let better = best.is_none_or(|(best_edge, best_strength)| {
+                strength > best_strength
+                    || (strength == best_strength && snapshot.relationship(edge) < snapshot.relationship(best_edge))
+            });
+            if strength >= self.min_strength && better {
+                best = Some((edge, strength));
+            }
+        };
+        if self.flow != Flow::Backward {
+            snapshot.out_edges(from).filter(|&edge| snapshot.target(edge) == to).for_each(&mut consider);
+        }
+        if self.flow != Flow::Forward {
+            snapshot.out_edges(to).filter(|&edge| snapshot.target(edge) == from).for_each(&mut consider);
+        }
+        best.map(|(edge, strength)| (edge, f64::from(strength)))
+    }
+}
+
+impl Adjacency for Walk<'_> {
+    fn node_count(&self) -> usize {
+        self.snapshot.node_count()
+    }
+
+    #[inline]
+    fn neighbors(&self, node: u32, mut visit: impl FnMut(u32, f64)) {
+        let snapshot = self.snapshot;
+        if self.flow != Flow::Backward {
+            for edge in snapshot.out_edges(node) {
+                let strength = snapshot.strength(edge);
+                if strength >= self.min_strength {
+                    visit(snapshot.target(edge), f64::from(strength));
+                }
+            }
+        }
+        if self.flow != Flow::Forward {
+            for entry in snapshot.in_entries(node) {
+                let (source, edge) = snapshot.in_entry(entry);
+                let strength = snapshot.strength(edge as usize);
+                if strength >= self.min_strength {
+                    visit(source, f64::from(strength));
+                }
+            }
+        }
+    }
+
+    fn passable(&self, node: u32) -> bool {
+        (self.kinds == 0 || self.kinds & (1 << (self.snapshot.kind(node) as u16)) != 0)
+            && (self.markets == 0 || self.snapshot.markets(node).bits() & self.markets != 0)
+    }
+
+    fn link(&self, from: u32, to: u32) -> Option<f64> {
+        self.edge(from, to).map(|(_, strength)| strength)
+    }
+}
+
+/// The result of PageRank.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranks {
+    /// One value per node, summing to 1.
+    pub values: Vec<f64>,
+    /// Sweeps made.
+    pub iterations: usize,
+}
+
+/// Weighted PageRank over `walk`'s edges (weight = strength; parallel relationships add), damping `damping`,
+/// until the L1 change of a sweep is below `tolerance`. A node without edges spreads its rank like the
+/// teleport does. `teleport` restricts the jumps (and so personalises the ranking) to the given nodes; empty:
+/// all nodes.
+///
+/// Gauss–Seidel sweeps over a pull layout built once per call (each node's incident edges and weights in one
+/// contiguous run), which converges in about half the sweeps of the power method to the same fixed point.
+pub fn pagerank(walk: &Walk<'_>, damping: f64, tolerance: f64, teleport: &[u32], max_iterations: usize) -> Ranks {
+    let n = walk.node_count();
+    if n == 0 {
+        return Ranks { values: Vec::new(), iterations: 0 };
+    }
+    let layout = PullLayout::of(walk);
+    let mut jump = vec![0.0f64; n];
+    if teleport.is_empty() {
+        jump.fill(1.0 / n as f64);
+    } else {
+        let share = 1.0 / teleport.len() as f64;
+        for &node in teleport {
+            jump[node as usize] += share;
+        }
+    }
+    // `share[v]` = rank[v] / out-weight[v]: what one unit of edge weight from v carries.
+    let mut rank = jump.clone();
+    let mut share: Vec<f64> = (0..n).map(|node| layout.spread(node, rank[node])).collect();
+    let mut iterations = 0;
+    while iterations < max_iterations {
+        iterations += 1;
+        let dangling: f64 = layout.dangling.iter().map(|&node| rank[node as usize]).sum();
+        let mut change = 0.0;
+        for node in 0..n {
+            let range = layout.offsets[node] as usize..layout.offsets[node + 1] as usize;
+            let mut inflow = 0.0f64;
+            for (&source, &weight) in layout.sources[range.clone()].iter().zip(&layout.weights[range]) {
+                inflow += f64::from(weight) * share[source as usize];
+            }
+            let value = (1.0 - damping) * jump[node] + damping * (inflow + dangling * jump[node]);
+            change += (value - rank[node]).abs();
+            rank[node] = value;
+            share[node] = layout.spread(node, value);
+        }
+        // Gauss–Seidel does not keep the total at 1 on its own.
+        let total: f64 = rank.iter().sum();
+        if total > 0.0 {
+            for node in 0..n {
+                rank[node] /= total;
+                share[node] = layout.spread(node, rank[node]);
+            }
+        }
+        if change < tolerance {
+            break;
+        }
+    }
+    Ranks { values: rank, iterations }
+}
+
+/// Every node's incident edges (as seen from the other end), contiguous, with weights and out-weights.
+struct PullLayout {
+    offsets: Vec<u32>,
+    sources: Vec<u32>,
+    weights: Vec<f32>,
+    /// 1 / total weight leaving each node (0 for a node without edges).
+    inverse_out: Vec<f64>,
+    dangling: Vec<u32>,
+}
+
+impl PullLayout {
+    fn of(walk: &Walk<'_>) -> Self {
+        let n = walk.node_count();
+        let mut offsets = Vec::with_capacity(n + 1);
+        let mut sources = Vec::new();
+        let mut weights = Vec::new();
+        let mut out_weight = vec![0.0f64; n];
+        offsets.push(0u32);
+        // Pull from the other end: the edges arriving at `node` along the flow are those leaving it against it.
+        let reverse = match walk.flow {
+            Flow::Forward => Flow::Backward,
+            Flow::Backward => Flow::Forward,
+            Flow::Both => Flow::Both,
+        };
+        let pull = Walk { flow: reverse, ..*walk };
+        for node in 0..n as u32 {
+            pull.neighbors(node, |source, strength| {
+                sources.push(source);
+                weights.push(strength as f32);
+                out_weight[source as usize] += strength;
+            });
+            offsets.push(sources.len() as u32);
+        }
+        let inverse_out: Vec<f64> =
+            out_weight.iter().map(|&weight| if weight > 0.0 { 1.0 / weight } else { 0.0 }).collect();
+        let dangling = (0..n as u32).filter(|&node| out_weight[node as usize] == 0.0).collect();
+        Self { offsets, sources, weights, inverse_out, dangling }
+    }
+
+    #[inline]
+    fn spread(&self, node: usize, rank: f64) -> f64 {
+        rank * self.inverse_out[node]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::strength::StrengthModel;
+    use crate::domain::{Level, Probability, RelationshipId, RelationshipType, RelationshipUpsert, StakeholderId};
+    use crate::store::{GraphScan, NodeRow};
+    use chrono::{TimeZone, Utc};
+    use std::sync::Arc;
+
+    /// A snapshot of `nodes` customers joined by KNOWS relationships `(from, to, level, trust)`.
+    pub(crate) fn snapshot(nodes: i64, edges: &[(i64, i64, u8, f64)]) -> Snapshot {
+        let at = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+        let scan = GraphScan {
+            seq: 0,
+            stakeholders: (1..=nodes)
+                .map(|id| NodeRow {
+                    id: StakeholderId(id),
+                    kind: StakeholderKind::Customer,
+                    markets: MarketSet::EMPTY,
+                    private: false,
+                })
+                .collect(),
+            relationships: edges
+                .iter()
+                .enumerate()
+                .map(|(index, &(from, to, level, trust))| {
+                    RelationshipUpsert {
+                        from: StakeholderId(from),
+                        to: StakeholderId(to),
+                        rel_type: RelationshipType::Knows,
+                        level: Level::from_rank(level),
+                        bonds: None,
+                        trust: Some(Probability::parse(trust).unwrap()),
+                        commitment: None,
+                        since: Some(at),
+                        basis: None,
+                    }
+                    .create(RelationshipId(index as i64 + 1), at)
+                })
+                .collect(),
+        };
+        Snapshot::build(&scan, Arc::new(StrengthModel::default()), at).unwrap()
+    }
+
+    /// Dense power iteration straight from the definition: the oracle.
+    fn dense_pagerank(walk: &Walk<'_>, damping: f64) -> Vec<f64> {
+        let n = walk.node_count();
+        let mut weights = vec![vec![0.0; n]; n];
+        for from in 0..n as u32 {
+            walk.neighbors(from, |to, strength| weights[from as usize][to as usize] += f64::from(strength as f32));
+        }
+        let mut rank = vec![1.0 / n as f64; n];
+        for _ in 0..2_000 {
+            let mut next = vec![(1.0 - damping) / n as f64; n];
+            for from in 0..n {
+                let total: f64 = weights[from].iter().sum();
+                for to in 0..n {
+                    let share = if total > 0.0 { weights[from][to] / total } else { 1.0 / n as f64 };
+                    next[to] += damping * rank[from] * share;
+                }
+            }
+            rank = next;
+        }
+        rank
+    }
+
+    #[test]
+    fn pagerank_matches_the_definition_in_every_flow() {
+        let snapshot = snapshot(6, &[(1, 2, 5, 0.9), (2, 3, 3, 0.4), (3, 1, 4, 0.7), (1, 2, 2, 0.2), (4, 5, 1, 0.1)]);
+        for flow in [Flow::Both, Flow::Forward, Flow::Backward] {
+            let walk = Walk::new(&snapshot, flow, 0.0, &Via::default());
+            let ranks = pagerank(&walk, 0.85, 1e-13, &[], 1_000);
+            let expected = dense_pagerank(&walk, 0.85);
+            let distance: f64 = ranks.values.iter().zip(&expected).map(|(a, b)| (a - b).abs()).sum();
+            assert!(distance < 1e-10, "{flow:?}: L1 distance {distance}");
+            assert!((ranks.values.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn walks_respect_flow_strength_and_intermediaries() {
+        let snapshot = snapshot(3, &[(1, 2, 5, 0.9), (2, 3, 5, 0.9)]);
+        let forward = Walk::new(&snapshot, Flow::Forward, 0.0, &Via::default());
+        assert!(forward.edge(0, 1).is_some() && forward.edge(1, 0).is_none());
+        let backward = Walk::new(&snapshot, Flow::Backward, 0.0, &Via::default());
+        assert!(backward.edge(1, 0).is_some() && backward.edge(0, 1).is_none());
+        let strong_only = Walk::new(&snapshot, Flow::Both, 0.99, &Via::default());
+        assert!(strong_only.edge(0, 1).is_none());
+        let via_media = Via { kinds: vec![StakeholderKind::Media], markets: MarketSet::EMPTY };
+        let walk = Walk::new(&snapshot, Flow::Both, 0.0, &via_media);
+        assert!(super::super::paths::strongest_paths(&walk, 0, 2, 1, 4).is_empty(), "a customer cannot be passed");
+        let walk = Walk::new(&snapshot, Flow::Both, 0.0, &Via::default());
+        assert_eq!(super::super::paths::strongest_paths(&walk, 0, 2, 1, 4)[0].nodes, [0, 1, 2]);
+    }
+}

@@ -1,0 +1,580 @@
+//! An immutable, compact projection of the live graph (DESIGN.md §5): stakeholders as dense indices (in id
+//! order), relationships as compressed sparse rows in both directions, each with its strength inputs and its
+//! strength as of the snapshot's clock.
+//!
+//! Layout, per relationship (SoA, 60 bytes): target (4), strength (4), the in-adjacency's source and edge (8),
+//! id + type + level + bonds packed in 8, last interaction (8), four decayed sums as f32 (16), trust and
+//! commitment as f32 (8), start in minutes (4). Strengths are single precision: analytics read them as such and
+//! the export writes exactly these values, so peers load the same graph.
+//!
+//! A new snapshot is derived from the previous one and the rows that changed: attribute changes copy only the
+//! attribute arrays; a new or removed relationship or stakeholder re-assembles the adjacency (O(n + m)).
+
+use crate::domain::strength::{seconds, DecayedSums, Standing, StrengthModel};
+use crate::domain::{
+    BondSet, Level, MarketSet, Relationship, RelationshipId, RelationshipType, StakeholderId, StakeholderKind,
+};
+use crate::store::{GraphScan, NodeRow};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Node flag: the stakeholder is private.
+const PRIVATE: u8 = 1;
+
+/// Relationship ids must fit in the 48 bits the packed edge word leaves for them.
+const MAX_ID: i64 = (1 << 48) - 1;
+
+/// Why a projection cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// A relationship id does not fit the packed layout.
+    #[error("relationship id {0} is above the projection's limit of 2^48 - 1")]
+    IdTooLarge(i64),
+}
+
+/// Stakeholders, in id order, with where their edges are.
+#[derive(Debug, Clone, Default)]
+struct Nodes {
+    ids: Vec<i64>,
+    kinds: Vec<u8>,
+    markets: Vec<u8>,
+    flags: Vec<u8>,
+    /// Out-edges of node `v` are `out_offsets[v]..out_offsets[v + 1]`.
+    out_offsets: Vec<u32>,
+    /// In-adjacency entries of node `v` are `in_offsets[v]..in_offsets[v + 1]`.
+    in_offsets: Vec<u32>,
+}
+
+/// Who is connected to whom, in both directions.
+#[derive(Debug, Clone, Default)]
+struct Topology {
+    /// Target of each edge (edges are ordered by source, then relationship id).
+    targets: Vec<u32>,
+    /// Source of each in-adjacency entry (entries are ordered by target, then edge).
+    in_sources: Vec<u32>,
+    /// Edge of each in-adjacency entry.
+    in_edges: Vec<u32>,
+}
+
+/// What strength is computed from, per edge.
+#[derive(Debug, Clone, Default)]
+struct Inputs {
+    /// `id << 16 | type << 8 | level << 4 | bonds`.
+    packed: Vec<u64>,
+    /// Last interaction in seconds since the epoch; NaN when there is none.
+    last: Vec<f64>,
+    /// Decayed sums (weighted, inbound, outbound, sentiment), referred to `last`.
+    sums: Vec<[f32; 4]>,
+    /// Trust and commitment; NaN when unknown.
+    trust_commitment: Vec<[f32; 2]>,
+    /// Start of the relationship, in minutes since the epoch.
+    since: Vec<i32>,
+}
+
+/// One relationship in compact form, for assembling.
+#[derive(Debug, Clone, Copy)]
+struct EdgeRecord {
+    source: u32,
+    target: u32,
+    packed: u64,
+    last: f64,
+    sums: [f32; 4],
+    trust_commitment: [f32; 2],
+    since: i32,
+}
+
+impl EdgeRecord {
+    fn of(relationship: &Relationship, source: u32, target: u32) -> Result<Self, ProjectionError> {
+        let id = relationship.id.0;
+        if !(0..=MAX_ID).contains(&id) {
+            return Err(ProjectionError::IdTooLarge(id));
+        }
+        let packed = (id as u64) << 16
+            | (relationship.rel_type as u64) << 8
+            | u64::from(relationship.level.rank()) << 4
+            | u64::from(relationship.bonds.bits());
+        let sums = &relationship.sums;
+        let unknown = |value: Option<f64>| value.map_or(f32::NAN, |value| value as f32);
+        Ok(Self {
+            source,
+            target,
+            packed,
+            last: sums.last.unwrap_or(f64::NAN),
+            sums: [sums.weighted as f32, sums.inbound as f32, sums.outbound as f32, sums.sentiment as f32],
+            trust_commitment: [
+                unknown(relationship.trust.map(|trust| trust.get())),
+                unknown(relationship.commitment.map(|commitment| commitment.get())),
+            ],
+            since: (seconds(relationship.since) / 60.0).floor().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32,
+        })
+    }
+
+    fn id(&self) -> i64 {
+        (self.packed >> 16) as i64
+    }
+}
+
+/// The standing and sums of an edge, from its compact inputs.
+fn strength_inputs(
+    packed: u64,
+    last: f64,
+    sums: [f32; 4],
+    trust_commitment: [f32; 2],
+    since: i32,
+) -> (Standing, DecayedSums) {
+    let known = |value: f32| (!value.is_nan()).then_some(f64::from(value));
+    let standing = Standing {
+        level_rank: ((packed >> 4) & 0xf) as u8,
+        bonds: BondSet::from_bits((packed & 0xf) as u8).len(),
+        trust: known(trust_commitment[0]),
+        commitment: known(trust_commitment[1]),
+        since: f64::from(since) * 60.0,
+    };
+    let last = (!last.is_nan()).then_some(last);
+    let decayed = DecayedSums {
+        weighted: f64::from(sums[0]),
+        inbound: f64::from(sums[1]),
+        outbound: f64::from(sums[2]),
+        sentiment: f64::from(sums[3]),
+        t_ref: last.unwrap_or(0.0),
+        last,
+    };
+    (standing, decayed)
+}
+
+/// A change to apply to a snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Stakeholders created or changed (live).
+    pub stakeholders: Vec<NodeRow>,
+    /// Stakeholders archived: they and their relationships leave the projection.
+    pub removed: Vec<StakeholderId>,
+    /// Relationships created or changed (either end may be unknown: then they are skipped).
+    pub relationships: Vec<Relationship>,
+}
+
+impl Changes {
+    /// Whether there is nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        self.stakeholders.is_empty() && self.removed.is_empty() && self.relationships.is_empty()
+    }
+}
+
+/// An immutable projection of the graph at one change-log position, with strengths as of one time.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    seq: i64,
+    as_of: DateTime<Utc>,
+    model: Arc<StrengthModel>,
+    nodes: Arc<Nodes>,
+    topology: Arc<Topology>,
+    inputs: Arc<Inputs>,
+    strengths: Arc<Vec<f32>>,
+}
+
+impl Snapshot {
+    /// The projection of `scan`, strengths as of `as_of`.
+    pub fn build(scan: &GraphScan, model: Arc<StrengthModel>, as_of: DateTime<Utc>) -> Result<Self, ProjectionError> {
+        let mut nodes = Nodes::default();
+        let mut rows: Vec<NodeRow> = scan.stakeholders.clone();
+        rows.sort_unstable_by_key(|row| row.id);
+        rows.dedup_by_key(|row| row.id);
+        for row in &rows {
+            push_node(&mut nodes, row);
+        }
+        let mut records = Vec::with_capacity(scan.relationships.len());
+        for relationship in &scan.relationships {
+            if let (Some(source), Some(target)) =
+                (index_in(&nodes.ids, relationship.from), index_in(&nodes.ids, relationship.to))
+            {
+                records.push(EdgeRecord::of(relationship, source, target)?);
+            }
+        }
+        Ok(assemble(scan.seq, as_of, model, nodes, records))
+    }
+
+    /// The change-log position this snapshot reflects.
+    pub fn seq(&self) -> i64 {
+        self.seq
+    }
+
+    /// The time its strengths are evaluated at.
+    pub fn as_of(&self) -> DateTime<Utc> {
+        self.as_of
+    }
+
+    /// The strength model.
+    pub fn model(&self) -> &StrengthModel {
+        &self.model
+    }
+
+    /// How many stakeholders.
+    pub fn node_count(&self) -> usize {
+        self.nodes.ids.len()
+    }
+
+    /// How many relationships.
+    pub fn edge_count(&self) -> usize {
+        self.topology.targets.len()
+    }
+
+    /// The index of stakeholder `id`, if it is live.
+    pub fn index_of(&self, id: StakeholderId) -> Option<u32> {
+        index_in(&self.nodes.ids, id)
+    }
+
+    /// The stakeholder at `node`.
+    pub fn stakeholder(&self, node: u32) -> StakeholderId {
+        StakeholderId(self.nodes.ids[node as usize])
+    }
+
+    /// The kind of `node`.
+    pub fn kind(&self, node: u32) -> StakeholderKind {
+        StakeholderKind::ALL[usize::from(self.nodes.kinds[node as usize])]
+    }
+
+    /// The markets of `node`.
+    pub fn markets(&self, node: u32) -> MarketSet {
+        MarketSet::from_bits(self.nodes.markets[node as usize])
+    }
+
+    /// Whether `node` is private.
+    pub fn is_private(&self, node: u32) -> bool {
+        self.nodes.flags[node as usize] & PRIVATE != 0
+    }
+
+    /// The out-edges of `node`, as edge indices.
+    #[inline]
+    pub fn out_edges(&self, node: u32) -> Range<usize> {
+        let offsets = &self.nodes.out_offsets;
+        offsets[node as usize] as usize..offsets[node as usize + 1] as usize
+    }
+
+    /// The in-adjacency entries of `node` (see [`Snapshot::in_entry`]).
+    #[inline]
+    pub fn in_entries(&self, node: u32) -> Range<usize> {
+        let offsets = &self.nodes.in_offsets;
+        offsets[node as usize] as usize..offsets[node as usize + 1] as usize
+    }
+
+    /// In-adjacency entry `entry`: (source, edge).
+    #[inline]
+    pub fn in_entry(&self, entry: usize) -> (u32, u32) {
+        (self.topology.in_sources[entry], self.topology.in_edges[entry])
+    }
+
+    /// The target of `edge`.
+    #[inline]
+    pub fn target(&self, edge: usize) -> u32 {
+        self.topology.targets[edge]
+    }
+
+    /// The strength of `edge` as of [`Snapshot::as_of`].
+    #[inline]
+    pub fn strength(&self, edge: usize) -> f32 {
+        self.strengths[edge]
+    }
+
+    /// All strengths, by edge.
+    pub fn strengths(&self) -> &[f32] {
+        &self.strengths
+    }
+
+    /// The source of `edge` (a binary search over the out-offsets).
+    pub fn source(&self, edge: usize) -> u32 {
+        let offsets = &self.nodes.out_offsets;
+        (offsets.partition_point(|&offset| offset as usize <= edge) - 1) as u32
+    }
+
+    /// The relationship of `edge`.
+    pub fn relationship(&self, edge: usize) -> RelationshipId {
+        RelationshipId((self.inputs.packed[edge] >> 16) as i64)
+    }
+
+    /// The type of `edge`.
+    pub fn relationship_type(&self, edge: usize) -> RelationshipType {
+        RelationshipType::ALL[((self.inputs.packed[edge] >> 8) & 0xff) as usize]
+    }
+
+    /// The level of `edge`.
+    pub fn level(&self, edge: usize) -> Level {
+        Level::from_rank(((self.inputs.packed[edge] >> 4) & 0xf) as u8).unwrap_or(Level::Basic)
+    }
+
+    /// The edge of relationship `id`, if it is in the projection.
+    pub fn edge_of(&self, id: RelationshipId, from: StakeholderId) -> Option<usize> {
+        let source = self.index_of(from)?;
+        self.out_edges(source).find(|&edge| self.relationship(edge) == id)
+    }
+
+    /// The strength of `edge` recomputed from its compact inputs at `at` (what the snapshot stores, in f64).
+    pub fn evaluate(&self, edge: usize, at: f64) -> f64 {
+        let inputs = &self.inputs;
+        let (standing, sums) = strength_inputs(
+            inputs.packed[edge],
+            inputs.last[edge],
+            inputs.sums[edge],
+            inputs.trust_commitment[edge],
+            inputs.since[edge],
+        );
+        self.model.score(&standing, &sums, at)
+    }
+
+    /// Heap bytes held by this snapshot (arrays shared with other snapshots counted in full).
+    pub fn heap_bytes(&self) -> usize {
+        fn bytes<T>(items: &Vec<T>) -> usize {
+            items.capacity() * std::mem::size_of::<T>()
+        }
+        let (nodes, topology, inputs) = (&self.nodes, &self.topology, &self.inputs);
+        bytes(&nodes.ids)
+            + bytes(&nodes.kinds)
+            + bytes(&nodes.markets)
+            + bytes(&nodes.flags)
+            + bytes(&nodes.out_offsets)
+            + bytes(&nodes.in_offsets)
+            + bytes(&topology.targets)
+            + bytes(&topology.in_sources)
+            + bytes(&topology.in_edges)
+            + bytes(&inputs.packed)
+            + bytes(&inputs.last)
+            + bytes(&inputs.sums)
+            + bytes(&inputs.trust_commitment)
+            + bytes(&inputs.since)
+            + bytes(&self.strengths)
+    }
+
+    /// This snapshot with every strength re-evaluated at `as_of`.
+    pub fn refreshed(&self, as_of: DateTime<Utc>) -> Self {
+        let mut next = self.clone();
+        next.as_of = as_of;
+        next.strengths = Arc::new(evaluate_all(&self.model, &self.inputs, as_of));
+        next
+    }
+
+    /// The snapshot after `changes` (read at change-log position `seq`). Strengths stay as of
+    /// [`Snapshot::as_of`]; the changed relationships are evaluated at that time too (an interaction recorded
+    /// after it counts as if it happened then).
+    pub fn apply(&self, seq: i64, changes: &Changes) -> Result<Self, ProjectionError> {
+        let mut next = self.clone();
+        next.seq = seq.max(self.seq);
+        if changes.is_empty() {
+            return Ok(next);
+        }
+        let removed: Vec<u32> = changes.removed.iter().filter_map(|id| self.index_of(*id)).collect();
+        let added: Vec<&NodeRow> = changes
+            .stakeholders
+            .iter()
+            .filter(|row| self.index_of(row.id).is_none() && !changes.removed.contains(&row.id))
+            .collect();
+        let appends_only = added.iter().all(|row| self.nodes.ids.last().is_none_or(|last| row.id.0 > *last));
+        // Attribute changes to known stakeholders.
+        let mut nodes = (*self.nodes).clone();
+        for row in &changes.stakeholders {
+            if let Some(index) = index_in(&nodes.ids, row.id) {
+                nodes.kinds[index as usize] = row.kind as u8;
+                nodes.markets[index as usize] = row.markets.bits();
+                nodes.flags[index as usize] = if row.private { PRIVATE } else { 0 };
+            }
+        }
+        let mut updates: Vec<(usize, EdgeRecord)> = Vec::new();
+        let mut inserts: Vec<&Relationship> = Vec::new();
+        for relationship in &changes.relationships {
+            match self.edge_of(relationship.id, relationship.from) {
+                Some(edge) => {
+                    let record = EdgeRecord::of(relationship, 0, 0)?;
+                    updates.push((edge, record));
+                }
+                None => inserts.push(relationship),
+            }
+        }
+        if removed.is_empty() && inserts.is_empty() && appends_only {
+            for row in added {
+                let edges = *nodes.out_offsets.last().unwrap_or(&0);
+                let entries = *nodes.in_offsets.last().unwrap_or(&0);
+                nodes.ids.push(row.id.0);
+                nodes.kinds.push(row.kind as u8);
+                nodes.markets.push(row.markets.bits());
+                nodes.flags.push(if row.private { PRIVATE } else { 0 });
+                nodes.out_offsets.push(edges);
+                nodes.in_offsets.push(entries);
+            }
+            if !updates.is_empty() {
+                let mut inputs = (*self.inputs).clone();
+                let mut strengths = (*self.strengths).clone();
+                let at = seconds(self.as_of);
+                for (edge, record) in &updates {
+                    inputs.packed[*edge] = record.packed;
+                    inputs.last[*edge] = record.last;
+                    inputs.sums[*edge] = record.sums;
+                    inputs.trust_commitment[*edge] = record.trust_commitment;
+                    inputs.since[*edge] = record.since;
+                    let (standing, sums) =
+                        strength_inputs(record.packed, record.last, record.sums, record.trust_commitment, record.since);
+                    strengths[*edge] = self.model.score(&standing, &sums, at) as f32;
+                }
+                next.inputs = Arc::new(inputs);
+                next.strengths = Arc::new(strengths);
+            }
+            nodes_if_changed(&mut next, nodes);
+            return Ok(next);
+        }
+        // The topology changes: re-assemble from every record, patched.
+        let mut records = self.records();
+        let by_edge: HashMap<usize, EdgeRecord> = updates.into_iter().collect();
+        for (edge, record) in records.iter_mut().enumerate() {
+            if let Some(update) = by_edge.get(&edge) {
+                *record = EdgeRecord { source: record.source, target: record.target, ..*update };
+            }
+        }
+        let ids_before = nodes.ids.clone();
+        // Rebuild the node table: survivors, plus the new stakeholders, in id order.
+        let mut rows: Vec<NodeRow> = (0..ids_before.len())
+            .filter(|index| !removed.contains(&(*index as u32)))
+            .map(|index| NodeRow {
+                id: StakeholderId(nodes.ids[index]),
+                kind: StakeholderKind::ALL[usize::from(nodes.kinds[index])],
+                markets: MarketSet::from_bits(nodes.markets[index]),
+                private: nodes.flags[index] & PRIVATE != 0,
+            })
+            .collect();
+        rows.extend(added.into_iter().copied());
+        rows.sort_unstable_by_key(|row| row.id);
+        let mut table = Nodes::default();
+        for row in &rows {
+            push_node(&mut table, row);
+        }
+        let renumber = |old: u32| index_in(&table.ids, StakeholderId(ids_before[old as usize]));
+        let mut patched: Vec<EdgeRecord> = records
+            .into_iter()
+            .filter_map(|record| {
+                let (source, target) = (renumber(record.source)?, renumber(record.target)?);
+                Some(EdgeRecord { source, target, ..record })
+            })
+            .collect();
+        for relationship in inserts {
+            if let (Some(source), Some(target)) =
+                (index_in(&table.ids, relationship.from), index_in(&table.ids, relationship.to))
+            {
+                patched.push(EdgeRecord::of(relationship, source, target)?);
+            }
+        }
+        Ok(assemble(next.seq, self.as_of, self.model.clone(), table, patched))
+    }
+
+    /// Every edge as a record.
+    fn records(&self) -> Vec<EdgeRecord> {
+        let inputs = &self.inputs;
+        let mut records = Vec::with_capacity(self.edge_count());
+        for source in 0..self.node_count() as u32 {
+            for edge in self.out_edges(source) {
+                records.push(EdgeRecord {
+                    source,
+                    target: self.topology.targets[edge],
+                    packed: inputs.packed[edge],
+                    last: inputs.last[edge],
+                    sums: inputs.sums[edge],
+                    trust_commitment: inputs.trust_commitment[edge],
+                    since: inputs.since[edge],
+                });
+            }
+        }
+        records
+    }
+}
+
+fn nodes_if_changed(snapshot: &mut Snapshot, nodes: Nodes) {
+    let same = nodes.ids == snapshot.nodes.ids
+        && nodes.kinds == snapshot.nodes.kinds
+        && nodes.markets == snapshot.nodes.markets
+        && nodes.flags == snapshot.nodes.flags;
+    if !same {
+        snapshot.nodes = Arc::new(nodes);
+    }
+}
+
+fn index_in(ids: &[i64], id: StakeholderId) -> Option<u32> {
+    ids.binary_search(&id.0).ok().map(|index| index as u32)
+}
+
+fn push_node(nodes: &mut Nodes, row: &NodeRow) {
+    nodes.ids.push(row.id.0);
+    nodes.kinds.push(row.kind as u8);
+    nodes.markets.push(row.markets.bits());
+    nodes.flags.push(if row.private { PRIVATE } else { 0 });
+}
+
+/// Lays `records` out as adjacency in both directions and evaluates every strength at `as_of`.
+fn assemble(
+    seq: i64,
+    as_of: DateTime<Utc>,
+    model: Arc<StrengthModel>,
+    mut nodes: Nodes,
+    mut records: Vec<EdgeRecord>,
+) -> Snapshot {
+    let n = nodes.ids.len();
+    records.sort_unstable_by_key(|record| (record.source, record.id()));
+    let m = records.len();
+    let mut out_offsets = vec![0u32; n + 1];
+    let mut in_offsets = vec![0u32; n + 1];
+    for record in &records {
+        out_offsets[record.source as usize + 1] += 1;
+        in_offsets[record.target as usize + 1] += 1;
+    }
+    for node in 0..n {
+        out_offsets[node + 1] += out_offsets[node];
+        in_offsets[node + 1] += in_offsets[node];
+    }
+    let mut inputs = Inputs {
+        packed: Vec::with_capacity(m),
+        last: Vec::with_capacity(m),
+        sums: Vec::with_capacity(m),
+        trust_commitment: Vec::with_capacity(m),
+        since: Vec::with_capacity(m),
+    };
+    let mut targets = Vec::with_capacity(m);
+    let mut in_sources = vec![0u32; m];
+    let mut in_edges = vec![0u32; m];
+    let mut cursor: Vec<u32> = in_offsets[..n].to_vec();
+    for (edge, record) in records.iter().enumerate() {
+        targets.push(record.target);
+        inputs.packed.push(record.packed);
+        inputs.last.push(record.last);
+        inputs.sums.push(record.sums);
+        inputs.trust_commitment.push(record.trust_commitment);
+        inputs.since.push(record.since);
+        let slot = &mut cursor[record.target as usize];
+        in_sources[*slot as usize] = record.source;
+        in_edges[*slot as usize] = edge as u32;
+        *slot += 1;
+    }
+    nodes.out_offsets = out_offsets;
+    nodes.in_offsets = in_offsets;
+    let strengths = evaluate_all(&model, &inputs, as_of);
+    Snapshot {
+        seq,
+        as_of,
+        model,
+        nodes: Arc::new(nodes),
+        topology: Arc::new(Topology { targets, in_sources, in_edges }),
+        inputs: Arc::new(inputs),
+        strengths: Arc::new(strengths),
+    }
+}
+
+fn evaluate_all(model: &StrengthModel, inputs: &Inputs, as_of: DateTime<Utc>) -> Vec<f32> {
+    let at = seconds(as_of);
+    (0..inputs.packed.len())
+        .map(|edge| {
+            let (standing, sums) = strength_inputs(
+                inputs.packed[edge],
+                inputs.last[edge],
+                inputs.sums[edge],
+                inputs.trust_commitment[edge],
+                inputs.since[edge],
+            );
+            model.score(&standing, &sums, at) as f32
+        })
+        .collect()
+}
