@@ -1,16 +1,13 @@
 """Stakegraph's graph engine against python-igraph and networkx, on exactly the same graph.
 
-One command (builds the two release binaries, writes the demo database on first use, exports it, runs the
-engine bench and the peers pinned to one core, and checks that every answer agrees):
-
     pip install -r bench/requirements.txt
     python3 bench/peers.py --build
 
-It prints, per operation (strongest path, k strongest loopless paths, weighted PageRank, reach), the mean time
-per query of each tool, the ratios igraph/Stakegraph and networkx/Stakegraph measured in the same run, and
-whether the answers are identical; the same report goes to <export dir>/report.md and report.json.
-Exit status: 0 all answers agree, 1 some answer differs, 2 the run could not be set up (missing binary, failed
-step). `--help` lists the knobs (graph size, query counts, seeds, networkx coverage).
+builds the two release binaries, writes the demo database (100,000 stakeholders, 1,000,000 relationships) on
+first use, exports it, runs the engine bench and then the peers, all on one pinned core, and prints per operation
+(strongest path, 5 strongest loopless paths, weighted PageRank, reach) each tool's mean time per query, the ratios
+igraph/Stakegraph and networkx/Stakegraph, and whether the answers agree; report.md and report.json go beside
+the export. Exit status: 0 answers agree, 1 an answer differs, 2 setup failed. `--help` lists the knobs.
 """
 
 from __future__ import annotations
@@ -23,6 +20,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import csv
+import importlib.util
 import itertools
 import json
 import math
@@ -63,20 +61,32 @@ class SetupError(Exception):
 # Command line
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the unset ones whose help says what they default to."""
+
+    def _get_help_string(self, action):
+        unset = action.default is None or action.default is False
+        return action.help if unset else super()._get_help_string(action)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Compare Stakegraph's graph engine with python-igraph and networkx on the demo graph.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     binaries = parser.add_argument_group("binaries and data")
-    binaries.add_argument("--stakegraph", type=Path, default=REPO / "target/release/stakegraph")
-    binaries.add_argument("--engine-bench", type=Path, default=REPO / "target/release/examples/engine-bench")
+    binaries.add_argument("--stakegraph", type=Path, default=REPO / "target/release/stakegraph",
+                          help="the release binary (demo, export-graph)")
+    binaries.add_argument("--engine-bench", type=Path, default=REPO / "target/release/examples/engine-bench",
+                          help="the engine bench binary")
     binaries.add_argument("--build", action="store_true", help="run `" + " ".join(BUILD_COMMAND) + "` first")
     binaries.add_argument("--size", type=int, default=100_000, help="stakeholders in the demo graph")
     binaries.add_argument("--relationships", type=int, default=1_000_000, help="relationships in the demo graph")
     binaries.add_argument("--demo-seed", type=int, default=42, help="seed of the demo generator")
-    binaries.add_argument("--db", type=Path, help="demo database [default: target/bench-data/demo-<size>-r<rels>-seed<s>-2026-06-01.db]")
-    binaries.add_argument("--out", type=Path, help="export and report directory [default: target/bench-data/export-<size>-<rels>/]")
+    binaries.add_argument("--db", type=Path,
+                          help="demo database [default: target/bench-data/demo-<size>-r<rels>-seed<s>-2026-06-01.db]")
+    binaries.add_argument("--out", type=Path,
+                          help="export and report directory [default: target/bench-data/export-<size>-<rels>/]")
 
     queries = parser.add_argument_group("queries")
     queries.add_argument("--seed", type=int, default=7, help="seed for picking the query pairs")
@@ -92,7 +102,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     queries.add_argument("--core", type=int, default=0, help="the one CPU core every tool runs on")
     queries.add_argument("--pagerank-runs", type=int, default=3, help="igraph PageRank runs (the fastest counts)")
 
-    peers = parser.add_argument_group("networkx (slow: about 2 s per path query on the full graph)")
+    peers = parser.add_argument_group("networkx (slow: seconds per k-paths or reach query on the full graph)")
     peers.add_argument("--networkx", action="store_true", help="run networkx on every query")
     peers.add_argument("--networkx-pairs", type=int, default=3,
                        help="otherwise: networkx on this many queries of each kind (0: no networkx)")
@@ -104,6 +114,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.db = REPO / "target/bench-data" / name
     if args.out is None:
         args.out = REPO / "target/bench-data" / f"export-{args.size}-{args.relationships}"
+    # Commands run in the repository root: paths given relative to where the user stands must survive that.
+    for name in ("stakegraph", "engine_bench", "db", "out"):
+        setattr(args, name, getattr(args, name).absolute())
     return args
 
 
@@ -210,8 +223,11 @@ def load_export(directory: Path) -> Export:
 
 
 def usable_edges(export: Export, min_strength: float) -> EdgeSet:
-    """The edges every tool works on: at least min_strength, no self-loops (the engine drops them too)."""
-    keep = (export.strength >= min_strength) & (export.source != export.target)
+    """The edges every tool works on: at least min_strength, above 0, no self-loops (as in the engine)."""
+    # The engine keeps strengths as f32 and compares them with min_strength rounded to f32: do the same, so that
+    # a strength on the threshold is in or out for every tool alike.
+    strong = export.strength.astype(np.float32) >= np.float32(min_strength)
+    keep = strong & (export.strength > 0.0) & (export.source != export.target)
     return EdgeSet(export.source[keep], export.target[keep], export.strength[keep])
 
 
@@ -229,9 +245,8 @@ def strongest_of_parallel(edges: EdgeSet) -> EdgeSet:
 def igraph_graph(nodes: int, edges: EdgeSet) -> igraph.Graph:
     graph = igraph.Graph(n=nodes, edges=np.column_stack([edges.u, edges.v]).tolist(), directed=False)
     graph.es["strength"] = edges.strength.tolist()
-    with np.errstate(divide="ignore"):
-        # -ln(1.0) is -0.0; abs keeps igraph from seeing a "negative" weight.
-        graph.es["weight"] = np.abs(-np.log(edges.strength)).tolist()
+    # -ln(1.0) is -0.0; abs keeps igraph from seeing a "negative" weight.
+    graph.es["weight"] = np.abs(-np.log(edges.strength)).tolist()
     return graph
 
 
@@ -241,8 +256,7 @@ def igraph_graph(nodes: int, edges: EdgeSet) -> igraph.Graph:
 
 @dataclass
 class Queries:
-    pairs: list[tuple[int, int]]
-    unreachable: int  # how many of the last pairs target a node without usable edges
+    pairs: list[tuple[int, int]]  # the last ones (--unreachable-pairs) target nodes without usable edges
     k_pairs: list[tuple[int, int]]
     reach_sources: list[int]
 
@@ -256,20 +270,31 @@ def pick_queries(args: argparse.Namespace, nodes: int, paths: EdgeSet) -> Querie
     isolated = np.flatnonzero(~connected).tolist()
     if len(candidates) < 2:
         raise SetupError(f"fewer than two nodes have an edge of strength >= {args.min_strength}")
-    pairs = [tuple(rng.sample(candidates, 2)) for _ in range(args.pairs)]
-    unreachable = min(args.unreachable_pairs, len(isolated))
-    pairs += [(rng.choice(candidates), rng.choice(isolated)) for _ in range(unreachable)]
-    reach_sources = [rng.choice(candidates) for _ in range(args.reach_sources)]
-    return Queries(pairs, unreachable, pairs[: min(args.k_pairs, args.pairs)], reach_sources)
+    pairs = distinct_pairs(rng, candidates, candidates, args.pairs)
+    unreachable = distinct_pairs(rng, candidates, isolated, min(args.unreachable_pairs, len(isolated)))
+    reach_sources = rng.sample(candidates, min(args.reach_sources, len(candidates)))
+    return Queries(pairs + unreachable, pairs[: args.k_pairs], reach_sources)
+
+
+def distinct_pairs(rng: random.Random, sources: list[int], targets: list[int], count: int) -> list[tuple[int, int]]:
+    """`count` different (source, target) pairs, source != target, in the order drawn (fewer if there are not
+    that many)."""
+    count = min(count, len(sources) * len(targets) - len(set(sources) & set(targets)))
+    pairs: dict[tuple[int, int], None] = {}
+    while len(pairs) < count:
+        pair = (rng.choice(sources), rng.choice(targets))
+        if pair[0] != pair[1]:
+            pairs.setdefault(pair)
+    return list(pairs)
 
 
 def write_queries(directory: Path, queries: Queries) -> None:
     with (directory / "pairs.csv").open("w", newline="") as file:
-        writer = csv.writer(file)
+        writer = csv.writer(file, lineterminator="\n")
         writer.writerow(["source", "target"])
         writer.writerows(queries.pairs)
     with (directory / "reach.csv").open("w", newline="") as file:
-        writer = csv.writer(file)
+        writer = csv.writer(file, lineterminator="\n")
         writer.writerow(["source"])
         writer.writerows([source] for source in queries.reach_sources)
 
@@ -281,6 +306,8 @@ def write_queries(directory: Path, queries: Queries) -> None:
 def pin_to_core(core: int) -> list[str]:
     """Pins this process to `core`; returns the command prefix that pins a child process there too."""
     if hasattr(os, "sched_setaffinity"):
+        if core not in os.sched_getaffinity(0):
+            raise SetupError(f"core {core} is not available here (--core)")
         os.sched_setaffinity(0, {core})
     return ["taskset", "-c", str(core)] if shutil.which("taskset") else []
 
@@ -337,6 +364,11 @@ class PeerAnswers:
     # Largest |product of strengths - exp(-sum of weights)| over the paths it returned.
     score_forms_max_diff: float = 0.0
 
+    def methods_used(self) -> dict[str, str]:
+        ran = {"strongest path": bool(self.strongest), "k strongest paths": bool(self.k_strongest),
+               "pagerank": self.pagerank is not None, "reach": bool(self.reach)}
+        return {operation: call for operation, call in self.method.items() if ran[operation]}
+
 
 def timed(call):
     start = time.perf_counter()
@@ -360,7 +392,7 @@ class IgraphPeer:
         self.strength = self.paths.es["strength"]
         self.weight = self.paths.es["weight"]
         self.answers = PeerAnswers("igraph", self.load_seconds, method={
-            "strongest path": 'get_shortest_path(s, t, weights="weight", output="epath")',
+            "strongest path": 'get_shortest_paths(s, to=t, weights="weight", output="epath")',
             "k strongest paths": 'get_k_shortest_paths(s, to=t, k=k, weights="weight", mode="all", output="epath")',
             "pagerank": 'pagerank(weights="strength", damping=0.85, directed=False, implementation="prpack")',
             "reach": 'distances(source=s, weights="weight")',
@@ -375,9 +407,9 @@ class IgraphPeer:
         return PathAnswer(product, len(edge_path), seconds)
 
     def strongest(self, source: int, target: int) -> None:
-        edge_path, seconds = timed(lambda: self.paths.get_shortest_path(
-            source, target, weights="weight", output="epath"))
-        self.answers.strongest[(source, target)] = self.path_answer(edge_path, seconds)
+        edge_paths, seconds = timed(lambda: self.paths.get_shortest_paths(
+            source, to=target, weights="weight", output="epath"))
+        self.answers.strongest[(source, target)] = self.path_answer(edge_paths[0], seconds)
 
     def k_strongest(self, source: int, target: int, k: int) -> None:
         edge_paths, seconds = timed(lambda: self.paths.get_k_shortest_paths(
@@ -388,6 +420,7 @@ class IgraphPeer:
             [answer.score for answer in ranked], [answer.hops for answer in ranked], seconds)
 
     def pagerank(self, runs: int) -> None:
+        self.answers.method["pagerank"] += f" (the fastest of {max(1, runs)} runs counts)"
         best = math.inf
         for _ in range(max(1, runs)):
             values, seconds = timed(lambda: self.pagerank_graph.pagerank(
@@ -464,7 +497,8 @@ class NetworkxPeer:
         self.answers.pagerank_seconds = seconds
 
     def reach(self, source: int, min_score: float) -> None:
-        cutoff = -math.log(min_score) + 1e-9  # a hair past the threshold, for the borderline calls
+        # Just past the threshold, so that nodes on it are seen for the borderline calls.
+        cutoff = -math.log(max(min_score - SCORE_TOLERANCE, sys.float_info.min))
         lengths, seconds = timed(lambda: self.nx.single_source_dijkstra_path_length(
             self.graph, source, cutoff=cutoff, weight="weight"))
         scores = {node: math.exp(-length) for node, length in lengths.items()}
@@ -494,6 +528,8 @@ def run_networkx(args, queries: Queries, nodes: int, paths: EdgeSet, pagerank_ed
         import networkx
     except ImportError:
         raise SetupError("networkx is not installed: pip install -r bench/requirements.txt") from None
+    if args.networkx_pagerank and importlib.util.find_spec("scipy") is None:  # networkx's PageRank runs on it
+        raise SetupError("scipy is not installed: pip install -r bench/requirements.txt")
     limit = None if args.networkx else args.networkx_pairs
     print("networkx: loading", flush=True)
     peer = NetworkxPeer(networkx, nodes, paths)
@@ -612,8 +648,8 @@ def compare_strongest(engine: EngineAnswers, peer: PeerAnswers, checker: PathChe
         if got is None:
             check.mismatches.append(f"{pair_label(pair)}: missing from stakegraph.json")
             continue
-        check.compared += 1
         beyond = expected.hops is not None and expected.hops > max_hops
+        check.compared += not beyond
         if got.score is None or expected.score is None:
             if got.score != expected.score and not beyond:
                 check.mismatches.append(f"{pair_label(pair)}: stakegraph {got.score}, {peer.name} {expected.score}")
@@ -639,10 +675,10 @@ def compare_k_strongest(engine: EngineAnswers, peer: PeerAnswers, max_hops: int)
         if got is None:
             check.mismatches.append(f"{pair_label(pair)}: missing from stakegraph.json")
             continue
-        check.compared += 1
         if any(hops > max_hops for hops in expected.hops):
             check.notes.append(f"{pair_label(pair)}: a {peer.name} path is longer than {max_hops} hops; not compared")
             continue
+        check.compared += 1
         got_scores = sorted(got.scores, reverse=True)
         if len(got_scores) != len(expected.scores):
             check.mismatches.append(f"{pair_label(pair)}: stakegraph {len(got_scores)} paths, "
@@ -785,7 +821,7 @@ def build_rows(engine: EngineAnswers, igraph_answers: PeerAnswers, networkx_answ
 
     rows = [timing_rows("strongest path", connected, engine_path_times, igraph_answers.strongest, nx_strongest)]
     rows[0].igraph_check = compare_strongest(engine, igraph_answers, checker, args.max_hops)
-    if networkx_answers:
+    if networkx_answers and networkx_answers.strongest:
         rows[0].networkx_check = compare_strongest(engine, networkx_answers, None, args.max_hops)
     if disconnected:
         rows.append(timing_rows("strongest path, no path", disconnected, engine_path_times,
@@ -795,7 +831,7 @@ def build_rows(engine: EngineAnswers, igraph_answers: PeerAnswers, networkx_answ
                         {pair: answer.seconds for pair, answer in engine.k_strongest.items()},
                         igraph_answers.k_strongest, networkx_answers.k_strongest if networkx_answers else None)
     k_row.igraph_check = compare_k_strongest(engine, igraph_answers, args.max_hops)
-    if networkx_answers:
+    if networkx_answers and networkx_answers.k_strongest:
         k_row.networkx_check = compare_k_strongest(engine, networkx_answers, args.max_hops)
     rows.append(k_row)
 
@@ -823,13 +859,15 @@ def pagerank_hint(rows: list[Row], engine: EngineAnswers, export: Export) -> str
     pagerank_row = next(row for row in rows if row.operation == "pagerank")
     if pagerank_row.igraph_check.identical:
         return None
-    everything = usable_edges(export, 0.0)
+    everything = usable_edges(export, 0.0)  # zero strengths add nothing to PageRank
     values = igraph_graph(export.nodes, everything).pagerank(
         weights="strength", damping=DAMPING, directed=False, implementation="prpack")
-    distance = float(np.abs(engine.pagerank - np.asarray(values)).sum()) if len(values) == len(engine.pagerank) else math.inf
+    if len(values) != len(engine.pagerank):
+        return None
+    distance = float(np.abs(engine.pagerank - np.asarray(values)).sum())
     if distance < PAGERANK_TOLERANCE:
-        return (f"hint: stakegraph's PageRank equals igraph's over ALL edges (no min-strength filter; L1 {distance:.3g}):"
-                " the engine does not drop weak edges for PageRank")
+        return (f"hint: stakegraph's PageRank equals igraph's over ALL edges (no min-strength filter; "
+                f"L1 {distance:.3g}): the engine does not drop weak edges for PageRank")
     return None
 
 
@@ -844,7 +882,9 @@ def seconds_text(value: float | None) -> str:
 
 
 def ratio_text(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}x"
+    if value is None:
+        return "-"
+    return f"{value:.1f}x" if value >= 1 else f"{value:.2f}x"
 
 
 def check_text(check: Check | None, name: str) -> str:
@@ -900,6 +940,8 @@ def render_text(rows: list[Row], context: dict) -> str:
         for note in row.igraph_check.notes + (row.networkx_check.notes if row.networkx_check else []):
             lines.append(f"  note: {note}")
     lines.append("")
+    lines += [f"igraph {operation}: {call}" for operation, call in context["igraph_methods"].items()]
+    lines += [f"networkx {operation}: {call}" for operation, call in context["networkx_methods"].items()]
     lines += context["sanity"]
     if context["hint"]:
         lines.append(context["hint"])
@@ -924,12 +966,10 @@ def render_markdown(rows: list[Row], context: dict) -> str:
                                               row.networkx_check and check_text(row.networkx_check, "networkx")]))
         lines.append(f"| {row.operation} | {row.queries} | {seconds_text(row.stakegraph)} | "
                      f"{seconds_text(row.igraph)} | {ratio_text(row.igraph_ratio)} | {target_text(row)} | "
-                     f"{networkx} | {ratio_text(row.networkx_ratio)} | {answers.replace('|', '/')} |")
-    lines.append("")
-    lines.append("Methods: " + "; ".join(f"{op}: igraph `{call}`" for op, call in context["igraph_methods"].items()))
-    if context["networkx_methods"]:
-        lines.append("")
-        lines.append("networkx: " + "; ".join(f"{op}: `{call}`" for op, call in context["networkx_methods"].items()))
+                     f"{networkx} | {ratio_text(row.networkx_ratio)} | {answers.replace('|', chr(92) + '|')} |")
+    lines += ["", "Calls timed:", ""]
+    for peer in ("igraph", "networkx"):
+        lines += [f"- {operation}, {peer}: `{call}`" for operation, call in context[f"{peer}_methods"].items()]
     lines.append("")
     lines += [f"- {line}" for line in context["sanity"]]
     if context["hint"]:
@@ -975,7 +1015,43 @@ def render_json(rows: list[Row], context: dict, engine: EngineAnswers) -> str:
         "hint": context["hint"],
         "identical": context["identical"],
     }
-    return json.dumps(document, indent=2, default=lambda value: None) + "\n"
+    return json.dumps(document, indent=2, default=plain_value) + "\n"
+
+
+def plain_value(value):
+    """numpy scalars as plain numbers for json."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def report_context(args, export: Export, usable: EdgeSet, paths: EdgeSet, engine: EngineAnswers,
+                   igraph_answers: PeerAnswers, networkx_answers: PeerAnswers | None, rows: list[Row]) -> dict:
+    """Everything the text, Markdown and JSON reports say besides the rows."""
+    problems = graph_problems(engine, export, len(export.source))
+    identical = not problems and all(row.identical for row in rows)
+    return {
+        "graph_line": graph_line(engine),
+        "edges_line": (f"export: {export.nodes} nodes, {len(export.source)} edges; {len(usable)} of strength >= "
+                       f"{args.min_strength} (PageRank), {len(paths)} node pairs after keeping the strongest of "
+                       "parallel edges (paths, reach)"),
+        "load_line": (f"peer load (not in ratios): igraph {seconds_text(igraph_answers.load_seconds)}"
+                      + (f", networkx {seconds_text(networkx_answers.load_seconds)}" if networkx_answers else "")),
+        "export": {"nodes": export.nodes, "edges": len(export.source), "usable_edges": len(usable),
+                   "node_pairs": len(paths)},
+        "load_seconds": {"igraph": igraph_answers.load_seconds,
+                         "networkx": networkx_answers.load_seconds if networkx_answers else None},
+        "settings": {"seed": args.seed, "min_strength": args.min_strength, "min_score": args.min_score,
+                     "max_hops": args.max_hops, "k": args.k, "damping": DAMPING, "core": args.core,
+                     "as_of": AS_OF, "pagerank_runs": args.pagerank_runs,
+                     "igraph": igraph.__version__, "python": sys.version.split()[0]},
+        "core": args.core,
+        "igraph_methods": igraph_answers.methods_used(),
+        "networkx_methods": networkx_answers.methods_used() if networkx_answers else {},
+        "graph_problems": problems,
+        "sanity": [f"sanity: igraph path scores as product of strengths vs exp(-sum of weights): max |diff| = "
+                   f"{igraph_answers.score_forms_max_diff:.3g}"],
+        "hint": pagerank_hint(rows, engine, export),
+        "identical": identical,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1001,38 +1077,13 @@ def main(argv: list[str]) -> int:
 
     checker = PathChecker(igraph_peer.paths, args.min_strength)
     rows = build_rows(engine, igraph_answers, networkx_answers, queries, checker, args)
-    problems = graph_problems(engine, export, len(export.source))
-    identical = not problems and all(row.identical for row in rows)
-    context = {
-        "graph_line": graph_line(engine),
-        "edges_line": (f"export: {export.nodes} nodes, {len(export.source)} edges; {len(usable)} of strength >= "
-                       f"{args.min_strength} (PageRank), {len(paths)} node pairs after keeping the strongest of "
-                       "parallel edges (paths, reach)"),
-        "load_line": (f"peer load (not in ratios): igraph {seconds_text(igraph_answers.load_seconds)}"
-                      + (f", networkx {seconds_text(networkx_answers.load_seconds)}" if networkx_answers else "")),
-        "export": {"nodes": export.nodes, "edges": len(export.source), "usable_edges": len(usable),
-                   "node_pairs": len(paths)},
-        "load_seconds": {"igraph": igraph_answers.load_seconds,
-                         "networkx": networkx_answers.load_seconds if networkx_answers else None},
-        "settings": {"seed": args.seed, "min_strength": args.min_strength, "min_score": args.min_score,
-                     "max_hops": args.max_hops, "k": args.k, "damping": DAMPING, "core": args.core,
-                     "as_of": AS_OF, "pagerank_runs": args.pagerank_runs,
-                     "igraph": igraph.__version__, "python": sys.version.split()[0]},
-        "core": args.core,
-        "igraph_methods": igraph_answers.method,
-        "networkx_methods": networkx_answers.method if networkx_answers else {},
-        "graph_problems": problems,
-        "sanity": [f"sanity: igraph path scores as product of strengths vs exp(-sum of weights): max |diff| = "
-                   f"{igraph_answers.score_forms_max_diff:.3g}"],
-        "hint": pagerank_hint(rows, engine, export),
-        "identical": identical,
-    }
+    context = report_context(args, export, usable, paths, engine, igraph_answers, networkx_answers, rows)
     print()
     print(render_text(rows, context))
     (args.out / "report.md").write_text(render_markdown(rows, context))
     (args.out / "report.json").write_text(render_json(rows, context, engine))
     print(f"\nreport: {args.out / 'report.md'}, {args.out / 'report.json'}")
-    return 0 if identical else EXIT_DIFFERENT
+    return 0 if context["identical"] else EXIT_DIFFERENT
 
 
 if __name__ == "__main__":

@@ -44,12 +44,15 @@ pub struct DemoOptions {
     pub seed: u64,
     /// The demo's "now": every date is derived from it and no interaction is after it.
     pub anchor: DateTime<Utc>,
+    /// At least this many relationships: the wired business network (about 2.6 per stakeholder) is topped up
+    /// with acquaintances (KNOWS, and REFERS between customers) until it has this many. `None`: no top-up.
+    pub relationships: Option<usize>,
 }
 
 impl DemoOptions {
     /// Options for `size` stakeholders dated relative to `anchor`, with seed 42.
     pub fn new(size: usize, anchor: DateTime<Utc>) -> Self {
-        Self { size, seed: 42, anchor }
+        Self { size, seed: 42, anchor, relationships: None }
     }
 }
 
@@ -122,7 +125,7 @@ pub async fn generate(
     let (records, facts) = plan_stakeholders(&mut rng, options.size, clock);
     let mut summary = DemoSummary::default();
     let ids = create_stakeholders(&writer, records, &mut summary).await?;
-    let edges = plan_relationships(&mut rng, &facts, clock);
+    let edges = plan_relationships(&mut rng, &facts, clock, options.relationships.unwrap_or(0));
     let relationships = create_relationships(&writer, &edges, &ids).await?;
     summary.relationships = relationships.len() as u64;
     summary.interactions = record_interactions(&writer, &mut rng, &facts, &edges, &relationships).await?;
@@ -517,14 +520,31 @@ impl Planner<'_> {
     }
 }
 
-fn plan_relationships(rng: &mut ChaCha8Rng, facts: &[Facts], clock: Clock) -> Vec<Edge> {
+fn plan_relationships(rng: &mut ChaCha8Rng, facts: &[Facts], clock: Clock, at_least: usize) -> Vec<Edge> {
     let pools = Pools::of(facts);
     let mut planner = Planner { rng, facts, clock, edges: Vec::new(), seen: HashSet::new() };
     wire_customers(&mut planner, &pools);
     wire_partners(&mut planner, &pools);
     wire_influencers(&mut planner, &pools);
     wire_colleagues(&mut planner, &pools);
+    wire_acquaintances(&mut planner, at_least);
     planner.edges
+}
+
+/// Acquaintances between any two stakeholders, favouring well-connected ones (early indices), until there are
+/// `at_least` relationships (or the attempts run out on a small graph).
+fn wire_acquaintances(planner: &mut Planner<'_>, at_least: usize) {
+    let everyone = planner.facts.len();
+    let mut attempts = at_least.saturating_sub(planner.edges.len()) * 3;
+    while planner.edges.len() < at_least && attempts > 0 {
+        attempts -= 1;
+        let from = planner.rng.gen_range(0..everyone) as u32;
+        let to = skewed(planner.rng, everyone, 1.6) as u32;
+        let customers = [from, to].iter().all(|end| planner.facts[*end as usize].kind == StakeholderKind::Customer);
+        let rel_type =
+            if customers && planner.rng.gen_bool(0.3) { RelationshipType::Refers } else { RelationshipType::Knows };
+        planner.link(from, to, rel_type);
+    }
 }
 
 /// Relationship managers, purchases through distributors, and referrals between customers.

@@ -30,6 +30,9 @@ pub enum StartupError {
     /// The demo graph could not be written.
     #[error("cannot seed the demo graph: {0}")]
     Demo(#[from] demo::DemoError),
+    /// The engine's projection could not be built.
+    #[error("cannot build the in-memory projection: {0}")]
+    Engine(#[from] crate::engine::EngineError),
     /// The address could not be bound.
     #[error("cannot listen on {address}: {source}; pick another address with --listen")]
     Bind {
@@ -121,7 +124,18 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartupError::Bind { address: config.listen, source })?;
-        let router = router(app_state(store, config), &config.cors_origins);
+        let state = app_state(store, config);
+        let started = std::time::Instant::now();
+        let snapshot = state.schema.engine().load().await?;
+        tracing::info!(
+            stakeholders = snapshot.node_count(),
+            relationships = snapshot.edge_count(),
+            bytes = snapshot.heap_bytes(),
+            elapsed = ?started.elapsed(),
+            "projection built"
+        );
+        state.schema.engine().spawn_follower(std::time::Duration::from_secs(1));
+        let router = router(state, &config.cors_origins);
         Ok(Self { listener, router })
     }
 

@@ -50,9 +50,35 @@ enum Command {
         /// The demo's "today" (YYYY-MM-DD); interactions fall in the two years before it [default: today].
         #[arg(long)]
         anchor: Option<chrono::NaiveDate>,
+        /// Top the business network up with acquaintances until it has at least this many relationships
+        /// (e.g. 1000000 for a 100000-stakeholder benchmark graph).
+        #[arg(long)]
+        relationships: Option<usize>,
+    },
+    /// Write the projected graph (what the analyses run on) for other tools: `nodes.csv` and `edges.csv`.
+    ExportGraph {
+        /// The database file.
+        #[arg(long, default_value = stakegraph::config::DEFAULT_DB)]
+        db: PathBuf,
+        /// Output format (only csv).
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+        /// The directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Evaluate strengths as of this time (RFC 3339, e.g. 2026-06-01T00:00:00Z) [default: now].
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+}
+
+/// Formats of `export-graph`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ExportFormat {
+    /// `nodes.csv` (index,id,kind,markets,private) and `edges.csv` (source,target,relationship_id,type,strength).
+    Csv,
 }
 
 #[tokio::main]
@@ -73,13 +99,25 @@ async fn main() -> anyhow::Result<()> {
             }
             application.run_until_stopped().await?;
         }
-        Command::Demo { size, db, seed, anchor } => {
+        Command::ExportGraph { db, format: ExportFormat::Csv, out, as_of } => {
+            if !db.exists() {
+                anyhow::bail!("{} does not exist; pass --db with the database to export", db.display());
+            }
+            let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let scan = store.graph_scan().await?;
+            let model = std::sync::Arc::new(stakegraph::domain::strength::StrengthModel::default());
+            let snapshot = stakegraph::engine::Snapshot::build(&scan, model, as_of.unwrap_or_else(chrono::Utc::now))?;
+            let written = stakegraph::engine::export::write_csv(&snapshot, &out)
+                .with_context(|| format!("writing the export into {}", out.display()))?;
+            println!("{}", serde_json::to_string_pretty(&written)?);
+        }
+        Command::Demo { size, db, seed, anchor, relationships } => {
             let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
             let anchor = match anchor {
                 Some(date) => date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(),
                 None => chrono::Utc::now(),
             };
-            let options = DemoOptions { seed, ..DemoOptions::new(size, anchor) };
+            let options = DemoOptions { seed, relationships, ..DemoOptions::new(size, anchor) };
             let started = std::time::Instant::now();
             let summary = demo::generate(&store, &options, &|progress| {
                 tracing::info!(phase = progress.phase, done = progress.done, total = progress.total, "demo");

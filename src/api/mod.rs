@@ -8,6 +8,7 @@ pub mod enums;
 pub mod error;
 mod extension;
 pub mod ids;
+pub mod influence;
 pub mod inputs;
 pub mod loaders;
 pub mod mutation;
@@ -17,6 +18,7 @@ pub mod relationships;
 pub mod stakeholders;
 pub mod strength;
 
+use crate::engine::Engine;
 use crate::store::GraphStore;
 use async_graphql::{EmptySubscription, Schema};
 use std::sync::Arc;
@@ -26,22 +28,28 @@ pub use error::{ApiError, ApiResult};
 pub use mutation::Mutation;
 pub use query::Query;
 
-/// Every read: stakeholders and relationships, and the change log.
+/// Every read: stakeholders and relationships, influence analyses, and the change log.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(Query, changes::ChangesQuery);
+pub struct QueryRoot(Query, influence::InfluenceQuery, changes::ChangesQuery);
 
 /// The Stakegraph schema, with the DataLoaders it feeds. Cheap to clone.
 #[derive(Clone)]
 pub struct StakegraphSchema {
     schema: Schema<QueryRoot, Mutation, EmptySubscription>,
     executions: Arc<loaders::Executions>,
+    engine: Arc<Engine>,
 }
 
 impl StakegraphSchema {
     /// Executes one request; its loads are batched with those of every execution in flight.
     pub async fn execute(&self, request: impl Into<async_graphql::Request>) -> async_graphql::Response {
         self.executions.track(self.schema.execute(request)).await
+    }
+
+    /// The engine whose projection the analyses read.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 }
 
@@ -61,6 +69,12 @@ pub struct ApiLimits {
     pub max_batch: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Most steps of an influence path or reach (`maxHops`).
+    pub max_hops: usize,
+    /// Most results of one analysis (`first` of paths, reach and influencers).
+    pub max_analysis_results: usize,
+    /// Longest an analysis may compute, in milliseconds, before it stops with `LIMIT_EXCEEDED`.
+    pub analysis_budget_ms: u64,
 }
 
 impl Default for ApiLimits {
@@ -72,6 +86,9 @@ impl Default for ApiLimits {
             max_nodes: 25_000,
             max_batch: 1_000,
             max_body_bytes: 1 << 20,
+            max_hops: 8,
+            max_analysis_results: 50,
+            analysis_budget_ms: 5_000,
         }
     }
 }
@@ -86,6 +103,8 @@ pub struct ApiContext {
     pub anonymous_reads: bool,
     /// The relationship-strength model.
     pub strength: Arc<crate::domain::strength::StrengthModel>,
+    /// The in-memory projection the analyses read; mutations bring it up to date before they return.
+    pub engine: Arc<Engine>,
 }
 
 /// Builds the schema over `store` with the default strength model.
@@ -101,14 +120,16 @@ pub fn build_schema_with(
     strength: crate::domain::strength::StrengthModel,
 ) -> StakegraphSchema {
     let executions = Arc::new(loaders::Executions::default());
+    let strength = Arc::new(strength);
+    let engine = Arc::new(Engine::new(store.clone(), strength.clone()));
     let schema = Schema::build(QueryRoot::default(), Mutation, EmptySubscription)
         .data(loaders::Loaders::new(store.clone(), executions.clone()))
-        .data(ApiContext { store, limits, anonymous_reads, strength: Arc::new(strength) })
+        .data(ApiContext { store, limits, anonymous_reads, strength, engine: engine.clone() })
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .extension(extension::Policy { max_nodes: limits.max_nodes })
         .finish();
-    StakegraphSchema { schema, executions }
+    StakegraphSchema { schema, executions, engine }
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.

@@ -28,6 +28,13 @@ async fn apply_one(ctx: &Context<'_>, command: Command, path: &str) -> ApiResult
         .await
         .map_err(|error| ApiError::from_store(error, |_| path.to_owned()))?;
     tracing::debug!(events = applied.events.len(), "applied");
+    // The write is visible to analyses once the mutation returns: bring a built projection up to date (one that
+    // is not built yet will read the write when it is).
+    if api.engine.loaded().is_some() {
+        if let Err(error) = api.engine.catch_up().await {
+            tracing::warn!(%error, "the projection could not catch up with a write; it will retry");
+        }
+    }
     applied.outcomes.into_iter().next().ok_or(ApiError::Internal)
 }
 

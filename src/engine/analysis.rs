@@ -3,6 +3,7 @@
 use super::paths::Adjacency;
 use super::snapshot::Snapshot;
 use crate::domain::{MarketSet, StakeholderKind};
+use std::time::Instant;
 
 /// Which way influence may travel over a relationship (which runs from one stakeholder to another).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,6 +112,15 @@ impl Adjacency for Walk<'_> {
         }
     }
 
+    fn reverse_neighbors(&self, node: u32, visit: impl FnMut(u32, f64)) {
+        let flow = match self.flow {
+            Flow::Forward => Flow::Backward,
+            Flow::Backward => Flow::Forward,
+            Flow::Both => Flow::Both,
+        };
+        Walk { flow, ..*self }.neighbors(node, visit)
+    }
+
     fn passable(&self, node: u32) -> bool {
         (self.kinds == 0 || self.kinds & (1 << (self.snapshot.kind(node) as u16)) != 0)
             && (self.markets == 0 || self.snapshot.markets(node).bits() & self.markets != 0)
@@ -137,10 +147,19 @@ pub struct Ranks {
 ///
 /// Gauss–Seidel sweeps over a pull layout built once per call (each node's incident edges and weights in one
 /// contiguous run), which converges in about half the sweeps of the power method to the same fixed point.
-pub fn pagerank(walk: &Walk<'_>, damping: f64, tolerance: f64, teleport: &[u32], max_iterations: usize) -> Ranks {
+///
+/// Returns `None` if `deadline` passes first.
+pub fn pagerank(
+    walk: &Walk<'_>,
+    damping: f64,
+    tolerance: f64,
+    teleport: &[u32],
+    max_iterations: usize,
+    deadline: Option<Instant>,
+) -> Option<Ranks> {
     let n = walk.node_count();
     if n == 0 {
-        return Ranks { values: Vec::new(), iterations: 0 };
+        return Some(Ranks { values: Vec::new(), iterations: 0 });
     }
     let layout = PullLayout::of(walk);
     let mut jump = vec![0.0f64; n];
@@ -157,6 +176,9 @@ pub fn pagerank(walk: &Walk<'_>, damping: f64, tolerance: f64, teleport: &[u32],
     let mut share: Vec<f64> = (0..n).map(|node| layout.spread(node, rank[node])).collect();
     let mut iterations = 0;
     while iterations < max_iterations {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return None;
+        }
         iterations += 1;
         let dangling: f64 = layout.dangling.iter().map(|&node| rank[node as usize]).sum();
         let mut change = 0.0;
@@ -183,7 +205,7 @@ pub fn pagerank(walk: &Walk<'_>, damping: f64, tolerance: f64, teleport: &[u32],
             break;
         }
     }
-    Ranks { values: rank, iterations }
+    Some(Ranks { values: rank, iterations })
 }
 
 /// Every node's incident edges (as seen from the other end), contiguous, with weights and out-weights.
@@ -302,7 +324,7 @@ mod tests {
         let snapshot = snapshot(6, &[(1, 2, 5, 0.9), (2, 3, 3, 0.4), (3, 1, 4, 0.7), (1, 2, 2, 0.2), (4, 5, 1, 0.1)]);
         for flow in [Flow::Both, Flow::Forward, Flow::Backward] {
             let walk = Walk::new(&snapshot, flow, 0.0, &Via::default());
-            let ranks = pagerank(&walk, 0.85, 1e-13, &[], 1_000);
+            let ranks = pagerank(&walk, 0.85, 1e-13, &[], 1_000, None).unwrap();
             let expected = dense_pagerank(&walk, 0.85);
             let distance: f64 = ranks.values.iter().zip(&expected).map(|(a, b)| (a - b).abs()).sum();
             assert!(distance < 1e-10, "{flow:?}: L1 distance {distance}");

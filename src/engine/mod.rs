@@ -8,6 +8,7 @@
 //! Algorithms are pure functions over a snapshot.
 
 pub mod analysis;
+pub mod export;
 pub mod paths;
 pub mod snapshot;
 

@@ -13,6 +13,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::time::Instant;
 
 /// A graph the algorithms can walk: nodes are `0..node_count()`.
 pub trait Adjacency {
@@ -21,6 +22,9 @@ pub trait Adjacency {
 
     /// Calls `visit(next, strength)` for every traversable edge leaving `node` (parallel edges may repeat `next`).
     fn neighbors(&self, node: u32, visit: impl FnMut(u32, f64));
+
+    /// Calls `visit(previous, strength)` for every traversable edge arriving at `node`.
+    fn reverse_neighbors(&self, node: u32, visit: impl FnMut(u32, f64));
 
     /// Whether a path may pass through `node` on its way (endpoints are always allowed).
     fn passable(&self, _node: u32) -> bool {
@@ -46,6 +50,8 @@ pub struct Graph {
     offsets: Vec<usize>,
     targets: Vec<u32>,
     strengths: Vec<f64>,
+    /// Every edge as (to, from, strength), for walking backwards.
+    reversed: Vec<(u32, u32, f64)>,
     min_strength: f64,
 }
 
@@ -71,7 +77,10 @@ impl Graph {
         }
         let targets = sorted.iter().map(|((_, to), _)| *to).collect();
         let strengths = sorted.iter().map(|(_, strength)| *strength).collect();
-        Self { offsets, targets, strengths, min_strength: 0.0 }
+        let mut reversed: Vec<(u32, u32, f64)> =
+            sorted.iter().map(|((from, to), strength)| (*to, *from, *strength)).collect();
+        reversed.sort_by_key(|(to, from, _)| (*to, *from));
+        Self { offsets, targets, strengths, reversed, min_strength: 0.0 }
     }
 
     /// The same graph, traversing only edges of at least `min_strength`.
@@ -91,6 +100,15 @@ impl Adjacency for Graph {
         for (target, strength) in self.targets[range.clone()].iter().zip(&self.strengths[range]) {
             if *strength >= self.min_strength {
                 visit(*target, *strength);
+            }
+        }
+    }
+
+    fn reverse_neighbors(&self, node: u32, mut visit: impl FnMut(u32, f64)) {
+        let start = self.reversed.partition_point(|(to, _, _)| *to < node);
+        for &(_, from, strength) in self.reversed[start..].iter().take_while(|(to, _, _)| *to == node) {
+            if strength >= self.min_strength {
+                visit(from, strength);
             }
         }
     }
@@ -142,6 +160,9 @@ impl PartialOrd for Candidate {
 
 const NO_PARENT: u32 = u32::MAX;
 
+/// Relative slack when pruning by a bound, so that rounding in products never prunes an optimal path.
+const SLACK: f64 = 1e-9;
+
 /// A partial path: where it is, how it got there.
 #[derive(Debug, Clone, Copy)]
 struct Label {
@@ -150,10 +171,11 @@ struct Label {
     parent: u32,
 }
 
-/// A heap entry: the best (highest score, then fewest hops) pops first; equal entries are resolved by node
-/// sequence outside the heap.
+/// A heap entry: the greatest key pops first, then the fewest hops; equal entries are resolved by node sequence
+/// outside the heap. The key is the score, or in a bounding search the score times the potential.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Entry {
+    key: f64,
     score: f64,
     hops: u32,
     label: u32,
@@ -163,7 +185,7 @@ impl Eq for Entry {}
 
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score.total_cmp(&other.score).then(other.hops.cmp(&self.hops)).then(other.label.cmp(&self.label))
+        self.key.total_cmp(&other.key).then(other.hops.cmp(&self.hops)).then(other.label.cmp(&self.label))
     }
 }
 
@@ -171,6 +193,57 @@ impl PartialOrd for Entry {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
+}
+
+/// A plain Dijkstra entry (score, node).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Plain(f64, u32);
+
+impl Eq for Plain {}
+
+impl Ord for Plain {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+    }
+}
+
+impl PartialOrd for Plain {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// An upper bound on the best score from any node to one target: exact for the nodes a backward search
+/// settled, `floor` for the rest (whose best score is at most the backward frontier's). It ignores hop limits,
+/// bans and who may be passed, so it never underestimates; and it is consistent, so a search ordered by
+/// score × potential settles each node with its best score first.
+#[derive(Debug, Default)]
+struct Potential {
+    exact: Vec<f64>,
+    floor: f64,
+}
+
+impl Potential {
+    #[inline]
+    fn at(&self, node: u32) -> f64 {
+        let exact = self.exact[node as usize];
+        if exact > 0.0 {
+            exact
+        } else {
+            self.floor
+        }
+    }
+}
+
+/// How a best-first search orders and prunes.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Exact path order; labels that cannot reach `lower_bound` (by the potential) are dropped.
+    Exact { lower_bound: f64 },
+    /// Ordered by score × potential: finds the best score quickly, without the tie order.
+    Bound,
+    /// Exact path order without a target or potential (reach).
+    Open,
 }
 
 /// Scratch space for searches, reused across the searches of one query.
@@ -181,7 +254,15 @@ pub struct Search {
     /// Fewest hops of a label expanded at each node (`u32::MAX`: none yet), reset through `touched`.
     expanded: Vec<u32>,
     touched: Vec<u32>,
+    /// Best score pushed for each node so far (used when no hop limit binds), reset through `pushed`.
+    tentative: Vec<f64>,
+    pushed: Vec<u32>,
     banned: Vec<bool>,
+    potential: Potential,
+    /// When to give up; searches check it every few thousand labels.
+    deadline: Option<Instant>,
+    /// Whether a search gave up at the deadline (its results are then incomplete).
+    exhausted: bool,
 }
 
 /// What a search may not use: nodes, and directed links (from, to).
@@ -194,12 +275,38 @@ struct Bans {
 impl Search {
     /// Scratch space for graphs of `nodes` nodes.
     pub fn new(nodes: usize) -> Self {
-        Self { expanded: vec![u32::MAX; nodes], banned: vec![false; nodes], ..Self::default() }
+        Self {
+            expanded: vec![u32::MAX; nodes],
+            tentative: vec![0.0; nodes],
+            banned: vec![false; nodes],
+            ..Self::default()
+        }
+    }
+
+    /// The same scratch space, giving up at `deadline`.
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Whether a search ran out of time: its answer is incomplete and must not be used.
+    pub fn exhausted(&self) -> bool {
+        self.exhausted
+    }
+
+    fn out_of_time(&mut self, step: u32) -> bool {
+        if step % 4096 == 0 && self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            self.exhausted = true;
+        }
+        self.exhausted
     }
 
     fn reset(&mut self) {
         for node in self.touched.drain(..) {
             self.expanded[node as usize] = u32::MAX;
+        }
+        for node in self.pushed.drain(..) {
+            self.tentative[node as usize] = 0.0;
         }
         self.labels.clear();
         self.heap.clear();
@@ -215,10 +322,10 @@ impl Search {
         nodes
     }
 
-    /// Pops the best entry; among entries equal in score and hops, the one with the lowest node sequence.
+    /// Pops the best entry; among entries equal in key and hops, the one with the lowest node sequence.
     fn pop_best(&mut self) -> Option<Entry> {
         let best = self.heap.pop()?;
-        let tied = |entry: &Entry| entry.score == best.score && entry.hops == best.hops;
+        let tied = |entry: &Entry| entry.key == best.key && entry.hops == best.hops;
         if !self.heap.peek().is_some_and(tied) {
             return Some(best);
         }
@@ -234,8 +341,84 @@ impl Search {
         Some(chosen)
     }
 
+    /// Computes the potential towards `target`: a backward Dijkstra from `target`, run alongside a forward one
+    /// from `source` until together they prove the best score between them (bidirectional stopping rule; the
+    /// side that has scanned fewer edges goes next, since hubs make one side expensive). Returns the best
+    /// unconstrained score (0 if `target` cannot be reached at all). Settling more of the backward side to
+    /// tighten the bound for Yen's spur searches was measured: it costs more than it saves.
+    fn prepare(&mut self, graph: &impl Adjacency, source: u32, target: u32) -> f64 {
+        let n = graph.node_count();
+        let mut forward = vec![0.0f64; n];
+        let mut backward = std::mem::take(&mut self.potential.exact);
+        backward.clear();
+        backward.resize(n, 0.0);
+        let mut settled_forward = vec![false; n];
+        let mut settled_backward = vec![false; n];
+        let mut tentative_backward = vec![0.0f64; n];
+        let (mut heap_forward, mut heap_backward) = (BinaryHeap::new(), BinaryHeap::new());
+        forward[source as usize] = 1.0;
+        tentative_backward[target as usize] = 1.0;
+        heap_forward.push(Plain(1.0, source));
+        heap_backward.push(Plain(1.0, target));
+        let mut best = if source == target { 1.0 } else { 0.0 };
+        let mut step = 0u32;
+        // Edges scanned by each side: the side that did less work goes next (hubs make one side expensive).
+        let (mut work_forward, mut work_backward) = (0usize, 0usize);
+        loop {
+            step = step.wrapping_add(1);
+            if self.out_of_time(step) {
+                break;
+            }
+            let top_forward = heap_forward.peek().map_or(0.0, |entry: &Plain| entry.0);
+            let top_backward = heap_backward.peek().map_or(0.0, |entry: &Plain| entry.0);
+            if top_forward * top_backward <= best * (1.0 - SLACK) || (top_forward == 0.0 && top_backward == 0.0) {
+                break;
+            }
+            let go_forward = top_backward == 0.0 || (top_forward > 0.0 && work_forward <= work_backward);
+            if go_forward {
+                let Plain(score, node) = heap_forward.pop().expect("peeked");
+                if settled_forward[node as usize] {
+                    continue;
+                }
+                settled_forward[node as usize] = true;
+                graph.neighbors(node, |next, strength| {
+                    work_forward += 1;
+                    let candidate = score * strength;
+                    if tentative_backward[next as usize] > 0.0 {
+                        best = best.max(candidate * tentative_backward[next as usize]);
+                    }
+                    if candidate > forward[next as usize] {
+                        forward[next as usize] = candidate;
+                        heap_forward.push(Plain(candidate, next));
+                    }
+                });
+            } else {
+                let Plain(score, node) = heap_backward.pop().expect("peeked");
+                if settled_backward[node as usize] {
+                    continue;
+                }
+                settled_backward[node as usize] = true;
+                backward[node as usize] = score;
+                graph.reverse_neighbors(node, |previous, strength| {
+                    work_backward += 1;
+                    let candidate = score * strength;
+                    if forward[previous as usize] > 0.0 {
+                        best = best.max(candidate * forward[previous as usize]);
+                    }
+                    if candidate > tentative_backward[previous as usize] {
+                        tentative_backward[previous as usize] = candidate;
+                        heap_backward.push(Plain(candidate, previous));
+                    }
+                });
+            }
+        }
+        self.potential = Potential { exact: backward, floor: heap_backward.peek().map_or(0.0, |entry| entry.0) };
+        best
+    }
+
     /// The best continuation (in path order) of `prefix` (score `prefix_score`) to `target`, with at most
-    /// `max_hops` edges in all and nothing banned.
+    /// `max_hops` edges in all and nothing banned: a bounding search finds the best score, then an exact search
+    /// pruned by it finds the path that comes first in path order.
     fn best_continuation(
         &mut self,
         graph: &impl Adjacency,
@@ -245,42 +428,78 @@ impl Search {
         max_hops: usize,
         bans: &Bans,
     ) -> Option<Path> {
-        self.reset();
         for &node in &bans.nodes {
             self.banned[node as usize] = true;
         }
+        let bound = self.search(graph, prefix, prefix_score, Some(target), max_hops, bans, Mode::Bound, |_, _, _| true);
+        let found = bound.and_then(|(_, score)| {
+            let lower_bound = score * (1.0 - SLACK);
+            self.search(
+                graph,
+                prefix,
+                prefix_score,
+                Some(target),
+                max_hops,
+                bans,
+                Mode::Exact { lower_bound },
+                |_, _, _| true,
+            )
+        });
+        for &node in &bans.nodes {
+            self.banned[node as usize] = false;
+        }
+        found.map(|(label, score)| Path { nodes: self.sequence(label), score })
+    }
+
+    /// One best-first search from `prefix`. Each first expansion of a node is reported to
+    /// `settle(node, score, hops)`, which stops the search by returning false. Returns the label and score of
+    /// `target` when it is reached.
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &mut self,
+        graph: &impl Adjacency,
+        prefix: &[u32],
+        prefix_score: f64,
+        target: Option<u32>,
+        max_hops: usize,
+        bans: &Bans,
+        mode: Mode,
+        mut settle: impl FnMut(u32, f64, u32) -> bool,
+    ) -> Option<(u32, f64)> {
+        self.reset();
         let mut parent = NO_PARENT;
         for (hops, &node) in prefix.iter().enumerate() {
             self.labels.push(Label { node, hops: hops as u32, parent });
             parent = self.labels.len() as u32 - 1;
         }
-        self.heap.push(Entry { score: prefix_score, hops: prefix.len() as u32 - 1, label: parent });
-        let found = self.run(graph, Some(target), max_hops, bans, |_, _, _| true);
-        for &node in &bans.nodes {
-            self.banned[node as usize] = false;
+        let start = *prefix.last()?;
+        let potential = |search: &Search, node: u32| match mode {
+            Mode::Open => 1.0,
+            _ => search.potential.at(node),
+        };
+        let start_key = match mode {
+            Mode::Bound => prefix_score * potential(self, start),
+            _ => prefix_score,
+        };
+        if let Mode::Exact { lower_bound } = mode {
+            if prefix_score * potential(self, start) < lower_bound {
+                return None;
+            }
         }
-        found.map(|(label, score)| {
-            let nodes = self.sequence(label);
-            Path { nodes, score }
-        })
-    }
-
-    /// The best-first search from the labels on the heap. Each first expansion of a node is reported to
-    /// `settle(node, score, hops)`, which stops the search by returning false. Returns the label and score of
-    /// `target` when it is reached.
-    fn run(
-        &mut self,
-        graph: &impl Adjacency,
-        target: Option<u32>,
-        max_hops: usize,
-        bans: &Bans,
-        mut settle: impl FnMut(u32, f64, u32) -> bool,
-    ) -> Option<(u32, f64)> {
+        self.heap.push(Entry { key: start_key, score: prefix_score, hops: prefix.len() as u32 - 1, label: parent });
+        // Without a binding hop limit a node is expanded once; with one, again for each label with fewer hops.
+        let unlimited = max_hops >= graph.node_count();
         let max_hops = max_hops.min(u32::MAX as usize - 1) as u32;
+        let start_label = parent;
+        let mut step = 0u32;
         while let Some(entry) = self.pop_best() {
+            step = step.wrapping_add(1);
+            if self.out_of_time(step) {
+                return None;
+            }
             let Label { node, hops, .. } = self.labels[entry.label as usize];
             let previous = self.expanded[node as usize];
-            if hops >= previous {
+            if hops >= previous || (unlimited && previous != u32::MAX) {
                 continue;
             }
             if previous == u32::MAX {
@@ -293,21 +512,45 @@ impl Search {
             if Some(node) == target {
                 return Some((entry.label, entry.score));
             }
-            let is_start = self.labels[entry.label as usize].parent == NO_PARENT;
-            if hops >= max_hops || (!is_start && !graph.passable(node)) {
+            if hops >= max_hops || (entry.label != start_label && !graph.passable(node)) {
                 continue;
             }
-            let (labels, heap, expanded, banned) = (&mut self.labels, &mut self.heap, &self.expanded, &self.banned);
+            let (labels, heap, expanded, banned, potential) =
+                (&mut self.labels, &mut self.heap, &self.expanded, &self.banned, &self.potential);
+            let (tentative, pushed) = (&mut self.tentative, &mut self.pushed);
             let check_links = !bans.links.is_empty();
             graph.neighbors(node, |next, strength| {
-                if banned[next as usize] || expanded[next as usize] <= hops + 1 {
+                let reached = expanded[next as usize];
+                if banned[next as usize] || reached <= hops + 1 || (unlimited && reached != u32::MAX) {
                     return;
                 }
                 if check_links && bans.links.contains(&(node, next)) {
                     return;
                 }
+                let score = entry.score * strength;
+                let key = match mode {
+                    Mode::Open => score,
+                    Mode::Bound => score * potential.at(next),
+                    Mode::Exact { lower_bound } => {
+                        if score * potential.at(next) < lower_bound {
+                            return;
+                        }
+                        score
+                    }
+                };
+                if unlimited {
+                    // Only hops and node order could still favour a weaker label, and only on an equal score.
+                    let best = tentative[next as usize];
+                    if score < best {
+                        return;
+                    }
+                    if best == 0.0 {
+                        pushed.push(next);
+                    }
+                    tentative[next as usize] = score;
+                }
                 labels.push(Label { node: next, hops: hops + 1, parent: entry.label });
-                heap.push(Entry { score: entry.score * strength, hops: hops + 1, label: labels.len() as u32 - 1 });
+                heap.push(Entry { key, score, hops: hops + 1, label: labels.len() as u32 - 1 });
             });
         }
         None
@@ -331,6 +574,9 @@ pub fn strongest_paths_with(
 ) -> Vec<Path> {
     let nodes = graph.node_count() as u32;
     if k == 0 || from == to || from >= nodes || to >= nodes {
+        return Vec::new();
+    }
+    if search.prepare(graph, from, to) == 0.0 || search.exhausted {
         return Vec::new();
     }
     let Some(first) = search.best_continuation(graph, &[from], 1.0, to, max_hops, &Bans::default()) else {
@@ -357,6 +603,9 @@ pub fn strongest_paths_with(
                     candidates.insert(Candidate(candidate));
                 }
             }
+            if search.exhausted {
+                return found;
+            }
         }
         // Candidates are ordered best-last.
         let Some(best) = candidates.pop_last() else { break };
@@ -366,7 +615,7 @@ pub fn strongest_paths_with(
 }
 
 /// The best path score from `from` to every node it reaches within `max_hops` with a score of at least
-/// `min_score` (`from` itself left out), strongest first (ties: fewer hops, then lower node).
+/// `min_score` (`from` itself left out), strongest first (ties: fewer hops, then lower node sequence).
 pub fn reach(graph: &impl Adjacency, from: u32, max_hops: usize, min_score: f64) -> Vec<(u32, f64, u32)> {
     let mut search = Search::new(graph.node_count());
     reach_with(&mut search, graph, from, max_hops, min_score, usize::MAX)
@@ -381,14 +630,11 @@ pub fn reach_with(
     min_score: f64,
     limit: usize,
 ) -> Vec<(u32, f64, u32)> {
-    search.reset();
     if from as usize >= graph.node_count() {
         return Vec::new();
     }
-    search.labels.push(Label { node: from, hops: 0, parent: NO_PARENT });
-    search.heap.push(Entry { score: 1.0, hops: 0, label: 0 });
     let mut reached = Vec::new();
-    search.run(graph, None, max_hops, &Bans::default(), |node, score, hops| {
+    search.search(graph, &[from], 1.0, None, max_hops, &Bans::default(), Mode::Open, |node, score, hops| {
         if score < min_score || reached.len() >= limit {
             return false;
         }

@@ -206,7 +206,7 @@ impl NodeRow {
     }
 }
 
-/// The whole live graph (archived stakeholders and their relationships left out) as of one change-log position:
+/// The whole graph (archived stakeholders left out) as of one change-log position:
 /// what the engine's projection is built from.
 #[derive(Debug, Clone, Default)]
 pub struct GraphScan {
@@ -214,7 +214,7 @@ pub struct GraphScan {
     pub seq: i64,
     /// Live stakeholders, by id.
     pub stakeholders: Vec<NodeRow>,
-    /// Relationships between live stakeholders, by id.
+    /// Every relationship, by id (those with an archived end included: the projection leaves them out).
     pub relationships: Vec<Relationship>,
 }
 

@@ -152,13 +152,7 @@ fn scan_graph(connection: &Connection) -> rusqlite::Result<GraphScan> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut statement = connection.prepare(&format!(
-        "SELECT {} FROM relationship r
-         WHERE (SELECT archived_at FROM stakeholder WHERE id = r.from_id) IS NULL
-           AND (SELECT archived_at FROM stakeholder WHERE id = r.to_id) IS NULL
-         ORDER BY id",
-        RELATIONSHIP_COLUMNS.split(", ").map(|column| format!("r.{}", column.trim())).collect::<Vec<_>>().join(", ")
-    ))?;
+    let mut statement = connection.prepare(&format!("SELECT {RELATIONSHIP_COLUMNS} FROM relationship ORDER BY id"))?;
     let relationships = statement.query_map([], rows::relationship)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(GraphScan { seq, stakeholders, relationships })
 }
