@@ -633,6 +633,23 @@ pub fn reach_with(
     if from as usize >= graph.node_count() {
         return Vec::new();
     }
+    // Without a hop limit every node is expanded once. When no best path found that way is too long, those are
+    // also the best paths within the limit; otherwise search again, expanding nodes once per hop count.
+    let unlimited = reach_within(search, graph, from, usize::MAX, min_score, limit);
+    if unlimited.iter().all(|(_, _, hops)| *hops as usize <= max_hops) || search.exhausted {
+        return unlimited;
+    }
+    reach_within(search, graph, from, max_hops, min_score, limit)
+}
+
+fn reach_within(
+    search: &mut Search,
+    graph: &impl Adjacency,
+    from: u32,
+    max_hops: usize,
+    min_score: f64,
+    limit: usize,
+) -> Vec<(u32, f64, u32)> {
     let mut reached = Vec::new();
     search.search(graph, &[from], 1.0, None, max_hops, &Bans::default(), Mode::Open, |node, score, hops| {
         if score < min_score || reached.len() >= limit {
