@@ -5,6 +5,7 @@
 
 mod api;
 mod durability;
+mod influence;
 mod queries;
 mod router;
 mod schema_sdl;

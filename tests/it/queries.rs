@@ -13,13 +13,16 @@ const COVERED: &[&str] = &[
     "create_customer.graphql",
     "customers_with_managers.graphql",
     "dashboard_page.graphql",
+    "influence_reach.graphql",
     "manage_closely.graphql",
     "manager_portfolio.graphql",
     "record_customer_exit.graphql",
     "record_interactions.graphql",
+    "regulator_to_customer_paths.graphql",
     "search_stakeholders.graphql",
     "stakeholder_profile.graphql",
     "strongest_relationships.graphql",
+    "top_influencers.graphql",
     "upsert_relationship.graphql",
 ];
 

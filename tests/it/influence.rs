@@ -1,0 +1,302 @@
+//! Influence analyses through the API, checked against an oracle built independently from the store: every
+//! relationship's strength from the domain formula (f64, at the analysis' `asOf`) and the reference path search
+//! over a plain graph. The projection keeps strengths in single precision, hence the 1e-6 tolerance.
+
+use crate::support::{demo_copy, demo_db, demo_store, error_code, operation, run_ok, schema};
+use serde_json::{json, Value};
+use stakegraph::api::ids::GlobalId;
+use stakegraph::domain::strength::StrengthModel;
+use stakegraph::domain::{Market, StakeholderId};
+use stakegraph::engine::paths::{strongest_paths, Graph};
+use stakegraph::store::{GraphStore, SqliteStore};
+use std::collections::HashMap;
+
+/// The graph as the analyses should see it, computed without the engine.
+struct Oracle {
+    ids: Vec<i64>,
+    /// Undirected edges (both ways) with f64 strengths.
+    edges: Vec<(u32, u32, f64)>,
+    markets: Vec<bool>,
+}
+
+impl Oracle {
+    async fn of(store: &SqliteStore, as_of: &str) -> Self {
+        let at = chrono::DateTime::parse_from_rfc3339(as_of).unwrap().to_utc();
+        let model = StrengthModel::default();
+        let scan = store.graph_scan().await.unwrap();
+        let ids: Vec<i64> = scan.stakeholders.iter().map(|row| row.id.0).collect();
+        let index: HashMap<i64, u32> = ids.iter().enumerate().map(|(index, id)| (*id, index as u32)).collect();
+        let mut edges = Vec::new();
+        for relationship in &scan.relationships {
+            let (Some(&from), Some(&to)) = (index.get(&relationship.from.0), index.get(&relationship.to.0)) else {
+                continue;
+            };
+            let strength = model.evaluate(relationship, &relationship.sums, at).score;
+            edges.push((from, to, strength));
+            edges.push((to, from, strength));
+        }
+        let markets = scan.stakeholders.iter().map(|row| row.markets.contains(Market::Influence)).collect();
+        Self { ids, edges, markets }
+    }
+
+    fn index(&self, id: i64) -> u32 {
+        self.ids.binary_search(&id).unwrap() as u32
+    }
+
+    fn graph(&self, min_strength: f64) -> Graph {
+        Graph::from_edges(self.ids.len(), &self.edges).with_min_strength(min_strength)
+    }
+
+    /// PageRank straight from the definition (power iteration, parallel edges adding), personalised to the
+    /// influence market.
+    fn pagerank_influence(&self, min_strength: f64) -> Vec<f64> {
+        let n = self.ids.len();
+        let members: Vec<usize> = (0..n).filter(|node| self.markets[*node]).collect();
+        let mut jump = vec![0.0; n];
+        for node in &members {
+            jump[*node] = 1.0 / members.len() as f64;
+        }
+        let mut out = vec![0.0; n];
+        let kept: Vec<&(u32, u32, f64)> =
+            self.edges.iter().filter(|edge| edge.2 as f32 >= min_strength as f32).collect();
+        for (from, _, strength) in &kept {
+            out[*from as usize] += f64::from(*strength as f32);
+        }
+        let mut rank = jump.clone();
+        for _ in 0..500 {
+            let dangling: f64 = (0..n).filter(|node| out[*node] == 0.0).map(|node| rank[node]).sum();
+            let mut next: Vec<f64> = jump.iter().map(|share| (0.15 + 0.85 * dangling) * share).collect();
+            for (from, to, strength) in &kept {
+                next[*to as usize] += 0.85 * rank[*from as usize] * f64::from(*strength as f32) / out[*from as usize];
+            }
+            rank = next;
+        }
+        rank
+    }
+}
+
+const VIEWER: stakegraph::api::Caller = stakegraph::api::Caller::Key(stakegraph::domain::Role::Viewer);
+
+fn id_of(value: &Value) -> i64 {
+    match GlobalId::decode(value.as_str().expect("an id"), "id").unwrap() {
+        GlobalId::Stakeholder(id) => id.0,
+        other => panic!("not a stakeholder: {other:?}"),
+    }
+}
+
+fn gid(id: i64) -> Value {
+    json!(GlobalId::Stakeholder(StakeholderId(id)).encode().0)
+}
+
+fn sql() -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(demo_db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
+
+/// The government body with the most relationships, and the enterprise-sized customer (highest power) it has no
+/// direct relationship with.
+fn regulator_and_key_customer() -> (i64, i64) {
+    let connection = sql();
+    let regulator: i64 = connection
+        .query_row(
+            "SELECT s.id FROM stakeholder s JOIN relationship r ON r.from_id = s.id OR r.to_id = s.id
+             WHERE s.kind = 'GOVERNMENT' AND s.archived_at IS NULL GROUP BY s.id ORDER BY COUNT(*) DESC, s.id LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let customer: i64 = connection
+        .query_row(
+            "SELECT id FROM stakeholder WHERE kind = 'CUSTOMER' AND archived_at IS NULL AND id NOT IN
+               (SELECT to_id FROM relationship WHERE from_id = ?1 UNION SELECT from_id FROM relationship WHERE to_id = ?1)
+             ORDER BY power DESC, id LIMIT 1",
+            [regulator],
+            |row| row.get(0),
+        )
+        .unwrap();
+    (regulator, customer)
+}
+
+#[tokio::test]
+async fn regulator_to_customer_paths_are_the_strongest_and_explain_each_step() {
+    let store = demo_store();
+    let (regulator, customer) = regulator_and_key_customer();
+    let variables = json!({ "regulator": gid(regulator), "customer": gid(customer), "first": 3, "maxHops": 4 });
+    let data = run_ok(&schema(store.clone()), &operation("regulator_to_customer_paths.graphql"), variables).await;
+    let result = &data["influencePaths"];
+    let paths = result["paths"].as_array().unwrap();
+    assert_eq!(paths.len(), 3, "the demo graph links a regulator to a key customer in several ways");
+
+    let oracle = Oracle::of(&store, result["asOf"].as_str().unwrap()).await;
+    let expected = strongest_paths(&oracle.graph(0.05), oracle.index(regulator), oracle.index(customer), 3, 4);
+    assert_eq!(expected.len(), 3);
+    let mut previous = f64::INFINITY;
+    for (path, expected) in paths.iter().zip(&expected) {
+        let score = path["score"].as_f64().unwrap();
+        assert!((score - expected.score).abs() < 1e-6, "score {score} vs the oracle's {}", expected.score);
+        assert!(score <= previous, "strongest first");
+        previous = score;
+        let steps = path["steps"].as_array().unwrap();
+        assert_eq!(path["hops"].as_u64().unwrap() as usize, steps.len());
+        assert!((1..=4).contains(&steps.len()));
+        assert_eq!(id_of(&steps[0]["from"]["id"]), regulator);
+        assert_eq!(id_of(&steps[steps.len() - 1]["to"]["id"]), customer);
+        let mut product = 1.0;
+        let mut weakest = f64::INFINITY;
+        for (position, step) in steps.iter().enumerate() {
+            if position > 0 {
+                assert_eq!(step["from"]["id"], steps[position - 1]["to"]["id"], "steps chain up");
+            }
+            let strength = step["strength"].as_f64().unwrap();
+            assert!(strength >= 0.05);
+            product *= strength;
+            weakest = weakest.min(strength);
+            // The relationship really joins the two stakeholders of the step.
+            let relationship = match GlobalId::decode(step["relationship"]["id"].as_str().unwrap(), "id").unwrap() {
+                GlobalId::Relationship(id) => id.0,
+                other => panic!("not a relationship: {other:?}"),
+            };
+            let (from, to): (i64, i64) = sql()
+                .query_row("SELECT from_id, to_id FROM relationship WHERE id = ?1", [relationship], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .unwrap();
+            let ends = [id_of(&step["from"]["id"]), id_of(&step["to"]["id"])];
+            assert!(ends == [from, to] || ends == [to, from]);
+        }
+        assert!((product - score).abs() < 1e-12, "a path's score is the product of its steps");
+        assert_eq!(path["weakestLink"].as_f64().unwrap(), weakest);
+    }
+}
+
+#[tokio::test]
+async fn top_influencers_of_the_influence_market_follow_personalised_pagerank() {
+    let store = demo_store();
+    let data = run_ok(&schema(store.clone()), &operation("top_influencers.graphql"), json!({})).await;
+    let result = &data["keyInfluencers"];
+    assert_eq!(result["market"], "INFLUENCE");
+    let ranked = result["ranked"].as_array().unwrap();
+    assert_eq!(ranked.len(), 10);
+
+    let oracle = Oracle::of(&store, result["asOf"].as_str().unwrap()).await;
+    let expected = oracle.pagerank_influence(0.05);
+    let mut sorted = expected.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    for (position, entry) in ranked.iter().enumerate() {
+        assert_eq!(entry["position"].as_u64().unwrap() as usize, position + 1);
+        let node = oracle.index(id_of(&entry["stakeholder"]["id"]));
+        let score = entry["score"].as_f64().unwrap();
+        assert!((score - expected[node as usize]).abs() < 1e-6, "{score} vs {}", expected[node as usize]);
+        assert!((score - sorted[position]).abs() < 1e-6, "place {position} holds the {position}th best score");
+    }
+    // Personalisation moves the ranking towards the market: more of its members make the top 50 than in the
+    // graph-wide ranking.
+    let members = |market: Value| {
+        let schema = schema(store.clone());
+        async move {
+            let variables = json!({ "market": market, "first": 50 });
+            let data = run_ok(&schema, &operation("top_influencers.graphql"), variables).await;
+            let ranked = data["keyInfluencers"]["ranked"].as_array().unwrap().clone();
+            assert_eq!(ranked.len(), 50);
+            ranked
+                .iter()
+                .filter(|entry| entry["stakeholder"]["markets"].as_array().unwrap().iter().any(|m| m == "INFLUENCE"))
+                .count()
+        }
+    };
+    let (personalised, global) = (members(json!("INFLUENCE")).await, members(Value::Null).await);
+    assert!(
+        personalised > global,
+        "{personalised} members of the influence market in the personalised top 50, {global} overall"
+    );
+}
+
+#[tokio::test]
+async fn influence_reach_lists_the_best_score_to_each_stakeholder() {
+    let store = demo_store();
+    let (regulator, _) = regulator_and_key_customer();
+    let variables = json!({ "from": gid(regulator), "maxHops": 3, "minScore": 0.05, "first": 25 });
+    let data = run_ok(&schema(store.clone()), &operation("influence_reach.graphql"), variables).await;
+    let reached = data["influenceReach"]["reached"].as_array().unwrap();
+    assert!(!reached.is_empty());
+    let oracle = Oracle::of(&store, data["influenceReach"]["asOf"].as_str().unwrap()).await;
+    let graph = oracle.graph(0.05);
+    let scores: Vec<f64> = reached.iter().map(|entry| entry["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|pair| pair[0] >= pair[1]), "strongest first");
+    for entry in reached {
+        let target = oracle.index(id_of(&entry["stakeholder"]["id"]));
+        assert_ne!(id_of(&entry["stakeholder"]["id"]), regulator, "the source is not its own reach");
+        let best = &strongest_paths(&graph, oracle.index(regulator), target, 1, 3)[0];
+        assert!((entry["score"].as_f64().unwrap() - best.score).abs() < 1e-6);
+        assert!(entry["score"].as_f64().unwrap() >= 0.05);
+    }
+}
+
+#[tokio::test]
+async fn analyses_past_their_limits_are_refused_with_limit_exceeded() {
+    let schema = schema(demo_store());
+    let (regulator, customer) = regulator_and_key_customer();
+    let paths = "query($from: ID!, $to: ID!, $first: Int!, $maxHops: Int!) {
+        influencePaths(from: $from, to: $to, first: $first, maxHops: $maxHops) { paths { score } } }";
+    for (first, max_hops, field) in [(3, 50, "maxHops"), (10_000, 4, "first")] {
+        let variables = json!({ "from": gid(regulator), "to": gid(customer), "first": first, "maxHops": max_hops });
+        let response = crate::support::run_as(&schema, VIEWER, paths, variables).await;
+        assert_eq!(error_code(&response), ("LIMIT_EXCEEDED".to_owned(), field.to_owned()), "{response}");
+    }
+    let response =
+        crate::support::run_as(&schema, VIEWER, "{ keyInfluencers(first: 10000) { ranked { score } } }", json!({}))
+            .await;
+    assert_eq!(error_code(&response).0, "LIMIT_EXCEEDED");
+    let unknown = json!({ "from": gid(999_999), "to": gid(customer), "first": 1, "maxHops": 2 });
+    let response = crate::support::run_as(&schema, VIEWER, paths, unknown).await;
+    assert_eq!(error_code(&response), ("BAD_USER_INPUT".to_owned(), "from".to_owned()));
+}
+
+#[tokio::test]
+async fn an_analysis_past_its_time_budget_stops_with_limit_exceeded() {
+    let limits = stakegraph::api::ApiLimits { analysis_budget_ms: 0, ..Default::default() };
+    let schema = stakegraph::api::build_schema(demo_store(), limits, true);
+    let response = schema.execute("{ keyInfluencers(first: 5) { ranked { score } } }").await;
+    let response = serde_json::to_value(&response).unwrap();
+    assert_eq!(error_code(&response).0, "LIMIT_EXCEEDED", "{response}");
+    assert!(response["errors"][0]["message"].as_str().unwrap().contains("time budget"));
+}
+
+#[tokio::test]
+async fn a_mutation_is_visible_to_strength_and_paths_as_soon_as_it_returns() {
+    let (store, _dir) = demo_copy();
+    let schema = schema(store.clone());
+    let (regulator, customer) = regulator_and_key_customer();
+    let paths = "query($from: ID!, $to: ID!) {
+        influencePaths(from: $from, to: $to, first: 1, maxHops: 4) { paths { score hops steps { relationship { id } strength } } } }";
+    let variables = json!({ "from": gid(regulator), "to": gid(customer) });
+    let before = run_ok(&schema, paths, variables.clone()).await;
+    let before_score = before["influencePaths"]["paths"][0]["score"].as_f64().unwrap();
+    assert!(before["influencePaths"]["paths"][0]["hops"].as_u64().unwrap() >= 2);
+
+    // A direct, close relationship between them, with a meeting today.
+    let upsert = "mutation($from: ID!, $to: ID!) { upsertRelationship(input: { from: $from, to: $to, type: INFLUENCES,
+        level: PARTNERSHIP, bonds: [SOCIAL, STRUCTURAL, FINANCIAL], trust: 0.95, commitment: 0.95, since: \"2015-01-01T00:00:00Z\" })
+        { relationship { id } } }";
+    let created = run_ok(&schema, upsert, variables.clone()).await;
+    let relationship = created["upsertRelationship"]["relationship"]["id"].clone();
+    let record = "mutation($relationship: ID!, $at: DateTime!) { recordInteractions(input: { interactions: [
+        { relationship: $relationship, at: $at, channel: MEETING, direction: OUTBOUND, sentiment: 0.9 },
+        { relationship: $relationship, at: $at, channel: CALL, direction: INBOUND, sentiment: 0.8 } ] }) { count } }";
+    let at = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let recorded = run_ok(&schema, record, json!({ "relationship": relationship, "at": at })).await;
+    assert_eq!(recorded["recordInteractions"]["count"], 2);
+
+    let after = run_ok(&schema, paths, variables).await;
+    let best = &after["influencePaths"]["paths"][0];
+    assert_eq!(best["hops"], 1, "the new direct relationship is now the strongest path");
+    assert_eq!(best["steps"][0]["relationship"]["id"], relationship);
+    let score = best["score"].as_f64().unwrap();
+    assert!(score > before_score);
+    let strength = "query($id: ID!) { relationship(id: $id) { strength { score } } }";
+    let strength = run_ok(&schema, strength, json!({ "id": relationship })).await;
+    let current = strength["relationship"]["strength"]["score"].as_f64().unwrap();
+    assert!(
+        (current - score).abs() < 1e-4,
+        "the path carries the relationship's current strength: {current} vs {score}"
+    );
+}
