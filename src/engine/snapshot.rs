@@ -363,15 +363,18 @@ impl Snapshot {
             return Ok(next);
         }
         let removed: Vec<u32> = changes.removed.iter().filter_map(|id| self.index_of(*id)).collect();
-        let added: Vec<&NodeRow> = changes
-            .stakeholders
-            .iter()
+        // The last row of each stakeholder counts.
+        let latest: std::collections::BTreeMap<StakeholderId, &NodeRow> =
+            changes.stakeholders.iter().map(|row| (row.id, row)).collect();
+        let added: Vec<&NodeRow> = latest
+            .values()
+            .copied()
             .filter(|row| self.index_of(row.id).is_none() && !changes.removed.contains(&row.id))
             .collect();
         let appends_only = added.iter().all(|row| self.nodes.ids.last().is_none_or(|last| row.id.0 > *last));
         // Attribute changes to known stakeholders.
         let mut nodes = (*self.nodes).clone();
-        for row in &changes.stakeholders {
+        for row in latest.values() {
             if let Some(index) = index_in(&nodes.ids, row.id) {
                 nodes.kinds[index as usize] = row.kind as u8;
                 nodes.markets[index as usize] = row.markets.bits();
@@ -577,4 +580,145 @@ fn evaluate_all(model: &StrengthModel, inputs: &Inputs, as_of: DateTime<Utc>) ->
             model.score(&standing, &sums, at) as f32
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::strength::DecayedSums;
+    use crate::domain::{Channel, Direction, Probability, RelationshipUpsert};
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap()
+    }
+
+    fn node(id: i64, private: bool) -> NodeRow {
+        NodeRow { id: StakeholderId(id), kind: StakeholderKind::Customer, markets: MarketSet::EMPTY, private }
+    }
+
+    fn relationship(id: i64, from: i64, to: i64, level: u8, meetings: u32) -> Relationship {
+        let mut relationship = RelationshipUpsert {
+            from: StakeholderId(from),
+            to: StakeholderId(to),
+            rel_type: RelationshipType::Knows,
+            level: Level::from_rank(level),
+            bonds: None,
+            trust: Some(Probability::parse(0.5).unwrap()),
+            commitment: None,
+            since: Some(at() - chrono::Duration::days(400)),
+            basis: None,
+        }
+        .create(RelationshipId(id), at());
+        let mut sums = DecayedSums::default();
+        for meeting in 0..meetings {
+            let when = at() - chrono::Duration::days(i64::from(meeting) * 9);
+            sums.add(&StrengthModel::default(), when, Channel::Meeting, Direction::Outbound, 0.5);
+        }
+        relationship.sums = sums;
+        relationship
+    }
+
+    /// Everything observable about a snapshot, by stakeholder and relationship id.
+    fn contents(snapshot: &Snapshot) -> Vec<(i64, i64, i64, u32, bool)> {
+        let mut edges: Vec<_> = (0..snapshot.node_count() as u32)
+            .flat_map(|source| {
+                snapshot.out_edges(source).map(move |edge| {
+                    (
+                        snapshot.relationship(edge).0,
+                        snapshot.stakeholder(source).0,
+                        snapshot.stakeholder(snapshot.target(edge)).0,
+                        snapshot.strength(edge).to_bits(),
+                        snapshot.is_private(source),
+                    )
+                })
+            })
+            .collect();
+        edges.sort_unstable();
+        // The reverse adjacency must hold exactly the same edges.
+        let mut reverse: Vec<(i64, i64, i64)> = (0..snapshot.node_count() as u32)
+            .flat_map(|target| {
+                snapshot.in_entries(target).map(move |entry| {
+                    let (source, edge) = snapshot.in_entry(entry);
+                    (
+                        snapshot.relationship(edge as usize).0,
+                        snapshot.stakeholder(source).0,
+                        snapshot.stakeholder(target).0,
+                    )
+                })
+            })
+            .collect();
+        reverse.sort_unstable();
+        assert_eq!(reverse, edges.iter().map(|edge| (edge.0, edge.1, edge.2)).collect::<Vec<_>>());
+        edges
+    }
+
+    proptest! {
+        /// Applying changes to a snapshot gives the snapshot built from the changed graph: new and archived
+        /// stakeholders, new relationships, and changed ones.
+        #[test]
+        fn applying_changes_equals_rebuilding(
+            nodes in 2i64..12,
+            edges in prop::collection::vec((1i64..12, 1i64..12, 1u8..=5, 0u32..5), 0..25),
+            added in prop::collection::vec((1i64..16, 1i64..16, 1u8..=5, 0u32..5), 0..8),
+            new_nodes in 0i64..4,
+            archived in prop::collection::vec(1i64..16, 0..3),
+            private in prop::collection::vec(1i64..16, 0..3),
+        ) {
+            let model = Arc::new(StrengthModel::default());
+            let initial: Vec<Relationship> = edges
+                .iter()
+                .enumerate()
+                .filter(|(_, (from, to, _, _))| from != to && *from <= nodes && *to <= nodes)
+                .map(|(index, &(from, to, level, meetings))| relationship(index as i64 + 1, from, to, level, meetings))
+                .collect();
+            let scan = GraphScan {
+                seq: 1,
+                stakeholders: (1..=nodes).map(|id| node(id, false)).collect(),
+                relationships: initial.clone(),
+            };
+            let before = Snapshot::build(&scan, model.clone(), at()).unwrap();
+
+            // Changes: some new stakeholders, new relationships and changes of existing ones (same id), some
+            // stakeholders made private, some archived.
+            let all = nodes + new_nodes;
+            let mut changes = Changes {
+                stakeholders: (nodes + 1..=all).map(|id| node(id, false)).collect(),
+                ..Changes::default()
+            };
+            changes.stakeholders.extend(private.iter().filter(|id| **id <= all).map(|id| node(*id, true)));
+            changes.removed = archived.iter().filter(|id| **id <= all).map(|id| StakeholderId(*id)).collect();
+            let mut relationships: std::collections::BTreeMap<i64, Relationship> =
+                initial.iter().map(|relationship| (relationship.id.0, relationship.clone())).collect();
+            for (position, &(from, to, level, meetings)) in added.iter().enumerate() {
+                let existing = initial.get(position).filter(|_| position % 2 == 0);
+                let changed = match existing {
+                    Some(old) => relationship(old.id.0, old.from.0, old.to.0, level, meetings),
+                    None if from != to && from <= all && to <= all => {
+                        relationship(100 + position as i64, from, to, level, meetings)
+                    }
+                    None => continue,
+                };
+                relationships.insert(changed.id.0, changed.clone());
+                changes.relationships.push(changed);
+            }
+            let after = before.apply(2, &changes).unwrap();
+
+            let mut stakeholders: Vec<NodeRow> = (1..=all)
+                .filter(|id| !archived.contains(id))
+                .map(|id| node(id, private.contains(&id)))
+                .collect();
+            stakeholders.sort_by_key(|row| row.id);
+            let rebuilt = Snapshot::build(
+                &GraphScan { seq: 2, stakeholders, relationships: relationships.into_values().collect() },
+                model,
+                at(),
+            )
+            .unwrap();
+            prop_assert_eq!(after.seq(), 2);
+            prop_assert_eq!(after.node_count(), rebuilt.node_count());
+            prop_assert_eq!(contents(&after), contents(&rebuilt));
+        }
+    }
 }
