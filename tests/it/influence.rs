@@ -300,3 +300,38 @@ async fn a_mutation_is_visible_to_strength_and_paths_as_soon_as_it_returns() {
         "the path carries the relationship's current strength: {current} vs {score}"
     );
 }
+
+#[tokio::test]
+async fn private_intermediaries_are_masked_for_viewers() {
+    let (store, _dir) = demo_copy();
+    let schema = schema(store);
+    let (regulator, customer) = regulator_and_key_customer();
+    let paths = "query($from: ID!, $to: ID!) { influencePaths(from: $from, to: $to, first: 1, maxHops: 4) {
+        paths { score steps { to { id name kind masked } strength } } } }";
+    let variables = json!({ "from": gid(regulator), "to": gid(customer) });
+    let data = run_ok(&schema, paths, variables.clone()).await;
+    let path = data["influencePaths"]["paths"][0].clone();
+    let intermediary = path["steps"][0]["to"].clone();
+    let mutation = match intermediary["kind"].as_str().unwrap() {
+        "CUSTOMER" => "updateCustomer",
+        "SUPPLIER" => "updateSupplier",
+        "DISTRIBUTOR" => "updateDistributor",
+        "EMPLOYEE" => "updateEmployee",
+        "MEDIA" => "updateMediaOutlet",
+        "GOVERNMENT" => "updateGovernmentBody",
+        other => panic!("unknown kind {other}"),
+    };
+    let update = format!("mutation($id: ID!) {{ {mutation}(input: {{ id: $id, private: true }}) {{ id }} }}");
+    run_ok(&schema, &update, json!({ "id": intermediary["id"] })).await;
+
+    let seen_by_viewer = crate::support::run_as(&schema, VIEWER, paths, variables.clone()).await;
+    let masked = &seen_by_viewer["data"]["influencePaths"]["paths"][0];
+    assert_eq!(masked["score"], path["score"], "masking hides who, not how strong");
+    assert_eq!(masked["steps"][0]["to"]["id"], intermediary["id"]);
+    assert_eq!(masked["steps"][0]["to"]["masked"], true);
+    assert_eq!(masked["steps"][0]["to"]["name"], "Private stakeholder");
+    let seen_by_admin = run_ok(&schema, paths, variables).await;
+    let clear = &seen_by_admin["influencePaths"]["paths"][0]["steps"][0]["to"];
+    assert_eq!(clear["masked"], false);
+    assert_eq!(clear["name"], intermediary["name"]);
+}
