@@ -15,7 +15,9 @@ use super::stakeholders::{load_stakeholder, StakeholderNode};
 use super::ApiContext;
 use crate::domain::{self, MarketSet, RelationshipId, StakeholderId};
 use crate::engine::analysis::{pagerank, Flow, Via, Walk};
-use crate::engine::paths::{reach_with, strongest_paths_with, Search};
+use crate::engine::brokers::{betweenness, sample_sources};
+use crate::engine::paths::{reach_with, strongest_paths_with, Adjacency, Search};
+use crate::engine::risk::key_person_losses;
 use crate::engine::Snapshot;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -26,6 +28,8 @@ use std::time::{Duration, Instant};
 const DAMPING: f64 = 0.85;
 /// PageRank stops when a sweep changes the ranks by less than this (L1).
 const PAGERANK_TOLERANCE: f64 = 1e-9;
+/// Seed of the sample of betweenness sources on large graphs (fixed, so that rankings are repeatable).
+const BETWEENNESS_SEED: u64 = 42;
 
 /// Which way influence travels over a relationship.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
@@ -313,6 +317,7 @@ impl InfluenceQuery {
         let first = analysis.results(first, "first")?;
         let min_strength = unit(min_strength, "minStrength")?;
         let in_market = market.map(domain::Market::from);
+        let engine = ctx.data_unchecked::<ApiContext>().engine.clone();
         let (ranked, iterations) = analysis
             .run(move |snapshot, deadline| {
                 let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default());
@@ -325,7 +330,10 @@ impl InfluenceQuery {
                 if in_market.is_some() && teleport.is_empty() {
                     return Some((Vec::new(), 0));
                 }
-                let ranks = pagerank(&walk, DAMPING, PAGERANK_TOLERANCE, &teleport, 1_000, Some(deadline))?;
+                let key = format!("pagerank {in_market:?} {min_strength}");
+                let ranks = engine.memoized(snapshot, &key, || {
+                    pagerank(&walk, DAMPING, PAGERANK_TOLERANCE, &teleport, 1_000, Some(deadline))
+                })?;
                 let mut order: Vec<u32> = (0..snapshot.node_count() as u32).collect();
                 order.sort_unstable_by(|a, b| {
                     ranks.values[*b as usize].total_cmp(&ranks.values[*a as usize]).then(a.cmp(b))
@@ -345,6 +353,254 @@ impl InfluenceQuery {
             .await?;
         Ok(KeyInfluencers { as_of: analysis.snapshot.as_of(), market, iterations, ranked })
     }
+}
+
+/// A stakeholder on many of the strongest paths between others.
+pub struct Broker {
+    stakeholder: StakeholderId,
+    score: f64,
+    position: usize,
+    bridges: MarketSet,
+}
+
+#[Object]
+impl Broker {
+    /// The stakeholder.
+    async fn stakeholder(&self, ctx: &Context<'_>) -> ApiResult<Option<StakeholderNode>> {
+        load_stakeholder(ctx, self.stakeholder).await
+    }
+
+    /// Weighted betweenness: how many strongest paths between pairs of other stakeholders run through it
+    /// (each pair counted once; an estimate scaled from the sampled sources on large graphs).
+    async fn score(&self) -> f64 {
+        self.score
+    }
+
+    /// Its place in the ranking, from 1.
+    async fn position(&self) -> i32 {
+        self.position as i32
+    }
+
+    /// The markets of the stakeholders it is directly related to: the markets it bridges.
+    async fn bridges(&self) -> Vec<Market> {
+        self.bridges.iter().map(Market::from).collect()
+    }
+}
+
+/// The brokers of the graph.
+#[derive(SimpleObject)]
+pub struct Brokers {
+    /// The time the strengths are evaluated at.
+    as_of: DateTime<Utc>,
+    /// True when every stakeholder was a source (exact betweenness); false when sources were sampled.
+    exact: bool,
+    /// How many sources the betweenness was computed from.
+    sources: i32,
+    /// Highest betweenness first; ties go to the lower stakeholder id.
+    ranked: Vec<Broker>,
+}
+
+/// A stakeholder the firm would reach less well without one employee.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct ReachLoss {
+    #[graphql(skip)]
+    stakeholder: StakeholderId,
+    /// The firm's best path score to it from any employee.
+    before: f64,
+    /// The best score without the employee (0: no longer reached above `minScore`).
+    after: f64,
+    /// `before − after`.
+    loss: f64,
+}
+
+#[async_graphql::ComplexObject]
+impl ReachLoss {
+    /// The stakeholder.
+    async fn stakeholder(&self, ctx: &Context<'_>) -> ApiResult<Option<StakeholderNode>> {
+        load_stakeholder(ctx, self.stakeholder).await
+    }
+}
+
+/// What one market loses.
+#[derive(SimpleObject)]
+pub struct MarketLoss {
+    /// The market.
+    market: Market,
+    /// The sum of the losses of its stakeholders.
+    loss: f64,
+    /// How many of its stakeholders lose.
+    stakeholders: i32,
+}
+
+/// How much of the firm's reach rests on one employee.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct KeyPersonRisk {
+    /// The time the strengths are evaluated at.
+    as_of: DateTime<Utc>,
+    #[graphql(skip)]
+    employee: StakeholderId,
+    /// How many stakeholders the firm reaches less well without them.
+    affected: i32,
+    /// The sum of all losses.
+    total_loss: f64,
+    /// The biggest losses, biggest first (ties: lower stakeholder id).
+    losses: Vec<ReachLoss>,
+    /// The losses by market (a stakeholder in several markets counts in each), biggest first.
+    by_market: Vec<MarketLoss>,
+}
+
+#[async_graphql::ComplexObject]
+impl KeyPersonRisk {
+    /// The employee.
+    async fn employee(&self, ctx: &Context<'_>) -> ApiResult<Option<StakeholderNode>> {
+        load_stakeholder(ctx, self.employee).await
+    }
+}
+
+/// The analyses of brokers and of key-person risk.
+#[derive(Default)]
+pub struct RiskQuery;
+
+#[Object]
+impl RiskQuery {
+    /// The stakeholders that broker the most influence: weighted betweenness over the strongest paths (influence
+    /// flowing both ways), exact below a configured graph size and estimated from a fixed-seed sample of
+    /// sources above it, with the markets each one bridges.
+    #[graphql(guard = "Need::Read")]
+    async fn brokers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10, desc = "How many (1 to the configured limit, 50 by default).")] first: i32,
+        #[graphql(desc = "Only brokers related to stakeholders in every one of these markets.")] markets: Option<
+            Vec<Market>,
+        >,
+        #[graphql(default = 0.05, desc = "Weakest relationship followed, in [0, 1].")] min_strength: f64,
+    ) -> ApiResult<Brokers> {
+        let analysis = Analysis::start(ctx).await?;
+        let first = analysis.results(first, "first")?;
+        let min_strength = unit(min_strength, "minStrength")?;
+        let wanted = MarketSet::of(to_domain::<Market, domain::Market>(&markets.unwrap_or_default()));
+        let api = ctx.data_unchecked::<ApiContext>();
+        let (engine, limits) = (api.engine.clone(), api.limits);
+        let (ranked, exact, sources) = analysis
+            .run(move |snapshot, deadline| {
+                let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default());
+                let (sources, scale) = sample_sources(
+                    snapshot.node_count(),
+                    limits.betweenness_exact_below,
+                    limits.betweenness_samples,
+                    BETWEENNESS_SEED,
+                );
+                let key = format!("betweenness {min_strength} {}", sources.len());
+                // Both ways, every pair is counted from each end: halve.
+                let scores = engine.memoized(snapshot, &key, || {
+                    betweenness(&walk, &sources, Some(deadline))
+                        .map(|sums| sums.into_iter().map(|sum| sum * scale / 2.0).collect::<Vec<f64>>())
+                })?;
+                let mut order: Vec<u32> = (0..snapshot.node_count() as u32).collect();
+                order.sort_unstable_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
+                let ranked = order
+                    .into_iter()
+                    .map(|node| (node, bridged(&walk, node)))
+                    .filter(|(_, bridges)| bridges.bits() & wanted.bits() == wanted.bits())
+                    .take(first)
+                    .enumerate()
+                    .map(|(position, (node, bridges))| Broker {
+                        stakeholder: snapshot.stakeholder(node),
+                        score: scores[node as usize],
+                        position: position + 1,
+                        bridges,
+                    })
+                    .collect::<Vec<_>>();
+                Some((ranked, scale == 1.0, sources.len() as i32))
+            })
+            .await?;
+        Ok(Brokers { as_of: analysis.snapshot.as_of(), exact, sources, ranked })
+    }
+
+    /// What the firm loses if one employee leaves: its best path score to every stakeholder from any employee
+    /// (staff, not candidates), with and without them; the biggest losses and the total by market. Relying on
+    /// one person's contacts is the classic weakness of personal-contact relationship marketing.
+    #[graphql(guard = "Need::Read")]
+    async fn key_person_risk(
+        &self,
+        ctx: &Context<'_>,
+        employee: ID,
+        #[graphql(default = 10, desc = "How many losses to list (1 to the configured limit, 50 by default).")]
+        first: i32,
+        #[graphql(default = 0.01, desc = "Scores below this count as not reached, in [0, 1].")] min_score: f64,
+        #[graphql(default = 0.05, desc = "Weakest relationship followed, in [0, 1].")] min_strength: f64,
+    ) -> ApiResult<KeyPersonRisk> {
+        let analysis = Analysis::start(ctx).await?;
+        let first = analysis.results(first, "first")?;
+        let min_score = unit(min_score, "minScore")?;
+        let min_strength = unit(min_strength, "minStrength")?;
+        let employee_id = stakeholder_id(&employee, "employee")?;
+        let snapshot = analysis.snapshot.clone();
+        let node = live(&snapshot, employee_id, "employee")?;
+        if !staff(&snapshot, node) {
+            return Err(ApiError::bad_input(
+                "employee",
+                format!("stakeholder {employee_id} is not a member of staff; pass an employee who is not a candidate"),
+            ));
+        }
+        let (losses, by_market, affected, total_loss) = analysis
+            .run(move |snapshot, deadline| {
+                let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default());
+                let employees: Vec<u32> =
+                    (0..snapshot.node_count() as u32).filter(|&node| staff(snapshot, node)).collect();
+                let losses = key_person_losses(&walk, &employees, node, min_score, Some(deadline))?;
+                let mut by_market: Vec<MarketLoss> = domain::Market::ALL
+                    .iter()
+                    .map(|market| {
+                        let members = losses.iter().filter(|loss| snapshot.markets(loss.node).contains(*market));
+                        let (loss, stakeholders) =
+                            members.fold((0.0, 0), |(sum, count), loss| (sum + loss.lost(), count + 1));
+                        MarketLoss { market: (*market).into(), loss, stakeholders }
+                    })
+                    .filter(|market| market.stakeholders > 0)
+                    .collect();
+                by_market.sort_by(|a, b| b.loss.total_cmp(&a.loss));
+                let total_loss = losses.iter().map(|loss| loss.lost()).sum();
+                let affected = losses.len() as i32;
+                let listed = losses
+                    .iter()
+                    .take(first)
+                    .map(|loss| ReachLoss {
+                        stakeholder: snapshot.stakeholder(loss.node),
+                        before: loss.before,
+                        after: loss.after,
+                        loss: loss.lost(),
+                    })
+                    .collect::<Vec<_>>();
+                Some((listed, by_market, affected, total_loss))
+            })
+            .await?;
+        Ok(KeyPersonRisk {
+            as_of: analysis.snapshot.as_of(),
+            employee: employee_id,
+            affected,
+            total_loss,
+            losses,
+            by_market,
+        })
+    }
+}
+
+/// Whether `node` is a member of staff (an employee in the internal market, not a candidate).
+fn staff(snapshot: &Snapshot, node: u32) -> bool {
+    snapshot.kind(node) == domain::StakeholderKind::Employee
+        && snapshot.markets(node).contains(domain::Market::Internal)
+}
+
+/// The markets of the stakeholders `node` is directly related to (over the relationships `walk` follows).
+fn bridged(walk: &Walk<'_>, node: u32) -> MarketSet {
+    let snapshot = walk.snapshot();
+    let mut markets = MarketSet::EMPTY;
+    walk.neighbors(node, |next, _| markets = markets.union(snapshot.markets(next)));
+    markets
 }
 
 /// One analysis request: the snapshot it runs on and the limits it runs within.

@@ -31,7 +31,7 @@ pub use query::Query;
 /// Every read: stakeholders and relationships, influence analyses, and the change log.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(Query, influence::InfluenceQuery, changes::ChangesQuery);
+pub struct QueryRoot(Query, influence::InfluenceQuery, influence::RiskQuery, changes::ChangesQuery);
 
 /// The Stakegraph schema, with the DataLoaders it feeds. Cheap to clone.
 #[derive(Clone)]
@@ -75,6 +75,10 @@ pub struct ApiLimits {
     pub max_analysis_results: usize,
     /// Longest an analysis may compute, in milliseconds, before it stops with `LIMIT_EXCEEDED`.
     pub analysis_budget_ms: u64,
+    /// Graphs with fewer stakeholders get exact betweenness (`brokers`); larger ones a sample of sources.
+    pub betweenness_exact_below: usize,
+    /// How many sources the betweenness sample holds.
+    pub betweenness_samples: usize,
 }
 
 impl Default for ApiLimits {
@@ -89,6 +93,8 @@ impl Default for ApiLimits {
             max_hops: 8,
             max_analysis_results: 50,
             analysis_budget_ms: 5_000,
+            betweenness_exact_below: 2_000,
+            betweenness_samples: 64,
         }
     }
 }

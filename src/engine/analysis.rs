@@ -50,7 +50,8 @@ impl<'a> Walk<'a> {
             snapshot,
             flow,
             // The stored strengths are f32: compare in f32 so that the threshold means the same to every tool.
-            min_strength: min_strength as f32,
+            // A relationship of strength 0 carries nothing and is never followed.
+            min_strength: (min_strength as f32).max(f32::MIN_POSITIVE),
             kinds: via.kind_mask(),
             markets: via.markets.bits(),
         }

@@ -8,8 +8,10 @@
 //! Algorithms are pure functions over a snapshot.
 
 pub mod analysis;
+pub mod brokers;
 pub mod export;
 pub mod paths;
+pub mod risk;
 pub mod snapshot;
 
 pub use snapshot::{Changes, ProjectionError, Snapshot};
@@ -19,7 +21,8 @@ use crate::domain::{RelationshipId, StakeholderId};
 use crate::store::{GraphStore, NodeRow, StoreError};
 use arc_swap::ArcSwapOption;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::BTreeSet;
+use std::any::Any;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Change-log entries read per step when catching up.
@@ -51,6 +54,38 @@ pub struct Engine {
     current: ArcSwapOption<Snapshot>,
     /// One applier at a time; readers never take it.
     applying: tokio::sync::Mutex<()>,
+    /// Results of whole-graph analyses for the snapshot they were computed on.
+    memo: Memo,
+}
+
+/// Whole-graph results (PageRank, betweenness) kept for one snapshot, identified by its position and clock:
+/// repeated dashboard requests reuse them until the projection changes.
+#[derive(Default)]
+struct Memo {
+    entries: std::sync::Mutex<MemoEntries>,
+}
+
+/// The snapshot's change-log position and clock (in ms), and the results by key.
+type MemoEntries = (i64, i64, HashMap<String, Arc<dyn Any + Send + Sync>>);
+
+impl Memo {
+    fn get<T: Any + Send + Sync>(&self, snapshot: &Snapshot, key: &str) -> Option<Arc<T>> {
+        let entries = self.entries.lock().ok()?;
+        let (seq, clock, map) = &*entries;
+        if (*seq, *clock) != (snapshot.seq(), snapshot.as_of().timestamp_millis()) {
+            return None;
+        }
+        map.get(key).cloned().and_then(|value| value.downcast::<T>().ok())
+    }
+
+    fn put<T: Any + Send + Sync>(&self, snapshot: &Snapshot, key: &str, value: Arc<T>) {
+        let Ok(mut entries) = self.entries.lock() else { return };
+        let identity = (snapshot.seq(), snapshot.as_of().timestamp_millis());
+        if (entries.0, entries.1) != identity {
+            *entries = (identity.0, identity.1, HashMap::new());
+        }
+        entries.2.insert(key.to_owned(), value);
+    }
 }
 
 impl Engine {
@@ -62,7 +97,24 @@ impl Engine {
             refresh: Duration::minutes(10),
             current: ArcSwapOption::empty(),
             applying: tokio::sync::Mutex::new(()),
+            memo: Memo::default(),
         }
+    }
+
+    /// The result of `compute` on `snapshot` under `key`, computed once per snapshot (on this thread: call it
+    /// from a blocking task). `compute` returning `None` (out of time) is not remembered.
+    pub fn memoized<T: Any + Send + Sync>(
+        &self,
+        snapshot: &Snapshot,
+        key: &str,
+        compute: impl FnOnce() -> Option<T>,
+    ) -> Option<Arc<T>> {
+        if let Some(found) = self.memo.get::<T>(snapshot, key) {
+            return Some(found);
+        }
+        let value = Arc::new(compute()?);
+        self.memo.put(snapshot, key, value.clone());
+        Some(value)
     }
 
     /// The same engine with strengths re-evaluated when their clock is older than `refresh`.

@@ -62,7 +62,7 @@ impl Graph {
         let mut best: HashMap<(u32, u32), f64> = HashMap::new();
         for &(from, to, strength) in edges {
             if from != to && (from as usize) < nodes && (to as usize) < nodes && strength > 0.0 {
-                let slot = best.entry((from, to)).or_insert(strength);
+                let slot = best.entry((from, to)).or_insert(strength.min(1.0));
                 *slot = slot.max(strength.min(1.0));
             }
         }

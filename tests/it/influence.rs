@@ -335,3 +335,99 @@ async fn private_intermediaries_are_masked_for_viewers() {
     assert_eq!(clear["masked"], false);
     assert_eq!(clear["name"], intermediary["name"]);
 }
+
+/// Members of staff in the oracle's numbering.
+fn staff(store_rows: &stakegraph::store::GraphScan, oracle: &Oracle) -> Vec<u32> {
+    store_rows
+        .stakeholders
+        .iter()
+        .filter(|row| {
+            row.kind == stakegraph::domain::StakeholderKind::Employee && row.markets.contains(Market::Internal)
+        })
+        .map(|row| oracle.index(row.id.0))
+        .collect()
+}
+
+#[tokio::test]
+async fn key_person_risk_of_the_busiest_manager() {
+    use stakegraph::engine::risk::key_person_losses;
+    let store = demo_store();
+    let manager: i64 = sql()
+        .query_row(
+            "SELECT from_id FROM relationship WHERE type = 'MANAGES' GROUP BY from_id ORDER BY COUNT(*) DESC, from_id LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let variables = json!({ "employee": gid(manager), "first": 10 });
+    let data = run_ok(&schema(store.clone()), &operation("key_person_risk.graphql"), variables).await;
+    let risk = &data["keyPersonRisk"];
+    assert_eq!(id_of(&risk["employee"]["id"]), manager);
+    let losses = risk["losses"].as_array().unwrap();
+    assert_eq!(losses.len(), 10);
+
+    let oracle = Oracle::of(&store, risk["asOf"].as_str().unwrap()).await;
+    let scan = store.graph_scan().await.unwrap();
+    let employees = staff(&scan, &oracle);
+    let expected = key_person_losses(&oracle.graph(0.05), &employees, oracle.index(manager), 0.01, None).unwrap();
+    for (found, expected) in losses.iter().zip(&expected) {
+        assert!((found["loss"].as_f64().unwrap() - expected.lost()).abs() < 1e-6);
+        assert!((found["before"].as_f64().unwrap() - expected.before).abs() < 1e-6);
+        let loss = found["loss"].as_f64().unwrap();
+        assert!((found["before"].as_f64().unwrap() - found["after"].as_f64().unwrap() - loss).abs() < 1e-12);
+    }
+    let total: f64 = expected.iter().map(|loss| loss.lost()).sum();
+    assert!((risk["totalLoss"].as_f64().unwrap() - total).abs() < 1e-4 * total.max(1.0));
+    let by_market: f64 =
+        risk["byMarket"].as_array().unwrap().iter().map(|market| market["loss"].as_f64().unwrap()).sum();
+    assert!(by_market >= risk["totalLoss"].as_f64().unwrap() - 1e-9, "every loss counts in its markets");
+    assert_eq!(risk["byMarket"][0]["market"], "CUSTOMER", "an account manager's loss falls on customers first");
+
+    // The biggest losses include customers the manager manages: the firm reached them through this person.
+    let managed = losses.iter().any(|loss| {
+        let customer = id_of(&loss["stakeholder"]["id"]);
+        sql()
+            .query_row(
+                "SELECT COUNT(*) FROM relationship WHERE type = 'MANAGES' AND from_id = ?1 AND to_id = ?2",
+                [manager, customer],
+                |row| row.get::<_, i64>(0),
+            )
+            .unwrap()
+            > 0
+    });
+    assert!(managed);
+
+    let response = crate::support::run_as(
+        &schema(store),
+        VIEWER,
+        &operation("key_person_risk.graphql"),
+        json!({ "employee": gid(id_of(&losses[0]["stakeholder"]["id"])) }),
+    )
+    .await;
+    assert_eq!(error_code(&response), ("BAD_USER_INPUT".to_owned(), "employee".to_owned()), "only staff");
+}
+
+#[tokio::test]
+async fn brokers_between_customers_and_influencers_by_exact_betweenness() {
+    use stakegraph::engine::brokers::betweenness;
+    let store = demo_store();
+    let data = run_ok(&schema(store.clone()), &operation("brokers.graphql"), json!({ "first": 5 })).await;
+    let brokers = &data["brokers"];
+    assert_eq!(brokers["exact"], true, "the test graph is below the sampling threshold");
+    let ranked = brokers["ranked"].as_array().unwrap();
+    assert_eq!(ranked.len(), 5);
+    let oracle = Oracle::of(&store, brokers["asOf"].as_str().unwrap()).await;
+    let sources: Vec<u32> = (0..oracle.ids.len() as u32).collect();
+    let expected = betweenness(&oracle.graph(0.05), &sources, None).unwrap();
+    let mut previous = f64::INFINITY;
+    for broker in ranked {
+        let score = broker["score"].as_f64().unwrap();
+        assert!(score <= previous);
+        previous = score;
+        let node = oracle.index(id_of(&broker["stakeholder"]["id"]));
+        let expected = expected[node as usize] / 2.0;
+        assert!((score - expected).abs() <= 1e-3 * expected.max(1.0), "{score} vs {expected}");
+        let bridges = broker["bridges"].as_array().unwrap();
+        assert!(bridges.contains(&json!("CUSTOMER")) && bridges.contains(&json!("INFLUENCE")), "{broker}");
+    }
+}

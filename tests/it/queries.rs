@@ -9,11 +9,13 @@ use std::collections::BTreeSet;
 /// The operations these tests run; a new file in `queries/` must be added here (and tested).
 const COVERED: &[&str] = &[
     "at_risk_customers.graphql",
+    "brokers.graphql",
     "changes_since.graphql",
     "create_customer.graphql",
     "customers_with_managers.graphql",
     "dashboard_page.graphql",
     "influence_reach.graphql",
+    "key_person_risk.graphql",
     "manage_closely.graphql",
     "manager_portfolio.graphql",
     "record_customer_exit.graphql",

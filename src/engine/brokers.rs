@@ -1,0 +1,466 @@
+//! Brokers (DESIGN.md §4): who lies on the strongest paths between others, by weighted betweenness.
+//!
+//! Brandes' algorithm with "shortest" read as strongest: from each source a max-product Dijkstra counts the
+//! strongest paths to every node (σ) and keeps each node's predecessors on them; dependencies (δ) then flow back
+//! in reverse settle order. Paths tie when their products, as computed along the search, are equal. A path's ends
+//! earn nothing, and a node that is not passable may end a path but never carry one. On large graphs the sources
+//! are a fixed-seed sample ([`sample_sources`]) and the caller scales the sums.
+//!
+//! An edge of strength exactly 1 costs nothing: it hands a node's score on unchanged, so the nodes of one score
+//! settle together, ordered so that such free edges point forward. Paths are then counted exactly, unless free
+//! edges between equally strong nodes form a cycle (counting the simple paths around cycles is #P-hard): such a
+//! cycle is broken at the node of the batch that joined it first, whose free predecessors in the cycle are dropped.
+//!
+//! Time O(|sources| · (n + m) log m), memory O(n + m) for n nodes and m edges.
+
+use super::paths::Adjacency;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::Instant;
+
+/// Settles between looks at the clock.
+const CLOCK_EVERY: u32 = 4096;
+
+/// The place of a node that is not in the batch being settled.
+const NOT_IN_BATCH: u32 = u32::MAX;
+
+/// Weighted betweenness summed over `sources` (out-of-range sources are skipped; a repeated source counts again):
+/// for every pair (s, t) with s a source, each node strictly inside a strongest s–t path earns the share of
+/// strongest s–t paths through it. Raw sums: not normalised, not halved for two-way graphs. Strengths must lie in
+/// (0, 1]. Returns `None` if `deadline` passes first.
+pub fn betweenness(graph: &impl Adjacency, sources: &[u32], deadline: Option<Instant>) -> Option<Vec<f64>> {
+    let n = graph.node_count();
+    let mut centrality = vec![0.0; n];
+    let mut search = Brandes::new(n);
+    for &source in sources {
+        if (source as usize) < n {
+            search.run(graph, source, deadline)?;
+            search.accumulate(source, &mut centrality);
+        }
+    }
+    Some(centrality)
+}
+
+/// The sources for [`betweenness`] and the factor that scales their sums to an estimate of full betweenness:
+/// every node (factor 1) when there are fewer than `exact_below` nodes or no more than `samples`; otherwise
+/// `samples` (at least one) distinct nodes drawn by a ChaCha8 generator seeded with `seed`, in ascending order,
+/// with factor `nodes / samples`. The same inputs give the same sources.
+pub fn sample_sources(nodes: usize, exact_below: usize, samples: usize, seed: u64) -> (Vec<u32>, f64) {
+    if nodes < exact_below || samples >= nodes {
+        return ((0..nodes as u32).collect(), 1.0);
+    }
+    let samples = samples.max(1);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut sources: Vec<u32> =
+        rand::seq::index::sample(&mut rng, nodes, samples).into_iter().map(|node| node as u32).collect();
+    sources.sort_unstable();
+    (sources, nodes as f64 / samples as f64)
+}
+
+/// One source's search, with buffers reused across sources.
+struct Brandes {
+    /// Best score found so far, final once settled; 0: not reached.
+    score: Vec<f64>,
+    /// Strongest paths from the source (σ), set when a node settles.
+    paths: Vec<f64>,
+    /// The source's dependency on each node (δ).
+    dependency: Vec<f64>,
+    /// Each node's predecessors on its strongest paths (each once, however many parallel edges).
+    predecessors: Vec<Vec<u32>>,
+    /// Nodes reached, to reset.
+    reached: Vec<u32>,
+    /// Settled nodes, each after all its predecessors.
+    settled: Vec<u32>,
+    /// Scores as bits (order-preserving for positive floats); equal scores pop the lower node first.
+    heap: BinaryHeap<(u64, Reverse<u32>)>,
+    /// The nodes of the score being settled, in the order they joined, and each one's place there.
+    batch: Vec<u32>,
+    place: Vec<u32>,
+    /// Free edges (strength 1) between nodes of the batch.
+    free: Vec<(u32, u32)>,
+    /// Settles so far, over all sources.
+    clock: u32,
+}
+
+impl Brandes {
+    fn new(nodes: usize) -> Self {
+        Self {
+            score: vec![0.0; nodes],
+            paths: vec![0.0; nodes],
+            dependency: vec![0.0; nodes],
+            predecessors: vec![Vec::new(); nodes],
+            reached: Vec::new(),
+            settled: Vec::new(),
+            heap: BinaryHeap::new(),
+            batch: Vec::new(),
+            place: vec![NOT_IN_BATCH; nodes],
+            free: Vec::new(),
+            clock: 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        for node in self.reached.drain(..) {
+            let node = node as usize;
+            self.score[node] = 0.0;
+            self.paths[node] = 0.0;
+            self.dependency[node] = 0.0;
+            self.predecessors[node].clear();
+        }
+        self.settled.clear();
+        self.heap.clear();
+    }
+
+    /// Settles every node `source` reaches, with its paths and predecessors. `None`: out of time.
+    fn run(&mut self, graph: &impl Adjacency, source: u32, deadline: Option<Instant>) -> Option<()> {
+        self.reset();
+        self.score[source as usize] = 1.0;
+        self.reached.push(source);
+        self.heap.push((1.0f64.to_bits(), Reverse(source)));
+        while let Some((bits, Reverse(first))) = self.heap.pop() {
+            if bits != self.score[first as usize].to_bits() {
+                continue; // superseded by a stronger path
+            }
+            let score = f64::from_bits(bits);
+            // Every node of this score is on the heap now, or reached from those over free edges below.
+            self.batch.clear();
+            self.free.clear();
+            self.join(first);
+            while let Some(&(bits, Reverse(node))) = self.heap.peek() {
+                if bits != score.to_bits() {
+                    break;
+                }
+                self.heap.pop();
+                if self.score[node as usize] == score {
+                    self.join(node);
+                }
+            }
+            let mut index = 0;
+            while index < self.batch.len() {
+                let node = self.batch[index];
+                index += 1;
+                let due = self.clock % CLOCK_EVERY == 0;
+                self.clock = self.clock.wrapping_add(1);
+                if due && deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return None;
+                }
+                if node == source || graph.passable(node) {
+                    self.relax(graph, source, node, score);
+                }
+            }
+            if !self.free.is_empty() {
+                self.order_batch();
+            }
+            for &node in &self.batch {
+                let node = node as usize;
+                self.paths[node] = if node == source as usize {
+                    1.0
+                } else {
+                    self.predecessors[node].iter().map(|&previous| self.paths[previous as usize]).sum()
+                };
+                self.place[node] = NOT_IN_BATCH;
+            }
+            self.settled.extend_from_slice(&self.batch);
+        }
+        Some(())
+    }
+
+    fn join(&mut self, node: u32) {
+        self.place[node as usize] = self.batch.len() as u32;
+        self.batch.push(node);
+    }
+
+    /// Offers the edges leaving `node` (settling at `from`): a stronger path replaces a node's predecessors, an
+    /// equally strong one adds to them; a free edge brings its target into the batch.
+    fn relax(&mut self, graph: &impl Adjacency, source: u32, node: u32, from: f64) {
+        let Self { score, predecessors, reached, heap, batch, place, free, .. } = self;
+        graph.neighbors(node, |next, strength| {
+            debug_assert!(strength <= 1.0, "strengths are at most 1");
+            if next == source || next == node {
+                return;
+            }
+            let candidate = from * strength;
+            let current = &mut score[next as usize];
+            if candidate > *current {
+                if *current == 0.0 {
+                    reached.push(next);
+                }
+                *current = candidate;
+                predecessors[next as usize].clear();
+                predecessors[next as usize].push(node);
+                if candidate == from {
+                    place[next as usize] = batch.len() as u32;
+                    batch.push(next);
+                    free.push((node, next));
+                } else {
+                    heap.push((candidate.to_bits(), Reverse(next)));
+                }
+            } else if candidate == *current && candidate > 0.0 && predecessors[next as usize].last() != Some(&node) {
+                // (Parallel edges come in this one scan: a repeat of `node` would be the last predecessor.)
+                predecessors[next as usize].push(node);
+                if candidate == from {
+                    free.push((node, next));
+                }
+            }
+        });
+    }
+
+    /// Orders the batch so that its free edges point forward (Kahn's algorithm, taking nodes in the order they
+    /// joined). When the free edges left form a cycle, the earliest node left goes next and its free predecessors
+    /// still to come are dropped.
+    fn order_batch(&mut self) {
+        let len = self.batch.len();
+        let mut waiting = vec![0u32; len];
+        for &(_, to) in &self.free {
+            waiting[self.place[to as usize] as usize] += 1;
+        }
+        self.free.sort_unstable();
+        let mut ready: VecDeque<usize> = (0..len).filter(|&place| waiting[place] == 0).collect();
+        let mut done = vec![false; len];
+        let mut order = Vec::with_capacity(len);
+        let mut earliest = 0;
+        while order.len() < len {
+            let next = ready.pop_front().unwrap_or_else(|| {
+                while done[earliest] {
+                    earliest += 1;
+                }
+                earliest
+            });
+            if done[next] {
+                continue;
+            }
+            done[next] = true;
+            let node = self.batch[next];
+            order.push(node);
+            let start = self.free.partition_point(|&(from, _)| from < node);
+            for &(_, to) in self.free[start..].iter().take_while(|(from, _)| *from == node) {
+                let place = self.place[to as usize] as usize;
+                waiting[place] -= 1;
+                if waiting[place] == 0 {
+                    ready.push_back(place);
+                }
+            }
+        }
+        for (place, &node) in order.iter().enumerate() {
+            self.place[node as usize] = place as u32;
+        }
+        for &node in &order {
+            let here = self.place[node as usize];
+            let place = &self.place;
+            self.predecessors[node as usize].retain(|&previous| {
+                let there = place[previous as usize];
+                there == NOT_IN_BATCH || there < here
+            });
+        }
+        self.batch = order;
+    }
+
+    /// Adds the dependencies of the last run's source to `centrality`, in reverse settle order.
+    fn accumulate(&mut self, source: u32, centrality: &mut [f64]) {
+        for &node in self.settled.iter().rev() {
+            let node = node as usize;
+            let share = (1.0 + self.dependency[node]) / self.paths[node];
+            for &previous in &self.predecessors[node] {
+                self.dependency[previous as usize] += self.paths[previous as usize] * share;
+            }
+            if node != source as usize {
+                centrality[node] += self.dependency[node];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::engine::paths::Graph;
+    use proptest::prelude::*;
+
+    /// A graph whose `closed` nodes may end a path but not be passed through.
+    pub(crate) struct Fenced<'a> {
+        pub graph: &'a Graph,
+        pub closed: Vec<bool>,
+    }
+
+    impl Adjacency for Fenced<'_> {
+        fn node_count(&self) -> usize {
+            self.graph.node_count()
+        }
+
+        fn neighbors(&self, node: u32, visit: impl FnMut(u32, f64)) {
+            self.graph.neighbors(node, visit)
+        }
+
+        fn reverse_neighbors(&self, node: u32, visit: impl FnMut(u32, f64)) {
+            self.graph.reverse_neighbors(node, visit)
+        }
+
+        fn passable(&self, node: u32) -> bool {
+            !self.closed[node as usize]
+        }
+    }
+
+    /// A graph that offers every edge twice, as parallel relationships do.
+    struct Doubled<'a>(&'a Graph);
+
+    impl Adjacency for Doubled<'_> {
+        fn node_count(&self) -> usize {
+            self.0.node_count()
+        }
+
+        fn neighbors(&self, node: u32, mut visit: impl FnMut(u32, f64)) {
+            let mut edges = Vec::new();
+            self.0.neighbors(node, |next, strength| edges.push((next, strength)));
+            for &(next, strength) in edges.iter().chain(&edges) {
+                visit(next, strength);
+            }
+        }
+
+        fn reverse_neighbors(&self, node: u32, visit: impl FnMut(u32, f64)) {
+            self.0.reverse_neighbors(node, visit)
+        }
+    }
+
+    /// Every loopless path from `from` (of one edge or more) whose inner nodes may be passed, with its
+    /// left-to-right score.
+    pub(crate) fn loopless_paths(graph: &impl Adjacency, from: u32) -> Vec<(Vec<u32>, f64)> {
+        fn extend(graph: &impl Adjacency, nodes: &mut Vec<u32>, score: f64, out: &mut Vec<(Vec<u32>, f64)>) {
+            let node = *nodes.last().unwrap();
+            if nodes.len() > 1 {
+                out.push((nodes.clone(), score));
+                if !graph.passable(node) {
+                    return;
+                }
+            }
+            let mut steps = Vec::new();
+            graph.neighbors(node, |next, strength| steps.push((next, strength)));
+            for (next, strength) in steps {
+                if !nodes.contains(&next) {
+                    nodes.push(next);
+                    extend(graph, nodes, score * strength, out);
+                    nodes.pop();
+                }
+            }
+        }
+        let mut out = Vec::new();
+        extend(graph, &mut vec![from], 1.0, &mut out);
+        out
+    }
+
+    /// Betweenness from the definition: for each source and target, the share of strongest loopless paths
+    /// through each inner node.
+    fn brute_force(graph: &impl Adjacency, sources: &[u32]) -> Vec<f64> {
+        let mut centrality = vec![0.0; graph.node_count()];
+        for &source in sources {
+            let paths = loopless_paths(graph, source);
+            for target in 0..graph.node_count() as u32 {
+                let to_target: Vec<&(Vec<u32>, f64)> =
+                    paths.iter().filter(|(nodes, _)| *nodes.last().unwrap() == target).collect();
+                let Some(best) = to_target.iter().map(|(_, score)| *score).reduce(f64::max) else { continue };
+                let strongest: Vec<&[u32]> =
+                    to_target.iter().filter(|(_, score)| *score == best).map(|(nodes, _)| nodes.as_slice()).collect();
+                for nodes in &strongest {
+                    for &inner in &nodes[1..nodes.len() - 1] {
+                        centrality[inner as usize] += 1.0 / strongest.len() as f64;
+                    }
+                }
+            }
+        }
+        centrality
+    }
+
+    fn all(nodes: usize) -> Vec<u32> {
+        (0..nodes as u32).collect()
+    }
+
+    #[test]
+    fn a_hub_carries_every_pair_but_shares_a_tie() {
+        let mut edges = Vec::new();
+        for leaf in 1..4 {
+            edges.extend([(0, leaf, 0.5), (leaf, 0, 0.5)]);
+        }
+        let star = Graph::from_edges(4, &edges);
+        assert_eq!(betweenness(&star, &all(4), None).unwrap(), [6.0, 0.0, 0.0, 0.0], "six ordered pairs of leaves");
+        // 1 → 2 directly scores 0.25, exactly as much as 1 → 0 → 2: the hub keeps half of that pair.
+        edges.push((1, 2, 0.25));
+        let star = Graph::from_edges(4, &edges);
+        assert_eq!(betweenness(&star, &all(4), None).unwrap(), [5.5, 0.0, 0.0, 0.0]);
+        assert_eq!(betweenness(&star, &[1], None).unwrap(), [1.5, 0.0, 0.0, 0.0], "from one source only");
+    }
+
+    #[test]
+    fn tied_paths_split_the_credit_and_closed_nodes_carry_nothing() {
+        let diamond = Graph::from_edges(4, &[(0, 1, 0.5), (0, 2, 0.5), (1, 3, 0.5), (2, 3, 0.5), (0, 3, 0.25)]);
+        let found = betweenness(&diamond, &all(4), None).unwrap();
+        assert_eq!(found, [0.0, 1.0 / 3.0, 1.0 / 3.0, 0.0], "three paths of 0.25 from 0 to 3");
+        let fenced = Fenced { graph: &diamond, closed: vec![false, true, false, false] };
+        assert_eq!(betweenness(&fenced, &all(4), None).unwrap(), [0.0, 0.0, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn free_edges_count_in_any_order_but_a_free_cycle_is_broken() {
+        // 1 comes off the heap before 2 (both score 0.5), yet the free edge 2 → 1 is counted.
+        let graph = Graph::from_edges(3, &[(0, 1, 0.5), (0, 2, 0.5), (2, 1, 1.0)]);
+        assert_eq!(betweenness(&graph, &all(3), None).unwrap(), [0.0, 0.0, 0.5]);
+        let graph = Graph::from_edges(3, &[(0, 1, 0.5), (0, 2, 0.5), (1, 2, 1.0)]);
+        assert_eq!(betweenness(&graph, &all(3), None).unwrap(), [0.0, 0.5, 0.0]);
+        // Both ways: each of 1 and 2 lies on one of two strongest paths to the other, but the cycle 1 ⇄ 2 is broken
+        // at 1 (first to join), so only 2's paths through 1 count.
+        let graph = Graph::from_edges(3, &[(0, 1, 0.5), (0, 2, 0.5), (1, 2, 1.0), (2, 1, 1.0)]);
+        assert_eq!(brute_force(&graph, &[0]), [0.0, 0.5, 0.5]);
+        assert_eq!(betweenness(&graph, &[0], None).unwrap(), [0.0, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn parallel_edges_are_one_link() {
+        let graph = Graph::from_edges(4, &[(0, 1, 0.5), (0, 2, 0.5), (1, 3, 0.5), (2, 3, 0.5), (0, 3, 0.25)]);
+        assert_eq!(betweenness(&Doubled(&graph), &all(4), None), betweenness(&graph, &all(4), None));
+    }
+
+    #[test]
+    fn an_expired_deadline_gives_no_answer() {
+        let graph = Graph::from_edges(2, &[(0, 1, 0.5)]);
+        assert_eq!(betweenness(&graph, &[0], Some(Instant::now())), None);
+    }
+
+    #[test]
+    fn sources_are_every_node_below_the_threshold_and_a_fixed_sample_above() {
+        assert_eq!(sample_sources(5, 10, 2, 7), (all(5), 1.0));
+        assert_eq!(sample_sources(5, 0, 8, 7), (all(5), 1.0), "asking for more samples than nodes");
+        let (sources, scale) = sample_sources(1_000, 10, 40, 7);
+        assert_eq!((sources.clone(), scale), sample_sources(1_000, 10, 40, 7), "same seed, same sample");
+        assert_eq!(scale, 25.0);
+        assert_eq!(sources.len(), 40);
+        assert!(sources.windows(2).all(|pair| pair[0] < pair[1]) && sources.iter().all(|&node| node < 1_000));
+        assert_ne!(sources, sample_sources(1_000, 10, 40, 8).0, "another seed, another sample");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// On random small graphs (strengths from a small set, so that ties are common; some nodes closed; some
+        /// sources), betweenness equals the definition over loopless paths. Free edges run from lower to higher
+        /// nodes so that they form no cycle.
+        #[test]
+        fn betweenness_agrees_with_brute_force(
+            nodes in 2usize..8,
+            raw in prop::collection::vec((0u32..8, 0u32..8, prop::sample::select(vec![0.25, 0.5, 0.8, 1.0])), 0..30),
+            closed in prop::collection::vec(prop::bool::weighted(0.2), 8),
+            chosen in prop::collection::vec(prop::bool::weighted(0.7), 8),
+        ) {
+            let edges: Vec<(u32, u32, f64)> = raw
+                .into_iter()
+                .map(|(from, to, strength)| if strength == 1.0 && from > to { (to, from, strength) } else { (from, to, strength) })
+                .collect();
+            let graph = Graph::from_edges(nodes, &edges);
+            let fenced = Fenced { graph: &graph, closed: closed[..nodes].to_vec() };
+            let sources: Vec<u32> = (0..nodes as u32).filter(|&node| chosen[node as usize]).collect();
+            let found = betweenness(&fenced, &sources, None).unwrap();
+            let expected = brute_force(&fenced, &sources);
+            for (node, (found, expected)) in found.iter().zip(&expected).enumerate() {
+                prop_assert!((found - expected).abs() < 1e-9, "node {}: {} against {}", node, found, expected);
+            }
+        }
+    }
+}
