@@ -57,9 +57,12 @@ enum Command {
     },
     /// Write the projected graph (what the analyses run on) for other tools: `nodes.csv` and `edges.csv`.
     ExportGraph {
-        /// The database file.
-        #[arg(long, default_value = stakegraph::config::DEFAULT_DB)]
-        db: PathBuf,
+        /// The database file [default: ./data/stakegraph.db, or STAKEGRAPH_DB, or the config file's].
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// A TOML configuration file: its [strength] model scores the relationships.
+        #[arg(long, env = "STAKEGRAPH_CONFIG")]
+        config: Option<PathBuf>,
         /// Output format (only csv).
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
@@ -99,13 +102,17 @@ async fn main() -> anyhow::Result<()> {
             }
             application.run_until_stopped().await?;
         }
-        Command::ExportGraph { db, format: ExportFormat::Csv, out, as_of } => {
+        Command::ExportGraph { db, config, format: ExportFormat::Csv, out, as_of } => {
+            let overrides = Overrides { listen: None, db, demo: false };
+            let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
+            let db = config.db_path;
             if !db.exists() {
                 anyhow::bail!("{} does not exist; pass --db with the database to export", db.display());
             }
-            let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let store = SqliteStore::open_with(&db, config.strength.clone())
+                .with_context(|| format!("opening {}", db.display()))?;
             let scan = store.graph_scan().await?;
-            let model = std::sync::Arc::new(stakegraph::domain::strength::StrengthModel::default());
+            let model = std::sync::Arc::new(config.strength);
             let snapshot = stakegraph::engine::Snapshot::build(&scan, model, as_of.unwrap_or_else(chrono::Utc::now))?;
             let written = stakegraph::engine::export::write_csv(&snapshot, &out)
                 .with_context(|| format!("writing the export into {}", out.display()))?;
