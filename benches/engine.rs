@@ -79,6 +79,18 @@ fn engine(c: &mut Criterion) {
 
     let scan = runtime.block_on(store.graph_scan()).expect("scan");
     let snapshot = Snapshot::build(&scan, model.clone(), as_of()).expect("projection");
+    // What a mutation waits for: the next snapshot after one relationship changed, and after one was added.
+    let mut group = c.benchmark_group("projection");
+    group.sample_size(20);
+    let mut changed = scan.relationships[scan.relationships.len() / 2].clone();
+    changed.trust = stakegraph::domain::Probability::parse(0.9).ok();
+    let update = stakegraph::engine::Changes { relationships: vec![changed.clone()], ..Default::default() };
+    group.bench_function("apply one changed relationship", |b| b.iter(|| snapshot.apply(1, &update).expect("apply")));
+    changed.id = stakegraph::domain::RelationshipId(i64::from(u32::MAX));
+    changed.rel_type = stakegraph::domain::RelationshipType::Influences;
+    let insert = stakegraph::engine::Changes { relationships: vec![changed], ..Default::default() };
+    group.bench_function("apply one new relationship", |b| b.iter(|| snapshot.apply(1, &insert).expect("apply")));
+    group.finish();
     drop(scan);
     eprintln!(
         "projection: {} stakeholders, {} relationships, {:.1} bytes per relationship",

@@ -58,19 +58,61 @@ struct Topology {
     in_edges: Vec<u32>,
 }
 
-/// What strength is computed from, per edge.
+/// What strength is computed from, per edge, in copy-on-write chunks: a change to one relationship copies one
+/// chunk of each array, not the arrays.
 #[derive(Debug, Clone, Default)]
 struct Inputs {
     /// `id << 16 | type << 8 | level << 4 | bonds`.
-    packed: Vec<u64>,
+    packed: Chunked<u64>,
     /// Last interaction in seconds since the epoch; NaN when there is none.
-    last: Vec<f64>,
+    last: Chunked<f64>,
     /// Decayed sums (weighted, inbound, outbound, sentiment), referred to `last`.
-    sums: Vec<[f32; 4]>,
+    sums: Chunked<[f32; 4]>,
     /// Trust and commitment; NaN when unknown.
-    trust_commitment: Vec<[f32; 2]>,
+    trust_commitment: Chunked<[f32; 2]>,
     /// Start of the relationship, in minutes since the epoch.
-    since: Vec<i32>,
+    since: Chunked<i32>,
+}
+
+/// log2 of the items in one chunk.
+const CHUNK_BITS: usize = 12;
+
+/// An array in shared chunks of `1 << CHUNK_BITS` items: cloning it copies pointers, changing an item copies its
+/// chunk only if another snapshot shares it.
+#[derive(Debug, Clone, Default)]
+struct Chunked<T> {
+    chunks: Vec<Arc<Vec<T>>>,
+    len: usize,
+}
+
+impl<T: Copy> Chunked<T> {
+    fn from_vec(items: Vec<T>) -> Self {
+        let len = items.len();
+        let chunks = items.chunks(1 << CHUNK_BITS).map(|chunk| Arc::new(chunk.to_vec())).collect();
+        Self { chunks, len }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn set(&mut self, index: usize, value: T) {
+        Arc::make_mut(&mut self.chunks[index >> CHUNK_BITS])[index & ((1 << CHUNK_BITS) - 1)] = value;
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.chunks.capacity() * std::mem::size_of::<Arc<Vec<T>>>()
+            + self.chunks.iter().map(|chunk| chunk.capacity() * std::mem::size_of::<T>()).sum::<usize>()
+    }
+}
+
+impl<T> std::ops::Index<usize> for Chunked<T> {
+    type Output = T;
+
+    #[inline]
+    fn index(&self, index: usize) -> &T {
+        &self.chunks[index >> CHUNK_BITS][index & ((1 << CHUNK_BITS) - 1)]
+    }
 }
 
 /// One relationship in compact form, for assembling.
@@ -83,6 +125,8 @@ struct EdgeRecord {
     sums: [f32; 4],
     trust_commitment: [f32; 2],
     since: i32,
+    /// Its strength at the snapshot's clock; NaN: to be evaluated.
+    strength: f32,
 }
 
 impl EdgeRecord {
@@ -108,6 +152,7 @@ impl EdgeRecord {
                 unknown(relationship.commitment.map(|commitment| commitment.get())),
             ],
             since: (seconds(relationship.since) / 60.0).floor().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32,
+            strength: f32::NAN,
         })
     }
 
@@ -337,11 +382,11 @@ impl Snapshot {
             + bytes(&topology.targets)
             + bytes(&topology.in_sources)
             + bytes(&topology.in_edges)
-            + bytes(&inputs.packed)
-            + bytes(&inputs.last)
-            + bytes(&inputs.sums)
-            + bytes(&inputs.trust_commitment)
-            + bytes(&inputs.since)
+            + inputs.packed.heap_bytes()
+            + inputs.last.heap_bytes()
+            + inputs.sums.heap_bytes()
+            + inputs.trust_commitment.heap_bytes()
+            + inputs.since.heap_bytes()
             + bytes(&self.strengths)
     }
 
@@ -392,7 +437,7 @@ impl Snapshot {
                 None => inserts.push(relationship),
             }
         }
-        if removed.is_empty() && inserts.is_empty() && appends_only {
+        if removed.is_empty() && appends_only {
             for row in added {
                 let edges = *nodes.out_offsets.last().unwrap_or(&0);
                 let entries = *nodes.in_offsets.last().unwrap_or(&0);
@@ -408,11 +453,11 @@ impl Snapshot {
                 let mut strengths = (*self.strengths).clone();
                 let at = seconds(self.as_of);
                 for (edge, record) in &updates {
-                    inputs.packed[*edge] = record.packed;
-                    inputs.last[*edge] = record.last;
-                    inputs.sums[*edge] = record.sums;
-                    inputs.trust_commitment[*edge] = record.trust_commitment;
-                    inputs.since[*edge] = record.since;
+                    inputs.packed.set(*edge, record.packed);
+                    inputs.last.set(*edge, record.last);
+                    inputs.sums.set(*edge, record.sums);
+                    inputs.trust_commitment.set(*edge, record.trust_commitment);
+                    inputs.since.set(*edge, record.since);
                     let (standing, sums) =
                         strength_inputs(record.packed, record.last, record.sums, record.trust_commitment, record.since);
                     strengths[*edge] = self.model.score(&standing, &sums, at) as f32;
@@ -421,6 +466,16 @@ impl Snapshot {
                 next.strengths = Arc::new(strengths);
             }
             nodes_if_changed(&mut next, nodes);
+            let mut records = Vec::with_capacity(inserts.len());
+            for relationship in inserts {
+                if let (Some(source), Some(target)) = (next.index_of(relationship.from), next.index_of(relationship.to))
+                {
+                    records.push(EdgeRecord::of(relationship, source, target)?);
+                }
+            }
+            if !records.is_empty() {
+                next = next.with_edges(records);
+            }
             return Ok(next);
         }
         // The topology changes: re-assemble from every record, patched.
@@ -448,7 +503,10 @@ impl Snapshot {
         for row in &rows {
             push_node(&mut table, row);
         }
-        let renumber = |old: u32| index_in(&table.ids, StakeholderId(ids_before[old as usize]));
+        // Old node index → new one (u32::MAX: archived), found once per node rather than once per edge end.
+        let renumbered: Vec<u32> =
+            ids_before.iter().map(|id| index_in(&table.ids, StakeholderId(*id)).unwrap_or(u32::MAX)).collect();
+        let renumber = |old: u32| Some(renumbered[old as usize]).filter(|new| *new != u32::MAX);
         let mut patched: Vec<EdgeRecord> = records
             .into_iter()
             .filter_map(|record| {
@@ -466,6 +524,98 @@ impl Snapshot {
         Ok(assemble(next.seq, self.as_of, self.model.clone(), table, patched))
     }
 
+    /// This snapshot with `new` edges added (their ends already numbered): each node's old edges are copied
+    /// in order with its new ones merged in, so no sort of the whole graph and no re-evaluation of old strengths.
+    fn with_edges(&self, mut new: Vec<EdgeRecord>) -> Self {
+        new.sort_unstable_by_key(|record| (record.source, record.id()));
+        let n = self.node_count();
+        let m = self.edge_count() + new.len();
+        let at = seconds(self.as_of);
+        let (old, inputs) = (&self.topology, &self.inputs);
+        let mut out_offsets = Vec::with_capacity(n + 1);
+        let mut targets = Vec::with_capacity(m);
+        let mut strengths = Vec::with_capacity(m);
+        let (mut packed, mut last, mut sums, mut trust_commitment, mut since) = (
+            Vec::with_capacity(m),
+            Vec::with_capacity(m),
+            Vec::with_capacity(m),
+            Vec::with_capacity(m),
+            Vec::with_capacity(m),
+        );
+        let mut sources = Vec::with_capacity(m);
+        let mut pending = new.into_iter().peekable();
+        out_offsets.push(0u32);
+        for node in 0..n as u32 {
+            let mut old_edges = self.out_edges(node).peekable();
+            loop {
+                let take_new = match (old_edges.peek(), pending.peek()) {
+                    (_, Some(record)) if record.source != node => false,
+                    (None, Some(_)) => true,
+                    (Some(&edge), Some(record)) => record.id() < (inputs.packed[edge] >> 16) as i64,
+                    (_, None) => false,
+                };
+                if take_new {
+                    let record = pending.next().expect("peeked");
+                    let (standing, decayed) =
+                        strength_inputs(record.packed, record.last, record.sums, record.trust_commitment, record.since);
+                    targets.push(record.target);
+                    strengths.push(self.model.score(&standing, &decayed, at) as f32);
+                    packed.push(record.packed);
+                    last.push(record.last);
+                    sums.push(record.sums);
+                    trust_commitment.push(record.trust_commitment);
+                    since.push(record.since);
+                } else if let Some(edge) = old_edges.next() {
+                    targets.push(old.targets[edge]);
+                    strengths.push(self.strengths[edge]);
+                    packed.push(inputs.packed[edge]);
+                    last.push(inputs.last[edge]);
+                    sums.push(inputs.sums[edge]);
+                    trust_commitment.push(inputs.trust_commitment[edge]);
+                    since.push(inputs.since[edge]);
+                } else {
+                    break;
+                }
+                sources.push(node);
+            }
+            out_offsets.push(targets.len() as u32);
+        }
+        let mut in_offsets = vec![0u32; n + 1];
+        for target in &targets {
+            in_offsets[*target as usize + 1] += 1;
+        }
+        for node in 0..n {
+            in_offsets[node + 1] += in_offsets[node];
+        }
+        let mut in_sources = vec![0u32; targets.len()];
+        let mut in_edges = vec![0u32; targets.len()];
+        let mut cursor: Vec<u32> = in_offsets[..n].to_vec();
+        for (edge, (target, source)) in targets.iter().zip(&sources).enumerate() {
+            let slot = &mut cursor[*target as usize];
+            in_sources[*slot as usize] = *source;
+            in_edges[*slot as usize] = edge as u32;
+            *slot += 1;
+        }
+        let mut nodes = (*self.nodes).clone();
+        nodes.out_offsets = out_offsets;
+        nodes.in_offsets = in_offsets;
+        Snapshot {
+            seq: self.seq,
+            as_of: self.as_of,
+            model: self.model.clone(),
+            nodes: Arc::new(nodes),
+            topology: Arc::new(Topology { targets, in_sources, in_edges }),
+            inputs: Arc::new(Inputs {
+                packed: Chunked::from_vec(packed),
+                last: Chunked::from_vec(last),
+                sums: Chunked::from_vec(sums),
+                trust_commitment: Chunked::from_vec(trust_commitment),
+                since: Chunked::from_vec(since),
+            }),
+            strengths: Arc::new(strengths),
+        }
+    }
+
     /// Every edge as a record.
     fn records(&self) -> Vec<EdgeRecord> {
         let inputs = &self.inputs;
@@ -480,6 +630,7 @@ impl Snapshot {
                     sums: inputs.sums[edge],
                     trust_commitment: inputs.trust_commitment[edge],
                     since: inputs.since[edge],
+                    strength: self.strengths[edge],
                 });
             }
         }
@@ -529,24 +680,33 @@ fn assemble(
         out_offsets[node + 1] += out_offsets[node];
         in_offsets[node + 1] += in_offsets[node];
     }
-    let mut inputs = Inputs {
-        packed: Vec::with_capacity(m),
-        last: Vec::with_capacity(m),
-        sums: Vec::with_capacity(m),
-        trust_commitment: Vec::with_capacity(m),
-        since: Vec::with_capacity(m),
-    };
+    let (mut packed, mut last, mut sums, mut trust_commitment, mut since) = (
+        Vec::with_capacity(m),
+        Vec::with_capacity(m),
+        Vec::with_capacity(m),
+        Vec::with_capacity(m),
+        Vec::with_capacity(m),
+    );
+    let mut strengths = Vec::with_capacity(m);
+    let at = seconds(as_of);
     let mut targets = Vec::with_capacity(m);
     let mut in_sources = vec![0u32; m];
     let mut in_edges = vec![0u32; m];
     let mut cursor: Vec<u32> = in_offsets[..n].to_vec();
     for (edge, record) in records.iter().enumerate() {
         targets.push(record.target);
-        inputs.packed.push(record.packed);
-        inputs.last.push(record.last);
-        inputs.sums.push(record.sums);
-        inputs.trust_commitment.push(record.trust_commitment);
-        inputs.since.push(record.since);
+        packed.push(record.packed);
+        last.push(record.last);
+        sums.push(record.sums);
+        trust_commitment.push(record.trust_commitment);
+        since.push(record.since);
+        strengths.push(if record.strength.is_nan() {
+            let (standing, decayed) =
+                strength_inputs(record.packed, record.last, record.sums, record.trust_commitment, record.since);
+            model.score(&standing, &decayed, at) as f32
+        } else {
+            record.strength
+        });
         let slot = &mut cursor[record.target as usize];
         in_sources[*slot as usize] = record.source;
         in_edges[*slot as usize] = edge as u32;
@@ -554,7 +714,13 @@ fn assemble(
     }
     nodes.out_offsets = out_offsets;
     nodes.in_offsets = in_offsets;
-    let strengths = evaluate_all(&model, &inputs, as_of);
+    let inputs = Inputs {
+        packed: Chunked::from_vec(packed),
+        last: Chunked::from_vec(last),
+        sums: Chunked::from_vec(sums),
+        trust_commitment: Chunked::from_vec(trust_commitment),
+        since: Chunked::from_vec(since),
+    };
     Snapshot {
         seq,
         as_of,
