@@ -213,6 +213,59 @@ impl PartialOrd for Plain {
     }
 }
 
+/// One side of a bidirectional strongest-path search (plain Dijkstra, scores only).
+struct Side {
+    /// Best score found so far from the side's start (0: not reached); final once settled.
+    score: Vec<f64>,
+    done: Vec<bool>,
+    settled: Vec<u32>,
+    heap: BinaryHeap<Plain>,
+    /// Edges scanned.
+    work: usize,
+}
+
+impl Side {
+    fn new(nodes: usize, start: u32) -> Self {
+        let mut score = vec![0.0; nodes];
+        score[start as usize] = 1.0;
+        Self {
+            score,
+            done: vec![false; nodes],
+            settled: Vec::new(),
+            heap: BinaryHeap::from([Plain(1.0, start)]),
+            work: 0,
+        }
+    }
+
+    /// The best score not settled yet (0: none left).
+    fn top(&self) -> f64 {
+        self.heap.peek().map_or(0.0, |entry| entry.0)
+    }
+
+    /// Settles the best node and offers its edges (given by `edges`); where an edge meets a node the other side
+    /// has reached (`other`), the joined path may improve `best`.
+    fn step(&mut self, edges: impl FnOnce(u32, &mut dyn FnMut(u32, f64)), other: &[f64], best: &mut f64) {
+        let Some(Plain(score, node)) = self.heap.pop() else { return };
+        if self.done[node as usize] {
+            return;
+        }
+        self.done[node as usize] = true;
+        self.settled.push(node);
+        let Self { score: scores, heap, work, .. } = self;
+        edges(node, &mut |next, strength| {
+            *work += 1;
+            let candidate = score * strength;
+            if other[next as usize] > 0.0 {
+                *best = best.max(candidate * other[next as usize]);
+            }
+            if candidate > scores[next as usize] {
+                scores[next as usize] = candidate;
+                heap.push(Plain(candidate, next));
+            }
+        });
+    }
+}
+
 /// An upper bound on the best score from any node to one target: exact for the nodes a backward search
 /// settled, `floor` for the rest (whose best score is at most the backward frontier's). It ignores hop limits,
 /// bans and who may be passed, so it never underestimates; and it is consistent, so a search ordered by
@@ -348,71 +401,33 @@ impl Search {
     /// tighten the bound for Yen's spur searches was measured: it costs more than it saves.
     fn prepare(&mut self, graph: &impl Adjacency, source: u32, target: u32) -> f64 {
         let n = graph.node_count();
-        let mut forward = vec![0.0f64; n];
-        let mut backward = std::mem::take(&mut self.potential.exact);
-        backward.clear();
-        backward.resize(n, 0.0);
-        let mut settled_forward = vec![false; n];
-        let mut settled_backward = vec![false; n];
-        let mut tentative_backward = vec![0.0f64; n];
-        let (mut heap_forward, mut heap_backward) = (BinaryHeap::new(), BinaryHeap::new());
-        forward[source as usize] = 1.0;
-        tentative_backward[target as usize] = 1.0;
-        heap_forward.push(Plain(1.0, source));
-        heap_backward.push(Plain(1.0, target));
+        let mut forward = Side::new(n, source);
+        let mut backward = Side::new(n, target);
         let mut best = if source == target { 1.0 } else { 0.0 };
         let mut step = 0u32;
-        // Edges scanned by each side: the side that did less work goes next (hubs make one side expensive).
-        let (mut work_forward, mut work_backward) = (0usize, 0usize);
         loop {
             step = step.wrapping_add(1);
             if self.out_of_time(step) {
                 break;
             }
-            let top_forward = heap_forward.peek().map_or(0.0, |entry: &Plain| entry.0);
-            let top_backward = heap_backward.peek().map_or(0.0, |entry: &Plain| entry.0);
+            let (top_forward, top_backward) = (forward.top(), backward.top());
             if top_forward * top_backward <= best * (1.0 - SLACK) || (top_forward == 0.0 && top_backward == 0.0) {
                 break;
             }
-            let go_forward = top_backward == 0.0 || (top_forward > 0.0 && work_forward <= work_backward);
-            if go_forward {
-                let Plain(score, node) = heap_forward.pop().expect("peeked");
-                if settled_forward[node as usize] {
-                    continue;
-                }
-                settled_forward[node as usize] = true;
-                graph.neighbors(node, |next, strength| {
-                    work_forward += 1;
-                    let candidate = score * strength;
-                    if tentative_backward[next as usize] > 0.0 {
-                        best = best.max(candidate * tentative_backward[next as usize]);
-                    }
-                    if candidate > forward[next as usize] {
-                        forward[next as usize] = candidate;
-                        heap_forward.push(Plain(candidate, next));
-                    }
-                });
+            // The side that has scanned fewer edges goes next (hubs make one side expensive).
+            if top_backward == 0.0 || (top_forward > 0.0 && forward.work <= backward.work) {
+                forward.step(|node, visit| graph.neighbors(node, visit), &backward.score, &mut best);
             } else {
-                let Plain(score, node) = heap_backward.pop().expect("peeked");
-                if settled_backward[node as usize] {
-                    continue;
-                }
-                settled_backward[node as usize] = true;
-                backward[node as usize] = score;
-                graph.reverse_neighbors(node, |previous, strength| {
-                    work_backward += 1;
-                    let candidate = score * strength;
-                    if forward[previous as usize] > 0.0 {
-                        best = best.max(candidate * forward[previous as usize]);
-                    }
-                    if candidate > tentative_backward[previous as usize] {
-                        tentative_backward[previous as usize] = candidate;
-                        heap_backward.push(Plain(candidate, previous));
-                    }
-                });
+                backward.step(|node, visit| graph.reverse_neighbors(node, visit), &forward.score, &mut best);
             }
         }
-        self.potential = Potential { exact: backward, floor: heap_backward.peek().map_or(0.0, |entry| entry.0) };
+        let mut exact = std::mem::take(&mut self.potential.exact);
+        exact.clear();
+        exact.resize(n, 0.0);
+        for &node in &backward.settled {
+            exact[node as usize] = backward.score[node as usize];
+        }
+        self.potential = Potential { exact, floor: backward.top() };
         best
     }
 

@@ -159,6 +159,15 @@ impl EdgeRecord {
     fn id(&self) -> i64 {
         (self.packed >> 16) as i64
     }
+
+    /// The record with its strength at `at` (seconds), evaluating it if it is not known yet.
+    fn evaluated(self, model: &StrengthModel, at: f64) -> Self {
+        if !self.strength.is_nan() {
+            return self;
+        }
+        let (standing, sums) = strength_inputs(self.packed, self.last, self.sums, self.trust_commitment, self.since);
+        Self { strength: model.score(&standing, &sums, at) as f32, ..self }
+    }
 }
 
 /// The standing and sums of an edge, from its compact inputs.
@@ -458,9 +467,7 @@ impl Snapshot {
                     inputs.sums.set(*edge, record.sums);
                     inputs.trust_commitment.set(*edge, record.trust_commitment);
                     inputs.since.set(*edge, record.since);
-                    let (standing, sums) =
-                        strength_inputs(record.packed, record.last, record.sums, record.trust_commitment, record.since);
-                    strengths[*edge] = self.model.score(&standing, &sums, at) as f32;
+                    strengths[*edge] = record.evaluated(&self.model, at).strength;
                 }
                 next.inputs = Arc::new(inputs);
                 next.strengths = Arc::new(strengths);
@@ -528,111 +535,50 @@ impl Snapshot {
     /// in order with its new ones merged in, so no sort of the whole graph and no re-evaluation of old strengths.
     fn with_edges(&self, mut new: Vec<EdgeRecord>) -> Self {
         new.sort_unstable_by_key(|record| (record.source, record.id()));
-        let n = self.node_count();
-        let m = self.edge_count() + new.len();
         let at = seconds(self.as_of);
-        let (old, inputs) = (&self.topology, &self.inputs);
-        let mut out_offsets = Vec::with_capacity(n + 1);
-        let mut targets = Vec::with_capacity(m);
-        let mut strengths = Vec::with_capacity(m);
-        let (mut packed, mut last, mut sums, mut trust_commitment, mut since) = (
-            Vec::with_capacity(m),
-            Vec::with_capacity(m),
-            Vec::with_capacity(m),
-            Vec::with_capacity(m),
-            Vec::with_capacity(m),
-        );
-        let mut sources = Vec::with_capacity(m);
+        let mut layout = Layout::with_capacity(self.edge_count() + new.len());
         let mut pending = new.into_iter().peekable();
-        out_offsets.push(0u32);
-        for node in 0..n as u32 {
+        for node in 0..self.node_count() as u32 {
             let mut old_edges = self.out_edges(node).peekable();
             loop {
                 let take_new = match (old_edges.peek(), pending.peek()) {
                     (_, Some(record)) if record.source != node => false,
                     (None, Some(_)) => true,
-                    (Some(&edge), Some(record)) => record.id() < (inputs.packed[edge] >> 16) as i64,
+                    (Some(&edge), Some(record)) => record.id() < self.relationship(edge).0,
                     (_, None) => false,
                 };
                 if take_new {
-                    let record = pending.next().expect("peeked");
-                    let (standing, decayed) =
-                        strength_inputs(record.packed, record.last, record.sums, record.trust_commitment, record.since);
-                    targets.push(record.target);
-                    strengths.push(self.model.score(&standing, &decayed, at) as f32);
-                    packed.push(record.packed);
-                    last.push(record.last);
-                    sums.push(record.sums);
-                    trust_commitment.push(record.trust_commitment);
-                    since.push(record.since);
+                    layout.push(pending.next().expect("peeked").evaluated(&self.model, at));
                 } else if let Some(edge) = old_edges.next() {
-                    targets.push(old.targets[edge]);
-                    strengths.push(self.strengths[edge]);
-                    packed.push(inputs.packed[edge]);
-                    last.push(inputs.last[edge]);
-                    sums.push(inputs.sums[edge]);
-                    trust_commitment.push(inputs.trust_commitment[edge]);
-                    since.push(inputs.since[edge]);
+                    layout.push(self.record(node, edge));
                 } else {
                     break;
                 }
-                sources.push(node);
             }
-            out_offsets.push(targets.len() as u32);
         }
-        let mut in_offsets = vec![0u32; n + 1];
-        for target in &targets {
-            in_offsets[*target as usize + 1] += 1;
-        }
-        for node in 0..n {
-            in_offsets[node + 1] += in_offsets[node];
-        }
-        let mut in_sources = vec![0u32; targets.len()];
-        let mut in_edges = vec![0u32; targets.len()];
-        let mut cursor: Vec<u32> = in_offsets[..n].to_vec();
-        for (edge, (target, source)) in targets.iter().zip(&sources).enumerate() {
-            let slot = &mut cursor[*target as usize];
-            in_sources[*slot as usize] = *source;
-            in_edges[*slot as usize] = edge as u32;
-            *slot += 1;
-        }
-        let mut nodes = (*self.nodes).clone();
-        nodes.out_offsets = out_offsets;
-        nodes.in_offsets = in_offsets;
-        Snapshot {
-            seq: self.seq,
-            as_of: self.as_of,
-            model: self.model.clone(),
-            nodes: Arc::new(nodes),
-            topology: Arc::new(Topology { targets, in_sources, in_edges }),
-            inputs: Arc::new(Inputs {
-                packed: Chunked::from_vec(packed),
-                last: Chunked::from_vec(last),
-                sums: Chunked::from_vec(sums),
-                trust_commitment: Chunked::from_vec(trust_commitment),
-                since: Chunked::from_vec(since),
-            }),
-            strengths: Arc::new(strengths),
+        layout.finish(self.seq, self.as_of, self.model.clone(), (*self.nodes).clone())
+    }
+
+    /// Edge `edge` (leaving `source`) as a record.
+    fn record(&self, source: u32, edge: usize) -> EdgeRecord {
+        let inputs = &self.inputs;
+        EdgeRecord {
+            source,
+            target: self.topology.targets[edge],
+            packed: inputs.packed[edge],
+            last: inputs.last[edge],
+            sums: inputs.sums[edge],
+            trust_commitment: inputs.trust_commitment[edge],
+            since: inputs.since[edge],
+            strength: self.strengths[edge],
         }
     }
 
     /// Every edge as a record.
     fn records(&self) -> Vec<EdgeRecord> {
-        let inputs = &self.inputs;
         let mut records = Vec::with_capacity(self.edge_count());
         for source in 0..self.node_count() as u32 {
-            for edge in self.out_edges(source) {
-                records.push(EdgeRecord {
-                    source,
-                    target: self.topology.targets[edge],
-                    packed: inputs.packed[edge],
-                    last: inputs.last[edge],
-                    sums: inputs.sums[edge],
-                    trust_commitment: inputs.trust_commitment[edge],
-                    since: inputs.since[edge],
-                    strength: self.strengths[edge],
-                });
-            }
+            records.extend(self.out_edges(source).map(|edge| self.record(source, edge)));
         }
         records
     }
@@ -659,76 +605,99 @@ fn push_node(nodes: &mut Nodes, row: &NodeRow) {
     nodes.flags.push(if row.private { PRIVATE } else { 0 });
 }
 
-/// Lays `records` out as adjacency in both directions and evaluates every strength at `as_of`.
+/// Lays `records` out as adjacency in both directions, evaluating at `as_of` the strengths not known yet.
 fn assemble(
     seq: i64,
     as_of: DateTime<Utc>,
     model: Arc<StrengthModel>,
-    mut nodes: Nodes,
+    nodes: Nodes,
     mut records: Vec<EdgeRecord>,
 ) -> Snapshot {
-    let n = nodes.ids.len();
     records.sort_unstable_by_key(|record| (record.source, record.id()));
-    let m = records.len();
-    let mut out_offsets = vec![0u32; n + 1];
-    let mut in_offsets = vec![0u32; n + 1];
-    for record in &records {
-        out_offsets[record.source as usize + 1] += 1;
-        in_offsets[record.target as usize + 1] += 1;
+    let mut layout = Layout::with_capacity(records.len());
+    for record in records {
+        layout.push(record.evaluated(&model, seconds(as_of)));
     }
-    for node in 0..n {
-        out_offsets[node + 1] += out_offsets[node];
-        in_offsets[node + 1] += in_offsets[node];
+    layout.finish(seq, as_of, model, nodes)
+}
+
+/// Edges gathered in out-order (by source), then laid out with their in-adjacency.
+struct Layout {
+    sources: Vec<u32>,
+    targets: Vec<u32>,
+    strengths: Vec<f32>,
+    packed: Vec<u64>,
+    last: Vec<f64>,
+    sums: Vec<[f32; 4]>,
+    trust_commitment: Vec<[f32; 2]>,
+    since: Vec<i32>,
+}
+
+impl Layout {
+    fn with_capacity(edges: usize) -> Self {
+        Self {
+            sources: Vec::with_capacity(edges),
+            targets: Vec::with_capacity(edges),
+            strengths: Vec::with_capacity(edges),
+            packed: Vec::with_capacity(edges),
+            last: Vec::with_capacity(edges),
+            sums: Vec::with_capacity(edges),
+            trust_commitment: Vec::with_capacity(edges),
+            since: Vec::with_capacity(edges),
+        }
     }
-    let (mut packed, mut last, mut sums, mut trust_commitment, mut since) = (
-        Vec::with_capacity(m),
-        Vec::with_capacity(m),
-        Vec::with_capacity(m),
-        Vec::with_capacity(m),
-        Vec::with_capacity(m),
-    );
-    let mut strengths = Vec::with_capacity(m);
-    let at = seconds(as_of);
-    let mut targets = Vec::with_capacity(m);
-    let mut in_sources = vec![0u32; m];
-    let mut in_edges = vec![0u32; m];
-    let mut cursor: Vec<u32> = in_offsets[..n].to_vec();
-    for (edge, record) in records.iter().enumerate() {
-        targets.push(record.target);
-        packed.push(record.packed);
-        last.push(record.last);
-        sums.push(record.sums);
-        trust_commitment.push(record.trust_commitment);
-        since.push(record.since);
-        strengths.push(if record.strength.is_nan() {
-            let (standing, decayed) =
-                strength_inputs(record.packed, record.last, record.sums, record.trust_commitment, record.since);
-            model.score(&standing, &decayed, at) as f32
-        } else {
-            record.strength
-        });
-        let slot = &mut cursor[record.target as usize];
-        in_sources[*slot as usize] = record.source;
-        in_edges[*slot as usize] = edge as u32;
-        *slot += 1;
+
+    /// Adds the next edge (sources must not decrease; its strength must be known).
+    fn push(&mut self, record: EdgeRecord) {
+        debug_assert!(self.sources.last().is_none_or(|last| *last <= record.source));
+        self.sources.push(record.source);
+        self.targets.push(record.target);
+        self.strengths.push(record.strength);
+        self.packed.push(record.packed);
+        self.last.push(record.last);
+        self.sums.push(record.sums);
+        self.trust_commitment.push(record.trust_commitment);
+        self.since.push(record.since);
     }
-    nodes.out_offsets = out_offsets;
-    nodes.in_offsets = in_offsets;
-    let inputs = Inputs {
-        packed: Chunked::from_vec(packed),
-        last: Chunked::from_vec(last),
-        sums: Chunked::from_vec(sums),
-        trust_commitment: Chunked::from_vec(trust_commitment),
-        since: Chunked::from_vec(since),
-    };
-    Snapshot {
-        seq,
-        as_of,
-        model,
-        nodes: Arc::new(nodes),
-        topology: Arc::new(Topology { targets, in_sources, in_edges }),
-        inputs: Arc::new(inputs),
-        strengths: Arc::new(strengths),
+
+    fn finish(self, seq: i64, as_of: DateTime<Utc>, model: Arc<StrengthModel>, mut nodes: Nodes) -> Snapshot {
+        let n = nodes.ids.len();
+        let offsets = |ends: &[u32]| {
+            let mut offsets = vec![0u32; n + 1];
+            for end in ends {
+                offsets[*end as usize + 1] += 1;
+            }
+            for node in 0..n {
+                offsets[node + 1] += offsets[node];
+            }
+            offsets
+        };
+        nodes.out_offsets = offsets(&self.sources);
+        nodes.in_offsets = offsets(&self.targets);
+        let mut in_sources = vec![0u32; self.targets.len()];
+        let mut in_edges = vec![0u32; self.targets.len()];
+        let mut cursor: Vec<u32> = nodes.in_offsets[..n].to_vec();
+        for (edge, (target, source)) in self.targets.iter().zip(&self.sources).enumerate() {
+            let slot = &mut cursor[*target as usize];
+            in_sources[*slot as usize] = *source;
+            in_edges[*slot as usize] = edge as u32;
+            *slot += 1;
+        }
+        Snapshot {
+            seq,
+            as_of,
+            model,
+            nodes: Arc::new(nodes),
+            topology: Arc::new(Topology { targets: self.targets, in_sources, in_edges }),
+            inputs: Arc::new(Inputs {
+                packed: Chunked::from_vec(self.packed),
+                last: Chunked::from_vec(self.last),
+                sums: Chunked::from_vec(self.sums),
+                trust_commitment: Chunked::from_vec(self.trust_commitment),
+                since: Chunked::from_vec(self.since),
+            }),
+            strengths: Arc::new(self.strengths),
+        }
     }
 }
 
