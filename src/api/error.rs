@@ -63,7 +63,14 @@ impl ApiError {
         match self {
             ApiError::BadInput { field, message }
             | ApiError::Conflict { field, message }
-            | ApiError::LimitExceeded { field, message } => format!("{field}: {message}"),
+            | ApiError::LimitExceeded { field, message }
+                if !field.is_empty() =>
+            {
+                format!("{field}: {message}")
+            }
+            ApiError::BadInput { message, .. }
+            | ApiError::Conflict { message, .. }
+            | ApiError::LimitExceeded { message, .. } => message.clone(),
             ApiError::Unauthenticated(message) | ApiError::Forbidden(message) => message.clone(),
             ApiError::Unavailable => "the graph store is unavailable; retry shortly".into(),
             ApiError::Internal => "internal error; the server log has the details".into(),
@@ -74,7 +81,7 @@ impl ApiError {
         match self {
             ApiError::BadInput { field, .. }
             | ApiError::Conflict { field, .. }
-            | ApiError::LimitExceeded { field, .. } => Some(field),
+            | ApiError::LimitExceeded { field, .. } => Some(field.as_str()).filter(|field| !field.is_empty()),
             _ => None,
         }
     }
