@@ -427,12 +427,19 @@ impl Snapshot {
             .collect();
         let appends_only = added.iter().all(|row| self.nodes.ids.last().is_none_or(|last| row.id.0 > *last));
         // Attribute changes to known stakeholders.
-        let mut nodes = (*self.nodes).clone();
+        // Shared with this snapshot until something in it changes.
+        let mut nodes = Arc::clone(&self.nodes);
         for row in latest.values() {
             if let Some(index) = index_in(&nodes.ids, row.id) {
-                nodes.kinds[index as usize] = row.kind as u8;
-                nodes.markets[index as usize] = row.markets.bits();
-                nodes.flags[index as usize] = if row.private { PRIVATE } else { 0 };
+                let index = index as usize;
+                let flags = if row.private { PRIVATE } else { 0 };
+                let current = (nodes.kinds[index], nodes.markets[index], nodes.flags[index]);
+                if current != (row.kind as u8, row.markets.bits(), flags) {
+                    let nodes = Arc::make_mut(&mut nodes);
+                    nodes.kinds[index] = row.kind as u8;
+                    nodes.markets[index] = row.markets.bits();
+                    nodes.flags[index] = flags;
+                }
             }
         }
         let mut updates: Vec<(usize, EdgeRecord)> = Vec::new();
@@ -448,6 +455,7 @@ impl Snapshot {
         }
         if removed.is_empty() && appends_only {
             for row in added {
+                let nodes = Arc::make_mut(&mut nodes);
                 let edges = *nodes.out_offsets.last().unwrap_or(&0);
                 let entries = *nodes.in_offsets.last().unwrap_or(&0);
                 nodes.ids.push(row.id.0);
@@ -472,7 +480,7 @@ impl Snapshot {
                 next.inputs = Arc::new(inputs);
                 next.strengths = Arc::new(strengths);
             }
-            nodes_if_changed(&mut next, nodes);
+            next.nodes = nodes;
             let mut records = Vec::with_capacity(inserts.len());
             for relationship in inserts {
                 if let (Some(source), Some(target)) = (next.index_of(relationship.from), next.index_of(relationship.to))
@@ -581,16 +589,6 @@ impl Snapshot {
             records.extend(self.out_edges(source).map(|edge| self.record(source, edge)));
         }
         records
-    }
-}
-
-fn nodes_if_changed(snapshot: &mut Snapshot, nodes: Nodes) {
-    let same = nodes.ids == snapshot.nodes.ids
-        && nodes.kinds == snapshot.nodes.kinds
-        && nodes.markets == snapshot.nodes.markets
-        && nodes.flags == snapshot.nodes.flags;
-    if !same {
-        snapshot.nodes = Arc::new(nodes);
     }
 }
 
