@@ -94,7 +94,7 @@ impl Default for ApiLimits {
             max_analysis_results: 50,
             analysis_budget_ms: 5_000,
             betweenness_exact_below: 2_000,
-            betweenness_samples: 16,
+            betweenness_samples: 32,
         }
     }
 }

@@ -11,7 +11,11 @@
 //! edges between equally strong nodes form a cycle (counting the simple paths around cycles is #P-hard): such a
 //! cycle is broken at the node of the batch that joined it first, whose free predecessors in the cycle are dropped.
 //!
-//! Time O(|sources| · (n + m) log m), memory O(n + m) for n nodes and m edges.
+//! The graph is first copied into flat arrays (one pass over its edges, in the order it offers them), so that each
+//! source's search reads its edges sequentially and calls nothing per edge; predecessors live in one arena per
+//! source and are packed in settle order as nodes settle, for the backward pass.
+//!
+//! Time O(n + m) to copy, then O(|sources| · (n + m) log m); memory O(n + m) for n nodes and m edges.
 
 use super::paths::Adjacency;
 use rand::SeedableRng;
@@ -26,6 +30,9 @@ const CLOCK_EVERY: u32 = 4096;
 /// The place of a node that is not in the batch being settled.
 const NOT_IN_BATCH: u32 = u32::MAX;
 
+/// The end of a predecessor list.
+const NO_LINK: u32 = u32::MAX;
+
 /// Weighted betweenness summed over `sources` (out-of-range sources are skipped; a repeated source counts again):
 /// for every pair (s, t) with s a source, each node strictly inside a strongest s–t path earns the share of
 /// strongest s–t paths through it. Raw sums: not normalised, not halved for two-way graphs. Strengths must lie in
@@ -33,10 +40,14 @@ const NOT_IN_BATCH: u32 = u32::MAX;
 pub fn betweenness(graph: &impl Adjacency, sources: &[u32], deadline: Option<Instant>) -> Option<Vec<f64>> {
     let n = graph.node_count();
     let mut centrality = vec![0.0; n];
+    if !sources.iter().any(|&source| (source as usize) < n) {
+        return Some(centrality);
+    }
+    let arcs = Arcs::new(graph);
     let mut search = Brandes::new(n);
     for &source in sources {
         if (source as usize) < n {
-            search.run(graph, source, deadline)?;
+            search.run(&arcs, source, deadline)?;
             search.accumulate(source, &mut centrality);
         }
     }
@@ -59,6 +70,38 @@ pub fn sample_sources(nodes: usize, exact_below: usize, samples: usize, seed: u6
     (sources, nodes as f64 / samples as f64)
 }
 
+/// The graph's edges in compressed sparse rows, in the order [`Adjacency::neighbors`] offers them (self-loops,
+/// which no path takes, left out), and whether each node is passable.
+struct Arcs {
+    /// The edges leaving node `n` are `offsets[n]..offsets[n + 1]`.
+    offsets: Vec<usize>,
+    targets: Vec<u32>,
+    strengths: Vec<f64>,
+    passable: Vec<bool>,
+}
+
+impl Arcs {
+    fn new(graph: &impl Adjacency) -> Self {
+        let n = graph.node_count();
+        let mut offsets = Vec::with_capacity(n + 1);
+        let mut targets = Vec::new();
+        let mut strengths = Vec::new();
+        offsets.push(0);
+        for node in 0..n as u32 {
+            graph.neighbors(node, |next, strength| {
+                debug_assert!(strength <= 1.0, "strengths are at most 1");
+                if next != node {
+                    targets.push(next);
+                    strengths.push(strength);
+                }
+            });
+            offsets.push(targets.len());
+        }
+        let passable = (0..n as u32).map(|node| graph.passable(node)).collect();
+        Self { offsets, targets, strengths, passable }
+    }
+}
+
 /// One source's search, with buffers reused across sources.
 struct Brandes {
     /// Best score found so far, final once settled; 0: not reached.
@@ -67,12 +110,19 @@ struct Brandes {
     paths: Vec<f64>,
     /// The source's dependency on each node (δ).
     dependency: Vec<f64>,
-    /// Each node's predecessors on its strongest paths (each once, however many parallel edges).
-    predecessors: Vec<Vec<u32>>,
+    /// Each reached node's predecessors on its strongest paths (each once, however many parallel edges), as a
+    /// list in `links` from its first entry to its last; a stronger path starts a new list.
+    first: Vec<u32>,
+    last: Vec<u32>,
+    /// Predecessor lists of this source's search: (predecessor, next entry or [`NO_LINK`]).
+    links: Vec<(u32, u32)>,
     /// Nodes reached, to reset.
     reached: Vec<u32>,
     /// Settled nodes, each after all its predecessors.
     settled: Vec<u32>,
+    /// The predecessors of `settled[i]` are `settled_predecessors[settled_ends[i - 1]..settled_ends[i]]`.
+    settled_predecessors: Vec<u32>,
+    settled_ends: Vec<usize>,
     /// Scores as bits (order-preserving for positive floats); equal scores pop the lower node first.
     heap: BinaryHeap<(u64, Reverse<u32>)>,
     /// The nodes of the score being settled, in the order they joined, and each one's place there.
@@ -90,9 +140,13 @@ impl Brandes {
             score: vec![0.0; nodes],
             paths: vec![0.0; nodes],
             dependency: vec![0.0; nodes],
-            predecessors: vec![Vec::new(); nodes],
+            first: vec![NO_LINK; nodes],
+            last: vec![NO_LINK; nodes],
+            links: Vec::new(),
             reached: Vec::new(),
             settled: Vec::new(),
+            settled_predecessors: Vec::new(),
+            settled_ends: Vec::new(),
             heap: BinaryHeap::new(),
             batch: Vec::new(),
             place: vec![NOT_IN_BATCH; nodes],
@@ -102,19 +156,22 @@ impl Brandes {
     }
 
     fn reset(&mut self) {
+        // `first` and `last` need no reset: a node's list starts afresh when the node is first reached.
         for node in self.reached.drain(..) {
             let node = node as usize;
             self.score[node] = 0.0;
             self.paths[node] = 0.0;
             self.dependency[node] = 0.0;
-            self.predecessors[node].clear();
         }
+        self.links.clear();
         self.settled.clear();
+        self.settled_predecessors.clear();
+        self.settled_ends.clear();
         self.heap.clear();
     }
 
     /// Settles every node `source` reaches, with its paths and predecessors. `None`: out of time.
-    fn run(&mut self, graph: &impl Adjacency, source: u32, deadline: Option<Instant>) -> Option<()> {
+    fn run(&mut self, arcs: &Arcs, source: u32, deadline: Option<Instant>) -> Option<()> {
         self.reset();
         self.score[source as usize] = 1.0;
         self.reached.push(source);
@@ -146,23 +203,15 @@ impl Brandes {
                 if due && deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                     return None;
                 }
-                if node == source || graph.passable(node) {
-                    self.relax(graph, source, node, score);
+                if node == source || arcs.passable[node as usize] {
+                    self.relax(arcs, source, node, score);
                 }
             }
-            if !self.free.is_empty() {
+            let ordered = !self.free.is_empty();
+            if ordered {
                 self.order_batch();
             }
-            for &node in &self.batch {
-                let node = node as usize;
-                self.paths[node] = if node == source as usize {
-                    1.0
-                } else {
-                    self.predecessors[node].iter().map(|&previous| self.paths[previous as usize]).sum()
-                };
-                self.place[node] = NOT_IN_BATCH;
-            }
-            self.settled.extend_from_slice(&self.batch);
+            self.settle_batch(source, ordered);
         }
         Some(())
     }
@@ -174,42 +223,49 @@ impl Brandes {
 
     /// Offers the edges leaving `node` (settling at `from`): a stronger path replaces a node's predecessors, an
     /// equally strong one adds to them; a free edge brings its target into the batch.
-    fn relax(&mut self, graph: &impl Adjacency, source: u32, node: u32, from: f64) {
-        let Self { score, predecessors, reached, heap, batch, place, free, .. } = self;
-        graph.neighbors(node, |next, strength| {
-            debug_assert!(strength <= 1.0, "strengths are at most 1");
-            if next == source || next == node {
-                return;
+    fn relax(&mut self, arcs: &Arcs, source: u32, node: u32, from: f64) {
+        let range = arcs.offsets[node as usize]..arcs.offsets[node as usize + 1];
+        for (&next, &strength) in arcs.targets[range.clone()].iter().zip(&arcs.strengths[range]) {
+            if next == source {
+                continue;
             }
             let candidate = from * strength;
-            let current = &mut score[next as usize];
-            if candidate > *current {
-                if *current == 0.0 {
-                    reached.push(next);
+            let current = self.score[next as usize];
+            if candidate > current {
+                if current == 0.0 {
+                    self.reached.push(next);
                 }
-                *current = candidate;
-                predecessors[next as usize].clear();
-                predecessors[next as usize].push(node);
+                self.score[next as usize] = candidate;
+                let link = self.links.len() as u32;
+                self.links.push((node, NO_LINK));
+                self.first[next as usize] = link;
+                self.last[next as usize] = link;
                 if candidate == from {
-                    place[next as usize] = batch.len() as u32;
-                    batch.push(next);
-                    free.push((node, next));
+                    self.place[next as usize] = self.batch.len() as u32;
+                    self.batch.push(next);
+                    self.free.push((node, next));
                 } else {
-                    heap.push((candidate.to_bits(), Reverse(next)));
+                    self.heap.push((candidate.to_bits(), Reverse(next)));
                 }
-            } else if candidate == *current && candidate > 0.0 && predecessors[next as usize].last() != Some(&node) {
+            } else if candidate == current && candidate > 0.0 {
                 // (Parallel edges come in this one scan: a repeat of `node` would be the last predecessor.)
-                predecessors[next as usize].push(node);
-                if candidate == from {
-                    free.push((node, next));
+                let last = self.last[next as usize];
+                if self.links[last as usize].0 != node {
+                    let link = self.links.len() as u32;
+                    self.links.push((node, NO_LINK));
+                    self.links[last as usize].1 = link;
+                    self.last[next as usize] = link;
+                    if candidate == from {
+                        self.free.push((node, next));
+                    }
                 }
             }
-        });
+        }
     }
 
     /// Orders the batch so that its free edges point forward (Kahn's algorithm, taking nodes in the order they
-    /// joined). When the free edges left form a cycle, the earliest node left goes next and its free predecessors
-    /// still to come are dropped.
+    /// joined). When the free edges left form a cycle, the earliest node left goes next; its free predecessors
+    /// still to come are dropped when the batch settles.
     fn order_batch(&mut self) {
         let len = self.batch.len();
         let mut waiting = vec![0u32; len];
@@ -246,23 +302,48 @@ impl Brandes {
         for (place, &node) in order.iter().enumerate() {
             self.place[node as usize] = place as u32;
         }
-        for &node in &order {
-            let here = self.place[node as usize];
-            let place = &self.place;
-            self.predecessors[node as usize].retain(|&previous| {
-                let there = place[previous as usize];
-                there == NOT_IN_BATCH || there < here
-            });
-        }
         self.batch = order;
+    }
+
+    /// Settles the batch in order: each node's paths are the sum over its predecessors, which are packed for
+    /// [`Self::accumulate`]. After [`Self::order_batch`] (`ordered`), predecessors later in the batch are dropped.
+    fn settle_batch(&mut self, source: u32, ordered: bool) {
+        for &node in &self.batch {
+            let node = node as usize;
+            if node == source as usize {
+                self.paths[node] = 1.0;
+            } else {
+                let here = self.place[node];
+                let mut paths = 0.0;
+                let mut link = self.first[node];
+                while link != NO_LINK {
+                    let (previous, next) = self.links[link as usize];
+                    link = next;
+                    if ordered {
+                        // Settled nodes of the batch are out of it again, so they pass as earlier ones.
+                        let there = self.place[previous as usize];
+                        if there != NOT_IN_BATCH && there >= here {
+                            continue;
+                        }
+                    }
+                    paths += self.paths[previous as usize];
+                    self.settled_predecessors.push(previous);
+                }
+                self.paths[node] = paths;
+            }
+            self.settled_ends.push(self.settled_predecessors.len());
+            self.place[node] = NOT_IN_BATCH;
+        }
+        self.settled.extend_from_slice(&self.batch);
     }
 
     /// Adds the dependencies of the last run's source to `centrality`, in reverse settle order.
     fn accumulate(&mut self, source: u32, centrality: &mut [f64]) {
-        for &node in self.settled.iter().rev() {
+        for (index, &node) in self.settled.iter().enumerate().rev() {
             let node = node as usize;
+            let start = if index == 0 { 0 } else { self.settled_ends[index - 1] };
             let share = (1.0 + self.dependency[node]) / self.paths[node];
-            for &previous in &self.predecessors[node] {
+            for &previous in &self.settled_predecessors[start..self.settled_ends[index]] {
                 self.dependency[previous as usize] += self.paths[previous as usize] * share;
             }
             if node != source as usize {
