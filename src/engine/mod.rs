@@ -20,7 +20,7 @@ use crate::domain::strength::StrengthModel;
 use crate::domain::{RelationshipId, StakeholderId};
 use crate::store::{GraphStore, NodeRow, StoreError};
 use arc_swap::ArcSwapOption;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -115,12 +115,6 @@ impl Engine {
         let value = Arc::new(compute()?);
         self.memo.put(snapshot, key, value.clone());
         Some(value)
-    }
-
-    /// The same engine with strengths re-evaluated when their clock is older than `refresh`.
-    pub fn with_refresh(mut self, refresh: Duration) -> Self {
-        self.refresh = refresh;
-        self
     }
 
     /// Builds the projection now (if it is not built yet) and returns it.
@@ -224,10 +218,5 @@ impl Engine {
                 }
             }
         })
-    }
-
-    /// The time strengths are evaluated at, if the projection is built.
-    pub fn as_of(&self) -> Option<DateTime<Utc>> {
-        self.current.load().as_ref().map(|snapshot| snapshot.as_of())
     }
 }

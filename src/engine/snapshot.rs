@@ -12,7 +12,7 @@
 
 use crate::domain::strength::{seconds, DecayedSums, Standing, StrengthModel};
 use crate::domain::{
-    BondSet, Level, MarketSet, Relationship, RelationshipId, RelationshipType, StakeholderId, StakeholderKind,
+    BondSet, MarketSet, Relationship, RelationshipId, RelationshipType, StakeholderId, StakeholderKind,
 };
 use crate::store::{GraphScan, NodeRow};
 use chrono::{DateTime, Utc};
@@ -259,11 +259,6 @@ impl Snapshot {
         self.as_of
     }
 
-    /// The strength model.
-    pub fn model(&self) -> &StrengthModel {
-        &self.model
-    }
-
     /// How many stakeholders.
     pub fn node_count(&self) -> usize {
         self.nodes.ids.len()
@@ -331,17 +326,6 @@ impl Snapshot {
         self.strengths[edge]
     }
 
-    /// All strengths, by edge.
-    pub fn strengths(&self) -> &[f32] {
-        &self.strengths
-    }
-
-    /// The source of `edge` (a binary search over the out-offsets).
-    pub fn source(&self, edge: usize) -> u32 {
-        let offsets = &self.nodes.out_offsets;
-        (offsets.partition_point(|&offset| offset as usize <= edge) - 1) as u32
-    }
-
     /// The relationship of `edge`.
     pub fn relationship(&self, edge: usize) -> RelationshipId {
         RelationshipId((self.inputs.packed[edge] >> 16) as i64)
@@ -352,28 +336,10 @@ impl Snapshot {
         RelationshipType::ALL[((self.inputs.packed[edge] >> 8) & 0xff) as usize]
     }
 
-    /// The level of `edge`.
-    pub fn level(&self, edge: usize) -> Level {
-        Level::from_rank(((self.inputs.packed[edge] >> 4) & 0xf) as u8).unwrap_or(Level::Basic)
-    }
-
     /// The edge of relationship `id`, if it is in the projection.
     pub fn edge_of(&self, id: RelationshipId, from: StakeholderId) -> Option<usize> {
         let source = self.index_of(from)?;
         self.out_edges(source).find(|&edge| self.relationship(edge) == id)
-    }
-
-    /// The strength of `edge` recomputed from its compact inputs at `at` (what the snapshot stores, in f64).
-    pub fn evaluate(&self, edge: usize, at: f64) -> f64 {
-        let inputs = &self.inputs;
-        let (standing, sums) = strength_inputs(
-            inputs.packed[edge],
-            inputs.last[edge],
-            inputs.sums[edge],
-            inputs.trust_commitment[edge],
-            inputs.since[edge],
-        );
-        self.model.score(&standing, &sums, at)
     }
 
     /// Heap bytes held by this snapshot (arrays shared with other snapshots counted in full).
@@ -719,7 +685,7 @@ fn evaluate_all(model: &StrengthModel, inputs: &Inputs, as_of: DateTime<Utc>) ->
 mod tests {
     use super::*;
     use crate::domain::strength::DecayedSums;
-    use crate::domain::{Channel, Direction, Probability, RelationshipUpsert};
+    use crate::domain::{Channel, Direction, Level, Probability, RelationshipUpsert};
     use chrono::TimeZone;
     use proptest::prelude::*;
 
