@@ -431,3 +431,49 @@ async fn brokers_between_customers_and_influencers_by_exact_betweenness() {
         assert!(bridges.contains(&json!("CUSTOMER")) && bridges.contains(&json!("INFLUENCE")), "{broker}");
     }
 }
+
+/// A write made by another process (another store over the same database file) reaches this process's
+/// analyses through the change log: the follower applies it without anyone calling this process.
+#[tokio::test]
+async fn writes_of_another_process_reach_the_analyses_through_the_change_log() {
+    use stakegraph::domain::{Command, Level, RelationshipType, RelationshipUpsert};
+    let (store, dir) = demo_copy();
+    let schema = schema(store.clone());
+    let engine = schema.engine().clone();
+    let (regulator, customer) = regulator_and_key_customer();
+    let paths = "query($from: ID!, $to: ID!) { influencePaths(from: $from, to: $to, first: 1, maxHops: 4) {
+        paths { hops steps { relationship { id } } } } }";
+    let variables = json!({ "from": gid(regulator), "to": gid(customer) });
+    let before = run_ok(&schema, paths, variables.clone()).await;
+    assert!(before["influencePaths"]["paths"][0]["hops"].as_u64().unwrap() >= 2);
+    let follower = engine.spawn_follower(std::time::Duration::from_millis(20));
+
+    let other = SqliteStore::open(dir.path().join("copy.db")).unwrap();
+    let upsert = RelationshipUpsert {
+        from: StakeholderId(regulator),
+        to: StakeholderId(customer),
+        rel_type: RelationshipType::Influences,
+        level: Some(Level::Partnership),
+        bonds: None,
+        trust: stakegraph::domain::Probability::parse(1.0).ok(),
+        commitment: stakegraph::domain::Probability::parse(1.0).ok(),
+        since: Some(chrono::Utc::now() - chrono::Duration::days(3650)),
+        basis: None,
+    };
+    other.apply(vec![Command::UpsertRelationship(upsert)], chrono::Utc::now()).await.unwrap();
+
+    // Wait (bounded) for the follower; the assertion is on what it applied, not on how fast.
+    let mut hops = 0;
+    for _ in 0..250 {
+        let after = run_ok(&schema, paths, variables.clone()).await;
+        hops = after["influencePaths"]["paths"][0]["hops"].as_u64().unwrap();
+        if hops == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    follower.abort();
+    assert_eq!(hops, 1, "the direct relationship written by the other process is the strongest path now");
+    let seq = store.changes_after(0, usize::MAX).await.unwrap().last().unwrap().seq;
+    assert_eq!(engine.loaded().unwrap().seq(), seq, "the projection stands at the log's last entry");
+}
