@@ -8,7 +8,8 @@ use crate::demo::{self, DemoOptions};
 use crate::store::{GraphStore, Metered, SqliteStore, StoreError};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql_axum::GraphQLResponse;
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -65,6 +66,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     let router = Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -191,6 +193,48 @@ fn caller(headers: &HeaderMap, keys: &ApiKeys) -> Caller {
         Some(role) => Caller::Key(role),
         None => Caller::InvalidKey,
     }
+}
+
+/// Subscriptions over WebSocket (`graphql-transport-ws`, and the legacy `graphql-ws`). The API key comes in the
+/// `connection_init` payload, as `{"Authorization": "Bearer <key>"}` or `{"apiKey": "<key>"}`; a connection
+/// without a valid one is closed unless anonymous reads are allowed.
+async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    let schema = state.schema.inner().clone();
+    let (keys, anonymous_reads) = (state.keys.clone(), state.anonymous_reads);
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move { connection_caller(&payload, &keys, anonymous_reads) })
+                .serve()
+        })
+        .into_response()
+}
+
+/// Who a WebSocket connection's `connection_init` payload says the caller is.
+fn connection_caller(
+    payload: &serde_json::Value,
+    keys: &ApiKeys,
+    anonymous_reads: bool,
+) -> async_graphql::Result<async_graphql::Data> {
+    let text = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
+    let bearer = text("Authorization")
+        .or_else(|| text("authorization"))
+        .and_then(|value| value.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim());
+    let caller = match bearer.or_else(|| text("apiKey")) {
+        None => Caller::Anonymous,
+        Some(key) => keys.role_of(key).map_or(Caller::InvalidKey, Caller::Key),
+    };
+    match caller {
+        Caller::InvalidKey => return Err(async_graphql::Error::new(BAD_KEY)),
+        Caller::Anonymous if !anonymous_reads => return Err(async_graphql::Error::new(NO_KEY)),
+        _ => {}
+    }
+    let mut data = async_graphql::Data::default();
+    data.insert(caller);
+    Ok(data)
 }
 
 /// Refuses, before its body is read, a request whose caller may do nothing at all.

@@ -54,11 +54,11 @@ pub struct ChangeEvent {
     pub masked: bool,
 }
 
-fn encode(seq: i64) -> String {
+pub(crate) fn encode(seq: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("changes|{seq}"))
 }
 
-fn decode(cursor: &str) -> ApiResult<i64> {
+pub(crate) fn decode(cursor: &str) -> ApiResult<i64> {
     let invalid = || {
         ApiError::bad_input(
             "after",
@@ -68,6 +68,22 @@ fn decode(cursor: &str) -> ApiResult<i64> {
     let text =
         String::from_utf8(URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?).map_err(|_| invalid())?;
     text.strip_prefix("changes|").and_then(|seq| seq.parse().ok()).ok_or_else(invalid)
+}
+
+impl ChangeEvent {
+    /// The view of `event` for a caller who sees the stakeholders in `hidden` masked.
+    pub(crate) fn of(event: domain::ChangeEvent, hidden: &HashSet<StakeholderId>) -> Self {
+        let masked = event.stakeholders.iter().any(|id| hidden.contains(id));
+        ChangeEvent {
+            cursor: encode(event.seq),
+            at: event.at,
+            kind: event.kind.into(),
+            stakeholders: event.stakeholders.iter().map(|id| GlobalId::Stakeholder(*id).encode()).collect(),
+            relationship: event.relationship.map(|id| GlobalId::Relationship(id).encode()),
+            payload: (!masked).then_some(Json(event.payload)),
+            masked,
+        }
+    }
 }
 
 /// The change-log root field.
@@ -94,18 +110,8 @@ impl ChangesQuery {
         let hidden = hidden_stakeholders(ctx, &events).await?;
         let mut connection = Connection::new(after_seq > 0, has_next_page);
         connection.edges.extend(events.into_iter().map(|event| {
-            let masked = event.stakeholders.iter().any(|id| hidden.contains(id));
-            let cursor = encode(event.seq);
-            let node = ChangeEvent {
-                cursor: cursor.clone(),
-                at: event.at,
-                kind: event.kind.into(),
-                stakeholders: event.stakeholders.iter().map(|id| GlobalId::Stakeholder(*id).encode()).collect(),
-                relationship: event.relationship.map(|id| GlobalId::Relationship(id).encode()),
-                payload: (!masked).then_some(Json(event.payload)),
-                masked,
-            };
-            Edge::new(cursor, node)
+            let node = ChangeEvent::of(event, &hidden);
+            Edge::new(node.cursor.clone(), node)
         }));
         Ok(connection)
     }

@@ -17,11 +17,13 @@ pub mod query;
 pub mod relationships;
 pub mod stakeholders;
 pub mod strength;
+pub mod subscription;
 
 use crate::engine::Engine;
 use crate::store::GraphStore;
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 use std::sync::Arc;
+use subscription::SubscriptionRoot;
 
 pub use auth::Caller;
 pub use error::{ApiError, ApiResult};
@@ -36,7 +38,7 @@ pub struct QueryRoot(Query, influence::InfluenceQuery, influence::RiskQuery, cha
 /// The Stakegraph schema, with the DataLoaders it feeds. Cheap to clone.
 #[derive(Clone)]
 pub struct StakegraphSchema {
-    schema: Schema<QueryRoot, Mutation, EmptySubscription>,
+    schema: Schema<QueryRoot, Mutation, SubscriptionRoot>,
     executions: Arc<loaders::Executions>,
     engine: Arc<Engine>,
 }
@@ -45,6 +47,12 @@ impl StakegraphSchema {
     /// Executes one request; its loads are batched with those of every execution in flight.
     pub async fn execute(&self, request: impl Into<async_graphql::Request>) -> async_graphql::Response {
         self.executions.track(self.schema.execute(request)).await
+    }
+
+    /// The schema itself, for transports that drive it directly (the WebSocket subscriptions). Loads made under
+    /// it are not tracked for DataLoader batching, which subscriptions do not use.
+    pub fn inner(&self) -> &Schema<QueryRoot, Mutation, SubscriptionRoot> {
+        &self.schema
     }
 
     /// The engine whose projection the analyses read.
@@ -128,7 +136,7 @@ pub fn build_schema_with(
     let executions = Arc::new(loaders::Executions::default());
     let strength = Arc::new(strength);
     let engine = Arc::new(Engine::new(store.clone(), strength.clone()));
-    let schema = Schema::build(QueryRoot::default(), Mutation, EmptySubscription)
+    let schema = Schema::build(QueryRoot::default(), Mutation, SubscriptionRoot)
         .data(loaders::Loaders::new(store.clone(), executions.clone()))
         .data(ApiContext { store, limits, anonymous_reads, strength, engine: engine.clone() })
         .limit_depth(limits.max_depth)
@@ -140,5 +148,5 @@ pub fn build_schema_with(
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot::default(), Mutation, EmptySubscription).finish().sdl()
+    Schema::build(QueryRoot::default(), Mutation, SubscriptionRoot).finish().sdl()
 }

@@ -56,6 +56,8 @@ pub struct Engine {
     applying: tokio::sync::Mutex<()>,
     /// Results of whole-graph analyses for the snapshot they were computed on.
     memo: Memo,
+    /// The change-log position of the current snapshot, for whoever waits for new changes (subscriptions).
+    published: tokio::sync::watch::Sender<i64>,
 }
 
 /// Whole-graph results (PageRank, betweenness) kept for one snapshot, identified by its position and clock:
@@ -98,7 +100,24 @@ impl Engine {
             current: ArcSwapOption::empty(),
             applying: tokio::sync::Mutex::new(()),
             memo: Memo::default(),
+            published: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// The change-log position of the current snapshot, updated as the engine applies the log (after this
+    /// process's mutations at once, after other processes' within the follower's interval).
+    pub fn published(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.published.subscribe()
+    }
+
+    fn swap(&self, snapshot: Arc<Snapshot>) {
+        let seq = snapshot.seq();
+        self.current.store(Some(snapshot));
+        self.published.send_if_modified(|published| {
+            let advanced = seq > *published;
+            *published = (*published).max(seq);
+            advanced
+        });
     }
 
     /// The result of `compute` on `snapshot` under `key`, computed once per snapshot (on this thread: call it
@@ -132,7 +151,7 @@ impl Engine {
             .await
             .map_err(|error| EngineError::Projection(error.to_string()))??;
         let snapshot = Arc::new(snapshot);
-        self.current.store(Some(snapshot.clone()));
+        self.swap(snapshot.clone());
         Ok(snapshot)
     }
 
@@ -166,7 +185,7 @@ impl Engine {
                 .await
                 .map_err(|error| EngineError::Projection(error.to_string()))??;
             snapshot = Arc::new(next);
-            self.current.store(Some(snapshot.clone()));
+            self.swap(snapshot.clone());
             if events.len() < LOG_PAGE {
                 break;
             }
@@ -178,7 +197,7 @@ impl Engine {
                 .await
                 .map_err(|error| EngineError::Projection(error.to_string()))?;
             snapshot = Arc::new(next);
-            self.current.store(Some(snapshot.clone()));
+            self.swap(snapshot.clone());
         }
         Ok(snapshot)
     }

@@ -11,4 +11,5 @@ mod router;
 mod schema_sdl;
 mod server;
 mod store;
+mod subscriptions;
 mod support;
