@@ -98,6 +98,9 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
     }
 }
 
+/// How often the engine polls the change log for writes made by other processes (one indexed read).
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A bound, ready-to-run service.
 pub struct Application {
     listener: TcpListener,
@@ -136,7 +139,7 @@ impl Application {
             elapsed = ?started.elapsed(),
             "projection built"
         );
-        state.schema.engine().spawn_follower(std::time::Duration::from_secs(1));
+        state.schema.engine().spawn_follower(FOLLOW_EVERY);
         let router = router(state, &config.cors_origins);
         Ok(Self { listener, router })
     }

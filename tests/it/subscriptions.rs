@@ -142,3 +142,70 @@ async fn a_connection_without_a_valid_key_is_refused() {
     assert_eq!(code, 1002);
     assert!(reason.contains("API key"), "the reason says what to fix: {reason}");
 }
+
+/// Two services on one database file (as two processes would be): a change made through one reaches a
+/// subscriber of the other, through the change log.
+#[tokio::test]
+async fn a_change_through_one_service_reaches_a_subscriber_of_another_on_the_same_database() {
+    let (first, dir) = spawn().await;
+    let other_store =
+        std::sync::Arc::new(stakegraph::store::SqliteStore::open(dir.path().join("stakegraph.db")).unwrap());
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_keys: ApiKeys::parse(&format!("editor:{EDITOR_KEY}")).unwrap(),
+        ..Config::default()
+    };
+    let second = Application::build_with_store(other_store, &config).await.expect("second service builds");
+    let second_address = format!("{}", second.local_addr());
+    tokio::spawn(second.run_until_stopped());
+
+    let mut socket = subscribe(&second_address, EDITOR_KEY, None).await;
+    let started = std::time::Instant::now();
+    create_customer(&first, "C-1").await;
+    let (_, kind) = next_event(&mut socket).await;
+    assert_eq!(kind, "STAKEHOLDER_CREATED");
+    eprintln!("delivered across services in {:?}", started.elapsed());
+}
+
+/// A viewer's subscription keeps every event in order but withholds the payload of one touching a private
+/// stakeholder.
+#[tokio::test]
+async fn a_viewer_subscriber_gets_private_stakeholders_masked() {
+    let (store, _dir) = fresh_store();
+    let viewer_key = "viewer-key-for-the-subscription-test";
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_keys: ApiKeys::parse(&format!("editor:{EDITOR_KEY},viewer:{viewer_key}")).unwrap(),
+        ..Config::default()
+    };
+    let application = Application::build_with_store(store, &config).await.expect("service builds");
+    let address = format!("{}", application.local_addr());
+    tokio::spawn(application.run_until_stopped());
+
+    let mut request = format!("ws://{address}/graphql/ws").into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "apiKey": viewer_key } });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
+    let query = "subscription { changes { kind masked payload } }";
+    let start = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } });
+    socket.send(Message::text(start.to_string())).await.unwrap();
+
+    create_customer(&address, "PUBLIC-1").await;
+    let private = json!({
+        "query": "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }",
+        "variables": { "input": { "key": "SECRET-1", "name": "Secret Holdings", "private": true } }
+    });
+    let response =
+        post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(EDITOR_KEY), &private).await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+
+    let public = next_message(&mut socket).await;
+    assert_eq!(public["payload"]["data"]["changes"]["masked"], false);
+    assert_eq!(public["payload"]["data"]["changes"]["payload"]["after"]["name"], "Customer PUBLIC-1");
+    let hidden = next_message(&mut socket).await;
+    assert_eq!(hidden["payload"]["data"]["changes"]["masked"], true);
+    assert_eq!(hidden["payload"]["data"]["changes"]["payload"], Value::Null);
+    assert!(!hidden.to_string().contains("Secret Holdings"));
+}
