@@ -209,3 +209,56 @@ async fn a_viewer_subscriber_gets_private_stakeholders_masked() {
     assert_eq!(hidden["payload"]["data"]["changes"]["payload"], Value::Null);
     assert!(!hidden.to_string().contains("Secret Holdings"));
 }
+
+/// `relationshipChanged(stakeholder)` streams only the changes to that stakeholder's relationships, and a
+/// `changes` filter on relationship types only those of the types asked for.
+#[tokio::test]
+async fn relationship_changes_of_one_stakeholder_and_filters_by_type() {
+    let (address, _dir) = spawn().await;
+    for key in ["A", "B", "C"] {
+        create_customer(&address, key).await;
+    }
+    let id = |n: i64| stakegraph::api::ids::GlobalId::Stakeholder(stakegraph::domain::StakeholderId(n)).encode().0;
+    let mut request = format!("ws://{address}/graphql/ws").into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {EDITOR_KEY}") } });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
+    let of_a = "subscription($a: ID!) { relationshipChanged(stakeholder: $a) { kind stakeholders relationship } }";
+    let refers = "subscription { changes(filter: { relationshipTypes: [REFERS] }) { kind stakeholders relationship } }";
+    for (subscription, query, variables) in [("a", of_a, json!({ "a": id(1) })), ("refers", refers, json!({}))] {
+        let start =
+            json!({ "id": subscription, "type": "subscribe", "payload": { "query": query, "variables": variables } });
+        socket.send(Message::text(start.to_string())).await.unwrap();
+    }
+
+    let upsert = |from: i64, to: i64, kind: &str| {
+        json!({
+            "query": format!("mutation($from: ID!, $to: ID!) {{ upsertRelationship(input: {{ from: $from, to: $to, type: {kind} }}) {{ relationship {{ id }} }} }}"),
+            "variables": { "from": id(from), "to": id(to) }
+        })
+    };
+    let client = reqwest::Client::new();
+    for (from, to, kind) in [(2, 3, "KNOWS"), (1, 2, "KNOWS"), (2, 3, "REFERS"), (3, 1, "REFERS")] {
+        let response =
+            post_graphql(&client, &format!("http://{address}"), Some(EDITOR_KEY), &upsert(from, to, kind)).await;
+        assert!(response.get("errors").is_none(), "{response:#}");
+    }
+    let mut received: Vec<(String, Vec<Value>)> = Vec::new();
+    for _ in 0..4 {
+        let message = next_message(&mut socket).await;
+        assert_eq!(message["type"], "next", "{message}");
+        let subscription = message["id"].as_str().unwrap().to_owned();
+        let field = if subscription == "a" { "relationshipChanged" } else { "changes" };
+        let event = &message["payload"]["data"][field];
+        assert_eq!(event["kind"], "RELATIONSHIP_CREATED");
+        received.push((subscription, event["stakeholders"].as_array().unwrap().clone()));
+    }
+    let of = |name: &str| -> Vec<Vec<Value>> {
+        received.iter().filter(|(subscription, _)| subscription == name).map(|(_, ends)| ends.clone()).collect()
+    };
+    // A's subscription sees (1,2) and (3,1); the REFERS filter sees (2,3) and (3,1); neither sees the first KNOWS.
+    assert_eq!(of("a"), vec![vec![json!(id(1)), json!(id(2))], vec![json!(id(3)), json!(id(1))]]);
+    assert_eq!(of("refers"), vec![vec![json!(id(2)), json!(id(3))], vec![json!(id(3)), json!(id(1))]]);
+}
