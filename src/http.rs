@@ -186,16 +186,15 @@ async fn shutdown_signal() {
 /// Who the request's `Authorization: Bearer` header says the caller is (the scheme is case-insensitive).
 fn caller(headers: &HeaderMap, keys: &ApiKeys) -> Caller {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Caller::Anonymous };
-    let key = value
-        .to_str()
-        .ok()
-        .and_then(|value| value.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, key)| key.trim());
-    match key.and_then(|key| keys.role_of(key)) {
+    match value.to_str().ok().and_then(bearer_key).and_then(|key| keys.role_of(key)) {
         Some(role) => Caller::Key(role),
         None => Caller::InvalidKey,
     }
+}
+
+/// The key of an `Authorization` value of the form `Bearer <key>` (the scheme is case-insensitive).
+fn bearer_key(value: &str) -> Option<&str> {
+    value.trim().split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, key)| key.trim())
 }
 
 /// Subscriptions over WebSocket (`graphql-transport-ws`, and the legacy `graphql-ws`). The API key comes in the
@@ -221,11 +220,7 @@ fn connection_caller(
     anonymous_reads: bool,
 ) -> async_graphql::Result<async_graphql::Data> {
     let text = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
-    let bearer = text("Authorization")
-        .or_else(|| text("authorization"))
-        .and_then(|value| value.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, key)| key.trim());
+    let bearer = text("Authorization").or_else(|| text("authorization")).and_then(bearer_key);
     let caller = match bearer.or_else(|| text("apiKey")) {
         None => Caller::Anonymous,
         Some(key) => keys.role_of(key).map_or(Caller::InvalidKey, Caller::Key),

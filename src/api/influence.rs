@@ -614,7 +614,7 @@ struct Analysis {
 impl Analysis {
     async fn start(ctx: &Context<'_>) -> ApiResult<Self> {
         let api = ctx.data_unchecked::<ApiContext>();
-        let snapshot = api.engine.snapshot().await.map_err(|error| {
+        let snapshot = api.engine.load().await.map_err(|error| {
             tracing::error!(%error, "the projection is not available");
             ApiError::Unavailable
         })?;

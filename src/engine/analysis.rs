@@ -17,6 +17,17 @@ pub enum Flow {
     Both,
 }
 
+impl Flow {
+    /// The opposite flow (walking edges backwards).
+    pub fn reversed(self) -> Self {
+        match self {
+            Flow::Forward => Flow::Backward,
+            Flow::Backward => Flow::Forward,
+            Flow::Both => Flow::Both,
+        }
+    }
+}
+
 /// Which stakeholders a path may pass through (its ends are always allowed): all, or those of one of these
 /// kinds and in one of these markets (an empty list does not restrict).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,12 +125,7 @@ impl Adjacency for Walk<'_> {
     }
 
     fn reverse_neighbors(&self, node: u32, visit: impl FnMut(u32, f64)) {
-        let flow = match self.flow {
-            Flow::Forward => Flow::Backward,
-            Flow::Backward => Flow::Forward,
-            Flow::Both => Flow::Both,
-        };
-        Walk { flow, ..*self }.neighbors(node, visit)
+        Walk { flow: self.flow.reversed(), ..*self }.neighbors(node, visit)
     }
 
     fn passable(&self, node: u32) -> bool {
@@ -228,12 +234,7 @@ impl PullLayout {
         let mut out_weight = vec![0.0f64; n];
         offsets.push(0u32);
         // Pull from the other end: the edges arriving at `node` along the flow are those leaving it against it.
-        let reverse = match walk.flow {
-            Flow::Forward => Flow::Backward,
-            Flow::Backward => Flow::Forward,
-            Flow::Both => Flow::Both,
-        };
-        let pull = Walk { flow: reverse, ..*walk };
+        let pull = Walk { flow: walk.flow.reversed(), ..*walk };
         for node in 0..n as u32 {
             pull.neighbors(node, |source, strength| {
                 sources.push(source);

@@ -136,7 +136,7 @@ impl Engine {
         Some(value)
     }
 
-    /// Builds the projection now (if it is not built yet) and returns it.
+    /// The current snapshot, building the projection first if it is not built yet.
     pub async fn load(&self) -> Result<Arc<Snapshot>, EngineError> {
         if let Some(snapshot) = self.current.load_full() {
             return Ok(snapshot);
@@ -153,11 +153,6 @@ impl Engine {
         let snapshot = Arc::new(snapshot);
         self.swap(snapshot.clone());
         Ok(snapshot)
-    }
-
-    /// The current snapshot, built first if needed.
-    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, EngineError> {
-        self.load().await
     }
 
     /// The current snapshot if it is built.
