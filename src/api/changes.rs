@@ -72,7 +72,7 @@ pub(crate) fn decode(cursor: &str) -> ApiResult<i64> {
 
 impl ChangeEvent {
     /// The view of `event` for a caller who sees the stakeholders in `hidden` masked.
-    pub(crate) fn of(event: domain::ChangeEvent, hidden: &HashSet<StakeholderId>) -> Self {
+    pub(crate) fn of(event: &domain::ChangeEvent, hidden: &HashSet<StakeholderId>) -> Self {
         let masked = event.stakeholders.iter().any(|id| hidden.contains(id));
         ChangeEvent {
             cursor: encode(event.seq),
@@ -80,7 +80,7 @@ impl ChangeEvent {
             kind: event.kind.into(),
             stakeholders: event.stakeholders.iter().map(|id| GlobalId::Stakeholder(*id).encode()).collect(),
             relationship: event.relationship.map(|id| GlobalId::Relationship(id).encode()),
-            payload: (!masked).then_some(Json(event.payload)),
+            payload: (!masked).then(|| Json(event.payload.clone())),
             masked,
         }
     }
@@ -109,7 +109,7 @@ impl ChangesQuery {
         events.truncate(first);
         let hidden = hidden_stakeholders(ctx, &events).await?;
         let mut connection = Connection::new(after_seq > 0, has_next_page);
-        connection.edges.extend(events.into_iter().map(|event| {
+        connection.edges.extend(events.iter().map(|event| {
             let node = ChangeEvent::of(event, &hidden);
             Edge::new(node.cursor.clone(), node)
         }));

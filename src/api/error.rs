@@ -29,6 +29,13 @@ pub enum ApiError {
         /// The limit and how to stay within it.
         message: String,
     },
+    /// A subscriber fell too far behind the change log; it resumes after `resume_after`.
+    Lagging {
+        /// The cursor of the last event the subscriber was sent.
+        resume_after: String,
+        /// How far behind it was, the limit, and how to resume.
+        message: String,
+    },
     /// No valid API key.
     Unauthenticated(String),
     /// A valid key whose role may not do this.
@@ -50,7 +57,7 @@ impl ApiError {
         match self {
             ApiError::BadInput { .. } => "BAD_USER_INPUT",
             ApiError::Conflict { .. } => "CONFLICT",
-            ApiError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
+            ApiError::LimitExceeded { .. } | ApiError::Lagging { .. } => "LIMIT_EXCEEDED",
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::Unavailable => "UNAVAILABLE",
@@ -72,6 +79,7 @@ impl ApiError {
             | ApiError::Conflict { message, .. }
             | ApiError::LimitExceeded { message, .. } => message.clone(),
             ApiError::Unauthenticated(message) | ApiError::Forbidden(message) => message.clone(),
+            ApiError::Lagging { message, .. } => message.clone(),
             ApiError::Unavailable => "the graph store is unavailable; retry shortly".into(),
             ApiError::Internal => "internal error; the server log has the details".into(),
         }
@@ -130,10 +138,17 @@ impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
         let code = error.code();
         let field = error.field().map(str::to_owned);
+        let resume_after = match &error {
+            ApiError::Lagging { resume_after, .. } => Some(resume_after.clone()),
+            _ => None,
+        };
         async_graphql::Error::new(error.message()).extend_with(|_, extensions| {
             extensions.set("code", code);
             if let Some(field) = field {
                 extensions.set("field", field);
+            }
+            if let Some(cursor) = resume_after {
+                extensions.set("resumeAfter", cursor);
             }
         })
     }

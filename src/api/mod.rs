@@ -87,6 +87,9 @@ pub struct ApiLimits {
     pub betweenness_exact_below: usize,
     /// How many sources the betweenness sample holds.
     pub betweenness_samples: usize,
+    /// How many change-log entries a live subscriber may fall behind the log before its subscription ends with
+    /// `LIMIT_EXCEEDED` and the cursor to resume from.
+    pub max_subscriber_lag: u64,
 }
 
 impl Default for ApiLimits {
@@ -103,6 +106,7 @@ impl Default for ApiLimits {
             analysis_budget_ms: 5_000,
             betweenness_exact_below: 2_000,
             betweenness_samples: 32,
+            max_subscriber_lag: 10_000,
         }
     }
 }
@@ -133,9 +137,13 @@ pub fn build_schema_with(
     anonymous_reads: bool,
     strength: crate::domain::strength::StrengthModel,
 ) -> StakegraphSchema {
+    build_schema_on(Arc::new(Engine::new(store, Arc::new(strength))), limits, anonymous_reads)
+}
+
+/// Builds the schema over `engine`'s store and strength model (tests of decay give the engine their own clock).
+pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: bool) -> StakegraphSchema {
     let executions = Arc::new(loaders::Executions::default());
-    let strength = Arc::new(strength);
-    let engine = Arc::new(Engine::new(store.clone(), strength.clone()));
+    let (store, strength) = (engine.store().clone(), engine.model().clone());
     let schema = Schema::build(QueryRoot::default(), Mutation, SubscriptionRoot)
         .data(loaders::Loaders::new(store.clone(), executions.clone()))
         .data(ApiContext { store, limits, anonymous_reads, strength, engine: engine.clone() })

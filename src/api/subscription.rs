@@ -5,12 +5,13 @@
 //! later (it never holds up a writer), and changes made by other processes arrive through the same log.
 
 use super::auth::{Caller, Need};
-use super::changes::{decode, ChangeEvent, ChangeKind};
+use super::changes::{decode, encode, ChangeEvent, ChangeKind};
 use super::enums::{to_domain, Market, RelationshipType};
 use super::error::ApiError;
 use super::ids::stakeholder_id;
 use super::ApiContext;
 use crate::domain::{self, MarketSet, RelationshipId, StakeholderId};
+use crate::engine::{Engine, Published};
 use crate::store::GraphStore;
 use async_graphql::{Context, InputObject, Subscription, ID};
 use futures_util::stream::{self, Stream};
@@ -37,7 +38,7 @@ impl SubscriptionRoot {
         #[graphql(desc = "Only the changes that match (the cursor still moves past the others).")] filter: Option<
             ChangeFilter,
         >,
-    ) -> Result<impl Stream<Item = ChangeEvent>, ApiError> {
+    ) -> Result<impl Stream<Item = Result<ChangeEvent, ApiError>>, ApiError> {
         let filter = Filter::parse(filter.unwrap_or_default())?;
         start(ctx, after, filter).await
     }
@@ -50,7 +51,7 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         stakeholder: ID,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = ChangeEvent>, ApiError> {
+    ) -> Result<impl Stream<Item = Result<ChangeEvent, ApiError>>, ApiError> {
         let filter = Filter {
             kinds: Some(HashSet::from([
                 domain::ChangeKind::RelationshipCreated,
@@ -120,7 +121,7 @@ async fn start(
     ctx: &Context<'_>,
     after: Option<String>,
     filter: Filter,
-) -> Result<impl Stream<Item = ChangeEvent> + use<>, ApiError> {
+) -> Result<impl Stream<Item = Result<ChangeEvent, ApiError>> + use<>, ApiError> {
     let api = ctx.data_unchecked::<ApiContext>();
     let snapshot = api.engine.load().await.map_err(|error| {
         tracing::error!(%error, "the engine that publishes the log position is not available");
@@ -132,11 +133,15 @@ async fn start(
     };
     let feed = Feed {
         store: api.store.clone(),
+        engine: api.engine.clone(),
         published: api.engine.published(),
         cursor,
         filter,
         sees_private: Caller::of(ctx).sees_private(),
         ready: VecDeque::new(),
+        live: false,
+        max_lag: api.limits.max_subscriber_lag,
+        ended: false,
     };
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|event| (event, feed)) }))
 }
@@ -144,82 +149,144 @@ async fn start(
 /// One subscriber's position in the log.
 struct Feed {
     store: Arc<dyn GraphStore>,
-    published: tokio::sync::watch::Receiver<i64>,
+    engine: Arc<Engine>,
+    published: tokio::sync::watch::Receiver<Published>,
+    /// Every entry up to here has been read (and is in `ready` if it matches).
     cursor: i64,
     filter: Filter,
     sees_private: bool,
-    ready: VecDeque<ChangeEvent>,
+    /// Matching entries read but not yet handed over, with their positions.
+    ready: VecDeque<(i64, ChangeEvent)>,
+    /// Whether the feed has once read up to the head of the log (a replay is not lag).
+    live: bool,
+    max_lag: u64,
+    ended: bool,
 }
 
 impl Feed {
-    /// The next event: from what was read already, else from the log, else after the next published position.
-    /// `None` ends the stream (the engine is gone, or the store failed: the client resumes from its cursor).
-    async fn next(&mut self) -> Option<ChangeEvent> {
+    /// The next event: from what was read already, else from the log (the engine's recent entries, or the
+    /// store for older ones), else after the next published position. A live feed that finds itself more than
+    /// `max_lag` entries behind the head ends with `LIMIT_EXCEEDED` and the cursor to resume from. `None` ends
+    /// the stream (the engine is gone, or the store failed: the client resumes from its cursor).
+    async fn next(&mut self) -> Option<Result<ChangeEvent, ApiError>> {
+        if self.ended {
+            return None;
+        }
         loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Some(event);
-            }
             // Mark the current position seen before reading, so that a change committed after the read wakes us.
-            self.published.borrow_and_update();
-            let events = match self.store.changes_after(self.cursor, PAGE).await {
-                Ok(events) => events,
-                Err(error) => {
-                    tracing::warn!(%error, cursor = self.cursor, "a subscription could not read the change log");
-                    return None;
-                }
+            let head = self.published.borrow_and_update().seq;
+            let handed_over = self.ready.front().map_or(self.cursor, |(seq, _)| seq - 1);
+            if self.live && head.saturating_sub(handed_over) > self.max_lag as i64 {
+                self.ended = true;
+                return Some(Err(lagging(head - handed_over, self.max_lag, handed_over)));
+            }
+            if let Some((_, event)) = self.ready.pop_front() {
+                return Some(Ok(event));
+            }
+            let events = match self.engine.recent_after(self.cursor, PAGE) {
+                Some(events) => events,
+                None => match self.store.changes_after(self.cursor, PAGE).await {
+                    Ok(events) => events.into_iter().map(Arc::new).collect(),
+                    Err(error) => {
+                        tracing::warn!(%error, cursor = self.cursor, "a subscription could not read the change log");
+                        return None;
+                    }
+                },
             };
             if events.is_empty() {
+                self.live = true;
                 self.published.changed().await.ok()?;
                 continue;
             }
             self.cursor = events.last().map_or(self.cursor, |event| event.seq);
-            let (hidden, markets) = self.stakeholders(&events).await?;
-            let types = self.relationship_types(&events).await?;
+            let seen = self.look_up(&events).await?;
             let filter = &self.filter;
             self.ready.extend(
                 events
-                    .into_iter()
-                    .filter(|event| filter.matches(event, &markets, &types))
-                    .map(|event| ChangeEvent::of(event, &hidden)),
+                    .iter()
+                    .filter(|event| filter.matches(event, &seen.markets, &seen.types))
+                    .map(|event| (event.seq, ChangeEvent::of(event, &seen.hidden))),
             );
         }
     }
 
-    /// The stakeholders of `events` this subscriber sees masked, and the markets of each (read only when needed).
-    async fn stakeholders(
-        &self,
-        events: &[domain::ChangeEvent],
-    ) -> Option<(HashSet<StakeholderId>, HashMap<StakeholderId, MarketSet>)> {
-        if self.sees_private && self.filter.markets.is_empty() {
-            return Some((HashSet::new(), HashMap::new()));
+    /// What the filter and the masking need to know about the stakeholders and relationships of `events`: from
+    /// the engine's snapshot, and from the store for the few it does not hold (archived stakeholders, changes
+    /// another process made that the engine has not applied yet).
+    async fn look_up(&self, events: &[Arc<domain::ChangeEvent>]) -> Option<Seen> {
+        let mut seen = Seen::default();
+        let wants_stakeholders = !self.sees_private || !self.filter.markets.is_empty();
+        let wants_types = self.filter.types.is_some();
+        if !wants_stakeholders && !wants_types {
+            return Some(seen);
         }
-        let ids: Vec<StakeholderId> = events
-            .iter()
-            .flat_map(|event| event.stakeholders.iter().copied())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let found = self.store.stakeholders_by_id(&ids).await.ok()?;
-        let hidden = found
-            .iter()
-            .filter(|stakeholder| stakeholder.private && !self.sees_private)
-            .map(|stakeholder| stakeholder.id)
-            .collect();
-        let markets = found.iter().map(|stakeholder| (stakeholder.id, stakeholder.markets())).collect();
-        Some((hidden, markets))
+        let snapshot = self.engine.loaded();
+        let snapshot = snapshot.as_deref();
+        let (mut missing_stakeholders, mut missing_relationships) = (Vec::new(), Vec::new());
+        for event in events {
+            for &id in event.stakeholders.iter().filter(|_| wants_stakeholders) {
+                if seen.markets.contains_key(&id) {
+                    continue;
+                }
+                match snapshot.and_then(|snapshot| Some((snapshot, snapshot.index_of(id)?))) {
+                    Some((snapshot, node)) => {
+                        seen.markets.insert(id, snapshot.markets(node));
+                        if snapshot.is_private(node) && !self.sees_private {
+                            seen.hidden.insert(id);
+                        }
+                    }
+                    None => missing_stakeholders.push(id),
+                }
+            }
+            if let Some(id) = event.relationship.filter(|_| wants_types) {
+                let edge = snapshot.and_then(|snapshot| {
+                    let from = *event.stakeholders.first()?;
+                    Some((snapshot, snapshot.edge_of(id, from)?))
+                });
+                match edge {
+                    Some((snapshot, edge)) => _ = seen.types.insert(id, snapshot.relationship_type(edge)),
+                    None => missing_relationships.push(id),
+                }
+            }
+        }
+        if !missing_stakeholders.is_empty() {
+            missing_stakeholders.sort_unstable();
+            missing_stakeholders.dedup();
+            for stakeholder in self.store.stakeholders_by_id(&missing_stakeholders).await.ok()? {
+                if stakeholder.private && !self.sees_private {
+                    seen.hidden.insert(stakeholder.id);
+                }
+                seen.markets.insert(stakeholder.id, stakeholder.markets());
+            }
+        }
+        if !missing_relationships.is_empty() {
+            missing_relationships.sort_unstable();
+            missing_relationships.dedup();
+            for relationship in self.store.relationships_by_id(&missing_relationships).await.ok()? {
+                seen.types.insert(relationship.id, relationship.rel_type);
+            }
+        }
+        Some(seen)
     }
+}
 
-    /// The type of each relationship of `events` (read only when the filter asks for types).
-    async fn relationship_types(
-        &self,
-        events: &[domain::ChangeEvent],
-    ) -> Option<HashMap<RelationshipId, domain::RelationshipType>> {
-        if self.filter.types.is_none() {
-            return Some(HashMap::new());
-        }
-        let ids: Vec<RelationshipId> =
-            events.iter().filter_map(|event| event.relationship).collect::<HashSet<_>>().into_iter().collect();
-        let found = self.store.relationships_by_id(&ids).await.ok()?;
-        Some(found.into_iter().map(|relationship| (relationship.id, relationship.rel_type)).collect())
+/// The stakeholders a subscriber sees masked, the markets of stakeholders and the types of relationships.
+#[derive(Default)]
+struct Seen {
+    hidden: HashSet<StakeholderId>,
+    markets: HashMap<StakeholderId, MarketSet>,
+    types: HashMap<RelationshipId, domain::RelationshipType>,
+}
+
+/// The error that ends a subscription which fell `behind` entries behind the log, with where to resume.
+fn lagging(behind: i64, max_lag: u64, handed_over: i64) -> ApiError {
+    ApiError::Lagging {
+        resume_after: encode(handed_over),
+        message: format!(
+            "this subscription fell {behind} changes behind the log, past the server's limit of {max_lag} \
+             (`limits.max_subscriber_lag`); nothing was lost: subscribe again with `after` set to the \
+             `resumeAfter` cursor in this error's extensions (the cursor of the last event you received) to \
+             catch up from the log"
+        ),
     }
 }

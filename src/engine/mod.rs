@@ -17,16 +17,70 @@ pub mod snapshot;
 pub use snapshot::{Changes, ProjectionError, Snapshot};
 
 use crate::domain::strength::StrengthModel;
-use crate::domain::{RelationshipId, StakeholderId};
+use crate::domain::{ChangeEvent, RelationshipId, StakeholderId};
 use crate::store::{GraphStore, NodeRow, StoreError};
 use arc_swap::ArcSwapOption;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
 
 /// Change-log entries read per step when catching up.
 const LOG_PAGE: usize = 5_000;
+
+/// Change-log entries kept in memory after the engine applied them, for subscribers that are close behind.
+pub const RECENT_CAPACITY: usize = 20_000;
+
+/// What time it is: the wall clock in service, a settable one in tests of decay.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The current snapshot's change-log position and the time its strengths are evaluated at; published whenever
+/// either moves (a change applied, or the decay sweep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The change-log position.
+    pub seq: i64,
+    /// The strengths' clock.
+    pub as_of: DateTime<Utc>,
+}
+
+/// The change-log entries after `start`, up to `start + events.len()` entries, as the engine applied them.
+struct Recent {
+    /// Every entry with a position in `(start, end]` is in `events`, in order.
+    start: i64,
+    end: i64,
+    events: VecDeque<Arc<ChangeEvent>>,
+}
+
+impl Recent {
+    fn starting_at(seq: i64) -> Self {
+        Self { start: seq, end: seq, events: VecDeque::new() }
+    }
+
+    fn extend(&mut self, events: &[ChangeEvent]) {
+        for event in events {
+            if event.seq <= self.end {
+                continue;
+            }
+            self.end = event.seq;
+            self.events.push_back(Arc::new(event.clone()));
+        }
+        while self.events.len() > RECENT_CAPACITY {
+            if let Some(dropped) = self.events.pop_front() {
+                self.start = dropped.seq;
+            }
+        }
+    }
+
+    /// Up to `limit` entries after `after`, or `None` when entries after `after` are no longer held.
+    fn after(&self, after: i64, limit: usize) -> Option<Vec<Arc<ChangeEvent>>> {
+        if after < self.start {
+            return None;
+        }
+        let from = self.events.partition_point(|event| event.seq <= after);
+        Some(self.events.range(from..).take(limit).cloned().collect())
+    }
+}
 
 /// Why the engine cannot serve.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -49,15 +103,18 @@ impl From<ProjectionError> for EngineError {
 pub struct Engine {
     store: Arc<dyn GraphStore>,
     model: Arc<StrengthModel>,
-    /// How old the strengths' clock may get before a change re-evaluates them all.
+    /// How old the strengths' clock may get before the engine re-evaluates them all (the decay sweep).
     refresh: Duration,
+    clock: Clock,
     current: ArcSwapOption<Snapshot>,
     /// One applier at a time; readers never take it.
     applying: tokio::sync::Mutex<()>,
     /// Results of whole-graph analyses for the snapshot they were computed on.
     memo: Memo,
-    /// The change-log position of the current snapshot, for whoever waits for new changes (subscriptions).
-    published: tokio::sync::watch::Sender<i64>,
+    /// The position and clock of the current snapshot, for whoever waits for new changes (subscriptions).
+    published: tokio::sync::watch::Sender<Published>,
+    /// The latest change-log entries applied, so that subscribers close behind do not each read the store.
+    recent: RwLock<Recent>,
 }
 
 /// Whole-graph results (PageRank, betweenness) kept for one snapshot, identified by its position and clock:
@@ -97,26 +154,64 @@ impl Engine {
             store,
             model,
             refresh: Duration::minutes(10),
+            clock: Arc::new(Utc::now),
             current: ArcSwapOption::empty(),
             applying: tokio::sync::Mutex::new(()),
             memo: Memo::default(),
-            published: tokio::sync::watch::Sender::new(0),
+            published: tokio::sync::watch::Sender::new(Published { seq: 0, as_of: DateTime::UNIX_EPOCH }),
+            recent: RwLock::new(Recent::starting_at(0)),
         }
     }
 
-    /// The change-log position of the current snapshot, updated as the engine applies the log (after this
-    /// process's mutations at once, after other processes' within the follower's interval).
-    pub fn published(&self) -> tokio::sync::watch::Receiver<i64> {
+    /// This engine reading the time from `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// This engine re-evaluating every strength once its clock is `every` old (default ten minutes).
+    pub fn with_decay_sweep(mut self, every: Duration) -> Self {
+        self.refresh = every;
+        self
+    }
+
+    /// The store the projection follows.
+    pub fn store(&self) -> &Arc<dyn GraphStore> {
+        &self.store
+    }
+
+    /// The strength model the projection evaluates.
+    pub fn model(&self) -> &Arc<StrengthModel> {
+        &self.model
+    }
+
+    /// The time by the engine's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// The position and clock of the current snapshot, updated as the engine applies the log (after this
+    /// process's mutations at once, after other processes' within the follower's interval) and sweeps decay.
+    pub fn published(&self) -> tokio::sync::watch::Receiver<Published> {
         self.published.subscribe()
     }
 
+    /// Up to `limit` change-log entries after position `after` from memory, or `None` when the engine no longer
+    /// holds them (read the store). Entries are held once the engine has applied them, so this never runs ahead
+    /// of [`Engine::published`].
+    pub fn recent_after(&self, after: i64, limit: usize) -> Option<Vec<Arc<ChangeEvent>>> {
+        self.recent.read().ok()?.after(after, limit)
+    }
+
     fn swap(&self, snapshot: Arc<Snapshot>) {
-        let seq = snapshot.seq();
+        let next = Published { seq: snapshot.seq(), as_of: snapshot.as_of() };
         self.current.store(Some(snapshot));
         self.published.send_if_modified(|published| {
-            let advanced = seq > *published;
-            *published = (*published).max(seq);
-            advanced
+            let moved = next.seq > published.seq || (next.seq == published.seq && next.as_of != published.as_of);
+            if moved {
+                *published = next;
+            }
+            moved
         });
     }
 
@@ -147,10 +242,14 @@ impl Engine {
         }
         let scan = self.store.graph_scan().await?;
         let model = self.model.clone();
-        let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(&scan, model, Utc::now()))
+        let now = self.now();
+        let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(&scan, model, now))
             .await
             .map_err(|error| EngineError::Projection(error.to_string()))??;
         let snapshot = Arc::new(snapshot);
+        if let Ok(mut recent) = self.recent.write() {
+            *recent = Recent::starting_at(snapshot.seq());
+        }
         self.swap(snapshot.clone());
         Ok(snapshot)
     }
@@ -180,13 +279,16 @@ impl Engine {
                 .await
                 .map_err(|error| EngineError::Projection(error.to_string()))??;
             snapshot = Arc::new(next);
+            if let Ok(mut recent) = self.recent.write() {
+                recent.extend(&events);
+            }
             self.swap(snapshot.clone());
             if events.len() < LOG_PAGE {
                 break;
             }
         }
-        let now = Utc::now();
-        if now - snapshot.as_of() > self.refresh {
+        let now = self.now();
+        if now - snapshot.as_of() >= self.refresh {
             let base = snapshot.clone();
             let next = tokio::task::spawn_blocking(move || base.refreshed(now))
                 .await
