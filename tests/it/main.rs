@@ -5,6 +5,7 @@
 
 mod api;
 mod durability;
+mod graphql_ws_client;
 mod influence;
 mod queries;
 mod router;

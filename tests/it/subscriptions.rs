@@ -1,6 +1,6 @@
 //! Subscriptions over a real WebSocket (`graphql-transport-ws`) against the real service on port 0.
 
-use crate::support::{fresh_store, post_graphql};
+use crate::support::{create_customer, create_customer_named, fresh_store, post_graphql, serve, EDITOR_KEY};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use stakegraph::config::{ApiKeys, Config};
@@ -8,33 +8,27 @@ use stakegraph::http::Application;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-const EDITOR_KEY: &str = "editor-key-for-the-subscription-test";
-
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn spawn() -> (String, tempfile::TempDir) {
-    let (store, dir) = fresh_store();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_keys: ApiKeys::parse(&format!("editor:{EDITOR_KEY}")).unwrap(),
-        ..Config::default()
-    };
-    let application = Application::build_with_store(store, &config).await.expect("service builds");
-    let address = application.local_addr();
-    tokio::spawn(application.run_until_stopped());
-    (format!("{address}"), dir)
+    serve(|_| {}).await
 }
 
 /// Connects, authenticates in `connection_init` and starts `changes(after)`.
 async fn subscribe(address: &str, key: &str, after: Option<&str>) -> Socket {
     let mut request = format!("ws://{address}/graphql/ws").into_client_request().unwrap();
     request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
+    start_changes(socket, key, after, "cursor kind stakeholders").await
+}
+
+/// Authenticates `socket` and starts `changes(after) { <fields> }` on it.
+async fn start_changes(mut socket: Socket, key: &str, after: Option<&str>, fields: &str) -> Socket {
     let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } });
     socket.send(Message::text(init.to_string())).await.unwrap();
     let ack = next_message(&mut socket).await;
     assert_eq!(ack["type"], "connection_ack", "{ack}");
-    let query = "subscription($after: String) { changes(after: $after) { cursor kind stakeholders } }";
+    let query = format!("subscription($after: String) {{ changes(after: $after) {{ {fields} }} }}");
     let start =
         json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": { "after": after } } });
     socket.send(Message::text(start.to_string())).await.unwrap();
@@ -60,15 +54,6 @@ async fn next_event(socket: &mut Socket) -> (String, String) {
     assert_eq!(message["type"], "next", "{message}");
     let event = &message["payload"]["data"]["changes"];
     (event["cursor"].as_str().unwrap().to_owned(), event["kind"].as_str().unwrap().to_owned())
-}
-
-async fn create_customer(address: &str, key: &str) {
-    let create = json!({
-        "query": "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }",
-        "variables": { "input": { "key": key, "name": format!("Customer {key}"), "power": 0.5, "interest": 0.5 } }
-    });
-    let response = post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(EDITOR_KEY), &create).await;
-    assert!(response.get("errors").is_none(), "{response:#}");
 }
 
 #[tokio::test]
@@ -261,4 +246,140 @@ async fn relationship_changes_of_one_stakeholder_and_filters_by_type() {
     // A's subscription sees (1,2) and (3,1); the REFERS filter sees (2,3) and (3,1); neither sees the first KNOWS.
     assert_eq!(of("a"), vec![vec![json!(id(1)), json!(id(2))], vec![json!(id(3)), json!(id(1))]]);
     assert_eq!(of("refers"), vec![vec![json!(id(2)), json!(id(3))], vec![json!(id(3)), json!(id(1))]]);
+}
+
+/// Every cursor in the change log after `after` (from the start without it), paged through the `changes` query.
+async fn logged_cursors(address: &str, mut after: Option<String>) -> Vec<String> {
+    let query =
+        "query($after: String) { changes(after: $after, first: 100) { edges { cursor } pageInfo { hasNextPage } } }";
+    let client = reqwest::Client::new();
+    let mut cursors = Vec::new();
+    loop {
+        let body = json!({ "query": query, "variables": { "after": after } });
+        let page = post_graphql(&client, &format!("http://{address}"), Some(EDITOR_KEY), &body).await;
+        let changes = &page["data"]["changes"];
+        cursors.extend(
+            changes["edges"].as_array().unwrap().iter().map(|edge| edge["cursor"].as_str().unwrap().to_owned()),
+        );
+        after = cursors.last().cloned();
+        if changes["pageInfo"]["hasNextPage"] != true {
+            return cursors;
+        }
+    }
+}
+
+/// A hundred rounds of: subscribe with the last cursor received, let a few changes commit, read a random part of
+/// what is due, drop or close the connection at that point, let a few more changes commit. Every event arrives
+/// exactly once, in log order.
+#[tokio::test]
+async fn resuming_after_100_random_disconnects_loses_and_repeats_nothing() {
+    use rand::{Rng, SeedableRng};
+    let (address, _dir) = spawn().await;
+    create_customer(&address, "START").await;
+    let start = logged_cursors(&address, None).await.pop().expect("the first change");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(100);
+    let (mut last, mut received, mut made) = (start.clone(), Vec::new(), 0usize);
+    for round in 0..100 {
+        let mut socket = subscribe(&address, EDITOR_KEY, Some(&last)).await;
+        for _ in 0..rng.gen_range(0..4) {
+            made += 1;
+            create_customer(&address, &format!("LIVE-{round}-{made}")).await;
+        }
+        for _ in 0..rng.gen_range(0..=made - received.len()) {
+            let (cursor, _) = next_event(&mut socket).await;
+            received.push(cursor.clone());
+            last = cursor;
+        }
+        if rng.gen_bool(0.5) {
+            socket.close(None).await.ok();
+        } else {
+            drop(socket);
+        }
+        for _ in 0..rng.gen_range(0..3) {
+            made += 1;
+            create_customer(&address, &format!("AWAY-{round}-{made}")).await;
+        }
+    }
+    let mut socket = subscribe(&address, EDITOR_KEY, Some(&last)).await;
+    while received.len() < made {
+        received.push(next_event(&mut socket).await.0);
+    }
+    create_customer(&address, "END").await;
+    received.push(next_event(&mut socket).await.0);
+    let logged = logged_cursors(&address, Some(start)).await;
+    assert!(made > 150, "the rounds made {made} changes");
+    assert_eq!(received.len(), logged.len(), "no event lost or repeated");
+    assert_eq!(received, logged, "every event once, in log order");
+}
+
+/// Connects with a 4 KiB receive buffer, so that a client that stops reading soon blocks the server's writes.
+async fn connect_with_a_small_buffer(address: &str) -> Socket {
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let stream = tcp.connect(address.parse().unwrap()).await.expect("tcp connects");
+    let mut request = format!("ws://{address}/graphql/ws").into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    let (socket, _) = tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+        .await
+        .expect("websocket connects");
+    socket
+}
+
+/// A subscriber that stops reading holds up no mutation; within `max_subscriber_lag` it is caught up from the log
+/// when it reads again, and past it the subscription ends with `LIMIT_EXCEEDED` and a `resumeAfter` cursor from
+/// which a new subscription receives every remaining event exactly once.
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_holds_up_no_writer_and_resumes_after_the_lag_limit() {
+    let (address, _dir) = serve(|config| config.limits.max_subscriber_lag = 50).await;
+    create_customer(&address, "START").await;
+    let start = logged_cursors(&address, None).await.pop().expect("the first change");
+    // Each event repeats its payload under 30 aliases (about 15 KB), so that the socket buffers fill quickly.
+    let fields = format!("cursor kind {}", (0..30).map(|n| format!("p{n}: payload")).collect::<Vec<_>>().join(" "));
+    let fields = fields.as_str();
+    let mut stalled =
+        start_changes(connect_with_a_small_buffer(&address).await, EDITOR_KEY, Some(&start), fields).await;
+    let mut brief = start_changes(connect_with_a_small_buffer(&address).await, EDITOR_KEY, Some(&start), fields).await;
+
+    // Within the limit: `brief` reads nothing while 30 changes commit, then gets all of them.
+    let name = "N".repeat(200);
+    for n in 0..30 {
+        create_customer_named(&address, &format!("A-{n}"), &name).await;
+    }
+    for _ in 0..30 {
+        assert_eq!(next_message(&mut brief).await["type"], "next");
+    }
+    drop(brief);
+
+    // Past the limit: 400 more changes commit while `stalled` still reads nothing; every mutation returns.
+    let mut took = Vec::new();
+    for n in 0..400 {
+        let started = std::time::Instant::now();
+        create_customer_named(&address, &format!("B-{n}"), &name).await;
+        took.push(started.elapsed());
+    }
+    took.sort();
+    eprintln!("mutations beside a subscriber that stopped reading: median {:?}, slowest {:?}", took[200], took[399]);
+
+    // When it reads again it gets what the server could write before its buffers filled, then the error.
+    let mut received = Vec::new();
+    let resume_after = loop {
+        let message = next_message(&mut stalled).await;
+        assert_eq!(message["type"], "next", "{message}");
+        if let Some(error) = message["payload"]["errors"].get(0) {
+            assert_eq!(error["extensions"]["code"], "LIMIT_EXCEEDED", "{error}");
+            assert!(error["message"].as_str().unwrap().contains("max_subscriber_lag"), "{error}");
+            break error["extensions"]["resumeAfter"].as_str().expect("a cursor to resume from").to_owned();
+        }
+        received.push(message["payload"]["data"]["changes"]["cursor"].as_str().unwrap().to_owned());
+    };
+    assert_eq!(next_message(&mut stalled).await["type"], "complete", "the subscription ends after the error");
+    eprintln!("the stalled subscriber received {} events, then the lag error", received.len());
+    assert!(received.len() < 430, "the server stopped writing to the stalled subscriber after {}", received.len());
+    assert_eq!(Some(&resume_after), received.last().or(Some(&start)), "resume after the last event received");
+
+    let mut resumed = subscribe(&address, EDITOR_KEY, Some(&resume_after)).await;
+    while received.len() < 430 {
+        received.push(next_event(&mut resumed).await.0);
+    }
+    assert_eq!(received, logged_cursors(&address, Some(start)).await, "every event once, in log order");
 }

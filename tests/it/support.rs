@@ -3,8 +3,10 @@
 use async_graphql::{Request, Variables};
 use serde_json::Value;
 use stakegraph::api::{build_schema, ApiLimits, Caller, StakegraphSchema};
+use stakegraph::config::{ApiKeys, Config};
 use stakegraph::demo::{self, DemoOptions};
 use stakegraph::domain::Role;
+use stakegraph::http::Application;
 use stakegraph::store::{GraphStore, Metered, SqliteStore};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -107,4 +109,38 @@ pub async fn post_graphql(client: &reqwest::Client, base: &str, key: Option<&str
         request = request.bearer_auth(key);
     }
     request.send().await.expect("the server answers").json().await.expect("a JSON response")
+}
+
+/// The editor key of the services [`serve`] starts.
+pub const EDITOR_KEY: &str = "editor-key-for-the-integration-tests";
+
+/// The real service on a fresh store, listening on a free loopback port, with [`EDITOR_KEY`] and whatever else
+/// `tune` sets; returns its address and the guard of the store's directory.
+pub async fn serve(tune: impl FnOnce(&mut Config)) -> (String, TempDir) {
+    let (store, dir) = fresh_store();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().expect("a loopback address"),
+        api_keys: ApiKeys::parse(&format!("editor:{EDITOR_KEY}")).expect("a valid key"),
+        ..Config::default()
+    };
+    tune(&mut config);
+    let application = Application::build_with_store(store, &config).await.expect("service builds");
+    let address = application.local_addr();
+    tokio::spawn(application.run_until_stopped());
+    (format!("{address}"), dir)
+}
+
+/// Creates the customer `key` named `name` through the service at `address`, as the editor.
+pub async fn create_customer_named(address: &str, key: &str, name: &str) {
+    let create = serde_json::json!({
+        "query": "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }",
+        "variables": { "input": { "key": key, "name": name, "power": 0.5, "interest": 0.5 } }
+    });
+    let response = post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(EDITOR_KEY), &create).await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+}
+
+/// Creates the customer `key` (named "Customer `key`") through the service at `address`.
+pub async fn create_customer(address: &str, key: &str) {
+    create_customer_named(address, key, &format!("Customer {key}")).await;
 }
