@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod changes;
 mod cost;
+mod crossings;
 pub mod enums;
 pub mod error;
 mod extension;

@@ -6,6 +6,7 @@
 
 use super::auth::{Caller, Need};
 use super::changes::{decode, encode, ChangeEvent, ChangeKind};
+use super::crossings::{self, StrengthCrossings, StrengthWatch};
 use super::enums::{to_domain, Market, RelationshipType};
 use super::error::ApiError;
 use super::ids::stakeholder_id;
@@ -62,6 +63,29 @@ impl SubscriptionRoot {
             ..Filter::default()
         };
         start(ctx, after, filter).await
+    }
+
+    /// Fires when the strength of a watched relationship moves past `threshold`: above once it exceeds
+    /// `threshold + hysteresis`, below once it drops under `threshold − hysteresis` (inside that band a
+    /// relationship keeps its side, so one hovering at the threshold fires nothing). Re-evaluated after every
+    /// change and by the engine's decay sweep, since strength decays with time alone. Each message holds the
+    /// crossings of one evaluation; resume with the `cursor` of the last message processed (see the README).
+    #[graphql(guard = "Need::Read")]
+    async fn strength_crossed(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The strength to watch, in [0, 1].")] threshold: f64,
+        #[graphql(
+            desc = "How far past the threshold a strength must go to count as a crossing, in [0, 0.5].",
+            default = 0.02
+        )]
+        hysteresis: f64,
+        #[graphql(desc = "Only these relationships (default: every relationship the caller may read).")] filter: Option<
+            StrengthWatch,
+        >,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<StrengthCrossings, ApiError>>, ApiError> {
+        crossings::start(ctx, threshold, hysteresis, filter, after).await
     }
 }
 

@@ -326,6 +326,12 @@ impl Snapshot {
         self.strengths[edge]
     }
 
+    /// The strength of `edge` evaluated at `at` instead of the snapshot's clock (the same inputs and the same
+    /// f32 result the snapshot would hold if its clock were `at`).
+    pub fn strength_at(&self, edge: usize, at: DateTime<Utc>) -> f32 {
+        score_of(&self.model, &self.inputs, edge, seconds(at))
+    }
+
     /// The relationship of `edge`.
     pub fn relationship(&self, edge: usize) -> RelationshipId {
         RelationshipId((self.inputs.packed[edge] >> 16) as i64)
@@ -667,18 +673,19 @@ impl Layout {
 
 fn evaluate_all(model: &StrengthModel, inputs: &Inputs, as_of: DateTime<Utc>) -> Vec<f32> {
     let at = seconds(as_of);
-    (0..inputs.packed.len())
-        .map(|edge| {
-            let (standing, sums) = strength_inputs(
-                inputs.packed[edge],
-                inputs.last[edge],
-                inputs.sums[edge],
-                inputs.trust_commitment[edge],
-                inputs.since[edge],
-            );
-            model.score(&standing, &sums, at) as f32
-        })
-        .collect()
+    (0..inputs.packed.len()).map(|edge| score_of(model, inputs, edge, at)).collect()
+}
+
+/// The strength of `edge` at `at` (in seconds), from its inputs.
+fn score_of(model: &StrengthModel, inputs: &Inputs, edge: usize, at: f64) -> f32 {
+    let (standing, sums) = strength_inputs(
+        inputs.packed[edge],
+        inputs.last[edge],
+        inputs.sums[edge],
+        inputs.trust_commitment[edge],
+        inputs.since[edge],
+    );
+    model.score(&standing, &sums, at) as f32
 }
 
 #[cfg(test)]

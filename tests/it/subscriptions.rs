@@ -1,6 +1,6 @@
 //! Subscriptions over a real WebSocket (`graphql-transport-ws`) against the real service on port 0.
 
-use crate::support::{create_customer, create_customer_named, fresh_store, post_graphql, serve, EDITOR_KEY};
+use crate::support::{create_customer, create_customer_named, fresh_store, post_graphql, run_ok, serve, EDITOR_KEY};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use stakegraph::config::{ApiKeys, Config};
@@ -382,4 +382,186 @@ async fn a_subscriber_that_stops_reading_holds_up_no_writer_and_resumes_after_th
         received.push(next_event(&mut resumed).await.0);
     }
     assert_eq!(received, logged_cursors(&address, Some(start)).await, "every event once, in log order");
+}
+
+/// `strengthCrossed` over an engine whose clock the test sets: a strength hovering inside the hysteresis band
+/// fires nothing, each move past the band fires once, decay alone fires once when the clock moves, and resuming
+/// reports only what the cursor does not settle.
+#[tokio::test]
+async fn strength_crossed_fires_once_per_crossing_with_hysteresis_including_decay_alone() {
+    use chrono::{DateTime, Duration, Utc};
+    use futures_util::stream::BoxStream;
+    use stakegraph::api::{build_schema_on, ApiLimits, Caller};
+    use stakegraph::domain::Role;
+    use stakegraph::engine::Engine;
+    use std::sync::{Arc, Mutex};
+
+    let (store, _dir) = fresh_store();
+    let started = Utc::now();
+    let now = Arc::new(Mutex::new(started));
+    let clock = now.clone();
+    let engine =
+        Arc::new(Engine::new(store, Arc::new(Default::default())).with_clock(Arc::new(move || *clock.lock().unwrap())));
+    let schema = build_schema_on(engine.clone(), ApiLimits::default(), false);
+
+    let create = "mutation($key: String!) { createCustomer(input: { key: $key, name: $key }) { id } }";
+    let a = run_ok(&schema, create, json!({ "key": "A" })).await["createCustomer"]["id"].clone();
+    let b = run_ok(&schema, create, json!({ "key": "B" })).await["createCustomer"]["id"].clone();
+    let upsert = "mutation($from: ID!, $to: ID!, $trust: Float) { upsertRelationship(input: { from: $from, to: $to, type: KNOWS, trust: $trust }) { relationship { id } } }";
+    let set_trust = |trust: f64| json!({ "from": a, "to": b, "trust": trust });
+    let relationship =
+        run_ok(&schema, upsert, set_trust(0.5)).await["upsertRelationship"]["relationship"]["id"].clone();
+    let meetings: Vec<Value> = (1..=6)
+        .map(|day| json!({ "relationship": relationship, "at": (started - Duration::days(day)).to_rfc3339(), "channel": "MEETING", "direction": if day % 2 == 0 { "INBOUND" } else { "OUTBOUND" }, "sentiment": 0.5 }))
+        .collect();
+    let record = "mutation($input: RecordInteractionsInput!) { recordInteractions(input: $input) { count } }";
+    run_ok(&schema, record, json!({ "input": { "interactions": meetings } })).await;
+
+    // The strength is linear in trust: s(x) = s(0.5) + w·(x − 0.5). Put the threshold where trust 0.6 puts it.
+    let strength_at = |at: DateTime<Utc>| {
+        let schema = &schema;
+        let relationship = relationship.clone();
+        async move {
+            let query = "query($id: ID!, $at: DateTime) { node(id: $id) { ... on Relationship { strength(asOf: $at) { score components { name weight } } } } }";
+            run_ok(schema, query, json!({ "id": relationship, "at": at.to_rfc3339() })).await["node"]["strength"]
+                .clone()
+        }
+    };
+    let strength = strength_at(started).await;
+    let weight = strength["components"].as_array().unwrap().iter().find(|c| c["name"] == "TRUST").unwrap()["weight"]
+        .as_f64()
+        .unwrap();
+    let hysteresis = 0.01;
+    let threshold = strength["score"].as_f64().unwrap() + weight * 0.1;
+    let trust_for = |strength_past_threshold: f64| 0.6 + strength_past_threshold / weight;
+    assert!(trust_for(3.0 * hysteresis) <= 1.0, "trust weight {weight} too small for this test");
+
+    let subscribe = |after: Option<String>| {
+        let query = "subscription($t: Float!, $h: Float!, $after: String) { strengthCrossed(threshold: $t, hysteresis: $h, after: $after) { cursor asOf crossings { relationship direction cause strength } } }";
+        let variables = json!({ "t": threshold, "h": hysteresis, "after": after });
+        let request = async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(variables))
+            .data(Caller::Key(Role::Admin));
+        let stream: BoxStream<'static, async_graphql::Response> = Box::pin(schema.inner().execute_stream(request));
+        stream
+    };
+    async fn next(stream: &mut BoxStream<'static, async_graphql::Response>) -> Value {
+        let response = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the stream is open");
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        response.data.into_json().unwrap()["strengthCrossed"].clone()
+    }
+    async fn quiet(stream: &mut BoxStream<'static, async_graphql::Response>) {
+        if let Ok(message) = tokio::time::timeout(std::time::Duration::from_millis(300), stream.next()).await {
+            panic!("expected no crossing, got {:?}", message.map(|response| response.data));
+        }
+    }
+    let crossing = |message: &Value| {
+        let crossings = message["crossings"].as_array().unwrap();
+        assert_eq!(crossings.len(), 1, "{message}");
+        assert_eq!(crossings[0]["relationship"], relationship);
+        (crossings[0]["direction"].as_str().unwrap().to_owned(), crossings[0]["cause"].as_str().unwrap().to_owned())
+    };
+
+    let mut watching = subscribe(None);
+    quiet(&mut watching).await;
+    // Hovering inside the band around the threshold: nothing, however often it moves across the threshold itself.
+    for past in [0.5, -0.5, 0.5, -0.5] {
+        run_ok(&schema, upsert, set_trust(trust_for(past * hysteresis))).await;
+        quiet(&mut watching).await;
+    }
+    // Out of the band above: one crossing. Back into the band, across the threshold: nothing.
+    run_ok(&schema, upsert, set_trust(trust_for(2.0 * hysteresis))).await;
+    let rose = next(&mut watching).await;
+    assert_eq!(crossing(&rose), ("ROSE_ABOVE".to_owned(), "CHANGE".to_owned()));
+    run_ok(&schema, upsert, set_trust(trust_for(-0.5 * hysteresis))).await;
+    quiet(&mut watching).await;
+    run_ok(&schema, upsert, set_trust(trust_for(0.5 * hysteresis))).await;
+    quiet(&mut watching).await;
+
+    // Time alone: the first whole number of days after which the interactions have decayed the strength out of
+    // the band below (soon enough that full trust can still lift it above the band afterwards).
+    let mut days = 1;
+    let (later, decayed) = loop {
+        let later = started + Duration::days(days);
+        let decayed = strength_at(later).await["score"].as_f64().unwrap();
+        if decayed < threshold - 1.2 * hysteresis {
+            break (later, decayed);
+        }
+        assert!(days < 3_650, "ten years of decay leave {decayed}");
+        days += 1;
+    };
+    assert!(
+        decayed + weight * (1.0 - trust_for(0.5 * hysteresis)) > threshold + hysteresis,
+        "full trust lifts it back"
+    );
+    *now.lock().unwrap() = later;
+    engine.catch_up().await.expect("the decay sweep");
+    let fell = next(&mut watching).await;
+    assert_eq!(crossing(&fell), ("FELL_BELOW".to_owned(), "DECAY".to_owned()));
+    assert_eq!(fell["asOf"].as_str().map(|at| DateTime::parse_from_rfc3339(at).unwrap()), Some(later.into()));
+    engine.catch_up().await.expect("a second sweep finds nothing new");
+    quiet(&mut watching).await;
+
+    // Resuming after the decay message: the cursor settles the side, so nothing is repeated.
+    let mut after_fall = subscribe(fell["cursor"].as_str().map(str::to_owned));
+    quiet(&mut after_fall).await;
+    // Resuming after the rise: the relationship changed since, so its side now is reported once, as RESUME.
+    let mut after_rise = subscribe(rose["cursor"].as_str().map(str::to_owned));
+    assert_eq!(crossing(&next(&mut after_rise).await), ("FELL_BELOW".to_owned(), "RESUME".to_owned()));
+
+    // One more rise reaches all three subscriptions once each.
+    run_ok(&schema, upsert, set_trust(1.0)).await;
+    for stream in [&mut watching, &mut after_fall, &mut after_rise] {
+        assert_eq!(crossing(&next(stream).await), ("ROSE_ABOVE".to_owned(), "CHANGE".to_owned()));
+        quiet(stream).await;
+    }
+}
+
+/// A viewer's `strengthCrossed` leaves out relationships with a private end; an admin's includes them.
+#[tokio::test]
+async fn strength_crossed_leaves_out_private_relationships_for_viewers() {
+    use futures_util::stream::BoxStream;
+    use stakegraph::api::Caller;
+    use stakegraph::domain::Role;
+
+    let (store, _dir) = fresh_store();
+    let schema = crate::support::schema(store);
+    let subscribe = |role: Role| {
+        let query = "subscription { strengthCrossed(threshold: 0.01, hysteresis: 0) { crossings { from to direction cause } } }";
+        let request = async_graphql::Request::new(query).data(Caller::Key(role));
+        let stream: BoxStream<'static, async_graphql::Response> = Box::pin(schema.inner().execute_stream(request));
+        stream
+    };
+    async fn next(stream: &mut BoxStream<'static, async_graphql::Response>) -> Value {
+        let response = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the stream is open");
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        response.data.into_json().unwrap()["strengthCrossed"]["crossings"].clone()
+    }
+    let create = "mutation($key: String!, $private: Boolean) { createCustomer(input: { key: $key, name: $key, private: $private }) { id } }";
+    let id = |response: Value| response["createCustomer"]["id"].clone();
+    let secret = id(run_ok(&schema, create, json!({ "key": "SECRET", "private": true })).await);
+    let (one, two) = (
+        id(run_ok(&schema, create, json!({ "key": "ONE", "private": false })).await),
+        id(run_ok(&schema, create, json!({ "key": "TWO", "private": false })).await),
+    );
+    let mut viewer = subscribe(Role::Viewer);
+    let mut admin = subscribe(Role::Admin);
+    // Start both subscriptions before the changes (a stream starts when first polled).
+    for stream in [&mut viewer, &mut admin] {
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(100), stream.next()).await.is_err());
+    }
+    let upsert = "mutation($from: ID!, $to: ID!) { upsertRelationship(input: { from: $from, to: $to, type: KNOWS, trust: 0.9 }) { created } }";
+    run_ok(&schema, upsert, json!({ "from": secret, "to": one })).await;
+    run_ok(&schema, upsert, json!({ "from": one, "to": two })).await;
+    // Neither stream was read between the two changes, so each evaluates both at once: one message each.
+    let rose =
+        |from: &Value, to: &Value| json!({ "from": from, "to": to, "direction": "ROSE_ABOVE", "cause": "CHANGE" });
+    assert_eq!(next(&mut admin).await, json!([rose(&secret, &one), rose(&one, &two)]));
+    assert_eq!(next(&mut viewer).await, json!([rose(&one, &two)]), "the viewer gets only the public relationship");
 }

@@ -1,0 +1,460 @@
+//! `strengthCrossed` (DESIGN.md §7): a relationship's strength moving past a threshold, with hysteresis.
+//!
+//! A watched relationship is on one side of the threshold. It counts as above once its strength exceeds
+//! `threshold + hysteresis` and as below once it drops under `threshold − hysteresis`; inside that band it keeps
+//! the side it had, so a strength hovering at the threshold fires nothing. A new relationship starts below (it had
+//! no strength before it existed). The sides are re-evaluated on every snapshot the engine publishes: after each
+//! change (only the relationships the change touched) and after each decay sweep, when the engine re-evaluates
+//! every strength at a later clock (all of them: strength decays with time alone).
+//!
+//! Each evaluation that moves some relationship across sends one message with all of its crossings and a cursor
+//! for that evaluation. Resuming with `after` compares each relationship with its side at that cursor: one that
+//! has not changed since is reported exactly when its side differs now; one that changed since (or sat inside the
+//! band then) is reported once it is outside the band, with its side then, which may repeat a side the client
+//! already knew. Crossings are states, so a client applies them idempotently.
+
+use super::auth::Caller;
+use super::enums::{to_domain, Market, RelationshipType};
+use super::error::ApiError;
+use super::ids::{stakeholder_id, GlobalId};
+use super::ApiContext;
+use crate::domain::{self, ChangeEvent, ChangeKind, MarketSet, RelationshipId, StakeholderId};
+use crate::engine::{Engine, Published, Snapshot};
+use crate::store::{GraphStore, StoreError};
+use async_graphql::{Context, Enum, InputObject, SimpleObject, ID};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use futures_util::stream::{self, Stream};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Change-log entries read per step while collecting what changed between two evaluations.
+const PAGE: usize = 1_000;
+
+/// Which relationships a `strengthCrossed` subscriber watches; every condition given must hold.
+#[derive(InputObject, Default)]
+pub struct StrengthWatch {
+    /// Only the relationships of this stakeholder (either end).
+    stakeholder: Option<ID>,
+    /// Only relationships with an end in one of these markets.
+    markets: Option<Vec<Market>>,
+    /// Only relationships of these types.
+    relationship_types: Option<Vec<RelationshipType>>,
+}
+
+/// Which way a strength moved past the threshold.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum CrossingDirection {
+    /// It rose above `threshold + hysteresis`.
+    RoseAbove,
+    /// It fell below `threshold − hysteresis`.
+    FellBelow,
+}
+
+/// What moved it.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum CrossingCause {
+    /// A change to the relationship (created, updated, interactions recorded).
+    Change,
+    /// Time alone: the strength decayed (or, for a relationship whose inputs did not change, the clock moved).
+    Decay,
+    /// Reported on resuming because the relationship changed, or sat inside the band, at the resume cursor: its
+    /// side now, which the client may already know.
+    Resume,
+}
+
+/// One relationship that crossed.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct StrengthCrossing {
+    /// The relationship.
+    pub relationship: ID,
+    /// Its source stakeholder.
+    pub from: ID,
+    /// Its target stakeholder.
+    pub to: ID,
+    /// Its type.
+    pub relationship_type: RelationshipType,
+    /// Which way it crossed.
+    pub direction: CrossingDirection,
+    /// What moved it.
+    pub cause: CrossingCause,
+    /// Its strength at `asOf` (as the analyses see it: f32, at the engine's clock).
+    pub strength: f64,
+}
+
+/// The crossings found by one evaluation.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct StrengthCrossings {
+    /// Pass as `after` to resume after this message.
+    pub cursor: String,
+    /// The time the strengths were evaluated at.
+    pub as_of: DateTime<Utc>,
+    /// The relationships that crossed, by relationship id.
+    pub crossings: Vec<StrengthCrossing>,
+}
+
+/// Starts a `strengthCrossed` subscription.
+pub(crate) async fn start(
+    ctx: &Context<'_>,
+    threshold: f64,
+    hysteresis: f64,
+    watch: Option<StrengthWatch>,
+    after: Option<String>,
+) -> Result<impl Stream<Item = Result<StrengthCrossings, ApiError>> + use<>, ApiError> {
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(ApiError::bad_input(
+            "threshold",
+            format!("{threshold} is not between 0 and 1; pass the strength to watch for, e.g. 0.3"),
+        ));
+    }
+    if !(0.0..=0.5).contains(&hysteresis) {
+        return Err(ApiError::bad_input(
+            "hysteresis",
+            format!("{hysteresis} is not between 0 and 0.5; pass how far past the threshold counts, e.g. 0.02"),
+        ));
+    }
+    let scope = Scope::parse(watch.unwrap_or_default())?;
+    let resume = after.as_deref().map(decode).transpose()?;
+    let api = ctx.data_unchecked::<ApiContext>();
+    let mut published = api.engine.published();
+    published.borrow_and_update();
+    let snapshot = api.engine.load().await.map_err(|error| {
+        tracing::error!(%error, "the engine is not available for strengthCrossed");
+        ApiError::Unavailable
+    })?;
+    let mut watcher = Watcher {
+        engine: api.engine.clone(),
+        store: api.store.clone(),
+        published,
+        lower: threshold - hysteresis,
+        upper: threshold + hysteresis,
+        scope,
+        sees_private: Caller::of(ctx).sees_private(),
+        sides: Vec::new(),
+        at: Published { seq: snapshot.seq(), as_of: snapshot.as_of() },
+        pending: None,
+    };
+    match resume {
+        None => watcher.settle(&snapshot, threshold),
+        Some(point) => watcher.pending = watcher.resume(&snapshot, point).await?,
+    }
+    Ok(stream::unfold(watcher, |mut watcher| async move { watcher.next().await.map(|item| (item, watcher)) }))
+}
+
+/// The relationships a subscriber watches, in domain terms.
+struct Scope {
+    stakeholder: Option<StakeholderId>,
+    markets: MarketSet,
+    types: Option<HashSet<domain::RelationshipType>>,
+}
+
+impl Scope {
+    fn parse(watch: StrengthWatch) -> Result<Self, ApiError> {
+        Ok(Self {
+            stakeholder: watch.stakeholder.map(|id| stakeholder_id(&id, "filter.stakeholder")).transpose()?,
+            markets: MarketSet::of(to_domain::<Market, domain::Market>(&watch.markets.unwrap_or_default())),
+            types: watch
+                .relationship_types
+                .map(|types| types.into_iter().map(domain::RelationshipType::from).collect()),
+        })
+    }
+}
+
+/// A relationship's side as this subscriber last saw it.
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
+#[repr(u8)]
+enum Side {
+    /// Not seen yet: a relationship created since, which starts below.
+    #[default]
+    Unseen,
+    Below,
+    Above,
+    /// Not known since a resume: reported once it is outside the band.
+    Unsure,
+}
+
+/// One subscriber's view of the sides.
+struct Watcher {
+    engine: Arc<Engine>,
+    store: Arc<dyn GraphStore>,
+    published: tokio::sync::watch::Receiver<Published>,
+    lower: f64,
+    upper: f64,
+    scope: Scope,
+    sees_private: bool,
+    /// By relationship id (the store's ids are dense).
+    sides: Vec<Side>,
+    /// The snapshot last evaluated.
+    at: Published,
+    /// Crossings found on resuming, sent first.
+    pending: Option<StrengthCrossings>,
+}
+
+impl Watcher {
+    /// The next message: crossings found on resuming, else those of the next evaluation that finds any. `None`
+    /// ends the stream (the engine is gone, or the store failed: the client resumes from its cursor).
+    async fn next(&mut self) -> Option<Result<StrengthCrossings, ApiError>> {
+        if let Some(pending) = self.pending.take() {
+            return Some(Ok(pending));
+        }
+        loop {
+            self.published.changed().await.ok()?;
+            let snapshot = self.engine.loaded()?;
+            if (snapshot.seq(), snapshot.as_of()) == (self.at.seq, self.at.as_of) {
+                continue;
+            }
+            let changed = match self.changed_since(self.at.seq, snapshot.seq()).await {
+                Ok(changed) => changed,
+                Err(error) => {
+                    tracing::warn!(%error, "strengthCrossed could not read the change log");
+                    return None;
+                }
+            };
+            let crossings = if snapshot.as_of() != self.at.as_of || changed.stakeholders {
+                self.evaluate(&snapshot, self.all_edges(&snapshot), &changed.relationships, false)
+            } else {
+                let edges = self.changed_edges(&snapshot, &changed);
+                self.evaluate(&snapshot, edges, &changed.relationships, false)
+            };
+            self.at = Published { seq: snapshot.seq(), as_of: snapshot.as_of() };
+            if !crossings.is_empty() {
+                return Some(Ok(self.message(crossings)));
+            }
+        }
+    }
+
+    /// Sides at subscription time, by the plain threshold; nothing is reported.
+    fn settle(&mut self, snapshot: &Snapshot, threshold: f64) {
+        for (_, edge) in self.all_edges(snapshot) {
+            let side = if f64::from(snapshot.strength(edge)) >= threshold { Side::Above } else { Side::Below };
+            self.set(snapshot.relationship(edge), side);
+        }
+    }
+
+    /// Sides at the resume point `point` (see the module docs), then the crossings between it and `snapshot`.
+    async fn resume(&mut self, snapshot: &Snapshot, point: Published) -> Result<Option<StrengthCrossings>, ApiError> {
+        let changed = self.changed_since(point.seq, snapshot.seq()).await?;
+        for (_, edge) in self.all_edges(snapshot) {
+            let relationship = snapshot.relationship(edge);
+            let side = if changed.created.contains(&relationship) {
+                Side::Unseen
+            } else if changed.relationships.contains(&relationship) {
+                Side::Unsure
+            } else {
+                self.side_of(f64::from(snapshot.strength_at(edge, point.as_of))).unwrap_or(Side::Unsure)
+            };
+            self.set(relationship, side);
+        }
+        let crossings = self.evaluate(snapshot, self.all_edges(snapshot), &changed.relationships, true);
+        Ok((!crossings.is_empty()).then(|| self.message(crossings)))
+    }
+
+    /// The side a strength settles, or `None` inside the band.
+    fn side_of(&self, strength: f64) -> Option<Side> {
+        if strength > self.upper {
+            Some(Side::Above)
+        } else if strength < self.lower {
+            Some(Side::Below)
+        } else {
+            None
+        }
+    }
+
+    fn set(&mut self, relationship: RelationshipId, side: Side) {
+        let index = relationship.0.max(0) as usize;
+        if index >= self.sides.len() {
+            self.sides.resize(index + 1, Side::Unseen);
+        }
+        self.sides[index] = side;
+    }
+
+    fn side(&self, relationship: RelationshipId) -> Side {
+        self.sides.get(relationship.0.max(0) as usize).copied().unwrap_or_default()
+    }
+
+    /// Re-evaluates `edges` (source, edge) of `snapshot`; returns the crossings, ordered by relationship id.
+    fn evaluate(
+        &mut self,
+        snapshot: &Snapshot,
+        edges: Vec<(u32, usize)>,
+        changed: &HashSet<RelationshipId>,
+        resuming: bool,
+    ) -> Vec<StrengthCrossing> {
+        let mut crossings = Vec::new();
+        for (source, edge) in edges {
+            let relationship = snapshot.relationship(edge);
+            let strength = f64::from(snapshot.strength(edge));
+            let before = self.side(relationship);
+            let Some(after) = self.side_of(strength) else {
+                if before == Side::Unseen {
+                    self.set(relationship, Side::Below);
+                }
+                continue;
+            };
+            self.set(relationship, after);
+            let was = if before == Side::Unseen { Side::Below } else { before };
+            if was == after {
+                continue;
+            }
+            let cause = match (before, changed.contains(&relationship)) {
+                (Side::Unsure, _) if resuming => CrossingCause::Resume,
+                (_, true) => CrossingCause::Change,
+                _ => CrossingCause::Decay,
+            };
+            crossings.push((relationship, self.crossing(snapshot, source, edge, after, cause, strength)));
+        }
+        crossings.sort_by_key(|(relationship, _)| *relationship);
+        crossings.into_iter().map(|(_, crossing)| crossing).collect()
+    }
+
+    fn crossing(
+        &self,
+        snapshot: &Snapshot,
+        source: u32,
+        edge: usize,
+        side: Side,
+        cause: CrossingCause,
+        strength: f64,
+    ) -> StrengthCrossing {
+        StrengthCrossing {
+            relationship: GlobalId::Relationship(snapshot.relationship(edge)).encode(),
+            from: GlobalId::Stakeholder(snapshot.stakeholder(source)).encode(),
+            to: GlobalId::Stakeholder(snapshot.stakeholder(snapshot.target(edge))).encode(),
+            relationship_type: snapshot.relationship_type(edge).into(),
+            direction: if side == Side::Above { CrossingDirection::RoseAbove } else { CrossingDirection::FellBelow },
+            cause,
+            strength,
+        }
+    }
+
+    /// The message for crossings found at the current evaluation point.
+    fn message(&self, crossings: Vec<StrengthCrossing>) -> StrengthCrossings {
+        StrengthCrossings { cursor: encode(self.at), as_of: self.at.as_of, crossings }
+    }
+
+    /// Whether this subscriber watches `edge` from `source`: in its scope, and both ends readable to it.
+    fn watches(&self, snapshot: &Snapshot, source: u32, edge: usize) -> bool {
+        let target = snapshot.target(edge);
+        let scope = &self.scope;
+        (self.sees_private || !(snapshot.is_private(source) || snapshot.is_private(target)))
+            && scope
+                .stakeholder
+                .is_none_or(|id| snapshot.stakeholder(source) == id || snapshot.stakeholder(target) == id)
+            && (scope.markets.is_empty()
+                || snapshot.markets(source).intersects(scope.markets)
+                || snapshot.markets(target).intersects(scope.markets))
+            && scope.types.as_ref().is_none_or(|types| types.contains(&snapshot.relationship_type(edge)))
+    }
+
+    /// Every edge this subscriber watches, as (source, edge).
+    fn all_edges(&self, snapshot: &Snapshot) -> Vec<(u32, usize)> {
+        let candidates: Vec<(u32, usize)> = match self.scope.stakeholder {
+            Some(id) => match snapshot.index_of(id) {
+                Some(node) => snapshot
+                    .out_edges(node)
+                    .map(|edge| (node, edge))
+                    .chain(snapshot.in_entries(node).map(|entry| {
+                        let (source, edge) = snapshot.in_entry(entry);
+                        (source, edge as usize)
+                    }))
+                    .collect(),
+                None => Vec::new(),
+            },
+            None => (0..snapshot.node_count() as u32)
+                .flat_map(|node| snapshot.out_edges(node).map(move |edge| (node, edge)))
+                .collect(),
+        };
+        candidates.into_iter().filter(|&(source, edge)| self.watches(snapshot, source, edge)).collect()
+    }
+
+    /// The watched edges of the relationships in `changed`.
+    fn changed_edges(&self, snapshot: &Snapshot, changed: &Changed) -> Vec<(u32, usize)> {
+        changed
+            .touched
+            .iter()
+            .filter_map(|&(relationship, from)| Some((snapshot.index_of(from)?, snapshot.edge_of(relationship, from)?)))
+            .filter(|&(source, edge)| self.watches(snapshot, source, edge))
+            .collect()
+    }
+
+    /// What the change log says changed in `(from, to]`: from the engine's recent entries, else the store.
+    async fn changed_since(&self, from: i64, to: i64) -> Result<Changed, StoreError> {
+        let mut changed = Changed::default();
+        let mut cursor = from;
+        while cursor < to {
+            let events: Vec<Arc<ChangeEvent>> = match self.engine.recent_after(cursor, PAGE) {
+                Some(events) => events,
+                None => self.store.changes_after(cursor, PAGE).await?.into_iter().map(Arc::new).collect(),
+            };
+            let Some(last) = events.last().map(|event| event.seq) else { break };
+            for event in events.iter().filter(|event| event.seq <= to) {
+                changed.record(event);
+            }
+            cursor = last;
+        }
+        Ok(changed)
+    }
+}
+
+/// What changed between two evaluations.
+#[derive(Default)]
+struct Changed {
+    /// Relationships created.
+    created: HashSet<RelationshipId>,
+    /// Relationships created or changed.
+    relationships: HashSet<RelationshipId>,
+    /// Each changed relationship with its source, to find its edge.
+    touched: Vec<(RelationshipId, StakeholderId)>,
+    /// Whether a stakeholder changed (its markets, privacy or presence may move many relationships in or out).
+    stakeholders: bool,
+}
+
+impl Changed {
+    fn record(&mut self, event: &ChangeEvent) {
+        match (event.relationship, event.stakeholders.first()) {
+            (Some(relationship), Some(&from)) => {
+                if event.kind == ChangeKind::RelationshipCreated {
+                    self.created.insert(relationship);
+                }
+                if self.relationships.insert(relationship) {
+                    self.touched.push((relationship, from));
+                }
+            }
+            _ => self.stakeholders |= event.kind != ChangeKind::StakeholderCreated,
+        }
+    }
+}
+
+fn encode(point: Published) -> String {
+    URL_SAFE_NO_PAD.encode(format!("crossings|{}|{}", point.seq, point.as_of.timestamp_millis()))
+}
+
+fn decode(cursor: &str) -> Result<Published, ApiError> {
+    let invalid = || {
+        ApiError::bad_input(
+            "after",
+            "this cursor did not come from `strengthCrossed`; pass the `cursor` of the last message you processed",
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let mut parts = text.strip_prefix("crossings|").ok_or_else(invalid)?.split('|');
+    let seq = parts.next().and_then(|seq| seq.parse().ok()).ok_or_else(invalid)?;
+    let millis = parts.next().and_then(|millis| millis.parse().ok()).ok_or_else(invalid)?;
+    let as_of = DateTime::from_timestamp_millis(millis).ok_or_else(invalid)?;
+    Ok(Published { seq, as_of })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let point = Published { seq: 42, as_of: DateTime::from_timestamp_millis(1_780_000_000_123).unwrap() };
+        assert_eq!(decode(&encode(point)).unwrap(), point);
+        let from_changes = URL_SAFE_NO_PAD.encode("changes|42");
+        assert!(matches!(decode(&from_changes), Err(ApiError::BadInput { .. })));
+    }
+}
