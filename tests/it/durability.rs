@@ -8,10 +8,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const KEY: &str = "editor-key-for-the-kill-test";
+/// The editor key of the processes [`serve`] starts.
+pub const KEY: &str = "editor-key-for-the-kill-test";
 
 /// Starts `stakegraph serve` on a free port and returns the process and its base URL, read from its log.
-fn serve(db: &std::path::Path) -> (std::process::Child, String) {
+pub fn serve(db: &std::path::Path) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stakegraph"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
