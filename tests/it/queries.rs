@@ -7,9 +7,11 @@ use stakegraph::api::ids::GlobalId;
 use std::collections::BTreeSet;
 
 /// The operations these tests run; a new file in `queries/` must be added here (and tested).
+/// Subscriptions (`changes_feed`, `weakening_relationships`) run in `subscriptions.rs`.
 const COVERED: &[&str] = &[
     "at_risk_customers.graphql",
     "brokers.graphql",
+    "changes_feed.graphql",
     "changes_since.graphql",
     "create_customer.graphql",
     "customers_with_managers.graphql",
@@ -26,6 +28,7 @@ const COVERED: &[&str] = &[
     "strongest_relationships.graphql",
     "top_influencers.graphql",
     "upsert_relationship.graphql",
+    "weakening_relationships.graphql",
 ];
 
 fn sql() -> rusqlite::Connection {

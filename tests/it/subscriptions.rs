@@ -1,6 +1,8 @@
 //! Subscriptions over a real WebSocket (`graphql-transport-ws`) against the real service on port 0.
 
-use crate::support::{create_customer, create_customer_named, fresh_store, post_graphql, run_ok, serve, EDITOR_KEY};
+use crate::support::{
+    create_customer, create_customer_named, fresh_store, operation, post_graphql, run_ok, serve, EDITOR_KEY,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use stakegraph::config::{ApiKeys, Config};
@@ -181,8 +183,8 @@ async fn a_viewer_subscriber_gets_private_stakeholders_masked() {
     let init = json!({ "type": "connection_init", "payload": { "apiKey": viewer_key } });
     socket.send(Message::text(init.to_string())).await.unwrap();
     assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
-    let query = "subscription { changes { kind masked payload } }";
-    let start = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } });
+    let query = operation("changes_feed.graphql");
+    let start = json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": { "filter": { "kinds": ["STAKEHOLDER_CREATED"] } } } });
     socket.send(Message::text(start.to_string())).await.unwrap();
 
     create_customer(&address, "PUBLIC-1").await;
@@ -445,9 +447,8 @@ async fn strength_crossed_fires_once_per_crossing_with_hysteresis_including_deca
     assert!(trust_for(3.0 * hysteresis) <= 1.0, "trust weight {weight} too small for this test");
 
     let subscribe = |after: Option<String>| {
-        let query = "subscription($t: Float!, $h: Float!, $after: String) { strengthCrossed(threshold: $t, hysteresis: $h, after: $after) { cursor asOf crossings { relationship direction cause strength } } }";
-        let variables = json!({ "t": threshold, "h": hysteresis, "after": after });
-        let request = async_graphql::Request::new(query)
+        let variables = json!({ "threshold": threshold, "hysteresis": hysteresis, "after": after });
+        let request = async_graphql::Request::new(operation("weakening_relationships.graphql"))
             .variables(async_graphql::Variables::from_json(variables))
             .data(Caller::Key(Role::Admin));
         let stream: BoxStream<'static, async_graphql::Response> = Box::pin(schema.inner().execute_stream(request));
