@@ -9,11 +9,12 @@ use super::paging::page_size;
 use super::ApiContext;
 use crate::domain::{self, StakeholderId};
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, Enum, Json, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, Json, Object, ID};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// What kind of change an event records.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -35,23 +36,50 @@ pub enum ChangeKind {
     CustomerExited,
 }
 
-/// One committed change, in commit order.
-#[derive(SimpleObject)]
+/// A view of one log entry, shared by every subscriber it goes to: each field is computed only when a
+/// selection asks for it.
 pub struct ChangeEvent {
+    event: Arc<domain::ChangeEvent>,
+    masked: bool,
+}
+
+/// One committed change, in commit order.
+#[Object]
+impl ChangeEvent {
     /// Where this event sits in the log: pass it as `after` to resume after it.
-    pub cursor: String,
+    async fn cursor(&self) -> String {
+        encode(self.event.seq)
+    }
+
     /// When the change was committed.
-    pub at: DateTime<Utc>,
+    async fn at(&self) -> DateTime<Utc> {
+        self.event.at
+    }
+
     /// What changed.
-    pub kind: ChangeKind,
+    async fn kind(&self) -> ChangeKind {
+        self.event.kind.into()
+    }
+
     /// The stakeholders involved.
-    pub stakeholders: Vec<ID>,
+    async fn stakeholders(&self) -> Vec<ID> {
+        self.event.stakeholders.iter().map(|id| GlobalId::Stakeholder(*id).encode()).collect()
+    }
+
     /// The relationship involved, if any.
-    pub relationship: Option<ID>,
+    async fn relationship(&self) -> Option<ID> {
+        self.event.relationship.map(|id| GlobalId::Relationship(id).encode())
+    }
+
     /// Before and after values; null when the event touches a stakeholder this caller sees masked.
-    pub payload: Option<Json<serde_json::Value>>,
+    async fn payload(&self) -> Option<Json<&serde_json::Value>> {
+        (!self.masked).then_some(Json(&self.event.payload))
+    }
+
     /// True when the payload is withheld from this caller.
-    pub masked: bool,
+    async fn masked(&self) -> bool {
+        self.masked
+    }
 }
 
 pub(crate) fn encode(seq: i64) -> String {
@@ -72,17 +100,14 @@ pub(crate) fn decode(cursor: &str) -> ApiResult<i64> {
 
 impl ChangeEvent {
     /// The view of `event` for a caller who sees the stakeholders in `hidden` masked.
-    pub(crate) fn of(event: &domain::ChangeEvent, hidden: &HashSet<StakeholderId>) -> Self {
+    pub(crate) fn of(event: Arc<domain::ChangeEvent>, hidden: &HashSet<StakeholderId>) -> Self {
         let masked = event.stakeholders.iter().any(|id| hidden.contains(id));
-        ChangeEvent {
-            cursor: encode(event.seq),
-            at: event.at,
-            kind: event.kind.into(),
-            stakeholders: event.stakeholders.iter().map(|id| GlobalId::Stakeholder(*id).encode()).collect(),
-            relationship: event.relationship.map(|id| GlobalId::Relationship(id).encode()),
-            payload: (!masked).then(|| Json(event.payload.clone())),
-            masked,
-        }
+        ChangeEvent { event, masked }
+    }
+
+    /// Its position in the log.
+    pub(crate) fn seq(&self) -> i64 {
+        self.event.seq
     }
 }
 
@@ -109,9 +134,9 @@ impl ChangesQuery {
         events.truncate(first);
         let hidden = hidden_stakeholders(ctx, &events).await?;
         let mut connection = Connection::new(after_seq > 0, has_next_page);
-        connection.edges.extend(events.iter().map(|event| {
-            let node = ChangeEvent::of(event, &hidden);
-            Edge::new(node.cursor.clone(), node)
+        connection.edges.extend(events.into_iter().map(|event| {
+            let node = ChangeEvent::of(Arc::new(event), &hidden);
+            Edge::new(encode(node.seq()), node)
         }));
         Ok(connection)
     }

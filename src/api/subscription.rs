@@ -179,8 +179,8 @@ struct Feed {
     cursor: i64,
     filter: Filter,
     sees_private: bool,
-    /// Matching entries read but not yet handed over, with their positions.
-    ready: VecDeque<(i64, ChangeEvent)>,
+    /// Matching entries read but not yet handed over.
+    ready: VecDeque<ChangeEvent>,
     /// Whether the feed has once read up to the head of the log (a replay is not lag).
     live: bool,
     max_lag: u64,
@@ -199,12 +199,12 @@ impl Feed {
         loop {
             // Mark the current position seen before reading, so that a change committed after the read wakes us.
             let head = self.published.borrow_and_update().seq;
-            let handed_over = self.ready.front().map_or(self.cursor, |(seq, _)| seq - 1);
+            let handed_over = self.ready.front().map_or(self.cursor, |event| event.seq() - 1);
             if self.live && head.saturating_sub(handed_over) > self.max_lag as i64 {
                 self.ended = true;
                 return Some(Err(lagging(head - handed_over, self.max_lag, handed_over)));
             }
-            if let Some((_, event)) = self.ready.pop_front() {
+            if let Some(event) = self.ready.pop_front() {
                 return Some(Ok(event));
             }
             let events = match self.engine.recent_after(self.cursor, PAGE) {
@@ -229,7 +229,7 @@ impl Feed {
                 events
                     .iter()
                     .filter(|event| filter.matches(event, &seen.markets, &seen.types))
-                    .map(|event| (event.seq, ChangeEvent::of(event, &seen.hidden))),
+                    .map(|event| ChangeEvent::of(event.clone(), &seen.hidden)),
             );
         }
     }
