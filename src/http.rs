@@ -59,6 +59,37 @@ pub struct AppState {
     pub anonymous_reads: bool,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// The runtime serving WebSocket subscribers, started by the first one.
+    pub subscribers: Arc<std::sync::OnceLock<Option<SubscriberRuntime>>>,
+}
+
+/// A runtime of its own for WebSocket subscribers (a bulkhead): when a change wakes ten thousand of them, they
+/// queue on these workers, and the requests on the main runtime (a mutation among them) never wait behind them for
+/// a turn; the operating system shares the cores between the two. Stops when the last handle is dropped.
+#[derive(Clone)]
+pub struct SubscriberRuntime {
+    handle: tokio::runtime::Handle,
+    _stop: Arc<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl SubscriberRuntime {
+    fn start() -> std::io::Result<Self> {
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("stakegraph-subscribers")
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new().name("stakegraph-subscribers".into()).spawn(move || {
+            runtime.block_on(async {
+                let _ = stopped.await;
+            });
+            runtime.shutdown_background();
+        })?;
+        Ok(Self { handle, _stop: Arc::new(stop) })
+    }
 }
 
 /// The router with every route; pages from the `cors_origins` may call it from a browser.
@@ -95,6 +126,7 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
         keys: config.api_keys.clone(),
         anonymous_reads: config.anonymous_reads(),
         max_body_bytes: config.limits.max_body_bytes,
+        subscribers: Arc::default(),
     }
 }
 
@@ -209,10 +241,21 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
         // 128 KiB keeps ten thousand idle subscribers in tens of megabytes; no message may exceed a request body.
         .read_buffer_size(WS_READ_CHUNK)
         .max_message_size(state.max_body_bytes)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
+        .on_upgrade(move |socket| async move {
+            let connection = GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move { connection_caller(&payload, &keys, anonymous_reads) })
-                .serve()
+                .serve();
+            let pool = state.subscribers.get_or_init(|| {
+                SubscriberRuntime::start()
+                    .inspect_err(|error| {
+                        tracing::warn!(%error, "cannot start the subscribers' runtime; serving them beside requests")
+                    })
+                    .ok()
+            });
+            match pool {
+                Some(pool) => _ = pool.handle.spawn(connection).await,
+                None => connection.await,
+            }
         })
         .into_response()
 }
