@@ -14,11 +14,12 @@
 //! already knew. Crossings are states, so a client applies them idempotently.
 
 use super::auth::Caller;
-use super::enums::{to_domain, Market, RelationshipType};
+use super::enums::{Market, RelationshipType};
 use super::error::ApiError;
-use super::ids::{stakeholder_id, GlobalId};
+use super::ids::GlobalId;
+use super::subscription::Filter;
 use super::ApiContext;
-use crate::domain::{self, ChangeEvent, ChangeKind, MarketSet, RelationshipId, StakeholderId};
+use crate::domain::{ChangeEvent, ChangeKind, RelationshipId, StakeholderId};
 use crate::engine::{Engine, Published, Snapshot};
 use crate::store::{GraphStore, StoreError};
 use async_graphql::{Context, Enum, InputObject, SimpleObject, ID};
@@ -114,7 +115,8 @@ pub(crate) async fn start(
             format!("{hysteresis} is not between 0 and 0.5; pass how far past the threshold counts, e.g. 0.02"),
         ));
     }
-    let scope = Scope::parse(watch.unwrap_or_default())?;
+    let watch = watch.unwrap_or_default();
+    let scope = Filter::of(watch.stakeholder, watch.markets, watch.relationship_types)?;
     let resume = after.as_deref().map(decode).transpose()?;
     let api = ctx.data_unchecked::<ApiContext>();
     let mut published = api.engine.published();
@@ -142,25 +144,6 @@ pub(crate) async fn start(
     Ok(stream::unfold(watcher, |mut watcher| async move { watcher.next().await.map(|item| (item, watcher)) }))
 }
 
-/// The relationships a subscriber watches, in domain terms.
-struct Scope {
-    stakeholder: Option<StakeholderId>,
-    markets: MarketSet,
-    types: Option<HashSet<domain::RelationshipType>>,
-}
-
-impl Scope {
-    fn parse(watch: StrengthWatch) -> Result<Self, ApiError> {
-        Ok(Self {
-            stakeholder: watch.stakeholder.map(|id| stakeholder_id(&id, "filter.stakeholder")).transpose()?,
-            markets: MarketSet::of(to_domain::<Market, domain::Market>(&watch.markets.unwrap_or_default())),
-            types: watch
-                .relationship_types
-                .map(|types| types.into_iter().map(domain::RelationshipType::from).collect()),
-        })
-    }
-}
-
 /// A relationship's side as this subscriber last saw it.
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
 #[repr(u8)]
@@ -181,7 +164,7 @@ struct Watcher {
     published: tokio::sync::watch::Receiver<Published>,
     lower: f64,
     upper: f64,
-    scope: Scope,
+    scope: Filter,
     sees_private: bool,
     /// By relationship id (the store's ids are dense).
     sides: Vec<Side>,

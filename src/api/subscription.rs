@@ -102,24 +102,33 @@ pub struct ChangeFilter {
     relationship_types: Option<Vec<RelationshipType>>,
 }
 
-/// A [`ChangeFilter`] in domain terms.
+/// A [`ChangeFilter`] (or a `strengthCrossed` filter, without kinds) in domain terms.
 #[derive(Default)]
-struct Filter {
+pub(crate) struct Filter {
     kinds: Option<HashSet<domain::ChangeKind>>,
-    stakeholder: Option<StakeholderId>,
-    markets: MarketSet,
-    types: Option<HashSet<domain::RelationshipType>>,
+    pub(crate) stakeholder: Option<StakeholderId>,
+    pub(crate) markets: MarketSet,
+    pub(crate) types: Option<HashSet<domain::RelationshipType>>,
 }
 
 impl Filter {
     fn parse(filter: ChangeFilter) -> Result<Self, ApiError> {
+        let mut parsed = Self::of(filter.stakeholder, filter.markets, filter.relationship_types)?;
+        parsed.kinds = filter.kinds.map(|kinds| kinds.into_iter().map(domain::ChangeKind::from).collect());
+        Ok(parsed)
+    }
+
+    /// The filter on a stakeholder, markets and relationship types (each optional) given at `filter.*`.
+    pub(crate) fn of(
+        stakeholder: Option<ID>,
+        markets: Option<Vec<Market>>,
+        types: Option<Vec<RelationshipType>>,
+    ) -> Result<Self, ApiError> {
         Ok(Self {
-            kinds: filter.kinds.map(|kinds| kinds.into_iter().map(domain::ChangeKind::from).collect()),
-            stakeholder: filter.stakeholder.map(|id| stakeholder_id(&id, "filter.stakeholder")).transpose()?,
-            markets: MarketSet::of(to_domain::<Market, domain::Market>(&filter.markets.unwrap_or_default())),
-            types: filter
-                .relationship_types
-                .map(|types| types.into_iter().map(domain::RelationshipType::from).collect()),
+            kinds: None,
+            stakeholder: stakeholder.map(|id| stakeholder_id(&id, "filter.stakeholder")).transpose()?,
+            markets: MarketSet::of(to_domain::<Market, domain::Market>(&markets.unwrap_or_default())),
+            types: types.map(|types| types.into_iter().map(domain::RelationshipType::from).collect()),
         })
     }
 
