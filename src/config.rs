@@ -220,6 +220,7 @@ impl Config {
             ("limits.max_complexity", limits.max_complexity),
             ("limits.max_batch", limits.max_batch),
             ("limits.max_body_bytes", limits.max_body_bytes),
+            ("limits.max_subscriber_lag_seconds", limits.max_subscriber_lag_seconds as usize),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid { setting, message: "must be at least 1".into() });

@@ -60,34 +60,44 @@ pub struct AppState {
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// The runtime serving WebSocket subscribers, started by the first one.
-    pub subscribers: Arc<std::sync::OnceLock<Option<SubscriberRuntime>>>,
+    subscribers: Arc<std::sync::OnceLock<Option<SubscriberRuntime>>>,
 }
 
 /// A runtime of its own for WebSocket subscribers (a bulkhead): when a change wakes ten thousand of them, they
 /// queue on these workers, and the requests on the main runtime (a mutation among them) never wait behind them for
 /// a turn; the operating system shares the cores between the two. Stops when the last handle is dropped.
 #[derive(Clone)]
-pub struct SubscriberRuntime {
+struct SubscriberRuntime {
     handle: tokio::runtime::Handle,
     _stop: Arc<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SubscriberRuntime {
+    /// Starts the runtime on a thread of its own, which owns it (a runtime may not be dropped on an async worker).
     fn start() -> std::io::Result<Self> {
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .thread_name("stakegraph-subscribers")
-            .enable_all()
-            .build()?;
-        let handle = runtime.handle().clone();
+        let (started, handle) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new().name("stakegraph-subscribers".into()).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .thread_name("stakegraph-subscribers")
+                .enable_all()
+                .build();
+            let runtime = match runtime {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    _ = started.send(Err(error));
+                    return;
+                }
+            };
+            _ = started.send(Ok(runtime.handle().clone()));
             runtime.block_on(async {
                 let _ = stopped.await;
             });
             runtime.shutdown_background();
         })?;
+        let handle = handle.recv().map_err(std::io::Error::other)??;
         Ok(Self { handle, _stop: Arc::new(stop) })
     }
 }
@@ -253,7 +263,11 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
                     .ok()
             });
             match pool {
-                Some(pool) => _ = pool.handle.spawn(connection).await,
+                Some(pool) => {
+                    if let Err(error) = pool.handle.spawn(connection).await {
+                        tracing::error!(%error, "a WebSocket connection failed");
+                    }
+                }
                 None => connection.await,
             }
         })

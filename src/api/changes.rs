@@ -109,6 +109,11 @@ impl ChangeEvent {
     pub(crate) fn seq(&self) -> i64 {
         self.event.seq
     }
+
+    /// When it was committed.
+    pub(crate) fn committed_at(&self) -> DateTime<Utc> {
+        self.event.at
+    }
 }
 
 /// The change-log root field.

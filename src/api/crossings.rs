@@ -27,7 +27,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, Stream};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Change-log entries read per step while collecting what changed between two evaluations.
@@ -129,16 +129,18 @@ pub(crate) async fn start(
         engine: api.engine.clone(),
         store: api.store.clone(),
         published,
+        threshold,
         lower: threshold - hysteresis,
         upper: threshold + hysteresis,
         scope,
         sees_private: Caller::of(ctx).sees_private(),
-        sides: Vec::new(),
+        sides: HashMap::new(),
+        ended: false,
         at: Published { seq: snapshot.seq(), as_of: snapshot.as_of() },
         pending: None,
     };
     match resume {
-        None => watcher.settle(&snapshot, threshold),
+        None => watcher.settle(&snapshot),
         Some(point) => watcher.pending = watcher.resume(&snapshot, point).await?,
     }
     Ok(stream::unfold(watcher, |mut watcher| async move { watcher.next().await.map(|item| (item, watcher)) }))
@@ -146,9 +148,9 @@ pub(crate) async fn start(
 
 /// A relationship's side as this subscriber last saw it.
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
-#[repr(u8)]
 enum Side {
-    /// Not seen yet: a relationship created since, which starts below.
+    /// Not watched until now: a relationship created since starts below; one that came into view (a stakeholder
+    /// turned public, or into a watched market) takes the side of the plain threshold without a report.
     #[default]
     Unseen,
     Below,
@@ -162,12 +164,14 @@ struct Watcher {
     engine: Arc<Engine>,
     store: Arc<dyn GraphStore>,
     published: tokio::sync::watch::Receiver<Published>,
+    threshold: f64,
     lower: f64,
     upper: f64,
     scope: Filter,
     sees_private: bool,
-    /// By relationship id (the store's ids are dense).
-    sides: Vec<Side>,
+    /// The side of every relationship watched at the last full evaluation, and of those watched since.
+    sides: HashMap<RelationshipId, Side>,
+    ended: bool,
     /// The snapshot last evaluated.
     at: Published,
     /// Crossings found on resuming, sent first.
@@ -181,6 +185,9 @@ impl Watcher {
         if let Some(pending) = self.pending.take() {
             return Some(Ok(pending));
         }
+        if self.ended {
+            return None;
+        }
         loop {
             self.published.changed().await.ok()?;
             let snapshot = self.engine.loaded()?;
@@ -190,15 +197,15 @@ impl Watcher {
             let changed = match self.changed_since(self.at.seq, snapshot.seq()).await {
                 Ok(changed) => changed,
                 Err(error) => {
-                    tracing::warn!(%error, "strengthCrossed could not read the change log");
-                    return None;
+                    self.ended = true;
+                    return Some(Err(error.into()));
                 }
             };
             let crossings = if snapshot.as_of() != self.at.as_of || changed.stakeholders {
-                self.evaluate(&snapshot, self.all_edges(&snapshot), &changed.relationships, false)
+                self.evaluate(&snapshot, Scan::All, &changed, false)
             } else {
                 let edges = self.changed_edges(&snapshot, &changed);
-                self.evaluate(&snapshot, edges, &changed.relationships, false)
+                self.evaluate(&snapshot, Scan::Edges(edges), &changed, false)
             };
             self.at = Published { seq: snapshot.seq(), as_of: snapshot.as_of() };
             if !crossings.is_empty() {
@@ -208,10 +215,18 @@ impl Watcher {
     }
 
     /// Sides at subscription time, by the plain threshold; nothing is reported.
-    fn settle(&mut self, snapshot: &Snapshot, threshold: f64) {
+    fn settle(&mut self, snapshot: &Snapshot) {
         for (_, edge) in self.all_edges(snapshot) {
-            let side = if f64::from(snapshot.strength(edge)) >= threshold { Side::Above } else { Side::Below };
-            self.set(snapshot.relationship(edge), side);
+            let side = self.plain_side(f64::from(snapshot.strength(edge)));
+            self.sides.insert(snapshot.relationship(edge), side);
+        }
+    }
+
+    fn plain_side(&self, strength: f64) -> Side {
+        if strength >= self.threshold {
+            Side::Above
+        } else {
+            Side::Below
         }
     }
 
@@ -227,9 +242,9 @@ impl Watcher {
             } else {
                 self.side_of(f64::from(snapshot.strength_at(edge, point.as_of))).unwrap_or(Side::Unsure)
             };
-            self.set(relationship, side);
+            self.sides.insert(relationship, side);
         }
-        let crossings = self.evaluate(snapshot, self.all_edges(snapshot), &changed.relationships, true);
+        let crossings = self.evaluate(snapshot, Scan::All, &changed, true);
         Ok((!crossings.is_empty()).then(|| self.message(crossings)))
     }
 
@@ -244,43 +259,46 @@ impl Watcher {
         }
     }
 
-    fn set(&mut self, relationship: RelationshipId, side: Side) {
-        let index = relationship.0.max(0) as usize;
-        if index >= self.sides.len() {
-            self.sides.resize(index + 1, Side::Unseen);
-        }
-        self.sides[index] = side;
-    }
-
-    fn side(&self, relationship: RelationshipId) -> Side {
-        self.sides.get(relationship.0.max(0) as usize).copied().unwrap_or_default()
-    }
-
-    /// Re-evaluates `edges` (source, edge) of `snapshot`; returns the crossings, ordered by relationship id.
+    /// Re-evaluates the watched edges `scan` names; returns the crossings, ordered by relationship id. A full
+    /// scan also forgets the relationships no longer watched, so that one coming back into view is settled anew.
     fn evaluate(
         &mut self,
         snapshot: &Snapshot,
-        edges: Vec<(u32, usize)>,
-        changed: &HashSet<RelationshipId>,
+        scan: Scan,
+        changed: &Changed,
         resuming: bool,
     ) -> Vec<StrengthCrossing> {
+        let (edges, mut sides) = match scan {
+            Scan::All => {
+                let edges = self.all_edges(snapshot);
+                let sides = HashMap::with_capacity(edges.len());
+                (edges, std::mem::replace(&mut self.sides, sides))
+            }
+            Scan::Edges(edges) => (edges, HashMap::new()),
+        };
         let mut crossings = Vec::new();
         for (source, edge) in edges {
             let relationship = snapshot.relationship(edge);
             let strength = f64::from(snapshot.strength(edge));
-            let before = self.side(relationship);
-            let Some(after) = self.side_of(strength) else {
-                if before == Side::Unseen {
-                    self.set(relationship, Side::Below);
+            let before =
+                sides.remove(&relationship).or_else(|| self.sides.get(&relationship).copied()).unwrap_or_default();
+            let was = match before {
+                Side::Unseen if changed.created.contains(&relationship) => Side::Below,
+                Side::Unseen => {
+                    self.sides.insert(relationship, self.plain_side(strength));
+                    continue;
                 }
+                side => side,
+            };
+            let Some(after) = self.side_of(strength) else {
+                self.sides.insert(relationship, was);
                 continue;
             };
-            self.set(relationship, after);
-            let was = if before == Side::Unseen { Side::Below } else { before };
+            self.sides.insert(relationship, after);
             if was == after {
                 continue;
             }
-            let cause = match (before, changed.contains(&relationship)) {
+            let cause = match (before, changed.relationships.contains(&relationship)) {
                 (Side::Unsure, _) if resuming => CrossingCause::Resume,
                 (_, true) => CrossingCause::Change,
                 _ => CrossingCause::Decay,
@@ -319,15 +337,9 @@ impl Watcher {
     /// Whether this subscriber watches `edge` from `source`: in its scope, and both ends readable to it.
     fn watches(&self, snapshot: &Snapshot, source: u32, edge: usize) -> bool {
         let target = snapshot.target(edge);
-        let scope = &self.scope;
+        let ends = [source, target].map(|node| (snapshot.stakeholder(node), snapshot.markets(node)));
         (self.sees_private || !(snapshot.is_private(source) || snapshot.is_private(target)))
-            && scope
-                .stakeholder
-                .is_none_or(|id| snapshot.stakeholder(source) == id || snapshot.stakeholder(target) == id)
-            && (scope.markets.is_empty()
-                || snapshot.markets(source).intersects(scope.markets)
-                || snapshot.markets(target).intersects(scope.markets))
-            && scope.types.as_ref().is_none_or(|types| types.contains(&snapshot.relationship_type(edge)))
+            && self.scope.admits(ends.into_iter(), Some(snapshot.relationship_type(edge)))
     }
 
     /// Every edge this subscriber watches, as (source, edge).
@@ -378,6 +390,14 @@ impl Watcher {
         }
         Ok(changed)
     }
+}
+
+/// Which watched edges an evaluation looks at.
+enum Scan {
+    /// Every one (after a decay sweep, or a change to a stakeholder).
+    All,
+    /// These (source, edge), the relationships a change touched.
+    Edges(Vec<(u32, usize)>),
 }
 
 /// What changed between two evaluations.

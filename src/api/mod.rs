@@ -88,9 +88,9 @@ pub struct ApiLimits {
     pub betweenness_exact_below: usize,
     /// How many sources the betweenness sample holds.
     pub betweenness_samples: usize,
-    /// How many change-log entries a live subscriber may fall behind the log before its subscription ends with
-    /// `LIMIT_EXCEEDED` and the cursor to resume from.
-    pub max_subscriber_lag: u64,
+    /// How old, in seconds, the next event a live subscriber has not yet been sent may get (it is not reading
+    /// fast enough) before its subscription ends with `LIMIT_EXCEEDED` and the cursor to resume from.
+    pub max_subscriber_lag_seconds: u64,
 }
 
 impl Default for ApiLimits {
@@ -107,7 +107,7 @@ impl Default for ApiLimits {
             analysis_budget_ms: 5_000,
             betweenness_exact_below: 2_000,
             betweenness_samples: 32,
-            max_subscriber_lag: 10_000,
+            max_subscriber_lag_seconds: 30,
         }
     }
 }

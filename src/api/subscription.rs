@@ -13,8 +13,9 @@ use super::ids::stakeholder_id;
 use super::ApiContext;
 use crate::domain::{self, MarketSet, RelationshipId, StakeholderId};
 use crate::engine::{Engine, Published};
-use crate::store::GraphStore;
+use crate::store::{GraphStore, StoreError};
 use async_graphql::{Context, InputObject, Subscription, ID};
+use chrono::Utc;
 use futures_util::stream::{self, Stream};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -83,7 +84,7 @@ impl SubscriptionRoot {
         #[graphql(desc = "Only these relationships (default: every relationship the caller may read).")] filter: Option<
             StrengthWatch,
         >,
-        after: Option<String>,
+        #[graphql(desc = "The `cursor` of the last message processed, to resume after it.")] after: Option<String>,
     ) -> Result<impl Stream<Item = Result<StrengthCrossings, ApiError>>, ApiError> {
         crossings::start(ctx, threshold, hysteresis, filter, after).await
     }
@@ -140,12 +141,22 @@ impl Filter {
         types: &HashMap<RelationshipId, domain::RelationshipType>,
     ) -> bool {
         self.kinds.as_ref().is_none_or(|kinds| kinds.contains(&event.kind))
-            && self.stakeholder.is_none_or(|id| event.stakeholders.contains(&id))
-            && (self.markets.is_empty()
-                || event.stakeholders.iter().any(|id| markets.get(id).is_some_and(|set| set.intersects(self.markets))))
-            && self.types.as_ref().is_none_or(|wanted| {
-                event.relationship.and_then(|id| types.get(&id)).is_some_and(|kind| wanted.contains(kind))
-            })
+            && self.admits(
+                event.stakeholders.iter().map(|id| (*id, markets.get(id).copied().unwrap_or(MarketSet::EMPTY))),
+                event.relationship.and_then(|id| types.get(&id)).copied(),
+            )
+    }
+
+    /// Whether something involving `stakeholders` (with their markets) and of relationship type `kind` (if any)
+    /// passes the stakeholder, market and type conditions.
+    pub(crate) fn admits(
+        &self,
+        stakeholders: impl Iterator<Item = (StakeholderId, MarketSet)> + Clone,
+        kind: Option<domain::RelationshipType>,
+    ) -> bool {
+        self.stakeholder.is_none_or(|wanted| stakeholders.clone().any(|(id, _)| id == wanted))
+            && (self.markets.is_empty() || stakeholders.clone().any(|(_, set)| set.intersects(self.markets)))
+            && self.types.as_ref().is_none_or(|wanted| kind.is_some_and(|kind| wanted.contains(&kind)))
     }
 }
 
@@ -173,7 +184,7 @@ async fn start(
         sees_private: Caller::of(ctx).sees_private(),
         ready: VecDeque::new(),
         live: false,
-        max_lag: api.limits.max_subscriber_lag,
+        max_lag: chrono::Duration::seconds(api.limits.max_subscriber_lag_seconds.min(i64::MAX as u64) as i64),
         ended: false,
     };
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|event| (event, feed)) }))
@@ -192,38 +203,38 @@ struct Feed {
     ready: VecDeque<ChangeEvent>,
     /// Whether the feed has once read up to the head of the log (a replay is not lag).
     live: bool,
-    max_lag: u64,
+    /// How old the next event to send may get while the feed is live.
+    max_lag: chrono::Duration,
     ended: bool,
 }
 
 impl Feed {
     /// The next event: from what was read already, else from the log (the engine's recent entries, or the
-    /// store for older ones), else after the next published position. A live feed that finds itself more than
-    /// `max_lag` entries behind the head ends with `LIMIT_EXCEEDED` and the cursor to resume from. `None` ends
-    /// the stream (the engine is gone, or the store failed: the client resumes from its cursor).
+    /// store for older ones), else after the next published position. A live feed whose next event was committed
+    /// more than `max_lag` ago (the subscriber is not reading fast enough) ends with `LIMIT_EXCEEDED` and the cursor
+    /// to resume from; a store failure ends it with that error. `None` ends the stream.
     async fn next(&mut self) -> Option<Result<ChangeEvent, ApiError>> {
         if self.ended {
             return None;
         }
         loop {
             // Mark the current position seen before reading, so that a change committed after the read wakes us.
-            let head = self.published.borrow_and_update().seq;
-            let handed_over = self.ready.front().map_or(self.cursor, |event| event.seq() - 1);
-            if self.live && head.saturating_sub(handed_over) > self.max_lag as i64 {
-                self.ended = true;
-                return Some(Err(lagging(head - handed_over, self.max_lag, handed_over)));
+            self.published.borrow_and_update();
+            if let Some(event) = self.ready.front() {
+                let age = Utc::now() - event.committed_at();
+                if self.live && age > self.max_lag {
+                    self.ended = true;
+                    return Some(Err(lagging(age, self.max_lag, event.seq() - 1)));
+                }
             }
             if let Some(event) = self.ready.pop_front() {
                 return Some(Ok(event));
             }
-            let events = match self.engine.recent_after(self.cursor, PAGE) {
-                Some(events) => events,
+            let (events, from_store) = match self.engine.recent_after(self.cursor, PAGE) {
+                Some(events) => (events, false),
                 None => match self.store.changes_after(self.cursor, PAGE).await {
-                    Ok(events) => events.into_iter().map(Arc::new).collect(),
-                    Err(error) => {
-                        tracing::warn!(%error, cursor = self.cursor, "a subscription could not read the change log");
-                        return None;
-                    }
+                    Ok(events) => (events.into_iter().map(Arc::new).collect(), true),
+                    Err(error) => return self.end(error.into()),
                 },
             };
             if events.is_empty() {
@@ -232,7 +243,10 @@ impl Feed {
                 continue;
             }
             self.cursor = events.last().map_or(self.cursor, |event| event.seq);
-            let seen = self.look_up(&events).await?;
+            let seen = match self.look_up(&events, from_store).await {
+                Ok(seen) => seen,
+                Err(error) => return self.end(error.into()),
+            };
             let filter = &self.filter;
             self.ready.extend(
                 events
@@ -243,20 +257,27 @@ impl Feed {
         }
     }
 
-    /// What the filter and the masking need to know about the stakeholders and relationships of `events`: from
-    /// the engine's snapshot, and from the store for the few it does not hold (archived stakeholders, changes
-    /// another process made that the engine has not applied yet).
-    async fn look_up(&self, events: &[Arc<domain::ChangeEvent>]) -> Option<Seen> {
+    /// Ends the feed with `error` (the client resumes from the cursor of the last event it received).
+    fn end(&mut self, error: ApiError) -> Option<Result<ChangeEvent, ApiError>> {
+        self.ended = true;
+        Some(Err(error))
+    }
+
+    /// What the filter and the masking need to know about the stakeholders and relationships of `events`: for
+    /// entries from the engine's recent tail, from its snapshot (which reflects them and is at least as new), and
+    /// from the store for what it does not hold (archived stakeholders); for entries read from the store (a
+    /// replay, which may run ahead of the engine), from the store, as the `changes` query does.
+    async fn look_up(&self, events: &[Arc<domain::ChangeEvent>], from_store: bool) -> Result<Seen, StoreError> {
         let mut seen = Seen::default();
         let wants_stakeholders = !self.sees_private || !self.filter.markets.is_empty();
         let wants_types = self.filter.types.is_some();
         if !wants_stakeholders && !wants_types {
-            return Some(seen);
+            return Ok(seen);
         }
-        let snapshot = self.engine.loaded();
-        let snapshot = snapshot.as_deref();
+        let current = self.engine.loaded().filter(|_| !from_store);
         let (mut missing_stakeholders, mut missing_relationships) = (Vec::new(), Vec::new());
         for event in events {
+            let snapshot = current.as_deref().filter(|snapshot| event.seq <= snapshot.seq());
             for &id in event.stakeholders.iter().filter(|_| wants_stakeholders) {
                 if seen.markets.contains_key(&id) {
                     continue;
@@ -285,7 +306,7 @@ impl Feed {
         if !missing_stakeholders.is_empty() {
             missing_stakeholders.sort_unstable();
             missing_stakeholders.dedup();
-            for stakeholder in self.store.stakeholders_by_id(&missing_stakeholders).await.ok()? {
+            for stakeholder in self.store.stakeholders_by_id(&missing_stakeholders).await? {
                 if stakeholder.private && !self.sees_private {
                     seen.hidden.insert(stakeholder.id);
                 }
@@ -295,11 +316,11 @@ impl Feed {
         if !missing_relationships.is_empty() {
             missing_relationships.sort_unstable();
             missing_relationships.dedup();
-            for relationship in self.store.relationships_by_id(&missing_relationships).await.ok()? {
+            for relationship in self.store.relationships_by_id(&missing_relationships).await? {
                 seen.types.insert(relationship.id, relationship.rel_type);
             }
         }
-        Some(seen)
+        Ok(seen)
     }
 }
 
@@ -311,15 +332,17 @@ struct Seen {
     types: HashMap<RelationshipId, domain::RelationshipType>,
 }
 
-/// The error that ends a subscription which fell `behind` entries behind the log, with where to resume.
-fn lagging(behind: i64, max_lag: u64, handed_over: i64) -> ApiError {
+/// The error that ends a live subscription whose next event is `age` old, with where to resume.
+fn lagging(age: chrono::Duration, max_lag: chrono::Duration, resume_after: i64) -> ApiError {
     ApiError::Lagging {
-        resume_after: encode(handed_over),
+        resume_after: encode(resume_after),
         message: format!(
-            "this subscription fell {behind} changes behind the log, past the server's limit of {max_lag} \
-             (`limits.max_subscriber_lag`); nothing was lost: subscribe again with `after` set to the \
-             `resumeAfter` cursor in this error's extensions (the cursor of the last event you received) to \
-             catch up from the log"
+            "this subscription fell {:.1} s behind the log, past the server's limit of {} s \
+             (`limits.max_subscriber_lag_seconds`): it was not reading fast enough; nothing was lost: subscribe \
+             again with `after` set to the `resumeAfter` cursor in this error's extensions (everything after it \
+             that matches your filter is still to come) to catch up from the log",
+            age.num_milliseconds() as f64 / 1e3,
+            max_lag.num_seconds()
         ),
     }
 }

@@ -23,7 +23,7 @@ use arc_swap::ArcSwapOption;
 use chrono::{DateTime, Duration, Utc};
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// Change-log entries read per step when catching up.
 const LOG_PAGE: usize = 5_000;
@@ -44,28 +44,32 @@ pub struct Published {
     pub as_of: DateTime<Utc>,
 }
 
-/// The change-log entries after `start`, up to `start + events.len()` entries, as the engine applied them.
+/// The latest change-log entries the engine applied, in order. Positions may have gaps (a sequence number is not
+/// reused), so entries are found by position, never by offset.
 struct Recent {
-    /// Every entry with a position in `(start, end]` is in `events`, in order.
+    /// Every entry with a position in `(start, end]` is in `events`.
     start: i64,
+    /// The position of the last entry held (or `start`).
     end: i64,
     events: VecDeque<Arc<ChangeEvent>>,
+    capacity: usize,
 }
 
 impl Recent {
-    fn starting_at(seq: i64) -> Self {
-        Self { start: seq, end: seq, events: VecDeque::new() }
+    fn starting_at(seq: i64, capacity: usize) -> Self {
+        Self { start: seq, end: seq, events: VecDeque::new(), capacity }
     }
 
-    fn extend(&mut self, events: &[ChangeEvent]) {
+    /// Holds `events` (entries at or before `end` are already held and skipped), dropping the oldest past capacity.
+    fn extend(&mut self, events: Vec<ChangeEvent>) {
         for event in events {
             if event.seq <= self.end {
                 continue;
             }
             self.end = event.seq;
-            self.events.push_back(Arc::new(event.clone()));
+            self.events.push_back(Arc::new(event));
         }
-        while self.events.len() > RECENT_CAPACITY {
+        while self.events.len() > self.capacity {
             if let Some(dropped) = self.events.pop_front() {
                 self.start = dropped.seq;
             }
@@ -115,6 +119,7 @@ pub struct Engine {
     published: tokio::sync::watch::Sender<Published>,
     /// The latest change-log entries applied, so that subscribers close behind do not each read the store.
     recent: RwLock<Recent>,
+    recent_capacity: usize,
 }
 
 /// Whole-graph results (PageRank, betweenness) kept for one snapshot, identified by its position and clock:
@@ -159,7 +164,8 @@ impl Engine {
             applying: tokio::sync::Mutex::new(()),
             memo: Memo::default(),
             published: tokio::sync::watch::Sender::new(Published { seq: 0, as_of: DateTime::UNIX_EPOCH }),
-            recent: RwLock::new(Recent::starting_at(0)),
+            recent: RwLock::new(Recent::starting_at(0, RECENT_CAPACITY)),
+            recent_capacity: RECENT_CAPACITY,
         }
     }
 
@@ -169,9 +175,9 @@ impl Engine {
         self
     }
 
-    /// This engine re-evaluating every strength once its clock is `every` old (default ten minutes).
-    pub fn with_decay_sweep(mut self, every: Duration) -> Self {
-        self.refresh = every;
+    /// This engine holding the last `entries` applied log entries in memory (default [`RECENT_CAPACITY`]).
+    pub fn with_recent_capacity(mut self, entries: usize) -> Self {
+        self.recent_capacity = entries;
         self
     }
 
@@ -197,15 +203,21 @@ impl Engine {
     }
 
     /// Up to `limit` change-log entries after position `after` from memory, or `None` when the engine no longer
-    /// holds them (read the store). Entries are held once the engine has applied them, so this never runs ahead
-    /// of [`Engine::published`].
+    /// holds them (read the store). Entries are held once the snapshot that reflects them is current, so the
+    /// current snapshot is never older than an entry returned here.
     pub fn recent_after(&self, after: i64, limit: usize) -> Option<Vec<Arc<ChangeEvent>>> {
-        self.recent.read().ok()?.after(after, limit)
+        self.recent.read().unwrap_or_else(PoisonError::into_inner).after(after, limit)
     }
 
-    fn swap(&self, snapshot: Arc<Snapshot>) {
+    /// Makes `snapshot` current, then holds `applied` (the log entries it reflects beyond the previous one) in the
+    /// recent tail, then publishes its position: a subscriber woken by the position finds the entries, and never
+    /// finds an entry newer than the current snapshot.
+    fn swap(&self, snapshot: Arc<Snapshot>, applied: Vec<ChangeEvent>) {
         let next = Published { seq: snapshot.seq(), as_of: snapshot.as_of() };
         self.current.store(Some(snapshot));
+        if !applied.is_empty() {
+            self.recent.write().unwrap_or_else(PoisonError::into_inner).extend(applied);
+        }
         self.published.send_if_modified(|published| {
             let moved = next.seq > published.seq || (next.seq == published.seq && next.as_of != published.as_of);
             if moved {
@@ -247,10 +259,9 @@ impl Engine {
             .await
             .map_err(|error| EngineError::Projection(error.to_string()))??;
         let snapshot = Arc::new(snapshot);
-        if let Ok(mut recent) = self.recent.write() {
-            *recent = Recent::starting_at(snapshot.seq());
-        }
-        self.swap(snapshot.clone());
+        *self.recent.write().unwrap_or_else(PoisonError::into_inner) =
+            Recent::starting_at(snapshot.seq(), self.recent_capacity);
+        self.swap(snapshot.clone(), Vec::new());
         Ok(snapshot)
     }
 
@@ -279,11 +290,9 @@ impl Engine {
                 .await
                 .map_err(|error| EngineError::Projection(error.to_string()))??;
             snapshot = Arc::new(next);
-            if let Ok(mut recent) = self.recent.write() {
-                recent.extend(&events);
-            }
-            self.swap(snapshot.clone());
-            if events.len() < LOG_PAGE {
+            let complete = events.len() < LOG_PAGE;
+            self.swap(snapshot.clone(), events);
+            if complete {
                 break;
             }
         }
@@ -294,7 +303,7 @@ impl Engine {
                 .await
                 .map_err(|error| EngineError::Projection(error.to_string()))?;
             snapshot = Arc::new(next);
-            self.swap(snapshot.clone());
+            self.swap(snapshot.clone(), Vec::new());
         }
         Ok(snapshot)
     }
@@ -334,5 +343,41 @@ impl Engine {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ChangeKind;
+
+    fn entry(seq: i64) -> ChangeEvent {
+        ChangeEvent {
+            seq,
+            at: Utc::now(),
+            kind: ChangeKind::StakeholderCreated,
+            stakeholders: vec![StakeholderId(seq)],
+            relationship: None,
+            payload: serde_json::Value::Null,
+        }
+    }
+
+    fn positions(events: Option<Vec<Arc<ChangeEvent>>>) -> Option<Vec<i64>> {
+        events.map(|events| events.iter().map(|event| event.seq).collect())
+    }
+
+    #[test]
+    fn the_recent_tail_answers_only_for_positions_it_covers_and_skips_gaps_by_position() {
+        let mut recent = Recent::starting_at(10, 3);
+        recent.extend([11, 12, 14].map(entry).to_vec());
+        assert_eq!(positions(recent.after(10, 10)), Some(vec![11, 12, 14]));
+        assert_eq!(positions(recent.after(12, 10)), Some(vec![14]), "a gap at 13 is skipped by position");
+        assert_eq!(positions(recent.after(11, 1)), Some(vec![12]));
+        assert_eq!(positions(recent.after(14, 10)), Some(vec![]), "nothing after the end yet");
+        assert_eq!(positions(recent.after(9, 10)), None, "before the start: read the store");
+        // Entries already held are skipped; past capacity the oldest go and the start moves up to them.
+        recent.extend([14, 15, 16].map(entry).to_vec());
+        assert_eq!(positions(recent.after(12, 10)), Some(vec![14, 15, 16]));
+        assert_eq!(positions(recent.after(11, 10)), None, "12 is no longer held");
     }
 }
