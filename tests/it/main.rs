@@ -4,6 +4,7 @@
 //! `server` starts the real service on port 0 and talks to it over HTTP.
 
 mod api;
+mod conformance;
 mod durability;
 mod graphql_ws_client;
 mod influence;

@@ -1,0 +1,212 @@
+//! One storage conformance suite (DESIGN.md §6), written once and run against every backend: each check takes a
+//! fresh, empty store and uses only the `GraphStore` trait. `suite!(backend, fresh)` instantiates every check as a
+//! test for a backend; SQLite runs always (below). Backend-specific behaviour (reopening a file, migrations) is
+//! tested beside the backend, in `store.rs`.
+
+use chrono::Utc;
+use stakegraph::domain::strength::{DecayedSums, StrengthModel};
+use stakegraph::domain::{
+    Channel, Command, CustomerDetails, CustomerStatus, Direction, KindDetails, Label, MarketSet, NewInteraction,
+    NewStakeholder, Probability, RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId,
+    StakeholderPatch,
+};
+use stakegraph::store::{GraphStore, Rejection, StakeholderQuery, StoreError};
+use std::sync::Arc;
+
+/// Instantiates every check of the suite as a `#[tokio::test]` in module `$backend`, each on a store from
+/// `$fresh().await` (which returns the store and a guard kept alive for the test).
+macro_rules! suite {
+    ($backend:ident, $fresh:path) => {
+        suite!(@checks $backend, $fresh,
+            a_batch_is_all_or_nothing,
+            every_change_is_logged_in_order_with_increasing_sequence_numbers,
+            self_loops_and_missing_ends_are_refused,
+            kept_decayed_sums_equal_a_recomputation_from_the_history,
+            updates_and_archives_are_logged_with_the_values_before_and_after,
+            a_paged_listing_returns_every_stakeholder_once_in_order,
+            the_graph_scan_is_the_rows_at_the_log_position_it_reports
+        );
+    };
+    (@checks $backend:ident, $fresh:path, $($check:ident),+) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let (store, _guard) = $fresh().await;
+                    super::$check(store).await;
+                }
+            )+
+        }
+    };
+}
+
+/// A fresh SQLite store in a temporary directory.
+async fn sqlite() -> (Arc<dyn GraphStore>, tempfile::TempDir) {
+    let (store, dir) = crate::support::fresh_store();
+    (store, dir)
+}
+
+suite!(sqlite_store, super::sqlite);
+
+pub(crate) fn customer(key: &str) -> Command {
+    Command::CreateStakeholder(NewStakeholder {
+        key: Label::parse(key).unwrap(),
+        name: Label::parse(&format!("Customer {key}")).unwrap(),
+        power: Probability::parse(0.4).unwrap(),
+        interest: Probability::parse(0.6).unwrap(),
+        private: false,
+        extra_markets: MarketSet::EMPTY,
+        details: KindDetails::Customer(CustomerDetails {
+            status: CustomerStatus::Active,
+            segment: None,
+            lifetime_value: None,
+            exit: None,
+        }),
+    })
+}
+
+pub(crate) fn knows(from: i64, to: i64) -> Command {
+    Command::UpsertRelationship(RelationshipUpsert {
+        from: StakeholderId(from),
+        to: StakeholderId(to),
+        rel_type: RelationshipType::Knows,
+        level: None,
+        bonds: None,
+        trust: None,
+        commitment: None,
+        since: None,
+        basis: None,
+    })
+}
+
+pub async fn a_batch_is_all_or_nothing(store: Arc<dyn GraphStore>) {
+    let error = store.apply(vec![customer("A"), customer("B"), customer("A")], Utc::now()).await.unwrap_err();
+    match error {
+        StoreError::Rejected { command, field, reason, .. } => {
+            assert_eq!((command, field.as_str(), reason), (2, "key", Rejection::Conflict));
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.stakeholders, counts.changes), (0, 0), "nothing of a refused batch stays");
+}
+
+pub async fn every_change_is_logged_in_order_with_increasing_sequence_numbers(store: Arc<dyn GraphStore>) {
+    let applied = store.apply(vec![customer("A"), customer("B"), knows(1, 2)], Utc::now()).await.unwrap();
+    assert_eq!(applied.events.len(), 3);
+    let again = store.apply(vec![knows(1, 2)], Utc::now()).await.unwrap();
+    assert_eq!(again.events[0].kind.as_str(), "RELATIONSHIP_UPDATED", "an upsert of an existing edge updates it");
+    let log = store.changes_after(0, 100).await.unwrap();
+    let seqs: Vec<i64> = log.iter().map(|event| event.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(store.changes_after(2, 1).await.unwrap()[0].seq, 3, "paging by cursor");
+    assert_eq!(log[2].stakeholders, [StakeholderId(1), StakeholderId(2)]);
+    let relationships = store.relationships_of(&[StakeholderId(1), StakeholderId(2)]).await.unwrap();
+    assert_eq!(relationships[&StakeholderId(1)].len(), 1);
+    assert_eq!(relationships[&StakeholderId(2)].len(), 1, "both ends see the relationship");
+}
+
+pub async fn self_loops_and_missing_ends_are_refused(store: Arc<dyn GraphStore>) {
+    store.apply(vec![customer("A")], Utc::now()).await.unwrap();
+    let error = store.apply(vec![knows(1, 1)], Utc::now()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Rejected { ref field, .. } if field == "to"), "{error:?}");
+    let error = store.apply(vec![knows(1, 77)], Utc::now()).await.unwrap_err();
+    assert!(
+        matches!(error, StoreError::Rejected { ref field, reason: Rejection::NotFound, .. } if field == "to"),
+        "{error:?}"
+    );
+}
+
+/// The decayed sums the store keeps as interactions arrive (in any order, back-filled ones included) equal the
+/// sums rebuilt from the whole history.
+pub async fn kept_decayed_sums_equal_a_recomputation_from_the_history(store: Arc<dyn GraphStore>) {
+    let now = Utc::now();
+    store.apply(vec![customer("A"), customer("B"), knows(1, 2)], now).await.unwrap();
+    let interaction = |days_ago: i64, channel: Channel, direction: Direction, sentiment: f64| NewInteraction {
+        relationship: RelationshipId(1),
+        at: now - chrono::Duration::days(days_ago) - chrono::Duration::milliseconds(days_ago * 7919),
+        channel,
+        direction,
+        sentiment: Sentiment::parse(sentiment).unwrap(),
+        amount: None,
+        product_line: None,
+        note: None,
+    };
+    // Three batches: recent first, then older ones back-filled, then one newer than all.
+    let batches = [
+        vec![interaction(10, Channel::Meeting, Direction::Outbound, 0.5)],
+        vec![
+            interaction(200, Channel::Email, Direction::Inbound, -0.3),
+            interaction(40, Channel::Call, Direction::Inbound, 0.9),
+        ],
+        vec![interaction(1, Channel::Social, Direction::Outbound, 0.0)],
+    ];
+    for batch in batches {
+        store.apply(vec![Command::RecordInteractions(batch)], now).await.unwrap();
+    }
+    let kept = store.relationships_by_id(&[RelationshipId(1)]).await.unwrap()[0].sums;
+    let history = store.interaction_histories(&[RelationshipId(1)]).await.unwrap()[&RelationshipId(1)].clone();
+    let model = StrengthModel::default();
+    let rebuilt = DecayedSums::from_history(&model, history.iter(), now);
+    assert_eq!(history.len(), 4);
+    assert_eq!(kept.last, rebuilt.last);
+    for (kept, rebuilt) in [
+        (kept.weighted, rebuilt.weighted),
+        (kept.inbound, rebuilt.inbound),
+        (kept.outbound, rebuilt.outbound),
+        (kept.sentiment, rebuilt.sentiment),
+    ] {
+        assert!((kept - rebuilt).abs() < 1e-12, "kept {kept} vs rebuilt {rebuilt}");
+    }
+    assert!(kept.inbound > 0.0 && kept.outbound > 0.0);
+}
+
+pub async fn updates_and_archives_are_logged_with_the_values_before_and_after(store: Arc<dyn GraphStore>) {
+    store.apply(vec![customer("A")], Utc::now()).await.unwrap();
+    let rename = StakeholderPatch { name: Some(Label::parse("Renamed").unwrap()), ..StakeholderPatch::default() };
+    let update = Command::UpdateStakeholder { id: StakeholderId(1), patch: rename };
+    let applied = store.apply(vec![update, Command::ArchiveStakeholder { id: StakeholderId(1) }], Utc::now()).await;
+    let events = applied.unwrap().events;
+    assert_eq!(
+        events.iter().map(|event| event.kind.as_str()).collect::<Vec<_>>(),
+        ["STAKEHOLDER_UPDATED", "STAKEHOLDER_ARCHIVED"]
+    );
+    assert_eq!(events[0].payload["before"]["name"], "Customer A");
+    assert_eq!(events[0].payload["after"]["name"], "Renamed");
+    let found = store.stakeholders_by_id(&[StakeholderId(1)]).await.unwrap();
+    assert!(found[0].is_archived(), "archived, not deleted");
+    assert_eq!(found[0].name.as_str(), "Renamed");
+    let listed = store.list_stakeholders(&StakeholderQuery { first: 10, ..StakeholderQuery::default() }).await.unwrap();
+    assert!(listed.items.is_empty(), "listings leave archived stakeholders out");
+}
+
+pub async fn a_paged_listing_returns_every_stakeholder_once_in_order(store: Arc<dyn GraphStore>) {
+    let keys = ["A", "B", "C", "D", "E"];
+    store.apply(keys.iter().map(|key| customer(key)).collect(), Utc::now()).await.unwrap();
+    let (mut seen, mut after) = (Vec::new(), None);
+    loop {
+        let query = StakeholderQuery { first: 2, after, with_total: true, ..StakeholderQuery::default() };
+        let page = store.list_stakeholders(&query).await.unwrap();
+        assert_eq!(page.total_count, Some(5));
+        seen.extend(page.items.iter().map(|(stakeholder, _)| stakeholder.key.as_str().to_owned()));
+        after = page.items.last().map(|(_, cursor)| cursor.clone());
+        if !page.has_next_page {
+            break;
+        }
+    }
+    assert_eq!(seen, keys);
+}
+
+pub async fn the_graph_scan_is_the_rows_at_the_log_position_it_reports(store: Arc<dyn GraphStore>) {
+    store.apply(vec![customer("A"), customer("B"), customer("C"), knows(1, 2), knows(3, 1)], Utc::now()).await.unwrap();
+    store.apply(vec![Command::ArchiveStakeholder { id: StakeholderId(3) }], Utc::now()).await.unwrap();
+    let scan = store.graph_scan().await.unwrap();
+    assert_eq!(scan.seq, 6, "the position of the last change");
+    let mut ids: Vec<i64> = scan.stakeholders.iter().map(|row| row.id.0).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2], "archived stakeholders are not in the scan");
+    let mut ends: Vec<(i64, i64)> = scan.relationships.iter().map(|r| (r.from.0, r.to.0)).collect();
+    ends.sort_unstable();
+    assert!(ends.contains(&(1, 2)));
+    assert_eq!(store.changes_after(scan.seq, 10).await.unwrap().len(), 0, "nothing after the scan's position");
+}
