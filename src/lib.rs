@@ -11,6 +11,8 @@
 //! - [`http`]: the axum router and the [`http::Application`] that binds it.
 //! - [`config`]: one typed configuration.
 //! - [`demo`]: the deterministic demo-graph generator.
+// The `falkordb` client's futures are deeply nested types.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod config;

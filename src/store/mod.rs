@@ -3,7 +3,11 @@
 //! Every write goes through [`GraphStore::apply`]: one transaction that changes the graph and appends one
 //! [`ChangeEvent`](crate::domain::ChangeEvent) per command to the durable change log (a transactional outbox).
 
+mod batch;
+pub mod cypher;
+pub mod falkor;
 pub mod metered;
+pub mod neo4j;
 pub mod sqlite;
 
 use crate::domain::{
@@ -15,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+pub use cypher::CypherStore;
 pub use metered::{Metered, StoreCalls};
 pub use sqlite::SqliteStore;
 

@@ -48,6 +48,9 @@ async fn sqlite() -> (Arc<dyn GraphStore>, tempfile::TempDir) {
 
 suite!(sqlite_store, super::sqlite);
 
+// The same suite on the Cypher backend over FalkorDB, which runs the Neo4j adapter's statements.
+suite!(falkordb_store, crate::cypher::falkor_store);
+
 pub(crate) fn customer(key: &str) -> Command {
     Command::CreateStakeholder(NewStakeholder {
         key: Label::parse(key).unwrap(),

@@ -5,6 +5,7 @@
 
 mod api;
 mod conformance;
+mod cypher;
 mod durability;
 mod graphql_ws_client;
 mod influence;

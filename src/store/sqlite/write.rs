@@ -1,15 +1,16 @@
-//! Applying a batch of commands in one SQLite transaction, with its change events.
+//! Applying a batch of commands in one SQLite transaction, with its change events: the batch rules live in
+//! [`crate::store::batch`]; this module answers their reads and writes with SQL.
 
 use super::rows::{self, to_ms, RELATIONSHIP_COLUMNS};
 use crate::domain::strength::{DecayedSums, StrengthModel};
 use crate::domain::{
-    Applied, ChangeEvent, ChangeKind, Command, Interaction, InteractionId, NewInteraction, NewStakeholder, Outcome,
-    PendingEvent, Relationship, RelationshipId, RelationshipUpsert, Stakeholder, StakeholderId,
+    Applied, ChangeEvent, Command, Interaction, InteractionId, NewInteraction, PendingEvent, Relationship,
+    RelationshipId, RelationshipType, Stakeholder, StakeholderId,
 };
-use crate::store::{Rejection, StoreError, StoreResult};
+use crate::store::batch::{self, BatchTarget};
+use crate::store::StoreResult;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
-use std::collections::BTreeMap;
 
 /// Applies `commands` at time `at` inside `tx`; the caller commits only when this returns `Ok`.
 pub fn apply(
@@ -18,125 +19,39 @@ pub fn apply(
     commands: Vec<Command>,
     at: DateTime<Utc>,
 ) -> StoreResult<Applied> {
-    let mut batch = Batch { tx, model, at, events: Vec::new() };
-    let mut outcomes = Vec::with_capacity(commands.len());
-    for (index, command) in commands.into_iter().enumerate() {
-        outcomes.push(batch.command(index, command)?);
-    }
-    let events = batch.events.into_iter().map(|event| append_event(tx, event, at)).collect::<StoreResult<_>>()?;
-    Ok(Applied { outcomes, events })
+    batch::apply(&mut InTransaction(tx), model, commands, at)
 }
 
-struct Batch<'a, 'conn> {
-    tx: &'a Transaction<'conn>,
-    /// Keeps each relationship's decayed sums as interactions are recorded.
-    model: &'a StrengthModel,
-    at: DateTime<Utc>,
-    events: Vec<PendingEvent>,
-}
+/// A batch's reads and writes inside one SQLite transaction.
+struct InTransaction<'a, 'conn>(&'a Transaction<'conn>);
 
-fn not_found(command: usize, field: &str, what: &str, id: impl std::fmt::Display) -> StoreError {
-    StoreError::rejected(
-        command,
-        field,
-        Rejection::NotFound,
-        format!("no {what} has id {id}; check the id, or list {what}s to find it"),
-    )
-}
-
-impl Batch<'_, '_> {
-    fn command(&mut self, index: usize, command: Command) -> StoreResult<Outcome> {
-        match command {
-            Command::CreateStakeholder(new) => self.create_stakeholder(index, new),
-            Command::UpdateStakeholder { id, patch } => {
-                let before = self.live_stakeholder(index, id)?;
-                let mut after = before.clone();
-                after
-                    .apply_patch(patch, self.at)
-                    .map_err(|error| StoreError::rejected(index, "id", Rejection::Invalid, error.0))?;
-                self.write_stakeholder(&after)?;
-                self.events.push(PendingEvent::stakeholder(ChangeKind::StakeholderUpdated, Some(&before), &after));
-                Ok(Outcome::Stakeholder(after))
-            }
-            Command::ArchiveStakeholder { id } => {
-                let before = self.stakeholder(index, id)?;
-                if before.is_archived() {
-                    return Ok(Outcome::Stakeholder(before));
-                }
-                let mut after = before.clone();
-                after.archived_at = Some(self.at);
-                after.updated_at = self.at;
-                self.write_stakeholder(&after)?;
-                self.events.push(PendingEvent::stakeholder(ChangeKind::StakeholderArchived, Some(&before), &after));
-                Ok(Outcome::Stakeholder(after))
-            }
-            Command::RecordCustomerExit { id, exit } => {
-                let before = self.live_stakeholder(index, id)?;
-                let mut after = before.clone();
-                after
-                    .record_exit(exit, self.at)
-                    .map_err(|error| StoreError::rejected(index, "id", Rejection::Invalid, error.0))?;
-                self.write_stakeholder(&after)?;
-                self.events.push(PendingEvent::stakeholder(ChangeKind::CustomerExited, Some(&before), &after));
-                Ok(Outcome::Stakeholder(after))
-            }
-            Command::UpsertRelationship(upsert) => self.upsert_relationship(index, upsert),
-            Command::RecordInteractions(interactions) => self.record_interactions(index, interactions),
-        }
-    }
-
-    fn stakeholder(&self, index: usize, id: StakeholderId) -> StoreResult<Stakeholder> {
-        self.tx
+impl BatchTarget for InTransaction<'_, '_> {
+    fn stakeholder(&mut self, id: StakeholderId) -> StoreResult<Option<Stakeholder>> {
+        self.0
             .prepare_cached("SELECT record FROM stakeholder WHERE id = ?1")
             .and_then(|mut statement| statement.query_row([id.0], rows::stakeholder).optional())
-            .map_err(rows::internal)?
-            .ok_or_else(|| not_found(index, "id", "stakeholder", id))
+            .map_err(rows::internal)
     }
 
-    fn live_stakeholder(&self, index: usize, id: StakeholderId) -> StoreResult<Stakeholder> {
-        let stakeholder = self.stakeholder(index, id)?;
-        if stakeholder.is_archived() {
-            return Err(StoreError::rejected(
-                index,
-                "id",
-                Rejection::Conflict,
-                format!("stakeholder {id} is archived and can no longer change"),
-            ));
-        }
-        Ok(stakeholder)
-    }
-
-    fn create_stakeholder(&mut self, index: usize, new: NewStakeholder) -> StoreResult<Outcome> {
-        let taken: Option<i64> = self
-            .tx
+    fn stakeholder_with_key(&mut self, key: &str) -> StoreResult<Option<StakeholderId>> {
+        self.0
             .prepare_cached("SELECT id FROM stakeholder WHERE key = ?1")
-            .and_then(|mut statement| statement.query_row([new.key.as_str()], |row| row.get(0)).optional())
-            .map_err(rows::internal)?;
-        if let Some(existing) = taken {
-            return Err(StoreError::rejected(
-                index,
-                "key",
-                Rejection::Conflict,
-                format!(
-                    "key '{}' is already used by stakeholder {existing}; choose another key or update that one",
-                    new.key
-                ),
-            ));
-        }
-        let next: i64 = self
-            .tx
+            .and_then(|mut statement| statement.query_row([key], |row| row.get(0)).optional())
+            .map(|id| id.map(StakeholderId))
+            .map_err(rows::internal)
+    }
+
+    fn next_stakeholder_id(&mut self) -> StoreResult<StakeholderId> {
+        self.0
             .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM stakeholder", [], |row| row.get(0))
-            .map_err(rows::internal)?;
-        let stakeholder = new.into_stakeholder(StakeholderId(next), self.at);
-        self.write_stakeholder(&stakeholder)?;
-        self.events.push(PendingEvent::stakeholder(ChangeKind::StakeholderCreated, None, &stakeholder));
-        Ok(Outcome::Stakeholder(stakeholder))
+            .map(StakeholderId)
+            .map_err(rows::internal)
     }
 
     /// Writes the whole record and the columns derived from it, in one statement.
-    fn write_stakeholder(&self, stakeholder: &Stakeholder) -> StoreResult<()> {
+    fn put_stakeholder(&mut self, stakeholder: &Stakeholder) -> StoreResult<()> {
         let record = serde_json::to_string(stakeholder).map_err(rows::internal)?;
-        self.tx
+        self.0
             .prepare_cached(
                 "INSERT INTO stakeholder (id, key, kind, name, status, markets, power, interest, private,
                                           created_at, updated_at, archived_at, record)
@@ -168,56 +83,38 @@ impl Batch<'_, '_> {
         Ok(())
     }
 
-    fn upsert_relationship(&mut self, index: usize, upsert: RelationshipUpsert) -> StoreResult<Outcome> {
-        if upsert.from == upsert.to {
-            return Err(StoreError::rejected(
-                index,
-                "to",
-                Rejection::Invalid,
-                "a relationship joins two different stakeholders; `from` and `to` are the same",
-            ));
-        }
-        let from = self.live_stakeholder(index, upsert.from).map_err(|error| retarget(error, "from"))?;
-        let to = self.live_stakeholder(index, upsert.to).map_err(|error| retarget(error, "to"))?;
-        upsert
-            .rel_type
-            .check_ends(from.kind(), to.kind())
-            .map_err(|error| StoreError::rejected(index, "type", Rejection::Invalid, error.0))?;
-        let existing = self
-            .tx
+    fn relationship_between(
+        &mut self,
+        from: StakeholderId,
+        to: StakeholderId,
+        rel_type: RelationshipType,
+    ) -> StoreResult<Option<Relationship>> {
+        self.0
             .prepare_cached(&format!(
                 "SELECT {RELATIONSHIP_COLUMNS} FROM relationship WHERE from_id = ?1 AND to_id = ?2 AND type = ?3"
             ))
             .and_then(|mut statement| {
-                statement
-                    .query_row(params![upsert.from.0, upsert.to.0, upsert.rel_type.as_str()], rows::relationship)
-                    .optional()
+                statement.query_row(params![from.0, to.0, rel_type.as_str()], rows::relationship).optional()
             })
-            .map_err(rows::internal)?;
-        let (relationship, created) = match existing {
-            Some(before) => {
-                let mut after = before.clone();
-                upsert.update(&mut after, self.at);
-                self.write_relationship(&after)?;
-                self.events.push(PendingEvent::relationship(Some(&before), &after));
-                (after, false)
-            }
-            None => {
-                let next: i64 = self
-                    .tx
-                    .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM relationship", [], |row| row.get(0))
-                    .map_err(rows::internal)?;
-                let created = upsert.create(RelationshipId(next), self.at);
-                self.write_relationship(&created)?;
-                self.events.push(PendingEvent::relationship(None, &created));
-                (created, true)
-            }
-        };
-        Ok(Outcome::Relationship { relationship, created })
+            .map_err(rows::internal)
     }
 
-    fn write_relationship(&self, relationship: &Relationship) -> StoreResult<()> {
-        self.tx
+    fn relationship(&mut self, id: RelationshipId) -> StoreResult<Option<Relationship>> {
+        self.0
+            .prepare_cached(&format!("SELECT {RELATIONSHIP_COLUMNS} FROM relationship WHERE id = ?1"))
+            .and_then(|mut statement| statement.query_row([id.0], rows::relationship).optional())
+            .map_err(rows::internal)
+    }
+
+    fn next_relationship_id(&mut self) -> StoreResult<RelationshipId> {
+        self.0
+            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM relationship", [], |row| row.get(0))
+            .map(RelationshipId)
+            .map_err(rows::internal)
+    }
+
+    fn put_relationship(&mut self, relationship: &Relationship) -> StoreResult<()> {
+        self.0
             .prepare_cached(
                 "INSERT INTO relationship (id, from_id, to_id, type, level, bonds, trust, commitment, since, basis,
                                            created_at, updated_at)
@@ -247,107 +144,53 @@ impl Batch<'_, '_> {
         Ok(())
     }
 
-    fn record_interactions(&mut self, index: usize, interactions: Vec<NewInteraction>) -> StoreResult<Outcome> {
-        let mut relationships: BTreeMap<RelationshipId, Relationship> = BTreeMap::new();
-        for (position, interaction) in interactions.iter().enumerate() {
-            interaction
-                .check_time(self.at)
-                .map_err(|error| StoreError::rejected(index, format!("{position}.at"), Rejection::Invalid, error.0))?;
-            if relationships.contains_key(&interaction.relationship) {
-                continue;
-            }
-            let relationship = self
-                .tx
-                .prepare_cached(&format!("SELECT {RELATIONSHIP_COLUMNS} FROM relationship WHERE id = ?1"))
-                .and_then(|mut statement| {
-                    statement.query_row([interaction.relationship.0], rows::relationship).optional()
-                })
-                .map_err(rows::internal)?
-                .ok_or_else(|| {
-                    not_found(index, &format!("{position}.relationship"), "relationship", interaction.relationship)
-                })?;
-            // Archived stakeholders no longer change, and neither does their history.
-            for end in [relationship.from, relationship.to] {
-                self.live_stakeholder(index, end)
-                    .map_err(|error| retarget(error, &format!("{position}.relationship")))?;
-            }
-            relationships.insert(relationship.id, relationship);
-        }
-        let mut recorded = Vec::with_capacity(interactions.len());
-        {
-            let mut insert = self
-                .tx
-                .prepare_cached(
-                    "INSERT INTO interaction (relationship_id, at, channel, direction, sentiment, amount,
-                                              product_line, note)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(rows::internal)?;
-            for interaction in interactions {
-                insert
-                    .execute(params![
-                        interaction.relationship.0,
-                        to_ms(interaction.at),
-                        interaction.channel.as_str(),
-                        interaction.direction.as_str(),
-                        interaction.sentiment.get(),
-                        interaction.amount.map(|amount| amount.get()),
-                        interaction.product_line.as_ref().map(|line| line.as_str()),
-                        interaction.note.as_deref(),
-                    ])
-                    .map_err(rows::internal)?;
-                recorded.push(interaction.with_id(InteractionId(self.tx.last_insert_rowid())));
-            }
-        }
-        let mut by_relationship: BTreeMap<RelationshipId, Vec<&Interaction>> = BTreeMap::new();
-        for interaction in &recorded {
-            by_relationship.entry(interaction.relationship).or_default().push(interaction);
-            let sums = &mut relationships.get_mut(&interaction.relationship).expect("looked up above").sums;
-            sums.add(
-                self.model,
-                interaction.at,
-                interaction.channel,
-                interaction.direction,
-                interaction.sentiment.get(),
-            );
-        }
-        for relationship in relationships.values() {
-            write_sums(self.tx, relationship.id, &relationship.sums)?;
-        }
-        for (id, on_it) in &by_relationship {
-            self.events.push(PendingEvent::interactions(&relationships[id], on_it));
-        }
-        Ok(Outcome::Interactions(recorded))
+    fn insert_interaction(&mut self, interaction: NewInteraction) -> StoreResult<Interaction> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO interaction (relationship_id, at, channel, direction, sentiment, amount,
+                                          product_line, note)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    interaction.relationship.0,
+                    to_ms(interaction.at),
+                    interaction.channel.as_str(),
+                    interaction.direction.as_str(),
+                    interaction.sentiment.get(),
+                    interaction.amount.map(|amount| amount.get()),
+                    interaction.product_line.as_ref().map(|line| line.as_str()),
+                    interaction.note.as_deref(),
+                ])
+            })
+            .map_err(rows::internal)?;
+        Ok(interaction.with_id(InteractionId(self.0.last_insert_rowid())))
     }
-}
 
-/// Points a "not found"/"archived" refusal about a stakeholder at the field it came from.
-fn retarget(error: StoreError, field: &str) -> StoreError {
-    match error {
-        StoreError::Rejected { command, reason, message, .. } => {
-            StoreError::Rejected { command, field: field.to_owned(), reason, message }
-        }
-        other => other,
+    fn put_sums(&mut self, id: RelationshipId, sums: &DecayedSums) -> StoreResult<()> {
+        write_sums(self.0, id, sums)
     }
-}
 
-fn append_event(tx: &Transaction<'_>, event: PendingEvent, at: DateTime<Utc>) -> StoreResult<ChangeEvent> {
-    let stakeholders = serde_json::to_string(&event.stakeholders).map_err(rows::internal)?;
-    let payload = serde_json::to_string(&event.payload).map_err(rows::internal)?;
-    tx.prepare_cached(
-        "INSERT INTO change_log (at, kind, stakeholders, relationship_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .and_then(|mut statement| {
-        statement.execute(params![
-            to_ms(at),
-            event.kind.as_str(),
-            stakeholders,
-            event.relationship.map(|id| id.0),
-            payload
-        ])
-    })
-    .map_err(rows::internal)?;
-    Ok(event.commit(tx.last_insert_rowid(), at))
+    fn append_event(&mut self, event: PendingEvent, at: DateTime<Utc>) -> StoreResult<ChangeEvent> {
+        let stakeholders = serde_json::to_string(&event.stakeholders).map_err(rows::internal)?;
+        let payload = serde_json::to_string(&event.payload).map_err(rows::internal)?;
+        self.0
+            .prepare_cached(
+                "INSERT INTO change_log (at, kind, stakeholders, relationship_id, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    to_ms(at),
+                    event.kind.as_str(),
+                    stakeholders,
+                    event.relationship.map(|id| id.0),
+                    payload
+                ])
+            })
+            .map_err(rows::internal)?;
+        Ok(event.commit(self.0.last_insert_rowid(), at))
+    }
 }
 
 /// Stores the decayed sums of relationship `id`.

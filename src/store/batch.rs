@@ -1,0 +1,242 @@
+//! The rules of a write batch, written once for every backend: which commands are refused and why, what each
+//! command changes, and which change events it appends. A backend supplies the reads and writes through
+//! [`BatchTarget`]; SQLite answers them inside its transaction, the Cypher backend from rows it fetched before
+//! the batch and writes everything afterwards in one statement.
+
+use crate::domain::strength::{DecayedSums, StrengthModel};
+use crate::domain::{
+    Applied, ChangeEvent, ChangeKind, Command, Interaction, NewInteraction, NewStakeholder, Outcome, PendingEvent,
+    Relationship, RelationshipId, RelationshipType, RelationshipUpsert, Stakeholder, StakeholderId,
+};
+use crate::store::{Rejection, StoreError, StoreResult};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// The reads and writes a batch needs from its backend, all inside one transaction (or its equivalent).
+pub(crate) trait BatchTarget {
+    /// The stakeholder with this id, archived or not.
+    fn stakeholder(&mut self, id: StakeholderId) -> StoreResult<Option<Stakeholder>>;
+    /// The id of the stakeholder that uses this key.
+    fn stakeholder_with_key(&mut self, key: &str) -> StoreResult<Option<StakeholderId>>;
+    /// The id the next created stakeholder gets.
+    fn next_stakeholder_id(&mut self) -> StoreResult<StakeholderId>;
+    /// Writes a stakeholder's whole record (created or changed).
+    fn put_stakeholder(&mut self, stakeholder: &Stakeholder) -> StoreResult<()>;
+    /// The relationship with these ends and type.
+    fn relationship_between(
+        &mut self,
+        from: StakeholderId,
+        to: StakeholderId,
+        rel_type: RelationshipType,
+    ) -> StoreResult<Option<Relationship>>;
+    /// The relationship with this id.
+    fn relationship(&mut self, id: RelationshipId) -> StoreResult<Option<Relationship>>;
+    /// The id the next created relationship gets.
+    fn next_relationship_id(&mut self) -> StoreResult<RelationshipId>;
+    /// Writes a relationship's fields (created or changed), leaving its decayed sums as they are stored.
+    fn put_relationship(&mut self, relationship: &Relationship) -> StoreResult<()>;
+    /// Records an interaction, giving it its id.
+    fn insert_interaction(&mut self, interaction: NewInteraction) -> StoreResult<Interaction>;
+    /// Writes a relationship's decayed sums.
+    fn put_sums(&mut self, id: RelationshipId, sums: &DecayedSums) -> StoreResult<()>;
+    /// Appends a change event at time `at`, giving it its sequence number.
+    fn append_event(&mut self, event: PendingEvent, at: DateTime<Utc>) -> StoreResult<ChangeEvent>;
+}
+
+/// Applies `commands` at time `at` through `target`; the caller commits only when this returns `Ok`.
+pub(crate) fn apply(
+    target: &mut impl BatchTarget,
+    model: &StrengthModel,
+    commands: Vec<Command>,
+    at: DateTime<Utc>,
+) -> StoreResult<Applied> {
+    let mut batch = Batch { target, model, at, events: Vec::new() };
+    let mut outcomes = Vec::with_capacity(commands.len());
+    for (index, command) in commands.into_iter().enumerate() {
+        outcomes.push(batch.command(index, command)?);
+    }
+    let Batch { target, events, .. } = batch;
+    let events = events.into_iter().map(|event| target.append_event(event, at)).collect::<StoreResult<_>>()?;
+    Ok(Applied { outcomes, events })
+}
+
+struct Batch<'a, T> {
+    target: &'a mut T,
+    /// Keeps each relationship's decayed sums as interactions are recorded.
+    model: &'a StrengthModel,
+    at: DateTime<Utc>,
+    events: Vec<PendingEvent>,
+}
+
+fn not_found(command: usize, field: &str, what: &str, id: impl std::fmt::Display) -> StoreError {
+    StoreError::rejected(
+        command,
+        field,
+        Rejection::NotFound,
+        format!("no {what} has id {id}; check the id, or list {what}s to find it"),
+    )
+}
+
+/// Points a "not found"/"archived" refusal about a stakeholder at the field it came from.
+fn retarget(error: StoreError, field: &str) -> StoreError {
+    match error {
+        StoreError::Rejected { command, reason, message, .. } => {
+            StoreError::Rejected { command, field: field.to_owned(), reason, message }
+        }
+        other => other,
+    }
+}
+
+impl<T: BatchTarget> Batch<'_, T> {
+    fn command(&mut self, index: usize, command: Command) -> StoreResult<Outcome> {
+        match command {
+            Command::CreateStakeholder(new) => self.create_stakeholder(index, new),
+            Command::UpdateStakeholder { id, patch } => {
+                let before = self.live_stakeholder(index, id)?;
+                let mut after = before.clone();
+                after
+                    .apply_patch(patch, self.at)
+                    .map_err(|error| StoreError::rejected(index, "id", Rejection::Invalid, error.0))?;
+                self.target.put_stakeholder(&after)?;
+                self.events.push(PendingEvent::stakeholder(ChangeKind::StakeholderUpdated, Some(&before), &after));
+                Ok(Outcome::Stakeholder(after))
+            }
+            Command::ArchiveStakeholder { id } => {
+                let before = self.stakeholder(index, id)?;
+                if before.is_archived() {
+                    return Ok(Outcome::Stakeholder(before));
+                }
+                let mut after = before.clone();
+                after.archived_at = Some(self.at);
+                after.updated_at = self.at;
+                self.target.put_stakeholder(&after)?;
+                self.events.push(PendingEvent::stakeholder(ChangeKind::StakeholderArchived, Some(&before), &after));
+                Ok(Outcome::Stakeholder(after))
+            }
+            Command::RecordCustomerExit { id, exit } => {
+                let before = self.live_stakeholder(index, id)?;
+                let mut after = before.clone();
+                after
+                    .record_exit(exit, self.at)
+                    .map_err(|error| StoreError::rejected(index, "id", Rejection::Invalid, error.0))?;
+                self.target.put_stakeholder(&after)?;
+                self.events.push(PendingEvent::stakeholder(ChangeKind::CustomerExited, Some(&before), &after));
+                Ok(Outcome::Stakeholder(after))
+            }
+            Command::UpsertRelationship(upsert) => self.upsert_relationship(index, upsert),
+            Command::RecordInteractions(interactions) => self.record_interactions(index, interactions),
+        }
+    }
+
+    fn stakeholder(&mut self, index: usize, id: StakeholderId) -> StoreResult<Stakeholder> {
+        self.target.stakeholder(id)?.ok_or_else(|| not_found(index, "id", "stakeholder", id))
+    }
+
+    fn live_stakeholder(&mut self, index: usize, id: StakeholderId) -> StoreResult<Stakeholder> {
+        let stakeholder = self.stakeholder(index, id)?;
+        if stakeholder.is_archived() {
+            return Err(StoreError::rejected(
+                index,
+                "id",
+                Rejection::Conflict,
+                format!("stakeholder {id} is archived and can no longer change"),
+            ));
+        }
+        Ok(stakeholder)
+    }
+
+    fn create_stakeholder(&mut self, index: usize, new: NewStakeholder) -> StoreResult<Outcome> {
+        if let Some(existing) = self.target.stakeholder_with_key(new.key.as_str())? {
+            return Err(StoreError::rejected(
+                index,
+                "key",
+                Rejection::Conflict,
+                format!(
+                    "key '{}' is already used by stakeholder {existing}; choose another key or update that one",
+                    new.key
+                ),
+            ));
+        }
+        let id = self.target.next_stakeholder_id()?;
+        let stakeholder = new.into_stakeholder(id, self.at);
+        self.target.put_stakeholder(&stakeholder)?;
+        self.events.push(PendingEvent::stakeholder(ChangeKind::StakeholderCreated, None, &stakeholder));
+        Ok(Outcome::Stakeholder(stakeholder))
+    }
+
+    fn upsert_relationship(&mut self, index: usize, upsert: RelationshipUpsert) -> StoreResult<Outcome> {
+        if upsert.from == upsert.to {
+            return Err(StoreError::rejected(
+                index,
+                "to",
+                Rejection::Invalid,
+                "a relationship joins two different stakeholders; `from` and `to` are the same",
+            ));
+        }
+        let from = self.live_stakeholder(index, upsert.from).map_err(|error| retarget(error, "from"))?;
+        let to = self.live_stakeholder(index, upsert.to).map_err(|error| retarget(error, "to"))?;
+        upsert
+            .rel_type
+            .check_ends(from.kind(), to.kind())
+            .map_err(|error| StoreError::rejected(index, "type", Rejection::Invalid, error.0))?;
+        let (relationship, created) = match self.target.relationship_between(upsert.from, upsert.to, upsert.rel_type)? {
+            Some(before) => {
+                let mut after = before.clone();
+                upsert.update(&mut after, self.at);
+                self.target.put_relationship(&after)?;
+                self.events.push(PendingEvent::relationship(Some(&before), &after));
+                (after, false)
+            }
+            None => {
+                let id = self.target.next_relationship_id()?;
+                let created = upsert.create(id, self.at);
+                self.target.put_relationship(&created)?;
+                self.events.push(PendingEvent::relationship(None, &created));
+                (created, true)
+            }
+        };
+        Ok(Outcome::Relationship { relationship, created })
+    }
+
+    fn record_interactions(&mut self, index: usize, interactions: Vec<NewInteraction>) -> StoreResult<Outcome> {
+        let mut relationships: BTreeMap<RelationshipId, Relationship> = BTreeMap::new();
+        for (position, interaction) in interactions.iter().enumerate() {
+            interaction
+                .check_time(self.at)
+                .map_err(|error| StoreError::rejected(index, format!("{position}.at"), Rejection::Invalid, error.0))?;
+            if relationships.contains_key(&interaction.relationship) {
+                continue;
+            }
+            let relationship = self.target.relationship(interaction.relationship)?.ok_or_else(|| {
+                not_found(index, &format!("{position}.relationship"), "relationship", interaction.relationship)
+            })?;
+            // Archived stakeholders no longer change, and neither does their history.
+            for end in [relationship.from, relationship.to] {
+                self.live_stakeholder(index, end)
+                    .map_err(|error| retarget(error, &format!("{position}.relationship")))?;
+            }
+            relationships.insert(relationship.id, relationship);
+        }
+        let recorded =
+            interactions.into_iter().map(|new| self.target.insert_interaction(new)).collect::<StoreResult<Vec<_>>>()?;
+        let mut by_relationship: BTreeMap<RelationshipId, Vec<&Interaction>> = BTreeMap::new();
+        for interaction in &recorded {
+            by_relationship.entry(interaction.relationship).or_default().push(interaction);
+            let sums = &mut relationships.get_mut(&interaction.relationship).expect("looked up above").sums;
+            sums.add(
+                self.model,
+                interaction.at,
+                interaction.channel,
+                interaction.direction,
+                interaction.sentiment.get(),
+            );
+        }
+        for relationship in relationships.values() {
+            self.target.put_sums(relationship.id, &relationship.sums)?;
+        }
+        for (id, on_it) in &by_relationship {
+            self.events.push(PendingEvent::interactions(&relationships[id], on_it));
+        }
+        Ok(Outcome::Interactions(recorded))
+    }
+}

@@ -1,0 +1,545 @@
+//! [`CypherStore`]: the [`GraphStore`] over a [`CypherConnection`].
+
+use super::rows;
+use super::statements as cypher;
+use super::value::{map, Value};
+use super::write::{Counter, Lookups, Prepared};
+use super::{CypherConnection, Dialect, Rows, Statement};
+use crate::domain::strength::StrengthModel;
+use crate::domain::{
+    Applied, ChangeEvent, Command, Interaction, InteractionId, Mendelow, Relationship, RelationshipId,
+    RelationshipType, Stakeholder, StakeholderId,
+};
+use crate::store::{
+    batch, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, StakeholderCursor, StakeholderPage,
+    StakeholderQuery, StakeholderSort, StoreError, StoreResult,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, OnceCell};
+
+/// Rows per page of the projection scan: no response holds the whole graph.
+const SCAN_PAGE: i64 = 10_000;
+
+/// How often a batch is read and applied again when other writers keep committing first.
+const WRITE_ATTEMPTS: usize = 20;
+
+/// A graph store on a Cypher engine. Cheap to clone.
+#[derive(Clone)]
+pub struct CypherStore {
+    connection: Arc<dyn CypherConnection>,
+    /// The model the stored decayed sums follow.
+    model: Arc<StrengthModel>,
+    /// How long one statement may take before the call fails as unavailable.
+    timeout: Duration,
+    /// Writes of this process go one at a time; other processes are caught by the write guard.
+    writer: Arc<Mutex<()>>,
+    /// Set once the schema and the counter exist (retried on every call until it succeeds).
+    ready: Arc<OnceCell<()>>,
+}
+
+impl CypherStore {
+    /// A store over `connection` keeping decayed sums for `model`; each statement may take up to `timeout`.
+    /// Nothing is sent yet: the schema is created on first use, so the store can be built while the database
+    /// is down.
+    pub fn new(connection: Arc<dyn CypherConnection>, model: StrengthModel, timeout: Duration) -> Self {
+        Self {
+            connection,
+            model: Arc::new(model),
+            timeout,
+            writer: Arc::new(Mutex::new(())),
+            ready: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Where the store connects, for logs.
+    pub fn describe(&self) -> String {
+        self.connection.describe()
+    }
+
+    /// Runs one statement within the timeout, without preparing the schema first.
+    async fn send(&self, statement: &Statement) -> StoreResult<Rows> {
+        match tokio::time::timeout(self.timeout, self.connection.run(statement)).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "{} did not answer within {:.1} s (the store timeout)",
+                self.connection.describe(),
+                self.timeout.as_secs_f64()
+            ))),
+        }
+    }
+
+    /// Prepares the schema unless that has been done.
+    async fn ready(&self) -> StoreResult<()> {
+        self.ready.get_or_try_init(|| self.prepare_schema()).await.map(|_| ())
+    }
+
+    /// Runs one statement once the schema is in place.
+    async fn run(&self, statement: Statement) -> StoreResult<Rows> {
+        self.ready().await?;
+        self.send(&statement).await
+    }
+
+    /// Creates the constraints, indexes and counter node when missing (idempotent).
+    async fn prepare_schema(&self) -> StoreResult<()> {
+        let ddl = match self.connection.dialect() {
+            Dialect::Neo4j => &*cypher::NEO4J_SCHEMA,
+            Dialect::FalkorDb => &*cypher::FALKORDB_SCHEMA,
+        };
+        for text in ddl {
+            match self.send(&Statement::new(text.clone(), &[])).await {
+                Ok(_) => {}
+                // FalkorDB has no `IF NOT EXISTS`: an index that exists is the state wanted.
+                Err(StoreError::Internal(message))
+                    if self.connection.dialect() == Dialect::FalkorDb && message.contains("already indexed") => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let fingerprint = self.model.sums_fingerprint();
+        let rows = self
+            .send(
+                &Statement::new(cypher::INIT_COUNTER, cypher::INIT_COUNTER_COLUMNS)
+                    .param("sums_model", fingerprint.as_str()),
+            )
+            .await?;
+        let stored = rows.first().map(|row| row[0].opt_text().map(|text| text.map(str::to_owned))).transpose()?;
+        if stored.flatten().as_deref() != Some(fingerprint.as_str()) {
+            self.recompute_sums(&fingerprint).await?;
+        }
+        tracing::info!(database = %self.connection.describe(), "graph database schema ready");
+        Ok(())
+    }
+
+    /// Recomputes every relationship's decayed sums from its interactions (after a change of half-life or
+    /// channel weights), one page of relationships per guarded write.
+    async fn recompute_sums(&self, fingerprint: &str) -> StoreResult<()> {
+        let _writing = self.writer.lock().await;
+        let mut relationships = 0;
+        for rel_type in RelationshipType::ALL {
+            let mut after = 0;
+            loop {
+                let page = self.scan_relationships(*rel_type, after).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id.0;
+                let ids: Vec<RelationshipId> = page.iter().map(|relationship| relationship.id).collect();
+                let histories = self.histories(&ids).await?;
+                let counter = self.counter().await?;
+                let mut prepared = Prepared::new(counter, &Lookups::default(), Vec::new(), Vec::new(), page.clone());
+                for mut relationship in page {
+                    relationship.sums = Default::default();
+                    for interaction in histories.get(&relationship.id).into_iter().flatten() {
+                        relationship.sums.add(
+                            &self.model,
+                            interaction.at,
+                            interaction.channel,
+                            interaction.direction,
+                            interaction.sentiment.get(),
+                        );
+                    }
+                    batch::BatchTarget::put_sums(&mut prepared, relationship.id, &relationship.sums)?;
+                    relationships += 1;
+                }
+                if self.send(&prepared.statement()?).await?.is_empty() {
+                    return Err(StoreError::Unavailable(
+                        "another writer changed the graph while its decayed sums were recomputed; start again".into(),
+                    ));
+                }
+            }
+        }
+        self.send(
+            &Statement::new(cypher::SET_SUMS_MODEL, cypher::WRITE_COLUMNS).param("sums_model", fingerprint.to_owned()),
+        )
+        .await?;
+        if relationships > 0 {
+            tracing::info!(relationships, "recomputed decayed sums for a new half-life or channel weights");
+        }
+        Ok(())
+    }
+
+    async fn counter(&self) -> StoreResult<Counter> {
+        let rows = self.send(&Statement::new(cypher::READ_COUNTER, cypher::COUNTER_COLUMNS)).await?;
+        rows.first()
+            .map(|row| Counter::from_row(row))
+            .unwrap_or_else(|| Err(StoreError::Internal("the counter node is missing".into())))
+    }
+
+    async fn relationships_by_ids(&self, ids: &[RelationshipId]) -> StoreResult<Vec<Relationship>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        let statement =
+            Statement::new(cypher::RELATIONSHIPS_BY_ID.as_str(), cypher::RELATIONSHIP_COLUMNS).param("ids", ids);
+        self.send(&statement).await?.iter().map(|row| rows::relationship(row)).collect()
+    }
+
+    async fn scan_relationships(&self, rel_type: RelationshipType, after: i64) -> StoreResult<Vec<Relationship>> {
+        let statement = Statement::new(cypher::scan_relationships(rel_type), cypher::RELATIONSHIP_COLUMNS)
+            .param("after", after)
+            .param("limit", SCAN_PAGE);
+        self.send(&statement).await?.iter().map(|row| rows::relationship(row)).collect()
+    }
+
+    async fn histories(&self, ids: &[RelationshipId]) -> StoreResult<HashMap<RelationshipId, Vec<Interaction>>> {
+        let mut histories: HashMap<RelationshipId, Vec<Interaction>> = ids.iter().map(|id| (*id, Vec::new())).collect();
+        if ids.is_empty() {
+            return Ok(histories);
+        }
+        let statement = Statement::new(cypher::INTERACTION_HISTORIES.as_str(), cypher::INTERACTION_COLUMNS)
+            .param("ids", ids.iter().map(|id| id.0).collect::<Vec<_>>());
+        for row in self.send(&statement).await? {
+            let interaction = rows::interaction(&row)?;
+            if let Some(history) = histories.get_mut(&interaction.relationship) {
+                history.push(interaction);
+            }
+        }
+        for history in histories.values_mut() {
+            history.sort_by_key(|interaction| (interaction.at, interaction.id));
+        }
+        Ok(histories)
+    }
+
+    /// Reads what `commands` need at the current counter and applies them in memory.
+    async fn prepare(&self, commands: &[Command], at: DateTime<Utc>) -> StoreResult<(Prepared, Applied)> {
+        // The counter first: the guard then proves that nothing read below changed before the write.
+        let counter = self.counter().await?;
+        let mut lookups = Lookups::of(commands);
+        let ids: Vec<RelationshipId> = lookups.relationships.iter().copied().collect();
+        let mut relationships = self.relationships_by_ids(&ids).await?;
+        for relationship in &relationships {
+            lookups.stakeholders.extend([relationship.from, relationship.to]);
+        }
+        if !lookups.ends.is_empty() {
+            let ends: Vec<Value> = lookups
+                .ends
+                .iter()
+                .map(|(from, to, rel_type)| {
+                    map([("from", from.0.into()), ("to", to.0.into()), ("type", rel_type.as_str().into())])
+                })
+                .collect();
+            let statement = Statement::new(cypher::RELATIONSHIPS_BETWEEN.as_str(), cypher::RELATIONSHIP_COLUMNS)
+                .param("ends", Value::List(ends));
+            for row in self.run(statement).await? {
+                relationships.push(rows::relationship(&row)?);
+            }
+        }
+        let stakeholder_ids: Vec<StakeholderId> = lookups.stakeholders.iter().copied().collect();
+        let stakeholders = self.stakeholders_by_id(&stakeholder_ids).await?;
+        let mut key_owners = Vec::new();
+        if !lookups.keys.is_empty() {
+            let keys: Vec<String> = lookups.keys.iter().cloned().collect();
+            let statement = Statement::new(cypher::KEY_OWNERS, cypher::KEY_OWNER_COLUMNS).param("keys", keys);
+            for row in self.run(statement).await? {
+                key_owners.push((row[0].text()?.to_owned(), StakeholderId(row[1].int()?)));
+            }
+        }
+        let mut prepared = Prepared::new(counter, &lookups, stakeholders, key_owners, relationships);
+        let applied = batch::apply(&mut prepared, &self.model, commands.to_vec(), at)?;
+        Ok((prepared, applied))
+    }
+}
+
+fn sort_property(sort: StakeholderSort) -> &'static str {
+    match sort {
+        StakeholderSort::Id => "id",
+        StakeholderSort::Name => "name",
+        StakeholderSort::CreatedAt => "created_at",
+        StakeholderSort::Power => "power",
+        StakeholderSort::Interest => "interest",
+    }
+}
+
+fn mendelow_condition(quadrant: Mendelow) -> &'static str {
+    match quadrant {
+        Mendelow::ManageClosely => "(s.power >= 0.5 AND s.interest >= 0.5)",
+        Mendelow::KeepSatisfied => "(s.power >= 0.5 AND s.interest < 0.5)",
+        Mendelow::KeepInformed => "(s.power < 0.5 AND s.interest >= 0.5)",
+        Mendelow::Monitor => "(s.power < 0.5 AND s.interest < 0.5)",
+    }
+}
+
+/// The conditions of a listing (without its cursor) and their parameters.
+fn listing_filter(query: &StakeholderQuery) -> (Vec<String>, Vec<(&'static str, Value)>) {
+    let filter = &query.filter;
+    let mut conditions = Vec::new();
+    let mut params: Vec<(&'static str, Value)> = Vec::new();
+    if !filter.include_archived {
+        conditions.push("s.archived_at IS NULL".to_owned());
+    }
+    if !filter.kinds.is_empty() {
+        conditions.push("s.kind IN $kinds".to_owned());
+        params.push(("kinds", filter.kinds.iter().map(|kind| kind.as_str()).collect::<Vec<_>>().into()));
+    }
+    if !filter.markets.is_empty() {
+        conditions.push("any(market IN s.market_names WHERE market IN $markets)".to_owned());
+        params.push(("markets", filter.markets.iter().map(|market| market.as_str()).collect::<Vec<_>>().into()));
+    }
+    if !filter.statuses.is_empty() {
+        conditions.push("s.status IN $statuses".to_owned());
+        params.push(("statuses", filter.statuses.iter().map(|status| status.as_str()).collect::<Vec<_>>().into()));
+    }
+    if !filter.mendelow.is_empty() {
+        let any: Vec<&str> = filter.mendelow.iter().map(|quadrant| mendelow_condition(*quadrant)).collect();
+        conditions.push(format!("({})", any.join(" OR ")));
+    }
+    if let Some(search) = filter.search.as_deref() {
+        conditions.push("(toLower(s.name) CONTAINS $search OR toLower(s.key) CONTAINS $search)".to_owned());
+        params.push(("search", search.to_lowercase().into()));
+    }
+    if filter.exclude_private {
+        conditions.push("s.private = false".to_owned());
+    }
+    (conditions, params)
+}
+
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    }
+}
+
+#[async_trait]
+impl GraphStore for CypherStore {
+    async fn stakeholders_by_id(&self, ids: &[StakeholderId]) -> StoreResult<Vec<Stakeholder>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        let statement = Statement::new(cypher::STAKEHOLDERS_BY_ID, cypher::RECORD_COLUMNS).param("ids", ids);
+        self.run(statement).await?.iter().map(|row| rows::stakeholder(row)).collect()
+    }
+
+    async fn stakeholder_by_key(&self, key: &str) -> StoreResult<Option<Stakeholder>> {
+        let statement = Statement::new(cypher::STAKEHOLDER_BY_KEY, cypher::RECORD_COLUMNS).param("key", key);
+        self.run(statement).await?.first().map(|row| rows::stakeholder(row)).transpose()
+    }
+
+    async fn list_stakeholders(&self, query: &StakeholderQuery) -> StoreResult<StakeholderPage> {
+        if let Some(cursor) = &query.after {
+            if cursor.sort != query.order.field || cursor.descending != query.order.descending {
+                return Err(StoreError::InvalidCursor(
+                    "the cursor belongs to a listing with another order; pass the same orderBy as the page it came from"
+                        .into(),
+                ));
+            }
+        }
+        let (mut conditions, params) = listing_filter(query);
+        let total_count = if query.with_total {
+            let text = format!("MATCH (s:Stakeholder) {} RETURN count(s) AS count", where_clause(&conditions));
+            let mut statement = Statement::new(text, cypher::COUNT_COLUMNS);
+            statement.params.extend(params.iter().cloned());
+            let rows = self.run(statement).await?;
+            Some(rows.first().map(|row| row[0].int()).transpose()?.unwrap_or(0) as u64)
+        } else {
+            None
+        };
+        let order = query.order;
+        let property = sort_property(order.field);
+        let (compare, direction) = if order.descending { ("<", "DESC") } else { (">", "ASC") };
+        let mut text = String::new();
+        let mut statement_params = params;
+        if let Some(cursor) = &query.after {
+            // The cursor's sort value is read again from the store: a cursor never carries it.
+            text.push_str("MATCH (c:Stakeholder) WHERE c.id = $after ");
+            statement_params.push(("after", cursor.id.0.into()));
+            conditions.push(if order.field == StakeholderSort::Id {
+                format!("s.id {compare} c.id")
+            } else {
+                format!(
+                    "(s.{property} {compare} c.{property} OR (s.{property} = c.{property} AND s.id {compare} c.id))"
+                )
+            });
+        }
+        let order_clause = if order.field == StakeholderSort::Id {
+            format!("s.id {direction}")
+        } else {
+            format!("s.{property} {direction}, s.id {direction}")
+        };
+        text.push_str(&format!(
+            "MATCH (s:Stakeholder) {} WITH s ORDER BY {order_clause} LIMIT $limit RETURN s.record AS record",
+            where_clause(&conditions)
+        ));
+        statement_params.push(("limit", (query.first as i64 + 1).into()));
+        let mut statement = Statement::new(text, cypher::RECORD_COLUMNS);
+        statement.params = statement_params;
+        let mut stakeholders: Vec<Stakeholder> =
+            self.run(statement).await?.iter().map(|row| rows::stakeholder(row)).collect::<StoreResult<_>>()?;
+        let has_next_page = stakeholders.len() > query.first;
+        stakeholders.truncate(query.first);
+        let items = stakeholders
+            .into_iter()
+            .map(|stakeholder| {
+                let cursor = StakeholderCursor { sort: order.field, descending: order.descending, id: stakeholder.id };
+                (stakeholder, cursor)
+            })
+            .collect();
+        Ok(StakeholderPage { items, has_next_page, total_count })
+    }
+
+    async fn relationships_by_id(&self, ids: &[RelationshipId]) -> StoreResult<Vec<Relationship>> {
+        self.ready().await?;
+        self.relationships_by_ids(ids).await
+    }
+
+    async fn relationships_of(&self, ids: &[StakeholderId]) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
+        let mut by_stakeholder: HashMap<StakeholderId, Vec<Relationship>> =
+            ids.iter().map(|id| (*id, Vec::new())).collect();
+        if ids.is_empty() {
+            return Ok(by_stakeholder);
+        }
+        let statement = Statement::new(cypher::RELATIONSHIPS_OF.as_str(), cypher::RELATIONSHIP_COLUMNS)
+            .param("ids", ids.iter().map(|id| id.0).collect::<Vec<_>>());
+        let mut relationships: Vec<Relationship> =
+            self.run(statement).await?.iter().map(|row| rows::relationship(row)).collect::<StoreResult<_>>()?;
+        relationships.sort_by_key(|relationship| relationship.id);
+        relationships.dedup_by_key(|relationship| relationship.id);
+        for relationship in relationships {
+            if let Some(list) = by_stakeholder.get_mut(&relationship.to) {
+                list.push(relationship.clone());
+            }
+            if let Some(list) = by_stakeholder.get_mut(&relationship.from) {
+                list.push(relationship);
+            }
+        }
+        Ok(by_stakeholder)
+    }
+
+    async fn interaction_pages(
+        &self,
+        relationships: &[RelationshipId],
+        first: usize,
+        before: Option<InteractionCursor>,
+    ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
+        let mut pages: HashMap<RelationshipId, InteractionPage> =
+            relationships.iter().map(|id| (*id, InteractionPage::default())).collect();
+        if relationships.is_empty() {
+            return Ok(pages);
+        }
+        let ids: Vec<i64> = relationships.iter().map(|id| id.0).collect();
+        let counts =
+            Statement::new(cypher::INTERACTION_COUNTS, cypher::INTERACTION_COUNT_COLUMNS).param("ids", ids.clone());
+        for row in self.run(counts).await? {
+            if let Some(page) = pages.get_mut(&RelationshipId(row[0].int()?)) {
+                page.total_count = row[1].int()? as u64;
+            }
+        }
+        let (before_at, before_id) = before.map_or((None, None), |cursor| (Some(cursor.at_ms), Some(cursor.id.0)));
+        let statement = Statement::new(cypher::INTERACTION_PAGES.as_str(), cypher::INTERACTION_COLUMNS)
+            .param("ids", ids)
+            .param("before_at", before_at)
+            .param("before_id", before_id)
+            .param("take", first as i64 + 1);
+        let mut newest: Vec<Interaction> =
+            self.run(statement).await?.iter().map(|row| rows::interaction(row)).collect::<StoreResult<_>>()?;
+        newest.sort_by_key(|interaction| std::cmp::Reverse((interaction.at, interaction.id)));
+        for interaction in newest {
+            if let Some(page) = pages.get_mut(&interaction.relationship) {
+                if page.items.len() < first {
+                    page.items.push(interaction);
+                } else {
+                    page.has_next_page = true;
+                }
+            }
+        }
+        Ok(pages)
+    }
+
+    async fn interaction_histories(
+        &self,
+        relationships: &[RelationshipId],
+    ) -> StoreResult<HashMap<RelationshipId, Vec<Interaction>>> {
+        self.ready().await?;
+        self.histories(relationships).await
+    }
+
+    async fn interactions_by_id(&self, ids: &[InteractionId]) -> StoreResult<Vec<Interaction>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let statement = Statement::new(cypher::INTERACTIONS_BY_ID.as_str(), cypher::INTERACTION_COLUMNS)
+            .param("ids", ids.iter().map(|id| id.0).collect::<Vec<_>>());
+        self.run(statement).await?.iter().map(|row| rows::interaction(row)).collect()
+    }
+
+    async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied> {
+        self.ready().await?;
+        let _writing = self.writer.lock().await;
+        for _ in 0..WRITE_ATTEMPTS {
+            let (prepared, applied) = self.prepare(&commands, at).await?;
+            if prepared.is_empty() {
+                return Ok(applied);
+            }
+            if !self.run(prepared.statement()?).await?.is_empty() {
+                return Ok(applied);
+            }
+            tracing::debug!("another writer committed first; reading the batch's rows again");
+        }
+        Err(StoreError::Unavailable(format!(
+            "other writers committed first {WRITE_ATTEMPTS} times in a row; try the write again"
+        )))
+    }
+
+    async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
+        let statement = Statement::new(cypher::CHANGES_AFTER, cypher::CHANGE_COLUMNS)
+            .param("after", after)
+            .param("limit", limit as i64);
+        self.run(statement).await?.iter().map(|row| rows::change_event(row)).collect()
+    }
+
+    /// Pages through the graph ([`SCAN_PAGE`] rows per statement). The position is read first; a Cypher engine
+    /// has no snapshot reads across statements, so the rows may also hold changes committed during the scan,
+    /// which the engine applies again from the log (re-reading current rows, so applying twice is harmless).
+    async fn graph_scan(&self) -> StoreResult<GraphScan> {
+        self.ready().await?;
+        let seq = self.counter().await?.seq;
+        let mut stakeholders = Vec::new();
+        let mut after = 0;
+        loop {
+            let statement = Statement::new(cypher::SCAN_STAKEHOLDERS, cypher::SCAN_STAKEHOLDER_COLUMNS)
+                .param("after", after)
+                .param("limit", SCAN_PAGE);
+            let page = self.run(statement).await?;
+            for row in &page {
+                stakeholders.push(rows::node_row(row)?);
+            }
+            match stakeholders.last() {
+                Some(last) if page.len() as i64 == SCAN_PAGE => after = last.id.0,
+                _ => break,
+            }
+        }
+        let mut relationships = Vec::new();
+        for rel_type in RelationshipType::ALL {
+            let mut after = 0;
+            loop {
+                let page = self.scan_relationships(*rel_type, after).await?;
+                let full = page.len() as i64 == SCAN_PAGE;
+                after = page.last().map_or(after, |relationship| relationship.id.0);
+                relationships.extend(page);
+                if !full {
+                    break;
+                }
+            }
+        }
+        relationships.sort_by_key(|relationship| relationship.id);
+        Ok(GraphScan { seq, stakeholders, relationships })
+    }
+
+    async fn counts(&self) -> StoreResult<GraphCounts> {
+        let mut counts = [0u64; 4];
+        for (count, text) in counts.iter_mut().zip(cypher::COUNTS) {
+            let rows = self.run(Statement::new(text, cypher::COUNT_COLUMNS)).await?;
+            *count = rows.first().map(|row| row[0].int()).transpose()?.unwrap_or(0) as u64;
+        }
+        let [stakeholders, relationships, interactions, changes] = counts;
+        Ok(GraphCounts { stakeholders, relationships, interactions, changes })
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.run(Statement::new(cypher::PING, cypher::PING_COLUMNS)).await.map(|_| ())
+    }
+}
