@@ -4,9 +4,11 @@
 use crate::api::ApiLimits;
 use crate::domain::strength::StrengthModel;
 use crate::domain::Role;
+use crate::store::neo4j::Neo4jSettings;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Where the service listens when nothing else is said.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -16,6 +18,34 @@ pub const DEFAULT_DB: &str = "./data/stakegraph.db";
 pub const DEFAULT_DEMO_SIZE: usize = 3_000;
 /// Shortest API key accepted: a guessable key is no protection.
 pub const MIN_KEY_CHARS: usize = 16;
+/// How long one statement to Neo4j may take before a request fails as unavailable, when nothing else is said.
+pub const DEFAULT_NEO4J_TIMEOUT_SECONDS: f64 = 5.0;
+/// Pooled Neo4j connections when nothing else is said.
+pub const DEFAULT_NEO4J_CONNECTIONS: usize = 16;
+
+/// Which store the service keeps the graph in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The embedded SQLite file (the default).
+    #[default]
+    Sqlite,
+    /// A Neo4j 5 server, cluster member or Aura instance.
+    Neo4j,
+}
+
+/// The Neo4j section of the file (`[neo4j]`); the password is never written here, only the path of a file
+/// holding it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileNeo4j {
+    uri: Option<String>,
+    user: Option<String>,
+    database: Option<String>,
+    password_file: Option<PathBuf>,
+    timeout_seconds: Option<f64>,
+    max_connections: Option<usize>,
+}
 
 /// A configuration that cannot be used, with what to change.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +152,12 @@ pub struct Config {
     pub strength: StrengthModel,
     /// Browser origins (`https://dash.example.com`) allowed to call the API from their pages (CORS).
     pub cors_origins: Vec<String>,
+    /// Which store holds the graph.
+    pub store: StoreKind,
+    /// How to reach Neo4j, when `store` is [`StoreKind::Neo4j`].
+    pub neo4j: Option<Neo4jSettings>,
+    /// How long one Neo4j statement may take before the request fails as unavailable.
+    pub neo4j_timeout: Duration,
 }
 
 impl Default for Config {
@@ -135,6 +171,9 @@ impl Default for Config {
             limits: ApiLimits::default(),
             strength: StrengthModel::default(),
             cors_origins: Vec::new(),
+            store: StoreKind::Sqlite,
+            neo4j: None,
+            neo4j_timeout: Duration::from_secs_f64(DEFAULT_NEO4J_TIMEOUT_SECONDS),
         }
     }
 }
@@ -150,6 +189,8 @@ struct FileConfig {
     limits: Option<ApiLimits>,
     strength: Option<StrengthModel>,
     cors_origins: Option<Vec<String>>,
+    store: Option<StoreKind>,
+    neo4j: Option<FileNeo4j>,
 }
 
 /// What the command line says; it wins over everything else.
@@ -161,6 +202,16 @@ pub struct Overrides {
     pub db: Option<PathBuf>,
     /// `--demo`.
     pub demo: bool,
+    /// `--store`.
+    pub store: Option<StoreKind>,
+    /// `--neo4j-uri`.
+    pub neo4j_uri: Option<String>,
+    /// `--neo4j-user`.
+    pub neo4j_user: Option<String>,
+    /// `--neo4j-database`.
+    pub neo4j_database: Option<String>,
+    /// `--neo4j-password-file`.
+    pub neo4j_password_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -171,6 +222,7 @@ impl Config {
         overrides: Overrides,
     ) -> Result<Self, ConfigError> {
         let mut config = Config::default();
+        let mut neo4j = FileNeo4j::default();
         if let Some(path) = file {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
@@ -185,6 +237,8 @@ impl Config {
             config.limits = parsed.limits.unwrap_or(config.limits);
             config.strength = parsed.strength.unwrap_or(config.strength);
             config.cors_origins = parsed.cors_origins.unwrap_or(config.cors_origins);
+            config.store = parsed.store.unwrap_or(config.store);
+            neo4j = parsed.neo4j.unwrap_or_default();
             if let Some(keys) = parsed.api_keys {
                 config.api_keys = ApiKeys::parse(&keys.join(","))?;
             }
@@ -205,9 +259,82 @@ impl Config {
             config.cors_origins =
                 origins.split(',').map(str::trim).filter(|origin| !origin.is_empty()).map(str::to_owned).collect();
         }
+        if let Some(store) = env("STAKEGRAPH_STORE") {
+            config.store = match store.to_ascii_lowercase().as_str() {
+                "sqlite" => StoreKind::Sqlite,
+                "neo4j" => StoreKind::Neo4j,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        setting: "STAKEGRAPH_STORE",
+                        message: format!("'{store}' is not a store; write sqlite or neo4j"),
+                    })
+                }
+            };
+        }
         config.listen = overrides.listen.unwrap_or(config.listen);
         config.db_path = overrides.db.unwrap_or(config.db_path);
         config.demo = overrides.demo;
+        config.store = overrides.store.unwrap_or(config.store);
+        if config.store == StoreKind::Neo4j {
+            let layered =
+                |flag: Option<String>, variable: &str, file: Option<String>| flag.or_else(|| env(variable)).or(file);
+            let timeout = match env("NEO4J_TIMEOUT_SECONDS") {
+                Some(text) => Some(text.parse::<f64>().map_err(|_| ConfigError::Invalid {
+                    setting: "NEO4J_TIMEOUT_SECONDS",
+                    message: format!("'{text}' is not a number of seconds"),
+                })?),
+                None => neo4j.timeout_seconds,
+            }
+            .unwrap_or(DEFAULT_NEO4J_TIMEOUT_SECONDS);
+            if !(timeout.is_finite() && timeout > 0.0) {
+                return Err(ConfigError::Invalid {
+                    setting: "neo4j.timeout_seconds",
+                    message: "must be a number of seconds greater than 0, e.g. 5".into(),
+                });
+            }
+            config.neo4j_timeout = Duration::from_secs_f64(timeout);
+            let uri = layered(overrides.neo4j_uri, "NEO4J_URI", neo4j.uri).ok_or(ConfigError::Invalid {
+                setting: "neo4j.uri",
+                message: "the Neo4j store needs an address: --neo4j-uri, NEO4J_URI or [neo4j] uri, \
+                          e.g. bolt://localhost:7687"
+                    .into(),
+            })?;
+            let password_file = overrides
+                .neo4j_password_file
+                .or_else(|| env("NEO4J_PASSWORD_FILE").map(PathBuf::from))
+                .or(neo4j.password_file);
+            let password = match (env("NEO4J_PASSWORD"), password_file) {
+                (Some(password), _) => password,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
+                    .map_err(|source| ConfigError::Read { path, source })?,
+                (None, None) => {
+                    return Err(ConfigError::Invalid {
+                        setting: "NEO4J_PASSWORD",
+                        message: "the Neo4j store needs a password: set NEO4J_PASSWORD, or NEO4J_PASSWORD_FILE \
+                                  (--neo4j-password-file) to a file holding it; it is never taken from the \
+                                  command line"
+                            .into(),
+                    })
+                }
+            };
+            let max_connections = neo4j.max_connections.unwrap_or(DEFAULT_NEO4J_CONNECTIONS);
+            if max_connections == 0 {
+                return Err(ConfigError::Invalid {
+                    setting: "neo4j.max_connections",
+                    message: "must be at least 1".into(),
+                });
+            }
+            config.neo4j = Some(Neo4jSettings {
+                uri,
+                user: layered(overrides.neo4j_user, "NEO4J_USER", neo4j.user).unwrap_or_else(|| "neo4j".into()),
+                password,
+                database: layered(overrides.neo4j_database, "NEO4J_DATABASE", neo4j.database)
+                    .unwrap_or_else(|| "neo4j".into()),
+                max_connections,
+                connect_timeout: config.neo4j_timeout,
+            });
+        }
         config.validate()?;
         Ok(config)
     }

@@ -3,9 +3,12 @@
 
 use crate::api::auth::{BAD_KEY, NO_KEY};
 use crate::api::{self, Caller, StakegraphSchema};
+use crate::config::StoreKind;
 use crate::config::{ApiKeys, Config};
 use crate::demo::{self, DemoOptions};
-use crate::store::{GraphStore, Metered, SqliteStore, StoreError};
+use crate::engine::EngineError;
+use crate::store::neo4j::Neo4jConnection;
+use crate::store::{CypherStore, GraphStore, Metered, SqliteStore, StoreError};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
@@ -153,8 +156,17 @@ impl Application {
     /// Opens the store, seeds the demo graph when asked and the store is empty, and binds the listener
     /// (port 0 picks a free port).
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
-        let store = SqliteStore::open_with(&config.db_path, config.strength.clone())?;
-        Self::build_with_store(Arc::new(store), config).await
+        let store: Arc<dyn GraphStore> = match config.store {
+            StoreKind::Sqlite => Arc::new(SqliteStore::open_with(&config.db_path, config.strength.clone())?),
+            StoreKind::Neo4j => {
+                let settings = config.neo4j.as_ref().ok_or_else(|| {
+                    StoreError::Unavailable("the Neo4j store is chosen but no Neo4j settings were given".into())
+                })?;
+                let connection = Neo4jConnection::connect(settings)?;
+                Arc::new(CypherStore::new(Arc::new(connection), config.strength.clone(), config.neo4j_timeout))
+            }
+        };
+        Self::build_with_store(store, config).await
     }
 
     /// As [`Application::build`], over a store the caller opened.
@@ -173,14 +185,21 @@ impl Application {
             .map_err(|source| StartupError::Bind { address: config.listen, source })?;
         let state = app_state(store, config);
         let started = std::time::Instant::now();
-        let snapshot = state.schema.engine().load().await?;
-        tracing::info!(
-            stakeholders = snapshot.node_count(),
-            relationships = snapshot.edge_count(),
-            bytes = snapshot.heap_bytes(),
-            elapsed = ?started.elapsed(),
-            "projection built"
-        );
+        match state.schema.engine().load().await {
+            Ok(snapshot) => tracing::info!(
+                stakeholders = snapshot.node_count(),
+                relationships = snapshot.edge_count(),
+                bytes = snapshot.heap_bytes(),
+                elapsed = ?started.elapsed(),
+                "projection built"
+            ),
+            // A database that is down does not stop the service: it answers with readiness false and clear
+            // errors, and the follower builds the projection once the database answers.
+            Err(EngineError::Store(StoreError::Unavailable(reason))) => {
+                tracing::warn!(%reason, "the store is unavailable; serving, not ready, retrying in the background")
+            }
+            Err(error) => return Err(error.into()),
+        }
         state.schema.engine().spawn_follower(FOLLOW_EVERY);
         let router = router(state, &config.cors_origins);
         Ok(Self { listener, router })
@@ -358,6 +377,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
+        Ok(()) if state.schema.engine().loaded().is_none() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "projection not built yet").into_response()
+        }
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready");

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use stakegraph::config::{Config, Overrides};
+use stakegraph::config::{Config, Overrides, StoreKind};
 use stakegraph::demo::{self, DemoOptions};
 use stakegraph::http::Application;
 use stakegraph::store::{GraphStore, SqliteStore};
@@ -32,9 +32,25 @@ enum Command {
         /// Seed a demo graph into an empty database; on a loopback address, let callers without a key read.
         #[arg(long)]
         demo: bool,
-        /// A TOML configuration file (listen, db, api_keys, demo_size, [limits]).
+        /// A TOML configuration file (listen, db, api_keys, demo_size, store, [limits], [neo4j]).
         #[arg(long, env = "STAKEGRAPH_CONFIG")]
         config: Option<PathBuf>,
+        /// Where the graph lives: the embedded SQLite file, or Neo4j [default: sqlite, or STAKEGRAPH_STORE].
+        #[arg(long, value_enum)]
+        store: Option<StoreKind>,
+        /// The Neo4j server (bolt://host:7687, neo4j+s://… for Aura) [or NEO4J_URI].
+        #[arg(long)]
+        neo4j_uri: Option<String>,
+        /// The Neo4j user [default: neo4j, or NEO4J_USER].
+        #[arg(long)]
+        neo4j_user: Option<String>,
+        /// The Neo4j database [default: neo4j, or NEO4J_DATABASE].
+        #[arg(long)]
+        neo4j_database: Option<String>,
+        /// A file holding the Neo4j password [or NEO4J_PASSWORD_FILE]; NEO4J_PASSWORD is read first. The password
+        /// itself is never taken from the command line.
+        #[arg(long)]
+        neo4j_password_file: Option<PathBuf>,
     },
     /// Write a deterministic demo graph into a new database.
     Demo {
@@ -92,10 +108,26 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match Cli::parse().command {
-        Command::Serve { listen, db, demo, config } => {
-            let overrides = Overrides { listen, db, demo };
+        Command::Serve {
+            listen,
+            db,
+            demo,
+            config,
+            store,
+            neo4j_uri,
+            neo4j_user,
+            neo4j_database,
+            neo4j_password_file,
+        } => {
+            let overrides =
+                Overrides { listen, db, demo, store, neo4j_uri, neo4j_user, neo4j_database, neo4j_password_file };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
-            tracing::info!(db = %config.db_path.display(), demo = config.demo, keys = ?config.api_keys, "starting");
+            match &config.neo4j {
+                Some(neo4j) => tracing::info!(?neo4j, demo = config.demo, keys = ?config.api_keys, "starting on Neo4j"),
+                None => {
+                    tracing::info!(db = %config.db_path.display(), demo = config.demo, keys = ?config.api_keys, "starting")
+                }
+            }
             let application = Application::build(&config).await?;
             if config.anonymous_reads() {
                 tracing::info!(url = %format!("http://{}/", application.local_addr()), "demo: anonymous reads allowed; open GraphiQL");
@@ -103,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
             application.run_until_stopped().await?;
         }
         Command::ExportGraph { db, config, format: ExportFormat::Csv, out, as_of } => {
-            let overrides = Overrides { listen: None, db, demo: false };
+            let overrides = Overrides { db, ..Overrides::default() };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
             let db = config.db_path;
             if !db.exists() {

@@ -17,7 +17,10 @@ use std::sync::Arc;
 /// `$fresh().await` (which returns the store and a guard kept alive for the test).
 macro_rules! suite {
     ($backend:ident, $fresh:path) => {
-        suite!(@checks $backend, $fresh,
+        suite!($backend, $fresh, #[doc = "A storage conformance check."]);
+    };
+    ($backend:ident, $fresh:path, #[$attribute:meta]) => {
+        suite!(@checks $backend, $fresh, $attribute,
             a_batch_is_all_or_nothing,
             every_change_is_logged_in_order_with_increasing_sequence_numbers,
             self_loops_and_missing_ends_are_refused,
@@ -27,10 +30,11 @@ macro_rules! suite {
             the_graph_scan_is_the_rows_at_the_log_position_it_reports
         );
     };
-    (@checks $backend:ident, $fresh:path, $($check:ident),+) => {
+    (@checks $backend:ident, $fresh:path, $attribute:meta, $($check:ident),+) => {
         mod $backend {
             $(
                 #[tokio::test]
+                #[$attribute]
                 async fn $check() {
                     let (store, _guard) = $fresh().await;
                     super::$check(store).await;
@@ -50,6 +54,35 @@ suite!(sqlite_store, super::sqlite);
 
 // The same suite on the Cypher backend over FalkorDB, which runs the Neo4j adapter's statements.
 suite!(falkordb_store, crate::cypher::falkor_store);
+
+/// A fresh Cypher store on the Neo4j database at `NEO4J_URI` (user `NEO4J_USER`, default `neo4j`, password
+/// `NEO4J_PASSWORD`, database `NEO4J_DATABASE`, default `neo4j`). **It empties that database first**: point it at
+/// a throwaway one, such as the compose stack's. The checks take turns, whatever `--test-threads` says.
+async fn neo4j() -> (Arc<dyn GraphStore>, tokio::sync::OwnedMutexGuard<()>) {
+    use stakegraph::store::cypher::{CypherConnection, Statement};
+    use stakegraph::store::neo4j::{Neo4jConnection, Neo4jSettings};
+    static ONE_AT_A_TIME: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> = std::sync::LazyLock::new(Default::default);
+    let turn = ONE_AT_A_TIME.clone().lock_owned().await;
+    let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let uri = variable("NEO4J_URI").expect("set NEO4J_URI (and NEO4J_PASSWORD) to run the suite against Neo4j");
+    let settings = Neo4jSettings {
+        uri,
+        user: variable("NEO4J_USER").unwrap_or_else(|| "neo4j".into()),
+        password: variable("NEO4J_PASSWORD").expect("set NEO4J_PASSWORD"),
+        database: variable("NEO4J_DATABASE").unwrap_or_else(|| "neo4j".into()),
+        max_connections: 4,
+        connect_timeout: std::time::Duration::from_secs(10),
+    };
+    let connection = Arc::new(Neo4jConnection::connect(&settings).expect("Neo4j settings"));
+    connection.run(&Statement::new("MATCH (n) DETACH DELETE n", &[])).await.expect("empty the Neo4j database");
+    let store =
+        stakegraph::store::CypherStore::new(connection, StrengthModel::default(), std::time::Duration::from_secs(30));
+    (Arc::new(store), turn)
+}
+
+// The same suite on Neo4j, when one is reachable (it cannot run on the CI machines, DESIGN.md §6):
+// NEO4J_URI=bolt://localhost:7687 NEO4J_PASSWORD=… cargo test --test it conformance::neo4j_store -- --include-ignored
+suite!(neo4j_store, super::neo4j, #[ignore = "needs a Neo4j server: set NEO4J_URI and NEO4J_PASSWORD, run with --include-ignored"]);
 
 pub(crate) fn customer(key: &str) -> Command {
     Command::CreateStakeholder(NewStakeholder {

@@ -55,7 +55,12 @@ async fn graphiql_is_served_to_browsers() {
 async fn health_and_readiness() {
     let (status, _) = send(Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = send(Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    let state = app_state(demo_store(), &config());
+    let readyz = || Request::get("/readyz").body(Body::empty()).unwrap();
+    let (status, body) = send_to(router(state.clone(), &[]), readyz()).await;
+    assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "projection not built yet"));
+    state.schema.engine().load().await.unwrap();
+    let (status, body) = send_to(router(state, &[]), readyz()).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "ready"));
 }
 

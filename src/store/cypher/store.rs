@@ -64,17 +64,33 @@ impl CypherStore {
     async fn send(&self, statement: &Statement) -> StoreResult<Rows> {
         match tokio::time::timeout(self.timeout, self.connection.run(statement)).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "{} did not answer within {:.1} s (the store timeout)",
-                self.connection.describe(),
-                self.timeout.as_secs_f64()
-            ))),
+            Err(_) => Err(self.too_slow()),
         }
     }
 
-    /// Prepares the schema unless that has been done.
+    /// Prepares the schema unless that has been done, waiting at most the timeout. The preparation runs as a
+    /// task of its own, so a caller that stops waiting does not cancel it (recomputing the sums of a large graph
+    /// may take longer than one request may wait).
     async fn ready(&self) -> StoreResult<()> {
-        self.ready.get_or_try_init(|| self.prepare_schema()).await.map(|_| ())
+        if self.ready.initialized() {
+            return Ok(());
+        }
+        let store = self.clone();
+        let preparing =
+            tokio::spawn(async move { store.ready.get_or_try_init(|| store.prepare_schema()).await.map(|_| ()) });
+        match tokio::time::timeout(self.timeout, preparing).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => Err(StoreError::Internal(format!("preparing the graph database failed: {panic}"))),
+            Err(_) => Err(self.too_slow()),
+        }
+    }
+
+    fn too_slow(&self) -> StoreError {
+        StoreError::Unavailable(format!(
+            "{} did not answer within {:.1} s (the store timeout)",
+            self.connection.describe(),
+            self.timeout.as_secs_f64()
+        ))
     }
 
     /// Runs one statement once the schema is in place.
