@@ -5,12 +5,14 @@
 //! # Layout
 //!
 //! - [`domain`]: pure types and rules (kinds, markets, levels, validation, the write language, change events).
-//! - [`store`]: the [`store::GraphStore`] trait and its backends (SQLite embedded by default).
+//! - [`store`]: the [`store::GraphStore`] trait and its backends: SQLite (embedded, the default) and Cypher
+//!   (Neo4j through neo4rs; FalkorDB runs the same statements in tests).
 //! - [`engine`]: the in-memory projection and graph algorithms (grows with the engine work).
 //! - [`api`]: the async-graphql schema: thin views over domain records, DataLoaders, access control.
 //! - [`http`]: the axum router and the [`http::Application`] that binds it.
 //! - [`config`]: one typed configuration.
 //! - [`demo`]: the deterministic demo-graph generator.
+//! - [`migrate`]: copying a store into a Cypher store, resumably.
 // The `falkordb` client's futures are deeply nested types.
 #![recursion_limit = "256"]
 
@@ -20,4 +22,5 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod migrate;
 pub mod store;

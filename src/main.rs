@@ -89,6 +89,33 @@ enum Command {
         #[arg(long)]
         as_of: Option<chrono::DateTime<chrono::Utc>>,
     },
+    /// Copy a whole embedded store (change log included) into Neo4j, resuming where an interrupted copy stopped,
+    /// and compare the counts at the end.
+    Migrate {
+        /// The store to copy: sqlite:PATH.
+        #[arg(long)]
+        from: String,
+        /// Where to: neo4j:URI (bolt://host:7687, neo4j+s://… for Aura), or falkordb:URL (falkor://host:6379, for
+        /// trying things out; not a supported production backend).
+        #[arg(long)]
+        to: String,
+        /// The Neo4j user [default: neo4j, or NEO4J_USER]; the password comes from NEO4J_PASSWORD or
+        /// --neo4j-password-file (NEO4J_PASSWORD_FILE), never from the command line.
+        #[arg(long)]
+        neo4j_user: Option<String>,
+        /// The Neo4j database [default: neo4j, or NEO4J_DATABASE].
+        #[arg(long)]
+        neo4j_database: Option<String>,
+        /// A file holding the Neo4j password [or NEO4J_PASSWORD_FILE].
+        #[arg(long)]
+        neo4j_password_file: Option<PathBuf>,
+        /// The FalkorDB graph to copy into.
+        #[arg(long, default_value = "stakegraph")]
+        graph: String,
+        /// A TOML configuration file: its [strength] model is the one the copied decayed sums follow.
+        #[arg(long, env = "STAKEGRAPH_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
 }
@@ -173,7 +200,85 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
+        Command::Migrate { from, to, neo4j_user, neo4j_database, neo4j_password_file, graph, config } => {
+            let neo4j_uri = to.strip_prefix("neo4j:").map(str::to_owned);
+            let overrides = Overrides {
+                store: Some(if neo4j_uri.is_some() { StoreKind::Neo4j } else { StoreKind::Sqlite }),
+                neo4j_uri,
+                neo4j_user,
+                neo4j_database,
+                neo4j_password_file,
+                ..Overrides::default()
+            };
+            let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
+            migrate(&from, &to, &graph, config).await?;
+        }
         Command::Schema => print!("{}", stakegraph::api::sdl()),
     }
+    Ok(())
+}
+
+/// `stakegraph migrate`: opens both ends, copies with a progress bar, and reports the counts.
+async fn migrate(from: &str, to: &str, graph: &str, config: Config) -> anyhow::Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use stakegraph::migrate::{self, ChunkSizes, Phase};
+    use stakegraph::store::cypher::CypherConnection;
+    use stakegraph::store::CypherStore;
+    use std::sync::Arc;
+
+    let Some(path) = from.strip_prefix("sqlite:") else {
+        anyhow::bail!(
+            "--from '{from}' is not a store to copy from; write sqlite:PATH, e.g. sqlite:./data/stakegraph.db"
+        );
+    };
+    let path = PathBuf::from(path);
+    if !path.exists() {
+        anyhow::bail!("--from: {} does not exist", path.display());
+    }
+    let source = SqliteStore::open_with(&path, config.strength.clone())
+        .with_context(|| format!("opening {}", path.display()))?;
+    let connection: Arc<dyn CypherConnection> = if let Some(settings) = &config.neo4j {
+        Arc::new(stakegraph::store::neo4j::Neo4jConnection::connect(settings)?)
+    } else if let Some(url) = to.strip_prefix("falkordb:") {
+        Arc::new(stakegraph::store::falkor::FalkorConnection::connect(url, graph).await?)
+    } else {
+        anyhow::bail!("--to '{to}' is not a store to copy into; write neo4j:URI (e.g. neo4j:bolt://localhost:7687) or falkordb:URL");
+    };
+    let described = connection.describe();
+    // Copies write large statements: give each a minute.
+    let target = CypherStore::new(connection, config.strength.clone(), std::time::Duration::from_secs(60));
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>14} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let current = std::sync::Mutex::new(None::<Phase>);
+    let migrated = migrate::migrate(&source, &target, ChunkSizes::default(), &|progress| {
+        let mut current = current.lock().expect("progress lock");
+        if *current != Some(progress.phase) {
+            *current = Some(progress.phase);
+            bar.reset();
+            bar.set_prefix(progress.phase.name());
+            bar.set_length(progress.total);
+        }
+        bar.set_position(progress.done);
+    })
+    .await
+    .with_context(|| format!("copying {} into {described}; run the same command again to resume", path.display()))?;
+    bar.finish_and_clear();
+    let counts = migrated.counts;
+    println!(
+        "{} {} into {described}: {} stakeholders, {} relationships, {} interactions, {} change events; \
+         the counts of both stores match ({:.1} s)",
+        if migrated.already_complete { "already copied" } else { "copied" },
+        path.display(),
+        counts.stakeholders,
+        counts.relationships,
+        counts.interactions,
+        counts.changes,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -400,3 +400,68 @@ fn every_kind_of_write(target: &(StakeholderId, StakeholderId, RelationshipId)) 
         vec![Command::ArchiveStakeholder { id: StakeholderId(77_777) }],
     ]
 }
+
+/// `migrate` copies a store into FalkorDB through the adapter's statements; a copy interrupted in the middle and
+/// run again completes with one of each record, the same ids, sums and change log as the source.
+#[tokio::test]
+async fn an_interrupted_migration_resumes_and_copies_everything_exactly_once() {
+    use stakegraph::migrate::{self, ChunkSizes, Phase};
+    let source = crate::support::demo_store();
+    let connection = Arc::new(falkor_connection().await);
+    let target = CypherStore::new(connection.clone(), Default::default(), Duration::from_secs(60));
+    let small = ChunkSizes { stakeholders: 50, relationships: 100, interactions: 300, changes: 500 };
+
+    // Stopped once the interactions are under way: a real interruption, between (or during) statements.
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let stop = Mutex::new(Some(stop));
+    let mut copy = {
+        let (source, target) = (source.clone(), target.clone());
+        tokio::spawn(async move {
+            migrate::migrate(source.as_ref(), &target, small, &|progress| {
+                if progress.phase == Phase::Interactions && progress.done > 0 {
+                    if let Some(stop) = stop.lock().unwrap().take() {
+                        let _ = stop.send(());
+                    }
+                }
+            })
+            .await
+        })
+    };
+    tokio::select! {
+        _ = stopped => copy.abort(),
+        finished = &mut copy => panic!("the copy should have been interrupted: {finished:?}"),
+    }
+    let _ = copy.await;
+    let partial = target.counts().await.unwrap();
+    let totals = source.counts().await.unwrap();
+    assert_eq!((partial.stakeholders, partial.relationships), (totals.stakeholders, totals.relationships));
+    assert!(partial.interactions < totals.interactions && partial.changes == 0, "{partial:?} of {totals:?}");
+
+    let migrated = migrate::migrate(source.as_ref(), &target, small, &|_| {}).await.unwrap();
+    assert_eq!(migrated.counts, totals);
+    assert!(!migrated.already_complete);
+    let again = migrate::migrate(source.as_ref(), &target, small, &|_| {}).await.unwrap();
+    assert!(again.already_complete, "a finished copy run again changes nothing");
+
+    // One node per id, and the same graph, log and position as the source.
+    for (text, expected) in [
+        ("MATCH (s:Stakeholder) RETURN count(DISTINCT s.id) AS count", totals.stakeholders),
+        ("MATCH (i:Interaction) RETURN count(DISTINCT i.id) AS count", totals.interactions),
+        ("MATCH (e:ChangeEvent) RETURN count(DISTINCT e.seq) AS count", totals.changes),
+        ("MATCH (:Interaction)-[b:BETWEEN]->(:Stakeholder) RETURN count(b) AS count", 2 * totals.interactions),
+    ] {
+        let rows = connection.run(&Statement::new(text, &["count"])).await.unwrap();
+        assert_eq!(rows[0][0].int().unwrap() as u64, expected, "{text}");
+    }
+    let (ours, theirs) = (target.graph_scan().await.unwrap(), source.graph_scan().await.unwrap());
+    assert_eq!((ours.seq, &ours.stakeholders), (theirs.seq, &theirs.stakeholders));
+    assert_same_relationships(&ours.relationships, &theirs.relationships);
+    assert_eq!(target.changes_after(0, 1_000_000).await.unwrap(), source.changes_after(0, 1_000_000).await.unwrap());
+    let position = target.position().await.unwrap();
+    assert_eq!(position.seq, totals.changes as i64);
+
+    // The copy is a working store: the next write continues the source's ids and sequence numbers.
+    let applied = target.apply(vec![crate::conformance::customer("after-the-copy")], Utc::now()).await.unwrap();
+    assert_eq!(applied.events[0].seq, totals.changes as i64 + 1);
+    assert_eq!(applied.events[0].stakeholders, [StakeholderId(totals.stakeholders as i64 + 1)]);
+}

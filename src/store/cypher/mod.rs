@@ -31,7 +31,7 @@ mod store;
 pub mod value;
 mod write;
 
-pub use store::CypherStore;
+pub use store::{Counter, CypherStore};
 pub use value::Value;
 
 use crate::store::StoreResult;

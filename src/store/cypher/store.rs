@@ -3,7 +3,8 @@
 use super::rows;
 use super::statements as cypher;
 use super::value::{map, Value};
-use super::write::{Counter, Lookups, Prepared};
+pub use super::write::Counter;
+use super::write::{Lookups, Prepared};
 use super::{CypherConnection, Dialect, Rows, Statement};
 use crate::domain::strength::StrengthModel;
 use crate::domain::{
@@ -16,7 +17,7 @@ use crate::store::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, OnceCell};
@@ -53,6 +54,35 @@ impl CypherStore {
             writer: Arc::new(Mutex::new(())),
             ready: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// The last change-log sequence number and the last id of each record kind, as the counter node holds them.
+    pub async fn position(&self) -> StoreResult<Counter> {
+        self.ready().await?;
+        self.counter().await
+    }
+
+    /// Writes records copied from another store as they are (ids, sums and sequence numbers kept) in one
+    /// guarded statement, moving the counter up to the largest of each. Writing the same records again leaves
+    /// one of each. `relationships` holds those to write (`written`) and the relationships of `interactions`.
+    pub async fn copy(
+        &self,
+        stakeholders: Vec<Stakeholder>,
+        relationships: Vec<Relationship>,
+        written: &BTreeSet<RelationshipId>,
+        interactions: Vec<Interaction>,
+        events: Vec<ChangeEvent>,
+    ) -> StoreResult<()> {
+        self.ready().await?;
+        let _writing = self.writer.lock().await;
+        let counter = self.counter().await?;
+        let prepared = Prepared::copy(counter, stakeholders, relationships, written, interactions, events);
+        if self.send(&prepared.statement()?).await?.is_empty() {
+            return Err(StoreError::Unavailable(
+                "another writer changed the graph during the copy; run it again".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Where the store connects, for logs.

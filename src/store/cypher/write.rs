@@ -136,6 +136,40 @@ impl Prepared {
         prepared
     }
 
+    /// A batch that copies records as they are (ids, sequence numbers and sums kept), as `migrate` does:
+    /// `relationships` must hold the relationships of `interactions` too (written only when in `written`).
+    pub fn copy(
+        counter: Counter,
+        stakeholders: Vec<Stakeholder>,
+        relationships: Vec<Relationship>,
+        written: &BTreeSet<RelationshipId>,
+        interactions: Vec<Interaction>,
+        events: Vec<ChangeEvent>,
+    ) -> Self {
+        let mut prepared = Prepared { counter, expected: counter.seq, ..Self::default() };
+        for stakeholder in stakeholders {
+            prepared.counter.stakeholder = prepared.counter.stakeholder.max(stakeholder.id.0);
+            prepared.written_stakeholders.insert(stakeholder.id);
+            prepared.stakeholders.insert(stakeholder.id, Some(stakeholder));
+        }
+        for relationship in relationships {
+            if written.contains(&relationship.id) {
+                prepared.counter.relationship = prepared.counter.relationship.max(relationship.id.0);
+                prepared.written_relationships.insert(relationship.id);
+            }
+            prepared.relationships.insert(relationship.id, Some(relationship));
+        }
+        for interaction in &interactions {
+            prepared.counter.interaction = prepared.counter.interaction.max(interaction.id.0);
+        }
+        for event in &events {
+            prepared.counter.seq = prepared.counter.seq.max(event.seq);
+        }
+        prepared.interactions = interactions;
+        prepared.events = events;
+        prepared
+    }
+
     /// Whether the batch changed anything.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
