@@ -41,16 +41,8 @@ enum Command {
         /// The Neo4j server (bolt://host:7687, neo4j+s://… for Aura) [or NEO4J_URI].
         #[arg(long)]
         neo4j_uri: Option<String>,
-        /// The Neo4j user [default: neo4j, or NEO4J_USER].
-        #[arg(long)]
-        neo4j_user: Option<String>,
-        /// The Neo4j database [default: neo4j, or NEO4J_DATABASE].
-        #[arg(long)]
-        neo4j_database: Option<String>,
-        /// A file holding the Neo4j password [or NEO4J_PASSWORD_FILE]; NEO4J_PASSWORD is read first. The password
-        /// itself is never taken from the command line.
-        #[arg(long)]
-        neo4j_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        neo4j: Neo4jArgs,
     },
     /// Write a deterministic demo graph into a new database.
     Demo {
@@ -99,16 +91,8 @@ enum Command {
         /// trying things out; not a supported production backend).
         #[arg(long)]
         to: String,
-        /// The Neo4j user [default: neo4j, or NEO4J_USER]; the password comes from NEO4J_PASSWORD or
-        /// --neo4j-password-file (NEO4J_PASSWORD_FILE), never from the command line.
-        #[arg(long)]
-        neo4j_user: Option<String>,
-        /// The Neo4j database [default: neo4j, or NEO4J_DATABASE].
-        #[arg(long)]
-        neo4j_database: Option<String>,
-        /// A file holding the Neo4j password [or NEO4J_PASSWORD_FILE].
-        #[arg(long)]
-        neo4j_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        neo4j: Neo4jArgs,
         /// The FalkorDB graph to copy into.
         #[arg(long, default_value = "stakegraph")]
         graph: String,
@@ -118,6 +102,20 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+}
+
+/// How to log in to Neo4j (the password comes from NEO4J_PASSWORD or a file, never from the command line).
+#[derive(clap::Args)]
+struct Neo4jArgs {
+    /// The Neo4j user [default: neo4j, or NEO4J_USER].
+    #[arg(long)]
+    neo4j_user: Option<String>,
+    /// The Neo4j database [default: neo4j, or NEO4J_DATABASE].
+    #[arg(long)]
+    neo4j_database: Option<String>,
+    /// A file holding the Neo4j password [or NEO4J_PASSWORD_FILE]; NEO4J_PASSWORD is read first.
+    #[arg(long)]
+    neo4j_password_file: Option<PathBuf>,
 }
 
 /// Formats of `export-graph`.
@@ -142,9 +140,7 @@ async fn main() -> anyhow::Result<()> {
             config,
             store,
             neo4j_uri,
-            neo4j_user,
-            neo4j_database,
-            neo4j_password_file,
+            neo4j: Neo4jArgs { neo4j_user, neo4j_database, neo4j_password_file },
         } => {
             let overrides =
                 Overrides { listen, db, demo, store, neo4j_uri, neo4j_user, neo4j_database, neo4j_password_file };
@@ -200,7 +196,13 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::Migrate { from, to, neo4j_user, neo4j_database, neo4j_password_file, graph, config } => {
+        Command::Migrate {
+            from,
+            to,
+            neo4j: Neo4jArgs { neo4j_user, neo4j_database, neo4j_password_file },
+            graph,
+            config,
+        } => {
             let neo4j_uri = to.strip_prefix("neo4j:").map(str::to_owned);
             let overrides = Overrides {
                 store: Some(if neo4j_uri.is_some() { StoreKind::Neo4j } else { StoreKind::Sqlite }),

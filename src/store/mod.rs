@@ -106,6 +106,31 @@ pub enum StakeholderSort {
     Interest,
 }
 
+impl StakeholderSort {
+    /// The stored field it sorts by: a SQLite column, a Cypher node property.
+    pub fn field(self) -> &'static str {
+        match self {
+            StakeholderSort::Id => "id",
+            StakeholderSort::Name => "name",
+            StakeholderSort::CreatedAt => "created_at",
+            StakeholderSort::Power => "power",
+            StakeholderSort::Interest => "interest",
+        }
+    }
+}
+
+/// The condition that a stakeholder is in Mendelow `quadrant`, on the stored `power` and `interest` fields named
+/// with `prefix` (`""` for SQL columns, `"s."` for the properties of node `s`).
+fn mendelow_condition(quadrant: Mendelow, prefix: &str) -> String {
+    let (power, interest) = match quadrant {
+        Mendelow::ManageClosely => (">=", ">="),
+        Mendelow::KeepSatisfied => (">=", "<"),
+        Mendelow::KeepInformed => ("<", ">="),
+        Mendelow::Monitor => ("<", "<"),
+    };
+    format!("({prefix}power {power} 0.5 AND {prefix}interest {interest} 0.5)")
+}
+
 /// A listing's sort order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StakeholderOrder {

@@ -8,8 +8,8 @@ use super::write::{Lookups, Prepared};
 use super::{CypherConnection, Dialect, Rows, Statement};
 use crate::domain::strength::StrengthModel;
 use crate::domain::{
-    Applied, ChangeEvent, Command, Interaction, InteractionId, Mendelow, Relationship, RelationshipId,
-    RelationshipType, Stakeholder, StakeholderId,
+    Applied, ChangeEvent, Command, Interaction, InteractionId, Relationship, RelationshipId, RelationshipType,
+    Stakeholder, StakeholderId,
 };
 use crate::store::{
     batch, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, StakeholderCursor, StakeholderPage,
@@ -288,25 +288,6 @@ impl CypherStore {
     }
 }
 
-fn sort_property(sort: StakeholderSort) -> &'static str {
-    match sort {
-        StakeholderSort::Id => "id",
-        StakeholderSort::Name => "name",
-        StakeholderSort::CreatedAt => "created_at",
-        StakeholderSort::Power => "power",
-        StakeholderSort::Interest => "interest",
-    }
-}
-
-fn mendelow_condition(quadrant: Mendelow) -> &'static str {
-    match quadrant {
-        Mendelow::ManageClosely => "(s.power >= 0.5 AND s.interest >= 0.5)",
-        Mendelow::KeepSatisfied => "(s.power >= 0.5 AND s.interest < 0.5)",
-        Mendelow::KeepInformed => "(s.power < 0.5 AND s.interest >= 0.5)",
-        Mendelow::Monitor => "(s.power < 0.5 AND s.interest < 0.5)",
-    }
-}
-
 /// The conditions of a listing (without its cursor) and their parameters.
 fn listing_filter(query: &StakeholderQuery) -> (Vec<String>, Vec<(&'static str, Value)>) {
     let filter = &query.filter;
@@ -328,7 +309,8 @@ fn listing_filter(query: &StakeholderQuery) -> (Vec<String>, Vec<(&'static str, 
         params.push(("statuses", filter.statuses.iter().map(|status| status.as_str()).collect::<Vec<_>>().into()));
     }
     if !filter.mendelow.is_empty() {
-        let any: Vec<&str> = filter.mendelow.iter().map(|quadrant| mendelow_condition(*quadrant)).collect();
+        let any: Vec<String> =
+            filter.mendelow.iter().map(|quadrant| crate::store::mendelow_condition(*quadrant, "s.")).collect();
         conditions.push(format!("({})", any.join(" OR ")));
     }
     if let Some(search) = filter.search.as_deref() {
@@ -385,7 +367,7 @@ impl GraphStore for CypherStore {
             None
         };
         let order = query.order;
-        let property = sort_property(order.field);
+        let property = order.field.field();
         let (compare, direction) = if order.descending { ("<", "DESC") } else { (">", "ASC") };
         let mut text = String::new();
         let mut statement_params = params;

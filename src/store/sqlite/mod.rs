@@ -12,8 +12,8 @@ use super::{
 };
 use crate::domain::strength::StrengthModel;
 use crate::domain::{
-    Applied, ChangeEvent, Command, Interaction, InteractionId, MarketSet, Mendelow, Relationship, RelationshipId,
-    Stakeholder, StakeholderId,
+    Applied, ChangeEvent, Command, Interaction, InteractionId, MarketSet, Relationship, RelationshipId, Stakeholder,
+    StakeholderId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -161,25 +161,6 @@ fn id_array(ids: impl IntoIterator<Item = i64>) -> Rc<Vec<Value>> {
     Rc::new(ids.into_iter().map(Value::from).collect())
 }
 
-fn sort_column(sort: StakeholderSort) -> &'static str {
-    match sort {
-        StakeholderSort::Id => "id",
-        StakeholderSort::Name => "name",
-        StakeholderSort::CreatedAt => "created_at",
-        StakeholderSort::Power => "power",
-        StakeholderSort::Interest => "interest",
-    }
-}
-
-fn mendelow_condition(quadrant: Mendelow) -> &'static str {
-    match quadrant {
-        Mendelow::ManageClosely => "(power >= 0.5 AND interest >= 0.5)",
-        Mendelow::KeepSatisfied => "(power >= 0.5 AND interest < 0.5)",
-        Mendelow::KeepInformed => "(power < 0.5 AND interest >= 0.5)",
-        Mendelow::Monitor => "(power < 0.5 AND interest < 0.5)",
-    }
-}
-
 /// Escapes LIKE wildcards so that a search matches the text literally.
 fn like_pattern(search: &str) -> String {
     let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
@@ -211,7 +192,8 @@ fn filter_clause(query: &StakeholderQuery) -> (Vec<String>, Vec<Value>) {
         conditions.push(format!("status IN ({})", list.join(", ")));
     }
     if !filter.mendelow.is_empty() {
-        let any: Vec<&str> = filter.mendelow.iter().map(|quadrant| mendelow_condition(*quadrant)).collect();
+        let any: Vec<String> =
+            filter.mendelow.iter().map(|quadrant| super::mendelow_condition(*quadrant, "")).collect();
         conditions.push(format!("({})", any.join(" OR ")));
     }
     if let Some(search) = filter.search.as_deref() {
@@ -235,7 +217,7 @@ fn list_stakeholders(connection: &Connection, query: &StakeholderQuery) -> rusql
         None
     };
     let order = query.order;
-    let column = sort_column(order.field);
+    let column = order.field.field();
     let (compare, direction) = if order.descending { ("<", "DESC") } else { (">", "ASC") };
     if let Some(cursor) = &query.after {
         values.push(Value::Integer(cursor.id.0));
