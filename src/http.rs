@@ -193,9 +193,9 @@ impl Application {
                 elapsed = ?started.elapsed(),
                 "projection built"
             ),
-            // A database that is down does not stop the service: it answers with readiness false and clear
-            // errors, and the follower builds the projection once the database answers.
-            Err(EngineError::Store(StoreError::Unavailable(reason))) => {
+            // A database that is down or failing does not stop the service: it answers with readiness false and
+            // clear errors, and the follower builds the projection once the database answers.
+            Err(EngineError::Store(reason)) => {
                 tracing::warn!(%reason, "the store is unavailable; serving, not ready, retrying in the background")
             }
             Err(error) => return Err(error.into()),

@@ -257,7 +257,8 @@ async fn migrate(from: &str, to: &str, graph: &str, config: Config) -> anyhow::R
     );
     let started = std::time::Instant::now();
     let current = std::sync::Mutex::new(None::<Phase>);
-    let migrated = migrate::migrate(&source, &target, ChunkSizes::default(), &|progress| {
+    let name = format!("sqlite:{}", path.canonicalize().unwrap_or_else(|_| path.clone()).display());
+    let migrated = migrate::migrate(&source, &name, &target, ChunkSizes::default(), &|progress| {
         let mut current = current.lock().expect("progress lock");
         if *current != Some(progress.phase) {
             *current = Some(progress.phase);

@@ -28,6 +28,17 @@ pub enum MigrateError {
         /// Change events in the source.
         in_source: u64,
     },
+    /// The target holds data that is not an earlier copy of this source.
+    #[error(
+        "the target is not empty ({target:?}) and was copied from {copied_from}, not from this source; \
+             copy into an empty database"
+    )]
+    NotACopy {
+        /// What the target holds.
+        target: GraphCounts,
+        /// Where its data came from.
+        copied_from: String,
+    },
     /// The source's ids have gaps this copy cannot walk.
     #[error("the source's {what} ids have a gap of more than {gap} after id {after}; it cannot be copied in order")]
     Gap {
@@ -116,9 +127,11 @@ pub struct Migrated {
     pub already_complete: bool,
 }
 
-/// Copies `source` into `target`, resuming where an earlier run stopped; `progress` hears after every chunk.
+/// Copies `source` (named `name`, e.g. `sqlite:/path/to/file.db`) into `target`, resuming where an earlier run
+/// from the same source stopped; `progress` hears after every chunk.
 pub async fn migrate(
     source: &dyn GraphStore,
+    name: &str,
     target: &CypherStore,
     chunks: ChunkSizes,
     progress: &(dyn Fn(Progress) + Sync),
@@ -129,6 +142,13 @@ pub async fn migrate(
         return Err(MigrateError::ForeignTarget { target: position.seq, in_source: totals.changes });
     }
     let before = target.counts().await?;
+    let fresh = before == GraphCounts::default();
+    if !fresh && position.migration.as_deref() != Some(name) {
+        return Err(MigrateError::NotACopy {
+            target: before,
+            copied_from: position.migration.clone().unwrap_or_else(|| "nowhere: it was written by a service".into()),
+        });
+    }
     let already_complete = before == totals && position.seq == totals.changes as i64;
     let none = BTreeSet::new();
 
@@ -144,7 +164,7 @@ pub async fn migrate(
         }
         done += stakeholders.len() as u64;
         if !stakeholders.is_empty() {
-            target.copy(stakeholders, Vec::new(), &none, Vec::new(), Vec::new()).await?;
+            target.copy(name, stakeholders, Vec::new(), &none, Vec::new(), Vec::new()).await?;
         }
         progress(Progress {
             phase: Phase::Stakeholders,
@@ -166,7 +186,7 @@ pub async fn migrate(
         done += relationships.len() as u64;
         if !relationships.is_empty() {
             let written = relationships.iter().map(|relationship| relationship.id).collect();
-            target.copy(Vec::new(), relationships, &written, Vec::new(), Vec::new()).await?;
+            target.copy(name, Vec::new(), relationships, &written, Vec::new(), Vec::new()).await?;
         }
         progress(Progress {
             phase: Phase::Relationships,
@@ -194,7 +214,7 @@ pub async fn migrate(
                 .into_iter()
                 .collect();
             let relationships = source.relationships_by_id(&on).await?;
-            target.copy(Vec::new(), relationships, &none, interactions, Vec::new()).await?;
+            target.copy(name, Vec::new(), relationships, &none, interactions, Vec::new()).await?;
         }
         progress(Progress {
             phase: Phase::Interactions,
@@ -208,7 +228,7 @@ pub async fn migrate(
     loop {
         let events = source.changes_after(after, chunks.changes).await?;
         let Some(last) = events.last().map(|event| event.seq) else { break };
-        target.copy(Vec::new(), Vec::new(), &none, Vec::new(), events).await?;
+        target.copy(name, Vec::new(), Vec::new(), &none, Vec::new(), events).await?;
         after = last;
         progress(Progress { phase: Phase::Changes, done: after.max(0) as u64, total: totals.changes });
     }

@@ -108,13 +108,27 @@ pub fn from_bolt(value: BoltType) -> StoreResult<Value> {
 }
 
 fn failure(error: neo4rs::Error) -> StoreError {
-    match error {
+    use neo4rs::{Neo4jClientErrorKind, Neo4jErrorKind};
+    let unavailable = match &error {
         neo4rs::Error::IOError { .. }
         | neo4rs::Error::ConnectionError
         | neo4rs::Error::ConnectionTimedOut
+        | neo4rs::Error::IncompleteBoltExchange
         | neo4rs::Error::ServerUnavailableError(_)
-        | neo4rs::Error::AuthenticationError(_) => StoreError::Unavailable(format!("Neo4j: {error}")),
-        other => StoreError::Internal(format!("Neo4j: {other}")),
+        | neo4rs::Error::AuthenticationError(_) => true,
+        // Transient errors (a leader election, exhausted resources) outlived neo4rs's retries; an expired session
+        // or a server that cannot be discovered is the database being away, not a broken statement.
+        neo4rs::Error::Neo4j(server) => matches!(
+            server.kind(),
+            Neo4jErrorKind::Transient
+                | Neo4jErrorKind::Client(Neo4jClientErrorKind::SessionExpired | Neo4jClientErrorKind::FatalDiscovery)
+        ),
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(format!("Neo4j: {error}"))
+    } else {
+        StoreError::Internal(format!("Neo4j: {error}"))
     }
 }
 

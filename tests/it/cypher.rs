@@ -118,11 +118,60 @@ fn falkor_server() -> &'static FalkorServer {
     })
 }
 
+/// A graph name no other test uses.
+fn graph_of_its_own() -> String {
+    static GRAPHS: AtomicUsize = AtomicUsize::new(0);
+    format!("test_{}", GRAPHS.fetch_add(1, Ordering::Relaxed))
+}
+
 /// A connection to a graph of its own on the test run's FalkorDB server.
 pub async fn falkor_connection() -> FalkorConnection {
-    static GRAPHS: AtomicUsize = AtomicUsize::new(0);
-    let graph = format!("test_{}", GRAPHS.fetch_add(1, Ordering::Relaxed));
-    FalkorConnection::connect(&falkor_server().url, &graph).await.expect("connect to FalkorDB")
+    FalkorConnection::connect(&falkor_server().url, &graph_of_its_own()).await.expect("connect to FalkorDB")
+}
+
+/// Two stores on one graph, like two replicas on one database, writing at once: the write guard makes the
+/// loser of each race read and apply its batch again, so ids and sequence numbers never collide or skip.
+#[tokio::test]
+async fn two_replicas_writing_at_once_never_interleave_their_batches() {
+    let graph = graph_of_its_own();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let connection = FalkorConnection::connect(&falkor_server().url, &graph).await.unwrap();
+        replicas.push(Arc::new(CypherStore::new(Arc::new(connection), Default::default(), Duration::from_secs(30))));
+    }
+    let writers: Vec<_> = replicas
+        .iter()
+        .enumerate()
+        .map(|(replica, store)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for round in 0..15 {
+                    let (a, b) = (format!("r{replica}-{round}-a"), format!("r{replica}-{round}-b"));
+                    let batch = vec![crate::conformance::customer(&a), crate::conformance::customer(&b)];
+                    store.apply(batch, Utc::now()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let log = replicas[0].changes_after(0, 1_000).await.unwrap();
+    assert_eq!(log.iter().map(|event| event.seq).collect::<Vec<_>>(), (1..=60).collect::<Vec<_>>());
+    let ids: BTreeSet<StakeholderId> = log.iter().map(|event| event.stakeholders[0]).collect();
+    assert_eq!(ids, (1..=60).map(StakeholderId).collect(), "every stakeholder got its own id");
+    let stored = replicas[1].stakeholders_by_id(&ids.iter().copied().collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(stored.len(), 60);
+    for event in &log {
+        let after = &event.payload["after"];
+        let stakeholder = stored.iter().find(|stakeholder| stakeholder.id == event.stakeholders[0]).unwrap();
+        assert_eq!(after["key"], stakeholder.key.as_str(), "the log says what the store holds");
+    }
+    // Each batch's two creations are adjacent in the log: batches never interleave.
+    for pair in log.chunks(2) {
+        let keys: Vec<&str> = pair.iter().map(|event| event.payload["after"]["key"].as_str().unwrap()).collect();
+        assert_eq!(keys[0].trim_end_matches("-a"), keys[1].trim_end_matches("-b"), "{keys:?}");
+    }
 }
 
 /// A fresh Cypher store on FalkorDB.
@@ -319,10 +368,8 @@ async fn theirs_busiest(sqlite: &SqliteStore, candidates: &[RelationshipId]) -> 
     busy.iter().take(5).map(|(_, id)| *id).collect()
 }
 
-async fn theirs_interaction_target(sqlite: &SqliteStore) -> (StakeholderId, StakeholderId, RelationshipId) {
-    let scan = sqlite.graph_scan().await.unwrap();
-    let relationship = &scan.relationships[0];
-    (relationship.from, relationship.to, relationship.id)
+async fn theirs_interaction_target(sqlite: &SqliteStore) -> Relationship {
+    sqlite.graph_scan().await.unwrap().relationships[0].clone()
 }
 
 async fn theirs_log_tail_start(sqlite: &SqliteStore) -> i64 {
@@ -356,12 +403,23 @@ async fn compare_listings(
 }
 
 /// Batches of every kind of write around relationship `target` (from, to, id), refused ones included.
-fn every_kind_of_write(target: &(StakeholderId, StakeholderId, RelationshipId)) -> Vec<Vec<Command>> {
+fn every_kind_of_write(target: &Relationship) -> Vec<Vec<Command>> {
     use crate::conformance::{customer, knows};
     use stakegraph::domain::{
         Channel, CustomerExit, Direction, ExitReason, Label, NewInteraction, Probability, Sentiment, StakeholderPatch,
     };
-    let (from, to, relationship) = *target;
+    let (from, to, relationship) = (target.from, target.to, target.id);
+    let upgrade = Command::UpsertRelationship(stakegraph::domain::RelationshipUpsert {
+        from,
+        to,
+        rel_type: target.rel_type,
+        level: Some(stakegraph::domain::Level::Partnership),
+        bonds: None,
+        trust: Some(Probability::parse(0.95).unwrap()),
+        commitment: None,
+        since: None,
+        basis: None,
+    });
     let first_new = SIZE as i64 + 1;
     let interaction = |on: RelationshipId, days_ago: i64, sentiment: f64| NewInteraction {
         relationship: on,
@@ -390,6 +448,13 @@ fn every_kind_of_write(target: &(StakeholderId, StakeholderId, RelationshipId)) 
             interaction(RelationshipId(1), 1, 1.0),
         ])],
         vec![Command::RecordInteractions(vec![interaction(RelationshipId(999_999), 1, 0.0)])],
+        // One batch: two interaction commands on one relationship, its upsert, then more interactions on it.
+        vec![
+            Command::RecordInteractions(vec![interaction(relationship, 5, 0.2)]),
+            Command::RecordInteractions(vec![interaction(relationship, 6, -0.1), interaction(relationship, 7, 0.3)]),
+            upgrade,
+            Command::RecordInteractions(vec![interaction(relationship, 4, 0.9)]),
+        ],
         vec![Command::RecordCustomerExit {
             id: StakeholderId(first_new + 1),
             exit: CustomerExit { reason: ExitReason::Price, date: Utc::now().date_naive() },
@@ -417,7 +482,7 @@ async fn an_interrupted_migration_resumes_and_copies_everything_exactly_once() {
     let mut copy = {
         let (source, target) = (source.clone(), target.clone());
         tokio::spawn(async move {
-            migrate::migrate(source.as_ref(), &target, small, &|progress| {
+            migrate::migrate(source.as_ref(), "sqlite:demo", &target, small, &|progress| {
                 if progress.phase == Phase::Interactions && progress.done > 0 {
                     if let Some(stop) = stop.lock().unwrap().take() {
                         let _ = stop.send(());
@@ -437,10 +502,12 @@ async fn an_interrupted_migration_resumes_and_copies_everything_exactly_once() {
     assert_eq!((partial.stakeholders, partial.relationships), (totals.stakeholders, totals.relationships));
     assert!(partial.interactions < totals.interactions && partial.changes == 0, "{partial:?} of {totals:?}");
 
-    let migrated = migrate::migrate(source.as_ref(), &target, small, &|_| {}).await.unwrap();
+    let other = migrate::migrate(source.as_ref(), "sqlite:another", &target, small, &|_| {}).await.unwrap_err();
+    assert!(matches!(other, migrate::MigrateError::NotACopy { .. }), "{other}");
+    let migrated = migrate::migrate(source.as_ref(), "sqlite:demo", &target, small, &|_| {}).await.unwrap();
     assert_eq!(migrated.counts, totals);
     assert!(!migrated.already_complete);
-    let again = migrate::migrate(source.as_ref(), &target, small, &|_| {}).await.unwrap();
+    let again = migrate::migrate(source.as_ref(), "sqlite:demo", &target, small, &|_| {}).await.unwrap();
     assert!(again.already_complete, "a finished copy run again changes nothing");
 
     // One node per id, and the same graph, log and position as the source.

@@ -14,14 +14,15 @@
 //! - `(:Interaction {id, relationship_id, at, channel, direction, sentiment, amount, product_line, note})`, linked
 //!   to both ends by `[:BETWEEN]`.
 //! - `(:ChangeEvent {seq, at, kind, stakeholders, relationship_id, payload})`: the change log.
-//! - `(:StakegraphCounter {name: 'stakegraph', seq, stakeholder, relationship, interaction})`: the last change-log
-//!   sequence number and the last id of each record kind.
+//! - `(:StakegraphCounter {name: 'stakegraph', version, seq, stakeholder, relationship, interaction, migration})`:
+//!   a version every write bumps, the last change-log sequence number, the last id of each record kind, and the
+//!   source a `migrate` copy came from.
 //!
 //! # Writes
 //!
 //! A batch reads what its commands need, applies the batch rules ([`crate::store::batch`]) to those rows in
 //! memory, then writes everything (records, change events, counter) in **one statement** guarded by the counter's
-//! sequence number: atomic on any Cypher engine, with or without explicit transactions. When another writer
+//! version: atomic on any Cypher engine, with or without explicit transactions. When another writer
 //! (another replica) committed in between, the guard matches nothing, nothing is written, and the batch is read
 //! and applied again.
 

@@ -95,7 +95,8 @@ pub static FALKORDB_SCHEMA: LazyLock<Vec<String>> = LazyLock::new(|| {
 
 /// Creates the counter node when it is missing; returns the model fingerprint the stored sums follow.
 pub const INIT_COUNTER: &str = "MERGE (c:StakegraphCounter {name: 'stakegraph'})
-     ON CREATE SET c.seq = 0, c.stakeholder = 0, c.relationship = 0, c.interaction = 0, c.sums_model = $sums_model
+     ON CREATE SET c.version = 0, c.seq = 0, c.stakeholder = 0, c.relationship = 0, c.interaction = 0,
+                   c.sums_model = $sums_model
      RETURN c.sums_model AS sums_model";
 /// Columns of [`INIT_COUNTER`].
 pub const INIT_COUNTER_COLUMNS: &[&str] = &["sums_model"];
@@ -104,11 +105,13 @@ pub const INIT_COUNTER_COLUMNS: &[&str] = &["sums_model"];
 pub const SET_SUMS_MODEL: &str =
     "MATCH (c:StakegraphCounter {name: 'stakegraph'}) SET c.sums_model = $sums_model RETURN c.seq AS seq";
 
-/// The last change-log sequence number and the last id of each record kind.
+/// The counter's version (bumped by every write), the last change-log sequence number, the last id of each record
+/// kind, and the source of a copy made into this graph.
 pub const READ_COUNTER: &str = "MATCH (c:StakegraphCounter {name: 'stakegraph'})
-     RETURN c.seq AS seq, c.stakeholder AS stakeholder, c.relationship AS relationship, c.interaction AS interaction";
+     RETURN coalesce(c.version, 0) AS version, c.seq AS seq, c.stakeholder AS stakeholder,
+            c.relationship AS relationship, c.interaction AS interaction, c.migration AS migration";
 /// Columns of [`READ_COUNTER`].
-pub const COUNTER_COLUMNS: &[&str] = &["seq", "stakeholder", "relationship", "interaction"];
+pub const COUNTER_COLUMNS: &[&str] = &["version", "seq", "stakeholder", "relationship", "interaction", "migration"];
 
 /// Stakeholders' records by id (`$ids`).
 pub const STAKEHOLDERS_BY_ID: &str = "MATCH (s:Stakeholder) WHERE s.id IN $ids RETURN s.record AS record";
@@ -257,17 +260,18 @@ pub const PING: &str = "RETURN 1 AS one";
 pub const PING_COLUMNS: &[&str] = &["one"];
 
 /// The one statement that writes a whole batch: it takes the counter's write lock, goes on only when the
-/// counter still holds the sequence number the batch was prepared at (`$expected`), then writes the counter
-/// (`$counter`), the stakeholders (one list per kind), the relationships (one list per type), the interactions
-/// and the change events. Every record is `MERGE`d on its id, so writing one twice (a resumed migration) leaves
+/// counter still holds the version the batch was prepared at (`$expected`; every write bumps it, whether or not
+/// it appends change events), then writes the counter (`$counter`), the stakeholders (one list per kind), the
+/// relationships (one list per type), the interactions and the change events. Every record is `MERGE`d on its id, so writing one twice (a resumed migration) leaves
 /// one. Returns one row when it wrote, none when the guard failed.
 pub static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     let mut text = String::from(
         "MATCH (c:StakegraphCounter {name: 'stakegraph'})
          SET c.lock = true
-         WITH c WHERE c.seq = $expected
-         SET c.seq = $counter.seq, c.stakeholder = $counter.stakeholder, c.relationship = $counter.relationship,
-             c.interaction = $counter.interaction",
+         WITH c WHERE coalesce(c.version, 0) = $expected
+         SET c.version = $expected + 1, c.seq = $counter.seq, c.stakeholder = $counter.stakeholder,
+             c.relationship = $counter.relationship, c.interaction = $counter.interaction,
+             c.migration = coalesce($counter.migration, c.migration)",
     );
     for kind in StakeholderKind::ALL {
         text.push_str(&format!(

@@ -62,11 +62,13 @@ impl CypherStore {
         self.counter().await
     }
 
-    /// Writes records copied from another store as they are (ids, sums and sequence numbers kept) in one
-    /// guarded statement, moving the counter up to the largest of each. Writing the same records again leaves
+    /// Writes records copied from `source` (named on the counter, so that a resumed copy can tell its own
+    /// target) as they are (ids, sums and sequence numbers kept) in one guarded statement, moving the counter up
+    /// to the largest of each. Writing the same records again leaves
     /// one of each. `relationships` holds those to write (`written`) and the relationships of `interactions`.
     pub async fn copy(
         &self,
+        source: &str,
         stakeholders: Vec<Stakeholder>,
         relationships: Vec<Relationship>,
         written: &BTreeSet<RelationshipId>,
@@ -75,7 +77,8 @@ impl CypherStore {
     ) -> StoreResult<()> {
         self.ready().await?;
         let _writing = self.writer.lock().await;
-        let counter = self.counter().await?;
+        let mut counter = self.counter().await?;
+        counter.migration = Some(source.to_owned());
         let prepared = Prepared::copy(counter, stakeholders, relationships, written, interactions, events);
         if self.send(&prepared.statement()?).await?.is_empty() {
             return Err(StoreError::Unavailable(
@@ -167,12 +170,13 @@ impl CypherStore {
         for rel_type in RelationshipType::ALL {
             let mut after = 0;
             loop {
+                // The counter first: the guard then proves that nothing read below changed before the write.
+                let counter = self.counter().await?;
                 let page = self.scan_relationships(*rel_type, after).await?;
                 let Some(last) = page.last() else { break };
                 after = last.id.0;
                 let ids: Vec<RelationshipId> = page.iter().map(|relationship| relationship.id).collect();
                 let histories = self.histories(&ids).await?;
-                let counter = self.counter().await?;
                 let mut prepared = Prepared::new(counter, &Lookups::default(), Vec::new(), Vec::new(), page.clone());
                 for mut relationship in page {
                     relationship.sums = Default::default();
@@ -496,7 +500,7 @@ impl GraphStore for CypherStore {
 
     async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied> {
         self.ready().await?;
-        let _writing = self.writer.lock().await;
+        let _writing = tokio::time::timeout(self.timeout, self.writer.lock()).await.map_err(|_| self.too_slow())?;
         for _ in 0..WRITE_ATTEMPTS {
             let (prepared, applied) = self.prepare(&commands, at).await?;
             if prepared.is_empty() {

@@ -15,9 +15,12 @@ use crate::store::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// The counter node's values: the last change-log sequence number and the last id of each record kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The counter node's values: its version, the last change-log sequence number and the last id of each record
+/// kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counter {
+    /// Bumped by every write: the guard of the next one.
+    pub version: i64,
     /// The last change-log sequence number.
     pub seq: i64,
     /// The last stakeholder id given out.
@@ -26,16 +29,20 @@ pub struct Counter {
     pub relationship: i64,
     /// The last interaction id given out.
     pub interaction: i64,
+    /// Where a copy made by `migrate` into this graph came from.
+    pub migration: Option<String>,
 }
 
 impl Counter {
     /// The counter from a [`statements::READ_COUNTER`] row.
     pub fn from_row(row: &[Value]) -> StoreResult<Self> {
         Ok(Self {
-            seq: row[0].int()?,
-            stakeholder: row[1].int()?,
-            relationship: row[2].int()?,
-            interaction: row[3].int()?,
+            version: row[0].int()?,
+            seq: row[1].int()?,
+            stakeholder: row[2].int()?,
+            relationship: row[3].int()?,
+            interaction: row[4].int()?,
+            migration: row[5].opt_text()?.map(str::to_owned),
         })
     }
 
@@ -45,6 +52,7 @@ impl Counter {
             ("stakeholder", self.stakeholder.into()),
             ("relationship", self.relationship.into()),
             ("interaction", self.interaction.into()),
+            ("migration", self.migration.clone().into()),
         ])
     }
 }
@@ -118,7 +126,7 @@ impl Prepared {
         key_owners: Vec<(String, StakeholderId)>,
         relationships: Vec<Relationship>,
     ) -> Self {
-        let mut prepared = Prepared { counter, expected: counter.seq, ..Self::default() };
+        let mut prepared = Prepared { expected: counter.version, counter, ..Self::default() };
         prepared.stakeholders = lookups.stakeholders.iter().map(|id| (*id, None)).collect();
         prepared.keys = lookups.keys.iter().map(|key| (key.clone(), None)).collect();
         prepared.ends = lookups.ends.iter().map(|ends| (*ends, None)).collect();
@@ -146,7 +154,7 @@ impl Prepared {
         interactions: Vec<Interaction>,
         events: Vec<ChangeEvent>,
     ) -> Self {
-        let mut prepared = Prepared { counter, expected: counter.seq, ..Self::default() };
+        let mut prepared = Prepared { expected: counter.version, counter, ..Self::default() };
         for stakeholder in stakeholders {
             prepared.counter.stakeholder = prepared.counter.stakeholder.max(stakeholder.id.0);
             prepared.written_stakeholders.insert(stakeholder.id);
@@ -175,7 +183,7 @@ impl Prepared {
         self.events.is_empty()
     }
 
-    /// The statement that writes everything the batch did, guarded by the sequence number it was read at.
+    /// The statement that writes everything the batch did, guarded by the counter version it was read at.
     pub fn statement(&self) -> StoreResult<Statement> {
         let mut statement = Statement::new(statements::WRITE_BATCH.as_str(), statements::WRITE_COLUMNS)
             .param("expected", self.expected)
@@ -210,8 +218,10 @@ impl Prepared {
             .interactions
             .iter()
             .map(|interaction| {
-                let relationship = self.relationships[&interaction.relationship]
-                    .as_ref()
+                let relationship = self
+                    .relationships
+                    .get(&interaction.relationship)
+                    .and_then(Option::as_ref)
                     .ok_or_else(|| not_read("the relationship of an interaction"))?;
                 Ok(map([
                     ("id", interaction.id.0.into()),
