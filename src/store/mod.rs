@@ -167,6 +167,21 @@ pub struct StakeholderQuery {
     pub with_total: bool,
 }
 
+impl StakeholderQuery {
+    /// Refuses a cursor made for a listing in another order.
+    pub fn check_cursor(&self) -> StoreResult<()> {
+        match &self.after {
+            Some(cursor) if cursor.sort != self.order.field || cursor.descending != self.order.descending => {
+                Err(StoreError::InvalidCursor(
+                    "the cursor belongs to a listing with another order; pass the same orderBy as the page it came from"
+                        .into(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// One page of stakeholders.
 #[derive(Debug, Clone, Default)]
 pub struct StakeholderPage {
@@ -176,6 +191,24 @@ pub struct StakeholderPage {
     pub has_next_page: bool,
     /// All matches, when asked for.
     pub total_count: Option<u64>,
+}
+
+impl StakeholderPage {
+    /// The page of `query` from the rows read for it, in order: up to `first + 1`, the extra one telling that
+    /// more follow.
+    pub fn of(query: &StakeholderQuery, mut rows: Vec<Stakeholder>, total_count: Option<u64>) -> Self {
+        let has_next_page = rows.len() > query.first;
+        rows.truncate(query.first);
+        let order = query.order;
+        let items = rows
+            .into_iter()
+            .map(|stakeholder| {
+                let cursor = StakeholderCursor { sort: order.field, descending: order.descending, id: stakeholder.id };
+                (stakeholder, cursor)
+            })
+            .collect();
+        Self { items, has_next_page, total_count }
+    }
 }
 
 /// Where a page of interactions (newest first) ends.
@@ -246,6 +279,24 @@ pub struct GraphScan {
     pub stakeholders: Vec<NodeRow>,
     /// Every relationship, by id (those with an archived end included: the projection leaves them out).
     pub relationships: Vec<Relationship>,
+}
+
+/// `relationships` (in id order) listed under each of `ids` they start or end at.
+fn by_end(
+    ids: &[StakeholderId],
+    relationships: impl IntoIterator<Item = Relationship>,
+) -> HashMap<StakeholderId, Vec<Relationship>> {
+    let mut by_stakeholder: HashMap<StakeholderId, Vec<Relationship>> =
+        ids.iter().map(|id| (*id, Vec::new())).collect();
+    for relationship in relationships {
+        if let Some(list) = by_stakeholder.get_mut(&relationship.to) {
+            list.push(relationship.clone());
+        }
+        if let Some(list) = by_stakeholder.get_mut(&relationship.from) {
+            list.push(relationship);
+        }
+    }
+    by_stakeholder
 }
 
 /// A graph store. Reads are batched by id so that a DataLoader can serve a whole GraphQL page with one call;

@@ -12,8 +12,8 @@ use crate::domain::{
     Stakeholder, StakeholderId,
 };
 use crate::store::{
-    batch, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, StakeholderCursor, StakeholderPage,
-    StakeholderQuery, StakeholderSort, StoreError, StoreResult,
+    batch, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, StakeholderPage, StakeholderQuery,
+    StakeholderSort, StoreError, StoreResult,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -352,14 +352,7 @@ impl GraphStore for CypherStore {
     }
 
     async fn list_stakeholders(&self, query: &StakeholderQuery) -> StoreResult<StakeholderPage> {
-        if let Some(cursor) = &query.after {
-            if cursor.sort != query.order.field || cursor.descending != query.order.descending {
-                return Err(StoreError::InvalidCursor(
-                    "the cursor belongs to a listing with another order; pass the same orderBy as the page it came from"
-                        .into(),
-                ));
-            }
-        }
+        query.check_cursor()?;
         let (mut conditions, params) = listing_filter(query);
         let total_count = if query.with_total {
             let text = format!("MATCH (s:Stakeholder) {} RETURN count(s) AS count", where_clause(&conditions));
@@ -399,18 +392,9 @@ impl GraphStore for CypherStore {
         statement_params.push(("limit", (query.first as i64 + 1).into()));
         let mut statement = Statement::new(text, cypher::RECORD_COLUMNS);
         statement.params = statement_params;
-        let mut stakeholders: Vec<Stakeholder> =
+        let stakeholders: Vec<Stakeholder> =
             self.run(statement).await?.iter().map(|row| rows::stakeholder(row)).collect::<StoreResult<_>>()?;
-        let has_next_page = stakeholders.len() > query.first;
-        stakeholders.truncate(query.first);
-        let items = stakeholders
-            .into_iter()
-            .map(|stakeholder| {
-                let cursor = StakeholderCursor { sort: order.field, descending: order.descending, id: stakeholder.id };
-                (stakeholder, cursor)
-            })
-            .collect();
-        Ok(StakeholderPage { items, has_next_page, total_count })
+        Ok(StakeholderPage::of(query, stakeholders, total_count))
     }
 
     async fn relationships_by_id(&self, ids: &[RelationshipId]) -> StoreResult<Vec<Relationship>> {
@@ -419,10 +403,8 @@ impl GraphStore for CypherStore {
     }
 
     async fn relationships_of(&self, ids: &[StakeholderId]) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
-        let mut by_stakeholder: HashMap<StakeholderId, Vec<Relationship>> =
-            ids.iter().map(|id| (*id, Vec::new())).collect();
         if ids.is_empty() {
-            return Ok(by_stakeholder);
+            return Ok(HashMap::new());
         }
         let statement = Statement::new(cypher::RELATIONSHIPS_OF.as_str(), cypher::RELATIONSHIP_COLUMNS)
             .param("ids", ids.iter().map(|id| id.0).collect::<Vec<_>>());
@@ -430,15 +412,7 @@ impl GraphStore for CypherStore {
             self.run(statement).await?.iter().map(|row| rows::relationship(row)).collect::<StoreResult<_>>()?;
         relationships.sort_by_key(|relationship| relationship.id);
         relationships.dedup_by_key(|relationship| relationship.id);
-        for relationship in relationships {
-            if let Some(list) = by_stakeholder.get_mut(&relationship.to) {
-                list.push(relationship.clone());
-            }
-            if let Some(list) = by_stakeholder.get_mut(&relationship.from) {
-                list.push(relationship);
-            }
-        }
-        Ok(by_stakeholder)
+        Ok(crate::store::by_end(ids, relationships))
     }
 
     async fn interaction_pages(

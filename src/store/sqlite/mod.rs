@@ -7,8 +7,8 @@ mod rows;
 mod write;
 
 use super::{
-    GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, NodeRow, StakeholderCursor,
-    StakeholderPage, StakeholderQuery, StakeholderSort, StoreError, StoreResult,
+    GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, NodeRow, StakeholderPage, StakeholderQuery,
+    StakeholderSort, StoreError, StoreResult,
 };
 use crate::domain::strength::StrengthModel;
 use crate::domain::{
@@ -242,19 +242,10 @@ fn list_stakeholders(connection: &Connection, query: &StakeholderQuery) -> rusql
         "SELECT {STAKEHOLDER_COLUMNS} FROM stakeholder {where_clause} ORDER BY {order_clause} LIMIT ?{limit_slot}"
     );
     let mut statement = connection.prepare_cached(&sql)?;
-    let mut stakeholders: Vec<Stakeholder> = statement
+    let stakeholders: Vec<Stakeholder> = statement
         .query_map(rusqlite::params_from_iter(values.iter()), rows::stakeholder)?
         .collect::<rusqlite::Result<_>>()?;
-    let has_next_page = stakeholders.len() > query.first;
-    stakeholders.truncate(query.first);
-    let items = stakeholders
-        .into_iter()
-        .map(|stakeholder| {
-            let cursor = StakeholderCursor { sort: order.field, descending: order.descending, id: stakeholder.id };
-            (stakeholder, cursor)
-        })
-        .collect();
-    Ok(StakeholderPage { items, has_next_page, total_count })
+    Ok(StakeholderPage::of(query, stakeholders, total_count))
 }
 
 #[async_trait]
@@ -283,14 +274,7 @@ impl GraphStore for SqliteStore {
     }
 
     async fn list_stakeholders(&self, query: &StakeholderQuery) -> StoreResult<StakeholderPage> {
-        if let Some(cursor) = &query.after {
-            if cursor.sort != query.order.field || cursor.descending != query.order.descending {
-                return Err(StoreError::InvalidCursor(
-                    "the cursor belongs to a listing with another order; pass the same orderBy as the page it came from"
-                        .into(),
-                ));
-            }
-        }
+        query.check_cursor()?;
         let query = query.clone();
         self.read(move |connection| list_stakeholders(connection, &query)).await
     }
@@ -316,18 +300,9 @@ impl GraphStore for SqliteStore {
                  SELECT {RELATIONSHIP_COLUMNS} FROM relationship WHERE to_id IN rarray(?1)
                  ORDER BY id"
             ))?;
-            let mut by_stakeholder: HashMap<StakeholderId, Vec<Relationship>> =
-                wanted.iter().map(|id| (*id, Vec::new())).collect();
-            for relationship in statement.query_map([ids], rows::relationship)? {
-                let relationship = relationship?;
-                if let Some(list) = by_stakeholder.get_mut(&relationship.to) {
-                    list.push(relationship.clone());
-                }
-                if let Some(list) = by_stakeholder.get_mut(&relationship.from) {
-                    list.push(relationship);
-                }
-            }
-            Ok(by_stakeholder)
+            let relationships =
+                statement.query_map([ids], rows::relationship)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(super::by_end(&wanted, relationships))
         })
         .await
     }
