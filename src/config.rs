@@ -1,6 +1,7 @@
 //! One typed configuration, layered: defaults, then a TOML file, then `STAKEGRAPH_*` environment variables, then
 //! command-line flags.
 
+use crate::api::auth::KeyId;
 use crate::api::ApiLimits;
 use crate::domain::strength::StrengthModel;
 use crate::domain::Role;
@@ -114,13 +115,18 @@ impl ApiKeys {
         Ok((role, key.to_owned()))
     }
 
-    /// The role of `key`, if it is configured. Compares against every key so that timing says nothing.
+    /// The role of `key`, if it is configured.
     pub fn role_of(&self, key: &str) -> Option<Role> {
-        self.0.iter().fold(None, |found, (role, candidate)| {
+        self.identify(key).map(|(_, role)| role)
+    }
+
+    /// Which configured key `key` is, and its role. Compares against every key so that timing says nothing.
+    pub fn identify(&self, key: &str) -> Option<(KeyId, Role)> {
+        self.0.iter().enumerate().fold(None, |found, (index, (role, candidate))| {
             let equal = candidate.len() == key.len()
                 && candidate.bytes().zip(key.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0;
             if equal {
-                Some(*role)
+                Some((KeyId(index), *role))
             } else {
                 found
             }

@@ -28,6 +28,11 @@ impl Caller {
     }
 }
 
+/// Which configured API key a request came with: its place in the configured list, never the key itself. The
+/// transports put one into every request made with a valid key; per-key limits count by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub usize);
+
 /// What a field needs from its caller.
 pub enum Need {
     /// Reading: any valid key, or anonymous where the server allows anonymous reads.
