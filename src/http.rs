@@ -2,7 +2,7 @@
 //! it. Only this module knows HTTP.
 
 use crate::api::auth::{BAD_KEY, NO_KEY};
-use crate::api::{self, Caller, StakegraphSchema};
+use crate::api::{self, Caller, KeyId, StakegraphSchema};
 use crate::config::StoreKind;
 use crate::config::{ApiKeys, Config};
 use crate::demo::{self, DemoOptions};
@@ -12,6 +12,7 @@ use crate::store::{CypherStore, GraphStore, Metered, SqliteStore, StoreError};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -62,6 +63,10 @@ pub struct AppState {
     pub anonymous_reads: bool,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Longest a client may take to send a request body.
+    pub body_timeout: std::time::Duration,
+    /// Deepest bracket nesting a document may have (checked before anything parses it).
+    pub max_nesting: usize,
     /// The runtime serving WebSocket subscribers, started by the first one.
     subscribers: Arc<std::sync::OnceLock<Option<SubscriberRuntime>>>,
 }
@@ -114,6 +119,8 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     if cors_origins.is_empty() {
         return router;
@@ -139,6 +146,8 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
         keys: config.api_keys.clone(),
         anonymous_reads: config.anonymous_reads(),
         max_body_bytes: config.limits.max_body_bytes,
+        body_timeout: std::time::Duration::from_millis(config.limits.body_timeout_ms),
+        max_nesting: config.limits.max_nesting,
         subscribers: Arc::default(),
     }
 }
@@ -150,6 +159,22 @@ const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    connections: Connections,
+}
+
+/// How the service treats HTTP connections.
+#[derive(Debug, Clone, Copy)]
+struct Connections {
+    /// Most open at once.
+    max: usize,
+    /// Longest a client may take to send a request's headers, or sit idle between requests.
+    header_timeout: std::time::Duration,
+}
+
+impl Connections {
+    fn of(limits: &api::ApiLimits) -> Self {
+        Self { max: limits.max_connections, header_timeout: std::time::Duration::from_millis(limits.header_timeout_ms) }
+    }
 }
 
 impl Application {
@@ -202,7 +227,7 @@ impl Application {
         }
         state.schema.engine().spawn_follower(FOLLOW_EVERY);
         let router = router(state, &config.cors_origins);
-        Ok(Self { listener, router })
+        Ok(Self { listener, router, connections: Connections::of(&config.limits) })
     }
 
     /// The bound address.
@@ -218,7 +243,88 @@ impl Application {
     /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(address = %self.local_addr(), "serving GraphQL at /graphql");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await
+        serve(self.listener, self.router, self.connections, shutdown_signal()).await
+    }
+}
+
+/// Longest a clean shutdown waits for the connections still open to finish their requests.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves HTTP/1.1 connections from `listener` until `shutdown` resolves, then lets the requests in flight finish
+/// (at most [`SHUTDOWN_GRACE`]). Unlike `axum::serve`, every connection has a deadline for its headers and for
+/// idling between requests (a client that never finishes its headers holds nothing for long), and at most
+/// `connections.max` are open at once, below the open-file limit, so a flood of idle connections cannot leave the
+/// service unable to accept a health check.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    connections: Connections,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let max = connections.max.min(open_file_limit().saturating_sub(RESERVED_FILES)).max(1);
+    if max < connections.max {
+        tracing::warn!(max, configured = connections.max, "connections capped below the open-file limit");
+    }
+    let open = Arc::new(tokio::sync::Semaphore::new(max));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = open.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors or a connection reset before it was accepted: wait a moment, go on.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(connections.header_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopped.wait_for(|stop| *stop) => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(SHUTDOWN_GRACE, open.acquire_many(all)).await.is_err() {
+        tracing::warn!("connections still open after the shutdown grace period; closing them");
+    }
+    Ok(())
+}
+
+/// Files kept free for the database, logs and the like, below the open-file limit.
+const RESERVED_FILES: usize = 64;
+
+/// The process's open-file limit, raised to its hard limit first (many systems start services at 1,024).
+fn open_file_limit() -> usize {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => usize::try_from(limit).unwrap_or(usize::MAX),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the open-file limit; assuming 1,024");
+            1_024
+        }
     }
 }
 
@@ -244,12 +350,13 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Who the request's `Authorization: Bearer` header says the caller is (the scheme is case-insensitive).
-fn caller(headers: &HeaderMap, keys: &ApiKeys) -> Caller {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Caller::Anonymous };
-    match value.to_str().ok().and_then(bearer_key).and_then(|key| keys.role_of(key)) {
-        Some(role) => Caller::Key(role),
-        None => Caller::InvalidKey,
+/// Who the request's `Authorization: Bearer` header says the caller is (the scheme is case-insensitive), and
+/// which configured key it used.
+fn caller(headers: &HeaderMap, keys: &ApiKeys) -> (Caller, Option<KeyId>) {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return (Caller::Anonymous, None) };
+    match value.to_str().ok().and_then(bearer_key).and_then(|key| keys.identify(key)) {
+        Some((key, role)) => (Caller::Key(role), Some(key)),
+        None => (Caller::InvalidKey, None),
     }
 }
 
@@ -325,8 +432,10 @@ fn refuse_early(state: &AppState, caller: Caller) -> Option<Response> {
         Caller::Anonymous if !state.anonymous_reads => NO_KEY,
         _ => return None,
     };
-    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": "UNAUTHENTICATED" } }] });
-    Some((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response())
+    Some(
+        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], error_body(message, "UNAUTHENTICATED"))
+            .into_response(),
+    )
 }
 
 async fn graphiql() -> Html<String> {
@@ -398,11 +507,26 @@ struct GetRequest {
 }
 
 /// GET runs queries only; without a query it serves GraphiQL to a browser.
-async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, Query(get): Query<GetRequest>) -> Response {
+async fn graphql_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    get: Result<Query<GetRequest>, QueryRejection>,
+) -> Response {
+    let get = match get {
+        Ok(Query(get)) => get,
+        Err(rejection) => {
+            let message = format!(
+                "the query string is not a GraphQL request ({}); send ?query=…&variables=…&operationName=…, \
+                 URL-encoded",
+                rejection.body_text()
+            );
+            return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
+        }
+    };
     let Some(query) = get.query.filter(|query| !query.trim().is_empty()) else {
         return graphiql().await.into_response();
     };
-    let caller = caller(&headers, &state.keys);
+    let (caller, key) = caller(&headers, &state.keys);
     if let Some(refusal) = refuse_early(&state, caller) {
         return refusal;
     }
@@ -419,27 +543,60 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, Query(ge
             }
         }
     }
-    let (operation, kind) = operation_of(&request);
+    let (operation, kind) = operation_of(&request, state.max_nesting);
     if kind == Some(OperationType::Mutation) {
         let message = "mutations are not allowed over GET; send them with POST";
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, Method::POST.as_str())], bad_request(message))
             .into_response();
     }
-    execute(state, caller, request, operation).await.into_response()
+    execute(state, caller, key, request, operation).await
+}
+
+/// The media types a POST body may have: JSON (GraphQL over HTTP), with any parameters (`; charset=utf-8`).
+const POST_MEDIA_TYPES: [&str; 2] = ["application/json", "application/graphql-response+json"];
+
+/// Whether `headers` say the body is JSON.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    POST_MEDIA_TYPES.iter().any(|accepted| media_type.eq_ignore_ascii_case(accepted))
 }
 
 /// POST runs a JSON GraphQL request: `{"query": …, "operationName": …, "variables": …}`.
 async fn graphql_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
-    let caller = caller(request.headers(), &state.keys);
+    let (caller, key) = caller(request.headers(), &state.keys);
     if let Some(refusal) = refuse_early(&state, caller) {
         return refusal;
     }
-    let Ok(body) = axum::body::to_bytes(request.into_body(), state.max_body_bytes).await else {
-        let message = format!(
-            "the request body is larger than {} bytes; send a smaller request (split large batches)",
-            state.max_body_bytes
-        );
-        return (StatusCode::PAYLOAD_TOO_LARGE, bad_request(&message)).into_response();
+    if !is_json(request.headers()) {
+        let message = "a GraphQL POST body must be JSON: send it with `Content-Type: application/json`";
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, error_body(message, "BAD_USER_INPUT")).into_response();
+    }
+    let body = axum::body::to_bytes(request.into_body(), state.max_body_bytes);
+    let body = match tokio::time::timeout(state.body_timeout, body).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_too_large)) => {
+            let message = format!(
+                "the request body is larger than {} bytes (limits.max_body_bytes); send a smaller request (split \
+                 large batches)",
+                state.max_body_bytes
+            );
+            return (StatusCode::PAYLOAD_TOO_LARGE, error_body(&message, "LIMIT_EXCEEDED")).into_response();
+        }
+        Err(_elapsed) => {
+            let message = format!(
+                "the request body did not arrive within {} ms (limits.body_timeout_ms); send it at once",
+                state.body_timeout.as_millis()
+            );
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                error_body(&message, "LIMIT_EXCEEDED"),
+            )
+                .into_response();
+        }
     };
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -450,18 +607,42 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
             return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
         }
     };
-    let operation = operation_of(&request).0;
-    execute(state, caller, request, operation).await.into_response()
+    let operation = operation_of(&request, state.max_nesting).0;
+    execute(state, caller, key, request, operation).await
 }
 
-/// A GraphQL error body with code `BAD_USER_INPUT`, for requests refused before they reach the schema.
+/// A GraphQL error body with `code`, for requests refused before they reach the schema.
+fn error_body(message: &str, code: &str) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))
+}
+
+/// A GraphQL error body with code `BAD_USER_INPUT`.
 fn bad_request(message: &str) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }] }))
+    error_body(message, "BAD_USER_INPUT")
+}
+
+/// Any path the service does not serve.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let message = format!(
+        "nothing is served at {}; GraphQL is at /graphql (POST, GET), subscriptions at /graphql/ws",
+        uri.path()
+    );
+    (StatusCode::NOT_FOUND, error_body(&message, "NOT_FOUND")).into_response()
+}
+
+/// A path served, with a method it does not take.
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    let message = format!("{} does not take {method}; /graphql takes GET and POST, the others GET", uri.path());
+    (StatusCode::METHOD_NOT_ALLOWED, error_body(&message, "BAD_USER_INPUT")).into_response()
 }
 
 /// The name and type of the operation the request would run (none for a document that does not parse: the
 /// executor reports the syntax error).
-fn operation_of(request: &async_graphql::Request) -> (Option<String>, Option<OperationType>) {
+fn operation_of(request: &async_graphql::Request, max_nesting: usize) -> (Option<String>, Option<OperationType>) {
+    // Too deep to parse safely: the schema refuses it, with the limit it is over.
+    if api::nesting(&request.query) > max_nesting {
+        return (None, None);
+    }
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return (None, None) };
     // Without a name, only a document with one operation runs (the executor refuses the others).
     let mut operations = document.operations.iter();
@@ -475,16 +656,28 @@ fn operation_of(request: &async_graphql::Request) -> (Option<String>, Option<Ope
     }
 }
 
-/// Runs `request` as `caller` and logs it under `operation` (its operation's name, read once by the caller).
+/// Runs `request` as `caller` (with `key`, whose request rate it counts against) and logs it under `operation`
+/// (its operation's name, read once by the caller). A request refused for load is answered with HTTP 429 and
+/// `Retry-After`.
 async fn execute(
     state: AppState,
     caller: Caller,
+    key: Option<KeyId>,
     request: async_graphql::Request,
     operation: Option<String>,
-) -> GraphQLResponse {
+) -> Response {
     let operation = operation.unwrap_or_else(|| "unnamed".to_owned());
     let started = Instant::now();
-    let response = state.schema.execute(request.data(caller)).await;
+    let response = match state.schema.admission().request(key) {
+        Ok(()) => {
+            let mut request = request.data(caller);
+            if let Some(key) = key {
+                request = request.data(key);
+            }
+            state.schema.execute(request).await
+        }
+        Err(refused) => async_graphql::Response::from_errors(vec![refused.into_server_error()]),
+    };
     let codes: Vec<String> = response
         .errors
         .iter()
@@ -493,7 +686,7 @@ async fn execute(
             other => Some(other.to_string()),
         })
         .collect();
-    let caller = match caller {
+    let role = match caller {
         Caller::Key(role) => role.as_str(),
         Caller::Anonymous => "anonymous",
         Caller::InvalidKey => "invalid-key",
@@ -501,11 +694,25 @@ async fn execute(
     state.requests.record(codes.is_empty(), started.elapsed());
     tracing::info!(
         operation = %operation,
-        caller,
+        caller = role,
         duration_ms = started.elapsed().as_secs_f64() * 1e3,
         outcome = if codes.is_empty() { "ok" } else { "error" },
         errors = %codes.join(","),
         "graphql"
     );
-    response.into()
+    let retry_after = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response
+            .errors
+            .iter()
+            .all(|error| error.extensions.as_ref().is_some_and(|extensions| extensions.get("retryAfter").is_some()));
+    let retry_after = retry_after
+        .then(|| response.errors[0].extensions.as_ref()?.get("retryAfter").map(ToString::to_string))
+        .flatten();
+    let mut http = GraphQLResponse::from(response).into_response();
+    if let Some(seconds) = retry_after.and_then(|seconds| header::HeaderValue::from_str(&seconds).ok()) {
+        *http.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        http.headers_mut().insert(header::RETRY_AFTER, seconds);
+    }
+    http
 }

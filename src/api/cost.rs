@@ -1,11 +1,19 @@
-//! How many nodes a query may return at most, computed before it runs (as GitHub's GraphQL API does): every
-//! connection returns up to `first` nodes for each node of the connection around it.
+//! What a request may cost, computed from its text and document before anything of it runs, so that no request can
+//! crash the process or hold a core for long (as GitHub's GraphQL API bounds nodes before it executes).
 //!
-//! async-graphql's complexity limit cannot see through interfaces (`Stakeholder.relationships` is selected on an
-//! interface, whose fields carry no custom complexity), so breadth is bounded here instead.
+//! Two passes, both linear in the size of the request:
+//! - [`nesting`] scans the *text* for how deeply brackets nest, before the parser (which recurses once per level
+//!   and would overflow its stack on a few thousand) ever sees it;
+//! - [`Cost::of`] walks the parsed document *as if its fragments were expanded*, without expanding it: each
+//!   fragment is summarised once, in dependency order, and every spread reuses the summary. So a document of 25
+//!   fragments that each spread the next twice costs 25 summaries to price, not 2^25 visits, and is refused for
+//!   what its expansion would cost.
+//!
+//! async-graphql's own depth and complexity validators expand fragments as they go, so they run only on documents
+//! these bounds have admitted.
 
 use async_graphql::parser::types::{
-    ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet, VariableDefinition,
+    ExecutableDocument, Field, FragmentDefinition, OperationType, Selection, SelectionSet, VariableDefinition,
 };
 use async_graphql::{Name, Positioned, Variables};
 use async_graphql_value::{ConstValue, Value};
@@ -13,18 +21,204 @@ use std::collections::HashMap;
 
 /// Fields that return a page (a connection or a ranked list), and so multiply what is selected below them.
 const CONNECTIONS: &[&str] =
-    &["stakeholders", "relationships", "interactions", "managedCustomers", "strongestRelationships"];
-/// Fragments nested deeper than this are not followed (the validator refuses cycles later).
-const MAX_FRAGMENT_DEPTH: usize = 32;
+    &["stakeholders", "relationships", "interactions", "managedCustomers", "strongestRelationships", "changes"];
 
-struct Walk<'a> {
-    fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+/// The influence analyses: each runs a graph algorithm over the whole projection. A document may hold only a few
+/// (`limits.max_analyses`); their results multiply what is selected below them by their `first`.
+const ANALYSES: &[(&str, u64)] =
+    &[("influencePaths", 3), ("influenceReach", 20), ("keyInfluencers", 10), ("brokers", 10), ("keyPersonRisk", 10)];
+
+/// What one resolution of a field costs, in units of a plain field; fields not listed cost 1.
+/// `fallsBelow` scans up to ten years of daily scores; `strength` evaluates nine components (and reads the history
+/// for an earlier `asOf`); an analysis is priced far above any field, so its count is what bounds it.
+const WEIGHTS: &[(&str, u64)] = &[
+    ("fallsBelow", 50),
+    ("strength", 5),
+    ("strongestRelationships", 5),
+    ("influencePaths", 1_000),
+    ("influenceReach", 1_000),
+    ("keyInfluencers", 1_000),
+    ("brokers", 1_000),
+    ("keyPersonRisk", 1_000),
+];
+
+/// How deeply `{`, `[` and `(` nest in a GraphQL text, outside strings and comments. Linear, and never recursive,
+/// so it is safe on any input; a document may nest deeper than the parser could bear only in this count.
+pub fn nesting(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let (mut depth, mut deepest, mut at) = (0usize, 0usize, 0usize);
+    while at < bytes.len() {
+        match bytes[at] {
+            b'#' => {
+                while at < bytes.len() && bytes[at] != b'\n' && bytes[at] != b'\r' {
+                    at += 1;
+                }
+            }
+            b'"' if bytes[at..].starts_with(b"\"\"\"") => {
+                at += 3;
+                while at < bytes.len() && !bytes[at..].starts_with(b"\"\"\"") {
+                    at += if bytes[at..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
+                }
+                at += 2;
+            }
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' && bytes[at] != b'\n' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at += 1;
+    }
+    deepest
+}
+
+/// What a selection set costs when it is resolved once; a set resolved `n` times costs `n` times as much (except
+/// `fields` and `depth`, which describe the expanded document itself).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// Field selections in the document with its fragments expanded, aliases and `__typename` included.
+    pub fields: u64,
+    /// Levels of selection sets, fragment spreads and inline fragments, the deepest path (as async-graphql counts
+    /// its recursion depth).
+    pub depth: u64,
+    /// The most nodes the request may return: each page returns up to `first` nodes for each node around it.
+    pub nodes: u64,
+    /// Field resolutions weighted by what each costs (see `WEIGHTS`), multiplied by the pages around them.
+    pub work: u64,
+    /// Influence analyses the request runs.
+    pub analyses: u64,
+}
+
+impl Cost {
+    fn add(self, other: Cost) -> Cost {
+        Cost {
+            fields: self.fields.saturating_add(other.fields),
+            depth: self.depth.max(other.depth),
+            nodes: self.nodes.saturating_add(other.nodes),
+            work: self.work.saturating_add(other.work),
+            analyses: self.analyses.saturating_add(other.analyses),
+        }
+    }
+
+    /// The most any operation of `document` costs with `variables` (`default_page` for a page without `first`).
+    /// Fails on a fragment that spreads itself, directly or not (the validator names it).
+    pub fn of(document: &ExecutableDocument, variables: &Variables, default_page: u64) -> Result<Cost, FragmentCycle> {
+        let order = dependency_order(&document.fragments)?;
+        let mut most = Cost::default();
+        for (_, operation) in document.operations.iter() {
+            let definitions: &[Positioned<VariableDefinition>] = &operation.node.variable_definitions;
+            let mut pricing = Pricing {
+                variables,
+                defaults: definitions
+                    .iter()
+                    .filter_map(|definition| {
+                        let default = definition.node.default_value.as_ref()?;
+                        Some((definition.node.name.node.as_str(), &default.node))
+                    })
+                    .collect(),
+                default_page,
+                fragments: HashMap::with_capacity(order.len()),
+            };
+            for name in &order {
+                let fragment = &document.fragments[*name];
+                let cost = pricing.set(&fragment.node.selection_set.node);
+                pricing.fragments.insert(name, cost);
+            }
+            let cost = pricing.set(&operation.node.selection_set.node);
+            most = Cost {
+                fields: most.fields.max(cost.fields),
+                depth: most.depth.max(cost.depth),
+                nodes: most.nodes.max(cost.nodes),
+                work: most.work.max(cost.work),
+                analyses: most.analyses.max(cost.analyses),
+            };
+        }
+        Ok(most)
+    }
+}
+
+/// A fragment that spreads itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FragmentCycle(pub String);
+
+/// The fragments in an order where each comes after every fragment it spreads (an explicit stack: a chain of ten
+/// thousand fragments must not recurse ten thousand times).
+fn dependency_order(fragments: &HashMap<Name, Positioned<FragmentDefinition>>) -> Result<Vec<&Name>, FragmentCycle> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Open,
+        Done,
+    }
+    let spreads: HashMap<&Name, Vec<&Name>> = fragments
+        .iter()
+        .map(|(name, fragment)| {
+            let mut found = Vec::new();
+            spreads_in(&fragment.node.selection_set.node, &mut found);
+            (name, found.into_iter().filter(|spread| fragments.contains_key(*spread)).collect())
+        })
+        .collect();
+    let mut marks: HashMap<&Name, Mark> = HashMap::with_capacity(fragments.len());
+    let mut order = Vec::with_capacity(fragments.len());
+    let mut names: Vec<&Name> = fragments.keys().collect();
+    names.sort();
+    for root in names {
+        if marks.contains_key(root) {
+            continue;
+        }
+        marks.insert(root, Mark::Open);
+        let mut stack = vec![(root, 0usize)];
+        while let Some((name, next)) = stack.last_mut() {
+            let name = *name;
+            match spreads[name].get(*next) {
+                Some(&spread) => {
+                    *next += 1;
+                    match marks.get(spread) {
+                        Some(Mark::Open) => return Err(FragmentCycle(spread.to_string())),
+                        Some(Mark::Done) => {}
+                        None => {
+                            marks.insert(spread, Mark::Open);
+                            stack.push((spread, 0));
+                        }
+                    }
+                }
+                None => {
+                    marks.insert(name, Mark::Done);
+                    order.push(name);
+                    stack.pop();
+                }
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// The fragment names spread anywhere in `set` (its nesting is bounded by [`nesting`]).
+fn spreads_in<'a>(set: &'a SelectionSet, found: &mut Vec<&'a Name>) {
+    for selection in &set.items {
+        match &selection.node {
+            Selection::Field(field) => spreads_in(&field.node.selection_set.node, found),
+            Selection::InlineFragment(fragment) => spreads_in(&fragment.node.selection_set.node, found),
+            Selection::FragmentSpread(spread) => found.push(&spread.node.fragment_name.node),
+        }
+    }
+}
+
+struct Pricing<'a> {
     variables: &'a Variables,
     defaults: HashMap<&'a str, &'a ConstValue>,
     default_page: u64,
+    /// The cost of each fragment already priced.
+    fragments: HashMap<&'a Name, Cost>,
 }
 
-impl Walk<'_> {
+impl Pricing<'_> {
     /// The value of a variable: as sent, or its declared default.
     fn variable(&self, name: &Name) -> Option<&ConstValue> {
         self.variables.get(name).or_else(|| self.defaults.get(name.as_str()).copied())
@@ -52,47 +246,67 @@ impl Walk<'_> {
         }
     }
 
-    /// Nodes returned under `set` when it is resolved `times` times.
-    fn nodes(&self, set: &SelectionSet, times: u64, depth: usize) -> u64 {
-        if depth > MAX_FRAGMENT_DEPTH {
-            return 0;
+    /// How many times what is selected below `field` is resolved for each resolution of `field`, and whether
+    /// `field` returns a page.
+    fn fan_out(&self, field: &Field) -> (u64, bool) {
+        let name = field.name.node.as_str();
+        let argument = |wanted: &str| {
+            field.arguments.iter().find(|(argument, _)| argument.node == wanted).map(|(_, value)| &value.node)
+        };
+        let first = || argument("first").and_then(|value| self.number(value));
+        if CONNECTIONS.contains(&name) {
+            (first().unwrap_or(self.default_page), true)
+        } else if let Some((_, default)) = ANALYSES.iter().find(|(analysis, _)| *analysis == name) {
+            (first().unwrap_or(*default), true)
+        } else if name == "nodes" {
+            (argument("ids").and_then(|value| self.list_len(value)).unwrap_or(1), true)
+        } else {
+            (1, false)
         }
-        let mut total: u64 = 0;
+    }
+
+    fn set(&self, set: &SelectionSet) -> Cost {
+        let mut total = Cost::default();
         for selection in &set.items {
-            let added = match &selection.node {
-                Selection::Field(field) => {
-                    let field = &field.node;
-                    let argument = |name: &str| {
-                        field.arguments.iter().find(|(argument, _)| argument.node == name).map(|(_, value)| &value.node)
-                    };
-                    let fan_out = if CONNECTIONS.contains(&field.name.node.as_str()) {
-                        argument("first").and_then(|value| self.number(value)).unwrap_or(self.default_page)
-                    } else if field.name.node == "nodes" {
-                        argument("ids").and_then(|value| self.list_len(value)).unwrap_or(1)
-                    } else {
-                        1
-                    };
-                    let inner = times.saturating_mul(fan_out);
-                    let own = if fan_out > 1 || CONNECTIONS.contains(&field.name.node.as_str()) { inner } else { 0 };
-                    own.saturating_add(self.nodes(&field.selection_set.node, inner, depth))
+            let cost = match &selection.node {
+                Selection::Field(field) => self.field(&field.node),
+                Selection::InlineFragment(fragment) => {
+                    let inner = self.set(&fragment.node.selection_set.node);
+                    Cost { depth: inner.depth.saturating_add(1), ..inner }
                 }
-                Selection::InlineFragment(fragment) => self.nodes(&fragment.node.selection_set.node, times, depth + 1),
-                Selection::FragmentSpread(spread) => self
-                    .fragments
-                    .get(&spread.node.fragment_name.node)
-                    .map_or(0, |fragment| self.nodes(&fragment.node.selection_set.node, times, depth + 1)),
+                Selection::FragmentSpread(spread) => {
+                    // Fragments are priced before anything that spreads them; an unknown one is the validator's.
+                    let inner = self.fragments.get(&spread.node.fragment_name.node).copied().unwrap_or_default();
+                    Cost { depth: inner.depth.saturating_add(1), ..inner }
+                }
             };
-            total = total.saturating_add(added);
+            total = total.add(cost);
         }
         total
     }
+
+    fn field(&self, field: &Field) -> Cost {
+        let name = field.name.node.as_str();
+        let (fan_out, page) = self.fan_out(field);
+        let inner = self.set(&field.selection_set.node);
+        let weight = WEIGHTS.iter().find(|(weighted, _)| *weighted == name).map_or(1, |(_, weight)| *weight);
+        Cost {
+            fields: inner.fields.saturating_add(1),
+            depth: inner.depth.saturating_add(1),
+            nodes: (if page { fan_out } else { 0 }).saturating_add(fan_out.saturating_mul(inner.nodes)),
+            work: weight.saturating_add(fan_out.saturating_mul(inner.work)),
+            analyses: u64::from(ANALYSES.iter().any(|(analysis, _)| *analysis == name))
+                .saturating_add(fan_out.saturating_mul(inner.analyses)),
+        }
+    }
 }
 
-/// The most root fields any mutation of `document` selects (fragments followed).
+/// The most root fields any mutation of `document` selects (fragments followed, each once per spread).
 pub fn mutation_fields(document: &ExecutableDocument) -> usize {
     fn count(set: &SelectionSet, fragments: &HashMap<Name, Positioned<FragmentDefinition>>, depth: usize) -> usize {
-        if depth > MAX_FRAGMENT_DEPTH {
-            return 0;
+        // A mutation is one root field; anything nested deeper than a few spreads is refused for its count anyway.
+        if depth > 4 {
+            return 2;
         }
         set.items
             .iter()
@@ -103,7 +317,7 @@ pub fn mutation_fields(document: &ExecutableDocument) -> usize {
                     .get(&spread.node.fragment_name.node)
                     .map_or(0, |fragment| count(&fragment.node.selection_set.node, fragments, depth + 1)),
             })
-            .sum()
+            .fold(0usize, usize::saturating_add)
     }
     document
         .operations
@@ -114,53 +328,91 @@ pub fn mutation_fields(document: &ExecutableDocument) -> usize {
         .unwrap_or(0)
 }
 
-/// The most nodes any operation of `document` may return.
-pub fn max_nodes(document: &ExecutableDocument, variables: &Variables, default_page: u64) -> u64 {
-    document
-        .operations
-        .iter()
-        .map(|(_, operation)| {
-            let definitions: &[Positioned<VariableDefinition>] = &operation.node.variable_definitions;
-            let walk = Walk {
-                fragments: &document.fragments,
-                variables,
-                defaults: definitions
-                    .iter()
-                    .filter_map(|definition| {
-                        let default = definition.node.default_value.as_ref()?;
-                        Some((definition.node.name.node.as_str(), &default.node))
-                    })
-                    .collect(),
-                default_page,
-            };
-            walk.nodes(&operation.node.selection_set.node, 1, 0)
-        })
-        .max()
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn nodes(query: &str, variables: serde_json::Value) -> u64 {
+    fn cost(query: &str, variables: serde_json::Value) -> Cost {
         let document = async_graphql::parser::parse_query(query).unwrap();
-        max_nodes(&document, &Variables::from_json(variables), 20)
+        Cost::of(&document, &Variables::from_json(variables), 20).unwrap()
     }
 
     #[test]
     fn nested_connections_multiply() {
         let query =
             "{ stakeholders(first: 50) { edges { node { relationships(first: 5) { edges { node { id } } } } } } }";
-        assert_eq!(nodes(query, serde_json::json!({})), 50 + 50 * 5);
+        let cost = cost(query, serde_json::json!({}));
+        assert_eq!(cost.nodes, 50 + 50 * 5);
+        assert_eq!(cost.fields, 7);
+        assert_eq!(cost.depth, 7);
+        // stakeholders, edges, node, relationships ×50, edges, node, id ×250.
+        assert_eq!(cost.work, 1 + 50 * (1 + 1 + 1 + 5 * (1 + 1 + 1)));
     }
 
     #[test]
     fn variables_defaults_and_fragments_count() {
         let query = "query($n: Int = 10) { stakeholders(first: $n) { edges { node { ...R } } } }
                      fragment R on Stakeholder { relationships { edges { node { id } } } }";
-        assert_eq!(nodes(query, serde_json::json!({})), 10 + 10 * 20);
-        assert_eq!(nodes(query, serde_json::json!({ "n": 2 })), 2 + 2 * 20);
+        assert_eq!(cost(query, serde_json::json!({})).nodes, 10 + 10 * 20);
+        assert_eq!(cost(query, serde_json::json!({ "n": 2 })).nodes, 2 + 2 * 20);
+    }
+
+    #[test]
+    fn aliases_typename_and_weights_count() {
+        let query = "{ a: __typename b: __typename c: __typename relationship(id: 1) { x: strength { fallsBelow(threshold: 0.5) } y: strength { score } } }";
+        let cost = cost(query, serde_json::json!({}));
+        assert_eq!(cost.fields, 3 + 1 + 2 + 2);
+        assert_eq!(cost.work, 3 + 1 + (5 + 50) + (5 + 1));
+    }
+
+    #[test]
+    fn analyses_are_counted_and_multiply_their_results() {
+        let query = "{ a: brokers { stakeholder { id } } b: keyInfluencers(first: 5) { stakeholder { id } } }";
+        let cost = cost(query, serde_json::json!({}));
+        assert_eq!(cost.analyses, 2);
+        assert_eq!(cost.nodes, 10 + 5);
+    }
+
+    #[test]
+    fn fragment_fan_out_is_priced_as_expanded_without_expanding() {
+        // Each fragment spreads the next twice: 2^40 leaf fields once expanded.
+        let mut query = String::from("{ ...F0 }\n");
+        for level in 0..40 {
+            query.push_str(&format!("fragment F{level} on Query {{ ...F{next} ...F{next} }}\n", next = level + 1));
+        }
+        query.push_str("fragment F40 on Query { __typename }\n");
+        let cost = cost(&query, serde_json::json!({}));
+        assert_eq!(cost.fields, 1 << 40);
+        assert_eq!(cost.depth, 42);
+    }
+
+    #[test]
+    fn a_long_chain_of_fragments_does_not_recurse() {
+        let mut query = String::from("{ ...F0 }\n");
+        for level in 0..100_000 {
+            query.push_str(&format!("fragment F{level} on Query {{ ...F{} }}\n", level + 1));
+        }
+        query.push_str("fragment F100000 on Query { __typename }\n");
+        let document = async_graphql::parser::parse_query(&query).unwrap();
+        let cost = Cost::of(&document, &Variables::default(), 20).unwrap();
+        assert_eq!(cost.depth, 100_002);
+    }
+
+    #[test]
+    fn fragment_cycles_are_found() {
+        let query = "{ stakeholders { edges { node { ...A } } } } fragment A on Stakeholder { ...B } fragment B on Stakeholder { ...A }";
+        let document = async_graphql::parser::parse_query(query).unwrap();
+        assert!(Cost::of(&document, &Variables::default(), 20).is_err());
+    }
+
+    #[test]
+    fn nesting_skips_strings_and_comments() {
+        assert_eq!(nesting("{ a(b: [[1]]) }"), 4);
+        assert_eq!(nesting(r#"{ a(b: "[[[[\"[[[") }"#), 2);
+        assert_eq!(nesting("{ a # [[[[[[\n }"), 1);
+        assert_eq!(nesting("{ a(b: \"\"\" [[[[ \\\"\"\" [[[ \"\"\") }"), 2);
+        assert_eq!(nesting(&"[".repeat(1_000_000)), 1_000_000);
+        assert_eq!(nesting("]]]] {"), 1);
     }
 
     #[test]
@@ -172,11 +424,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(mutation_fields(&two), 2);
-    }
-
-    #[test]
-    fn fragment_cycles_end() {
-        let query = "{ stakeholders { edges { node { ...A } } } } fragment A on Stakeholder { ...A }";
-        assert_eq!(nodes(query, serde_json::json!({})), 20);
     }
 }

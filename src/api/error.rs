@@ -29,6 +29,16 @@ pub enum ApiError {
         /// The limit and how to stay within it.
         message: String,
     },
+    /// A request refused for what it would cost or for the load it would add, before or while it ran.
+    Refused {
+        /// The configured limit that refused it (`limits.max_cost`, …), sent as `extensions.limit`.
+        limit: &'static str,
+        /// What was over the limit and how to stay within it.
+        message: String,
+        /// Seconds after which the same request may succeed (overload and rate limits), sent as
+        /// `extensions.retryAfter` (and as HTTP `Retry-After` with status 429).
+        retry_after: Option<u64>,
+    },
     /// A subscriber fell too far behind the change log; it resumes after `resume_after`.
     Lagging {
         /// The cursor of the last event the subscriber was sent.
@@ -57,7 +67,7 @@ impl ApiError {
         match self {
             ApiError::BadInput { .. } => "BAD_USER_INPUT",
             ApiError::Conflict { .. } => "CONFLICT",
-            ApiError::LimitExceeded { .. } | ApiError::Lagging { .. } => "LIMIT_EXCEEDED",
+            ApiError::LimitExceeded { .. } | ApiError::Refused { .. } | ApiError::Lagging { .. } => "LIMIT_EXCEEDED",
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::Unavailable => "UNAVAILABLE",
@@ -79,7 +89,7 @@ impl ApiError {
             | ApiError::Conflict { message, .. }
             | ApiError::LimitExceeded { message, .. } => message.clone(),
             ApiError::Unauthenticated(message) | ApiError::Forbidden(message) => message.clone(),
-            ApiError::Lagging { message, .. } => message.clone(),
+            ApiError::Lagging { message, .. } | ApiError::Refused { message, .. } => message.clone(),
             ApiError::Unavailable => "the graph store is unavailable; retry shortly".into(),
             ApiError::Internal => "internal error; the server log has the details".into(),
         }
@@ -138,19 +148,32 @@ impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
         let code = error.code();
         let field = error.field().map(str::to_owned);
-        let resume_after = match &error {
-            ApiError::Lagging { resume_after, .. } => Some(resume_after.clone()),
-            _ => None,
-        };
         async_graphql::Error::new(error.message()).extend_with(|_, extensions| {
             extensions.set("code", code);
             if let Some(field) = field {
                 extensions.set("field", field);
             }
-            if let Some(cursor) = resume_after {
-                extensions.set("resumeAfter", cursor);
+            match &error {
+                ApiError::Lagging { resume_after, .. } => extensions.set("resumeAfter", resume_after.as_str()),
+                ApiError::Refused { limit, retry_after, .. } => {
+                    extensions.set("limit", *limit);
+                    if let Some(seconds) = retry_after {
+                        extensions.set("retryAfter", *seconds);
+                    }
+                }
+                _ => {}
             }
         })
+    }
+}
+
+impl ApiError {
+    /// This error as a response-level error (raised before any field ran).
+    pub fn into_server_error(self) -> async_graphql::ServerError {
+        let error = async_graphql::Error::from(self);
+        let mut server = async_graphql::ServerError::new(error.message, None);
+        server.extensions = error.extensions;
+        server
     }
 }
 

@@ -1,56 +1,38 @@
-//! Request policy: refuses queries that could return too many nodes before they run, and gives every error a
-//! stable `extensions.code`, including the errors async-graphql raises itself before any resolver runs (syntax,
-//! unknown enum values, wrong types, depth and complexity limits).
+//! Request policy: prices every request before any of it runs (nesting in its text, then fragments, fields, nodes,
+//! weighted work and analyses in its document) and refuses what is over a limit, and gives every error a stable
+//! `extensions.code`, including the errors async-graphql raises itself before any resolver runs (syntax, unknown
+//! enum values, wrong types, depth and complexity limits).
 
-use super::cost::{max_nodes, mutation_fields};
+use super::cost::{mutation_fields, nesting, Cost};
+use super::error::ApiError;
 use super::paging::DEFAULT_PAGE_SIZE;
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Response, ServerError, ServerResult, Value, Variables};
+use super::ApiLimits;
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest};
+use async_graphql::{Request, Response, ServerError, ServerResult, Value};
 use std::sync::Arc;
 
-/// The extension factory; `max_nodes` is the most nodes one query may return.
+/// The extension factory, holding the limits every request is priced against.
 pub struct Policy {
-    /// The most nodes one query may return.
-    pub max_nodes: u64,
+    /// The limits.
+    pub limits: ApiLimits,
 }
 
 impl ExtensionFactory for Policy {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Policy { max_nodes: self.max_nodes })
+        Arc::new(Policy { limits: self.limits })
     }
 }
 
 #[async_trait::async_trait]
 impl Extension for Policy {
-    async fn parse_query(
+    async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if mutation_fields(&document) > 1 {
-            return Err(coded(
-                "a request may run one mutation field: each is one transaction, and a second one could fail after \
-                 the first committed; send each mutation in its own request (a batch of interactions is one field)"
-                    .into(),
-                "BAD_USER_INPUT",
-            ));
-        }
-        let nodes = max_nodes(&document, variables, DEFAULT_PAGE_SIZE as u64);
-        if nodes > self.max_nodes {
-            return Err(coded(
-                format!(
-                    "this query could return up to {nodes} nodes, more than the limit of {}; ask for smaller pages \
-                     (`first`) in nested connections and page on with `after`",
-                    self.max_nodes
-                ),
-                "LIMIT_EXCEEDED",
-            ));
-        }
-        Ok(document)
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        admit(&mut request, &self.limits)?;
+        next.run(ctx, request).await
     }
 
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
@@ -62,11 +44,88 @@ impl Extension for Policy {
     }
 }
 
-/// An error raised before execution, with its code.
-fn coded(message: String, code: &str) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    error.extensions.get_or_insert_with(Default::default).set("code", Value::from(code));
-    error
+/// Prices `request` against `limits` and keeps its parsed document in it, or says which limit refuses it. The text
+/// is scanned before it is parsed, so no request can make the parser recurse deeper than `limits.max_nesting`.
+pub fn admit(request: &mut Request, limits: &ApiLimits) -> ServerResult<()> {
+    let refuse = |limit: &'static str, message: String| ApiError::Refused { limit, message, retry_after: None };
+    let deepest = nesting(&request.query);
+    if deepest > limits.max_nesting {
+        return Err(refuse(
+            "max_nesting",
+            format!(
+                "the document nests brackets {deepest} levels deep, more than the limit of {} (limits.max_nesting); \
+                 flatten nested lists and input objects, or send large inputs as variables",
+                limits.max_nesting
+            ),
+        )
+        .into_server_error());
+    }
+    let document = async_graphql::parser::parse_query(&request.query)?;
+    let cost = Cost::of(&document, &request.variables, DEFAULT_PAGE_SIZE as u64).map_err(|cycle| {
+        ApiError::bad_input("", format!("fragment `{}` spreads itself; a fragment may not form a cycle", cycle.0))
+            .into_server_error()
+    })?;
+    let checks = [
+        (
+            cost.depth > limits.max_nesting as u64,
+            "max_nesting",
+            format!(
+                "the document nests {} levels deep with its fragments followed, more than the limit of {} \
+                 (limits.max_nesting); select less deeply",
+                cost.depth, limits.max_nesting
+            ),
+        ),
+        (
+            cost.fields > limits.max_complexity as u64,
+            "max_complexity",
+            format!(
+                "the document selects {} fields with its fragments expanded (aliases and __typename included), more \
+                 than the limit of {} (limits.max_complexity); select fewer fields or spread fragments fewer times",
+                cost.fields, limits.max_complexity
+            ),
+        ),
+        (
+            cost.nodes > limits.max_nodes,
+            "max_nodes",
+            format!(
+                "this query could return up to {} nodes, more than the limit of {} (limits.max_nodes); ask for \
+                 smaller pages (`first`) in nested connections and page on with `after`",
+                cost.nodes, limits.max_nodes
+            ),
+        ),
+        (
+            cost.analyses > limits.max_analyses as u64,
+            "max_analyses",
+            format!(
+                "the document runs {} influence analyses, more than the limit of {} per request \
+                 (limits.max_analyses); send them in separate requests",
+                cost.analyses, limits.max_analyses
+            ),
+        ),
+        (
+            cost.work > limits.max_cost,
+            "max_cost",
+            format!(
+                "this query costs {} units (each field resolution 1, `strength` 5, `fallsBelow` 50, an analysis \
+                 1000, times the pages around it), more than the limit of {} (limits.max_cost); ask for smaller \
+                 pages or fewer expensive fields",
+                cost.work, limits.max_cost
+            ),
+        ),
+    ];
+    if let Some((_, limit, message)) = checks.into_iter().find(|(over, _, _)| *over) {
+        return Err(refuse(limit, message).into_server_error());
+    }
+    if mutation_fields(&document) > 1 {
+        return Err(ApiError::bad_input(
+            "",
+            "a request may run one mutation field: each is one transaction, and a second one could fail after the \
+             first committed; send each mutation in its own request (a batch of interactions is one field)",
+        )
+        .into_server_error());
+    }
+    request.set_parsed_query(document);
+    Ok(())
 }
 
 /// The argument path an async-graphql message names (`Invalid value for argument "input.trust", …`).
@@ -76,12 +135,15 @@ fn argument_path(message: &str) -> Option<String> {
     Some(message[start..start + end].to_owned())
 }
 
-fn add_code(error: &mut ServerError) {
+/// Gives an error raised by async-graphql itself a code (and the argument path it names).
+pub fn add_code(error: &mut ServerError) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_some() {
         return;
     }
-    let limit = error.message.contains("nested too deep") || error.message.contains("too complex");
+    let limit = error.message.contains("nested too deep")
+        || error.message.contains("too complex")
+        || error.message.contains("recursion depth");
     let code = if limit { "LIMIT_EXCEEDED" } else { "BAD_USER_INPUT" };
     extensions.set("code", Value::from(code));
     if let Some(path) = argument_path(&error.message) {
@@ -98,5 +160,46 @@ mod tests {
         let message = r#"Invalid value for argument "input.kind", enumeration type "X" does not contain the value "Y""#;
         assert_eq!(argument_path(message).as_deref(), Some("input.kind"));
         assert_eq!(argument_path("Unknown field"), None);
+    }
+
+    fn refusal(query: String) -> Option<String> {
+        let mut request = Request::new(query);
+        let error = admit(&mut request, &ApiLimits::default()).err()?;
+        let limit = error.extensions.as_ref().and_then(|extensions| extensions.get("limit").cloned());
+        Some(limit.map_or_else(|| error.message.clone(), |limit| limit.to_string()))
+    }
+
+    #[test]
+    fn deep_values_are_refused_before_parsing_at_every_depth() {
+        for depth in [65, 100, 1_000, 1_600, 5_000, 100_000] {
+            let query = format!("{{ nodes(ids: {}\"x\"{}) {{ id }} }}", "[".repeat(depth), "]".repeat(depth));
+            assert_eq!(refusal(query).as_deref(), Some("\"max_nesting\""), "depth {depth}");
+        }
+        let object =
+            format!("{{ stakeholders(filter: {}) {{ totalCount }} }}", "{a: ".repeat(2_000) + &"}".repeat(2_000));
+        assert_eq!(refusal(object).as_deref(), Some("\"max_nesting\""));
+    }
+
+    #[test]
+    fn fragment_bombs_are_refused_without_expanding() {
+        let mut query = String::from("{ ...F0 }\n");
+        for level in 0..25 {
+            query.push_str(&format!("fragment F{level} on Query {{ ...F{next} ...F{next} }}\n", next = level + 1));
+        }
+        query.push_str("fragment F25 on Query { __typename }\n");
+        assert_eq!(refusal(query).as_deref(), Some("\"max_complexity\""));
+    }
+
+    #[test]
+    fn aliased_forecasts_and_analyses_are_priced() {
+        let forecasts =
+            (0..50).map(|n| format!("f{n}: strength {{ fallsBelow(threshold: 0.{n}) }}")).collect::<Vec<_>>().join(" ");
+        let query = format!(
+            "{{ stakeholders(first: 100) {{ edges {{ node {{ relationships(first: 100) {{ edges {{ node {{ {forecasts} }} }} }} }} }} }} }}"
+        );
+        assert_eq!(refusal(query).as_deref(), Some("\"max_cost\""));
+        let brokers = (0..600).map(|n| format!("b{n}: brokers(minStrength: 0.{n}) {{ score }}")).collect::<String>();
+        assert_eq!(refusal(format!("{{ {brokers} }}")).as_deref(), Some("\"max_analyses\""));
+        assert_eq!(refusal("{ a: brokers { score } b: keyInfluencers { score } }".into()), None);
     }
 }

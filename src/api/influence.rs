@@ -5,14 +5,15 @@
 //! configured hop, result and time limits; a request past them gets `LIMIT_EXCEEDED`. Stakeholders are resolved
 //! through the DataLoader, so private ones on a path are masked for callers who may not see them.
 
-use super::auth::Need;
+use super::admission::{Admission, Spender};
+use super::auth::{KeyId, Need};
 use super::enums::{to_domain, Market, StakeholderKind};
 use super::error::{ApiError, ApiResult};
 use super::ids::stakeholder_id;
 use super::loaders::Loaders;
 use super::relationships::Relationship;
 use super::stakeholders::{load_stakeholder, StakeholderNode};
-use super::ApiContext;
+use super::{ApiContext, Deadline};
 use crate::domain::{self, MarketSet, RelationshipId, StakeholderId};
 use crate::engine::analysis::{pagerank, Flow, Via, Walk};
 use crate::engine::brokers::{betweenness, sample_sources};
@@ -609,6 +610,10 @@ struct Analysis {
     max_hops: usize,
     max_results: usize,
     budget: Duration,
+    admission: Arc<Admission>,
+    spender: Spender,
+    /// The request's deadline (none for a request made without one, as in-process tests do).
+    deadline: Option<Instant>,
 }
 
 impl Analysis {
@@ -624,6 +629,9 @@ impl Analysis {
             max_hops: limits.max_hops,
             max_results: limits.max_analysis_results,
             budget: Duration::from_millis(limits.analysis_budget_ms),
+            admission: api.admission.clone(),
+            spender: ctx.data_opt::<KeyId>().copied(),
+            deadline: ctx.data_opt::<Deadline>().map(|deadline| deadline.0),
         })
     }
 
@@ -635,14 +643,23 @@ impl Analysis {
         bounded(first, self.max_results, field, "results")
     }
 
-    /// Runs `work` on a blocking thread; `work` returns `None` when it ran past the deadline.
+    /// Waits for a turn (admission control), then runs `work` on a blocking thread, holding the turn until it is
+    /// done even if the request is dropped meanwhile; `work` returns `None` when it ran past the deadline: the
+    /// analysis budget or the request's deadline, whichever comes first.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Snapshot, Instant) -> Option<T> + Send + 'static,
     ) -> ApiResult<T> {
+        let request_deadline = self.deadline.unwrap_or_else(|| Instant::now() + self.budget);
+        let turn = self.admission.analysis(self.spender, request_deadline).await?;
         let snapshot = self.snapshot.clone();
-        let deadline = Instant::now() + self.budget;
-        let outcome = tokio::task::spawn_blocking(move || work(&snapshot, deadline)).await.map_err(|error| {
+        let deadline = (Instant::now() + self.budget).min(request_deadline);
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            work(&snapshot, deadline)
+        })
+        .await
+        .map_err(|error| {
             tracing::error!(%error, "an analysis failed");
             ApiError::Internal
         })?;

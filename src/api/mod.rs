@@ -1,6 +1,7 @@
 //! The GraphQL API: async-graphql types as thin views over domain records, DataLoaders, access control and limits.
 //! Only this module knows GraphQL.
 
+pub mod admission;
 pub mod auth;
 pub mod changes;
 mod cost;
@@ -22,11 +23,14 @@ pub mod subscription;
 
 use crate::engine::Engine;
 use crate::store::GraphStore;
+use admission::Admission;
 use async_graphql::Schema;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use subscription::SubscriptionRoot;
 
-pub use auth::Caller;
+pub use auth::{Caller, KeyId};
+pub use cost::nesting;
 pub use error::{ApiError, ApiResult};
 pub use mutation::Mutation;
 pub use query::Query;
@@ -42,12 +46,40 @@ pub struct StakegraphSchema {
     schema: Schema<QueryRoot, Mutation, SubscriptionRoot>,
     executions: Arc<loaders::Executions>,
     engine: Arc<Engine>,
+    admission: Arc<Admission>,
+    timeout: Duration,
 }
 
+/// When the request running now must be done (`limits.request_timeout_ms` after it started); analyses stop by it.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub Instant);
+
 impl StakegraphSchema {
-    /// Executes one request; its loads are batched with those of every execution in flight.
+    /// Executes one request within `limits.request_timeout_ms`; its loads are batched with those of every
+    /// execution in flight. A request still running at its deadline is dropped and answered with
+    /// `LIMIT_EXCEEDED` (an analysis it started stops by the same deadline).
     pub async fn execute(&self, request: impl Into<async_graphql::Request>) -> async_graphql::Response {
-        self.executions.track(self.schema.execute(request)).await
+        let deadline = Instant::now() + self.timeout;
+        let request = request.into().data(Deadline(deadline));
+        let execution = self.executions.track(self.schema.execute(request));
+        match tokio::time::timeout_at(deadline.into(), execution).await {
+            Ok(response) => response,
+            Err(_elapsed) => async_graphql::Response::from_errors(vec![ApiError::Refused {
+                limit: "request_timeout_ms",
+                message: format!(
+                    "the request ran past its deadline of {} ms (limits.request_timeout_ms) and was stopped; ask \
+                     for less (smaller pages, fewer fields) or narrow the analysis",
+                    self.timeout.as_millis()
+                ),
+                retry_after: None,
+            }
+            .into_server_error()]),
+        }
+    }
+
+    /// The gate in front of requests and analyses (transports count each request against its key's rate).
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
     }
 
     /// The schema itself, for transports that drive it directly (the WebSocket subscriptions). Loads made under
@@ -91,6 +123,41 @@ pub struct ApiLimits {
     /// How old, in seconds, the next event a live subscriber has not yet been sent may get (it is not reading
     /// fast enough) before its subscription ends with `LIMIT_EXCEEDED` and the cursor to resume from.
     pub max_subscriber_lag_seconds: u64,
+    /// Deepest nesting of a document: brackets in its text (values included), and selection sets with fragment
+    /// spreads followed. Checked before the document is parsed.
+    pub max_nesting: usize,
+    /// Most a request may cost: field resolutions weighted by what each costs (`strength` 5, `fallsBelow` 50, an
+    /// analysis 1,000), times the pages around them, fragments expanded and aliases counted.
+    pub max_cost: u64,
+    /// Most influence analyses one request may run.
+    pub max_analyses: usize,
+    /// Longest a request may run, in milliseconds; past it the request ends with `LIMIT_EXCEEDED` (an analysis
+    /// stops at this deadline or its own budget, whichever comes first).
+    pub request_timeout_ms: u64,
+    /// Analyses computing at once, in the whole process (default: the cores).
+    pub max_concurrent_analyses: usize,
+    /// Analyses waiting for a turn; past that an analysis is refused at once with `LIMIT_EXCEEDED` and
+    /// `retryAfter` (HTTP 429).
+    pub max_queued_analyses: usize,
+    /// Requests per second one API key (or all anonymous callers together) may send, on average; a burst of twice
+    /// as many is allowed.
+    pub requests_per_second_per_key: u32,
+    /// Analyses per minute one API key (or all anonymous callers together) may run, on average; a burst of
+    /// `max_analyses` times two is allowed.
+    pub analyses_per_minute_per_key: u32,
+    /// Most HTTP connections open at once (WebSocket connections are counted by their own caps once upgraded);
+    /// further clients wait in the listen backlog. Capped below the process's open-file limit.
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's headers, and longest a kept-alive connection may sit idle
+    /// between requests, in milliseconds; then the connection is closed.
+    pub header_timeout_ms: u64,
+    /// Longest a client may take to send a request's body, in milliseconds; then it gets HTTP 408.
+    pub body_timeout_ms: u64,
+}
+
+/// The cores this process may use (the default of concurrent analyses).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 impl Default for ApiLimits {
@@ -108,6 +175,17 @@ impl Default for ApiLimits {
             betweenness_exact_below: 2_000,
             betweenness_samples: 32,
             max_subscriber_lag_seconds: 30,
+            max_nesting: 64,
+            max_cost: 100_000,
+            max_analyses: 3,
+            request_timeout_ms: 10_000,
+            max_concurrent_analyses: cores(),
+            max_queued_analyses: 2 * cores(),
+            requests_per_second_per_key: 200,
+            analyses_per_minute_per_key: 600,
+            max_connections: 4_096,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
         }
     }
 }
@@ -124,6 +202,8 @@ pub struct ApiContext {
     pub strength: Arc<crate::domain::strength::StrengthModel>,
     /// The in-memory projection the analyses read; mutations bring it up to date before they return.
     pub engine: Arc<Engine>,
+    /// The gate analyses wait at for a turn.
+    pub admission: Arc<Admission>,
 }
 
 /// Builds the schema over `store` with the default strength model.
@@ -145,14 +225,24 @@ pub fn build_schema_with(
 pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: bool) -> StakegraphSchema {
     let executions = Arc::new(loaders::Executions::default());
     let (store, strength) = (engine.store().clone(), engine.model().clone());
+    let admission = Arc::new(Admission::new(&limits));
     let schema = Schema::build(QueryRoot::default(), Mutation, SubscriptionRoot)
         .data(loaders::Loaders::new(store.clone(), executions.clone()))
-        .data(ApiContext { store, limits, anonymous_reads, strength, engine: engine.clone() })
+        .data(ApiContext {
+            store,
+            limits,
+            anonymous_reads,
+            strength,
+            engine: engine.clone(),
+            admission: admission.clone(),
+        })
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
-        .extension(extension::Policy { max_nodes: limits.max_nodes })
+        .limit_recursive_depth(limits.max_nesting)
+        .extension(extension::Policy { limits })
         .finish();
-    StakegraphSchema { schema, executions, engine }
+    let timeout = Duration::from_millis(limits.request_timeout_ms);
+    StakegraphSchema { schema, executions, engine, admission, timeout }
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.

@@ -1,0 +1,172 @@
+//! Admission control: how many analyses compute at once and how many may wait for a turn (the rest are refused at
+//! once, with when to retry), and how many requests and analyses each API key may send (rate limits, by
+//! `governor`'s GCRA). Nothing here computes anything: it only decides whether, and when, work may start.
+
+use super::auth::KeyId;
+use super::error::ApiError;
+use super::ApiLimits;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Whose budget a request spends: a configured key, or (`None`) every anonymous caller together.
+pub type Spender = Option<KeyId>;
+
+/// The service-wide gate in front of requests and analyses.
+pub struct Admission {
+    running: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    requests: DefaultKeyedRateLimiter<Spender>,
+    analyses: DefaultKeyedRateLimiter<Spender>,
+    clock: DefaultClock,
+}
+
+/// A turn to compute one analysis; the next waiting one starts when it is dropped.
+pub struct Turn(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl Admission {
+    /// The gate for `limits` (which the configuration has checked to be positive).
+    pub fn new(limits: &ApiLimits) -> Self {
+        let positive = |value: u32| NonZeroU32::new(value.max(1)).expect("at least one");
+        let requests = Quota::per_second(positive(limits.requests_per_second_per_key))
+            .allow_burst(positive(limits.requests_per_second_per_key.saturating_mul(2)));
+        let analyses = Quota::per_minute(positive(limits.analyses_per_minute_per_key))
+            .allow_burst(positive((limits.max_analyses as u32).saturating_mul(2)));
+        Self {
+            running: Arc::new(Semaphore::new(limits.max_concurrent_analyses.max(1))),
+            waiting: AtomicUsize::new(0),
+            max_waiting: limits.max_queued_analyses,
+            requests: RateLimiter::dashmap(requests),
+            analyses: RateLimiter::dashmap(analyses),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Counts one request against `spender`'s rate, or says when it may send the next.
+    pub fn request(&self, spender: Spender) -> Result<(), ApiError> {
+        self.requests.check_key(&spender).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            rate_limited("requests_per_second_per_key", "requests", wait)
+        })
+    }
+
+    /// Waits for a turn to compute an analysis for `spender`, at most until `deadline`. Refuses at once when the
+    /// spender is over its analysis rate, or when `max_queued_analyses` already wait.
+    pub async fn analysis(&self, spender: Spender, deadline: Instant) -> Result<Turn, ApiError> {
+        if let Err(not_until) = self.analyses.check_key(&spender) {
+            let wait = not_until.wait_time_from(self.clock.now());
+            return Err(rate_limited("analyses_per_minute_per_key", "analyses", wait));
+        }
+        if let Ok(permit) = self.running.clone().try_acquire_owned() {
+            return Ok(Turn(permit));
+        }
+        let waiting = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _leave = Leave(&self.waiting);
+        if waiting >= self.max_waiting {
+            return Err(ApiError::Refused {
+                limit: "max_queued_analyses",
+                message: format!(
+                    "the service is computing as many analyses as it may and {waiting} more are waiting, the \
+                     most it queues (limits.max_queued_analyses); retry in a moment"
+                ),
+                retry_after: Some(1),
+            });
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(wait, self.running.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Turn(permit)),
+            Ok(Err(_closed)) => Err(ApiError::Internal),
+            Err(_elapsed) => Err(ApiError::Refused {
+                limit: "request_timeout_ms",
+                message: "the analysis waited for a turn until the request's deadline (limits.request_timeout_ms); \
+                          the service is busy, retry in a moment"
+                    .into(),
+                retry_after: Some(1),
+            }),
+        }
+    }
+}
+
+/// Takes one off the waiting count when the waiter leaves, however it leaves.
+struct Leave<'a>(&'a AtomicUsize);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn rate_limited(limit: &'static str, what: &str, wait: Duration) -> ApiError {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    ApiError::Refused {
+        limit,
+        message: format!(
+            "this API key sent {what} faster than it may (limits.{limit}); retry in {seconds} s, and spread them out"
+        ),
+        retry_after: Some(seconds),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(concurrent: usize, queued: usize) -> ApiLimits {
+        ApiLimits {
+            max_concurrent_analyses: concurrent,
+            max_queued_analyses: queued,
+            analyses_per_minute_per_key: 10_000,
+            max_analyses: 1_000,
+            ..ApiLimits::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_running_and_waiting_analyses_the_rest_are_refused_at_once() {
+        let admission = Arc::new(Admission::new(&limits(2, 3)));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let first = admission.analysis(None, deadline).await.ok();
+        let second = admission.analysis(None, deadline).await.ok();
+        assert!(first.is_some() && second.is_some());
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let admission = admission.clone();
+                tokio::spawn(async move { admission.analysis(None, deadline).await.map(|_| ()) })
+            })
+            .collect();
+        while admission.waiting.load(Ordering::Acquire) < 3 {
+            tokio::task::yield_now().await;
+        }
+        let refused = admission.analysis(None, deadline).await.err().expect("a sixth analysis is refused");
+        assert!(matches!(refused, ApiError::Refused { limit: "max_queued_analyses", retry_after: Some(1), .. }));
+        drop((first, second));
+        for waiter in waiters {
+            assert!(waiter.await.unwrap().is_ok(), "every queued analysis gets its turn");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_waiting_analysis_gives_up_at_the_deadline() {
+        let admission = Admission::new(&limits(1, 4));
+        let _held = admission.analysis(None, Instant::now() + Duration::from_secs(60)).await.ok();
+        let refused = admission.analysis(None, Instant::now() + Duration::from_millis(20)).await.err();
+        assert!(matches!(refused, Some(ApiError::Refused { limit: "request_timeout_ms", .. })));
+        assert_eq!(admission.waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn each_key_has_its_own_request_rate() {
+        let admission = Admission::new(&ApiLimits { requests_per_second_per_key: 5, ..ApiLimits::default() });
+        let sent = (0..100).take_while(|_| admission.request(Some(KeyId(0))).is_ok()).count();
+        assert_eq!(sent, 10, "a burst of twice the rate");
+        let refused = admission.request(Some(KeyId(0))).err();
+        assert!(matches!(refused, Some(ApiError::Refused { limit: "requests_per_second_per_key", .. })));
+        assert!(admission.request(Some(KeyId(1))).is_ok(), "another key is not held back");
+        assert!(admission.request(None).is_ok(), "nor are anonymous callers");
+    }
+}
