@@ -198,8 +198,8 @@ mod tests {
             "{{ stakeholders(first: 100) {{ edges {{ node {{ relationships(first: 100) {{ edges {{ node {{ {forecasts} }} }} }} }} }} }} }}"
         );
         assert_eq!(refusal(query).as_deref(), Some("\"max_cost\""));
-        let brokers = (0..600).map(|n| format!("b{n}: brokers(minStrength: 0.{n}) {{ score }}")).collect::<String>();
+        let brokers = (0..600).map(|n| format!("b{n}: brokers(minStrength: 0.{n}) {{ exact }}")).collect::<String>();
         assert_eq!(refusal(format!("{{ {brokers} }}")).as_deref(), Some("\"max_analyses\""));
-        assert_eq!(refusal("{ a: brokers { score } b: keyInfluencers { score } }".into()), None);
+        assert_eq!(refusal("{ a: brokers { exact } b: keyInfluencers { asOf } }".into()), None);
     }
 }

@@ -9,6 +9,7 @@ mod cypher;
 mod durability;
 mod graphql_ws_client;
 mod influence;
+mod limits;
 mod neo4j;
 mod queries;
 mod router;
