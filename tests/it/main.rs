@@ -14,6 +14,7 @@ mod queries;
 mod router;
 mod schema_sdl;
 mod server;
+mod startup;
 mod store;
 mod subscriptions;
 mod support;
