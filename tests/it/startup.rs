@@ -250,6 +250,25 @@ async fn after_sigterm_the_db_file_alone_holds_every_write() {
     assert!(copy.stakeholder_by_key("S-1").await.unwrap().is_some());
 }
 
+#[tokio::test]
+async fn after_migrate_the_source_db_file_alone_holds_the_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("source.db");
+    let store = SqliteStore::open(&db).unwrap();
+    demo::generate(&store, &DemoOptions::new(50, crate::support::demo_anchor()), &|_| {}).await.unwrap();
+    // Left open, as by a process that stopped without a checkpoint: the graph is in the write-ahead log.
+    std::mem::forget(store);
+    assert!(wal_bytes(&db) > 0);
+    let from = format!("sqlite:{}", db.display());
+    let to = format!("falkordb:{}", crate::cypher::falkor_url());
+    let graph = crate::cypher::graph_of_its_own();
+    let output = run(&["migrate", "--from", &from, "--to", &to, "--graph", &graph], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(wal_bytes(&db), 0, "nothing left in the write-ahead log");
+    let (copy, _guard) = open_copy_of_the_db_file_alone(&db);
+    assert_eq!(copy.counts().await.unwrap().stakeholders, 50);
+}
+
 #[test]
 fn serving_without_keys_is_refused_unless_a_demo_is_read_on_loopback() {
     let dir = tempfile::tempdir().unwrap();

@@ -97,6 +97,7 @@ pub enum OpenError {
 struct Found {
     application_id: i32,
     version: usize,
+    /// Its tables and views, by name.
     tables: Vec<String>,
 }
 
@@ -118,7 +119,10 @@ impl Found {
         let application_id = pragma("application_id").map_err(failed)? as i32;
         let version = pragma("user_version").map_err(failed)?.max(0) as usize;
         let mut statement = connection
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' \
+                 ORDER BY name",
+            )
             .map_err(failed)?;
         let tables = statement
             .query_map([], |row| row.get(0))
