@@ -93,6 +93,16 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
+impl From<OpenError> for StoreError {
+    /// For callers that treat any failure to open as the store being unavailable.
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::Store(error) => error,
+            refused => StoreError::Unavailable(refused.to_string()),
+        }
+    }
+}
+
 /// What an existing file holds, read without writing to it.
 struct Found {
     application_id: i32,
