@@ -92,15 +92,41 @@ impl std::fmt::Debug for ApiKeys {
 impl ApiKeys {
     /// Parses `role:key[,role:key…]` (the form of `STAKEGRAPH_API_KEYS`).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let mut keys = Vec::new();
-        for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
-            keys.push(Self::parse_entry(entry)?);
+        Self::parse_setting(text, "api_keys")
+    }
+
+    /// Parses the keys of `setting` (named in the errors). A key listed twice is refused, under one role or two:
+    /// at best a typo, at worst a key that silently gets the higher role. The errors never quote a key.
+    fn parse_setting(text: &str, setting: &'static str) -> Result<Self, ConfigError> {
+        let mut keys: Vec<(Role, String)> = Vec::new();
+        for (index, entry) in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()).enumerate() {
+            let (role, key) = Self::parse_entry(entry, setting)?;
+            if let Some(first) = keys.iter().position(|(_, earlier)| *earlier == key) {
+                let (earlier, position) = (keys[first].0, index + 1);
+                let message = if earlier == role {
+                    format!(
+                        "entries {} and {position} are the same {} key; list each key once",
+                        first + 1,
+                        role.as_str()
+                    )
+                } else {
+                    format!(
+                        "entries {} ({}) and {position} ({}) are the same key; a key has one role, so keep only the \
+                         entry with the role it should have",
+                        first + 1,
+                        earlier.as_str(),
+                        role.as_str()
+                    )
+                };
+                return Err(ConfigError::Invalid { setting, message });
+            }
+            keys.push((role, key));
         }
         Ok(Self(keys))
     }
 
-    fn parse_entry(entry: &str) -> Result<(Role, String), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { setting: "api_keys", message };
+    fn parse_entry(entry: &str, setting: &'static str) -> Result<(Role, String), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { setting, message };
         let (role, key) = entry.split_once(':').ok_or_else(|| {
             invalid("an entry has no ':'; write each key as role:key, for example editor:0123456789abcdef".into())
         })?;
@@ -138,6 +164,66 @@ impl ApiKeys {
         self.0.is_empty()
     }
 }
+
+/// A limit below which the service cannot do what the limit bounds.
+struct LimitFloor {
+    /// The setting, as written in the file.
+    setting: &'static str,
+    /// Its value.
+    value: u64,
+    /// The least value that leaves the service usable.
+    least: u64,
+    /// What a value below `least` would do (after "would").
+    breaks: &'static str,
+}
+
+/// Every limit whose 0 (or other value below a floor) makes the service refuse all it bounds. A new limit of that
+/// kind is one line here; limits where 0 means something (`betweenness_exact_below = 0`: always sample) stay out.
+fn limit_floors(limits: &ApiLimits) -> Vec<LimitFloor> {
+    let floor = |setting, value: u64, least, breaks| LimitFloor { setting, value, least, breaks };
+    vec![
+        floor("limits.max_page_size", limits.max_page_size as u64, 1, "refuse every page of a list"),
+        floor("limits.max_depth", limits.max_depth as u64, 1, "refuse every query as too deep"),
+        floor("limits.max_complexity", limits.max_complexity as u64, 1, "refuse every query as too complex"),
+        floor("limits.max_nodes", limits.max_nodes, 1, "refuse every query that returns a node"),
+        floor("limits.max_batch", limits.max_batch as u64, 1, "refuse every recordInteractions batch"),
+        floor("limits.max_body_bytes", limits.max_body_bytes as u64, 1024, "refuse most queries as too large"),
+        floor("limits.max_hops", limits.max_hops as u64, 1, "refuse every influence path and reach"),
+        floor("limits.max_analysis_results", limits.max_analysis_results as u64, 1, "refuse every analysis"),
+        floor("limits.analysis_budget_ms", limits.analysis_budget_ms, 1, "stop every analysis before it starts"),
+        floor("limits.betweenness_samples", limits.betweenness_samples as u64, 1, "find no broker in a large graph"),
+        floor(
+            "limits.max_subscriber_lag_seconds",
+            limits.max_subscriber_lag_seconds,
+            1,
+            "end every live subscription at once",
+        ),
+        floor("limits.max_nesting", limits.max_nesting as u64, 8, "refuse most queries as nested too deeply"),
+        floor("limits.max_cost", limits.max_cost, 1, "refuse every query as too costly"),
+        floor("limits.max_analyses", limits.max_analyses as u64, 1, "refuse every analysis"),
+        floor("limits.request_timeout_ms", limits.request_timeout_ms, 1, "stop every request before it starts"),
+        floor("limits.max_concurrent_analyses", limits.max_concurrent_analyses as u64, 1, "never run an analysis"),
+        floor(
+            "limits.requests_per_second_per_key",
+            u64::from(limits.requests_per_second_per_key),
+            1,
+            "refuse every request",
+        ),
+        floor(
+            "limits.analyses_per_minute_per_key",
+            u64::from(limits.analyses_per_minute_per_key),
+            1,
+            "refuse every analysis",
+        ),
+        floor("limits.max_connections", limits.max_connections as u64, 1, "accept no connection"),
+        floor("limits.header_timeout_ms", limits.header_timeout_ms, 1, "close every connection before its request"),
+        floor("limits.body_timeout_ms", limits.body_timeout_ms, 1, "refuse every POST body"),
+    ]
+}
+
+/// The deepest nesting a document may be allowed: the parser and the validators recurse once per level on a
+/// worker's stack, which holds a few thousand levels at most; this keeps a wide margin.
+pub const MAX_NESTING_CEILING: usize = 256;
 
 /// The whole configuration of a running service.
 #[derive(Debug, Clone)]
@@ -246,7 +332,7 @@ impl Config {
             config.store = parsed.store.unwrap_or(config.store);
             neo4j = parsed.neo4j.unwrap_or_default();
             if let Some(keys) = parsed.api_keys {
-                config.api_keys = ApiKeys::parse(&keys.join(","))?;
+                config.api_keys = ApiKeys::parse_setting(&keys.join(","), "api_keys")?;
             }
         }
         if let Some(listen) = env("STAKEGRAPH_LISTEN") {
@@ -259,7 +345,7 @@ impl Config {
             config.db_path = PathBuf::from(db);
         }
         if let Some(keys) = env("STAKEGRAPH_API_KEYS") {
-            config.api_keys = ApiKeys::parse(&keys)?;
+            config.api_keys = ApiKeys::parse_setting(&keys, "STAKEGRAPH_API_KEYS")?;
         }
         if let Some(origins) = env("STAKEGRAPH_CORS_ORIGINS") {
             config.cors_origins =
@@ -346,18 +432,28 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let limits = &self.limits;
-        for (setting, value) in [
-            ("limits.max_page_size", limits.max_page_size),
-            ("limits.max_depth", limits.max_depth),
-            ("limits.max_complexity", limits.max_complexity),
-            ("limits.max_batch", limits.max_batch),
-            ("limits.max_body_bytes", limits.max_body_bytes),
-            ("limits.max_subscriber_lag_seconds", limits.max_subscriber_lag_seconds as usize),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Invalid { setting, message: "must be at least 1".into() });
+        let defaults = limit_floors(&ApiLimits::default());
+        for (floor, default) in limit_floors(&self.limits).into_iter().zip(defaults) {
+            if floor.value < floor.least {
+                return Err(ConfigError::Invalid {
+                    setting: floor.setting,
+                    message: format!(
+                        "{} would {}; set it to at least {} (the default is {})",
+                        floor.value, floor.breaks, floor.least, default.value
+                    ),
+                });
             }
+        }
+        if self.limits.max_nesting > MAX_NESTING_CEILING {
+            return Err(ConfigError::Invalid {
+                setting: "limits.max_nesting",
+                message: format!(
+                    "{} is deeper than the parser can safely follow on a worker's stack; set it to at most \
+                     {MAX_NESTING_CEILING} (the default is {})",
+                    self.limits.max_nesting,
+                    ApiLimits::default().max_nesting
+                ),
+            });
         }
         for origin in &self.cors_origins {
             let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
@@ -402,6 +498,26 @@ impl Config {
         Ok(())
     }
 
+    /// Refuses to serve when no caller could be let in: no API key, and no anonymous reads (a demo on loopback).
+    pub fn check_serving(&self) -> Result<(), ConfigError> {
+        if !self.api_keys.is_empty() || self.anonymous_reads() {
+            return Ok(());
+        }
+        let message = if self.demo {
+            format!(
+                "none is configured, and without a key a demo may be read only on a loopback address, which {} is \
+                 not; set STAKEGRAPH_API_KEYS (role:key[,role:key…]), or listen on 127.0.0.1",
+                self.listen
+            )
+        } else {
+            "none is configured, so every request would be refused; set STAKEGRAPH_API_KEYS (role:key[,role:key…], \
+             e.g. editor:$(openssl rand -hex 24)) or api_keys in the configuration file, or run with --demo for a \
+             local trial"
+                .to_owned()
+        };
+        Err(ConfigError::Invalid { setting: "api_keys", message })
+    }
+
     /// Whether callers without a key may read: only a demo served on a loopback address.
     pub fn anonymous_reads(&self) -> bool {
         self.demo && self.listen.ip().is_loopback()
@@ -426,6 +542,150 @@ mod tests {
         assert!(ApiKeys::parse("editor:short").is_err());
         assert!(ApiKeys::parse("editorwithoutcolon").is_err());
         assert!(ApiKeys::parse("root:aaaaaaaaaaaaaaaa").is_err());
+    }
+
+    /// The error of loading a file holding `text`.
+    fn file_error(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stakegraph.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load(Some(&file), |_| None, Overrides::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_limit_that_would_refuse_everything_is_refused_with_its_value_and_a_sensible_one() {
+        let cores = ApiLimits::default().max_concurrent_analyses;
+        let concurrent = format!("0 would never run an analysis; set it to at least 1 (the default is {cores})");
+        for (setting, value, expected) in [
+            ("max_page_size", 0, "0 would refuse every page of a list; set it to at least 1 (the default is 100)"),
+            ("max_depth", 0, "0 would refuse every query as too deep; set it to at least 1 (the default is 12)"),
+            (
+                "max_complexity",
+                0,
+                "0 would refuse every query as too complex; set it to at least 1 (the default is 2000)",
+            ),
+            (
+                "max_nodes",
+                0,
+                "0 would refuse every query that returns a node; set it to at least 1 (the default is 25000)",
+            ),
+            (
+                "max_batch",
+                0,
+                "0 would refuse every recordInteractions batch; set it to at least 1 (the default is 1000)",
+            ),
+            (
+                "max_body_bytes",
+                1000,
+                "1000 would refuse most queries as too large; set it to at least 1024 (the default is 1048576)",
+            ),
+            ("max_hops", 0, "0 would refuse every influence path and reach; set it to at least 1 (the default is 8)"),
+            ("max_analysis_results", 0, "0 would refuse every analysis; set it to at least 1 (the default is 50)"),
+            (
+                "analysis_budget_ms",
+                0,
+                "0 would stop every analysis before it starts; set it to at least 1 (the default is 5000)",
+            ),
+            (
+                "betweenness_samples",
+                0,
+                "0 would find no broker in a large graph; set it to at least 1 (the default is 32)",
+            ),
+            (
+                "max_subscriber_lag_seconds",
+                0,
+                "0 would end every live subscription at once; set it to at least 1 (the default is 30)",
+            ),
+            (
+                "max_nesting",
+                4,
+                "4 would refuse most queries as nested too deeply; set it to at least 8 (the default is 64)",
+            ),
+            ("max_cost", 0, "0 would refuse every query as too costly; set it to at least 1 (the default is 100000)"),
+            ("max_analyses", 0, "0 would refuse every analysis; set it to at least 1 (the default is 3)"),
+            (
+                "request_timeout_ms",
+                0,
+                "0 would stop every request before it starts; set it to at least 1 (the default is 10000)",
+            ),
+            ("max_concurrent_analyses", 0, concurrent.as_str()),
+            (
+                "requests_per_second_per_key",
+                0,
+                "0 would refuse every request; set it to at least 1 (the default is 200)",
+            ),
+            (
+                "analyses_per_minute_per_key",
+                0,
+                "0 would refuse every analysis; set it to at least 1 (the default is 600)",
+            ),
+            ("max_connections", 0, "0 would accept no connection; set it to at least 1 (the default is 4096)"),
+            (
+                "header_timeout_ms",
+                0,
+                "0 would close every connection before its request; set it to at least 1 (the default is 10000)",
+            ),
+            ("body_timeout_ms", 0, "0 would refuse every POST body; set it to at least 1 (the default is 30000)"),
+        ] {
+            let error = file_error(&format!("[limits]\n{setting} = {value}\n"));
+            assert_eq!(error, format!("limits.{setting}: {expected}"));
+        }
+        // Every limit of the table is checked above, once.
+        assert_eq!(limit_floors(&ApiLimits::default()).len(), 21);
+        let error = file_error("[limits]\nmax_nesting = 1000\n");
+        assert_eq!(
+            error,
+            "limits.max_nesting: 1000 is deeper than the parser can safely follow on a worker's stack; set it to at \
+             most 256 (the default is 64)"
+        );
+        // 0 means "always sample" here, which is meaningful.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stakegraph.toml");
+        std::fs::write(&file, "[limits]\nbetweenness_exact_below = 0\n").unwrap();
+        assert!(Config::load(Some(&file), |_| None, Overrides::default()).is_ok());
+    }
+
+    #[test]
+    fn a_key_listed_twice_is_refused_without_printing_it() {
+        let key = "0123456789abcdef0123";
+        let error = ApiKeys::parse(&format!("viewer:{key}, editor:other-key-0123456789, admin:{key}")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "api_keys: entries 1 (viewer) and 3 (admin) are the same key; a key has one role, so keep only the entry \
+             with the role it should have"
+        );
+        let error = ApiKeys::parse(&format!("editor:{key},editor:{key}")).unwrap_err();
+        assert_eq!(error.to_string(), "api_keys: entries 1 and 2 are the same editor key; list each key once");
+        let env = |name: &str| (name == "STAKEGRAPH_API_KEYS").then(|| format!("viewer:{key},admin:{key}"));
+        let error = Config::load(None, env, Overrides::default()).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "STAKEGRAPH_API_KEYS: entries 1 (viewer) and 2 (admin) are the same key; a key has one role, so keep only \
+             the entry with the role it should have"
+        );
+        assert!(!error.contains(key));
+        let error = file_error(&format!("api_keys = [\"editor:{key}\", \"editor:{key}\"]\n"));
+        assert_eq!(error, "api_keys: entries 1 and 2 are the same editor key; list each key once");
+    }
+
+    #[test]
+    fn serving_needs_a_key_unless_a_demo_is_read_on_loopback() {
+        let no_keys = Config::default();
+        assert_eq!(
+            no_keys.check_serving().unwrap_err().to_string(),
+            "api_keys: none is configured, so every request would be refused; set STAKEGRAPH_API_KEYS \
+             (role:key[,role:key…], e.g. editor:$(openssl rand -hex 24)) or api_keys in the configuration file, or \
+             run with --demo for a local trial"
+        );
+        let public_demo = Config { demo: true, listen: "0.0.0.0:8080".parse().unwrap(), ..Config::default() };
+        assert_eq!(
+            public_demo.check_serving().unwrap_err().to_string(),
+            "api_keys: none is configured, and without a key a demo may be read only on a loopback address, which \
+             0.0.0.0:8080 is not; set STAKEGRAPH_API_KEYS (role:key[,role:key…]), or listen on 127.0.0.1"
+        );
+        assert!(Config { demo: true, ..Config::default() }.check_serving().is_ok());
+        let keyed = Config { api_keys: ApiKeys::parse("viewer:aaaaaaaaaaaaaaaa").unwrap(), ..public_demo };
+        assert!(keyed.check_serving().is_ok());
     }
 
     #[test]

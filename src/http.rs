@@ -32,6 +32,9 @@ pub enum StartupError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The database file is not one Stakegraph may use.
+    #[error(transparent)]
+    Database(#[from] crate::store::sqlite::OpenError),
     /// The demo graph could not be written.
     #[error("cannot seed the demo graph: {0}")]
     Demo(#[from] demo::DemoError),
@@ -160,6 +163,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     connections: Connections,
+    /// Checkpointed when the service stops.
+    store: Arc<dyn GraphStore>,
 }
 
 /// How the service treats HTTP connections.
@@ -178,9 +183,10 @@ impl Connections {
 }
 
 impl Application {
-    /// Opens the store, seeds the demo graph when asked and the store is empty, and binds the listener
-    /// (port 0 picks a free port).
+    /// Binds the listener (port 0 picks a free port), then opens the store and seeds the demo graph when asked and
+    /// the store is empty. Binding first means a busy address fails before any database file is created.
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        let listener = bind(config.listen).await?;
         let store: Arc<dyn GraphStore> = match config.store {
             StoreKind::Sqlite => Arc::new(SqliteStore::open_with(&config.db_path, config.strength.clone())?),
             StoreKind::Neo4j => {
@@ -191,24 +197,33 @@ impl Application {
                 Arc::new(CypherStore::new(Arc::new(connection), config.strength.clone(), config.neo4j_timeout))
             }
         };
-        Self::build_with_store(store, config).await
+        Self::build_on(listener, store, config).await
     }
 
     /// As [`Application::build`], over a store the caller opened.
     pub async fn build_with_store(store: Arc<dyn GraphStore>, config: &Config) -> Result<Self, StartupError> {
+        let listener = bind(config.listen).await?;
+        Self::build_on(listener, store, config).await
+    }
+
+    /// Seeds the demo graph when asked, builds the projection and the router over `store`, served on `listener`.
+    async fn build_on(
+        listener: TcpListener,
+        store: Arc<dyn GraphStore>,
+        config: &Config,
+    ) -> Result<Self, StartupError> {
         if config.demo && store.counts().await?.stakeholders == 0 {
             tracing::info!(size = config.demo_size, "seeding the demo graph into the empty store");
             let options = DemoOptions::new(config.demo_size, chrono::Utc::now());
             let summary = demo::generate(store.as_ref(), &options, &|_| {}).await?;
+            store.checkpoint().await?;
             tracing::info!(?summary, "demo graph ready");
         }
         if config.api_keys.is_empty() && !config.anonymous_reads() {
             tracing::warn!("no API keys are configured: every request will be refused; set STAKEGRAPH_API_KEYS");
         }
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartupError::Bind { address: config.listen, source })?;
         let state = app_state(store, config);
+        let store: Arc<dyn GraphStore> = state.store.clone();
         let started = std::time::Instant::now();
         match state.schema.engine().load().await {
             Ok(snapshot) => tracing::info!(
@@ -227,7 +242,7 @@ impl Application {
         }
         state.schema.engine().spawn_follower(FOLLOW_EVERY);
         let router = router(state, &config.cors_origins);
-        Ok(Self { listener, router, connections: Connections::of(&config.limits) })
+        Ok(Self { listener, router, connections: Connections::of(&config.limits), store })
     }
 
     /// The bound address.
@@ -240,10 +255,16 @@ impl Application {
         self.local_addr().port()
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
+    /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight and checkpoints the store (the SQLite
+    /// file alone then holds every write).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(address = %self.local_addr(), "serving GraphQL at /graphql");
-        serve(self.listener, self.router, self.connections, shutdown_signal()).await
+        serve(self.listener, self.router, self.connections, shutdown_signal()).await?;
+        match self.store.checkpoint().await {
+            Ok(()) => tracing::info!("stopped; the store is checkpointed"),
+            Err(error) => tracing::warn!(%error, "stopped; the store could not be checkpointed"),
+        }
+        Ok(())
     }
 }
 
@@ -326,6 +347,11 @@ fn open_file_limit() -> usize {
             1_024
         }
     }
+}
+
+/// Binds `address`, or says which address is taken and how to choose another.
+async fn bind(address: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(address).await.map_err(|source| StartupError::Bind { address, source })
 }
 
 async fn shutdown_signal() {

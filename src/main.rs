@@ -9,6 +9,7 @@ use stakegraph::store::{GraphStore, SqliteStore};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 /// Stakegraph: a GraphQL gateway over a six-market stakeholder relationship graph.
@@ -126,13 +127,37 @@ enum ExportFormat {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match Cli::parse().command {
+    match run(Cli::parse().command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, whatever the log filter: what went wrong and, from the error itself, how to fix it.
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, each cause once (an error often already quotes its source).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line
+}
+
+/// Runs one command.
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve {
             listen,
             db,
@@ -145,6 +170,7 @@ async fn main() -> anyhow::Result<()> {
             let overrides =
                 Overrides { listen, db, demo, store, neo4j_uri, neo4j_user, neo4j_database, neo4j_password_file };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
+            config.check_serving()?;
             match &config.neo4j {
                 Some(neo4j) => tracing::info!(?neo4j, demo = config.demo, keys = ?config.api_keys, "starting on Neo4j"),
                 None => {
@@ -164,9 +190,9 @@ async fn main() -> anyhow::Result<()> {
             if !db.exists() {
                 anyhow::bail!("{} does not exist; pass --db with the database to export", db.display());
             }
-            let store = SqliteStore::open_with(&db, config.strength.clone())
-                .with_context(|| format!("opening {}", db.display()))?;
+            let store = SqliteStore::open_with(&db, config.strength.clone())?;
             let scan = store.graph_scan().await?;
+            store.checkpoint().await?;
             let model = std::sync::Arc::new(config.strength);
             let snapshot = stakegraph::engine::Snapshot::build(&scan, model, as_of.unwrap_or_else(chrono::Utc::now))?;
             let written = stakegraph::engine::export::write_csv(&snapshot, &out)
@@ -174,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&written)?);
         }
         Command::Demo { size, db, seed, anchor, relationships } => {
-            let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let store = SqliteStore::open(&db)?;
             let anchor = match anchor {
                 Some(date) => date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(),
                 None => chrono::Utc::now(),
@@ -185,6 +211,8 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!(phase = progress.phase, done = progress.done, total = progress.total, "demo");
             })
             .await?;
+            // The `.db` file alone then holds the whole graph (nothing left in the write-ahead log).
+            store.checkpoint().await?;
             let counts = store.counts().await?;
             println!(
                 "wrote {} stakeholders, {} relationships, {} interactions ({} change events) to {} in {:.1} s",
@@ -237,8 +265,7 @@ async fn migrate(from: &str, to: &str, graph: &str, config: Config) -> anyhow::R
     if !path.exists() {
         anyhow::bail!("--from: {} does not exist", path.display());
     }
-    let source = SqliteStore::open_with(&path, config.strength.clone())
-        .with_context(|| format!("opening {}", path.display()))?;
+    let source = SqliteStore::open_with(&path, config.strength.clone())?;
     let connection: Arc<dyn CypherConnection> = if let Some(settings) = &config.neo4j {
         Arc::new(stakegraph::store::neo4j::Neo4jConnection::connect(settings)?)
     } else if let Some(url) = to.strip_prefix("falkordb:") {
@@ -271,6 +298,8 @@ async fn migrate(from: &str, to: &str, graph: &str, config: Config) -> anyhow::R
     .await
     .with_context(|| format!("copying {} into {described}; run the same command again to resume", path.display()))?;
     bar.finish_and_clear();
+    // Opening the source may have brought its schema or decayed sums up to date: fold that into its file.
+    source.checkpoint().await?;
     let counts = migrated.counts;
     println!(
         "{} {} into {described}: {} stakeholders, {} relationships, {} interactions, {} change events; \

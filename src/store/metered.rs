@@ -139,4 +139,8 @@ impl GraphStore for Metered {
         self.count("ping");
         self.inner.ping().await
     }
+
+    async fn checkpoint(&self) -> StoreResult<()> {
+        self.inner.checkpoint().await
+    }
 }

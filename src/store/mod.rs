@@ -349,4 +349,9 @@ pub trait GraphStore: Send + Sync + 'static {
 
     /// Whether the backend answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Makes what is committed complete in the store's own files, so that they can be copied alone (SQLite: folds
+    /// the write-ahead log into the database file). Called after `demo`, `migrate` and on a clean shutdown; a
+    /// server backend has nothing to do.
+    async fn checkpoint(&self) -> StoreResult<()>;
 }

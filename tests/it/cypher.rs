@@ -118,8 +118,13 @@ fn falkor_server() -> &'static FalkorServer {
     })
 }
 
+/// The address of the test run's FalkorDB server (for the binary's `migrate --to falkordb:URL`).
+pub fn falkor_url() -> String {
+    falkor_server().url.clone()
+}
+
 /// A graph name no other test uses.
-fn graph_of_its_own() -> String {
+pub fn graph_of_its_own() -> String {
     static GRAPHS: AtomicUsize = AtomicUsize::new(0);
     format!("test_{}", GRAPHS.fetch_add(1, Ordering::Relaxed))
 }

@@ -15,6 +15,7 @@ mod queries;
 mod router;
 mod schema_sdl;
 mod server;
+mod startup;
 mod store;
 mod subscriptions;
 mod support;

@@ -548,4 +548,9 @@ impl GraphStore for CypherStore {
     async fn ping(&self) -> StoreResult<()> {
         self.run(Statement::new(cypher::PING, cypher::PING_COLUMNS)).await.map(|_| ())
     }
+
+    /// Nothing to do: the server keeps its own files.
+    async fn checkpoint(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }

@@ -29,6 +29,19 @@ use std::sync::{Arc, Mutex};
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
+/// The schema version this binary writes (`PRAGMA user_version`); a file with a higher one is refused.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// `PRAGMA application_id` of a Stakegraph database ("Stkg"): what tells one of ours from another application's
+/// SQLite file. Files written before it was set are recognised by their version and [`OWN_TABLES`].
+const APPLICATION_ID: i32 = 0x5374_6B67;
+
+/// Tables every Stakegraph schema has held since version 1.
+const OWN_TABLES: [&str; 4] = ["stakeholder", "relationship", "interaction", "change_log"];
+
+/// Tables named in a refusal before the rest are only counted.
+const TABLES_NAMED: usize = 5;
+
 /// Reader connections kept open.
 const READERS: u32 = 4;
 
@@ -48,14 +61,141 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     rusqlite::vtab::array::load_module(connection)
 }
 
-fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    let done: usize = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    for (version, migration) in MIGRATIONS.iter().enumerate().skip(done) {
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-        tx.execute_batch(migration)?;
-        tx.pragma_update(None, "user_version", version + 1)?;
-        tx.commit()?;
+/// Why a file cannot be opened as a Stakegraph database. A refusal leaves the file as it was: nothing is written
+/// to it before it is known to be Stakegraph's.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The file is another application's, or not a SQLite database at all.
+    #[error("{} is not a Stakegraph database: it is {what}. Stakegraph left it untouched; choose another file with --db", path.display())]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        what: String,
+    },
+    /// The file was written by a newer Stakegraph.
+    #[error(
+        "{} is a Stakegraph database of schema version {found}, newer than this stakegraph ({}) knows (up to {known}). \
+         Stakegraph left it untouched; upgrade stakegraph, or run the version that wrote it",
+        path.display(),
+        env!("CARGO_PKG_VERSION")
+    )]
+    Newer {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: usize,
+        /// The newest this binary knows.
+        known: usize,
+    },
+    /// The file could not be opened or brought up to date.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<OpenError> for StoreError {
+    /// For callers that treat any failure to open as the store being unavailable.
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::Store(error) => error,
+            refused => StoreError::Unavailable(refused.to_string()),
+        }
     }
+}
+
+/// What an existing file holds, read without writing to it.
+struct Found {
+    application_id: i32,
+    version: usize,
+    /// Its tables and views, by name.
+    tables: Vec<String>,
+}
+
+impl Found {
+    /// Reads `path` on a read-only connection (a missing or empty file is a new database).
+    fn read(path: &Path) -> Result<Self, OpenError> {
+        let empty = Found { application_id: 0, version: 0, tables: Vec::new() };
+        if std::fs::metadata(path).map_or(true, |metadata| metadata.len() == 0) {
+            return Ok(empty);
+        }
+        let failed = |error: rusqlite::Error| match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => {
+                OpenError::Foreign { path: path.to_owned(), what: "not a SQLite database".into() }
+            }
+            _ => StoreError::Unavailable(format!("cannot open {}: {error}", path.display())).into(),
+        };
+        let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(failed)?;
+        let pragma = |name: &str| connection.pragma_query_value(None, name, |row| row.get::<_, i64>(0));
+        let application_id = pragma("application_id").map_err(failed)? as i32;
+        let version = pragma("user_version").map_err(failed)?.max(0) as usize;
+        let mut statement = connection
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' \
+                 ORDER BY name",
+            )
+            .map_err(failed)?;
+        let tables = statement
+            .query_map([], |row| row.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            .map_err(failed)?;
+        Ok(Found { application_id, version, tables })
+    }
+
+    /// Refuses a file that is not Stakegraph's or is newer than this binary; accepts a new one and one of ours.
+    fn check(&self, path: &Path) -> Result<(), OpenError> {
+        let ours = self.application_id == APPLICATION_ID
+            || (self.application_id == 0
+                && self.version > 0
+                && OWN_TABLES.iter().all(|own| self.tables.iter().any(|table| table == own)));
+        let new = self.application_id == 0 && self.version == 0 && self.tables.is_empty();
+        if ours {
+            if self.version > SCHEMA_VERSION {
+                return Err(OpenError::Newer { path: path.to_owned(), found: self.version, known: SCHEMA_VERSION });
+            }
+            return Ok(());
+        }
+        if new {
+            return Ok(());
+        }
+        let what = if self.application_id != 0 {
+            format!("the SQLite database of another application (application_id {:#010x})", self.application_id)
+        } else if self.tables.is_empty() {
+            format!("a SQLite database of another application (user_version {}, no tables)", self.version)
+        } else {
+            let mut named = self.tables.iter().take(TABLES_NAMED).cloned().collect::<Vec<_>>().join(", ");
+            if self.tables.len() > TABLES_NAMED {
+                named.push_str(&format!(" and {} more", self.tables.len() - TABLES_NAMED));
+            }
+            format!("a SQLite database holding other tables ({named})")
+        };
+        Err(OpenError::Foreign { path: path.to_owned(), what })
+    }
+}
+
+/// Brings the schema up to date and marks the file as Stakegraph's, in one transaction; a file stamped by a newer
+/// Stakegraph meanwhile is refused.
+fn migrate(connection: &mut Connection, path: &Path) -> Result<(), OpenError> {
+    let failed =
+        |error: rusqlite::Error| StoreError::Unavailable(format!("cannot migrate {}: {error}", path.display()));
+    let pragma =
+        |connection: &Connection, name: &str| connection.pragma_query_value(None, name, |row| row.get::<_, i64>(0));
+    let (version, application_id) =
+        (pragma(connection, "user_version").map_err(failed)?, pragma(connection, "application_id").map_err(failed)?);
+    if version == SCHEMA_VERSION as i64 && application_id == i64::from(APPLICATION_ID) {
+        return Ok(());
+    }
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(failed)?;
+    // Read again under the lock: another process may have migrated the file since.
+    let done = pragma(&tx, "user_version").map_err(failed)?.max(0) as usize;
+    if done > SCHEMA_VERSION {
+        return Err(OpenError::Newer { path: path.to_owned(), found: done, known: SCHEMA_VERSION });
+    }
+    for migration in &MIGRATIONS[done..] {
+        tx.execute_batch(migration).map_err(failed)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(failed)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(failed)?;
+    tx.commit().map_err(failed)?;
     Ok(())
 }
 
@@ -84,14 +224,18 @@ fn align_sums(connection: &mut Connection, model: &StrengthModel) -> StoreResult
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and brings its schema up to date, keeping decayed
     /// sums for the default strength model.
-    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         Self::open_with(path, StrengthModel::default())
     }
 
     /// Like [`SqliteStore::open`], keeping decayed sums for `model`: when the store's sums were computed with
     /// another half-life or other channel weights, they are recomputed from the history first.
-    pub fn open_with(path: impl AsRef<Path>, model: StrengthModel) -> StoreResult<Self> {
+    ///
+    /// A file that holds tables but is not Stakegraph's, or that a newer Stakegraph wrote, is refused before
+    /// anything is written to it.
+    pub fn open_with(path: impl AsRef<Path>, model: StrengthModel) -> Result<Self, OpenError> {
         let path = path.as_ref().to_path_buf();
+        Found::read(&path)?.check(&path)?;
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|error| {
                 StoreError::Unavailable(format!("cannot create the directory {}: {error}", parent.display()))
@@ -103,7 +247,7 @@ impl SqliteStore {
         writer.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
         writer.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
         configure(&writer).map_err(open_error)?;
-        migrate(&mut writer).map_err(open_error)?;
+        migrate(&mut writer, &path)?;
         align_sums(&mut writer, &model)?;
         // Refreshes the planner's statistics where they are missing or stale (cheap when nothing changed).
         writer.execute_batch("PRAGMA optimize = 0x10002").map_err(open_error)?;
@@ -441,5 +585,25 @@ impl GraphStore for SqliteStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.read(|connection| connection.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    async fn checkpoint(&self) -> StoreResult<()> {
+        let (writer, path) = (self.writer.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || {
+            let connection = writer.lock().map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
+            // TRUNCATE waits for readers (the busy timeout), copies every committed page into the database file,
+            // syncs it and empties the log; `busy` says a reader kept it from finishing.
+            let busy: i64 =
+                connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0)).map_err(internal)?;
+            match busy {
+                0 => Ok(()),
+                _ => Err(StoreError::Unavailable(format!(
+                    "could not fold the write-ahead log into {}: a reader held it past the busy timeout",
+                    path.display()
+                ))),
+            }
+        })
+        .await
+        .map_err(internal)?
     }
 }
