@@ -83,7 +83,8 @@ pub fn nesting(text: &str) -> usize {
 /// `fields` and `depth`, which describe the expanded document itself).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cost {
-    /// Field selections in the document with its fragments expanded, aliases and `__typename` included.
+    /// Field selections in the document with its fragments expanded, aliases and `__typename` included (all its
+    /// operations together; the other figures are the most any one operation costs).
     pub fields: u64,
     /// Levels of selection sets, fragment spreads and inline fragments, the deepest path (as async-graphql counts
     /// its recursion depth).
@@ -107,33 +108,34 @@ impl Cost {
         }
     }
 
-    /// The most any operation of `document` costs with `variables` (`default_page` for a page without `first`).
+    /// What `document` costs with `variables` (`default_page` for a page without `first`): its expanded fields
+    /// over all operations, and the most any one operation costs otherwise.
     /// Fails on a fragment that spreads itself, directly or not (the validator names it).
     pub fn of(document: &ExecutableDocument, variables: &Variables, default_page: u64) -> Result<Cost, FragmentCycle> {
         let order = dependency_order(&document.fragments)?;
-        let mut most = Cost::default();
+        // Fragments are priced once for the whole document (a thousand operations must not price them a thousand
+        // times), with the variables sent and, for those not sent, the first default any operation declares.
+        let mut defaults = HashMap::new();
         for (_, operation) in document.operations.iter() {
             let definitions: &[Positioned<VariableDefinition>] = &operation.node.variable_definitions;
-            let mut pricing = Pricing {
-                variables,
-                defaults: definitions
-                    .iter()
-                    .filter_map(|definition| {
-                        let default = definition.node.default_value.as_ref()?;
-                        Some((definition.node.name.node.as_str(), &default.node))
-                    })
-                    .collect(),
-                default_page,
-                fragments: HashMap::with_capacity(order.len()),
-            };
-            for name in &order {
-                let fragment = &document.fragments[*name];
-                let cost = pricing.set(&fragment.node.selection_set.node);
-                pricing.fragments.insert(name, cost);
+            for definition in definitions {
+                if let Some(default) = &definition.node.default_value {
+                    defaults.entry(definition.node.name.node.as_str()).or_insert(&default.node);
+                }
             }
+        }
+        let mut pricing = Pricing { variables, defaults, default_page, fragments: HashMap::with_capacity(order.len()) };
+        for name in &order {
+            let fragment = &document.fragments[*name];
+            let cost = pricing.set(&fragment.node.selection_set.node);
+            pricing.fragments.insert(name, cost);
+        }
+        let mut most = Cost::default();
+        for (_, operation) in document.operations.iter() {
             let cost = pricing.set(&operation.node.selection_set.node);
             most = Cost {
-                fields: most.fields.max(cost.fields),
+                // The validators walk every operation with its fragments expanded, so the fields add up.
+                fields: most.fields.saturating_add(cost.fields),
                 depth: most.depth.max(cost.depth),
                 nodes: most.nodes.max(cost.nodes),
                 work: most.work.max(cost.work),
@@ -396,6 +398,17 @@ mod tests {
         let document = async_graphql::parser::parse_query(&query).unwrap();
         let cost = Cost::of(&document, &Variables::default(), 20).unwrap();
         assert_eq!(cost.depth, 100_002);
+    }
+
+    #[test]
+    fn every_operation_counts_towards_the_fields_validators_walk() {
+        let mut query = String::from("fragment F on Query { a: __typename b: __typename }\n");
+        for operation in 0..1_000 {
+            query.push_str(&format!("query Q{operation} {{ ...F }}\n"));
+        }
+        let cost = cost(&query, serde_json::json!({}));
+        assert_eq!(cost.fields, 2_000);
+        assert_eq!(cost.work, 2);
     }
 
     #[test]
