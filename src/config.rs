@@ -201,6 +201,7 @@ fn limit_floors(limits: &ApiLimits) -> Vec<LimitFloor> {
         floor("limits.max_nesting", limits.max_nesting as u64, 8, "refuse most queries as nested too deeply"),
         floor("limits.max_cost", limits.max_cost, 1, "refuse every query as too costly"),
         floor("limits.max_analyses", limits.max_analyses as u64, 1, "refuse every analysis"),
+        floor("limits.max_forecasts", limits.max_forecasts, 1, "refuse every fallsBelow forecast"),
         floor("limits.request_timeout_ms", limits.request_timeout_ms, 1, "stop every request before it starts"),
         floor("limits.max_concurrent_analyses", limits.max_concurrent_analyses as u64, 1, "never run an analysis"),
         floor(
@@ -603,6 +604,7 @@ mod tests {
             ),
             ("max_cost", 0, "0 would refuse every query as too costly; set it to at least 1 (the default is 100000)"),
             ("max_analyses", 0, "0 would refuse every analysis; set it to at least 1 (the default is 3)"),
+            ("max_forecasts", 0, "0 would refuse every fallsBelow forecast; set it to at least 1 (the default is 500)"),
             (
                 "request_timeout_ms",
                 0,
@@ -631,7 +633,7 @@ mod tests {
             assert_eq!(error, format!("limits.{setting}: {expected}"));
         }
         // Every limit of the table is checked above, once.
-        assert_eq!(limit_floors(&ApiLimits::default()).len(), 21);
+        assert_eq!(limit_floors(&ApiLimits::default()).len(), 22);
         let error = file_error("[limits]\nmax_nesting = 1000\n");
         assert_eq!(
             error,

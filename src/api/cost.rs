@@ -95,6 +95,8 @@ pub struct Cost {
     pub work: u64,
     /// Influence analyses the request runs.
     pub analyses: u64,
+    /// `fallsBelow` forecasts the request may compute, times the pages around them.
+    pub forecasts: u64,
 }
 
 impl Cost {
@@ -105,6 +107,7 @@ impl Cost {
             nodes: self.nodes.saturating_add(other.nodes),
             work: self.work.saturating_add(other.work),
             analyses: self.analyses.saturating_add(other.analyses),
+            forecasts: self.forecasts.saturating_add(other.forecasts),
         }
     }
 
@@ -140,6 +143,7 @@ impl Cost {
                 nodes: most.nodes.max(cost.nodes),
                 work: most.work.max(cost.work),
                 analyses: most.analyses.max(cost.analyses),
+                forecasts: most.forecasts.max(cost.forecasts),
             };
         }
         Ok(most)
@@ -299,6 +303,7 @@ impl Pricing<'_> {
             work: weight.saturating_add(fan_out.saturating_mul(inner.work)),
             analyses: u64::from(ANALYSES.iter().any(|(analysis, _)| *analysis == name))
                 .saturating_add(fan_out.saturating_mul(inner.analyses)),
+            forecasts: u64::from(name == "fallsBelow").saturating_add(fan_out.saturating_mul(inner.forecasts)),
         }
     }
 }
@@ -365,6 +370,7 @@ mod tests {
         let cost = cost(query, serde_json::json!({}));
         assert_eq!(cost.fields, 3 + 1 + 2 + 2);
         assert_eq!(cost.work, 3 + 1 + (5 + 50) + (5 + 1));
+        assert_eq!(cost.forecasts, 1);
     }
 
     #[test]

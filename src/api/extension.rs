@@ -103,6 +103,15 @@ pub fn admit(request: &mut Request, limits: &ApiLimits) -> ServerResult<()> {
             ),
         ),
         (
+            cost.forecasts > limits.max_forecasts,
+            "max_forecasts",
+            format!(
+                "this query may compute up to {} `fallsBelow` forecasts (times the pages around them), more than the \
+                 limit of {} per request (limits.max_forecasts); ask for them on smaller pages",
+                cost.forecasts, limits.max_forecasts
+            ),
+        ),
+        (
             cost.work > limits.max_cost,
             "max_cost",
             format!(
@@ -197,7 +206,7 @@ mod tests {
         let query = format!(
             "{{ stakeholders(first: 100) {{ edges {{ node {{ relationships(first: 100) {{ edges {{ node {{ {forecasts} }} }} }} }} }} }} }}"
         );
-        assert_eq!(refusal(query).as_deref(), Some("\"max_cost\""));
+        assert_eq!(refusal(query).as_deref(), Some("\"max_forecasts\""));
         let brokers = (0..600).map(|n| format!("b{n}: brokers(minStrength: 0.{n}) {{ exact }}")).collect::<String>();
         assert_eq!(refusal(format!("{{ {brokers} }}")).as_deref(), Some("\"max_analyses\""));
         assert_eq!(refusal("{ a: brokers { exact } b: keyInfluencers { asOf } }".into()), None);

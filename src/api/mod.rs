@@ -131,6 +131,9 @@ pub struct ApiLimits {
     pub max_cost: u64,
     /// Most influence analyses one request may run.
     pub max_analyses: usize,
+    /// Most `fallsBelow` forecasts one request may compute (each scans up to ten years of daily scores, on a
+    /// blocking thread), counted with the pages around them.
+    pub max_forecasts: u64,
     /// Longest a request may run, in milliseconds; past it the request ends with `LIMIT_EXCEEDED` (an analysis
     /// stops at this deadline or its own budget, whichever comes first).
     pub request_timeout_ms: u64,
@@ -178,6 +181,7 @@ impl Default for ApiLimits {
             max_nesting: 64,
             max_cost: 100_000,
             max_analyses: 3,
+            max_forecasts: 500,
             request_timeout_ms: 10_000,
             max_concurrent_analyses: cores(),
             max_queued_analyses: 2 * cores(),

@@ -135,7 +135,15 @@ impl RelationshipStrength {
                 format!("{threshold} is not between 0 and 1; pass the strength to watch for, e.g. 0.3"),
             ));
         }
-        Ok(self.model.falls_below(&self.relationship, &self.sums, self.as_of, threshold))
+        // Up to ten years of daily scores: computed on a blocking thread, never on an async worker (the cost model
+        // also bounds how many forecasts a request may ask for: `limits.max_forecasts`).
+        let (model, relationship, sums, as_of) = (self.model.clone(), self.relationship.clone(), self.sums, self.as_of);
+        tokio::task::spawn_blocking(move || model.falls_below(&relationship, &sums, as_of, threshold)).await.map_err(
+            |error| {
+                tracing::error!(%error, "a forecast failed");
+                ApiError::Internal
+            },
+        )
     }
 }
 

@@ -87,6 +87,13 @@ async fn fragment_bombs_and_aliased_analyses_are_refused_with_the_limit_they_exc
         "{{ stakeholders(first: 100) {{ edges {{ node {{ relationships(first: 100) {{ edges {{ node {{ {forecasts} }} }} }} }} }} }} }}"
     );
     let (_, _, response) = post(&base, &json!({ "query": query })).await;
+    assert_eq!(limit_of(&response), ("LIMIT_EXCEEDED", "max_forecasts"), "{response}");
+    assert!(response["errors"][0]["message"].as_str().unwrap().contains("limits.max_forecasts"));
+    let wide: String = (0..100).map(|n| format!("s{n}: strength {{ score }} ")).collect();
+    let query = format!(
+        "{{ stakeholders(first: 100) {{ edges {{ node {{ relationships(first: 100) {{ edges {{ node {{ {wide} }} }} }} }} }} }} }}"
+    );
+    let (_, _, response) = post(&base, &json!({ "query": query })).await;
     assert_eq!(limit_of(&response), ("LIMIT_EXCEEDED", "max_cost"), "{response}");
     assert!(response["errors"][0]["message"].as_str().unwrap().contains("limits.max_cost"));
 }
