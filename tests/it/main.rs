@@ -17,3 +17,4 @@ mod server;
 mod store;
 mod subscriptions;
 mod support;
+mod websocket;
