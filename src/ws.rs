@@ -14,6 +14,7 @@
 //! | `4408 Connection initialisation timeout` | no `connection_init` within [`WsLimits::connection_init_timeout_ms`] |
 //! | `4409 Subscriber for <id> already exists` | `subscribe` with the id of an operation still running |
 //! | `4429 Too many initialisation requests` | a second `connection_init` |
+//! | `1009` | a message larger than the transport's limit (the request body limit) |
 //!
 //! Operations run through [`Executor::execute_stream`] with the connection's caller as session data, so the
 //! schema's limits and extensions apply as over HTTP. Each running operation's stream sits in a
@@ -292,6 +293,11 @@ where
                         Flow::Stop
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                    // A message past the size limit: tungstenite's `CapacityError::MessageTooLong` (axum wraps it
+                    // in an error that can only be read as text), answered with 1009 as RFC 6455 says.
+                    Some(Err(error)) if error.to_string().contains("Message too long") => {
+                        Flow::Close(Close::new(1009, format!("{error}; send smaller messages")))
+                    }
                     Some(Err(error)) => {
                         tracing::debug!(%error, "a WebSocket connection failed");
                         Flow::Stop
@@ -521,8 +527,8 @@ fn truncate(text: &str, max: usize) -> &str {
 /// The error code a legacy `connection_error` carries for a close code.
 fn close_code_name(code: u16) -> &'static str {
     match code {
-        4408 | 4409 | 4429 => "LIMIT_EXCEEDED",
         4401 => "UNAUTHENTICATED",
+        4408 | 1009 => "LIMIT_EXCEEDED",
         _ => "BAD_USER_INPUT",
     }
 }

@@ -250,6 +250,17 @@ async fn invalid_messages_close_with_4400() {
 }
 
 #[tokio::test]
+async fn a_message_past_the_size_limit_closes_with_1009() {
+    let (address, _dir) = serve_ws(limits(), false).await;
+    let mut socket = connected(&address, EDITOR_KEY).await;
+    let query = format!("{{ __typename }} # {}", "x".repeat(2 << 20));
+    subscribe(&mut socket, "1", &query).await;
+    let (code, reason) = closed(&mut socket).await;
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("Message too long") && reason.ends_with("send smaller messages"), "{reason}");
+}
+
+#[tokio::test]
 async fn a_connection_runs_at_most_its_cap_and_goes_on_past_it() {
     let (address, _dir) =
         serve_ws(WsLimits { max_subscriptions_per_connection: 2, max_subscriptions_per_key: 10, ..limits() }, false)
