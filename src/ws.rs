@@ -287,9 +287,11 @@ where
                     Some(Ok(Message::Text(text))) => self.receive(text.as_bytes()).await,
                     Some(Ok(Message::Binary(bytes))) => self.receive(&bytes).await,
                     Some(Ok(Message::Close(_))) => {
-                        // Free the slots before the close is answered, then let the socket answer it.
+                        // Free the slots before the close is answered, then let the socket answer it (within the
+                        // time a close of ours gets, should the client not read).
                         self.end_all();
-                        while let Some(Ok(_)) = self.socket.recv().await {}
+                        let answer = async { while let Some(Ok(_)) = self.socket.recv().await {} };
+                        _ = tokio::time::timeout(self.hub.limits.init_timeout(), answer).await;
                         Flow::Stop
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
