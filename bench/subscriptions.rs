@@ -132,6 +132,9 @@ fn config() -> anyhow::Result<Config> {
     Ok(Config {
         listen: "127.0.0.1:0".parse()?,
         api_keys: ApiKeys::parse(&format!("editor:{EDITOR_KEY}"))?,
+        // Every subscriber uses the one key: lift the per-key caps and request rate that protect a real service.
+        websocket: stakegraph::ws::WsLimits { max_subscriptions_per_key: usize::MAX, ..Default::default() },
+        limits: stakegraph::api::ApiLimits { requests_per_second_per_key: u32::MAX / 4, ..Default::default() },
         ..Config::default()
     })
 }

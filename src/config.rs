@@ -6,6 +6,7 @@ use crate::api::ApiLimits;
 use crate::domain::strength::StrengthModel;
 use crate::domain::Role;
 use crate::store::neo4j::Neo4jSettings;
+use crate::ws::WsLimits;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -179,7 +180,7 @@ struct LimitFloor {
 
 /// Every limit whose 0 (or other value below a floor) makes the service refuse all it bounds. A new limit of that
 /// kind is one line here; limits where 0 means something (`betweenness_exact_below = 0`: always sample) stay out.
-fn limit_floors(limits: &ApiLimits) -> Vec<LimitFloor> {
+fn limit_floors(limits: &ApiLimits, websocket: &WsLimits) -> Vec<LimitFloor> {
     let floor = |setting, value: u64, least, breaks| LimitFloor { setting, value, least, breaks };
     vec![
         floor("limits.max_page_size", limits.max_page_size as u64, 1, "refuse every page of a list"),
@@ -219,6 +220,24 @@ fn limit_floors(limits: &ApiLimits) -> Vec<LimitFloor> {
         floor("limits.max_connections", limits.max_connections as u64, 1, "accept no connection"),
         floor("limits.header_timeout_ms", limits.header_timeout_ms, 1, "close every connection before its request"),
         floor("limits.body_timeout_ms", limits.body_timeout_ms, 1, "refuse every POST body"),
+        floor(
+            "websocket.connection_init_timeout_ms",
+            websocket.connection_init_timeout_ms,
+            1,
+            "close every WebSocket before it can send connection_init",
+        ),
+        floor(
+            "websocket.max_subscriptions_per_connection",
+            websocket.max_subscriptions_per_connection as u64,
+            1,
+            "refuse every subscription",
+        ),
+        floor(
+            "websocket.max_subscriptions_per_key",
+            websocket.max_subscriptions_per_key as u64,
+            1,
+            "refuse every subscription",
+        ),
     ]
 }
 
@@ -241,6 +260,8 @@ pub struct Config {
     pub api_keys: ApiKeys,
     /// Request limits.
     pub limits: ApiLimits,
+    /// The WebSocket transport's limits (`[websocket]`).
+    pub websocket: WsLimits,
     /// The relationship-strength model (weights, half-life, κ, channel weights).
     pub strength: StrengthModel,
     /// Browser origins (`https://dash.example.com`) allowed to call the API from their pages (CORS).
@@ -262,6 +283,7 @@ impl Default for Config {
             demo_size: DEFAULT_DEMO_SIZE,
             api_keys: ApiKeys::default(),
             limits: ApiLimits::default(),
+            websocket: WsLimits::default(),
             strength: StrengthModel::default(),
             cors_origins: Vec::new(),
             store: StoreKind::Sqlite,
@@ -280,6 +302,7 @@ struct FileConfig {
     demo_size: Option<usize>,
     api_keys: Option<Vec<String>>,
     limits: Option<ApiLimits>,
+    websocket: Option<WsLimits>,
     strength: Option<StrengthModel>,
     cors_origins: Option<Vec<String>>,
     store: Option<StoreKind>,
@@ -328,6 +351,7 @@ impl Config {
             config.db_path = parsed.db.unwrap_or(config.db_path);
             config.demo_size = parsed.demo_size.unwrap_or(config.demo_size);
             config.limits = parsed.limits.unwrap_or(config.limits);
+            config.websocket = parsed.websocket.unwrap_or(config.websocket);
             config.strength = parsed.strength.unwrap_or(config.strength);
             config.cors_origins = parsed.cors_origins.unwrap_or(config.cors_origins);
             config.store = parsed.store.unwrap_or(config.store);
@@ -433,8 +457,8 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let defaults = limit_floors(&ApiLimits::default());
-        for (floor, default) in limit_floors(&self.limits).into_iter().zip(defaults) {
+        let defaults = limit_floors(&ApiLimits::default(), &WsLimits::default());
+        for (floor, default) in limit_floors(&self.limits, &self.websocket).into_iter().zip(defaults) {
             if floor.value < floor.least {
                 return Err(ConfigError::Invalid {
                     setting: floor.setting,
@@ -633,7 +657,13 @@ mod tests {
             assert_eq!(error, format!("limits.{setting}: {expected}"));
         }
         // Every limit of the table is checked above, once.
-        assert_eq!(limit_floors(&ApiLimits::default()).len(), 22);
+        assert_eq!(limit_floors(&ApiLimits::default(), &WsLimits::default()).len(), 25);
+        let error = file_error("[websocket]\nmax_subscriptions_per_key = 0\n");
+        assert_eq!(
+            error,
+            "websocket.max_subscriptions_per_key: 0 would refuse every subscription; set it to at least 1 (the \
+             default is 500)"
+        );
         let error = file_error("[limits]\nmax_nesting = 1000\n");
         assert_eq!(
             error,

@@ -9,9 +9,10 @@ use crate::demo::{self, DemoOptions};
 use crate::engine::EngineError;
 use crate::store::neo4j::Neo4jConnection;
 use crate::store::{CypherStore, GraphStore, Metered, SqliteStore, StoreError};
+use crate::ws;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::GraphQLResponse;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -70,6 +71,8 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// Deepest bracket nesting a document may have (checked before anything parses it).
     pub max_nesting: usize,
+    /// The WebSocket transport's limits and the operations each key runs.
+    pub ws: ws::WsHub,
     /// The runtime serving WebSocket subscribers, started by the first one.
     subscribers: Arc<std::sync::OnceLock<Option<SubscriberRuntime>>>,
 }
@@ -142,6 +145,7 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
     let store = Arc::new(Metered::new(store));
     let schema =
         api::build_schema_with(store.clone(), config.limits, config.anonymous_reads(), config.strength.clone());
+    let ws = ws::WsHub::new(config.websocket).with_admission(schema.admission().clone());
     AppState {
         schema,
         store,
@@ -151,6 +155,7 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
         max_body_bytes: config.limits.max_body_bytes,
         body_timeout: std::time::Duration::from_millis(config.limits.body_timeout_ms),
         max_nesting: config.limits.max_nesting,
+        ws,
         subscribers: Arc::default(),
     }
 }
@@ -391,22 +396,27 @@ fn bearer_key(value: &str) -> Option<&str> {
     value.trim().split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, key)| key.trim())
 }
 
-/// Subscriptions over WebSocket (`graphql-transport-ws`, and the legacy `graphql-ws`). The API key comes in the
-/// `connection_init` payload, as `{"Authorization": "Bearer <key>"}` or `{"apiKey": "<key>"}`; a connection
-/// without a valid one is closed unless anonymous reads are allowed.
-async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+/// Subscriptions over WebSocket (`graphql-transport-ws`, and the legacy `graphql-ws`), served by [`ws`]. The API key
+/// comes in the `connection_init` payload, as `{"Authorization": "Bearer <key>"}` or `{"apiKey": "<key>"}`; a
+/// connection without a valid one is closed (`4403`) unless anonymous reads are allowed.
+async fn graphql_ws(State(state): State<AppState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    let offered = headers.get(header::SEC_WEBSOCKET_PROTOCOL).and_then(|value| value.to_str().ok());
+    let Some(protocol) = offered.and_then(ws::Protocol::negotiate) else {
+        let message = "no WebSocket subprotocol this server speaks was offered; send \
+                       `Sec-WebSocket-Protocol: graphql-transport-ws` (or the legacy `graphql-ws`)";
+        return (StatusCode::BAD_REQUEST, bad_request(message)).into_response();
+    };
     let schema = state.schema.inner().clone();
-    let (keys, anonymous_reads) = (state.keys.clone(), state.anonymous_reads);
+    let (keys, anonymous_reads, hub) = (state.keys.clone(), state.anonymous_reads, state.ws.clone());
     upgrade
-        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .protocols([protocol.name()])
         // Clients send small messages: a 4 KiB read chunk (it grows for a larger message) instead of the default
         // 128 KiB keeps ten thousand idle subscribers in tens of megabytes; no message may exceed a request body.
         .read_buffer_size(WS_READ_CHUNK)
         .max_message_size(state.max_body_bytes)
         .on_upgrade(move |socket| async move {
-            let connection = GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move { connection_caller(&payload, &keys, anonymous_reads) })
-                .serve();
+            let admit = move |payload: &serde_json::Value| connection_caller(payload, &keys, anonymous_reads);
+            let connection = ws::serve(socket, protocol, schema, hub, admit);
             let pool = state.subscribers.get_or_init(|| {
                 SubscriberRuntime::start()
                     .inspect_err(|error| {
@@ -429,27 +439,26 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
 /// Bytes a WebSocket connection reads at a time.
 const WS_READ_CHUNK: usize = 4 * 1024;
 
-/// Who a WebSocket connection's `connection_init` payload says the caller is.
+/// Who a WebSocket connection's `connection_init` payload says the caller is, or why it is refused.
 fn connection_caller(
     payload: &serde_json::Value,
     keys: &ApiKeys,
     anonymous_reads: bool,
-) -> async_graphql::Result<async_graphql::Data> {
+) -> Result<ws::Admission, String> {
     let text = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
     let bearer = text("Authorization").or_else(|| text("authorization")).and_then(bearer_key);
-    let caller = match bearer.or_else(|| text("apiKey")) {
-        None => Caller::Anonymous,
-        Some(key) => keys.role_of(key).map_or(Caller::InvalidKey, Caller::Key),
-    };
-    match caller {
-        Caller::InvalidKey => return Err(async_graphql::Error::new(BAD_KEY)),
-        Caller::Anonymous if !anonymous_reads => return Err(async_graphql::Error::new(NO_KEY)),
-        _ => {}
+    match bearer.or_else(|| text("apiKey")) {
+        Some(key) => match keys.identify(key) {
+            Some((key, role)) => Ok(ws::Admission { caller: Caller::Key(role), key: Some(key) }),
+            None => Err(BAD_KEY.to_owned()),
+        },
+        None if anonymous_reads => Ok(ws::Admission { caller: Caller::Anonymous, key: None }),
+        None => Err(WS_NO_KEY.to_owned()),
     }
-    let mut data = async_graphql::Data::default();
-    data.insert(caller);
-    Ok(data)
 }
+
+/// Why a WebSocket connection without a key is refused (a close reason: at most 123 bytes with `Forbidden: `).
+const WS_NO_KEY: &str = "no API key; send {\"Authorization\": \"Bearer <key>\"} in the connection_init payload";
 
 /// Refuses, before its body is read, a request whose caller may do nothing at all.
 fn refuse_early(state: &AppState, caller: Caller) -> Option<Response> {

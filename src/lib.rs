@@ -10,6 +10,7 @@
 //! - [`engine`]: the in-memory projection and graph algorithms (grows with the engine work).
 //! - [`api`]: the async-graphql schema: thin views over domain records, DataLoaders, access control.
 //! - [`http`]: the axum router and the [`http::Application`] that binds it.
+//! - [`ws`]: GraphQL over WebSocket (`graphql-transport-ws` and the legacy `graphql-ws`), with its limits.
 //! - [`config`]: one typed configuration.
 //! - [`demo`]: the deterministic demo-graph generator.
 //! - [`migrate`]: copying a store into a Cypher store, resumably.
@@ -24,3 +25,4 @@ pub mod engine;
 pub mod http;
 pub mod migrate;
 pub mod store;
+pub mod ws;

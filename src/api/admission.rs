@@ -26,6 +26,12 @@ pub struct Admission {
     clock: DefaultClock,
 }
 
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").field("max_waiting", &self.max_waiting).finish_non_exhaustive()
+    }
+}
+
 /// A turn to compute one analysis; the next waiting one starts when it is dropped.
 pub struct Turn(#[allow(dead_code)] OwnedSemaphorePermit);
 

@@ -132,9 +132,8 @@ pub(crate) async fn start(
         threshold,
         lower: threshold - hysteresis,
         upper: threshold + hysteresis,
-        scope,
-        sees_private: Caller::of(ctx).sees_private(),
-        sides: HashMap::new(),
+        view: View { scope, sees_private: Caller::of(ctx).sees_private() },
+        sides: Sides::default(),
         ended: false,
         at: Published { seq: snapshot.seq(), as_of: snapshot.as_of() },
         pending: None,
@@ -148,15 +147,16 @@ pub(crate) async fn start(
 
 /// A relationship's side as this subscriber last saw it.
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
+#[repr(u8)]
 enum Side {
     /// Not watched until now: a relationship created since starts below; one that came into view (a stakeholder
     /// turned public, or into a watched market) takes the side of the plain threshold without a report.
     #[default]
-    Unseen,
-    Below,
-    Above,
+    Unseen = 0,
+    Below = 1,
+    Above = 2,
     /// Not known since a resume: reported once it is outside the band.
-    Unsure,
+    Unsure = 3,
 }
 
 /// One subscriber's view of the sides.
@@ -167,10 +167,9 @@ struct Watcher {
     threshold: f64,
     lower: f64,
     upper: f64,
-    scope: Filter,
-    sees_private: bool,
+    view: View,
     /// The side of every relationship watched at the last full evaluation, and of those watched since.
-    sides: HashMap<RelationshipId, Side>,
+    sides: Sides,
     ended: bool,
     /// The snapshot last evaluated.
     at: Published,
@@ -216,9 +215,10 @@ impl Watcher {
 
     /// Sides at subscription time, by the plain threshold; nothing is reported.
     fn settle(&mut self, snapshot: &Snapshot) {
-        for (_, edge) in self.all_edges(snapshot) {
+        self.sides = Sides::for_ids(self.view.candidates(snapshot).map(|(_, edge)| snapshot.relationship(edge)));
+        for (_, edge) in self.view.edges(snapshot) {
             let side = self.plain_side(f64::from(snapshot.strength(edge)));
-            self.sides.insert(snapshot.relationship(edge), side);
+            self.sides.set(snapshot.relationship(edge), side);
         }
     }
 
@@ -233,7 +233,8 @@ impl Watcher {
     /// Sides at the resume point `point` (see the module docs), then the crossings between it and `snapshot`.
     async fn resume(&mut self, snapshot: &Snapshot, point: Published) -> Result<Option<StrengthCrossings>, ApiError> {
         let changed = self.changed_since(point.seq, snapshot.seq()).await?;
-        for (_, edge) in self.all_edges(snapshot) {
+        self.sides = Sides::for_ids(self.view.candidates(snapshot).map(|(_, edge)| snapshot.relationship(edge)));
+        for (_, edge) in self.view.edges(snapshot) {
             let relationship = snapshot.relationship(edge);
             let side = if changed.created.contains(&relationship) {
                 Side::Unseen
@@ -242,7 +243,7 @@ impl Watcher {
             } else {
                 self.side_of(f64::from(snapshot.strength_at(edge, point.as_of))).unwrap_or(Side::Unsure)
             };
-            self.sides.insert(relationship, side);
+            self.sides.set(relationship, side);
         }
         let crossings = self.evaluate(snapshot, Scan::All, &changed, true);
         Ok((!crossings.is_empty()).then(|| self.message(crossings)))
@@ -268,33 +269,35 @@ impl Watcher {
         changed: &Changed,
         resuming: bool,
     ) -> Vec<StrengthCrossing> {
-        let (edges, mut sides) = match scan {
+        let (edges, mut sides): (Box<dyn Iterator<Item = (u32, usize)> + '_>, Sides) = match scan {
             Scan::All => {
-                let edges = self.all_edges(snapshot);
-                let sides = HashMap::with_capacity(edges.len());
-                (edges, std::mem::replace(&mut self.sides, sides))
+                let ids = self.view.candidates(snapshot).map(|(_, edge)| snapshot.relationship(edge));
+                (self.view.edges(snapshot), std::mem::replace(&mut self.sides, Sides::for_ids(ids)))
             }
-            Scan::Edges(edges) => (edges, HashMap::new()),
+            Scan::Edges(edges) => (Box::new(edges.into_iter()), Sides::default()),
         };
         let mut crossings = Vec::new();
         for (source, edge) in edges {
             let relationship = snapshot.relationship(edge);
             let strength = f64::from(snapshot.strength(edge));
-            let before =
-                sides.remove(&relationship).or_else(|| self.sides.get(&relationship).copied()).unwrap_or_default();
+            let before = match sides.take(relationship) {
+                Side::Unseen => self.sides.get(relationship),
+                side => side,
+            };
             let was = match before {
                 Side::Unseen if changed.created.contains(&relationship) => Side::Below,
                 Side::Unseen => {
-                    self.sides.insert(relationship, self.plain_side(strength));
+                    let side = self.plain_side(strength);
+                    self.sides.set(relationship, side);
                     continue;
                 }
                 side => side,
             };
             let Some(after) = self.side_of(strength) else {
-                self.sides.insert(relationship, was);
+                self.sides.set(relationship, was);
                 continue;
             };
-            self.sides.insert(relationship, after);
+            self.sides.set(relationship, after);
             if was == after {
                 continue;
             }
@@ -334,42 +337,13 @@ impl Watcher {
         StrengthCrossings { cursor: encode(self.at), as_of: self.at.as_of, crossings }
     }
 
-    /// Whether this subscriber watches `edge` from `source`: in its scope, and both ends readable to it.
-    fn watches(&self, snapshot: &Snapshot, source: u32, edge: usize) -> bool {
-        let target = snapshot.target(edge);
-        let ends = [source, target].map(|node| (snapshot.stakeholder(node), snapshot.markets(node)));
-        (self.sees_private || !(snapshot.is_private(source) || snapshot.is_private(target)))
-            && self.scope.admits(ends.into_iter(), Some(snapshot.relationship_type(edge)))
-    }
-
-    /// Every edge this subscriber watches, as (source, edge).
-    fn all_edges(&self, snapshot: &Snapshot) -> Vec<(u32, usize)> {
-        let candidates: Vec<(u32, usize)> = match self.scope.stakeholder {
-            Some(id) => match snapshot.index_of(id) {
-                Some(node) => snapshot
-                    .out_edges(node)
-                    .map(|edge| (node, edge))
-                    .chain(snapshot.in_entries(node).map(|entry| {
-                        let (source, edge) = snapshot.in_entry(entry);
-                        (source, edge as usize)
-                    }))
-                    .collect(),
-                None => Vec::new(),
-            },
-            None => (0..snapshot.node_count() as u32)
-                .flat_map(|node| snapshot.out_edges(node).map(move |edge| (node, edge)))
-                .collect(),
-        };
-        candidates.into_iter().filter(|&(source, edge)| self.watches(snapshot, source, edge)).collect()
-    }
-
     /// The watched edges of the relationships in `changed`.
     fn changed_edges(&self, snapshot: &Snapshot, changed: &Changed) -> Vec<(u32, usize)> {
         changed
             .touched
             .iter()
             .filter_map(|&(relationship, from)| Some((snapshot.index_of(from)?, snapshot.edge_of(relationship, from)?)))
-            .filter(|&(source, edge)| self.watches(snapshot, source, edge))
+            .filter(|&(source, edge)| self.view.watches(snapshot, source, edge))
             .collect()
     }
 
@@ -389,6 +363,180 @@ impl Watcher {
             cursor = last;
         }
         Ok(changed)
+    }
+}
+
+/// What one subscriber may and wants to see.
+struct View {
+    scope: Filter,
+    sees_private: bool,
+}
+
+impl View {
+    /// Whether this subscriber watches `edge` from `source`: in its scope, and both ends readable to it.
+    fn watches(&self, snapshot: &Snapshot, source: u32, edge: usize) -> bool {
+        let target = snapshot.target(edge);
+        let ends = [source, target].map(|node| (snapshot.stakeholder(node), snapshot.markets(node)));
+        (self.sees_private || !(snapshot.is_private(source) || snapshot.is_private(target)))
+            && self.scope.admits(ends.into_iter(), Some(snapshot.relationship_type(edge)))
+    }
+
+    /// The edges, as (source, edge), that the scope's stakeholder (if any) allows: every edge watched, and others.
+    fn candidates<'a>(&self, snapshot: &'a Snapshot) -> Box<dyn Iterator<Item = (u32, usize)> + 'a> {
+        match self.scope.stakeholder {
+            Some(id) => match snapshot.index_of(id) {
+                Some(node) => Box::new(snapshot.out_edges(node).map(move |edge| (node, edge)).chain(
+                    snapshot.in_entries(node).map(|entry| {
+                        let (source, edge) = snapshot.in_entry(entry);
+                        (source, edge as usize)
+                    }),
+                )),
+                None => Box::new(std::iter::empty()),
+            },
+            None => Box::new(
+                (0..snapshot.node_count() as u32)
+                    .flat_map(|node| snapshot.out_edges(node).map(move |edge| (node, edge))),
+            ),
+        }
+    }
+
+    /// Every edge this subscriber watches, as (source, edge), one at a time (a list of them all would cost 16 bytes
+    /// an edge on every evaluation).
+    fn edges<'a>(&'a self, snapshot: &'a Snapshot) -> Box<dyn Iterator<Item = (u32, usize)> + 'a> {
+        Box::new(self.candidates(snapshot).filter(|&(source, edge)| self.watches(snapshot, source, edge)))
+    }
+}
+
+/// The side of each watched relationship ([`Side::Unseen`] for any other). Watching everything, the ids are
+/// dense: 2 bits per relationship id over the range they span (about 100 KB for 400,000 relationships, where a map
+/// took about 9 MB); watching a few relationships with scattered ids (one stakeholder's), a map.
+#[derive(Debug)]
+enum Sides {
+    Dense {
+        /// The id of the first side held.
+        base: i64,
+        /// Four sides a byte, the lowest bits first.
+        bits: Vec<u8>,
+        /// How many are not [`Side::Unseen`].
+        len: usize,
+    },
+    Sparse(HashMap<RelationshipId, Side>),
+}
+
+impl Default for Sides {
+    fn default() -> Self {
+        Sides::Sparse(HashMap::new())
+    }
+}
+
+impl Sides {
+    /// Room for the sides of `ids`, in the smaller of the two forms.
+    fn for_ids(ids: impl Iterator<Item = RelationshipId>) -> Self {
+        let (mut low, mut high, mut count) = (i64::MAX, i64::MIN, 0);
+        for id in ids {
+            (low, high, count) = (low.min(id.0), high.max(id.0), count + 1);
+        }
+        if count > 0 && dense_fits(low, high, count) {
+            Sides::Dense { base: low, bits: vec![0; ((high - low) / 4 + 1) as usize], len: 0 }
+        } else {
+            Sides::Sparse(HashMap::with_capacity(count))
+        }
+    }
+
+    fn get(&self, id: RelationshipId) -> Side {
+        match self {
+            Sides::Dense { base, bits, .. } => match usize::try_from(id.0 - base) {
+                Ok(at) if at / 4 < bits.len() => Side::from_bits(bits[at / 4] >> (at % 4 * 2)),
+                _ => Side::Unseen,
+            },
+            Sides::Sparse(map) => map.get(&id).copied().unwrap_or_default(),
+        }
+    }
+
+    /// The side of `id`, forgetting it.
+    fn take(&mut self, id: RelationshipId) -> Side {
+        let side = self.get(id);
+        if side != Side::Unseen {
+            self.set(id, Side::Unseen);
+        }
+        side
+    }
+
+    fn set(&mut self, id: RelationshipId, side: Side) {
+        match self {
+            Sides::Sparse(map) if side == Side::Unseen => _ = map.remove(&id),
+            Sides::Sparse(map) => _ = map.insert(id, side),
+            Sides::Dense { base, bits, len } => {
+                let last = *base + bits.len() as i64 * 4 - 1;
+                if id.0 < *base || id.0 > last {
+                    if side == Side::Unseen {
+                        return;
+                    }
+                    // A relationship created since: grow, unless that would make the dense form the larger one.
+                    let (low, high) = (id.0.min(*base), id.0.max(last));
+                    if !dense_fits(low, high, *len + 1) {
+                        *self = self.to_sparse();
+                        return self.set(id, side);
+                    }
+                    if id.0 < *base {
+                        let bytes = ((*base - id.0 + 3) / 4) as usize;
+                        bits.splice(0..0, std::iter::repeat_n(0, bytes));
+                        *base -= bytes as i64 * 4;
+                    } else {
+                        bits.resize(((id.0 - *base) / 4 + 1) as usize, 0);
+                    }
+                }
+                let at = (id.0 - *base) as usize;
+                let (byte, shift) = (&mut bits[at / 4], at % 4 * 2);
+                let before = Side::from_bits(*byte >> shift);
+                *byte = (*byte & !(0b11 << shift)) | ((side as u8) << shift);
+                match (before == Side::Unseen, side == Side::Unseen) {
+                    (true, false) => *len += 1,
+                    (false, true) => *len -= 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The same sides in a map.
+    fn to_sparse(&self) -> Self {
+        let Sides::Dense { base, bits, len } = self else { unreachable!("only a dense form converts") };
+        let mut map = HashMap::with_capacity(*len + 1);
+        for (at, byte) in bits.iter().enumerate().filter(|(_, byte)| **byte != 0) {
+            for slot in 0..4 {
+                let side = Side::from_bits(byte >> (slot * 2));
+                if side != Side::Unseen {
+                    map.insert(RelationshipId(base + (at * 4 + slot) as i64), side);
+                }
+            }
+        }
+        Sides::Sparse(map)
+    }
+
+    /// Heap bytes held.
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Sides::Dense { bits, .. } => bits.capacity(),
+            Sides::Sparse(map) => map.capacity() * (std::mem::size_of::<(RelationshipId, Side)>() + 1),
+        }
+    }
+}
+
+/// Whether 2 bits for every id in `low..=high` take less than a map of `count` entries (about 20 bytes each).
+fn dense_fits(low: i64, high: i64, count: usize) -> bool {
+    (i128::from(high) - i128::from(low) + 1) <= 64 * count as i128
+}
+
+impl Side {
+    fn from_bits(bits: u8) -> Self {
+        match bits & 0b11 {
+            0 => Side::Unseen,
+            1 => Side::Below,
+            2 => Side::Above,
+            _ => Side::Unsure,
+        }
     }
 }
 
@@ -459,5 +607,50 @@ mod tests {
         assert_eq!(decode(&encode(point)).unwrap(), point);
         let from_changes = URL_SAFE_NO_PAD.encode("changes|42");
         assert!(matches!(decode(&from_changes), Err(ApiError::BadInput { .. })));
+    }
+
+    #[test]
+    fn sides_of_every_relationship_take_two_bits_each() {
+        let ids = || (1..=400_000).map(RelationshipId);
+        let mut sides = Sides::for_ids(ids());
+        for id in ids() {
+            sides.set(id, if id.0 % 3 == 0 { Side::Above } else { Side::Below });
+        }
+        assert!(matches!(sides, Sides::Dense { len: 400_000, .. }));
+        assert_eq!(sides.heap_bytes(), 100_000, "400,000 sides in 100 KB");
+        assert_eq!(sides.get(RelationshipId(3)), Side::Above);
+        assert_eq!(sides.get(RelationshipId(4)), Side::Below);
+        assert_eq!(sides.get(RelationshipId(400_001)), Side::Unseen);
+        assert_eq!(sides.take(RelationshipId(4)), Side::Below);
+        assert_eq!(sides.get(RelationshipId(4)), Side::Unseen);
+        // A relationship created since grows the range.
+        sides.set(RelationshipId(400_010), Side::Unsure);
+        assert_eq!(sides.get(RelationshipId(400_010)), Side::Unsure);
+        assert_eq!(sides.get(RelationshipId(400_009)), Side::Unseen);
+    }
+
+    #[test]
+    fn a_few_scattered_sides_sit_in_a_map_and_dense_ones_turn_sparse_when_they_scatter() {
+        let scattered = [5, 90_000, 400_000].map(RelationshipId);
+        let mut sides = Sides::for_ids(scattered.into_iter());
+        assert!(matches!(sides, Sides::Sparse(_)));
+        sides.set(scattered[1], Side::Above);
+        assert_eq!(sides.get(scattered[1]), Side::Above);
+        assert!(sides.heap_bytes() < 200, "{} bytes", sides.heap_bytes());
+
+        let mut sides = Sides::for_ids((10..20).map(RelationshipId));
+        assert!(matches!(sides, Sides::Dense { .. }));
+        for id in (10..20).map(RelationshipId) {
+            sides.set(id, Side::Below);
+        }
+        sides.set(RelationshipId(7), Side::Above);
+        assert!(matches!(sides, Sides::Dense { .. }), "a nearby id grows the range downwards");
+        sides.set(RelationshipId(1_000_000), Side::Above);
+        assert!(matches!(sides, Sides::Sparse(_)), "a far one turns it into a map");
+        let expected = (10..20).map(|id| (id, Side::Below)).chain([(7, Side::Above), (1_000_000, Side::Above)]);
+        for (id, side) in expected {
+            assert_eq!(sides.get(RelationshipId(id)), side, "{id}");
+        }
+        assert_eq!(sides.get(RelationshipId(8)), Side::Unseen);
     }
 }

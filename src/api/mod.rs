@@ -32,6 +32,7 @@ use subscription::SubscriptionRoot;
 pub use auth::{Caller, KeyId};
 pub use cost::nesting;
 pub use error::{ApiError, ApiResult};
+pub use extension::add_code;
 pub use mutation::Mutation;
 pub use query::Query;
 

@@ -19,3 +19,4 @@ mod startup;
 mod store;
 mod subscriptions;
 mod support;
+mod websocket;

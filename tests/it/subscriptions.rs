@@ -125,9 +125,9 @@ async fn a_connection_without_a_valid_key_is_refused() {
     })
     .await
     .expect("closed within 10 s");
-    // async-graphql closes a refused `connection_init` with 1002 and the reason (the protocol suggests 4403).
+    // A refused `connection_init` closes with 4403 (graphql-transport-ws) and the reason.
     let (code, reason) = closed.expect("a close frame");
-    assert_eq!(code, 1002);
+    assert_eq!(code, 4403);
     assert!(reason.contains("API key"), "the reason says what to fix: {reason}");
 }
 
