@@ -8,8 +8,8 @@ use super::loaders::Loaders;
 use super::paging::{page_size, Counted};
 use super::relationships::{load_relationship, Interaction, Relationship};
 use super::stakeholders::{
-    load_stakeholder, Customer, Distributor, Employee, GovernmentBody, MaskedStakeholder, MediaOutlet,
-    StakeholderNode, StakeholderView, Supplier,
+    load_stakeholder, Customer, Distributor, Employee, GovernmentBody, MaskedStakeholder, MediaOutlet, StakeholderNode,
+    StakeholderView, Supplier,
 };
 use super::ApiContext;
 use crate::domain::MarketSet;
@@ -67,9 +67,7 @@ async fn load_node(ctx: &Context<'_>, id: &ID, field: &str) -> ApiResult<Option<
         GlobalId::Relationship(id) => load_relationship(ctx, id).await?.map(Node::Relationship),
         GlobalId::Interaction(id) => {
             let Some(interaction) = loaders.load_one(id).await? else { return Ok(None) };
-            load_relationship(ctx, interaction.relationship)
-                .await?
-                .map(|_| Node::Interaction(Interaction(interaction)))
+            load_relationship(ctx, interaction.relationship).await?.map(|_| Node::Interaction(Interaction(interaction)))
         }
     })
 }

@@ -141,7 +141,10 @@ pub async fn visible(
         relationships.iter().flat_map(|relationship| [relationship.from, relationship.to]).collect();
     let found = ctx.data_unchecked::<Loaders>().load_many(ends).await?;
     let public = |id: &StakeholderId| found.get(id).is_some_and(|stakeholder| !stakeholder.private);
-    Ok(relationships.into_iter().filter(|relationship| public(&relationship.from) && public(&relationship.to)).collect())
+    Ok(relationships
+        .into_iter()
+        .filter(|relationship| public(&relationship.from) && public(&relationship.to))
+        .collect())
 }
 
 /// The relationship with this id, if it exists and the caller may see it (a withheld one answers like an id

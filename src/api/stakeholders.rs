@@ -89,7 +89,11 @@ pub async fn load_stakeholder(ctx: &Context<'_>, id: StakeholderId) -> ApiResult
 #[graphql(
     name = "Stakeholder",
     field(name = "id", ty = "ID", desc = "Opaque global id."),
-    field(name = "masked", ty = "bool", desc = "True when this caller may not see this private stakeholder: then every other field but `id` is null."),
+    field(
+        name = "masked",
+        ty = "bool",
+        desc = "True when this caller may not see this private stakeholder: then every other field but `id` is null."
+    ),
     field(name = "key", ty = "Option<String>", desc = "The caller's own unique key; null when masked."),
     field(name = "name", ty = "Option<String>", desc = "Display name; null when masked."),
     field(name = "kind", ty = "Option<StakeholderKind>", desc = "What it is; null when masked."),
@@ -97,11 +101,23 @@ pub async fn load_stakeholder(ctx: &Context<'_>, id: StakeholderId) -> ApiResult
     field(name = "markets", ty = "Option<Vec<Market>>", desc = "Every market it takes part in; null when masked."),
     field(name = "power", ty = "Option<f64>", desc = "Power over the firm, in [0, 1]; null when masked."),
     field(name = "interest", ty = "Option<f64>", desc = "Interest in the firm, in [0, 1]; null when masked."),
-    field(name = "mendelow", ty = "Option<Mendelow>", desc = "Mendelow quadrant from power and interest; null when masked."),
-    field(name = "private", ty = "Option<bool>", desc = "Visible in full only to editors and admins; null when masked."),
+    field(
+        name = "mendelow",
+        ty = "Option<Mendelow>",
+        desc = "Mendelow quadrant from power and interest; null when masked."
+    ),
+    field(
+        name = "private",
+        ty = "Option<bool>",
+        desc = "Visible in full only to editors and admins; null when masked."
+    ),
     field(name = "created_at", ty = "Option<DateTime<Utc>>", desc = "When it was created; null when masked."),
     field(name = "updated_at", ty = "Option<DateTime<Utc>>", desc = "When it last changed; null when masked."),
-    field(name = "archived_at", ty = "Option<DateTime<Utc>>", desc = "When it was archived, if it was; null when masked."),
+    field(
+        name = "archived_at",
+        ty = "Option<DateTime<Utc>>",
+        desc = "When it was archived, if it was; null when masked."
+    ),
     field(
         name = "relationships",
         ty = "Option<RelationshipConnection>",

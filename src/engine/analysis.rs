@@ -386,7 +386,11 @@ mod tests {
         let open = Walk::new(&graph, Flow::Both, 0.0, &Via::default());
         assert_eq!(super::super::paths::strongest_paths(&open, 0, 2, 1, 4)[0].nodes, [0, 1, 2]);
         let hiding = open.hiding_private(true);
-        assert_eq!(super::super::paths::strongest_paths(&hiding, 0, 2, 1, 4)[0].nodes, [0, 2], "around the private one");
+        assert_eq!(
+            super::super::paths::strongest_paths(&hiding, 0, 2, 1, 4)[0].nodes,
+            [0, 2],
+            "around the private one"
+        );
         assert!(super::super::paths::strongest_paths(&hiding, 0, 3, 1, 4).is_empty(), "4 is reached only through 2");
         assert!(hiding.edge(0, 1).is_none() && hiding.edge(1, 3).is_none());
         assert!(super::super::paths::reach(&hiding, 0, 4, 0.0).iter().all(|&(node, _, _)| node != 1 && node != 3));

@@ -170,7 +170,8 @@ pub struct StakeholderQuery {
 /// Why a cursor is refused when it did not come from its listing: the API says it of a cursor it cannot read, the
 /// stores of one naming a row the listing can never hold, whether the row does not exist or is one the listing
 /// leaves out (a private stakeholder), so that the refusal tells nothing about the row.
-pub const INVALID_CURSOR: &str = "this cursor did not come from this list; pass the `cursor` of an edge (or `pageInfo.endCursor`) of the same list";
+pub const INVALID_CURSOR: &str =
+    "this cursor did not come from this list; pass the `cursor` of an edge (or `pageInfo.endCursor`) of the same list";
 
 impl StakeholderQuery {
     /// Refuses a cursor made for a listing in another order, or naming a row the listing can never hold: one that

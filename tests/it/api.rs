@@ -467,7 +467,10 @@ async fn masked_stakeholders_leak_nothing_through_listings_cursors_or_networks()
     let seen = run_as(&schema, viewer, network, variables.clone()).await;
     assert!(seen["data"]["hidden"]["relationships"].is_null(), "a masked stakeholder's network is withheld");
     assert!(seen["data"]["hidden"]["relationshipManager"].is_null());
-    assert_eq!(seen["data"]["manager"]["relationships"]["totalCount"], 0, "a relationship with a masked end is withheld");
+    assert_eq!(
+        seen["data"]["manager"]["relationships"]["totalCount"], 0,
+        "a relationship with a masked end is withheld"
+    );
     assert!(!seen.to_string().contains("renewal terms"));
     let full = run_as(&schema, EDITOR, network, variables).await;
     assert_eq!(full["data"]["manager"]["relationships"]["edges"][0]["node"]["interactions"]["totalCount"], 1);
@@ -613,9 +616,10 @@ async fn the_change_log_pages_in_order_and_withholds_only_masked_payloads() {
             // nothing but their cursor.
             assert_eq!(kinds, [None, Some("STAKEHOLDER_CREATED"), Some("STAKEHOLDER_CREATED"), None, None]);
             assert_eq!(masked, 3);
-            assert!(events.iter().filter(|event| event["masked"] == true).all(|event| event["payload"].is_null()
-                && event["at"].is_null()
-                && event["cursor"].is_string()));
+            assert!(events
+                .iter()
+                .filter(|event| event["masked"] == true)
+                .all(|event| event["payload"].is_null() && event["at"].is_null() && event["cursor"].is_string()));
             assert!(!Value::from(events.clone()).to_string().contains("Hidden Harbor"));
         }
     }

@@ -10,6 +10,7 @@ mod durability;
 mod graphql_ws_client;
 mod influence;
 mod neo4j;
+mod privacy;
 mod queries;
 mod router;
 mod schema_sdl;

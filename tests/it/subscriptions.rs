@@ -5,9 +5,9 @@ use crate::support::{
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use stakegraph::config::ApiKeys;
 use stakegraph::domain::Role;
+use std::collections::HashMap;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -220,7 +220,8 @@ async fn a_viewer_subscriber_gets_private_stakeholders_masked() {
     for field in ["kind", "at", "stakeholders", "relationship", "payload"] {
         assert!(hidden[field].is_null(), "{field} of a masked event: {hidden}");
     }
-    let created: Vec<&Value> = by_subscription["created"].iter().map(|event| &event["payload"]["after"]["name"]).collect();
+    let created: Vec<&Value> =
+        by_subscription["created"].iter().map(|event| &event["payload"]["after"]["name"]).collect();
     assert_eq!(created, [&json!("Customer PUBLIC-1"), &json!("Customer PUBLIC-2")]);
 }
 

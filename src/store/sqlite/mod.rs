@@ -452,9 +452,8 @@ impl GraphStore for SqliteStore {
                  UNION SELECT id FROM relationship WHERE to_id IN (SELECT id FROM stakeholder WHERE private = 1)";
             let private = count("SELECT COUNT(*) FROM stakeholder WHERE private = 1")?;
             let hidden_relationships = count(&format!("SELECT COUNT(*) FROM ({HIDDEN_RELATIONSHIPS})"))?;
-            let hidden_interactions = count(&format!(
-                "SELECT COUNT(*) FROM interaction WHERE relationship_id IN ({HIDDEN_RELATIONSHIPS})"
-            ))?;
+            let hidden_interactions =
+                count(&format!("SELECT COUNT(*) FROM interaction WHERE relationship_id IN ({HIDDEN_RELATIONSHIPS})"))?;
             Ok(GraphCounts {
                 stakeholders: all.stakeholders.saturating_sub(private),
                 relationships: all.relationships.saturating_sub(hidden_relationships),
