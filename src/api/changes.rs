@@ -1,5 +1,9 @@
 //! The change log as a query: integrators page through every committed change in order with `changes(after,
 //! first)` and resume from the last cursor they processed.
+//!
+//! An event involving a stakeholder the caller sees masked keeps its place (its cursor) and says nothing else:
+//! `masked` is true and every other field is null (its kind, time, stakeholders and relationship would tell
+//! what the mask hides, or name a relationship withheld from the caller).
 
 use super::auth::{Caller, Need};
 use super::error::{ApiError, ApiResult};
@@ -51,34 +55,34 @@ impl ChangeEvent {
         encode(self.event.seq)
     }
 
-    /// When the change was committed.
-    async fn at(&self) -> DateTime<Utc> {
-        self.event.at
-    }
-
-    /// What changed.
-    async fn kind(&self) -> ChangeKind {
-        self.event.kind.into()
-    }
-
-    /// The stakeholders involved.
-    async fn stakeholders(&self) -> Vec<ID> {
-        self.event.stakeholders.iter().map(|id| GlobalId::Stakeholder(*id).encode()).collect()
-    }
-
-    /// The relationship involved, if any.
-    async fn relationship(&self) -> Option<ID> {
-        self.event.relationship.map(|id| GlobalId::Relationship(id).encode())
-    }
-
-    /// Before and after values; null when the event touches a stakeholder this caller sees masked.
-    async fn payload(&self) -> Option<Json<&serde_json::Value>> {
-        (!self.masked).then_some(Json(&self.event.payload))
-    }
-
-    /// True when the payload is withheld from this caller.
+    /// True when the event involves a stakeholder this caller sees masked: then every field but `cursor` is null.
     async fn masked(&self) -> bool {
         self.masked
+    }
+
+    /// When the change was committed; null when masked.
+    async fn at(&self) -> Option<DateTime<Utc>> {
+        self.visible().map(|event| event.at)
+    }
+
+    /// What changed; null when masked.
+    async fn kind(&self) -> Option<ChangeKind> {
+        self.visible().map(|event| event.kind.into())
+    }
+
+    /// The stakeholders involved; null when masked.
+    async fn stakeholders(&self) -> Option<Vec<ID>> {
+        self.visible().map(|event| event.stakeholders.iter().map(|id| GlobalId::Stakeholder(*id).encode()).collect())
+    }
+
+    /// The relationship involved, if any; null when masked.
+    async fn relationship(&self) -> Option<ID> {
+        self.visible().and_then(|event| event.relationship).map(|id| GlobalId::Relationship(id).encode())
+    }
+
+    /// Before and after values; null when masked.
+    async fn payload(&self) -> Option<Json<&serde_json::Value>> {
+        self.visible().map(|event| Json(&event.payload))
     }
 }
 
@@ -105,6 +109,21 @@ impl ChangeEvent {
         ChangeEvent { event, masked }
     }
 
+    /// The event, unless it is masked.
+    fn visible(&self) -> Option<&domain::ChangeEvent> {
+        (!self.masked).then_some(&*self.event)
+    }
+
+    /// Whether the caller sees this event masked.
+    pub(crate) fn is_masked(&self) -> bool {
+        self.masked
+    }
+
+    /// The log entry, whatever the caller may see of it (for filters, which must check `masked` first).
+    pub(crate) fn record(&self) -> &domain::ChangeEvent {
+        &self.event
+    }
+
     /// Its position in the log.
     pub(crate) fn seq(&self) -> i64 {
         self.event.seq
@@ -123,7 +142,8 @@ pub struct ChangesQuery;
 #[Object]
 impl ChangesQuery {
     /// Every committed change after `after` (from the start without it), oldest first. Nothing is ever skipped:
-    /// events a caller may not see in full come with their payload withheld.
+    /// an event involving a stakeholder the caller sees masked keeps its place with everything but its cursor
+    /// withheld.
     #[graphql(guard = "Need::Read")]
     async fn changes(
         &self,

@@ -76,12 +76,7 @@ fn encode_cursor(prefix: &str, body: &str) -> String {
 }
 
 fn decode_cursor(cursor: &str, prefix: &str) -> ApiResult<String> {
-    let invalid = || {
-        ApiError::bad_input(
-            "after",
-            "this cursor did not come from this list; pass the `cursor` of an edge (or `pageInfo.endCursor`) of the same list",
-        )
-    };
+    let invalid = || ApiError::bad_input("after", crate::store::INVALID_CURSOR);
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (found, body) = text.split_once('|').ok_or_else(invalid)?;

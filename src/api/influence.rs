@@ -2,16 +2,17 @@
 //! the key influencers of the graph or of one market.
 //!
 //! Each runs on the engine's current snapshot on a blocking thread (never on the async workers), within the
-//! configured hop, result and time limits; a request past them gets `LIMIT_EXCEEDED`. Stakeholders are resolved
-//! through the DataLoader, so private ones on a path are masked for callers who may not see them.
+//! configured hop, result and time limits; a request past them gets `LIMIT_EXCEEDED`. For a caller who may not
+//! see private stakeholders, every analysis runs on the public part of the graph (the walk hides private
+//! stakeholders and their relationships): no path passes through or ends at one, no ranking lists one, and one
+//! named as an argument answers like an unknown id (the README's privacy policy).
 
 use super::admission::{Admission, Spender};
-use super::auth::{KeyId, Need};
+use super::auth::{Caller, KeyId, Need};
 use super::enums::{to_domain, Market, StakeholderKind};
 use super::error::{ApiError, ApiResult};
 use super::ids::stakeholder_id;
-use super::loaders::Loaders;
-use super::relationships::Relationship;
+use super::relationships::{load_relationship, Relationship};
 use super::stakeholders::{load_stakeholder, StakeholderNode};
 use super::{ApiContext, Deadline};
 use crate::domain::{self, MarketSet, RelationshipId, StakeholderId};
@@ -96,7 +97,7 @@ impl InfluenceStep {
 
     /// The relationship it runs over (the strongest between the two, when they have several).
     async fn relationship(&self, ctx: &Context<'_>) -> ApiResult<Option<Relationship>> {
-        Ok(ctx.data_unchecked::<Loaders>().load_one(self.relationship).await?.map(Relationship))
+        load_relationship(ctx, self.relationship).await
     }
 
     /// The relationship's strength as of the analysis' `asOf`.
@@ -227,11 +228,12 @@ impl InfluenceQuery {
         let min_strength = unit(min_strength, "minStrength")?;
         let (from_id, to_id) = (stakeholder_id(&from, "from")?, stakeholder_id(&to, "to")?);
         let snapshot = analysis.snapshot.clone();
-        let (source, target) = (live(&snapshot, from_id, "from")?, live(&snapshot, to_id, "to")?);
+        let hide = hides_private(ctx);
+        let (source, target) = (live(&snapshot, from_id, "from", hide)?, live(&snapshot, to_id, "to", hide)?);
         let (flow, via) = (Flow::from(direction), Via::from(via));
         let found = analysis
             .run(move |snapshot, deadline| {
-                let walk = Walk::new(snapshot, flow, min_strength, &via);
+                let walk = Walk::new(snapshot, flow, min_strength, &via).hiding_private(hide);
                 let mut search = Search::new(snapshot.node_count()).with_deadline(deadline);
                 let paths = strongest_paths_with(&mut search, &walk, source, target, first, max_hops);
                 if search.exhausted() {
@@ -285,11 +287,12 @@ impl InfluenceQuery {
         let max_hops = analysis.hops(max_hops)?;
         let min_score = unit(min_score, "minScore")?;
         let min_strength = unit(min_strength, "minStrength")?;
-        let source = live(&analysis.snapshot, stakeholder_id(&from, "from")?, "from")?;
+        let hide = hides_private(ctx);
+        let source = live(&analysis.snapshot, stakeholder_id(&from, "from")?, "from", hide)?;
         let (flow, via) = (Flow::from(direction), Via::from(via));
         let reached = analysis
             .run(move |snapshot, deadline| {
-                let walk = Walk::new(snapshot, flow, min_strength, &via);
+                let walk = Walk::new(snapshot, flow, min_strength, &via).hiding_private(hide);
                 let mut search = Search::new(snapshot.node_count()).with_deadline(deadline);
                 let reached = reach_with(&mut search, &walk, source, max_hops, min_score, first);
                 (!search.exhausted()).then(|| {
@@ -319,23 +322,27 @@ impl InfluenceQuery {
         let min_strength = unit(min_strength, "minStrength")?;
         let in_market = market.map(domain::Market::from);
         let engine = ctx.data_unchecked::<ApiContext>().engine.clone();
+        let hide = hides_private(ctx);
         let (ranked, iterations) = analysis
             .run(move |snapshot, deadline| {
-                let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default());
+                let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default()).hiding_private(hide);
+                // Hiding private stakeholders, the surfer jumps only to public ones: the ranks are then those of
+                // the public part of the graph, and a private stakeholder's rank is 0.
                 let teleport: Vec<u32> = match in_market {
                     Some(market) => (0..snapshot.node_count() as u32)
-                        .filter(|&node| snapshot.markets(node).contains(market))
+                        .filter(|&node| snapshot.markets(node).contains(market) && !walk.hides(node))
                         .collect(),
+                    None if hide => (0..snapshot.node_count() as u32).filter(|&node| !walk.hides(node)).collect(),
                     None => Vec::new(),
                 };
-                if in_market.is_some() && teleport.is_empty() {
+                if (in_market.is_some() || hide) && teleport.is_empty() {
                     return Some((Vec::new(), 0));
                 }
-                let key = format!("pagerank {in_market:?} {min_strength}");
+                let key = format!("pagerank {in_market:?} {min_strength} hide_private={hide}");
                 let ranks = engine.memoized(snapshot, &key, || {
                     pagerank(&walk, DAMPING, PAGERANK_TOLERANCE, &teleport, 1_000, Some(deadline))
                 })?;
-                let mut order: Vec<u32> = (0..snapshot.node_count() as u32).collect();
+                let mut order: Vec<u32> = (0..snapshot.node_count() as u32).filter(|&node| !walk.hides(node)).collect();
                 order.sort_unstable_by(|a, b| {
                     ranks.values[*b as usize].total_cmp(&ranks.values[*a as usize]).then(a.cmp(b))
                 });
@@ -485,22 +492,23 @@ impl RiskQuery {
         let wanted = MarketSet::of(to_domain::<Market, domain::Market>(&markets.unwrap_or_default()));
         let api = ctx.data_unchecked::<ApiContext>();
         let (engine, limits) = (api.engine.clone(), api.limits);
+        let hide = hides_private(ctx);
         let (ranked, exact, sources) = analysis
             .run(move |snapshot, deadline| {
-                let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default());
+                let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default()).hiding_private(hide);
                 let (sources, scale) = sample_sources(
                     snapshot.node_count(),
                     limits.betweenness_exact_below,
                     limits.betweenness_samples,
                     BETWEENNESS_SEED,
                 );
-                let key = format!("betweenness {min_strength} {}", sources.len());
+                let key = format!("betweenness {min_strength} {} hide_private={hide}", sources.len());
                 // Both ways, every pair is counted from each end: halve.
                 let scores = engine.memoized(snapshot, &key, || {
                     betweenness(&walk, &sources, Some(deadline))
                         .map(|sums| sums.into_iter().map(|sum| sum * scale / 2.0).collect::<Vec<f64>>())
                 })?;
-                let mut order: Vec<u32> = (0..snapshot.node_count() as u32).collect();
+                let mut order: Vec<u32> = (0..snapshot.node_count() as u32).filter(|&node| !walk.hides(node)).collect();
                 order.sort_unstable_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
                 let ranked = order
                     .into_iter()
@@ -540,7 +548,8 @@ impl RiskQuery {
         let min_strength = unit(min_strength, "minStrength")?;
         let employee_id = stakeholder_id(&employee, "employee")?;
         let snapshot = analysis.snapshot.clone();
-        let node = live(&snapshot, employee_id, "employee")?;
+        let hide = hides_private(ctx);
+        let node = live(&snapshot, employee_id, "employee", hide)?;
         if !staff(&snapshot, node) {
             return Err(ApiError::bad_input(
                 "employee",
@@ -549,9 +558,10 @@ impl RiskQuery {
         }
         let (losses, by_market, affected, total_loss) = analysis
             .run(move |snapshot, deadline| {
-                let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default());
-                let employees: Vec<u32> =
-                    (0..snapshot.node_count() as u32).filter(|&node| staff(snapshot, node)).collect();
+                let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default()).hiding_private(hide);
+                let employees: Vec<u32> = (0..snapshot.node_count() as u32)
+                    .filter(|&node| staff(snapshot, node) && !walk.hides(node))
+                    .collect();
                 let losses = key_person_losses(&walk, &employees, node, min_score, Some(deadline))?;
                 let mut by_market: Vec<MarketLoss> = domain::Market::ALL
                     .iter()
@@ -697,9 +707,15 @@ fn unit(value: f64, field: &str) -> ApiResult<f64> {
     }
 }
 
-/// The node of stakeholder `id`, which must be live.
-fn live(snapshot: &Snapshot, id: StakeholderId, field: &str) -> ApiResult<u32> {
-    snapshot.index_of(id).ok_or_else(|| {
+/// Whether the analyses of the request `ctx` belongs to run on the public part of the graph only.
+fn hides_private(ctx: &Context<'_>) -> bool {
+    !Caller::of(ctx).sees_private()
+}
+
+/// The node of stakeholder `id`, which must be live, and public when `hide_private`: a private one answers
+/// exactly like an id that does not exist.
+fn live(snapshot: &Snapshot, id: StakeholderId, field: &str, hide_private: bool) -> ApiResult<u32> {
+    snapshot.index_of(id).filter(|&node| !(hide_private && snapshot.is_private(node))).ok_or_else(|| {
         ApiError::bad_input(
             field,
             format!("no live stakeholder has id {id}; archived stakeholders take no part in influence"),

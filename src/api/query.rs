@@ -6,10 +6,10 @@ use super::error::{ApiError, ApiResult};
 use super::ids::{decode_stakeholder_cursor, encode_stakeholder_cursor, relationship_id, stakeholder_id, GlobalId};
 use super::loaders::Loaders;
 use super::paging::{page_size, Counted};
-use super::relationships::{touches_hidden, Interaction, Relationship};
+use super::relationships::{load_relationship, Interaction, Relationship};
 use super::stakeholders::{
-    load_stakeholder, Customer, Distributor, Employee, GovernmentBody, MediaOutlet, StakeholderNode, StakeholderView,
-    Supplier,
+    load_stakeholder, Customer, Distributor, Employee, GovernmentBody, MaskedStakeholder, MediaOutlet, StakeholderNode,
+    StakeholderView, Supplier,
 };
 use super::ApiContext;
 use crate::domain::MarketSet;
@@ -36,6 +36,8 @@ pub enum Node {
     MediaOutlet(MediaOutlet),
     /// A government body.
     GovernmentBody(GovernmentBody),
+    /// A private stakeholder the caller may not see.
+    MaskedStakeholder(MaskedStakeholder),
     /// A relationship.
     Relationship(Relationship),
     /// An interaction.
@@ -51,25 +53,21 @@ impl From<StakeholderNode> for Node {
             StakeholderNode::Employee(object) => Node::Employee(object),
             StakeholderNode::MediaOutlet(object) => Node::MediaOutlet(object),
             StakeholderNode::GovernmentBody(object) => Node::GovernmentBody(object),
+            StakeholderNode::MaskedStakeholder(object) => Node::MaskedStakeholder(object),
         }
     }
 }
 
-/// Loads the node a global id names, through the DataLoader; `field` is where the id came from.
+/// Loads the node a global id names, through the DataLoader; `field` is where the id came from. A relationship
+/// the caller may not see, and an interaction on one, answer like ids that do not exist: null.
 async fn load_node(ctx: &Context<'_>, id: &ID, field: &str) -> ApiResult<Option<Node>> {
     let loaders = ctx.data_unchecked::<Loaders>();
     Ok(match GlobalId::decode(id, field)? {
         GlobalId::Stakeholder(id) => load_stakeholder(ctx, id).await?.map(Node::from),
-        GlobalId::Relationship(id) => loaders.load_one(id).await?.map(|found| Node::Relationship(Relationship(found))),
+        GlobalId::Relationship(id) => load_relationship(ctx, id).await?.map(Node::Relationship),
         GlobalId::Interaction(id) => {
             let Some(interaction) = loaders.load_one(id).await? else { return Ok(None) };
-            let relationship = loaders.load_one(interaction.relationship).await?;
-            match relationship {
-                Some(relationship) if !touches_hidden(ctx, &relationship).await? => {
-                    Some(Node::Interaction(Interaction(interaction)))
-                }
-                _ => None,
-            }
+            load_relationship(ctx, interaction.relationship).await?.map(|_| Node::Interaction(Interaction(interaction)))
         }
     })
 }
@@ -99,7 +97,7 @@ pub enum StakeholderSortField {
     /// Creation order.
     #[default]
     Id,
-    /// Name (private stakeholders are left out for callers who see them masked).
+    /// Name.
     Name,
     /// Creation time.
     CreatedAt,
@@ -163,9 +161,9 @@ fn store_query(
     };
     let sort = StakeholderSort::from(order.field);
     let statuses: Vec<crate::domain::CustomerStatus> = to_domain(&filter.status.unwrap_or_default());
-    // A masked stakeholder must not be found by what its mask hides: its name (searched or sorted) or status.
-    let exclude_private =
-        !caller.sees_private() && (search.is_some() || sort == StakeholderSort::Name || !statuses.is_empty());
+    // A listing would tell what a mask hides (that the row matches the filter, where it sorts, that it is not
+    // archived): private stakeholders are left out of the listings of a caller who sees them masked.
+    let exclude_private = !caller.sees_private();
     Ok(StakeholderQuery {
         filter: StoreFilter {
             kinds: to_domain(&filter.kinds.unwrap_or_default()),
@@ -216,7 +214,8 @@ impl Query {
         load_stakeholder(ctx, stakeholder_id(&id, "id")?).await
     }
 
-    /// The stakeholder with this key; null when there is none (or it is private and the caller may not see it).
+    /// The stakeholder with this key; null when there is none, or it is private and the caller may not see it
+    /// (a key names what a mask hides).
     #[graphql(guard = "Need::Read")]
     async fn stakeholder_by_key(&self, ctx: &Context<'_>, key: String) -> ApiResult<Option<StakeholderNode>> {
         let api = ctx.data_unchecked::<ApiContext>();
@@ -227,7 +226,7 @@ impl Query {
             .map(|stakeholder| StakeholderView::new(Arc::new(stakeholder), caller).into_node()))
     }
 
-    /// A page of stakeholders.
+    /// A page of stakeholders; private ones only for callers who may see them in full (editors and admins).
     #[graphql(guard = "Need::Read")]
     async fn stakeholders(
         &self,
@@ -258,16 +257,20 @@ impl Query {
         Ok(connection)
     }
 
-    /// The relationship with this id; null when there is none.
+    /// The relationship with this id; null when there is none, or the caller may not see it (it has an end the
+    /// caller sees masked).
     #[graphql(guard = "Need::Read")]
     async fn relationship(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Relationship>> {
-        let id = relationship_id(&id, "id")?;
-        Ok(ctx.data_unchecked::<Loaders>().load_one(id).await?.map(Relationship))
+        load_relationship(ctx, relationship_id(&id, "id")?).await
     }
 
-    /// How much the graph holds.
+    /// How much of the graph the caller may see: for a caller who sees private stakeholders masked, only public
+    /// stakeholders, the relationships between them and their interactions (change-log entries all count: each
+    /// keeps its place in the feed).
     #[graphql(guard = "Need::Read")]
     async fn graph_counts(&self, ctx: &Context<'_>) -> ApiResult<GraphCounts> {
-        Ok(ctx.data_unchecked::<ApiContext>().store.counts().await?.into())
+        let store = &ctx.data_unchecked::<ApiContext>().store;
+        let counts = if Caller::of(ctx).sees_private() { store.counts().await? } else { store.public_counts().await? };
+        Ok(counts.into())
     }
 }

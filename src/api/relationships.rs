@@ -1,4 +1,9 @@
-//! Relationship and interaction types, and the connections that page through them.
+//! Relationship and interaction types, the connections that page through them, and which relationships a
+//! caller may see.
+//!
+//! A relationship with an end the caller sees masked is withheld from that caller everywhere (the README's privacy
+//! policy): every relationship this module hands out went through [`visible`], so a `Relationship` object only
+//! ever exists for one the caller may see, and its interactions with it.
 
 use super::auth::Caller;
 use super::enums::{Basis, Bond, Channel, Direction, EdgeDirection, Level, RelationshipType};
@@ -6,13 +11,14 @@ use super::error::ApiResult;
 use super::ids::{decode_interaction_cursor, encode_interaction_cursor, GlobalId};
 use super::loaders::{InteractionPageKey, Loaders, RelationshipsOf};
 use super::paging::{page_size, Counted, Window};
-use super::stakeholders::{edge_direction, load_stakeholder, StakeholderNode, StakeholderView};
+use super::stakeholders::{edge_direction, load_stakeholder, StakeholderNode};
 use super::ApiContext;
-use crate::domain::{self, StakeholderId};
+use crate::domain::{self, RelationshipId, StakeholderId};
 use crate::store::InteractionCursor;
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, InputObject, Object, ID};
 use chrono::{DateTime, Utc};
+use std::collections::HashSet;
 
 /// A directed, typed relationship between two stakeholders.
 #[derive(Clone, Debug)]
@@ -105,9 +111,6 @@ impl Relationship {
     ) -> ApiResult<Connection<String, Interaction, Counted>> {
         let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
         let before = after.as_deref().map(decode_interaction_cursor).transpose()?;
-        if touches_hidden(ctx, &self.0).await? {
-            return Ok(Connection::with_additional_fields(false, false, Counted::default()));
-        }
         let key = InteractionPageKey { relationship: self.0.id, first, before };
         let page = ctx.data_unchecked::<Loaders>().load_one(key).await?.unwrap_or_default();
         let mut connection = Connection::with_additional_fields(
@@ -123,14 +126,38 @@ impl Relationship {
     }
 }
 
-/// Whether `relationship` has an end that the caller sees masked: its interactions (notes, amounts) are then
-/// withheld from that caller.
-pub async fn touches_hidden(ctx: &Context<'_>, relationship: &domain::Relationship) -> ApiResult<bool> {
-    if Caller::of(ctx).sees_private() {
-        return Ok(false);
+/// The relationships of `relationships` the caller may see, in the same order: all of them for a caller who sees
+/// private stakeholders; for anyone else, those whose two ends are public (an end that cannot be found counts as
+/// hidden). One batched load of the ends, shared with every other resolver of the same level.
+pub async fn visible(
+    ctx: &Context<'_>,
+    relationships: impl IntoIterator<Item = domain::Relationship>,
+) -> ApiResult<Vec<domain::Relationship>> {
+    let relationships: Vec<domain::Relationship> = relationships.into_iter().collect();
+    if Caller::of(ctx).sees_private() || relationships.is_empty() {
+        return Ok(relationships);
     }
-    let ends = ctx.data_unchecked::<Loaders>().load_many([relationship.from, relationship.to]).await?;
-    Ok(ends.values().any(|end| end.private))
+    let ends: HashSet<StakeholderId> =
+        relationships.iter().flat_map(|relationship| [relationship.from, relationship.to]).collect();
+    let found = ctx.data_unchecked::<Loaders>().load_many(ends).await?;
+    let public = |id: &StakeholderId| found.get(id).is_some_and(|stakeholder| !stakeholder.private);
+    Ok(relationships
+        .into_iter()
+        .filter(|relationship| public(&relationship.from) && public(&relationship.to))
+        .collect())
+}
+
+/// The relationship with this id, if it exists and the caller may see it (a withheld one answers like an id
+/// that does not exist).
+pub async fn load_relationship(ctx: &Context<'_>, id: RelationshipId) -> ApiResult<Option<Relationship>> {
+    let found = ctx.data_unchecked::<Loaders>().load_one(id).await?;
+    Ok(visible(ctx, found).await?.into_iter().next().map(Relationship))
+}
+
+/// Every relationship of `stakeholder` (both directions, in id order) the caller may see.
+pub async fn relationships_of(ctx: &Context<'_>, stakeholder: StakeholderId) -> ApiResult<Vec<domain::Relationship>> {
+    let all = ctx.data_unchecked::<Loaders>().load_one(RelationshipsOf(stakeholder)).await?.unwrap_or_default();
+    visible(ctx, all.iter().cloned()).await
 }
 
 /// One recorded interaction.
@@ -147,7 +174,7 @@ impl Interaction {
 
     /// The relationship it happened on.
     async fn relationship(&self, ctx: &Context<'_>) -> ApiResult<Option<Relationship>> {
-        Ok(ctx.data_unchecked::<Loaders>().load_one(self.0.relationship).await?.map(Relationship))
+        load_relationship(ctx, self.0.relationship).await
     }
 
     /// When it happened.
@@ -259,26 +286,22 @@ fn sort_relationships(relationships: &mut [&domain::Relationship], sort: Relatio
     }
 }
 
-/// One page of the relationships of `stakeholder`, filtered and sorted in memory from its DataLoader batch.
-/// The relationships of a stakeholder the caller sees masked are withheld: they would reveal its network.
+/// One page of the relationships of `stakeholder` the caller may see, filtered and sorted in memory from its
+/// DataLoader batch (so `totalCount` counts only those too).
 pub async fn relationship_connection(
     ctx: &Context<'_>,
-    stakeholder: &StakeholderView,
+    stakeholder: StakeholderId,
     filter: Option<RelationshipFilter>,
     order_by: Option<RelationshipSort>,
     first: Option<i32>,
     after: Option<String>,
 ) -> ApiResult<RelationshipConnection> {
     let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
-    if stakeholder.masked() {
-        return Ok(Connection::with_additional_fields(false, false, Counted::default()));
-    }
-    let stakeholder = stakeholder.record().id;
     let filter = filter.unwrap_or_default();
     let types: Option<Vec<domain::RelationshipType>> =
         filter.types.map(|types| types.into_iter().map(Into::into).collect());
     let min_level = filter.min_level.map(domain::Level::from);
-    let all = ctx.data_unchecked::<Loaders>().load_one(RelationshipsOf(stakeholder)).await?.unwrap_or_default();
+    let all = relationships_of(ctx, stakeholder).await?;
     let mut relationships: Vec<&domain::Relationship> = all
         .iter()
         .filter(|relationship| types.as_ref().is_none_or(|types| types.contains(&relationship.rel_type)))

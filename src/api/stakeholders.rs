@@ -1,12 +1,19 @@
-//! Stakeholder types: the `Stakeholder` interface and one object type per kind, thin views over domain records.
+//! Stakeholder types: the `Stakeholder` interface, one object type per kind (thin views over domain records), and
+//! `MaskedStakeholder`, what a caller who may not see a private stakeholder gets instead.
+//!
+//! A masked stakeholder is its own type rather than a kind's object with empty fields: `__typename` of a kind's
+//! object would name the kind. Every field of the interface but `id` and `masked` is nullable, and null on a
+//! masked stakeholder; the kinds' objects keep them non-null (they are never masked).
 
 use super::auth::Caller;
 use super::enums::{CustomerStatus, EdgeDirection, ExitReason, Market, Mendelow, StakeholderKind};
 use super::error::ApiResult;
 use super::ids::GlobalId;
-use super::loaders::{Loaders, RelationshipsOf};
+use super::loaders::Loaders;
 use super::paging::{page_size, Counted, Window};
-use super::relationships::{relationship_connection, RelationshipConnection, RelationshipFilter, RelationshipSort};
+use super::relationships::{
+    relationship_connection, relationships_of, RelationshipConnection, RelationshipFilter, RelationshipSort,
+};
 use super::strength::{RankedRelationship, RelationshipStrength};
 use super::ApiContext;
 use crate::domain::{self, KindDetails, RelationshipType, Stakeholder, StakeholderId};
@@ -15,9 +22,6 @@ use async_graphql::{Context, Interface, Object, ID};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// What a caller who may not see a private stakeholder gets instead of its name and key.
-const MASKED_NAME: &str = "Private stakeholder";
 
 /// A stakeholder as one caller may see it: private stakeholders are masked for viewers and anonymous callers.
 #[derive(Clone, Debug)]
@@ -43,21 +47,20 @@ impl StakeholderView {
         self.masked
     }
 
-    /// The GraphQL object of the stakeholder's kind.
+    /// The GraphQL object: [`MaskedStakeholder`] when masked, else the object of the stakeholder's kind.
     pub fn into_node(self) -> StakeholderNode {
-        match self.record.kind() {
-            domain::StakeholderKind::Customer => StakeholderNode::Customer(Customer(self)),
-            domain::StakeholderKind::Supplier => StakeholderNode::Supplier(Supplier(self)),
-            domain::StakeholderKind::Distributor => StakeholderNode::Distributor(Distributor(self)),
-            domain::StakeholderKind::Employee => StakeholderNode::Employee(Employee(self)),
-            domain::StakeholderKind::Media => StakeholderNode::MediaOutlet(MediaOutlet(self)),
-            domain::StakeholderKind::Government => StakeholderNode::GovernmentBody(GovernmentBody(self)),
+        if self.masked {
+            return StakeholderNode::MaskedStakeholder(MaskedStakeholder(self.record.id));
         }
-    }
-
-    /// The kind-specific fields, unless masked.
-    fn details(&self) -> Option<&KindDetails> {
-        (!self.masked).then_some(&self.record.details)
+        let record = self.record;
+        match record.kind() {
+            domain::StakeholderKind::Customer => StakeholderNode::Customer(Customer(record)),
+            domain::StakeholderKind::Supplier => StakeholderNode::Supplier(Supplier(record)),
+            domain::StakeholderKind::Distributor => StakeholderNode::Distributor(Distributor(record)),
+            domain::StakeholderKind::Employee => StakeholderNode::Employee(Employee(record)),
+            domain::StakeholderKind::Media => StakeholderNode::MediaOutlet(MediaOutlet(record)),
+            domain::StakeholderKind::Government => StakeholderNode::GovernmentBody(GovernmentBody(record)),
+        }
     }
 }
 
@@ -78,30 +81,47 @@ pub async fn load_stakeholder(ctx: &Context<'_>, id: StakeholderId) -> ApiResult
     Ok(load_stakeholders(ctx, &[id]).await?.into_iter().next())
 }
 
-/// A stakeholder: a customer, supplier, distributor, employee, media outlet or government body.
+/// A stakeholder: a customer, supplier, distributor, employee, media outlet or government body, or a private one
+/// this caller may not see (`MaskedStakeholder`: only its id, and `masked: true`; every other field is null).
 // Clippy reads the repeated `ty = "…"` of the interface's fields as duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
 #[derive(Interface, Clone, Debug)]
 #[graphql(
     name = "Stakeholder",
     field(name = "id", ty = "ID", desc = "Opaque global id."),
-    field(name = "key", ty = "String", desc = "The caller's own unique key; masked for private stakeholders."),
-    field(name = "name", ty = "String", desc = "Display name; masked for private stakeholders."),
-    field(name = "kind", ty = "StakeholderKind", desc = "What it is."),
-    field(name = "primary_market", ty = "Market", desc = "The market it belongs to first."),
-    field(name = "markets", ty = "Vec<Market>", desc = "Every market it takes part in."),
-    field(name = "power", ty = "f64", desc = "Power over the firm, in [0, 1]."),
-    field(name = "interest", ty = "f64", desc = "Interest in the firm, in [0, 1]."),
-    field(name = "mendelow", ty = "Mendelow", desc = "Mendelow quadrant from power and interest."),
-    field(name = "private", ty = "bool", desc = "Visible in full only to editors and admins."),
-    field(name = "masked", ty = "bool", desc = "True when private details are hidden from this caller."),
-    field(name = "created_at", ty = "DateTime<Utc>", desc = "When it was created."),
-    field(name = "updated_at", ty = "DateTime<Utc>", desc = "When it last changed."),
-    field(name = "archived_at", ty = "Option<DateTime<Utc>>", desc = "When it was archived, if it was."),
+    field(
+        name = "masked",
+        ty = "bool",
+        desc = "True when this caller may not see this private stakeholder: then every other field but `id` is null."
+    ),
+    field(name = "key", ty = "Option<String>", desc = "The caller's own unique key; null when masked."),
+    field(name = "name", ty = "Option<String>", desc = "Display name; null when masked."),
+    field(name = "kind", ty = "Option<StakeholderKind>", desc = "What it is; null when masked."),
+    field(name = "primary_market", ty = "Option<Market>", desc = "The market it belongs to first; null when masked."),
+    field(name = "markets", ty = "Option<Vec<Market>>", desc = "Every market it takes part in; null when masked."),
+    field(name = "power", ty = "Option<f64>", desc = "Power over the firm, in [0, 1]; null when masked."),
+    field(name = "interest", ty = "Option<f64>", desc = "Interest in the firm, in [0, 1]; null when masked."),
+    field(
+        name = "mendelow",
+        ty = "Option<Mendelow>",
+        desc = "Mendelow quadrant from power and interest; null when masked."
+    ),
+    field(
+        name = "private",
+        ty = "Option<bool>",
+        desc = "Visible in full only to editors and admins; null when masked."
+    ),
+    field(name = "created_at", ty = "Option<DateTime<Utc>>", desc = "When it was created; null when masked."),
+    field(name = "updated_at", ty = "Option<DateTime<Utc>>", desc = "When it last changed; null when masked."),
+    field(
+        name = "archived_at",
+        ty = "Option<DateTime<Utc>>",
+        desc = "When it was archived, if it was; null when masked."
+    ),
     field(
         name = "relationships",
-        ty = "ApiResult<RelationshipConnection>",
-        desc = "Its relationships in both directions.",
+        ty = "Option<RelationshipConnection>",
+        desc = "Its relationships in both directions that this caller may see; null when masked.",
         arg(name = "filter", ty = "Option<RelationshipFilter>"),
         arg(name = "order_by", ty = "Option<RelationshipSort>"),
         arg(name = "first", ty = "Option<i32>"),
@@ -109,8 +129,8 @@ pub async fn load_stakeholder(ctx: &Context<'_>, id: StakeholderId) -> ApiResult
     ),
     field(
         name = "strongest_relationships",
-        ty = "ApiResult<Vec<RankedRelationship>>",
-        desc = "Its strongest relationships as of `asOf` (default: now), strongest first.",
+        ty = "Option<Vec<RankedRelationship>>",
+        desc = "Its strongest relationships that this caller may see as of `asOf` (default: now), strongest first; null when masked.",
         arg(name = "first", ty = "Option<i32>"),
         arg(name = "as_of", ty = "Option<DateTime<Utc>>")
     )
@@ -128,6 +148,109 @@ pub enum StakeholderNode {
     MediaOutlet(MediaOutlet),
     /// A government body.
     GovernmentBody(GovernmentBody),
+    /// A private stakeholder this caller may not see.
+    MaskedStakeholder(MaskedStakeholder),
+}
+
+/// A private stakeholder this caller may not see: only its id. Its type says nothing of its kind.
+#[derive(Clone, Debug)]
+pub struct MaskedStakeholder(StakeholderId);
+
+/// A private stakeholder this caller may not see (a viewer, or an anonymous caller): only its opaque id and
+/// `masked: true`; every other field is null. Its relationships are withheld from this caller everywhere.
+#[Object]
+impl MaskedStakeholder {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        GlobalId::Stakeholder(self.0).encode()
+    }
+
+    /// Always true.
+    async fn masked(&self) -> bool {
+        true
+    }
+
+    /// Null: masked.
+    async fn key(&self) -> Option<String> {
+        None
+    }
+
+    /// Null: masked.
+    async fn name(&self) -> Option<String> {
+        None
+    }
+
+    /// Null: masked.
+    async fn kind(&self) -> Option<StakeholderKind> {
+        None
+    }
+
+    /// Null: masked.
+    async fn primary_market(&self) -> Option<Market> {
+        None
+    }
+
+    /// Null: masked.
+    async fn markets(&self) -> Option<Vec<Market>> {
+        None
+    }
+
+    /// Null: masked.
+    async fn power(&self) -> Option<f64> {
+        None
+    }
+
+    /// Null: masked.
+    async fn interest(&self) -> Option<f64> {
+        None
+    }
+
+    /// Null: masked.
+    async fn mendelow(&self) -> Option<Mendelow> {
+        None
+    }
+
+    /// Null: masked.
+    async fn private(&self) -> Option<bool> {
+        None
+    }
+
+    /// Null: masked.
+    async fn created_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// Null: masked.
+    async fn updated_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// Null: masked.
+    async fn archived_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// Null: masked (its relationships are withheld).
+    #[allow(unused_variables)]
+    async fn relationships(
+        &self,
+        filter: Option<RelationshipFilter>,
+        order_by: Option<RelationshipSort>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Option<RelationshipConnection>> {
+        Ok(None)
+    }
+
+    /// Null: masked (its relationships are withheld).
+    #[allow(unused_variables)]
+    async fn strongest_relationships(
+        &self,
+        first: Option<i32>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> async_graphql::Result<Option<Vec<RankedRelationship>>> {
+        Ok(None)
+    }
 }
 
 /// Declares one stakeholder object type with the interface's fields and its own.
@@ -135,82 +258,82 @@ macro_rules! stakeholder_object {
     ($(#[$doc:meta])* $name:ident { $($own:tt)* }) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
-        pub struct $name(pub StakeholderView);
+        pub struct $name(Arc<Stakeholder>);
 
         $(#[$doc])*
         #[Object]
         impl $name {
             /// Opaque global id.
             pub async fn id(&self) -> ID {
-                GlobalId::Stakeholder(self.0.record.id).encode()
+                GlobalId::Stakeholder(self.0.id).encode()
             }
 
-            /// The caller's own unique key; masked for private stakeholders.
+            /// False: a masked stakeholder is a `MaskedStakeholder`.
+            async fn masked(&self) -> bool {
+                false
+            }
+
+            /// The caller's own unique key.
             async fn key(&self) -> String {
-                if self.0.masked { MASKED_NAME.to_owned() } else { self.0.record.key.to_string() }
+                self.0.key.to_string()
             }
 
-            /// Display name; masked for private stakeholders.
+            /// Display name.
             async fn name(&self) -> String {
-                if self.0.masked { MASKED_NAME.to_owned() } else { self.0.record.name.to_string() }
+                self.0.name.to_string()
             }
 
             /// What it is.
             async fn kind(&self) -> StakeholderKind {
-                self.0.record.kind().into()
+                self.0.kind().into()
             }
 
             /// The market it belongs to first.
             async fn primary_market(&self) -> Market {
-                self.0.record.primary_market().into()
+                self.0.primary_market().into()
             }
 
             /// Every market it takes part in.
             async fn markets(&self) -> Vec<Market> {
-                self.0.record.markets().iter().map(Market::from).collect()
+                self.0.markets().iter().map(Market::from).collect()
             }
 
             /// Power over the firm, in [0, 1].
             async fn power(&self) -> f64 {
-                self.0.record.power.get()
+                self.0.power.get()
             }
 
             /// Interest in the firm, in [0, 1].
             async fn interest(&self) -> f64 {
-                self.0.record.interest.get()
+                self.0.interest.get()
             }
 
             /// Mendelow quadrant from power and interest.
             async fn mendelow(&self) -> Mendelow {
-                self.0.record.mendelow().into()
+                self.0.mendelow().into()
             }
 
             /// Visible in full only to editors and admins.
             async fn private(&self) -> bool {
-                self.0.record.private
-            }
-
-            /// True when private details are hidden from this caller.
-            async fn masked(&self) -> bool {
-                self.0.masked
+                self.0.private
             }
 
             /// When it was created.
             async fn created_at(&self) -> DateTime<Utc> {
-                self.0.record.created_at
+                self.0.created_at
             }
 
             /// When it last changed.
             async fn updated_at(&self) -> DateTime<Utc> {
-                self.0.record.updated_at
+                self.0.updated_at
             }
 
             /// When it was archived, if it was.
             async fn archived_at(&self) -> Option<DateTime<Utc>> {
-                self.0.record.archived_at
+                self.0.archived_at
             }
 
-            /// Its relationships in both directions.
+            /// Its relationships in both directions that this caller may see.
             async fn relationships(
                 &self,
                 ctx: &Context<'_>,
@@ -218,18 +341,20 @@ macro_rules! stakeholder_object {
                 order_by: Option<RelationshipSort>,
                 first: Option<i32>,
                 after: Option<String>,
-            ) -> ApiResult<RelationshipConnection> {
-                relationship_connection(ctx, &self.0, filter, order_by, first, after).await
+            ) -> async_graphql::Result<RelationshipConnection> {
+                // `async_graphql::Result`, not `ApiResult`: the interface's nullable field takes it as a subtype.
+                Ok(relationship_connection(ctx, self.0.id, filter, order_by, first, after).await?)
             }
 
-            /// Its strongest relationships as of `asOf` (default: now), strongest first; ties go to the lower relationship id.
+            /// Its strongest relationships that this caller may see as of `asOf` (default: now), strongest first;
+            /// ties go to the lower relationship id.
             async fn strongest_relationships(
                 &self,
                 ctx: &Context<'_>,
                 first: Option<i32>,
                 as_of: Option<DateTime<Utc>>,
-            ) -> ApiResult<Vec<RankedRelationship>> {
-                strongest_relationships(ctx, &self.0, first, as_of).await
+            ) -> async_graphql::Result<Vec<RankedRelationship>> {
+                Ok(strongest_relationships(ctx, self.0.id, first, as_of).await?)
             }
 
             $($own)*
@@ -237,20 +362,16 @@ macro_rules! stakeholder_object {
     };
 }
 
-/// The strongest relationships of `stakeholder`; withheld when the caller sees it masked.
+/// The strongest relationships of stakeholder `id` that the caller may see.
 async fn strongest_relationships(
     ctx: &Context<'_>,
-    stakeholder: &StakeholderView,
+    id: StakeholderId,
     first: Option<i32>,
     as_of: Option<DateTime<Utc>>,
 ) -> ApiResult<Vec<RankedRelationship>> {
     let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
-    if stakeholder.masked {
-        return Ok(Vec::new());
-    }
-    let id = stakeholder.record.id;
     let as_of = Some(as_of.unwrap_or_else(Utc::now));
-    let relationships = ctx.data_unchecked::<Loaders>().load_one(RelationshipsOf(id)).await?.unwrap_or_default();
+    let relationships = relationships_of(ctx, id).await?;
     let strengths = relationships.iter().map(|relationship| async move {
         let strength = RelationshipStrength::load(ctx, relationship.clone(), as_of).await?;
         Ok::<_, crate::api::ApiError>(RankedRelationship { counterpart: relationship.other_end(id), strength })
@@ -294,16 +415,12 @@ stakeholder_object!(
             self.customer().and_then(|customer| customer.exit).map(|exit| exit.date)
         }
 
-        /// The employee on this customer's oldest MANAGES relationship (archived or not: see its `archivedAt`);
-        /// withheld for a customer the caller sees masked.
+        /// The employee on this customer's oldest MANAGES relationship that the caller may see (archived or not:
+        /// see its `archivedAt`).
         async fn relationship_manager(&self, ctx: &Context<'_>) -> ApiResult<Option<Employee>> {
-            if self.0.masked {
-                return Ok(None);
-            }
-            let id = self.0.record.id;
-            let relationships = ctx.data_unchecked::<Loaders>().load_one(RelationshipsOf(id)).await?;
-            let manager = relationships
-                .unwrap_or_default()
+            let id = self.0.id;
+            let manager = relationships_of(ctx, id)
+                .await?
                 .iter()
                 .find(|relationship| relationship.rel_type == RelationshipType::Manages && relationship.to == id)
                 .map(|relationship| relationship.from);
@@ -318,8 +435,8 @@ stakeholder_object!(
 
 impl Customer {
     fn customer(&self) -> Option<&domain::CustomerDetails> {
-        match self.0.details() {
-            Some(KindDetails::Customer(customer)) => Some(customer),
+        match &self.0.details {
+            KindDetails::Customer(customer) => Some(customer),
             _ => None,
         }
     }
@@ -330,8 +447,8 @@ stakeholder_object!(
     Supplier {
         /// What it supplies.
         async fn category(&self) -> Option<String> {
-            match self.0.details() {
-                Some(KindDetails::Supplier { category }) => category.as_ref().map(ToString::to_string),
+            match &self.0.details {
+                KindDetails::Supplier { category } => category.as_ref().map(ToString::to_string),
                 _ => None,
             }
         }
@@ -343,16 +460,16 @@ stakeholder_object!(
     Distributor {
         /// Its channel: wholesale, retail, agent, online.
         async fn channel(&self) -> Option<String> {
-            match self.0.details() {
-                Some(KindDetails::Distributor { channel, .. }) => channel.as_ref().map(ToString::to_string),
+            match &self.0.details {
+                KindDetails::Distributor { channel, .. } => channel.as_ref().map(ToString::to_string),
                 _ => None,
             }
         }
 
         /// Where it operates.
         async fn region(&self) -> Option<String> {
-            match self.0.details() {
-                Some(KindDetails::Distributor { region, .. }) => region.as_ref().map(ToString::to_string),
+            match &self.0.details {
+                KindDetails::Distributor { region, .. } => region.as_ref().map(ToString::to_string),
                 _ => None,
             }
         }
@@ -367,29 +484,29 @@ stakeholder_object!(
     Employee {
         /// Job title.
         async fn role(&self) -> Option<String> {
-            match self.0.details() {
-                Some(KindDetails::Employee { role, .. }) => role.as_ref().map(ToString::to_string),
+            match &self.0.details {
+                KindDetails::Employee { role, .. } => role.as_ref().map(ToString::to_string),
                 _ => None,
             }
         }
 
         /// Department.
         async fn department(&self) -> Option<String> {
-            match self.0.details() {
-                Some(KindDetails::Employee { department, .. }) => department.as_ref().map(ToString::to_string),
+            match &self.0.details {
+                KindDetails::Employee { department, .. } => department.as_ref().map(ToString::to_string),
                 _ => None,
             }
         }
 
         /// A candidate, not yet employed.
         async fn candidate(&self) -> Option<bool> {
-            match self.0.details() {
-                Some(KindDetails::Employee { candidate, .. }) => Some(*candidate),
+            match &self.0.details {
+                KindDetails::Employee { candidate, .. } => Some(*candidate),
                 _ => None,
             }
         }
 
-        /// The customers this employee manages, by customer id; withheld for an employee the caller sees masked.
+        /// The customers this employee manages that the caller may see, by customer id.
         async fn managed_customers(
             &self,
             ctx: &Context<'_>,
@@ -397,13 +514,9 @@ stakeholder_object!(
             after: Option<String>,
         ) -> ApiResult<Connection<String, Customer, Counted>> {
             let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
-            if self.0.masked {
-                return Ok(Connection::with_additional_fields(false, false, Counted::default()));
-            }
-            let id = self.0.record.id;
-            let relationships = ctx.data_unchecked::<Loaders>().load_one(RelationshipsOf(id)).await?;
-            let mut customers: Vec<StakeholderId> = relationships
-                .unwrap_or_default()
+            let id = self.0.id;
+            let mut customers: Vec<StakeholderId> = relationships_of(ctx, id)
+                .await?
                 .iter()
                 .filter(|relationship| relationship.rel_type == RelationshipType::Manages && relationship.from == id)
                 .map(|relationship| relationship.to)
@@ -432,16 +545,16 @@ stakeholder_object!(
     MediaOutlet {
         /// Name of the outlet.
         async fn outlet(&self) -> Option<String> {
-            match self.0.details() {
-                Some(KindDetails::Media { outlet, .. }) => outlet.as_ref().map(ToString::to_string),
+            match &self.0.details {
+                KindDetails::Media { outlet, .. } => outlet.as_ref().map(ToString::to_string),
                 _ => None,
             }
         }
 
         /// Audience size.
         async fn reach(&self) -> Option<u64> {
-            match self.0.details() {
-                Some(KindDetails::Media { reach, .. }) => *reach,
+            match &self.0.details {
+                KindDetails::Media { reach, .. } => *reach,
                 _ => None,
             }
         }
@@ -453,16 +566,16 @@ stakeholder_object!(
     GovernmentBody {
         /// Agency.
         async fn agency(&self) -> Option<String> {
-            match self.0.details() {
-                Some(KindDetails::Government { agency, .. }) => agency.as_ref().map(ToString::to_string),
+            match &self.0.details {
+                KindDetails::Government { agency, .. } => agency.as_ref().map(ToString::to_string),
                 _ => None,
             }
         }
 
         /// Jurisdiction.
         async fn jurisdiction(&self) -> Option<String> {
-            match self.0.details() {
-                Some(KindDetails::Government { jurisdiction, .. }) => jurisdiction.as_ref().map(ToString::to_string),
+            match &self.0.details {
+                KindDetails::Government { jurisdiction, .. } => jurisdiction.as_ref().map(ToString::to_string),
                 _ => None,
             }
         }

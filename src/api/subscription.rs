@@ -31,7 +31,8 @@ pub struct SubscriptionRoot;
 impl SubscriptionRoot {
     /// Every committed change after `after` (without it: from the current position on), in commit order, as it
     /// commits. Resume after a disconnect by passing the `cursor` of the last event processed: nothing is lost or
-    /// repeated. Events touching a stakeholder this caller sees masked keep their place with the payload withheld.
+    /// repeated. Events involving a stakeholder this caller sees masked keep their place with everything but the
+    /// cursor withheld; a filter never matches them (it would tell what the mask hides).
     #[graphql(guard = "Need::Read")]
     async fn changes(
         &self,
@@ -46,7 +47,7 @@ impl SubscriptionRoot {
     }
 
     /// Every change to the relationships of one stakeholder (created, updated, interactions recorded) after
-    /// `after`, in commit order, as it commits.
+    /// `after`, in commit order, as it commits; only those of relationships the caller may see.
     #[graphql(guard = "Need::Read")]
     async fn relationship_changed(
         &self,
@@ -133,13 +134,24 @@ impl Filter {
         })
     }
 
-    /// Whether `event` matches, given the markets of its stakeholders and the types of its relationships.
+    /// Whether the filter has any condition.
+    fn is_empty(&self) -> bool {
+        self.kinds.is_none() && self.stakeholder.is_none() && self.markets.is_empty() && self.types.is_none()
+    }
+
+    /// Whether `event` matches, given the markets of its stakeholders and the types of its relationships. An
+    /// event the caller sees masked matches only a filter without conditions: whether it matched one would tell
+    /// its kind, its stakeholders' markets or its relationship's type.
     fn matches(
         &self,
-        event: &domain::ChangeEvent,
+        event: &ChangeEvent,
         markets: &HashMap<StakeholderId, MarketSet>,
         types: &HashMap<RelationshipId, domain::RelationshipType>,
     ) -> bool {
+        if event.is_masked() {
+            return self.is_empty();
+        }
+        let event = event.record();
         self.kinds.as_ref().is_none_or(|kinds| kinds.contains(&event.kind))
             && self.admits(
                 event.stakeholders.iter().map(|id| (*id, markets.get(id).copied().unwrap_or(MarketSet::EMPTY))),
@@ -251,8 +263,8 @@ impl Feed {
             self.ready.extend(
                 events
                     .iter()
-                    .filter(|event| filter.matches(event, &seen.markets, &seen.types))
-                    .map(|event| ChangeEvent::of(event.clone(), &seen.hidden)),
+                    .map(|event| ChangeEvent::of(event.clone(), &seen.hidden))
+                    .filter(|event| filter.matches(event, &seen.markets, &seen.types)),
             );
         }
     }

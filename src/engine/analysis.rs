@@ -44,7 +44,8 @@ impl Via {
     }
 }
 
-/// A snapshot seen as a graph to walk: the flow, the weakest edge worth taking, and who may be passed through.
+/// A snapshot seen as a graph to walk: the flow, the weakest edge worth taking, who may be passed through, and
+/// whether private stakeholders are hidden.
 #[derive(Debug, Clone, Copy)]
 pub struct Walk<'a> {
     snapshot: &'a Snapshot,
@@ -52,6 +53,7 @@ pub struct Walk<'a> {
     min_strength: f32,
     kinds: u16,
     markets: u8,
+    hide_private: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -65,7 +67,21 @@ impl<'a> Walk<'a> {
             min_strength: (min_strength as f32).max(f32::MIN_POSITIVE),
             kinds: via.kind_mask(),
             markets: via.markets.bits(),
+            hide_private: false,
         }
+    }
+
+    /// The same walk, over only the public part of the graph when `hide` is true: a private stakeholder is
+    /// then neither passed through nor reached, and no relationship with a private end is followed (for callers
+    /// who may not see private stakeholders; see the README's privacy policy).
+    pub fn hiding_private(self, hide: bool) -> Self {
+        Self { hide_private: hide, ..self }
+    }
+
+    /// Whether `node` is hidden from this walk.
+    #[inline]
+    pub fn hides(&self, node: u32) -> bool {
+        self.hide_private && self.snapshot.is_private(node)
     }
 
     /// The snapshot walked.
@@ -76,6 +92,9 @@ impl<'a> Walk<'a> {
     /// The strongest traversable relationship from `from` to `to` along the flow: (edge, strength).
     pub fn edge(&self, from: u32, to: u32) -> Option<(usize, f64)> {
         let snapshot = self.snapshot;
+        if self.hides(from) || self.hides(to) {
+            return None;
+        }
         let mut best: Option<(usize, f32)> = None;
         let mut consider = |edge: usize| {
             let strength = snapshot.strength(edge);
@@ -105,11 +124,15 @@ impl Adjacency for Walk<'_> {
     #[inline]
     fn neighbors(&self, node: u32, mut visit: impl FnMut(u32, f64)) {
         let snapshot = self.snapshot;
+        if self.hides(node) {
+            return;
+        }
         if self.flow != Flow::Backward {
             for edge in snapshot.out_edges(node) {
                 let strength = snapshot.strength(edge);
-                if strength >= self.min_strength {
-                    visit(snapshot.target(edge), f64::from(strength));
+                let target = snapshot.target(edge);
+                if strength >= self.min_strength && !self.hides(target) {
+                    visit(target, f64::from(strength));
                 }
             }
         }
@@ -117,7 +140,7 @@ impl Adjacency for Walk<'_> {
             for entry in snapshot.in_entries(node) {
                 let (source, edge) = snapshot.in_entry(entry);
                 let strength = snapshot.strength(edge as usize);
-                if strength >= self.min_strength {
+                if strength >= self.min_strength && !self.hides(source) {
                     visit(source, f64::from(strength));
                 }
             }
@@ -129,7 +152,8 @@ impl Adjacency for Walk<'_> {
     }
 
     fn passable(&self, node: u32) -> bool {
-        (self.kinds == 0 || self.kinds & (1 << (self.snapshot.kind(node) as u16)) != 0)
+        !self.hides(node)
+            && (self.kinds == 0 || self.kinds & (1 << (self.snapshot.kind(node) as u16)) != 0)
             && (self.markets == 0 || self.snapshot.markets(node).bits() & self.markets != 0)
     }
 
@@ -266,6 +290,11 @@ mod tests {
 
     /// A snapshot of `nodes` customers joined by KNOWS relationships `(from, to, level, trust)`.
     pub(crate) fn snapshot(nodes: i64, edges: &[(i64, i64, u8, f64)]) -> Snapshot {
+        snapshot_with_private(nodes, &[], edges)
+    }
+
+    /// [`snapshot`], with the stakeholders `private` (ids) private.
+    fn snapshot_with_private(nodes: i64, private: &[i64], edges: &[(i64, i64, u8, f64)]) -> Snapshot {
         let at = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
         let scan = GraphScan {
             seq: 0,
@@ -274,7 +303,7 @@ mod tests {
                     id: StakeholderId(id),
                     kind: StakeholderKind::Customer,
                     markets: MarketSet::EMPTY,
-                    private: false,
+                    private: private.contains(&id),
                 })
                 .collect(),
             relationships: edges
@@ -348,5 +377,34 @@ mod tests {
         assert!(super::super::paths::strongest_paths(&walk, 0, 2, 1, 4).is_empty(), "a customer cannot be passed");
         let walk = Walk::new(&snapshot, Flow::Both, 0.0, &Via::default());
         assert_eq!(super::super::paths::strongest_paths(&walk, 0, 2, 1, 4)[0].nodes, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_walk_hiding_private_stakeholders_neither_passes_through_nor_reaches_them() {
+        // 1 — 2 (private) — 3, and 1 — 3 weakly; 2 — 4.
+        let graph = snapshot_with_private(4, &[2], &[(1, 2, 5, 0.9), (2, 3, 5, 0.9), (1, 3, 1, 0.1), (2, 4, 5, 0.9)]);
+        let open = Walk::new(&graph, Flow::Both, 0.0, &Via::default());
+        assert_eq!(super::super::paths::strongest_paths(&open, 0, 2, 1, 4)[0].nodes, [0, 1, 2]);
+        let hiding = open.hiding_private(true);
+        assert_eq!(
+            super::super::paths::strongest_paths(&hiding, 0, 2, 1, 4)[0].nodes,
+            [0, 2],
+            "around the private one"
+        );
+        assert!(super::super::paths::strongest_paths(&hiding, 0, 3, 1, 4).is_empty(), "4 is reached only through 2");
+        assert!(hiding.edge(0, 1).is_none() && hiding.edge(1, 3).is_none());
+        assert!(super::super::paths::reach(&hiding, 0, 4, 0.0).iter().all(|&(node, _, _)| node != 1 && node != 3));
+        let mut neighbours = Vec::new();
+        hiding.neighbors(1, |node, _| neighbours.push(node));
+        assert!(neighbours.is_empty(), "a hidden node has no edges");
+        // PageRank teleporting to the public nodes only equals PageRank on the public part of the graph.
+        let ranks = pagerank(&hiding, 0.85, 1e-13, &[0, 2, 3], 1_000, None).unwrap();
+        assert_eq!(ranks.values[1], 0.0);
+        let public = snapshot(3, &[(1, 2, 1, 0.1)]);
+        let expected = pagerank(&Walk::new(&public, Flow::Both, 0.0, &Via::default()), 0.85, 1e-13, &[], 1_000, None);
+        let expected = expected.unwrap().values;
+        for (ours, theirs) in [ranks.values[0], ranks.values[2], ranks.values[3]].iter().zip(&expected) {
+            assert!((ours - theirs).abs() < 1e-10, "{ours} against {theirs}");
+        }
     }
 }

@@ -23,7 +23,7 @@ pub struct Metered {
     counters: Arc<[(&'static str, AtomicU64)]>,
 }
 
-const METHODS: [&str; 12] = [
+const METHODS: [&str; 13] = [
     "stakeholders_by_id",
     "stakeholder_by_key",
     "list_stakeholders",
@@ -35,6 +35,7 @@ const METHODS: [&str; 12] = [
     "apply",
     "changes_after",
     "counts",
+    "public_counts",
     "ping",
 ];
 
@@ -133,6 +134,11 @@ impl GraphStore for Metered {
     async fn counts(&self) -> StoreResult<GraphCounts> {
         self.count("counts");
         self.inner.counts().await
+    }
+
+    async fn public_counts(&self) -> StoreResult<GraphCounts> {
+        self.count("public_counts");
+        self.inner.public_counts().await
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -85,8 +85,8 @@ pub struct StakeholderFilter {
     pub mendelow: Vec<Mendelow>,
     /// Include archived stakeholders.
     pub include_archived: bool,
-    /// Leave private stakeholders out: for callers who see them masked, whenever the listing would otherwise
-    /// reveal what the mask hides (a search by name, an order by name, a filter on a customer's status).
+    /// Leave private stakeholders out (for callers who see them masked: a listing would tell what the mask hides).
+    /// A cursor naming a private stakeholder is then refused too, so that no cursor positions a page by it.
     pub exclude_private: bool,
 }
 
@@ -167,17 +167,29 @@ pub struct StakeholderQuery {
     pub with_total: bool,
 }
 
+/// Why a cursor is refused when it did not come from its listing: the API says it of a cursor it cannot read, the
+/// stores of one naming a row the listing can never hold, whether the row does not exist or is one the listing
+/// leaves out (a private stakeholder), so that the refusal tells nothing about the row.
+pub const INVALID_CURSOR: &str =
+    "this cursor did not come from this list; pass the `cursor` of an edge (or `pageInfo.endCursor`) of the same list";
+
 impl StakeholderQuery {
-    /// Refuses a cursor made for a listing in another order.
-    pub fn check_cursor(&self) -> StoreResult<()> {
-        match &self.after {
-            Some(cursor) if cursor.sort != self.order.field || cursor.descending != self.order.descending => {
-                Err(StoreError::InvalidCursor(
-                    "the cursor belongs to a listing with another order; pass the same orderBy as the page it came from"
-                        .into(),
-                ))
-            }
-            _ => Ok(()),
+    /// Refuses a cursor made for a listing in another order, or naming a row the listing can never hold: one that
+    /// does not exist, or a private one when private rows are left out. A page continues from its cursor's row's
+    /// sort value, read from the store; a forged cursor naming a row the caller may not see would tell where that
+    /// row sorts (between which names, say). Both backends call this before they list.
+    pub async fn check_cursor(&self, store: &(impl GraphStore + ?Sized)) -> StoreResult<()> {
+        let Some(cursor) = &self.after else { return Ok(()) };
+        if cursor.sort != self.order.field || cursor.descending != self.order.descending {
+            return Err(StoreError::InvalidCursor(
+                "the cursor belongs to a listing with another order; pass the same orderBy as the page it came from"
+                    .into(),
+            ));
+        }
+        let row = store.stakeholders_by_id(&[cursor.id]).await?;
+        match row.first() {
+            Some(row) if !(self.filter.exclude_private && row.private) => Ok(()),
+            _ => Err(StoreError::InvalidCursor(INVALID_CURSOR.into())),
         }
     }
 }
@@ -346,6 +358,10 @@ pub trait GraphStore: Send + Sync + 'static {
 
     /// How much the graph holds.
     async fn counts(&self) -> StoreResult<GraphCounts>;
+
+    /// How much of the graph a caller who may not see private stakeholders sees: public stakeholders (archived
+    /// included), the relationships whose two ends are public, their interactions, and every change-log entry.
+    async fn public_counts(&self) -> StoreResult<GraphCounts>;
 
     /// Whether the backend answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -10,7 +10,10 @@ use stakegraph::domain::{
     NewStakeholder, Probability, RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId,
     StakeholderPatch,
 };
-use stakegraph::store::{GraphStore, Rejection, StakeholderQuery, StoreError};
+use stakegraph::store::{
+    GraphCounts, GraphStore, Rejection, StakeholderCursor, StakeholderFilter, StakeholderOrder, StakeholderQuery,
+    StakeholderSort, StoreError,
+};
 use std::sync::Arc;
 
 /// Instantiates every check of the suite as a `#[tokio::test]` in module `$backend`, each on a store from
@@ -27,6 +30,7 @@ macro_rules! suite {
             kept_decayed_sums_equal_a_recomputation_from_the_history,
             updates_and_archives_are_logged_with_the_values_before_and_after,
             a_paged_listing_returns_every_stakeholder_once_in_order,
+            a_listing_without_private_rows_refuses_cursors_naming_them_and_counts_only_public_ones,
             the_graph_scan_is_the_rows_at_the_log_position_it_reports
         );
     };
@@ -245,4 +249,69 @@ pub async fn the_graph_scan_is_the_rows_at_the_log_position_it_reports(store: Ar
     ends.sort_unstable();
     assert!(ends.contains(&(1, 2)));
     assert_eq!(store.changes_after(scan.seq, 10).await.unwrap().len(), 0, "nothing after the scan's position");
+}
+
+/// A customer like [`customer`], private.
+fn private_customer(key: &str) -> Command {
+    match customer(key) {
+        Command::CreateStakeholder(new) => Command::CreateStakeholder(NewStakeholder { private: true, ..new }),
+        _ => unreachable!(),
+    }
+}
+
+pub async fn a_listing_without_private_rows_refuses_cursors_naming_them_and_counts_only_public_ones(
+    store: Arc<dyn GraphStore>,
+) {
+    // 1 A, 2 B (private), 3 C; 1–2 and 2–3 touch the private one, 1–3 does not; one interaction on each.
+    let commands = vec![customer("A"), private_customer("B"), customer("C"), knows(1, 2), knows(2, 3), knows(1, 3)];
+    store.apply(commands, Utc::now()).await.unwrap();
+    let interaction = |relationship: i64| NewInteraction {
+        relationship: RelationshipId(relationship),
+        at: Utc::now(),
+        channel: Channel::Call,
+        direction: Direction::Inbound,
+        sentiment: Sentiment::parse(0.5).unwrap(),
+        amount: None,
+        product_line: None,
+        note: None,
+    };
+    let record = Command::RecordInteractions((1..=3).map(interaction).collect());
+    store.apply(vec![record], Utc::now()).await.unwrap();
+
+    let order = StakeholderOrder { field: StakeholderSort::Name, descending: false };
+    let cursor = |id: i64| StakeholderCursor { sort: order.field, descending: false, id: StakeholderId(id) };
+    let listing = |exclude_private: bool, after: Option<StakeholderCursor>| StakeholderQuery {
+        filter: StakeholderFilter { exclude_private, ..StakeholderFilter::default() },
+        order,
+        first: 10,
+        after,
+        with_total: true,
+    };
+    let names = |page: &stakegraph::store::StakeholderPage| -> Vec<String> {
+        page.items.iter().map(|(stakeholder, _)| stakeholder.key.as_str().to_owned()).collect()
+    };
+    let public = store.list_stakeholders(&listing(true, None)).await.unwrap();
+    assert_eq!((names(&public), public.total_count), (vec!["A".to_owned(), "C".to_owned()], Some(2)));
+    let after_public = store.list_stakeholders(&listing(true, Some(cursor(1)))).await.unwrap();
+    assert_eq!(names(&after_public), ["C"]);
+    // A cursor naming the private row, or no row, is refused alike: the refusal tells nothing about the row.
+    let refusal = |after: i64| {
+        let store = store.clone();
+        async move {
+            match store.list_stakeholders(&listing(true, Some(cursor(after)))).await {
+                Err(StoreError::InvalidCursor(message)) => message,
+                other => panic!("a cursor naming row {after} must be refused, got {other:?}"),
+            }
+        }
+    };
+    assert_eq!(refusal(2).await, refusal(99).await);
+    assert_eq!(refusal(2).await, stakegraph::store::INVALID_CURSOR);
+    // Where private rows are listed, a cursor naming one is as good as any.
+    let after_private = store.list_stakeholders(&listing(false, Some(cursor(2)))).await.unwrap();
+    assert_eq!(names(&after_private), ["C"]);
+
+    let all = store.counts().await.unwrap();
+    assert_eq!(all, GraphCounts { stakeholders: 3, relationships: 3, interactions: 3, changes: all.changes });
+    let seen = store.public_counts().await.unwrap();
+    assert_eq!(seen, GraphCounts { stakeholders: 2, relationships: 1, interactions: 1, changes: all.changes });
 }

@@ -224,6 +224,9 @@ async fn falkordb_runs_every_adapter_statement_and_answers_like_sqlite_on_the_de
     let counts = cypher.counts().await.unwrap();
     assert_eq!(counts, sqlite.counts().await.unwrap());
     assert_eq!(counts.stakeholders, SIZE as u64);
+    let public = cypher.public_counts().await.unwrap();
+    assert_eq!(public, sqlite.public_counts().await.unwrap());
+    assert!(public.stakeholders < counts.stakeholders, "the demo graph has private stakeholders");
 
     // The projection scan, page by page, equals SQLite's.
     let (ours, theirs) = (cypher.graph_scan().await.unwrap(), sqlite.graph_scan().await.unwrap());

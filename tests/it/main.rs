@@ -11,6 +11,7 @@ mod graphql_ws_client;
 mod influence;
 mod limits;
 mod neo4j;
+mod privacy;
 mod queries;
 mod router;
 mod schema_sdl;

@@ -251,7 +251,14 @@ pub const COUNTS: [&str; 4] = [
     "MATCH (i:Interaction) RETURN count(i) AS count",
     "MATCH (e:ChangeEvent) RETURN count(e) AS count",
 ];
-/// Columns of the [`COUNTS`] statements.
+/// How many private stakeholders there are, relationships with a private end, and interactions on those (what
+/// a caller who may not see private stakeholders does not count).
+pub const PRIVATE_COUNTS: [&str; 3] = [
+    "MATCH (s:Stakeholder) WHERE s.private = true RETURN count(s) AS count",
+    "MATCH (a:Stakeholder)-[r]->(b:Stakeholder) WHERE a.private = true OR b.private = true RETURN count(r) AS count",
+    "MATCH (i:Interaction)-[:BETWEEN]->(s:Stakeholder) WHERE s.private = true RETURN count(DISTINCT i) AS count",
+];
+/// Columns of the [`COUNTS`] and [`PRIVATE_COUNTS`] statements.
 pub const COUNT_COLUMNS: &[&str] = &["count"];
 
 /// Whether the database answers.
@@ -319,6 +326,7 @@ pub fn catalog() -> Vec<String> {
         .map(str::to_owned),
     );
     all.extend(COUNTS.map(str::to_owned));
+    all.extend(PRIVATE_COUNTS.map(str::to_owned));
     for text in [
         &RELATIONSHIPS_BY_ID,
         &RELATIONSHIPS_BETWEEN,

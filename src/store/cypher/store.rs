@@ -352,7 +352,7 @@ impl GraphStore for CypherStore {
     }
 
     async fn list_stakeholders(&self, query: &StakeholderQuery) -> StoreResult<StakeholderPage> {
-        query.check_cursor()?;
+        query.check_cursor(self).await?;
         let (mut conditions, params) = listing_filter(query);
         let total_count = if query.with_total {
             let text = format!("MATCH (s:Stakeholder) {} RETURN count(s) AS count", where_clause(&conditions));
@@ -543,6 +543,22 @@ impl GraphStore for CypherStore {
         }
         let [stakeholders, relationships, interactions, changes] = counts;
         Ok(GraphCounts { stakeholders, relationships, interactions, changes })
+    }
+
+    async fn public_counts(&self) -> StoreResult<GraphCounts> {
+        let all = self.counts().await?;
+        let mut hidden = [0u64; 3];
+        for (count, text) in hidden.iter_mut().zip(cypher::PRIVATE_COUNTS) {
+            let rows = self.run(Statement::new(text, cypher::COUNT_COLUMNS)).await?;
+            *count = rows.first().map(|row| row[0].int()).transpose()?.unwrap_or(0) as u64;
+        }
+        let [stakeholders, relationships, interactions] = hidden;
+        Ok(GraphCounts {
+            stakeholders: all.stakeholders.saturating_sub(stakeholders),
+            relationships: all.relationships.saturating_sub(relationships),
+            interactions: all.interactions.saturating_sub(interactions),
+            changes: all.changes,
+        })
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -418,7 +418,7 @@ impl GraphStore for SqliteStore {
     }
 
     async fn list_stakeholders(&self, query: &StakeholderQuery) -> StoreResult<StakeholderPage> {
-        query.check_cursor()?;
+        query.check_cursor(self).await?;
         let query = query.clone();
         self.read(move |connection| list_stakeholders(connection, &query)).await
     }
@@ -578,6 +578,31 @@ impl GraphStore for SqliteStore {
                 relationships: count("relationship")?,
                 interactions: count("interaction")?,
                 changes: count("change_log")?,
+            })
+        })
+        .await
+    }
+
+    async fn public_counts(&self) -> StoreResult<GraphCounts> {
+        // Everything minus what touches a private stakeholder: the subtrahends read through the indexes from the
+        // (few) private stakeholders, not the whole graph.
+        let all = self.counts().await?;
+        self.read(move |connection| {
+            let count = |sql: &str| -> rusqlite::Result<u64> {
+                connection.query_row(sql, [], |row| row.get::<_, i64>(0)).map(|n| n as u64)
+            };
+            const HIDDEN_RELATIONSHIPS: &str = "SELECT id FROM relationship
+                 WHERE from_id IN (SELECT id FROM stakeholder WHERE private = 1)
+                 UNION SELECT id FROM relationship WHERE to_id IN (SELECT id FROM stakeholder WHERE private = 1)";
+            let private = count("SELECT COUNT(*) FROM stakeholder WHERE private = 1")?;
+            let hidden_relationships = count(&format!("SELECT COUNT(*) FROM ({HIDDEN_RELATIONSHIPS})"))?;
+            let hidden_interactions =
+                count(&format!("SELECT COUNT(*) FROM interaction WHERE relationship_id IN ({HIDDEN_RELATIONSHIPS})"))?;
+            Ok(GraphCounts {
+                stakeholders: all.stakeholders.saturating_sub(private),
+                relationships: all.relationships.saturating_sub(hidden_relationships),
+                interactions: all.interactions.saturating_sub(hidden_interactions),
+                changes: all.changes,
             })
         })
         .await
