@@ -72,6 +72,11 @@ fn wide_schema(store: std::sync::Arc<dyn stakegraph::store::GraphStore>) -> Stak
         max_complexity: 1_000_000,
         max_nodes: u64::MAX,
         max_body_bytes: 64 << 20,
+        max_nesting: 256,
+        max_cost: u64::MAX,
+        max_forecasts: u64::MAX,
+        max_analyses: 1_000,
+        analyses_per_minute_per_key: u32::MAX / 2,
         ..ApiLimits::default()
     };
     build_schema(store, limits, true)
