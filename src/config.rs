@@ -238,8 +238,12 @@ fn limit_floors(limits: &ApiLimits, websocket: &WsLimits) -> Vec<LimitFloor> {
             1,
             "refuse every subscription",
         ),
+        floor("websocket.send_timeout_ms", websocket.send_timeout_ms, 1, "drop every WebSocket at its first message"),
     ]
 }
+
+/// The longest any timeout may be (a day): longer ones are mistakes, and past a point an `Instant` cannot hold them.
+pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
 /// The deepest nesting a document may be allowed: the parser and the validators recurse once per level on a
 /// worker's stack, which holds a few thousand levels at most; this keeps a wide margin.
@@ -469,6 +473,26 @@ impl Config {
                 });
             }
         }
+        let (limits, websocket) = (&self.limits, &self.websocket);
+        for (setting, millis) in [
+            ("limits.request_timeout_ms", limits.request_timeout_ms),
+            ("limits.analysis_budget_ms", limits.analysis_budget_ms),
+            ("limits.header_timeout_ms", limits.header_timeout_ms),
+            ("limits.body_timeout_ms", limits.body_timeout_ms),
+            ("limits.max_subscriber_lag_seconds", limits.max_subscriber_lag_seconds.saturating_mul(1_000)),
+            ("websocket.connection_init_timeout_ms", websocket.connection_init_timeout_ms),
+            ("websocket.send_timeout_ms", websocket.send_timeout_ms),
+        ] {
+            if millis > MAX_TIMEOUT_MS {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    message: format!(
+                        "{millis} ms is longer than a day; set it to at most {MAX_TIMEOUT_MS} ms (a day), or \
+                         much less"
+                    ),
+                });
+            }
+        }
         if self.limits.max_nesting > MAX_NESTING_CEILING {
             return Err(ConfigError::Invalid {
                 setting: "limits.max_nesting",
@@ -657,7 +681,13 @@ mod tests {
             assert_eq!(error, format!("limits.{setting}: {expected}"));
         }
         // Every limit of the table is checked above, once.
-        assert_eq!(limit_floors(&ApiLimits::default(), &WsLimits::default()).len(), 25);
+        assert_eq!(limit_floors(&ApiLimits::default(), &WsLimits::default()).len(), 26);
+        let error = file_error("[limits]\nrequest_timeout_ms = 9223372036854775807\n");
+        assert_eq!(
+            error,
+            "limits.request_timeout_ms: 9223372036854775807 ms is longer than a day; set it to at most 86400000 ms \
+             (a day), or much less"
+        );
         let error = file_error("[websocket]\nmax_subscriptions_per_key = 0\n");
         assert_eq!(
             error,

@@ -289,7 +289,8 @@ async fn serve(
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
-    let max = connections.max.min(open_file_limit().saturating_sub(RESERVED_FILES)).max(1);
+    use tower::ServiceExt;
+    let max = connections.max.min(raise_open_file_limit().saturating_sub(RESERVED_FILES)).max(1);
     if max < connections.max {
         tracing::warn!(max, configured = connections.max, "connections capped below the open-file limit");
     }
@@ -314,10 +315,17 @@ async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let place = ConnectionPlace(Arc::new(permit));
+        let service = TowerToHyperService::new(router.clone().map_request({
+            let place = place.clone();
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(place.clone());
+                request
+            }
+        }));
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _place = place;
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(connections.header_timeout)
@@ -340,11 +348,16 @@ async fn serve(
     Ok(())
 }
 
+/// The place an HTTP connection holds among `limits.max_connections`. A WebSocket upgraded from the connection
+/// keeps it until the socket closes, so upgraded sockets count against the cap too.
+#[derive(Clone)]
+struct ConnectionPlace(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
 /// Files kept free for the database, logs and the like, below the open-file limit.
 const RESERVED_FILES: usize = 64;
 
 /// The process's open-file limit, raised to its hard limit first (many systems start services at 1,024).
-fn open_file_limit() -> usize {
+fn raise_open_file_limit() -> usize {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => usize::try_from(limit).unwrap_or(usize::MAX),
         Err(error) => {
@@ -399,7 +412,12 @@ fn bearer_key(value: &str) -> Option<&str> {
 /// Subscriptions over WebSocket (`graphql-transport-ws`, and the legacy `graphql-ws`), served by [`ws`]. The API key
 /// comes in the `connection_init` payload, as `{"Authorization": "Bearer <key>"}` or `{"apiKey": "<key>"}`; a
 /// connection without a valid one is closed (`4403`) unless anonymous reads are allowed.
-async fn graphql_ws(State(state): State<AppState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+async fn graphql_ws(
+    State(state): State<AppState>,
+    place: Option<axum::Extension<ConnectionPlace>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let offered = headers.get(header::SEC_WEBSOCKET_PROTOCOL).and_then(|value| value.to_str().ok());
     let Some(protocol) = offered.and_then(ws::Protocol::negotiate) else {
         let message = "no WebSocket subprotocol this server speaks was offered; send \
@@ -415,6 +433,7 @@ async fn graphql_ws(State(state): State<AppState>, headers: HeaderMap, upgrade: 
         .read_buffer_size(WS_READ_CHUNK)
         .max_message_size(state.max_body_bytes)
         .on_upgrade(move |socket| async move {
+            let _place = place;
             let admit = move |payload: &serde_json::Value| connection_caller(payload, &keys, anonymous_reads);
             let connection = ws::serve(socket, protocol, schema, hub, admit);
             let pool = state.subscribers.get_or_init(|| {
@@ -562,7 +581,7 @@ async fn graphql_get(
         return graphiql().await.into_response();
     };
     let (caller, key) = caller(&headers, &state.keys);
-    if let Some(refusal) = refuse_early(&state, caller) {
+    if let Some(refusal) = refuse_early(&state, caller).or_else(|| over_rate(&state, key)) {
         return refusal;
     }
     let mut request = async_graphql::Request::new(query);
@@ -570,10 +589,13 @@ async fn graphql_get(
         request = request.operation_name(name);
     }
     if let Some(variables) = get.variables {
-        match serde_json::from_str(&variables) {
-            Ok(variables) => request = request.variables(async_graphql::Variables::from_json(variables)),
-            Err(error) => {
-                let message = format!("`variables` is not a JSON object ({error}); send variables={{\"name\": …}}");
+        match serde_json::from_str::<serde_json::Value>(&variables) {
+            Ok(variables @ (serde_json::Value::Object(_) | serde_json::Value::Null)) => {
+                request = request.variables(async_graphql::Variables::from_json(variables))
+            }
+            outcome => {
+                let why = outcome.err().map_or_else(|| "not an object".to_owned(), |error| error.to_string());
+                let message = format!("`variables` is not a JSON object ({why}); send variables={{\"name\": …}}");
                 return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
             }
         }
@@ -602,7 +624,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// POST runs a JSON GraphQL request: `{"query": …, "operationName": …, "variables": …}`.
 async fn graphql_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let (caller, key) = caller(request.headers(), &state.keys);
-    if let Some(refusal) = refuse_early(&state, caller) {
+    if let Some(refusal) = refuse_early(&state, caller).or_else(|| over_rate(&state, key)) {
         return refusal;
     }
     if !is_json(request.headers()) {
@@ -691,7 +713,19 @@ fn operation_of(request: &async_graphql::Request, max_nesting: usize) -> (Option
     }
 }
 
-/// Runs `request` as `caller` (with `key`, whose request rate it counts against) and logs it under `operation`
+/// Counts one request against `key`'s rate, before its body is read or parsed; past the rate, the 429 to send.
+fn over_rate(state: &AppState, key: Option<KeyId>) -> Option<Response> {
+    let refused = state.schema.admission().request(key).err()?;
+    let retry_after = match &refused {
+        api::ApiError::Refused { retry_after: Some(seconds), .. } => *seconds,
+        _ => 1,
+    };
+    let error = serde_json::to_value(refused.into_server_error()).unwrap_or_default();
+    let body = Json(serde_json::json!({ "errors": [error] }));
+    Some((StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry_after.to_string())], body).into_response())
+}
+
+/// Runs `request` as `caller` (with `key`, which analyses count against) and logs it under `operation`
 /// (its operation's name, read once by the caller). A request refused for load is answered with HTTP 429 and
 /// `Retry-After`.
 async fn execute(
@@ -703,16 +737,11 @@ async fn execute(
 ) -> Response {
     let operation = operation.unwrap_or_else(|| "unnamed".to_owned());
     let started = Instant::now();
-    let response = match state.schema.admission().request(key) {
-        Ok(()) => {
-            let mut request = request.data(caller);
-            if let Some(key) = key {
-                request = request.data(key);
-            }
-            state.schema.execute(request).await
-        }
-        Err(refused) => async_graphql::Response::from_errors(vec![refused.into_server_error()]),
-    };
+    let mut request = request.data(caller);
+    if let Some(key) = key {
+        request = request.data(key);
+    }
+    let response = state.schema.execute(request).await;
     let codes: Vec<String> = response
         .errors
         .iter()

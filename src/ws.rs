@@ -54,6 +54,9 @@ pub struct WsLimits {
     /// Most operations one API key may run at once over all of its connections (callers without a key count as
     /// one key).
     pub max_subscriptions_per_key: usize,
+    /// How long, in milliseconds, one message may wait for a client that does not read before the connection is
+    /// dropped (its operations end and free their slots).
+    pub send_timeout_ms: u64,
 }
 
 impl Default for WsLimits {
@@ -62,6 +65,7 @@ impl Default for WsLimits {
             connection_init_timeout_ms: 10_000,
             max_subscriptions_per_connection: 100,
             max_subscriptions_per_key: 500,
+            send_timeout_ms: 30_000,
         }
     }
 }
@@ -502,10 +506,13 @@ where
         self.send(json!({ "type": "error", "id": id, "payload": errors })).await
     }
 
+    /// Sends `message`; a client that has not taken it within `websocket.send_timeout_ms` is dropped, so a socket
+    /// that stops reading holds no slot, subscription or buffer for long.
     async fn send(&mut self, message: Value) -> Flow {
-        match self.socket.send(Message::text(message.to_string())).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Stop,
+        let timeout = Duration::from_millis(self.hub.limits.send_timeout_ms);
+        match tokio::time::timeout(timeout, self.socket.send(Message::text(message.to_string()))).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(_)) | Err(_) => Flow::Stop,
         }
     }
 

@@ -19,6 +19,8 @@ pub type Spender = Option<KeyId>;
 /// The service-wide gate in front of requests and analyses.
 pub struct Admission {
     running: Arc<Semaphore>,
+    /// `fallsBelow` forecasts computing at once (as many as analyses may).
+    forecasting: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
     requests: DefaultKeyedRateLimiter<Spender>,
@@ -45,6 +47,7 @@ impl Admission {
             .allow_burst(positive((limits.max_analyses as u32).saturating_mul(2)));
         Self {
             running: Arc::new(Semaphore::new(limits.max_concurrent_analyses.max(1))),
+            forecasting: Arc::new(Semaphore::new(limits.max_concurrent_analyses.max(1))),
             waiting: AtomicUsize::new(0),
             max_waiting: limits.max_queued_analyses,
             requests: RateLimiter::dashmap(requests),
@@ -71,9 +74,10 @@ impl Admission {
         if let Ok(permit) = self.running.clone().try_acquire_owned() {
             return Ok(Turn(permit));
         }
-        let waiting = self.waiting.fetch_add(1, Ordering::AcqRel);
-        let _leave = Leave(&self.waiting);
-        if waiting >= self.max_waiting {
+        let joined = self.waiting.fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+            (waiting < self.max_waiting).then_some(waiting + 1)
+        });
+        if let Err(waiting) = joined {
             return Err(ApiError::Refused {
                 limit: "max_queued_analyses",
                 message: format!(
@@ -83,6 +87,7 @@ impl Admission {
                 retry_after: Some(1),
             });
         }
+        let _leave = Leave(&self.waiting);
         let wait = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(wait, self.running.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(Turn(permit)),
@@ -95,6 +100,28 @@ impl Admission {
                 retry_after: Some(1),
             }),
         }
+    }
+}
+
+impl Admission {
+    /// Waits for a turn to compute one `fallsBelow` forecast, at most until `deadline`: forecasts share as many
+    /// blocking threads as analyses may use, so a request full of them cannot crowd out the store's reads.
+    pub async fn forecast(&self, deadline: Option<Instant>) -> Result<Turn, ApiError> {
+        let turn = self.forecasting.clone().acquire_owned();
+        let turn = match deadline {
+            Some(deadline) => {
+                tokio::time::timeout_at(deadline.into(), turn).await.map_err(|_elapsed| ApiError::Refused {
+                    limit: "request_timeout_ms",
+                    message:
+                        "the forecast waited for a turn until the request's deadline (limits.request_timeout_ms); ask \
+                          for fewer forecasts at once"
+                            .into(),
+                    retry_after: None,
+                })?
+            }
+            None => turn.await,
+        };
+        turn.map(Turn).map_err(|_closed| ApiError::Internal)
     }
 }
 

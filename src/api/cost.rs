@@ -117,36 +117,68 @@ impl Cost {
     pub fn of(document: &ExecutableDocument, variables: &Variables, default_page: u64) -> Result<Cost, FragmentCycle> {
         let order = dependency_order(&document.fragments)?;
         // Fragments are priced once for the whole document (a thousand operations must not price them a thousand
-        // times), with the variables sent and, for those not sent, the first default any operation declares.
-        let mut defaults = HashMap::new();
+        // times), with the variables sent and, for those not sent, the largest default any operation declares (a
+        // fragment may be spread by any of them).
+        let mut largest: HashMap<&str, &ConstValue> = HashMap::new();
         for (_, operation) in document.operations.iter() {
-            let definitions: &[Positioned<VariableDefinition>] = &operation.node.variable_definitions;
-            for definition in definitions {
-                if let Some(default) = &definition.node.default_value {
-                    defaults.entry(definition.node.name.node.as_str()).or_insert(&default.node);
+            for (name, default) in declared_defaults(&operation.node.variable_definitions) {
+                let entry = largest.entry(name).or_insert(default);
+                if size_of(default) > size_of(entry) {
+                    *entry = default;
                 }
             }
         }
-        let mut pricing = Pricing { variables, defaults, default_page, fragments: HashMap::with_capacity(order.len()) };
+        let mut pricing =
+            Pricing { variables, defaults: largest, default_page, fragments: HashMap::with_capacity(order.len()) };
+        // The validators visit every fragment definition on its own (used or not) and follow its spreads, so each
+        // fragment's own expansion counts, and so does its depth.
+        let mut total = Cost::default();
         for name in &order {
             let fragment = &document.fragments[*name];
             let cost = pricing.set(&fragment.node.selection_set.node);
+            total.fields = total.fields.saturating_add(cost.fields);
+            total.depth = total.depth.max(cost.depth);
             pricing.fragments.insert(name, cost);
         }
-        let mut most = Cost::default();
         for (_, operation) in document.operations.iter() {
-            let cost = pricing.set(&operation.node.selection_set.node);
-            most = Cost {
+            // An operation's own variables take its own defaults.
+            let fragments = std::mem::take(&mut pricing.fragments);
+            let own = Pricing {
+                variables,
+                defaults: declared_defaults(&operation.node.variable_definitions).collect(),
+                default_page,
+                fragments,
+            };
+            let cost = own.set(&operation.node.selection_set.node);
+            pricing.fragments = own.fragments;
+            total = Cost {
                 // The validators walk every operation with its fragments expanded, so the fields add up.
-                fields: most.fields.saturating_add(cost.fields),
-                depth: most.depth.max(cost.depth),
-                nodes: most.nodes.max(cost.nodes),
-                work: most.work.max(cost.work),
-                analyses: most.analyses.max(cost.analyses),
-                forecasts: most.forecasts.max(cost.forecasts),
+                fields: total.fields.saturating_add(cost.fields),
+                depth: total.depth.max(cost.depth),
+                nodes: total.nodes.max(cost.nodes),
+                work: total.work.max(cost.work),
+                analyses: total.analyses.max(cost.analyses),
+                forecasts: total.forecasts.max(cost.forecasts),
             };
         }
-        Ok(most)
+        Ok(total)
+    }
+}
+
+/// The defaults an operation declares for its variables.
+fn declared_defaults(definitions: &[Positioned<VariableDefinition>]) -> impl Iterator<Item = (&str, &ConstValue)> + '_ {
+    definitions.iter().filter_map(|definition| {
+        let default = definition.node.default_value.as_ref()?;
+        Some((definition.node.name.node.as_str(), &default.node))
+    })
+}
+
+/// How much a default asks for, to keep the largest: a number's value, a list's length.
+fn size_of(value: &ConstValue) -> u64 {
+    match value {
+        ConstValue::Number(number) => number.as_u64().unwrap_or(0),
+        ConstValue::List(items) => items.len() as u64,
+        _ => 0,
     }
 }
 
@@ -318,7 +350,7 @@ pub fn mutation_fields(document: &ExecutableDocument) -> usize {
         set.items
             .iter()
             .map(|selection| match &selection.node {
-                Selection::Field(_) => 1,
+                Selection::Field(field) => usize::from(field.node.name.node != "__typename"),
                 Selection::InlineFragment(fragment) => count(&fragment.node.selection_set.node, fragments, depth + 1),
                 Selection::FragmentSpread(spread) => fragments
                     .get(&spread.node.fragment_name.node)
@@ -390,7 +422,8 @@ mod tests {
         }
         query.push_str("fragment F40 on Query { __typename }\n");
         let cost = cost(&query, serde_json::json!({}));
-        assert_eq!(cost.fields, 1 << 40);
+        // The operation's expansion, and each fragment's own: 2^40 + (2^40 + 2^39 + … + 1).
+        assert_eq!(cost.fields, (1 << 40) + (1 << 41) - 1);
         assert_eq!(cost.depth, 42);
     }
 
@@ -413,8 +446,30 @@ mod tests {
             query.push_str(&format!("query Q{operation} {{ ...F }}\n"));
         }
         let cost = cost(&query, serde_json::json!({}));
-        assert_eq!(cost.fields, 2_000);
+        // The fragment's own two fields, then two for each operation.
+        assert_eq!(cost.fields, 2 + 2_000);
         assert_eq!(cost.work, 2);
+    }
+
+    #[test]
+    fn unused_fragments_count_for_what_the_validators_walk() {
+        let mut query = String::from("{ __typename }\n");
+        for level in 0..30_000 {
+            query.push_str(&format!("fragment F{level} on Query {{ ...F{} }}\n", level + 1));
+        }
+        query.push_str("fragment F30000 on Query { __typename }\n");
+        let cost = cost(&query, serde_json::json!({}));
+        assert_eq!(cost.depth, 30_001, "the longest chain of spreads, from the first fragment");
+    }
+
+    #[test]
+    fn each_operation_takes_its_own_defaults_and_fragments_the_largest() {
+        let query = "query A($n: Int = 1) { stakeholders(first: $n) { totalCount } }
+                     query B($n: Int = 100) { stakeholders(first: $n) { edges { node { ...R } } } }
+                     fragment R on Stakeholder { relationships(first: $n) { totalCount } }";
+        for _ in 0..20 {
+            assert_eq!(cost(query, serde_json::json!({})).nodes, 100 + 100 * 100);
+        }
     }
 
     #[test]
@@ -438,6 +493,9 @@ mod tests {
     fn mutation_root_fields_are_counted() {
         let one = async_graphql::parser::parse_query("mutation { a: archiveStakeholder(id: 1) { id } }").unwrap();
         assert_eq!(mutation_fields(&one), 1);
+        let typename =
+            async_graphql::parser::parse_query("mutation { __typename a: archiveStakeholder(id: 1) { id } }").unwrap();
+        assert_eq!(mutation_fields(&typename), 1);
         let two = async_graphql::parser::parse_query(
             "mutation { a: archiveStakeholder(id: 1) { id } ...B } fragment B on Mutation { b: archiveStakeholder(id: 2) { id } }",
         )

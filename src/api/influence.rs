@@ -496,19 +496,23 @@ impl RiskQuery {
         let (ranked, exact, sources) = analysis
             .run(move |snapshot, deadline| {
                 let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default()).hiding_private(hide);
-                let (sources, scale) = sample_sources(
-                    snapshot.node_count(),
+                // Sources come from the stakeholders the caller may see, so that neither their number nor the
+                // scale tells how many are hidden.
+                let visible: Vec<u32> = (0..snapshot.node_count() as u32).filter(|&node| !walk.hides(node)).collect();
+                let (picked, scale) = sample_sources(
+                    visible.len(),
                     limits.betweenness_exact_below,
                     limits.betweenness_samples,
                     BETWEENNESS_SEED,
                 );
+                let sources: Vec<u32> = picked.into_iter().map(|index| visible[index as usize]).collect();
                 let key = format!("betweenness {min_strength} {} hide_private={hide}", sources.len());
                 // Both ways, every pair is counted from each end: halve.
                 let scores = engine.memoized(snapshot, &key, || {
                     betweenness(&walk, &sources, Some(deadline))
                         .map(|sums| sums.into_iter().map(|sum| sum * scale / 2.0).collect::<Vec<f64>>())
                 })?;
-                let mut order: Vec<u32> = (0..snapshot.node_count() as u32).filter(|&node| !walk.hides(node)).collect();
+                let mut order = visible;
                 order.sort_unstable_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
                 let ranked = order
                     .into_iter()
@@ -673,13 +677,22 @@ impl Analysis {
             tracing::error!(%error, "an analysis failed");
             ApiError::Internal
         })?;
-        outcome.ok_or_else(|| ApiError::LimitExceeded {
-            field: String::new(),
-            message: format!(
-                "the analysis ran past its time budget of {} ms; narrow it (fewer hops or results, a higher \
-                 minStrength or minScore, a `via` filter)",
-                self.budget.as_millis()
-            ),
+        let budget_first = deadline < request_deadline;
+        outcome.ok_or_else(|| ApiError::Refused {
+            limit: if budget_first { "analysis_budget_ms" } else { "request_timeout_ms" },
+            message: if budget_first {
+                format!(
+                    "the analysis ran past its time budget of {} ms (limits.analysis_budget_ms); narrow it (fewer \
+                     hops or results, a higher minStrength or minScore, a `via` filter)",
+                    self.budget.as_millis()
+                )
+            } else {
+                "the analysis ran until the request's deadline (limits.request_timeout_ms); narrow it (fewer hops \
+                 or results, a higher minStrength or minScore, a `via` filter), or retry when the service is less \
+                 busy"
+                    .to_owned()
+            },
+            retry_after: None,
         })
     }
 }

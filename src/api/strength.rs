@@ -9,7 +9,7 @@ use super::error::{ApiError, ApiResult};
 use super::loaders::{HistoryOf, Loaders};
 use super::relationships::Relationship;
 use super::stakeholders::{load_stakeholder, StakeholderNode};
-use super::ApiContext;
+use super::{ApiContext, Deadline};
 use crate::domain;
 use crate::domain::strength::{ComponentName, DecayedSums, Strength, StrengthModel, TREND_DAYS};
 use async_graphql::{Context, Enum, Object, SimpleObject};
@@ -128,7 +128,7 @@ impl RelationshipStrength {
 
     /// When, with no new interaction, the score falls below `threshold` (in [0, 1]); null if not within ten
     /// years (level, trust and tenure can hold it up).
-    async fn falls_below(&self, threshold: f64) -> ApiResult<Option<DateTime<Utc>>> {
+    async fn falls_below(&self, ctx: &Context<'_>, threshold: f64) -> ApiResult<Option<DateTime<Utc>>> {
         if !(0.0..=1.0).contains(&threshold) {
             return Err(ApiError::bad_input(
                 "threshold",
@@ -137,13 +137,17 @@ impl RelationshipStrength {
         }
         // Up to ten years of daily scores: computed on a blocking thread, never on an async worker (the cost model
         // also bounds how many forecasts a request may ask for: `limits.max_forecasts`).
+        let deadline = ctx.data_opt::<Deadline>().map(|deadline| deadline.0);
+        let turn = ctx.data_unchecked::<ApiContext>().admission.forecast(deadline).await?;
         let (model, relationship, sums, as_of) = (self.model.clone(), self.relationship.clone(), self.sums, self.as_of);
-        tokio::task::spawn_blocking(move || model.falls_below(&relationship, &sums, as_of, threshold)).await.map_err(
-            |error| {
-                tracing::error!(%error, "a forecast failed");
-                ApiError::Internal
-            },
-        )
+        let forecast = move || {
+            let _turn = turn;
+            model.falls_below(&relationship, &sums, as_of, threshold)
+        };
+        tokio::task::spawn_blocking(forecast).await.map_err(|error| {
+            tracing::error!(%error, "a forecast failed");
+            ApiError::Internal
+        })
     }
 }
 

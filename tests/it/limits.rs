@@ -99,6 +99,40 @@ async fn fragment_bombs_and_aliased_analyses_are_refused_with_the_limit_they_exc
 }
 
 #[tokio::test]
+async fn unused_fragment_chains_and_borrowed_defaults_do_not_get_past_the_limits() {
+    let (base, _dir) = serve(|_| {}).await;
+    // Validators follow every fragment, used or not: a chain of 20,000 must be refused before they run.
+    let mut chain = String::from("{ __typename }\n");
+    for level in 0..20_000 {
+        chain.push_str(&format!("fragment F{level} on Query {{ ...F{} }}\n", level + 1));
+    }
+    chain.push_str("fragment F20000 on Query { __typename }\n");
+    let (status, _, response) = post(&base, &json!({ "query": chain })).await;
+    assert_eq!(status, 200);
+    assert_eq!(limit_of(&response), ("LIMIT_EXCEEDED", "max_nesting"), "{response}");
+    // Each operation is priced with its own defaults, whichever operation comes first.
+    let borrowed = "query A($n: Int = 1) { stakeholders(first: $n) { totalCount } }
+        query B($n: Int = 100) { stakeholders(first: $n) { edges { node { relationships(first: $n) { edges { node {
+        counterpart { relationships(first: $n) { edges { node { id } } } } } } } } } } }";
+    for _ in 0..5 {
+        let (_, _, response) = post(&base, &json!({ "query": borrowed, "operationName": "B" })).await;
+        assert_eq!(limit_of(&response), ("LIMIT_EXCEEDED", "max_nodes"), "{response}");
+    }
+    let get = reqwest::Client::new()
+        .get(format!("http://{base}/graphql"))
+        .bearer_auth(EDITOR_KEY)
+        .query(&[("query", "{ __typename }"), ("variables", "[1]")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 400);
+    let body: Value = get.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+    let health = reqwest::get(format!("http://{base}/healthz")).await.expect("still up");
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
 async fn past_a_keys_rates_requests_and_analyses_get_429_with_retry_after() {
     let (base, _dir) = serve(|config| {
         config.limits.requests_per_second_per_key = 1;
