@@ -416,8 +416,19 @@ async fn graphql_ws(
     State(state): State<AppState>,
     place: Option<axum::Extension<ConnectionPlace>>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let message = format!(
+                "/graphql/ws speaks GraphQL over WebSocket only ({}); connect with a WebSocket client and \
+                 `Sec-WebSocket-Protocol: graphql-transport-ws`, or send queries to /graphql",
+                rejection.body_text()
+            );
+            return (rejection.status(), bad_request(&message)).into_response();
+        }
+    };
     let offered = headers.get(header::SEC_WEBSOCKET_PROTOCOL).and_then(|value| value.to_str().ok());
     let Some(protocol) = offered.and_then(ws::Protocol::negotiate) else {
         let message = "no WebSocket subprotocol this server speaks was offered; send \
@@ -640,7 +651,7 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
                  large batches)",
                 state.max_body_bytes
             );
-            return (StatusCode::PAYLOAD_TOO_LARGE, error_body(&message, "LIMIT_EXCEEDED")).into_response();
+            return (StatusCode::PAYLOAD_TOO_LARGE, limit_body(&message, "max_body_bytes")).into_response();
         }
         Err(_elapsed) => {
             let message = format!(
@@ -650,7 +661,7 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
             return (
                 StatusCode::REQUEST_TIMEOUT,
                 [(header::CONNECTION, "close")],
-                error_body(&message, "LIMIT_EXCEEDED"),
+                limit_body(&message, "body_timeout_ms"),
             )
                 .into_response();
         }
@@ -671,6 +682,12 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
 /// A GraphQL error body with `code`, for requests refused before they reach the schema.
 fn error_body(message: &str, code: &str) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))
+}
+
+/// A GraphQL error body with code `LIMIT_EXCEEDED` naming `limit`.
+fn limit_body(message: &str, limit: &str) -> Json<serde_json::Value> {
+    let error = serde_json::json!({ "message": message, "extensions": { "code": "LIMIT_EXCEEDED", "limit": limit } });
+    Json(serde_json::json!({ "errors": [error] }))
 }
 
 /// A GraphQL error body with code `BAD_USER_INPUT`.

@@ -22,8 +22,10 @@ pub enum ApiError {
         /// What clashed and how to resolve it.
         message: String,
     },
-    /// A request exceeds a configured limit.
+    /// An argument exceeds a configured limit.
     LimitExceeded {
+        /// The limit (`limits.max_page_size`, …), sent as `extensions.limit`.
+        limit: &'static str,
         /// Path of the offending input.
         field: String,
         /// The limit and how to stay within it.
@@ -80,7 +82,7 @@ impl ApiError {
         match self {
             ApiError::BadInput { field, message }
             | ApiError::Conflict { field, message }
-            | ApiError::LimitExceeded { field, message }
+            | ApiError::LimitExceeded { field, message, .. }
                 if !field.is_empty() =>
             {
                 format!("{field}: {message}")
@@ -155,6 +157,7 @@ impl From<ApiError> for async_graphql::Error {
             }
             match &error {
                 ApiError::Lagging { resume_after, .. } => extensions.set("resumeAfter", resume_after.as_str()),
+                ApiError::LimitExceeded { limit, .. } => extensions.set("limit", *limit),
                 ApiError::Refused { limit, retry_after, .. } => {
                     extensions.set("limit", *limit);
                     if let Some(seconds) = retry_after {

@@ -150,11 +150,24 @@ pub fn add_code(error: &mut ServerError) {
     if extensions.get("code").is_some() {
         return;
     }
-    let limit = error.message.contains("nested too deep")
-        || error.message.contains("too complex")
-        || error.message.contains("recursion depth");
-    let code = if limit { "LIMIT_EXCEEDED" } else { "BAD_USER_INPUT" };
-    extensions.set("code", Value::from(code));
+    // async-graphql's own limits: name the setting and say how to stay within it.
+    let limit = if error.message.contains("nested too deep") {
+        Some(("max_depth", "select less deeply, and fetch deeper levels in a second request"))
+    } else if error.message.contains("too complex") {
+        Some(("max_complexity", "select fewer fields, or ask for smaller pages"))
+    } else if error.message.contains("recursion depth") {
+        Some(("max_nesting", "spread fragments less deeply"))
+    } else {
+        None
+    };
+    match limit {
+        Some((setting, fix)) => {
+            extensions.set("code", Value::from("LIMIT_EXCEEDED"));
+            extensions.set("limit", Value::from(setting));
+            error.message = format!("{} (limits.{setting}); {fix}", error.message.trim_end_matches('.'));
+        }
+        None => extensions.set("code", Value::from("BAD_USER_INPUT")),
+    }
     if let Some(path) = argument_path(&error.message) {
         extensions.set("field", Value::from(path));
     }

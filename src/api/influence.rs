@@ -650,11 +650,11 @@ impl Analysis {
     }
 
     fn hops(&self, max_hops: i32) -> ApiResult<usize> {
-        bounded(max_hops, self.max_hops, "maxHops", "steps")
+        bounded(max_hops, (self.max_hops, "max_hops"), "maxHops", "steps")
     }
 
     fn results(&self, first: i32, field: &str) -> ApiResult<usize> {
-        bounded(first, self.max_results, field, "results")
+        bounded(first, (self.max_results, "max_analysis_results"), field, "results")
     }
 
     /// Waits for a turn (admission control), then runs `work` on a blocking thread, holding the turn until it is
@@ -698,12 +698,13 @@ impl Analysis {
 }
 
 /// `value` as a count in 1..=`limit`.
-fn bounded(value: i32, limit: usize, field: &str, what: &str) -> ApiResult<usize> {
+fn bounded(value: i32, (limit, setting): (usize, &'static str), field: &str, what: &str) -> ApiResult<usize> {
     if value < 1 {
         return Err(ApiError::bad_input(field, format!("{value} is not positive; ask for 1 to {limit} {what}")));
     }
     if value as usize > limit {
         return Err(ApiError::LimitExceeded {
+            limit: setting,
             field: field.to_owned(),
             message: format!("{value} is more than the limit of {limit} {what}; ask for at most {limit}"),
         });

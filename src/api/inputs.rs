@@ -415,6 +415,7 @@ impl RecordInteractionsInput {
         }
         if self.interactions.len() > max_batch {
             return Err(ApiError::LimitExceeded {
+                limit: "max_batch",
                 field,
                 message: format!(
                     "{} interactions is more than {max_batch} in one batch; split it into batches of at most {max_batch}",

@@ -22,6 +22,7 @@ pub fn page_size(first: Option<i32>, max_page_size: usize) -> ApiResult<usize> {
             Err(ApiError::bad_input("first", format!("{first} is negative; ask for 0 to {max_page_size} items")))
         }
         Some(first) if first as usize > max_page_size => Err(ApiError::LimitExceeded {
+            limit: "max_page_size",
             field: "first".into(),
             message: format!(
                 "{first} is more than the largest page of {max_page_size}; ask for at most {max_page_size} and page on with `after`"

@@ -199,6 +199,7 @@ impl Query {
         let max = ctx.data_unchecked::<ApiContext>().limits.max_page_size;
         if ids.len() > max {
             return Err(ApiError::LimitExceeded {
+                limit: "max_page_size",
                 field: "ids".into(),
                 message: format!("{} ids is more than {max}; ask for at most {max} at a time", ids.len()),
             });
