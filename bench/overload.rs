@@ -96,12 +96,11 @@ fn main() -> anyhow::Result<()> {
 /// Which cores the server and the load generator use, if they are pinned.
 struct Pinning {
     server: Option<String>,
-    generator: Option<String>,
     note: String,
 }
 
 fn pin(args: &Args, cores: usize) -> Pinning {
-    let unpinned = |note: String| Pinning { server: None, generator: None, note };
+    let unpinned = |note: String| Pinning { server: None, note };
     if args.no_pin {
         return unpinned("not pinned (--no-pin): server and load generator share every core".into());
     }
@@ -127,7 +126,6 @@ fn pin(args: &Args, cores: usize) -> Pinning {
              default max_concurrent_analyses follows the {half} core(s) it may use)"
         ),
         server: Some(server),
-        generator: Some(generator),
     }
 }
 
@@ -360,7 +358,8 @@ async fn graphql(client: &reqwest::Client, base: &str, key: &str, body: &Value) 
     }
     let code = error["extensions"]["code"].as_str().unwrap_or("(no code)");
     let limit = error["extensions"]["limit"].as_str().map(|limit| format!(" {limit}")).unwrap_or_default();
-    Outcome::Failed(format!("{status} {code}{limit}"))
+    let message: String = error["message"].as_str().unwrap_or_default().chars().take(90).collect();
+    Outcome::Failed(format!("{} {code}{limit}: {message}", status.as_u16()))
 }
 
 /// What one phase measured.
@@ -401,12 +400,13 @@ async fn phase(args: &Args, server: &Server, known: &Arc<Known>, loaded: bool, r
                 let started = Instant::now();
                 let outcome = graphql(&client, &base, PROBE_KEY, &body).await;
                 let took = started.elapsed();
-                let mut result = result.lock().unwrap();
-                match outcome {
-                    Outcome::Ok => result.probe.0.push(took),
-                    _ => result.probe_failures += 1,
+                {
+                    let mut result = result.lock().unwrap();
+                    match outcome {
+                        Outcome::Ok => result.probe.0.push(took),
+                        _ => result.probe_failures += 1,
+                    }
                 }
-                drop(result);
                 next += every;
                 tokio::time::sleep_until(next.max(Instant::now()).into()).await;
             }
@@ -453,14 +453,15 @@ async fn phase(args: &Args, server: &Server, known: &Arc<Known>, loaded: bool, r
                     let started = Instant::now();
                     let outcome = graphql(&client, &base, EDITOR_KEY, &body).await;
                     let took = started.elapsed();
-                    let mut result = result.lock().unwrap();
-                    result.writes.0.push(took);
-                    match outcome {
-                        Outcome::Ok => result.writes_ok += 1,
-                        Outcome::Refused { limit, .. } => *result.writes_failed.entry(format!("429 {limit}")).or_default() += 1,
-                        Outcome::Failed(what) => *result.writes_failed.entry(what).or_default() += 1,
+                    {
+                        let mut result = result.lock().unwrap();
+                        result.writes.0.push(took);
+                        match outcome {
+                            Outcome::Ok => result.writes_ok += 1,
+                            Outcome::Refused { limit, .. } => *result.writes_failed.entry(format!("429 {limit}")).or_default() += 1,
+                            Outcome::Failed(what) => *result.writes_failed.entry(what).or_default() += 1,
+                        }
                     }
-                    drop(result);
                     next += every;
                     tokio::time::sleep_until(next.max(Instant::now()).into()).await;
                 }
@@ -480,12 +481,13 @@ async fn phase(args: &Args, server: &Server, known: &Arc<Known>, loaded: bool, r
                         .await
                         .is_ok_and(|response| response.status().is_success());
                     let took = started.elapsed();
-                    let mut result = result.lock().unwrap();
-                    result.healthz.0.push(took);
-                    if !ok {
-                        result.healthz_failures += 1;
+                    {
+                        let mut result = result.lock().unwrap();
+                        result.healthz.0.push(took);
+                        if !ok {
+                            result.healthz_failures += 1;
+                        }
                     }
-                    drop(result);
                     next += Duration::from_millis(50);
                     tokio::time::sleep_until(next.max(Instant::now()).into()).await;
                 }
@@ -499,9 +501,10 @@ async fn phase(args: &Args, server: &Server, known: &Arc<Known>, loaded: bool, r
         tokio::spawn(async move {
             while Instant::now() < until {
                 let now = rss_mib(pid);
-                let mut result = result.lock().unwrap();
-                result.rss_max = result.rss_max.max(now);
-                drop(result);
+                {
+                    let mut result = result.lock().unwrap();
+                    result.rss_max = result.rss_max.max(now);
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         })
