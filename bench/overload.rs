@@ -280,8 +280,14 @@ async fn discover(client: &reqwest::Client, base: &str) -> anyhow::Result<Known>
         more: stakeholders(first: 100, orderBy: {field: NAME}) { nodes { id } }
         staff: stakeholders(first: 50, filter: {kinds: [EMPLOYEE]}) { nodes { id } }
         customers: stakeholders(first: 1, filter: {kinds: [CUSTOMER]}) { nodes { relationships(first: 1) { nodes { id } } } } }"#;
-    let response: Value =
-        client.post(format!("{base}/graphql")).bearer_auth(EDITOR_KEY).json(&json!({ "query": query })).send().await?.json().await?;
+    let response: Value = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(EDITOR_KEY)
+        .json(&json!({ "query": query }))
+        .send()
+        .await?
+        .json()
+        .await?;
     ensure!(response.get("errors").is_none(), "discovering ids failed: {response}");
     let ids = |value: &Value| -> Vec<String> {
         value.as_array().into_iter().flatten().filter_map(|node| node["id"].as_str().map(str::to_owned)).collect()
@@ -332,7 +338,10 @@ fn analysis(rng: &mut ChaCha8Rng, known: &Known) -> String {
 enum Outcome {
     Ok,
     /// 429 with `LIMIT_EXCEEDED`; the limit, and whether `Retry-After` and `retryAfter` came with it.
-    Refused { limit: String, retry_after: bool },
+    Refused {
+        limit: String,
+        retry_after: bool,
+    },
     /// Anything else: status and first error.
     Failed(String),
 }
@@ -443,7 +452,8 @@ async fn phase(args: &Args, server: &Server, known: &Arc<Known>, loaded: bool, r
             let every = Duration::from_millis(args.write_every_ms);
             tasks.push(tokio::spawn(async move {
                 let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-                let mutation = "mutation($input: RecordInteractionsInput!) { recordInteractions(input: $input) { count } }";
+                let mutation =
+                    "mutation($input: RecordInteractionsInput!) { recordInteractions(input: $input) { count } }";
                 let mut next = Instant::now();
                 while Instant::now() < until {
                     let at = chrono::Utc::now() - chrono::Duration::seconds(1);
@@ -458,7 +468,9 @@ async fn phase(args: &Args, server: &Server, known: &Arc<Known>, loaded: bool, r
                         result.writes.0.push(took);
                         match outcome {
                             Outcome::Ok => result.writes_ok += 1,
-                            Outcome::Refused { limit, .. } => *result.writes_failed.entry(format!("429 {limit}")).or_default() += 1,
+                            Outcome::Refused { limit, .. } => {
+                                *result.writes_failed.entry(format!("429 {limit}")).or_default() += 1
+                            }
                             Outcome::Failed(what) => *result.writes_failed.entry(what).or_default() += 1,
                         }
                     }
@@ -570,7 +582,9 @@ fn spread(values: &[f64]) -> String {
 }
 
 async fn run(args: Args, cores: usize, pinning: Pinning) -> anyhow::Result<()> {
-    let load = std::fs::read_to_string("/proc/loadavg").ok().and_then(|text| text.split_whitespace().next().map(str::to_owned));
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned));
     let binary = binary(&args)?;
     let db = database(&args, &binary)?;
     progress(format!("starting {} serve over {}", binary.display(), db.display()));
@@ -604,7 +618,18 @@ async fn run(args: Args, cores: usize, pinning: Pinning) -> anyhow::Result<()> {
     ));
     line(format!(
         "  {:<10} {:>5} {:>9} {:>9} {:>9} {:>7} {:>8} {:>9} {:>10} {:>8} {:>10} {:>9}",
-        "phase", "round", "probes", "p50 ms", "p99 ms", "p99×", "analyses", "refused", "writes ok", "write p99", "healthz max", "RSS MiB"
+        "phase",
+        "round",
+        "probes",
+        "p50 ms",
+        "p99 ms",
+        "p99×",
+        "analyses",
+        "refused",
+        "writes ok",
+        "write p99",
+        "healthz max",
+        "RSS MiB"
     ));
     let mut rounds = Vec::new();
     let mut rss_during: f64 = 0.0;
@@ -709,7 +734,9 @@ async fn run(args: Args, cores: usize, pinning: Pinning) -> anyhow::Result<()> {
     ));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_after = rss_mib(server.pid);
-    line(format!("  server RSS: {rss_before:.0} MiB before, {rss_during:.0} MiB highest during, {rss_after:.0} MiB after"));
+    line(format!(
+        "  server RSS: {rss_before:.0} MiB before, {rss_during:.0} MiB highest during, {rss_after:.0} MiB after"
+    ));
 
     let figures = json!({
         "size": args.size,

@@ -179,7 +179,12 @@ async fn discover(client: &reqwest::Client, base: &str) -> Known {
     assert!(response.get("errors").is_none(), "{response:#}");
     let data = &response["data"];
     let strings = |value: &Value, pointer: &str| -> Vec<String> {
-        value.as_array().into_iter().flatten().filter_map(|item| item.pointer(pointer)?.as_str().map(str::to_owned)).collect()
+        value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.pointer(pointer)?.as_str().map(str::to_owned))
+            .collect()
     };
     let mut known = Known {
         stakeholders: strings(&data["all"]["edges"], "/node/id"),
@@ -416,7 +421,9 @@ fn fragment_probe(rng: &mut ChaCha8Rng, known: &Known, auth: Auth) -> Probe {
             // One fragment spread many times side by side, with an analysis inside.
             let spreads = "...R ".repeat(rng.gen_range(1..=2_000));
             let from = known.stakeholders.choose(rng).unwrap();
-            format!("{{ {spreads} }}\nfragment R on Query {{ influenceReach(from: \"{from}\") {{ reached {{ score }} }} }}")
+            format!(
+                "{{ {spreads} }}\nfragment R on Query {{ influenceReach(from: \"{from}\") {{ reached {{ score }} }} }}"
+            )
         }
     };
     post_query("fragments:fan-out", &query, json!({}), auth)
@@ -548,7 +555,14 @@ fn content_type_probe(rng: &mut ChaCha8Rng, auth: Auth) -> Probe {
         _ => (Some("application/json, text/plain"), json_body),
     };
     let headers = content_type.map(|value| (CONTENT_TYPE, HeaderValue::from_str(value).unwrap())).into_iter().collect();
-    Probe::Http { kind: "content-type", method: Method::POST, target: "/graphql".into(), headers, body: Some(body), auth }
+    Probe::Http {
+        kind: "content-type",
+        method: Method::POST,
+        target: "/graphql".into(),
+        headers,
+        body: Some(body),
+        auth,
+    }
 }
 
 fn encode_query(pairs: &[(&str, &str)]) -> String {
@@ -570,7 +584,10 @@ fn get_probe(rng: &mut ChaCha8Rng, auth: Auth) -> Probe {
             let depth = depth(rng, 30_000);
             encode_query(&[("query", &nested("{ a ", "b", "}", depth))])
         }
-        2 => encode_query(&[("query", "{ graphCounts { stakeholders } }"), ("variables", &deep_json(rng.gen_range(1..400)).to_string())]),
+        2 => encode_query(&[
+            ("query", "{ graphCounts { stakeholders } }"),
+            ("variables", &deep_json(rng.gen_range(1..400)).to_string()),
+        ]),
         3 => encode_query(&[("query", "mutation { archiveStakeholder(id: \"x\") { id } }")]),
         4 => encode_query(&[("query", "{ graphCounts { stakeholders } }"), ("variables", "{not json")]),
         5 => "/graphql?query=%FF%FE%7B&variables=%C0%AF".to_owned(),
@@ -588,7 +605,8 @@ fn get_probe(rng: &mut ChaCha8Rng, auth: Auth) -> Probe {
             Auth::Editor(n) => EDITOR_KEYS[n],
             _ => "not-a-key",
         };
-        let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n");
+        let head =
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n");
         return Probe::Raw { kind: "get:huge", head: head.into_bytes() };
     }
     Probe::Http { kind: "get", method: Method::GET, target, headers: Vec::new(), body: None, auth }
@@ -684,10 +702,21 @@ fn mutation_probe(rng: &mut ChaCha8Rng, known: &Known, auth: Auth) -> Probe {
     let record = "mutation($input: RecordInteractionsInput!) { recordInteractions(input: $input) { count } }";
     let (query, variables) = match rng.gen_range(0..6) {
         0 => (record, json!({ "input": { "interactions": [interaction(rng)] } })),
-        1 => (record, json!({ "input": { "interactions": [{ "relationship": relationship, "at": "3026-01-01T00:00:00Z", "channel": "EMAIL", "direction": "OUTBOUND", "sentiment": 7 }] } })),
-        2 => (record, json!({ "input": { "interactions": (0..rng.gen_range(1..8_000)).map(|_| json!({ "relationship": "forged", "at": "2026-05-01T10:00:00Z", "channel": "EMAIL", "direction": "OUTBOUND" })).collect::<Vec<_>>() } })),
-        3 => ("mutation { a: archiveStakeholder(id: \"x\") { id } b: archiveStakeholder(id: \"y\") { id } }", json!({})),
-        4 => (record, json!({ "input": { "interactions": [{ "relationship": relationship, "at": "2026-05-01T10:00:00Z", "channel": "EMAIL", "direction": "OUTBOUND", "note": "n".repeat(rng.gen_range(4_000..200_000)) }] } })),
+        1 => (
+            record,
+            json!({ "input": { "interactions": [{ "relationship": relationship, "at": "3026-01-01T00:00:00Z", "channel": "EMAIL", "direction": "OUTBOUND", "sentiment": 7 }] } }),
+        ),
+        2 => (
+            record,
+            json!({ "input": { "interactions": (0..rng.gen_range(1..8_000)).map(|_| json!({ "relationship": "forged", "at": "2026-05-01T10:00:00Z", "channel": "EMAIL", "direction": "OUTBOUND" })).collect::<Vec<_>>() } }),
+        ),
+        3 => {
+            ("mutation { a: archiveStakeholder(id: \"x\") { id } b: archiveStakeholder(id: \"y\") { id } }", json!({}))
+        }
+        4 => (
+            record,
+            json!({ "input": { "interactions": [{ "relationship": relationship, "at": "2026-05-01T10:00:00Z", "channel": "EMAIL", "direction": "OUTBOUND", "note": "n".repeat(rng.gen_range(4_000..200_000)) }] } }),
+        ),
         _ => ("subscription { changes { cursor } }", json!({})),
     };
     post_query("mutation", query, variables, auth)
@@ -736,7 +765,9 @@ fn misc_probe(rng: &mut ChaCha8Rng, known: &Known, auth: Auth) -> Probe {
 
 fn ws_probe(rng: &mut ChaCha8Rng, known: &Known, index: usize) -> Probe {
     let good_init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", VIEWER_KEYS[index % VIEWER_KEYS.len()]) } });
-    let subscribe = |id: &str, query: &str| Message::text(json!({ "id": id, "type": "subscribe", "payload": { "query": query } }).to_string());
+    let subscribe = |id: &str, query: &str| {
+        Message::text(json!({ "id": id, "type": "subscribe", "payload": { "query": query } }).to_string())
+    };
     let (kind, init, mut frames) = match rng.gen_range(0..10) {
         0 => ("ws:subscribe-before-init", None, vec![subscribe("1", "subscription { changes { cursor } }")]),
         1 => (
@@ -746,8 +777,12 @@ fn ws_probe(rng: &mut ChaCha8Rng, known: &Known, index: usize) -> Probe {
         ),
         2 => {
             let depth = depth(rng, BODY_LIMIT / 2 - 200);
-            let query = format!("subscription {{ changes(filter: {}) {{ cursor }} }}", nested("{a: ", "1", "}", depth / 3));
-            let list = format!("subscription {{ relationshipChanged(stakeholder: {}) {{ cursor }} }}", nested("[", "\"x\"", "]", depth));
+            let query =
+                format!("subscription {{ changes(filter: {}) {{ cursor }} }}", nested("{a: ", "1", "}", depth / 3));
+            let list = format!(
+                "subscription {{ relationshipChanged(stakeholder: {}) {{ cursor }} }}",
+                nested("[", "\"x\"", "]", depth)
+            );
             ("ws:deep-subscribe", Some(good_init), vec![subscribe("1", &query), subscribe("2", &list)])
         }
         3 => {
@@ -783,7 +818,10 @@ fn ws_probe(rng: &mut ChaCha8Rng, known: &Known, index: usize) -> Probe {
         7 => (
             "ws:duplicate-ids",
             Some(good_init),
-            vec![subscribe("dup", "subscription { changes { cursor } }"), subscribe("dup", "subscription { changes { kind } }")],
+            vec![
+                subscribe("dup", "subscription { changes { cursor } }"),
+                subscribe("dup", "subscription { changes { kind } }"),
+            ],
         ),
         8 => {
             let forged = forge(rng, known);
@@ -803,7 +841,8 @@ fn ws_probe(rng: &mut ChaCha8Rng, known: &Known, index: usize) -> Probe {
                 "not graphql at all {",
                 "mutation { archiveStakeholder(id: \"x\") { id } }",
             ];
-            let frames = (0..rng.gen_range(1..4)).map(|n| subscribe(&n.to_string(), queries.choose(rng).unwrap())).collect();
+            let frames =
+                (0..rng.gen_range(1..4)).map(|n| subscribe(&n.to_string(), queries.choose(rng).unwrap())).collect();
             ("ws:invalid-operations", Some(good_init), frames)
         }
     };
@@ -862,11 +901,11 @@ impl Tally {
 
     fn took(&mut self, elapsed: Duration, what: String) {
         self.slowest.push((elapsed, what));
-        self.slowest.sort_by(|a, b| b.0.cmp(&a.0));
+        self.slowest.sort_by_key(|entry| std::cmp::Reverse(entry.0));
         self.slowest.truncate(5);
     }
 
-    /// Checks the GraphQL errors in `body` (from `origin`): each has a string `extensions.code`; counts the codes.
+    /// Checks the GraphQL errors in `body`: each has a string `extensions.code`; counts the codes and limits.
     /// Returns the descriptions of uncoded ones.
     fn errors(&mut self, body: &Value) -> Vec<String> {
         let mut uncoded = Vec::new();
@@ -971,7 +1010,8 @@ async fn run_http(client: &reqwest::Client, base: &str, probe: Probe, index: usi
         }
     };
     let elapsed = started.elapsed();
-    let answer = Answer { status: status.as_u16(), retry_after: retry_after.is_some(), content_type, body: bytes.to_vec() };
+    let answer =
+        Answer { status: status.as_u16(), retry_after: retry_after.is_some(), content_type, body: bytes.to_vec() };
     check(&answer, elapsed, &target, &what, &mut tally.lock().unwrap());
 }
 
@@ -1029,7 +1069,10 @@ fn check(answer: &Answer, elapsed: Duration, target: &str, what: &str, tally: &m
     }
     if status == 429 {
         let error = &body["errors"][0]["extensions"];
-        if !retry_after || error["code"] != "LIMIT_EXCEEDED" || !error["limit"].is_string() || error["retryAfter"].is_null()
+        if !retry_after
+            || error["code"] != "LIMIT_EXCEEDED"
+            || !error["limit"].is_string()
+            || error["retryAfter"].is_null()
         {
             tally.breach(format!("429 without Retry-After, code, limit and retryAfter: {body}: {what}"));
         }
@@ -1110,7 +1153,9 @@ async fn run_ws(url: &str, probe: Probe, index: usize, tally: &Mutex<Tally>) {
     let mut socket: Socket = match connected {
         Ok(Ok((socket, _))) => socket,
         Ok(Err(error)) => return tally.lock().unwrap().breach(format!("WebSocket not accepted ({error}): {what}")),
-        Err(_) => return tally.lock().unwrap().breach(format!("WebSocket not accepted within {ANSWER_WITHIN:?}: {what}")),
+        Err(_) => {
+            return tally.lock().unwrap().breach(format!("WebSocket not accepted within {ANSWER_WITHIN:?}: {what}"))
+        }
     };
     let mut outgoing = Vec::new();
     if let Some(init) = init {
@@ -1260,11 +1305,17 @@ async fn the_hostile_corpus_neither_crashes_nor_slips_past_the_limits() {
     let known = discover(&client, &server.base).await;
     let rss_start = rss_kib(server.pid).unwrap_or_default();
     let tally = Mutex::new(Tally::default());
-    let watched = Mutex::new(Watch { rss_max_kib: rss_start, rss_samples: Vec::new(), health_checks: 0, health_max: Duration::ZERO });
+    let watched = Mutex::new(Watch {
+        rss_max_kib: rss_start,
+        rss_samples: Vec::new(),
+        health_checks: 0,
+        health_max: Duration::ZERO,
+    });
     let started = Instant::now();
 
     // HOSTILE_KINDS=a,b runs only the probes whose kind starts with one of them (to chase one finding).
-    let only: Vec<String> = std::env::var("HOSTILE_KINDS").map(|kinds| kinds.split(',').map(str::to_owned).collect()).unwrap_or_default();
+    let only: Vec<String> =
+        std::env::var("HOSTILE_KINDS").map(|kinds| kinds.split(',').map(str::to_owned).collect()).unwrap_or_default();
     let mut sent = 0;
     let mut index = 0;
     let probes = std::iter::from_fn(|| loop {
@@ -1287,7 +1338,9 @@ async fn the_hostile_corpus_neither_crashes_nor_slips_past_the_limits() {
                 let started = Instant::now();
                 match probe {
                     Probe::Http { .. } => run_http(client, &server.base, probe, index, tally).await,
-                    Probe::Raw { kind, head } => run_raw(&server.base["http://".len()..], kind, head, index, tally).await,
+                    Probe::Raw { kind, head } => {
+                        run_raw(&server.base["http://".len()..], kind, head, index, tally).await
+                    }
                     Probe::Ws { .. } => run_ws(&server.ws, probe, index, tally).await,
                 }
                 let mut tally = tally.lock().unwrap();
@@ -1357,7 +1410,10 @@ async fn the_hostile_corpus_neither_crashes_nor_slips_past_the_limits() {
     println!("  /healthz: {} checks, slowest {:?}", watched.health_checks, watched.health_max);
     let mut times: Vec<_> = tally.time_by_kind.iter().collect();
     times.sort_by(|a, b| b.1.cmp(a.1));
-    println!("  time by kind: {:?}", times.iter().take(12).map(|(kind, took)| format!("{kind} {:.1} s", took.as_secs_f64())).collect::<Vec<_>>());
+    println!(
+        "  time by kind: {:?}",
+        times.iter().take(12).map(|(kind, took)| format!("{kind} {:.1} s", took.as_secs_f64())).collect::<Vec<_>>()
+    );
     for example in &tally.unnamed_limits {
         println!("  LIMIT_EXCEEDED without extensions.limit: {example}");
     }
