@@ -71,6 +71,10 @@ struct Args {
     /// Analyses sent at once in the burst.
     #[arg(long, default_value_t = 100)]
     burst: usize,
+    /// Analysis clients that are refused wait for the `Retry-After` the server sent (well-behaved clients) instead
+    /// of sending the next analysis at once (a flood of refusals).
+    #[arg(long)]
+    honor_retry_after: bool,
     /// Do not pin the server and the load generator to separate cores even when `taskset` exists.
     #[arg(long)]
     no_pin: bool,
@@ -278,7 +282,7 @@ struct Known {
 async fn discover(client: &reqwest::Client, base: &str) -> anyhow::Result<Known> {
     let query = r#"{ all: stakeholders(first: 100) { nodes { id } }
         more: stakeholders(first: 100, orderBy: {field: NAME}) { nodes { id } }
-        staff: stakeholders(first: 50, filter: {kinds: [EMPLOYEE]}) { nodes { id } }
+        staff: stakeholders(first: 100, filter: {kinds: [EMPLOYEE]}) { nodes { id ... on Employee { candidate } } }
         customers: stakeholders(first: 1, filter: {kinds: [CUSTOMER]}) { nodes { relationships(first: 1) { nodes { id } } } } }"#;
     let response: Value = client
         .post(format!("{base}/graphql"))
@@ -295,7 +299,15 @@ async fn discover(client: &reqwest::Client, base: &str) -> anyhow::Result<Known>
     let data = &response["data"];
     let mut stakeholders = ids(&data["all"]["nodes"]);
     stakeholders.extend(ids(&data["more"]["nodes"]));
-    let employees = ids(&data["staff"]["nodes"]);
+    // Staff only: keyPersonRisk refuses candidates.
+    let staff: Vec<Value> = data["staff"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|node| node["candidate"] != true)
+        .cloned()
+        .collect();
+    let employees = ids(&Value::Array(staff));
     let relationship = data["customers"]["nodes"][0]["relationships"]["nodes"][0]["id"]
         .as_str()
         .context("a customer with a relationship")?
@@ -337,10 +349,11 @@ fn analysis(rng: &mut ChaCha8Rng, known: &Known) -> String {
 /// How one GraphQL request ended.
 enum Outcome {
     Ok,
-    /// 429 with `LIMIT_EXCEEDED`; the limit, and whether `Retry-After` and `retryAfter` came with it.
+    /// 429 with `LIMIT_EXCEEDED`; the limit, whether `Retry-After` and `retryAfter` came with it, and the wait.
     Refused {
         limit: String,
         retry_after: bool,
+        wait: Option<u64>,
     },
     /// Anything else: status and first error.
     Failed(String),
@@ -352,7 +365,11 @@ async fn graphql(client: &reqwest::Client, base: &str, key: &str, body: &Value) 
         Err(error) => return Outcome::Failed(format!("transport: {error}")),
     };
     let status = response.status();
-    let retry_after = response.headers().contains_key(reqwest::header::RETRY_AFTER);
+    let wait = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
+    let retry_after = wait.is_some();
     let body: Value = match response.json().await {
         Ok(body) => body,
         Err(error) => return Outcome::Failed(format!("{status}: not JSON ({error})")),
@@ -363,7 +380,8 @@ async fn graphql(client: &reqwest::Client, base: &str, key: &str, body: &Value) 
     }
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS && error["extensions"]["code"] == "LIMIT_EXCEEDED" {
         let limit = error["extensions"]["limit"].as_str().unwrap_or("(none named)").to_owned();
-        return Outcome::Refused { limit, retry_after: retry_after && !error["extensions"]["retryAfter"].is_null() };
+        let retry_after = retry_after && !error["extensions"]["retryAfter"].is_null();
+        return Outcome::Refused { limit, retry_after, wait };
     }
     let code = error["extensions"]["code"].as_str().unwrap_or("(no code)");
     let limit = error["extensions"]["limit"].as_str().map(|limit| format!(" {limit}")).unwrap_or_default();
@@ -425,6 +443,7 @@ async fn phase(args: &Args, server: &Server, known: &Arc<Known>, loaded: bool, r
         let stop_analyses = stop.clone();
         for n in 0..args.clients {
             let (base, known, result, stop) = (base.clone(), known.clone(), result.clone(), stop_analyses.clone());
+            let honor_retry_after = args.honor_retry_after;
             tasks.push(tokio::spawn(async move {
                 let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
                 let mut rng = ChaCha8Rng::seed_from_u64(1_000 * round as u64 + n as u64);
@@ -434,14 +453,25 @@ async fn phase(args: &Args, server: &Server, known: &Arc<Known>, loaded: bool, r
                     let started = Instant::now();
                     let outcome = graphql(&client, &base, &key, &body).await;
                     let took = started.elapsed();
-                    let mut result = result.lock().unwrap();
-                    match outcome {
-                        Outcome::Ok => {
-                            result.analyses_ok += 1;
-                            result.analysis_ok_latency.0.push(took);
+                    let pause = match &outcome {
+                        Outcome::Refused { wait: Some(seconds), .. } if honor_retry_after => {
+                            Some(Duration::from_secs(*seconds))
                         }
-                        Outcome::Refused { limit, .. } => *result.analyses_refused.entry(limit).or_default() += 1,
-                        Outcome::Failed(what) => *result.analyses_failed.entry(what).or_default() += 1,
+                        _ => None,
+                    };
+                    {
+                        let mut result = result.lock().unwrap();
+                        match outcome {
+                            Outcome::Ok => {
+                                result.analyses_ok += 1;
+                                result.analysis_ok_latency.0.push(took);
+                            }
+                            Outcome::Refused { limit, .. } => *result.analyses_refused.entry(limit).or_default() += 1,
+                            Outcome::Failed(what) => *result.analyses_failed.entry(what).or_default() += 1,
+                        }
+                    }
+                    if let Some(pause) = pause {
+                        tokio::time::sleep(pause.min(until.saturating_duration_since(Instant::now()))).await;
                     }
                 }
             }));
@@ -565,7 +595,7 @@ async fn burst(args: &Args, server: &Server, known: &Known) -> Burst {
     for outcome in outcomes {
         match outcome {
             Outcome::Ok => result.ran += 1,
-            Outcome::Refused { limit, retry_after } => {
+            Outcome::Refused { limit, retry_after, .. } => {
                 *result.refused.entry(limit).or_default() += 1;
                 result.refused_with_retry_after += u64::from(retry_after);
             }
@@ -613,8 +643,18 @@ async fn run(args: Args, cores: usize, pinning: Pinning) -> anyhow::Result<()> {
     line(format!("  {}", pinning.note));
     line(format!(
         "  {} round(s) of {:.0} s unloaded then {:.0} s loaded; probe: node(id) every {} ms; load: {} analysis \
-         clients, a write every {} ms, /healthz every 50 ms",
-        args.rounds, args.seconds, args.seconds, args.probe_every_ms, args.clients, args.write_every_ms
+         clients ({}), a write every {} ms, /healthz every 50 ms",
+        args.rounds,
+        args.seconds,
+        args.seconds,
+        args.probe_every_ms,
+        args.clients,
+        if args.honor_retry_after {
+            "waiting out each Retry-After"
+        } else {
+            "ignoring Retry-After: a flood of refusals"
+        },
+        args.write_every_ms
     ));
     line(format!(
         "  {:<10} {:>5} {:>9} {:>9} {:>9} {:>7} {:>8} {:>9} {:>10} {:>8} {:>10} {:>9}",
@@ -744,6 +784,7 @@ async fn run(args: Args, cores: usize, pinning: Pinning) -> anyhow::Result<()> {
         "pinning": pinning.note,
         "load_average_before": load,
         "seconds_per_phase": args.seconds,
+        "honor_retry_after": args.honor_retry_after,
         "rounds": rounds.iter().enumerate().map(|(n, (unloaded, loaded, ratio))| json!({
             "round": n + 1,
             "unloaded": { "probes": unloaded.probe.0.len(), "p50_ms": ms(unloaded.probe.quantile(0.5)), "p99_ms": ms(unloaded.probe.quantile(0.99)) },
