@@ -1041,6 +1041,7 @@ fn check(answer: &Answer, elapsed: Duration, target: &str, what: &str, tally: &m
     }
     if HYPER_HEAD_REFUSALS_EXEMPT && (status == 414 || status == 431) && bytes.is_empty() {
         // hyper refuses a request head it will not buffer before the router sees it, without a body.
+        *tally.statuses.entry(status.to_string()).or_default() -= 1;
         *tally.statuses.entry(format!("{status} (hyper, no body)")).or_default() += 1;
         return;
     }
