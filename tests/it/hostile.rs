@@ -40,10 +40,11 @@ const BODY_LIMIT: usize = 1 << 20;
 /// The service's default `limits.request_timeout_ms`, plus the margin an answer may take past it (queueing behind
 /// seven others on a loaded 2-core machine, transfer of a megabyte body). An answer later than this is a breach.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10 + 5);
-/// Highest resident set the server may reach during the corpus. Observed: 345–367 MiB at the end of the corpus
-/// (debug build, 3,000 stakeholders, 2 cores; 35 MiB at start), still growing slowly at the end: the megabyte
-/// bodies leave it up (10,000 small requests alone end at 53 MiB). The bound is about twice that.
-const RSS_BOUND_MIB: u64 = 768;
+/// Highest resident set the server may reach during the corpus. Observed: 197–198 MiB at the end (debug build,
+/// 3,000 stakeholders, 2 cores; 35 MiB at start), still growing slowly then: the megabyte bodies leave it up
+/// (10,000 small requests alone end at 53 MiB; an earlier mix with more megabyte bodies reached 367 MiB). The bound
+/// is about two and a half times the observed peak.
+const RSS_BOUND_MIB: u64 = 512;
 /// Whether the WebSocket transport must close only with the graphql-transport-ws codes (4400, 4401, 4403, 4408,
 /// 4409, 4429) or 1000/1009, and always with a close frame. async-graphql's own transport (what serves
 /// `/graphql/ws` until the new `src/ws.rs` lands) closes with 1002 (invalid message, refused init) and 1011
