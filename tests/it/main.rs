@@ -8,6 +8,7 @@ mod conformance;
 mod cypher;
 mod durability;
 mod graphql_ws_client;
+mod hostile;
 mod influence;
 mod limits;
 mod neo4j;
