@@ -474,15 +474,15 @@ fn connection_caller(
     payload: &serde_json::Value,
     keys: &ApiKeys,
     anonymous_reads: bool,
-) -> Result<ws::Admission, String> {
+) -> Result<ws::Credentials, String> {
     let text = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
     let bearer = text("Authorization").or_else(|| text("authorization")).and_then(bearer_key);
     match bearer.or_else(|| text("apiKey")) {
         Some(key) => match keys.identify(key) {
-            Some((key, role)) => Ok(ws::Admission { caller: Caller::Key(role), key: Some(key) }),
+            Some((key, role)) => Ok(ws::Credentials { caller: Caller::Key(role), key: Some(key) }),
             None => Err(BAD_KEY.to_owned()),
         },
-        None if anonymous_reads => Ok(ws::Admission { caller: Caller::Anonymous, key: None }),
+        None if anonymous_reads => Ok(ws::Credentials { caller: Caller::Anonymous, key: None }),
         None => Err(WS_NO_KEY.to_owned()),
     }
 }

@@ -29,7 +29,7 @@
 //! that the service's total stays bounded. A slot is freed as soon as its operation completes, is completed by the
 //! client, or its connection closes.
 
-use crate::api::admission::Admission as Gate;
+use crate::api::admission::{Admission, Spender};
 use crate::api::auth::KeyId;
 use crate::api::Caller;
 use async_graphql::{Data, Executor, Response, Value as GraphQLValue};
@@ -80,9 +80,9 @@ impl WsLimits {
 #[derive(Debug, Clone, Default)]
 pub struct WsHub {
     limits: WsLimits,
-    running: Arc<Mutex<HashMap<Holder, usize>>>,
+    running: Arc<Mutex<HashMap<Spender, usize>>>,
     /// The service's gate: each `subscribe` counts as a request against its key's rate.
-    admission: Option<Arc<Gate>>,
+    admission: Option<Arc<Admission>>,
 }
 
 impl WsHub {
@@ -92,7 +92,7 @@ impl WsHub {
     }
 
     /// The same hub, counting each `subscribe` against its key's request rate at `admission`.
-    pub fn with_admission(mut self, admission: Arc<Gate>) -> Self {
+    pub fn with_admission(mut self, admission: Arc<Admission>) -> Self {
         self.admission = Some(admission);
         self
     }
@@ -103,7 +103,7 @@ impl WsHub {
     }
 
     /// A slot for one more operation of `holder`, or `None` at its cap.
-    fn acquire(&self, holder: Holder) -> Option<Slot> {
+    fn acquire(&self, holder: Spender) -> Option<Slot> {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let count = running.entry(holder).or_insert(0);
         if *count >= self.limits.max_subscriptions_per_key {
@@ -114,17 +114,10 @@ impl WsHub {
     }
 }
 
-/// Whose allowance an operation counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Holder {
-    Key(KeyId),
-    Anonymous,
-}
-
 /// One running operation's place in its holder's allowance; dropping it frees the place.
 struct Slot {
-    running: Arc<Mutex<HashMap<Holder, usize>>>,
-    holder: Holder,
+    running: Arc<Mutex<HashMap<Spender, usize>>>,
+    holder: Spender,
 }
 
 impl Drop for Slot {
@@ -209,7 +202,7 @@ enum ClientMessage {
 
 /// Who a `connection_init` says the caller is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Admission {
+pub struct Credentials {
     /// The caller its operations run as.
     pub caller: Caller,
     /// The configured key it came with; `None` for an anonymous caller (allowed under `serve --demo`).
@@ -223,7 +216,7 @@ pub async fn serve<E: Executor>(
     protocol: Protocol,
     executor: E,
     hub: WsHub,
-    admit: impl FnOnce(&Value) -> Result<Admission, String> + Send,
+    admit: impl FnOnce(&Value) -> Result<Credentials, String> + Send,
 ) {
     let mut connection = Connection {
         socket,
@@ -279,7 +272,7 @@ struct Connection<E, A> {
     hub: WsHub,
     admit: Option<A>,
     /// The caller's session data and allowance, once acknowledged.
-    session: Option<(Arc<Data>, Holder)>,
+    session: Option<(Arc<Data>, Spender)>,
     active: HashMap<String, Active>,
     running: SelectAll<Operation>,
     /// Operations started so far (the next generation).
@@ -289,7 +282,7 @@ struct Connection<E, A> {
 impl<E, A> Connection<E, A>
 where
     E: Executor,
-    A: FnOnce(&Value) -> Result<Admission, String>,
+    A: FnOnce(&Value) -> Result<Credentials, String>,
 {
     async fn run(&mut self) {
         let init_deadline = tokio::time::sleep(self.hub.limits.init_timeout());
@@ -390,14 +383,13 @@ where
             return Flow::Close(Close::new(4429, "Too many initialisation requests"));
         };
         match admit(&payload) {
-            Ok(admission) => {
+            Ok(credentials) => {
                 let mut data = Data::default();
-                data.insert(admission.caller);
-                if let Some(key) = admission.key {
+                data.insert(credentials.caller);
+                if let Some(key) = credentials.key {
                     data.insert(key);
                 }
-                let holder = admission.key.map_or(Holder::Anonymous, Holder::Key);
-                self.session = Some((Arc::new(data), holder));
+                self.session = Some((Arc::new(data), credentials.key));
                 self.send(json!({ "type": "connection_ack" })).await
             }
             Err(why) => {
@@ -434,11 +426,7 @@ where
             }
         };
         if let Some(admission) = &self.hub.admission {
-            let spender = match holder {
-                Holder::Key(key) => Some(key),
-                Holder::Anonymous => None,
-            };
-            if let Err(refused) = admission.request(spender) {
+            if let Err(refused) = admission.request(holder) {
                 let error = serde_json::to_value(refused.into_server_error()).unwrap_or_default();
                 return self.send_error(&id, vec![error]).await;
             }
@@ -624,10 +612,10 @@ mod tests {
     #[test]
     fn a_slot_is_freed_when_dropped() {
         let hub = WsHub::new(WsLimits { max_subscriptions_per_key: 1, ..WsLimits::default() });
-        let holder = Holder::Key(KeyId(0));
+        let holder = Some(KeyId(0));
         let slot = hub.acquire(holder).expect("a first slot");
         assert!(hub.acquire(holder).is_none(), "the key is at its cap");
-        assert!(hub.acquire(Holder::Anonymous).is_some(), "another holder has its own allowance");
+        assert!(hub.acquire(None).is_some(), "another holder has its own allowance");
         drop(slot);
         assert!(hub.acquire(holder).is_some(), "the slot came back");
         assert!(hub.running.lock().unwrap().is_empty(), "nothing is counted once every slot is dropped");
