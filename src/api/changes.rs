@@ -99,7 +99,8 @@ pub(crate) fn decode(cursor: &str) -> ApiResult<i64> {
     };
     let text =
         String::from_utf8(URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?).map_err(|_| invalid())?;
-    text.strip_prefix("changes|").and_then(|seq| seq.parse().ok()).ok_or_else(invalid)
+    // Sequence numbers start at 1; 0 is "before the first event", anything below was forged.
+    text.strip_prefix("changes|").and_then(|seq| seq.parse().ok()).filter(|seq: &i64| *seq >= 0).ok_or_else(invalid)
 }
 
 impl ChangeEvent {
@@ -175,4 +176,18 @@ async fn hidden_stakeholders(ctx: &Context<'_>, events: &[domain::ChangeEvent]) 
     let ids: HashSet<StakeholderId> = events.iter().flat_map(|event| event.stakeholders.iter().copied()).collect();
     let found = ctx.data_unchecked::<Loaders>().load_many(ids).await?;
     Ok(found.into_iter().filter(|(_, stakeholder)| stakeholder.private).map(|(id, _)| id).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_cursors_of_real_positions_decode() {
+        assert_eq!(decode(&URL_SAFE_NO_PAD.encode("changes|5")).ok(), Some(5));
+        assert_eq!(decode(&URL_SAFE_NO_PAD.encode("changes|0")).ok(), Some(0));
+        for forged in ["changes|-1", "changes|-9223372036854775808", "changes|x", "stakeholders|5"] {
+            assert!(decode(&URL_SAFE_NO_PAD.encode(forged)).is_err(), "{forged}");
+        }
+    }
 }
