@@ -1,7 +1,6 @@
 //! Admission control: how many analyses compute at once and how many may wait for a turn (the rest are refused at
 //! once, with when to retry), and how many requests and analyses each API key may send (rate limits, by
-//! `governor`'s GCRA). Work that was admitted runs on threads of its own, below the priority of the threads that
-//! serve requests, so that on a busy core a simple query goes first.
+//! `governor`'s GCRA). Nothing here computes anything: it only decides whether, and when, work may start.
 
 use super::auth::KeyId;
 use super::error::ApiError;
@@ -27,10 +26,6 @@ pub struct Admission {
     requests: DefaultKeyedRateLimiter<Spender>,
     analyses: DefaultKeyedRateLimiter<Spender>,
     clock: DefaultClock,
-    /// The threads analyses and forecasts compute on, started on first use.
-    workers: std::sync::OnceLock<Workers>,
-    /// How many of them: every analysis and every forecast that may hold a turn at once.
-    threads: usize,
 }
 
 impl std::fmt::Debug for Admission {
@@ -58,8 +53,6 @@ impl Admission {
             requests: RateLimiter::dashmap(requests),
             analyses: RateLimiter::dashmap(analyses),
             clock: DefaultClock::default(),
-            workers: std::sync::OnceLock::new(),
-            threads: 2 * limits.max_concurrent_analyses.max(1),
         }
     }
 
@@ -129,84 +122,6 @@ impl Admission {
             None => turn.await,
         };
         turn.map(Turn).map_err(|_closed| ApiError::Internal)
-    }
-}
-
-impl Admission {
-    /// Computes `work` on the analysis threads, holding `turn` until it is done (even if the caller stops waiting).
-    pub async fn compute<T: Send + 'static>(
-        &self,
-        turn: Turn,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _turn = turn;
-            _ = done.send(work());
-        });
-        let workers = self.workers.get_or_init(|| Workers::start(self.threads));
-        if workers.jobs.send(job).is_err() {
-            tracing::error!("the analysis threads are gone");
-            return Err(ApiError::Internal);
-        }
-        result.await.map_err(|_| {
-            tracing::error!("an analysis failed (it panicked; the log above has it)");
-            ApiError::Internal
-        })
-    }
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Threads that take admitted work from one queue. Each runs at the lowest CPU priority the system grants
-/// (`SCHED_IDLE` on Linux), so the async workers, which answer every request, preempt them on a busy core; each
-/// waits only for a turn, which admission already bounds, never behind other work in the queue. They stop when the
-/// `Admission` is dropped.
-struct Workers {
-    jobs: std::sync::mpsc::Sender<Job>,
-}
-
-impl Workers {
-    fn start(threads: usize) -> Self {
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let queue = Arc::new(std::sync::Mutex::new(queue));
-        for index in 0..threads {
-            let queue = queue.clone();
-            let spawned = std::thread::Builder::new().name(format!("stakegraph-analysis-{index}")).spawn(move || {
-                lower_priority();
-                loop {
-                    let job = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-                    let Ok(job) = job else { return };
-                    // A panicking analysis loses its answer (its caller gets INTERNAL), not the thread.
-                    _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                }
-            });
-            if let Err(error) = spawned {
-                tracing::error!(%error, "cannot start an analysis thread");
-            }
-        }
-        Self { jobs }
-    }
-}
-
-/// Puts the calling thread below every ordinary one: `SCHED_IDLE` on Linux (it runs when nothing else wants the
-/// core), the lowest priority elsewhere. Failing that it stays as it is.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        use thread_priority::unix::{
-            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
-        };
-        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-        if let Err(error) =
-            set_thread_priority_and_policy(thread_native_id(), thread_priority::ThreadPriority::Min, idle)
-        {
-            tracing::debug!(?error, "analysis threads keep the normal priority");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
     }
 }
 

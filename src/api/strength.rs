@@ -135,13 +135,19 @@ impl RelationshipStrength {
                 format!("{threshold} is not between 0 and 1; pass the strength to watch for, e.g. 0.3"),
             ));
         }
-        // Up to ten years of daily scores: computed on the analysis threads, never on an async worker (the cost
-        // model also bounds how many forecasts a request may ask for: `limits.max_forecasts`).
+        // Up to ten years of daily scores: computed on a blocking thread, never on an async worker (the cost model
+        // also bounds how many forecasts a request may ask for: `limits.max_forecasts`).
         let deadline = ctx.data_opt::<Deadline>().map(|deadline| deadline.0);
-        let admission = &ctx.data_unchecked::<ApiContext>().admission;
-        let turn = admission.forecast(deadline).await?;
+        let turn = ctx.data_unchecked::<ApiContext>().admission.forecast(deadline).await?;
         let (model, relationship, sums, as_of) = (self.model.clone(), self.relationship.clone(), self.sums, self.as_of);
-        admission.compute(turn, move || model.falls_below(&relationship, &sums, as_of, threshold)).await
+        let forecast = move || {
+            let _turn = turn;
+            model.falls_below(&relationship, &sums, as_of, threshold)
+        };
+        tokio::task::spawn_blocking(forecast).await.map_err(|error| {
+            tracing::error!(%error, "a forecast failed");
+            ApiError::Internal
+        })
     }
 }
 
