@@ -77,6 +77,8 @@ fn wide_schema(store: std::sync::Arc<dyn stakegraph::store::GraphStore>) -> Stak
         max_forecasts: u64::MAX,
         max_analyses: 1_000,
         analyses_per_minute_per_key: u32::MAX / 2,
+        // The generated selections are large, and a debug build on a busy CI machine is slow.
+        request_timeout_ms: 600_000,
         ..ApiLimits::default()
     };
     build_schema(store, limits, true)
