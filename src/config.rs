@@ -504,6 +504,17 @@ impl Config {
                 ),
             });
         }
+        if self.limits.analysis_nice > 19 {
+            return Err(ConfigError::Invalid {
+                setting: "limits.analysis_nice",
+                message: format!(
+                    "{} is not a niceness; set it between 0 (analyses compete with requests for the cores) and 19 \
+                     (analyses get the least share); the default is {}",
+                    self.limits.analysis_nice,
+                    ApiLimits::default().analysis_nice
+                ),
+            });
+        }
         for origin in &self.cors_origins {
             let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
                 && !origin.ends_with('/')
@@ -699,6 +710,12 @@ mod tests {
             error,
             "limits.max_nesting: 1000 is deeper than the parser can safely follow on a worker's stack; set it to at \
              most 256 (the default is 64)"
+        );
+        let error = file_error("[limits]\nanalysis_nice = 20\n");
+        assert_eq!(
+            error,
+            "limits.analysis_nice: 20 is not a niceness; set it between 0 (analyses compete with requests for the \
+             cores) and 19 (analyses get the least share); the default is 10"
         );
         // 0 means "always sample" here, which is meaningful.
         let dir = tempfile::tempdir().unwrap();

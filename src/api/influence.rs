@@ -657,7 +657,7 @@ impl Analysis {
         bounded(first, (self.max_results, "max_analysis_results"), field, "results")
     }
 
-    /// Waits for a turn (admission control), then runs `work` on a blocking thread, holding the turn until it is
+    /// Waits for a turn (admission control), then runs `work` on a thread of its own at a lower priority, holding the turn until it is
     /// done even if the request is dropped meanwhile; `work` returns `None` when it ran past the deadline: the
     /// analysis budget or the request's deadline, whichever comes first.
     async fn run<T: Send + 'static>(
@@ -668,15 +668,7 @@ impl Analysis {
         let turn = self.admission.analysis(self.spender, request_deadline).await?;
         let snapshot = self.snapshot.clone();
         let deadline = (Instant::now() + self.budget).min(request_deadline);
-        let outcome = tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            work(&snapshot, deadline)
-        })
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "an analysis failed");
-            ApiError::Internal
-        })?;
+        let outcome = self.admission.compute(turn, move || work(&snapshot, deadline)).await?;
         let budget_first = deadline < request_deadline;
         outcome.ok_or_else(|| ApiError::Refused {
             limit: if budget_first { "analysis_budget_ms" } else { "request_timeout_ms" },

@@ -140,6 +140,10 @@ pub struct ApiLimits {
     pub request_timeout_ms: u64,
     /// Analyses computing at once, in the whole process (default: the cores).
     pub max_concurrent_analyses: usize,
+    /// How much nicer than the process analyses compute (0 to 19, Linux): the threads answering requests keep the
+    /// process's niceness, so on a busy core they go first and a simple query does not wait behind an analysis;
+    /// 0 treats both alike.
+    pub analysis_nice: u8,
     /// Analyses waiting for a turn; past that an analysis is refused at once with `LIMIT_EXCEEDED` and
     /// `retryAfter` (HTTP 429).
     pub max_queued_analyses: usize,
@@ -185,6 +189,7 @@ impl Default for ApiLimits {
             max_forecasts: 500,
             request_timeout_ms: 10_000,
             max_concurrent_analyses: cores(),
+            analysis_nice: 10,
             max_queued_analyses: 2 * cores(),
             requests_per_second_per_key: 200,
             analyses_per_minute_per_key: 600,
