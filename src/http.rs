@@ -179,11 +179,17 @@ struct Connections {
     max: usize,
     /// Longest a client may take to send a request's headers, or sit idle between requests.
     header_timeout: std::time::Duration,
+    /// Longest a write to the client may wait for the client to take what was sent before.
+    write_timeout: std::time::Duration,
 }
 
 impl Connections {
     fn of(limits: &api::ApiLimits) -> Self {
-        Self { max: limits.max_connections, header_timeout: std::time::Duration::from_millis(limits.header_timeout_ms) }
+        Self {
+            max: limits.max_connections,
+            header_timeout: std::time::Duration::from_millis(limits.header_timeout_ms),
+            write_timeout: std::time::Duration::from_millis(limits.body_timeout_ms),
+        }
     }
 }
 
@@ -315,6 +321,11 @@ async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // A client that stops taking its answers (or a WebSocket's frames) for `body_timeout_ms` is dropped, so it
+        // holds neither its connection place nor the answers piling up for it.
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(connections.write_timeout));
+        let stream = Box::pin(stream);
         let place = ConnectionPlace(Arc::new(permit));
         let service = TowerToHyperService::new(router.clone().map_request({
             let place = place.clone();

@@ -6,10 +6,13 @@
 use super::cost::{mutation_fields, nesting, Cost};
 use super::error::ApiError;
 use super::paging::DEFAULT_PAGE_SIZE;
-use super::ApiLimits;
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest};
+use super::{ApiLimits, Deadline};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest, NextRequest,
+};
 use async_graphql::{Request, Response, ServerError, ServerResult, Value};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The extension factory, holding the limits every request is priced against.
 pub struct Policy {
@@ -32,7 +35,32 @@ impl Extension for Policy {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         admit(&mut request, &self.limits)?;
+        let name = request.operation_name.clone();
+        let subscription = request.parsed_query().is_ok_and(|document| is_subscription(document, name.as_deref()));
+        if request.data.get(&std::any::TypeId::of::<Deadline>()).is_none() && !subscription {
+            let timeout = Duration::from_millis(self.limits.request_timeout_ms);
+            request.data.insert(Deadline(Instant::now() + timeout));
+            request.data.insert(OwnDeadline);
+        }
         next.run(ctx, request).await
+    }
+
+    /// Queries and mutations that came without a [`Deadline`] (over a WebSocket; HTTP sets one and times the whole
+    /// request itself) were given one when they were admitted, and stop at it here. Subscriptions do not pass here.
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let own = ctx.data_opt::<OwnDeadline>().and(ctx.data_opt::<Deadline>());
+        let Some(&Deadline(deadline)) = own else { return next.run(ctx, operation_name).await };
+        match tokio::time::timeout_at(deadline.into(), next.run(ctx, operation_name)).await {
+            Ok(response) => response,
+            Err(_elapsed) => {
+                Response::from_errors(vec![past_deadline(Duration::from_millis(self.limits.request_timeout_ms))])
+            }
+        }
     }
 
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
@@ -42,6 +70,34 @@ impl Extension for Policy {
         }
         response
     }
+}
+
+/// Marks a [`Deadline`] this extension set (the transport did not), which its `execute` hook enforces.
+struct OwnDeadline;
+
+/// Whether the operation named `name` in `document` is a subscription (those run until the client ends them).
+fn is_subscription(document: &async_graphql::parser::types::ExecutableDocument, name: Option<&str>) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) => operations.values().next(),
+    };
+    operation.is_some_and(|operation| operation.node.ty == OperationType::Subscription)
+}
+
+/// The error of a request stopped at its deadline.
+pub fn past_deadline(timeout: Duration) -> ServerError {
+    ApiError::Refused {
+        limit: "request_timeout_ms",
+        message: format!(
+            "the request ran past its deadline of {} ms (limits.request_timeout_ms) and was stopped; ask for less \
+             (smaller pages, fewer fields) or narrow the analysis",
+            timeout.as_millis()
+        ),
+        retry_after: None,
+    }
+    .into_server_error()
 }
 
 /// Prices `request` against `limits` and keeps its parsed document in it, or says which limit refuses it. The text

@@ -65,16 +65,7 @@ impl StakegraphSchema {
         let execution = self.executions.track(self.schema.execute(request));
         match tokio::time::timeout_at(deadline.into(), execution).await {
             Ok(response) => response,
-            Err(_elapsed) => async_graphql::Response::from_errors(vec![ApiError::Refused {
-                limit: "request_timeout_ms",
-                message: format!(
-                    "the request ran past its deadline of {} ms (limits.request_timeout_ms) and was stopped; ask \
-                     for less (smaller pages, fewer fields) or narrow the analysis",
-                    self.timeout.as_millis()
-                ),
-                retry_after: None,
-            }
-            .into_server_error()]),
+            Err(_elapsed) => async_graphql::Response::from_errors(vec![extension::past_deadline(self.timeout)]),
         }
     }
 
@@ -159,7 +150,8 @@ pub struct ApiLimits {
     /// Longest a client may take to send a request's headers, and longest a kept-alive connection may sit idle
     /// between requests, in milliseconds; then the connection is closed.
     pub header_timeout_ms: u64,
-    /// Longest a client may take to send a request's body, in milliseconds; then it gets HTTP 408.
+    /// Longest a client may take to send a request's body, in milliseconds; then it gets HTTP 408. Also the longest
+    /// the client may leave an answer (or a WebSocket frame) untaken; then the connection is closed.
     pub body_timeout_ms: u64,
 }
 

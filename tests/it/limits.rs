@@ -261,3 +261,44 @@ async fn connections_that_never_finish_their_headers_or_bodies_are_closed() {
     let health = reqwest::get(format!("http://{base}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answers_is_dropped_after_the_body_timeout() {
+    let (base, _dir) = serve(|config| {
+        config.limits.max_connections = 1;
+        config.limits.body_timeout_ms = 500;
+        config.limits.requests_per_second_per_key = 1_000_000;
+    })
+    .await;
+    // Pipelined introspection requests, whose answers (about 100 KB each) fill every socket buffer between the
+    // server and a client that never reads them; the client holds the service's only connection place.
+    let stalled = tokio::net::TcpStream::connect(&base).await.unwrap();
+    let (mut never_read, mut writer) = stalled.into_split();
+    let body = json!({ "query": "{ __schema { types { name description fields { name description args { name \
+                                 description type { name kind ofType { name kind } } } } } } }" })
+    .to_string();
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {EDITOR_KEY}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let pipelined = tokio::spawn(async move {
+        for _ in 0..2_000 {
+            if writer.write_all(request.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await; // keep the writing half open
+    });
+    // Once the stalled client's answers have stopped flowing for 500 ms, its place is free for the next client.
+    let health = tokio::time::timeout(Duration::from_secs(30), reqwest::get(format!("http://{base}/healthz")))
+        .await
+        .expect("a second client is served once the first has been dropped")
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    // Its socket ends (with what was sent before, or reset: the server closed it with requests unread).
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), never_read.read_to_end(&mut received)).await;
+    assert!(read.is_ok(), "the stalled connection was closed");
+    pipelined.abort();
+}

@@ -488,3 +488,46 @@ fn raise_open_file_limit(wanted: u64) {
     }
     assert!(limit.rlim_cur >= wanted, "the open-file limit ({}) is below the {wanted} this test needs", limit.rlim_cur);
 }
+
+#[tokio::test]
+async fn a_query_over_the_socket_stops_at_the_request_deadline_and_a_subscription_outlives_it() {
+    use stakegraph::store::GraphStore;
+    let (store, _dir) = crate::support::demo_copy();
+    let writer = store.clone();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_keys: ApiKeys::parse(&format!("editor:{EDITOR_KEY}")).unwrap(),
+        limits: stakegraph::api::ApiLimits {
+            request_timeout_ms: 1,
+            betweenness_exact_below: 1_000_000,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let application = Application::build_with_store(store, &config).await.expect("service builds");
+    let address = application.local_addr().to_string();
+    tokio::spawn(application.run_until_stopped());
+    let mut socket = connected(&address, EDITOR_KEY).await;
+    subscribe(&mut socket, "watch", CHANGES).await;
+    round_trip(&mut socket).await;
+    subscribe(&mut socket, "slow", "{ brokers(first: 50) { exact } }").await;
+    let stopped = next_message(&mut socket).await;
+    assert_eq!(stopped["id"], "slow", "{stopped}");
+    let errors = &stopped["payload"].as_array().map_or(&stopped["payload"]["errors"], |_| &stopped["payload"]);
+    assert_eq!(codes(errors), ["LIMIT_EXCEEDED"], "{stopped}");
+    assert_eq!(errors[0]["extensions"]["limit"], "request_timeout_ms", "{stopped}");
+    // The subscription started before has run far past 1 ms and still delivers (the write goes through the store's
+    // write path directly: over HTTP it would be stopped at 1 ms too).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let write = vec![crate::conformance::customer("after-the-deadline")];
+    writer.apply(write, chrono::Utc::now()).await.expect("the store takes the write");
+    loop {
+        let event = next_message(&mut socket).await;
+        if event["id"] == "slow" {
+            continue; // the stopped query's `complete`
+        }
+        assert_eq!(event["id"], "watch", "{event}");
+        assert_eq!(event["type"], "next", "{event}");
+        break;
+    }
+}
