@@ -23,7 +23,7 @@ use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -603,8 +603,11 @@ async fn graphql_get(
         return graphiql().await.into_response();
     };
     let (caller, key) = caller(&headers, &state.keys);
-    if let Some(refusal) = refuse_early(&state, caller).or_else(|| over_rate(&state, key)) {
+    if let Some(refusal) = refuse_early(&state, caller) {
         return refusal;
+    }
+    if let Some((refusal, retry_after)) = over_rate(&state, key) {
+        return paused(refusal, retry_after).await;
     }
     let mut request = async_graphql::Request::new(query);
     if let Some(name) = get.operation_name {
@@ -646,8 +649,11 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// POST runs a JSON GraphQL request: `{"query": …, "operationName": …, "variables": …}`.
 async fn graphql_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let (caller, key) = caller(request.headers(), &state.keys);
-    if let Some(refusal) = refuse_early(&state, caller).or_else(|| over_rate(&state, key)) {
+    if let Some(refusal) = refuse_early(&state, caller) {
         return refusal;
+    }
+    if let Some((refusal, retry_after)) = over_rate(&state, key) {
+        return paused(refusal, retry_after).await;
     }
     if !is_json(request.headers()) {
         let message = "a GraphQL POST body must be JSON: send it with `Content-Type: application/json`";
@@ -741,8 +747,21 @@ fn operation_of(request: &async_graphql::Request, max_nesting: usize) -> (Option
     }
 }
 
-/// Counts one request against `key`'s rate, before its body is read or parsed; past the rate, the 429 to send.
-fn over_rate(state: &AppState, key: Option<KeyId>) -> Option<Response> {
+/// Most a refusal for load (HTTP 429) is held back before it is sent.
+const REFUSAL_PAUSE: Duration = Duration::from_secs(1);
+
+/// Sends a refusal for load after a pause of its `Retry-After` (at most [`REFUSAL_PAUSE`]): a client that retries at
+/// once, however `Retry-After` reads, sends at most one request a second per connection, instead of keeping a core
+/// busy refusing it. The pause is a timer, which costs nothing while it runs; the client still waits out
+/// `Retry-After` after it, as any refused client should.
+async fn paused(refusal: Response, retry_after: u64) -> Response {
+    tokio::time::sleep(REFUSAL_PAUSE.min(Duration::from_secs(retry_after))).await;
+    refusal
+}
+
+/// Counts one request against `key`'s rate, before its body is read or parsed; past the rate, the 429 to send and
+/// its `Retry-After`, in seconds.
+fn over_rate(state: &AppState, key: Option<KeyId>) -> Option<(Response, u64)> {
     let refused = state.schema.admission().request(key).err()?;
     let retry_after = match &refused {
         api::ApiError::Refused { retry_after: Some(seconds), .. } => *seconds,
@@ -750,12 +769,13 @@ fn over_rate(state: &AppState, key: Option<KeyId>) -> Option<Response> {
     };
     let error = serde_json::to_value(refused.into_server_error()).unwrap_or_default();
     let body = Json(serde_json::json!({ "errors": [error] }));
-    Some((StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry_after.to_string())], body).into_response())
+    let refusal = (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry_after.to_string())], body);
+    Some((refusal.into_response(), retry_after))
 }
 
 /// Runs `request` as `caller` (with `key`, which analyses count against) and logs it under `operation`
 /// (its operation's name, read once by the caller). A request refused for load is answered with HTTP 429 and
-/// `Retry-After`.
+/// `Retry-After`, after a pause ([`paused`]).
 async fn execute(
     state: AppState,
     caller: Caller,
@@ -799,12 +819,14 @@ async fn execute(
             .iter()
             .all(|error| error.extensions.as_ref().is_some_and(|extensions| extensions.get("retryAfter").is_some()));
     let retry_after = retry_after
-        .then(|| response.errors[0].extensions.as_ref()?.get("retryAfter").map(ToString::to_string))
+        .then(|| match response.errors[0].extensions.as_ref()?.get("retryAfter")? {
+            async_graphql::Value::Number(seconds) => seconds.as_u64(),
+            _ => None,
+        })
         .flatten();
     let mut http = GraphQLResponse::from(response).into_response();
-    if let Some(seconds) = retry_after.and_then(|seconds| header::HeaderValue::from_str(&seconds).ok()) {
-        *http.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        http.headers_mut().insert(header::RETRY_AFTER, seconds);
-    }
-    http
+    let Some(seconds) = retry_after else { return http };
+    *http.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    http.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    paused(http, seconds).await
 }

@@ -14,6 +14,7 @@
 //! - [`config`]: one typed configuration.
 //! - [`demo`]: the deterministic demo-graph generator.
 //! - [`migrate`]: copying a store into a Cypher store, resumably.
+//! - [`priority`]: background threads (analyses) below the threads that answer requests, never starved.
 // The `falkordb` client's futures are deeply nested types.
 #![recursion_limit = "256"]
 
@@ -24,5 +25,6 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod migrate;
+pub mod priority;
 pub mod store;
 pub mod ws;

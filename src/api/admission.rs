@@ -1,8 +1,8 @@
 //! Admission control: how many analyses compute at once and how many may wait for a turn (the rest are refused at
 //! once, with when to retry), and how many requests and analyses each API key may send (rate limits, by
 //! `governor`'s GCRA). It decides whether, and when, work may start; admitted analyses compute on threads of their
-//! own, at a lower CPU priority than the threads that answer requests (`limits.analysis_nice`), so that on a busy
-//! core a simple query goes first.
+//! own, below the CPU priority of the threads that answer requests ([`crate::priority`]), so that on a busy core a
+//! simple query goes first.
 
 use super::auth::KeyId;
 use super::error::ApiError;
@@ -28,8 +28,8 @@ pub struct Admission {
     requests: DefaultKeyedRateLimiter<Spender>,
     analyses: DefaultKeyedRateLimiter<Spender>,
     clock: DefaultClock,
-    /// How far below the process's niceness analysis threads compute (0 to 19; Linux only).
-    nice: u8,
+    /// The threads analyses compute on, below the threads that answer requests.
+    background: crate::priority::Background,
 }
 
 impl std::fmt::Debug for Admission {
@@ -57,7 +57,7 @@ impl Admission {
             requests: RateLimiter::dashmap(requests),
             analyses: RateLimiter::dashmap(analyses),
             clock: DefaultClock::default(),
-            nice: limits.analysis_nice,
+            background: crate::priority::Background::new(limits.analysis_nice),
         }
     }
 
@@ -131,18 +131,17 @@ impl Admission {
 }
 
 impl Admission {
-    /// Computes `work` on a thread of its own at `limits.analysis_nice`, holding `turn` until it is done, even if
-    /// the caller stops waiting (the work stops at its own deadline). A thread per analysis costs tens of
-    /// microseconds against analyses of milliseconds, and admission already bounds how many run.
+    /// Computes `work` on a thread of its own below the threads that answer requests ([`crate::priority`]),
+    /// holding `turn` until it is done, even if the caller stops waiting (the work stops at its own deadline). A
+    /// thread per analysis costs tens of microseconds against analyses of milliseconds, and admission already bounds
+    /// how many run.
     pub async fn compute<T: Send + 'static>(
         &self,
         turn: Turn,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let (done, result) = tokio::sync::oneshot::channel();
-        let nice = self.nice;
-        let spawned = std::thread::Builder::new().name("stakegraph-analysis".into()).spawn(move || {
-            lower_priority(nice);
+        let spawned = self.background.spawn(move || {
             let _turn = turn;
             _ = done.send(work());
         });
@@ -154,46 +153,6 @@ impl Admission {
             tracing::error!("an analysis failed (it panicked; the log above says where)");
             ApiError::Internal
         })
-    }
-}
-
-/// Lowers the calling thread's CPU priority by `nice` (Linux keeps a niceness per thread; at most 19), and asks for
-/// the shortest time slice the scheduler grants (0.1 ms, Linux 6.12 and later; older kernels ignore it). Under Linux's
-/// scheduler a thread at niceness 10 weighs about a tenth of one at 0, so the analysis still gets its share when
-/// requests keep the core busy (unlike `SCHED_IDLE`, which starves it); the short slice is what lets a request's
-/// thread that wakes on a core busy with an analysis take the core at once, instead of after the analysis's slice.
-/// Elsewhere, or if the system refuses, the thread keeps its priority.
-fn lower_priority(nice: u8) {
-    if nice == 0 {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        /// The shortest custom slice Linux accepts, in nanoseconds.
-        const SHORTEST_SLICE_NS: u64 = 100_000;
-        // SAFETY: `getpriority` reads no memory of ours and `sched_setattr` reads only `attr`, which outlives the
-        // call and says its own size; `who`/`pid` 0 is the calling thread, whose niceness starts as the process's
-        // (errno is cleared first because -1 is a valid niceness).
-        let refused = unsafe {
-            *libc::__errno_location() = 0;
-            let current = libc::getpriority(libc::PRIO_PROCESS, 0);
-            let lowered = (current + libc::c_int::from(nice)).min(19);
-            let attr = libc::sched_attr {
-                size: std::mem::size_of::<libc::sched_attr>() as u32,
-                sched_policy: libc::SCHED_OTHER as u32,
-                sched_flags: 0,
-                sched_nice: lowered,
-                sched_priority: 0,
-                sched_runtime: SHORTEST_SLICE_NS,
-                sched_deadline: 0,
-                sched_period: 0,
-            };
-            libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const libc::sched_attr, 0) != 0
-                && libc::setpriority(libc::PRIO_PROCESS, 0, lowered) != 0
-        };
-        if refused {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "analysis threads keep the normal priority");
-        }
     }
 }
 
@@ -264,26 +223,15 @@ mod tests {
         assert_eq!(admission.waiting.load(Ordering::Acquire), 0);
     }
 
-    #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn analyses_compute_at_the_configured_niceness_and_requests_keep_theirs() {
-        let niceness = || {
-            // SAFETY: reads the calling thread's niceness; errno is cleared first because -1 is a valid niceness.
-            unsafe {
-                *libc::__errno_location() = 0;
-                libc::getpriority(libc::PRIO_PROCESS, 0)
-            }
-        };
-        let before = niceness();
-        let admission = Admission::new(&ApiLimits { analysis_nice: 12, ..limits(1, 1) });
+    async fn a_panicking_analysis_answers_internal_and_gives_its_turn_back() {
+        let admission = Admission::new(&limits(1, 1));
         let turn = admission.analysis(None, Instant::now() + Duration::from_secs(60)).await.unwrap();
-        let inside = admission.compute(turn, niceness).await.unwrap();
-        assert_eq!(inside, (before + 12).min(19), "the analysis thread is 12 below the process");
-        assert_eq!(niceness(), before, "the caller's thread keeps its priority");
+        assert_eq!(admission.compute(turn, || 6 * 7).await.ok(), Some(42));
         let turn = admission.analysis(None, Instant::now() + Duration::from_secs(60)).await.unwrap();
         let failed = admission.compute(turn, || panic!("a failing analysis")).await;
         assert!(matches!(failed, Err(ApiError::Internal)), "a panicking analysis answers INTERNAL");
-        assert!(admission.running.available_permits() == 1, "and gives its turn back");
+        assert_eq!(admission.running.available_permits(), 1, "and gives its turn back");
     }
 
     #[test]

@@ -131,9 +131,9 @@ pub struct ApiLimits {
     pub request_timeout_ms: u64,
     /// Analyses computing at once, in the whole process (default: the cores).
     pub max_concurrent_analyses: usize,
-    /// How much nicer than the process analyses compute (0 to 19, Linux): the threads answering requests keep the
-    /// process's niceness, so on a busy core they go first and a simple query does not wait behind an analysis;
-    /// 0 treats both alike.
+    /// Analyses compute below the threads that answer requests (`crate::priority`): at `SCHED_IDLE` on Linux, raised
+    /// to an ordinary thread this much nicer than the process (1 to 19) when requests keep the core so busy that
+    /// an analysis starves; 0 runs analyses at the requests' priority.
     pub analysis_nice: u8,
     /// Analyses waiting for a turn; past that an analysis is refused at once with `LIMIT_EXCEEDED` and
     /// `retryAfter` (HTTP 429).
