@@ -23,6 +23,7 @@ use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use crate::api::admission::REFUSAL_PAUSE;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -746,9 +747,6 @@ fn operation_of(request: &async_graphql::Request, max_nesting: usize) -> (Option
         None => (None, None),
     }
 }
-
-/// Most a refusal for load (HTTP 429) is held back before it is sent.
-const REFUSAL_PAUSE: Duration = Duration::from_secs(1);
 
 /// Sends a refusal for load after a pause of its `Retry-After` (at most [`REFUSAL_PAUSE`]): a client that retries at
 /// once, however `Retry-After` reads, sends at most one request a second per connection, instead of keeping a core

@@ -29,7 +29,7 @@
 //! that the service's total stays bounded. A slot is freed as soon as its operation completes, is completed by the
 //! client, or its connection closes.
 
-use crate::api::admission::{Admission, Spender};
+use crate::api::admission::{Admission, Spender, REFUSAL_PAUSE};
 use crate::api::auth::KeyId;
 use crate::api::Caller;
 use async_graphql::{Data, Executor, Response, Value as GraphQLValue};
@@ -427,8 +427,16 @@ where
         };
         if let Some(admission) = &self.hub.admission {
             if let Err(refused) = admission.request(holder) {
+                let wait = match &refused {
+                    crate::api::ApiError::Refused { retry_after: Some(seconds), .. } => *seconds,
+                    _ => 1,
+                };
                 let error = serde_json::to_value(refused.into_server_error()).unwrap_or_default();
-                return self.send_error(&id, vec![error]).await;
+                let flow = self.send_error(&id, vec![error]).await;
+                // Like a 429 over HTTP: this connection reads its next message after a pause, so a client that
+                // keeps sending cannot keep a core busy refusing it (its subscriptions wait as long).
+                tokio::time::sleep(REFUSAL_PAUSE.min(Duration::from_secs(wait))).await;
+                return flow;
             }
         }
         let limits = self.hub.limits;

@@ -15,6 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Most a refusal for load is held back before it is sent (HTTP 429, or a WebSocket error before the connection
+/// reads on): the refusal's `retryAfter`, at most this.
+pub const REFUSAL_PAUSE: Duration = Duration::from_secs(1);
+
 /// Whose budget a request spends: a configured key, or (`None`) every anonymous caller together.
 pub type Spender = Option<KeyId>;
 
