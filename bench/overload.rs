@@ -23,7 +23,9 @@
 //! refused (HTTP 429, `LIMIT_EXCEEDED`, by limit). Then a burst of `--burst` analyses sent at once (each with its own
 //! key): how many ran and how many were refused with a code, a limit and `Retry-After` (the target: past the pool
 //! and its queue, coded refusals). The server's RSS is read from `/proc/<pid>/status` before, during (highest) and
-//! after.
+//! after. Last, `--subscriptions` `strengthCrossed` subscriptions watching every relationship are opened over
+//! `--subscription-connections` WebSockets and held: the server's RSS before them, while they are held (once it
+//! settles) and after their connections closed.
 
 use anyhow::{bail, ensure, Context};
 use clap::Parser;
@@ -71,6 +73,12 @@ struct Args {
     /// Analyses sent at once in the burst.
     #[arg(long, default_value_t = 100)]
     burst: usize,
+    /// `strengthCrossed` subscriptions watching every relationship, held open at the end to read their memory.
+    #[arg(long, default_value_t = 200)]
+    subscriptions: usize,
+    /// WebSocket connections the subscriptions are spread over (each takes at most 100).
+    #[arg(long, default_value_t = 4)]
+    subscription_connections: usize,
     /// Analysis clients that are refused wait for the `Retry-After` the server sent (well-behaved clients) instead
     /// of sending the next analysis at once (a flood of refusals).
     #[arg(long)]
@@ -605,6 +613,62 @@ async fn burst(args: &Args, server: &Server, known: &Known) -> Burst {
     result
 }
 
+/// The server's RSS around held `strengthCrossed` subscriptions, in MiB.
+struct Held {
+    before: f64,
+    held: f64,
+    after: f64,
+}
+
+/// Opens `--subscriptions` `strengthCrossed` subscriptions watching everything, spread over
+/// `--subscription-connections` WebSockets (the probe's key), reads the server's RSS once it settles, closes them
+/// and reads it again.
+async fn subscriptions(args: &Args, server: &Server) -> anyhow::Result<Held> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let settled = || async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        rss_mib(server.pid)
+    };
+    let before = settled().await;
+    let url = format!("{}/graphql/ws", server.base.replacen("http://", "ws://", 1));
+    let connections = args.subscription_connections.max(1);
+    let mut sockets = Vec::new();
+    for connection in 0..connections {
+        let mut request = url.as_str().into_client_request()?;
+        request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.context("WebSocket connection")?;
+        let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {PROBE_KEY}") } });
+        socket.send(Message::text(init.to_string())).await?;
+        let ack = socket.next().await.context("connection_ack")??;
+        ensure!(ack.to_text()?.contains("connection_ack"), "expected connection_ack, got {ack}");
+        let share = (connection..args.subscriptions).step_by(connections);
+        for id in share {
+            let query =
+                "subscription { strengthCrossed(threshold: 0.5) { cursor crossings { relationship direction } } }";
+            let subscribe = json!({ "id": id.to_string(), "type": "subscribe", "payload": { "query": query } });
+            socket.send(Message::text(subscribe.to_string())).await?;
+        }
+        // A ping answered after the subscribes: the server has read them all.
+        socket.send(Message::text(json!({ "type": "ping" }).to_string())).await?;
+        loop {
+            let message = socket.next().await.context("pong")??;
+            let text = message.to_text().unwrap_or_default();
+            if text.contains("\"pong\"") {
+                break;
+            }
+            ensure!(!text.contains("\"error\""), "a subscription was refused: {text}");
+        }
+        sockets.push(socket);
+    }
+    let held = settled().await;
+    for mut socket in sockets {
+        let _ = socket.close(None).await;
+    }
+    let after = settled().await;
+    Ok(Held { before, held, after })
+}
+
 fn spread(values: &[f64]) -> String {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(0.0, f64::max);
@@ -778,6 +842,19 @@ async fn run(args: Args, cores: usize, pinning: Pinning) -> anyhow::Result<()> {
         "  server RSS: {rss_before:.0} MiB before, {rss_during:.0} MiB highest during, {rss_after:.0} MiB after"
     ));
 
+    progress(format!("{} strengthCrossed subscriptions", args.subscriptions));
+    let held = subscriptions(&args, &server).await?;
+    line(format!(
+        "  {} strengthCrossed subscriptions watching every relationship, over {} connections: server RSS {:.1} MiB \
+         before, {:.1} MiB held ({:.0} KiB each), {:.1} MiB after they closed",
+        args.subscriptions,
+        args.subscription_connections,
+        held.before,
+        held.held,
+        (held.held - held.before) * 1024.0 / args.subscriptions as f64,
+        held.after
+    ));
+
     let figures = json!({
         "size": args.size,
         "cores": cores,
@@ -802,6 +879,7 @@ async fn run(args: Args, cores: usize, pinning: Pinning) -> anyhow::Result<()> {
         "writes": { "ok": writes_ok, "total": writes.0.len(), "p50_ms": ms(writes.quantile(0.5)), "p99_ms": ms(writes.quantile(0.99)), "failed": write_failures },
         "burst": { "sent": args.burst, "ran": burst.ran, "refused": burst.refused, "refused_with_retry_after": burst.refused_with_retry_after, "failed": burst.failed, "seconds": burst.elapsed.as_secs_f64() },
         "rss_mib": { "before": rss_before, "during_max": rss_during, "after": rss_after },
+        "subscriptions": { "count": args.subscriptions, "connections": args.subscription_connections, "rss_mib_before": held.before, "rss_mib_held": held.held, "rss_mib_after": held.after },
     });
     if args.json {
         eprint!("{text}");

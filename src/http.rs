@@ -1,6 +1,7 @@
 //! The HTTP layer: the axum router (`/graphql`, GraphiQL, `/healthz`, `/readyz`) and the [`Application`] that binds
 //! it. Only this module knows HTTP.
 
+use crate::api::admission::REFUSAL_PAUSE;
 use crate::api::auth::{BAD_KEY, NO_KEY};
 use crate::api::{self, Caller, KeyId, StakegraphSchema};
 use crate::config::StoreKind;
@@ -23,7 +24,6 @@ use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use crate::api::admission::REFUSAL_PAUSE;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
