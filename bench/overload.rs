@@ -23,9 +23,9 @@
 //! refused (HTTP 429, `LIMIT_EXCEEDED`, by limit). Then a burst of `--burst` analyses sent at once (each with its own
 //! key): how many ran and how many were refused with a code, a limit and `Retry-After` (the target: past the pool
 //! and its queue, coded refusals). The server's RSS is read from `/proc/<pid>/status` before, during (highest) and
-//! after. Last, `--subscriptions` `strengthCrossed` subscriptions watching every relationship are opened over
+//! after. First of all, `--subscriptions` `strengthCrossed` subscriptions watching every relationship are opened over
 //! `--subscription-connections` WebSockets and held: the server's RSS before them, while they are held (once it
-//! settles) and after their connections closed.
+//! settles) and after their connections closed, twice (the second time reuses what the first freed).
 
 use anyhow::{bail, ensure, Context};
 use clap::Parser;
@@ -618,19 +618,31 @@ struct Held {
     before: f64,
     held: f64,
     after: f64,
+    again: f64,
+    after_again: f64,
 }
 
 /// Opens `--subscriptions` `strengthCrossed` subscriptions watching everything, spread over
 /// `--subscription-connections` WebSockets (the probe's key), reads the server's RSS once it settles, closes them
-/// and reads it again.
+/// and reads it again; then all of it once more.
 async fn subscriptions(args: &Args, server: &Server) -> anyhow::Result<Held> {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
     let settled = || async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         rss_mib(server.pid)
     };
     let before = settled().await;
+    let held = hold(args, server).await?;
+    let after = settled().await;
+    // The same again: memory freed on close is reused by the next subscriptions, not taken anew.
+    let again = hold(args, server).await?;
+    let after_again = settled().await;
+    Ok(Held { before, held, after, again, after_again })
+}
+
+/// Opens the subscriptions, reads the server's RSS once it settles, closes them; returns that RSS.
+async fn hold(args: &Args, server: &Server) -> anyhow::Result<f64> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
     let url = format!("{}/graphql/ws", server.base.replacen("http://", "ws://", 1));
     let connections = args.subscription_connections.max(1);
     let mut sockets = Vec::new();
@@ -661,12 +673,12 @@ async fn subscriptions(args: &Args, server: &Server) -> anyhow::Result<Held> {
         }
         sockets.push(socket);
     }
-    let held = settled().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = rss_mib(server.pid);
     for mut socket in sockets {
         let _ = socket.close(None).await;
     }
-    let after = settled().await;
-    Ok(Held { before, held, after })
+    Ok(held)
 }
 
 fn spread(values: &[f64]) -> String {
@@ -692,6 +704,9 @@ async fn run(args: Args, cores: usize, pinning: Pinning) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = rss_mib(server.pid);
+    // Subscriptions' memory first, on a heap that no analysis has grown yet.
+    progress(format!("{} strengthCrossed subscriptions, held, closed, and again", args.subscriptions));
+    let held = subscriptions(&args, &server).await?;
 
     let mut text = String::new();
     let mut line = |line: String| {
@@ -842,17 +857,18 @@ async fn run(args: Args, cores: usize, pinning: Pinning) -> anyhow::Result<()> {
         "  server RSS: {rss_before:.0} MiB before, {rss_during:.0} MiB highest during, {rss_after:.0} MiB after"
     ));
 
-    progress(format!("{} strengthCrossed subscriptions", args.subscriptions));
-    let held = subscriptions(&args, &server).await?;
     line(format!(
         "  {} strengthCrossed subscriptions watching every relationship, over {} connections: server RSS {:.1} MiB \
-         before, {:.1} MiB held ({:.0} KiB each), {:.1} MiB after they closed",
+         before, {:.1} MiB held ({:.0} KiB each), {:.1} MiB after they closed; opened again: {:.1} MiB held, \
+         {:.1} MiB after",
         args.subscriptions,
         args.subscription_connections,
         held.before,
         held.held,
         (held.held - held.before) * 1024.0 / args.subscriptions as f64,
-        held.after
+        held.after,
+        held.again,
+        held.after_again
     ));
 
     let figures = json!({
@@ -879,7 +895,7 @@ async fn run(args: Args, cores: usize, pinning: Pinning) -> anyhow::Result<()> {
         "writes": { "ok": writes_ok, "total": writes.0.len(), "p50_ms": ms(writes.quantile(0.5)), "p99_ms": ms(writes.quantile(0.99)), "failed": write_failures },
         "burst": { "sent": args.burst, "ran": burst.ran, "refused": burst.refused, "refused_with_retry_after": burst.refused_with_retry_after, "failed": burst.failed, "seconds": burst.elapsed.as_secs_f64() },
         "rss_mib": { "before": rss_before, "during_max": rss_during, "after": rss_after },
-        "subscriptions": { "count": args.subscriptions, "connections": args.subscription_connections, "rss_mib_before": held.before, "rss_mib_held": held.held, "rss_mib_after": held.after },
+        "subscriptions": { "count": args.subscriptions, "connections": args.subscription_connections, "rss_mib_before": held.before, "rss_mib_held": held.held, "rss_mib_after": held.after, "rss_mib_held_again": held.again, "rss_mib_after_again": held.after_again },
     });
     if args.json {
         eprint!("{text}");
