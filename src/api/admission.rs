@@ -146,8 +146,13 @@ impl Admission {
     ) -> Result<T, ApiError> {
         let (done, result) = tokio::sync::oneshot::channel();
         let spawned = self.background.spawn(move || {
-            let _turn = turn;
-            _ = done.send(work());
+            // The turn goes back before the answer (or, if `work` panics, before `done` is dropped), so whoever
+            // the answer wakes finds it free.
+            let answer = {
+                let _turn = turn;
+                work()
+            };
+            _ = done.send(answer);
         });
         if let Err(error) = spawned {
             tracing::error!(%error, "cannot start an analysis thread");
