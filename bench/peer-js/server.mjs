@@ -319,7 +319,12 @@ const DateTimeScalar = new GraphQLScalarType({
 // The store: better-sqlite3, read-only, one prepared statement per batch shape. A batch of ids is bound as one
 // JSON array and expanded with json_each, so a batch of any size is one query on one prepared statement.
 
-const db = new Database(DB_PATH, { readonly: true, fileMustExist: true });
+// PEER_SQL_LOG=1 prints every statement run (to check the batching: a dashboard page is a constant number of them).
+const db = new Database(DB_PATH, {
+  readonly: true,
+  fileMustExist: true,
+  verbose: process.env.PEER_SQL_LOG ? (sql) => console.log(`sql: ${sql.replace(/\s+/g, ' ').slice(0, 100)}`) : undefined,
+});
 db.pragma('query_only = true');
 db.pragma('cache_size = -65536');
 db.pragma('mmap_size = 268435456');
@@ -621,7 +626,7 @@ const MENDELOW_CONDITIONS = {
   MONITOR: '(power < 0.5 AND interest < 0.5)',
 };
 
-function listStakeholders(args, wantTotal) {
+function listStakeholders(args) {
   const first = pageSize(args.first);
   if (first instanceof Error) throw first;
   const filter = args.filter ?? {};
@@ -698,8 +703,8 @@ function listStakeholders(args, wantTotal) {
   return {
     edges,
     pageInfo: pageInfo(after != null, hasNextPage, edges),
-    // Counted only when asked for (Stakegraph looks ahead for `totalCount`).
-    totalCount: wantTotal ? () => prepared(countSql).get(numbered(countValues)).n : () => 0,
+    // Counted only when asked for: graphql-js calls the function only if `totalCount` is selected.
+    totalCount: () => prepared(countSql).get(numbered(countValues)).n,
   };
 }
 
@@ -802,15 +807,7 @@ const detail = (name) => (row) => row.details[name] ?? null;
 
 const resolvers = {
   Query: {
-    stakeholders: (_, args, _context, info) =>
-      listStakeholders(
-        args,
-        info.fieldNodes.some((node) =>
-          node.selectionSet?.selections.some(
-            (selection) => selection.kind === Kind.FIELD && selection.name.value === 'totalCount',
-          ),
-        ),
-      ),
+    stakeholders: (_, args) => listStakeholders(args),
     stakeholder: (_, { id }, { loaders }) => loadStakeholder(loaders, decodeGid(id, 'id', 'Stakeholder')),
     relationship: async (_, { id }, { loaders }) => {
       const found = await loaders.relationships.load(decodeGid(id, 'id', 'Relationship'));
