@@ -626,7 +626,7 @@ async fn graphql_get(
             }
         }
     }
-    let (operation, kind) = operation_of(&request, state.max_nesting);
+    let (operation, kind) = operation_of(&mut request, state.max_nesting);
     if kind == Some(OperationType::Mutation) {
         let message = "mutations are not allowed over GET; send them with POST";
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, Method::POST.as_str())], bad_request(message))
@@ -684,7 +684,7 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
                 .into_response();
         }
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(error) => {
             let message = format!(
@@ -693,7 +693,7 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
             return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
         }
     };
-    let operation = operation_of(&request, state.max_nesting).0;
+    let operation = operation_of(&mut request, state.max_nesting).0;
     execute(state, caller, key, request, operation).await
 }
 
@@ -729,16 +729,18 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
 }
 
 /// The name and type of the operation the request would run (none for a document that does not parse: the
-/// executor reports the syntax error).
-fn operation_of(request: &async_graphql::Request, max_nesting: usize) -> (Option<String>, Option<OperationType>) {
+/// executor reports the syntax error). The parsed document stays in `request`, so the schema does not parse it
+/// again.
+fn operation_of(request: &mut async_graphql::Request, max_nesting: usize) -> (Option<String>, Option<OperationType>) {
     // Too deep to parse safely: the schema refuses it, with the limit it is over.
     if api::nesting(&request.query) > max_nesting {
         return (None, None);
     }
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return (None, None) };
+    let wanted = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else { return (None, None) };
     // Without a name, only a document with one operation runs (the executor refuses the others).
     let mut operations = document.operations.iter();
-    let operation = match request.operation_name.as_deref() {
+    let operation = match wanted.as_deref() {
         Some(name) => operations.find(|(found, _)| found.map(|found| found.as_str()) == Some(name)),
         None => operations.next().filter(|_| document.operations.iter().count() == 1),
     };

@@ -116,8 +116,15 @@ pub fn admit(request: &mut Request, limits: &ApiLimits) -> ServerResult<()> {
         )
         .into_server_error());
     }
-    let document = async_graphql::parser::parse_query(&request.query)?;
-    let cost = Cost::of(&document, &request.variables, DEFAULT_PAGE_SIZE as u64).map_err(|cycle| {
+    // Parsed once: the transport may have parsed it already (after the same scan), and the parsed document stays
+    // in the request for the executor.
+    let variables = std::mem::take(&mut request.variables);
+    let priced = request
+        .parsed_query()
+        .map(|document| (Cost::of(document, &variables, DEFAULT_PAGE_SIZE as u64), mutation_fields(document)));
+    request.variables = variables;
+    let (cost, mutations) = priced?;
+    let cost = cost.map_err(|cycle| {
         ApiError::bad_input("", format!("fragment `{}` spreads itself; a fragment may not form a cycle", cycle.0))
             .into_server_error()
     })?;
@@ -181,7 +188,7 @@ pub fn admit(request: &mut Request, limits: &ApiLimits) -> ServerResult<()> {
     if let Some((_, limit, message)) = checks.into_iter().find(|(over, _, _)| *over) {
         return Err(refuse(limit, message).into_server_error());
     }
-    if mutation_fields(&document) > 1 {
+    if mutations > 1 {
         return Err(ApiError::bad_input(
             "",
             "a request may run one mutation field: each is one transaction, and a second one could fail after the \
@@ -189,7 +196,6 @@ pub fn admit(request: &mut Request, limits: &ApiLimits) -> ServerResult<()> {
         )
         .into_server_error());
     }
-    request.set_parsed_query(document);
     Ok(())
 }
 
