@@ -368,8 +368,20 @@ pub fn mutation_fields(document: &ExecutableDocument) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A document of `operation` and the fragments `F0` … `F{levels}` on `Query`, each `F{i}` spreading `F{i+1}`
+    /// `spreads` times and the last selecting `__typename`: a chain (1 spread) or a bomb (2) of fragments.
+    pub(crate) fn fragment_chain(operation: &str, levels: usize, spreads: usize) -> String {
+        let mut query = format!("{operation}\n");
+        for level in 0..levels {
+            let spread = format!(" ...F{}", level + 1);
+            query.push_str(&format!("fragment F{level} on Query {{{} }}\n", spread.repeat(spreads)));
+        }
+        query.push_str(&format!("fragment F{levels} on Query {{ __typename }}\n"));
+        query
+    }
 
     fn cost(query: &str, variables: serde_json::Value) -> Cost {
         let document = async_graphql::parser::parse_query(query).unwrap();
@@ -416,11 +428,7 @@ mod tests {
     #[test]
     fn fragment_fan_out_is_priced_as_expanded_without_expanding() {
         // Each fragment spreads the next twice: 2^40 leaf fields once expanded.
-        let mut query = String::from("{ ...F0 }\n");
-        for level in 0..40 {
-            query.push_str(&format!("fragment F{level} on Query {{ ...F{next} ...F{next} }}\n", next = level + 1));
-        }
-        query.push_str("fragment F40 on Query { __typename }\n");
+        let query = fragment_chain("{ ...F0 }", 40, 2);
         let cost = cost(&query, serde_json::json!({}));
         // The operation's expansion, and each fragment's own: 2^40 + (2^40 + 2^39 + … + 1).
         assert_eq!(cost.fields, (1 << 40) + (1 << 41) - 1);
@@ -429,11 +437,7 @@ mod tests {
 
     #[test]
     fn a_long_chain_of_fragments_does_not_recurse() {
-        let mut query = String::from("{ ...F0 }\n");
-        for level in 0..100_000 {
-            query.push_str(&format!("fragment F{level} on Query {{ ...F{} }}\n", level + 1));
-        }
-        query.push_str("fragment F100000 on Query { __typename }\n");
+        let query = fragment_chain("{ ...F0 }", 100_000, 1);
         let document = async_graphql::parser::parse_query(&query).unwrap();
         let cost = Cost::of(&document, &Variables::default(), 20).unwrap();
         assert_eq!(cost.depth, 100_002);
@@ -453,11 +457,7 @@ mod tests {
 
     #[test]
     fn unused_fragments_count_for_what_the_validators_walk() {
-        let mut query = String::from("{ __typename }\n");
-        for level in 0..30_000 {
-            query.push_str(&format!("fragment F{level} on Query {{ ...F{} }}\n", level + 1));
-        }
-        query.push_str("fragment F30000 on Query { __typename }\n");
+        let query = fragment_chain("{ __typename }", 30_000, 1);
         let cost = cost(&query, serde_json::json!({}));
         assert_eq!(cost.depth, 30_001, "the longest chain of spreads, from the first fragment");
     }

@@ -266,11 +266,7 @@ mod tests {
 
     #[test]
     fn fragment_bombs_are_refused_without_expanding() {
-        let mut query = String::from("{ ...F0 }\n");
-        for level in 0..25 {
-            query.push_str(&format!("fragment F{level} on Query {{ ...F{next} ...F{next} }}\n", next = level + 1));
-        }
-        query.push_str("fragment F25 on Query { __typename }\n");
+        let query = crate::api::cost::tests::fragment_chain("{ ...F0 }", 25, 2);
         assert_eq!(refusal(query).as_deref(), Some("\"max_complexity\""));
     }
 

@@ -2,7 +2,7 @@
 //! bombs, aliased analyses), per-key rates answered with HTTP 429 and `Retry-After`, the request deadline, content
 //! types and coded JSON for every 4xx, and connections that never finish their headers or bodies.
 
-use crate::support::{demo_copy, serve, EDITOR_KEY};
+use crate::support::{demo_copy, fragment_chain, serve, EDITOR_KEY};
 use serde_json::{json, Value};
 use stakegraph::api::ApiLimits;
 use stakegraph::config::Config;
@@ -70,11 +70,7 @@ async fn requests_nested_at_any_depth_are_refused_before_parsing_and_the_server_
 #[tokio::test]
 async fn fragment_bombs_and_aliased_analyses_are_refused_with_the_limit_they_exceed() {
     let (base, _dir) = serve(|_| {}).await;
-    let mut bomb = String::from("{ ...F0 }\n");
-    for level in 0..30 {
-        bomb.push_str(&format!("fragment F{level} on Query {{ ...F{next} ...F{next} }}\n", next = level + 1));
-    }
-    bomb.push_str("fragment F30 on Query { __typename }\n");
+    let bomb = fragment_chain("{ ...F0 }", 30, 2);
     let (_, _, response) = post(&base, &json!({ "query": bomb })).await;
     assert_eq!(limit_of(&response), ("LIMIT_EXCEEDED", "max_complexity"), "{response}");
 
@@ -102,11 +98,7 @@ async fn fragment_bombs_and_aliased_analyses_are_refused_with_the_limit_they_exc
 async fn unused_fragment_chains_and_borrowed_defaults_do_not_get_past_the_limits() {
     let (base, _dir) = serve(|_| {}).await;
     // Validators follow every fragment, used or not: a chain of 20,000 must be refused before they run.
-    let mut chain = String::from("{ __typename }\n");
-    for level in 0..20_000 {
-        chain.push_str(&format!("fragment F{level} on Query {{ ...F{} }}\n", level + 1));
-    }
-    chain.push_str("fragment F20000 on Query { __typename }\n");
+    let chain = fragment_chain("{ __typename }", 20_000, 1);
     let (status, _, response) = post(&base, &json!({ "query": chain })).await;
     assert_eq!(status, 200);
     assert_eq!(limit_of(&response), ("LIMIT_EXCEEDED", "max_nesting"), "{response}");

@@ -144,3 +144,15 @@ pub async fn create_customer_named(address: &str, key: &str, name: &str) {
 pub async fn create_customer(address: &str, key: &str) {
     create_customer_named(address, key, &format!("Customer {key}")).await;
 }
+
+/// A document of `operation` and the fragments `F0` … `F{levels}` on `Query`, each `F{i}` spreading `F{i+1}`
+/// `spreads` times and the last selecting `__typename`: a chain (1 spread) or a bomb (2) of fragments.
+pub fn fragment_chain(operation: &str, levels: usize, spreads: usize) -> String {
+    let mut query = format!("{operation}\n");
+    for level in 0..levels {
+        let spread = format!(" ...F{}", level + 1);
+        query.push_str(&format!("fragment F{level} on Query {{{} }}\n", spread.repeat(spreads)));
+    }
+    query.push_str(&format!("fragment F{levels} on Query {{ __typename }}\n"));
+    query
+}
