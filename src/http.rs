@@ -69,7 +69,7 @@ pub struct AppState {
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// Longest a client may take to send a request body.
-    pub body_timeout: std::time::Duration,
+    pub body_timeout: Duration,
     /// Deepest bracket nesting a document may have (checked before anything parses it).
     pub max_nesting: usize,
     /// The WebSocket transport's limits and the operations each key runs.
@@ -137,7 +137,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .max_age(std::time::Duration::from_secs(3600));
+        .max_age(Duration::from_secs(3600));
     router.layer(cors)
 }
 
@@ -154,7 +154,7 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
         keys: config.api_keys.clone(),
         anonymous_reads: config.anonymous_reads(),
         max_body_bytes: config.limits.max_body_bytes,
-        body_timeout: std::time::Duration::from_millis(config.limits.body_timeout_ms),
+        body_timeout: Duration::from_millis(config.limits.body_timeout_ms),
         max_nesting: config.limits.max_nesting,
         ws,
         subscribers: Arc::default(),
@@ -162,7 +162,7 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
 }
 
 /// How often the engine polls the change log for writes made by other processes (one indexed read).
-const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
 /// A bound, ready-to-run service.
 pub struct Application {
@@ -179,17 +179,17 @@ struct Connections {
     /// Most open at once.
     max: usize,
     /// Longest a client may take to send a request's headers, or sit idle between requests.
-    header_timeout: std::time::Duration,
+    header_timeout: Duration,
     /// Longest a write to the client may wait for the client to take what was sent before.
-    write_timeout: std::time::Duration,
+    write_timeout: Duration,
 }
 
 impl Connections {
     fn of(limits: &api::ApiLimits) -> Self {
         Self {
             max: limits.max_connections,
-            header_timeout: std::time::Duration::from_millis(limits.header_timeout_ms),
-            write_timeout: std::time::Duration::from_millis(limits.body_timeout_ms),
+            header_timeout: Duration::from_millis(limits.header_timeout_ms),
+            write_timeout: Duration::from_millis(limits.body_timeout_ms),
         }
     }
 }
@@ -281,7 +281,7 @@ impl Application {
 }
 
 /// Longest a clean shutdown waits for the connections still open to finish their requests.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Serves HTTP/1.1 connections from `listener` until `shutdown` resolves, then lets the requests in flight finish
 /// (at most [`SHUTDOWN_GRACE`]). Unlike `axum::serve`, every connection has a deadline for its headers and for
@@ -315,7 +315,7 @@ async fn serve(
                 Err(error) => {
                     // Out of file descriptors or a connection reset before it was accepted: wait a moment, go on.
                     tracing::warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
@@ -528,7 +528,7 @@ pub struct RequestMetrics {
 }
 
 impl RequestMetrics {
-    fn record(&self, ok: bool, elapsed: std::time::Duration) {
+    fn record(&self, ok: bool, elapsed: Duration) {
         let counter = if ok { &self.ok } else { &self.error };
         counter.fetch_add(1, Ordering::Relaxed);
         self.micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);

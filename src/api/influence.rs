@@ -657,9 +657,10 @@ impl Analysis {
         bounded(first, (self.max_results, "max_analysis_results"), field, "results")
     }
 
-    /// Waits for a turn (admission control), then runs `work` on a thread of its own at a lower priority, holding the turn until it is
-    /// done even if the request is dropped meanwhile; `work` returns `None` when it ran past the deadline: the
-    /// analysis budget or the request's deadline, whichever comes first.
+    /// Waits for a turn (admission control), then runs `work` on a thread of its own below the request threads
+    /// (`Admission::compute`), holding the turn until it is done even if the request is dropped meanwhile; `work`
+    /// returns `None` when it ran past the deadline: the analysis budget or the request's deadline, whichever comes
+    /// first.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Snapshot, Instant) -> Option<T> + Send + 'static,
