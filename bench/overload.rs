@@ -257,6 +257,20 @@ fn start(binary: &Path, db: &Path, args: &Args, pinning: &Pinning) -> anyhow::Re
     Ok(Server { child, pid, base: format!("http://{address}") })
 }
 
+/// Waits until `/readyz` answers 200: the service serves at once and builds the projection in the background, which
+/// the measurements must not overlap.
+async fn ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let status = client.get(format!("{base}/readyz")).send().await?.status();
+        if status == reqwest::StatusCode::OK {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "/readyz still answers {status} after 300 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Latencies of one kind of request.
 #[derive(Default, Clone)]
 struct Latencies(Vec<Duration>);
@@ -696,8 +710,9 @@ async fn run(args: Args, cores: usize, pinning: Pinning) -> anyhow::Result<()> {
     progress(format!("starting {} serve over {}", binary.display(), db.display()));
     let server = start(&binary, &db, &args, &pinning)?;
     let setup = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    ready(&setup, &server.base).await?;
     let known = Arc::new(discover(&setup, &server.base).await?);
-    // Warm up: the projection is built at start; let the first requests fill the caches.
+    // Warm up: the projection is built; let the first requests fill the caches.
     for _ in 0..20 {
         let body = json!({ "query": "query($id: ID!) { node(id: $id) { id } }", "variables": { "id": known.stakeholders[0] } });
         let _ = graphql(&setup, &server.base, PROBE_KEY, &body).await;

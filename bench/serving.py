@@ -69,6 +69,20 @@ def wait_ready(url: str, what: str, seconds: float = 120.0) -> None:
     sys.exit(f"serving.py: {what} did not answer at {url} within {seconds:.0f} s")
 
 
+def wait_readyz(url: str, seconds: float = 300.0) -> None:
+    """Stakegraph serves at once and builds its projection in the background; measure only once it is built."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"serving.py: {url} did not answer 200 within {seconds:.0f} s")
+
+
 def pinned(core: str | None, command: list[str]) -> list[str]:
     return ["taskset", "-c", core, *command] if core is not None else command
 
@@ -179,6 +193,7 @@ def main() -> int:
     )
     try:
         wait_ready(ours_url, "stakegraph serve")
+        wait_readyz(f"http://127.0.0.1:{ours_port}/readyz")
         wait_ready(peer_url, "the graphql-js peer")
         # Every case compare.mjs knows (the dashboard with and without strength, other orderings and filters), page
         # by page, field by field.

@@ -263,7 +263,7 @@ struct Server {
     placement: Placement,
     pid: u32,
     child: Option<(std::process::Child, std::process::ChildStdin)>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), stakegraph::http::StartupError>>>,
 }
 
 impl Server {

@@ -665,7 +665,9 @@ async fn create_relationships(
     ids: &[StakeholderId],
 ) -> Result<Vec<RelationshipId>, DemoError> {
     let mut relationships = Vec::with_capacity(edges.len());
-    let commands = edges.iter().map(|edge| {
+    // Boxed as a Send iterator: left as a closure's type, it keeps rustc from proving `generate`'s future Send
+    // (`serve --demo` seeds on a spawned task).
+    let commands: Box<dyn Iterator<Item = Command> + Send> = Box::new(edges.iter().map(|edge| {
         Command::UpsertRelationship(RelationshipUpsert {
             from: ids[edge.from as usize],
             to: ids[edge.to as usize],
@@ -677,7 +679,7 @@ async fn create_relationships(
             since: Some(edge.since),
             basis: edge.basis,
         })
-    });
+    }));
     writer
         .write("relationships", edges.len(), RELATIONSHIP_BATCH, commands, |outcome| {
             let Outcome::Relationship { relationship, .. } = outcome else { return None };
@@ -850,10 +852,13 @@ fn purchase(rng: &mut ChaCha8Rng, buyer: &Facts) -> (Amount, Label) {
 
 async fn record_exits(writer: &Writer<'_>, facts: &[Facts], ids: &[StakeholderId]) -> Result<u64, DemoError> {
     let total = facts.iter().filter(|facts| facts.exit.is_some()).count();
-    let exits = facts
-        .iter()
-        .zip(ids)
-        .filter_map(|(facts, id)| facts.exit.map(|exit| Command::RecordCustomerExit { id: *id, exit }));
+    // Boxed as a Send iterator, as in `create_relationships`.
+    let exits: Box<dyn Iterator<Item = Command> + Send> = Box::new(
+        facts
+            .iter()
+            .zip(ids)
+            .filter_map(|(facts, id)| facts.exit.map(|exit| Command::RecordCustomerExit { id: *id, exit })),
+    );
     writer
         .write("exits", total, EXIT_BATCH, exits, |outcome| matches!(outcome, Outcome::Stakeholder(_)).then_some(1))
         .await

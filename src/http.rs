@@ -1,5 +1,6 @@
 //! The HTTP layer: the axum router (`/graphql`, GraphiQL, `/healthz`, `/readyz`) and the [`Application`] that binds
-//! it. Only this module knows HTTP.
+//! it and serves at once, while the demo graph is seeded and the projection built in the background. Only this
+//! module knows HTTP.
 
 use crate::api::admission::REFUSAL_PAUSE;
 use crate::api::auth::{BAD_KEY, NO_KEY};
@@ -7,7 +8,7 @@ use crate::api::{self, Caller, KeyId, StakegraphSchema};
 use crate::config::StoreKind;
 use crate::config::{ApiKeys, Config};
 use crate::demo::{self, DemoOptions};
-use crate::engine::EngineError;
+use crate::engine::{Engine, EngineError};
 use crate::store::neo4j::Neo4jConnection;
 use crate::store::{CypherStore, GraphStore, Metered, SqliteStore, StoreError};
 use crate::ws;
@@ -22,7 +23,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -51,6 +52,9 @@ pub enum StartupError {
         /// Why.
         source: std::io::Error,
     },
+    /// Serving connections failed.
+    #[error("cannot serve: {0}")]
+    Serve(#[from] std::io::Error),
 }
 
 /// What every handler can reach.
@@ -76,6 +80,8 @@ pub struct AppState {
     pub ws: ws::WsHub,
     /// The runtime serving WebSocket subscribers, started by the first one.
     subscribers: Arc<std::sync::OnceLock<Option<SubscriberRuntime>>>,
+    /// True while `serve --demo` writes the demo graph into an empty store: GraphQL then answers 503.
+    seeding: Arc<AtomicBool>,
 }
 
 /// A runtime of its own for WebSocket subscribers (a bulkhead): when a change wakes ten thousand of them, they
@@ -158,6 +164,7 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
         max_nesting: config.limits.max_nesting,
         ws,
         subscribers: Arc::default(),
+        seeding: Arc::default(),
     }
 }
 
@@ -171,6 +178,53 @@ pub struct Application {
     connections: Connections,
     /// Checkpointed when the service stops.
     store: Arc<dyn GraphStore>,
+    /// What remains to do once serving has started.
+    startup: Startup,
+}
+
+/// The start-up work that runs in the background while the service answers: seeding the demo graph (when asked,
+/// into an empty store), then building the projection, then following the change log. Until it is done, `/healthz`
+/// answers 200 and `/readyz` 503.
+struct Startup {
+    store: Arc<dyn GraphStore>,
+    engine: Arc<Engine>,
+    /// The demo graph to write first, if any.
+    demo: Option<DemoOptions>,
+    /// Set while the demo graph is written (cleared once it is, never on failure).
+    seeding: Arc<AtomicBool>,
+}
+
+impl Startup {
+    /// Seeds, builds, then starts the follower. A store that is down does not stop the service (the follower builds
+    /// the projection once it answers); a demo graph that cannot be written, or a graph that cannot be projected,
+    /// does.
+    async fn run(self) -> Result<(), StartupError> {
+        if let Some(options) = self.demo {
+            tracing::info!(size = options.size, "seeding the demo graph into the empty store");
+            let summary = demo::generate(self.store.as_ref(), &options, &|_| {}).await?;
+            self.store.checkpoint().await?;
+            self.seeding.store(false, Ordering::Release);
+            tracing::info!(?summary, "demo graph ready");
+        }
+        let started = Instant::now();
+        match self.engine.load().await {
+            Ok(snapshot) => tracing::info!(
+                stakeholders = snapshot.node_count(),
+                relationships = snapshot.edge_count(),
+                bytes = snapshot.heap_bytes(),
+                elapsed = ?started.elapsed(),
+                "projection built"
+            ),
+            // A database that is down or failing does not stop the service: it answers with readiness false and
+            // clear errors, and the follower builds the projection once the database answers.
+            Err(EngineError::Store(reason)) => {
+                tracing::warn!(%reason, "the store is unavailable; serving, not ready, retrying in the background")
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.engine.spawn_follower(FOLLOW_EVERY);
+        Ok(())
+    }
 }
 
 /// How the service treats HTTP connections.
@@ -195,8 +249,9 @@ impl Connections {
 }
 
 impl Application {
-    /// Binds the listener (port 0 picks a free port), then opens the store and seeds the demo graph when asked and
-    /// the store is empty. Binding first means a busy address fails before any database file is created.
+    /// Binds the listener (port 0 picks a free port), then opens the store. Binding first means a busy address
+    /// fails before any database file is created. The demo graph and the projection come later, in the background
+    /// of [`Application::run_until_stopped`].
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
         let listener = bind(config.listen).await?;
         let store: Arc<dyn GraphStore> = match config.store {
@@ -218,43 +273,32 @@ impl Application {
         Self::build_on(listener, store, config).await
     }
 
-    /// Seeds the demo graph when asked, builds the projection and the router over `store`, served on `listener`.
+    /// The router over `store`, served on `listener`; whether the demo graph is to be seeded (asked for, and the
+    /// store is empty) is decided here, so a store that cannot say stops start-up.
     async fn build_on(
         listener: TcpListener,
         store: Arc<dyn GraphStore>,
         config: &Config,
     ) -> Result<Self, StartupError> {
-        if config.demo && store.counts().await?.stakeholders == 0 {
-            tracing::info!(size = config.demo_size, "seeding the demo graph into the empty store");
-            let options = DemoOptions::new(config.demo_size, chrono::Utc::now());
-            let summary = demo::generate(store.as_ref(), &options, &|_| {}).await?;
-            store.checkpoint().await?;
-            tracing::info!(?summary, "demo graph ready");
-        }
+        let demo = if config.demo && store.counts().await?.stakeholders == 0 {
+            Some(DemoOptions::new(config.demo_size, chrono::Utc::now()))
+        } else {
+            None
+        };
         if config.api_keys.is_empty() && !config.anonymous_reads() {
             tracing::warn!("no API keys are configured: every request will be refused; set STAKEGRAPH_API_KEYS");
         }
         let state = app_state(store, config);
+        state.seeding.store(demo.is_some(), Ordering::Release);
         let store: Arc<dyn GraphStore> = state.store.clone();
-        let started = std::time::Instant::now();
-        match state.schema.engine().load().await {
-            Ok(snapshot) => tracing::info!(
-                stakeholders = snapshot.node_count(),
-                relationships = snapshot.edge_count(),
-                bytes = snapshot.heap_bytes(),
-                elapsed = ?started.elapsed(),
-                "projection built"
-            ),
-            // A database that is down or failing does not stop the service: it answers with readiness false and
-            // clear errors, and the follower builds the projection once the database answers.
-            Err(EngineError::Store(reason)) => {
-                tracing::warn!(%reason, "the store is unavailable; serving, not ready, retrying in the background")
-            }
-            Err(error) => return Err(error.into()),
-        }
-        state.schema.engine().spawn_follower(FOLLOW_EVERY);
+        let startup = Startup {
+            store: store.clone(),
+            engine: state.schema.engine().clone(),
+            demo,
+            seeding: state.seeding.clone(),
+        };
         let router = router(state, &config.cors_origins);
-        Ok(Self { listener, router, connections: Connections::of(&config.limits), store })
+        Ok(Self { listener, router, connections: Connections::of(&config.limits), store, startup })
     }
 
     /// The bound address.
@@ -267,16 +311,41 @@ impl Application {
         self.local_addr().port()
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight and checkpoints the store (the SQLite
-    /// file alone then holds every write).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// Accepts connections at once, and in the background seeds the demo graph (when asked), builds the projection
+    /// and starts following the change log: `/healthz` answers from the start, `/readyz` once that is done. Serves
+    /// until SIGTERM or Ctrl-C, or until that start-up work fails (its error is returned), then finishes the requests
+    /// in flight and checkpoints the store (the SQLite file alone then holds every write).
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         tracing::info!(address = %self.local_addr(), "serving GraphQL at /graphql");
-        serve(self.listener, self.router, self.connections, shutdown_signal()).await?;
+        let startup = tokio::spawn(self.startup.run());
+        let (failed, failure) = tokio::sync::oneshot::channel();
+        let stop = async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                error = startup_failure(startup) => {
+                    tracing::error!("start-up failed: finishing requests in flight, then stopping");
+                    let _ = failed.send(error);
+                }
+            }
+        };
+        serve(self.listener, self.router, self.connections, stop).await?;
         match self.store.checkpoint().await {
             Ok(()) => tracing::info!("stopped; the store is checkpointed"),
             Err(error) => tracing::warn!(%error, "stopped; the store could not be checkpointed"),
         }
-        Ok(())
+        match failure.await {
+            Ok(error) => Err(error),
+            Err(_stopped_by_a_signal) => Ok(()),
+        }
+    }
+}
+
+/// The error of the start-up work, when it fails; pending forever when it succeeds. A panic in it goes on here.
+async fn startup_failure(startup: tokio::task::JoinHandle<Result<(), StartupError>>) -> StartupError {
+    match startup.await {
+        Ok(Err(error)) => error,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Ok(Ok(())) | Err(_) => std::future::pending().await,
     }
 }
 
@@ -430,6 +499,9 @@ async fn graphql_ws(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    if let Some(refusal) = while_seeding(&state) {
+        return refusal;
+    }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -502,6 +574,26 @@ fn connection_caller(
 /// Why a WebSocket connection without a key is refused (a close reason: at most 123 bytes with `Forbidden: `).
 const WS_NO_KEY: &str = "no API key; send {\"Authorization\": \"Bearer <key>\"} in the connection_init payload";
 
+/// How long a client refused while the demo graph is written should wait before it asks again, in seconds.
+const SEEDING_RETRY_AFTER: u64 = 2;
+
+/// Refuses a GraphQL request (or subscription) while `serve --demo` writes the demo graph into an empty store: it
+/// would read a graph half written, or write beside the generator. 503, with `Retry-After`.
+fn while_seeding(state: &AppState) -> Option<Response> {
+    if !state.seeding.load(Ordering::Acquire) {
+        return None;
+    }
+    let error = serde_json::json!({
+        "message": "the demo graph is being written; retry in a few seconds",
+        "extensions": { "code": "UNAVAILABLE", "retryAfter": SEEDING_RETRY_AFTER }
+    });
+    let body = Json(serde_json::json!({ "errors": [error] }));
+    Some(
+        (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, SEEDING_RETRY_AFTER.to_string())], body)
+            .into_response(),
+    )
+}
+
 /// Refuses, before its body is read, a request whose caller may do nothing at all.
 fn refuse_early(state: &AppState, caller: Caller) -> Option<Response> {
     let message = match caller {
@@ -561,7 +653,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// 200 once the service can answer everything: the demo graph written (with `serve --demo` on an empty store), the
+/// store answering, and the projection built. 503 with the reason until then.
 async fn readyz(State(state): State<AppState>) -> Response {
+    if state.seeding.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the demo graph is being written").into_response();
+    }
     match state.store.ping().await {
         Ok(()) if state.schema.engine().loaded().is_none() => {
             (StatusCode::SERVICE_UNAVAILABLE, "projection not built yet").into_response()
@@ -604,7 +701,7 @@ async fn graphql_get(
         return graphiql().await.into_response();
     };
     let (caller, key) = caller(&headers, &state.keys);
-    if let Some(refusal) = refuse_early(&state, caller) {
+    if let Some(refusal) = refuse_early(&state, caller).or_else(|| while_seeding(&state)) {
         return refusal;
     }
     if let Some((refusal, retry_after)) = over_rate(&state, key) {
@@ -650,7 +747,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// POST runs a JSON GraphQL request: `{"query": …, "operationName": …, "variables": …}`.
 async fn graphql_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let (caller, key) = caller(request.headers(), &state.keys);
-    if let Some(refusal) = refuse_early(&state, caller) {
+    if let Some(refusal) = refuse_early(&state, caller).or_else(|| while_seeding(&state)) {
         return refusal;
     }
     if let Some((refusal, retry_after)) = over_rate(&state, key) {

@@ -28,12 +28,11 @@ async fn apply_one(ctx: &Context<'_>, command: Command, path: &str) -> ApiResult
         .await
         .map_err(|error| ApiError::from_store(error, |_| path.to_owned()))?;
     tracing::debug!(events = applied.events.len(), "applied");
-    // The write is visible to analyses once the mutation returns: bring a built projection up to date (one that
-    // is not built yet will read the write when it is).
-    if api.engine.loaded().is_some() {
-        if let Err(error) = api.engine.catch_up().await {
-            tracing::warn!(%error, "the projection could not catch up with a write; it will retry");
-        }
+    // The write is visible to analyses once the mutation returns: a built projection catches up now; one being
+    // built (its scan may predate the write) or not built yet is brought this far before any analysis reads it.
+    let written = applied.events.iter().map(|event| event.seq).max().unwrap_or_default();
+    if let Err(error) = api.engine.reflect(written).await {
+        tracing::warn!(%error, "the projection could not catch up with a write; it will retry");
     }
     applied.outcomes.into_iter().next().ok_or(ApiError::Internal)
 }

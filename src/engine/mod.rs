@@ -23,6 +23,7 @@ use arc_swap::ArcSwapOption;
 use chrono::{DateTime, Duration, Utc};
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// Change-log entries read per step when catching up.
@@ -120,6 +121,9 @@ pub struct Engine {
     /// The latest change-log entries applied, so that subscribers close behind do not each read the store.
     recent: RwLock<Recent>,
     recent_capacity: usize,
+    /// The highest change-log position of a write this process acknowledged while the projection was not built
+    /// ([`Engine::reflect`]): [`Engine::load`] never hands out a snapshot older than it.
+    owed: AtomicI64,
 }
 
 /// Whole-graph results (PageRank, betweenness) kept for one snapshot, identified by its position and clock:
@@ -166,6 +170,7 @@ impl Engine {
             published: tokio::sync::watch::Sender::new(Published { seq: 0, as_of: DateTime::UNIX_EPOCH }),
             recent: RwLock::new(Recent::starting_at(0, RECENT_CAPACITY)),
             recent_capacity: RECENT_CAPACITY,
+            owed: AtomicI64::new(0),
         }
     }
 
@@ -243,15 +248,75 @@ impl Engine {
         Some(value)
     }
 
-    /// The current snapshot, building the projection first if it is not built yet.
+    /// The current snapshot, building the projection first if it is not built yet (or waiting for the build in
+    /// progress), and bringing it up to every write this process acknowledged before it was built
+    /// ([`Engine::reflect`]).
     pub async fn load(&self) -> Result<Arc<Snapshot>, EngineError> {
-        if let Some(snapshot) = self.current.load_full() {
+        let owed = self.owed.load(Ordering::Acquire);
+        if let Some(snapshot) = self.current.load_full().filter(|snapshot| snapshot.seq() >= owed) {
             return Ok(snapshot);
         }
         let _applying = self.applying.lock().await;
-        if let Some(snapshot) = self.current.load_full() {
+        let snapshot = match self.current.load_full() {
+            Some(snapshot) => snapshot,
+            None => self.build().await?,
+        };
+        if snapshot.seq() >= owed {
             return Ok(snapshot);
         }
+        match self.apply_log(snapshot.clone()).await {
+            Ok(snapshot) => Ok(snapshot),
+            Err(error) => {
+                tracing::warn!(%error, "the projection could not catch up with an acknowledged write; it will retry");
+                Ok(self.current.load_full().unwrap_or(snapshot))
+            }
+        }
+    }
+
+    /// The current snapshot if it is built.
+    pub fn loaded(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// Makes a write this process committed at change-log position `seq` visible to every analysis that starts
+    /// after this returns: a built projection catches up now; one not built yet, or being built from a scan that
+    /// may have started before the write, owes it, and [`Engine::load`] brings it that far before handing it out.
+    /// A mutation therefore never waits for a build, and no analysis misses a write acknowledged before it started.
+    pub async fn reflect(&self, seq: i64) -> Result<(), EngineError> {
+        if self.current.load().is_none() {
+            self.owed.fetch_max(seq, Ordering::AcqRel);
+            return Ok(());
+        }
+        self.catch_up().await.map(drop)
+    }
+
+    /// Builds the projection (if it is not built yet), applies every change-log entry after the current snapshot's
+    /// position, and re-evaluates strengths whose clock is older than the refresh interval; returns the snapshot
+    /// now current. When this returns after a write committed, the write is visible to every analysis that starts
+    /// afterwards, even when a build was in progress (its scan may predate the write: the log after it is applied
+    /// here).
+    pub async fn catch_up(&self) -> Result<Arc<Snapshot>, EngineError> {
+        let _applying = self.applying.lock().await;
+        let snapshot = match self.current.load_full() {
+            Some(snapshot) => snapshot,
+            None => self.build().await?,
+        };
+        let mut snapshot = self.apply_log(snapshot).await?;
+        let now = self.now();
+        if now - snapshot.as_of() >= self.refresh {
+            let base = snapshot.clone();
+            let next = tokio::task::spawn_blocking(move || base.refreshed(now))
+                .await
+                .map_err(|error| EngineError::Projection(error.to_string()))?;
+            snapshot = Arc::new(next);
+            self.swap(snapshot.clone(), Vec::new());
+        }
+        Ok(snapshot)
+    }
+
+    /// Builds the projection from a consistent scan of the store and makes it current. The caller holds
+    /// `applying`.
+    async fn build(&self) -> Result<Arc<Snapshot>, EngineError> {
         let scan = self.store.graph_scan().await?;
         let model = self.model.clone();
         let now = self.now();
@@ -265,18 +330,9 @@ impl Engine {
         Ok(snapshot)
     }
 
-    /// The current snapshot if it is built.
-    pub fn loaded(&self) -> Option<Arc<Snapshot>> {
-        self.current.load_full()
-    }
-
-    /// Applies every change-log entry after the current snapshot's position (and re-evaluates strengths whose
-    /// clock is older than the refresh interval); returns the snapshot now current. When this returns after a
-    /// write committed, the write is visible to every analysis that starts afterwards.
-    pub async fn catch_up(&self) -> Result<Arc<Snapshot>, EngineError> {
-        let Some(_) = self.current.load_full() else { return self.load().await };
-        let _applying = self.applying.lock().await;
-        let mut snapshot = self.current.load_full().expect("loaded above");
+    /// Applies every change-log entry after `snapshot`'s position, making each step current; returns the last.
+    /// The caller holds `applying`, and `snapshot` is the current one.
+    async fn apply_log(&self, mut snapshot: Arc<Snapshot>) -> Result<Arc<Snapshot>, EngineError> {
         loop {
             let events = self.store.changes_after(snapshot.seq(), LOG_PAGE).await?;
             let Some(last) = events.last().map(|event| event.seq) else { break };
@@ -295,15 +351,6 @@ impl Engine {
             if complete {
                 break;
             }
-        }
-        let now = self.now();
-        if now - snapshot.as_of() >= self.refresh {
-            let base = snapshot.clone();
-            let next = tokio::task::spawn_blocking(move || base.refreshed(now))
-                .await
-                .map_err(|error| EngineError::Projection(error.to_string()))?;
-            snapshot = Arc::new(next);
-            self.swap(snapshot.clone(), Vec::new());
         }
         Ok(snapshot)
     }

@@ -84,7 +84,7 @@ fn id_of(value: &Value) -> i64 {
     }
 }
 
-fn gid(id: i64) -> Value {
+pub(crate) fn gid(id: i64) -> Value {
     json!(GlobalId::Stakeholder(StakeholderId(id)).encode().0)
 }
 
@@ -94,7 +94,7 @@ fn sql() -> rusqlite::Connection {
 
 /// The government body with the most relationships, and the enterprise-sized customer (highest power) it has no
 /// direct relationship with.
-fn regulator_and_key_customer() -> (i64, i64) {
+pub(crate) fn regulator_and_key_customer() -> (i64, i64) {
     let connection = sql();
     let regulator: i64 = connection
         .query_row(
@@ -488,4 +488,89 @@ async fn writes_of_another_process_reach_the_analyses_through_the_change_log() {
     assert_eq!(hops, 1, "the direct relationship written by the other process is the strongest path now");
     let seq = store.changes_after(0, usize::MAX).await.unwrap().last().unwrap().seq;
     assert_eq!(engine.loaded().unwrap().seq(), seq, "the projection stands at the log's last entry");
+}
+
+/// The regulator's direct, strongest possible relationship to the key customer, as a command.
+pub(crate) fn direct_influence(regulator: i64, customer: i64) -> stakegraph::domain::Command {
+    use stakegraph::domain::{Command, Level, Probability, RelationshipType, RelationshipUpsert};
+    Command::UpsertRelationship(RelationshipUpsert {
+        from: StakeholderId(regulator),
+        to: StakeholderId(customer),
+        rel_type: RelationshipType::Influences,
+        level: Some(Level::Partnership),
+        bonds: None,
+        trust: Probability::parse(1.0).ok(),
+        commitment: Probability::parse(1.0).ok(),
+        since: Some(chrono::Utc::now() - chrono::Duration::days(3650)),
+        basis: None,
+    })
+}
+
+/// Polls `future` once: whatever it waits for first, it is waiting for it now.
+async fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+    let mut future = Some(future);
+    std::future::poll_fn(|context| std::task::Poll::Ready(future.take().expect("polled once").poll(context))).await
+}
+
+/// A projection build whose scan started before a write committed: `catch_up` called meanwhile waits for the
+/// build, then applies the log after the scan, so the write is in the snapshot it returns (it used to return the
+/// build's snapshot as it was).
+#[tokio::test]
+async fn catch_up_during_a_build_applies_the_writes_its_scan_missed() {
+    use crate::support::{Held, Hold};
+    use stakegraph::engine::Engine;
+    let (store, _dir) = demo_copy();
+    let held = Held::new(store.clone(), Hold::Scan);
+    let engine = std::sync::Arc::new(Engine::new(held.clone(), std::sync::Arc::new(StrengthModel::default())));
+    let building = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.load().await.map(|snapshot| snapshot.seq()) }
+    });
+    held.entered().await;
+    let (regulator, customer) = regulator_and_key_customer();
+    let written = store.apply(vec![direct_influence(regulator, customer)], chrono::Utc::now()).await.unwrap();
+    let seq = written.events.last().unwrap().seq;
+
+    let catching_up = engine.catch_up();
+    tokio::pin!(catching_up);
+    assert!(poll_once(catching_up.as_mut()).await.is_pending(), "waits for the build in progress");
+    held.release();
+    let built = building.await.unwrap().unwrap();
+    assert!(built < seq, "the build's scan predates the write");
+    let snapshot = catching_up.await.unwrap();
+    assert_eq!(snapshot.seq(), seq, "caught up to the write");
+    let relationship = written.events.last().unwrap().relationship.unwrap();
+    assert!(
+        (0..snapshot.edge_count()).any(|edge| snapshot.relationship(edge) == relationship),
+        "the new relationship is in the projection"
+    );
+}
+
+/// A write this process acknowledged while the projection was being built (`Engine::reflect`, what a mutation
+/// calls) is in the snapshot every later `load` hands out, though the build's scan predates it; the mutation did
+/// not wait for the build.
+#[tokio::test]
+async fn a_write_reflected_during_a_build_is_in_every_later_load() {
+    use crate::support::{Held, Hold};
+    use stakegraph::engine::Engine;
+    let (store, _dir) = demo_copy();
+    let held = Held::new(store.clone(), Hold::Scan);
+    let engine = std::sync::Arc::new(Engine::new(held.clone(), std::sync::Arc::new(StrengthModel::default())));
+    let building = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.load().await.map(|snapshot| snapshot.seq()) }
+    });
+    held.entered().await;
+    let (regulator, customer) = regulator_and_key_customer();
+    let written = store.apply(vec![direct_influence(regulator, customer)], chrono::Utc::now()).await.unwrap();
+    let seq = written.events.last().unwrap().seq;
+    engine.reflect(seq).await.expect("returns at once, without waiting for the build");
+
+    let loading = engine.load();
+    tokio::pin!(loading);
+    assert!(poll_once(loading.as_mut()).await.is_pending(), "waits for the build in progress");
+    held.release();
+    assert!(building.await.unwrap().unwrap() < seq, "the build's scan predates the write");
+    assert_eq!(loading.await.unwrap().seq(), seq, "the load waiting for the build brings it up to the write");
+    assert_eq!(engine.load().await.unwrap().seq(), seq);
 }

@@ -39,14 +39,17 @@ async fn check_unreachable(uri: &str) {
         .spawn()
         .expect("the binary starts");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = Vec::new();
-    let address = loop {
-        let line = lines.next().expect("the server logs its address before exiting").unwrap();
+    let mut log: Vec<String> = Vec::new();
+    let mut address = None;
+    // The service serves first and then finds the store down (in the background), so read on past its address.
+    while address.is_none() || !log.iter().any(|line| line.contains("the store is unavailable")) {
+        let line = lines.next().expect("the server logs its address and the store's state before exiting").unwrap();
         log.push(line.clone());
         if let Some(start) = line.find("address=") {
-            break line[start + "address=".len()..].split_whitespace().next().unwrap().to_owned();
+            address = Some(line[start + "address=".len()..].split_whitespace().next().unwrap().to_owned());
         }
-    };
+    }
+    let address = address.unwrap();
     std::thread::spawn(move || for _ in lines {});
     let base = format!("http://{address}");
     // A hang would trip this client's timeout, far above the service's 1.5 s.

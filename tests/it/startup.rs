@@ -316,3 +316,22 @@ fn a_zero_limit_or_a_duplicate_key_stops_serve_with_its_message() {
     assert!(!String::from_utf8_lossy(&output.stderr).contains(KEY), "the key is never printed");
     assert_eq!(files_in(dir.path()), ["stakegraph.toml"]);
 }
+
+/// Seeding the demo graph runs after the port is bound, in the background; when it fails, the service stops with
+/// its message and exit code 1, as when seeding came before serving.
+#[test]
+fn a_demo_graph_that_cannot_be_written_stops_serve_with_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stakegraph.toml");
+    let db = dir.path().join("tiny.db");
+    std::fs::write(&config, "demo_size = 10\n").unwrap();
+    let output =
+        run(&["serve", "--demo", "--listen", "127.0.0.1:0", "--db", text(&db), "--config", text(&config)], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("serving GraphQL at /graphql"), "it served first: {stderr}");
+    assert_eq!(
+        refusal(&output),
+        "error: cannot seed the demo graph: a demo graph of 10 stakeholders is too small; ask for at least 50 so \
+         that every kind is present"
+    );
+}

@@ -1,13 +1,21 @@
 //! Shared fixtures: fresh stores, a demo graph, schemas with a caller, and a running server.
 
 use async_graphql::{Request, Variables};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use stakegraph::api::{build_schema, ApiLimits, Caller, StakegraphSchema};
 use stakegraph::config::{ApiKeys, Config};
 use stakegraph::demo::{self, DemoOptions};
-use stakegraph::domain::Role;
+use stakegraph::domain::{
+    Applied, ChangeEvent, Command, Interaction, InteractionId, Relationship, RelationshipId, Role, Stakeholder,
+    StakeholderId,
+};
 use stakegraph::http::Application;
-use stakegraph::store::{GraphStore, Metered, SqliteStore};
+use stakegraph::store::{
+    GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, Metered, SqliteStore, StakeholderPage,
+    StakeholderQuery, StoreResult,
+};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use tempfile::TempDir;
@@ -155,4 +163,146 @@ pub fn fragment_chain(operation: &str, levels: usize, spreads: usize) -> String 
     }
     query.push_str(&format!("fragment F{levels} on Query {{ __typename }}\n"));
     query
+}
+
+/// Which call of the store a [`Held`] store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// `graph_scan` reads the graph, then waits: a projection build the test holds, whose scan predates whatever
+    /// the test writes meanwhile.
+    Scan,
+    /// `apply` waits before it writes: a demo graph being seeded.
+    Apply,
+}
+
+/// A store decorator that holds one kind of call until the test releases it, so that a test can look at the
+/// service while start-up work is in progress without guessing how long it takes.
+pub struct Held {
+    inner: Arc<dyn GraphStore>,
+    hold: Hold,
+    /// How many held calls have reached the hold.
+    entered: tokio::sync::watch::Sender<usize>,
+    /// Closed by [`Held::release`]: every held call, and every later one, goes through.
+    released: tokio::sync::Semaphore,
+}
+
+impl Held {
+    /// Wraps `inner`, holding `hold`.
+    pub fn new(inner: Arc<dyn GraphStore>, hold: Hold) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            hold,
+            entered: tokio::sync::watch::Sender::new(0),
+            released: tokio::sync::Semaphore::new(0),
+        })
+    }
+
+    /// Waits until a held call has reached the hold.
+    pub async fn entered(&self) {
+        let mut entered = self.entered.subscribe();
+        entered.wait_for(|count| *count > 0).await.expect("the sender lives in self");
+    }
+
+    /// Lets every held call through, and every later one.
+    pub fn release(&self) {
+        self.released.close();
+    }
+
+    async fn wait_if(&self, hold: Hold) {
+        if hold != self.hold || self.released.is_closed() {
+            return;
+        }
+        self.entered.send_modify(|count| *count += 1);
+        // Never granted a permit: `acquire` returns when `release` closes the semaphore.
+        let _ = self.released.acquire().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl GraphStore for Held {
+    async fn stakeholders_by_id(&self, ids: &[StakeholderId]) -> StoreResult<Vec<Stakeholder>> {
+        self.inner.stakeholders_by_id(ids).await
+    }
+
+    async fn stakeholder_by_key(&self, key: &str) -> StoreResult<Option<Stakeholder>> {
+        self.inner.stakeholder_by_key(key).await
+    }
+
+    async fn list_stakeholders(&self, query: &StakeholderQuery) -> StoreResult<StakeholderPage> {
+        self.inner.list_stakeholders(query).await
+    }
+
+    async fn relationships_by_id(&self, ids: &[RelationshipId]) -> StoreResult<Vec<Relationship>> {
+        self.inner.relationships_by_id(ids).await
+    }
+
+    async fn relationships_of(&self, ids: &[StakeholderId]) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
+        self.inner.relationships_of(ids).await
+    }
+
+    async fn interaction_pages(
+        &self,
+        relationships: &[RelationshipId],
+        first: usize,
+        before: Option<InteractionCursor>,
+    ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
+        self.inner.interaction_pages(relationships, first, before).await
+    }
+
+    async fn interaction_histories(
+        &self,
+        relationships: &[RelationshipId],
+    ) -> StoreResult<HashMap<RelationshipId, Vec<Interaction>>> {
+        self.inner.interaction_histories(relationships).await
+    }
+
+    async fn interactions_by_id(&self, ids: &[InteractionId]) -> StoreResult<Vec<Interaction>> {
+        self.inner.interactions_by_id(ids).await
+    }
+
+    async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied> {
+        self.wait_if(Hold::Apply).await;
+        self.inner.apply(commands, at).await
+    }
+
+    async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
+        self.inner.changes_after(after, limit).await
+    }
+
+    async fn graph_scan(&self) -> StoreResult<GraphScan> {
+        let scan = self.inner.graph_scan().await;
+        self.wait_if(Hold::Scan).await;
+        scan
+    }
+
+    async fn counts(&self) -> StoreResult<GraphCounts> {
+        self.inner.counts().await
+    }
+
+    async fn public_counts(&self) -> StoreResult<GraphCounts> {
+        self.inner.public_counts().await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+
+    async fn checkpoint(&self) -> StoreResult<()> {
+        self.inner.checkpoint().await
+    }
+}
+
+/// Polls `base`/readyz until it answers 200 (at most a minute: a bound on a hang, not a speed requirement).
+pub async fn wait_until_ready(client: &reqwest::Client, base: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let response = client.get(format!("{base}/readyz")).send().await.expect("the server answers");
+        let status = response.status();
+        if status == 200 {
+            return;
+        }
+        let body = response.text().await.unwrap_or_default();
+        assert!(std::time::Instant::now() < deadline, "/readyz still answers {status} ({body}) after a minute");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
