@@ -18,7 +18,7 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 const VIEWER_KEY: &str = "viewer-key-for-the-websocket-tests";
 
 /// The real service on a fresh store and a free loopback port, with the WebSocket `limits`; `demo` allows
-/// anonymous reads.
+/// anonymous reads (and seeds the demo graph first: the service is returned once it is ready).
 async fn serve_ws(limits: WsLimits, demo: bool) -> (String, tempfile::TempDir) {
     let (store, dir) = fresh_store();
     let config = Config {
@@ -31,6 +31,7 @@ async fn serve_ws(limits: WsLimits, demo: bool) -> (String, tempfile::TempDir) {
     let application = Application::build_with_store(store, &config).await.expect("service builds");
     let address = application.local_addr().to_string();
     tokio::spawn(application.run_until_stopped());
+    crate::support::wait_until_ready(&reqwest::Client::new(), &format!("http://{address}")).await;
     (address, dir)
 }
 
