@@ -1,6 +1,6 @@
 //! The HTTP layer: the axum router (`/graphql`, GraphiQL, `/healthz`, `/readyz`) and the [`Application`] that binds
-//! it and serves at once, while the demo graph is seeded and the projection built in the background. Only this
-//! module knows HTTP.
+//! it and serves from the moment the port is bound, while the store is opened, the demo graph seeded and the
+//! projection built in the background. Only this module knows HTTP.
 
 use crate::api::admission::REFUSAL_PAUSE;
 use crate::api::auth::{BAD_KEY, NO_KEY};
@@ -8,7 +8,7 @@ use crate::api::{self, Caller, KeyId, StakegraphSchema};
 use crate::config::StoreKind;
 use crate::config::{ApiKeys, Config};
 use crate::demo::{self, DemoOptions};
-use crate::engine::{Engine, EngineError};
+use crate::engine::EngineError;
 use crate::store::neo4j::Neo4jConnection;
 use crate::store::{CypherStore, GraphStore, Metered, SqliteStore, StoreError};
 use crate::ws;
@@ -24,7 +24,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -174,57 +174,13 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 /// A bound, ready-to-run service.
 pub struct Application {
     listener: TcpListener,
-    router: Router,
     connections: Connections,
-    /// Checkpointed when the service stops.
-    store: Arc<dyn GraphStore>,
+    /// The router each connection is served by: the service's own once it exists, a start-up one until then.
+    routes: Routes,
     /// What remains to do once serving has started.
     startup: Startup,
-}
-
-/// The start-up work that runs in the background while the service answers: seeding the demo graph (when asked,
-/// into an empty store), then building the projection, then following the change log. Until it is done, `/healthz`
-/// answers 200 and `/readyz` 503.
-struct Startup {
-    store: Arc<dyn GraphStore>,
-    engine: Arc<Engine>,
-    /// The demo graph to write first, if any.
-    demo: Option<DemoOptions>,
-    /// Set while the demo graph is written (cleared once it is, never on failure).
-    seeding: Arc<AtomicBool>,
-}
-
-impl Startup {
-    /// Seeds, builds, then starts the follower. A store that is down does not stop the service (the follower builds
-    /// the projection once it answers); a demo graph that cannot be written, or a graph that cannot be projected,
-    /// does.
-    async fn run(self) -> Result<(), StartupError> {
-        if let Some(options) = self.demo {
-            tracing::info!(size = options.size, "seeding the demo graph into the empty store");
-            let summary = demo::generate(self.store.as_ref(), &options, &|_| {}).await?;
-            self.store.checkpoint().await?;
-            self.seeding.store(false, Ordering::Release);
-            tracing::info!(?summary, "demo graph ready");
-        }
-        let started = Instant::now();
-        match self.engine.load().await {
-            Ok(snapshot) => tracing::info!(
-                stakeholders = snapshot.node_count(),
-                relationships = snapshot.edge_count(),
-                bytes = snapshot.heap_bytes(),
-                elapsed = ?started.elapsed(),
-                "projection built"
-            ),
-            // A database that is down or failing does not stop the service: it answers with readiness false and
-            // clear errors, and the follower builds the projection once the database answers.
-            Err(EngineError::Store(reason)) => {
-                tracing::warn!(%reason, "the store is unavailable; serving, not ready, retrying in the background")
-            }
-            Err(error) => return Err(error.into()),
-        }
-        self.engine.spawn_follower(FOLLOW_EVERY);
-        Ok(())
-    }
+    /// The store, once open: checkpointed when the service stops.
+    store: Arc<OnceLock<Arc<dyn GraphStore>>>,
 }
 
 /// How the service treats HTTP connections.
@@ -248,57 +204,144 @@ impl Connections {
     }
 }
 
-impl Application {
-    /// Binds the listener (port 0 picks a free port), then opens the store. Binding first means a busy address
-    /// fails before any database file is created. The demo graph and the projection come later, in the background
-    /// of [`Application::run_until_stopped`].
-    pub async fn build(config: &Config) -> Result<Self, StartupError> {
-        let listener = bind(config.listen).await?;
-        let store: Arc<dyn GraphStore> = match config.store {
-            StoreKind::Sqlite => Arc::new(SqliteStore::open_with(&config.db_path, config.strength.clone())?),
-            StoreKind::Neo4j => {
-                let settings = config.neo4j.as_ref().ok_or_else(|| {
-                    StoreError::Unavailable("the Neo4j store is chosen but no Neo4j settings were given".into())
-                })?;
-                let connection = Neo4jConnection::connect(settings)?;
-                Arc::new(CypherStore::new(Arc::new(connection), config.strength.clone(), config.neo4j_timeout))
-            }
-        };
-        Self::build_on(listener, store, config).await
-    }
+/// The service's state over its store, as start-up prepares it.
+struct Prepared {
+    state: AppState,
+    /// The demo graph to write first (`serve --demo` on an empty store), if any.
+    demo: Option<DemoOptions>,
+}
 
-    /// As [`Application::build`], over a store the caller opened.
-    pub async fn build_with_store(store: Arc<dyn GraphStore>, config: &Config) -> Result<Self, StartupError> {
-        let listener = bind(config.listen).await?;
-        Self::build_on(listener, store, config).await
-    }
-
-    /// The router over `store`, served on `listener`; whether the demo graph is to be seeded (asked for, and the
-    /// store is empty) is decided here, so a store that cannot say stops start-up.
-    async fn build_on(
-        listener: TcpListener,
-        store: Arc<dyn GraphStore>,
-        config: &Config,
-    ) -> Result<Self, StartupError> {
+impl Prepared {
+    /// The state over `store` under `config`; whether the demo graph is to be seeded (asked for, and the store is
+    /// empty) is decided here, so a store that cannot say stops start-up.
+    async fn over(store: Arc<dyn GraphStore>, config: &Config) -> Result<Self, StartupError> {
         let demo = if config.demo && store.counts().await?.stakeholders == 0 {
             Some(DemoOptions::new(config.demo_size, chrono::Utc::now()))
         } else {
             None
         };
+        let state = app_state(store, config);
+        state.seeding.store(demo.is_some(), Ordering::Release);
+        Ok(Self { state, demo })
+    }
+}
+
+/// The start-up work that runs in the background while the service answers: opening the store (unless the caller
+/// did), seeding the demo graph (when asked, into an empty store), building the projection, then following the
+/// change log. Until it is done, `/healthz` answers 200 and `/readyz` 503.
+struct Startup {
+    config: Config,
+    /// The state over the store the caller opened; `None` opens the configured one.
+    prepared: Option<Prepared>,
+}
+
+impl Startup {
+    /// Opens the store and routes GraphQL to it (unless the caller's store is routed already), then seeds, builds
+    /// the projection, and starts the follower. A store that is down does not stop the service (the follower builds
+    /// the projection once it answers); a store that cannot be opened, a demo graph that cannot be written, or a
+    /// graph that cannot be projected does.
+    async fn run(
+        self,
+        address: SocketAddr,
+        routes: Routes,
+        opened: Arc<OnceLock<Arc<dyn GraphStore>>>,
+    ) -> Result<(), StartupError> {
+        let Prepared { state, demo } = match self.prepared {
+            Some(prepared) => prepared,
+            None => {
+                let prepared = Prepared::over(open_store(&self.config).await?, &self.config).await?;
+                routes.install(router(prepared.state.clone(), &self.config.cors_origins));
+                let _ = opened.set(prepared.state.store.clone());
+                prepared
+            }
+        };
+        // Tests and benchmarks wait for this line (its `address=`): GraphQL is served from here on.
+        tracing::info!(%address, "serving GraphQL at /graphql");
+        let (store, engine) = (state.store.clone(), state.schema.engine().clone());
+        if let Some(options) = demo {
+            tracing::info!(size = options.size, "seeding the demo graph into the empty store");
+            let summary = demo::generate(store.as_ref(), &options, &|_| {}).await?;
+            store.checkpoint().await?;
+            state.seeding.store(false, Ordering::Release);
+            tracing::info!(?summary, "demo graph ready");
+        }
+        let started = Instant::now();
+        match engine.load().await {
+            Ok(snapshot) => tracing::info!(
+                stakeholders = snapshot.node_count(),
+                relationships = snapshot.edge_count(),
+                bytes = snapshot.heap_bytes(),
+                elapsed = ?started.elapsed(),
+                "projection built"
+            ),
+            // A database that is down or failing does not stop the service: it answers with readiness false and
+            // clear errors, and the follower builds the projection once the database answers.
+            Err(EngineError::Store(reason)) => {
+                tracing::warn!(%reason, "the store is unavailable; serving, not ready, retrying in the background")
+            }
+            Err(error) => return Err(error.into()),
+        }
+        engine.spawn_follower(FOLLOW_EVERY);
+        Ok(())
+    }
+}
+
+/// Opens the configured store, off the async workers: opening may take long (a migration, the planner's statistics
+/// on a first open, decayed sums recomputed for another strength model), and `/healthz` answers meanwhile.
+async fn open_store(config: &Config) -> Result<Arc<dyn GraphStore>, StartupError> {
+    match config.store {
+        StoreKind::Sqlite => {
+            let (path, model) = (config.db_path.clone(), config.strength.clone());
+            let opened = tokio::task::spawn_blocking(move || SqliteStore::open_with(&path, model))
+                .await
+                .unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+            Ok(Arc::new(opened?))
+        }
+        StoreKind::Neo4j => {
+            let settings = config.neo4j.as_ref().ok_or_else(|| {
+                StoreError::Unavailable("the Neo4j store is chosen but no Neo4j settings were given".into())
+            })?;
+            let connection = Neo4jConnection::connect(settings)?;
+            Ok(Arc::new(CypherStore::new(Arc::new(connection), config.strength.clone(), config.neo4j_timeout)))
+        }
+    }
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port); the store is opened once serving has started, in the
+    /// background of [`Application::run_until_stopped`], so `/healthz` answers while it opens (and while the demo
+    /// graph is seeded and the projection built after it); an error opening it is returned from there. Binding first
+    /// means a busy address fails before any database file is created.
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        let listener = bind(config.listen).await?;
+        Ok(Self::serving(listener, config, None, Routes::new()))
+    }
+
+    /// As [`Application::build`], over a store the caller opened: GraphQL is routed to it from the start (the demo
+    /// graph and the projection still come in the background).
+    pub async fn build_with_store(store: Arc<dyn GraphStore>, config: &Config) -> Result<Self, StartupError> {
+        let listener = bind(config.listen).await?;
+        let prepared = Prepared::over(store, config).await?;
+        let routes = Routes::new();
+        routes.install(router(prepared.state.clone(), &config.cors_origins));
+        Ok(Self::serving(listener, config, Some(prepared), routes))
+    }
+
+    fn serving(listener: TcpListener, config: &Config, prepared: Option<Prepared>, routes: Routes) -> Self {
         if config.api_keys.is_empty() && !config.anonymous_reads() {
             tracing::warn!("no API keys are configured: every request will be refused; set STAKEGRAPH_API_KEYS");
         }
-        let state = app_state(store, config);
-        state.seeding.store(demo.is_some(), Ordering::Release);
-        let store: Arc<dyn GraphStore> = state.store.clone();
-        let startup = Startup {
-            store: store.clone(),
-            engine: state.schema.engine().clone(),
-            demo,
-            seeding: state.seeding.clone(),
-        };
-        let router = router(state, &config.cors_origins);
-        Ok(Self { listener, router, connections: Connections::of(&config.limits), store, startup })
+        let store: Arc<OnceLock<Arc<dyn GraphStore>>> = Arc::default();
+        if let Some(prepared) = &prepared {
+            let _ = store.set(prepared.state.store.clone());
+        }
+        Self {
+            listener,
+            connections: Connections::of(&config.limits),
+            routes,
+            startup: Startup { config: config.clone(), prepared },
+            store,
+        }
     }
 
     /// The bound address.
@@ -311,13 +354,15 @@ impl Application {
         self.local_addr().port()
     }
 
-    /// Accepts connections at once, and in the background seeds the demo graph (when asked), builds the projection
-    /// and starts following the change log: `/healthz` answers from the start, `/readyz` once that is done. Serves
-    /// until SIGTERM or Ctrl-C, or until that start-up work fails (its error is returned), then finishes the requests
-    /// in flight and checkpoints the store (the SQLite file alone then holds every write).
+    /// Accepts connections at once (`/healthz` answers from the start), and in the background opens the store,
+    /// seeds the demo graph (when asked), builds the projection and starts following the change log (`/readyz`
+    /// answers 200 once that is done). Serves until SIGTERM or Ctrl-C, or until that start-up work fails (its error
+    /// is returned), then finishes the requests in flight and checkpoints the store (the SQLite file alone then
+    /// holds every write).
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        tracing::info!(address = %self.local_addr(), "serving GraphQL at /graphql");
-        let startup = tokio::spawn(self.startup.run());
+        let address = self.local_addr();
+        tracing::info!(listening = %address, "accepting connections; /healthz answers");
+        let startup = tokio::spawn(self.startup.run(address, self.routes.clone(), self.store.clone()));
         let (failed, failure) = tokio::sync::oneshot::channel();
         let stop = async move {
             tokio::select! {
@@ -328,10 +373,12 @@ impl Application {
                 }
             }
         };
-        serve(self.listener, self.router, self.connections, stop).await?;
-        match self.store.checkpoint().await {
-            Ok(()) => tracing::info!("stopped; the store is checkpointed"),
-            Err(error) => tracing::warn!(%error, "stopped; the store could not be checkpointed"),
+        serve(self.listener, self.routes, self.connections, stop).await?;
+        if let Some(store) = self.store.get() {
+            match store.checkpoint().await {
+                Ok(()) => tracing::info!("stopped; the store is checkpointed"),
+                Err(error) => tracing::warn!(%error, "stopped; the store could not be checkpointed"),
+            }
         }
         match failure.await {
             Ok(error) => Err(error),
@@ -349,6 +396,56 @@ async fn startup_failure(startup: tokio::task::JoinHandle<Result<(), StartupErro
     }
 }
 
+/// The router each connection is served by. Until start-up has built the service's router (while the store is
+/// opened), a new connection gets [`while_starting`], which answers `/healthz` and refuses the rest with 503, and
+/// hands each request to the service's router once it exists, so a keep-alive connection opened early is not stuck
+/// with the refusals.
+#[derive(Clone)]
+struct Routes {
+    service: Arc<OnceLock<Router>>,
+    starting: Router,
+}
+
+impl Routes {
+    fn new() -> Self {
+        let service: Arc<OnceLock<Router>> = Arc::default();
+        let starting = Router::new().fallback({
+            let service = service.clone();
+            move |request: axum::extract::Request| while_starting(service.clone(), request)
+        });
+        Self { service, starting }
+    }
+
+    /// Routes every request to `router` from now on.
+    fn install(&self, router: Router) {
+        let _ = self.service.set(router);
+    }
+
+    /// The router for a connection accepted now.
+    fn for_connection(&self) -> Router {
+        self.service.get().unwrap_or(&self.starting).clone()
+    }
+}
+
+/// How long a client refused while the service opens its store should wait before it asks again, in seconds.
+const STARTING_RETRY_AFTER: u64 = 1;
+
+/// Answers a request made while the store is being opened: `/healthz` 200 (the process is up), `/readyz` 503, and
+/// anything else 503 with `Retry-After` and a coded error; once the service's router exists, it answers.
+async fn while_starting(service: Arc<OnceLock<Router>>, request: axum::extract::Request) -> Response {
+    use tower::ServiceExt;
+    if let Some(router) = service.get() {
+        return router.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
+    }
+    match request.uri().path() {
+        "/healthz" => "ok".into_response(),
+        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "the store is being opened").into_response(),
+        _ => {
+            unavailable("the service is starting (its store is being opened); retry in a moment", STARTING_RETRY_AFTER)
+        }
+    }
+}
+
 /// Longest a clean shutdown waits for the connections still open to finish their requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -359,7 +456,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// service unable to accept a health check.
 async fn serve(
     listener: TcpListener,
-    router: Router,
+    routes: Routes,
     connections: Connections,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -397,7 +494,7 @@ async fn serve(
         stream.set_write_timeout(Some(connections.write_timeout));
         let stream = Box::pin(stream);
         let place = ConnectionPlace(Arc::new(permit));
-        let service = TowerToHyperService::new(router.clone().map_request({
+        let service = TowerToHyperService::new(routes.for_connection().map_request({
             let place = place.clone();
             move |mut request: axum::extract::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(place.clone());
@@ -583,15 +680,17 @@ fn while_seeding(state: &AppState) -> Option<Response> {
     if !state.seeding.load(Ordering::Acquire) {
         return None;
     }
+    Some(unavailable("the demo graph is being written; retry in a few seconds", SEEDING_RETRY_AFTER))
+}
+
+/// 503 with `Retry-After: retry_after` and a GraphQL error body coded `UNAVAILABLE` saying `message`.
+fn unavailable(message: &str, retry_after: u64) -> Response {
     let error = serde_json::json!({
-        "message": "the demo graph is being written; retry in a few seconds",
-        "extensions": { "code": "UNAVAILABLE", "retryAfter": SEEDING_RETRY_AFTER }
+        "message": message,
+        "extensions": { "code": "UNAVAILABLE", "retryAfter": retry_after }
     });
     let body = Json(serde_json::json!({ "errors": [error] }));
-    Some(
-        (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, SEEDING_RETRY_AFTER.to_string())], body)
-            .into_response(),
-    )
+    (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, retry_after.to_string())], body).into_response()
 }
 
 /// Refuses, before its body is read, a request whose caller may do nothing at all.
@@ -926,4 +1025,43 @@ async fn execute(
     *http.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     http.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
     paused(http, seconds).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    async fn send(router: Router, method: Method, path: &str) -> (StatusCode, HeaderMap, String) {
+        let request = axum::extract::Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// While the store is opened, a connection's router answers `/healthz`, refuses the rest with a coded 503, and
+    /// once the service's router is installed, hands the same connection's requests to it.
+    #[tokio::test]
+    async fn while_the_store_opens_healthz_answers_and_the_rest_waits_for_the_service() {
+        let routes = Routes::new();
+        let early = routes.for_connection();
+        let (status, _, body) = send(early.clone(), Method::GET, "/healthz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+        let (status, _, body) = send(early.clone(), Method::GET, "/readyz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "the store is being opened"));
+        let (status, headers, body) = send(early.clone(), Method::POST, "/graphql").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "1");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["retryAfter"], 1, "{body}");
+
+        routes.install(Router::new().route("/graphql", axum::routing::post(|| async { "served" })));
+        let (status, _, body) = send(early, Method::POST, "/graphql").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "served"), "a connection opened early is handed over");
+        let (status, _, body) = send(routes.for_connection(), Method::POST, "/graphql").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "served"));
+    }
 }
