@@ -5,14 +5,16 @@ Each run starts `stakegraph serve` on a free port, pinned to one core, and from 
 a tight loop. The port is bound the moment a connection succeeds (the kernel completes the handshake into the
 listen backlog as soon as the socket listens, whether or not the service accepts yet); on that same connection it
 sends `GET /healthz` and notes when the 200 arrives, then polls `/readyz` (a new connection every 5 ms) until it
-answers 200. Reported per binary: port bound → /healthz 200 (target: within 10 ms) and port bound → /readyz 200,
-median and range over the runs.
+answers 200, and last asks /healthz five times more on new connections (the service ready and idle: what the
+machine's load alone costs a health check). Reported per binary: port bound → /healthz 200 (target: within 10 ms),
+port bound → /readyz 200, and /healthz once ready, median and range over the runs.
 
 A second binary (`--peer`, e.g. a build of the commit before the change) runs in the same session, interleaved
 run by run (A B A B …, the order alternating), on the same database, with the same pinning.
 
     target/release/stakegraph demo --size 100000 --db /tmp/demo-100k.db
     python3 bench/startup.py --db /tmp/demo-100k.db --runs 7 [--peer /tmp/stakegraph-before]
+    python3 bench/startup.py --db /tmp/pristine-100k.db --copy   # a first open (ANALYZE) each run, on a copy
     python3 bench/startup.py --fresh-demo 3000 --runs 5        # serve --demo seeding an empty store each run
 """
 
@@ -98,6 +100,13 @@ def one_run(binary: Path, db: Path, demo: Path | None, server_core: str | None, 
                 sys.exit(f"startup.py: /readyz did not answer 200 within {timeout:.0f} s")
             time.sleep(0.005)
         ready = time.perf_counter()
+        # The same request once the service is ready and idle: what this machine's load alone costs a health check.
+        idle = []
+        for _ in range(5):
+            started = time.perf_counter()
+            if get_status(port, "/healthz") != 200:
+                sys.exit("startup.py: /healthz failed once ready")
+            idle.append(time.perf_counter() - started)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -109,6 +118,7 @@ def one_run(binary: Path, db: Path, demo: Path | None, server_core: str | None, 
         "spawn_to_bound_ms": (bound - spawned) * 1e3,
         "bound_to_healthz_ms": (healthy - bound) * 1e3,
         "bound_to_readyz_ms": (ready - bound) * 1e3,
+        "idle_healthz_ms": statistics.median(idle) * 1e3,
     }
 
 
@@ -121,6 +131,9 @@ def main() -> int:
     parser.add_argument("--binary", type=Path, default=ROOT / "target" / "release" / "stakegraph")
     parser.add_argument("--peer", type=Path, help="a second binary measured in the same session, interleaved")
     parser.add_argument("--db", type=Path, help="the database to serve (e.g. the 100k demo)")
+    parser.add_argument("--copy", action="store_true",
+                        help="serve a fresh copy of --db each run (a database `demo` wrote and nothing opened since: "
+                             "each run is a first open, which gathers the planner's statistics)")
     parser.add_argument("--fresh-demo", type=int, metavar="SIZE",
                         help="instead of --db: `serve --demo` on a new, empty database each run, with demo_size SIZE")
     parser.add_argument("--runs", type=int, default=5)
@@ -151,6 +164,13 @@ def main() -> int:
                     config = scratch / "stakegraph.toml"
                     config.write_text(f"demo_size = {args.fresh_demo}\n")
                     result = one_run(binary, scratch / f"{name}-{run}.db", config, server_core, args.timeout)
+                elif args.copy:
+                    db = scratch / f"{name}-{run}.db"
+                    shutil.copyfile(args.db, db)
+                    os.sync()  # the copy's writeback is not the run's
+                    result = one_run(binary, db, None, server_core, args.timeout)
+                    for leftover in scratch.glob(f"{name}-{run}.db*"):
+                        leftover.unlink()
                 else:
                     result = one_run(binary, args.db, None, server_core, args.timeout)
                 results[name].append(result)
@@ -158,13 +178,20 @@ def main() -> int:
                       file=sys.stderr)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    what = f"serve --demo, seeding {args.fresh_demo} stakeholders" if args.fresh_demo else f"serve {args.db}"
+    if args.fresh_demo:
+        what = f"serve --demo, seeding {args.fresh_demo} stakeholders into an empty store"
+    else:
+        what = f"serve {args.db}" + (" (a fresh copy each run: a first open)" if args.copy else "")
     print(f"\n{what}; {args.runs} runs each, server on core {server_core}, client on core {args.client_core}")
-    print(f"{'binary':<12} {'spawn → bound ms':>24} {'bound → /healthz 200 ms':>26} {'bound → /readyz 200 ms':>26}")
+    load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
+    print(f"load average {load} (other work on the machine shows in every column, the last one alone)")
+    print(f"{'binary':<12} {'spawn → bound ms':>24} {'bound → /healthz 200 ms':>26} {'bound → /readyz 200 ms':>26} "
+          f"{'/healthz once ready ms':>26}")
     for name, runs in results.items():
         print(f"{name:<12} {spread([r['spawn_to_bound_ms'] for r in runs]):>24} "
               f"{spread([r['bound_to_healthz_ms'] for r in runs]):>26} "
-              f"{spread([r['bound_to_readyz_ms'] for r in runs]):>26}")
+              f"{spread([r['bound_to_readyz_ms'] for r in runs]):>26} "
+              f"{spread([r['idle_healthz_ms'] for r in runs]):>26}")
     return 0
 
 
