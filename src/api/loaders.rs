@@ -23,15 +23,17 @@ pub struct StoreLoader {
 /// execution that waits for a batch is idle, and polls are short.
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
-/// What the loaders know of the GraphQL executions in flight: how many are busy (being polled, or woken and
-/// waiting for a worker), and how many loads they have asked for.
+/// What the loaders know of the GraphQL execution they serve (every query and mutation has its own, so no batch
+/// waits for another request): whether it is busy (being polled, or woken and waiting for a worker), and how many
+/// loads it has asked for.
 ///
 /// A plain DataLoader sends its batch a fixed delay after the first key. When walking a large page takes longer
 /// than that delay (a debug build, a busy machine, a core taken by another thread), the page splits into several
 /// batches and the number of store calls grows with the page size; and every level of a nested query waits the
 /// full delay. Here a batch leaves as soon as every tracked execution is waiting (none busy) and none has asked
 /// for anything since the last check: by then every resolver that could join the batch has, so a nested page
-/// costs one store call per level whatever its size, and no level waits longer than it must.
+/// costs one store call per level whatever its size, and no level waits longer than it must. The count is a count,
+/// not a flag, only because one execution may be woken while it is being polled.
 #[derive(Default)]
 pub struct Executions {
     busy: AtomicUsize,
@@ -100,25 +102,32 @@ impl Executions {
         self.busy.fetch_add(1, Ordering::AcqRel);
         let tracking = Tracking { executions: self.clone(), state: Arc::new(AtomicU8::new(WOKEN)) };
         let mut execution = std::pin::pin!(execution);
+        // The tracked waker made for the task's waker last time, kept while the task's waker stays the same.
+        let mut tracked: Option<(Waker, Waker)> = None;
         std::future::poll_fn(|cx| {
             // The count this execution holds for being woken now stands for being polled.
             if tracking.state.swap(WAITING, Ordering::AcqRel) != WOKEN {
                 self.busy.fetch_add(1, Ordering::AcqRel);
             }
             let _polling = Polling(self);
-            let waker = Waker::from(Arc::new(TrackedWaker {
-                executions: self.clone(),
-                state: tracking.state.clone(),
-                inner: cx.waker().clone(),
-            }));
-            execution.as_mut().poll(&mut Context::from_waker(&waker))
+            let waker = match &tracked {
+                Some((task, waker)) if task.will_wake(cx.waker()) => waker,
+                _ => {
+                    let waker = Waker::from(Arc::new(TrackedWaker {
+                        executions: self.clone(),
+                        state: tracking.state.clone(),
+                        inner: cx.waker().clone(),
+                    }));
+                    &tracked.insert((cx.waker().clone(), waker)).1
+                }
+            };
+            execution.as_mut().poll(&mut Context::from_waker(waker))
         })
         .await
     }
 
-    /// Waits until no tracked execution is busy and no load was asked for across one yield, or [`MAX_WAIT`].
-    /// (An execution that is not tracked counts as idle whenever it yields, which is exact on a current-thread
-    /// runtime.)
+    /// Waits until the tracked execution is not busy and no load was asked for across one yield, or [`MAX_WAIT`].
+    /// (Executions that are not tracked, subscriptions', count as idle whenever they yield.)
     async fn settle(&self) {
         let deadline = tokio::time::Instant::now() + MAX_WAIT;
         loop {
@@ -145,8 +154,8 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    /// Loaders over `store`, dispatched as `executions` go idle. No cache: batching only, so no request ever
-    /// sees another request's stale read.
+    /// Loaders over `store`, dispatched as `executions` go idle. No cache: batching only, so a mutation's answer
+    /// reads what the mutation wrote.
     pub fn new(store: Arc<dyn GraphStore>, executions: Arc<Executions>) -> Self {
         let settling = executions.clone();
         let spawner = move |batch: BoxFuture<'static, ()>| {
