@@ -1,7 +1,10 @@
 //! DataLoaders: every entity read of a request goes through these, so that a page of N stakeholders and their
-//! relationships costs a constant number of store calls instead of N.
+//! relationships costs a constant number of store calls instead of N. Stakeholders and relationships come from
+//! the engine's in-memory records (`engine::records`) once the projection is built; the store answers the rest
+//! (interactions, archived stakeholders, and everything before the projection is built).
 
 use crate::domain::{Interaction, InteractionId, Relationship, RelationshipId, Stakeholder, StakeholderId};
+use crate::engine::{Engine, Records};
 use crate::store::{GraphStore, InteractionCursor, InteractionPage, StoreError};
 use async_graphql::dataloader::{DataLoader, Loader};
 use futures_util::future::BoxFuture;
@@ -147,16 +150,18 @@ impl Executions {
     }
 }
 
-/// The loaders resolvers use: async-graphql's DataLoader, dispatched when the executions go idle.
+/// The loaders resolvers use: the engine's in-memory records first, then async-graphql's DataLoader over the
+/// store, dispatched when the execution goes idle.
 pub struct Loaders {
     loader: DataLoader<StoreLoader>,
     executions: Arc<Executions>,
+    engine: Arc<Engine>,
 }
 
 impl Loaders {
-    /// Loaders over `store`, dispatched as `executions` go idle. No cache: batching only, so a mutation's answer
-    /// reads what the mutation wrote.
-    pub fn new(store: Arc<dyn GraphStore>, executions: Arc<Executions>) -> Self {
+    /// Loaders over `engine`'s records and store, dispatched as `executions` go idle. No cache: batching only, so
+    /// a mutation's answer reads what the mutation wrote (the engine's records have caught up with it).
+    pub fn new(engine: Arc<Engine>, executions: Arc<Executions>) -> Self {
         let settling = executions.clone();
         let spawner = move |batch: BoxFuture<'static, ()>| {
             let settling = settling.clone();
@@ -165,32 +170,104 @@ impl Loaders {
                 batch.await;
             })
         };
-        let loader = DataLoader::new(StoreLoader { store }, spawner).delay(Duration::ZERO).max_batch_size(5_000);
-        Self { loader, executions }
+        let store = StoreLoader { store: engine.store().clone() };
+        let loader = DataLoader::new(store, spawner).delay(Duration::ZERO).max_batch_size(5_000);
+        Self { loader, executions, engine }
     }
 
-    /// Loads one value, batched with every other load of the same key type.
+    /// Loads one value: from the records when they hold it, else batched with every other load of the same key
+    /// type.
     pub async fn load_one<K>(&self, key: K) -> Result<Option<<StoreLoader as Loader<K>>::Value>, LoadError>
     where
-        K: Send + Sync + Hash + Eq + Clone + 'static,
+        K: Remembered<Value = <StoreLoader as Loader<K>>::Value> + Send + Sync + Hash + Eq + Clone + 'static,
         StoreLoader: Loader<K, Error = LoadError>,
     {
+        if let Some(found) = self.engine.records().and_then(|records| K::recall(&records, &key)) {
+            return Ok(Some(found));
+        }
         self.executions.activity.fetch_add(1, Ordering::AcqRel);
         self.loader.load_one(key).await
     }
 
-    /// Loads several values, batched with every other load of the same key type.
+    /// Loads several values: those the records hold from them, the others batched with every other load of the
+    /// same key type.
     pub async fn load_many<K>(
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Result<HashMap<K, <StoreLoader as Loader<K>>::Value>, LoadError>
     where
-        K: Send + Sync + Hash + Eq + Clone + 'static,
+        K: Remembered<Value = <StoreLoader as Loader<K>>::Value> + Send + Sync + Hash + Eq + Clone + 'static,
         StoreLoader: Loader<K, Error = LoadError>,
     {
-        self.executions.activity.fetch_add(1, Ordering::AcqRel);
-        self.loader.load_many(keys).await
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        match self.engine.records() {
+            Some(records) => {
+                for key in keys {
+                    match K::recall(&records, &key) {
+                        Some(value) => {
+                            found.insert(key, value);
+                        }
+                        None => missing.push(key),
+                    }
+                }
+            }
+            None => missing.extend(keys),
+        }
+        if !missing.is_empty() {
+            self.executions.activity.fetch_add(1, Ordering::AcqRel);
+            found.extend(self.loader.load_many(missing).await?);
+        }
+        Ok(found)
     }
+}
+
+/// Keys the engine's in-memory records may answer; `recall` is `None` when they do not hold it (the store
+/// answers then).
+pub trait Remembered: Sized {
+    /// What a key loads.
+    type Value;
+
+    /// The value from `records`, if they hold it.
+    fn recall(_records: &Records, _key: &Self) -> Option<Self::Value> {
+        None
+    }
+}
+
+impl Remembered for StakeholderId {
+    type Value = Arc<Stakeholder>;
+
+    fn recall(records: &Records, key: &Self) -> Option<Self::Value> {
+        records.stakeholder(*key).cloned()
+    }
+}
+
+impl Remembered for RelationshipsOf {
+    type Value = Arc<Vec<Relationship>>;
+
+    fn recall(records: &Records, key: &Self) -> Option<Self::Value> {
+        records.relationships_of(key.0).map(Arc::new)
+    }
+}
+
+impl Remembered for RelationshipId {
+    type Value = Relationship;
+
+    fn recall(records: &Records, key: &Self) -> Option<Self::Value> {
+        records.relationship(*key).cloned()
+    }
+}
+
+impl Remembered for HistoryOf {
+    type Value = Arc<Vec<Interaction>>;
+}
+
+impl Remembered for InteractionId {
+    type Value = Interaction;
+}
+
+impl Remembered for InteractionPageKey {
+    type Value = InteractionPage;
 }
 
 /// Error type of every load: shared, because one batch answers many resolvers.

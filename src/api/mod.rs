@@ -46,7 +46,6 @@ pub struct QueryRoot(Query, influence::InfluenceQuery, influence::RiskQuery, cha
 #[derive(Clone)]
 pub struct StakegraphSchema {
     schema: Schema<QueryRoot, Mutation, SubscriptionRoot>,
-    store: Arc<dyn GraphStore>,
     engine: Arc<Engine>,
     admission: Arc<Admission>,
     limits: ApiLimits,
@@ -75,7 +74,7 @@ impl StakegraphSchema {
         let timeout = Duration::from_millis(self.limits.request_timeout_ms);
         let deadline = started + timeout;
         let executions = Arc::new(loaders::Executions::default());
-        let loaders = loaders::Loaders::new(self.store.clone(), executions.clone());
+        let loaders = loaders::Loaders::new(self.engine.clone(), executions.clone());
         let request = request.data(Deadline(deadline)).data(loaders);
         let execution = async {
             match session {
@@ -281,7 +280,7 @@ pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: 
     let admission = Arc::new(Admission::new(&limits));
     let schema = Schema::build(QueryRoot::default(), Mutation, SubscriptionRoot)
         // The loaders of subscriptions; every query and mutation brings its own.
-        .data(loaders::Loaders::new(store.clone(), Arc::new(loaders::Executions::default())))
+        .data(loaders::Loaders::new(engine.clone(), Arc::new(loaders::Executions::default())))
         .data(ApiContext {
             store: store.clone(),
             limits,
@@ -294,7 +293,7 @@ pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: 
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_nesting)
         .finish();
-    StakegraphSchema { schema, store, engine, admission, limits }
+    StakegraphSchema { schema, engine, admission, limits }
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.

@@ -301,6 +301,59 @@ async fn nested_pages_cost_a_constant_number_of_store_calls() {
 }
 
 #[tokio::test]
+async fn pages_read_from_the_records_answer_as_the_store_does() {
+    // A nested page of every kind, with managers, relationships both ways, counterparts, nodes by id and a
+    // relationship by id, as an admin and as a viewer (who gets private stakeholders masked and their
+    // relationships withheld).
+    let nested = r#"query($first: Int!, $ids: [ID!]!) {
+      stakeholders(first: $first) { totalCount edges { node { id name kind
+        ... on Customer { status relationshipManager { id name } }
+        relationships(first: 10, orderBy: LEVEL_DESC) { totalCount edges { direction counterpart { id name kind }
+          node { id type level trust commitment bonds since from { id } to { id } } } }
+      } } }
+      nodes(ids: $ids) { id ... on Relationship { type from { id name } to { id name } } }
+    }"#;
+    let store = SqliteStore::open(crate::support::demo_db()).unwrap();
+    let (schema, metered) = metered_schema(store);
+    let probe = run_ok(
+        &schema,
+        "{ stakeholders(first: 30) { edges { node { id relationships(first: 2) { edges { node { id } } } } } } }",
+        json!({}),
+    )
+    .await;
+    let mut ids: Vec<Value> = Vec::new();
+    for edge in probe["stakeholders"]["edges"].as_array().unwrap() {
+        ids.push(edge["node"]["id"].clone());
+        for related in edge["node"]["relationships"]["edges"].as_array().unwrap() {
+            ids.push(related["node"]["id"].clone());
+        }
+    }
+    let variables = json!({ "first": 100, "ids": ids });
+    let callers = [Caller::Key(Role::Admin), Caller::Key(Role::Viewer)];
+    let mut from_store = Vec::new();
+    for caller in callers {
+        from_store.push(run_as(&schema, caller, nested, variables.clone()).await);
+    }
+    assert!(schema.engine().records().is_none(), "no analysis ran: the projection is not built yet");
+    schema.engine().load().await.unwrap();
+    let records = schema.engine().records().expect("built with the projection");
+    assert!(!records.is_empty());
+    let before = metered.calls();
+    for (caller, expected) in callers.into_iter().zip(&from_store) {
+        assert!(expected.get("errors").is_none(), "{expected:#}");
+        let answer = run_as(&schema, caller, nested, variables.clone()).await;
+        assert_eq!(&answer, expected, "the records answer as the store does ({caller:?})");
+    }
+    let after = metered.calls();
+    let made: Vec<_> = after.iter().filter(|(method, count)| before.get(*method) != Some(count)).collect();
+    assert_eq!(
+        made.iter().map(|(method, _)| **method).collect::<Vec<_>>(),
+        ["list_stakeholders"],
+        "only the listing goes to the store once the records are built: {made:?}"
+    );
+}
+
+#[tokio::test]
 async fn listings_page_through_every_match_exactly_once() {
     let schema = schema(demo_store());
     let query = r#"query($after: String) {
