@@ -8,13 +8,15 @@
 //! relationships when one is created), never a copy of the whole.
 
 use crate::domain::{Relationship, RelationshipId, Stakeholder, StakeholderId};
+use crate::store::{StakeholderFilter, StakeholderPage, StakeholderQuery, StakeholderSort, StoreError, INVALID_CURSOR};
+use std::ops::Bound;
 use std::sync::Arc;
 
 /// One version of the records.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Records {
-    /// Live stakeholders (archived ones are not kept: they are rare, and the store answers for them).
-    stakeholders: imbl::HashMap<StakeholderId, Arc<Stakeholder>>,
+    /// Live stakeholders, in id order (archived ones are not kept: they are rare, and the store answers for them).
+    stakeholders: imbl::OrdMap<StakeholderId, Arc<Stakeholder>>,
     /// Every relationship.
     relationships: imbl::HashMap<RelationshipId, Relationship>,
     /// The relationships of each stakeholder that has any, both directions, in id order.
@@ -90,6 +92,53 @@ impl Records {
         ids.iter().map(|id| self.relationships.get(id).cloned()).collect()
     }
 
+    /// The page `query` asks for, when the records answer it exactly as the store would: live stakeholders in id
+    /// order, either way, filtered by kind, market, customer status and privacy, counted when asked. `None` for
+    /// anything else (another order, a search, Mendelow quadrants, archived stakeholders, a cursor on a row they
+    /// do not hold): the store answers then. A cursor on a private row of a listing that leaves private rows out
+    /// is refused as the store refuses it ([`StakeholderQuery::check_cursor`]).
+    pub fn list(&self, query: &StakeholderQuery) -> Option<Result<StakeholderPage, StoreError>> {
+        // Every criterion named, so that a new one cannot be ignored here.
+        let StakeholderFilter { kinds, markets, search, statuses, mendelow, include_archived, exclude_private } =
+            &query.filter;
+        if search.is_some() || !mendelow.is_empty() || *include_archived || query.order.field != StakeholderSort::Id {
+            return None;
+        }
+        let descending = query.order.descending;
+        let after = match &query.after {
+            None => None,
+            Some(cursor) => {
+                if cursor.sort != query.order.field || cursor.descending != descending {
+                    return None;
+                }
+                let row = self.stakeholders.get(&cursor.id)?;
+                if *exclude_private && row.private {
+                    return Some(Err(StoreError::InvalidCursor(INVALID_CURSOR.into())));
+                }
+                Some(cursor.id)
+            }
+        };
+        let matches = |stakeholder: &Stakeholder| {
+            (kinds.is_empty() || kinds.contains(&stakeholder.kind()))
+                && (markets.is_empty() || stakeholder.markets().bits() & markets.bits() != 0)
+                && (statuses.is_empty()
+                    || stakeholder.details.customer_status().is_some_and(|status| statuses.contains(&status)))
+                && !(*exclude_private && stakeholder.private)
+        };
+        let wanted = query.first + 1;
+        let rows: Vec<Stakeholder> = match (after, descending) {
+            (None, false) => take(self.stakeholders.values(), matches, wanted),
+            (None, true) => take(self.stakeholders.values().rev(), matches, wanted),
+            (Some(id), false) => {
+                let range = self.stakeholders.range((Bound::Excluded(id), Bound::Unbounded)).map(|(_, row)| row);
+                take(range, matches, wanted)
+            }
+            (Some(id), true) => take(self.stakeholders.range(..id).rev().map(|(_, row)| row), matches, wanted),
+        };
+        let total = query.with_total.then(|| self.stakeholders.values().filter(|row| matches(row)).count() as u64);
+        Some(Ok(StakeholderPage::of(query, rows, total)))
+    }
+
     /// How many live stakeholders and relationships it holds.
     pub fn len(&self) -> (usize, usize) {
         (self.stakeholders.len(), self.relationships.len())
@@ -99,4 +148,13 @@ impl Records {
     pub fn is_empty(&self) -> bool {
         self.stakeholders.is_empty() && self.relationships.is_empty()
     }
+}
+
+/// The first `wanted` of `rows` that match.
+fn take<'a>(
+    rows: impl Iterator<Item = &'a Arc<Stakeholder>>,
+    matches: impl Fn(&Stakeholder) -> bool,
+    wanted: usize,
+) -> Vec<Stakeholder> {
+    rows.filter(|row| matches(row)).take(wanted).map(|row| Stakeholder::clone(row)).collect()
 }
