@@ -616,7 +616,7 @@ async fn graphql_ws(
                        `Sec-WebSocket-Protocol: graphql-transport-ws` (or the legacy `graphql-ws`)";
         return (StatusCode::BAD_REQUEST, bad_request(message)).into_response();
     };
-    let schema = state.schema.inner().clone();
+    let schema = state.schema.clone();
     let (keys, anonymous_reads, hub) = (state.keys.clone(), state.anonymous_reads, state.ws.clone());
     upgrade
         .protocols([protocol.name()])

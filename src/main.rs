@@ -9,6 +9,11 @@ use stakegraph::store::{GraphStore, SqliteStore};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+/// mimalloc: a GraphQL response is thousands of small, short-lived allocations made and freed across threads,
+/// where glibc's allocator spent a quarter of the serving time (bench/serving.py under perf).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 

@@ -17,7 +17,7 @@
 //! | `1009` | a message larger than the transport's limit (the request body limit) |
 //!
 //! Operations run through [`Executor::execute_stream`] with the connection's caller as session data, so the
-//! schema's limits and extensions apply as over HTTP. Each running operation's stream sits in a
+//! request policy (limits, deadline, error codes; `api::StakegraphSchema`) applies as over HTTP. Each running operation's stream sits in a
 //! [`SelectAll`]: a wake-up polls only the streams that were woken, not every stream of the connection. Messages are
 //! written one at a time and nothing is read or polled while one is being written, so a client that stops
 //! reading holds only what its socket buffers hold (its subscriptions then fall behind the change log, which ends

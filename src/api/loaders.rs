@@ -1,7 +1,10 @@
 //! DataLoaders: every entity read of a request goes through these, so that a page of N stakeholders and their
-//! relationships costs a constant number of store calls instead of N.
+//! relationships costs a constant number of store calls instead of N. Stakeholders and relationships come from
+//! the engine's in-memory records (`engine::records`) once the projection is built; the store answers the rest
+//! (interactions, archived stakeholders, and everything before the projection is built).
 
 use crate::domain::{Interaction, InteractionId, Relationship, RelationshipId, Stakeholder, StakeholderId};
+use crate::engine::{Engine, Records};
 use crate::store::{GraphStore, InteractionCursor, InteractionPage, StoreError};
 use async_graphql::dataloader::{DataLoader, Loader};
 use futures_util::future::BoxFuture;
@@ -23,15 +26,17 @@ pub struct StoreLoader {
 /// execution that waits for a batch is idle, and polls are short.
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
-/// What the loaders know of the GraphQL executions in flight: how many are busy (being polled, or woken and
-/// waiting for a worker), and how many loads they have asked for.
+/// What the loaders know of the GraphQL execution they serve (every query and mutation has its own, so no batch
+/// waits for another request): whether it is busy (being polled, or woken and waiting for a worker), and how many
+/// loads it has asked for.
 ///
 /// A plain DataLoader sends its batch a fixed delay after the first key. When walking a large page takes longer
 /// than that delay (a debug build, a busy machine, a core taken by another thread), the page splits into several
 /// batches and the number of store calls grows with the page size; and every level of a nested query waits the
 /// full delay. Here a batch leaves as soon as every tracked execution is waiting (none busy) and none has asked
 /// for anything since the last check: by then every resolver that could join the batch has, so a nested page
-/// costs one store call per level whatever its size, and no level waits longer than it must.
+/// costs one store call per level whatever its size, and no level waits longer than it must. The count is a count,
+/// not a flag, only because one execution may be woken while it is being polled.
 #[derive(Default)]
 pub struct Executions {
     busy: AtomicUsize,
@@ -100,25 +105,32 @@ impl Executions {
         self.busy.fetch_add(1, Ordering::AcqRel);
         let tracking = Tracking { executions: self.clone(), state: Arc::new(AtomicU8::new(WOKEN)) };
         let mut execution = std::pin::pin!(execution);
+        // The tracked waker made for the task's waker last time, kept while the task's waker stays the same.
+        let mut tracked: Option<(Waker, Waker)> = None;
         std::future::poll_fn(|cx| {
             // The count this execution holds for being woken now stands for being polled.
             if tracking.state.swap(WAITING, Ordering::AcqRel) != WOKEN {
                 self.busy.fetch_add(1, Ordering::AcqRel);
             }
             let _polling = Polling(self);
-            let waker = Waker::from(Arc::new(TrackedWaker {
-                executions: self.clone(),
-                state: tracking.state.clone(),
-                inner: cx.waker().clone(),
-            }));
-            execution.as_mut().poll(&mut Context::from_waker(&waker))
+            let waker = match &tracked {
+                Some((task, waker)) if task.will_wake(cx.waker()) => waker,
+                _ => {
+                    let waker = Waker::from(Arc::new(TrackedWaker {
+                        executions: self.clone(),
+                        state: tracking.state.clone(),
+                        inner: cx.waker().clone(),
+                    }));
+                    &tracked.insert((cx.waker().clone(), waker)).1
+                }
+            };
+            execution.as_mut().poll(&mut Context::from_waker(waker))
         })
         .await
     }
 
-    /// Waits until no tracked execution is busy and no load was asked for across one yield, or [`MAX_WAIT`].
-    /// (An execution that is not tracked counts as idle whenever it yields, which is exact on a current-thread
-    /// runtime.)
+    /// Waits until the tracked execution is not busy and no load was asked for across one yield, or [`MAX_WAIT`].
+    /// (Executions that are not tracked, subscriptions', count as idle whenever they yield.)
     async fn settle(&self) {
         let deadline = tokio::time::Instant::now() + MAX_WAIT;
         loop {
@@ -138,16 +150,18 @@ impl Executions {
     }
 }
 
-/// The loaders resolvers use: async-graphql's DataLoader, dispatched when the executions go idle.
+/// The loaders resolvers use: the engine's in-memory records first, then async-graphql's DataLoader over the
+/// store, dispatched when the execution goes idle.
 pub struct Loaders {
     loader: DataLoader<StoreLoader>,
     executions: Arc<Executions>,
+    engine: Arc<Engine>,
 }
 
 impl Loaders {
-    /// Loaders over `store`, dispatched as `executions` go idle. No cache: batching only, so no request ever
-    /// sees another request's stale read.
-    pub fn new(store: Arc<dyn GraphStore>, executions: Arc<Executions>) -> Self {
+    /// Loaders over `engine`'s records and store, dispatched as `executions` go idle. No cache: batching only, so
+    /// a mutation's answer reads what the mutation wrote (the engine's records have caught up with it).
+    pub fn new(engine: Arc<Engine>, executions: Arc<Executions>) -> Self {
         let settling = executions.clone();
         let spawner = move |batch: BoxFuture<'static, ()>| {
             let settling = settling.clone();
@@ -156,32 +170,104 @@ impl Loaders {
                 batch.await;
             })
         };
-        let loader = DataLoader::new(StoreLoader { store }, spawner).delay(Duration::ZERO).max_batch_size(5_000);
-        Self { loader, executions }
+        let store = StoreLoader { store: engine.store().clone() };
+        let loader = DataLoader::new(store, spawner).delay(Duration::ZERO).max_batch_size(5_000);
+        Self { loader, executions, engine }
     }
 
-    /// Loads one value, batched with every other load of the same key type.
+    /// Loads one value: from the records when they hold it, else batched with every other load of the same key
+    /// type.
     pub async fn load_one<K>(&self, key: K) -> Result<Option<<StoreLoader as Loader<K>>::Value>, LoadError>
     where
-        K: Send + Sync + Hash + Eq + Clone + 'static,
+        K: Remembered<Value = <StoreLoader as Loader<K>>::Value> + Send + Sync + Hash + Eq + Clone + 'static,
         StoreLoader: Loader<K, Error = LoadError>,
     {
+        if let Some(found) = self.engine.records().and_then(|records| K::recall(&records, &key)) {
+            return Ok(Some(found));
+        }
         self.executions.activity.fetch_add(1, Ordering::AcqRel);
         self.loader.load_one(key).await
     }
 
-    /// Loads several values, batched with every other load of the same key type.
+    /// Loads several values: those the records hold from them, the others batched with every other load of the
+    /// same key type.
     pub async fn load_many<K>(
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Result<HashMap<K, <StoreLoader as Loader<K>>::Value>, LoadError>
     where
-        K: Send + Sync + Hash + Eq + Clone + 'static,
+        K: Remembered<Value = <StoreLoader as Loader<K>>::Value> + Send + Sync + Hash + Eq + Clone + 'static,
         StoreLoader: Loader<K, Error = LoadError>,
     {
-        self.executions.activity.fetch_add(1, Ordering::AcqRel);
-        self.loader.load_many(keys).await
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        match self.engine.records() {
+            Some(records) => {
+                for key in keys {
+                    match K::recall(&records, &key) {
+                        Some(value) => {
+                            found.insert(key, value);
+                        }
+                        None => missing.push(key),
+                    }
+                }
+            }
+            None => missing.extend(keys),
+        }
+        if !missing.is_empty() {
+            self.executions.activity.fetch_add(1, Ordering::AcqRel);
+            found.extend(self.loader.load_many(missing).await?);
+        }
+        Ok(found)
     }
+}
+
+/// Keys the engine's in-memory records may answer; `recall` is `None` when they do not hold it (the store
+/// answers then).
+pub trait Remembered: Sized {
+    /// What a key loads.
+    type Value;
+
+    /// The value from `records`, if they hold it.
+    fn recall(_records: &Records, _key: &Self) -> Option<Self::Value> {
+        None
+    }
+}
+
+impl Remembered for StakeholderId {
+    type Value = Arc<Stakeholder>;
+
+    fn recall(records: &Records, key: &Self) -> Option<Self::Value> {
+        records.stakeholder(*key).cloned()
+    }
+}
+
+impl Remembered for RelationshipsOf {
+    type Value = Arc<Vec<Relationship>>;
+
+    fn recall(records: &Records, key: &Self) -> Option<Self::Value> {
+        records.relationships_of(key.0).map(Arc::new)
+    }
+}
+
+impl Remembered for RelationshipId {
+    type Value = Relationship;
+
+    fn recall(records: &Records, key: &Self) -> Option<Self::Value> {
+        records.relationship(*key).cloned()
+    }
+}
+
+impl Remembered for HistoryOf {
+    type Value = Arc<Vec<Interaction>>;
+}
+
+impl Remembered for InteractionId {
+    type Value = Interaction;
+}
+
+impl Remembered for InteractionPageKey {
+    type Value = InteractionPage;
 }
 
 /// Error type of every load: shared, because one batch answers many resolvers.

@@ -8,13 +8,13 @@ mod cost;
 mod crossings;
 pub mod enums;
 pub mod error;
-mod extension;
 pub mod ids;
 pub mod influence;
 pub mod inputs;
 pub mod loaders;
 pub mod mutation;
 pub mod paging;
+mod policy;
 pub mod query;
 pub mod relationships;
 pub mod stakeholders;
@@ -24,7 +24,8 @@ pub mod subscription;
 use crate::engine::Engine;
 use crate::store::GraphStore;
 use admission::Admission;
-use async_graphql::Schema;
+use async_graphql::{Data, Executor, Request, Response, Schema};
+use futures_util::stream::{BoxStream, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subscription::SubscriptionRoot;
@@ -32,8 +33,8 @@ use subscription::SubscriptionRoot;
 pub use auth::{Caller, KeyId};
 pub use cost::nesting;
 pub use error::{ApiError, ApiResult};
-pub use extension::add_code;
 pub use mutation::Mutation;
+pub use policy::add_code;
 pub use query::Query;
 
 /// Every read: stakeholders and relationships, influence analyses, and the change log.
@@ -41,14 +42,13 @@ pub use query::Query;
 #[graphql(name = "Query")]
 pub struct QueryRoot(Query, influence::InfluenceQuery, influence::RiskQuery, changes::ChangesQuery);
 
-/// The Stakegraph schema, with the DataLoaders it feeds. Cheap to clone.
+/// The Stakegraph schema behind its request policy. Cheap to clone; it is the [`Executor`] every transport runs.
 #[derive(Clone)]
 pub struct StakegraphSchema {
     schema: Schema<QueryRoot, Mutation, SubscriptionRoot>,
-    executions: Arc<loaders::Executions>,
     engine: Arc<Engine>,
     admission: Arc<Admission>,
-    timeout: Duration,
+    limits: ApiLimits,
 }
 
 /// When the request running now must be done (`limits.request_timeout_ms` after it started); analyses stop by it.
@@ -56,17 +56,40 @@ pub struct StakegraphSchema {
 pub struct Deadline(pub Instant);
 
 impl StakegraphSchema {
-    /// Executes one request within `limits.request_timeout_ms`; its loads are batched with those of every
-    /// execution in flight. A request still running at its deadline is dropped and answered with
-    /// `LIMIT_EXCEEDED` (an analysis it started stops by the same deadline).
-    pub async fn execute(&self, request: impl Into<async_graphql::Request>) -> async_graphql::Response {
-        let deadline = Instant::now() + self.timeout;
-        let request = request.into().data(Deadline(deadline));
-        let execution = self.executions.track(self.schema.execute(request));
-        match tokio::time::timeout_at(deadline.into(), execution).await {
-            Ok(response) => response,
-            Err(_elapsed) => async_graphql::Response::from_errors(vec![extension::past_deadline(self.timeout)]),
+    /// Executes one query or mutation: priced against the limits before anything of it runs, then run within
+    /// `limits.request_timeout_ms` with DataLoaders of its own (its batches never wait for another request). A
+    /// request still running at its deadline is dropped and answered with `LIMIT_EXCEEDED` (an analysis it started
+    /// stops by the same deadline). Every error carries a code.
+    pub async fn execute(&self, request: impl Into<Request>) -> Response {
+        let started = Instant::now();
+        let mut request = request.into();
+        if let Err(refused) = policy::admit(&mut request, &self.limits) {
+            return refusal(refused);
         }
+        self.run(request, None, started).await
+    }
+
+    /// Runs an admitted query or mutation, with `session`'s data when it came over a WebSocket.
+    async fn run(&self, request: Request, session: Option<Arc<Data>>, started: Instant) -> Response {
+        let timeout = Duration::from_millis(self.limits.request_timeout_ms);
+        let deadline = started + timeout;
+        let executions = Arc::new(loaders::Executions::default());
+        let loaders = loaders::Loaders::new(self.engine.clone(), executions.clone());
+        let request = request.data(Deadline(deadline)).data(loaders);
+        let execution = async {
+            match session {
+                None => self.schema.execute(request).await,
+                // A query or mutation over a WebSocket, with the connection's caller: one response.
+                Some(session) => {
+                    self.schema.execute_stream_with_session_data(request, session).next().await.unwrap_or_default()
+                }
+            }
+        };
+        let response = match tokio::time::timeout_at(deadline.into(), executions.track(execution)).await {
+            Ok(response) => response,
+            Err(_elapsed) => Response::from_errors(vec![policy::past_deadline(timeout)]),
+        };
+        coded(response)
     }
 
     /// The gate in front of requests and analyses (transports count each request against its key's rate).
@@ -74,15 +97,43 @@ impl StakegraphSchema {
         &self.admission
     }
 
-    /// The schema itself, for transports that drive it directly (the WebSocket subscriptions). Loads made under
-    /// it are not tracked for DataLoader batching, which subscriptions do not use.
-    pub fn inner(&self) -> &Schema<QueryRoot, Mutation, SubscriptionRoot> {
-        &self.schema
-    }
-
     /// The engine whose projection the analyses read.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+}
+
+/// The answer to a request the policy refused before any of it ran.
+fn refusal(refused: async_graphql::ServerError) -> Response {
+    coded(Response::from_errors(vec![refused]))
+}
+
+/// Gives every error of `response` a code.
+fn coded(mut response: Response) -> Response {
+    response.errors.iter_mut().for_each(add_code);
+    response
+}
+
+impl Executor for StakegraphSchema {
+    async fn execute(&self, request: Request) -> Response {
+        StakegraphSchema::execute(self, request).await
+    }
+
+    /// Priced like any request (before it is parsed further than the policy's own scan allows); then a query or
+    /// mutation runs as [`Self::execute`] does, with the session's data (the WebSocket connection's caller), and a
+    /// subscription as async-graphql streams it (without a deadline, and with the shared loaders: its resolvers
+    /// load one event at a time).
+    fn execute_stream(&self, mut request: Request, session: Option<Arc<Data>>) -> BoxStream<'static, Response> {
+        let started = Instant::now();
+        if let Err(refused) = policy::admit(&mut request, &self.limits) {
+            return futures_util::stream::iter([refusal(refused)]).boxed();
+        }
+        let session = session.unwrap_or_default();
+        if policy::is_subscription(&mut request) {
+            return self.schema.execute_stream_with_session_data(request, session);
+        }
+        let schema = self.clone();
+        futures_util::stream::once(async move { schema.run(request, Some(session), started).await }).boxed()
     }
 }
 
@@ -225,13 +276,13 @@ pub fn build_schema_with(
 
 /// Builds the schema over `engine`'s store and strength model (tests of decay give the engine their own clock).
 pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: bool) -> StakegraphSchema {
-    let executions = Arc::new(loaders::Executions::default());
     let (store, strength) = (engine.store().clone(), engine.model().clone());
     let admission = Arc::new(Admission::new(&limits));
     let schema = Schema::build(QueryRoot::default(), Mutation, SubscriptionRoot)
-        .data(loaders::Loaders::new(store.clone(), executions.clone()))
+        // The loaders of subscriptions; every query and mutation brings its own.
+        .data(loaders::Loaders::new(engine.clone(), Arc::new(loaders::Executions::default())))
         .data(ApiContext {
-            store,
+            store: store.clone(),
             limits,
             anonymous_reads,
             strength,
@@ -241,10 +292,8 @@ pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: 
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_nesting)
-        .extension(extension::Policy { limits })
         .finish();
-    let timeout = Duration::from_millis(limits.request_timeout_ms);
-    StakegraphSchema { schema, executions, engine, admission, timeout }
+    StakegraphSchema { schema, engine, admission, limits }
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.

@@ -243,7 +243,11 @@ impl Query {
         let with_total = ctx.look_ahead().field("totalCount").exists();
         let query =
             store_query(filter.unwrap_or_default(), order_by.unwrap_or_default(), first, after, caller, with_total)?;
-        let page = api.store.list_stakeholders(&query).await?;
+        // From the engine's records when they can answer it (the common listings), else from the store.
+        let page = match api.engine.records().and_then(|records| records.list(&query)) {
+            Some(page) => page?,
+            None => api.store.list_stakeholders(&query).await?,
+        };
         let mut connection = Connection::with_additional_fields(
             query.after.is_some(),
             page.has_next_page,

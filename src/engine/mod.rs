@@ -11,13 +11,15 @@ pub mod analysis;
 pub mod brokers;
 pub mod export;
 pub mod paths;
+pub mod records;
 pub mod risk;
 pub mod snapshot;
 
+pub use records::Records;
 pub use snapshot::{Changes, ProjectionError, Snapshot};
 
 use crate::domain::strength::StrengthModel;
-use crate::domain::{ChangeEvent, RelationshipId, StakeholderId};
+use crate::domain::{ChangeEvent, RelationshipId, Stakeholder, StakeholderId};
 use crate::store::{GraphStore, NodeRow, StoreError};
 use arc_swap::ArcSwapOption;
 use chrono::{DateTime, Duration, Utc};
@@ -28,6 +30,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 /// Change-log entries read per step when catching up.
 const LOG_PAGE: usize = 5_000;
+
+/// Stakeholders read per store call when the records are built.
+const RECORDS_PER_READ: usize = 10_000;
 
 /// Change-log entries kept in memory after the engine applied them, for subscribers that are close behind.
 pub const RECENT_CAPACITY: usize = 20_000;
@@ -112,6 +117,8 @@ pub struct Engine {
     refresh: Duration,
     clock: Clock,
     current: ArcSwapOption<Snapshot>,
+    /// The records the API reads, at least as new as the current snapshot.
+    records: ArcSwapOption<Records>,
     /// One applier at a time; readers never take it.
     applying: tokio::sync::Mutex<()>,
     /// Results of whole-graph analyses for the snapshot they were computed on.
@@ -165,6 +172,7 @@ impl Engine {
             refresh: Duration::minutes(10),
             clock: Arc::new(Utc::now),
             current: ArcSwapOption::empty(),
+            records: ArcSwapOption::empty(),
             applying: tokio::sync::Mutex::new(()),
             memo: Memo::default(),
             published: tokio::sync::watch::Sender::new(Published { seq: 0, as_of: DateTime::UNIX_EPOCH }),
@@ -320,18 +328,36 @@ impl Engine {
         let scan = self.store.graph_scan().await?;
         let model = self.model.clone();
         let now = self.now();
-        let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(&scan, model, now))
-            .await
-            .map_err(|error| EngineError::Projection(error.to_string()))??;
+        let (snapshot, scan) =
+            tokio::task::spawn_blocking(move || Snapshot::build(&scan, model, now).map(|built| (built, scan)))
+                .await
+                .map_err(|error| EngineError::Projection(error.to_string()))??;
         let snapshot = Arc::new(snapshot);
+        // The stakeholders' records are read after the scan: each is at least as new as the snapshot, and any
+        // that changed since comes again with the next catch-up.
+        let mut stakeholders = Vec::with_capacity(scan.stakeholders.len());
+        let ids: Vec<StakeholderId> = scan.stakeholders.iter().map(|node| node.id).collect();
+        for chunk in ids.chunks(RECORDS_PER_READ) {
+            stakeholders.extend(self.store.stakeholders_by_id(chunk).await?);
+        }
+        let records = tokio::task::spawn_blocking(move || Records::new(stakeholders, scan.relationships))
+            .await
+            .map_err(|error| EngineError::Projection(error.to_string()))?;
+        self.records.store(Some(Arc::new(records)));
         *self.recent.write().unwrap_or_else(PoisonError::into_inner) =
             Recent::starting_at(snapshot.seq(), self.recent_capacity);
         self.swap(snapshot.clone(), Vec::new());
         Ok(snapshot)
     }
 
-    /// Applies every change-log entry after `snapshot`'s position, making each step current; returns the last.
-    /// The caller holds `applying`, and `snapshot` is the current one.
+    /// The records the API reads (live stakeholders, relationships, who has which), once the projection is
+    /// built; at least as new as the current snapshot.
+    pub fn records(&self) -> Option<Arc<Records>> {
+        self.records.load_full()
+    }
+
+    /// Applies every change-log entry after `snapshot`'s position, making each step (snapshot and records) current;
+    /// returns the last. The caller holds `applying`, and `snapshot` is the current one.
     async fn apply_log(&self, mut snapshot: Arc<Snapshot>) -> Result<Arc<Snapshot>, EngineError> {
         loop {
             let events = self.store.changes_after(snapshot.seq(), LOG_PAGE).await?;
@@ -340,11 +366,16 @@ impl Engine {
                 events.iter().flat_map(|event| event.stakeholders.iter().copied()).collect();
             let relationships: BTreeSet<RelationshipId> =
                 events.iter().filter_map(|event| event.relationship).collect();
-            let changes = self.changes(stakeholders, relationships).await?;
+            let (changes, rows) = self.changes(stakeholders, relationships).await?;
             let base = snapshot.clone();
-            let next = tokio::task::spawn_blocking(move || base.apply(last, &changes))
-                .await
-                .map_err(|error| EngineError::Projection(error.to_string()))??;
+            let records = self.records.load_full().unwrap_or_default();
+            let (next, records) = tokio::task::spawn_blocking(move || {
+                let records = records.apply(&rows, &changes.relationships);
+                base.apply(last, &changes).map(|next| (next, records))
+            })
+            .await
+            .map_err(|error| EngineError::Projection(error.to_string()))??;
+            self.records.store(Some(Arc::new(records)));
             snapshot = Arc::new(next);
             let complete = events.len() < LOG_PAGE;
             self.swap(snapshot.clone(), events);
@@ -355,24 +386,26 @@ impl Engine {
         Ok(snapshot)
     }
 
-    /// The current rows of the stakeholders and relationships that changed.
+    /// The current rows of the stakeholders and relationships that changed: as the snapshot takes them, and the
+    /// stakeholders' whole records.
     async fn changes(
         &self,
         stakeholders: BTreeSet<StakeholderId>,
         relationships: BTreeSet<RelationshipId>,
-    ) -> Result<Changes, EngineError> {
+    ) -> Result<(Changes, Vec<Stakeholder>), EngineError> {
         let ids: Vec<StakeholderId> = stakeholders.into_iter().collect();
         let mut changes = Changes::default();
-        for stakeholder in self.store.stakeholders_by_id(&ids).await? {
+        let rows = self.store.stakeholders_by_id(&ids).await?;
+        for stakeholder in &rows {
             if stakeholder.is_archived() {
                 changes.removed.push(stakeholder.id);
             } else {
-                changes.stakeholders.push(NodeRow::of(&stakeholder));
+                changes.stakeholders.push(NodeRow::of(stakeholder));
             }
         }
         let ids: Vec<RelationshipId> = relationships.into_iter().collect();
         changes.relationships = self.store.relationships_by_id(&ids).await?;
-        Ok(changes)
+        Ok((changes, rows))
     }
 
     /// Polls the change log every `every` (for writes made by other processes, and to refresh the clock) until

@@ -678,7 +678,7 @@ fn subscribe(
     query: &str,
 ) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
     let request = async_graphql::Request::new(query).data(caller);
-    Box::pin(schema.inner().execute_stream(request))
+    Box::pin(async_graphql::Executor::execute_stream(schema, request, None))
 }
 
 /// Polls `stream` until its subscription has started (nothing is due yet, so nothing arrives).

@@ -591,7 +591,7 @@ fn subscribe_in_process(
     let request = async_graphql::Request::new(query)
         .variables(async_graphql::Variables::from_json(variables))
         .data(stakegraph::api::Caller::Key(role));
-    Box::pin(schema.inner().execute_stream(request))
+    Box::pin(async_graphql::Executor::execute_stream(schema, request, None))
 }
 
 /// The next `strengthCrossed` message, within 10 s.

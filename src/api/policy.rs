@@ -2,83 +2,25 @@
 //! weighted work and analyses in its document) and refuses what is over a limit, and gives every error a stable
 //! `extensions.code`, including the errors async-graphql raises itself before any resolver runs (syntax, unknown
 //! enum values, wrong types, depth and complexity limits).
+//!
+//! [`StakegraphSchema`](super::StakegraphSchema) applies it around async-graphql for every transport, rather than
+//! an async-graphql extension: an extension puts a hook around every field's resolution, which cost a fifth of the
+//! serving time of a dashboard page.
 
 use super::cost::{mutation_fields, nesting, Cost};
 use super::error::ApiError;
 use super::paging::DEFAULT_PAGE_SIZE;
-use super::{ApiLimits, Deadline};
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest, NextRequest,
-};
-use async_graphql::{Request, Response, ServerError, ServerResult, Value};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use super::ApiLimits;
+use async_graphql::{Request, ServerError, ServerResult, Value};
+use std::time::Duration;
 
-/// The extension factory, holding the limits every request is priced against.
-pub struct Policy {
-    /// The limits.
-    pub limits: ApiLimits,
-}
-
-impl ExtensionFactory for Policy {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Policy { limits: self.limits })
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for Policy {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        admit(&mut request, &self.limits)?;
-        let name = request.operation_name.clone();
-        let subscription = request.parsed_query().is_ok_and(|document| is_subscription(document, name.as_deref()));
-        if request.data.get(&std::any::TypeId::of::<Deadline>()).is_none() && !subscription {
-            let timeout = Duration::from_millis(self.limits.request_timeout_ms);
-            request.data.insert(Deadline(Instant::now() + timeout));
-            request.data.insert(OwnDeadline);
-        }
-        next.run(ctx, request).await
-    }
-
-    /// Queries and mutations that came without a [`Deadline`] (over a WebSocket; HTTP sets one and times the whole
-    /// request itself) were given one when they were admitted, and stop at it here. Subscriptions do not pass here.
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let own = ctx.data_opt::<OwnDeadline>().and(ctx.data_opt::<Deadline>());
-        let Some(&Deadline(deadline)) = own else { return next.run(ctx, operation_name).await };
-        match tokio::time::timeout_at(deadline.into(), next.run(ctx, operation_name)).await {
-            Ok(response) => response,
-            Err(_elapsed) => {
-                Response::from_errors(vec![past_deadline(Duration::from_millis(self.limits.request_timeout_ms))])
-            }
-        }
-    }
-
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        for error in &mut response.errors {
-            add_code(error);
-        }
-        response
-    }
-}
-
-/// Marks a [`Deadline`] this extension set (the transport did not), which its `execute` hook enforces.
-struct OwnDeadline;
-
-/// Whether the operation named `name` in `document` is a subscription (those run until the client ends them).
-fn is_subscription(document: &async_graphql::parser::types::ExecutableDocument, name: Option<&str>) -> bool {
+/// Whether the operation `request` runs is a subscription (those run until the client ends them, without a
+/// deadline). A request that does not parse is not. Only for a request [`admit`] passed: it parses the text.
+pub fn is_subscription(request: &mut Request) -> bool {
     use async_graphql::parser::types::{DocumentOperations, OperationType};
-    let operation = match (&document.operations, name) {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else { return false };
+    let operation = match (&document.operations, name.as_deref()) {
         (DocumentOperations::Single(operation), _) => Some(operation),
         (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
         (DocumentOperations::Multiple(operations), None) => operations.values().next(),
