@@ -351,9 +351,15 @@ impl Engine {
     }
 
     /// The records the API reads (live stakeholders, relationships, who has which), once the projection is
-    /// built; at least as new as the current snapshot.
+    /// built; at least as new as the current snapshot. `None` (the store answers) also while the projection lacks a
+    /// write this process acknowledged during the build ([`Engine::reflect`]), until a load or catch-up brings it:
+    /// a mutation's answer is read back from the records only when they hold it.
     pub fn records(&self) -> Option<Arc<Records>> {
-        self.records.load_full()
+        let owed = self.owed.load(Ordering::Acquire);
+        match &*self.current.load() {
+            Some(snapshot) if snapshot.seq() >= owed => self.records.load_full(),
+            _ => None,
+        }
     }
 
     /// Applies every change-log entry after `snapshot`'s position, making each step (snapshot and records) current;

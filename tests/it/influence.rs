@@ -574,3 +574,33 @@ async fn a_write_reflected_during_a_build_is_in_every_later_load() {
     assert_eq!(loading.await.unwrap().seq(), seq, "the load waiting for the build brings it up to the write");
     assert_eq!(engine.load().await.unwrap().seq(), seq);
 }
+
+/// The records the loaders read are not handed out while they lack a write acknowledged during the build (the
+/// store answers instead), and hold it once a load has brought the projection up to it.
+#[tokio::test]
+async fn records_built_before_a_write_acknowledged_during_the_build_are_not_read() {
+    use crate::support::{Held, Hold};
+    use stakegraph::engine::Engine;
+    let (store, _dir) = demo_copy();
+    let held = Held::new(store.clone(), Hold::Scan);
+    let engine = std::sync::Arc::new(Engine::new(held.clone(), std::sync::Arc::new(StrengthModel::default())));
+    let building = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.load().await.map(|snapshot| snapshot.seq()) }
+    });
+    held.entered().await;
+    let (regulator, customer) = regulator_and_key_customer();
+    let written = store.apply(vec![direct_influence(regulator, customer)], chrono::Utc::now()).await.unwrap();
+    let (seq, relationship) =
+        (written.events.last().unwrap().seq, written.events.last().unwrap().relationship.unwrap());
+    engine.reflect(seq).await.unwrap();
+    held.release();
+    assert!(building.await.unwrap().unwrap() < seq, "built from a scan that predates the write");
+    assert!(
+        engine.records().is_none_or(|records| records.relationship(relationship).is_some()),
+        "records without the acknowledged write are not read"
+    );
+    engine.load().await.unwrap();
+    let records = engine.records().expect("the projection holds the write now");
+    assert!(records.relationship(relationship).is_some());
+}
