@@ -105,6 +105,20 @@ pub(crate) fn customer(key: &str) -> Command {
     })
 }
 
+/// An inbound call on `relationship` at `at`, mildly positive.
+pub(crate) fn inbound_call(relationship: i64, at: chrono::DateTime<Utc>) -> NewInteraction {
+    NewInteraction {
+        relationship: RelationshipId(relationship),
+        at,
+        channel: Channel::Call,
+        direction: Direction::Inbound,
+        sentiment: Sentiment::parse(0.5).unwrap(),
+        amount: None,
+        product_line: None,
+        note: None,
+    }
+}
+
 pub(crate) fn knows(from: i64, to: i64) -> Command {
     Command::UpsertRelationship(RelationshipUpsert {
         from: StakeholderId(from),
@@ -265,16 +279,7 @@ pub async fn a_listing_without_private_rows_refuses_cursors_naming_them_and_coun
     // 1 A, 2 B (private), 3 C; 1–2 and 2–3 touch the private one, 1–3 does not; one interaction on each.
     let commands = vec![customer("A"), private_customer("B"), customer("C"), knows(1, 2), knows(2, 3), knows(1, 3)];
     store.apply(commands, Utc::now()).await.unwrap();
-    let interaction = |relationship: i64| NewInteraction {
-        relationship: RelationshipId(relationship),
-        at: Utc::now(),
-        channel: Channel::Call,
-        direction: Direction::Inbound,
-        sentiment: Sentiment::parse(0.5).unwrap(),
-        amount: None,
-        product_line: None,
-        note: None,
-    };
+    let interaction = |relationship: i64| inbound_call(relationship, Utc::now());
     let record = Command::RecordInteractions((1..=3).map(interaction).collect());
     store.apply(vec![record], Utc::now()).await.unwrap();
 

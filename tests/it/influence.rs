@@ -512,11 +512,17 @@ async fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> std
     std::future::poll_fn(|context| std::task::Poll::Ready(future.take().expect("polled once").poll(context))).await
 }
 
-/// A projection build whose scan started before a write committed: `catch_up` called meanwhile waits for the
-/// build, then applies the log after the scan, so the write is in the snapshot it returns (it used to return the
-/// build's snapshot as it was).
-#[tokio::test]
-async fn catch_up_during_a_build_applies_the_writes_its_scan_missed() {
+/// A projection build held after its scan, and a write committed meanwhile (which the scan predates).
+struct BuildAndWrite {
+    engine: std::sync::Arc<stakegraph::engine::Engine>,
+    held: std::sync::Arc<crate::support::Held>,
+    /// The build, answering the position of the snapshot it built.
+    building: tokio::task::JoinHandle<Result<i64, stakegraph::engine::EngineError>>,
+    written: stakegraph::domain::Applied,
+    _dir: tempfile::TempDir,
+}
+
+async fn build_and_write() -> BuildAndWrite {
     use crate::support::{Held, Hold};
     use stakegraph::engine::Engine;
     let (store, _dir) = demo_copy();
@@ -529,6 +535,15 @@ async fn catch_up_during_a_build_applies_the_writes_its_scan_missed() {
     held.entered().await;
     let (regulator, customer) = regulator_and_key_customer();
     let written = store.apply(vec![direct_influence(regulator, customer)], chrono::Utc::now()).await.unwrap();
+    BuildAndWrite { engine, held, building, written, _dir }
+}
+
+/// A projection build whose scan started before a write committed: `catch_up` called meanwhile waits for the
+/// build, then applies the log after the scan, so the write is in the snapshot it returns (it used to return the
+/// build's snapshot as it was).
+#[tokio::test]
+async fn catch_up_during_a_build_applies_the_writes_its_scan_missed() {
+    let BuildAndWrite { engine, held, building, written, _dir } = build_and_write().await;
     let seq = written.events.last().unwrap().seq;
 
     let catching_up = engine.catch_up();
@@ -551,18 +566,7 @@ async fn catch_up_during_a_build_applies_the_writes_its_scan_missed() {
 /// not wait for the build.
 #[tokio::test]
 async fn a_write_reflected_during_a_build_is_in_every_later_load() {
-    use crate::support::{Held, Hold};
-    use stakegraph::engine::Engine;
-    let (store, _dir) = demo_copy();
-    let held = Held::new(store.clone(), Hold::Scan);
-    let engine = std::sync::Arc::new(Engine::new(held.clone(), std::sync::Arc::new(StrengthModel::default())));
-    let building = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.load().await.map(|snapshot| snapshot.seq()) }
-    });
-    held.entered().await;
-    let (regulator, customer) = regulator_and_key_customer();
-    let written = store.apply(vec![direct_influence(regulator, customer)], chrono::Utc::now()).await.unwrap();
+    let BuildAndWrite { engine, held, building, written, _dir } = build_and_write().await;
     let seq = written.events.last().unwrap().seq;
     engine.reflect(seq).await.expect("returns at once, without waiting for the build");
 
@@ -579,18 +583,7 @@ async fn a_write_reflected_during_a_build_is_in_every_later_load() {
 /// store answers instead), and hold it once a load has brought the projection up to it.
 #[tokio::test]
 async fn records_built_before_a_write_acknowledged_during_the_build_are_not_read() {
-    use crate::support::{Held, Hold};
-    use stakegraph::engine::Engine;
-    let (store, _dir) = demo_copy();
-    let held = Held::new(store.clone(), Hold::Scan);
-    let engine = std::sync::Arc::new(Engine::new(held.clone(), std::sync::Arc::new(StrengthModel::default())));
-    let building = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.load().await.map(|snapshot| snapshot.seq()) }
-    });
-    held.entered().await;
-    let (regulator, customer) = regulator_and_key_customer();
-    let written = store.apply(vec![direct_influence(regulator, customer)], chrono::Utc::now()).await.unwrap();
+    let BuildAndWrite { engine, held, building, written, _dir } = build_and_write().await;
     let (seq, relationship) =
         (written.events.last().unwrap().seq, written.events.last().unwrap().relationship.unwrap());
     engine.reflect(seq).await.unwrap();

@@ -1,7 +1,7 @@
 //! The SQLite store beyond the conformance suite (`conformance.rs`): a file that is reopened keeps every
 //! committed write, and reopening under another strength model recomputes the kept sums.
 
-use crate::conformance::{customer, knows};
+use crate::conformance::{customer, inbound_call, knows};
 use crate::support::fresh_store;
 use chrono::Utc;
 use stakegraph::domain::strength::{DecayedSums, StrengthModel};
@@ -62,16 +62,8 @@ async fn records_follow_every_write_as_a_rebuild_would() {
     let store: std::sync::Arc<dyn GraphStore> = store;
     let engine = Engine::new(store.clone(), std::sync::Arc::new(StrengthModel::default()));
     engine.load().await.unwrap();
-    let interaction = |relationship: i64, days_ago: i64| NewInteraction {
-        relationship: RelationshipId(relationship),
-        at: Utc::now() - chrono::Duration::days(days_ago),
-        channel: Channel::Call,
-        direction: Direction::Inbound,
-        sentiment: Sentiment::parse(0.5).unwrap(),
-        amount: None,
-        product_line: None,
-        note: None,
-    };
+    let interaction =
+        |relationship: i64, days_ago: i64| inbound_call(relationship, Utc::now() - chrono::Duration::days(days_ago));
     let rename = |id: i64, name: &str| Command::UpdateStakeholder {
         id: StakeholderId(id),
         patch: StakeholderPatch { name: Some(Label::parse(name).unwrap()), ..StakeholderPatch::default() },
