@@ -51,6 +51,24 @@ const DEFAULT_PAGE_SIZE = 20;
 // ---------------------------------------------------------------------------------------------------------------
 // Schema: the subset of schema/schema.graphql the peer serves, copied type for type.
 
+// The fields of the Stakeholder interface, which MaskedStakeholder declares alike (all nullable).
+const STAKEHOLDER_FIELDS = `  id: ID!
+  masked: Boolean!
+  key: String
+  name: String
+  kind: StakeholderKind
+  primaryMarket: Market
+  markets: [Market!]
+  power: Float
+  interest: Float
+  mendelow: Mendelow
+  private: Boolean
+  createdAt: DateTime
+  updatedAt: DateTime
+  archivedAt: DateTime
+  relationships(filter: RelationshipFilter, orderBy: RelationshipSort, first: Int, after: String): RelationshipConnection
+`;
+
 const typeDefs = /* GraphQL */ `
 scalar DateTime
 scalar NaiveDate
@@ -90,40 +108,10 @@ interface Node { id: ID! }
 type PageInfo { hasPreviousPage: Boolean! hasNextPage: Boolean! startCursor: String endCursor: String }
 
 interface Stakeholder {
-  id: ID!
-  masked: Boolean!
-  key: String
-  name: String
-  kind: StakeholderKind
-  primaryMarket: Market
-  markets: [Market!]
-  power: Float
-  interest: Float
-  mendelow: Mendelow
-  private: Boolean
-  createdAt: DateTime
-  updatedAt: DateTime
-  archivedAt: DateTime
-  relationships(filter: RelationshipFilter, orderBy: RelationshipSort, first: Int, after: String): RelationshipConnection
-}
+${STAKEHOLDER_FIELDS}}
 
 type MaskedStakeholder implements Stakeholder & Node {
-  id: ID!
-  masked: Boolean!
-  key: String
-  name: String
-  kind: StakeholderKind
-  primaryMarket: Market
-  markets: [Market!]
-  power: Float
-  interest: Float
-  mendelow: Mendelow
-  private: Boolean
-  createdAt: DateTime
-  updatedAt: DateTime
-  archivedAt: DateTime
-  relationships(filter: RelationshipFilter, orderBy: RelationshipSort, first: Int, after: String): RelationshipConnection
-}
+${STAKEHOLDER_FIELDS}}
 
 ${['Customer', 'Supplier', 'Distributor', 'Employee', 'MediaOutlet', 'GovernmentBody']
   .map(
