@@ -88,8 +88,54 @@ fn engine(c: &mut Criterion) {
     group.bench_function("apply one changed relationship", |b| b.iter(|| snapshot.apply(1, &update).expect("apply")));
     changed.id = stakegraph::domain::RelationshipId(i64::from(u32::MAX));
     changed.rel_type = stakegraph::domain::RelationshipType::Influences;
-    let insert = stakegraph::engine::Changes { relationships: vec![changed], ..Default::default() };
+    let insert = stakegraph::engine::Changes { relationships: vec![changed.clone()], ..Default::default() };
     group.bench_function("apply one new relationship", |b| b.iter(|| snapshot.apply(1, &insert).expect("apply")));
+    // What `recordInteractions` with 1,000 interactions on 1,000 relationships waits for.
+    let batch = stakegraph::engine::Changes {
+        relationships: (0..1_000)
+            .map(|n| {
+                let mut relationship = scan.relationships[(n * 997) % scan.relationships.len()].clone();
+                relationship.trust = stakegraph::domain::Probability::parse(0.25).ok();
+                relationship
+            })
+            .collect(),
+        ..Default::default()
+    };
+    group.bench_function("apply 1,000 changed relationships", |b| b.iter(|| snapshot.apply(1, &batch).expect("apply")));
+    // What `createCustomer` waits for: a stakeholder with the next id.
+    let mut row = *scan.stakeholders.iter().max_by_key(|row| row.id).expect("stakeholders");
+    row.id = stakegraph::domain::StakeholderId(row.id.0 + 1);
+    let created = stakegraph::engine::Changes { stakeholders: vec![row], ..Default::default() };
+    group.bench_function("apply one new stakeholder", |b| b.iter(|| snapshot.apply(1, &created).expect("apply")));
+    group.finish();
+
+    // Sustained: 10,000 new relationships, one snapshot after another (each applied to the previous one, as the
+    // engine does), between seeded random pairs.
+    let mut group = c.benchmark_group("projection, sustained");
+    group.sample_size(10);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let nodes = snapshot.node_count();
+    let inserts: Vec<stakegraph::engine::Changes> = (0..10_000)
+        .map(|n| {
+            let mut relationship = changed.clone();
+            relationship.id = stakegraph::domain::RelationshipId(i64::from(u32::MAX) + n);
+            let from = rng.gen_range(0..nodes) as u32;
+            let to = (from + 1 + rng.gen_range(0..nodes as u32 - 1)) % nodes as u32;
+            relationship.from = snapshot.stakeholder(from);
+            relationship.to = snapshot.stakeholder(to);
+            stakegraph::engine::Changes { relationships: vec![relationship], ..Default::default() }
+        })
+        .collect();
+    group.bench_function("10,000 new relationships, one at a time", |b| {
+        b.iter(|| {
+            let mut current = snapshot.clone();
+            for (n, insert) in inserts.iter().enumerate() {
+                current = current.apply(2 + n as i64, insert).expect("apply");
+            }
+            assert_eq!(current.edge_count(), snapshot.edge_count() + inserts.len());
+            current
+        })
+    });
     group.finish();
     drop(scan);
     eprintln!(

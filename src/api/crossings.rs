@@ -385,12 +385,9 @@ impl View {
     fn candidates<'a>(&self, snapshot: &'a Snapshot) -> Box<dyn Iterator<Item = (u32, usize)> + 'a> {
         match self.scope.stakeholder {
             Some(id) => match snapshot.index_of(id) {
-                Some(node) => Box::new(snapshot.out_edges(node).map(move |edge| (node, edge)).chain(
-                    snapshot.in_entries(node).map(|entry| {
-                        let (source, edge) = snapshot.in_entry(entry);
-                        (source, edge as usize)
-                    }),
-                )),
+                Some(node) => {
+                    Box::new(snapshot.out_edges(node).map(move |edge| (node, edge)).chain(snapshot.in_edges(node)))
+                }
                 None => Box::new(std::iter::empty()),
             },
             None => Box::new(

@@ -128,22 +128,18 @@ impl Adjacency for Walk<'_> {
             return;
         }
         if self.flow != Flow::Backward {
-            for edge in snapshot.out_edges(node) {
-                let strength = snapshot.strength(edge);
-                let target = snapshot.target(edge);
+            snapshot.for_each_out(node, |_, target, strength| {
                 if strength >= self.min_strength && !self.hides(target) {
                     visit(target, f64::from(strength));
                 }
-            }
+            });
         }
         if self.flow != Flow::Forward {
-            for entry in snapshot.in_entries(node) {
-                let (source, edge) = snapshot.in_entry(entry);
-                let strength = snapshot.strength(edge as usize);
+            snapshot.for_each_in(node, |_, source, strength| {
                 if strength >= self.min_strength && !self.hides(source) {
                     visit(source, f64::from(strength));
                 }
-            }
+            });
         }
     }
 

@@ -7,8 +7,16 @@
 //! commitment as f32 (8), start in minutes (4). Strengths are single precision: analytics read them as such and
 //! the export writes exactly these values, so peers load the same graph.
 //!
-//! A new snapshot is derived from the previous one and the rows that changed: attribute changes copy only the
-//! attribute arrays; a new or removed relationship or stakeholder re-assembles the adjacency (O(n + m)).
+//! A new snapshot is derived from the previous one and the rows that changed, sharing everything else with it:
+//! - the adjacency of the last *compaction* (the base) is never copied; relationships added since are a delta
+//!   beside it (each stakeholder's added edges, in both directions), so adding one costs O(its ends' degrees);
+//! - stakeholders, strengths and packed ids live in copy-on-write chunks, so a new stakeholder (ids only grow) or
+//!   a changed strength copies one chunk, not the array;
+//! - the inputs of relationships changed since the compaction are a persistent map beside the base's.
+//!
+//! When the delta reaches a quarter of the base (or a refresh re-evaluates every strength anyway), the next
+//! snapshot is compacted: laid out again as one base, in O(n + m), so additions cost O(degree) amortised.
+//! Archiving a stakeholder (or one whose id falls between existing ones) renumbers nodes and lays out again.
 
 use crate::domain::strength::{seconds, DecayedSums, Standing, StrengthModel};
 use crate::domain::{
@@ -16,15 +24,22 @@ use crate::domain::{
 };
 use crate::store::{GraphScan, NodeRow};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
 /// Node flag: the stakeholder is private.
 const PRIVATE: u8 = 1;
+/// Node flag: edges leaving it were added since the last compaction.
+const ADDED_OUT: u8 = 2;
+/// Node flag: edges arriving at it were added since the last compaction.
+const ADDED_IN: u8 = 4;
 
 /// Relationship ids must fit in the 48 bits the packed edge word leaves for them.
 const MAX_ID: i64 = (1 << 48) - 1;
+
+/// The delta (added edges plus changed inputs) that makes the next snapshot a compacted one: a quarter of the
+/// base's edges, and at least this many.
+const COMPACT_AT_LEAST: usize = 16_384;
 
 /// Why a projection cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -34,61 +49,177 @@ pub enum ProjectionError {
     IdTooLarge(i64),
 }
 
-/// Stakeholders, in id order, with where their edges are.
+/// Stakeholders, in id order: the base's first, then those appended since.
 #[derive(Debug, Clone, Default)]
 struct Nodes {
-    ids: Vec<i64>,
-    kinds: Vec<u8>,
-    markets: Vec<u8>,
-    flags: Vec<u8>,
-    /// Out-edges of node `v` are `out_offsets[v]..out_offsets[v + 1]`.
+    ids: Chunked<i64>,
+    kinds: Chunked<u8>,
+    markets: Chunked<u8>,
+    /// [`PRIVATE`], [`ADDED_OUT`], [`ADDED_IN`].
+    flags: Chunked<u8>,
+}
+
+impl Nodes {
+    fn push(&mut self, row: &NodeRow) {
+        self.ids.push(row.id.0);
+        self.kinds.push(row.kind as u8);
+        self.markets.push(row.markets.bits());
+        self.flags.push(if row.private { PRIVATE } else { 0 });
+    }
+
+    /// Sets the attributes of `node` from `row` (copying a chunk only if one changes).
+    fn update(&mut self, node: usize, row: &NodeRow) {
+        if self.kinds[node] != row.kind as u8 {
+            self.kinds.set(node, row.kind as u8);
+        }
+        if self.markets[node] != row.markets.bits() {
+            self.markets.set(node, row.markets.bits());
+        }
+        let flags = (self.flags[node] & !PRIVATE) | if row.private { PRIVATE } else { 0 };
+        self.flags.mark(node, flags);
+    }
+
+    fn row(&self, node: usize) -> NodeRow {
+        NodeRow {
+            id: StakeholderId(self.ids[node]),
+            kind: StakeholderKind::ALL[usize::from(self.kinds[node])],
+            markets: MarketSet::from_bits(self.markets[node]),
+            private: self.flags[node] & PRIVATE != 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// Who is connected to whom, in both directions, as of the last compaction.
+#[derive(Debug, Default)]
+struct Base {
+    /// Out-edges of node `v` are `out_offsets[v]..out_offsets[v + 1]` (nodes appended since have none here).
     out_offsets: Vec<u32>,
     /// In-adjacency entries of node `v` are `in_offsets[v]..in_offsets[v + 1]`.
     in_offsets: Vec<u32>,
-}
-
-/// Who is connected to whom, in both directions.
-#[derive(Debug, Clone, Default)]
-struct Topology {
     /// Target of each edge (edges are ordered by source, then relationship id).
     targets: Vec<u32>,
     /// Source of each in-adjacency entry (entries are ordered by target, then edge).
     in_sources: Vec<u32>,
     /// Edge of each in-adjacency entry.
     in_edges: Vec<u32>,
+    /// The strength inputs of each edge ([`Inputs`], field by field).
+    last: Vec<f64>,
+    sums: Vec<[f32; 4]>,
+    trust_commitment: Vec<[f32; 2]>,
+    since: Vec<i32>,
 }
 
-/// What strength is computed from, per edge, in copy-on-write chunks: a change to one relationship copies one
-/// chunk of each array, not the arrays.
+impl Base {
+    fn edges(&self) -> usize {
+        self.targets.len()
+    }
+
+    #[inline]
+    fn out_range(&self, node: u32) -> Range<usize> {
+        match self.out_offsets.get(node as usize + 1) {
+            Some(end) => self.out_offsets[node as usize] as usize..*end as usize,
+            None => 0..0,
+        }
+    }
+
+    #[inline]
+    fn in_range(&self, node: u32) -> Range<usize> {
+        match self.in_offsets.get(node as usize + 1) {
+            Some(end) => self.in_offsets[node as usize] as usize..*end as usize,
+            None => 0..0,
+        }
+    }
+
+    fn inputs(&self, edge: usize) -> Inputs {
+        Inputs {
+            last: self.last[edge],
+            sums: self.sums[edge],
+            trust_commitment: self.trust_commitment[edge],
+            since: self.since[edge],
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        fn bytes<T>(items: &Vec<T>) -> usize {
+            items.capacity() * std::mem::size_of::<T>()
+        }
+        bytes(&self.out_offsets)
+            + bytes(&self.in_offsets)
+            + bytes(&self.targets)
+            + bytes(&self.in_sources)
+            + bytes(&self.in_edges)
+            + bytes(&self.last)
+            + bytes(&self.sums)
+            + bytes(&self.trust_commitment)
+            + bytes(&self.since)
+    }
+}
+
+/// Edges added since the last compaction: edge `base.edges() + i` is the `i`-th.
 #[derive(Debug, Clone, Default)]
+struct Added {
+    /// (source, target) of each.
+    ends: Chunked<(u32, u32)>,
+    /// The added edges leaving a node.
+    out: imbl::HashMap<u32, Arc<[u32]>>,
+    /// The added edges arriving at a node, as (source, edge).
+    into: imbl::HashMap<u32, Arc<[(u32, u32)]>>,
+}
+
+/// What strength is computed from, besides the packed word.
+#[derive(Debug, Clone, Copy)]
 struct Inputs {
-    /// `id << 16 | type << 8 | level << 4 | bonds`.
-    packed: Chunked<u64>,
     /// Last interaction in seconds since the epoch; NaN when there is none.
-    last: Chunked<f64>,
+    last: f64,
     /// Decayed sums (weighted, inbound, outbound, sentiment), referred to `last`.
-    sums: Chunked<[f32; 4]>,
+    sums: [f32; 4],
     /// Trust and commitment; NaN when unknown.
-    trust_commitment: Chunked<[f32; 2]>,
+    trust_commitment: [f32; 2],
     /// Start of the relationship, in minutes since the epoch.
-    since: Chunked<i32>,
+    since: i32,
+}
+
+impl Inputs {
+    /// Whether `self` and `other` hold the same bits (NaN, for unknown, equals itself here).
+    fn same(&self, other: &Inputs) -> bool {
+        let bits = |inputs: &Inputs| {
+            (
+                inputs.last.to_bits(),
+                inputs.sums.map(f32::to_bits),
+                inputs.trust_commitment.map(f32::to_bits),
+                inputs.since,
+            )
+        };
+        bits(self) == bits(other)
+    }
 }
 
 /// log2 of the items in one chunk.
 const CHUNK_BITS: usize = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
 
-/// An array in shared chunks of `1 << CHUNK_BITS` items: cloning it copies pointers, changing an item copies its
-/// chunk only if another snapshot shares it.
-#[derive(Debug, Clone, Default)]
+/// An array in shared chunks of [`CHUNK`] items (every chunk full but the last): cloning it copies pointers,
+/// changing or appending an item copies its chunk only if another snapshot shares it.
+#[derive(Debug, Clone)]
 struct Chunked<T> {
     chunks: Vec<Arc<Vec<T>>>,
     len: usize,
 }
 
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Self { chunks: Vec::new(), len: 0 }
+    }
+}
+
 impl<T: Copy> Chunked<T> {
     fn from_vec(items: Vec<T>) -> Self {
         let len = items.len();
-        let chunks = items.chunks(1 << CHUNK_BITS).map(|chunk| Arc::new(chunk.to_vec())).collect();
+        let chunks = items.chunks(CHUNK).map(|chunk| Arc::new(chunk.to_vec())).collect();
         Self { chunks, len }
     }
 
@@ -97,7 +228,19 @@ impl<T: Copy> Chunked<T> {
     }
 
     fn set(&mut self, index: usize, value: T) {
-        Arc::make_mut(&mut self.chunks[index >> CHUNK_BITS])[index & ((1 << CHUNK_BITS) - 1)] = value;
+        Arc::make_mut(&mut self.chunks[index >> CHUNK_BITS])[index & (CHUNK - 1)] = value;
+    }
+
+    fn push(&mut self, value: T) {
+        match self.chunks.last_mut() {
+            Some(last) if last.len() < CHUNK => Arc::make_mut(last).push(value),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(value);
+                self.chunks.push(Arc::new(chunk));
+            }
+        }
+        self.len += 1;
     }
 
     fn heap_bytes(&self) -> usize {
@@ -106,12 +249,31 @@ impl<T: Copy> Chunked<T> {
     }
 }
 
+impl<T: Copy + PartialEq> Chunked<T> {
+    /// Sets item `index` to `value` unless it already is.
+    fn mark(&mut self, index: usize, value: T) {
+        if self[index] != value {
+            self.set(index, value);
+        }
+    }
+}
+
+impl<T: Copy + Ord> Chunked<T> {
+    /// Where `value` is (or would go), in an array sorted ascending.
+    fn binary_search(&self, value: T) -> Result<usize, usize> {
+        let after = self.chunks.partition_point(|chunk| chunk[0] <= value);
+        let Some(chunk) = after.checked_sub(1) else { return Err(0) };
+        let base = chunk << CHUNK_BITS;
+        self.chunks[chunk].binary_search(&value).map(|index| base + index).map_err(|index| base + index)
+    }
+}
+
 impl<T> std::ops::Index<usize> for Chunked<T> {
     type Output = T;
 
     #[inline]
     fn index(&self, index: usize) -> &T {
-        &self.chunks[index >> CHUNK_BITS][index & ((1 << CHUNK_BITS) - 1)]
+        &self.chunks[index >> CHUNK_BITS][index & (CHUNK - 1)]
     }
 }
 
@@ -121,10 +283,7 @@ struct EdgeRecord {
     source: u32,
     target: u32,
     packed: u64,
-    last: f64,
-    sums: [f32; 4],
-    trust_commitment: [f32; 2],
-    since: i32,
+    inputs: Inputs,
     /// Its strength at the snapshot's clock; NaN: to be evaluated.
     strength: f32,
 }
@@ -145,13 +304,16 @@ impl EdgeRecord {
             source,
             target,
             packed,
-            last: sums.last.unwrap_or(f64::NAN),
-            sums: [sums.weighted as f32, sums.inbound as f32, sums.outbound as f32, sums.sentiment as f32],
-            trust_commitment: [
-                unknown(relationship.trust.map(|trust| trust.get())),
-                unknown(relationship.commitment.map(|commitment| commitment.get())),
-            ],
-            since: (seconds(relationship.since) / 60.0).floor().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32,
+            inputs: Inputs {
+                last: sums.last.unwrap_or(f64::NAN),
+                sums: [sums.weighted as f32, sums.inbound as f32, sums.outbound as f32, sums.sentiment as f32],
+                trust_commitment: [
+                    unknown(relationship.trust.map(|trust| trust.get())),
+                    unknown(relationship.commitment.map(|commitment| commitment.get())),
+                ],
+                since: (seconds(relationship.since) / 60.0).floor().clamp(f64::from(i32::MIN), f64::from(i32::MAX))
+                    as i32,
+            },
             strength: f32::NAN,
         })
     }
@@ -165,37 +327,30 @@ impl EdgeRecord {
         if !self.strength.is_nan() {
             return self;
         }
-        let (standing, sums) = strength_inputs(self.packed, self.last, self.sums, self.trust_commitment, self.since);
-        Self { strength: model.score(&standing, &sums, at) as f32, ..self }
+        Self { strength: score(model, self.packed, &self.inputs, at), ..self }
     }
 }
 
-/// The standing and sums of an edge, from its compact inputs.
-fn strength_inputs(
-    packed: u64,
-    last: f64,
-    sums: [f32; 4],
-    trust_commitment: [f32; 2],
-    since: i32,
-) -> (Standing, DecayedSums) {
+/// The strength at `at` (seconds) of an edge with these inputs.
+fn score(model: &StrengthModel, packed: u64, inputs: &Inputs, at: f64) -> f32 {
     let known = |value: f32| (!value.is_nan()).then_some(f64::from(value));
     let standing = Standing {
         level_rank: ((packed >> 4) & 0xf) as u8,
         bonds: BondSet::from_bits((packed & 0xf) as u8).len(),
-        trust: known(trust_commitment[0]),
-        commitment: known(trust_commitment[1]),
-        since: f64::from(since) * 60.0,
+        trust: known(inputs.trust_commitment[0]),
+        commitment: known(inputs.trust_commitment[1]),
+        since: f64::from(inputs.since) * 60.0,
     };
-    let last = (!last.is_nan()).then_some(last);
-    let decayed = DecayedSums {
-        weighted: f64::from(sums[0]),
-        inbound: f64::from(sums[1]),
-        outbound: f64::from(sums[2]),
-        sentiment: f64::from(sums[3]),
+    let last = (!inputs.last.is_nan()).then_some(inputs.last);
+    let sums = DecayedSums {
+        weighted: f64::from(inputs.sums[0]),
+        inbound: f64::from(inputs.sums[1]),
+        outbound: f64::from(inputs.sums[2]),
+        sentiment: f64::from(inputs.sums[3]),
         t_ref: last.unwrap_or(0.0),
         last,
     };
-    (standing, decayed)
+    model.score(&standing, &sums, at) as f32
 }
 
 /// A change to apply to a snapshot.
@@ -222,31 +377,32 @@ pub struct Snapshot {
     seq: i64,
     as_of: DateTime<Utc>,
     model: Arc<StrengthModel>,
-    nodes: Arc<Nodes>,
-    topology: Arc<Topology>,
-    inputs: Arc<Inputs>,
-    strengths: Arc<Vec<f32>>,
+    nodes: Nodes,
+    base: Arc<Base>,
+    added: Added,
+    /// Inputs of edges added or changed since the last compaction, by edge.
+    changed: imbl::HashMap<u32, Inputs>,
+    /// `id << 16 | type << 8 | level << 4 | bonds` of every edge.
+    packed: Chunked<u64>,
+    /// The strength of every edge as of `as_of`.
+    strengths: Chunked<f32>,
 }
 
 impl Snapshot {
     /// The projection of `scan`, strengths as of `as_of`.
     pub fn build(scan: &GraphScan, model: Arc<StrengthModel>, as_of: DateTime<Utc>) -> Result<Self, ProjectionError> {
-        let mut nodes = Nodes::default();
         let mut rows: Vec<NodeRow> = scan.stakeholders.clone();
         rows.sort_unstable_by_key(|row| row.id);
         rows.dedup_by_key(|row| row.id);
-        for row in &rows {
-            push_node(&mut nodes, row);
-        }
+        let ids: Vec<i64> = rows.iter().map(|row| row.id.0).collect();
+        let index = |id: StakeholderId| ids.binary_search(&id.0).ok().map(|index| index as u32);
         let mut records = Vec::with_capacity(scan.relationships.len());
         for relationship in &scan.relationships {
-            if let (Some(source), Some(target)) =
-                (index_in(&nodes.ids, relationship.from), index_in(&nodes.ids, relationship.to))
-            {
+            if let (Some(source), Some(target)) = (index(relationship.from), index(relationship.to)) {
                 records.push(EdgeRecord::of(relationship, source, target)?);
             }
         }
-        Ok(assemble(scan.seq, as_of, model, nodes, records))
+        Ok(assemble(scan.seq, as_of, model, &rows, records))
     }
 
     /// The change-log position this snapshot reflects.
@@ -261,17 +417,17 @@ impl Snapshot {
 
     /// How many stakeholders.
     pub fn node_count(&self) -> usize {
-        self.nodes.ids.len()
+        self.nodes.len()
     }
 
     /// How many relationships.
     pub fn edge_count(&self) -> usize {
-        self.topology.targets.len()
+        self.packed.len()
     }
 
     /// The index of stakeholder `id`, if it is live.
     pub fn index_of(&self, id: StakeholderId) -> Option<u32> {
-        index_in(&self.nodes.ids, id)
+        self.nodes.ids.binary_search(id.0).ok().map(|index| index as u32)
     }
 
     /// The stakeholder at `node`.
@@ -290,34 +446,73 @@ impl Snapshot {
     }
 
     /// Whether `node` is private.
+    #[inline]
     pub fn is_private(&self, node: u32) -> bool {
         self.nodes.flags[node as usize] & PRIVATE != 0
     }
 
     /// The out-edges of `node`, as edge indices.
     #[inline]
-    pub fn out_edges(&self, node: u32) -> Range<usize> {
-        let offsets = &self.nodes.out_offsets;
-        offsets[node as usize] as usize..offsets[node as usize + 1] as usize
+    pub fn out_edges(&self, node: u32) -> impl Iterator<Item = usize> + '_ {
+        let added = match self.nodes.flags[node as usize] & ADDED_OUT {
+            0 => None,
+            _ => self.added.out.get(&node),
+        };
+        self.base.out_range(node).chain(added.into_iter().flat_map(|edges| edges.iter().map(|edge| *edge as usize)))
     }
 
-    /// The in-adjacency entries of `node` (see [`Snapshot::in_entry`]).
+    /// The edges arriving at `node`, as (source, edge).
     #[inline]
-    pub fn in_entries(&self, node: u32) -> Range<usize> {
-        let offsets = &self.nodes.in_offsets;
-        offsets[node as usize] as usize..offsets[node as usize + 1] as usize
+    pub fn in_edges(&self, node: u32) -> impl Iterator<Item = (u32, usize)> + '_ {
+        let base = &self.base;
+        let added = match self.nodes.flags[node as usize] & ADDED_IN {
+            0 => None,
+            _ => self.added.into.get(&node),
+        };
+        base.in_range(node)
+            .map(|entry| (base.in_sources[entry], base.in_edges[entry] as usize))
+            .chain(added.into_iter().flat_map(|entries| entries.iter().map(|(source, edge)| (*source, *edge as usize))))
     }
 
-    /// In-adjacency entry `entry`: (source, edge).
+    /// Calls `visit(edge, target, strength)` for every edge leaving `node` (what analyses walk: the base's edges
+    /// straight from their arrays).
     #[inline]
-    pub fn in_entry(&self, entry: usize) -> (u32, u32) {
-        (self.topology.in_sources[entry], self.topology.in_edges[entry])
+    pub fn for_each_out(&self, node: u32, mut visit: impl FnMut(usize, u32, f32)) {
+        let base = &self.base;
+        let range = base.out_range(node);
+        for (edge, target) in range.clone().zip(&base.targets[range]) {
+            visit(edge, *target, self.strengths[edge]);
+        }
+        if self.nodes.flags[node as usize] & ADDED_OUT != 0 {
+            for edge in self.added.out.get(&node).into_iter().flat_map(|edges| edges.iter()) {
+                let edge = *edge as usize;
+                visit(edge, self.target(edge), self.strengths[edge]);
+            }
+        }
+    }
+
+    /// Calls `visit(edge, source, strength)` for every edge arriving at `node`.
+    #[inline]
+    pub fn for_each_in(&self, node: u32, mut visit: impl FnMut(usize, u32, f32)) {
+        let base = &self.base;
+        let range = base.in_range(node);
+        for (source, edge) in base.in_sources[range.clone()].iter().zip(&base.in_edges[range]) {
+            visit(*edge as usize, *source, self.strengths[*edge as usize]);
+        }
+        if self.nodes.flags[node as usize] & ADDED_IN != 0 {
+            for (source, edge) in self.added.into.get(&node).into_iter().flat_map(|entries| entries.iter()) {
+                visit(*edge as usize, *source, self.strengths[*edge as usize]);
+            }
+        }
     }
 
     /// The target of `edge`.
     #[inline]
     pub fn target(&self, edge: usize) -> u32 {
-        self.topology.targets[edge]
+        match self.base.targets.get(edge) {
+            Some(target) => *target,
+            None => self.added.ends[edge - self.base.edges()].1,
+        }
     }
 
     /// The strength of `edge` as of [`Snapshot::as_of`].
@@ -329,17 +524,17 @@ impl Snapshot {
     /// The strength of `edge` evaluated at `at` instead of the snapshot's clock (the same inputs and the same
     /// f32 result the snapshot would hold if its clock were `at`).
     pub fn strength_at(&self, edge: usize, at: DateTime<Utc>) -> f32 {
-        score_of(&self.model, &self.inputs, edge, seconds(at))
+        score(&self.model, self.packed[edge], &self.inputs(edge), seconds(at))
     }
 
     /// The relationship of `edge`.
     pub fn relationship(&self, edge: usize) -> RelationshipId {
-        RelationshipId((self.inputs.packed[edge] >> 16) as i64)
+        RelationshipId((self.packed[edge] >> 16) as i64)
     }
 
     /// The type of `edge`.
     pub fn relationship_type(&self, edge: usize) -> RelationshipType {
-        RelationshipType::ALL[((self.inputs.packed[edge] >> 8) & 0xff) as usize]
+        RelationshipType::ALL[((self.packed[edge] >> 8) & 0xff) as usize]
     }
 
     /// The edge of relationship `id`, if it is in the projection.
@@ -348,34 +543,34 @@ impl Snapshot {
         self.out_edges(source).find(|&edge| self.relationship(edge) == id)
     }
 
-    /// Heap bytes held by this snapshot (arrays shared with other snapshots counted in full).
+    /// Heap bytes held by this snapshot (parts shared with other snapshots counted in full; the delta since the
+    /// last compaction estimated at its items' size).
     pub fn heap_bytes(&self) -> usize {
-        fn bytes<T>(items: &Vec<T>) -> usize {
-            items.capacity() * std::mem::size_of::<T>()
-        }
-        let (nodes, topology, inputs) = (&self.nodes, &self.topology, &self.inputs);
-        bytes(&nodes.ids)
-            + bytes(&nodes.kinds)
-            + bytes(&nodes.markets)
-            + bytes(&nodes.flags)
-            + bytes(&nodes.out_offsets)
-            + bytes(&nodes.in_offsets)
-            + bytes(&topology.targets)
-            + bytes(&topology.in_sources)
-            + bytes(&topology.in_edges)
-            + inputs.packed.heap_bytes()
-            + inputs.last.heap_bytes()
-            + inputs.sums.heap_bytes()
-            + inputs.trust_commitment.heap_bytes()
-            + inputs.since.heap_bytes()
-            + bytes(&self.strengths)
+        let nodes = &self.nodes;
+        let delta = self.changed.len() * std::mem::size_of::<(u32, Inputs)>()
+            + self.added.ends.heap_bytes()
+            + self.added.out.values().map(|edges| edges.len() * 4).sum::<usize>()
+            + self.added.into.values().map(|entries| entries.len() * 8).sum::<usize>();
+        nodes.ids.heap_bytes()
+            + nodes.kinds.heap_bytes()
+            + nodes.markets.heap_bytes()
+            + nodes.flags.heap_bytes()
+            + self.base.heap_bytes()
+            + self.packed.heap_bytes()
+            + self.strengths.heap_bytes()
+            + delta
     }
 
-    /// This snapshot with every strength re-evaluated at `as_of`.
+    /// This snapshot with every strength re-evaluated at `as_of` (and compacted: the re-evaluation is a pass over
+    /// every edge anyway).
     pub fn refreshed(&self, as_of: DateTime<Utc>) -> Self {
-        let mut next = self.clone();
+        let mut next = self.compacted();
         next.as_of = as_of;
-        next.strengths = Arc::new(evaluate_all(&self.model, &self.inputs, as_of));
+        let at = seconds(as_of);
+        let base = &next.base;
+        let strengths =
+            (0..next.edge_count()).map(|edge| score(&self.model, next.packed[edge], &base.inputs(edge), at));
+        next.strengths = Chunked::from_vec(strengths.collect());
         next
     }
 
@@ -388,199 +583,165 @@ impl Snapshot {
         if changes.is_empty() {
             return Ok(next);
         }
-        let removed: Vec<u32> = changes.removed.iter().filter_map(|id| self.index_of(*id)).collect();
         // The last row of each stakeholder counts.
         let latest: std::collections::BTreeMap<StakeholderId, &NodeRow> =
             changes.stakeholders.iter().map(|row| (row.id, row)).collect();
+        let removes = changes.removed.iter().any(|id| self.index_of(*id).is_some());
         let added: Vec<&NodeRow> = latest
             .values()
             .copied()
             .filter(|row| self.index_of(row.id).is_none() && !changes.removed.contains(&row.id))
             .collect();
-        let appends_only = added.iter().all(|row| self.nodes.ids.last().is_none_or(|last| row.id.0 > *last));
-        // Attribute changes to known stakeholders.
-        // Shared with this snapshot until something in it changes.
-        let mut nodes = Arc::clone(&self.nodes);
+        let last_id = self.node_count().checked_sub(1).map(|node| self.nodes.ids[node]);
+        let appends_only = added.first().is_none_or(|row| last_id.is_none_or(|last| row.id.0 > last));
+        if removes || !appends_only {
+            return self.renumbered(next.seq, changes, &latest, &added);
+        }
         for row in latest.values() {
-            if let Some(index) = index_in(&nodes.ids, row.id) {
-                let index = index as usize;
-                let flags = if row.private { PRIVATE } else { 0 };
-                let current = (nodes.kinds[index], nodes.markets[index], nodes.flags[index]);
-                if current != (row.kind as u8, row.markets.bits(), flags) {
-                    let nodes = Arc::make_mut(&mut nodes);
-                    nodes.kinds[index] = row.kind as u8;
-                    nodes.markets[index] = row.markets.bits();
-                    nodes.flags[index] = flags;
-                }
+            if let Some(node) = self.index_of(row.id) {
+                next.nodes.update(node as usize, row);
             }
         }
-        let mut updates: Vec<(usize, EdgeRecord)> = Vec::new();
-        let mut inserts: Vec<&Relationship> = Vec::new();
+        for row in added {
+            next.nodes.push(row);
+        }
+        let at = seconds(self.as_of);
         for relationship in &changes.relationships {
-            match self.edge_of(relationship.id, relationship.from) {
+            match next.edge_of(relationship.id, relationship.from) {
                 Some(edge) => {
-                    let record = EdgeRecord::of(relationship, 0, 0)?;
-                    updates.push((edge, record));
+                    let record = EdgeRecord::of(relationship, 0, 0)?.evaluated(&self.model, at);
+                    next.packed.mark(edge, record.packed);
+                    next.strengths.mark(edge, record.strength);
+                    if !next.inputs(edge).same(&record.inputs) {
+                        next.changed.insert(edge as u32, record.inputs);
+                    }
                 }
-                None => inserts.push(relationship),
-            }
-        }
-        if removed.is_empty() && appends_only {
-            for row in added {
-                let nodes = Arc::make_mut(&mut nodes);
-                let edges = *nodes.out_offsets.last().unwrap_or(&0);
-                let entries = *nodes.in_offsets.last().unwrap_or(&0);
-                nodes.ids.push(row.id.0);
-                nodes.kinds.push(row.kind as u8);
-                nodes.markets.push(row.markets.bits());
-                nodes.flags.push(if row.private { PRIVATE } else { 0 });
-                nodes.out_offsets.push(edges);
-                nodes.in_offsets.push(entries);
-            }
-            if !updates.is_empty() {
-                let mut inputs = (*self.inputs).clone();
-                let mut strengths = (*self.strengths).clone();
-                let at = seconds(self.as_of);
-                for (edge, record) in &updates {
-                    inputs.packed.set(*edge, record.packed);
-                    inputs.last.set(*edge, record.last);
-                    inputs.sums.set(*edge, record.sums);
-                    inputs.trust_commitment.set(*edge, record.trust_commitment);
-                    inputs.since.set(*edge, record.since);
-                    strengths[*edge] = record.evaluated(&self.model, at).strength;
-                }
-                next.inputs = Arc::new(inputs);
-                next.strengths = Arc::new(strengths);
-            }
-            next.nodes = nodes;
-            let mut records = Vec::with_capacity(inserts.len());
-            for relationship in inserts {
-                if let (Some(source), Some(target)) = (next.index_of(relationship.from), next.index_of(relationship.to))
-                {
-                    records.push(EdgeRecord::of(relationship, source, target)?);
+                None => {
+                    if let (Some(source), Some(target)) =
+                        (next.index_of(relationship.from), next.index_of(relationship.to))
+                    {
+                        next.add_edge(EdgeRecord::of(relationship, source, target)?.evaluated(&self.model, at));
+                    }
                 }
             }
-            if !records.is_empty() {
-                next = next.with_edges(records);
-            }
-            return Ok(next);
         }
-        // The topology changes: re-assemble from every record, patched.
-        let mut records = self.records();
-        let by_edge: HashMap<usize, EdgeRecord> = updates.into_iter().collect();
-        for (edge, record) in records.iter_mut().enumerate() {
-            if let Some(update) = by_edge.get(&edge) {
-                *record = EdgeRecord { source: record.source, target: record.target, ..*update };
-            }
+        if next.changed.len() >= COMPACT_AT_LEAST.max(next.base.edges() / 4) {
+            next = next.compacted();
         }
-        let ids_before = nodes.ids.clone();
-        // Rebuild the node table: survivors, plus the new stakeholders, in id order.
-        let mut rows: Vec<NodeRow> = (0..ids_before.len())
-            .filter(|index| !removed.contains(&(*index as u32)))
-            .map(|index| NodeRow {
-                id: StakeholderId(nodes.ids[index]),
-                kind: StakeholderKind::ALL[usize::from(nodes.kinds[index])],
-                markets: MarketSet::from_bits(nodes.markets[index]),
-                private: nodes.flags[index] & PRIVATE != 0,
-            })
-            .collect();
-        rows.extend(added.into_iter().copied());
-        rows.sort_unstable_by_key(|row| row.id);
-        let mut table = Nodes::default();
-        for row in &rows {
-            push_node(&mut table, row);
-        }
-        // Old node index → new one (u32::MAX: archived), found once per node rather than once per edge end.
-        let renumbered: Vec<u32> =
-            ids_before.iter().map(|id| index_in(&table.ids, StakeholderId(*id)).unwrap_or(u32::MAX)).collect();
-        let renumber = |old: u32| Some(renumbered[old as usize]).filter(|new| *new != u32::MAX);
-        let mut patched: Vec<EdgeRecord> = records
-            .into_iter()
-            .filter_map(|record| {
-                let (source, target) = (renumber(record.source)?, renumber(record.target)?);
-                Some(EdgeRecord { source, target, ..record })
-            })
-            .collect();
-        for relationship in inserts {
-            if let (Some(source), Some(target)) =
-                (index_in(&table.ids, relationship.from), index_in(&table.ids, relationship.to))
-            {
-                patched.push(EdgeRecord::of(relationship, source, target)?);
-            }
-        }
-        Ok(assemble(next.seq, self.as_of, self.model.clone(), table, patched))
+        Ok(next)
     }
 
-    /// This snapshot with `new` edges added (their ends already numbered): each node's old edges are copied
-    /// in order with its new ones merged in, so no sort of the whole graph and no re-evaluation of old strengths.
-    fn with_edges(&self, mut new: Vec<EdgeRecord>) -> Self {
-        new.sort_unstable_by_key(|record| (record.source, record.id()));
-        let at = seconds(self.as_of);
-        let mut layout = Layout::with_capacity(self.edge_count() + new.len());
-        let mut pending = new.into_iter().peekable();
+    /// The strength inputs of `edge`.
+    fn inputs(&self, edge: usize) -> Inputs {
+        match self.changed.get(&(edge as u32)) {
+            Some(inputs) => *inputs,
+            None => self.base.inputs(edge),
+        }
+    }
+
+    /// Adds `record` (its ends numbered, its strength evaluated) as the next edge.
+    fn add_edge(&mut self, record: EdgeRecord) {
+        let edge = self.edge_count() as u32;
+        let (source, target) = (record.source, record.target);
+        self.added.ends.push((source, target));
+        self.packed.push(record.packed);
+        self.strengths.push(record.strength);
+        self.changed.insert(edge, record.inputs);
+        let out: Vec<u32> = self.added.out.get(&source).into_iter().flat_map(|edges| edges.iter().copied()).collect();
+        self.added.out.insert(source, out.into_iter().chain([edge]).collect());
+        let into: Vec<(u32, u32)> =
+            self.added.into.get(&target).into_iter().flat_map(|entries| entries.iter().copied()).collect();
+        self.added.into.insert(target, into.into_iter().chain([(source, edge)]).collect());
+        self.nodes.flags.mark(source as usize, self.nodes.flags[source as usize] | ADDED_OUT);
+        self.nodes.flags.mark(target as usize, self.nodes.flags[target as usize] | ADDED_IN);
+    }
+
+    /// The same graph laid out as one base (what a build from the same rows gives): O(n + m). [`Snapshot::apply`]
+    /// does it when the delta grows past a quarter of the base.
+    pub fn compacted(&self) -> Self {
+        let rows: Vec<NodeRow> = (0..self.node_count()).map(|node| self.nodes.row(node)).collect();
+        let mut layout = Layout::with_capacity(self.edge_count());
+        let mut edges = Vec::new();
         for node in 0..self.node_count() as u32 {
-            let mut old_edges = self.out_edges(node).peekable();
-            loop {
-                let take_new = match (old_edges.peek(), pending.peek()) {
-                    (_, Some(record)) if record.source != node => false,
-                    (None, Some(_)) => true,
-                    (Some(&edge), Some(record)) => record.id() < self.relationship(edge).0,
-                    (_, None) => false,
-                };
-                if take_new {
-                    layout.push(pending.next().expect("peeked").evaluated(&self.model, at));
-                } else if let Some(edge) = old_edges.next() {
-                    layout.push(self.record(node, edge));
-                } else {
-                    break;
-                }
+            edges.clear();
+            edges.extend(self.out_edges(node));
+            if self.nodes.flags[node as usize] & ADDED_OUT != 0 {
+                edges.sort_unstable_by_key(|edge| self.packed[*edge] >> 16);
+            }
+            for edge in &edges {
+                layout.push(self.record(node, *edge));
             }
         }
-        layout.finish(self.seq, self.as_of, self.model.clone(), (*self.nodes).clone())
+        layout.finish(self.seq, self.as_of, self.model.clone(), &rows)
+    }
+
+    /// The snapshot after `changes` when stakeholders leave or one is inserted between others: every node
+    /// renumbered, every edge laid out again.
+    fn renumbered(
+        &self,
+        seq: i64,
+        changes: &Changes,
+        latest: &std::collections::BTreeMap<StakeholderId, &NodeRow>,
+        added: &[&NodeRow],
+    ) -> Result<Self, ProjectionError> {
+        let removed: std::collections::HashSet<StakeholderId> = changes.removed.iter().copied().collect();
+        let mut rows: Vec<NodeRow> = (0..self.node_count())
+            .map(|node| self.nodes.row(node))
+            .filter(|row| !removed.contains(&row.id))
+            .map(|row| latest.get(&row.id).map_or(row, |changed| **changed))
+            .collect();
+        rows.extend(added.iter().map(|row| **row));
+        rows.sort_unstable_by_key(|row| row.id);
+        let ids: Vec<i64> = rows.iter().map(|row| row.id.0).collect();
+        let index = |id: StakeholderId| ids.binary_search(&id.0).ok().map(|index| index as u32);
+        // Old node index → new one (None: archived), found once per node rather than once per edge end.
+        let renumber: Vec<Option<u32>> =
+            (0..self.node_count() as u32).map(|node| index(self.stakeholder(node))).collect();
+        let changed: std::collections::HashMap<RelationshipId, &Relationship> =
+            changes.relationships.iter().map(|relationship| (relationship.id, relationship)).collect();
+        let mut records = Vec::with_capacity(self.edge_count() + changes.relationships.len());
+        let mut known = std::collections::HashSet::new();
+        for node in 0..self.node_count() as u32 {
+            for edge in self.out_edges(node) {
+                let id = self.relationship(edge);
+                known.insert(id);
+                let (Some(source), Some(target)) = (renumber[node as usize], renumber[self.target(edge) as usize])
+                else {
+                    continue;
+                };
+                records.push(match changed.get(&id) {
+                    Some(relationship) => EdgeRecord::of(relationship, source, target)?,
+                    None => EdgeRecord { source, target, ..self.record(node, edge) },
+                });
+            }
+        }
+        for relationship in changes.relationships.iter().filter(|relationship| !known.contains(&relationship.id)) {
+            if let (Some(source), Some(target)) = (index(relationship.from), index(relationship.to)) {
+                records.push(EdgeRecord::of(relationship, source, target)?);
+            }
+        }
+        Ok(assemble(seq, self.as_of, self.model.clone(), &rows, records))
     }
 
     /// Edge `edge` (leaving `source`) as a record.
     fn record(&self, source: u32, edge: usize) -> EdgeRecord {
-        let inputs = &self.inputs;
         EdgeRecord {
             source,
-            target: self.topology.targets[edge],
-            packed: inputs.packed[edge],
-            last: inputs.last[edge],
-            sums: inputs.sums[edge],
-            trust_commitment: inputs.trust_commitment[edge],
-            since: inputs.since[edge],
+            target: self.target(edge),
+            packed: self.packed[edge],
+            inputs: self.inputs(edge),
             strength: self.strengths[edge],
         }
     }
-
-    /// Every edge as a record.
-    fn records(&self) -> Vec<EdgeRecord> {
-        let mut records = Vec::with_capacity(self.edge_count());
-        for source in 0..self.node_count() as u32 {
-            records.extend(self.out_edges(source).map(|edge| self.record(source, edge)));
-        }
-        records
-    }
 }
 
-fn index_in(ids: &[i64], id: StakeholderId) -> Option<u32> {
-    ids.binary_search(&id.0).ok().map(|index| index as u32)
-}
-
-fn push_node(nodes: &mut Nodes, row: &NodeRow) {
-    nodes.ids.push(row.id.0);
-    nodes.kinds.push(row.kind as u8);
-    nodes.markets.push(row.markets.bits());
-    nodes.flags.push(if row.private { PRIVATE } else { 0 });
-}
-
-/// Lays `records` out as adjacency in both directions, evaluating at `as_of` the strengths not known yet.
+/// Lays `records` out as adjacency in both directions over the stakeholders `rows` (in id order), evaluating at
+/// `as_of` the strengths not known yet.
 fn assemble(
     seq: i64,
     as_of: DateTime<Utc>,
     model: Arc<StrengthModel>,
-    nodes: Nodes,
+    rows: &[NodeRow],
     mut records: Vec<EdgeRecord>,
 ) -> Snapshot {
     records.sort_unstable_by_key(|record| (record.source, record.id()));
@@ -588,7 +749,7 @@ fn assemble(
     for record in records {
         layout.push(record.evaluated(&model, seconds(as_of)));
     }
-    layout.finish(seq, as_of, model, nodes)
+    layout.finish(seq, as_of, model, rows)
 }
 
 /// Edges gathered in out-order (by source), then laid out with their in-adjacency.
@@ -624,14 +785,14 @@ impl Layout {
         self.targets.push(record.target);
         self.strengths.push(record.strength);
         self.packed.push(record.packed);
-        self.last.push(record.last);
-        self.sums.push(record.sums);
-        self.trust_commitment.push(record.trust_commitment);
-        self.since.push(record.since);
+        self.last.push(record.inputs.last);
+        self.sums.push(record.inputs.sums);
+        self.trust_commitment.push(record.inputs.trust_commitment);
+        self.since.push(record.inputs.since);
     }
 
-    fn finish(self, seq: i64, as_of: DateTime<Utc>, model: Arc<StrengthModel>, mut nodes: Nodes) -> Snapshot {
-        let n = nodes.ids.len();
+    fn finish(self, seq: i64, as_of: DateTime<Utc>, model: Arc<StrengthModel>, rows: &[NodeRow]) -> Snapshot {
+        let n = rows.len();
         let offsets = |ends: &[u32]| {
             let mut offsets = vec![0u32; n + 1];
             for end in ends {
@@ -642,50 +803,43 @@ impl Layout {
             }
             offsets
         };
-        nodes.out_offsets = offsets(&self.sources);
-        nodes.in_offsets = offsets(&self.targets);
+        let out_offsets = offsets(&self.sources);
+        let in_offsets = offsets(&self.targets);
         let mut in_sources = vec![0u32; self.targets.len()];
         let mut in_edges = vec![0u32; self.targets.len()];
-        let mut cursor: Vec<u32> = nodes.in_offsets[..n].to_vec();
+        let mut cursor: Vec<u32> = in_offsets[..n].to_vec();
         for (edge, (target, source)) in self.targets.iter().zip(&self.sources).enumerate() {
             let slot = &mut cursor[*target as usize];
             in_sources[*slot as usize] = *source;
             in_edges[*slot as usize] = edge as u32;
             *slot += 1;
         }
+        let mut nodes = Nodes::default();
+        for row in rows {
+            nodes.push(row);
+        }
         Snapshot {
             seq,
             as_of,
             model,
-            nodes: Arc::new(nodes),
-            topology: Arc::new(Topology { targets: self.targets, in_sources, in_edges }),
-            inputs: Arc::new(Inputs {
-                packed: Chunked::from_vec(self.packed),
-                last: Chunked::from_vec(self.last),
-                sums: Chunked::from_vec(self.sums),
-                trust_commitment: Chunked::from_vec(self.trust_commitment),
-                since: Chunked::from_vec(self.since),
+            nodes,
+            base: Arc::new(Base {
+                out_offsets,
+                in_offsets,
+                targets: self.targets,
+                in_sources,
+                in_edges,
+                last: self.last,
+                sums: self.sums,
+                trust_commitment: self.trust_commitment,
+                since: self.since,
             }),
-            strengths: Arc::new(self.strengths),
+            added: Added::default(),
+            changed: imbl::HashMap::new(),
+            packed: Chunked::from_vec(self.packed),
+            strengths: Chunked::from_vec(self.strengths),
         }
     }
-}
-
-fn evaluate_all(model: &StrengthModel, inputs: &Inputs, as_of: DateTime<Utc>) -> Vec<f32> {
-    let at = seconds(as_of);
-    (0..inputs.packed.len()).map(|edge| score_of(model, inputs, edge, at)).collect()
-}
-
-/// The strength of `edge` at `at` (in seconds), from its inputs.
-fn score_of(model: &StrengthModel, inputs: &Inputs, edge: usize, at: f64) -> f32 {
-    let (standing, sums) = strength_inputs(
-        inputs.packed[edge],
-        inputs.last[edge],
-        inputs.sums[edge],
-        inputs.trust_commitment[edge],
-        inputs.since[edge],
-    );
-    model.score(&standing, &sums, at) as f32
 }
 
 #[cfg(test)]
@@ -745,19 +899,78 @@ mod tests {
         // The reverse adjacency must hold exactly the same edges.
         let mut reverse: Vec<(i64, i64, i64)> = (0..snapshot.node_count() as u32)
             .flat_map(|target| {
-                snapshot.in_entries(target).map(move |entry| {
-                    let (source, edge) = snapshot.in_entry(entry);
-                    (
-                        snapshot.relationship(edge as usize).0,
-                        snapshot.stakeholder(source).0,
-                        snapshot.stakeholder(target).0,
-                    )
+                snapshot.in_edges(target).map(move |(source, edge)| {
+                    (snapshot.relationship(edge).0, snapshot.stakeholder(source).0, snapshot.stakeholder(target).0)
                 })
             })
             .collect();
         reverse.sort_unstable();
         assert_eq!(reverse, edges.iter().map(|edge| (edge.0, edge.1, edge.2)).collect::<Vec<_>>());
+        // What the analyses walk sees the same edges, with the same strengths.
+        let mut walked: Vec<(i64, i64, i64, u32)> = Vec::new();
+        for node in 0..snapshot.node_count() as u32 {
+            snapshot.for_each_out(node, |edge, target, strength| {
+                walked.push((
+                    snapshot.relationship(edge).0,
+                    snapshot.stakeholder(node).0,
+                    snapshot.stakeholder(target).0,
+                    strength.to_bits(),
+                ))
+            });
+            snapshot.for_each_in(node, |edge, source, strength| {
+                assert_eq!(snapshot.target(edge), node);
+                assert_eq!(strength.to_bits(), snapshot.strength_at(edge, snapshot.as_of()).to_bits());
+                assert_eq!(snapshot.edge_of(snapshot.relationship(edge), snapshot.stakeholder(source)), Some(edge));
+            });
+        }
+        walked.sort_unstable();
+        assert_eq!(walked, edges.iter().map(|edge| (edge.0, edge.1, edge.2, edge.3)).collect::<Vec<_>>());
         edges
+    }
+
+    /// The rows a rebuild reads: stakeholders `1..=nodes` but the archived ones, some private.
+    fn rows(nodes: i64, archived: &[i64], private: &[i64]) -> Vec<NodeRow> {
+        (1..=nodes).filter(|id| !archived.contains(id)).map(|id| node(id, private.contains(&id))).collect()
+    }
+
+    #[test]
+    fn adding_a_relationship_shares_the_base_and_a_large_delta_is_compacted() {
+        let model = Arc::new(StrengthModel::default());
+        let scan = GraphScan {
+            seq: 1,
+            stakeholders: (1..=10).map(|id| node(id, false)).collect(),
+            relationships: vec![relationship(1, 1, 2, 3, 2), relationship(2, 2, 3, 2, 1)],
+        };
+        let before = Snapshot::build(&scan, model.clone(), at()).unwrap();
+        let one = Changes { relationships: vec![relationship(3, 4, 2, 4, 3)], ..Changes::default() };
+        let after = before.apply(2, &one).unwrap();
+        assert!(Arc::ptr_eq(&before.base, &after.base), "one new relationship must not lay the graph out again");
+        assert_eq!((after.edge_count(), after.changed.len()), (3, 1));
+        let mut relationships = scan.relationships.clone();
+        relationships.extend(one.relationships.clone());
+        let rebuilt = Snapshot::build(
+            &GraphScan { seq: 2, stakeholders: scan.stakeholders.clone(), relationships: relationships.clone() },
+            model.clone(),
+            at(),
+        )
+        .unwrap();
+        assert_eq!(contents(&after), contents(&rebuilt));
+        assert_eq!(contents(&after.compacted()), contents(&rebuilt));
+
+        // Enough new relationships at once that the delta passes the threshold: the result is one base again.
+        let many: Vec<Relationship> = (0..2 * COMPACT_AT_LEAST as i64)
+            .map(|n| relationship(100 + n, 1 + n % 10, 1 + (n / 10 + n % 10 + 1) % 10, 1 + (n % 5) as u8, 0))
+            .filter(|relationship| relationship.from != relationship.to)
+            .collect();
+        let batch = Changes { relationships: many.clone(), ..Changes::default() };
+        let grown = after.apply(3, &batch).unwrap();
+        relationships.extend(many);
+        let rebuilt =
+            Snapshot::build(&GraphScan { seq: 3, stakeholders: scan.stakeholders, relationships }, model, at())
+                .unwrap();
+        assert!(grown.changed.is_empty() && grown.added.ends.len() == 0, "the delta is compacted");
+        assert_eq!(grown.base.edges(), grown.edge_count());
+        assert_eq!(contents(&grown), contents(&rebuilt));
     }
 
     proptest! {
@@ -825,6 +1038,85 @@ mod tests {
             prop_assert_eq!(after.seq(), 2);
             prop_assert_eq!(after.node_count(), rebuilt.node_count());
             prop_assert_eq!(contents(&after), contents(&rebuilt));
+            prop_assert_eq!(contents(&after.compacted()), contents(&rebuilt));
+        }
+
+        /// Several batches applied one after another (each adding stakeholders and relationships, changing some,
+        /// sometimes making one private or archiving one) equal, after each batch, the snapshot rebuilt from the
+        /// graph as it then is; and so does the compacted snapshot. Batches that archive nothing leave the base
+        /// shared.
+        #[test]
+        fn applying_batch_after_batch_equals_rebuilding_after_each(
+            nodes in 2i64..10,
+            edges in prop::collection::vec((1i64..10, 1i64..10, 1u8..=5, 0u32..4), 0..20),
+            steps in prop::collection::vec(
+                (
+                    0i64..3,
+                    prop::collection::vec((1i64..30, 1i64..30, 1u8..=5, 0u32..4, any::<bool>()), 0..6),
+                    prop::option::weighted(0.2, 1i64..30),
+                    prop::option::weighted(0.2, 1i64..30),
+                ),
+                1..6,
+            ),
+        ) {
+            let model = Arc::new(StrengthModel::default());
+            let mut relationships: std::collections::BTreeMap<i64, Relationship> = edges
+                .iter()
+                .enumerate()
+                .filter(|(_, (from, to, _, _))| from != to && *from <= nodes && *to <= nodes)
+                .map(|(index, &(from, to, level, meetings))| {
+                    (index as i64 + 1, relationship(index as i64 + 1, from, to, level, meetings))
+                })
+                .collect();
+            let (mut all, mut archived, mut private) = (nodes, Vec::new(), Vec::new());
+            let scan = |seq: i64, all: i64, archived: &[i64], private: &[i64], relationships: &std::collections::BTreeMap<i64, Relationship>| GraphScan {
+                seq,
+                stakeholders: rows(all, archived, private),
+                relationships: relationships.values().cloned().collect(),
+            };
+            let mut snapshot = Snapshot::build(&scan(1, all, &archived, &private, &relationships), model.clone(), at()).unwrap();
+            let mut next_id = 1_000;
+            for (step, (new_nodes, touched, made_private, archives)) in steps.iter().enumerate() {
+                let seq = step as i64 + 2;
+                let mut changes = Changes {
+                    stakeholders: (all + 1..=all + new_nodes).map(|id| node(id, false)).collect(),
+                    ..Changes::default()
+                };
+                all += new_nodes;
+                if let Some(id) = made_private.filter(|id| *id <= all && !archived.contains(id)) {
+                    private.push(id);
+                    changes.stakeholders.push(node(id, true));
+                }
+                if let Some(id) = archives.filter(|id| *id <= all && !archived.contains(id)) {
+                    archived.push(id);
+                    changes.removed.push(StakeholderId(id));
+                }
+                let existing: Vec<i64> = relationships.keys().copied().collect();
+                for (position, &(from, to, level, meetings, change)) in touched.iter().enumerate() {
+                    let changed = match existing.get((from as usize * 7 + position) % existing.len().max(1)) {
+                        Some(id) if change => {
+                            let old = &relationships[id];
+                            relationship(old.id.0, old.from.0, old.to.0, level, meetings)
+                        }
+                        _ if from != to && from <= all && to <= all => {
+                            next_id += 1;
+                            relationship(next_id, from, to, level, meetings)
+                        }
+                        _ => continue,
+                    };
+                    relationships.insert(changed.id.0, changed.clone());
+                    changes.relationships.push(changed);
+                }
+                let after = snapshot.apply(seq, &changes).unwrap();
+                if changes.removed.is_empty() {
+                    prop_assert!(Arc::ptr_eq(&snapshot.base, &after.base));
+                }
+                let rebuilt = Snapshot::build(&scan(seq, all, &archived, &private, &relationships), model.clone(), at()).unwrap();
+                prop_assert_eq!(after.node_count(), rebuilt.node_count());
+                prop_assert_eq!(contents(&after), contents(&rebuilt));
+                prop_assert_eq!(contents(&after.compacted()), contents(&rebuilt));
+                snapshot = after;
+            }
         }
     }
 }
