@@ -136,6 +136,12 @@ fn engine(c: &mut Criterion) {
             current
         })
     });
+    // What every quarter of the graph added or changed costs once: laying base and delta out as one base again.
+    let mut grown = snapshot.clone();
+    for (n, insert) in inserts.iter().enumerate() {
+        grown = grown.apply(2 + n as i64, insert).expect("apply");
+    }
+    group.bench_function("compact after 10,000 new relationships", |b| b.iter(|| grown.compacted()));
     group.finish();
     drop(scan);
     eprintln!(

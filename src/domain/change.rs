@@ -82,6 +82,20 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// Whether a change of this kind writes the rows of the stakeholders it names (the others name them only as
+    /// the ends of the relationship that changed).
+    pub fn changes_stakeholders(self) -> bool {
+        match self {
+            ChangeKind::StakeholderCreated
+            | ChangeKind::StakeholderUpdated
+            | ChangeKind::StakeholderArchived
+            | ChangeKind::CustomerExited => true,
+            ChangeKind::RelationshipCreated | ChangeKind::RelationshipUpdated | ChangeKind::InteractionsRecorded => {
+                false
+            }
+        }
+    }
+
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -368,8 +368,13 @@ impl Engine {
         loop {
             let events = self.store.changes_after(snapshot.seq(), LOG_PAGE).await?;
             let Some(last) = events.last().map(|event| event.seq) else { break };
-            let stakeholders: BTreeSet<StakeholderId> =
-                events.iter().flat_map(|event| event.stakeholders.iter().copied()).collect();
+            // Only stakeholder events change a stakeholder's row; a relationship's event names its ends for
+            // subscribers, and re-reading them (two per relationship of an interaction batch) changes nothing.
+            let stakeholders: BTreeSet<StakeholderId> = events
+                .iter()
+                .filter(|event| event.kind.changes_stakeholders())
+                .flat_map(|event| event.stakeholders.iter().copied())
+                .collect();
             let relationships: BTreeSet<RelationshipId> =
                 events.iter().filter_map(|event| event.relationship).collect();
             let (changes, rows) = self.changes(stakeholders, relationships).await?;

@@ -16,6 +16,11 @@ use std::collections::BTreeMap;
 pub(crate) trait BatchTarget {
     /// The stakeholder with this id, archived or not.
     fn stakeholder(&mut self, id: StakeholderId) -> StoreResult<Option<Stakeholder>>;
+    /// Whether the stakeholder with this id is archived (`None`: there is none). What only needs to know that is
+    /// cheaper asking this than reading the whole record.
+    fn archived(&mut self, id: StakeholderId) -> StoreResult<Option<bool>> {
+        Ok(self.stakeholder(id)?.map(|stakeholder| stakeholder.is_archived()))
+    }
     /// The id of the stakeholder that uses this key.
     fn stakeholder_with_key(&mut self, key: &str) -> StoreResult<Option<StakeholderId>>;
     /// The id the next created stakeholder gets.
@@ -77,6 +82,15 @@ fn not_found(command: usize, field: &str, what: &str, id: impl std::fmt::Display
     )
 }
 
+fn archived(command: usize, id: StakeholderId) -> StoreError {
+    StoreError::rejected(
+        command,
+        "id",
+        Rejection::Conflict,
+        format!("stakeholder {id} is archived and can no longer change"),
+    )
+}
+
 /// Points a "not found"/"archived" refusal about a stakeholder at the field it came from.
 fn retarget(error: StoreError, field: &str) -> StoreError {
     match error {
@@ -135,14 +149,18 @@ impl<T: BatchTarget> Batch<'_, T> {
     fn live_stakeholder(&mut self, index: usize, id: StakeholderId) -> StoreResult<Stakeholder> {
         let stakeholder = self.stakeholder(index, id)?;
         if stakeholder.is_archived() {
-            return Err(StoreError::rejected(
-                index,
-                "id",
-                Rejection::Conflict,
-                format!("stakeholder {id} is archived and can no longer change"),
-            ));
+            return Err(archived(index, id));
         }
         Ok(stakeholder)
+    }
+
+    /// Refuses unless stakeholder `id` exists and is live (without reading its record).
+    fn check_live(&mut self, index: usize, id: StakeholderId) -> StoreResult<()> {
+        match self.target.archived(id)? {
+            None => Err(not_found(index, "id", "stakeholder", id)),
+            Some(true) => Err(archived(index, id)),
+            Some(false) => Ok(()),
+        }
     }
 
     fn create_stakeholder(&mut self, index: usize, new: NewStakeholder) -> StoreResult<Outcome> {
@@ -200,6 +218,7 @@ impl<T: BatchTarget> Batch<'_, T> {
 
     fn record_interactions(&mut self, index: usize, interactions: Vec<NewInteraction>) -> StoreResult<Outcome> {
         let mut relationships: BTreeMap<RelationshipId, Relationship> = BTreeMap::new();
+        let mut live = std::collections::BTreeSet::new();
         for (position, interaction) in interactions.iter().enumerate() {
             interaction
                 .check_time(self.at)
@@ -212,8 +231,11 @@ impl<T: BatchTarget> Batch<'_, T> {
             })?;
             // Archived stakeholders no longer change, and neither does their history.
             for end in [relationship.from, relationship.to] {
-                self.live_stakeholder(index, end)
-                    .map_err(|error| retarget(error, &format!("{position}.relationship")))?;
+                if !live.contains(&end) {
+                    self.check_live(index, end)
+                        .map_err(|error| retarget(error, &format!("{position}.relationship")))?;
+                    live.insert(end);
+                }
             }
             relationships.insert(relationship.id, relationship);
         }

@@ -33,6 +33,13 @@ impl BatchTarget for InTransaction<'_, '_> {
             .map_err(rows::internal)
     }
 
+    fn archived(&mut self, id: StakeholderId) -> StoreResult<Option<bool>> {
+        self.0
+            .prepare_cached("SELECT archived_at IS NOT NULL FROM stakeholder WHERE id = ?1")
+            .and_then(|mut statement| statement.query_row([id.0], |row| row.get(0)).optional())
+            .map_err(rows::internal)
+    }
+
     fn stakeholder_with_key(&mut self, key: &str) -> StoreResult<Option<StakeholderId>> {
         self.0
             .prepare_cached("SELECT id FROM stakeholder WHERE key = ?1")
