@@ -21,11 +21,12 @@ rate lifted (anonymous callers share one budget, which `wrk` would exhaust at on
 With `--writer RATE` (issue 12, target 1: "the same while a writer makes 10 mutations a second"), threads pinned
 to the load generator's core post RATE mutations a second to Stakegraph while each wrk run lasts (open loop: on
 schedule, whether or not the earlier ones were answered), for both servers' runs (the peer reads the writes from
-the shared file): `upsertRelationship` setting new `trust` and `commitment` (read by the dashboard query, and
-components of `strength`) on a random relationship of the dashboard's first page, as an editor (a key is
-configured for it; the dashboard is still read anonymously). Each answer must echo the values written. The writer
-starts after the answers were compared; once the timed rounds are over they are compared again, with every write
-in place. The writes made and failed (and their p50/p99) are reported per run.
+the shared file; both serve a copy of the database made for this invocation): `upsertRelationship` setting new
+`trust` and `commitment` (read by the dashboard query, and components of `strength`) on a random relationship of
+the dashboard's first page, as an editor (a key is configured for it; the dashboard is still read anonymously).
+Each answer must echo the values written. The writer starts after the answers were compared; once the timed
+rounds are over they are compared again, with every write in place. The writes made and failed (and their
+p50/p99) are reported per run.
 """
 
 from __future__ import annotations
@@ -296,6 +297,13 @@ def main() -> int:
     connections = [int(value) for value in args.connections.split(",")]
     query = query_text(args.strength)
     work = Path(tempfile.mkdtemp(prefix="stakegraph-serving-"))
+    if args.writer > 0:
+        # The writes change the file: both servers serve a copy, so the next run starts from the same graph.
+        served = work / db.name
+        for suffix in ("", "-wal"):
+            if Path(f"{db}{suffix}").exists():
+                shutil.copyfile(f"{db}{suffix}", f"{served}{suffix}")
+        db = served
     body = write_request(work, query)
     config = work / "stakegraph.toml"
     config.write_text("[limits]\nrequests_per_second_per_key = 1000000\n")
