@@ -395,6 +395,7 @@ def parse_wrk(output: str) -> dict:
 def run_wrk(server: Server, script: Path, connections: int, seconds: float, core: str | None) -> dict:
     command = pinned(core, ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
                             "--timeout", "60s", "-s", str(script), server.url])
+    load_before = os.getloadavg()[0]
     cpu_before, _ = server.cpu_and_threads()
     wall = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True)
@@ -406,6 +407,8 @@ def run_wrk(server: Server, script: Path, connections: int, seconds: float, core
     figures["server_cpu_s"] = cpu_after - cpu_before
     figures["server_core_busy"] = (cpu_after - cpu_before) / wall if wall > 0 else 0.0
     figures["server_threads"] = threads
+    # Other work on the machine competes for the pinned cores: the 1-minute load average before and after.
+    figures["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     failed = figures["bad_status"] + figures["graphql_errors"] + figures["unexpected"]
     if failed or figures["socket_errors"]:
         raise CheckFailed(
@@ -747,8 +750,10 @@ def main() -> int:
         return 1
 
     lines, summary = report(settings, sizes)
+    loads = [load for run in settings.results for load in run["load_average"]]
     heading = (f"writes.py: {rounds} round(s) of {seconds:.0f} s where timed by duration, "
-               + ("server on core 0, wrk on core 1" if pin else "not pinned"))
+               + ("server on core 0, wrk on core 1" if pin else "not pinned")
+               + (f"; 1-minute load average {min(loads):.1f}–{max(loads):.1f} around the runs" if loads else ""))
     print("\n".join([heading, "", *lines]), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps({"pinned": pin, "rounds": rounds, "seconds": seconds, "sizes": sizes,
