@@ -751,7 +751,8 @@ def main() -> int:
 
     lines, summary = report(settings, sizes)
     loads = [load for run in settings.results for load in run["load_average"]]
-    heading = (f"writes.py: {rounds} round(s) of {seconds:.0f} s where timed by duration, "
+    timed = [case for case in ("customers", "interactions") if case in cases]
+    heading = ("writes.py: " + (f"{' and '.join(timed)}: {rounds} interleaved round(s) of {seconds:.0f} s; " if timed else "")
                + ("server on core 0, wrk on core 1" if pin else "not pinned")
                + (f"; 1-minute load average {min(loads):.1f}–{max(loads):.1f} around the runs" if loads else ""))
     print("\n".join([heading, "", *lines]), file=sys.stderr if args.json else sys.stdout)
