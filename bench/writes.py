@@ -35,7 +35,9 @@ expected payload (`"created":true` for a new relationship, `"count":1000` for a 
 script from its first request to its last answer (CLOCK_MONOTONIC through LuaJIT's ffi), so they are sustained
 rates; p50 and p99 are wrk's (`--latency`). After each run the service's `graphCounts` must have grown by exactly
 what was acknowledged (plus at most the requests still in flight when wrk stopped), and the new relationships
-are looked up in the database file. The server's CPU time during the run is read from /proc.
+are looked up in the database file. The server's CPU time and the bytes it wrote to storage during the run are
+read from /proc (every commit is fsynced: `synchronous = FULL`, so a core less than fully busy is waiting on the
+disk).
 
 Prints a markdown table (with --json, one JSON object on stdout and the table on stderr). Exit status: 0
 measured, 1 a check failed (a non-200 answer, a GraphQL error, an unexpected answer or count), 2 setup failed.
@@ -199,6 +201,11 @@ class Server:
 
     def counts(self) -> dict:
         return self.graphql(COUNTS)["graphCounts"]
+
+    def bytes_written(self) -> int:
+        """Bytes the server has caused to be written to storage (its own writes and the fsyncs' flushing)."""
+        text = Path(f"/proc/{self.process.pid}/io").read_text()
+        return int(re.search(r"^write_bytes: (\d+)", text, re.MULTILINE).group(1))
 
     def cpu_and_threads(self) -> tuple[float, int]:
         """CPU seconds the server has used (user + system) and its thread count, from /proc."""
@@ -397,16 +404,19 @@ def run_wrk(server: Server, script: Path, connections: int, seconds: float, core
                             "--timeout", "60s", "-s", str(script), server.url])
     load_before = os.getloadavg()[0]
     cpu_before, _ = server.cpu_and_threads()
+    written_before = server.bytes_written()
     wall = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True)
     wall = time.monotonic() - wall
     cpu_after, threads = server.cpu_and_threads()
+    written = server.bytes_written() - written_before
     if result.returncode != 0:
         raise CheckFailed(f"wrk failed (exit status {result.returncode}):\n{result.stdout}\n{result.stderr}")
     figures = parse_wrk(result.stdout)
     figures["server_cpu_s"] = cpu_after - cpu_before
     figures["server_core_busy"] = (cpu_after - cpu_before) / wall if wall > 0 else 0.0
     figures["server_threads"] = threads
+    figures["server_written_bytes"] = written
     # Other work on the machine competes for the pinned cores: the 1-minute load average before and after.
     figures["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     failed = figures["bad_status"] + figures["graphql_errors"] + figures["unexpected"]
@@ -631,8 +641,8 @@ def spread(values: list[float], digits: int = 0) -> str:
 
 def report(settings: Settings, sizes: list[int]) -> tuple[list[str], dict]:
     lines = [
-        "| case | graph | conns | rate, median [spread] | p50 ms | p99 ms | server CPU per request | runs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | graph | conns | rate, median [spread] | p50 ms | p99 ms | server CPU per request | written per request | runs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     summary: dict = {}
 
@@ -640,10 +650,11 @@ def report(settings: Settings, sizes: list[int]) -> tuple[list[str], dict]:
         rates = [run["rate"] for run in runs]
         digits = 1 if max(rates) < 100 else 0
         cpu = statistics.median(run["server_cpu_s"] / run["answered"] * 1000 for run in runs)
+        written = statistics.median(run["server_written_bytes"] / run["answered"] / 1024 for run in runs)
         lines.append(
             f"| {case} | {graph} | {connections} | {statistics.median(rates):,.{digits}f} {unit} [{spread(rates, digits)}] | "
             f"{statistics.median(run['p50_ms'] for run in runs):.1f} | {statistics.median(run['p99_ms'] for run in runs):.1f} | "
-            f"{cpu:.2f} ms | {len(runs)} |")
+            f"{cpu:.2f} ms | {written:,.0f} KiB | {len(runs)} |")
 
     customers = [run for run in settings.results if run["case"] == "customers"]
     for size in sizes:
