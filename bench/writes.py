@@ -27,7 +27,7 @@ bench/peers.py use; about two minutes), or --graph PATH. --quick uses 3,000 agai
 The server runs `stakegraph serve` pinned to core 0 (`taskset -c 0`), `wrk` (one thread) pinned to core 1. The
 server has one admin key (`STAKEGRAPH_API_KEYS`: writes need an editor or admin key) and its per-key request rate
 lifted (`[limits] requests_per_second_per_key = 1000000` in a STAKEGRAPH_CONFIG file); every other limit is the
-default (a batch of 1,000 is `max_batch`, about 190 KB against `max_body_bytes` of 1 MiB; a mutation past
+default (a batch of 1,000 is `max_batch`, about 130 KiB against `max_body_bytes` of 1 MiB; a mutation past
 `request_timeout_ms`, 10 s, would fail the run). wrk's Lua script (generated per run into the temporary directory)
 sends per-request bodies from a pre-generated list, rotating via a counter (createCustomer's key carries the
 counter, so every key is new), and checks every answer in its `response()` hook: HTTP 200, no `errors`, and the
@@ -35,9 +35,10 @@ expected payload (`"created":true` for a new relationship, `"count":1000` for a 
 script from its first request to its last answer (CLOCK_MONOTONIC through LuaJIT's ffi), so they are sustained
 rates; p50 and p99 are wrk's (`--latency`). After each run the service's `graphCounts` must have grown by exactly
 what was acknowledged (plus at most the requests still in flight when wrk stopped), and the new relationships
-are looked up in the database file. The server's CPU time and the bytes it wrote to storage during the run are
-read from /proc (every commit is fsynced: `synchronous = FULL`, so a core less than fully busy is waiting on the
-disk).
+are looked up in the database file. From /proc, for the length of each run: the server's CPU time, the time its
+threads waited runnable for a core (summed over its threads, so it may pass 100 %: other work on core 0, or its
+own threads queueing for their one core), and the bytes it wrote (to the database and its write-ahead log,
+where every commit is fsynced, `synchronous = FULL`; the answers are a small part).
 
 Prints a markdown table (with --json, one JSON object on stdout and the table on stderr). Exit status: 0
 measured, 1 a check failed (a non-200 answer, a GraphQL error, an unexpected answer or count), 2 setup failed.
@@ -145,6 +146,13 @@ def fresh_copy(source: Path, directory: Path, name: str) -> Path:
         raise SetupError(f"{source} has a non-empty write-ahead log (is a server using it?); stop it first")
     copy = directory / name
     shutil.copyfile(source, copy)
+    # On disk before the server starts: else the server's first fsync of the file (a checkpoint's) waits for the
+    # whole copy to be written back, inside a timed run.
+    descriptor = os.open(copy, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
     return copy
 
 
@@ -203,9 +211,21 @@ class Server:
         return self.graphql(COUNTS)["graphCounts"]
 
     def bytes_written(self) -> int:
-        """Bytes the server has caused to be written to storage (its own writes and the fsyncs' flushing)."""
+        """Bytes the server has passed to write calls (`wchar`: the database, its write-ahead log, and sockets).
+        Not `write_bytes`, the kernel's count of what reached storage: on this machine's page cache that was 7
+        times what SQLite wrote (115 MB against 16.5 MB for a batch of 1,000 interactions)."""
         text = Path(f"/proc/{self.process.pid}/io").read_text()
-        return int(re.search(r"^write_bytes: (\d+)", text, re.MULTILINE).group(1))
+        return int(re.search(r"^wchar: (\d+)", text, re.MULTILINE).group(1))
+
+    def queued_seconds(self) -> float:
+        """Seconds the server's live threads have spent runnable but waiting for a core (schedstat's second field)."""
+        total = 0
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                pass  # a thread that ended meanwhile
+        return total / 1e9
 
     def cpu_and_threads(self) -> tuple[float, int]:
         """CPU seconds the server has used (user + system) and its thread count, from /proc."""
@@ -405,17 +425,20 @@ def run_wrk(server: Server, script: Path, connections: int, seconds: float, core
     load_before = os.getloadavg()[0]
     cpu_before, _ = server.cpu_and_threads()
     written_before = server.bytes_written()
+    queued_before = server.queued_seconds()
     wall = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True)
     wall = time.monotonic() - wall
     cpu_after, threads = server.cpu_and_threads()
     written = server.bytes_written() - written_before
+    queued = server.queued_seconds() - queued_before
     if result.returncode != 0:
         raise CheckFailed(f"wrk failed (exit status {result.returncode}):\n{result.stdout}\n{result.stderr}")
     figures = parse_wrk(result.stdout)
     figures["server_cpu_s"] = cpu_after - cpu_before
     figures["server_core_busy"] = (cpu_after - cpu_before) / wall if wall > 0 else 0.0
     figures["server_threads"] = threads
+    figures["server_core_queued"] = queued / wall if wall > 0 else 0.0
     figures["server_written_bytes"] = written
     # Other work on the machine competes for the pinned cores: the 1-minute load average before and after.
     figures["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
@@ -496,7 +519,8 @@ def run_customers(settings: Settings, sizes: list[int]) -> None:
                 remove_database(copy)
             rate = figures["answered"] / figures["seconds"]
             log(f"  {rate:,.0f} customers/s, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms; "
-                f"{created:,} created; server core {figures['server_core_busy']:.0%} busy")
+                f"{created:,} created; server core {figures['server_core_busy']:.0%} busy, "
+                f"{figures['server_core_queued']:.0%} waited for")
             settings.results.append({"case": "customers", "round": round_number + 1, "stakeholders": before["stakeholders"],
                                      "size": size, "connections": 8, "rate": rate, "created": created, **figures})
 
@@ -625,7 +649,8 @@ def run_interactions(settings: Settings, graph: Path, batch: int, connection_cou
                                   f"but graphCounts.interactions grew by {recorded}")
             rate = figures["answered"] * batch / figures["seconds"]
             log(f"  {rate:,.0f} interactions/s, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms per "
-                f"batch; {recorded:,} recorded; server core {figures['server_core_busy']:.0%} busy")
+                f"batch; {recorded:,} recorded; server core {figures['server_core_busy']:.0%} busy, "
+                f"{figures['server_core_queued']:.0%} waited for")
             settings.results.append({"case": "interactions", "round": round_number + 1, "relationships": before["relationships"],
                                      "connections": connections, "batch": batch, "rate": rate, "recorded": recorded,
                                      **figures})
@@ -641,8 +666,9 @@ def spread(values: list[float], digits: int = 0) -> str:
 
 def report(settings: Settings, sizes: list[int]) -> tuple[list[str], dict]:
     lines = [
-        "| case | graph | conns | rate, median [spread] | p50 ms | p99 ms | server CPU per request | written per request | runs |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | graph | conns | rate, median [spread] | p50 ms | p99 ms | server CPU per request | server core busy / "
+        "waited for | written per request | runs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary: dict = {}
 
@@ -651,10 +677,12 @@ def report(settings: Settings, sizes: list[int]) -> tuple[list[str], dict]:
         digits = 1 if max(rates) < 100 else 0
         cpu = statistics.median(run["server_cpu_s"] / run["answered"] * 1000 for run in runs)
         written = statistics.median(run["server_written_bytes"] / run["answered"] / 1024 for run in runs)
+        busy = statistics.median(run["server_core_busy"] for run in runs)
+        queued = statistics.median(run["server_core_queued"] for run in runs)
         lines.append(
             f"| {case} | {graph} | {connections} | {statistics.median(rates):,.{digits}f} {unit} [{spread(rates, digits)}] | "
             f"{statistics.median(run['p50_ms'] for run in runs):.1f} | {statistics.median(run['p99_ms'] for run in runs):.1f} | "
-            f"{cpu:.2f} ms | {written:,.0f} KiB | {len(runs)} |")
+            f"{cpu:.2f} ms | {busy:.0%} / {queued:.0%} | {written:,.0f} KiB | {len(runs)} |")
 
     customers = [run for run in settings.results if run["case"] == "customers"]
     for size in sizes:
