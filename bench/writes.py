@@ -254,7 +254,8 @@ def check_ids(server: Server, db: Path) -> None:
         connection.close()
     found = server.graphql("query($key: String!) { stakeholderByKey(key: $key) { id } }", {"key": key})
     if (found["stakeholderByKey"] or {}).get("id") != global_id("Stakeholder", stakeholder):
-        raise SetupError(f"the service's id of stakeholder {stakeholder} is not {global_id('Stakeholder', stakeholder)} "
+        raise SetupError(f"the service's id of stakeholder {stakeholder} is not "
+                         f"{global_id('Stakeholder', stakeholder)} "
                          "(src/api/ids.rs changed?); update global_id() in bench/writes.py")
     found = server.graphql("query($id: ID!) { relationship(id: $id) { from { id } } }",
                            {"id": global_id("Relationship", relationship)})
@@ -382,7 +383,8 @@ end
 
 function done(summary, latency, requests)
   for _, thread in ipairs(threads) do
-    io.write(string.format("WRITES_COUNTS sent=%d answered=%d bad_status=%d graphql_errors=%d unexpected=%d seconds=%.6f\\n",
+    io.write(string.format(
+      "WRITES_COUNTS sent=%d answered=%d bad_status=%d graphql_errors=%d unexpected=%d seconds=%.6f\\n",
       thread:get("sent"), thread:get("answered"), thread:get("bad_status"), thread:get("graphql_errors"),
       thread:get("unexpected"), thread:get("finished") - thread:get("started")))
     io.write("WRITES_FIRST_FAILURE " .. thread:get("first_failure") .. "\\n")
@@ -521,7 +523,8 @@ def run_customers(settings: Settings, sizes: list[int]) -> None:
             log(f"  {rate:,.0f} customers/s, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms; "
                 f"{created:,} created; server core {figures['server_core_busy']:.0%} busy, "
                 f"{figures['server_core_queued']:.0%} waited for")
-            settings.results.append({"case": "customers", "round": round_number + 1, "stakeholders": before["stakeholders"],
+            settings.results.append({"case": "customers", "round": round_number + 1,
+                                     "stakeholders": before["stakeholders"],
                                      "size": size, "connections": 8, "rate": rate, "created": created, **figures})
 
 
@@ -559,7 +562,8 @@ def run_relationships(settings: Settings, graph: Path, count: int) -> None:
             upsert = {"from": global_id("Stakeholder", source), "to": global_id("Stakeholder", target), "type": "KNOWS",
                       "level": rng.choice(LEVELS[:3]), "trust": round(rng.random(), 3),
                       "commitment": round(rng.random(), 3)}
-            bodies.append(json.dumps({"query": NEW_RELATIONSHIP, "variables": {"input": upsert}}, separators=(",", ":")))
+            bodies.append(json.dumps({"query": NEW_RELATIONSHIP, "variables": {"input": upsert}},
+                                     separators=(",", ":")))
         server = Server(settings.binary, copy, settings.work, settings.server_core)
         try:
             server.wait_ready()
@@ -577,9 +581,8 @@ def run_relationships(settings: Settings, graph: Path, count: int) -> None:
                               f"expected {count} each")
         connection = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
         try:
-            found = sum(connection.execute(
-                "SELECT count(*) FROM relationship WHERE from_id = ? AND to_id = ? AND type = 'KNOWS'", pair).fetchone()[0]
-                for pair in pairs)
+            query = "SELECT count(*) FROM relationship WHERE from_id = ? AND to_id = ? AND type = 'KNOWS'"
+            found = sum(connection.execute(query, pair).fetchone()[0] for pair in pairs)
         finally:
             connection.close()
         if found != count:
@@ -597,7 +600,8 @@ def interaction_bodies(db: Path, batch: int, batches: int, rng: random.Random) -
     connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         live = [row[0] for row in connection.execute(
-            "SELECT r.id FROM relationship r JOIN stakeholder f ON f.id = r.from_id JOIN stakeholder t ON t.id = r.to_id "
+            "SELECT r.id FROM relationship r JOIN stakeholder f ON f.id = r.from_id "
+            "JOIN stakeholder t ON t.id = r.to_id "
             "WHERE f.archived_at IS NULL AND t.archived_at IS NULL")]
     finally:
         connection.close()
@@ -651,7 +655,8 @@ def run_interactions(settings: Settings, graph: Path, batch: int, connection_cou
             log(f"  {rate:,.0f} interactions/s, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms per "
                 f"batch; {recorded:,} recorded; server core {figures['server_core_busy']:.0%} busy, "
                 f"{figures['server_core_queued']:.0%} waited for")
-            settings.results.append({"case": "interactions", "round": round_number + 1, "relationships": before["relationships"],
+            settings.results.append({"case": "interactions", "round": round_number + 1,
+                                     "relationships": before["relationships"],
                                      "connections": connections, "batch": batch, "rate": rate, "recorded": recorded,
                                      **figures})
 
@@ -666,8 +671,8 @@ def spread(values: list[float], digits: int = 0) -> str:
 
 def report(settings: Settings, sizes: list[int]) -> tuple[list[str], dict]:
     lines = [
-        "| case | graph | conns | rate, median [spread] | p50 ms | p99 ms | server CPU per request | server core busy / "
-        "waited for | written per request | runs |",
+        "| case | graph | conns | rate, median [spread] | p50 ms | p99 ms | server CPU per request "
+        "| server core busy / waited for | written per request | runs |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary: dict = {}
@@ -675,13 +680,15 @@ def report(settings: Settings, sizes: list[int]) -> tuple[list[str], dict]:
     def row(case: str, graph: str, connections: int, runs: list[dict], unit: str) -> None:
         rates = [run["rate"] for run in runs]
         digits = 1 if max(rates) < 100 else 0
+        rate = f"{statistics.median(rates):,.{digits}f} {unit} [{spread(rates, digits)}]"
+        p50 = statistics.median(run["p50_ms"] for run in runs)
+        p99 = statistics.median(run["p99_ms"] for run in runs)
         cpu = statistics.median(run["server_cpu_s"] / run["answered"] * 1000 for run in runs)
         written = statistics.median(run["server_written_bytes"] / run["answered"] / 1024 for run in runs)
         busy = statistics.median(run["server_core_busy"] for run in runs)
         queued = statistics.median(run["server_core_queued"] for run in runs)
         lines.append(
-            f"| {case} | {graph} | {connections} | {statistics.median(rates):,.{digits}f} {unit} [{spread(rates, digits)}] | "
-            f"{statistics.median(run['p50_ms'] for run in runs):.1f} | {statistics.median(run['p99_ms'] for run in runs):.1f} | "
+            f"| {case} | {graph} | {connections} | {rate} | {p50:.1f} | {p99:.1f} | "
             f"{cpu:.2f} ms | {busy:.0%} / {queued:.0%} | {written:,.0f} KiB | {len(runs)} |")
 
     customers = [run for run in settings.results if run["case"] == "customers"]
@@ -731,7 +738,8 @@ def main() -> int:
     parser.add_argument("--cases", default="customers,relationships,interactions",
                         help="comma-separated: customers, relationships, interactions")
     parser.add_argument("--quick", action="store_true",
-                        help="3,000 vs 20,000 stakeholders, a 20,000-relationship graph, 1,000 new relationships, 3 s, 2 rounds")
+                        help="3,000 vs 20,000 stakeholders, a 20,000-relationship graph, 1,000 new relationships, "
+                        "3 s, 2 rounds")
     parser.add_argument("--sizes", help="the two demo sizes of the customers case [default: 3000,200000]")
     parser.add_argument("--graph", type=Path, help="an existing graph for the relationships and interactions cases "
                         "[default: target/bench-data/demo-100000-r1000000-seed42-2026-06-01.db, written on first use]")
@@ -739,7 +747,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1000, help="interactions per recordInteractions")
     parser.add_argument("--interaction-connections", default="1,2", help="connections of the interactions case")
     parser.add_argument("--seconds", type=float, help="length of each timed run [10; --quick 3]")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds of the customers and interactions cases [3; --quick 2]")
+    parser.add_argument("--rounds", type=int,
+                        help="interleaved rounds of the customers and interactions cases [3; --quick 2]")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server and wrk to separate cores")
     parser.add_argument("--json", action="store_true", help="print every figure as one JSON object on stdout")
     args = parser.parse_args()
@@ -764,9 +773,9 @@ def main() -> int:
         server_core, load_core = ("0", "1") if pin else (None, None)
         graph = None
         if {"relationships", "interactions"} & set(cases):
-            graph = args.graph or ensure_demo(
-                binary, ROOT / "target" / "bench-data" / f"demo-{graph_size}-r{graph_relationships}-seed{SEED}-{ANCHOR}.db",
-                graph_size, graph_relationships)
+            name = f"demo-{graph_size}-r{graph_relationships}-seed{SEED}-{ANCHOR}.db"
+            graph = args.graph or ensure_demo(binary, ROOT / "target" / "bench-data" / name, graph_size,
+                                              graph_relationships)
             if not graph.exists():
                 raise SetupError(f"{graph} does not exist")
         work = Path(tempfile.mkdtemp(prefix="stakegraph-writes-"))
@@ -791,7 +800,8 @@ def main() -> int:
     lines, summary = report(settings, sizes)
     loads = [load for run in settings.results for load in run["load_average"]]
     timed = [case for case in ("customers", "interactions") if case in cases]
-    heading = ("writes.py: " + (f"{' and '.join(timed)}: {rounds} interleaved round(s) of {seconds:.0f} s; " if timed else "")
+    durations = f"{' and '.join(timed)}: {rounds} interleaved round(s) of {seconds:.0f} s; " if timed else ""
+    heading = ("writes.py: " + durations
                + ("server on core 0, wrk on core 1" if pin else "not pinned")
                + (f"; 1-minute load average {min(loads):.1f}–{max(loads):.1f} around the runs" if loads else ""))
     print("\n".join([heading, "", *lines]), file=sys.stderr if args.json else sys.stdout)
