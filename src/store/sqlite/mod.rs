@@ -53,39 +53,10 @@ pub struct SqliteStore {
     readers: r2d2::Pool<SqliteConnectionManager>,
     /// The model the stored decayed sums follow.
     model: Arc<StrengthModel>,
-    /// Dropped with the last clone of the store, which stops the background checkpoints.
-    _checkpoints: Arc<std::sync::mpsc::Sender<()>>,
 }
 
 /// Pages of the writer's cache (negative: KiB): the B-tree pages a batch of random updates walks stay in memory.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
-
-/// How often the write-ahead log is folded into the database file in the background.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// The log's size (pages) at which a commit folds it itself: only when the background checkpoints fall behind.
-const COMMIT_CHECKPOINT_PAGES: i64 = 16_384;
-
-/// Folds the write-ahead log into the database file every [`CHECKPOINT_EVERY`] on a thread of its own, so a
-/// commit only appends to the log (and syncs it) instead of copying a thousand pages and syncing the database
-/// file too. PASSIVE: it never waits for readers or the writer, and copies what they allow; the writer restarts
-/// the log once all of it is copied. Stops when `stop` is dropped.
-fn spawn_checkpoints(path: &Path) -> Result<std::sync::mpsc::Sender<()>, rusqlite::Error> {
-    let connection = Connection::open(path)?;
-    connection.busy_timeout(std::time::Duration::from_millis(100))?;
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let spawned = std::thread::Builder::new().name("sqlite-checkpoints".into()).spawn(move || {
-        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-            if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(%error, "a background checkpoint failed; commits fold the log when it grows");
-            }
-        }
-    });
-    if let Err(error) = spawned {
-        tracing::warn!(%error, "no background checkpoints (commits fold the log as it grows)");
-    }
-    Ok(stop)
-}
 
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -279,7 +250,6 @@ impl SqliteStore {
         writer.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
         writer.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
         writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(open_error)?;
-        writer.pragma_update(None, "wal_autocheckpoint", COMMIT_CHECKPOINT_PAGES).map_err(open_error)?;
         configure(&writer).map_err(open_error)?;
         migrate(&mut writer, &path)?;
         align_sums(&mut writer, &model)?;
@@ -292,14 +262,7 @@ impl SqliteStore {
             .max_size(READERS)
             .build(manager)
             .map_err(|error| StoreError::Unavailable(format!("cannot open readers on {}: {error}", path.display())))?;
-        let checkpoints = spawn_checkpoints(&path).map_err(open_error)?;
-        Ok(Self {
-            path,
-            writer: Arc::new(Mutex::new(writer)),
-            readers,
-            model: Arc::new(model),
-            _checkpoints: Arc::new(checkpoints),
-        })
+        Ok(Self { path, writer: Arc::new(Mutex::new(writer)), readers, model: Arc::new(model) })
     }
 
     /// The database file.
