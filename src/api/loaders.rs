@@ -189,6 +189,24 @@ impl Loaders {
         self.loader.load_one(key).await
     }
 
+    /// The relationships of `stakeholder` (both directions, in id order) that satisfy `wanted`: from the records
+    /// when they hold the stakeholder (copying only those wanted), else from every relationship batched with the
+    /// other loads of the same level.
+    pub async fn relationships_of_where(
+        &self,
+        stakeholder: StakeholderId,
+        wanted: impl Fn(&Relationship) -> bool,
+    ) -> Result<Vec<Relationship>, LoadError> {
+        if let Some(found) =
+            self.engine.records().and_then(|records| records.relationships_of_where(stakeholder, &wanted))
+        {
+            return Ok(found);
+        }
+        self.executions.activity.fetch_add(1, Ordering::AcqRel);
+        let all = self.loader.load_one(RelationshipsOf(stakeholder)).await?.unwrap_or_default();
+        Ok(all.iter().filter(|relationship| wanted(relationship)).cloned().collect())
+    }
+
     /// Loads several values: those the records hold from them, the others batched with every other load of the
     /// same key type.
     pub async fn load_many<K>(

@@ -9,7 +9,7 @@ use super::auth::Caller;
 use super::enums::{Basis, Bond, Channel, Direction, EdgeDirection, Level, RelationshipType};
 use super::error::ApiResult;
 use super::ids::{decode_interaction_cursor, encode_interaction_cursor, GlobalId};
-use super::loaders::{InteractionPageKey, Loaders, RelationshipsOf};
+use super::loaders::{InteractionPageKey, Loaders};
 use super::paging::{page_size, Counted, Window};
 use super::stakeholders::{edge_direction, load_stakeholder, StakeholderNode};
 use super::ApiContext;
@@ -137,14 +137,21 @@ pub async fn visible(
     if Caller::of(ctx).sees_private() || relationships.is_empty() {
         return Ok(relationships);
     }
-    let ends: HashSet<StakeholderId> =
-        relationships.iter().flat_map(|relationship| [relationship.from, relationship.to]).collect();
-    let found = ctx.data_unchecked::<Loaders>().load_many(ends).await?;
-    let public = |id: &StakeholderId| found.get(id).is_some_and(|stakeholder| !stakeholder.private);
-    Ok(relationships
-        .into_iter()
-        .filter(|relationship| public(&relationship.from) && public(&relationship.to))
-        .collect())
+    // The engine's records answer for live stakeholders (a bit each); the loaders for the rest (archived ones).
+    let records = ctx.data_unchecked::<ApiContext>().engine.records();
+    let known = |id: StakeholderId| records.as_ref().and_then(|records| records.is_public(id));
+    let ends: HashSet<StakeholderId> = relationships
+        .iter()
+        .flat_map(|relationship| [relationship.from, relationship.to])
+        .filter(|&id| known(id).is_none())
+        .collect();
+    let found = match ends.is_empty() {
+        true => Default::default(),
+        false => ctx.data_unchecked::<Loaders>().load_many(ends).await?,
+    };
+    let public =
+        |id: StakeholderId| known(id).unwrap_or_else(|| found.get(&id).is_some_and(|stakeholder| !stakeholder.private));
+    Ok(relationships.into_iter().filter(|relationship| public(relationship.from) && public(relationship.to)).collect())
 }
 
 /// The relationship with this id, if it exists and the caller may see it (a withheld one answers like an id
@@ -156,8 +163,18 @@ pub async fn load_relationship(ctx: &Context<'_>, id: RelationshipId) -> ApiResu
 
 /// Every relationship of `stakeholder` (both directions, in id order) the caller may see.
 pub async fn relationships_of(ctx: &Context<'_>, stakeholder: StakeholderId) -> ApiResult<Vec<domain::Relationship>> {
-    let all = ctx.data_unchecked::<Loaders>().load_one(RelationshipsOf(stakeholder)).await?.unwrap_or_default();
-    visible(ctx, all.iter().cloned()).await
+    relationships_of_where(ctx, stakeholder, |_| true).await
+}
+
+/// The relationships of `stakeholder` (both directions, in id order) that satisfy `wanted` and the caller may see;
+/// only those wanted are copied and have their ends looked up.
+pub async fn relationships_of_where(
+    ctx: &Context<'_>,
+    stakeholder: StakeholderId,
+    wanted: impl Fn(&domain::Relationship) -> bool,
+) -> ApiResult<Vec<domain::Relationship>> {
+    let wanted = ctx.data_unchecked::<Loaders>().relationships_of_where(stakeholder, wanted).await?;
+    visible(ctx, wanted).await
 }
 
 /// One recorded interaction.
@@ -301,15 +318,13 @@ pub async fn relationship_connection(
     let types: Option<Vec<domain::RelationshipType>> =
         filter.types.map(|types| types.into_iter().map(Into::into).collect());
     let min_level = filter.min_level.map(domain::Level::from);
-    let all = relationships_of(ctx, stakeholder).await?;
-    let mut relationships: Vec<&domain::Relationship> = all
-        .iter()
-        .filter(|relationship| types.as_ref().is_none_or(|types| types.contains(&relationship.rel_type)))
-        .filter(|relationship| {
-            filter.direction.is_none_or(|direction| edge_direction(relationship, stakeholder) == direction)
-        })
-        .filter(|relationship| min_level.is_none_or(|level| relationship.level >= level))
-        .collect();
+    let all = relationships_of_where(ctx, stakeholder, |relationship| {
+        types.as_ref().is_none_or(|types| types.contains(&relationship.rel_type))
+            && filter.direction.is_none_or(|direction| edge_direction(relationship, stakeholder) == direction)
+            && min_level.is_none_or(|level| relationship.level >= level)
+    })
+    .await?;
+    let mut relationships: Vec<&domain::Relationship> = all.iter().collect();
     sort_relationships(&mut relationships, order_by.unwrap_or_default());
     let window = Window::of(RELATIONSHIPS, relationships.len(), first, after.as_deref())?;
     let mut connection = Connection::with_additional_fields(

@@ -12,7 +12,8 @@ use super::ids::GlobalId;
 use super::loaders::Loaders;
 use super::paging::{page_size, Counted, Window};
 use super::relationships::{
-    relationship_connection, relationships_of, RelationshipConnection, RelationshipFilter, RelationshipSort,
+    relationship_connection, relationships_of, relationships_of_where, RelationshipConnection, RelationshipFilter,
+    RelationshipSort,
 };
 use super::strength::{RankedRelationship, RelationshipStrength};
 use super::ApiContext;
@@ -419,11 +420,10 @@ stakeholder_object!(
         /// see its `archivedAt`).
         async fn relationship_manager(&self, ctx: &Context<'_>) -> ApiResult<Option<Employee>> {
             let id = self.0.id;
-            let manager = relationships_of(ctx, id)
-                .await?
-                .iter()
-                .find(|relationship| relationship.rel_type == RelationshipType::Manages && relationship.to == id)
-                .map(|relationship| relationship.from);
+            let manages = |relationship: &domain::Relationship| {
+                relationship.rel_type == RelationshipType::Manages && relationship.to == id
+            };
+            let manager = relationships_of_where(ctx, id, manages).await?.first().map(|relationship| relationship.from);
             let Some(manager) = manager else { return Ok(None) };
             Ok(load_stakeholder(ctx, manager).await?.and_then(|node| match node {
                 StakeholderNode::Employee(employee) => Some(employee),
@@ -515,12 +515,11 @@ stakeholder_object!(
         ) -> ApiResult<Connection<String, Customer, Counted>> {
             let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
             let id = self.0.id;
-            let mut customers: Vec<StakeholderId> = relationships_of(ctx, id)
-                .await?
-                .iter()
-                .filter(|relationship| relationship.rel_type == RelationshipType::Manages && relationship.from == id)
-                .map(|relationship| relationship.to)
-                .collect();
+            let manages = |relationship: &domain::Relationship| {
+                relationship.rel_type == RelationshipType::Manages && relationship.from == id
+            };
+            let mut customers: Vec<StakeholderId> =
+                relationships_of_where(ctx, id, manages).await?.iter().map(|relationship| relationship.to).collect();
             customers.sort_unstable();
             customers.dedup();
             let window = Window::of(MANAGED_CUSTOMERS, customers.len(), first, after.as_deref())?;

@@ -21,6 +21,59 @@ pub struct Records {
     relationships: imbl::HashMap<RelationshipId, Relationship>,
     /// The relationships of each stakeholder that has any, both directions, in id order.
     of: imbl::HashMap<StakeholderId, Arc<[RelationshipId]>>,
+    /// Bit `i` is set when stakeholder `i` is live and public, for ids below [`PUBLIC_BITS_IDS`]: whether a viewer
+    /// may see a relationship's end is then one memory read, not a map lookup (a hub has thousands of ends).
+    public: Arc<Vec<u64>>,
+    /// The `totalCount` of each listing counted on this version so far (a count walks every live stakeholder).
+    counted: Counted,
+}
+
+/// Ids tracked in [`Records`]' bit set of public stakeholders (8 MiB at most); larger ids are looked up in the map.
+const PUBLIC_BITS_IDS: i64 = 1 << 26;
+
+/// Sets or clears the bit of `id` in `bits`, growing it as needed (ids past [`PUBLIC_BITS_IDS`] are not tracked).
+fn mark_public(bits: &mut Vec<u64>, id: StakeholderId, public: bool) {
+    let Ok(index) = usize::try_from(id.0) else { return };
+    if id.0 >= PUBLIC_BITS_IDS {
+        return;
+    }
+    let (word, bit) = (index / 64, index % 64);
+    if word >= bits.len() {
+        if !public {
+            return;
+        }
+        bits.resize(word + 1, 0);
+    }
+    if public {
+        bits[word] |= 1 << bit;
+    } else {
+        bits[word] &= !(1 << bit);
+        // No trailing zero words, so that versions holding the same stakeholders hold the same bits.
+        while bits.last() == Some(&0) {
+            bits.pop();
+        }
+    }
+}
+
+/// What a listing the records answer filters on: kinds, markets and customer statuses as bit masks, and whether
+/// private stakeholders are left out.
+type ListingKey = (u8, u8, u16, bool);
+
+/// Listing counts of one version of the records; a new version starts with none, so a count is never stale.
+#[derive(Debug, Default)]
+struct Counted(std::sync::Mutex<std::collections::HashMap<ListingKey, u64>>);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Counted {
+    /// A memo: never part of what the records hold.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Records {
@@ -39,14 +92,21 @@ impl Records {
                 (id, Arc::from(list))
             })
             .collect();
+        let stakeholders: imbl::OrdMap<StakeholderId, Arc<Stakeholder>> = stakeholders
+            .into_iter()
+            .filter(|stakeholder| !stakeholder.is_archived())
+            .map(|stakeholder| (stakeholder.id, Arc::new(stakeholder)))
+            .collect();
+        let mut public = Vec::new();
+        for stakeholder in stakeholders.values() {
+            mark_public(&mut public, stakeholder.id, !stakeholder.private);
+        }
         Self {
-            stakeholders: stakeholders
-                .into_iter()
-                .filter(|stakeholder| !stakeholder.is_archived())
-                .map(|stakeholder| (stakeholder.id, Arc::new(stakeholder)))
-                .collect(),
+            stakeholders,
             relationships: relationships.into_iter().map(|relationship| (relationship.id, relationship)).collect(),
             of,
+            public: Arc::new(public),
+            counted: Counted::default(),
         }
     }
 
@@ -54,6 +114,8 @@ impl Records {
     pub fn apply(&self, stakeholders: &[Stakeholder], relationships: &[Relationship]) -> Self {
         let mut next = self.clone();
         for stakeholder in stakeholders {
+            let public = !stakeholder.is_archived() && !stakeholder.private;
+            mark_public(Arc::make_mut(&mut next.public), stakeholder.id, public);
             if stakeholder.is_archived() {
                 next.stakeholders.remove(&stakeholder.id);
             } else {
@@ -79,6 +141,18 @@ impl Records {
         self.stakeholders.get(&id)
     }
 
+    /// Whether the stakeholder with this id is public: `Some(true)` public and live, `Some(false)` private and live,
+    /// `None` archived or unknown (ask the store).
+    pub fn is_public(&self, id: StakeholderId) -> Option<bool> {
+        let set = usize::try_from(id.0)
+            .ok()
+            .and_then(|index| self.public.get(index / 64).map(|word| word >> (index % 64) & 1 == 1));
+        match set {
+            Some(true) => Some(true),
+            _ => self.stakeholders.get(&id).map(|stakeholder| !stakeholder.private),
+        }
+    }
+
     /// The relationship with this id; `None` when it is unknown (ask the store).
     pub fn relationship(&self, id: RelationshipId) -> Option<&Relationship> {
         self.relationships.get(&id)
@@ -87,9 +161,27 @@ impl Records {
     /// Every relationship of a live stakeholder, both directions, in id order; `None` when the stakeholder is
     /// archived or unknown (ask the store).
     pub fn relationships_of(&self, id: StakeholderId) -> Option<Vec<Relationship>> {
+        self.relationships_of_where(id, |_| true)
+    }
+
+    /// The relationships of a live stakeholder that satisfy `wanted`, both directions, in id order (only those
+    /// are copied: a hub's thousands of relationships are looked at, not cloned); `None` as for
+    /// [`Records::relationships_of`].
+    pub fn relationships_of_where(
+        &self,
+        id: StakeholderId,
+        wanted: impl Fn(&Relationship) -> bool,
+    ) -> Option<Vec<Relationship>> {
         self.stakeholders.get(&id)?;
         let Some(ids) = self.of.get(&id) else { return Some(Vec::new()) };
-        ids.iter().map(|id| self.relationships.get(id).cloned()).collect()
+        let mut found = Vec::new();
+        for id in ids.iter() {
+            let relationship = self.relationships.get(id)?;
+            if wanted(relationship) {
+                found.push(relationship.clone());
+            }
+        }
+        Some(found)
     }
 
     /// The page `query` asks for, when the records answer it exactly as the store would: live stakeholders in id
@@ -135,7 +227,21 @@ impl Records {
             }
             (Some(id), true) => take(self.stakeholders.range(..id).rev().map(|(_, row)| row), matches, wanted),
         };
-        let total = query.with_total.then(|| self.stakeholders.values().filter(|row| matches(row)).count() as u64);
+        let total = query.with_total.then(|| {
+            let key: ListingKey = (
+                kinds.iter().fold(0, |bits, kind| bits | 1 << *kind as u8),
+                markets.bits(),
+                statuses.iter().fold(0, |bits, status| bits | 1 << *status as u8),
+                *exclude_private,
+            );
+            let counted = || self.counted.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(&total) = counted().get(&key) {
+                return total;
+            }
+            let total = self.stakeholders.values().filter(|row| matches(row)).count() as u64;
+            counted().insert(key, total);
+            total
+        });
         Some(Ok(StakeholderPage::of(query, rows, total)))
     }
 

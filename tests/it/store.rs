@@ -84,10 +84,26 @@ async fn records_follow_every_write_as_a_rebuild_would() {
         let (followed, rebuilt) = (engine.records().unwrap(), rebuilt.records().unwrap());
         assert_eq!(followed, rebuilt, "after write {step}");
         assert!(!followed.is_empty());
+        // Counts: the second from the version's memo, and never the previous version's.
+        let counted = |records: &stakegraph::engine::Records| {
+            let query = stakegraph::store::StakeholderQuery {
+                filter: stakegraph::store::StakeholderFilter::default(),
+                order: stakegraph::store::StakeholderOrder::default(),
+                first: 2,
+                after: None,
+                with_total: true,
+            };
+            records.list(&query).unwrap().unwrap().total_count.unwrap()
+        };
+        let live = store.counts().await.unwrap().stakeholders - u64::from(step >= 4);
+        assert_eq!((counted(&followed), counted(&followed), counted(&rebuilt)), (live, live, live), "after {step}");
     }
     let records = engine.records().unwrap();
     assert!(records.stakeholder(StakeholderId(3)).is_none(), "an archived stakeholder is left to the store");
     assert_eq!(records.stakeholder(StakeholderId(2)).unwrap().name.as_str(), "Renamed Two");
+    assert_eq!(records.is_public(StakeholderId(3)), None, "archived: the store answers");
+    assert_eq!(records.is_public(StakeholderId(7)), Some(true));
+    assert_eq!(records.is_public(StakeholderId(70_000)), None, "unknown");
     let of_one: Vec<i64> = records.relationships_of(StakeholderId(1)).unwrap().iter().map(|r| r.id.0).collect();
     assert_eq!(of_one, [1, 3, 4, 6], "both directions, in id order");
 }
