@@ -222,6 +222,11 @@ impl Engine {
         self.recent.read().unwrap_or_else(PoisonError::into_inner).after(after, limit)
     }
 
+    /// The position the recent tail starts after: [`Engine::recent_after`] answers for every position from here.
+    pub fn recent_start(&self) -> i64 {
+        self.recent.read().unwrap_or_else(PoisonError::into_inner).start
+    }
+
     /// Makes `snapshot` current, then holds `applied` (the log entries it reflects beyond the previous one) in the
     /// recent tail, then publishes its position: a subscriber woken by the position finds the entries, and never
     /// finds an entry newer than the current snapshot.
