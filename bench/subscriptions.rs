@@ -111,6 +111,9 @@ struct Args {
     /// `taskset` exists and there are two cores or more.
     #[arg(long)]
     no_pin: bool,
+    /// The service's `websocket.subscriber_nice` (0: subscribers' threads at the requests' priority).
+    #[arg(long, default_value_t = stakegraph::ws::WsLimits::default().subscriber_nice)]
+    subscriber_nice: u8,
     /// Internal: serve the database at this path and print the address (the `child` placement).
     #[arg(long, hide = true)]
     serve_child: Option<PathBuf>,
@@ -141,12 +144,16 @@ impl Placement {
     }
 }
 
-fn config() -> anyhow::Result<Config> {
+fn config(subscriber_nice: u8) -> anyhow::Result<Config> {
     Ok(Config {
         listen: "127.0.0.1:0".parse()?,
         api_keys: ApiKeys::parse(&format!("editor:{EDITOR_KEY}"))?,
         // Every subscriber uses the one key: lift the per-key caps and request rate that protect a real service.
-        websocket: stakegraph::ws::WsLimits { max_subscriptions_per_key: usize::MAX, ..Default::default() },
+        websocket: stakegraph::ws::WsLimits {
+            max_subscriptions_per_key: usize::MAX,
+            subscriber_nice,
+            ..Default::default()
+        },
         // ... and the connection cap, which upgraded WebSockets count against (the open-file limit still caps it).
         limits: stakegraph::api::ApiLimits {
             requests_per_second_per_key: u32::MAX / 4,
@@ -160,7 +167,7 @@ fn config() -> anyhow::Result<Config> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(db) = &args.serve_child {
-        return serve_child(db);
+        return serve_child(db, args.subscriber_nice);
     }
     ensure!(args.subscribers > 0 && args.rate > 0.0 && args.seconds > 0.0, "subscribers, rate and seconds must be > 0");
     ensure!(args.replay_events > 0 && args.replay_batch > 0, "replay events and batch must be > 0");
@@ -204,7 +211,9 @@ fn pin(args: &Args) -> Pinning {
         return unpinned("not pinned: `taskset` could not pin this process");
     }
     Pinning {
-        note: format!("pinned with taskset: service (a child process) on core(s) {server}, clients on core(s) {clients}"),
+        note: format!(
+            "pinned with taskset: service (a child process) on core(s) {server}, clients on core(s) {clients}"
+        ),
         server: Some(server),
     }
 }
@@ -224,9 +233,14 @@ async fn run(args: Args, pinning: Pinning) -> anyhow::Result<()> {
         limit.map_or("unknown".to_owned(), |limit| limit.to_string()),
     ));
     report.line(&pinning.note);
+    report.line(format!(
+        "service: websocket.subscriber_nice = {} (0: its WebSocket threads at the requests' priority)",
+        args.subscriber_nice
+    ));
     let mut failures = Vec::new();
     let mut figures = json!({
-        "machine": { "cores": cores, "open_files_limit": limit, "load_average_before": load, "pinning": pinning.note },
+        "machine": { "cores": cores, "open_files_limit": limit, "load_average_before": load, "pinning": pinning.note,
+                     "subscriber_nice": args.subscriber_nice },
     });
     let mutations = (args.rate * args.seconds).round().max(1.0) as u64;
     // A pinned service runs in a child process of its own.
@@ -339,7 +353,7 @@ struct Server {
 
 impl Server {
     /// Starts the real service over the database at `db` (created when missing).
-    async fn start(placement: Placement, db: &Path, pinning: &Pinning) -> anyhow::Result<Self> {
+    async fn start(placement: Placement, db: &Path, pinning: &Pinning, subscriber_nice: u8) -> anyhow::Result<Self> {
         match placement {
             Placement::Child => {
                 let exe = std::env::current_exe().context("locating this benchmark's binary")?;
@@ -355,6 +369,7 @@ impl Server {
                 let mut child = command
                     .arg("--serve-child")
                     .arg(db)
+                    .args(["--subscriber-nice", &subscriber_nice.to_string()])
                     .stdin(std::process::Stdio::piped())
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::inherit())
@@ -382,7 +397,7 @@ impl Server {
             }
             _ => {
                 let store = Arc::new(SqliteStore::open(db)?);
-                let application = Application::build_with_store(store, &config()?).await?;
+                let application = Application::build_with_store(store, &config(subscriber_nice)?).await?;
                 let address = application.local_addr().to_string();
                 let task = tokio::spawn(application.run_until_stopped());
                 Ok(Self {
@@ -421,11 +436,11 @@ impl Server {
 }
 
 /// The `child` placement: serves `db` until stdin closes.
-fn serve_child(db: &Path) -> anyhow::Result<()> {
+fn serve_child(db: &Path, subscriber_nice: u8) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let store = Arc::new(SqliteStore::open(db)?);
-        let application = Application::build_with_store(store, &config()?).await?;
+        let application = Application::build_with_store(store, &config(subscriber_nice)?).await?;
         let mut stdout = std::io::stdout();
         writeln!(stdout, "listening {}", application.local_addr())?;
         stdout.flush()?;
@@ -800,7 +815,7 @@ async fn fan_out(
     let stall = Duration::from_secs_f64(args.stall_seconds);
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("stakegraph.db");
-    let server = Server::start(placement, &db, pinning).await?;
+    let server = Server::start(placement, &db, pinning, args.subscriber_nice).await?;
     let base = format!("http://{}", server.address);
     let http = reqwest::Client::new();
     progress(format!("fan-out: service at {} ({})", server.address, server.placement.describe()));
@@ -1268,8 +1283,10 @@ async fn ladder(
     let mut summary = Vec::with_capacity(levels.len());
     for (index, level) in levels.iter().enumerate() {
         let column = |what: &str, rank: &str| runs.iter().map(|run| p(&run[index], what, rank)).collect::<Vec<_>>();
-        let (mutation_p50, mutation_p99) = (column("mutation_response", "p50_ms"), column("mutation_response", "p99_ms"));
-        let (fan_out_p50, fan_out_p99) = (column("latency_from_stamp", "p50_ms"), column("latency_from_stamp", "p99_ms"));
+        let (mutation_p50, mutation_p99) =
+            (column("mutation_response", "p50_ms"), column("mutation_response", "p99_ms"));
+        let (fan_out_p50, fan_out_p99) =
+            (column("latency_from_stamp", "p50_ms"), column("latency_from_stamp", "p99_ms"));
         let ratio: Vec<f64> = runs
             .iter()
             .map(|run| p(&run[index], "mutation_response", "p50_ms") / p(&run[0], "mutation_response", "p50_ms"))
@@ -1357,7 +1374,7 @@ async fn replay(
     let write_seconds = written.elapsed().as_secs_f64();
 
     let starting = Instant::now();
-    let server = Server::start(placement, &db, pinning).await?;
+    let server = Server::start(placement, &db, pinning, args.subscriber_nice).await?;
     let start_seconds = starting.elapsed().as_secs_f64();
     let base = format!("http://{}", server.address);
     let http = reqwest::Client::new();

@@ -732,7 +732,7 @@ mod tests {
         assert_eq!(
             error,
             "websocket.subscriber_nice: 20 is not a niceness; set it between 0 (subscribers compete with requests \
-             for the cores) and 19 (subscribers get the least share); the default is 10"
+             for the cores) and 19 (subscribers get the least share); the default is 0"
         );
         // 0 means "always sample" here, which is meaningful.
         let dir = tempfile::tempdir().unwrap();

@@ -95,8 +95,7 @@ struct SubscriberRuntime {
 
 impl SubscriberRuntime {
     /// Starts the runtime on a thread of its own, which owns it (a runtime may not be dropped on an async worker).
-    /// Its threads run below the requests' (`websocket.subscriber_nice`, see `crate::priority`): a request's thread
-    /// takes the core from a fan-out the moment it wakes.
+    /// With `websocket.subscriber_nice` above 0 its threads run below the requests' (see `crate::priority`).
     fn start(nice: u8) -> std::io::Result<Self> {
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         let (started, handle) = std::sync::mpsc::channel();

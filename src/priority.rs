@@ -1,6 +1,6 @@
 //! CPU priority of background work: analyses compute below the threads that answer requests, so that a simple
-//! query does not wait behind one, and yet no analysis starves. The threads that serve WebSocket subscribers run
-//! the same way (`http.rs`, `websocket.subscriber_nice`), so that no request waits behind a fan-out.
+//! query does not wait behind one, and yet no analysis starves. The threads that serve WebSocket subscribers can
+//! run the same way (`http.rs`, `websocket.subscriber_nice`; off by default).
 //!
 //! On Linux a background thread starts at `SCHED_IDLE`: it runs only when no ordinary thread wants its core, and
 //! the kernel preempts it the moment a request's thread wakes. (An ordinary thread at a higher niceness is not

@@ -59,9 +59,10 @@ pub struct WsLimits {
     /// How long, in milliseconds, one message may wait for a client that does not read before the connection is
     /// dropped (its operations end and free their slots).
     pub send_timeout_ms: u64,
-    /// The threads that serve WebSocket connections run below the threads that answer requests (`crate::priority`):
-    /// at `SCHED_IDLE` on Linux, raised to an ordinary thread this much nicer than the process (1 to 19) when they
-    /// starve; 0 runs them at the requests' priority.
+    /// 0 (the default): the threads that serve WebSocket connections run at the requests' priority. 1 to 19: below
+    /// the threads that answer requests (`crate::priority`), at `SCHED_IDLE` on Linux, raised to an ordinary thread
+    /// this much nicer than the process when they starve. Measured on a shared machine, that made mutations slower,
+    /// not faster, and starved the fan-out behind other processes (README, "Subscriptions").
     pub subscriber_nice: u8,
 }
 
@@ -72,7 +73,7 @@ impl Default for WsLimits {
             max_subscriptions_per_connection: 100,
             max_subscriptions_per_key: 500,
             send_timeout_ms: 30_000,
-            subscriber_nice: 10,
+            subscriber_nice: 0,
         }
     }
 }

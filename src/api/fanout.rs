@@ -535,8 +535,9 @@ mod tests {
             operation_key(&mut Request::new(twice).variables(variables))
         };
         assert_ne!(key_twice("a"), key_twice("b"));
-        assert!(operation_key(&mut Request::new("subscription { strengthCrossed(threshold: 0.5) { cursor } }"))
-            .is_none());
+        assert!(
+            operation_key(&mut Request::new("subscription { strengthCrossed(threshold: 0.5) { cursor } }")).is_none()
+        );
         assert!(operation_key(&mut Request::new("query { __typename }")).is_none());
     }
 }
