@@ -494,7 +494,7 @@ where
             return self.send(json!({ "type": "complete", "id": &*id })).await;
         };
         let mut response = match outgoing {
-            Outgoing::Response(response) => response,
+            Outgoing::Response(response) => *response,
             // A payload rendered once for every subscriber of its class: only the id is this operation's.
             Outgoing::Rendered(payload) => {
                 let id = serde_json::to_string(&*id).unwrap_or_default();

@@ -45,7 +45,7 @@ const QUEUE: usize = 64;
 /// rendered once for its whole class.
 pub enum Outgoing {
     /// A response of the operation's own execution (a query or mutation, an error, or an event it read itself).
-    Response(Response),
+    Response(Box<Response>),
     /// The JSON of a `next` payload shared by every subscriber of the class.
     Rendered(Arc<str>),
 }
@@ -441,8 +441,8 @@ pub(crate) fn execute(
     mut request: Request,
     session: Arc<Data>,
     max_lag: chrono::Duration,
-) -> Result<BoxStream<'static, Outgoing>, Request> {
-    let Some(operation) = operation_key(&mut request) else { return Err(request) };
+) -> Result<BoxStream<'static, Outgoing>, Box<Request>> {
+    let Some(operation) = operation_key(&mut request) else { return Err(Box::new(request)) };
     let link = Arc::new(Link::default());
     let render = RenderRequest {
         schema: schema.clone(),
@@ -492,7 +492,7 @@ impl Stream for Shared {
                 }
             }
             match this.own.poll_next_unpin(cx) {
-                Poll::Ready(Some(response)) => return Poll::Ready(Some(Outgoing::Response(response))),
+                Poll::Ready(Some(response)) => return Poll::Ready(Some(Outgoing::Response(Box::new(response)))),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => {}
             }

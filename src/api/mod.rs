@@ -101,21 +101,23 @@ impl StakegraphSchema {
     pub fn execute_websocket(&self, mut request: Request, session: Arc<Data>) -> BoxStream<'static, fanout::Outgoing> {
         let started = Instant::now();
         if let Err(refused) = policy::admit(&mut request, &self.limits) {
-            return futures_util::stream::iter([fanout::Outgoing::Response(refusal(refused))]).boxed();
+            return futures_util::stream::iter([fanout::Outgoing::Response(Box::new(refusal(refused)))]).boxed();
         }
         if !policy::is_subscription(&mut request) {
             let schema = self.clone();
             return futures_util::stream::once(async move {
-                fanout::Outgoing::Response(schema.run(request, Some(session), started).await)
+                fanout::Outgoing::Response(Box::new(schema.run(request, Some(session), started).await))
             })
             .boxed();
         }
         let max_lag = subscription::max_lag(&self.limits);
         match fanout::execute(&self.fanout, &self.schema, request, session.clone(), max_lag) {
             Ok(shared) => shared,
-            Err(request) => {
-                self.schema.execute_stream_with_session_data(request, session).map(fanout::Outgoing::Response).boxed()
-            }
+            Err(request) => self
+                .schema
+                .execute_stream_with_session_data(*request, session)
+                .map(|response| fanout::Outgoing::Response(Box::new(response)))
+                .boxed(),
         }
     }
 
