@@ -98,6 +98,22 @@ struct Args {
     /// Print one JSON object with every figure on stdout (the human report goes to stderr).
     #[arg(long)]
     json: bool,
+    /// The mutation-latency ladder: instead of one fan-out run, one per number of subscribers in this list (e.g.
+    /// `0,1000,10000`), each on a fresh service, repeated `--rounds` times (ascending in odd rounds, descending in
+    /// even ones); reports each level's mutation response p50/p99 and fan-out p50/p99 per round and the ratio of
+    /// each level's mutation p50 to level 0's (or the first level's) of the same round. Skips the replay run.
+    #[arg(long, value_delimiter = ',')]
+    levels: Option<Vec<usize>>,
+    /// Rounds of the ladder.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Do not pin the service (a child process) and the clients (this process) to separate cores even when
+    /// `taskset` exists and there are two cores or more.
+    #[arg(long)]
+    no_pin: bool,
+    /// The service's `websocket.subscriber_nice` (0: subscribers' threads at the requests' priority).
+    #[arg(long, default_value_t = stakegraph::ws::WsLimits::default().subscriber_nice)]
+    subscriber_nice: u8,
     /// Internal: serve the database at this path and print the address (the `child` placement).
     #[arg(long, hide = true)]
     serve_child: Option<PathBuf>,
@@ -128,13 +144,22 @@ impl Placement {
     }
 }
 
-fn config() -> anyhow::Result<Config> {
+fn config(subscriber_nice: u8) -> anyhow::Result<Config> {
     Ok(Config {
         listen: "127.0.0.1:0".parse()?,
         api_keys: ApiKeys::parse(&format!("editor:{EDITOR_KEY}"))?,
         // Every subscriber uses the one key: lift the per-key caps and request rate that protect a real service.
-        websocket: stakegraph::ws::WsLimits { max_subscriptions_per_key: usize::MAX, ..Default::default() },
-        limits: stakegraph::api::ApiLimits { requests_per_second_per_key: u32::MAX / 4, ..Default::default() },
+        websocket: stakegraph::ws::WsLimits {
+            max_subscriptions_per_key: usize::MAX,
+            subscriber_nice,
+            ..Default::default()
+        },
+        // ... and the connection cap, which upgraded WebSockets count against (the open-file limit still caps it).
+        limits: stakegraph::api::ApiLimits {
+            requests_per_second_per_key: u32::MAX / 4,
+            max_connections: 1 << 20,
+            ..Default::default()
+        },
         ..Config::default()
     })
 }
@@ -142,15 +167,58 @@ fn config() -> anyhow::Result<Config> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(db) = &args.serve_child {
-        return serve_child(db);
+        return serve_child(db, args.subscriber_nice);
     }
     ensure!(args.subscribers > 0 && args.rate > 0.0 && args.seconds > 0.0, "subscribers, rate and seconds must be > 0");
     ensure!(args.replay_events > 0 && args.replay_batch > 0, "replay events and batch must be > 0");
+    ensure!(args.rounds > 0, "rounds must be > 0");
+    ensure!(args.levels.as_ref().is_none_or(|levels| !levels.is_empty()), "--levels needs at least one level");
+    // Pin before the runtime starts its threads: they inherit this thread's affinity.
+    let pinning = pin(&args);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(args))
+    runtime.block_on(run(args, pinning))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+/// Which cores the service and the clients use, if they are pinned.
+struct Pinning {
+    /// The cores of the service's child process (`taskset -c` syntax).
+    server: Option<String>,
+    note: String,
+}
+
+/// Pins this process (the clients) to the upper half of the cores; the service's child process goes to the lower
+/// half, as `overload-bench` does, so that neither takes the other's cores.
+fn pin(args: &Args) -> Pinning {
+    let unpinned = |note: &str| Pinning { server: None, note: note.to_owned() };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if args.no_pin {
+        return unpinned("not pinned (--no-pin): service and clients share every core");
+    }
+    if cores < 2 {
+        return unpinned("not pinned: one core");
+    }
+    if std::process::Command::new("taskset").arg("--version").output().is_err() {
+        return unpinned("not pinned: `taskset` is not installed; service and clients share every core");
+    }
+    let half = cores / 2;
+    let server = if half == 1 { "0".to_owned() } else { format!("0-{}", half - 1) };
+    let clients = if half + 1 == cores { half.to_string() } else { format!("{half}-{}", cores - 1) };
+    let pinned = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", &clients, &std::process::id().to_string()])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !pinned {
+        return unpinned("not pinned: `taskset` could not pin this process");
+    }
+    Pinning {
+        note: format!(
+            "pinned with taskset: service (a child process) on core(s) {server}, clients on core(s) {clients}"
+        ),
+        server: Some(server),
+    }
+}
+
+async fn run(args: Args, pinning: Pinning) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let limit = open_files_limit();
     // Anything else running skews every figure: say how busy the machine was before starting.
@@ -164,20 +232,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
         load.map_or("unknown".to_owned(), |load| format!("{load:.2}")),
         limit.map_or("unknown".to_owned(), |limit| limit.to_string()),
     ));
+    report.line(&pinning.note);
+    report.line(format!(
+        "service: websocket.subscriber_nice = {} (0: its WebSocket threads at the requests' priority)",
+        args.subscriber_nice
+    ));
     let mut failures = Vec::new();
     let mut figures = json!({
-        "machine": { "cores": cores, "open_files_limit": limit, "load_average_before": load },
+        "machine": { "cores": cores, "open_files_limit": limit, "load_average_before": load, "pinning": pinning.note,
+                     "subscriber_nice": args.subscriber_nice },
     });
-    if !args.skip_fan_out {
-        let mutations = (args.rate * args.seconds).round().max(1.0) as u64;
-        let placement = place(args.server, args.subscribers as u64, mutations, limit)?;
-        let fan_out = fan_out(&args, placement, &mut report, &mut failures).await?;
-        figures["fan_out"] = fan_out;
-    }
-    if !args.skip_replay {
-        let placement = place(args.server, 1, 1, limit)?;
-        let replay = replay(&args, placement, &mut report, &mut failures).await?;
-        figures["replay"] = replay;
+    let mutations = (args.rate * args.seconds).round().max(1.0) as u64;
+    // A pinned service runs in a child process of its own.
+    let placement = |asked: Placement, sockets: u64, requests: u64| match pinning.server {
+        Some(_) => place(Placement::Child, sockets, requests, limit),
+        None => place(asked, sockets, requests, limit),
+    };
+    if let Some(levels) = &args.levels {
+        let most = levels.iter().copied().max().unwrap_or(0) as u64;
+        let placement = placement(args.server, most.max(1), mutations)?;
+        figures["ladder"] = ladder(&args, levels, placement, &pinning, &mut report, &mut failures).await?;
+    } else {
+        if !args.skip_fan_out {
+            let placement = placement(args.server, args.subscribers as u64, mutations)?;
+            let fan_out = fan_out(&args, args.subscribers, placement, &pinning, &mut report, &mut failures).await?;
+            figures["fan_out"] = fan_out;
+        }
+        if !args.skip_replay {
+            let placement = placement(args.server, 1, 1)?;
+            let replay = replay(&args, placement, &pinning, &mut report, &mut failures).await?;
+            figures["replay"] = replay;
+        }
     }
     figures["ok"] = json!(failures.is_empty());
     figures["failures"] = json!(failures);
@@ -268,13 +353,23 @@ struct Server {
 
 impl Server {
     /// Starts the real service over the database at `db` (created when missing).
-    async fn start(placement: Placement, db: &Path) -> anyhow::Result<Self> {
+    async fn start(placement: Placement, db: &Path, pinning: &Pinning, subscriber_nice: u8) -> anyhow::Result<Self> {
         match placement {
             Placement::Child => {
                 let exe = std::env::current_exe().context("locating this benchmark's binary")?;
-                let mut child = std::process::Command::new(exe)
+                // `taskset` execs the binary: the child keeps its process id.
+                let mut command = match &pinning.server {
+                    Some(cores) => {
+                        let mut command = std::process::Command::new("taskset");
+                        command.args(["-c", cores]).arg(exe);
+                        command
+                    }
+                    None => std::process::Command::new(exe),
+                };
+                let mut child = command
                     .arg("--serve-child")
                     .arg(db)
+                    .args(["--subscriber-nice", &subscriber_nice.to_string()])
                     .stdin(std::process::Stdio::piped())
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::inherit())
@@ -302,7 +397,7 @@ impl Server {
             }
             _ => {
                 let store = Arc::new(SqliteStore::open(db)?);
-                let application = Application::build_with_store(store, &config()?).await?;
+                let application = Application::build_with_store(store, &config(subscriber_nice)?).await?;
                 let address = application.local_addr().to_string();
                 let task = tokio::spawn(application.run_until_stopped());
                 Ok(Self {
@@ -341,11 +436,11 @@ impl Server {
 }
 
 /// The `child` placement: serves `db` until stdin closes.
-fn serve_child(db: &Path) -> anyhow::Result<()> {
+fn serve_child(db: &Path, subscriber_nice: u8) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let store = Arc::new(SqliteStore::open(db)?);
-        let application = Application::build_with_store(store, &config()?).await?;
+        let application = Application::build_with_store(store, &config(subscriber_nice)?).await?;
         let mut stdout = std::io::stdout();
         writeln!(stdout, "listening {}", application.local_addr())?;
         stdout.flush()?;
@@ -711,14 +806,16 @@ impl Mutation {
 
 async fn fan_out(
     args: &Args,
+    wanted: usize,
     placement: Placement,
+    pinning: &Pinning,
     report: &mut Report,
     failures: &mut Vec<String>,
 ) -> anyhow::Result<Value> {
     let stall = Duration::from_secs_f64(args.stall_seconds);
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("stakegraph.db");
-    let server = Server::start(placement, &db).await?;
+    let server = Server::start(placement, &db, pinning, args.subscriber_nice).await?;
     let base = format!("http://{}", server.address);
     let http = reqwest::Client::new();
     progress(format!("fan-out: service at {} ({})", server.address, server.placement.describe()));
@@ -730,12 +827,12 @@ async fn fan_out(
     let genesis = Arc::new(log[0].cursor.clone());
 
     // Connect and subscribe, `connect_concurrency` at a time.
-    progress(format!("fan-out: connecting {} subscribers, {} at a time", args.subscribers, args.connect_concurrency));
+    progress(format!("fan-out: connecting {} subscribers, {} at a time", wanted, args.connect_concurrency));
     let before_connect = process_stats(server.pid);
     let overflows_before = tcp_counter("ListenOverflows");
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let started = Instant::now();
-    let handshakes: Vec<_> = (0..args.subscribers)
+    let handshakes: Vec<_> = (0..wanted)
         .map(|_| {
             let (gate, address, genesis) = (gate.clone(), server.address.clone(), genesis.clone());
             tokio::spawn(async move {
@@ -747,8 +844,8 @@ async fn fan_out(
             })
         })
         .collect();
-    let mut sockets = Vec::with_capacity(args.subscribers);
-    let mut handshake_ms = Vec::with_capacity(args.subscribers);
+    let mut sockets = Vec::with_capacity(wanted);
+    let mut handshake_ms = Vec::with_capacity(wanted);
     let mut connect_errors: HashMap<String, usize> = HashMap::new();
     for handshake in handshakes {
         match handshake.await? {
@@ -762,7 +859,7 @@ async fn fan_out(
     let connect_seconds = started.elapsed().as_secs_f64();
     let overflows = tcp_counter("ListenOverflows").zip(overflows_before).map(|(after, before)| after - before);
     let connected = sockets.len();
-    let connect_failed = args.subscribers - connected;
+    let connect_failed = wanted - connected;
     let handshakes = summary(&mut handshake_ms);
     progress(format!(
         "fan-out: {connected} connected and subscribed in {connect_seconds:.2} s, {connect_failed} failed"
@@ -771,7 +868,7 @@ async fn fan_out(
         progress(format!("fan-out: {count} × connect error: {error}"));
     }
     if connect_failed > 0 {
-        failures.push(format!("{connect_failed} of {} subscribers could not connect", args.subscribers));
+        failures.push(format!("{connect_failed} of {} subscribers could not connect", wanted));
     }
 
     let count = (args.rate * args.seconds).round().max(1.0) as usize;
@@ -1010,7 +1107,7 @@ async fn fan_out(
     report.line(format!(
         "connect: {connected} of {} subscribed (WebSocket + connection_init/ack + subscribe) in {connect_seconds:.2} s, \
          {} at a time; handshake {}",
-        args.subscribers,
+        wanted,
         args.connect_concurrency,
         describe(&handshakes)
     ));
@@ -1095,7 +1192,7 @@ async fn fan_out(
 
     Ok(json!({
         "placement": placement.name(),
-        "subscribers": args.subscribers,
+        "subscribers": wanted,
         "connected": connected,
         "connect_failed": connect_failed,
         "connect_errors": connect_errors,
@@ -1139,6 +1236,88 @@ async fn fan_out(
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// The mutation-latency ladder.
+
+/// One fan-out run per level and round, each on a fresh service; the summary compares each level's mutation
+/// response time with level 0's (the first level's) in the same round, and shows every round, not only the best.
+async fn ladder(
+    args: &Args,
+    levels: &[usize],
+    placement: Placement,
+    pinning: &Pinning,
+    report: &mut Report,
+    failures: &mut Vec<String>,
+) -> anyhow::Result<Value> {
+    // runs[round][level index] = the fan-out figures of that run.
+    let mut runs: Vec<Vec<Value>> = Vec::with_capacity(args.rounds);
+    for round in 0..args.rounds {
+        let mut order: Vec<usize> = (0..levels.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let mut figures = vec![Value::Null; levels.len()];
+        for index in order {
+            progress(format!("ladder: round {} of {}, {} subscribers", round + 1, args.rounds, levels[index]));
+            figures[index] = fan_out(args, levels[index], placement, pinning, report, failures).await?;
+        }
+        runs.push(figures);
+    }
+    let p = |figures: &Value, what: &str, rank: &str| figures[what][rank].as_f64().unwrap_or(f64::NAN);
+    let median = |mut values: Vec<f64>| {
+        values.sort_unstable_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let list = |values: &[f64], digits: usize| {
+        values.iter().map(|value| format!("{value:.digits$}")).collect::<Vec<_>>().join(" / ")
+    };
+    report.line("");
+    report.line(format!(
+        "== Ladder: mutation response time by number of `changes` subscribers ({} mutations/s for {} s per run, a \
+         fresh service per run, {} rounds, levels ascending in odd rounds and descending in even ones)",
+        args.rate, args.seconds, args.rounds
+    ));
+    report.line(
+        "per level: each round's figure (round 1 / round 2 / …) and the median over rounds; ratio = mutation p50 ÷ \
+         the first level's mutation p50 in the same round",
+    );
+    let mut summary = Vec::with_capacity(levels.len());
+    for (index, level) in levels.iter().enumerate() {
+        let column = |what: &str, rank: &str| runs.iter().map(|run| p(&run[index], what, rank)).collect::<Vec<_>>();
+        let (mutation_p50, mutation_p99) =
+            (column("mutation_response", "p50_ms"), column("mutation_response", "p99_ms"));
+        let (fan_out_p50, fan_out_p99) =
+            (column("latency_from_stamp", "p50_ms"), column("latency_from_stamp", "p99_ms"));
+        let ratio: Vec<f64> = runs
+            .iter()
+            .map(|run| p(&run[index], "mutation_response", "p50_ms") / p(&run[0], "mutation_response", "p50_ms"))
+            .collect();
+        report.line(format!(
+            "{level:>6} subscribers: mutation p50 {} ms (median {:.2}), p99 {} ms (median {:.2}); ratio {} (median \
+             {:.2}); fan-out p50 {} ms, p99 {} ms",
+            list(&mutation_p50, 2),
+            median(mutation_p50.clone()),
+            list(&mutation_p99, 2),
+            median(mutation_p99.clone()),
+            list(&ratio, 2),
+            median(ratio.clone()),
+            if *level == 0 { "-".to_owned() } else { list(&fan_out_p50, 1) },
+            if *level == 0 { "-".to_owned() } else { list(&fan_out_p99, 1) },
+        ));
+        summary.push(json!({
+            "subscribers": level,
+            "mutation_p50_ms": mutation_p50, "mutation_p99_ms": mutation_p99, "ratio_p50": ratio,
+            "fan_out_p50_ms": fan_out_p50, "fan_out_p99_ms": fan_out_p99,
+            "median": {
+                "mutation_p50_ms": median(mutation_p50.clone()), "mutation_p99_ms": median(mutation_p99.clone()),
+                "ratio_p50": median(ratio.clone()),
+                "fan_out_p50_ms": median(fan_out_p50.clone()), "fan_out_p99_ms": median(fan_out_p99.clone()),
+            },
+        }));
+    }
+    Ok(json!({ "levels": summary, "rounds": args.rounds, "runs": runs }))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Replay.
 
 fn new_customer(key: &str) -> anyhow::Result<Command> {
@@ -1161,6 +1340,7 @@ fn new_customer(key: &str) -> anyhow::Result<Command> {
 async fn replay(
     args: &Args,
     placement: Placement,
+    pinning: &Pinning,
     report: &mut Report,
     failures: &mut Vec<String>,
 ) -> anyhow::Result<Value> {
@@ -1194,7 +1374,7 @@ async fn replay(
     let write_seconds = written.elapsed().as_secs_f64();
 
     let starting = Instant::now();
-    let server = Server::start(placement, &db).await?;
+    let server = Server::start(placement, &db, pinning, args.subscriber_nice).await?;
     let start_seconds = starting.elapsed().as_secs_f64();
     let base = format!("http://{}", server.address);
     let http = reqwest::Client::new();

@@ -504,6 +504,17 @@ impl Config {
                 ),
             });
         }
+        if self.websocket.subscriber_nice > 19 {
+            return Err(ConfigError::Invalid {
+                setting: "websocket.subscriber_nice",
+                message: format!(
+                    "{} is not a niceness; set it between 0 (subscribers compete with requests for the cores) and \
+                     19 (subscribers get the least share); the default is {}",
+                    self.websocket.subscriber_nice,
+                    WsLimits::default().subscriber_nice
+                ),
+            });
+        }
         if self.limits.analysis_nice > 19 {
             return Err(ConfigError::Invalid {
                 setting: "limits.analysis_nice",
@@ -716,6 +727,12 @@ mod tests {
             error,
             "limits.analysis_nice: 20 is not a niceness; set it between 0 (analyses compete with requests for the \
              cores) and 19 (analyses get the least share); the default is 10"
+        );
+        let error = file_error("[websocket]\nsubscriber_nice = 20\n");
+        assert_eq!(
+            error,
+            "websocket.subscriber_nice: 20 is not a niceness; set it between 0 (subscribers compete with requests \
+             for the cores) and 19 (subscribers get the least share); the default is 0"
         );
         // 0 means "always sample" here, which is meaningful.
         let dir = tempfile::tempdir().unwrap();

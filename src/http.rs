@@ -132,14 +132,17 @@ struct SubscriberRuntime {
 
 impl SubscriberRuntime {
     /// Starts the runtime on a thread of its own, which owns it (a runtime may not be dropped on an async worker).
-    fn start() -> std::io::Result<Self> {
+    /// With `websocket.subscriber_nice` above 0 its threads run below the requests' (see `crate::priority`).
+    fn start(nice: u8) -> std::io::Result<Self> {
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         let (started, handle) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let background = Arc::new(crate::priority::Background::new(nice));
         std::thread::Builder::new().name("stakegraph-subscribers".into()).spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(workers)
                 .thread_name("stakegraph-subscribers")
+                .on_thread_start(move || background.lower_current_thread())
                 .enable_all()
                 .build();
             let runtime = match runtime {
@@ -667,7 +670,7 @@ async fn graphql_ws(
             let admit = move |payload: &serde_json::Value| connection_caller(payload, &keys, anonymous_reads);
             let connection = ws::serve(socket, protocol, schema, hub, admit);
             let pool = state.subscribers.get_or_init(|| {
-                SubscriberRuntime::start()
+                SubscriberRuntime::start(state.ws.limits().subscriber_nice)
                     .inspect_err(|error| {
                         tracing::warn!(%error, "cannot start the subscribers' runtime; serving them beside requests")
                     })

@@ -1,5 +1,6 @@
 //! CPU priority of background work: analyses compute below the threads that answer requests, so that a simple
-//! query does not wait behind one, and yet no analysis starves.
+//! query does not wait behind one, and yet no analysis starves. The threads that serve WebSocket subscribers can
+//! run the same way (`http.rs`, `websocket.subscriber_nice`; off by default).
 //!
 //! On Linux a background thread starts at `SCHED_IDLE`: it runs only when no ordinary thread wants its core, and
 //! the kernel preempts it the moment a request's thread wakes. (An ordinary thread at a higher niceness is not
@@ -105,6 +106,26 @@ impl Background {
             work();
         })?;
         Ok(())
+    }
+
+    /// Lowers the calling thread, for the rest of its life, as [`Background::spawn`] lowers the threads it starts:
+    /// for threads that others start, such as the workers of a runtime (call it when each starts). A thread the
+    /// watchdog raises stays at the niceness.
+    pub fn lower_current_thread(&self) {
+        thread_local! {
+            /// Takes this thread off the watchdog's list when it ends.
+            static WATCHED: std::cell::RefCell<Option<Unwatch>> = const { std::cell::RefCell::new(None) };
+        }
+        match self.mode {
+            Mode::Idle => {
+                if os::to_idle() {
+                    let unwatch = watch(&self.watched, self.nice);
+                    WATCHED.with(|watched| *watched.borrow_mut() = Some(unwatch));
+                }
+            }
+            Mode::Nice => _ = os::to_niceness(None, self.nice),
+            Mode::Normal => {}
+        }
     }
 }
 

@@ -16,8 +16,9 @@
 //! | `4429 Too many initialisation requests` | a second `connection_init` |
 //! | `1009` | a message larger than the transport's limit (the request body limit) |
 //!
-//! Operations run through [`Executor::execute_stream`] with the connection's caller as session data, so the
-//! request policy (limits, deadline, error codes; `api::StakegraphSchema`) applies as over HTTP. Each running operation's stream sits in a
+//! Operations run through [`StakegraphSchema::execute_websocket`] with the connection's caller as session data, so
+//! the request policy (limits, deadline, error codes) applies as over HTTP; a `changes` subscription's events may
+//! come rendered once for all the subscribers of its class (`api::fanout`), and are sent as they are. Each running operation's stream sits in a
 //! [`SelectAll`]: a wake-up polls only the streams that were woken, not every stream of the connection. Messages are
 //! written one at a time and nothing is read or polled while one is being written, so a client that stops
 //! reading holds only what its socket buffers hold (its subscriptions then fall behind the change log, which ends
@@ -31,8 +32,9 @@
 
 use crate::api::admission::{Admission, Spender, REFUSAL_PAUSE};
 use crate::api::auth::KeyId;
-use crate::api::Caller;
-use async_graphql::{Data, Executor, Response, Value as GraphQLValue};
+use crate::api::fanout::Outgoing;
+use crate::api::{Caller, StakegraphSchema};
+use async_graphql::{Data, Response, Value as GraphQLValue};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll, Stream, StreamExt};
 use serde_json::{json, Value};
@@ -57,6 +59,11 @@ pub struct WsLimits {
     /// How long, in milliseconds, one message may wait for a client that does not read before the connection is
     /// dropped (its operations end and free their slots).
     pub send_timeout_ms: u64,
+    /// 0 (the default): the threads that serve WebSocket connections run at the requests' priority. 1 to 19: below
+    /// the threads that answer requests (`crate::priority`), at `SCHED_IDLE` on Linux, raised to an ordinary thread
+    /// this much nicer than the process when they starve. Measured on a shared machine, that made mutations slower,
+    /// not faster, and starved the fan-out behind other processes (README, "Subscriptions").
+    pub subscriber_nice: u8,
 }
 
 impl Default for WsLimits {
@@ -66,6 +73,7 @@ impl Default for WsLimits {
             max_subscriptions_per_connection: 100,
             max_subscriptions_per_key: 500,
             send_timeout_ms: 30_000,
+            subscriber_nice: 0,
         }
     }
 }
@@ -211,10 +219,10 @@ pub struct Credentials {
 
 /// Serves one upgraded connection until it closes. `admit` reads the `connection_init` payload: the caller, or why
 /// the connection is refused (said in the `4403` close reason, so at most about 110 bytes).
-pub async fn serve<E: Executor>(
+pub async fn serve(
     socket: WebSocket,
     protocol: Protocol,
-    executor: E,
+    executor: StakegraphSchema,
     hub: WsHub,
     admit: impl FnOnce(&Value) -> Result<Credentials, String> + Send,
 ) {
@@ -265,10 +273,10 @@ struct Active {
     _slot: Slot,
 }
 
-struct Connection<E, A> {
+struct Connection<A> {
     socket: WebSocket,
     protocol: Protocol,
-    executor: E,
+    executor: StakegraphSchema,
     hub: WsHub,
     admit: Option<A>,
     /// The caller's session data and allowance, once acknowledged.
@@ -279,9 +287,8 @@ struct Connection<E, A> {
     started: u64,
 }
 
-impl<E, A> Connection<E, A>
+impl<A> Connection<A>
 where
-    E: Executor,
     A: FnOnce(&Value) -> Result<Credentials, String>,
 {
     async fn run(&mut self) {
@@ -456,7 +463,7 @@ where
             );
             return self.send_error(&id, vec![coded(&message, "LIMIT_EXCEEDED")]).await;
         };
-        let stream = self.executor.execute_stream(request, Some(session));
+        let stream = self.executor.execute_websocket(request, session);
         let (stream, abort) = futures_util::stream::abortable(stream);
         self.started += 1;
         let generation = self.started;
@@ -478,13 +485,22 @@ where
     }
 
     /// Sends what an operation produced: a result, or its end.
-    async fn deliver(&mut self, (id, generation, event): (Arc<str>, u64, Option<(Response, bool)>)) -> Flow {
+    async fn deliver(&mut self, (id, generation, event): (Arc<str>, u64, Option<(Outgoing, bool)>)) -> Flow {
         if self.active.get(&*id).is_none_or(|active| active.generation != generation) {
             return Flow::Continue; // completed by the client meanwhile
         }
-        let Some((mut response, first)) = event else {
+        let Some((outgoing, first)) = event else {
             self.active.remove(&*id);
             return self.send(json!({ "type": "complete", "id": &*id })).await;
+        };
+        let mut response = match outgoing {
+            Outgoing::Response(response) => *response,
+            // A payload rendered once for every subscriber of its class: only the id is this operation's.
+            Outgoing::Rendered(payload) => {
+                let id = serde_json::to_string(&*id).unwrap_or_default();
+                let message = format!(r#"{{"type":"{}","id":{id},"payload":{payload}}}"#, self.protocol.next());
+                return self.send_text(message).await;
+            }
         };
         response.errors.iter_mut().for_each(crate::api::add_code);
         if first && before_execution(&response) {
@@ -505,8 +521,13 @@ where
     /// Sends `message`; a client that has not taken it within `websocket.send_timeout_ms` is dropped, so a socket
     /// that stops reading holds no slot, subscription or buffer for long.
     async fn send(&mut self, message: Value) -> Flow {
+        self.send_text(message.to_string()).await
+    }
+
+    /// Sends `message`, JSON already, as [`Self::send`] does.
+    async fn send_text(&mut self, message: String) -> Flow {
         let timeout = Duration::from_millis(self.hub.limits.send_timeout_ms);
-        match tokio::time::timeout(timeout, self.socket.send(Message::text(message.to_string()))).await {
+        match tokio::time::timeout(timeout, self.socket.send(Message::text(message))).await {
             Ok(Ok(())) => Flow::Continue,
             Ok(Err(_)) | Err(_) => Flow::Stop,
         }
@@ -575,13 +596,13 @@ fn before_execution(response: &Response) -> bool {
 struct Operation {
     id: Arc<str>,
     generation: u64,
-    stream: Option<Abortable<BoxStream<'static, Response>>>,
+    stream: Option<Abortable<BoxStream<'static, Outgoing>>>,
     /// Whether the next result is the first.
     first: bool,
 }
 
 impl Stream for Operation {
-    type Item = (Arc<str>, u64, Option<(Response, bool)>);
+    type Item = (Arc<str>, u64, Option<(Outgoing, bool)>);
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();

@@ -6,7 +6,7 @@ use crate::domain::Role;
 use async_graphql::{Context, Guard};
 
 /// Who sent a request. The HTTP layer puts one into every request; a request without one is anonymous.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Caller {
     /// No key was sent.
     Anonymous,

@@ -8,6 +8,7 @@ mod cost;
 mod crossings;
 pub mod enums;
 pub mod error;
+pub mod fanout;
 pub mod ids;
 pub mod influence;
 pub mod inputs;
@@ -49,6 +50,8 @@ pub struct StakegraphSchema {
     engine: Arc<Engine>,
     admission: Arc<Admission>,
     limits: ApiLimits,
+    /// The WebSocket `changes` subscriptions' classes and their hub.
+    fanout: Arc<fanout::FanOut>,
 }
 
 /// When the request running now must be done (`limits.request_timeout_ms` after it started); analyses stop by it.
@@ -90,6 +93,32 @@ impl StakegraphSchema {
             Err(_elapsed) => Response::from_errors(vec![policy::past_deadline(timeout)]),
         };
         coded(response)
+    }
+
+    /// Runs an operation sent over a WebSocket, with the session's data (the connection's caller): as
+    /// [`Executor::execute_stream`] does, except that a `changes` or `relationshipChanged` subscription joins the
+    /// class of subscriptions it shares its payloads with (see [`fanout`]), which are sent as rendered once.
+    pub fn execute_websocket(&self, mut request: Request, session: Arc<Data>) -> BoxStream<'static, fanout::Outgoing> {
+        let started = Instant::now();
+        if let Err(refused) = policy::admit(&mut request, &self.limits) {
+            return futures_util::stream::iter([fanout::Outgoing::Response(Box::new(refusal(refused)))]).boxed();
+        }
+        if !policy::is_subscription(&mut request) {
+            let schema = self.clone();
+            return futures_util::stream::once(async move {
+                fanout::Outgoing::Response(Box::new(schema.run(request, Some(session), started).await))
+            })
+            .boxed();
+        }
+        let max_lag = subscription::max_lag(&self.limits);
+        match fanout::execute(&self.fanout, &self.schema, request, session.clone(), max_lag) {
+            Ok(shared) => shared,
+            Err(request) => self
+                .schema
+                .execute_stream_with_session_data(*request, session)
+                .map(|response| fanout::Outgoing::Response(Box::new(response)))
+                .boxed(),
+        }
     }
 
     /// The gate in front of requests and analyses (transports count each request against its key's rate).
@@ -293,7 +322,8 @@ pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: 
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_nesting)
         .finish();
-    StakegraphSchema { schema, engine, admission, limits }
+    let fanout = Arc::new(fanout::FanOut::new(engine.clone()));
+    StakegraphSchema { schema, engine, admission, limits, fanout }
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.

@@ -9,6 +9,7 @@ use super::changes::{decode, encode, ChangeEvent, ChangeKind};
 use super::crossings::{self, StrengthCrossings, StrengthWatch};
 use super::enums::{to_domain, Market, RelationshipType};
 use super::error::ApiError;
+use super::fanout::{self, Attach, Class, Handoff, Link};
 use super::ids::stakeholder_id;
 use super::ApiContext;
 use crate::domain::{self, MarketSet, RelationshipId, StakeholderId};
@@ -16,7 +17,7 @@ use crate::engine::{Engine, Published};
 use crate::store::{GraphStore, StoreError};
 use async_graphql::{Context, InputObject, Subscription, ID};
 use chrono::Utc;
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -172,12 +173,17 @@ impl Filter {
     }
 }
 
-/// Starts a subscriber's feed after `after` (default: the current position).
+/// Starts a subscriber's feed after `after` (default: the current position). Over a WebSocket the feed belongs to
+/// a class of subscribers whose payloads the fan-out renders once (`api::fanout`); a class's own renderer streams
+/// what the fan-out pushes.
 async fn start(
     ctx: &Context<'_>,
     after: Option<String>,
     filter: Filter,
-) -> Result<impl Stream<Item = Result<ChangeEvent, ApiError>> + use<>, ApiError> {
+) -> Result<BoxStream<'static, Result<ChangeEvent, ApiError>>, ApiError> {
+    if let Some(rendering) = ctx.data_opt::<fanout::Rendering>() {
+        return Ok(rendering.events());
+    }
     let api = ctx.data_unchecked::<ApiContext>();
     let snapshot = api.engine.load().await.map_err(|error| {
         tracing::error!(%error, "the engine that publishes the log position is not available");
@@ -187,30 +193,47 @@ async fn start(
         Some(cursor) => decode(cursor)?,
         None => snapshot.seq(),
     };
-    let feed = Feed {
+    let caller = Caller::of(ctx);
+    let lens = Lens {
         store: api.store.clone(),
         engine: api.engine.clone(),
+        filter: Arc::new(filter),
+        sees_private: caller.sees_private(),
+    };
+    let shared = ctx.data_opt::<fanout::Sharing>().map(|sharing| sharing.join(caller, lens.clone(), cursor));
+    let feed = Feed {
+        lens,
         published: api.engine.published(),
         cursor,
-        filter,
-        sees_private: Caller::of(ctx).sees_private(),
         ready: VecDeque::new(),
         live: false,
-        max_lag: chrono::Duration::seconds(api.limits.max_subscriber_lag_seconds.min(i64::MAX as u64) as i64),
+        max_lag: max_lag(&api.limits),
         ended: false,
+        shared,
     };
-    Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|event| (event, feed)) }))
+    Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|event| (event, feed)) }).boxed())
+}
+
+/// How old the next event due to a live subscriber may get (`limits.max_subscriber_lag_seconds`).
+pub(crate) fn max_lag(limits: &super::ApiLimits) -> chrono::Duration {
+    chrono::Duration::seconds(limits.max_subscriber_lag_seconds.min(i64::MAX as u64) as i64)
+}
+
+/// What masking and a filter need to see log entries as one subscriber (or one class of them) does.
+#[derive(Clone)]
+pub(crate) struct Lens {
+    store: Arc<dyn GraphStore>,
+    engine: Arc<Engine>,
+    filter: Arc<Filter>,
+    sees_private: bool,
 }
 
 /// One subscriber's position in the log.
 struct Feed {
-    store: Arc<dyn GraphStore>,
-    engine: Arc<Engine>,
+    lens: Lens,
     published: tokio::sync::watch::Receiver<Published>,
     /// Every entry up to here has been read (and is in `ready` if it matches).
     cursor: i64,
-    filter: Filter,
-    sees_private: bool,
     /// Matching entries read but not yet handed over.
     ready: VecDeque<ChangeEvent>,
     /// Whether the feed has once read up to the head of the log (a replay is not lag).
@@ -218,6 +241,8 @@ struct Feed {
     /// How old the next event to send may get while the feed is live.
     max_lag: chrono::Duration,
     ended: bool,
+    /// Over a WebSocket: its class, which it attaches to at the head of the log, and its link to the connection.
+    shared: Option<(Arc<Class>, Arc<Link>)>,
 }
 
 impl Feed {
@@ -242,30 +267,42 @@ impl Feed {
             if let Some(event) = self.ready.pop_front() {
                 return Some(Ok(event));
             }
-            let (events, from_store) = match self.engine.recent_after(self.cursor, PAGE) {
+            let (events, from_store) = match self.lens.engine.recent_after(self.cursor, PAGE) {
                 Some(events) => (events, false),
-                None => match self.store.changes_after(self.cursor, PAGE).await {
+                None => match self.lens.store.changes_after(self.cursor, PAGE).await {
                     Ok(events) => (events.into_iter().map(Arc::new).collect(), true),
                     Err(error) => return self.end(error.into()),
                 },
             };
             if events.is_empty() {
                 self.live = true;
+                if let Some((class, link)) = self.shared.clone() {
+                    match class.attach(self.cursor, &link) {
+                        // The connection now sends what the class hands over, until it detaches us.
+                        Attach::Attached => match link.handoff().await {
+                            Handoff::Resume(cursor) => self.cursor = self.cursor.max(cursor),
+                            Handoff::Lagging { age, resume_after } => {
+                                self.ended = true;
+                                return Some(Err(lagging(age, self.max_lag, resume_after)));
+                            }
+                        },
+                        // The class has gone past our cursor: what it handed over is in the log; read it.
+                        Attach::Behind => {}
+                        Attach::Unavailable => {
+                            self.shared = None;
+                            self.published.changed().await.ok()?;
+                        }
+                    }
+                    continue;
+                }
                 self.published.changed().await.ok()?;
                 continue;
             }
             self.cursor = events.last().map_or(self.cursor, |event| event.seq);
-            let seen = match self.look_up(&events, from_store).await {
-                Ok(seen) => seen,
+            match self.lens.views(&events, from_store).await {
+                Ok(views) => self.ready.extend(views.into_iter().flatten()),
                 Err(error) => return self.end(error.into()),
-            };
-            let filter = &self.filter;
-            self.ready.extend(
-                events
-                    .iter()
-                    .map(|event| ChangeEvent::of(event.clone(), &seen.hidden))
-                    .filter(|event| filter.matches(event, &seen.markets, &seen.types)),
-            );
+            }
         }
     }
 
@@ -273,6 +310,22 @@ impl Feed {
     fn end(&mut self, error: ApiError) -> Option<Result<ChangeEvent, ApiError>> {
         self.ended = true;
         Some(Err(error))
+    }
+}
+
+impl Lens {
+    /// Each of `events` as this subscriber sees it (masked or not), or `None` where the filter does not match.
+    pub(crate) async fn views(
+        &self,
+        events: &[Arc<domain::ChangeEvent>],
+        from_store: bool,
+    ) -> Result<Vec<Option<ChangeEvent>>, StoreError> {
+        let seen = self.look_up(events, from_store).await?;
+        Ok(events
+            .iter()
+            .map(|event| ChangeEvent::of(event.clone(), &seen.hidden))
+            .map(|event| self.filter.matches(&event, &seen.markets, &seen.types).then_some(event))
+            .collect())
     }
 
     /// What the filter and the masking need to know about the stakeholders and relationships of `events`: for

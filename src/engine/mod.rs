@@ -21,12 +21,12 @@ pub use snapshot::{Changes, ProjectionError, Snapshot};
 use crate::domain::strength::StrengthModel;
 use crate::domain::{ChangeEvent, RelationshipId, Stakeholder, StakeholderId};
 use crate::store::{GraphStore, NodeRow, StoreError};
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use chrono::{DateTime, Duration, Utc};
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 /// Change-log entries read per step when catching up.
 const LOG_PAGE: usize = 5_000;
@@ -51,19 +51,22 @@ pub struct Published {
 }
 
 /// The latest change-log entries the engine applied, in order. Positions may have gaps (a sequence number is not
-/// reused), so entries are found by position, never by offset.
+/// reused), so entries are found by position, never by offset. A persistent vector: the engine derives the next
+/// tail from the current one in O(log n) and swaps it in, so a reader never holds anything a writer waits for (a
+/// subscriber's thread runs below a mutation's, and a lock held by it could keep the mutation waiting).
+#[derive(Clone)]
 struct Recent {
     /// Every entry with a position in `(start, end]` is in `events`.
     start: i64,
     /// The position of the last entry held (or `start`).
     end: i64,
-    events: VecDeque<Arc<ChangeEvent>>,
+    events: imbl::Vector<Arc<ChangeEvent>>,
     capacity: usize,
 }
 
 impl Recent {
     fn starting_at(seq: i64, capacity: usize) -> Self {
-        Self { start: seq, end: seq, events: VecDeque::new(), capacity }
+        Self { start: seq, end: seq, events: imbl::Vector::new(), capacity }
     }
 
     /// Holds `events` (entries at or before `end` are already held and skipped), dropping the oldest past capacity.
@@ -87,8 +90,13 @@ impl Recent {
         if after < self.start {
             return None;
         }
-        let from = self.events.partition_point(|event| event.seq <= after);
-        Some(self.events.range(from..).take(limit).cloned().collect())
+        let from = self
+            .events
+            .binary_search_by(
+                |event| if event.seq <= after { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater },
+            )
+            .unwrap_or_else(|index| index);
+        Some(self.events.clone().slice(from..).iter().take(limit).cloned().collect())
     }
 }
 
@@ -126,7 +134,7 @@ pub struct Engine {
     /// The position and clock of the current snapshot, for whoever waits for new changes (subscriptions).
     published: tokio::sync::watch::Sender<Published>,
     /// The latest change-log entries applied, so that subscribers close behind do not each read the store.
-    recent: RwLock<Recent>,
+    recent: ArcSwap<Recent>,
     recent_capacity: usize,
     /// The highest change-log position of a write this process acknowledged while the projection was not built
     /// ([`Engine::reflect`]): [`Engine::load`] never hands out a snapshot older than it.
@@ -176,7 +184,7 @@ impl Engine {
             applying: tokio::sync::Mutex::new(()),
             memo: Memo::default(),
             published: tokio::sync::watch::Sender::new(Published { seq: 0, as_of: DateTime::UNIX_EPOCH }),
-            recent: RwLock::new(Recent::starting_at(0, RECENT_CAPACITY)),
+            recent: ArcSwap::from_pointee(Recent::starting_at(0, RECENT_CAPACITY)),
             recent_capacity: RECENT_CAPACITY,
             owed: AtomicI64::new(0),
         }
@@ -219,7 +227,12 @@ impl Engine {
     /// holds them (read the store). Entries are held once the snapshot that reflects them is current, so the
     /// current snapshot is never older than an entry returned here.
     pub fn recent_after(&self, after: i64, limit: usize) -> Option<Vec<Arc<ChangeEvent>>> {
-        self.recent.read().unwrap_or_else(PoisonError::into_inner).after(after, limit)
+        self.recent.load().after(after, limit)
+    }
+
+    /// The position the recent tail starts after: [`Engine::recent_after`] answers for every position from here.
+    pub fn recent_start(&self) -> i64 {
+        self.recent.load().start
     }
 
     /// Makes `snapshot` current, then holds `applied` (the log entries it reflects beyond the previous one) in the
@@ -229,7 +242,10 @@ impl Engine {
         let next = Published { seq: snapshot.seq(), as_of: snapshot.as_of() };
         self.current.store(Some(snapshot));
         if !applied.is_empty() {
-            self.recent.write().unwrap_or_else(PoisonError::into_inner).extend(applied);
+            // Only the applier (holding `applying`) writes the tail.
+            let mut recent = Recent::clone(&self.recent.load());
+            recent.extend(applied);
+            self.recent.store(Arc::new(recent));
         }
         self.published.send_if_modified(|published| {
             let moved = next.seq > published.seq || (next.seq == published.seq && next.as_of != published.as_of);
@@ -344,8 +360,7 @@ impl Engine {
             .await
             .map_err(|error| EngineError::Projection(error.to_string()))?;
         self.records.store(Some(Arc::new(records)));
-        *self.recent.write().unwrap_or_else(PoisonError::into_inner) =
-            Recent::starting_at(snapshot.seq(), self.recent_capacity);
+        self.recent.store(Arc::new(Recent::starting_at(snapshot.seq(), self.recent_capacity)));
         self.swap(snapshot.clone(), Vec::new());
         Ok(snapshot)
     }

@@ -225,6 +225,85 @@ async fn a_viewer_subscriber_gets_private_stakeholders_masked() {
     assert_eq!(created, [&json!("Customer PUBLIC-1"), &json!("Customer PUBLIC-2")]);
 }
 
+/// Subscriptions over WebSockets share the payload of each event with the other subscribers of the same document
+/// and variables (`api::fanout`), but only with those of the same role: a viewer and an editor sending the very
+/// same subscription get a masked and a full event, two viewers the same masked one; and subscribers resuming from
+/// different cursors each get their own events once, in log order.
+#[tokio::test]
+async fn subscribers_of_one_document_share_payloads_only_with_their_own_role() {
+    let viewer_key = "viewer-key-for-the-subscription-test";
+    let (address, _dir) = serve(|config| {
+        config.api_keys = ApiKeys::parse(&format!("editor:{EDITOR_KEY},viewer:{viewer_key}")).unwrap();
+    })
+    .await;
+    let start = start_cursor(&address).await;
+    create_customer(&address, "BEFORE").await;
+    let logged = logged_cursors(&address, Some(start.clone())).await;
+    let connect = |key: &'static str, after: String| {
+        let address = address.clone();
+        async move {
+            let mut request = format!("ws://{address}/graphql/ws").into_client_request().unwrap();
+            request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+            let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+            let init = json!({ "type": "connection_init", "payload": { "apiKey": key } });
+            socket.send(Message::text(init.to_string())).await.unwrap();
+            assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
+            let payload = json!({ "query": operation("changes_feed.graphql"), "variables": { "after": after } });
+            let subscribe = json!({ "id": "feed", "type": "subscribe", "payload": payload });
+            socket.send(Message::text(subscribe.to_string())).await.unwrap();
+            socket
+        }
+    };
+    // Two viewers (one resuming before BEFORE, one after it) and an editor, on one document.
+    let mut viewer = connect(viewer_key, start.clone()).await;
+    let mut later_viewer = connect(viewer_key, logged[0].clone()).await;
+    let mut editor = connect(EDITOR_KEY, start.clone()).await;
+    assert_eq!(next_message(&mut viewer).await["payload"]["data"]["changes"]["cursor"], json!(logged[0]));
+    assert_eq!(next_message(&mut editor).await["payload"]["data"]["changes"]["cursor"], json!(logged[0]));
+    // Time for each feed to reach the head and attach to its class (without it they read the log alone, which
+    // must give the same answers).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // Live: a public change, a private one, a public one.
+    create_customer(&address, "PUBLIC-1").await;
+    let private = json!({
+        "query": "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }",
+        "variables": { "input": { "key": "SECRET-1", "name": "Secret Holdings", "private": true } }
+    });
+    let response =
+        post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(EDITOR_KEY), &private).await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+    create_customer(&address, "PUBLIC-2").await;
+    let live = logged_cursors(&address, Some(logged[0].clone())).await;
+    assert_eq!(live.len(), 3);
+
+    let mut read = Vec::new();
+    for socket in [&mut viewer, &mut later_viewer, &mut editor] {
+        let mut received = Vec::new();
+        for _ in 0..3 {
+            let message = next_message(socket).await;
+            assert_eq!((&message["type"], &message["id"]), (&json!("next"), &json!("feed")), "{message}");
+            received.push(message["payload"]["data"]["changes"].clone());
+        }
+        read.push(received);
+    }
+    for received in &read {
+        let cursors: Vec<&Value> = received.iter().map(|event| &event["cursor"]).collect();
+        assert_eq!(cursors, live.iter().collect::<Vec<_>>(), "every event once, in log order");
+    }
+    let (viewer, later_viewer, editor) = (&read[0], &read[1], &read[2]);
+    assert_eq!(viewer, later_viewer, "two viewers see the same events");
+    let masked: Vec<&Value> = viewer.iter().map(|event| &event["masked"]).collect();
+    assert_eq!(masked, [&json!(false), &json!(true), &json!(false)]);
+    assert!(!json!(viewer).to_string().contains("Secret Holdings"), "{viewer:?}");
+    for field in ["kind", "at", "stakeholders", "relationship", "payload"] {
+        assert!(viewer[1][field].is_null(), "{field} of a masked event: {}", viewer[1]);
+    }
+    assert_eq!(editor[1]["masked"], false);
+    assert_eq!(editor[1]["payload"]["after"]["name"], "Secret Holdings", "the editor sees it in full");
+    assert_eq!(editor[0], viewer[0], "a public event is the same for both");
+}
+
 /// `relationshipChanged(stakeholder)` streams only the changes to that stakeholder's relationships, and a
 /// `changes` filter on relationship types only those of the types asked for.
 #[tokio::test]
