@@ -444,6 +444,52 @@ async fn brokers_between_customers_and_influencers_by_exact_betweenness() {
     }
 }
 
+/// Above the sampling threshold, the first request ranks from a quick sample and starts a background estimate;
+/// once it has finished, requests get its ranking, settled: two seeds give the same top 10.
+#[tokio::test]
+async fn brokers_from_a_background_estimate_have_the_same_top_ten_for_two_seeds() {
+    use stakegraph::api::{build_schema, ApiLimits};
+    let store = demo_store();
+    let query = "{ brokers(first: 10) { asOf asOfCursor exact stable sources ranked { stakeholder { id } score } } }";
+    let mut tops = Vec::new();
+    for seed in [1, 2] {
+        let limits = ApiLimits {
+            betweenness_exact_below: 100,
+            betweenness_samples: 8,
+            betweenness_max_sources: 300,
+            betweenness_seed: seed,
+            ..ApiLimits::default()
+        };
+        let schema = build_schema(store.clone(), limits, false);
+        let quick = run_ok(&schema, query, json!({})).await["brokers"].clone();
+        assert_eq!((&quick["sources"], &quick["exact"], &quick["stable"]), (&json!(8), &json!(false), &json!(false)));
+        // The estimate runs on other threads: ask until its ranking answers (no timing is asserted).
+        let mut estimated = quick.clone();
+        for _ in 0..6_000 {
+            estimated = run_ok(&schema, query, json!({})).await["brokers"].clone();
+            if estimated["sources"] != json!(8) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let sources = estimated["sources"].as_u64().unwrap();
+        assert!(sources > 8 && sources < 300, "settled before the cap: {estimated}");
+        assert_eq!((&estimated["exact"], &estimated["stable"]), (&json!(false), &json!(true)));
+        assert_eq!(estimated["asOfCursor"], quick["asOfCursor"], "no change since: the same snapshot");
+        assert_eq!(estimated["asOf"], quick["asOf"]);
+        let ranked = estimated["ranked"].as_array().unwrap();
+        assert_eq!(ranked.len(), 10);
+        tops.push(ranked.iter().map(|broker| id_of(&broker["stakeholder"]["id"])).collect::<Vec<_>>());
+    }
+    assert_eq!(tops[0], tops[1], "two seeds, one top 10");
+    // The settled top 10 is the exact one, in order.
+    let exact = run_ok(&schema(store.clone()), query, json!({})).await["brokers"].clone();
+    assert_eq!(exact["exact"], true);
+    let exact: Vec<i64> =
+        exact["ranked"].as_array().unwrap().iter().map(|broker| id_of(&broker["stakeholder"]["id"])).collect();
+    assert_eq!(tops[0], exact);
+}
+
 /// A write made by another process (another store over the same database file) reaches this process's
 /// analyses through the change log: the follower applies it without anyone calling this process.
 #[tokio::test]
