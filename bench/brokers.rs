@@ -61,6 +61,8 @@ struct Args {
 
 /// One seed's run: the top-k at each checkpoint and the time to it, and where each `z` first held.
 struct Run {
+    /// The top `2 · top` with their estimates and standard errors, at the end.
+    tail: Vec<(u32, f64, f64)>,
     checkpoints: Vec<(usize, Vec<u32>, f64)>,
     settled: Vec<Option<(usize, Vec<u32>, f64)>>,
 }
@@ -143,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
         "top": args.top,
         "checkpoints": rows,
         "settled": settled,
+        "final_places": runs.iter().map(|run| run.tail.iter().map(|&(node, score, error)| json!([snapshot.stakeholder(node).0, score, error])).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "final_tops": runs.iter().map(|run| run.checkpoints.last().map(|c| c.1.iter().map(|&node| snapshot.stakeholder(node).0).collect::<Vec<_>>())).collect::<Vec<_>>(),
     });
     if args.json {
@@ -162,6 +165,18 @@ async fn main() -> anyhow::Result<()> {
         let seconds: Vec<String> =
             row["seconds"].as_array().unwrap().iter().map(|v| format!("{:.1}", v.as_f64().unwrap())).collect();
         println!("| {} | {} | {} | {} |", row["sources"], overlaps.join(" | "), row["identical"], seconds.join(" / "));
+    }
+    for (seed, run) in args.seeds.iter().zip(&runs) {
+        let places: Vec<String> = run
+            .tail
+            .iter()
+            .map(|&(node, score, error)| format!("{}: {:.0} ± {:.0}", snapshot.stakeholder(node).0, score, error))
+            .collect();
+        println!(
+            "seed {seed}, the first {} places at the end (stakeholder: estimate ± standard error): {}",
+            places.len(),
+            places.join(", ")
+        );
     }
     println!("\nstopping rule (checked every {} sources): first point where it held, per seed", args.chunk);
     for entry in &settled {
@@ -184,7 +199,7 @@ fn sample(args: &Args, arcs: &Arcs, order: &[u32], population: usize, counts: &i
     let started = Instant::now();
     let chunks: Vec<&[u32]> = order.chunks(args.chunk).collect();
     let mut estimate = Estimate::new(arcs.node_count(), population);
-    let mut run = Run { checkpoints: Vec::new(), settled: vec![None; args.z.len()] };
+    let mut run = Run { tail: Vec::new(), checkpoints: Vec::new(), settled: vec![None; args.z.len()] };
     let mut next_checkpoint = args.chunk;
     // Rounds of `threads` chunks at a time: each thread takes the next chunk; results are added in order.
     let mut start = 0;
@@ -213,11 +228,19 @@ fn sample(args: &Args, arcs: &Arcs, order: &[u32], population: usize, counts: &i
                 }
             }
             if estimate.sources() >= next_checkpoint || estimate.sources() == order.len() {
-                run.checkpoints.push((estimate.sources(), estimate.top(args.top, counts), seconds));
+                let top = estimate.top(args.top, counts);
+                eprintln!("checkpoint: {} sources, {seconds:.1} s, top {top:?}", estimate.sources());
+                run.checkpoints.push((estimate.sources(), top, seconds));
                 next_checkpoint = estimate.sources() * 2;
             }
         }
         start = end;
     }
+    let (scores, errors) = (estimate.scores(), estimate.standard_errors());
+    run.tail = estimate
+        .top(args.top * 2, counts)
+        .into_iter()
+        .map(|node| (node, scores[node as usize], errors[node as usize]))
+        .collect();
     run
 }

@@ -166,7 +166,8 @@ pub struct ApiLimits {
     /// background estimate has finished yet, and background estimates take sources in chunks of this many.
     pub betweenness_samples: usize,
     /// Most sources a background estimate of the default `brokers` ranking takes (it stops earlier once its top 10
-    /// is settled); 0: no background estimates, every request ranks from `betweenness_samples` sources.
+    /// is settled, and is exact once every stakeholder was a source); 0: no background estimates, every request
+    /// ranks from `betweenness_samples` sources.
     pub betweenness_max_sources: usize,
     /// Seed of the order in which betweenness sources are sampled (the same seed, the same ranking).
     pub betweenness_seed: u64,
@@ -232,7 +233,7 @@ impl Default for ApiLimits {
             analysis_budget_ms: 5_000,
             betweenness_exact_below: 2_000,
             betweenness_samples: 32,
-            betweenness_max_sources: 8_192,
+            betweenness_max_sources: 250_000,
             betweenness_seed: 42,
             max_subscriber_lag_seconds: 30,
             max_nesting: 64,

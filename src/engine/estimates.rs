@@ -3,6 +3,8 @@
 //!
 //! A request asks [`BrokerEstimates::latest`] for the newest finished ranking of its view (the whole graph, or
 //! its public part) and, if that ranking is not of the current snapshot and none is being computed, starts one.
+//! Until the first estimate of a view has finished, its progress answers: the estimate after 2, 4, 8, … chunks
+//! (each a function of the snapshot, the seed and the number of sources alone, never of timing).
 //! An estimate takes its sources in a fixed random order ([`source_order`] with the configured seed, so that its
 //! result after `k` sources is the same on every run) a chunk at a time on background threads
 //! ([`crate::priority::Background`]: below the threads that answer requests), adds the chunks in order, and stops
@@ -45,7 +47,7 @@ pub struct EstimateSettings {
     pub threads: usize,
 }
 
-/// A finished estimate: betweenness for every node of the snapshot it was computed on.
+/// An estimate, finished or at a checkpoint: betweenness for every node of the snapshot it was computed on.
 #[derive(Debug)]
 pub struct Ranking {
     /// The snapshot (its node numbers are the ones `scores` uses).
@@ -59,14 +61,18 @@ pub struct Ranking {
     pub sources: usize,
     /// Every candidate was a source.
     pub exact: bool,
-    /// The stopping rule held (or it is exact); false when it stopped at the cap of sources.
+    /// The stopping rule held (or it is exact); false when it stopped at the cap of sources, or is not finished.
     pub settled: bool,
+    /// The estimate ended here (settled, exact or at the cap); false at a checkpoint on the way.
+    pub finished: bool,
 }
 
 /// The estimates of one view (whole graph or public part).
 #[derive(Default)]
 struct Slot {
     finished: Option<Arc<Ranking>>,
+    /// The running estimate's latest checkpoint, answered while no estimate of the view has finished.
+    progress: Option<Arc<Ranking>>,
     /// The snapshot (position, clock) an estimate is running on.
     running: Option<(i64, i64)>,
 }
@@ -108,7 +114,8 @@ impl BrokerEstimates {
     }
 
     /// The newest finished ranking of the view (`hide_private`: the public part of the graph), of `current` or
-    /// an older snapshot; starts an estimate of `current` unless one finished or is running for it.
+    /// an older snapshot, or while none has finished the running estimate's latest checkpoint; starts an estimate
+    /// of `current` unless one finished or is running for it.
     pub fn latest(&self, current: &Arc<Snapshot>, hide_private: bool) -> Option<Arc<Ranking>> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         let slot = slots.entry(hide_private).or_default();
@@ -128,7 +135,7 @@ impl BrokerEstimates {
                 slot.running = None;
             }
         }
-        slot.finished.clone()
+        slot.finished.clone().or_else(|| slot.progress.clone())
     }
 
     /// Whether an estimate is running for the view.
@@ -155,6 +162,7 @@ impl Job {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         let slot = slots.entry(self.hide_private).or_default();
         slot.running = None;
+        slot.progress = None;
         if let Some(ranking) = ranking {
             tracing::debug!(
                 sources = ranking.sources,
@@ -163,6 +171,15 @@ impl Job {
                 "brokers estimated in the background"
             );
             slot.finished = Some(Arc::new(ranking));
+        }
+    }
+
+    /// Publishes `ranking` as the view's progress (answered while no estimate of it has finished).
+    fn checkpoint(&self, ranking: Ranking) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = slots.entry(self.hide_private).or_default();
+        if slot.finished.is_none() {
+            slot.progress = Some(Arc::new(ranking));
         }
     }
 
@@ -210,6 +227,7 @@ impl Job {
         let mut added = 0;
         let mut previous_top: Vec<u32> = Vec::new();
         let mut settled = false;
+        let mut next_checkpoint = 2;
         while added < chunks.len() {
             let Ok((index, found)) = receiver.recv() else {
                 stop.store(true, Ordering::Release);
@@ -231,23 +249,39 @@ impl Job {
                 if settled {
                     break;
                 }
+                if added == next_checkpoint && added < chunks.len() {
+                    next_checkpoint *= 2;
+                    self.checkpoint(ranking(&self.snapshot, &estimate, &candidates, false, false));
+                }
             }
             if settled {
                 break;
             }
         }
         stop.store(true, Ordering::Release);
-        let scores = estimate.scores();
-        let mut order = candidates;
-        order.sort_unstable_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
-        Some(Ranking {
-            snapshot: self.snapshot.clone(),
-            scores,
-            order,
-            sources: estimate.sources(),
-            exact: estimate.exact(),
-            settled: settled || estimate.exact(),
-        })
+        Some(ranking(&self.snapshot, &estimate, &candidates, settled || estimate.exact(), true))
+    }
+}
+
+/// The ranking `estimate` gives of `candidates` on `snapshot`.
+fn ranking(
+    snapshot: &Arc<Snapshot>,
+    estimate: &Estimate,
+    candidates: &[u32],
+    settled: bool,
+    finished: bool,
+) -> Ranking {
+    let scores = estimate.scores();
+    let mut order = candidates.to_vec();
+    order.sort_unstable_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
+    Ranking {
+        snapshot: snapshot.clone(),
+        scores,
+        order,
+        sources: estimate.sources(),
+        exact: estimate.exact(),
+        settled,
+        finished,
     }
 }
 
@@ -277,7 +311,7 @@ mod tests {
         let until = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(ranking) = estimates.latest(current, false) {
-                if identity(&ranking.snapshot) == identity(current) {
+                if ranking.finished && identity(&ranking.snapshot) == identity(current) {
                     return ranking;
                 }
             }
