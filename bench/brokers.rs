@@ -13,7 +13,7 @@ use clap::Parser;
 use serde_json::json;
 use stakegraph::domain::strength::StrengthModel;
 use stakegraph::engine::analysis::{Flow, Via, Walk};
-use stakegraph::engine::brokers::{dependencies, source_order, Arcs, Dependencies, Estimate};
+use stakegraph::engine::brokers::{source_order, weighted_dependencies, Arcs, Dependencies, Estimate, Folding};
 use stakegraph::engine::paths::Adjacency;
 use stakegraph::engine::Snapshot;
 use stakegraph::store::{GraphStore, SqliteStore};
@@ -54,6 +54,9 @@ struct Args {
     /// Rank the public part of the graph only (what a viewer gets).
     #[arg(long)]
     hide_private: bool,
+    /// Take degree-one stakeholders as sources too, instead of folding them (`engine::brokers::Folding`).
+    #[arg(long)]
+    unfolded: bool,
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -89,13 +92,16 @@ async fn main() -> anyhow::Result<()> {
         degree_one += usize::from(neighbours.len() == 1);
     }
     let counts = |node: u32| !walk.hides(node);
+    let folding = if args.unfolded { Folding::none(arcs.node_count()) } else { Folding::of(&arcs) };
+    let sampled: Vec<u32> = visible.iter().copied().filter(|&node| !folding.leaf[node as usize]).collect();
     let runs: Vec<Run> = args
         .seeds
         .iter()
         .map(|&seed| {
             let order: Vec<u32> =
-                source_order(visible.len(), seed).into_iter().map(|index| visible[index as usize]).collect();
-            let run = sample(&args, &arcs, &order[..args.max_sources.min(order.len())], visible.len(), &counts);
+                source_order(sampled.len(), seed).into_iter().map(|index| sampled[index as usize]).collect();
+            let run =
+                sample(&args, &arcs, &folding, &order[..args.max_sources.min(order.len())], sampled.len(), &counts);
             eprintln!("seed {seed}: {} sources in {:.1} s", run.checkpoints.last().map_or(0, |c| c.0), run.time());
             run
         })
@@ -139,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
         "candidates": visible.len(),
         "arcs": (0..snapshot.node_count() as u32).map(|node| { let mut d = 0; walk.neighbors(node, |_, _| d += 1); d }).sum::<usize>(),
         "degree_one": degree_one,
+        "sampled": sampled.len(),
         "flatten_seconds": flatten_seconds,
         "seeds": args.seeds,
         "threads": args.threads,
@@ -153,8 +160,8 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{} stakeholders ({} candidates as sources, {} of them with one neighbour), {} arcs followed; flat copy {:.2} s",
-        report["nodes"], report["candidates"], report["degree_one"], report["arcs"], flatten_seconds
+        "{} stakeholders ({} candidates, {} of them with one neighbour; {} sampled), {} arcs followed; flat copy {:.2} s",
+        report["nodes"], report["candidates"], report["degree_one"], report["sampled"], report["arcs"], flatten_seconds
     );
     let names: Vec<String> = pairs.iter().map(|&(a, b)| format!("{}∩{}", args.seeds[a], args.seeds[b])).collect();
     println!("\ntop-{} overlap across seeds {:?}, {} threads per seed", args.top, args.seeds, args.threads);
@@ -195,10 +202,17 @@ impl Run {
 }
 
 /// Sources in `order`, a chunk at a time on `args.threads` threads, added in chunk order.
-fn sample(args: &Args, arcs: &Arcs, order: &[u32], population: usize, counts: &impl Fn(u32) -> bool) -> Run {
+fn sample(
+    args: &Args,
+    arcs: &Arcs,
+    folding: &Folding,
+    order: &[u32],
+    population: usize,
+    counts: &impl Fn(u32) -> bool,
+) -> Run {
     let started = Instant::now();
     let chunks: Vec<&[u32]> = order.chunks(args.chunk).collect();
-    let mut estimate = Estimate::new(arcs.node_count(), population);
+    let mut estimate = Estimate::new(arcs.node_count(), population).with_offset(folding.extra.clone());
     let mut run = Run { tail: Vec::new(), checkpoints: Vec::new(), settled: vec![None; args.z.len()] };
     let mut next_checkpoint = args.chunk;
     // Rounds of `threads` chunks at a time: each thread takes the next chunk; results are added in order.
@@ -214,7 +228,8 @@ fn sample(args: &Args, arcs: &Arcs, order: &[u32], population: usize, counts: &i
                     if index >= end {
                         break;
                     }
-                    let found = dependencies(arcs, chunks[index], None).expect("no deadline");
+                    let found =
+                        weighted_dependencies(arcs, chunks[index], Some(&folding.weight), None).expect("no deadline");
                     *results[index - start].lock().unwrap() = Some(found);
                 });
             }

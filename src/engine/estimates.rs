@@ -10,7 +10,8 @@
 //! ([`crate::priority::Background`]: below the threads that answer requests), adds the chunks in order, and stops
 //! when the top of the ranking is settled ([`Estimate::settled`]: unchanged since the last chunk and each place
 //! apart from the next by more than `z` standard errors), when every candidate was a source (exact), or at the
-//! cap of sources. The flat copy of the graph ([`Arcs`]) is built once per estimate and shared by its threads.
+//! cap of sources. The flat copy of the graph ([`Arcs`]) is built once per estimate and shared by its threads;
+//! stakeholders with one neighbour are not sources, their part being known exactly ([`Folding`]).
 //!
 //! An estimate runs to its end even when newer snapshots appear meanwhile (under steady writes no estimate would
 //! ever finish otherwise); the next request then starts one on the newest snapshot. Nothing runs while nobody asks.
@@ -19,7 +20,7 @@
 //! copy plus O(n) per thread and per finished ranking kept (one per view).
 
 use super::analysis::{Flow, Via, Walk};
-use super::brokers::{dependencies, source_order, Arcs, Dependencies, Estimate};
+use super::brokers::{source_order, weighted_dependencies, Arcs, Dependencies, Estimate, Folding};
 use super::Snapshot;
 use crate::priority::Background;
 use std::collections::{BTreeMap, HashMap};
@@ -190,19 +191,23 @@ impl Job {
             .hiding_private(self.hide_private);
         let candidates: Vec<u32> = (0..self.snapshot.node_count() as u32).filter(|&node| !walk.hides(node)).collect();
         let counts = |node: u32| !walk.hides(node);
-        let order: Vec<u32> = source_order(candidates.len(), settings.seed)
+        let arcs = Arc::new(Arcs::new(&walk));
+        // Degree-one stakeholders are not sampled: their part is known exactly (`Folding`).
+        let folding = Folding::of(&arcs);
+        let sampled: Vec<u32> = candidates.iter().copied().filter(|&node| !folding.leaf[node as usize]).collect();
+        let order: Vec<u32> = source_order(sampled.len(), settings.seed)
             .into_iter()
             .take(settings.max_sources.max(1))
-            .map(|index| candidates[index as usize])
+            .map(|index| sampled[index as usize])
             .collect();
-        let arcs = Arc::new(Arcs::new(&walk));
+        let weight = Arc::new(folding.weight);
         let chunks: Arc<Vec<Vec<u32>>> = Arc::new(order.chunks(settings.chunk.max(1)).map(<[u32]>::to_vec).collect());
         let next = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (sender, receiver) = mpsc::channel::<(usize, Dependencies)>();
         for _ in 0..settings.threads.max(1) {
-            let (arcs, chunks, next, stop, sender) =
-                (arcs.clone(), chunks.clone(), next.clone(), stop.clone(), sender.clone());
+            let (arcs, weight, chunks, next, stop, sender) =
+                (arcs.clone(), weight.clone(), chunks.clone(), next.clone(), stop.clone(), sender.clone());
             let cancelled = self.cancelled.clone();
             let spawned = self.background.spawn(move || loop {
                 if stop.load(Ordering::Acquire) || cancelled.load(Ordering::Acquire) {
@@ -210,7 +215,7 @@ impl Job {
                 }
                 let index = next.fetch_add(1, Ordering::AcqRel);
                 let Some(chunk) = chunks.get(index) else { break };
-                let found = dependencies(&arcs, chunk, None).expect("no deadline");
+                let found = weighted_dependencies(&arcs, chunk, Some(&weight), None).expect("no deadline");
                 if sender.send((index, found)).is_err() {
                     break;
                 }
@@ -222,7 +227,7 @@ impl Job {
         drop(sender);
         // Chunks are added in their order, whichever thread finishes first, so that the estimate after k sources
         // does not depend on timing.
-        let mut estimate = Estimate::new(self.snapshot.node_count(), candidates.len());
+        let mut estimate = Estimate::new(self.snapshot.node_count(), sampled.len()).with_offset(folding.extra);
         let mut early = BTreeMap::new();
         let mut added = 0;
         let mut previous_top: Vec<u32> = Vec::new();
@@ -306,6 +311,19 @@ mod tests {
         Arc::new(snapshot(40, &edges))
     }
 
+    /// [`hubs`] with each leaf also weakly linked to the next leaf of its hub: no leaf to fold.
+    fn linked_hubs() -> Arc<Snapshot> {
+        let mut edges = vec![(1, 2, 5, 0.9), (2, 3, 5, 0.9)];
+        for leaf in 4..=40 {
+            let hub = if leaf < 25 { 1 } else { 3 };
+            edges.push((hub, leaf, 3, 0.5));
+            if leaf != 24 && leaf != 40 {
+                edges.push((leaf, leaf + 1, 1, 0.1));
+            }
+        }
+        Arc::new(snapshot(40, &edges))
+    }
+
     /// The finished ranking of the view, asking until there is one (the estimate runs on other threads).
     fn finished(estimates: &BrokerEstimates, current: &Arc<Snapshot>) -> Arc<Ranking> {
         let until = Instant::now() + Duration::from_secs(60);
@@ -328,7 +346,7 @@ mod tests {
         let estimates = BrokerEstimates::new(never, Arc::new(Background::new(0)));
         let ranking = finished(&estimates, &current);
         assert!(ranking.exact && ranking.settled);
-        assert_eq!(ranking.sources, 40);
+        assert_eq!(ranking.sources, 3, "the hubs and the bridge: the 37 leaves are folded");
         let walk = Walk::new(&current, Flow::Both, 0.05, &Via::default());
         let exact = betweenness(&walk, &(0..40).collect::<Vec<u32>>(), None).unwrap();
         for (node, (found, expected)) in ranking.scores.iter().zip(&exact).enumerate() {
@@ -340,7 +358,7 @@ mod tests {
 
     #[test]
     fn a_sampled_estimate_is_the_same_on_every_run_and_settles_on_clear_brokers() {
-        let current = hubs();
+        let current = linked_hubs();
         let runs: Vec<Arc<Ranking>> = (0..2)
             .map(|_| finished(&BrokerEstimates::new(settings(30, 7), Arc::new(Background::new(0))), &current))
             .collect();
