@@ -535,10 +535,9 @@ impl RiskQuery {
                 // Sources come from the stakeholders the caller may see, so that neither their number nor the
                 // scale tells how many are hidden.
                 let visible: Vec<u32> = (0..snapshot.node_count() as u32).filter(|&node| !walk.hides(node)).collect();
-                let estimated = (in_background && visible.len() >= limits.betweenness_exact_below)
-                    .then(|| estimates.latest(&current, hide))
-                    .flatten();
-                if let Some(ranking) = estimated {
+                let estimated = in_background && visible.len() >= limits.betweenness_exact_below;
+                if let Some(ranking) = estimated.then(|| estimates.available(hide)).flatten() {
+                    estimates.latest(&current, hide);
                     return Some(from_estimate(&ranking, snapshot, hide, wanted, first, min_strength));
                 }
                 let (picked, scale) = sample_sources(
@@ -553,7 +552,12 @@ impl RiskQuery {
                 let scores = engine.memoized(snapshot, &key, || {
                     betweenness(&walk, &sources, Some(deadline))
                         .map(|sums| sums.into_iter().map(|sum| sum * scale / 2.0).collect::<Vec<f64>>())
-                })?;
+                });
+                // The estimate starts once the quick answer is computed, so that they do not share the cores.
+                if estimated {
+                    estimates.latest(&current, hide);
+                }
+                let scores = scores?;
                 let mut order = visible;
                 order.sort_unstable_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
                 let ranked = ranked_brokers(&walk, &order, &scores, wanted, first, |_| true);

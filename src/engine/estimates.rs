@@ -139,6 +139,12 @@ impl BrokerEstimates {
         slot.finished.clone().or_else(|| slot.progress.clone())
     }
 
+    /// What [`BrokerEstimates::latest`] would answer, without starting anything.
+    pub fn available(&self, hide_private: bool) -> Option<Arc<Ranking>> {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.get(&hide_private).and_then(|slot| slot.finished.clone().or_else(|| slot.progress.clone()))
+    }
+
     /// Whether an estimate is running for the view.
     pub fn running(&self, hide_private: bool) -> bool {
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
