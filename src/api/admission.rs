@@ -33,7 +33,7 @@ pub struct Admission {
     analyses: DefaultKeyedRateLimiter<Spender>,
     clock: DefaultClock,
     /// The threads analyses compute on, below the threads that answer requests.
-    background: crate::priority::Background,
+    background: Arc<crate::priority::Background>,
 }
 
 impl std::fmt::Debug for Admission {
@@ -61,8 +61,14 @@ impl Admission {
             requests: RateLimiter::dashmap(requests),
             analyses: RateLimiter::dashmap(analyses),
             clock: DefaultClock::default(),
-            background: crate::priority::Background::new(limits.analysis_nice),
+            background: Arc::new(crate::priority::Background::new(limits.analysis_nice)),
         }
+    }
+
+    /// The threads analyses compute on, for work that runs in the background without a turn (the estimates of
+    /// brokers, which only take what the cores leave idle, at the priority of analyses).
+    pub fn background(&self) -> Arc<crate::priority::Background> {
+        self.background.clone()
     }
 
     /// Counts one request against `spender`'s rate, or says when it may send the next.

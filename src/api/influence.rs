@@ -9,15 +9,18 @@
 
 use super::admission::{Admission, Spender};
 use super::auth::{Caller, KeyId, Need};
+use super::changes;
 use super::enums::{to_domain, Market, StakeholderKind};
 use super::error::{ApiError, ApiResult};
 use super::ids::stakeholder_id;
 use super::relationships::{load_relationship, Relationship};
 use super::stakeholders::{load_stakeholder, StakeholderNode};
+use super::ApiLimits;
 use super::{ApiContext, Deadline};
 use crate::domain::{self, MarketSet, RelationshipId, StakeholderId};
 use crate::engine::analysis::{pagerank, Flow, Via, Walk};
 use crate::engine::brokers::{betweenness, sample_sources};
+use crate::engine::estimates::{EstimateSettings, Ranking};
 use crate::engine::paths::{reach_with, strongest_paths_with, Adjacency, Search};
 use crate::engine::risk::key_person_losses;
 use crate::engine::Snapshot;
@@ -30,8 +33,29 @@ use std::time::{Duration, Instant};
 const DAMPING: f64 = 0.85;
 /// PageRank stops when a sweep changes the ranks by less than this (L1).
 const PAGERANK_TOLERANCE: f64 = 1e-9;
-/// Seed of the sample of betweenness sources on large graphs (fixed, so that rankings are repeatable).
-const BETWEENNESS_SEED: u64 = 42;
+/// The `minStrength` of the default `brokers` ranking, the one estimated in the background.
+const BROKERS_MIN_STRENGTH: f64 = 0.05;
+/// Places at the top of the `brokers` ranking a background estimate settles.
+const BROKERS_SETTLED: usize = 10;
+/// Standard errors that must separate neighbouring places of a settled ranking (bench/brokers.rs).
+const BROKERS_Z: f64 = 3.0;
+/// Chunks of sources before a background estimate may stop.
+const BROKERS_MIN_CHUNKS: usize = 8;
+
+/// How background estimates of `brokers` run under `limits`: chunks of `betweenness_samples` sources on as many
+/// threads as analyses may use at once, up to `betweenness_max_sources`.
+pub(super) fn estimate_settings(limits: &ApiLimits) -> EstimateSettings {
+    EstimateSettings {
+        min_strength: BROKERS_MIN_STRENGTH,
+        seed: limits.betweenness_seed,
+        chunk: limits.betweenness_samples,
+        min_sources: limits.betweenness_samples * BROKERS_MIN_CHUNKS,
+        max_sources: limits.betweenness_max_sources,
+        top: BROKERS_SETTLED,
+        z: BROKERS_Z,
+        threads: limits.max_concurrent_analyses,
+    }
+}
 
 /// Which way influence travels over a relationship.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
@@ -398,11 +422,18 @@ impl Broker {
 /// The brokers of the graph.
 #[derive(SimpleObject)]
 pub struct Brokers {
-    /// The time the strengths are evaluated at.
+    /// The time the strengths are evaluated at, in the snapshot the ranking was computed on.
     as_of: DateTime<Utc>,
+    /// Where in the change log that snapshot stands: the ranking reflects every change up to this `changes` cursor
+    /// (a background estimate may be a few changes behind the latest).
+    as_of_cursor: String,
     /// True when every stakeholder was a source (exact betweenness); false when sources were sampled.
     exact: bool,
-    /// How many sources the betweenness was computed from.
+    /// True when the top 10 is settled: exact, or estimated from enough sources that each of its places stands
+    /// apart from the next by several standard errors (another sample would give the same top 10); false for a
+    /// quick sample, or an estimate that reached the configured cap of sources first.
+    stable: bool,
+    /// How many sources the betweenness was computed from (sources are stakeholders the caller may see).
     sources: i32,
     /// Highest betweenness first; ties go to the lower stakeholder id.
     ranked: Vec<Broker>,
@@ -474,8 +505,11 @@ pub struct RiskQuery;
 #[Object]
 impl RiskQuery {
     /// The stakeholders that broker the most influence: weighted betweenness over the strongest paths (influence
-    /// flowing both ways), exact below a configured graph size and estimated from a fixed-seed sample of
-    /// sources above it, with the markets each one bridges.
+    /// flowing both ways), exact below a configured graph size and estimated from sampled sources above it, with
+    /// the markets each one bridges. On a large graph the default ranking (`minStrength` 0.05) comes from a
+    /// background estimate that samples sources until its top 10 is settled (`stable`), computed on the snapshot
+    /// named by `asOf` and `asOfCursor`, which may be older than the latest change; until the first such
+    /// estimate has finished, and for any other `minStrength`, a fixed-seed sample of a few sources answers.
     #[graphql(guard = "Need::Read")]
     async fn brokers(
         &self,
@@ -491,19 +525,26 @@ impl RiskQuery {
         let min_strength = unit(min_strength, "minStrength")?;
         let wanted = MarketSet::of(to_domain::<Market, domain::Market>(&markets.unwrap_or_default()));
         let api = ctx.data_unchecked::<ApiContext>();
-        let (engine, limits) = (api.engine.clone(), api.limits);
+        let (engine, limits, estimates) = (api.engine.clone(), api.limits, api.brokers.clone());
         let hide = hides_private(ctx);
-        let (ranked, exact, sources) = analysis
+        let current = analysis.snapshot.clone();
+        let in_background = limits.betweenness_max_sources > 0 && min_strength == estimates.settings().min_strength;
+        analysis
             .run(move |snapshot, deadline| {
                 let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default()).hiding_private(hide);
                 // Sources come from the stakeholders the caller may see, so that neither their number nor the
                 // scale tells how many are hidden.
                 let visible: Vec<u32> = (0..snapshot.node_count() as u32).filter(|&node| !walk.hides(node)).collect();
+                let estimated = in_background && visible.len() >= limits.betweenness_exact_below;
+                if let Some(ranking) = estimated.then(|| estimates.available(hide)).flatten() {
+                    estimates.latest(&current, hide);
+                    return Some(from_estimate(&ranking, snapshot, hide, wanted, first, min_strength));
+                }
                 let (picked, scale) = sample_sources(
                     visible.len(),
                     limits.betweenness_exact_below,
                     limits.betweenness_samples,
-                    BETWEENNESS_SEED,
+                    limits.betweenness_seed,
                 );
                 let sources: Vec<u32> = picked.into_iter().map(|index| visible[index as usize]).collect();
                 let key = format!("betweenness {min_strength} {} hide_private={hide}", sources.len());
@@ -511,26 +552,26 @@ impl RiskQuery {
                 let scores = engine.memoized(snapshot, &key, || {
                     betweenness(&walk, &sources, Some(deadline))
                         .map(|sums| sums.into_iter().map(|sum| sum * scale / 2.0).collect::<Vec<f64>>())
-                })?;
+                });
+                // The estimate starts once the quick answer is computed, so that they do not share the cores.
+                if estimated {
+                    estimates.latest(&current, hide);
+                }
+                let scores = scores?;
                 let mut order = visible;
                 order.sort_unstable_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
-                let ranked = order
-                    .into_iter()
-                    .map(|node| (node, bridged(&walk, node)))
-                    .filter(|(_, bridges)| bridges.bits() & wanted.bits() == wanted.bits())
-                    .take(first)
-                    .enumerate()
-                    .map(|(position, (node, bridges))| Broker {
-                        stakeholder: snapshot.stakeholder(node),
-                        score: scores[node as usize],
-                        position: position + 1,
-                        bridges,
-                    })
-                    .collect::<Vec<_>>();
-                Some((ranked, scale == 1.0, sources.len() as i32))
+                let ranked = ranked_brokers(&walk, &order, &scores, wanted, first, |_| true);
+                let exact = scale == 1.0;
+                Some(Brokers {
+                    as_of: snapshot.as_of(),
+                    as_of_cursor: changes::encode(snapshot.seq()),
+                    exact,
+                    stable: exact,
+                    sources: sources.len() as i32,
+                    ranked,
+                })
             })
-            .await?;
-        Ok(Brokers { as_of: analysis.snapshot.as_of(), exact, sources, ranked })
+            .await
     }
 
     /// What the firm loses if one employee leaves: its best path score to every stakeholder from any employee
@@ -602,6 +643,61 @@ impl RiskQuery {
             by_market,
         })
     }
+}
+
+/// The brokers of a finished background estimate (of `current` or an older snapshot). Bridges are those of the
+/// snapshot the ranking was computed on; a stakeholder archived since, or made private since when the caller may
+/// not see private ones, is left out.
+fn from_estimate(
+    ranking: &Ranking,
+    current: &Snapshot,
+    hide: bool,
+    wanted: MarketSet,
+    first: usize,
+    min_strength: f64,
+) -> Brokers {
+    let computed_on = &ranking.snapshot;
+    let walk = Walk::new(computed_on, Flow::Both, min_strength, &Via::default()).hiding_private(hide);
+    // Both ways, every pair is counted from each end: halve.
+    let scores: Vec<f64> = ranking.scores.iter().map(|score| score / 2.0).collect();
+    let still_listed = |node: u32| {
+        current.index_of(computed_on.stakeholder(node)).is_some_and(|now| !(hide && current.is_private(now)))
+    };
+    Brokers {
+        as_of: computed_on.as_of(),
+        as_of_cursor: changes::encode(computed_on.seq()),
+        exact: ranking.exact,
+        stable: ranking.settled,
+        sources: ranking.sources as i32,
+        ranked: ranked_brokers(&walk, &ranking.order, &scores, wanted, first, still_listed),
+    }
+}
+
+/// The first `first` nodes of `order` that bridge every market in `wanted` and are `listed`, as brokers.
+fn ranked_brokers(
+    walk: &Walk<'_>,
+    order: &[u32],
+    scores: &[f64],
+    wanted: MarketSet,
+    first: usize,
+    listed: impl Fn(u32) -> bool,
+) -> Vec<Broker> {
+    let snapshot = walk.snapshot();
+    order
+        .iter()
+        .copied()
+        .filter(|&node| listed(node))
+        .map(|node| (node, bridged(walk, node)))
+        .filter(|(_, bridges)| bridges.bits() & wanted.bits() == wanted.bits())
+        .take(first)
+        .enumerate()
+        .map(|(position, (node, bridges))| Broker {
+            stakeholder: snapshot.stakeholder(node),
+            score: scores[node as usize],
+            position: position + 1,
+            bridges,
+        })
+        .collect()
 }
 
 /// Whether `node` is a member of staff (an employee in the internal market, not a candidate).

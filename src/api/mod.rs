@@ -22,6 +22,7 @@ pub mod stakeholders;
 pub mod strength;
 pub mod subscription;
 
+use crate::engine::estimates::BrokerEstimates;
 use crate::engine::Engine;
 use crate::store::GraphStore;
 use admission::Admission;
@@ -190,8 +191,15 @@ pub struct ApiLimits {
     pub analysis_budget_ms: u64,
     /// Graphs with fewer stakeholders get exact betweenness (`brokers`); larger ones a sample of sources.
     pub betweenness_exact_below: usize,
-    /// How many sources the betweenness sample holds.
+    /// How many sources the betweenness sample holds: a `brokers` request computes this many itself when no
+    /// background estimate has finished yet, and background estimates take sources in chunks of this many.
     pub betweenness_samples: usize,
+    /// Most sources a background estimate of the default `brokers` ranking takes (it stops earlier once its top 10
+    /// is settled, and is exact once every stakeholder was a source); 0: no background estimates, every request
+    /// ranks from `betweenness_samples` sources.
+    pub betweenness_max_sources: usize,
+    /// Seed of the order in which betweenness sources are sampled (the same seed, the same ranking).
+    pub betweenness_seed: u64,
     /// How old, in seconds, the next event a live subscriber has not yet been sent may get (it is not reading
     /// fast enough) before its subscription ends with `LIMIT_EXCEEDED` and the cursor to resume from.
     pub max_subscriber_lag_seconds: u64,
@@ -254,6 +262,8 @@ impl Default for ApiLimits {
             analysis_budget_ms: 5_000,
             betweenness_exact_below: 2_000,
             betweenness_samples: 32,
+            betweenness_max_sources: 250_000,
+            betweenness_seed: 42,
             max_subscriber_lag_seconds: 30,
             max_nesting: 64,
             max_cost: 100_000,
@@ -286,6 +296,8 @@ pub struct ApiContext {
     pub engine: Arc<Engine>,
     /// The gate analyses wait at for a turn.
     pub admission: Arc<Admission>,
+    /// Background estimates of the default `brokers` ranking on large graphs.
+    pub brokers: Arc<BrokerEstimates>,
 }
 
 /// Builds the schema over `store` with the default strength model.
@@ -307,6 +319,7 @@ pub fn build_schema_with(
 pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: bool) -> StakegraphSchema {
     let (store, strength) = (engine.store().clone(), engine.model().clone());
     let admission = Arc::new(Admission::new(&limits));
+    let brokers = Arc::new(BrokerEstimates::new(influence::estimate_settings(&limits), admission.background()));
     let schema = Schema::build(QueryRoot::default(), Mutation, SubscriptionRoot)
         // The loaders of subscriptions; every query and mutation brings its own.
         .data(loaders::Loaders::new(engine.clone(), Arc::new(loaders::Executions::default())))
@@ -317,6 +330,7 @@ pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: 
             strength,
             engine: engine.clone(),
             admission: admission.clone(),
+            brokers,
         })
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)

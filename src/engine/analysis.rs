@@ -276,7 +276,7 @@ impl PullLayout {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::strength::StrengthModel;
     use crate::domain::{Level, Probability, RelationshipId, RelationshipType, RelationshipUpsert, StakeholderId};
@@ -291,9 +291,14 @@ mod tests {
 
     /// [`snapshot`], with the stakeholders `private` (ids) private.
     fn snapshot_with_private(nodes: i64, private: &[i64], edges: &[(i64, i64, u8, f64)]) -> Snapshot {
+        snapshot_at(0, nodes, private, edges)
+    }
+
+    /// [`snapshot_with_private`] at change-log position `seq`.
+    pub(crate) fn snapshot_at(seq: i64, nodes: i64, private: &[i64], edges: &[(i64, i64, u8, f64)]) -> Snapshot {
         let at = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
         let scan = GraphScan {
-            seq: 0,
+            seq,
             stakeholders: (1..=nodes)
                 .map(|id| NodeRow {
                     id: StakeholderId(id),

@@ -39,40 +39,298 @@ const NO_LINK: u32 = u32::MAX;
 /// (0, 1]. Returns `None` if `deadline` passes first.
 pub fn betweenness(graph: &impl Adjacency, sources: &[u32], deadline: Option<Instant>) -> Option<Vec<f64>> {
     let n = graph.node_count();
-    let mut centrality = vec![0.0; n];
     if !sources.iter().any(|&source| (source as usize) < n) {
-        return Some(centrality);
+        return Some(vec![0.0; n]);
     }
-    let arcs = Arcs::new(graph);
+    dependencies(&Arcs::new(graph), sources, deadline).map(|found| found.sums)
+}
+
+/// The dependencies of every node on `sources` over `arcs` (as [`betweenness`], whose sums they are), with the
+/// sum of their squares, from which [`Estimate`] tells how far a sampled estimate can be trusted. Returns `None`
+/// if `deadline` passes first.
+pub fn dependencies(arcs: &Arcs, sources: &[u32], deadline: Option<Instant>) -> Option<Dependencies> {
+    weighted_dependencies(arcs, sources, None, deadline)
+}
+
+/// [`dependencies`], each source's counted `weight[source]` times (see [`Folding`]).
+pub fn weighted_dependencies(
+    arcs: &Arcs,
+    sources: &[u32],
+    weight: Option<&[f64]>,
+    deadline: Option<Instant>,
+) -> Option<Dependencies> {
+    let n = arcs.node_count();
+    let mut found = Dependencies { sums: vec![0.0; n], squares: vec![0.0; n], sources: 0 };
     let mut search = Brandes::new(n);
     for &source in sources {
         if (source as usize) < n {
-            search.run(&arcs, source, deadline)?;
-            search.accumulate(source, &mut centrality);
+            search.run(arcs, source, deadline)?;
+            let factor = weight.map_or(1.0, |weight| weight[source as usize]);
+            search.accumulate(source, factor, &mut found.sums, &mut found.squares);
+            found.sources += 1;
         }
     }
-    Some(centrality)
+    Some(found)
+}
+
+/// Degree-one nodes folded into their neighbour (one level of the tree folding of Baglioni, Geraci, Pellegrini
+/// and Lastres, "Fast exact computation of betweenness centrality in social networks", 2012), so that they need
+/// not be sources. From a leaf `l` whose only neighbour is `p`, every strongest path starts with the link to `p`
+/// and continues as one from `p`: `l` depends on every other node exactly as `p` does (`p` never depends on `l`),
+/// and on `p` itself once for every node `p` reaches but `l`. So each remaining source `s` counts `weight[s]` =
+/// 1 + its leaves, and `p` earns `extra[p]` = leaves(p) · (nodes p reaches − 1) without a search.
+///
+/// Only where that reasoning holds: every node passable and every link present both ways (influence flowing
+/// both ways), so that `p` reaches its whole component; a leaf's link to `p` weaker than 1 (a free link would
+/// settle `p` in the leaf's own batch); `p` not a leaf itself. Elsewhere nothing is folded. With products
+/// computed in another order, paths that tie from `p` may not tie from `l` by a rounding: the sums are those of
+/// unfolded Brandes up to such ties.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Folding {
+    /// Whether each node is folded (not a source).
+    pub leaf: Vec<bool>,
+    /// How many times each remaining source counts.
+    pub weight: Vec<f64>,
+    /// The betweenness each node earns from the folded leaves as sources.
+    pub extra: Vec<f64>,
+}
+
+impl Folding {
+    /// Nothing folded.
+    pub fn none(nodes: usize) -> Self {
+        Self { leaf: vec![false; nodes], weight: vec![1.0; nodes], extra: vec![0.0; nodes] }
+    }
+
+    /// The leaves of `arcs` folded, where the conditions above hold (else [`Folding::none`]). O(n + m log m).
+    pub fn of(arcs: &Arcs) -> Self {
+        let n = arcs.node_count();
+        let mut folding = Self::none(n);
+        if arcs.passable.iter().any(|passable| !passable) {
+            return folding;
+        }
+        let mut sorted = arcs.targets.clone();
+        for node in 0..n {
+            sorted[arcs.offsets[node]..arcs.offsets[node + 1]].sort_unstable();
+        }
+        let neighbours = |node: usize| &sorted[arcs.offsets[node]..arcs.offsets[node + 1]];
+        let both_ways = (0..n).all(|node| {
+            neighbours(node).iter().all(|&next| neighbours(next as usize).binary_search(&(node as u32)).is_ok())
+        });
+        if !both_ways {
+            return folding;
+        }
+        let distinct = |node: usize| {
+            let list = neighbours(node);
+            list.iter().zip(list.iter().skip(1)).filter(|(a, b)| a != b).count() + usize::from(!list.is_empty())
+        };
+        let component = components(n, |node, visit| neighbours(node).iter().for_each(|&next| visit(next as usize)));
+        let mut size = vec![0usize; n];
+        for &root in &component {
+            size[root] += 1;
+        }
+        for node in 0..n {
+            if distinct(node) != 1 {
+                continue;
+            }
+            let parent = neighbours(node)[0] as usize;
+            let range = arcs.offsets[node]..arcs.offsets[node + 1];
+            if distinct(parent) < 2 || arcs.strengths[range].iter().any(|&strength| strength >= 1.0) {
+                continue;
+            }
+            folding.leaf[node] = true;
+            folding.weight[parent] += 1.0;
+            folding.extra[parent] += size[component[node]] as f64 - 2.0;
+        }
+        folding
+    }
+}
+
+/// The component of each of `nodes` (a representative node), by search along `neighbours`.
+fn components(nodes: usize, neighbours: impl Fn(usize, &mut dyn FnMut(usize))) -> Vec<usize> {
+    let mut component = vec![usize::MAX; nodes];
+    let mut stack = Vec::new();
+    for root in 0..nodes {
+        if component[root] != usize::MAX {
+            continue;
+        }
+        component[root] = root;
+        stack.push(root);
+        while let Some(node) = stack.pop() {
+            neighbours(node, &mut |next| {
+                if component[next] == usize::MAX {
+                    component[next] = root;
+                    stack.push(next);
+                }
+            });
+        }
+    }
+    component
+}
+
+/// What a set of sources contributes to each node's betweenness.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dependencies {
+    /// Σ δ_s(v) over the sources s: the raw betweenness sums.
+    pub sums: Vec<f64>,
+    /// Σ δ_s(v)².
+    pub squares: Vec<f64>,
+    /// How many sources (in range) they come from.
+    pub sources: usize,
+}
+
+/// The candidates `0..candidates` in a random order fixed by `seed` (ChaCha8): the order in which a growing
+/// sample takes its sources, so that every prefix is a uniform sample without replacement.
+pub fn source_order(candidates: usize, seed: u64) -> Vec<u32> {
+    use rand::seq::SliceRandom;
+    let mut order: Vec<u32> = (0..candidates as u32).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    order
+}
+
+/// An estimate of betweenness from a growing uniform sample of sources out of a population of candidates: each
+/// node's estimate is `population / sources · Σ δ_s(v)` (unbiased), with a standard error from the spread of the
+/// `δ_s(v)` over the sources. With every candidate a source it is exact.
+#[derive(Debug, Clone)]
+pub struct Estimate {
+    population: usize,
+    found: Dependencies,
+    /// Known exactly, added to every estimate (the folded leaves' part, [`Folding::extra`]).
+    offset: Vec<f64>,
+}
+
+impl Estimate {
+    /// An empty estimate over `nodes` nodes whose sources are drawn from `population` candidates.
+    pub fn new(nodes: usize, population: usize) -> Self {
+        let found = Dependencies { sums: vec![0.0; nodes], squares: vec![0.0; nodes], sources: 0 };
+        Self { population, found, offset: vec![0.0; nodes] }
+    }
+
+    /// This estimate plus `offset` for every node: what is known exactly (`offset.len()` is the node count).
+    pub fn with_offset(mut self, offset: Vec<f64>) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Adds the dependencies of more sources (each source once over the estimate's life).
+    pub fn add(&mut self, more: &Dependencies) {
+        for (sum, more) in self.found.sums.iter_mut().zip(&more.sums) {
+            *sum += more;
+        }
+        for (square, more) in self.found.squares.iter_mut().zip(&more.squares) {
+            *square += more;
+        }
+        self.found.sources += more.sources;
+    }
+
+    /// How many sources so far.
+    pub fn sources(&self) -> usize {
+        self.found.sources
+    }
+
+    /// Whether every candidate was a source.
+    pub fn exact(&self) -> bool {
+        self.found.sources >= self.population
+    }
+
+    /// Each node's estimated betweenness (raw sums scaled to the population).
+    pub fn scores(&self) -> Vec<f64> {
+        let scale = self.scale();
+        self.found.sums.iter().zip(&self.offset).map(|(sum, offset)| sum * scale + offset).collect()
+    }
+
+    fn scale(&self) -> f64 {
+        if self.found.sources == 0 {
+            0.0
+        } else {
+            self.population as f64 / self.found.sources as f64
+        }
+    }
+
+    /// The standard error of each node's estimate: `population · s / √k` for the sample deviation `s` of its
+    /// `δ_s` over `k` sources, with the finite-population correction (0 once every candidate is a source).
+    pub fn standard_errors(&self) -> Vec<f64> {
+        let k = self.found.sources as f64;
+        if self.found.sources < 2 {
+            return vec![f64::INFINITY; self.found.sums.len()];
+        }
+        let n = self.population as f64;
+        let correction = ((n - k) / (n - 1.0).max(1.0)).max(0.0);
+        self.found
+            .sums
+            .iter()
+            .zip(&self.found.squares)
+            .map(|(sum, square)| {
+                let mean = sum / k;
+                let variance = ((square / k - mean * mean) * k / (k - 1.0)).max(0.0);
+                n * (variance * correction / k).sqrt()
+            })
+            .collect()
+    }
+
+    /// The `k` highest-scoring nodes, highest first (ties: lower node first), among those `counts`.
+    pub fn top(&self, k: usize, counts: impl Fn(u32) -> bool) -> Vec<u32> {
+        ranked(&self.scores(), k, counts)
+    }
+
+    /// Whether the first `k` of the ranking are settled at `z` standard errors: each of them stands above the next
+    /// by more than `z` standard errors of their difference, and the `k`-th above every node outside by as much
+    /// (so neither the order inside nor the membership would likely change with more sources). Always true when
+    /// exact; never with fewer than two sources.
+    pub fn settled(&self, k: usize, z: f64, counts: impl Fn(u32) -> bool) -> bool {
+        if self.exact() {
+            return true;
+        }
+        if self.found.sources < 2 {
+            return false;
+        }
+        let scores = self.scores();
+        let errors = self.standard_errors();
+        let top = ranked(&scores, k, &counts);
+        let apart = |a: u32, b: u32| {
+            let (a, b) = (a as usize, b as usize);
+            scores[a] - scores[b] > z * (errors[a] * errors[a] + errors[b] * errors[b]).sqrt()
+        };
+        if !top.windows(2).all(|pair| apart(pair[0], pair[1])) {
+            return false;
+        }
+        let Some(&last) = top.last() else { return true };
+        let inside: std::collections::HashSet<u32> = top.iter().copied().collect();
+        (0..scores.len() as u32).filter(|node| counts(*node) && !inside.contains(node)).all(|node| apart(last, node))
+    }
+}
+
+/// The `k` nodes with the highest `values` among those `counts`, highest first, ties to the lower node.
+fn ranked(values: &[f64], k: usize, counts: impl Fn(u32) -> bool) -> Vec<u32> {
+    let mut nodes: Vec<u32> = (0..values.len() as u32).filter(|&node| counts(node)).collect();
+    let by_value = |a: &u32, b: &u32| values[*b as usize].total_cmp(&values[*a as usize]).then(a.cmp(b));
+    if nodes.len() > k {
+        nodes.select_nth_unstable_by(k, by_value);
+        nodes.truncate(k);
+    }
+    nodes.sort_unstable_by(by_value);
+    nodes
 }
 
 /// The sources for [`betweenness`] and the factor that scales their sums to an estimate of full betweenness:
-/// every node (factor 1) when there are fewer than `exact_below` nodes or no more than `samples`; otherwise
-/// `samples` (at least one) distinct nodes drawn by a ChaCha8 generator seeded with `seed`, in ascending order,
-/// with factor `nodes / samples`. The same inputs give the same sources.
+/// every node (factor 1) when there are fewer than `exact_below` nodes or no more than `samples`; otherwise the
+/// first `samples` (at least one) of [`source_order`] for `seed` (so a background estimate with the same seed
+/// starts with them), in ascending order, with factor `nodes / samples`. The same inputs give the same sources.
 pub fn sample_sources(nodes: usize, exact_below: usize, samples: usize, seed: u64) -> (Vec<u32>, f64) {
     if nodes < exact_below || samples >= nodes {
         return ((0..nodes as u32).collect(), 1.0);
     }
     let samples = samples.max(1);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut sources: Vec<u32> =
-        rand::seq::index::sample(&mut rng, nodes, samples).into_iter().map(|node| node as u32).collect();
+    let mut sources = source_order(nodes, seed);
+    sources.truncate(samples);
     sources.sort_unstable();
     (sources, nodes as f64 / samples as f64)
 }
 
 /// The graph's edges in compressed sparse rows, in the order [`Adjacency::neighbors`] offers them (self-loops,
-/// which no path takes, left out), and whether each node is passable.
-struct Arcs {
+/// which no path takes, left out), and whether each node is passable: built once, read by every source's search
+/// (and shared by the threads of a background estimate).
+#[derive(Debug)]
+pub struct Arcs {
     /// The edges leaving node `n` are `offsets[n]..offsets[n + 1]`.
     offsets: Vec<usize>,
     targets: Vec<u32>,
@@ -81,7 +339,8 @@ struct Arcs {
 }
 
 impl Arcs {
-    fn new(graph: &impl Adjacency) -> Self {
+    /// The flat copy of `graph`: O(n + m).
+    pub fn new(graph: &impl Adjacency) -> Self {
         let n = graph.node_count();
         let mut offsets = Vec::with_capacity(n + 1);
         let mut targets = Vec::new();
@@ -99,6 +358,11 @@ impl Arcs {
         }
         let passable = (0..n as u32).map(|node| graph.passable(node)).collect();
         Self { offsets, targets, strengths, passable }
+    }
+
+    /// How many nodes.
+    pub fn node_count(&self) -> usize {
+        self.passable.len()
     }
 }
 
@@ -337,8 +601,9 @@ impl Brandes {
         self.settled.extend_from_slice(&self.batch);
     }
 
-    /// Adds the dependencies of the last run's source to `centrality`, in reverse settle order.
-    fn accumulate(&mut self, source: u32, centrality: &mut [f64]) {
+    /// Adds the dependencies of the last run's source to `centrality` (and their squares to `squares`), in reverse
+    /// settle order.
+    fn accumulate(&mut self, source: u32, factor: f64, centrality: &mut [f64], squares: &mut [f64]) {
         for (index, &node) in self.settled.iter().enumerate().rev() {
             let node = node as usize;
             let start = if index == 0 { 0 } else { self.settled_ends[index - 1] };
@@ -347,7 +612,9 @@ impl Brandes {
                 self.dependency[previous as usize] += self.paths[previous as usize] * share;
             }
             if node != source as usize {
-                centrality[node] += self.dependency[node];
+                let dependency = factor * self.dependency[node];
+                centrality[node] += dependency;
+                squares[node] += dependency * dependency;
             }
         }
     }
@@ -518,8 +785,151 @@ pub(crate) mod tests {
         assert_ne!(sources, sample_sources(1_000, 10, 40, 8).0, "another seed, another sample");
     }
 
+    #[test]
+    fn a_source_order_is_a_fixed_permutation() {
+        let order = source_order(100, 1);
+        assert_eq!(order, source_order(100, 1), "same seed, same order");
+        assert_ne!(order, source_order(100, 2), "another seed, another order");
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, all(100));
+        let (sample, _) = sample_sources(100, 10, 8, 1);
+        let mut prefix = order[..8].to_vec();
+        prefix.sort_unstable();
+        assert_eq!(sample, prefix, "the quick sample is the start of the order");
+    }
+
+    /// A random graph of `nodes` with strengths from a small set, both ways.
+    fn random_graph(nodes: usize, edges: usize, seed: u64) -> Graph {
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut list = Vec::new();
+        for _ in 0..edges {
+            let (from, to) = (rng.gen_range(0..nodes as u32), rng.gen_range(0..nodes as u32));
+            let strength = [0.3, 0.5, 0.7, 0.9][rng.gen_range(0..4)];
+            list.extend([(from, to, strength), (to, from, strength)]);
+        }
+        Graph::from_edges(nodes, &list)
+    }
+
+    #[test]
+    fn an_estimate_from_every_node_is_exact_betweenness_whatever_the_chunks() {
+        let graph = random_graph(60, 120, 5);
+        let arcs = Arcs::new(&graph);
+        let exact = betweenness(&graph, &all(60), None).unwrap();
+        let mut estimate = Estimate::new(60, 60);
+        let order = source_order(60, 9);
+        let mut errors = Vec::new();
+        for chunk in order.chunks(7) {
+            estimate.add(&dependencies(&arcs, chunk, None).unwrap());
+            errors.push(estimate.standard_errors().iter().sum::<f64>());
+        }
+        assert_eq!(estimate.sources(), 60);
+        assert!(estimate.exact());
+        for (node, (found, expected)) in estimate.scores().iter().zip(&exact).enumerate() {
+            assert!((found - expected).abs() < 1e-9, "node {node}: {found} against {expected}");
+        }
+        assert_eq!(errors.last(), Some(&0.0), "no error left once every node is a source");
+        assert!(errors[1] > 0.0, "a partial sample has an error");
+        assert!(estimate.settled(10, 3.0, |_| true), "exact is settled");
+    }
+
+    #[test]
+    fn a_half_sample_estimates_within_its_errors() {
+        // The estimate is unbiased: over many seeds, the mean of half samples is close to exact betweenness.
+        let graph = random_graph(40, 80, 11);
+        let arcs = Arcs::new(&graph);
+        let exact = betweenness(&graph, &all(40), None).unwrap();
+        let mut mean = vec![0.0; 40];
+        let seeds = 200;
+        for seed in 0..seeds {
+            let mut estimate = Estimate::new(40, 40);
+            estimate.add(&dependencies(&arcs, &source_order(40, seed)[..20], None).unwrap());
+            for (mean, score) in mean.iter_mut().zip(estimate.scores()) {
+                *mean += score / seeds as f64;
+            }
+        }
+        let total: f64 = exact.iter().sum();
+        let off: f64 = mean.iter().zip(&exact).map(|(mean, exact)| (mean - exact).abs()).sum();
+        assert!(total > 0.0 && off / total < 0.05, "mean of half samples off by {} of {total}", off);
+    }
+
+    #[test]
+    fn the_top_is_settled_only_when_the_gaps_exceed_the_errors() {
+        // A hub every leaf reaches only through it: every source gives it the same dependency (no error), and the
+        // leaves tie at 0, so the first place is settled after two sources and the second never is.
+        let mut edges = Vec::new();
+        for leaf in 1..30 {
+            edges.extend([(0, leaf, 0.5), (leaf, 0, 0.5)]);
+        }
+        let star = Graph::from_edges(30, &edges);
+        let arcs = Arcs::new(&star);
+        let mut estimate = Estimate::new(30, 30);
+        estimate.add(&dependencies(&arcs, &[5], None).unwrap());
+        assert!(!estimate.settled(1, 3.0, |_| true), "one source tells no error");
+        estimate.add(&dependencies(&arcs, &[9], None).unwrap());
+        assert!(estimate.settled(1, 3.0, |_| true));
+        assert!(!estimate.settled(2, 3.0, |_| true), "the leaves tie");
+        assert_eq!(estimate.top(1, |_| true), [0]);
+        assert!(!estimate.settled(1, 3.0, |node| node != 0) && estimate.top(1, |node| node != 0) == [1]);
+    }
+
+    #[test]
+    fn folding_takes_only_leaves_of_two_way_graphs_with_every_node_passable() {
+        // A path 0 - 1 - 2 plus leaf 3 on 1: 0, 2 and 3 are leaves of 1; 1 is not a leaf.
+        let edges: Vec<(u32, u32, f64)> =
+            [(0, 1), (1, 2), (1, 3)].iter().flat_map(|&(a, b)| [(a, b, 0.5), (b, a, 0.5)]).collect();
+        let graph = Graph::from_edges(4, &edges);
+        let folding = Folding::of(&Arcs::new(&graph));
+        assert_eq!(folding.leaf, [true, false, true, true]);
+        assert_eq!(folding.weight, [1.0, 4.0, 1.0, 1.0]);
+        assert_eq!(folding.extra, [0.0, 6.0, 0.0, 0.0], "each leaf reaches 2 others through 1");
+        let one_way = Graph::from_edges(2, &[(0, 1, 0.5)]);
+        assert_eq!(Folding::of(&Arcs::new(&one_way)), Folding::none(2));
+        let fenced = Fenced { graph: &graph, closed: vec![false, false, true, false] };
+        assert_eq!(Folding::of(&Arcs::new(&fenced)), Folding::none(4));
+        let free = Graph::from_edges(3, &[(0, 1, 1.0), (1, 0, 1.0), (1, 2, 0.5), (2, 1, 0.5)]);
+        assert_eq!(Folding::of(&Arcs::new(&free)).leaf, [false, false, true], "a free link is not folded");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
+        /// On random two-way graphs with trees hanging off (strengths powers of two, so that products are exact
+        /// and ties the same from a leaf as from its neighbour), the folded leaves' part plus the weighted
+        /// dependencies of the other nodes equal unfolded betweenness from every node.
+        #[test]
+        fn folding_gives_unfolded_betweenness(
+            core in 2usize..9,
+            raw in prop::collection::vec((0u32..9, 0u32..9, prop::sample::select(vec![0.25, 0.5, 0.125])), 1..20),
+            hanging in prop::collection::vec((0u32..40, prop::sample::select(vec![0.25, 0.5])), 0..12),
+        ) {
+            let mut edges: Vec<(u32, u32, f64)> = raw
+                .into_iter()
+                .filter(|&(from, to, _)| (from as usize) < core && (to as usize) < core)
+                .flat_map(|(from, to, strength)| [(from, to, strength), (to, from, strength)])
+                .collect();
+            // Each hanging node joins an earlier node (of the core or hanging): trees, chains and stars.
+            for (index, &(parent, strength)) in hanging.iter().enumerate() {
+                let node = (core + index) as u32;
+                let parent = parent % node;
+                edges.extend([(parent, node, strength), (node, parent, strength)]);
+            }
+            let nodes = core + hanging.len();
+            let graph = Graph::from_edges(nodes, &edges);
+            let arcs = Arcs::new(&graph);
+            let folding = Folding::of(&arcs);
+            let sources: Vec<u32> = (0..nodes as u32).filter(|&node| !folding.leaf[node as usize]).collect();
+            let found = weighted_dependencies(&arcs, &sources, Some(&folding.weight), None).unwrap();
+            let expected = betweenness(&graph, &all(nodes), None).unwrap();
+            for (node, expected) in expected.iter().enumerate() {
+                let folded = found.sums[node] + folding.extra[node];
+                prop_assert!(
+                    (folded - expected).abs() < 1e-9,
+                    "node {}: {} against {} (leaves {:?})", node, folded, expected, folding.leaf
+                );
+            }
+        }
+
         /// On random small graphs (strengths from a small set, so that ties are common; some nodes closed; some
         /// sources), betweenness equals the definition over loopless paths. Free edges run from lower to higher
         /// nodes so that they form no cycle.

@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod brokers;
+pub mod estimates;
 pub mod export;
 pub mod paths;
 pub mod records;

@@ -444,6 +444,57 @@ async fn brokers_between_customers_and_influencers_by_exact_betweenness() {
     }
 }
 
+/// Above the sampling threshold, the first request ranks from a quick sample and starts a background estimate;
+/// requests then get its progress, and once it has finished its settled ranking: two seeds give the same top 10,
+/// the exact one.
+#[tokio::test]
+async fn brokers_from_a_background_estimate_have_the_same_top_ten_for_two_seeds() {
+    use stakegraph::api::{build_schema, ApiLimits};
+    let store = demo_store();
+    let query = "{ brokers(first: 10) { asOf asOfCursor exact stable sources ranked { stakeholder { id } score } } }";
+    let mut tops = Vec::new();
+    for seed in [1, 2] {
+        let limits = ApiLimits {
+            betweenness_exact_below: 100,
+            betweenness_samples: 8,
+            betweenness_seed: seed,
+            // The test asks again and again until the estimate has finished.
+            analyses_per_minute_per_key: 1_000_000,
+            ..ApiLimits::default()
+        };
+        let schema = build_schema(store.clone(), limits, false);
+        let quick = run_ok(&schema, query, json!({})).await["brokers"].clone();
+        assert_eq!((&quick["sources"], &quick["exact"], &quick["stable"]), (&json!(8), &json!(false), &json!(false)));
+        // The estimate runs on other threads: ask until it has finished (no timing is asserted).
+        let mut estimated = quick.clone();
+        let mut seen = vec![8];
+        for _ in 0..6_000 {
+            estimated = run_ok(&schema, query, json!({})).await["brokers"].clone();
+            let sources = estimated["sources"].as_u64().unwrap();
+            if seen.last() != Some(&sources) {
+                seen.push(sources);
+            }
+            if estimated["stable"] == json!(true) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(estimated["stable"], true, "{estimated}");
+        assert!(seen.windows(2).all(|pair| pair[0] < pair[1]), "progress only grows: {seen:?}");
+        assert_eq!(estimated["asOfCursor"], quick["asOfCursor"], "no change since: the same snapshot");
+        assert_eq!(estimated["asOf"], quick["asOf"]);
+        let ranked = estimated["ranked"].as_array().unwrap();
+        assert_eq!(ranked.len(), 10);
+        tops.push(ranked.iter().map(|broker| id_of(&broker["stakeholder"]["id"])).collect::<Vec<_>>());
+    }
+    assert_eq!(tops[0], tops[1], "two seeds, one top 10");
+    let exact = run_ok(&schema(store.clone()), query, json!({})).await["brokers"].clone();
+    assert_eq!(exact["exact"], true);
+    let exact: Vec<i64> =
+        exact["ranked"].as_array().unwrap().iter().map(|broker| id_of(&broker["stakeholder"]["id"])).collect();
+    assert_eq!(tops[0], exact, "the settled top 10 is the exact one, in order");
+}
+
 /// A write made by another process (another store over the same database file) reaches this process's
 /// analyses through the change log: the follower applies it without anyone calling this process.
 #[tokio::test]
