@@ -260,14 +260,6 @@ impl Remembered for StakeholderId {
     }
 }
 
-impl Remembered for RelationshipsOf {
-    type Value = Arc<Vec<Relationship>>;
-
-    fn recall(records: &Records, key: &Self) -> Option<Self::Value> {
-        records.relationships_of(key.0).map(Arc::new)
-    }
-}
-
 impl Remembered for RelationshipId {
     type Value = Relationship;
 

@@ -139,19 +139,31 @@ pub async fn visible(
     }
     // The engine's records answer for live stakeholders (a bit each); the loaders for the rest (archived ones).
     let records = ctx.data_unchecked::<ApiContext>().engine.records();
-    let known = |id: StakeholderId| records.as_ref().and_then(|records| records.is_public(id));
-    let ends: HashSet<StakeholderId> = relationships
+    let known: Vec<[Option<bool>; 2]> = relationships
         .iter()
-        .flat_map(|relationship| [relationship.from, relationship.to])
-        .filter(|&id| known(id).is_none())
+        .map(|relationship| {
+            [relationship.from, relationship.to].map(|id| records.as_ref().and_then(|records| records.is_public(id)))
+        })
         .collect();
-    let found = match ends.is_empty() {
+    let unknown: HashSet<StakeholderId> = relationships
+        .iter()
+        .zip(&known)
+        .flat_map(|(relationship, known)| [(relationship.from, known[0]), (relationship.to, known[1])])
+        .filter_map(|(id, known)| known.is_none().then_some(id))
+        .collect();
+    let found = match unknown.is_empty() {
         true => Default::default(),
-        false => ctx.data_unchecked::<Loaders>().load_many(ends).await?,
+        false => ctx.data_unchecked::<Loaders>().load_many(unknown).await?,
     };
-    let public =
-        |id: StakeholderId| known(id).unwrap_or_else(|| found.get(&id).is_some_and(|stakeholder| !stakeholder.private));
-    Ok(relationships.into_iter().filter(|relationship| public(relationship.from) && public(relationship.to)).collect())
+    let public = |id: StakeholderId, known: Option<bool>| {
+        known.unwrap_or_else(|| found.get(&id).is_some_and(|stakeholder| !stakeholder.private))
+    };
+    Ok(relationships
+        .into_iter()
+        .zip(known)
+        .filter(|(relationship, [from, to])| public(relationship.from, *from) && public(relationship.to, *to))
+        .map(|(relationship, _)| relationship)
+        .collect())
 }
 
 /// The relationship with this id, if it exists and the caller may see it (a withheld one answers like an id

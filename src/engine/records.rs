@@ -158,15 +158,9 @@ impl Records {
         self.relationships.get(&id)
     }
 
-    /// Every relationship of a live stakeholder, both directions, in id order; `None` when the stakeholder is
-    /// archived or unknown (ask the store).
-    pub fn relationships_of(&self, id: StakeholderId) -> Option<Vec<Relationship>> {
-        self.relationships_of_where(id, |_| true)
-    }
-
     /// The relationships of a live stakeholder that satisfy `wanted`, both directions, in id order (only those
-    /// are copied: a hub's thousands of relationships are looked at, not cloned); `None` as for
-    /// [`Records::relationships_of`].
+    /// are copied: a hub's thousands of relationships are looked at, not cloned); `None` when the stakeholder is
+    /// archived or unknown (ask the store).
     pub fn relationships_of_where(
         &self,
         id: StakeholderId,

@@ -51,6 +51,28 @@ async fn next_message(socket: &mut Socket) -> Value {
     }
 }
 
+/// Opens a `graphql-transport-ws` connection whose `connection_init` (with `apiKey` `key`) was acknowledged.
+async fn connect_as(address: &str, key: &str) -> Socket {
+    let mut request = format!("ws://{address}/graphql/ws").into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "apiKey": key } });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
+    socket
+}
+
+/// Creates the private customer SECRET-1, "Secret Holdings", through the service at `address`, as the editor.
+async fn create_secret_customer(address: &str) {
+    let private = json!({
+        "query": "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }",
+        "variables": { "input": { "key": "SECRET-1", "name": "Secret Holdings", "private": true } }
+    });
+    let response =
+        post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(EDITOR_KEY), &private).await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+}
+
 /// The next `changes` event: (cursor, kind).
 async fn next_event(socket: &mut Socket) -> (String, String) {
     let message = next_message(socket).await;
@@ -179,12 +201,7 @@ async fn a_viewer_subscriber_gets_private_stakeholders_masked() {
     })
     .await;
     let start = start_cursor(&address).await;
-    let mut request = format!("ws://{address}/graphql/ws").into_client_request().unwrap();
-    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let init = json!({ "type": "connection_init", "payload": { "apiKey": viewer_key } });
-    socket.send(Message::text(init.to_string())).await.unwrap();
-    assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
+    let mut socket = connect_as(&address, viewer_key).await;
     for (id, variables) in [
         ("all", json!({ "after": start })),
         ("created", json!({ "after": start, "filter": { "kinds": ["STAKEHOLDER_CREATED"] } })),
@@ -194,13 +211,7 @@ async fn a_viewer_subscriber_gets_private_stakeholders_masked() {
     }
 
     create_customer(&address, "PUBLIC-1").await;
-    let private = json!({
-        "query": "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }",
-        "variables": { "input": { "key": "SECRET-1", "name": "Secret Holdings", "private": true } }
-    });
-    let response =
-        post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(EDITOR_KEY), &private).await;
-    assert!(response.get("errors").is_none(), "{response:#}");
+    create_secret_customer(&address).await;
     create_customer(&address, "PUBLIC-2").await;
 
     // Three events for the unfiltered subscription, two for the filtered one, interleaved.
@@ -242,12 +253,7 @@ async fn subscribers_of_one_document_share_payloads_only_with_their_own_role() {
     let connect = |key: &'static str, after: String| {
         let address = address.clone();
         async move {
-            let mut request = format!("ws://{address}/graphql/ws").into_client_request().unwrap();
-            request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-            let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-            let init = json!({ "type": "connection_init", "payload": { "apiKey": key } });
-            socket.send(Message::text(init.to_string())).await.unwrap();
-            assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
+            let mut socket = connect_as(&address, key).await;
             let payload = json!({ "query": operation("changes_feed.graphql"), "variables": { "after": after } });
             let subscribe = json!({ "id": "feed", "type": "subscribe", "payload": payload });
             socket.send(Message::text(subscribe.to_string())).await.unwrap();
@@ -266,13 +272,7 @@ async fn subscribers_of_one_document_share_payloads_only_with_their_own_role() {
 
     // Live: a public change, a private one, a public one.
     create_customer(&address, "PUBLIC-1").await;
-    let private = json!({
-        "query": "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }",
-        "variables": { "input": { "key": "SECRET-1", "name": "Secret Holdings", "private": true } }
-    });
-    let response =
-        post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(EDITOR_KEY), &private).await;
-    assert!(response.get("errors").is_none(), "{response:#}");
+    create_secret_customer(&address).await;
     create_customer(&address, "PUBLIC-2").await;
     let live = logged_cursors(&address, Some(logged[0].clone())).await;
     assert_eq!(live.len(), 3);
