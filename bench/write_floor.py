@@ -27,7 +27,7 @@ import time
 PAYLOAD = '{"interactions":[{"at":"2026-06-01T00:00:00Z","channel":"EMAIL","direction":"INBOUND","sentiment":0.5}]}'
 
 
-def run(graph: str, checkpoint: int, seconds: float, batch: int) -> dict:
+def run(graph: str, checkpoint: int, seconds: float, batch: int, layout: str = "current", fold_every: int = 50) -> dict:
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(graph))) as directory:
         path = os.path.join(directory, "floor.db")
         shutil.copy(graph, path)
@@ -40,12 +40,29 @@ def run(graph: str, checkpoint: int, seconds: float, batch: int) -> dict:
         last = db.execute("SELECT max(id) FROM relationship").fetchone()[0]
         rng = random.Random(1)
         now = 1_780_000_000_000
-        batches, commits = [], []
+        batches, commits, folds = [], [], []
+        if layout != "current":
+            db.execute("CREATE TABLE recent (relationship_id INTEGER NOT NULL, at INTEGER NOT NULL, channel TEXT NOT NULL, "
+                       "direction TEXT NOT NULL, sentiment REAL NOT NULL)")
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             ids = [rng.randint(1, last) for _ in range(batch)]
             started = time.perf_counter()
             db.execute("BEGIN IMMEDIATE")
+            if layout != "current":
+                append(db, ids, now)
+                committing = time.perf_counter()
+                db.execute("COMMIT")
+                done = time.perf_counter()
+                batches.append(done - started)
+                commits.append(done - committing)
+                now += 1000
+                if layout == "append-fold" and len(batches) % fold_every == 0:
+                    folding = time.perf_counter()
+                    fold(db)
+                    folds.append(time.perf_counter() - folding)
+                    batches[-1] += folds[-1]
+                continue
             for id in ids:
                 row = db.execute(
                     "SELECT sum_weighted, sum_inbound, sum_sentiment, from_id, to_id FROM relationship WHERE id = ?",
@@ -75,6 +92,9 @@ def run(graph: str, checkpoint: int, seconds: float, batch: int) -> dict:
             now += 1000
         db.close()
     return {
+        "layout": layout,
+        "folds": len(folds),
+        "fold_mean_ms": statistics.mean(folds) * 1e3 if folds else 0.0,
         "wal_autocheckpoint": checkpoint,
         "batches": len(batches),
         "batch_p50_ms": statistics.median(batches) * 1e3,
@@ -84,6 +104,38 @@ def run(graph: str, checkpoint: int, seconds: float, batch: int) -> dict:
     }
 
 
+def append(db: sqlite3.Connection, ids: list, now: int) -> None:
+    """The append-only layout: each interaction and its change_log row are appended (rowid order, no secondary index,
+    no relationship row touched); the ends are still read to check they are live."""
+    rows = []
+    for id in ids:
+        row = db.execute("SELECT from_id, to_id FROM relationship WHERE id = ?", (id,)).fetchone()
+        if row is None:
+            continue
+        for end_id in row:
+            db.execute("SELECT archived_at FROM stakeholder WHERE id = ?", (end_id,)).fetchone()
+        rows.append((id, now, row[0], row[1]))
+    db.executemany("INSERT INTO recent (relationship_id, at, channel, direction, sentiment) VALUES (?, ?, 'EMAIL', 'INBOUND', 0.5)",
+                   [(id, at) for id, at, _, _ in rows])
+    db.executemany("INSERT INTO change_log (at, kind, stakeholders, relationship_id, payload) VALUES (?, ?, ?, ?, ?)",
+                   [(at, "INTERACTIONS_RECORDED", f"[{a},{b}]", id, PAYLOAD) for id, at, a, b in rows])
+
+
+def fold(db: sqlite3.Connection) -> None:
+    """Folds the appended interactions into the indexed table and the relationships' sums, in relationship order
+    (each page of the index and of the relationship table written once per fold, however many interactions it got),
+    in one transaction, and empties the appended table."""
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT INTO interaction (relationship_id, at, channel, direction, sentiment) "
+               "SELECT relationship_id, at, channel, direction, sentiment FROM recent ORDER BY relationship_id, at")
+    db.execute("UPDATE relationship SET sum_weighted = sum_weighted + r.n, sum_inbound = sum_inbound + r.n, "
+               "sum_sentiment = sum_sentiment + r.s, last_at = r.last FROM (SELECT relationship_id, count(*) AS n, "
+               "sum(sentiment) AS s, max(at) AS last FROM recent GROUP BY relationship_id ORDER BY relationship_id) AS r "
+               "WHERE relationship.id = r.relationship_id")
+    db.execute("DELETE FROM recent")
+    db.execute("COMMIT")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--graph", default="target/bench-data/demo-100000-r1000000-seed42-2026-06-01.db")
@@ -91,6 +143,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument("--layouts", default="current",
+                        help="current (as the service writes), append (interactions and log rows appended only), "
+                             "append-fold (append, and fold into the index and sums every --fold-every batches)")
+    parser.add_argument("--fold-every", type=int, default=50)
     arguments = parser.parse_args()
     if not os.path.exists(arguments.graph):
         print(f"write_floor.py: no graph at {arguments.graph}; write it with bench/writes.py or `stakegraph demo "
@@ -98,13 +154,15 @@ def main() -> int:
         return 2
     if not arguments.no_pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
-    print("| wal_autocheckpoint | batches | batch p50 | commit p50 (mean) | interactions/s |")
-    print("|---|---|---|---|---|")
-    for checkpoint in (int(value) for value in arguments.checkpoints.split(",")):
-        result = run(arguments.graph, checkpoint, arguments.seconds, arguments.batch)
-        print(f"| {checkpoint or 'never'} | {result['batches']} | {result['batch_p50_ms']:.1f} ms "
-              f"| {result['commit_p50_ms']:.1f} ms ({result['commit_mean_ms']:.1f}) | {result['per_second']:,.0f} |",
-              flush=True)
+    print("| layout | wal_autocheckpoint | batches | batch p50 | commit p50 (mean) | folds (mean) | interactions/s |")
+    print("|---|---|---|---|---|---|---|")
+    for layout in arguments.layouts.split(","):
+        for checkpoint in (int(value) for value in arguments.checkpoints.split(",")):
+            result = run(arguments.graph, checkpoint, arguments.seconds, arguments.batch, layout, arguments.fold_every)
+            folds = f"{result['folds']} ({result['fold_mean_ms']:.0f} ms)" if result["folds"] else "-"
+            print(f"| {layout} | {checkpoint or 'never'} | {result['batches']} | {result['batch_p50_ms']:.1f} ms "
+                  f"| {result['commit_p50_ms']:.1f} ms ({result['commit_mean_ms']:.1f}) | {folds} "
+                  f"| {result['per_second']:,.0f} |", flush=True)
     return 0
 
 
