@@ -28,6 +28,15 @@ const CONNECTIONS: &[&str] =
 const ANALYSES: &[(&str, u64)] =
     &[("influencePaths", 3), ("influenceReach", 20), ("keyInfluencers", 10), ("brokers", 10), ("keyPersonRisk", 10)];
 
+/// Fields that count over the whole graph like an analysis (and take an analysis' turn) but return one object:
+/// a listing's `aggregate`, and the query root's `relationships` (the graph's relationships, filtered and sorted
+/// over every edge; a stakeholder's `relationships` is an ordinary connection).
+const AGGREGATES: &[&str] = &["aggregate"];
+const ROOT_AGGREGATES: &[&str] = &["relationships"];
+
+/// The name of the query root type, which fragments spread at the root are declared on.
+const QUERY_ROOT: &str = "Query";
+
 /// What one resolution of a field costs, in units of a plain field; fields not listed cost 1.
 /// `fallsBelow` scans up to ten years of daily scores; `strength` evaluates nine components (and reads the history
 /// for an earlier `asOf`); an analysis is priced far above any field, so its count is what bounds it.
@@ -41,6 +50,9 @@ const WEIGHTS: &[(&str, u64)] = &[
     ("brokers", 1_000),
     ("keyPersonRisk", 1_000),
 ];
+
+/// What an analysis (or an aggregate) weighs.
+const ANALYSIS_WEIGHT: u64 = 1_000;
 
 /// How deeply `{`, `[` and `(` nest in a GraphQL text, outside strings and comments. Linear, and never recursive,
 /// so it is safe on any input; a document may nest deeper than the parser could bear only in this count.
@@ -135,7 +147,8 @@ impl Cost {
         let mut total = Cost::default();
         for name in &order {
             let fragment = &document.fragments[*name];
-            let cost = pricing.set(&fragment.node.selection_set.node);
+            let root = fragment.node.type_condition.node.on.node.as_str() == QUERY_ROOT;
+            let cost = pricing.set(&fragment.node.selection_set.node, root);
             total.fields = total.fields.saturating_add(cost.fields);
             total.depth = total.depth.max(cost.depth);
             pricing.fragments.insert(name, cost);
@@ -149,7 +162,8 @@ impl Cost {
                 default_page,
                 fragments,
             };
-            let cost = own.set(&operation.node.selection_set.node);
+            let root = operation.node.ty == OperationType::Query;
+            let cost = own.set(&operation.node.selection_set.node, root);
             pricing.fragments = own.fragments;
             total = Cost {
                 // The validators walk every operation with its fragments expanded, so the fields add up.
@@ -303,40 +317,70 @@ impl Pricing<'_> {
         }
     }
 
-    fn set(&self, set: &SelectionSet) -> Cost {
-        let mut total = Cost::default();
-        for selection in &set.items {
-            let cost = match &selection.node {
-                Selection::Field(field) => self.field(&field.node),
-                Selection::InlineFragment(fragment) => {
-                    let inner = self.set(&fragment.node.selection_set.node);
-                    Cost { depth: inner.depth.saturating_add(1), ..inner }
-                }
-                Selection::FragmentSpread(spread) => {
-                    // Fragments are priced before anything that spreads them; an unknown one is the validator's.
-                    let inner = self.fragments.get(&spread.node.fragment_name.node).copied().unwrap_or_default();
-                    Cost { depth: inner.depth.saturating_add(1), ..inner }
-                }
-            };
-            total = total.add(cost);
-        }
-        total
+    /// What `set` costs; `root` when it is the query root's selection (directly, or through inline fragments and
+    /// fragments on the root type).
+    fn set(&self, set: &SelectionSet, root: bool) -> Cost {
+        set.items.iter().fold(Cost::default(), |total, selection| total.add(self.selection(&selection.node, root)))
     }
 
-    fn field(&self, field: &Field) -> Cost {
+    fn selection(&self, selection: &Selection, root: bool) -> Cost {
+        match selection {
+            Selection::Field(field) => self.field(&field.node, root),
+            Selection::InlineFragment(fragment) => {
+                let inner = self.set(&fragment.node.selection_set.node, root);
+                Cost { depth: inner.depth.saturating_add(1), ..inner }
+            }
+            Selection::FragmentSpread(spread) => {
+                // Fragments are priced before anything that spreads them; an unknown one is the validator's.
+                let inner = self.fragments.get(&spread.node.fragment_name.node).copied().unwrap_or_default();
+                Cost { depth: inner.depth.saturating_add(1), ..inner }
+            }
+        }
+    }
+
+    fn field(&self, field: &Field, root: bool) -> Cost {
         let name = field.name.node.as_str();
         let (fan_out, page) = self.fan_out(field);
-        let inner = self.set(&field.selection_set.node);
-        let weight = WEIGHTS.iter().find(|(weighted, _)| *weighted == name).map_or(1, |(_, weight)| *weight);
+        let (repeated, once) = if CONNECTIONS.contains(&name) {
+            self.connection(&field.selection_set.node)
+        } else {
+            (self.set(&field.selection_set.node, false), Cost::default())
+        };
+        let aggregate = AGGREGATES.contains(&name) || (root && ROOT_AGGREGATES.contains(&name));
+        let weight = match WEIGHTS.iter().find(|(weighted, _)| *weighted == name) {
+            Some((_, weight)) => *weight,
+            None if aggregate => ANALYSIS_WEIGHT,
+            None => 1,
+        };
+        let times = |each: u64, single: u64| fan_out.saturating_mul(each).saturating_add(single);
         Cost {
-            fields: inner.fields.saturating_add(1),
-            depth: inner.depth.saturating_add(1),
-            nodes: (if page { fan_out } else { 0 }).saturating_add(fan_out.saturating_mul(inner.nodes)),
-            work: weight.saturating_add(fan_out.saturating_mul(inner.work)),
-            analyses: u64::from(ANALYSES.iter().any(|(analysis, _)| *analysis == name))
-                .saturating_add(fan_out.saturating_mul(inner.analyses)),
-            forecasts: u64::from(name == "fallsBelow").saturating_add(fan_out.saturating_mul(inner.forecasts)),
+            fields: repeated.fields.saturating_add(once.fields).saturating_add(1),
+            depth: repeated.depth.max(once.depth).saturating_add(1),
+            nodes: (if page { fan_out } else { 0 }).saturating_add(times(repeated.nodes, once.nodes)),
+            work: weight.saturating_add(times(repeated.work, once.work)),
+            analyses: u64::from(aggregate || ANALYSES.iter().any(|(analysis, _)| *analysis == name))
+                .saturating_add(times(repeated.analyses, once.analyses)),
+            forecasts: u64::from(name == "fallsBelow").saturating_add(times(repeated.forecasts, once.forecasts)),
         }
+    }
+
+    /// A connection's selection: what is resolved for each item (`edges`, `nodes`, and fragments, which may hold
+    /// them) and what once for the page (`totalCount`, `pageInfo`, `aggregate`, …).
+    fn connection(&self, set: &SelectionSet) -> (Cost, Cost) {
+        let (mut repeated, mut once) = (Cost::default(), Cost::default());
+        for selection in &set.items {
+            let per_item = match &selection.node {
+                Selection::Field(field) => matches!(field.node.name.node.as_str(), "edges" | "nodes"),
+                Selection::InlineFragment(_) | Selection::FragmentSpread(_) => true,
+            };
+            let cost = self.selection(&selection.node, false);
+            if per_item {
+                repeated = repeated.add(cost);
+            } else {
+                once = once.add(cost);
+            }
+        }
+        (repeated, once)
     }
 }
 
@@ -423,6 +467,27 @@ pub(crate) mod tests {
         let cost = cost(query, serde_json::json!({}));
         assert_eq!(cost.analyses, 2);
         assert_eq!(cost.nodes, 10 + 5);
+    }
+
+    #[test]
+    fn aggregates_are_analyses_counted_once_per_page_and_only_the_root_relationships_is_one() {
+        // `aggregate` sits beside the page's edges: once per page, not once per item.
+        let listing = "{ stakeholders(first: 50) { totalCount aggregate { count } edges { node { id } } } }";
+        let priced = cost(listing, serde_json::json!({}));
+        assert_eq!(priced.analyses, 1);
+        assert_eq!(priced.nodes, 50);
+        // The root `relationships` counts over the graph; a stakeholder's `relationships` is a plain connection.
+        let root = "{ relationships(first: 10) { aggregate { count } edges { node { id } } } }";
+        assert_eq!(cost(root, serde_json::json!({})).analyses, 2);
+        let nested = "{ stakeholders(first: 50) { edges { node { relationships(first: 10) { totalCount } } } } }";
+        assert_eq!(cost(nested, serde_json::json!({})).analyses, 0);
+        let spread = "{ ...R } fragment R on Query { relationships { totalCount } }";
+        assert_eq!(cost(spread, serde_json::json!({})).analyses, 1);
+        let inline = "{ ... on Query { relationships { totalCount } } }";
+        assert_eq!(cost(inline, serde_json::json!({})).analyses, 1);
+        // An aggregate under each item of a page is one per item.
+        let per_item = "{ stakeholders(first: 7) { edges { node { ... on Employee { managedCustomers { aggregate { count } } } } } } }";
+        assert_eq!(cost(per_item, serde_json::json!({})).analyses, 7);
     }
 
     #[test]

@@ -110,6 +110,20 @@ pub fn decode_offset_cursor(list: &str, cursor: &str) -> ApiResult<usize> {
         .map_err(|_| ApiError::bad_input("after", "this cursor is damaged; start again without `after`"))
 }
 
+/// Cursor of a keyset page of list `list` (the list's name says its order): the sort key and id of the edge it
+/// was issued for.
+pub fn encode_key_cursor(list: &str, key: u64, id: i64) -> String {
+    encode_cursor(list, &format!("{key}:{id}"))
+}
+
+/// Decodes a keyset cursor of list `list`.
+pub fn decode_key_cursor(list: &str, cursor: &str) -> ApiResult<(u64, i64)> {
+    let body = decode_cursor(cursor, list)?;
+    let damaged = || ApiError::bad_input("after", "this cursor is damaged; start again without `after`");
+    let (key, id) = body.split_once(':').ok_or_else(damaged)?;
+    Ok((key.parse().map_err(|_| damaged())?, id.parse().map_err(|_| damaged())?))
+}
+
 /// Cursor of an interaction page.
 pub fn encode_interaction_cursor(cursor: InteractionCursor) -> String {
     encode_cursor("interactions", &format!("{}:{}", cursor.at_ms, cursor.id.0))

@@ -715,8 +715,8 @@ fn bridged(walk: &Walk<'_>, node: u32) -> MarketSet {
 }
 
 /// One analysis request: the snapshot it runs on and the limits it runs within.
-struct Analysis {
-    snapshot: Arc<Snapshot>,
+pub(super) struct Analysis {
+    pub(super) snapshot: Arc<Snapshot>,
     max_hops: usize,
     max_results: usize,
     budget: Duration,
@@ -727,7 +727,7 @@ struct Analysis {
 }
 
 impl Analysis {
-    async fn start(ctx: &Context<'_>) -> ApiResult<Self> {
+    pub(super) async fn start(ctx: &Context<'_>) -> ApiResult<Self> {
         let api = ctx.data_unchecked::<ApiContext>();
         let snapshot = api.engine.load().await.map_err(|error| {
             tracing::error!(%error, "the projection is not available");
@@ -757,7 +757,7 @@ impl Analysis {
     /// (`Admission::compute`), holding the turn until it is done even if the request is dropped meanwhile; `work`
     /// returns `None` when it ran past the deadline: the analysis budget or the request's deadline, whichever comes
     /// first.
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Snapshot, Instant) -> Option<T> + Send + 'static,
     ) -> ApiResult<T> {

@@ -2,6 +2,7 @@
 //! Only this module knows GraphQL.
 
 pub mod admission;
+pub mod aggregates;
 pub mod auth;
 pub mod changes;
 mod cost;
@@ -42,7 +43,13 @@ pub use query::Query;
 /// Every read: stakeholders and relationships, influence analyses, and the change log.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(Query, influence::InfluenceQuery, influence::RiskQuery, changes::ChangesQuery);
+pub struct QueryRoot(
+    Query,
+    aggregates::AggregateQuery,
+    influence::InfluenceQuery,
+    influence::RiskQuery,
+    changes::ChangesQuery,
+);
 
 /// The Stakegraph schema behind its request policy. Cheap to clone; it is the [`Executor`] every transport runs.
 #[derive(Clone)]

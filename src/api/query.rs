@@ -1,11 +1,12 @@
 //! The query root: node lookup, stakeholder listings and single records.
 
+use super::aggregates::StakeholderListing;
 use super::auth::{Caller, Need};
 use super::enums::{to_domain, CustomerStatus, Market, Mendelow, SortDirection, StakeholderKind};
 use super::error::{ApiError, ApiResult};
 use super::ids::{decode_stakeholder_cursor, encode_stakeholder_cursor, relationship_id, stakeholder_id, GlobalId};
 use super::loaders::Loaders;
-use super::paging::{page_size, Counted};
+use super::paging::page_size;
 use super::relationships::{load_relationship, Interaction, Relationship};
 use super::stakeholders::{
     load_stakeholder, Customer, Distributor, Employee, GovernmentBody, MaskedStakeholder, MediaOutlet, StakeholderNode,
@@ -236,7 +237,7 @@ impl Query {
         order_by: Option<StakeholderOrder>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<String, StakeholderNode, Counted>> {
+    ) -> ApiResult<Connection<String, StakeholderNode, StakeholderListing>> {
         let api = ctx.data_unchecked::<ApiContext>();
         let first = page_size(first, api.limits.max_page_size)?;
         let caller = Caller::of(ctx);
@@ -251,7 +252,7 @@ impl Query {
         let mut connection = Connection::with_additional_fields(
             query.after.is_some(),
             page.has_next_page,
-            Counted { total_count: page.total_count.unwrap_or(0) },
+            StakeholderListing { total_count: page.total_count.unwrap_or(0), filter: query.filter },
         );
         connection.edges.extend(page.items.into_iter().map(|(stakeholder, cursor)| {
             Edge::new(

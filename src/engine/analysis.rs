@@ -298,6 +298,7 @@ pub(crate) mod tests {
     pub(crate) fn snapshot_at(seq: i64, nodes: i64, private: &[i64], edges: &[(i64, i64, u8, f64)]) -> Snapshot {
         let at = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
         let scan = GraphScan {
+            archived: Vec::new(),
             seq,
             stakeholders: (1..=nodes)
                 .map(|id| NodeRow {

@@ -7,6 +7,7 @@
 //! process's writes, which catch up before their mutation returns, and by polling, for other processes).
 //! Algorithms are pure functions over a snapshot.
 
+pub mod aggregates;
 pub mod analysis;
 pub mod brokers;
 pub mod estimates;
@@ -142,20 +143,24 @@ pub struct Engine {
     owed: AtomicI64,
 }
 
-/// Whole-graph results (PageRank, betweenness) kept for one snapshot, identified by its position and clock:
-/// repeated dashboard requests reuse them until the projection changes.
+/// Whole-graph results (PageRank, betweenness, aggregates) kept for one snapshot, identified by its position and
+/// clock: repeated dashboard requests reuse them until the projection changes. At most [`MEMO_ENTRIES`] results,
+/// the oldest forgotten first, so that requests varying an argument cannot make it grow without bound.
 #[derive(Default)]
 struct Memo {
     entries: std::sync::Mutex<MemoEntries>,
 }
 
-/// The snapshot's change-log position and clock (in ms), and the results by key.
-type MemoEntries = (i64, i64, HashMap<String, Arc<dyn Any + Send + Sync>>);
+/// Results a memo keeps at most.
+const MEMO_ENTRIES: usize = 64;
+
+/// The snapshot's change-log position and clock (in ms), the results by key, and the keys in the order they came.
+type MemoEntries = (i64, i64, HashMap<String, Arc<dyn Any + Send + Sync>>, std::collections::VecDeque<String>);
 
 impl Memo {
     fn get<T: Any + Send + Sync>(&self, snapshot: &Snapshot, key: &str) -> Option<Arc<T>> {
         let entries = self.entries.lock().ok()?;
-        let (seq, clock, map) = &*entries;
+        let (seq, clock, map, _) = &*entries;
         if (*seq, *clock) != (snapshot.seq(), snapshot.as_of().timestamp_millis()) {
             return None;
         }
@@ -166,9 +171,17 @@ impl Memo {
         let Ok(mut entries) = self.entries.lock() else { return };
         let identity = (snapshot.seq(), snapshot.as_of().timestamp_millis());
         if (entries.0, entries.1) != identity {
-            *entries = (identity.0, identity.1, HashMap::new());
+            *entries = (identity.0, identity.1, HashMap::new(), Default::default());
         }
-        entries.2.insert(key.to_owned(), value);
+        let (_, _, map, order) = &mut *entries;
+        if map.insert(key.to_owned(), value).is_none() {
+            order.push_back(key.to_owned());
+            while order.len() > MEMO_ENTRIES {
+                if let Some(oldest) = order.pop_front() {
+                    map.remove(&oldest);
+                }
+            }
+        }
     }
 }
 
@@ -255,6 +268,11 @@ impl Engine {
             }
             moved
         });
+    }
+
+    /// The result remembered for `snapshot` under `key`, if one is (cheap: a lookup, no computation).
+    pub fn remembered<T: Any + Send + Sync>(&self, snapshot: &Snapshot, key: &str) -> Option<Arc<T>> {
+        self.memo.get::<T>(snapshot, key)
     }
 
     /// The result of `compute` on `snapshot` under `key`, computed once per snapshot (on this thread: call it
@@ -353,7 +371,8 @@ impl Engine {
         // The stakeholders' records are read after the scan: each is at least as new as the snapshot, and any
         // that changed since comes again with the next catch-up.
         let mut stakeholders = Vec::with_capacity(scan.stakeholders.len());
-        let ids: Vec<StakeholderId> = scan.stakeholders.iter().map(|node| node.id).collect();
+        let ids: Vec<StakeholderId> =
+            scan.stakeholders.iter().map(|node| node.id).chain(scan.archived.iter().copied()).collect();
         for chunk in ids.chunks(RECORDS_PER_READ) {
             stakeholders.extend(self.store.stakeholders_by_id(chunk).await?);
         }

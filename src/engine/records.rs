@@ -7,6 +7,7 @@
 //! changed, so applying a change costs O(log n) per record (and O(degree) for a stakeholder's list of
 //! relationships when one is created), never a copy of the whole.
 
+use super::aggregates::{tally_stakeholders, StakeholderTally};
 use crate::domain::{Relationship, RelationshipId, Stakeholder, StakeholderId};
 use crate::store::{StakeholderFilter, StakeholderPage, StakeholderQuery, StakeholderSort, StoreError, INVALID_CURSOR};
 use std::ops::Bound;
@@ -15,8 +16,11 @@ use std::sync::Arc;
 /// One version of the records.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Records {
-    /// Live stakeholders, in id order (archived ones are not kept: they are rare, and the store answers for them).
+    /// Live stakeholders, in id order.
     stakeholders: imbl::OrdMap<StakeholderId, Arc<Stakeholder>>,
+    /// Archived stakeholders, in id order: only aggregates that include them read these (lookups and listings of
+    /// archived stakeholders go to the store).
+    archived: imbl::OrdMap<StakeholderId, Arc<Stakeholder>>,
     /// Every relationship.
     relationships: imbl::HashMap<RelationshipId, Relationship>,
     /// The relationships of each stakeholder that has any, both directions, in id order.
@@ -26,6 +30,8 @@ pub struct Records {
     public: Arc<Vec<u64>>,
     /// The `totalCount` of each listing counted on this version so far (a count walks every live stakeholder).
     counted: Counted,
+    /// The aggregates of each listing tallied on this version so far.
+    tallied: Tallied,
 }
 
 /// Ids tracked in [`Records`]' bit set of public stakeholders (8 MiB at most); larger ids are looked up in the map.
@@ -76,8 +82,25 @@ impl PartialEq for Counted {
     }
 }
 
+/// Aggregates of one version of the records, by the listing filter they were tallied for.
+#[derive(Debug, Default)]
+struct Tallied(std::sync::Mutex<std::collections::HashMap<String, Arc<StakeholderTally>>>);
+
+impl Clone for Tallied {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Tallied {
+    /// A memo: never part of what the records hold.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 impl Records {
-    /// The records of these stakeholders (archived ones are left out) and relationships.
+    /// The records of these stakeholders and relationships.
     pub fn new(stakeholders: Vec<Stakeholder>, relationships: Vec<Relationship>) -> Self {
         let mut ends: std::collections::HashMap<StakeholderId, Vec<RelationshipId>> = Default::default();
         for relationship in &relationships {
@@ -92,21 +115,24 @@ impl Records {
                 (id, Arc::from(list))
             })
             .collect();
-        let stakeholders: imbl::OrdMap<StakeholderId, Arc<Stakeholder>> = stakeholders
-            .into_iter()
-            .filter(|stakeholder| !stakeholder.is_archived())
-            .map(|stakeholder| (stakeholder.id, Arc::new(stakeholder)))
-            .collect();
+        let (archived, stakeholders): (Vec<Stakeholder>, Vec<Stakeholder>) =
+            stakeholders.into_iter().partition(Stakeholder::is_archived);
+        let by_id = |rows: Vec<Stakeholder>| -> imbl::OrdMap<StakeholderId, Arc<Stakeholder>> {
+            rows.into_iter().map(|stakeholder| (stakeholder.id, Arc::new(stakeholder))).collect()
+        };
+        let stakeholders = by_id(stakeholders);
         let mut public = Vec::new();
         for stakeholder in stakeholders.values() {
             mark_public(&mut public, stakeholder.id, !stakeholder.private);
         }
         Self {
             stakeholders,
+            archived: by_id(archived),
             relationships: relationships.into_iter().map(|relationship| (relationship.id, relationship)).collect(),
             of,
             public: Arc::new(public),
             counted: Counted::default(),
+            tallied: Tallied::default(),
         }
     }
 
@@ -116,11 +142,13 @@ impl Records {
         for stakeholder in stakeholders {
             let public = !stakeholder.is_archived() && !stakeholder.private;
             mark_public(Arc::make_mut(&mut next.public), stakeholder.id, public);
-            if stakeholder.is_archived() {
-                next.stakeholders.remove(&stakeholder.id);
+            let (into, from) = if stakeholder.is_archived() {
+                (&mut next.archived, &mut next.stakeholders)
             } else {
-                next.stakeholders.insert(stakeholder.id, Arc::new(stakeholder.clone()));
-            }
+                (&mut next.stakeholders, &mut next.archived)
+            };
+            from.remove(&stakeholder.id);
+            into.insert(stakeholder.id, Arc::new(stakeholder.clone()));
         }
         for relationship in relationships {
             if next.relationships.insert(relationship.id, relationship.clone()).is_none() {
@@ -204,13 +232,7 @@ impl Records {
                 Some(cursor.id)
             }
         };
-        let matches = |stakeholder: &Stakeholder| {
-            (kinds.is_empty() || kinds.contains(&stakeholder.kind()))
-                && (markets.is_empty() || stakeholder.markets().bits() & markets.bits() != 0)
-                && (statuses.is_empty()
-                    || stakeholder.details.customer_status().is_some_and(|status| statuses.contains(&status)))
-                && !(*exclude_private && stakeholder.private)
-        };
+        let matches = |stakeholder: &Stakeholder| query.filter.matches(stakeholder);
         let wanted = query.first + 1;
         let rows: Vec<Stakeholder> = match (after, descending) {
             (None, false) => take(self.stakeholders.values(), matches, wanted),
@@ -237,6 +259,27 @@ impl Records {
             total
         });
         Some(Ok(StakeholderPage::of(query, rows, total)))
+    }
+
+    /// The aggregates of `filter` if this version already tallied them (a lookup, no counting).
+    pub fn aggregated(&self, filter: &StakeholderFilter) -> Option<Arc<StakeholderTally>> {
+        let tallied = self.tallied.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        tallied.get(&format!("{filter:?}")).cloned()
+    }
+
+    /// The aggregates of the stakeholders `filter` lists (archived ones too when it includes them), tallied once
+    /// per version of the records. O(n) the first time.
+    pub fn aggregate(&self, filter: &StakeholderFilter) -> Arc<StakeholderTally> {
+        if let Some(found) = self.aggregated(filter) {
+            return found;
+        }
+        let key = format!("{filter:?}");
+        let tallied = || self.tallied.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let archived = filter.include_archived.then(|| self.archived.values()).into_iter().flatten();
+        let rows = self.stakeholders.values().chain(archived).map(|row| &**row).filter(|row| filter.matches(row));
+        let tally = Arc::new(tally_stakeholders(rows));
+        tallied().insert(key, tally.clone());
+        tally
     }
 
     /// How many live stakeholders and relationships it holds.

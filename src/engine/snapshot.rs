@@ -20,7 +20,7 @@
 
 use crate::domain::strength::{seconds, DecayedSums, Standing, StrengthModel};
 use crate::domain::{
-    BondSet, MarketSet, Relationship, RelationshipId, RelationshipType, StakeholderId, StakeholderKind,
+    BondSet, Level, MarketSet, Relationship, RelationshipId, RelationshipType, StakeholderId, StakeholderKind,
 };
 use crate::store::{GraphScan, NodeRow};
 use chrono::{DateTime, Utc};
@@ -537,6 +537,11 @@ impl Snapshot {
         RelationshipType::ALL[((self.packed[edge] >> 8) & 0xff) as usize]
     }
 
+    /// The Kotler level of `edge`.
+    pub fn level(&self, edge: usize) -> Level {
+        Level::ALL[(((self.packed[edge] >> 4) & 0xf) as usize).saturating_sub(1)]
+    }
+
     /// The edge of relationship `id`, if it is in the projection.
     pub fn edge_of(&self, id: RelationshipId, from: StakeholderId) -> Option<usize> {
         let source = self.index_of(from)?;
@@ -937,6 +942,7 @@ mod tests {
     fn adding_a_relationship_shares_the_base_and_a_large_delta_is_compacted() {
         let model = Arc::new(StrengthModel::default());
         let scan = GraphScan {
+            archived: Vec::new(),
             seq: 1,
             stakeholders: (1..=10).map(|id| node(id, false)).collect(),
             relationships: vec![relationship(1, 1, 2, 3, 2), relationship(2, 2, 3, 2, 1)],
@@ -949,7 +955,12 @@ mod tests {
         let mut relationships = scan.relationships.clone();
         relationships.extend(one.relationships.clone());
         let rebuilt = Snapshot::build(
-            &GraphScan { seq: 2, stakeholders: scan.stakeholders.clone(), relationships: relationships.clone() },
+            &GraphScan {
+                archived: Vec::new(),
+                seq: 2,
+                stakeholders: scan.stakeholders.clone(),
+                relationships: relationships.clone(),
+            },
             model.clone(),
             at(),
         )
@@ -965,9 +976,12 @@ mod tests {
         let batch = Changes { relationships: many.clone(), ..Changes::default() };
         let grown = after.apply(3, &batch).unwrap();
         relationships.extend(many);
-        let rebuilt =
-            Snapshot::build(&GraphScan { seq: 3, stakeholders: scan.stakeholders, relationships }, model, at())
-                .unwrap();
+        let rebuilt = Snapshot::build(
+            &GraphScan { archived: Vec::new(), seq: 3, stakeholders: scan.stakeholders, relationships },
+            model,
+            at(),
+        )
+        .unwrap();
         assert!(grown.changed.is_empty() && grown.added.ends.len() == 0, "the delta is compacted");
         assert_eq!(grown.base.edges(), grown.edge_count());
         assert_eq!(contents(&grown), contents(&rebuilt));
@@ -993,6 +1007,7 @@ mod tests {
                 .map(|(index, &(from, to, level, meetings))| relationship(index as i64 + 1, from, to, level, meetings))
                 .collect();
             let scan = GraphScan {
+                archived: Vec::new(),
                 seq: 1,
                 stakeholders: (1..=nodes).map(|id| node(id, false)).collect(),
                 relationships: initial.clone(),
@@ -1030,7 +1045,7 @@ mod tests {
                 .collect();
             stakeholders.sort_by_key(|row| row.id);
             let rebuilt = Snapshot::build(
-                &GraphScan { seq: 2, stakeholders, relationships: relationships.into_values().collect() },
+                &GraphScan { archived: Vec::new(), seq: 2, stakeholders, relationships: relationships.into_values().collect() },
                 model,
                 at(),
             )
@@ -1070,6 +1085,7 @@ mod tests {
                 .collect();
             let (mut all, mut archived, mut private) = (nodes, Vec::new(), Vec::new());
             let scan = |seq: i64, all: i64, archived: &[i64], private: &[i64], relationships: &std::collections::BTreeMap<i64, Relationship>| GraphScan {
+                archived: Vec::new(),
                 seq,
                 stakeholders: rows(all, archived, private),
                 relationships: relationships.values().cloned().collect(),

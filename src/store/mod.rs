@@ -90,6 +90,24 @@ pub struct StakeholderFilter {
     pub exclude_private: bool,
 }
 
+impl StakeholderFilter {
+    /// Whether `stakeholder` is one this filter lists: what the stores' listings select, in memory (the search as
+    /// SQLite's `LIKE` compares: ASCII letters in either case, anything else exactly).
+    pub fn matches(&self, stakeholder: &Stakeholder) -> bool {
+        let contains = |text: &str, part: &str| text.to_ascii_lowercase().contains(&part.to_ascii_lowercase());
+        (self.include_archived || !stakeholder.is_archived())
+            && (self.kinds.is_empty() || self.kinds.contains(&stakeholder.kind()))
+            && (self.markets.is_empty() || stakeholder.markets().bits() & self.markets.bits() != 0)
+            && (self.statuses.is_empty()
+                || stakeholder.details.customer_status().is_some_and(|status| self.statuses.contains(&status)))
+            && (self.mendelow.is_empty() || self.mendelow.contains(&stakeholder.mendelow()))
+            && self.search.as_deref().is_none_or(|search| {
+                contains(stakeholder.name.as_str(), search) || contains(stakeholder.key.as_str(), search)
+            })
+            && !(self.exclude_private && stakeholder.private)
+    }
+}
+
 /// The field a listing is sorted by; ties always go to the lower id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum StakeholderSort {
@@ -291,6 +309,8 @@ pub struct GraphScan {
     pub stakeholders: Vec<NodeRow>,
     /// Every relationship, by id (those with an archived end included: the projection leaves them out).
     pub relationships: Vec<Relationship>,
+    /// Archived stakeholders, by id (not in the projection; the engine's records keep them for aggregates).
+    pub archived: Vec<StakeholderId>,
 }
 
 /// `relationships` (in id order) listed under each of `ids` they start or end at.

@@ -232,6 +232,9 @@ pub async fn updates_and_archives_are_logged_with_the_values_before_and_after(st
     assert_eq!(found[0].name.as_str(), "Renamed");
     let listed = store.list_stakeholders(&StakeholderQuery { first: 10, ..StakeholderQuery::default() }).await.unwrap();
     assert!(listed.items.is_empty(), "listings leave archived stakeholders out");
+    let scan = store.graph_scan().await.unwrap();
+    assert!(scan.stakeholders.is_empty(), "the projection's scan leaves archived stakeholders out");
+    assert_eq!(scan.archived, [StakeholderId(1)], "and names them apart, for the records' aggregates");
 }
 
 pub async fn a_paged_listing_returns_every_stakeholder_once_in_order(store: Arc<dyn GraphStore>) {

@@ -3,6 +3,7 @@
 //! Three tiers: `api` and `queries` run the schema in-process; `router` drives the axum router with `oneshot`;
 //! `server` starts the real service on port 0 and talks to it over HTTP.
 
+mod aggregates;
 mod api;
 mod conformance;
 mod cypher;

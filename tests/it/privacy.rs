@@ -31,6 +31,7 @@ const QUERY_FIELDS: &[&str] = &[
     "stakeholderByKey",
     "stakeholders",
     "relationship",
+    "relationships",
     "graphCounts",
     "influencePaths",
     "influenceReach",

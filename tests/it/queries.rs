@@ -19,6 +19,7 @@ const COVERED: &[&str] = &[
     "influence_reach.graphql",
     "key_person_risk.graphql",
     "manage_closely.graphql",
+    "market_charts.graphql",
     "manager_portfolio.graphql",
     "record_customer_exit.graphql",
     "record_interactions.graphql",
@@ -169,6 +170,49 @@ async fn dashboard_page() {
         assert_eq!(relationships["totalCount"].as_u64().unwrap(), expected);
         assert_eq!(edges(relationships).len() as u64, expected.min(5));
     }
+}
+
+#[tokio::test]
+async fn market_charts() {
+    let data =
+        run_ok(&schema(demo_store()), &operation("market_charts.graphql"), json!({ "market": "CUSTOMER" })).await;
+    let people = &data["stakeholders"]["aggregate"];
+    // The customer market's bit is 1 (the first market).
+    let in_market = "archived_at IS NULL AND (markets & 1) != 0";
+    assert_eq!(
+        people["count"].as_u64().unwrap(),
+        count(&format!("SELECT COUNT(*) FROM stakeholder WHERE {in_market}"), [])
+    );
+    for bucket in people["byKind"].as_array().unwrap() {
+        let expected = count(
+            &format!("SELECT COUNT(*) FROM stakeholder WHERE {in_market} AND kind = ?1"),
+            [bucket["key"].as_str().unwrap()],
+        );
+        assert_eq!(bucket["count"].as_u64().unwrap(), expected, "{bucket}");
+    }
+    let listing = &data["relationships"];
+    let either_end = "FROM relationship r JOIN stakeholder a ON a.id = r.from_id JOIN stakeholder b ON b.id = r.to_id
+        WHERE a.archived_at IS NULL AND b.archived_at IS NULL AND ((a.markets | b.markets) & 1) != 0";
+    let total = count(&format!("SELECT COUNT(*) {either_end}"), []);
+    assert_eq!(listing["aggregate"]["count"].as_u64().unwrap(), total);
+    for bucket in listing["aggregate"]["byLevel"].as_array().unwrap() {
+        let rank = ["BASIC", "REACTIVE", "ACCOUNTABLE", "PROACTIVE", "PARTNERSHIP"]
+            .iter()
+            .position(|level| *level == bucket["key"].as_str().unwrap())
+            .unwrap()
+            + 1;
+        let expected = count(&format!("SELECT COUNT(*) {either_end} AND r.level = ?1"), [rank as i64]);
+        assert_eq!(bucket["count"].as_u64().unwrap(), expected, "{bucket}");
+    }
+    let histogram = listing["aggregate"]["strengthHistogram"].as_array().unwrap();
+    assert_eq!(histogram.len(), 5);
+    assert_eq!(histogram.iter().map(|bucket| bucket["count"].as_u64().unwrap()).sum::<u64>(), total);
+    let strongest = edges(listing);
+    assert_eq!(strongest.len(), 5);
+    let scores: Vec<f64> = strongest.iter().map(|edge| edge["node"]["strength"]["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|pair| pair[0] >= pair[1] - 1e-4), "strongest first: {scores:?}");
+    let mean = listing["aggregate"]["meanStrength"].as_f64().unwrap();
+    assert!(scores[0] >= mean, "the strongest is above the mean");
 }
 
 #[tokio::test]

@@ -195,6 +195,11 @@ pub fn scan_relationships(rel_type: RelationshipType) -> String {
 pub const SCAN_STAKEHOLDERS: &str = "MATCH (s:Stakeholder) WHERE s.id > $after AND s.archived_at IS NULL
      WITH s ORDER BY s.id LIMIT $limit
      RETURN s.id AS id, s.kind AS kind, s.markets AS markets, s.private AS private";
+/// A page of archived stakeholders' ids, after `$after`.
+pub const SCAN_ARCHIVED: &str = "MATCH (s:Stakeholder) WHERE s.id > $after AND s.archived_at IS NOT NULL
+     WITH s ORDER BY s.id LIMIT $limit RETURN s.id AS id";
+/// Columns of [`SCAN_ARCHIVED`].
+pub const SCAN_ARCHIVED_COLUMNS: &[&str] = &["id"];
 /// Columns of [`SCAN_STAKEHOLDERS`].
 pub const SCAN_STAKEHOLDER_COLUMNS: &[&str] = &["id", "kind", "markets", "private"];
 
@@ -319,6 +324,7 @@ pub fn catalog() -> Vec<String> {
             STAKEHOLDER_BY_KEY,
             KEY_OWNERS,
             SCAN_STAKEHOLDERS,
+            SCAN_ARCHIVED,
             INTERACTION_COUNTS,
             CHANGES_AFTER,
             PING,

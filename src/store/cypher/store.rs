@@ -518,6 +518,19 @@ impl GraphStore for CypherStore {
                 _ => break,
             }
         }
+        let mut archived = Vec::new();
+        loop {
+            let statement = Statement::new(cypher::SCAN_ARCHIVED, cypher::SCAN_ARCHIVED_COLUMNS)
+                .param("after", archived.last().map_or(0, |id: &StakeholderId| id.0))
+                .param("limit", SCAN_PAGE);
+            let page = self.run(statement).await?;
+            for row in &page {
+                archived.push(StakeholderId(row[0].int()?));
+            }
+            if page.len() as i64 != SCAN_PAGE {
+                break;
+            }
+        }
         let mut relationships = Vec::new();
         for rel_type in RelationshipType::ALL {
             let mut after = 0;
@@ -532,7 +545,7 @@ impl GraphStore for CypherStore {
             }
         }
         relationships.sort_by_key(|relationship| relationship.id);
-        Ok(GraphScan { seq, stakeholders, relationships })
+        Ok(GraphScan { seq, stakeholders, relationships, archived })
     }
 
     async fn counts(&self) -> StoreResult<GraphCounts> {

@@ -310,7 +310,9 @@ fn scan_graph(connection: &Connection) -> rusqlite::Result<GraphScan> {
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut statement = connection.prepare(&format!("SELECT {RELATIONSHIP_COLUMNS} FROM relationship ORDER BY id"))?;
     let relationships = statement.query_map([], rows::relationship)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(GraphScan { seq, stakeholders, relationships })
+    let mut statement = connection.prepare("SELECT id FROM stakeholder WHERE archived_at IS NOT NULL ORDER BY id")?;
+    let archived = statement.query_map([], |row| row.get(0).map(StakeholderId))?.collect::<rusqlite::Result<_>>()?;
+    Ok(GraphScan { seq, stakeholders, relationships, archived })
 }
 
 fn id_array(ids: impl IntoIterator<Item = i64>) -> Rc<Vec<Value>> {

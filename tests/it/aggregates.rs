@@ -1,0 +1,336 @@
+//! Aggregates for charts (issue 13, point 1): `stakeholders { aggregate }` and the graph's `relationships` listing
+//! with its `aggregate`, each checked against a recount in SQL over the same database, for an editor (who sees
+//! private stakeholders) and a viewer (who must not count them).
+
+use crate::support::{demo_copy, demo_db, demo_store, error_code, run_as, run_ok};
+use serde_json::{json, Value};
+use stakegraph::api::{build_schema, ApiLimits, Caller, StakegraphSchema};
+use stakegraph::domain::{Level, Market, RelationshipType, Role, StakeholderKind};
+use stakegraph::store::GraphStore;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A schema whose analysis rate does not stop a test that pages through a whole listing (each page is an analysis:
+/// a pass over the graph).
+fn schema(store: Arc<dyn GraphStore>) -> StakegraphSchema {
+    build_schema(store, ApiLimits { analyses_per_minute_per_key: 1_000_000, ..ApiLimits::default() }, false)
+}
+
+const EDITOR: Caller = Caller::Key(Role::Editor);
+const VIEWER: Caller = Caller::Key(Role::Viewer);
+
+const STAKEHOLDER_AGGREGATE: &str = r#"query($filter: StakeholderFilter) {
+  stakeholders(filter: $filter, first: 1) {
+    totalCount
+    aggregate {
+      count
+      byKind { key count }
+      byMarket { key count }
+      byStatus { key count }
+      byMendelow { key count }
+    }
+  }
+}"#;
+
+/// `{ key: count }` of a list of buckets.
+fn buckets(list: &Value) -> BTreeMap<String, u64> {
+    list.as_array()
+        .expect("a list of buckets")
+        .iter()
+        .map(|bucket| (bucket["key"].as_str().unwrap().to_owned(), bucket["count"].as_u64().unwrap()))
+        .collect()
+}
+
+/// The same buckets recounted in SQL over the stakeholders `condition` selects: every category present, zeros too.
+fn stakeholder_recount(sql: &rusqlite::Connection, condition: &str) -> Value {
+    let count = |extra: &str| -> u64 {
+        sql.query_row(&format!("SELECT COUNT(*) FROM stakeholder WHERE ({condition}) AND ({extra})"), [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .unwrap() as u64
+    };
+    let by = |pairs: Vec<(String, String)>| -> Value {
+        Value::Array(pairs.into_iter().map(|(key, extra)| json!({ "key": key, "count": count(&extra) })).collect())
+    };
+    let kinds = StakeholderKind::ALL.iter().map(|kind| (kind.to_string(), format!("kind = '{kind}'"))).collect();
+    let markets = Market::ALL
+        .iter()
+        .enumerate()
+        .map(|(bit, market)| (market.to_string(), format!("(markets & {}) != 0", 1 << bit)))
+        .collect();
+    let statuses = ["PROSPECT", "ACTIVE", "AT_RISK", "CHURNED", "WON_BACK"]
+        .iter()
+        .map(|status| (status.to_string(), format!("kind = 'CUSTOMER' AND status = '{status}'")))
+        .collect();
+    let quadrants = [
+        ("MANAGE_CLOSELY", "power >= 0.5 AND interest >= 0.5"),
+        ("KEEP_SATISFIED", "power >= 0.5 AND interest < 0.5"),
+        ("KEEP_INFORMED", "power < 0.5 AND interest >= 0.5"),
+        ("MONITOR", "power < 0.5 AND interest < 0.5"),
+    ]
+    .iter()
+    .map(|(key, extra)| (key.to_string(), extra.to_string()))
+    .collect();
+    json!({
+        "count": count("1"),
+        "byKind": by(kinds),
+        "byMarket": by(markets),
+        "byStatus": by(statuses),
+        "byMendelow": by(quadrants),
+    })
+}
+
+#[tokio::test]
+async fn stakeholder_aggregates_match_a_recount_in_sql_and_leave_private_ones_out_for_viewers() {
+    let schema = schema(demo_store());
+    let sql = rusqlite::Connection::open(demo_db()).unwrap();
+    let cases: &[(Value, &str)] = &[
+        (json!(null), "archived_at IS NULL"),
+        (json!({ "kinds": ["CUSTOMER", "EMPLOYEE"] }), "archived_at IS NULL AND kind IN ('CUSTOMER', 'EMPLOYEE')"),
+        (json!({ "markets": ["REFERRAL"] }), "archived_at IS NULL AND (markets & 2) != 0"),
+        (json!({ "status": ["ACTIVE", "AT_RISK"] }), "archived_at IS NULL AND status IN ('ACTIVE', 'AT_RISK')"),
+        (json!({ "mendelow": ["MANAGE_CLOSELY"] }), "archived_at IS NULL AND power >= 0.5 AND interest >= 0.5"),
+        (json!({ "search": "an" }), "archived_at IS NULL AND (name LIKE '%an%' OR key LIKE '%an%')"),
+        (json!({ "includeArchived": true }), "1"),
+    ];
+    assert_eq!(Market::ALL[1], Market::Referral, "the markets bit of the case above");
+    let mut private_seen = 0;
+    for (filter, condition) in cases {
+        for (caller, privacy) in [(EDITOR, "1"), (VIEWER, "private = 0")] {
+            let response = run_as(&schema, caller, STAKEHOLDER_AGGREGATE, json!({ "filter": filter })).await;
+            assert!(response.get("errors").is_none(), "{response:#}");
+            let listing = &response["data"]["stakeholders"];
+            let expected = stakeholder_recount(&sql, &format!("({condition}) AND {privacy}"));
+            assert_eq!(listing["aggregate"], expected, "filter {filter}, caller {caller:?}");
+            assert_eq!(listing["aggregate"]["count"], listing["totalCount"]);
+            if caller == EDITOR {
+                private_seen += expected["count"].as_u64().unwrap()
+                    - stakeholder_recount(&sql, &format!("({condition}) AND private = 0"))["count"].as_u64().unwrap();
+            }
+        }
+    }
+    assert!(private_seen > 0, "the demo graph has private stakeholders for the viewer's counts to leave out");
+}
+
+#[tokio::test]
+async fn archived_stakeholders_count_only_when_the_filter_includes_them() {
+    let (store, _dir) = demo_copy();
+    let schema = schema(store);
+    let count = |data: &Value| data["stakeholders"]["aggregate"]["count"].as_u64().unwrap();
+    let all = json!({ "filter": { "includeArchived": true } });
+    let before = run_ok(&schema, STAKEHOLDER_AGGREGATE, all.clone()).await;
+    let live_before = run_ok(&schema, STAKEHOLDER_AGGREGATE, json!({})).await;
+    assert_eq!(count(&before), count(&live_before));
+    let first = run_ok(&schema, "{ stakeholders(first: 1) { edges { node { id } } } }", json!({})).await;
+    let id = first["stakeholders"]["edges"][0]["node"]["id"].clone();
+    run_ok(&schema, r#"mutation($id: ID!) { archiveStakeholder(id: $id) { id } }"#, json!({ "id": id })).await;
+    let after = run_ok(&schema, STAKEHOLDER_AGGREGATE, all).await;
+    let live_after = run_ok(&schema, STAKEHOLDER_AGGREGATE, json!({})).await;
+    assert_eq!(count(&after), count(&before), "archived, still counted when included");
+    assert_eq!(count(&live_after), count(&live_before) - 1, "archived, left out by default");
+}
+
+const RELATIONSHIP_PAGE: &str = r#"query($filter: RelationshipListFilter, $order: RelationshipListOrder, $after: String, $asOf: DateTime) {
+  relationships(filter: $filter, orderBy: $order, first: 100, after: $after) {
+    totalCount
+    asOf
+    pageInfo { hasNextPage endCursor }
+    edges { node { id level type from { id } to { id } strength(asOf: $asOf) { score } } }
+  }
+}"#;
+
+const RELATIONSHIP_AGGREGATE: &str = r#"query($filter: RelationshipListFilter) {
+  relationships(filter: $filter, first: 0) {
+    totalCount
+    asOf
+    aggregate {
+      count
+      meanStrength
+      strengthHistogram(buckets: 10) { key from to count }
+      byLevel { key count }
+      byType { key count }
+      byMarket { key count }
+    }
+  }
+}"#;
+
+/// Every relationship of the listing, page by page, in the order it gives.
+async fn every_page(
+    schema: &StakegraphSchema,
+    caller: Caller,
+    filter: &Value,
+    order: &str,
+    as_of: &Value,
+) -> (Vec<Value>, u64) {
+    let (mut nodes, mut after) = (Vec::new(), Value::Null);
+    loop {
+        let variables = json!({ "filter": filter, "order": order, "after": after, "asOf": as_of });
+        let response = run_as(schema, caller, RELATIONSHIP_PAGE, variables).await;
+        assert!(response.get("errors").is_none(), "{response:#}");
+        let listing = &response["data"]["relationships"];
+        let total = listing["totalCount"].as_u64().unwrap();
+        nodes.extend(listing["edges"].as_array().unwrap().iter().map(|edge| edge["node"].clone()));
+        if !listing["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            return (nodes, total);
+        }
+        after = listing["pageInfo"]["endCursor"].clone();
+    }
+}
+
+#[tokio::test]
+async fn the_graph_relationship_listing_pages_in_order_and_its_aggregate_matches_a_recount() {
+    let schema = schema(demo_store());
+    let sql = rusqlite::Connection::open(demo_db()).unwrap();
+    let filters = [
+        (json!(null), "1"),
+        (
+            json!({ "types": ["MANAGES", "KNOWS"], "levels": ["PROACTIVE", "PARTNERSHIP"] }),
+            "r.type IN ('MANAGES', 'KNOWS') AND r.level IN (4, 5)",
+        ),
+        (
+            json!({ "kinds": ["MEDIA"], "markets": ["INFLUENCE"] }),
+            "(a.kind = 'MEDIA' OR b.kind = 'MEDIA') AND ((a.markets | b.markets) & 8) != 0",
+        ),
+    ];
+    assert_eq!(Market::ALL[3], Market::Influence, "the markets bit of the case above");
+    for (filter, condition) in &filters {
+        for (caller, privacy) in [(EDITOR, "1"), (VIEWER, "a.private = 0 AND b.private = 0")] {
+            let aggregate = run_as(&schema, caller, RELATIONSHIP_AGGREGATE, json!({ "filter": filter })).await;
+            assert!(aggregate.get("errors").is_none(), "{aggregate:#}");
+            let listing = &aggregate["data"]["relationships"];
+            let as_of = listing["asOf"].clone();
+            let where_clause = format!(
+                "FROM relationship r JOIN stakeholder a ON a.id = r.from_id JOIN stakeholder b ON b.id = r.to_id
+                 WHERE a.archived_at IS NULL AND b.archived_at IS NULL AND ({condition}) AND {privacy}"
+            );
+            let count = |extra: &str| -> u64 {
+                sql.query_row(&format!("SELECT COUNT(*) {where_clause} AND ({extra})"), [], |row| row.get::<_, i64>(0))
+                    .unwrap() as u64
+            };
+            let total = count("1");
+            assert!(total > 0, "filter {filter} selects something");
+            let aggregate = &listing["aggregate"];
+            assert_eq!(aggregate["count"].as_u64(), Some(total), "filter {filter}, {caller:?}");
+            assert_eq!(listing["totalCount"].as_u64(), Some(total));
+            let levels: BTreeMap<String, u64> = Level::ALL
+                .iter()
+                .map(|level| (level.to_string(), count(&format!("r.level = {}", level.rank()))))
+                .collect();
+            assert_eq!(buckets(&aggregate["byLevel"]), levels);
+            let types: BTreeMap<String, u64> = RelationshipType::ALL
+                .iter()
+                .map(|rel_type| (rel_type.to_string(), count(&format!("r.type = '{rel_type}'"))))
+                .collect();
+            assert_eq!(buckets(&aggregate["byType"]), types);
+            let markets: BTreeMap<String, u64> = Market::ALL
+                .iter()
+                .enumerate()
+                .map(|(bit, market)| {
+                    (market.to_string(), count(&format!("((a.markets | b.markets) & {}) != 0", 1 << bit)))
+                })
+                .collect();
+            assert_eq!(buckets(&aggregate["byMarket"]), markets);
+
+            // Strength: every relationship's own score at the listing's `asOf`, read page by page, in both
+            // strength orders and by id.
+            let mut ids: HashMap<&str, Vec<String>> = HashMap::new();
+            for order in ["ID", "STRENGTH_DESC", "STRENGTH_ASC"] {
+                let (nodes, paged_total) = every_page(&schema, caller, filter, order, &as_of).await;
+                assert_eq!(paged_total, total);
+                assert_eq!(nodes.len() as u64, total, "every relationship once, {order}");
+                let scores: Vec<f64> = nodes.iter().map(|node| node["strength"]["score"].as_f64().unwrap()).collect();
+                for (pair, nodes) in scores.windows(2).zip(nodes.windows(2)) {
+                    // The listing sorts by the engine's single-precision strengths.
+                    let (first, second) = (pair[0] as f32, pair[1] as f32);
+                    match order {
+                        "STRENGTH_DESC" => assert!(first >= second - 1e-6, "{order}: {pair:?}"),
+                        "STRENGTH_ASC" => assert!(first <= second + 1e-6, "{order}: {pair:?}"),
+                        _ => assert!(
+                            id_number(&nodes[0]["id"]) < id_number(&nodes[1]["id"]),
+                            "{order}: {} then {}",
+                            nodes[0]["id"],
+                            nodes[1]["id"]
+                        ),
+                    }
+                }
+                let mut sorted: Vec<String> =
+                    nodes.iter().map(|node| node["id"].as_str().unwrap().to_owned()).collect();
+                sorted.sort();
+                sorted.dedup();
+                assert_eq!(sorted.len() as u64, total, "no relationship twice, {order}");
+                ids.insert(order, sorted);
+                if order == "ID" {
+                    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+                    let listed = aggregate["meanStrength"].as_f64().unwrap();
+                    assert!((listed - mean).abs() < 1e-5, "mean strength {listed} against {mean}");
+                    let histogram = &aggregate["strengthHistogram"];
+                    for (index, bucket) in histogram.as_array().unwrap().iter().enumerate() {
+                        let (from, to) = (index as f64 / 10.0, (index + 1) as f64 / 10.0);
+                        let inside = |score: f64| score >= from && (score < to || (index == 9 && score <= 1.0));
+                        let near = |score: f64| (score - from).abs() < 1e-5 || (score - to).abs() < 1e-5;
+                        let counted = scores.iter().filter(|score| inside(**score)).count() as i64;
+                        let uncertain = scores.iter().filter(|score| near(**score)).count() as i64;
+                        let listed = bucket["count"].as_i64().unwrap();
+                        assert!((listed - counted).abs() <= uncertain, "bucket {index}: {listed} against {counted}");
+                        assert_eq!(bucket["key"], format!("{from:.2}-{to:.2}"));
+                    }
+                    let summed: u64 =
+                        histogram.as_array().unwrap().iter().map(|bucket| bucket["count"].as_u64().unwrap()).sum();
+                    assert_eq!(summed, total);
+                }
+            }
+            assert_eq!(ids["ID"], ids["STRENGTH_DESC"]);
+            assert_eq!(ids["ID"], ids["STRENGTH_ASC"]);
+        }
+    }
+}
+
+/// The number inside a relationship's global id (`Relationship:<id>`, base64url), to check id order.
+fn id_number(id: &Value) -> i64 {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id.as_str().unwrap()).unwrap();
+    String::from_utf8(bytes).unwrap().strip_prefix("Relationship:").unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn strength_range_filters_hold_and_bad_arguments_are_refused_with_a_code() {
+    let schema = schema(demo_store());
+    let filter = json!({ "minStrength": 0.3, "maxStrength": 0.6 });
+    let as_of =
+        run_ok(&schema, "{ relationships(first: 0) { asOf } }", json!({})).await["relationships"]["asOf"].clone();
+    let (nodes, total) = every_page(&schema, EDITOR, &filter, "STRENGTH_DESC", &as_of).await;
+    assert!(total > 0 && nodes.len() as u64 == total);
+    for node in &nodes {
+        let score = node["strength"]["score"].as_f64().unwrap();
+        assert!((0.3 - 1e-6..=0.6 + 1e-6).contains(&score), "{score} outside [0.3, 0.6]");
+    }
+    let all = run_ok(&schema, "{ relationships(first: 0) { totalCount } }", json!({})).await;
+    assert!(all["relationships"]["totalCount"].as_u64().unwrap() > total, "the range leaves some out");
+
+    let refused = |query: &'static str, variables: Value| {
+        let schema = schema.clone();
+        async move { error_code(&run_as(&schema, EDITOR, query, variables).await) }
+    };
+    let histogram =
+        "query($b: Int!) { relationships(first: 0) { aggregate { strengthHistogram(buckets: $b) { count } } } }";
+    assert_eq!(refused(histogram, json!({ "b": 0 })).await.0, "BAD_USER_INPUT");
+    assert_eq!(refused(histogram, json!({ "b": 101 })).await.0, "BAD_USER_INPUT");
+    let range = "query($f: RelationshipListFilter) { relationships(filter: $f) { totalCount } }";
+    let (code, field) = refused(range, json!({ "f": { "minStrength": 1.5 } })).await;
+    assert_eq!((code.as_str(), field.as_str()), ("BAD_USER_INPUT", "filter.minStrength"));
+    // A cursor of one order does not page another.
+    let page =
+        run_ok(&schema, "{ relationships(first: 1, orderBy: STRENGTH_DESC) { pageInfo { endCursor } } }", json!({}))
+            .await;
+    let cursor = page["relationships"]["pageInfo"]["endCursor"].clone();
+    let other = "query($after: String) { relationships(first: 1, orderBy: ID, after: $after) { totalCount } }";
+    assert_eq!(refused(other, json!({ "after": cursor })).await.0, "BAD_USER_INPUT");
+    // Each aggregate is an analysis, and so is the graph's listing: four in one document are past the default
+    // limit of three.
+    let four = "{ a: stakeholders { aggregate { count } } b: stakeholders { aggregate { count } }
+                  c: relationships(first: 0) { aggregate { count } } }";
+    assert_eq!(refused(four, json!({})).await.0, "LIMIT_EXCEEDED");
+    let three = "{ a: stakeholders { aggregate { count } } b: relationships(first: 0) { aggregate { count } } }";
+    let response = run_as(&schema, EDITOR, three, json!({})).await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+}
