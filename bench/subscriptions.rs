@@ -1333,6 +1333,7 @@ fn new_customer(key: &str) -> anyhow::Result<Command> {
             segment: None,
             lifetime_value: None,
             exit: None,
+            perceived_value: None,
         }),
     }))
 }

@@ -7,8 +7,8 @@
 
 use crate::domain::{
     Amount, Basis, Bond, BondSet, Channel, Command, CustomerDetails, CustomerExit, CustomerStatus, Direction,
-    ExitReason, KindDetails, Label, Level, Market, MarketSet, NewInteraction, NewStakeholder, Outcome, Probability,
-    RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId, StakeholderKind,
+    ExitReason, KindDetails, Label, Level, Market, MarketSet, NewInteraction, NewStakeholder, Outcome, PerceivedValue,
+    Probability, RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId, StakeholderKind,
 };
 use crate::store::{GraphStore, StoreError};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
@@ -307,12 +307,31 @@ fn plan_customer(rng: &mut ChaCha8Rng, n: usize, clock: Clock) -> (NewStakeholde
         segment: Some(label(segment_name)),
         lifetime_value: (status != Prospect).then(|| money(value * lognormal(rng, 0.8))),
         exit: None,
+        perceived_value: (status != Prospect).then(|| perceived_value(rng, n, value, status)),
     });
     let mut record = record("CUS", n, name, power, rng.gen_range(0.1..0.95), details);
     if facts.referrals > 0 {
         record.extra_markets = MarketSet::of([Market::Referral]);
     }
     (record, facts)
+}
+
+/// A customer's perceived-value inputs around its segment's yearly spend `value`: those at risk or leaving get less
+/// core value for their money (CPV mostly below 1), the others a little more (mostly above 1). Drawn from a stream
+/// of their own (the main one's seed, stream `n`), so the rest of the demo is what it was before CPV was added.
+fn perceived_value(main: &ChaCha8Rng, n: usize, value: f64, status: CustomerStatus) -> PerceivedValue {
+    let mut rng = ChaCha8Rng::from_seed(main.get_seed());
+    rng.set_stream(0x00C0_FFEE_0000_0000 + n as u64);
+    let price = value * lognormal(&mut rng, 0.3);
+    let core = match status {
+        CustomerStatus::AtRisk | CustomerStatus::Churned => 0.8,
+        _ => 1.1,
+    };
+    let core_value = price * core * lognormal(&mut rng, 0.15);
+    let services_value = price * rng.gen_range(0.05..0.35);
+    let relationship_costs = price * rng.gen_range(0.05..0.3);
+    PerceivedValue::new(money(core_value), money(services_value), money(price), money(relationship_costs))
+        .expect("a positive price")
 }
 
 fn plan_employee(rng: &mut ChaCha8Rng, n: usize) -> (NewStakeholder, Facts) {

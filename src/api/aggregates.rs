@@ -103,6 +103,34 @@ impl StakeholderAggregate {
     async fn by_mendelow(&self) -> Vec<KeyCount> {
         bars(domain::Mendelow::ALL, &self.0.by_mendelow)
     }
+
+    /// Mean customer perceived value per segment, over the customers with their perceived value recorded (segments
+    /// by name, customers without a segment last, under a null `segment`).
+    async fn cpv_by_segment(&self) -> Vec<SegmentCpv> {
+        let mut segments: Vec<SegmentCpv> = self
+            .0
+            .cpv_by_segment
+            .iter()
+            .map(|(segment, (customers, sum))| SegmentCpv {
+                segment: segment.clone(),
+                customers: *customers,
+                mean_cpv: sum / *customers as f64,
+            })
+            .collect();
+        segments.sort_by(|a, b| (a.segment.is_none(), &a.segment).cmp(&(b.segment.is_none(), &b.segment)));
+        segments
+    }
+}
+
+/// The mean customer perceived value of one segment.
+#[derive(SimpleObject, Debug, Clone, PartialEq)]
+pub struct SegmentCpv {
+    /// The segment; null for customers without one.
+    pub segment: Option<String>,
+    /// Customers of the segment with their perceived value recorded.
+    pub customers: u64,
+    /// Their mean CPV.
+    pub mean_cpv: f64,
 }
 
 /// Which of the graph's relationships to list; every given criterion must hold, a list matches any of its values.

@@ -6,8 +6,8 @@ use super::error::{at, ApiError, ApiResult};
 use super::ids::{relationship_id, stakeholder_id};
 use crate::domain::{
     self, parse_note, Amount, BondSet, Command, CustomerDetails, CustomerExit, DetailsPatch, KindDetails, Label,
-    MarketSet, NewInteraction, NewStakeholder, Probability, RelationshipUpsert, Sentiment, StakeholderId,
-    StakeholderPatch,
+    MarketSet, NewInteraction, NewStakeholder, PerceivedValue, Probability, RelationshipUpsert, Sentiment,
+    StakeholderId, StakeholderPatch,
 };
 use async_graphql::{InputObject, ID};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -109,6 +109,38 @@ impl StakeholderChanges {
     }
 }
 
+/// What a customer perceives it gets and gives, in one currency: CPV = (coreValue + servicesValue) / (price +
+/// relationshipCosts). Each 0 or more; price and relationship costs not both 0.
+#[derive(InputObject, Debug, Clone, Copy)]
+pub struct PerceivedValueInput {
+    /// The value of the core product or service to the customer.
+    core_value: f64,
+    /// The value of the added services.
+    services_value: f64,
+    /// The price the customer pays.
+    price: f64,
+    /// What the relationship costs the customer (time, effort, switching).
+    relationship_costs: f64,
+}
+
+impl PerceivedValueInput {
+    fn parse(self, path: &str) -> ApiResult<PerceivedValue> {
+        let part = |field: &str, value: f64| at(format!("{path}.{field}"), Amount::parse(value));
+        let inputs = PerceivedValue::new(
+            part("coreValue", self.core_value)?,
+            part("servicesValue", self.services_value)?,
+            part("price", self.price)?,
+            part("relationshipCosts", self.relationship_costs)?,
+        );
+        at(path, inputs)
+    }
+}
+
+/// Parses an optional perceived value at `path`.
+fn perceived_value(path: &str, input: Option<PerceivedValueInput>) -> ApiResult<Option<PerceivedValue>> {
+    input.map(|input| input.parse(path)).transpose()
+}
+
 /// A new customer.
 #[derive(InputObject, Debug)]
 pub struct CreateCustomerInput {
@@ -121,6 +153,8 @@ pub struct CreateCustomerInput {
     segment: Option<String>,
     /// Lifetime value, 0 or more.
     lifetime_value: Option<f64>,
+    /// Perceived-value inputs.
+    perceived_value: Option<PerceivedValueInput>,
 }
 
 impl CreateCustomerInput {
@@ -131,6 +165,7 @@ impl CreateCustomerInput {
             segment: optional_label(&format!("{path}.segment"), self.segment.as_deref())?,
             lifetime_value: amount(&format!("{path}.lifetimeValue"), self.lifetime_value)?,
             exit: None,
+            perceived_value: perceived_value(&format!("{path}.perceivedValue"), self.perceived_value)?,
         });
         self.common.parse(path, details)
     }
@@ -147,6 +182,8 @@ pub struct UpdateCustomerInput {
     segment: Option<String>,
     /// New lifetime value.
     lifetime_value: Option<f64>,
+    /// New perceived-value inputs (all four together).
+    perceived_value: Option<PerceivedValueInput>,
 }
 
 impl UpdateCustomerInput {
@@ -156,6 +193,7 @@ impl UpdateCustomerInput {
             status: self.status.map(Into::into),
             segment: optional_label(&format!("{path}.segment"), self.segment.as_deref())?,
             lifetime_value: amount(&format!("{path}.lifetimeValue"), self.lifetime_value)?,
+            perceived_value: perceived_value(&format!("{path}.perceivedValue"), self.perceived_value)?,
         };
         self.common.parse(path, details)
     }

@@ -406,6 +406,11 @@ stakeholder_object!(
             self.customer().and_then(|customer| customer.lifetime_value).map(|value| value.get())
         }
 
+        /// What the customer perceives it gets and gives, and the CPV of it; null when not recorded.
+        async fn perceived_value(&self) -> Option<PerceivedValueView> {
+            self.customer().and_then(|customer| customer.perceived_value).map(PerceivedValueView)
+        }
+
         /// Why the customer left, once it has.
         async fn exit_reason(&self) -> Option<ExitReason> {
             self.customer().and_then(|customer| customer.exit).map(|exit| exit.reason.into())
@@ -432,6 +437,37 @@ stakeholder_object!(
         }
     }
 );
+
+/// Customer perceived value: what a customer gets for what it gives, in one currency.
+pub struct PerceivedValueView(domain::PerceivedValue);
+
+#[Object(name = "PerceivedValue")]
+impl PerceivedValueView {
+    /// The value of the core product or service.
+    async fn core_value(&self) -> f64 {
+        self.0.core_value.get()
+    }
+
+    /// The value of the added services.
+    async fn services_value(&self) -> f64 {
+        self.0.services_value.get()
+    }
+
+    /// The price paid.
+    async fn price(&self) -> f64 {
+        self.0.price.get()
+    }
+
+    /// What the relationship costs the customer.
+    async fn relationship_costs(&self) -> f64 {
+        self.0.relationship_costs.get()
+    }
+
+    /// `(coreValue + servicesValue) / (price + relationshipCosts)`: above 1 the customer gets more than it gives.
+    async fn cpv(&self) -> f64 {
+        self.0.cpv()
+    }
+}
 
 impl Customer {
     fn customer(&self) -> Option<&domain::CustomerDetails> {

@@ -86,6 +86,49 @@ pub struct CustomerDetails {
     pub lifetime_value: Option<Amount>,
     /// Why and when the customer left, once it has.
     pub exit: Option<CustomerExit>,
+    /// What the customer perceives it gets and gives, when recorded (absent from records written before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perceived_value: Option<PerceivedValue>,
+}
+
+/// Customer perceived value (DESIGN.md §2, after Kotler): what a customer gets (the core product's value and the
+/// added services' value) for what it gives (the price and the costs of the relationship: time, effort, switching),
+/// in one currency. `CPV = (core value + services value) / (price + relationship costs)`: above 1 the customer
+/// gets more than it gives.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PerceivedValue {
+    /// The value of the core product or service.
+    pub core_value: Amount,
+    /// The value of the added services.
+    pub services_value: Amount,
+    /// The price paid.
+    pub price: Amount,
+    /// The relationship's costs to the customer.
+    pub relationship_costs: Amount,
+}
+
+impl PerceivedValue {
+    /// The four inputs; refused when price and relationship costs are both 0 (CPV divides by their sum).
+    pub fn new(
+        core_value: Amount,
+        services_value: Amount,
+        price: Amount,
+        relationship_costs: Amount,
+    ) -> Result<Self, InvalidValue> {
+        if price.get() + relationship_costs.get() <= 0.0 {
+            return Err(InvalidValue(
+                "price and relationshipCosts are both 0, and CPV divides by their sum; give what the customer pays \
+                 or spends on the relationship"
+                    .into(),
+            ));
+        }
+        Ok(Self { core_value, services_value, price, relationship_costs })
+    }
+
+    /// `(core value + services value) / (price + relationship costs)`.
+    pub fn cpv(&self) -> f64 {
+        (self.core_value.get() + self.services_value.get()) / (self.price.get() + self.relationship_costs.get())
+    }
 }
 
 /// A customer's exit.
@@ -214,6 +257,9 @@ pub enum DetailsPatch {
         segment: Option<Label>,
         /// New lifetime value.
         lifetime_value: Option<Amount>,
+        /// New perceived-value inputs (all four at once).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        perceived_value: Option<PerceivedValue>,
     },
     /// Supplier fields.
     Supplier {
@@ -282,10 +328,14 @@ impl Stakeholder {
     fn apply_details(&mut self, patch: DetailsPatch) -> Result<(), InvalidValue> {
         let kind = self.kind();
         match (&mut self.details, patch) {
-            (KindDetails::Customer(customer), DetailsPatch::Customer { status, segment, lifetime_value }) => {
+            (
+                KindDetails::Customer(customer),
+                DetailsPatch::Customer { status, segment, lifetime_value, perceived_value },
+            ) => {
                 replace(&mut customer.status, status);
                 replace_some(&mut customer.segment, segment);
                 replace_some(&mut customer.lifetime_value, lifetime_value);
+                replace_some(&mut customer.perceived_value, perceived_value);
             }
             (KindDetails::Supplier { category }, DetailsPatch::Supplier { category: new }) => {
                 replace_some(category, new);
@@ -356,6 +406,7 @@ mod tests {
                 segment: None,
                 lifetime_value: None,
                 exit: None,
+                perceived_value: None,
             }),
         }
         .into_stakeholder(StakeholderId(1), Utc::now())
@@ -388,5 +439,21 @@ mod tests {
         let date = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
         c.record_exit(CustomerExit { reason: ExitReason::Price, date }, Utc::now()).unwrap();
         assert_eq!(c.details.customer_status(), Some(CustomerStatus::Churned));
+    }
+
+    #[test]
+    fn perceived_value_is_what_is_got_over_what_is_given_and_needs_something_given() {
+        let amount = |value: f64| Amount::parse(value).unwrap();
+        let value = PerceivedValue::new(amount(120.0), amount(30.0), amount(100.0), amount(25.0)).unwrap();
+        assert_eq!(value.cpv(), 150.0 / 125.0);
+        let free = PerceivedValue::new(amount(10.0), amount(0.0), amount(0.0), amount(5.0)).unwrap();
+        assert_eq!(free.cpv(), 2.0, "nothing paid, some effort");
+        let error = PerceivedValue::new(amount(10.0), amount(1.0), amount(0.0), amount(0.0)).unwrap_err();
+        assert!(error.0.contains("both 0"), "{}", error.0);
+        // Records written before CPV was kept read as without one, and one without is written as before.
+        let old = r#"{"status":"ACTIVE","segment":"SMB","lifetime_value":1.0,"exit":null}"#;
+        let details: CustomerDetails = serde_json::from_str(old).unwrap();
+        assert_eq!(details.perceived_value, None);
+        assert_eq!(serde_json::to_string(&details).unwrap(), old);
     }
 }

@@ -5,21 +5,22 @@
 //! Pure functions, one pass each: stakeholders over the records' rows (O(n)), relationships over a snapshot's
 //! edges (O(m), and O(m log k) for a page of k). A stakeholder in several markets counts once in each, and so does
 //! a relationship, which takes part in every market either of its ends does: the market buckets may add up to
-//! more than `count`.
+//! more than `count`. Customer perceived value is averaged per segment over the customers that have it recorded.
 
 use crate::domain::{
-    CustomerStatus, Level, Market, MarketSet, Mendelow, RelationshipId, RelationshipType, Stakeholder, StakeholderKind,
+    CustomerDetails, CustomerStatus, KindDetails, Level, Market, MarketSet, Mendelow, RelationshipId, RelationshipType,
+    Stakeholder, StakeholderKind,
 };
 use crate::engine::Snapshot;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Instant;
 
 /// Edges walked between two looks at the deadline.
 const EDGES_PER_CHECK: usize = 1 << 16;
 
 /// How many stakeholders of each kind, market, status and quadrant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StakeholderTally {
     /// Stakeholders counted.
     pub count: u64,
@@ -31,6 +32,8 @@ pub struct StakeholderTally {
     pub by_status: Vec<u64>,
     /// Per [`Mendelow::ALL`].
     pub by_mendelow: Vec<u64>,
+    /// Customers with a recorded perceived value, per segment (`None`: no segment), with the sum of their CPVs.
+    pub cpv_by_segment: BTreeMap<Option<String>, (u64, f64)>,
 }
 
 /// Counts `rows`. O(n).
@@ -41,6 +44,7 @@ pub fn tally_stakeholders<'a>(rows: impl IntoIterator<Item = &'a Stakeholder>) -
         by_market: vec![0; Market::ALL.len()],
         by_status: vec![0; CustomerStatus::ALL.len()],
         by_mendelow: vec![0; Mendelow::ALL.len()],
+        cpv_by_segment: BTreeMap::new(),
     };
     for row in rows {
         tally.count += 1;
@@ -53,6 +57,12 @@ pub fn tally_stakeholders<'a>(rows: impl IntoIterator<Item = &'a Stakeholder>) -
         }
         if let Some(status) = row.details.customer_status() {
             tally.by_status[status as usize] += 1;
+        }
+        if let KindDetails::Customer(CustomerDetails { segment, perceived_value: Some(value), .. }) = &row.details {
+            let (customers, sum) =
+                tally.cpv_by_segment.entry(segment.as_ref().map(|segment| segment.as_str().to_owned())).or_default();
+            *customers += 1;
+            *sum += value.cpv();
         }
         tally.by_mendelow[row.mendelow() as usize] += 1;
     }
@@ -300,7 +310,13 @@ mod tests {
             interest: Probability::parse(interest).unwrap(),
             private: false,
             extra_markets: extra,
-            details: KindDetails::Customer(CustomerDetails { status, segment: None, lifetime_value: None, exit: None }),
+            details: KindDetails::Customer(CustomerDetails {
+                status,
+                segment: None,
+                lifetime_value: None,
+                exit: None,
+                perceived_value: None,
+            }),
             created_at: at,
             updated_at: at,
             archived_at: None,

@@ -334,3 +334,87 @@ async fn strength_range_filters_hold_and_bad_arguments_are_refused_with_a_code()
     let response = run_as(&schema, EDITOR, three, json!({})).await;
     assert!(response.get("errors").is_none(), "{response:#}");
 }
+
+#[tokio::test]
+async fn perceived_value_round_trips_through_the_mutations_and_the_change_log_and_bad_inputs_name_their_field() {
+    let (store, _dir) = crate::support::fresh_store();
+    let schema = schema(store);
+    let create = r#"mutation($input: CreateCustomerInput!) {
+        createCustomer(input: $input) { id perceivedValue { coreValue servicesValue price relationshipCosts cpv } } }"#;
+    let input = json!({ "input": { "key": "c-1", "name": "Acme", "power": 0.5, "interest": 0.5, "segment": "SMB",
+        "perceivedValue": { "coreValue": 120, "servicesValue": 30, "price": 100, "relationshipCosts": 25 } } });
+    let created = run_ok(&schema, create, input).await;
+    let value = &created["createCustomer"]["perceivedValue"];
+    assert_eq!(value["cpv"].as_f64().unwrap(), 150.0 / 125.0, "hand-computed: (120 + 30) / (100 + 25)");
+    assert_eq!(value["price"], 100.0);
+    let id = created["createCustomer"]["id"].clone();
+    let update =
+        r#"mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { perceivedValue { cpv } } }"#;
+    let changed = json!({ "input": { "id": id, "perceivedValue":
+        { "coreValue": 80, "servicesValue": 10, "price": 100, "relationshipCosts": 20 } } });
+    let updated = run_ok(&schema, update, changed).await;
+    assert_eq!(updated["updateCustomer"]["perceivedValue"]["cpv"].as_f64().unwrap(), 90.0 / 120.0);
+    let log = run_ok(&schema, "{ changes(first: 10) { edges { node { kind payload } } } }", json!({})).await;
+    let last = log["changes"]["edges"].as_array().unwrap().last().unwrap()["node"].clone();
+    assert_eq!(last["kind"], "STAKEHOLDER_UPDATED");
+    assert_eq!(last["payload"]["before"]["details"]["perceived_value"]["core_value"], 120.0);
+    assert_eq!(last["payload"]["after"]["details"]["perceived_value"]["core_value"], 80.0);
+    // Aggregated per segment, over the customers that have one.
+    let aggregate =
+        run_ok(&schema, "{ stakeholders { aggregate { cpvBySegment { segment customers meanCpv } } } }", json!({}))
+            .await;
+    assert_eq!(
+        aggregate["stakeholders"]["aggregate"]["cpvBySegment"],
+        json!([{ "segment": "SMB", "customers": 1, "meanCpv": 0.75 }])
+    );
+
+    let refused = |perceived: Value| {
+        let schema = schema.clone();
+        async move {
+            let input = json!({ "input": { "key": "c-2", "name": "Bad", "power": 0.5, "interest": 0.5,
+                "perceivedValue": perceived } });
+            error_code(&run_as(&schema, EDITOR, create, input).await)
+        }
+    };
+    let (code, field) =
+        refused(json!({ "coreValue": 1, "servicesValue": 1, "price": 0, "relationshipCosts": 0 })).await;
+    assert_eq!((code.as_str(), field.as_str()), ("BAD_USER_INPUT", "input.perceivedValue"));
+    let (code, field) =
+        refused(json!({ "coreValue": 1, "servicesValue": 1, "price": -5, "relationshipCosts": 1 })).await;
+    assert_eq!((code.as_str(), field.as_str()), ("BAD_USER_INPUT", "input.perceivedValue.price"));
+    let count = run_ok(&schema, "{ stakeholders { totalCount } }", json!({})).await;
+    assert_eq!(count["stakeholders"]["totalCount"], 1, "nothing written by a refused mutation");
+}
+
+#[tokio::test]
+async fn the_demo_records_perceived_values_and_their_mean_per_segment_matches_a_recount_from_the_records() {
+    let schema = schema(demo_store());
+    let sql = rusqlite::Connection::open(demo_db()).unwrap();
+    let mut statement =
+        sql.prepare("SELECT record FROM stakeholder WHERE kind = 'CUSTOMER' AND archived_at IS NULL").unwrap();
+    let mut expected: BTreeMap<Option<String>, (u64, f64)> = BTreeMap::new();
+    let records = statement.query_map([], |row| row.get::<_, String>(0)).unwrap();
+    for record in records {
+        let record: Value = serde_json::from_str(&record.unwrap()).unwrap();
+        let value = &record["details"]["perceived_value"];
+        if value.is_null() {
+            continue;
+        }
+        let get = |field: &str| value[field].as_f64().unwrap();
+        let cpv = (get("core_value") + get("services_value")) / (get("price") + get("relationship_costs"));
+        let entry = expected.entry(record["details"]["segment"].as_str().map(str::to_owned)).or_default();
+        entry.0 += 1;
+        entry.1 += cpv;
+    }
+    assert!(expected.len() >= 3, "the demo's segments have perceived values: {expected:?}");
+    let data =
+        run_ok(&schema, "{ stakeholders { aggregate { cpvBySegment { segment customers meanCpv } } } }", json!({}))
+            .await;
+    let listed = data["stakeholders"]["aggregate"]["cpvBySegment"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), expected.len());
+    for (row, (segment, (customers, sum))) in listed.iter().zip(&expected) {
+        assert_eq!(row["segment"].as_str().map(str::to_owned), *segment);
+        assert_eq!(row["customers"].as_u64().unwrap(), *customers);
+        assert!((row["meanCpv"].as_f64().unwrap() - sum / *customers as f64).abs() < 1e-9);
+    }
+}

@@ -101,6 +101,7 @@ pub(crate) fn customer(key: &str) -> Command {
             segment: None,
             lifetime_value: None,
             exit: None,
+            perceived_value: None,
         }),
     })
 }
