@@ -5,7 +5,7 @@ counts done by SQLite's GROUP BY on the same file (issue 13, target 5: ≤ 50 ms
     cargo build --release --bin stakegraph
     python3 bench/aggregates.py --graph target/bench-data/demo-100000-r1000000-seed42-2026-06-01.db
 
-Serves a copy of --graph with the release binary pinned to the first core (the client on the second), waits for
+Serves a copy of --graph (`serve --demo`: anonymous reads on loopback) with the release binary pinned to the first core (the client on the second), waits for
 the projection, then for each round and each case: one `upsertRelationship` (new trust on a random relationship, as
 an editor), the case once (cold), then --repeats times (memoised). Cases: the whole stakeholder listing's
 `aggregate`, the graph's `relationships { aggregate }` unfiltered and for one market, and the first page (20) of the
@@ -91,7 +91,7 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}/graphql"
         environment = dict(os.environ, RUST_LOG="warn", STAKEGRAPH_CONFIG=str(config),
                            STAKEGRAPH_API_KEYS=f"editor:{key}")
-        server = subprocess.Popen(pinned("0", [arguments.binary, "serve", "--listen", f"127.0.0.1:{port}", "--db",
+        server = subprocess.Popen(pinned("0", [arguments.binary, "serve", "--demo", "--listen", f"127.0.0.1:{port}", "--db",
                                                str(db)]), env=environment)
         try:
             if hasattr(os, "sched_setaffinity"):

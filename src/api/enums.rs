@@ -214,7 +214,23 @@ pub enum SortDirection {
     Desc,
 }
 
-/// Converts a list of API enum values into domain values.
-pub fn to_domain<A: Copy, D: From<A>>(values: &[A]) -> Vec<D> {
-    values.iter().map(|value| D::from(*value)).collect()
+/// Converts a list of API enum values into domain values, each once and in order: a filter is a set, and a list
+/// of a hundred thousand repeats must cost what the few distinct values cost (it is checked against every row).
+pub fn to_domain<A: Copy, D: From<A> + Ord>(values: &[A]) -> Vec<D> {
+    let mut converted: Vec<D> = values.iter().map(|value| D::from(*value)).collect();
+    converted.sort_unstable();
+    converted.dedup();
+    converted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_values_becomes_a_set() {
+        let repeated = [Market::Supplier, Market::Customer, Market::Supplier];
+        let converted: Vec<domain::Market> = to_domain(&repeated.repeat(1_000));
+        assert_eq!(converted, vec![domain::Market::Customer, domain::Market::Supplier]);
+    }
 }

@@ -328,7 +328,7 @@ pub async fn relationship_connection(
     let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
     let filter = filter.unwrap_or_default();
     let types: Option<Vec<domain::RelationshipType>> =
-        filter.types.map(|types| types.into_iter().map(Into::into).collect());
+        filter.types.map(|types| super::enums::to_domain(&types));
     let min_level = filter.min_level.map(domain::Level::from);
     let all = relationships_of_where(ctx, stakeholder, |relationship| {
         types.as_ref().is_none_or(|types| types.contains(&relationship.rel_type))
