@@ -101,7 +101,7 @@ def main() -> int:
             rows = sqlite3.connect(f"file:{db}?mode=ro", uri=True).execute(
                 "SELECT from_id, to_id, type FROM relationship ORDER BY random() LIMIT 1000").fetchall()
             rng = random.Random(7)
-            write = ("mutation($input: UpsertRelationshipInput!) { upsertRelationship(input: $input) { id } }")
+            write = ("mutation($input: UpsertRelationshipInput!) { upsertRelationship(input: $input) { created } }")
 
             def global_id(number: int) -> str:
                 return base64.urlsafe_b64encode(f"Stakeholder:{number}".encode()).decode().rstrip("=")
