@@ -10,6 +10,12 @@ one change_log row per interaction; one `BEGIN IMMEDIATE` transaction per batch,
 time, not in the commit time. For each `wal_autocheckpoint` setting in --checkpoints (pages of log before a commit
 folds it into the file; SQLite's default is 1,000, the service's 16,384; 0 means never, which shows the log alone):
 batches done, p50 of the batch and of its commit, and interactions a second. Pinned to core 0 unless --no-pin.
+
+--layouts also measures layouts the service does not use, to show what a different storage design would allow:
+`append` (each interaction and its change_log row appended in rowid order: no index on the relationship, no
+relationship row touched) and `append-fold` (the same, and every --fold-every batches the appended interactions
+are moved into the indexed table and the relationships' sums, in relationship order, in one transaction, whose
+time counts against the throughput).
 """
 
 from __future__ import annotations
@@ -49,47 +55,21 @@ def run(graph: str, checkpoint: int, seconds: float, batch: int, layout: str = "
             ids = [rng.randint(1, last) for _ in range(batch)]
             started = time.perf_counter()
             db.execute("BEGIN IMMEDIATE")
-            if layout != "current":
+            if layout == "current":
+                record(db, ids, now)
+            else:
                 append(db, ids, now)
-                committing = time.perf_counter()
-                db.execute("COMMIT")
-                done = time.perf_counter()
-                batches.append(done - started)
-                commits.append(done - committing)
-                now += 1000
-                if layout == "append-fold" and len(batches) % fold_every == 0:
-                    folding = time.perf_counter()
-                    fold(db)
-                    folds.append(time.perf_counter() - folding)
-                    batches[-1] += folds[-1]
-                continue
-            for id in ids:
-                row = db.execute(
-                    "SELECT sum_weighted, sum_inbound, sum_sentiment, from_id, to_id FROM relationship WHERE id = ?",
-                    (id,),
-                ).fetchone()
-                if row is None:
-                    continue
-                for end_id in row[3:5]:
-                    db.execute("SELECT archived_at FROM stakeholder WHERE id = ?", (end_id,)).fetchone()
-                db.execute(
-                    "INSERT INTO interaction (relationship_id, at, channel, direction, sentiment) VALUES (?, ?, ?, ?, ?)",
-                    (id, now, "EMAIL", "INBOUND", 0.5),
-                )
-                db.execute(
-                    "UPDATE relationship SET sum_weighted = ?, sum_inbound = ?, sum_sentiment = ?, last_at = ? WHERE id = ?",
-                    (row[0] + 1, row[1] + 1, row[2] + 0.5, now, id),
-                )
-                db.execute(
-                    "INSERT INTO change_log (at, kind, stakeholders, relationship_id, payload) VALUES (?, ?, ?, ?, ?)",
-                    (now, "INTERACTIONS_RECORDED", f"[{row[3]},{row[4]}]", id, PAYLOAD),
-                )
             committing = time.perf_counter()
             db.execute("COMMIT")
             done = time.perf_counter()
             batches.append(done - started)
             commits.append(done - committing)
             now += 1000
+            if layout == "append-fold" and len(batches) % fold_every == 0:
+                folding = time.perf_counter()
+                fold(db)
+                folds.append(time.perf_counter() - folding)
+                batches[-1] += folds[-1]
         db.close()
     return {
         "layout": layout,
@@ -102,6 +82,32 @@ def run(graph: str, checkpoint: int, seconds: float, batch: int, layout: str = "
         "commit_mean_ms": statistics.mean(commits) * 1e3,
         "per_second": batch * len(batches) / sum(batches),
     }
+
+
+def record(db: sqlite3.Connection, ids: list, now: int) -> None:
+    """The layout the service writes: per interaction, its relationship's row and ends read, the interaction
+    inserted (row and index), the relationship's sums updated, a change_log row appended."""
+    for id in ids:
+        row = db.execute(
+            "SELECT sum_weighted, sum_inbound, sum_sentiment, from_id, to_id FROM relationship WHERE id = ?",
+            (id,),
+        ).fetchone()
+        if row is None:
+            continue
+        for end_id in row[3:5]:
+            db.execute("SELECT archived_at FROM stakeholder WHERE id = ?", (end_id,)).fetchone()
+        db.execute(
+            "INSERT INTO interaction (relationship_id, at, channel, direction, sentiment) VALUES (?, ?, ?, ?, ?)",
+            (id, now, "EMAIL", "INBOUND", 0.5),
+        )
+        db.execute(
+            "UPDATE relationship SET sum_weighted = ?, sum_inbound = ?, sum_sentiment = ?, last_at = ? WHERE id = ?",
+            (row[0] + 1, row[1] + 1, row[2] + 0.5, now, id),
+        )
+        db.execute(
+            "INSERT INTO change_log (at, kind, stakeholders, relationship_id, payload) VALUES (?, ?, ?, ?, ?)",
+            (now, "INTERACTIONS_RECORDED", f"[{row[3]},{row[4]}]", id, PAYLOAD),
+        )
 
 
 def append(db: sqlite3.Connection, ids: list, now: int) -> None:
