@@ -9,6 +9,7 @@ use crate::domain::{
     Amount, Basis, Bond, BondSet, Channel, Command, CustomerDetails, CustomerExit, CustomerStatus, Direction,
     ExitReason, KindDetails, Label, Level, Market, MarketSet, NewInteraction, NewStakeholder, Outcome, PerceivedValue,
     Probability, RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId, StakeholderKind,
+    Topic,
 };
 use crate::store::{GraphStore, StoreError};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
@@ -848,8 +849,29 @@ fn write_interactions(
             amount: purchase.as_ref().map(|(amount, _)| *amount),
             product_line: purchase.map(|(_, line)| line),
             note: rng.gen_bool(0.12).then(|| pick(rng, words::notes(channel)).to_string()),
+            topic: topic(channel, inbound, sentiment, buyer.is_some()),
         });
     }
+}
+
+/// What an interaction was about, from what the demo already drew for it (no draw of its own, so the rest of the
+/// demo is what it was before topics were kept): with a customer, purchases are orders (returns when they went
+/// badly), support is service (complaints when it went badly), a sour inbound contact is a complaint, other inbound
+/// contacts are inquiries and outbound mail and messages promotions; anything else has none.
+fn topic(channel: Channel, inbound: bool, sentiment: f64, customer: bool) -> Option<Topic> {
+    if !customer {
+        return None;
+    }
+    Some(match channel {
+        Channel::Purchase if sentiment < -0.4 => Topic::Return,
+        Channel::Purchase => Topic::Order,
+        Channel::Support if sentiment < -0.3 => Topic::Complaint,
+        Channel::Support => Topic::Service,
+        _ if inbound && sentiment < -0.5 => Topic::Complaint,
+        Channel::Call | Channel::Message | Channel::Email if inbound => Topic::Inquiry,
+        Channel::Message | Channel::Email => Topic::Promotion,
+        _ => return None,
+    })
 }
 
 /// An amount scaled to the buyer's segment, and one of the product lines it buys.
@@ -1010,7 +1032,7 @@ mod tests {
 
     /// All interactions of each relationship, in the order of `ids`.
     async fn interactions(store: &SqliteStore, ids: &[RelationshipId]) -> Vec<crate::store::InteractionPage> {
-        let mut pages = store.interaction_pages(ids, MAX_INTERACTIONS, None).await.unwrap();
+        let mut pages = store.interaction_pages(ids, MAX_INTERACTIONS, None, Default::default()).await.unwrap();
         ids.iter().filter_map(|id| pages.remove(id)).collect()
     }
 
@@ -1095,7 +1117,8 @@ mod tests {
             .collect();
         assert!(!churned.is_empty());
         let relationship_ids: Vec<_> = relationships.iter().map(|relationship| relationship.id).collect();
-        let pages = store.interaction_pages(&relationship_ids, MAX_INTERACTIONS, None).await.unwrap();
+        let pages =
+            store.interaction_pages(&relationship_ids, MAX_INTERACTIONS, None, Default::default()).await.unwrap();
         for relationship in &relationships {
             let page = &pages[&relationship.id];
             assert!(!page.has_next_page);

@@ -214,6 +214,24 @@ pub enum SortDirection {
     Desc,
 }
 
+/// What an interaction was about.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::Topic")]
+pub enum Topic {
+    /// An order placed.
+    Order,
+    /// Goods sent back.
+    Return,
+    /// A complaint.
+    Complaint,
+    /// A question before or after buying.
+    Inquiry,
+    /// A service consultation.
+    Service,
+    /// A promotion or offer.
+    Promotion,
+}
+
 /// Converts a list of API enum values into domain values, each once and in order: a filter is a set, and a list
 /// of a hundred thousand repeats must cost what the few distinct values cost (it is checked against every row).
 pub fn to_domain<A: Copy, D: From<A> + Ord>(values: &[A]) -> Vec<D> {

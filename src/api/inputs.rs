@@ -1,7 +1,9 @@
 //! Mutation inputs and their parsing into domain commands: every value is validated here, at the edge, and a
 //! failure names the input path it came from.
 
-use super::enums::{Basis, Bond, Channel, CustomerStatus, Direction, ExitReason, Level, Market, RelationshipType};
+use super::enums::{
+    Basis, Bond, Channel, CustomerStatus, Direction, ExitReason, Level, Market, RelationshipType, Topic,
+};
 use super::error::{at, ApiError, ApiResult};
 use super::ids::{relationship_id, stakeholder_id};
 use crate::domain::{
@@ -420,6 +422,8 @@ pub struct InteractionInput {
     pub product_line: Option<String>,
     /// Free text, at most 4,000 characters.
     pub note: Option<String>,
+    /// What it was about.
+    pub topic: Option<Topic>,
 }
 
 impl InteractionInput {
@@ -433,6 +437,7 @@ impl InteractionInput {
             amount: amount(&format!("{path}.amount"), self.amount)?,
             product_line: optional_label(&format!("{path}.productLine"), self.product_line.as_deref())?,
             note: self.note.as_deref().map(|note| at(format!("{path}.note"), parse_note(note))).transpose()?.flatten(),
+            topic: self.topic.map(Into::into),
         })
     }
 }

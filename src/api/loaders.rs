@@ -3,7 +3,7 @@
 //! the engine's in-memory records (`engine::records`) once the projection is built; the store answers the rest
 //! (interactions, archived stakeholders, and everything before the projection is built).
 
-use crate::domain::{Interaction, InteractionId, Relationship, RelationshipId, Stakeholder, StakeholderId};
+use crate::domain::{Interaction, InteractionId, Relationship, RelationshipId, Stakeholder, StakeholderId, TopicSet};
 use crate::engine::{Engine, Records};
 use crate::store::{GraphStore, InteractionCursor, InteractionPage, StoreError};
 use async_graphql::dataloader::{DataLoader, Loader};
@@ -300,6 +300,8 @@ pub struct InteractionPageKey {
     pub first: usize,
     /// Continue after (older than) this cursor.
     pub before: Option<InteractionCursor>,
+    /// Only interactions about these topics (empty: all).
+    pub topics: TopicSet,
 }
 
 impl Loader<StakeholderId> for StoreLoader {
@@ -358,16 +360,17 @@ impl Loader<InteractionPageKey> for StoreLoader {
     type Value = InteractionPage;
     type Error = LoadError;
 
-    /// One store call per distinct (page size, cursor): in a nested query every relationship asks for the same.
+    /// One store call per distinct (page size, cursor, topics): in a nested query every relationship asks for the
+    /// same.
     async fn load(&self, keys: &[InteractionPageKey]) -> Result<HashMap<InteractionPageKey, Self::Value>, Self::Error> {
-        let mut groups: HashMap<(usize, Option<InteractionCursor>), Vec<RelationshipId>> = HashMap::new();
+        let mut groups: HashMap<(usize, Option<InteractionCursor>, TopicSet), Vec<RelationshipId>> = HashMap::new();
         for key in keys {
-            groups.entry((key.first, key.before)).or_default().push(key.relationship);
+            groups.entry((key.first, key.before, key.topics)).or_default().push(key.relationship);
         }
         let mut pages = HashMap::with_capacity(keys.len());
-        for ((first, before), relationships) in groups {
-            for (relationship, page) in self.store.interaction_pages(&relationships, first, before).await? {
-                pages.insert(InteractionPageKey { relationship, first, before }, page);
+        for ((first, before, topics), relationships) in groups {
+            for (relationship, page) in self.store.interaction_pages(&relationships, first, before, topics).await? {
+                pages.insert(InteractionPageKey { relationship, first, before, topics }, page);
             }
         }
         Ok(pages)

@@ -6,7 +6,7 @@
 //! ever exists for one the caller may see, and its interactions with it.
 
 use super::auth::Caller;
-use super::enums::{Basis, Bond, Channel, Direction, EdgeDirection, Level, RelationshipType};
+use super::enums::{to_domain, Basis, Bond, Channel, Direction, EdgeDirection, Level, RelationshipType, Topic};
 use super::error::ApiResult;
 use super::ids::{decode_interaction_cursor, encode_interaction_cursor, GlobalId};
 use super::loaders::{InteractionPageKey, Loaders};
@@ -102,16 +102,19 @@ impl Relationship {
         super::strength::RelationshipStrength::load(ctx, self.0.clone(), as_of).await
     }
 
-    /// Its interactions, newest first.
+    /// Its interactions, newest first; with `topics`, only those about one of them (and `totalCount` counts only
+    /// those).
     async fn interactions(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        topics: Option<Vec<Topic>>,
     ) -> ApiResult<Connection<String, Interaction, Counted>> {
         let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
         let before = after.as_deref().map(decode_interaction_cursor).transpose()?;
-        let key = InteractionPageKey { relationship: self.0.id, first, before };
+        let topics = domain::TopicSet::of(to_domain::<Topic, domain::Topic>(&topics.unwrap_or_default()));
+        let key = InteractionPageKey { relationship: self.0.id, first, before, topics };
         let page = ctx.data_unchecked::<Loaders>().load_one(key).await?.unwrap_or_default();
         let mut connection = Connection::with_additional_fields(
             before.is_some(),
@@ -240,6 +243,11 @@ impl Interaction {
     async fn note(&self) -> Option<&str> {
         self.0.note.as_deref()
     }
+
+    /// What it was about; null when not recorded.
+    async fn topic(&self) -> Option<Topic> {
+        self.0.topic.map(Into::into)
+    }
 }
 
 /// Which relationships of a stakeholder to list.
@@ -327,8 +335,7 @@ pub async fn relationship_connection(
 ) -> ApiResult<RelationshipConnection> {
     let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
     let filter = filter.unwrap_or_default();
-    let types: Option<Vec<domain::RelationshipType>> =
-        filter.types.map(|types| super::enums::to_domain(&types));
+    let types: Option<Vec<domain::RelationshipType>> = filter.types.map(|types| super::enums::to_domain(&types));
     let min_level = filter.min_level.map(domain::Level::from);
     let all = relationships_of_where(ctx, stakeholder, |relationship| {
         types.as_ref().is_none_or(|types| types.contains(&relationship.rel_type))

@@ -165,11 +165,17 @@ impl PendingEvent {
     /// The event for interactions recorded on one relationship.
     pub fn interactions(relationship: &Relationship, recorded: &[&Interaction]) -> Self {
         let ids: Vec<_> = recorded.iter().map(|interaction| interaction.id).collect();
+        let mut payload = serde_json::json!({ "interactions": ids });
+        // What each was about, beside its id, when any has a topic (entries written before topics have none).
+        if recorded.iter().any(|interaction| interaction.topic.is_some()) {
+            let topics: Vec<_> = recorded.iter().map(|interaction| interaction.topic).collect();
+            payload["topics"] = serde_json::json!(topics);
+        }
         Self {
             kind: ChangeKind::InteractionsRecorded,
             stakeholders: vec![relationship.from, relationship.to],
             relationship: Some(relationship.id),
-            payload: serde_json::json!({ "interactions": ids }),
+            payload,
         }
     }
 

@@ -21,5 +21,5 @@ pub use values::{
 };
 pub use vocabulary::{
     Basis, Bond, BondSet, Channel, CustomerStatus, Direction, ExitReason, Level, Market, MarketSet, Mendelow,
-    RelationshipType, StakeholderKind,
+    RelationshipType, StakeholderKind, Topic, TopicSet,
 };

@@ -2,7 +2,7 @@
 
 use super::strength::DecayedSums;
 use super::values::{Amount, InteractionId, Label, Probability, RelationshipId, Sentiment, StakeholderId};
-use super::vocabulary::{Basis, BondSet, Channel, Direction, Level, RelationshipType};
+use super::vocabulary::{Basis, BondSet, Channel, Direction, Level, RelationshipType, Topic};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +139,9 @@ pub struct Interaction {
     pub amount: Option<Amount>,
     /// Product line, for purchases.
     pub product_line: Option<Label>,
+    /// What it was about, when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<Topic>,
     /// Free text.
     pub note: Option<String>,
 }
@@ -160,6 +163,9 @@ pub struct NewInteraction {
     pub amount: Option<Amount>,
     /// Product line, for purchases.
     pub product_line: Option<Label>,
+    /// What it was about, when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<Topic>,
     /// Free text.
     pub note: Option<String>,
 }
@@ -176,6 +182,7 @@ impl NewInteraction {
             sentiment: self.sentiment,
             amount: self.amount,
             product_line: self.product_line,
+            topic: self.topic,
             note: self.note,
         }
     }

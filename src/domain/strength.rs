@@ -456,6 +456,7 @@ mod tests {
             amount: None,
             product_line: None,
             note: None,
+            topic: None,
         }
     }
 

@@ -203,6 +203,24 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// What an interaction was about (the customer database's transactions and contacts).
+    Topic {
+        /// An order placed.
+        Order = "ORDER",
+        /// Goods sent back.
+        Return = "RETURN",
+        /// A complaint.
+        Complaint = "COMPLAINT",
+        /// A question before or after buying.
+        Inquiry = "INQUIRY",
+        /// A service consultation.
+        Service = "SERVICE",
+        /// A promotion or offer.
+        Promotion = "PROMOTION",
+    }
+);
+
+vocabulary!(
     /// How an interaction happened.
     Channel {
         /// Face to face.
@@ -394,6 +412,10 @@ bit_set!(
 bit_set!(
     /// The bonds of a relationship.
     BondSet of Bond
+);
+bit_set!(
+    /// Interaction topics a page of interactions is filtered by (empty: any, topic or none).
+    TopicSet of Topic
 );
 
 #[cfg(test)]

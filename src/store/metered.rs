@@ -98,9 +98,10 @@ impl GraphStore for Metered {
         relationships: &[RelationshipId],
         first: usize,
         before: Option<InteractionCursor>,
+        topics: crate::domain::TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
         self.count("interaction_pages");
-        self.inner.interaction_pages(relationships, first, before).await
+        self.inner.interaction_pages(relationships, first, before, topics).await
     }
 
     async fn interaction_histories(

@@ -12,7 +12,7 @@ pub mod sqlite;
 
 use crate::domain::{
     Applied, ChangeEvent, Command, CustomerStatus, Interaction, InteractionId, MarketSet, Mendelow, Relationship,
-    RelationshipId, Stakeholder, StakeholderId, StakeholderKind,
+    RelationshipId, Stakeholder, StakeholderId, StakeholderKind, Topic, TopicSet,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -106,6 +106,11 @@ impl StakeholderFilter {
             })
             && !(self.exclude_private && stakeholder.private)
     }
+}
+
+/// The SQL and Cypher spellings of `topics`, for `topic IN (…)`: the stored names of its topics.
+pub fn topic_names(topics: TopicSet) -> Vec<&'static str> {
+    Topic::ALL.iter().filter(|topic| topics.contains(**topic)).map(|topic| topic.as_str()).collect()
 }
 
 /// The field a listing is sorted by; ties always go to the lower id.
@@ -350,12 +355,14 @@ pub trait GraphStore: Send + Sync + 'static {
     /// Every relationship that starts or ends at one of these stakeholders, by stakeholder, ordered by id.
     async fn relationships_of(&self, ids: &[StakeholderId]) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>>;
 
-    /// The newest `first` interactions of each relationship older than `before`, with counts.
+    /// The newest `first` interactions of each relationship older than `before`, with counts; only those with one
+    /// of `topics` when it is not empty (the counts too).
     async fn interaction_pages(
         &self,
         relationships: &[RelationshipId],
         first: usize,
         before: Option<InteractionCursor>,
+        topics: TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>>;
 
     /// Every interaction of each relationship, oldest first (the history that strength as of a past time reads).

@@ -1,6 +1,7 @@
 //! Tier 1: the schema executed in-process.
 
 use crate::support::{demo_store, error_code, fresh_store, metered_schema, run_as, run_ok, schema};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use stakegraph::api::{build_schema, ApiLimits, Caller};
 use stakegraph::domain::Role;
@@ -712,4 +713,48 @@ async fn the_change_log_pages_in_order_and_withholds_only_masked_payloads() {
     }
     let bad = run_as(&schema, EDITOR, &query, json!({ "after": "bm9wZQ" })).await;
     assert_eq!(error_code(&bad), ("BAD_USER_INPUT".to_owned(), "after".to_owned()));
+}
+
+#[tokio::test]
+async fn interaction_topics_round_trip_through_the_mutation_the_log_a_subscription_and_the_filter() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let (_, _, relationship) = small_graph(&schema).await;
+    let log = run_ok(&schema, "{ changes(first: 100) { edges { node { cursor } } } }", json!({})).await;
+    let after = log["changes"]["edges"].as_array().unwrap().last().unwrap()["node"]["cursor"].clone();
+    let request =
+        async_graphql::Request::new("subscription($after: String) { changes(after: $after) { kind payload } }")
+            .variables(async_graphql::Variables::from_json(json!({ "after": after })))
+            .data(EDITOR);
+    let mut feed = Box::pin(async_graphql::Executor::execute_stream(&schema, request, None));
+    let interactions = json!({ "input": { "interactions": [
+        { "relationship": relationship, "at": "2026-01-10T09:00:00Z", "channel": "PURCHASE", "direction": "INBOUND", "topic": "ORDER" },
+        { "relationship": relationship, "at": "2026-01-12T09:00:00Z", "channel": "SUPPORT", "direction": "INBOUND",
+          "sentiment": -0.8, "topic": "COMPLAINT" },
+        { "relationship": relationship, "at": "2026-01-15T09:00:00Z", "channel": "MEETING", "direction": "OUTBOUND" }
+    ]}});
+    let recorded = run_ok(&schema, RECORD, interactions).await;
+    let ids = recorded["recordInteractions"]["interactions"].clone();
+
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next()).await.unwrap().unwrap();
+    let event = event.data.into_json().unwrap()["changes"].clone();
+    assert_eq!(event["kind"], "INTERACTIONS_RECORDED");
+    assert_eq!(event["payload"]["topics"], json!(["ORDER", "COMPLAINT", null]), "{event}");
+    let logged = store.changes_after(0, 100).await.unwrap();
+    let last = logged.last().unwrap();
+    assert_eq!(last.payload["topics"], json!(["ORDER", "COMPLAINT", null]), "and in the durable log");
+
+    let read = r#"query($id: ID!, $topics: [Topic!]) { relationship(id: $id) {
+        all: interactions { totalCount edges { node { id topic } } }
+        some: interactions(topics: $topics) { totalCount edges { node { topic } } } } }"#;
+    let data = run_ok(&schema, read, json!({ "id": relationship, "topics": ["COMPLAINT", "RETURN"] })).await;
+    let all = &data["relationship"]["all"];
+    assert_eq!(all["totalCount"], 3);
+    let topics: Vec<Value> =
+        all["edges"].as_array().unwrap().iter().map(|edge| edge["node"]["topic"].clone()).collect();
+    assert_eq!(topics, [json!(null), json!("COMPLAINT"), json!("ORDER")], "newest first");
+    assert_eq!(all["edges"][2]["node"]["id"], ids[0]["id"]);
+    let some = &data["relationship"]["some"];
+    assert_eq!(some["totalCount"], 1, "the count follows the filter");
+    assert_eq!(some["edges"], json!([{ "node": { "topic": "COMPLAINT" } }]));
 }

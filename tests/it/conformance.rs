@@ -8,7 +8,7 @@ use stakegraph::domain::strength::{DecayedSums, StrengthModel};
 use stakegraph::domain::{
     Channel, Command, CustomerDetails, CustomerStatus, Direction, KindDetails, Label, MarketSet, NewInteraction,
     NewStakeholder, Probability, RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId,
-    StakeholderPatch,
+    StakeholderPatch, Topic,
 };
 use stakegraph::store::{
     GraphCounts, GraphStore, Rejection, StakeholderCursor, StakeholderFilter, StakeholderOrder, StakeholderQuery,
@@ -117,6 +117,7 @@ pub(crate) fn inbound_call(relationship: i64, at: chrono::DateTime<Utc>) -> NewI
         amount: None,
         product_line: None,
         note: None,
+        topic: Some(Topic::Inquiry),
     }
 }
 
@@ -186,6 +187,7 @@ pub async fn kept_decayed_sums_equal_a_recomputation_from_the_history(store: Arc
         amount: None,
         product_line: None,
         note: None,
+        topic: None,
     };
     // Three batches: recent first, then older ones back-filled, then one newer than all.
     let batches = [

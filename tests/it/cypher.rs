@@ -9,6 +9,7 @@ use stakegraph::demo::{self, DemoOptions};
 use stakegraph::domain::strength::StrengthModel;
 use stakegraph::domain::{
     Command, CustomerStatus, Market, MarketSet, Mendelow, Relationship, RelationshipId, StakeholderId, StakeholderKind,
+    Topic, TopicSet,
 };
 use stakegraph::store::cypher::{statements, CypherConnection, Dialect, Rows, Statement};
 use stakegraph::store::falkor::FalkorConnection;
@@ -262,14 +263,33 @@ async fn falkordb_runs_every_adapter_statement_and_answers_like_sqlite_on_the_de
     // Interactions: pages newest first with cursors, histories, by id.
     let busy: Vec<RelationshipId> = theirs_busiest(&sqlite, &relationship_ids).await;
     let (mut ours_cursor, mut theirs_cursor): (Option<InteractionCursor>, Option<InteractionCursor>) = (None, None);
+    let any = TopicSet::EMPTY;
     for _ in 0..4 {
-        let ours = cypher.interaction_pages(&busy, 3, ours_cursor).await.unwrap();
-        let theirs = sqlite.interaction_pages(&busy, 3, theirs_cursor).await.unwrap();
+        let ours = cypher.interaction_pages(&busy, 3, ours_cursor, any).await.unwrap();
+        let theirs = sqlite.interaction_pages(&busy, 3, theirs_cursor, any).await.unwrap();
         assert_eq!(ours, theirs);
         let last = theirs[&busy[0]].items.last().expect("a busy relationship has pages");
         theirs_cursor = Some(InteractionCursor { at_ms: last.at.timestamp_millis(), id: last.id });
         ours_cursor = theirs_cursor;
     }
+    // Topics are stored and filtered alike (the demo records them on customers' interactions).
+    for topics in [TopicSet::of([Topic::Order]), TopicSet::of([Topic::Complaint, Topic::Inquiry, Topic::Promotion])] {
+        let ours = cypher.interaction_pages(&busy, 5, None, topics).await.unwrap();
+        let theirs = sqlite.interaction_pages(&busy, 5, None, topics).await.unwrap();
+        assert_eq!(ours, theirs);
+        for page in theirs.values() {
+            assert!(page.items.iter().all(|interaction| interaction.topic.is_some_and(|topic| topics.contains(topic))));
+        }
+    }
+    let about: usize = sqlite
+        .interaction_pages(&busy, 50, None, any)
+        .await
+        .unwrap()
+        .values()
+        .flat_map(|page| &page.items)
+        .filter(|interaction| interaction.topic.is_some())
+        .count();
+    assert!(about > 0, "the busiest relationships have interactions with a topic");
     assert_eq!(cypher.interaction_histories(&busy).await.unwrap(), sqlite.interaction_histories(&busy).await.unwrap());
     let interaction_ids: Vec<_> =
         sqlite.interaction_histories(&busy).await.unwrap()[&busy[0]].iter().map(|interaction| interaction.id).collect();
@@ -438,6 +458,7 @@ fn every_kind_of_write(target: &Relationship) -> Vec<Vec<Command>> {
         amount: None,
         product_line: Some(Label::parse("widgets").unwrap()),
         note: Some("it's \"quoted\" \\ and ünïcode".into()),
+        topic: None,
     };
     let rename = StakeholderPatch {
         name: Some(Label::parse("Renamed \"Zed\"").unwrap()),

@@ -36,6 +36,7 @@ async fn reopening_under_another_half_life_recomputes_the_kept_sums() {
             amount: None,
             product_line: None,
             note: None,
+            topic: None,
         });
     store.apply(vec![Command::RecordInteractions(interactions.to_vec())], now).await.unwrap();
     let kept = store.relationships_by_id(&[RelationshipId(1)]).await.unwrap()[0].sums;

@@ -245,8 +245,9 @@ impl GraphStore for Held {
         relationships: &[RelationshipId],
         first: usize,
         before: Option<InteractionCursor>,
+        topics: stakegraph::domain::TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
-        self.inner.interaction_pages(relationships, first, before).await
+        self.inner.interaction_pages(relationships, first, before, topics).await
     }
 
     async fn interaction_histories(

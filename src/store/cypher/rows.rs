@@ -141,6 +141,7 @@ pub fn interaction_props(interaction: &Interaction) -> Value {
         ("amount", interaction.amount.map(|amount| amount.get()).into()),
         ("product_line", interaction.product_line.as_ref().map(|line| line.as_str()).into()),
         ("note", interaction.note.clone().into()),
+        ("topic", interaction.topic.map(|topic| topic.as_str()).into()),
     ])
 }
 
@@ -160,6 +161,10 @@ pub fn interaction(row: &[Value]) -> StoreResult<Interaction> {
             .transpose()
             .map_err(|error| invalid("product line", error.0))?,
         note: row[8].opt_text()?.map(str::to_owned),
+        topic: match &row[9] {
+            Value::Null => None,
+            value => Some(parse(value, "topic")?),
+        },
     })
 }
 

@@ -206,10 +206,10 @@ pub const SCAN_STAKEHOLDER_COLUMNS: &[&str] = &["id", "kind", "markets", "privat
 /// What the interaction statements return about `i`.
 const INTERACTION_RETURN: &str = "RETURN i.id AS id, i.relationship_id AS relationship_id, i.at AS at,
      i.channel AS channel, i.direction AS direction, i.sentiment AS sentiment, i.amount AS amount,
-     i.product_line AS product_line, i.note AS note";
+     i.product_line AS product_line, i.note AS note, i.topic AS topic";
 /// Columns of the interaction statements.
 pub const INTERACTION_COLUMNS: &[&str] =
-    &["id", "relationship_id", "at", "channel", "direction", "sentiment", "amount", "product_line", "note"];
+    &["id", "relationship_id", "at", "channel", "direction", "sentiment", "amount", "product_line", "note", "topic"];
 
 /// Interactions by id (`$ids`).
 pub static INTERACTIONS_BY_ID: LazyLock<String> =
@@ -224,19 +224,21 @@ pub static INTERACTION_HISTORIES: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The newest `$take` interactions of each relationship in `$ids` older than (`$before_at`, `$before_id`)
-/// when those are not null.
+/// when those are not null, with one of `$topics` when that is not empty.
 pub static INTERACTION_PAGES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "MATCH (i:Interaction) WHERE i.relationship_id IN $ids
            AND ($before_at IS NULL OR i.at < $before_at OR (i.at = $before_at AND i.id < $before_id))
+           AND (size($topics) = 0 OR i.topic IN $topics)
          WITH i ORDER BY i.at DESC, i.id DESC
          WITH i.relationship_id AS relationship, collect(i) AS newest
          UNWIND newest[0..$take] AS i {INTERACTION_RETURN}"
     )
 });
 
-/// How many interactions each relationship in `$ids` has.
+/// How many interactions each relationship in `$ids` has (with one of `$topics`, when that is not empty).
 pub const INTERACTION_COUNTS: &str = "MATCH (i:Interaction) WHERE i.relationship_id IN $ids
+     AND (size($topics) = 0 OR i.topic IN $topics)
      RETURN i.relationship_id AS relationship_id, count(i) AS count";
 /// Columns of [`INTERACTION_COUNTS`].
 pub const INTERACTION_COUNT_COLUMNS: &[&str] = &["relationship_id", "count"];

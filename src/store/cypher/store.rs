@@ -9,11 +9,11 @@ use super::{CypherConnection, Dialect, Rows, Statement};
 use crate::domain::strength::StrengthModel;
 use crate::domain::{
     Applied, ChangeEvent, Command, Interaction, InteractionId, Relationship, RelationshipId, RelationshipType,
-    Stakeholder, StakeholderId,
+    Stakeholder, StakeholderId, TopicSet,
 };
 use crate::store::{
-    batch, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, StakeholderPage, StakeholderQuery,
-    StakeholderSort, StoreError, StoreResult,
+    batch, topic_names, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, StakeholderPage,
+    StakeholderQuery, StakeholderSort, StoreError, StoreResult,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -420,6 +420,7 @@ impl GraphStore for CypherStore {
         relationships: &[RelationshipId],
         first: usize,
         before: Option<InteractionCursor>,
+        topics: TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
         let mut pages: HashMap<RelationshipId, InteractionPage> =
             relationships.iter().map(|id| (*id, InteractionPage::default())).collect();
@@ -427,8 +428,10 @@ impl GraphStore for CypherStore {
             return Ok(pages);
         }
         let ids: Vec<i64> = relationships.iter().map(|id| id.0).collect();
-        let counts =
-            Statement::new(cypher::INTERACTION_COUNTS, cypher::INTERACTION_COUNT_COLUMNS).param("ids", ids.clone());
+        let topics: Vec<String> = topic_names(topics).into_iter().map(str::to_owned).collect();
+        let counts = Statement::new(cypher::INTERACTION_COUNTS, cypher::INTERACTION_COUNT_COLUMNS)
+            .param("ids", ids.clone())
+            .param("topics", topics.clone());
         for row in self.run(counts).await? {
             if let Some(page) = pages.get_mut(&RelationshipId(row[0].int()?)) {
                 page.total_count = row[1].int()? as u64;
@@ -439,7 +442,8 @@ impl GraphStore for CypherStore {
             .param("ids", ids)
             .param("before_at", before_at)
             .param("before_id", before_id)
-            .param("take", first as i64 + 1);
+            .param("take", first as i64 + 1)
+            .param("topics", topics);
         let mut newest: Vec<Interaction> =
             self.run(statement).await?.iter().map(|row| rows::interaction(row)).collect::<StoreResult<_>>()?;
         newest.sort_by_key(|interaction| std::cmp::Reverse((interaction.at, interaction.id)));

@@ -7,13 +7,13 @@ mod rows;
 mod write;
 
 use super::{
-    GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, NodeRow, StakeholderPage, StakeholderQuery,
-    StakeholderSort, StoreError, StoreResult,
+    topic_names, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, NodeRow, StakeholderPage,
+    StakeholderQuery, StakeholderSort, StoreError, StoreResult,
 };
 use crate::domain::strength::StrengthModel;
 use crate::domain::{
     Applied, ChangeEvent, Command, Interaction, InteractionId, MarketSet, Relationship, RelationshipId, Stakeholder,
-    StakeholderId,
+    StakeholderId, TopicSet,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -27,7 +27,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql")];
 
 /// The schema version this binary writes (`PRAGMA user_version`); a file with a higher one is refused.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -470,16 +471,25 @@ impl GraphStore for SqliteStore {
         relationships: &[RelationshipId],
         first: usize,
         before: Option<InteractionCursor>,
+        topics: TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
         let wanted = relationships.to_vec();
+        // The topics' stored names, from the closed vocabulary (never the caller's text).
+        let about = match topics.is_empty() {
+            true => String::new(),
+            false => {
+                let names: Vec<String> = topic_names(topics).iter().map(|name| format!("'{name}'")).collect();
+                format!(" AND topic IN ({})", names.join(", "))
+            }
+        };
         self.read(move |connection| {
             let ids = id_array(wanted.iter().map(|id| id.0));
             let mut pages: HashMap<RelationshipId, InteractionPage> =
                 wanted.iter().map(|id| (*id, InteractionPage::default())).collect();
-            let mut counts = connection.prepare_cached(
-                "SELECT relationship_id, COUNT(*) FROM interaction WHERE relationship_id IN rarray(?1)
-                 GROUP BY relationship_id",
-            )?;
+            let mut counts = connection.prepare_cached(&format!(
+                "SELECT relationship_id, COUNT(*) FROM interaction WHERE relationship_id IN rarray(?1){about}
+                 GROUP BY relationship_id"
+            ))?;
             for row in counts.query_map([ids.clone()], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))? {
                 let (relationship, count) = row?;
                 if let Some(page) = pages.get_mut(&RelationshipId(relationship)) {
@@ -490,7 +500,7 @@ impl GraphStore for SqliteStore {
                 "SELECT {INTERACTION_COLUMNS} FROM (
                     SELECT *, ROW_NUMBER() OVER (PARTITION BY relationship_id ORDER BY at DESC, id DESC) AS position
                     FROM interaction
-                    WHERE relationship_id IN rarray(?1) AND (?2 IS NULL OR at < ?2 OR (at = ?2 AND id < ?3))
+                    WHERE relationship_id IN rarray(?1) AND (?2 IS NULL OR at < ?2 OR (at = ?2 AND id < ?3)){about}
                  ) WHERE position <= ?4 ORDER BY relationship_id, at DESC, id DESC"
             ))?;
             let (before_at, before_id) = before.map_or((None, None), |cursor| (Some(cursor.at_ms), Some(cursor.id.0)));

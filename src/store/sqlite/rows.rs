@@ -97,7 +97,7 @@ fn sums(row: &Row<'_>, first: usize) -> rusqlite::Result<DecayedSums> {
 
 /// Columns read by [`interaction`].
 pub const INTERACTION_COLUMNS: &str =
-    "id, relationship_id, at, channel, direction, sentiment, amount, product_line, note";
+    "id, relationship_id, at, channel, direction, sentiment, amount, product_line, note, topic";
 
 /// An interaction from [`INTERACTION_COLUMNS`].
 pub fn interaction(row: &Row<'_>) -> rusqlite::Result<Interaction> {
@@ -120,6 +120,11 @@ pub fn interaction(row: &Row<'_>) -> rusqlite::Result<Interaction> {
             .transpose()
             .map_err(|error| conversion_error(Type::Text, error.0))?,
         note: row.get(8)?,
+        topic: row
+            .get::<_, Option<String>>(9)?
+            .map(|text| text.parse())
+            .transpose()
+            .map_err(|error: crate::domain::InvalidValue| conversion_error(Type::Text, error.0))?,
     })
 }
 

@@ -155,8 +155,8 @@ impl BatchTarget for InTransaction<'_, '_> {
         self.0
             .prepare_cached(
                 "INSERT INTO interaction (relationship_id, at, channel, direction, sentiment, amount,
-                                          product_line, note)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                          product_line, note, topic)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .and_then(|mut statement| {
                 statement.execute(params![
@@ -168,6 +168,7 @@ impl BatchTarget for InTransaction<'_, '_> {
                     interaction.amount.map(|amount| amount.get()),
                     interaction.product_line.as_ref().map(|line| line.as_str()),
                     interaction.note.as_deref(),
+                    interaction.topic.map(|topic| topic.as_str()),
                 ])
             })
             .map_err(rows::internal)?;
