@@ -1,4 +1,4 @@
-//! `strengthCrossed` (DESIGN.md §7): a relationship's strength moving past a threshold, with hysteresis.
+//! `strengthCrossed` (README, "What the API offers"): a relationship's strength moving past a threshold, with hysteresis.
 //!
 //! A watched relationship is on one side of the threshold. It counts as above once its strength exceeds
 //! `threshold + hysteresis` and as below once it drops under `threshold − hysteresis`; inside that band it keeps

@@ -1,4 +1,4 @@
-//! Influence analyses in the API (DESIGN.md §4): strongest paths between two stakeholders, reach from one, and
+//! Influence analyses in the API (docs/models.md, "Influence"): strongest paths between two stakeholders, reach from one, and
 //! the key influencers of the graph or of one market.
 //!
 //! Each runs on the engine's current snapshot on a blocking thread (never on the async workers), within the

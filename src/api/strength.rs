@@ -1,5 +1,5 @@
 //! Relationship strength in the API: the score as of a time, the components that explain it, its trend, the
-//! model's version, and when it will fall below a threshold without new interactions (DESIGN.md §3).
+//! model's version, and when it will fall below a threshold without new interactions (docs/models.md, "Relationship strength").
 //!
 //! The present (any time at or after the last interaction) is O(1) from the decayed sums the store keeps on the
 //! relationship; an earlier `asOf`, and the trend when it reaches back before the last interaction, read the

@@ -1,4 +1,4 @@
-//! Subscriptions (DESIGN.md §5): the change log as a stream. A subscriber gets every committed change after its
+//! Subscriptions (ARCHITECTURE.md): the change log as a stream. A subscriber gets every committed change after its
 //! cursor in commit order: first what is already in the durable log, then each new change as it commits. The
 //! stream reads the log by cursor and waits for the engine to publish a new position when it has read everything,
 //! so there is no gap and no duplicate between replay and live, a subscriber that falls behind only reads the log

@@ -91,7 +91,7 @@ pub struct CustomerDetails {
     pub perceived_value: Option<PerceivedValue>,
 }
 
-/// Customer perceived value (DESIGN.md §2, after Kotler): what a customer gets (the core product's value and the
+/// Customer perceived value (docs/models.md, after Kotler): what a customer gets (the core product's value and the
 /// added services' value) for what it gives (the price and the costs of the relationship: time, effort, switching),
 /// in one currency. `CPV = (core value + services value) / (price + relationship costs)`: above 1 the customer
 /// gets more than it gives.

@@ -1,4 +1,4 @@
-//! Relationship strength (DESIGN.md §3): a deterministic, explainable score in [0, 1] evaluated as of a time,
+//! Relationship strength (docs/models.md, "Relationship strength"): a deterministic, explainable score in [0, 1] evaluated as of a time,
 //! from decayed interaction sums that are kept incrementally, so evaluating never scans the history.
 
 use super::relationship::{Interaction, Relationship};
@@ -118,7 +118,7 @@ pub fn seconds(time: DateTime<Utc>) -> f64 {
     time.timestamp_millis() as f64 / 1_000.0
 }
 
-/// Decayed interaction sums of one relationship, all referred to one time `t_ref` (DESIGN.md §3): adding an
+/// Decayed interaction sums of one relationship, all referred to one time `t_ref` (docs/models.md, "Relationship strength"): adding an
 /// interaction and reading at any time at or after `t_ref` are O(1).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct DecayedSums {
@@ -478,7 +478,7 @@ mod tests {
         (relationship(5, Some(0.9), Some(0.8), 3, 1461.0), history)
     }
 
-    /// Expected scores computed by hand from DESIGN.md §3 (each decay taken directly from its interaction's age,
+    /// Expected scores computed by hand from docs/models.md ("Relationship strength") (each decay taken directly from its interaction's age,
     /// without the incremental sums), to 1e-9.
     #[test]
     fn hand_computed_cases() {
@@ -580,7 +580,7 @@ mod tests {
         }
     }
 
-    /// The formula of DESIGN.md §3 written out directly over the history, with no shared code.
+    /// The formula of docs/models.md ("Relationship strength") written out directly over the history, with no shared code.
     fn direct_score(
         model: &StrengthModel,
         relationship: &Relationship,

@@ -1,4 +1,4 @@
-//! Brokers (DESIGN.md §4): who lies on the strongest paths between others, by weighted betweenness.
+//! Brokers (docs/models.md, "Influence"): who lies on the strongest paths between others, by weighted betweenness.
 //!
 //! Brandes' algorithm with "shortest" read as strongest: from each source a max-product Dijkstra counts the
 //! strongest paths to every node (σ) and keeps each node's predecessors on them; dependencies (δ) then flow back

@@ -1,4 +1,4 @@
-//! The in-memory projection of the graph and the algorithms over it (DESIGN.md §4, §5).
+//! The in-memory projection of the graph and the algorithms over it (docs/models.md, ARCHITECTURE.md).
 //!
 //! [`Engine`] keeps the current [`Snapshot`] behind an atomic pointer: analyses take the snapshot they start
 //! with and never see a half-applied change; applying a change builds the next snapshot beside it and swaps it

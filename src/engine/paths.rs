@@ -1,4 +1,4 @@
-//! Strongest influence paths (DESIGN.md §4): the influence a path carries is the product of its edge strengths;
+//! Strongest influence paths (docs/models.md, "Influence"): the influence a path carries is the product of its edge strengths;
 //! the `k` strongest loopless paths come from Yen's algorithm over a hop-bounded best-path search.
 //!
 //! A path is a sequence of stakeholders; each step takes the strongest traversable relationship between its two

@@ -1,4 +1,4 @@
-//! Key-person risk (DESIGN.md §4): how much of the firm's reach rests on one employee.
+//! Key-person risk (docs/models.md, "Influence"): how much of the firm's reach rests on one employee.
 //!
 //! The firm reaches each stakeholder through its strongest path from any employee: one max-product Dijkstra from
 //! all employees at once. Removing an employee (who then can neither start a path nor be passed through) can only

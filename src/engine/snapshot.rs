@@ -1,4 +1,4 @@
-//! An immutable, compact projection of the live graph (DESIGN.md §5): stakeholders as dense indices (in id
+//! An immutable, compact projection of the live graph (ARCHITECTURE.md): stakeholders as dense indices (in id
 //! order), relationships as compressed sparse rows in both directions, each with its strength inputs and its
 //! strength as of the snapshot's clock.
 //!
