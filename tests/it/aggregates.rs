@@ -418,3 +418,48 @@ async fn the_demo_records_perceived_values_and_their_mean_per_segment_matches_a_
         assert!((row["meanCpv"].as_f64().unwrap() - sum / *customers as f64).abs() < 1e-9);
     }
 }
+
+#[tokio::test]
+async fn a_viewer_s_charts_do_not_move_when_a_private_stakeholder_is_created_changed_or_linked() {
+    let (store, _dir) = demo_copy();
+    let schema = schema(store);
+    let charts = r#"{
+      stakeholders(first: 0) { totalCount aggregate { count byKind { key count } byMarket { key count }
+        byStatus { key count } byMendelow { key count } cpvBySegment { segment customers meanCpv } } }
+      relationships(first: 0) { totalCount aggregate { count meanStrength strengthHistogram { count }
+        byLevel { key count } byType { key count } byMarket { key count } } }
+    }"#;
+    let viewer_before = run_as(&schema, VIEWER, charts, json!({})).await;
+    let editor_before = run_as(&schema, EDITOR, charts, json!({})).await;
+    assert!(viewer_before.get("errors").is_none(), "{viewer_before:#}");
+
+    // A private customer in a segment of its own, with a perceived value, linked to a public stakeholder by a
+    // strong relationship, then changed.
+    let create = r#"mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }"#;
+    let input = json!({ "input": { "key": "SECRET-1", "name": "Secret Holdings", "private": true, "status": "ACTIVE",
+        "segment": "SECRET", "power": 0.9, "interest": 0.9,
+        "perceivedValue": { "coreValue": 10, "servicesValue": 1, "price": 1, "relationshipCosts": 1 } } });
+    let secret = run_ok(&schema, create, input).await["createCustomer"]["id"].clone();
+    let public = run_ok(
+        &schema,
+        "{ stakeholders(first: 1, filter: { kinds: [EMPLOYEE] }) { edges { node { id } } } }",
+        json!({}),
+    )
+    .await;
+    let public = public["stakeholders"]["edges"][0]["node"]["id"].clone();
+    let link = r#"mutation($input: UpsertRelationshipInput!) { upsertRelationship(input: $input) { created } }"#;
+    let relationship = json!({ "input": { "from": public, "to": secret, "type": "MANAGES", "level": "PARTNERSHIP",
+        "trust": 1.0, "commitment": 1.0, "bonds": ["FINANCIAL", "SOCIAL", "STRUCTURAL"] } });
+    run_ok(&schema, link, relationship).await;
+    let update = r#"mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { id } }"#;
+    run_ok(&schema, update, json!({ "input": { "id": secret, "status": "AT_RISK" } })).await;
+
+    let viewer_after = run_as(&schema, VIEWER, charts, json!({})).await;
+    let editor_after = run_as(&schema, EDITOR, charts, json!({})).await;
+    assert_eq!(viewer_after, viewer_before, "nothing a viewer charts tells of the private customer");
+    let count = |response: &Value, listing: &str| response["data"][listing]["aggregate"]["count"].as_u64().unwrap();
+    assert_eq!(count(&editor_after, "stakeholders"), count(&editor_before, "stakeholders") + 1);
+    assert_eq!(count(&editor_after, "relationships"), count(&editor_before, "relationships") + 1);
+    let segments = editor_after["data"]["stakeholders"]["aggregate"]["cpvBySegment"].to_string();
+    assert!(segments.contains("SECRET"), "an editor sees the private segment: {segments}");
+}
