@@ -82,6 +82,9 @@ impl PartialEq for Counted {
     }
 }
 
+/// Aggregates one version of the records keeps at most.
+const TALLIES_KEPT: usize = 256;
+
 /// Aggregates of one version of the records, by the listing filter they were tallied for.
 #[derive(Debug, Default)]
 struct Tallied(std::sync::Mutex<std::collections::HashMap<String, Arc<StakeholderTally>>>);
@@ -278,7 +281,12 @@ impl Records {
         let archived = filter.include_archived.then(|| self.archived.values()).into_iter().flatten();
         let rows = self.stakeholders.values().chain(archived).map(|row| &**row).filter(|row| filter.matches(row));
         let tally = Arc::new(tally_stakeholders(rows));
-        tallied().insert(key, tally.clone());
+        let mut memo = tallied();
+        // Searches make the filters countless: forget them all past a bound rather than grow without one.
+        if memo.len() >= TALLIES_KEPT {
+            memo.clear();
+        }
+        memo.insert(key, tally.clone());
         tally
     }
 
