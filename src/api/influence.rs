@@ -22,7 +22,7 @@ use crate::engine::analysis::{pagerank, Flow, Via, Walk};
 use crate::engine::brokers::{betweenness, sample_sources};
 use crate::engine::estimates::{EstimateSettings, Ranking};
 use crate::engine::paths::{reach_with, strongest_paths_with, Adjacency, Search};
-use crate::engine::risk::key_person_losses;
+use crate::engine::risk::{is_staff, key_person_report};
 use crate::engine::Snapshot;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -595,7 +595,7 @@ impl RiskQuery {
         let snapshot = analysis.snapshot.clone();
         let hide = hides_private(ctx);
         let node = live(&snapshot, employee_id, "employee", hide)?;
-        if !staff(&snapshot, node) {
+        if !is_staff(&snapshot, node) {
             return Err(ApiError::bad_input(
                 "employee",
                 format!("stakeholder {employee_id} is not a member of staff; pass an employee who is not a candidate"),
@@ -604,24 +604,9 @@ impl RiskQuery {
         let (losses, by_market, affected, total_loss) = analysis
             .run(move |snapshot, deadline| {
                 let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default()).hiding_private(hide);
-                let employees: Vec<u32> = (0..snapshot.node_count() as u32)
-                    .filter(|&node| staff(snapshot, node) && !walk.hides(node))
-                    .collect();
-                let losses = key_person_losses(&walk, &employees, node, min_score, Some(deadline))?;
-                let mut by_market: Vec<MarketLoss> = domain::Market::ALL
-                    .iter()
-                    .map(|market| {
-                        let members = losses.iter().filter(|loss| snapshot.markets(loss.node).contains(*market));
-                        let (loss, stakeholders) =
-                            members.fold((0.0, 0), |(sum, count), loss| (sum + loss.lost(), count + 1));
-                        MarketLoss { market: (*market).into(), loss, stakeholders }
-                    })
-                    .filter(|market| market.stakeholders > 0)
-                    .collect();
-                by_market.sort_by(|a, b| b.loss.total_cmp(&a.loss));
-                let total_loss = losses.iter().map(|loss| loss.lost()).sum();
-                let affected = losses.len() as i32;
-                let listed = losses
+                let report = key_person_report(&walk, node, min_score, Some(deadline))?;
+                let listed = report
+                    .losses
                     .iter()
                     .take(first)
                     .map(|loss| ReachLoss {
@@ -631,7 +616,16 @@ impl RiskQuery {
                         loss: loss.lost(),
                     })
                     .collect::<Vec<_>>();
-                Some((listed, by_market, affected, total_loss))
+                let by_market = report
+                    .by_market
+                    .iter()
+                    .map(|(market, loss, count)| MarketLoss {
+                        market: (*market).into(),
+                        loss: *loss,
+                        stakeholders: *count as i32,
+                    })
+                    .collect::<Vec<_>>();
+                Some((listed, by_market, report.losses.len() as i32, report.total_loss))
             })
             .await?;
         Ok(KeyPersonRisk {
@@ -701,11 +695,6 @@ fn ranked_brokers(
 }
 
 /// Whether `node` is a member of staff (an employee in the internal market, not a candidate).
-fn staff(snapshot: &Snapshot, node: u32) -> bool {
-    snapshot.kind(node) == domain::StakeholderKind::Employee
-        && snapshot.markets(node).contains(domain::Market::Internal)
-}
-
 /// The markets of the stakeholders `node` is directly related to (over the relationships `walk` follows).
 fn bridged(walk: &Walk<'_>, node: u32) -> MarketSet {
     let snapshot = walk.snapshot();

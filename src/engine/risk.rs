@@ -6,7 +6,10 @@
 //!
 //! Each search takes time O((n + m) log m) and memory O(n + m) for n nodes and m edges.
 
+use super::analysis::Walk;
 use super::paths::Adjacency;
+use super::Snapshot;
+use crate::domain::{Market, StakeholderKind};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
@@ -65,6 +68,51 @@ pub fn key_person_losses(
         .collect();
     losses.sort_by(|a, b| b.lost().total_cmp(&a.lost()).then(a.node.cmp(&b.node)));
     Some(losses)
+}
+
+/// What one employee's departure costs the firm's reach, whole and per market.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyPersonReport {
+    /// Every loss, biggest first (ties: lower node).
+    pub losses: Vec<Loss>,
+    /// Per market with at least one stakeholder losing: the market, the sum of its stakeholders' losses and how
+    /// many lose, biggest sum first (ties: the markets' order). A stakeholder in several markets counts in each.
+    pub by_market: Vec<(Market, f64, usize)>,
+    /// The sum of all losses.
+    pub total_loss: f64,
+}
+
+/// The key-person report of staff member `employee` on `walk`'s snapshot: the firm reaches each stakeholder from
+/// its staff (employees in the internal market, not candidates) that the walk does not hide; `employee` is
+/// removed. `None` if `deadline` passes first. O((n + m) log m) for the two searches, O(n) for the rest.
+pub fn key_person_report(
+    walk: &Walk<'_>,
+    employee: u32,
+    min_score: f64,
+    deadline: Option<Instant>,
+) -> Option<KeyPersonReport> {
+    let snapshot = walk.snapshot();
+    let employees: Vec<u32> =
+        (0..snapshot.node_count() as u32).filter(|&node| is_staff(snapshot, node) && !walk.hides(node)).collect();
+    let losses = key_person_losses(walk, &employees, employee, min_score, deadline)?;
+    let mut by_market: Vec<(Market, f64, usize)> = Market::ALL
+        .iter()
+        .map(|market| {
+            let members = losses.iter().filter(|loss| snapshot.markets(loss.node).contains(*market));
+            let (lost, count) = members.fold((0.0, 0), |(sum, count), loss| (sum + loss.lost(), count + 1));
+            (*market, lost, count)
+        })
+        .filter(|(_, _, count)| *count > 0)
+        .collect();
+    // A stable sort: equal sums keep the markets' order.
+    by_market.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total_loss = losses.iter().map(Loss::lost).sum();
+    Some(KeyPersonReport { losses, by_market, total_loss })
+}
+
+/// Whether `node` is on the firm's staff: an employee in the internal market (a candidate is in recruitment).
+pub fn is_staff(snapshot: &Snapshot, node: u32) -> bool {
+    snapshot.kind(node) == StakeholderKind::Employee && snapshot.markets(node).contains(Market::Internal)
 }
 
 /// A strongest-path search from many sources at once, keeping its buffers between runs.
