@@ -18,7 +18,7 @@ use super::stakeholders::{load_stakeholder, StakeholderNode};
 use super::ApiLimits;
 use super::{ApiContext, Deadline};
 use crate::domain::{self, MarketSet, RelationshipId, StakeholderId};
-use crate::engine::analysis::{pagerank, Flow, Via, Walk};
+use crate::engine::analysis::{pagerank, top_ranked, Flow, Restarts, Via, Walk};
 use crate::engine::brokers::{betweenness, sample_sources};
 use crate::engine::estimates::{EstimateSettings, Ranking};
 use crate::engine::paths::{reach_with, strongest_paths_with, Adjacency, Search};
@@ -350,29 +350,16 @@ impl InfluenceQuery {
         let (ranked, iterations) = analysis
             .run(move |snapshot, deadline| {
                 let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default()).hiding_private(hide);
-                // Hiding private stakeholders, the surfer jumps only to public ones: the ranks are then those of
-                // the public part of the graph, and a private stakeholder's rank is 0.
-                let teleport: Vec<u32> = match in_market {
-                    Some(market) => (0..snapshot.node_count() as u32)
-                        .filter(|&node| snapshot.markets(node).contains(market) && !walk.hides(node))
-                        .collect(),
-                    None if hide => (0..snapshot.node_count() as u32).filter(|&node| !walk.hides(node)).collect(),
-                    None => Vec::new(),
-                };
-                if (in_market.is_some() || hide) && teleport.is_empty() {
+                let restarts = Restarts::of(&walk, in_market);
+                if restarts == Restarts::Nowhere {
                     return Some((Vec::new(), 0));
                 }
                 let key = format!("pagerank {in_market:?} {min_strength} hide_private={hide}");
                 let ranks = engine.memoized(snapshot, &key, || {
-                    pagerank(&walk, DAMPING, PAGERANK_TOLERANCE, &teleport, 1_000, Some(deadline))
+                    pagerank(&walk, DAMPING, PAGERANK_TOLERANCE, restarts.teleport(), 1_000, Some(deadline))
                 })?;
-                let mut order: Vec<u32> = (0..snapshot.node_count() as u32).filter(|&node| !walk.hides(node)).collect();
-                order.sort_unstable_by(|a, b| {
-                    ranks.values[*b as usize].total_cmp(&ranks.values[*a as usize]).then(a.cmp(b))
-                });
-                let ranked = order
+                let ranked = top_ranked(&walk, &ranks.values, first)
                     .into_iter()
-                    .take(first)
                     .enumerate()
                     .map(|(position, node)| Influencer {
                         stakeholder: snapshot.stakeholder(node),

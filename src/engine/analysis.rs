@@ -2,7 +2,7 @@
 
 use super::paths::Adjacency;
 use super::snapshot::Snapshot;
-use crate::domain::{MarketSet, StakeholderKind};
+use crate::domain::{Market, MarketSet, StakeholderKind};
 use std::time::Instant;
 
 /// Which way influence may travel over a relationship (which runs from one stakeholder to another).
@@ -156,6 +156,54 @@ impl Adjacency for Walk<'_> {
     fn link(&self, from: u32, to: u32) -> Option<f64> {
         self.edge(from, to).map(|(_, strength)| strength)
     }
+}
+
+/// Where PageRank's surfer may restart for a `keyInfluencers` ranking.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restarts {
+    /// Anywhere: the plain ranking.
+    Anywhere,
+    /// Only at these nodes: personalised to a market, or the public part of the graph for a caller who sees private
+    /// stakeholders masked (a private stakeholder's rank is then 0).
+    Only(Vec<u32>),
+    /// Nowhere: nobody to rank (no visible stakeholder in the market).
+    Nowhere,
+}
+
+impl Restarts {
+    /// The restarts for ranking the stakeholders `walk` shows, personalised to `market` when given. O(n).
+    pub fn of(walk: &Walk<'_>, market: Option<Market>) -> Self {
+        let snapshot = walk.snapshot();
+        let eligible =
+            |node: &u32| !walk.hides(*node) && market.is_none_or(|market| snapshot.markets(*node).contains(market));
+        if market.is_none() && !walk.hide_private {
+            return Restarts::Anywhere;
+        }
+        match (0..snapshot.node_count() as u32).filter(eligible).collect::<Vec<_>>() {
+            nodes if nodes.is_empty() => Restarts::Nowhere,
+            nodes => Restarts::Only(nodes),
+        }
+    }
+
+    /// The teleport set [`pagerank`] takes (empty: all nodes).
+    pub fn teleport(&self) -> &[u32] {
+        match self {
+            Restarts::Only(nodes) => nodes,
+            Restarts::Anywhere | Restarts::Nowhere => &[],
+        }
+    }
+}
+
+/// The `first` nodes `walk` shows with the highest `values`, highest first (ties: lower node). O(n + k log k).
+pub fn top_ranked(walk: &Walk<'_>, values: &[f64], first: usize) -> Vec<u32> {
+    let order = |a: &u32, b: &u32| values[*b as usize].total_cmp(&values[*a as usize]).then(a.cmp(b));
+    let mut ranked: Vec<u32> = (0..values.len() as u32).filter(|&node| !walk.hides(node)).collect();
+    if ranked.len() > first && first > 0 {
+        ranked.select_nth_unstable_by(first - 1, order);
+    }
+    ranked.truncate(first);
+    ranked.sort_unstable_by(order);
+    ranked
 }
 
 /// The result of PageRank.
@@ -408,5 +456,28 @@ pub(crate) mod tests {
         for (ours, theirs) in [ranks.values[0], ranks.values[2], ranks.values[3]].iter().zip(&expected) {
             assert!((ours - theirs).abs() < 1e-10, "{ours} against {theirs}");
         }
+    }
+
+    #[test]
+    fn top_ranked_takes_the_highest_visible_ones_ties_to_the_lower_node() {
+        let snapshot = snapshot_with_private(5, &[2], &[(1, 2, 3, 0.5)]);
+        let all = Walk::new(&snapshot, Flow::Both, 0.0, &Via::default());
+        let values = [0.1, 0.4, 0.4, 0.05, 0.3];
+        assert_eq!(top_ranked(&all, &values, 3), vec![1, 2, 4]);
+        assert_eq!(top_ranked(&all, &values, 10), vec![1, 2, 4, 0, 3]);
+        assert!(top_ranked(&all, &values, 0).is_empty());
+        let public = all.hiding_private(true);
+        assert_eq!(top_ranked(&public, &values, 3), vec![2, 4, 0], "node 1 (stakeholder 2) is private");
+    }
+
+    #[test]
+    fn restarts_are_everywhere_unless_a_market_or_privacy_narrows_them() {
+        let snapshot = snapshot_with_private(3, &[3], &[(1, 2, 3, 0.5)]);
+        let all = Walk::new(&snapshot, Flow::Both, 0.0, &Via::default());
+        assert_eq!(Restarts::of(&all, None), Restarts::Anywhere);
+        assert!(Restarts::of(&all, None).teleport().is_empty());
+        assert_eq!(Restarts::of(&all.hiding_private(true), None), Restarts::Only(vec![0, 1]));
+        // These test stakeholders take part in no market (the API's tests personalise to real ones).
+        assert_eq!(Restarts::of(&all, Some(Market::Customer)), Restarts::Nowhere);
     }
 }
