@@ -114,6 +114,14 @@ struct Args {
     /// The service's `websocket.subscriber_nice` (0: subscribers' threads at the requests' priority).
     #[arg(long, default_value_t = stakegraph::ws::WsLimits::default().subscriber_nice)]
     subscriber_nice: u8,
+    /// How often, in microseconds, the clients' runtime looks for received messages while measuring: its worker
+    /// sleeps this long between looks instead of waiting in `epoll_wait`. On loopback the receiving side of a
+    /// `send` runs in the sender's system call, on the service's core, and waking a client thread asleep in
+    /// `epoll_wait` (a cross-core wake-up) is a large part of it, which a remote client would never cost the
+    /// service; the delay this adds to a receive instant (at most this long) shows in the clients' lateness. 0:
+    /// the runtime waits in `epoll_wait` as any tokio program does.
+    #[arg(long, default_value_t = 500)]
+    client_poll_us: u64,
     /// Internal: serve the database at this path and print the address (the `child` placement).
     #[arg(long, hide = true)]
     serve_child: Option<PathBuf>,
@@ -237,9 +245,19 @@ async fn run(args: Args, pinning: Pinning) -> anyhow::Result<()> {
         "service: websocket.subscriber_nice = {} (0: its WebSocket threads at the requests' priority)",
         args.subscriber_nice
     ));
+    report.line(if args.client_poll_us > 0 {
+        format!(
+            "clients: while measuring, their runtime looks for received messages every {} µs instead of waiting in \
+             epoll_wait (--client-poll-us; 0 to wait)",
+            args.client_poll_us
+        )
+    } else {
+        "clients: their runtime waits in epoll_wait (--client-poll-us 0)".to_owned()
+    });
     let mut failures = Vec::new();
     let mut figures = json!({
         "machine": { "cores": cores, "open_files_limit": limit, "load_average_before": load, "pinning": pinning.note,
+            "client_poll_us": args.client_poll_us,
                      "subscriber_nice": args.subscriber_nice },
     });
     let mutations = (args.rate * args.seconds).round().max(1.0) as u64;
@@ -462,6 +480,9 @@ struct ProcessStats {
     peak_rss_mib: f64,
     threads: u64,
     open_files: u64,
+    /// Time its threads spent runnable but waiting for a core (`/proc/<pid>/task/*/schedstat`, Linux with
+    /// schedstats), summed over the threads alive when read: CPU taken by other processes on its cores.
+    waited_seconds: Option<f64>,
 }
 
 fn process_stats(pid: u32) -> ProcessStats {
@@ -487,6 +508,13 @@ fn process_stats(pid: u32) -> ProcessStats {
         stats.peak_rss_mib = kib("VmHWM:") / 1024.0;
     }
     stats.open_files = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count() as u64);
+    stats.waited_seconds = std::fs::read_dir(format!("/proc/{pid}/task")).ok().map(|tasks| {
+        let waited = |task: std::fs::DirEntry| {
+            let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            schedstat.split_whitespace().nth(1)?.parse::<u64>().ok()
+        };
+        tasks.flatten().filter_map(waited).sum::<u64>() as f64 / 1e9
+    });
     stats
 }
 
@@ -784,6 +812,29 @@ async fn receive(
     receipts
 }
 
+/// Keeps this runtime's worker from waiting in `epoll_wait` until `stop`: it sleeps `micros` (a plain sleep, which
+/// a `send` to one of its sockets does not have to wake), then yields, which makes the worker look for ready
+/// sockets without waiting and run their tasks. See `--client-poll-us`.
+async fn poll_every(micros: u64, stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        std::thread::sleep(Duration::from_micros(micros));
+        tokio::task::yield_now().await;
+    }
+}
+
+/// How late, in milliseconds, a task due every millisecond runs on this runtime, until `stop`.
+async fn lateness(mut stop: watch::Receiver<bool>) -> Vec<f64> {
+    let mut late = Vec::new();
+    loop {
+        let due = tokio::time::Instant::now() + Duration::from_millis(1);
+        tokio::select! {
+            _ = stop.changed() => return late,
+            () = tokio::time::sleep_until(due) => {}
+        }
+        late.push(signed_ms(Instant::now(), due.into_std()));
+    }
+}
+
 /// One measured mutation.
 struct Mutation {
     scheduled: Instant,
@@ -878,6 +929,7 @@ async fn fan_out(
         .into_iter()
         .map(|socket| tokio::spawn(receive(socket, tracker.clone(), stopped.clone(), count + 1)))
         .collect();
+    let poller = (args.client_poll_us > 0).then(|| tokio::spawn(poll_every(args.client_poll_us, stopped.clone())));
 
     // Warm-up: one mutation that every subscriber must receive, which proves every subscription is live.
     progress("fan-out: warm-up mutation");
@@ -910,6 +962,10 @@ async fn fan_out(
 
     // The measured window: open loop, one mutation every 1/rate s whether or not the previous one has answered.
     let cpu_before = (process_stats(server.pid), process_stats(std::process::id()));
+    // How late the clients' runtime runs a task that is due (a timer every millisecond, on the runtime the
+    // receiving tasks run on): the delay a delivery waits in this process before its receive instant is taken.
+    let (probe_stop, probe_stopped) = watch::channel(false);
+    let probe = tokio::spawn(lateness(probe_stopped));
     // The mutations run on a runtime of their own, on their own thread, so that their timing does not include
     // queueing behind this process's thousands of receiving tasks.
     let period = Duration::from_secs_f64(1.0 / args.rate);
@@ -956,6 +1012,8 @@ async fn fan_out(
     let drained = wait_for(&tracker.delivered, expected_each * connected as u64, stall).await;
     let cpu_after = (process_stats(server.pid), process_stats(std::process::id()));
     let cpu_wall = window.elapsed().as_secs_f64();
+    let _ = probe_stop.send(true);
+    let client_lateness = summary(&mut probe.await?);
     progress(format!(
         "fan-out: {} of {} deliveries arrived{}",
         tracker.delivered.load(Ordering::Relaxed),
@@ -963,6 +1021,9 @@ async fn fan_out(
         if drained { String::new() } else { format!(" (gave up after {} s without progress)", args.stall_seconds) }
     ));
     let _ = stop.send(true);
+    if let Some(poller) = poller {
+        poller.await?;
+    }
     let mut subscribers = Vec::with_capacity(connected);
     for reader in readers {
         subscribers.push(reader.await?);
@@ -1092,6 +1153,10 @@ async fn fan_out(
         after.cpu_seconds.zip(before.cpu_seconds).map(|(after, before)| after - before)
     };
     let (server_cpu, client_cpu) = (cpu(cpu_after.0, cpu_before.0), cpu(cpu_after.1, cpu_before.1));
+    let waited = |after: ProcessStats, before: ProcessStats| {
+        after.waited_seconds.zip(before.waited_seconds).map(|(after, before)| (after - before).max(0.0))
+    };
+    let (server_waited, client_waited) = (waited(cpu_after.0, cpu_before.0), waited(cpu_after.1, cpu_before.1));
     let seconds = |cpu: Option<f64>| cpu.map_or("unknown (/proc unreadable)".to_owned(), |cpu| format!("{cpu:.1} s"));
     let offered = args.rate * connected as f64;
     let delivered_rate = measured as f64 / (signed_ms(last_delivered, window) / 1e3).max(1e-9);
@@ -1182,9 +1247,19 @@ async fn fan_out(
             seconds(client_cpu)
         )
     });
+    report.line(format!(
+        "waiting for a core meanwhile (runnable, not running; other processes on its cores): service {}, clients {}",
+        seconds(server_waited),
+        seconds(client_waited)
+    ));
+    report.line(format!(
+        "clients' runtime lateness (a task due every 1 ms on the receivers' runtime, run this late; includes the \
+         timer's 1 ms granularity): {}",
+        describe(&client_lateness)
+    ));
     report.line(
         "note: receive instants are taken by the client tasks, which share the machine's cores with the service, \
-         so they include the clients' own scheduling delay",
+         so they include the clients' own scheduling delay (the lateness above)",
     );
     if placement == Placement::InProcess {
         report.line("note: client and service share one process and one tokio runtime");
@@ -1228,8 +1303,10 @@ async fn fan_out(
         "latency_to_last_subscriber": to_all,
         "listen_overflows_while_connecting": overflows,
         "client_process": { "open_files": clients_held.open_files, "rss_mib": clients_held.rss_mib },
+        "client_lateness": client_lateness,
         "cpu_seconds": {
             "service": server_cpu, "clients": client_cpu, "wall": cpu_wall,
+            "service_waited": server_waited, "clients_waited": client_waited,
             "same_process": placement == Placement::InProcess,
         },
     }))
@@ -1291,9 +1368,10 @@ async fn ladder(
             .iter()
             .map(|run| p(&run[index], "mutation_response", "p50_ms") / p(&run[0], "mutation_response", "p50_ms"))
             .collect();
+        let (waited, late) = (column("cpu_seconds", "service_waited"), column("client_lateness", "p99_ms"));
         report.line(format!(
             "{level:>6} subscribers: mutation p50 {} ms (median {:.2}), p99 {} ms (median {:.2}); ratio {} (median \
-             {:.2}); fan-out p50 {} ms, p99 {} ms",
+             {:.2}); fan-out p50 {} ms, p99 {} ms; service waited for a core {} s; clients' lateness p99 {} ms",
             list(&mutation_p50, 2),
             median(mutation_p50.clone()),
             list(&mutation_p99, 2),
@@ -1302,11 +1380,14 @@ async fn ladder(
             median(ratio.clone()),
             if *level == 0 { "-".to_owned() } else { list(&fan_out_p50, 1) },
             if *level == 0 { "-".to_owned() } else { list(&fan_out_p99, 1) },
+            list(&waited, 2),
+            list(&late, 1),
         ));
         summary.push(json!({
             "subscribers": level,
             "mutation_p50_ms": mutation_p50, "mutation_p99_ms": mutation_p99, "ratio_p50": ratio,
             "fan_out_p50_ms": fan_out_p50, "fan_out_p99_ms": fan_out_p99,
+            "service_waited_seconds": waited, "client_lateness_p99_ms": late,
             "median": {
                 "mutation_p50_ms": median(mutation_p50.clone()), "mutation_p99_ms": median(mutation_p99.clone()),
                 "ratio_p50": median(ratio.clone()),

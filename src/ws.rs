@@ -18,11 +18,13 @@
 //!
 //! Operations run through [`StakegraphSchema::execute_websocket`] with the connection's caller as session data, so
 //! the request policy (limits, deadline, error codes) applies as over HTTP; a `changes` subscription's events may
-//! come rendered once for all the subscribers of its class (`api::fanout`), and are sent as they are. Each running operation's stream sits in a
-//! [`SelectAll`]: a wake-up polls only the streams that were woken, not every stream of the connection. Messages are
-//! written one at a time and nothing is read or polled while one is being written, so a client that stops
-//! reading holds only what its socket buffers hold (its subscriptions then fall behind the change log, which ends
-//! them with `LIMIT_EXCEEDED` once they lag too far; see `api::subscription`).
+//! come rendered once for all the subscribers of its class (`api::fanout`), and are sent as they are. Each running
+//! operation's stream sits in a [`SelectAll`]: a wake-up polls only the streams that were woken, not every stream of
+//! the connection. What the operations have ready when the connection gets its turn (at most 64 messages or 64 KiB)
+//! is written with one flush, so a subscriber that fell behind costs one `send` for several events, not one each.
+//! Nothing is read or polled while a batch is being written, so a client that stops reading holds only what its
+//! socket buffers hold and one batch (its subscriptions then fall behind the change log, which ends them with
+//! `LIMIT_EXCEEDED` once they lag too far; see `api::subscription`).
 //!
 //! Operations are capped per connection and per API key (across all of the key's connections); past a cap the
 //! `subscribe` gets an `error` message with `extensions.code = "LIMIT_EXCEEDED"` naming the limit, and the
@@ -37,6 +39,7 @@ use crate::api::{Caller, StakegraphSchema};
 use async_graphql::{Data, Response, Value as GraphQLValue};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll, Stream, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -269,6 +272,8 @@ enum Flow {
 struct Active {
     /// Tells this operation's results from those of an earlier one with the same id.
     generation: u64,
+    /// The start of its `next` messages, up to the payload: `{"type":"next","id":<id>,"payload":`.
+    next: Box<str>,
     abort: AbortHandle,
     _slot: Slot,
 }
@@ -467,8 +472,9 @@ where
         let (stream, abort) = futures_util::stream::abortable(stream);
         self.started += 1;
         let generation = self.started;
+        let next = format!(r#"{{"type":"{}","id":{},"payload":"#, self.protocol.next(), json!(id)).into();
         let id: Arc<str> = id.into();
-        self.active.insert(id.to_string(), Active { generation, abort, _slot: slot });
+        self.active.insert(id.to_string(), Active { generation, next, abort, _slot: slot });
         self.running.push(Operation { id, generation, stream: Some(stream), first: true });
         Flow::Continue
     }
@@ -484,22 +490,55 @@ where
         Flow::Continue
     }
 
-    /// Sends what an operation produced: a result, or its end.
-    async fn deliver(&mut self, (id, generation, event): (Arc<str>, u64, Option<(Outgoing, bool)>)) -> Flow {
-        if self.active.get(&*id).is_none_or(|active| active.generation != generation) {
-            return Flow::Continue; // completed by the client meanwhile
+    /// Sends what operations produced: `event`, and whatever the connection's other operations (or the same one)
+    /// have ready at this moment, up to [`BATCH_MESSAGES`] messages or [`BATCH_BYTES`], written with one flush (one
+    /// `send` on the socket). A subscriber that keeps up gets one event per flush as before; one that fell behind
+    /// (its class queued several events while the connection waited for a turn) gets them in one write, so a busy
+    /// service catches up instead of falling further behind.
+    async fn deliver(&mut self, event: Produced) -> Flow {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        let mut next = Some(event);
+        while let Some(event) = next.take() {
+            if let Some(message) = self.message(event) {
+                bytes += message.len();
+                batch.push(Message::text(message));
+            }
+            if batch.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES {
+                break;
+            }
+            next = self.ready_now().await;
         }
+        self.send_all(batch).await
+    }
+
+    /// The next result of a running operation if one is ready now (polled with this task's waker, so nothing ready
+    /// later is missed).
+    async fn ready_now(&mut self) -> Option<Produced> {
+        std::future::poll_fn(|cx| match self.running.poll_next_unpin(cx) {
+            Poll::Ready(event) => Poll::Ready(event),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
+    }
+
+    /// The message that sends what an operation produced (a result, or its end); `None` when there is none to
+    /// send (the client completed the operation meanwhile).
+    fn message(&mut self, (id, generation, event): Produced) -> Option<String> {
+        let active = self.active.get(&*id).filter(|active| active.generation == generation)?;
         let Some((outgoing, first)) = event else {
             self.active.remove(&*id);
-            return self.send(json!({ "type": "complete", "id": &*id })).await;
+            return Some(json!({ "type": "complete", "id": &*id }).to_string());
         };
         let mut response = match outgoing {
             Outgoing::Response(response) => *response,
             // A payload rendered once for every subscriber of its class: only the id is this operation's.
             Outgoing::Rendered(payload) => {
-                let id = serde_json::to_string(&*id).unwrap_or_default();
-                let message = format!(r#"{{"type":"{}","id":{id},"payload":{payload}}}"#, self.protocol.next());
-                return self.send_text(message).await;
+                let mut message = String::with_capacity(active.next.len() + payload.len() + 1);
+                message.push_str(&active.next);
+                message.push_str(&payload);
+                message.push('}');
+                return Some(message);
             }
         };
         response.errors.iter_mut().for_each(crate::api::add_code);
@@ -509,9 +548,9 @@ where
                 active.abort.abort();
             }
             let errors = serde_json::to_value(&response.errors).unwrap_or_default();
-            return self.send(json!({ "type": "error", "id": &*id, "payload": errors })).await;
+            return Some(json!({ "type": "error", "id": &*id, "payload": errors }).to_string());
         }
-        self.send(json!({ "type": self.protocol.next(), "id": &*id, "payload": response })).await
+        Some(json!({ "type": self.protocol.next(), "id": &*id, "payload": response }).to_string())
     }
 
     async fn send_error(&mut self, id: &str, errors: Vec<Value>) -> Flow {
@@ -526,8 +565,23 @@ where
 
     /// Sends `message`, JSON already, as [`Self::send`] does.
     async fn send_text(&mut self, message: String) -> Flow {
+        self.send_all(vec![Message::text(message)]).await
+    }
+
+    /// Sends `messages` in order with one flush, as [`Self::send`] does (the timeout is for all of them).
+    async fn send_all(&mut self, messages: Vec<Message>) -> Flow {
+        if messages.is_empty() {
+            return Flow::Continue;
+        }
         let timeout = Duration::from_millis(self.hub.limits.send_timeout_ms);
-        match tokio::time::timeout(timeout, self.socket.send(Message::text(message))).await {
+        let socket = &mut self.socket;
+        let sending = async move {
+            for message in messages {
+                socket.feed(message).await?;
+            }
+            socket.flush().await
+        };
+        match tokio::time::timeout(timeout, sending).await {
             Ok(Ok(())) => Flow::Continue,
             Ok(Err(_)) | Err(_) => Flow::Stop,
         }
@@ -556,6 +610,15 @@ where
         _ = tokio::time::timeout(self.hub.limits.init_timeout(), closing).await;
     }
 }
+
+/// Most messages written with one flush.
+const BATCH_MESSAGES: usize = 64;
+
+/// Bytes of messages past which no more are added to a flush.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// What a running operation produced: its id, generation, and a result (with whether it is the first) or its end.
+type Produced = (Arc<str>, u64, Option<(Outgoing, bool)>);
 
 /// A close reason may hold at most 123 bytes (RFC 6455 §5.5: 125 bytes of control payload, 2 of them the code).
 const MAX_CLOSE_REASON: usize = 123;
@@ -602,7 +665,7 @@ struct Operation {
 }
 
 impl Stream for Operation {
-    type Item = (Arc<str>, u64, Option<(Outgoing, bool)>);
+    type Item = Produced;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
