@@ -215,11 +215,11 @@ impl ExactSum {
     /// Adds `term` (finite, at least 0).
     #[inline]
     pub fn add(&mut self, term: f64) {
-        debug_assert!(term >= 0.0 && term < Self::UNITS, "{term}");
-        let whole = term.trunc();
-        // The fraction is exact in f64, and so is its scaling by a power of two; `as` rounds it down.
-        let fraction = ((term - whole) * Self::UNITS) as u64;
-        self.0 += (u128::from(whole as u64) << 64) | u128::from(fraction);
+        debug_assert!((0.0..Self::UNITS).contains(&term), "{term}");
+        // `as` rounds down; the whole part is exact in f64 again, the fraction is exact, and so is its scaling.
+        let whole = term as u64;
+        let fraction = ((term - whole as f64) * Self::UNITS) as u64;
+        self.0 += (u128::from(whole) << 64) | u128::from(fraction);
     }
 
     /// Adds another sum.
@@ -890,6 +890,28 @@ pub(crate) mod tests {
         assert_eq!(sources.len(), 40);
         assert!(sources.windows(2).all(|pair| pair[0] < pair[1]) && sources.iter().all(|&node| node < 1_000));
         assert_ne!(sources, sample_sources(1_000, 10, 40, 8).0, "another seed, another sample");
+    }
+
+    #[test]
+    fn exact_sums_are_the_same_bits_in_any_order() {
+        use rand::seq::SliceRandom;
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let terms: Vec<f64> = (0..2_000).map(|_| rng.gen_range(0.0..1e6) / rng.gen_range(1.0..7.0)).collect();
+        let sum = |terms: &[f64]| {
+            let mut sum = ExactSum::default();
+            terms.iter().for_each(|&term| sum.add(term));
+            sum
+        };
+        let forward = sum(&terms);
+        let mut shuffled = terms.clone();
+        shuffled.shuffle(&mut rng);
+        let mut chunked = ExactSum::default();
+        shuffled.chunks(7).for_each(|chunk| chunked.merge(sum(chunk)));
+        assert_eq!(chunked, forward, "shuffled and in chunks");
+        let float: f64 = terms.iter().sum();
+        assert!((forward.value() - float).abs() <= float * 1e-12, "{} against {float}", forward.value());
+        assert_eq!(sum(&[0.5, 0.25, 3.0, 1e9]).value(), 1_000_000_003.75, "dyadic terms are kept exactly");
     }
 
     #[test]
