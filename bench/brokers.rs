@@ -7,6 +7,10 @@
 //!
 //! `cargo run --release --example brokers-bench -- --db /tmp/demo-100k.db`  (`--seeds 1,2,3 --max-sources 4096
 //! --threads 2 --hide-private --json`)
+//!
+//! With `--per-source N` it times instead the first `N` sources of the first seed's order on one thread (no leaf
+//! folding, chunks of 8), and prints milliseconds per source and the betweenness sums from those sources (JSON):
+//! the engine's side of `bench/brokers_peer.py`, which runs igraph from the same sources.
 
 use anyhow::Context;
 use clap::Parser;
@@ -60,6 +64,9 @@ struct Args {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Time this many sources on one thread instead (see the module's comment).
+    #[arg(long)]
+    per_source: Option<usize>,
 }
 
 /// One seed's run: the top-k at each checkpoint and the time to it, and where each `z` first held.
@@ -92,6 +99,25 @@ async fn main() -> anyhow::Result<()> {
         degree_one += usize::from(neighbours.len() == 1);
     }
     let counts = |node: u32| !walk.hides(node);
+    if let Some(count) = args.per_source {
+        let seed = args.seeds.first().copied().unwrap_or(1);
+        let sources: Vec<u32> =
+            source_order(visible.len(), seed).into_iter().take(count).map(|index| visible[index as usize]).collect();
+        let report = per_source(&arcs, &sources);
+        if args.json {
+            println!("{}", serde_json::to_string(&json!({ "per_source": report }))?);
+        } else {
+            println!(
+                "{} sources: {:.2} ms per source (chunks of {PER_SOURCE_CHUNK}: median {:.2}, p10 {:.2}, p90 {:.2})",
+                sources.len(),
+                report["mean_ms"],
+                report["median_ms"],
+                report["p10_ms"],
+                report["p90_ms"]
+            );
+        }
+        return Ok(());
+    }
     let folding = if args.unfolded { Folding::none(arcs.node_count()) } else { Folding::of(&arcs) };
     let sampled: Vec<u32> = visible.iter().copied().filter(|&node| !folding.leaf[node as usize]).collect();
     let runs: Vec<Run> = args
@@ -193,6 +219,36 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Sources per timed chunk of `--per-source`.
+const PER_SOURCE_CHUNK: usize = 8;
+
+/// `sources` on this thread, a chunk at a time: milliseconds per source (mean over all, and the spread over the
+/// chunks) and the betweenness sums.
+fn per_source(arcs: &Arcs, sources: &[u32]) -> serde_json::Value {
+    let mut sums = vec![0.0; arcs.node_count()];
+    let mut chunk_ms = Vec::new();
+    let started = Instant::now();
+    for chunk in sources.chunks(PER_SOURCE_CHUNK) {
+        let chunk_started = Instant::now();
+        let found = weighted_dependencies(arcs, chunk, None, None).expect("no deadline");
+        chunk_ms.push(chunk_started.elapsed().as_secs_f64() * 1000.0 / chunk.len() as f64);
+        for (sum, more) in sums.iter_mut().zip(found.sums()) {
+            *sum += more;
+        }
+    }
+    let mean_ms = started.elapsed().as_secs_f64() * 1000.0 / sources.len().max(1) as f64;
+    chunk_ms.sort_by(f64::total_cmp);
+    let at = |share: f64| chunk_ms.get(((chunk_ms.len() - 1) as f64 * share).round() as usize).copied();
+    json!({
+        "sources": sources,
+        "mean_ms": mean_ms,
+        "median_ms": at(0.5),
+        "p10_ms": at(0.1),
+        "p90_ms": at(0.9),
+        "sums": sums,
+    })
 }
 
 impl Run {

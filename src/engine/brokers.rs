@@ -13,15 +13,17 @@
 //!
 //! The graph is first copied into flat arrays (one pass over its edges, in the order it offers them), so that each
 //! source's search reads its edges sequentially and calls nothing per edge; predecessors live in one arena per
-//! source and are packed in settle order as nodes settle, for the backward pass.
+//! source and are packed in settle order as nodes settle, for the backward pass. Each source's dependencies are
+//! added to the sums in fixed point ([`ExactSum`]), so that a sum over the same sources is the same bits in any
+//! order: an exact ranking does not depend on the seed that ordered its sources.
 //!
-//! Time O(n + m) to copy, then O(|sources| · (n + m) log m); memory O(n + m) for n nodes and m edges.
+//! Time O(n + m) to copy, then O(|sources| · (n + m) · 64) (a radix heap moves an entry at most 64 times, and
+//! in practice a few); memory O(n + m) for n nodes and m edges.
 
 use super::paths::Adjacency;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// Settles between looks at the clock.
@@ -42,7 +44,7 @@ pub fn betweenness(graph: &impl Adjacency, sources: &[u32], deadline: Option<Ins
     if !sources.iter().any(|&source| (source as usize) < n) {
         return Some(vec![0.0; n]);
     }
-    dependencies(&Arcs::new(graph), sources, deadline).map(|found| found.sums)
+    dependencies(&Arcs::new(graph), sources, deadline).map(|found| found.sums())
 }
 
 /// The dependencies of every node on `sources` over `arcs` (as [`betweenness`], whose sums they are), with the
@@ -60,13 +62,13 @@ pub fn weighted_dependencies(
     deadline: Option<Instant>,
 ) -> Option<Dependencies> {
     let n = arcs.node_count();
-    let mut found = Dependencies { sums: vec![0.0; n], squares: vec![0.0; n], sources: 0 };
+    let mut found = Dependencies::none(n);
     let mut search = Brandes::new(n);
     for &source in sources {
         if (source as usize) < n {
             search.run(arcs, source, deadline)?;
             let factor = weight.map_or(1.0, |weight| weight[source as usize]);
-            search.accumulate(source, factor, &mut found.sums, &mut found.squares);
+            search.accumulate(source, factor, &mut found.exact_sums, &mut found.squares);
             found.sources += 1;
         }
     }
@@ -170,12 +172,68 @@ fn components(nodes: usize, neighbours: impl Fn(usize, &mut dyn FnMut(usize))) -
 /// What a set of sources contributes to each node's betweenness.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dependencies {
-    /// Σ δ_s(v) over the sources s: the raw betweenness sums.
-    pub sums: Vec<f64>,
+    /// Σ δ_s(v) over the sources s, exactly (so the same bits whichever order the sources came in).
+    pub exact_sums: Vec<ExactSum>,
     /// Σ δ_s(v)².
     pub squares: Vec<f64>,
     /// How many sources (in range) they come from.
     pub sources: usize,
+}
+
+impl Dependencies {
+    /// No sources yet, over `nodes` nodes.
+    pub fn none(nodes: usize) -> Self {
+        Self { exact_sums: vec![ExactSum::default(); nodes], squares: vec![0.0; nodes], sources: 0 }
+    }
+
+    /// The raw betweenness sums.
+    pub fn sums(&self) -> Vec<f64> {
+        self.exact_sums.iter().map(|sum| sum.value()).collect()
+    }
+
+    /// Adds the dependencies of more sources.
+    pub fn add(&mut self, more: &Dependencies) {
+        for (sum, more) in self.exact_sums.iter_mut().zip(&more.exact_sums) {
+            sum.merge(*more);
+        }
+        for (square, more) in self.squares.iter_mut().zip(&more.squares) {
+            *square += more;
+        }
+        self.sources += more.sources;
+    }
+}
+
+/// A sum of non-negative numbers kept in fixed point, in units of 2⁻⁶⁴ (each term rounded down to one), so
+/// that adding is exact and associative: a node's betweenness summed over the same sources is the same bits
+/// whatever order and chunks the sources came in, and so the same for every seed once every node was a source.
+/// (Summed in `f64`, the order would decide the last bits, and those can decide a tie in the ranking.) Room for
+/// sums below 2⁶⁴, where betweenness stays below n² for n nodes; each term of 2⁻¹¹ or more is kept exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExactSum(u128);
+
+impl ExactSum {
+    /// 2⁶⁴, the units in one.
+    const UNITS: f64 = 18_446_744_073_709_551_616.0;
+
+    /// Adds `term` (finite, at least 0).
+    #[inline]
+    pub fn add(&mut self, term: f64) {
+        debug_assert!((0.0..Self::UNITS).contains(&term), "{term}");
+        // `as` rounds down; the whole part is exact in f64 again, the fraction is exact, and so is its scaling.
+        let whole = term as u64;
+        let fraction = ((term - whole as f64) * Self::UNITS) as u64;
+        self.0 += (u128::from(whole) << 64) | u128::from(fraction);
+    }
+
+    /// Adds another sum.
+    pub fn merge(&mut self, other: ExactSum) {
+        self.0 += other.0;
+    }
+
+    /// The sum, rounded to the nearest `f64`.
+    pub fn value(self) -> f64 {
+        self.0 as f64 / Self::UNITS
+    }
 }
 
 /// The candidates `0..candidates` in a random order fixed by `seed` (ChaCha8): the order in which a growing
@@ -201,8 +259,7 @@ pub struct Estimate {
 impl Estimate {
     /// An empty estimate over `nodes` nodes whose sources are drawn from `population` candidates.
     pub fn new(nodes: usize, population: usize) -> Self {
-        let found = Dependencies { sums: vec![0.0; nodes], squares: vec![0.0; nodes], sources: 0 };
-        Self { population, found, offset: vec![0.0; nodes] }
+        Self { population, found: Dependencies::none(nodes), offset: vec![0.0; nodes] }
     }
 
     /// This estimate plus `offset` for every node: what is known exactly (`offset.len()` is the node count).
@@ -213,13 +270,7 @@ impl Estimate {
 
     /// Adds the dependencies of more sources (each source once over the estimate's life).
     pub fn add(&mut self, more: &Dependencies) {
-        for (sum, more) in self.found.sums.iter_mut().zip(&more.sums) {
-            *sum += more;
-        }
-        for (square, more) in self.found.squares.iter_mut().zip(&more.squares) {
-            *square += more;
-        }
-        self.found.sources += more.sources;
+        self.found.add(more);
     }
 
     /// How many sources so far.
@@ -235,7 +286,7 @@ impl Estimate {
     /// Each node's estimated betweenness (raw sums scaled to the population).
     pub fn scores(&self) -> Vec<f64> {
         let scale = self.scale();
-        self.found.sums.iter().zip(&self.offset).map(|(sum, offset)| sum * scale + offset).collect()
+        self.found.exact_sums.iter().zip(&self.offset).map(|(sum, offset)| sum.value() * scale + offset).collect()
     }
 
     fn scale(&self) -> f64 {
@@ -251,16 +302,16 @@ impl Estimate {
     pub fn standard_errors(&self) -> Vec<f64> {
         let k = self.found.sources as f64;
         if self.found.sources < 2 {
-            return vec![f64::INFINITY; self.found.sums.len()];
+            return vec![f64::INFINITY; self.found.exact_sums.len()];
         }
         let n = self.population as f64;
         let correction = ((n - k) / (n - 1.0).max(1.0)).max(0.0);
         self.found
-            .sums
+            .exact_sums
             .iter()
             .zip(&self.found.squares)
             .map(|(sum, square)| {
-                let mean = sum / k;
+                let mean = sum.value() / k;
                 let variance = ((square / k - mean * mean) * k / (k - 1.0)).max(0.0);
                 n * (variance * correction / k).sqrt()
             })
@@ -366,6 +417,62 @@ impl Arcs {
     }
 }
 
+/// A monotone priority queue of scores in (0, 1], strongest first (a radix heap, Ahuja, Mehlhorn, Orlin and
+/// Tarjan 1990): it holds only scores no stronger than the last one popped, as Dijkstra's search pushes, and so
+/// needs no comparisons between entries: each entry sits in the bucket of the highest bit in which its key
+/// differs from the last key popped, and moves down at most 64 times. Keys are `1.0` minus the score, as bits
+/// (ordered like the numbers for non-negative floats), so that the strongest score has the smallest key.
+struct RadixHeap {
+    buckets: [Vec<(u64, u32)>; 65],
+    /// The key last popped: every key held is at least this.
+    last: u64,
+}
+
+impl Default for RadixHeap {
+    fn default() -> Self {
+        Self { buckets: std::array::from_fn(|_| Vec::new()), last: 0 }
+    }
+}
+
+impl RadixHeap {
+    const ONE: u64 = 0x3FF0_0000_0000_0000; // 1.0f64.to_bits()
+
+    fn bucket(key: u64, last: u64) -> usize {
+        (u64::BITS - (key ^ last).leading_zeros()) as usize
+    }
+
+    fn clear(&mut self) {
+        self.buckets.iter_mut().for_each(Vec::clear);
+        self.last = 0;
+    }
+
+    /// Adds `node` at `score`, no stronger than the last score popped.
+    #[inline]
+    fn push(&mut self, score: f64, node: u32) {
+        let key = Self::ONE - score.to_bits();
+        debug_assert!(key >= self.last, "a radix heap takes no key below the last one popped");
+        self.buckets[Self::bucket(key, self.last)].push((key, node));
+    }
+
+    /// The strongest score held, with every node held at it moved to `into` (in no particular order); `None`
+    /// when empty.
+    fn pop_strongest(&mut self, into: &mut Vec<u32>) -> Option<f64> {
+        if self.buckets[0].is_empty() {
+            let index = self.buckets.iter().position(|bucket| !bucket.is_empty())?;
+            let mut moved = std::mem::take(&mut self.buckets[index]);
+            self.last = moved.iter().map(|&(key, _)| key).min().expect("not empty");
+            // Each entry differs from the new last key in a lower bit than `index`: it moves to a lower bucket.
+            for &(key, node) in &moved {
+                self.buckets[Self::bucket(key, self.last)].push((key, node));
+            }
+            moved.clear();
+            self.buckets[index] = moved;
+        }
+        into.extend(self.buckets[0].drain(..).map(|(_, node)| node));
+        Some(f64::from_bits(Self::ONE - self.last))
+    }
+}
+
 /// One source's search, with buffers reused across sources.
 struct Brandes {
     /// Best score found so far, final once settled; 0: not reached.
@@ -387,8 +494,10 @@ struct Brandes {
     /// The predecessors of `settled[i]` are `settled_predecessors[settled_ends[i - 1]..settled_ends[i]]`.
     settled_predecessors: Vec<u32>,
     settled_ends: Vec<usize>,
-    /// Scores as bits (order-preserving for positive floats); equal scores pop the lower node first.
-    heap: BinaryHeap<(u64, Reverse<u32>)>,
+    /// Nodes by the score they were reached with, strongest first.
+    heap: RadixHeap,
+    /// The nodes last taken from the heap.
+    popped: Vec<u32>,
     /// The nodes of the score being settled, in the order they joined, and each one's place there.
     batch: Vec<u32>,
     place: Vec<u32>,
@@ -411,7 +520,8 @@ impl Brandes {
             settled: Vec::new(),
             settled_predecessors: Vec::new(),
             settled_ends: Vec::new(),
-            heap: BinaryHeap::new(),
+            heap: RadixHeap::default(),
+            popped: Vec::new(),
             batch: Vec::new(),
             place: vec![NOT_IN_BATCH; nodes],
             free: Vec::new(),
@@ -439,24 +549,22 @@ impl Brandes {
         self.reset();
         self.score[source as usize] = 1.0;
         self.reached.push(source);
-        self.heap.push((1.0f64.to_bits(), Reverse(source)));
-        while let Some((bits, Reverse(first))) = self.heap.pop() {
-            if bits != self.score[first as usize].to_bits() {
-                continue; // superseded by a stronger path
-            }
-            let score = f64::from_bits(bits);
-            // Every node of this score is on the heap now, or reached from those over free edges below.
+        self.heap.push(1.0, source);
+        let mut popped = std::mem::take(&mut self.popped);
+        while let Some(score) = self.heap.pop_strongest(&mut popped) {
+            // Every node of this score is among those popped now, or reached from them over free edges below;
+            // the batch starts with them in ascending order, leaving out the ones a stronger path superseded.
+            popped.sort_unstable();
             self.batch.clear();
             self.free.clear();
-            self.join(first);
-            while let Some(&(bits, Reverse(node))) = self.heap.peek() {
-                if bits != score.to_bits() {
-                    break;
-                }
-                self.heap.pop();
+            for &node in &popped {
                 if self.score[node as usize] == score {
                     self.join(node);
                 }
+            }
+            popped.clear();
+            if self.batch.is_empty() {
+                continue;
             }
             let mut index = 0;
             while index < self.batch.len() {
@@ -465,6 +573,7 @@ impl Brandes {
                 let due = self.clock % CLOCK_EVERY == 0;
                 self.clock = self.clock.wrapping_add(1);
                 if due && deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    self.popped = popped;
                     return None;
                 }
                 if node == source || arcs.passable[node as usize] {
@@ -477,6 +586,7 @@ impl Brandes {
             }
             self.settle_batch(source, ordered);
         }
+        self.popped = popped;
         Some(())
     }
 
@@ -509,7 +619,7 @@ impl Brandes {
                     self.batch.push(next);
                     self.free.push((node, next));
                 } else {
-                    self.heap.push((candidate.to_bits(), Reverse(next)));
+                    self.heap.push(candidate, next);
                 }
             } else if candidate == current && candidate > 0.0 {
                 // (Parallel edges come in this one scan: a repeat of `node` would be the last predecessor.)
@@ -603,7 +713,7 @@ impl Brandes {
 
     /// Adds the dependencies of the last run's source to `centrality` (and their squares to `squares`), in reverse
     /// settle order.
-    fn accumulate(&mut self, source: u32, factor: f64, centrality: &mut [f64], squares: &mut [f64]) {
+    fn accumulate(&mut self, source: u32, factor: f64, centrality: &mut [ExactSum], squares: &mut [f64]) {
         for (index, &node) in self.settled.iter().enumerate().rev() {
             let node = node as usize;
             let start = if index == 0 { 0 } else { self.settled_ends[index - 1] };
@@ -613,7 +723,7 @@ impl Brandes {
             }
             if node != source as usize {
                 let dependency = factor * self.dependency[node];
-                centrality[node] += dependency;
+                centrality[node].add(dependency);
                 squares[node] += dependency * dependency;
             }
         }
@@ -786,6 +896,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn exact_sums_are_the_same_bits_in_any_order() {
+        use rand::seq::SliceRandom;
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let terms: Vec<f64> = (0..2_000).map(|_| rng.gen_range(0.0..1e6) / rng.gen_range(1.0..7.0)).collect();
+        let sum = |terms: &[f64]| {
+            let mut sum = ExactSum::default();
+            terms.iter().for_each(|&term| sum.add(term));
+            sum
+        };
+        let forward = sum(&terms);
+        let mut shuffled = terms.clone();
+        shuffled.shuffle(&mut rng);
+        let mut chunked = ExactSum::default();
+        shuffled.chunks(7).for_each(|chunk| chunked.merge(sum(chunk)));
+        assert_eq!(chunked, forward, "shuffled and in chunks");
+        let float: f64 = terms.iter().sum();
+        assert!((forward.value() - float).abs() <= float * 1e-12, "{} against {float}", forward.value());
+        assert_eq!(sum(&[0.5, 0.25, 3.0, 1e9]).value(), 1_000_000_003.75, "dyadic terms are kept exactly");
+    }
+
+    #[test]
     fn a_source_order_is_a_fixed_permutation() {
         let order = source_order(100, 1);
         assert_eq!(order, source_order(100, 1), "same seed, same order");
@@ -921,8 +1053,9 @@ pub(crate) mod tests {
             let sources: Vec<u32> = (0..nodes as u32).filter(|&node| !folding.leaf[node as usize]).collect();
             let found = weighted_dependencies(&arcs, &sources, Some(&folding.weight), None).unwrap();
             let expected = betweenness(&graph, &all(nodes), None).unwrap();
+            let sums = found.sums();
             for (node, expected) in expected.iter().enumerate() {
-                let folded = found.sums[node] + folding.extra[node];
+                let folded = sums[node] + folding.extra[node];
                 prop_assert!(
                     (folded - expected).abs() < 1e-9,
                     "node {}: {} against {} (leaves {:?})", node, folded, expected, folding.leaf

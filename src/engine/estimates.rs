@@ -376,6 +376,60 @@ mod tests {
         assert_eq!(runs[0].order[..3], other.order[..3], "another seed, the same clear top");
     }
 
+    /// A 6 × 6 grid of equally strong relationships with a few diagonals: strongest paths tie everywhere, so
+    /// dependencies are fractions (1/2, 1/3, …) whose `f64` sums depend on the order they are added in.
+    fn tied_grid() -> Arc<Snapshot> {
+        let id = |row: i64, column: i64| row * 6 + column + 1;
+        let mut edges = Vec::new();
+        for row in 0..6 {
+            for column in 0..6 {
+                if column < 5 {
+                    edges.push((id(row, column), id(row, column + 1), 3, 0.5));
+                }
+                if row < 5 {
+                    edges.push((id(row, column), id(row + 1, column), 3, 0.5));
+                }
+            }
+        }
+        edges.extend([(id(0, 0), id(1, 1), 2, 0.5), (id(2, 3), id(3, 4), 2, 0.5), (id(4, 1), id(5, 2), 2, 0.5)]);
+        Arc::new(snapshot(36, &edges))
+    }
+
+    #[test]
+    fn an_exact_ranking_is_the_same_bits_whatever_the_seed_and_chunks() {
+        let current = tied_grid();
+        let exact = |seed: u64, chunk: usize| {
+            // A rule that never holds: every estimate runs to every node.
+            let never = EstimateSettings { z: f64::INFINITY, chunk, ..settings(1_000, seed) };
+            finished(&BrokerEstimates::new(never, Arc::new(Background::new(0))), &current)
+        };
+        let first = exact(1, 3);
+        assert!(first.exact && first.sources == 36);
+        assert!(first.scores.iter().any(|score| score.fract() != 0.0), "tied paths share their credit");
+        for (seed, chunk) in [(2, 3), (3, 5), (4, 1), (5, 36)] {
+            let other = exact(seed, chunk);
+            assert!(other.exact);
+            let bits = |scores: &[f64]| scores.iter().map(|score| score.to_bits()).collect::<Vec<u64>>();
+            assert_eq!(bits(&other.scores), bits(&first.scores), "seed {seed}, chunks of {chunk}");
+            assert_eq!(other.order, first.order, "seed {seed}, chunks of {chunk}");
+        }
+        // The same dependencies summed in `f64` in two of those orders differ in their last bits: the estimate's
+        // exact sums are what keeps the ranking from depending on the seed.
+        let walk = Walk::new(&current, Flow::Both, 0.05, &Via::default());
+        let arcs = Arcs::new(&walk);
+        let in_order = |seed: u64| {
+            let mut sums = vec![0.0f64; 36];
+            for source in source_order(36, seed) {
+                let found = weighted_dependencies(&arcs, &[source], None, None).unwrap();
+                for (sum, more) in sums.iter_mut().zip(found.sums()) {
+                    *sum += more;
+                }
+            }
+            sums
+        };
+        assert!((1..20).any(|seed| in_order(seed) != in_order(0)), "f64 sums that depend on the order");
+    }
+
     #[test]
     fn a_request_gets_the_last_finished_ranking_while_the_next_snapshot_is_estimated() {
         let estimates = BrokerEstimates::new(settings(1_000, 1), Arc::new(Background::new(0)));
