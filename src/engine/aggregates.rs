@@ -179,9 +179,9 @@ pub fn tally_relationships(
         tally.histogram[bucket(strength, buckets)] += 1;
         tally.by_level[snapshot.level(edge) as usize] += 1;
         tally.by_type[snapshot.relationship_type(edge) as usize] += 1;
-        let markets = snapshot.markets(source).bits() | snapshot.markets(target).bits();
+        let markets = snapshot.markets(source).union(snapshot.markets(target));
         for (index, market) in Market::ALL.iter().enumerate() {
-            if MarketSet::from_bits(markets).contains(*market) {
+            if markets.contains(*market) {
                 tally.by_market[index] += 1;
             }
         }

@@ -29,9 +29,9 @@ pub struct Records {
     /// may see a relationship's end is then one memory read, not a map lookup (a hub has thousands of ends).
     public: Arc<Vec<u64>>,
     /// The `totalCount` of each listing counted on this version so far (a count walks every live stakeholder).
-    counted: Counted,
-    /// The aggregates of each listing tallied on this version so far.
-    tallied: Tallied,
+    counted: VersionMemo<ListingKey, u64, COUNTS_KEPT>,
+    /// The aggregates of each listing tallied on this version so far, by its filter.
+    tallied: VersionMemo<String, Arc<StakeholderTally>, TALLIES_KEPT>,
 }
 
 /// Ids tracked in [`Records`]' bit set of public stakeholders (8 MiB at most); larger ids are looked up in the map.
@@ -65,42 +65,54 @@ fn mark_public(bits: &mut Vec<u64>, id: StakeholderId, public: bool) {
 /// private stakeholders are left out.
 type ListingKey = (u8, u8, u16, bool);
 
-/// Listing counts of one version of the records; a new version starts with none, so a count is never stale.
-#[derive(Debug, Default)]
-struct Counted(std::sync::Mutex<std::collections::HashMap<ListingKey, u64>>);
+/// Results remembered for one version of the records, by key; a new version (a clone) starts with none, so a
+/// result is never stale, and two versions compare equal whatever they remember. At most `bound` entries: past
+/// it, all are forgotten (keys may be countless, as searches are).
+#[derive(Debug)]
+struct VersionMemo<K, V, const BOUND: usize>(std::sync::Mutex<std::collections::HashMap<K, V>>);
 
-impl Clone for Counted {
+impl<K: std::hash::Hash + Eq, V: Clone, const BOUND: usize> VersionMemo<K, V, BOUND> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<K, V>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        self.entries().get(key).cloned()
+    }
+
+    fn put(&self, key: K, value: V) {
+        let mut entries = self.entries();
+        if entries.len() >= BOUND {
+            entries.clear();
+        }
+        entries.insert(key, value);
+    }
+}
+
+impl<K, V, const BOUND: usize> Default for VersionMemo<K, V, BOUND> {
+    fn default() -> Self {
+        Self(Default::default())
+    }
+}
+
+impl<K, V, const BOUND: usize> Clone for VersionMemo<K, V, BOUND> {
     fn clone(&self) -> Self {
         Self::default()
     }
 }
 
-impl PartialEq for Counted {
+impl<K, V, const BOUND: usize> PartialEq for VersionMemo<K, V, BOUND> {
     /// A memo: never part of what the records hold.
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
+
+/// Listing counts one version of the records keeps at most (their keys are bit masks: a few thousand at most).
+const COUNTS_KEPT: usize = 1 << 16;
 
 /// Aggregates one version of the records keeps at most.
 const TALLIES_KEPT: usize = 256;
-
-/// Aggregates of one version of the records, by the listing filter they were tallied for.
-#[derive(Debug, Default)]
-struct Tallied(std::sync::Mutex<std::collections::HashMap<String, Arc<StakeholderTally>>>);
-
-impl Clone for Tallied {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl PartialEq for Tallied {
-    /// A memo: never part of what the records hold.
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
 
 impl Records {
     /// The records of these stakeholders and relationships.
@@ -134,8 +146,8 @@ impl Records {
             relationships: relationships.into_iter().map(|relationship| (relationship.id, relationship)).collect(),
             of,
             public: Arc::new(public),
-            counted: Counted::default(),
-            tallied: Tallied::default(),
+            counted: VersionMemo::default(),
+            tallied: VersionMemo::default(),
         }
     }
 
@@ -253,12 +265,11 @@ impl Records {
                 statuses.iter().fold(0, |bits, status| bits | 1 << *status as u8),
                 *exclude_private,
             );
-            let counted = || self.counted.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(&total) = counted().get(&key) {
+            if let Some(total) = self.counted.get(&key) {
                 return total;
             }
             let total = self.stakeholders.values().filter(|row| matches(row)).count() as u64;
-            counted().insert(key, total);
+            self.counted.put(key, total);
             total
         });
         Some(Ok(StakeholderPage::of(query, rows, total)))
@@ -266,27 +277,20 @@ impl Records {
 
     /// The aggregates of `filter` if this version already tallied them (a lookup, no counting).
     pub fn aggregated(&self, filter: &StakeholderFilter) -> Option<Arc<StakeholderTally>> {
-        let tallied = self.tallied.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        tallied.get(&format!("{filter:?}")).cloned()
+        self.tallied.get(&format!("{filter:?}"))
     }
 
     /// The aggregates of the stakeholders `filter` lists (archived ones too when it includes them), tallied once
     /// per version of the records. O(n) the first time.
     pub fn aggregate(&self, filter: &StakeholderFilter) -> Arc<StakeholderTally> {
-        if let Some(found) = self.aggregated(filter) {
+        let key = format!("{filter:?}");
+        if let Some(found) = self.tallied.get(&key) {
             return found;
         }
-        let key = format!("{filter:?}");
-        let tallied = || self.tallied.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let archived = filter.include_archived.then(|| self.archived.values()).into_iter().flatten();
         let rows = self.stakeholders.values().chain(archived).map(|row| &**row).filter(|row| filter.matches(row));
         let tally = Arc::new(tally_stakeholders(rows));
-        let mut memo = tallied();
-        // Searches make the filters countless: forget them all past a bound rather than grow without one.
-        if memo.len() >= TALLIES_KEPT {
-            memo.clear();
-        }
-        memo.insert(key, tally.clone());
+        self.tallied.put(key, tally.clone());
         tally
     }
 

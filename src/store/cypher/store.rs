@@ -226,6 +226,29 @@ impl CypherStore {
         self.send(&statement).await?.iter().map(|row| rows::relationship(row)).collect()
     }
 
+    /// Every row of `text` (a statement paged by `$after`, an id, and `$limit`), [`SCAN_PAGE`] rows per
+    /// statement, mapped by `row`; `id` is where the next page starts after an item.
+    async fn scan_pages<T>(
+        &self,
+        text: &'static str,
+        columns: &'static [&'static str],
+        row: impl Fn(&[Value]) -> StoreResult<T>,
+        id: impl Fn(&T) -> i64,
+    ) -> StoreResult<Vec<T>> {
+        let mut items: Vec<T> = Vec::new();
+        loop {
+            let after = items.last().map_or(0, &id);
+            let statement = Statement::new(text, columns).param("after", after).param("limit", SCAN_PAGE);
+            let page = self.run(statement).await?;
+            for found in &page {
+                items.push(row(found)?);
+            }
+            if page.len() as i64 != SCAN_PAGE {
+                return Ok(items);
+            }
+        }
+    }
+
     async fn scan_relationships(&self, rel_type: RelationshipType, after: i64) -> StoreResult<Vec<Relationship>> {
         let statement = Statement::new(cypher::scan_relationships(rel_type), cypher::RELATIONSHIP_COLUMNS)
             .param("after", after)
@@ -507,34 +530,17 @@ impl GraphStore for CypherStore {
     async fn graph_scan(&self) -> StoreResult<GraphScan> {
         self.ready().await?;
         let seq = self.counter().await?.seq;
-        let mut stakeholders = Vec::new();
-        let mut after = 0;
-        loop {
-            let statement = Statement::new(cypher::SCAN_STAKEHOLDERS, cypher::SCAN_STAKEHOLDER_COLUMNS)
-                .param("after", after)
-                .param("limit", SCAN_PAGE);
-            let page = self.run(statement).await?;
-            for row in &page {
-                stakeholders.push(rows::node_row(row)?);
-            }
-            match stakeholders.last() {
-                Some(last) if page.len() as i64 == SCAN_PAGE => after = last.id.0,
-                _ => break,
-            }
-        }
-        let mut archived = Vec::new();
-        loop {
-            let statement = Statement::new(cypher::SCAN_ARCHIVED, cypher::SCAN_ARCHIVED_COLUMNS)
-                .param("after", archived.last().map_or(0, |id: &StakeholderId| id.0))
-                .param("limit", SCAN_PAGE);
-            let page = self.run(statement).await?;
-            for row in &page {
-                archived.push(StakeholderId(row[0].int()?));
-            }
-            if page.len() as i64 != SCAN_PAGE {
-                break;
-            }
-        }
+        let stakeholders = self
+            .scan_pages(cypher::SCAN_STAKEHOLDERS, cypher::SCAN_STAKEHOLDER_COLUMNS, rows::node_row, |row| row.id.0)
+            .await?;
+        let archived = self
+            .scan_pages(
+                cypher::SCAN_ARCHIVED,
+                cypher::SCAN_ARCHIVED_COLUMNS,
+                |row| Ok(StakeholderId(row[0].int()?)),
+                |id| id.0,
+            )
+            .await?;
         let mut relationships = Vec::new();
         for rel_type in RelationshipType::ALL {
             let mut after = 0;
