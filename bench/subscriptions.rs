@@ -1415,6 +1415,8 @@ fn new_customer(key: &str) -> anyhow::Result<Command> {
             lifetime_value: None,
             exit: None,
             perceived_value: None,
+            since: None,
+            lifecycle: Vec::new(),
         }),
     }))
 }

@@ -12,7 +12,7 @@ use crate::domain::{
     Topic,
 };
 use crate::store::{GraphStore, StoreError};
-use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -157,6 +157,8 @@ struct Facts {
     segment: Segment,
     status: Option<CustomerStatus>,
     exit: Option<CustomerExit>,
+    /// For a customer won back: its earlier exit and the day it came back (its interactions do not stop).
+    won_back: Option<(CustomerExit, NaiveDate)>,
     /// Index into [`ROLES`], for employees who are not candidates.
     role: Option<usize>,
     candidate: bool,
@@ -172,6 +174,7 @@ impl Facts {
             segment: Segment::Smb,
             status: None,
             exit: None,
+            won_back: None,
             role: None,
             candidate: false,
             referrals: 0,
@@ -302,19 +305,62 @@ fn plan_customer(rng: &mut ChaCha8Rng, n: usize, clock: Clock) -> (NewStakeholde
     if status != Prospect && rng.gen_bool(0.04) {
         facts.referrals = rng.gen_range(1..=3);
     }
+    let (since, won_back) = lifecycle(rng, n, clock, status, facts.exit);
+    facts.won_back = won_back;
     let details = KindDetails::Customer(CustomerDetails {
-        // Churned customers are written as at risk; their exit command makes them CHURNED.
-        status: if status == Churned { AtRisk } else { status },
+        // Churned customers are written as at risk, and those won back as active; their exit (and win-back)
+        // commands give them their status.
+        status: match status {
+            Churned => AtRisk,
+            WonBack => Active,
+            other => other,
+        },
         segment: Some(label(segment_name)),
         lifetime_value: (status != Prospect).then(|| money(value * lognormal(rng, 0.8))),
         exit: None,
         perceived_value: (status != Prospect).then(|| perceived_value(rng, n, value, status)),
+        since,
+        lifecycle: Vec::new(),
     });
     let mut record = record("CUS", n, name, power, rng.gen_range(0.1..0.95), details);
     if facts.referrals > 0 {
         record.extra_markets = MarketSet::of([Market::Referral]);
     }
     (record, facts)
+}
+
+/// When a customer became one (none for a prospect) and, for one won back, its exit and the day it came back:
+/// customers joined over the eight years before the anchor, more of them recently; those won back left in the
+/// two years of history, stayed away one to ten months and came back before the anchor. Drawn from a stream of
+/// their own, as [`perceived_value`] is.
+fn lifecycle(
+    main: &ChaCha8Rng,
+    n: usize,
+    clock: Clock,
+    status: CustomerStatus,
+    exit: Option<CustomerExit>,
+) -> (Option<NaiveDate>, Option<(CustomerExit, NaiveDate)>) {
+    if status == CustomerStatus::Prospect {
+        return (None, None);
+    }
+    let mut rng = ChaCha8Rng::from_seed(main.get_seed());
+    rng.set_stream(0x5EED_0000_0000_0000 + n as u64);
+    let anchor = clock.anchor.date_naive();
+    let won_back = (status == CustomerStatus::WonBack).then(|| {
+        use ExitReason::*;
+        // Won back: those who left over price or service more often than those whose market changed.
+        let reasons = [(Price, 45), (Service, 30), (Product, 15), (Technology, 5), (Market, 3), (Political, 2)];
+        let reason = weighted(&mut rng, &reasons);
+        let date = anchor - Duration::days(rng.gen_range(60..=HISTORY_DAYS - 30));
+        let back = date + Duration::days(rng.gen_range(30..=300).min((anchor - date).num_days() - 7));
+        (CustomerExit { reason, date }, back)
+    });
+    let left = exit.or(won_back.map(|(exit, _)| exit)).map(|exit| exit.date);
+    // Skewed towards recent years: a firm's customer base grows.
+    let days = (rng.gen::<f64>().powf(1.6) * 8.0 * 365.0) as i64 + 30;
+    let since = anchor - Duration::days(days);
+    let since = left.map_or(since, |left| since.min(left - Duration::days(60)));
+    (Some(since), won_back)
 }
 
 /// A customer's perceived-value inputs around its segment's yearly spend `value`: those at risk or leaving get less
@@ -891,15 +937,18 @@ fn purchase(rng: &mut ChaCha8Rng, buyer: &Facts) -> (Amount, Label) {
 // ---------------------------------------------------------------------------------------------------------------
 // Phase 4: exits
 
+/// Records the exits, then the win-backs of those who came back.
 async fn record_exits(writer: &Writer<'_>, facts: &[Facts], ids: &[StakeholderId]) -> Result<u64, DemoError> {
-    let total = facts.iter().filter(|facts| facts.exit.is_some()).count();
+    let total =
+        facts.iter().map(|facts| usize::from(facts.exit.is_some()) + 2 * usize::from(facts.won_back.is_some())).sum();
+    let planned = || facts.iter().zip(ids);
+    let exits = planned().filter_map(|(facts, id)| {
+        facts.exit.or(facts.won_back.map(|(exit, _)| exit)).map(|exit| Command::RecordCustomerExit { id: *id, exit })
+    });
+    let win_backs = planned()
+        .filter_map(|(facts, id)| facts.won_back.map(|(_, date)| Command::RecordCustomerWinBack { id: *id, date }));
     // Boxed as a Send iterator, as in `create_relationships`.
-    let exits: Box<dyn Iterator<Item = Command> + Send> = Box::new(
-        facts
-            .iter()
-            .zip(ids)
-            .filter_map(|(facts, id)| facts.exit.map(|exit| Command::RecordCustomerExit { id: *id, exit })),
-    );
+    let exits: Box<dyn Iterator<Item = Command> + Send> = Box::new(exits.chain(win_backs));
     writer
         .write("exits", total, EXIT_BATCH, exits, |outcome| matches!(outcome, Outcome::Stakeholder(_)).then_some(1))
         .await

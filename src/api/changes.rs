@@ -38,6 +38,8 @@ pub enum ChangeKind {
     InteractionsRecorded,
     /// A customer exited.
     CustomerExited,
+    /// A customer who had left came back.
+    CustomerWonBack,
 }
 
 /// A view of one log entry, shared by every subscriber it goes to: each field is computed only when a

@@ -30,9 +30,10 @@ const ANALYSES: &[(&str, u64)] =
 
 /// Fields that count over the whole graph like an analysis (and take an analysis' turn) but return one object:
 /// a listing's `aggregate`, and the query root's `relationships` (the graph's relationships, filtered and sorted
-/// over every edge; a stakeholder's `relationships` is an ordinary connection).
+/// over every edge; a stakeholder's `relationships` is an ordinary connection), and `exitAnalysis` (over every
+/// customer).
 const AGGREGATES: &[&str] = &["aggregate"];
-const ROOT_AGGREGATES: &[&str] = &["relationships"];
+const ROOT_AGGREGATES: &[&str] = &["relationships", "exitAnalysis"];
 
 /// The name of the query root type, which fragments spread at the root are declared on.
 const QUERY_ROOT: &str = "Query";

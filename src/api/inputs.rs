@@ -157,17 +157,33 @@ pub struct CreateCustomerInput {
     lifetime_value: Option<f64>,
     /// Perceived-value inputs.
     perceived_value: Option<PerceivedValueInput>,
+    /// The day it became a customer (defaults to the day it is created, or for a prospect, the day it first
+    /// changes to another status); not in the future.
+    customer_since: Option<NaiveDate>,
+}
+
+/// A customer-since day at `path`, refused when after `today`.
+fn customer_since(path: &str, since: Option<NaiveDate>, today: NaiveDate) -> ApiResult<Option<NaiveDate>> {
+    match since {
+        Some(since) if since > today => Err(ApiError::bad_input(
+            path,
+            format!("{since} is in the future; give the day it became a customer (today is {today})"),
+        )),
+        since => Ok(since),
+    }
 }
 
 impl CreateCustomerInput {
-    /// The command this input asks for; `path` is where the input sits.
-    pub fn parse(self, path: &str) -> ApiResult<Command> {
+    /// The command this input asks for on day `today`; `path` is where the input sits.
+    pub fn parse(self, path: &str, today: NaiveDate) -> ApiResult<Command> {
         let details = KindDetails::Customer(CustomerDetails {
             status: self.status.into(),
             segment: optional_label(&format!("{path}.segment"), self.segment.as_deref())?,
             lifetime_value: amount(&format!("{path}.lifetimeValue"), self.lifetime_value)?,
             exit: None,
             perceived_value: perceived_value(&format!("{path}.perceivedValue"), self.perceived_value)?,
+            since: customer_since(&format!("{path}.customerSince"), self.customer_since, today)?,
+            lifecycle: Vec::new(),
         });
         self.common.parse(path, details)
     }
@@ -186,16 +202,20 @@ pub struct UpdateCustomerInput {
     lifetime_value: Option<f64>,
     /// New perceived-value inputs (all four together).
     perceived_value: Option<PerceivedValueInput>,
+    /// The day it became a customer; not in the future, nor after its first exit.
+    customer_since: Option<NaiveDate>,
 }
 
 impl UpdateCustomerInput {
-    /// The command this input asks for.
-    pub fn parse(self, path: &str) -> ApiResult<Command> {
+    /// The command this input asks for on day `today`. A status change from CHURNED is a win-back dated today
+    /// (`recordCustomerWinBack` takes another day); CHURNED itself is set by `recordCustomerExit`.
+    pub fn parse(self, path: &str, today: NaiveDate) -> ApiResult<Command> {
         let details = DetailsPatch::Customer {
             status: self.status.map(Into::into),
             segment: optional_label(&format!("{path}.segment"), self.segment.as_deref())?,
             lifetime_value: amount(&format!("{path}.lifetimeValue"), self.lifetime_value)?,
             perceived_value: perceived_value(&format!("{path}.perceivedValue"), self.perceived_value)?,
+            since: customer_since(&format!("{path}.customerSince"), self.customer_since, today)?,
         };
         self.common.parse(path, details)
     }
@@ -499,5 +519,29 @@ impl RecordCustomerExitInput {
             ));
         }
         Ok(Command::RecordCustomerExit { id, exit: CustomerExit { reason: self.reason.into(), date } })
+    }
+}
+
+/// A customer who left and came back.
+#[derive(InputObject, Debug)]
+pub struct RecordCustomerWinBackInput {
+    /// The customer, whose status is CHURNED.
+    pub id: ID,
+    /// The day it came back (defaults to today, UTC): not before its exit, not in the future.
+    pub date: Option<NaiveDate>,
+}
+
+impl RecordCustomerWinBackInput {
+    /// The command this input asks for.
+    pub fn parse(self, path: &str, today: NaiveDate) -> ApiResult<Command> {
+        let id: StakeholderId = stakeholder_id(&self.id, &format!("{path}.id"))?;
+        let date = self.date.unwrap_or(today);
+        if date > today {
+            return Err(ApiError::bad_input(
+                format!("{path}.date"),
+                format!("{date} is in the future; record a win-back once it has happened (today is {today})"),
+            ));
+        }
+        Ok(Command::RecordCustomerWinBack { id, date })
     }
 }

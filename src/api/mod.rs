@@ -9,6 +9,7 @@ mod cost;
 mod crossings;
 pub mod enums;
 pub mod error;
+pub mod exits;
 pub mod fanout;
 pub mod ids;
 pub mod influence;
@@ -46,6 +47,7 @@ pub use query::Query;
 pub struct QueryRoot(
     Query,
     aggregates::AggregateQuery,
+    exits::ExitQuery,
     influence::InfluenceQuery,
     influence::RiskQuery,
     changes::ChangesQuery,

@@ -5,9 +5,9 @@ use super::error::{ApiError, ApiResult};
 use super::ids::stakeholder_id;
 use super::inputs::{
     CreateCustomerInput, CreateDistributorInput, CreateEmployeeInput, CreateGovernmentBodyInput,
-    CreateMediaOutletInput, CreateSupplierInput, RecordCustomerExitInput, RecordInteractionsInput, UpdateCustomerInput,
-    UpdateDistributorInput, UpdateEmployeeInput, UpdateGovernmentBodyInput, UpdateMediaOutletInput,
-    UpdateSupplierInput, UpsertRelationshipInput,
+    CreateMediaOutletInput, CreateSupplierInput, RecordCustomerExitInput, RecordCustomerWinBackInput,
+    RecordInteractionsInput, UpdateCustomerInput, UpdateDistributorInput, UpdateEmployeeInput,
+    UpdateGovernmentBodyInput, UpdateMediaOutletInput, UpdateSupplierInput, UpsertRelationshipInput,
 };
 use super::relationships::{Interaction, Relationship};
 use super::stakeholders::{
@@ -92,7 +92,7 @@ impl Mutation {
     /// Creates a customer.
     #[graphql(guard = "Need::Write")]
     async fn create_customer(&self, ctx: &Context<'_>, input: CreateCustomerInput) -> ApiResult<Customer> {
-        as_customer(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+        as_customer(stakeholder_outcome(ctx, input.parse("input", Utc::now().date_naive())?, "input").await?)
     }
 
     /// Creates a supplier.
@@ -132,7 +132,7 @@ impl Mutation {
     /// Changes a customer.
     #[graphql(guard = "Need::Write")]
     async fn update_customer(&self, ctx: &Context<'_>, input: UpdateCustomerInput) -> ApiResult<Customer> {
-        as_customer(stakeholder_outcome(ctx, input.parse("input")?, "input").await?)
+        as_customer(stakeholder_outcome(ctx, input.parse("input", Utc::now().date_naive())?, "input").await?)
     }
 
     /// Changes a supplier.
@@ -212,6 +212,17 @@ impl Mutation {
     /// Records that a customer left: status CHURNED, with reason and date.
     #[graphql(guard = "Need::Write")]
     async fn record_customer_exit(&self, ctx: &Context<'_>, input: RecordCustomerExitInput) -> ApiResult<Customer> {
+        let command = input.parse("input", Utc::now().date_naive())?;
+        as_customer(stakeholder_outcome(ctx, command, "input").await?)
+    }
+
+    /// Records that a customer who left came back: status WON_BACK, dated (a win-back in `exitAnalysis`).
+    #[graphql(guard = "Need::Write")]
+    async fn record_customer_win_back(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordCustomerWinBackInput,
+    ) -> ApiResult<Customer> {
         let command = input.parse("input", Utc::now().date_naive())?;
         as_customer(stakeholder_outcome(ctx, command, "input").await?)
     }

@@ -421,6 +421,17 @@ stakeholder_object!(
             self.customer().and_then(|customer| customer.exit).map(|exit| exit.date)
         }
 
+        /// The day it became a customer: as recorded, or the day its record was created; null for a prospect that
+        /// never was one.
+        async fn customer_since(&self) -> Option<NaiveDate> {
+            self.customer().and_then(|customer| customer.customer_since(self.0.created_at))
+        }
+
+        /// Its exits and win-backs, oldest first.
+        async fn lifecycle(&self) -> Vec<LifecycleChange> {
+            self.customer().map(|customer| customer.lifecycle().iter().map(LifecycleChange::of).collect()).unwrap_or_default()
+        }
+
         /// The employee on this customer's oldest MANAGES relationship that the caller may see (archived or not:
         /// see its `archivedAt`).
         async fn relationship_manager(&self, ctx: &Context<'_>) -> ApiResult<Option<Employee>> {
@@ -474,6 +485,39 @@ impl Customer {
         match &self.0.details {
             KindDetails::Customer(customer) => Some(customer),
             _ => None,
+        }
+    }
+}
+
+/// One dated change of a customer's lifecycle.
+#[derive(async_graphql::SimpleObject, Debug, Clone, PartialEq)]
+pub struct LifecycleChange {
+    /// The day it happened.
+    pub date: NaiveDate,
+    /// What happened.
+    pub change: LifecycleChangeKind,
+    /// Why the customer left, for an exit.
+    pub reason: Option<ExitReason>,
+}
+
+/// What changed in a customer's lifecycle.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum LifecycleChangeKind {
+    /// The customer left.
+    Exit,
+    /// The customer, having left, came back.
+    WinBack,
+}
+
+impl LifecycleChange {
+    fn of(event: &domain::LifecycleEvent) -> Self {
+        match *event {
+            domain::LifecycleEvent::Exit { reason, date } => {
+                Self { date, change: LifecycleChangeKind::Exit, reason: Some(reason.into()) }
+            }
+            domain::LifecycleEvent::WinBack { date } => {
+                Self { date, change: LifecycleChangeKind::WinBack, reason: None }
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use super::relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 use super::stakeholder::{CustomerExit, NewStakeholder, Stakeholder, StakeholderPatch};
 use super::values::{RelationshipId, StakeholderId};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// One change to the graph. A batch of commands is applied all-or-nothing, in order.
@@ -33,6 +33,13 @@ pub enum Command {
         id: StakeholderId,
         /// Why and when.
         exit: CustomerExit,
+    },
+    /// Record that a customer who left came back.
+    RecordCustomerWinBack {
+        /// Which customer.
+        id: StakeholderId,
+        /// The day it came back.
+        date: NaiveDate,
     },
 }
 
@@ -79,6 +86,8 @@ pub enum ChangeKind {
     InteractionsRecorded,
     /// A customer exited.
     CustomerExited,
+    /// A customer who had left came back.
+    CustomerWonBack,
 }
 
 impl ChangeKind {
@@ -89,7 +98,8 @@ impl ChangeKind {
             ChangeKind::StakeholderCreated
             | ChangeKind::StakeholderUpdated
             | ChangeKind::StakeholderArchived
-            | ChangeKind::CustomerExited => true,
+            | ChangeKind::CustomerExited
+            | ChangeKind::CustomerWonBack => true,
             ChangeKind::RelationshipCreated | ChangeKind::RelationshipUpdated | ChangeKind::InteractionsRecorded => {
                 false
             }
@@ -106,6 +116,7 @@ impl ChangeKind {
             ChangeKind::RelationshipUpdated => "RELATIONSHIP_UPDATED",
             ChangeKind::InteractionsRecorded => "INTERACTIONS_RECORDED",
             ChangeKind::CustomerExited => "CUSTOMER_EXITED",
+            ChangeKind::CustomerWonBack => "CUSTOMER_WON_BACK",
         }
     }
 }

@@ -13,8 +13,8 @@ pub use access::Role;
 pub use change::{Applied, ChangeEvent, ChangeKind, Command, Outcome, PendingEvent};
 pub use relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 pub use stakeholder::{
-    CustomerDetails, CustomerExit, DetailsPatch, KindDetails, NewStakeholder, PerceivedValue, Stakeholder,
-    StakeholderPatch,
+    CustomerDetails, CustomerExit, DetailsPatch, KindDetails, LifecycleEvent, NewStakeholder, PerceivedValue,
+    Stakeholder, StakeholderPatch,
 };
 pub use values::{
     parse_note, Amount, InteractionId, InvalidValue, Label, Probability, RelationshipId, Sentiment, StakeholderId,

@@ -89,6 +89,155 @@ pub struct CustomerDetails {
     /// What the customer perceives it gets and gives, when recorded (absent from records written before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perceived_value: Option<PerceivedValue>,
+    /// The day it became a customer, when recorded; otherwise the day its record was created (see
+    /// [`CustomerDetails::customer_since`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<NaiveDate>,
+    /// Its exits and win-backs, oldest first. Records written before this list was kept have none, and their one
+    /// exit in `exit` ([`CustomerDetails::lifecycle`] reads both).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle: Vec<LifecycleEvent>,
+}
+
+/// One dated change of a customer's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LifecycleEvent {
+    /// The customer left.
+    Exit {
+        /// Why.
+        reason: ExitReason,
+        /// The day it left.
+        date: NaiveDate,
+    },
+    /// The customer, having left, came back.
+    WinBack {
+        /// The day it came back.
+        date: NaiveDate,
+    },
+}
+
+impl LifecycleEvent {
+    /// The day it happened.
+    pub fn date(&self) -> NaiveDate {
+        match self {
+            LifecycleEvent::Exit { date, .. } | LifecycleEvent::WinBack { date } => *date,
+        }
+    }
+}
+
+impl CustomerDetails {
+    /// Its exits and win-backs, oldest first: the kept list, or for a record written before the list was kept,
+    /// its one exit.
+    pub fn lifecycle(&self) -> std::borrow::Cow<'_, [LifecycleEvent]> {
+        match (&self.lifecycle[..], self.exit) {
+            ([], Some(CustomerExit { reason, date })) => vec![LifecycleEvent::Exit { reason, date }].into(),
+            (events, _) => events.into(),
+        }
+    }
+
+    /// The day it became a customer: `since` when recorded, otherwise the day of `created_at`; `None` for a
+    /// prospect that never was a customer.
+    pub fn customer_since(&self, created_at: DateTime<Utc>) -> Option<NaiveDate> {
+        match (self.since, self.status) {
+            (Some(since), _) => Some(since),
+            (None, CustomerStatus::Prospect) if self.lifecycle().is_empty() => None,
+            (None, _) => Some(created_at.date_naive()),
+        }
+    }
+
+    /// The day of its latest exit or win-back, if any.
+    fn last_change(&self) -> Option<NaiveDate> {
+        self.lifecycle().last().map(LifecycleEvent::date)
+    }
+
+    /// Records the day it became a customer: not after `today`, nor after its first exit.
+    fn set_since(&mut self, since: NaiveDate, today: NaiveDate) -> Result<(), InvalidValue> {
+        if since > today {
+            return Err(InvalidValue(format!(
+                "customerSince {since} is in the future; give the day it became a customer (today is {today})"
+            )));
+        }
+        if let Some(first) = self.lifecycle().first().map(LifecycleEvent::date).filter(|first| since > *first) {
+            return Err(InvalidValue(format!(
+                "customerSince {since} is after the customer's first exit on {first}; give a day on or before it"
+            )));
+        }
+        self.since = Some(since);
+        Ok(())
+    }
+
+    /// Records an exit: status CHURNED, the exit appended to the lifecycle. An exit recorded for a customer that
+    /// has already left corrects that exit (its reason and date) rather than adding one.
+    fn exit(&mut self, exit: CustomerExit) -> Result<(), InvalidValue> {
+        let mut events = self.lifecycle().into_owned();
+        if self.status == CustomerStatus::Churned && matches!(events.last(), Some(LifecycleEvent::Exit { .. })) {
+            events.pop();
+        }
+        let earliest = events.last().map(LifecycleEvent::date).into_iter().chain(self.since).max();
+        if let Some(earliest) = earliest.filter(|earliest| exit.date < *earliest) {
+            return Err(InvalidValue(format!(
+                "the exit date {} is before {earliest}, when this customer became one or last came back; give a \
+                 date on or after {earliest}",
+                exit.date
+            )));
+        }
+        events.push(LifecycleEvent::Exit { reason: exit.reason, date: exit.date });
+        self.lifecycle = events;
+        self.exit = Some(exit);
+        self.status = CustomerStatus::Churned;
+        Ok(())
+    }
+
+    /// Records that a customer who left came back on `date`: status WON_BACK (or `status`, when given), the
+    /// win-back appended to the lifecycle.
+    fn win_back(&mut self, date: NaiveDate, status: CustomerStatus) -> Result<(), InvalidValue> {
+        if self.status != CustomerStatus::Churned {
+            return Err(InvalidValue(format!(
+                "this customer is {}, not CHURNED; only a customer who left can be won back",
+                self.status
+            )));
+        }
+        if status == CustomerStatus::Prospect {
+            return Err(InvalidValue(
+                "a customer who left comes back as ACTIVE, AT_RISK or WON_BACK, not as a PROSPECT".into(),
+            ));
+        }
+        if let Some(last) = self.last_change().filter(|last| date < *last) {
+            return Err(InvalidValue(format!(
+                "the win-back date {date} is before the customer's exit on {last}; give a date on or after {last}"
+            )));
+        }
+        let mut events = self.lifecycle().into_owned();
+        events.push(LifecycleEvent::WinBack { date });
+        self.lifecycle = events;
+        self.status = status;
+        Ok(())
+    }
+
+    /// Applies a status change made by an update on day `today`: leaving is recorded by an exit (which says why
+    /// and when), coming back from CHURNED is a win-back on `today`, and a prospect's first other status makes it
+    /// a customer since `today` unless `since` says otherwise.
+    fn change_status(&mut self, status: CustomerStatus, today: NaiveDate) -> Result<(), InvalidValue> {
+        match (self.status, status) {
+            (old, new) if old == new => Ok(()),
+            (_, CustomerStatus::Churned) => Err(InvalidValue(
+                "a customer leaves through recordCustomerExit, which records why and when; use it instead of \
+                 setting status CHURNED"
+                    .into(),
+            )),
+            (CustomerStatus::Churned, new) => self.win_back(today, new),
+            (CustomerStatus::Prospect, new) => {
+                self.since.get_or_insert(today);
+                self.status = new;
+                Ok(())
+            }
+            (_, new) => {
+                self.status = new;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Customer perceived value (docs/models.md, after Kotler): what a customer gets (the core product's value and the
@@ -260,6 +409,9 @@ pub enum DetailsPatch {
         /// New perceived-value inputs (all four at once).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         perceived_value: Option<PerceivedValue>,
+        /// The day it became a customer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<NaiveDate>,
     },
     /// Supplier fields.
     Supplier {
@@ -314,7 +466,7 @@ impl Stakeholder {
     /// Applies a patch; fails without changing anything when the patch is for another kind.
     pub fn apply_patch(&mut self, patch: StakeholderPatch, at: DateTime<Utc>) -> Result<(), InvalidValue> {
         if let Some(details) = patch.details {
-            self.apply_details(details)?;
+            self.apply_details(details, at.date_naive())?;
         }
         replace(&mut self.name, patch.name);
         replace(&mut self.power, patch.power);
@@ -325,17 +477,25 @@ impl Stakeholder {
         Ok(())
     }
 
-    fn apply_details(&mut self, patch: DetailsPatch) -> Result<(), InvalidValue> {
+    fn apply_details(&mut self, patch: DetailsPatch, today: NaiveDate) -> Result<(), InvalidValue> {
         let kind = self.kind();
         match (&mut self.details, patch) {
             (
                 KindDetails::Customer(customer),
-                DetailsPatch::Customer { status, segment, lifetime_value, perceived_value },
+                DetailsPatch::Customer { status, segment, lifetime_value, perceived_value, since },
             ) => {
-                replace(&mut customer.status, status);
-                replace_some(&mut customer.segment, segment);
-                replace_some(&mut customer.lifetime_value, lifetime_value);
-                replace_some(&mut customer.perceived_value, perceived_value);
+                // Changed on a copy, so that a refused status or date changes nothing.
+                let mut changed = customer.clone();
+                if let Some(status) = status {
+                    changed.change_status(status, today)?;
+                }
+                if let Some(since) = since {
+                    changed.set_since(since, today)?;
+                }
+                replace_some(&mut changed.segment, segment);
+                replace_some(&mut changed.lifetime_value, lifetime_value);
+                replace_some(&mut changed.perceived_value, perceived_value);
+                *customer = changed;
             }
             (KindDetails::Supplier { category }, DetailsPatch::Supplier { category: new }) => {
                 replace_some(category, new);
@@ -374,15 +534,24 @@ impl Stakeholder {
 
     /// Records a customer's exit: status CHURNED with reason and date.
     pub fn record_exit(&mut self, exit: CustomerExit, at: DateTime<Utc>) -> Result<(), InvalidValue> {
+        self.customer_mut("exit")?.exit(exit)?;
+        self.updated_at = at;
+        Ok(())
+    }
+
+    /// Records that a customer who left came back on `date`: status WON_BACK.
+    pub fn record_win_back(&mut self, date: NaiveDate, at: DateTime<Utc>) -> Result<(), InvalidValue> {
+        self.customer_mut("be won back")?.win_back(date, CustomerStatus::WonBack)?;
+        self.updated_at = at;
+        Ok(())
+    }
+
+    /// Its customer fields; refused for another kind, saying that only customers can `what`.
+    fn customer_mut(&mut self, what: &str) -> Result<&mut CustomerDetails, InvalidValue> {
         match &mut self.details {
-            KindDetails::Customer(customer) => {
-                customer.status = CustomerStatus::Churned;
-                customer.exit = Some(exit);
-                self.updated_at = at;
-                Ok(())
-            }
+            KindDetails::Customer(customer) => Ok(customer),
             other => Err(InvalidValue(format!(
-                "only customers can exit, and this stakeholder is a {}; pass the id of a CUSTOMER",
+                "only customers can {what}, and this stakeholder is a {}; pass the id of a CUSTOMER",
                 other.kind()
             ))),
         }
@@ -392,6 +561,7 @@ impl Stakeholder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn customer() -> Stakeholder {
         NewStakeholder {
@@ -407,6 +577,8 @@ mod tests {
                 lifetime_value: None,
                 exit: None,
                 perceived_value: None,
+                since: None,
+                lifecycle: Vec::new(),
             }),
         }
         .into_stakeholder(StakeholderId(1), Utc::now())
@@ -431,6 +603,102 @@ mod tests {
         };
         assert!(c.apply_patch(patch, Utc::now()).is_err());
         assert_eq!(c, before);
+    }
+
+    fn date(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    fn details(stakeholder: &Stakeholder) -> &CustomerDetails {
+        match &stakeholder.details {
+            KindDetails::Customer(customer) => customer,
+            other => panic!("not a customer: {other:?}"),
+        }
+    }
+
+    fn status(status: CustomerStatus) -> StakeholderPatch {
+        StakeholderPatch {
+            details: Some(DetailsPatch::Customer {
+                status: Some(status),
+                segment: None,
+                lifetime_value: None,
+                perceived_value: None,
+                since: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_keeps_exits_and_win_backs_in_order() {
+        let mut c = customer();
+        let at = Utc::now();
+        let exit = |reason, day| CustomerExit { reason, date: date(day) };
+        c.record_exit(exit(ExitReason::Price, "2026-01-10"), at).unwrap();
+        // Recorded again while gone: a correction of the exit, not a second one.
+        c.record_exit(exit(ExitReason::Service, "2026-01-12"), at).unwrap();
+        assert_eq!(
+            details(&c).lifecycle(),
+            vec![LifecycleEvent::Exit { reason: ExitReason::Service, date: date("2026-01-12") }]
+        );
+        let error = c.record_win_back(date("2026-01-11"), at).unwrap_err();
+        assert!(error.0.contains("before the customer's exit on 2026-01-12"), "{}", error.0);
+        c.record_win_back(date("2026-03-01"), at).unwrap();
+        assert_eq!(details(&c).status, CustomerStatus::WonBack);
+        let error = c.record_win_back(date("2026-03-02"), at).unwrap_err();
+        assert!(error.0.contains("not CHURNED"), "{}", error.0);
+        let error = c.record_exit(exit(ExitReason::Price, "2026-02-01"), at).unwrap_err();
+        assert!(error.0.contains("on or after 2026-03-01"), "{}", error.0);
+        c.record_exit(exit(ExitReason::Market, "2026-04-01"), at).unwrap();
+        // Coming back through an update is a win-back on the update's day.
+        let today = Utc.with_ymd_and_hms(2026, 5, 2, 9, 0, 0).unwrap();
+        c.apply_patch(status(CustomerStatus::Active), today).unwrap();
+        assert_eq!(
+            details(&c).lifecycle(),
+            vec![
+                LifecycleEvent::Exit { reason: ExitReason::Service, date: date("2026-01-12") },
+                LifecycleEvent::WinBack { date: date("2026-03-01") },
+                LifecycleEvent::Exit { reason: ExitReason::Market, date: date("2026-04-01") },
+                LifecycleEvent::WinBack { date: date("2026-05-02") },
+            ]
+        );
+        assert_eq!(details(&c).status, CustomerStatus::Active);
+        assert_eq!(details(&c).exit, Some(exit(ExitReason::Market, "2026-04-01")), "the latest exit");
+    }
+
+    #[test]
+    fn churned_is_set_by_an_exit_and_a_refused_update_changes_nothing() {
+        let mut c = customer();
+        let before = c.clone();
+        let error = c.apply_patch(status(CustomerStatus::Churned), Utc::now()).unwrap_err();
+        assert!(error.0.contains("recordCustomerExit"), "{}", error.0);
+        assert_eq!(c, before);
+        let mut since = status(CustomerStatus::Active);
+        if let Some(DetailsPatch::Customer { since, .. }) = &mut since.details {
+            *since = Some(date("2030-01-01"));
+        }
+        let error = c.apply_patch(since, Utc.with_ymd_and_hms(2026, 5, 2, 9, 0, 0).unwrap()).unwrap_err();
+        assert!(error.0.contains("in the future"), "{}", error.0);
+        assert_eq!(c, before);
+    }
+
+    #[test]
+    fn a_prospect_becomes_a_customer_the_day_it_changes_status() {
+        let mut c = customer();
+        if let KindDetails::Customer(details) = &mut c.details {
+            details.status = CustomerStatus::Prospect;
+        }
+        assert_eq!(details(&c).customer_since(c.created_at), None);
+        c.apply_patch(status(CustomerStatus::Active), Utc.with_ymd_and_hms(2026, 5, 2, 9, 0, 0).unwrap()).unwrap();
+        assert_eq!(details(&c).since, Some(date("2026-05-02")));
+        // Records written before the lifecycle was kept read as before, and are written as before.
+        let old = r#"{"status":"CHURNED","segment":null,"lifetime_value":null,"exit":{"reason":"PRICE","date":"2025-01-02"}}"#;
+        let read: CustomerDetails = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            read.lifecycle(),
+            vec![LifecycleEvent::Exit { reason: ExitReason::Price, date: date("2025-01-02") }]
+        );
+        assert_eq!(serde_json::to_string(&read).unwrap(), old);
     }
 
     #[test]

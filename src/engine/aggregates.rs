@@ -316,6 +316,8 @@ mod tests {
                 lifetime_value: None,
                 exit: None,
                 perceived_value: None,
+                since: None,
+                lifecycle: Vec::new(),
             }),
             created_at: at,
             updated_at: at,

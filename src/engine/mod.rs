@@ -11,6 +11,7 @@ pub mod aggregates;
 pub mod analysis;
 pub mod brokers;
 pub mod estimates;
+pub mod exits;
 pub mod export;
 pub mod paths;
 pub mod records;

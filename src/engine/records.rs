@@ -8,8 +8,10 @@
 //! relationships when one is created), never a copy of the whole.
 
 use super::aggregates::{tally_stakeholders, StakeholderTally};
-use crate::domain::{Relationship, RelationshipId, Stakeholder, StakeholderId};
+use super::exits::{exit_report, CustomerCriteria, ExitReport};
+use crate::domain::{Relationship, RelationshipId, RelationshipType, Stakeholder, StakeholderId};
 use crate::store::{StakeholderFilter, StakeholderPage, StakeholderQuery, StakeholderSort, StoreError, INVALID_CURSOR};
+use chrono::NaiveDate;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -32,6 +34,8 @@ pub struct Records {
     counted: VersionMemo<ListingKey, u64, COUNTS_KEPT>,
     /// The aggregates of each listing tallied on this version so far, by its filter.
     tallied: VersionMemo<String, Arc<StakeholderTally>, TALLIES_KEPT>,
+    /// The exit analyses computed on this version so far, by criteria and period.
+    exits: VersionMemo<(CustomerCriteria, NaiveDate, NaiveDate), Arc<ExitReport>, TALLIES_KEPT>,
 }
 
 /// Ids tracked in [`Records`]' bit set of public stakeholders (8 MiB at most); larger ids are looked up in the map.
@@ -148,6 +152,7 @@ impl Records {
             public: Arc::new(public),
             counted: VersionMemo::default(),
             tallied: VersionMemo::default(),
+            exits: VersionMemo::default(),
         }
     }
 
@@ -292,6 +297,46 @@ impl Records {
         let tally = Arc::new(tally_stakeholders(rows));
         self.tallied.put(key, tally.clone());
         tally
+    }
+
+    /// The exit analysis of the customers `criteria` admits over `[from, to)` if this version already computed it.
+    pub fn exit_reported(
+        &self,
+        criteria: &CustomerCriteria,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Option<Arc<ExitReport>> {
+        self.exits.get(&(criteria.clone(), from, to))
+    }
+
+    /// The exit analysis of the customers `criteria` admits over `[from, to)` (`from < to`), computed once per
+    /// version of the records: O(n + c log m) for n stakeholders, c customers and m months the first time.
+    pub fn exit_report(&self, criteria: &CustomerCriteria, from: NaiveDate, to: NaiveDate) -> Arc<ExitReport> {
+        let key = (criteria.clone(), from, to);
+        if let Some(found) = self.exits.get(&key) {
+            return found;
+        }
+        let managed = criteria.manager.map(|manager| self.managed_by(manager));
+        let archived = criteria.include_archived.then(|| self.archived.values()).into_iter().flatten();
+        let rows = self
+            .stakeholders
+            .values()
+            .chain(archived)
+            .map(|row| &**row)
+            .filter(|row| criteria.admits(row, managed.as_ref()));
+        let report = Arc::new(exit_report(rows, from, to));
+        self.exits.put(key, report.clone());
+        report
+    }
+
+    /// The stakeholders `manager` manages (the ends of its MANAGES relationships).
+    pub fn managed_by(&self, manager: StakeholderId) -> std::collections::HashSet<StakeholderId> {
+        let Some(ids) = self.of.get(&manager) else { return Default::default() };
+        ids.iter()
+            .filter_map(|id| self.relationships.get(id))
+            .filter(|relationship| relationship.rel_type == RelationshipType::Manages && relationship.from == manager)
+            .map(|relationship| relationship.to)
+            .collect()
     }
 
     /// How many live stakeholders and relationships it holds.

@@ -137,6 +137,16 @@ impl<T: BatchTarget> Batch<'_, T> {
                 self.events.push(PendingEvent::stakeholder(ChangeKind::CustomerExited, Some(&before), &after));
                 Ok(Outcome::Stakeholder(after))
             }
+            Command::RecordCustomerWinBack { id, date } => {
+                let before = self.live_stakeholder(index, id)?;
+                let mut after = before.clone();
+                after
+                    .record_win_back(date, self.at)
+                    .map_err(|error| StoreError::rejected(index, "date", Rejection::Invalid, error.0))?;
+                self.target.put_stakeholder(&after)?;
+                self.events.push(PendingEvent::stakeholder(ChangeKind::CustomerWonBack, Some(&before), &after));
+                Ok(Outcome::Stakeholder(after))
+            }
             Command::UpsertRelationship(upsert) => self.upsert_relationship(index, upsert),
             Command::RecordInteractions(interactions) => self.record_interactions(index, interactions),
         }

@@ -422,12 +422,16 @@ async fn the_demo_records_perceived_values_and_their_mean_per_segment_matches_a_
 #[tokio::test]
 async fn a_viewer_s_charts_do_not_move_when_a_private_stakeholder_is_created_changed_or_linked() {
     let (store, _dir) = demo_copy();
-    let schema = schema(store);
+    // Four analyses in one document: both listings' aggregates and the exit analysis.
+    let limits = ApiLimits { analyses_per_minute_per_key: 1_000_000, max_analyses: 4, ..ApiLimits::default() };
+    let schema = build_schema(store, limits, false);
     let charts = r#"{
       stakeholders(first: 0) { totalCount aggregate { count byKind { key count } byMarket { key count }
         byStatus { key count } byMendelow { key count } cpvBySegment { segment customers meanCpv } } }
       relationships(first: 0) { totalCount aggregate { count meanStrength strengthHistogram { count }
         byLevel { key count } byType { key count } byMarket { key count } } }
+      exitAnalysis(from: "2024-06-01", to: "2026-06-01") { customersAtStart churned exits lifetimeValueLost
+        winBacks byReason { exits lifetimeValueLost } months { customersAtStart churned exits winBacks } }
     }"#;
     let viewer_before = run_as(&schema, VIEWER, charts, json!({})).await;
     let editor_before = run_as(&schema, EDITOR, charts, json!({})).await;
@@ -452,7 +456,14 @@ async fn a_viewer_s_charts_do_not_move_when_a_private_stakeholder_is_created_cha
         "trust": 1.0, "commitment": 1.0, "bonds": ["FINANCIAL", "SOCIAL", "STRUCTURAL"] } });
     run_ok(&schema, link, relationship).await;
     let update = r#"mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { id } }"#;
-    run_ok(&schema, update, json!({ "input": { "id": secret, "status": "AT_RISK" } })).await;
+    run_ok(&schema, update, json!({ "input": { "id": secret, "status": "AT_RISK", "customerSince": "2020-01-01" } }))
+        .await;
+    // It leaves in the period and comes back.
+    let exit =
+        r#"mutation($id: ID!) { recordCustomerExit(input: { id: $id, reason: PRICE, date: "2025-01-10" }) { id } }"#;
+    run_ok(&schema, exit, json!({ "id": secret })).await;
+    let back = r#"mutation($id: ID!) { recordCustomerWinBack(input: { id: $id, date: "2025-05-10" }) { id } }"#;
+    run_ok(&schema, back, json!({ "id": secret })).await;
 
     let viewer_after = run_as(&schema, VIEWER, charts, json!({})).await;
     let editor_after = run_as(&schema, EDITOR, charts, json!({})).await;
@@ -462,4 +473,8 @@ async fn a_viewer_s_charts_do_not_move_when_a_private_stakeholder_is_created_cha
     assert_eq!(count(&editor_after, "relationships"), count(&editor_before, "relationships") + 1);
     let segments = editor_after["data"]["stakeholders"]["aggregate"]["cpvBySegment"].to_string();
     assert!(segments.contains("SECRET"), "an editor sees the private segment: {segments}");
+    let exits = |response: &Value, field: &str| response["data"]["exitAnalysis"][field].as_u64().unwrap();
+    assert_eq!(exits(&editor_after, "exits"), exits(&editor_before, "exits") + 1);
+    assert_eq!(exits(&editor_after, "winBacks"), exits(&editor_before, "winBacks") + 1);
+    assert_eq!(exits(&editor_after, "customersAtStart"), exits(&editor_before, "customersAtStart") + 1);
 }

@@ -102,6 +102,8 @@ pub(crate) fn customer(key: &str) -> Command {
             lifetime_value: None,
             exit: None,
             perceived_value: None,
+            since: None,
+            lifecycle: Vec::new(),
         }),
     })
 }

@@ -488,6 +488,9 @@ fn every_kind_of_write(target: &Relationship) -> Vec<Vec<Command>> {
             id: StakeholderId(first_new + 1),
             exit: CustomerExit { reason: ExitReason::Price, date: Utc::now().date_naive() },
         }],
+        // The exit's lifecycle, on both backends: a win-back, then one refused (the customer is back already).
+        vec![Command::RecordCustomerWinBack { id: StakeholderId(first_new + 1), date: Utc::now().date_naive() }],
+        vec![Command::RecordCustomerWinBack { id: StakeholderId(first_new + 1), date: Utc::now().date_naive() }],
         vec![Command::ArchiveStakeholder { id: from }, Command::ArchiveStakeholder { id: from }],
         vec![Command::RecordInteractions(vec![interaction(relationship, 2, 0.1)])],
         vec![knows(to.0, from.0)],

@@ -8,6 +8,7 @@ mod api;
 mod conformance;
 mod cypher;
 mod durability;
+mod exits;
 mod graphql_ws_client;
 mod hostile;
 mod influence;

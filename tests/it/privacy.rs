@@ -38,6 +38,7 @@ const QUERY_FIELDS: &[&str] = &[
     "keyInfluencers",
     "brokers",
     "keyPersonRisk",
+    "exitAnalysis",
     "changes",
 ];
 
@@ -538,6 +539,14 @@ async fn read_every_query(
     }
     let arguments = format!("employee: \"{}\", first: 50, minScore: 0, minStrength: 0", graph.id("E1"));
     reads.push(run("keyPersonRisk(E1)".into(), types.operation("query", "Query", "keyPersonRisk", &arguments)));
+    let period = "from: \"2020-01-01\", to: \"2030-01-01\"";
+    for filter in ["", "filter: { includeArchived: true }", &format!("filter: {{ manager: \"{}\" }}", graph.id("E1"))] {
+        let arguments = format!("{period} {filter}");
+        reads.push(run(
+            format!("exitAnalysis({filter})"),
+            types.operation("query", "Query", "exitAnalysis", &arguments),
+        ));
+    }
     for (what, query) in reads {
         let response = read(schema, graph, caller, &what, &query).await;
         assert!(response["data"].is_object() || response.get("errors").is_some(), "{what}: {response}");
@@ -560,6 +569,7 @@ async fn private_arguments_are_unknown_ids(schema: &StakegraphSchema, types: &Ty
             ("influencePaths", "from: \"{E1}\", to: \"{}\""),
             ("influenceReach", "from: \"{}\""),
             ("keyPersonRisk", "employee: \"{}\""),
+            ("exitAnalysis", "from: \"2020-01-01\", to: \"2030-01-01\", filter: { manager: \"{}\" }"),
         ];
         for (field, template) in cases {
             let arguments = |id: &str| template.replace("{E1}", graph.id("E1")).replace("{}", id);

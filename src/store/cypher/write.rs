@@ -81,7 +81,8 @@ impl Lookups {
                 }
                 Command::UpdateStakeholder { id, .. }
                 | Command::ArchiveStakeholder { id }
-                | Command::RecordCustomerExit { id, .. } => {
+                | Command::RecordCustomerExit { id, .. }
+                | Command::RecordCustomerWinBack { id, .. } => {
                     lookups.stakeholders.insert(*id);
                 }
                 Command::UpsertRelationship(upsert) => {
