@@ -8,9 +8,10 @@ counts done by SQLite's GROUP BY on the same file (issue 13, target 5: ≤ 50 ms
 Serves a copy of --graph (`serve --demo`: anonymous reads on loopback) with the release binary pinned to the first core (the client on the second), waits for
 the projection, then for each round and each case: one `upsertRelationship` (new trust on a random relationship, as
 an editor), the case once (cold), then --repeats times (memoised). Cases: the whole stakeholder listing's
-`aggregate`, the graph's `relationships { aggregate }` unfiltered and for one market, and the first page (20) of the
-graph's relationships strongest first. The SQL peer counts stakeholders by kind and relationships between live
-stakeholders by level with GROUP BY (no strength: SQL does not have the model), on a read-only connection to the
+`aggregate`, the graph's `relationships { aggregate }` unfiltered and for one market, the first page (20) of the
+graph's relationships strongest first, and `exitAnalysis` over the demo's two years (all customers, and one segment). The SQL peer counts stakeholders by kind and relationships between live
+stakeholders by level with GROUP BY (no strength: SQL does not have the model), and exits by reason over the two
+years from the stored records' lifecycles (json_each), on a read-only connection to the
 same copy, timed on the client's core. Prints the median and spread (min-max) of each in milliseconds.
 """
 
@@ -45,12 +46,23 @@ CASES = {
     " meanStrength strengthHistogram(buckets: 10) { key count } byLevel { key count } } } }",
     "relationships(first: 20, STRENGTH_DESC)": "{ relationships(first: 20, orderBy: STRENGTH_DESC) { edges { node { id"
     " strength { score } } } } }",
+    "exitAnalysis(two years)": "{ exitAnalysis(from: \"2024-06-01\", to: \"2026-06-01\") { customersAtStart churned"
+    " churnRate exits lifetimeValueLost winBacks byReason { reason exits share lifetimeValueLost }"
+    " controllable { exits lifetimeValueLost } months { from customersAtStart churned exits lifetimeValueLost"
+    " winBacks } } }",
+    "exitAnalysis(two years, ENTERPRISE)": "{ exitAnalysis(from: \"2024-06-01\", to: \"2026-06-01\", filter:"
+    " { segments: [\"ENTERPRISE\"] }) { customersAtStart churned exits byReason { reason exits } months { exits } } }",
 }
 
 PEER = {
     "stakeholders by kind": "SELECT kind, COUNT(*) FROM stakeholder WHERE archived_at IS NULL GROUP BY kind",
     "relationships by level": "SELECT r.level, COUNT(*) FROM relationship r JOIN stakeholder a ON a.id = r.from_id"
     " JOIN stakeholder b ON b.id = r.to_id WHERE a.archived_at IS NULL AND b.archived_at IS NULL GROUP BY r.level",
+    "exits by reason over two years": "SELECT json_extract(e.value, '$.reason'), COUNT(*),"
+    " TOTAL(json_extract(s.record, '$.details.lifetime_value')) FROM stakeholder s,"
+    " json_each(json_extract(s.record, '$.details.lifecycle')) e WHERE s.kind = 'CUSTOMER' AND s.archived_at IS NULL"
+    " AND json_extract(e.value, '$.event') = 'EXIT' AND json_extract(e.value, '$.date') >= '2024-06-01'"
+    " AND json_extract(e.value, '$.date') < '2026-06-01' GROUP BY 1",
 }
 
 
