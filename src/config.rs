@@ -3,6 +3,7 @@
 
 use crate::api::auth::KeyId;
 use crate::api::ApiLimits;
+use crate::domain::churn::ChurnModel;
 use crate::domain::strength::StrengthModel;
 use crate::domain::Role;
 use crate::store::neo4j::Neo4jSettings;
@@ -268,6 +269,8 @@ pub struct Config {
     pub websocket: WsLimits,
     /// The relationship-strength model (weights, half-life, κ, channel weights).
     pub strength: StrengthModel,
+    /// The churn-risk model (signal weights and bounds).
+    pub churn: ChurnModel,
     /// Browser origins (`https://dash.example.com`) allowed to call the API from their pages (CORS).
     pub cors_origins: Vec<String>,
     /// Which store holds the graph.
@@ -289,6 +292,7 @@ impl Default for Config {
             limits: ApiLimits::default(),
             websocket: WsLimits::default(),
             strength: StrengthModel::default(),
+            churn: ChurnModel::default(),
             cors_origins: Vec::new(),
             store: StoreKind::Sqlite,
             neo4j: None,
@@ -308,6 +312,7 @@ struct FileConfig {
     limits: Option<ApiLimits>,
     websocket: Option<WsLimits>,
     strength: Option<StrengthModel>,
+    churn: Option<ChurnModel>,
     cors_origins: Option<Vec<String>>,
     store: Option<StoreKind>,
     neo4j: Option<FileNeo4j>,
@@ -357,6 +362,7 @@ impl Config {
             config.limits = parsed.limits.unwrap_or(config.limits);
             config.websocket = parsed.websocket.unwrap_or(config.websocket);
             config.strength = parsed.strength.unwrap_or(config.strength);
+            config.churn = parsed.churn.unwrap_or(config.churn);
             config.cors_origins = parsed.cors_origins.unwrap_or(config.cors_origins);
             config.store = parsed.store.unwrap_or(config.store);
             neo4j = parsed.neo4j.unwrap_or_default();
@@ -564,6 +570,29 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "strength",
                 message: "half_life_days and kappa must be greater than 0".into(),
+            });
+        }
+        let churn = &self.churn;
+        let weights = &churn.weights;
+        let all =
+            [weights.weakness, weights.decline, weights.falling, weights.silence, weights.complaints, weights.exposure];
+        if all.iter().any(|weight| !weight.is_finite() || *weight < 0.0) || all.iter().sum::<f64>() <= 0.0 {
+            return Err(ConfigError::Invalid {
+                setting: "churn",
+                message: "weights must be finite, 0 or more, and not all 0".into(),
+            });
+        }
+        let bounded = (0.0..=1.0).contains(&churn.threshold)
+            && churn.horizon_days > 0.0
+            && churn.full_decline > 0.0
+            && churn.silence_half_life_days > 0.0
+            && (1..=3_650).contains(&churn.complaint_days);
+        if !bounded {
+            return Err(ConfigError::Invalid {
+                setting: "churn",
+                message: "threshold must be in [0, 1], horizon_days, full_decline and silence_half_life_days greater \
+                          than 0, complaint_days from 1 to 3650"
+                    .into(),
             });
         }
         Ok(())
@@ -811,6 +840,20 @@ mod tests {
         let config = Config::load(Some(&file), |_| None, Overrides::default()).unwrap();
         assert_eq!(config.strength, StrengthModel::default());
         std::fs::write(&file, "[strength]\nkappa = 0\n").unwrap();
+        assert!(Config::load(Some(&file), |_| None, Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn the_readme_churn_section_is_the_default_model() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let start = readme.find("[churn]").expect("README documents [churn]");
+        let section = &readme[start..readme[start..].find("```").map(|end| start + end).unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stakegraph.toml");
+        std::fs::write(&file, section).unwrap();
+        let config = Config::load(Some(&file), |_| None, Overrides::default()).unwrap();
+        assert_eq!(config.churn, ChurnModel::default());
+        std::fs::write(&file, "[churn]\ncomplaint_days = 0\n").unwrap();
         assert!(Config::load(Some(&file), |_| None, Overrides::default()).is_err());
     }
 

@@ -190,8 +190,13 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
 /// The state for `store` under `config`: the schema with its limits and access rules.
 pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
     let store = Arc::new(Metered::new(store));
-    let schema =
-        api::build_schema_with(store.clone(), config.limits, config.anonymous_reads(), config.strength.clone());
+    let schema = api::build_schema_of(
+        store.clone(),
+        config.limits,
+        config.anonymous_reads(),
+        config.strength.clone(),
+        config.churn.clone(),
+    );
     let ws = ws::WsHub::new(config.websocket).with_admission(schema.admission().clone());
     AppState {
         schema,

@@ -39,10 +39,11 @@ const ROOT_AGGREGATES: &[&str] = &["relationships", "exitAnalysis"];
 const QUERY_ROOT: &str = "Query";
 
 /// What one resolution of a field costs, in units of a plain field; fields not listed cost 1.
-/// `fallsBelow` scans up to ten years of daily scores; `strength` evaluates nine components (and reads the history
+/// `fallsBelow` (and `churnRisk`, which forecasts too) scans up to ten years of daily scores; `strength` evaluates nine components (and reads the history
 /// for an earlier `asOf`); an analysis is priced far above any field, so its count is what bounds it.
 const WEIGHTS: &[(&str, u64)] = &[
     ("fallsBelow", 50),
+    ("churnRisk", 60),
     ("strength", 5),
     ("strongestRelationships", 5),
     ("influencePaths", 1_000),
@@ -108,7 +109,7 @@ pub struct Cost {
     pub work: u64,
     /// Influence analyses the request runs.
     pub analyses: u64,
-    /// `fallsBelow` forecasts the request may compute, times the pages around them.
+    /// `fallsBelow` and `churnRisk` forecasts the request may compute, times the pages around them.
     pub forecasts: u64,
 }
 
@@ -361,7 +362,8 @@ impl Pricing<'_> {
             work: weight.saturating_add(times(repeated.work, once.work)),
             analyses: u64::from(aggregate || ANALYSES.iter().any(|(analysis, _)| *analysis == name))
                 .saturating_add(times(repeated.analyses, once.analyses)),
-            forecasts: u64::from(name == "fallsBelow").saturating_add(times(repeated.forecasts, once.forecasts)),
+            forecasts: u64::from(name == "fallsBelow" || name == "churnRisk")
+                .saturating_add(times(repeated.forecasts, once.forecasts)),
         }
     }
 

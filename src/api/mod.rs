@@ -5,6 +5,7 @@ pub mod admission;
 pub mod aggregates;
 pub mod auth;
 pub mod changes;
+pub mod churn;
 mod cost;
 mod crossings;
 pub mod enums;
@@ -301,6 +302,8 @@ pub struct ApiContext {
     pub anonymous_reads: bool,
     /// The relationship-strength model.
     pub strength: Arc<crate::domain::strength::StrengthModel>,
+    /// The churn-risk model.
+    pub churn: Arc<crate::domain::churn::ChurnModel>,
     /// The in-memory projection the analyses read; mutations bring it up to date before they return.
     pub engine: Arc<Engine>,
     /// The gate analyses wait at for a turn.
@@ -321,11 +324,32 @@ pub fn build_schema_with(
     anonymous_reads: bool,
     strength: crate::domain::strength::StrengthModel,
 ) -> StakegraphSchema {
-    build_schema_on(Arc::new(Engine::new(store, Arc::new(strength))), limits, anonymous_reads)
+    build_schema_of(store, limits, anonymous_reads, strength, Default::default())
+}
+
+/// Builds the schema over `store` with the strength model `strength` and the churn-risk model `churn`.
+pub fn build_schema_of(
+    store: Arc<dyn GraphStore>,
+    limits: ApiLimits,
+    anonymous_reads: bool,
+    strength: crate::domain::strength::StrengthModel,
+    churn: crate::domain::churn::ChurnModel,
+) -> StakegraphSchema {
+    build_schema_on_with(Arc::new(Engine::new(store, Arc::new(strength))), limits, anonymous_reads, churn)
 }
 
 /// Builds the schema over `engine`'s store and strength model (tests of decay give the engine their own clock).
 pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: bool) -> StakegraphSchema {
+    build_schema_on_with(engine, limits, anonymous_reads, Default::default())
+}
+
+/// [`build_schema_on`] with the churn-risk model `churn`.
+fn build_schema_on_with(
+    engine: Arc<Engine>,
+    limits: ApiLimits,
+    anonymous_reads: bool,
+    churn: crate::domain::churn::ChurnModel,
+) -> StakegraphSchema {
     let (store, strength) = (engine.store().clone(), engine.model().clone());
     let admission = Arc::new(Admission::new(&limits));
     let brokers = Arc::new(BrokerEstimates::new(influence::estimate_settings(&limits), admission.background()));
@@ -337,6 +361,7 @@ pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: 
             limits,
             anonymous_reads,
             strength,
+            churn: Arc::new(churn),
             engine: engine.clone(),
             admission: admission.clone(),
             brokers,

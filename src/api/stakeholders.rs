@@ -427,6 +427,13 @@ stakeholder_object!(
             self.customer().and_then(|customer| customer.customer_since(self.0.created_at))
         }
 
+        /// How likely it is to leave, and why (docs/models.md, "Churn risk"): a weighted mean of six signals read
+        /// from its principal relationship (its manager's, otherwise its strongest) as the caller may see it. Null
+        /// for a prospect or a customer who has left. Costs like `fallsBelow` (it forecasts).
+        async fn churn_risk(&self, ctx: &Context<'_>) -> ApiResult<Option<super::churn::ChurnRiskView>> {
+            super::churn::churn_risk(ctx, &self.0).await
+        }
+
         /// Its exits and win-backs, oldest first.
         async fn lifecycle(&self) -> Vec<LifecycleChange> {
             self.customer().map(|customer| customer.lifecycle().iter().map(LifecycleChange::of).collect()).unwrap_or_default()

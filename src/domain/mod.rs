@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod change;
+pub mod churn;
 pub mod relationship;
 pub mod stakeholder;
 pub mod strength;

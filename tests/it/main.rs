@@ -5,6 +5,7 @@
 
 mod aggregates;
 mod api;
+mod churn;
 mod conformance;
 mod cypher;
 mod durability;

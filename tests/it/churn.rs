@@ -1,0 +1,109 @@
+//! Churn risk (issue 13, point 4): `Customer.churnRisk` read back against what the API shows of the same customer
+//! by other paths (its relationships' strengths and trends, its interactions and their topics), so that each
+//! driver is checked against an independent computation; its principal relationship is its manager's; a viewer's
+//! risk reads no private relationship. The model itself reproduces a hand-computed case in `domain::churn`.
+
+use crate::support::{fresh_store, run_as, run_ok, schema};
+use chrono::{Duration, Utc};
+use serde_json::{json, Value};
+use stakegraph::api::{Caller, StakegraphSchema};
+use stakegraph::domain::Role;
+
+const VIEWER: Caller = Caller::Key(Role::Viewer);
+
+async fn create(schema: &StakegraphSchema, mutation: &str, input: Value) -> Value {
+    let query = format!("mutation($input: {mutation}Input!) {{ {}(input: $input) {{ id }} }}", lower_first(mutation));
+    run_ok(schema, &query, json!({ "input": input })).await[lower_first(mutation)]["id"].clone()
+}
+
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
+}
+
+async fn link(schema: &StakegraphSchema, from: &Value, to: &Value, rel_type: &str, level: &str) -> Value {
+    let query = r#"mutation($input: UpsertRelationshipInput!) { upsertRelationship(input: $input) { relationship { id } } }"#;
+    let input = json!({ "input": { "from": from, "to": to, "type": rel_type, "level": level, "trust": 0.7 } });
+    run_ok(schema, query, input).await["upsertRelationship"]["relationship"]["id"].clone()
+}
+
+const RISK: &str = r#"query($id: ID!) { node(id: $id) { ... on Customer {
+  churnRisk { score model valueAtRisk principalRelationship drivers { name value weight contribution } }
+  relationships(first: 50) { edges { node { id type strength { score trend } } } }
+} } }"#;
+
+fn driver(risk: &Value, name: &str) -> f64 {
+    risk["drivers"].as_array().unwrap().iter().find(|driver| driver["name"] == name).unwrap()["value"].as_f64().unwrap()
+}
+
+#[tokio::test]
+async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewer_s_read_no_private_tie() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store);
+    let customer = create(&schema, "CreateCustomer", json!({ "key": "C", "name": "Customer", "power": 0.5,
+        "interest": 0.5, "status": "ACTIVE", "lifetimeValue": 1000.0 })).await;
+    let staff = |key: &str, private: bool| {
+        json!({ "key": key, "name": key, "power": 0.5, "interest": 0.5, "private": private })
+    };
+    let manager = create(&schema, "CreateEmployee", staff("M", true)).await;
+    let colleague = create(&schema, "CreateEmployee", staff("K", false)).await;
+    let supplier = create(&schema, "CreateSupplier", staff("S", false)).await;
+    let managed = link(&schema, &manager, &customer, "MANAGES", "PARTNERSHIP").await;
+    let known = link(&schema, &colleague, &customer, "KNOWS", "REACTIVE").await;
+    link(&schema, &customer, &supplier, "KNOWS", "BASIC").await;
+    let now = Utc::now();
+    let interaction = |relationship: &Value, days: i64, direction: &str, topic: Option<&str>| {
+        json!({ "relationship": relationship, "at": now - Duration::days(days), "channel": "CALL",
+                "direction": direction, "sentiment": -0.3, "topic": topic })
+    };
+    let interactions = vec![
+        interaction(&managed, 120, "INBOUND", Some("COMPLAINT")), // outside the 90 days
+        interaction(&managed, 40, "INBOUND", Some("RETURN")),
+        interaction(&managed, 25, "OUTBOUND", Some("COMPLAINT")),
+        interaction(&managed, 10, "OUTBOUND", Some("PROMOTION")),
+        interaction(&known, 3, "INBOUND", Some("COMPLAINT")),
+    ];
+    let record = "mutation($input: RecordInteractionsInput!) { recordInteractions(input: $input) { count } }";
+    run_ok(&schema, record, json!({ "input": { "interactions": interactions } })).await;
+
+    let editor = run_ok(&schema, RISK, json!({ "id": customer })).await["node"].clone();
+    let risk = &editor["churnRisk"];
+    assert_eq!(risk["model"], "churn-v1");
+    // The manager's relationship is the principal one; the signals read it.
+    assert_eq!(risk["principalRelationship"], managed);
+    let edges = editor["relationships"]["edges"].as_array().unwrap();
+    let strength_of = |id: &Value| edges.iter().find(|edge| edge["node"]["id"] == *id).unwrap()["node"]["strength"].clone();
+    let principal = strength_of(&managed);
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    assert!(close(driver(risk, "WEAKNESS"), 1.0 - principal["score"].as_f64().unwrap()), "{risk:#} {principal:#}");
+    let decline = (-principal["trend"].as_f64().unwrap() / 0.1).clamp(0.0, 1.0);
+    assert!(close(driver(risk, "DECLINE"), decline), "{risk:#} {principal:#}");
+    // Last inbound 40 days ago on it; two complaints or returns in 90 days on it (not the one on another tie).
+    assert!(close(driver(risk, "SILENCE"), 1.0 - (-40.0f64 / 60.0).exp2()), "{risk:#}");
+    assert!(close(driver(risk, "COMPLAINTS"), 0.75), "{risk:#}");
+    // The manager's share of the ties with staff (the manager and the colleague; not the supplier).
+    let staff_sum = principal["score"].as_f64().unwrap() + strength_of(&known)["score"].as_f64().unwrap();
+    assert!(close(driver(risk, "EXPOSURE"), principal["score"].as_f64().unwrap() / staff_sum), "{risk:#}");
+    let score = risk["score"].as_f64().unwrap();
+    let sum: f64 = risk["drivers"].as_array().unwrap().iter().map(|driver| driver["contribution"].as_f64().unwrap()).sum();
+    assert!(close(sum, score) && score > 0.0 && score < 1.0, "{risk:#}");
+    assert!(close(risk["valueAtRisk"].as_f64().unwrap(), 1000.0 * score));
+
+    // A viewer does not see the private manager's relationship: the principal one is the strongest it sees, with
+    // no manager (full exposure).
+    let viewer = run_as(&schema, VIEWER, RISK, json!({ "id": customer })).await;
+    assert!(viewer.get("errors").is_none(), "{viewer:#}");
+    let risk = &viewer["data"]["node"]["churnRisk"];
+    assert_ne!(risk["principalRelationship"], managed);
+    assert_eq!(risk["principalRelationship"], known, "the colleague's tie is stronger than the supplier's");
+    assert_eq!(driver(risk, "EXPOSURE"), 1.0);
+    assert!(close(driver(risk, "SILENCE"), 1.0 - (-3.0f64 / 60.0).exp2()), "{risk:#}");
+
+    // A prospect, and a customer who has left, have none.
+    let prospect = create(&schema, "CreateCustomer", json!({ "key": "P", "name": "P", "power": 0.5, "interest": 0.5 })).await;
+    let none = run_ok(&schema, "query($id: ID!) { node(id: $id) { ... on Customer { churnRisk { score } } } }", json!({ "id": prospect })).await;
+    assert_eq!(none["node"]["churnRisk"], Value::Null);
+    run_ok(&schema, "mutation($id: ID!) { recordCustomerExit(input: { id: $id, reason: PRICE }) { id } }", json!({ "id": customer })).await;
+    let gone = run_ok(&schema, "query($id: ID!) { node(id: $id) { ... on Customer { churnRisk { score } } } }", json!({ "id": customer })).await;
+    assert_eq!(gone["node"]["churnRisk"], Value::Null);
+}
