@@ -846,7 +846,7 @@ mod tests {
     #[test]
     fn the_readme_churn_section_is_the_default_model() {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-        let start = readme.find("[churn]").expect("README documents [churn]");
+        let start = readme.find("\n[churn]").expect("README documents [churn]") + 1;
         let section = &readme[start..readme[start..].find("```").map(|end| start + end).unwrap()];
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stakegraph.toml");

@@ -1,17 +1,28 @@
-//! `Customer.churnRisk`: how likely a customer is to leave, explained like strength. The model is
+//! `Customer.churnRisk`: how likely a customer is to leave, explained like strength; `Employee.portfolio`: what a
+//! relationship manager holds and how much of it is at risk. The model is
 //! [`crate::domain::churn`]'s; this module gathers its inputs (the customer's relationships the caller may see,
 //! their strengths, the principal one's history) and maps the result.
 
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::influence::Analysis;
 use super::loaders::{HistoryOf, Loaders};
 use super::relationships::relationships_of_where;
 use super::{ApiContext, Deadline};
-use crate::domain::churn::{principal, ChurnDriverName, ChurnRisk};
-use crate::domain::{CustomerStatus, KindDetails, Stakeholder, StakeholderId};
+use crate::domain::churn::{
+    portfolio as portfolio_of, principal, ChurnDriverName, ChurnModel, ChurnRisk, Holding, Portfolio,
+};
+use crate::domain::strength::StrengthModel;
+use crate::domain::{
+    CustomerStatus, Interaction, KindDetails, Relationship, RelationshipType, Stakeholder, StakeholderId,
+};
+use crate::engine::analysis::{Flow, Via, Walk};
+use crate::engine::risk::{is_staff, key_person_report};
 use async_graphql::{Context, Enum, Object, SimpleObject};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The signals of churn risk.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -89,60 +100,207 @@ impl ChurnRiskView {
     }
 }
 
-/// The churn risk of `customer` now, from what the caller may see of it; `None` for a prospect or a customer who
-/// has left. Its strengths are read from the relationships' decayed sums, the principal relationship's history
-/// through the DataLoader, and the forecast and signals are computed on a blocking thread under a forecast turn
-/// (as `fallsBelow`).
-pub async fn churn_risk(ctx: &Context<'_>, customer: &Stakeholder) -> ApiResult<Option<ChurnRiskView>> {
-    let KindDetails::Customer(details) = &customer.details else { return Ok(None) };
-    if matches!(details.status, CustomerStatus::Prospect | CustomerStatus::Churned) {
-        return Ok(None);
-    }
-    let api = ctx.data_unchecked::<ApiContext>();
-    let now = Utc::now();
-    let relationships = relationships_of_where(ctx, customer.id, |_| true).await?;
-    let counterparts: Vec<StakeholderId> = relationships
-        .iter()
-        .map(|relationship| if relationship.from == customer.id { relationship.to } else { relationship.from })
-        .collect();
-    let loaded: HashMap<StakeholderId, Arc<Stakeholder>> =
-        ctx.data_unchecked::<Loaders>().load_many(counterparts.iter().copied()).await?;
-    let staff = |id: &StakeholderId| {
-        loaded.get(id).is_some_and(|row| matches!(row.details, KindDetails::Employee { candidate: false, .. }))
-    };
-    let rows: Vec<(&crate::domain::Relationship, f64, bool)> = relationships
-        .iter()
-        .zip(&counterparts)
-        .map(|(relationship, counterpart)| {
-            (relationship, api.strength.evaluate(relationship, &relationship.sums, now).score, staff(counterpart))
-        })
-        .collect();
-    let (chosen, manager_share) = principal(customer.id, &rows);
-    let principal = chosen.map(|index| relationships[index].clone());
-    let history = match &principal {
-        Some(relationship) => {
-            ctx.data_unchecked::<Loaders>().load_one(HistoryOf(relationship.id)).await?.unwrap_or_default()
+/// What the churn-risk model reads of one customer, gathered as the caller may see it.
+pub(super) struct ChurnInputs {
+    principal: Option<(Relationship, Arc<Vec<Interaction>>)>,
+    manager_share: Option<f64>,
+    lifetime_value: Option<f64>,
+}
+
+impl ChurnInputs {
+    /// The inputs of `customer` at `now`, `None` for a prospect or a customer who has left: its relationships the
+    /// caller may see, their strengths from the decayed sums, its principal one's history through the DataLoader
+    /// (so that the inputs of many customers are read in a few batches).
+    pub(super) async fn of(ctx: &Context<'_>, customer: &Stakeholder, now: DateTime<Utc>) -> ApiResult<Option<Self>> {
+        let KindDetails::Customer(details) = &customer.details else { return Ok(None) };
+        if matches!(details.status, CustomerStatus::Prospect | CustomerStatus::Churned) {
+            return Ok(None);
         }
-        None => Default::default(),
-    };
+        let api = ctx.data_unchecked::<ApiContext>();
+        let relationships = relationships_of_where(ctx, customer.id, |_| true).await?;
+        let counterparts: Vec<StakeholderId> = relationships
+            .iter()
+            .map(|relationship| if relationship.from == customer.id { relationship.to } else { relationship.from })
+            .collect();
+        let loaded: HashMap<StakeholderId, Arc<Stakeholder>> =
+            ctx.data_unchecked::<Loaders>().load_many(counterparts.iter().copied()).await?;
+        let staff = |id: &StakeholderId| {
+            loaded.get(id).is_some_and(|row| matches!(row.details, KindDetails::Employee { candidate: false, .. }))
+        };
+        let rows: Vec<(&Relationship, f64, bool)> = relationships
+            .iter()
+            .zip(&counterparts)
+            .map(|(relationship, counterpart)| {
+                (relationship, api.strength.evaluate(relationship, &relationship.sums, now).score, staff(counterpart))
+            })
+            .collect();
+        let (chosen, manager_share) = principal(customer.id, &rows);
+        let principal = match chosen.map(|index| relationships[index].clone()) {
+            Some(relationship) => {
+                let history = ctx.data_unchecked::<Loaders>().load_one(HistoryOf(relationship.id)).await?;
+                Some((relationship, history.unwrap_or_default()))
+            }
+            None => None,
+        };
+        Ok(Some(Self { principal, manager_share, lifetime_value: details.lifetime_value.map(|value| value.get()) }))
+    }
+
+    /// The risk these inputs make at `now` (a forecast: up to ~3,700 daily scores; run it off the async workers).
+    pub(super) fn evaluate(&self, churn: &ChurnModel, strength: &StrengthModel, now: DateTime<Utc>) -> ChurnRisk {
+        let principal = self.principal.as_ref().map(|(relationship, history)| (relationship, &history[..]));
+        churn.evaluate(churn.signals(strength, principal, self.manager_share, now))
+    }
+
+    /// The view of `risk`, computed from these inputs under `model`.
+    pub(super) fn view(&self, risk: ChurnRisk, model: String) -> ChurnRiskView {
+        ChurnRiskView {
+            risk,
+            model,
+            lifetime_value: self.lifetime_value,
+            principal: self.principal.as_ref().map(|(relationship, _)| relationship.id),
+        }
+    }
+}
+
+/// The churn risk of `customer` now, from what the caller may see of it; `None` for a prospect or a customer who
+/// has left. The forecast and signals are computed on a blocking thread under a forecast turn (as `fallsBelow`).
+pub async fn churn_risk(ctx: &Context<'_>, customer: &Stakeholder) -> ApiResult<Option<ChurnRiskView>> {
+    let now = Utc::now();
+    let Some(inputs) = ChurnInputs::of(ctx, customer, now).await? else { return Ok(None) };
+    let api = ctx.data_unchecked::<ApiContext>();
     let deadline = ctx.data_opt::<Deadline>().map(|deadline| deadline.0);
     let turn = api.admission.forecast(deadline).await?;
     let (churn, strength) = (api.churn.clone(), api.strength.clone());
-    let principal_id = principal.as_ref().map(|relationship| relationship.id);
-    let risk = tokio::task::spawn_blocking(move || {
+    let (risk, inputs) = tokio::task::spawn_blocking(move || {
         let _turn = turn;
-        let principal = principal.as_ref().map(|relationship| (relationship, &history[..]));
-        churn.evaluate(churn.signals(&strength, principal, manager_share, now))
+        (inputs.evaluate(&churn, &strength, now), inputs)
     })
     .await
     .map_err(|error| {
         tracing::error!(%error, "a churn risk failed");
         ApiError::Internal
     })?;
-    Ok(Some(ChurnRiskView {
-        risk,
-        model: api.churn.version(),
-        lifetime_value: details.lifetime_value.map(|value| value.get()),
-        principal: principal_id,
-    }))
+    Ok(Some(inputs.view(risk, api.churn.version())))
+}
+
+/// A relationship manager's portfolio: the customers it manages, how strong and how much at risk.
+pub struct PortfolioView {
+    summary: Portfolio,
+    at_risk_above: f64,
+    key_person: Option<KeyPersonLoss>,
+}
+
+/// What the firm's reach loses if the employee leaves (its `keyPersonRisk`, with that field's defaults).
+#[derive(SimpleObject, Clone, Copy, Debug)]
+pub struct KeyPersonLoss {
+    /// Stakeholders the firm reaches less well without them.
+    pub affected: i32,
+    /// The sum of those losses of best path score.
+    pub total_loss: f64,
+}
+
+#[Object(name = "Portfolio")]
+impl PortfolioView {
+    /// Customers it manages (its MANAGES relationships the caller may see).
+    async fn customers(&self) -> u64 {
+        self.summary.customers
+    }
+
+    /// Of those, the customers now: not prospects, not gone.
+    async fn active_customers(&self) -> u64 {
+        self.summary.active
+    }
+
+    /// The mean strength of its relationships with them, now; null with none.
+    async fn mean_strength(&self) -> Option<f64> {
+        self.summary.mean_strength
+    }
+
+    /// Active customers whose churn risk is at least `atRiskAbove`.
+    async fn at_risk(&self) -> u64 {
+        self.summary.at_risk
+    }
+
+    /// The churn risk from which a customer counts as at risk.
+    async fn at_risk_above(&self) -> f64 {
+        self.at_risk_above
+    }
+
+    /// The lifetime value of its active customers: what it holds.
+    async fn lifetime_value(&self) -> f64 {
+        self.summary.lifetime_value
+    }
+
+    /// Σ lifetime value × churn risk over its active customers.
+    async fn value_at_risk(&self) -> f64 {
+        self.summary.value_at_risk
+    }
+
+    /// What the firm's reach loses if it leaves (as `keyPersonRisk` with its defaults, minScore 0.01 and
+    /// minStrength 0.05); null for a candidate, who is not staff.
+    async fn key_person_loss(&self) -> Option<KeyPersonLoss> {
+        self.key_person
+    }
+}
+
+/// The portfolio of relationship manager `employee`, as the caller may see it: an analysis (one turn, under its
+/// deadline) that computes every managed customer's churn risk and the employee's key-person report.
+pub async fn portfolio(ctx: &Context<'_>, employee: &Stakeholder, at_risk_above: f64) -> ApiResult<PortfolioView> {
+    if !(0.0..=1.0).contains(&at_risk_above) {
+        return Err(ApiError::bad_input(
+            "atRiskAbove",
+            format!("{at_risk_above} is not between 0 and 1; pass the churn risk from which a customer is at risk"),
+        ));
+    }
+    let analysis = Analysis::start(ctx).await?;
+    let api = ctx.data_unchecked::<ApiContext>();
+    let now = Utc::now();
+    let id = employee.id;
+    let managed = relationships_of_where(ctx, id, |relationship| {
+        relationship.rel_type == RelationshipType::Manages && relationship.from == id
+    })
+    .await?;
+    let customers: HashMap<StakeholderId, Arc<Stakeholder>> =
+        ctx.data_unchecked::<Loaders>().load_many(managed.iter().map(|relationship| relationship.to)).await?;
+    let managed: Vec<(f64, Arc<Stakeholder>)> = managed
+        .iter()
+        .filter_map(|relationship| {
+            let customer = customers.get(&relationship.to)?;
+            matches!(customer.details, KindDetails::Customer(_))
+                .then(|| (api.strength.evaluate(relationship, &relationship.sums, now).score, customer.clone()))
+        })
+        .collect();
+    let inputs =
+        futures_util::future::try_join_all(managed.iter().map(|(_, customer)| ChurnInputs::of(ctx, customer, now)))
+            .await?;
+    let strengths: Vec<f64> = managed.iter().map(|(strength, _)| *strength).collect();
+    let hide = !Caller::of(ctx).sees_private();
+    let (churn, strength) = (api.churn.clone(), api.strength.clone());
+    let (summary, key_person) = analysis
+        .run(move |snapshot, deadline| {
+            let mut holdings = Vec::with_capacity(inputs.len());
+            for (index, (input, strength_now)) in inputs.iter().zip(&strengths).enumerate() {
+                if index % 64 == 63 && Instant::now() >= deadline {
+                    return None;
+                }
+                holdings.push(Holding {
+                    strength: *strength_now,
+                    lifetime_value: input.as_ref().and_then(|input| input.lifetime_value),
+                    risk: input.as_ref().map(|input| input.evaluate(&churn, &strength, now).score),
+                });
+            }
+            let node =
+                snapshot.index_of(id).filter(|&node| is_staff(snapshot, node) && !(hide && snapshot.is_private(node)));
+            let key_person = match node {
+                Some(node) => {
+                    let walk = Walk::new(snapshot, Flow::Both, 0.05, &Via::default()).hiding_private(hide);
+                    let report = key_person_report(&walk, node, 0.01, Some(deadline))?;
+                    Some(KeyPersonLoss { affected: report.losses.len() as i32, total_loss: report.total_loss })
+                }
+                None => None,
+            };
+            Some((portfolio_of(&holdings, at_risk_above), key_person))
+        })
+        .await?;
+    Ok(PortfolioView { summary, at_risk_above, key_person })
 }

@@ -29,10 +29,11 @@ const ANALYSES: &[(&str, u64)] =
     &[("influencePaths", 3), ("influenceReach", 20), ("keyInfluencers", 10), ("brokers", 10), ("keyPersonRisk", 10)];
 
 /// Fields that count over the whole graph like an analysis (and take an analysis' turn) but return one object:
-/// a listing's `aggregate`, and the query root's `relationships` (the graph's relationships, filtered and sorted
+/// a listing's `aggregate`, an employee's `portfolio` (every managed customer's churn risk and a key-person
+/// report), and the query root's `relationships` (the graph's relationships, filtered and sorted
 /// over every edge; a stakeholder's `relationships` is an ordinary connection), and `exitAnalysis` (over every
 /// customer).
-const AGGREGATES: &[&str] = &["aggregate"];
+const AGGREGATES: &[&str] = &["aggregate", "portfolio"];
 const ROOT_AGGREGATES: &[&str] = &["relationships", "exitAnalysis"];
 
 /// The name of the query root type, which fragments spread at the root are declared on.

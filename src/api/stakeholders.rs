@@ -593,6 +593,18 @@ stakeholder_object!(
             }
         }
 
+        /// Its portfolio as a relationship manager: the customers it manages, their mean strength, how many are at
+        /// risk of leaving, the lifetime value it holds and the value at risk, and what the firm's reach loses if
+        /// it leaves. An analysis in the complexity model (it computes every managed customer's churn risk).
+        async fn portfolio(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(default = 0.5, desc = "The churn risk from which a customer counts as at risk, in [0, 1].")]
+            at_risk_above: f64,
+        ) -> ApiResult<super::churn::PortfolioView> {
+            super::churn::portfolio(ctx, &self.0, at_risk_above).await
+        }
+
         /// The customers this employee manages that the caller may see, by customer id.
         async fn managed_customers(
             &self,

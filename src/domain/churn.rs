@@ -253,6 +253,51 @@ pub fn principal(
     (Some(manager), Some(share.min(1.0)))
 }
 
+/// One customer in a relationship manager's portfolio.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Holding {
+    /// The strength of the manager's relationship with it, now.
+    pub strength: f64,
+    /// Its lifetime value, when recorded.
+    pub lifetime_value: Option<f64>,
+    /// Its churn risk; `None` for a prospect or a customer who has left.
+    pub risk: Option<f64>,
+}
+
+/// What a relationship manager holds: the firm's exposure if the manager leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Portfolio {
+    /// Customers managed.
+    pub customers: u64,
+    /// Of those, how many are customers now (not prospects, not gone): those with a churn risk.
+    pub active: u64,
+    /// The mean strength of the manager's relationships with them; `None` with none.
+    pub mean_strength: Option<f64>,
+    /// Active customers whose churn risk is at least the threshold.
+    pub at_risk: u64,
+    /// The lifetime value of the active customers.
+    pub lifetime_value: f64,
+    /// Σ lifetime value × churn risk over the active customers.
+    pub value_at_risk: f64,
+}
+
+/// The portfolio of `holdings`, counting a risk of `at_risk_above` or more as at risk. O(n).
+pub fn portfolio(holdings: &[Holding], at_risk_above: f64) -> Portfolio {
+    let mut summary = Portfolio { customers: holdings.len() as u64, ..Portfolio::default() };
+    let mut strength = 0.0;
+    for holding in holdings {
+        strength += holding.strength;
+        let Some(risk) = holding.risk else { continue };
+        let value = holding.lifetime_value.unwrap_or(0.0);
+        summary.active += 1;
+        summary.at_risk += u64::from(risk >= at_risk_above);
+        summary.lifetime_value += value;
+        summary.value_at_risk += value * risk;
+    }
+    summary.mean_strength = (!holdings.is_empty()).then(|| strength / holdings.len() as f64);
+    summary
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,5 +426,24 @@ mod tests {
         let (index, share) = principal(customer, &[(&knows, 0.6, true), (&supplies, 0.6, false)]);
         assert_eq!((index, share), (Some(0), None));
         assert_eq!(principal(customer, &[]), (None, None));
+    }
+
+    #[test]
+    fn a_portfolio_adds_up_its_active_customers() {
+        let holding = |strength, lifetime_value, risk| Holding { strength, lifetime_value, risk };
+        let summary = portfolio(
+            &[
+                holding(0.8, Some(1000.0), Some(0.2)),
+                holding(0.4, Some(500.0), Some(0.6)),
+                holding(0.3, None, Some(0.5)),
+                holding(0.1, Some(9999.0), None), // left: counted, not held
+            ],
+            0.5,
+        );
+        assert_eq!((summary.customers, summary.active, summary.at_risk), (4, 3, 2));
+        assert!(close(summary.mean_strength.unwrap(), 0.4));
+        assert!(close(summary.lifetime_value, 1500.0));
+        assert!(close(summary.value_at_risk, 1000.0 * 0.2 + 500.0 * 0.6));
+        assert_eq!(portfolio(&[], 0.5).mean_strength, None);
     }
 }

@@ -3,10 +3,10 @@
 //! driver is checked against an independent computation; its principal relationship is its manager's; a viewer's
 //! risk reads no private relationship. The model itself reproduces a hand-computed case in `domain::churn`.
 
-use crate::support::{fresh_store, run_as, run_ok, schema};
+use crate::support::{fresh_store, run_as, run_ok};
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
-use stakegraph::api::{Caller, StakegraphSchema};
+use stakegraph::api::{build_schema, ApiLimits, Caller, StakegraphSchema};
 use stakegraph::domain::Role;
 
 const VIEWER: Caller = Caller::Key(Role::Viewer);
@@ -22,7 +22,8 @@ fn lower_first(text: &str) -> String {
 }
 
 async fn link(schema: &StakegraphSchema, from: &Value, to: &Value, rel_type: &str, level: &str) -> Value {
-    let query = r#"mutation($input: UpsertRelationshipInput!) { upsertRelationship(input: $input) { relationship { id } } }"#;
+    let query =
+        r#"mutation($input: UpsertRelationshipInput!) { upsertRelationship(input: $input) { relationship { id } } }"#;
     let input = json!({ "input": { "from": from, "to": to, "type": rel_type, "level": level, "trust": 0.7 } });
     run_ok(schema, query, input).await["upsertRelationship"]["relationship"]["id"].clone()
 }
@@ -39,12 +40,16 @@ fn driver(risk: &Value, name: &str) -> f64 {
 #[tokio::test]
 async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewer_s_read_no_private_tie() {
     let (store, _dir) = fresh_store();
-    let schema = schema(store);
-    let customer = create(&schema, "CreateCustomer", json!({ "key": "C", "name": "Customer", "power": 0.5,
-        "interest": 0.5, "status": "ACTIVE", "lifetimeValue": 1000.0 })).await;
-    let staff = |key: &str, private: bool| {
-        json!({ "key": key, "name": key, "power": 0.5, "interest": 0.5, "private": private })
-    };
+    let limits = ApiLimits { analyses_per_minute_per_key: 1_000_000, ..ApiLimits::default() };
+    let schema = build_schema(store, limits, false);
+    let customer = create(
+        &schema,
+        "CreateCustomer",
+        json!({ "key": "C", "name": "Customer", "power": 0.5,
+        "interest": 0.5, "status": "ACTIVE", "lifetimeValue": 1000.0 }),
+    )
+    .await;
+    let staff = |key: &str, private: bool| json!({ "key": key, "name": key, "power": 0.5, "interest": 0.5, "private": private });
     let manager = create(&schema, "CreateEmployee", staff("M", true)).await;
     let colleague = create(&schema, "CreateEmployee", staff("K", false)).await;
     let supplier = create(&schema, "CreateSupplier", staff("S", false)).await;
@@ -72,7 +77,8 @@ async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewe
     // The manager's relationship is the principal one; the signals read it.
     assert_eq!(risk["principalRelationship"], managed);
     let edges = editor["relationships"]["edges"].as_array().unwrap();
-    let strength_of = |id: &Value| edges.iter().find(|edge| edge["node"]["id"] == *id).unwrap()["node"]["strength"].clone();
+    let strength_of =
+        |id: &Value| edges.iter().find(|edge| edge["node"]["id"] == *id).unwrap()["node"]["strength"].clone();
     let principal = strength_of(&managed);
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
     assert!(close(driver(risk, "WEAKNESS"), 1.0 - principal["score"].as_f64().unwrap()), "{risk:#} {principal:#}");
@@ -85,7 +91,8 @@ async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewe
     let staff_sum = principal["score"].as_f64().unwrap() + strength_of(&known)["score"].as_f64().unwrap();
     assert!(close(driver(risk, "EXPOSURE"), principal["score"].as_f64().unwrap() / staff_sum), "{risk:#}");
     let score = risk["score"].as_f64().unwrap();
-    let sum: f64 = risk["drivers"].as_array().unwrap().iter().map(|driver| driver["contribution"].as_f64().unwrap()).sum();
+    let sum: f64 =
+        risk["drivers"].as_array().unwrap().iter().map(|driver| driver["contribution"].as_f64().unwrap()).sum();
     assert!(close(sum, score) && score > 0.0 && score < 1.0, "{risk:#}");
     assert!(close(risk["valueAtRisk"].as_f64().unwrap(), 1000.0 * score));
 
@@ -100,10 +107,62 @@ async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewe
     assert!(close(driver(risk, "SILENCE"), 1.0 - (-3.0f64 / 60.0).exp2()), "{risk:#}");
 
     // A prospect, and a customer who has left, have none.
-    let prospect = create(&schema, "CreateCustomer", json!({ "key": "P", "name": "P", "power": 0.5, "interest": 0.5 })).await;
-    let none = run_ok(&schema, "query($id: ID!) { node(id: $id) { ... on Customer { churnRisk { score } } } }", json!({ "id": prospect })).await;
+    let prospect =
+        create(&schema, "CreateCustomer", json!({ "key": "P", "name": "P", "power": 0.5, "interest": 0.5 })).await;
+
+    // The manager's portfolio: the customer and the prospect, one of them a customer now, its value and risk as
+    // the customer's own churnRisk says, and the key-person loss as keyPersonRisk says.
+    let prospect_tie = link(&schema, &manager, &prospect, "MANAGES", "BASIC").await;
+    let portfolio = r#"query($id: ID!, $above: Float!) {
+      node(id: $id) { ... on Employee { portfolio(atRiskAbove: $above) { customers activeCustomers meanStrength atRisk
+        atRiskAbove lifetimeValue valueAtRisk keyPersonLoss { affected totalLoss } } } }
+      keyPersonRisk(employee: $id) { affected totalLoss }
+    }"#;
+    let score = run_ok(&schema, RISK, json!({ "id": customer })).await["node"]["churnRisk"]["score"].as_f64().unwrap();
+    let strengths = run_ok(&schema, "query($a: ID!, $b: ID!) { a: relationship(id: $a) { strength { score } } b: relationship(id: $b) { strength { score } } }",
+        json!({ "a": managed, "b": prospect_tie })).await;
+    let mean = (strengths["a"]["strength"]["score"].as_f64().unwrap()
+        + strengths["b"]["strength"]["score"].as_f64().unwrap())
+        / 2.0;
+    // Risk grows with time (silence, decay) between the requests, by far less than 1e-4.
+    let near = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.abs().max(1.0);
+    for (above, at_risk) in [(0.0, 1), (score - 1e-4, 1), (score + 1e-4, 0)] {
+        let data = run_ok(&schema, portfolio, json!({ "id": manager, "above": above })).await;
+        let held = &data["node"]["portfolio"];
+        assert_eq!(
+            (held["customers"].clone(), held["activeCustomers"].clone(), held["atRisk"].clone()),
+            (json!(2), json!(1), json!(at_risk)),
+            "{held:#}"
+        );
+        assert!(near(held["meanStrength"].as_f64().unwrap(), mean), "{held:#}");
+        assert_eq!(held["lifetimeValue"], 1000.0);
+        assert!(near(held["valueAtRisk"].as_f64().unwrap(), 1000.0 * score), "{held:#} {score}");
+        assert_eq!(held["keyPersonLoss"], data["keyPersonRisk"]);
+    }
+    let refused = run_as(&schema, Caller::Key(Role::Editor), portfolio, json!({ "id": manager, "above": 1.5 })).await;
+    assert_eq!(crate::support::error_code(&refused), ("BAD_USER_INPUT".into(), "atRiskAbove".into()));
+    // A viewer cannot reach the private manager; the public colleague's portfolio is empty to everyone.
+    let colleague_portfolio = run_as(&schema, VIEWER, portfolio, json!({ "id": colleague, "above": 0.5 })).await;
+    assert_eq!(colleague_portfolio["data"]["node"]["portfolio"]["customers"], 0, "{colleague_portfolio:#}");
+
+    let none = run_ok(
+        &schema,
+        "query($id: ID!) { node(id: $id) { ... on Customer { churnRisk { score } } } }",
+        json!({ "id": prospect }),
+    )
+    .await;
     assert_eq!(none["node"]["churnRisk"], Value::Null);
-    run_ok(&schema, "mutation($id: ID!) { recordCustomerExit(input: { id: $id, reason: PRICE }) { id } }", json!({ "id": customer })).await;
-    let gone = run_ok(&schema, "query($id: ID!) { node(id: $id) { ... on Customer { churnRisk { score } } } }", json!({ "id": customer })).await;
+    run_ok(
+        &schema,
+        "mutation($id: ID!) { recordCustomerExit(input: { id: $id, reason: PRICE }) { id } }",
+        json!({ "id": customer }),
+    )
+    .await;
+    let gone = run_ok(
+        &schema,
+        "query($id: ID!) { node(id: $id) { ... on Customer { churnRisk { score } } } }",
+        json!({ "id": customer }),
+    )
+    .await;
     assert_eq!(gone["node"]["churnRisk"], Value::Null);
 }

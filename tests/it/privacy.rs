@@ -77,8 +77,10 @@ fn wide_schema(store: std::sync::Arc<dyn stakegraph::store::GraphStore>) -> Stak
         max_nesting: 256,
         max_cost: u64::MAX,
         max_forecasts: u64::MAX,
-        max_analyses: 1_000,
+        max_analyses: 100_000,
         analyses_per_minute_per_key: u32::MAX / 2,
+        // Every employee in the generated selections computes its portfolio, an analysis: thousands at once.
+        max_queued_analyses: 1_000_000,
         // The generated selections are large, and a debug build on a busy CI machine is slow.
         request_timeout_ms: 600_000,
         ..ApiLimits::default()
