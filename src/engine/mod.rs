@@ -10,6 +10,7 @@
 pub mod aggregates;
 pub mod analysis;
 pub mod brokers;
+pub mod crossings;
 pub mod estimates;
 pub mod export;
 pub mod paths;
