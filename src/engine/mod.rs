@@ -9,6 +9,7 @@
 
 pub mod aggregates;
 pub mod analysis;
+pub mod broker_ranking;
 pub mod brokers;
 pub mod crossings;
 pub mod estimates;
