@@ -1,17 +1,15 @@
 //! `strengthCrossed` (README, "What the API offers"): a relationship's strength moving past a threshold, with hysteresis.
 //!
-//! A watched relationship is on one side of the threshold. It counts as above once its strength exceeds
-//! `threshold + hysteresis` and as below once it drops under `threshold − hysteresis`; inside that band it keeps
-//! the side it had, so a strength hovering at the threshold fires nothing. A new relationship starts below (it had
-//! no strength before it existed). The sides are re-evaluated on every snapshot the engine publishes: after each
-//! change (only the relationships the change touched) and after each decay sweep, when the engine re-evaluates
-//! every strength at a later clock (all of them: strength decays with time alone).
+//! The rules (the band, which side a relationship is on, when a crossing is reported, what resuming reports) are
+//! the engine's: [`crate::engine::crossings`]. This module is the subscription around them: it checks the
+//! arguments, decides which relationships a subscriber watches (its scope, and what it may read), waits for each
+//! snapshot the engine publishes, reads what changed from the change log, hands the watched relationships'
+//! strengths to the subscriber's [`Tracker`], and maps what it reports to GraphQL with a cursor.
 //!
-//! Each evaluation that moves some relationship across sends one message with all of its crossings and a cursor
-//! for that evaluation. Resuming with `after` compares each relationship with its side at that cursor: one that
-//! has not changed since is reported exactly when its side differs now; one that changed since (or sat inside the
-//! band then) is reported once it is outside the band, with its side then, which may repeat a side the client
-//! already knew. Crossings are states, so a client applies them idempotently.
+//! The sides are re-evaluated on every snapshot the engine publishes: after each change (only the relationships
+//! the change touched) and after each decay sweep, when the engine re-evaluates every strength at a later clock
+//! (all of them: strength decays with time alone). Each evaluation that moves some relationship across sends one
+//! message with all of its crossings and a cursor for that evaluation (`after` resumes from it).
 
 use super::auth::Caller;
 use super::enums::{Market, RelationshipType};
@@ -19,7 +17,8 @@ use super::error::ApiError;
 use super::ids::GlobalId;
 use super::subscription::Filter;
 use super::ApiContext;
-use crate::domain::{ChangeEvent, ChangeKind, RelationshipId, StakeholderId};
+use crate::domain::{ChangeEvent, RelationshipId};
+use crate::engine::crossings::{Band, Cause, Changed, Crossing, Direction, Tracker};
 use crate::engine::{Engine, Published, Snapshot};
 use crate::store::{GraphStore, StoreError};
 use async_graphql::{Context, Enum, InputObject, SimpleObject, ID};
@@ -27,7 +26,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, Stream};
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Change-log entries read per step while collecting what changed between two evaluations.
@@ -63,6 +61,25 @@ pub enum CrossingCause {
     /// Reported on resuming because the relationship changed, or sat inside the band, at the resume cursor: its
     /// side now, which the client may already know.
     Resume,
+}
+
+impl From<Direction> for CrossingDirection {
+    fn from(direction: Direction) -> Self {
+        match direction {
+            Direction::RoseAbove => CrossingDirection::RoseAbove,
+            Direction::FellBelow => CrossingDirection::FellBelow,
+        }
+    }
+}
+
+impl From<Cause> for CrossingCause {
+    fn from(cause: Cause) -> Self {
+        match cause {
+            Cause::Change => CrossingCause::Change,
+            Cause::Decay => CrossingCause::Decay,
+            Cause::Resume => CrossingCause::Resume,
+        }
+    }
 }
 
 /// One relationship that crossed.
@@ -129,11 +146,8 @@ pub(crate) async fn start(
         engine: api.engine.clone(),
         store: api.store.clone(),
         published,
-        threshold,
-        lower: threshold - hysteresis,
-        upper: threshold + hysteresis,
         view: View { scope, sees_private: Caller::of(ctx).sees_private() },
-        sides: Sides::default(),
+        tracker: Tracker::new(Band::new(threshold, hysteresis)),
         ended: false,
         at: Published { seq: snapshot.seq(), as_of: snapshot.as_of() },
         pending: None,
@@ -145,31 +159,14 @@ pub(crate) async fn start(
     Ok(stream::unfold(watcher, |mut watcher| async move { watcher.next().await.map(|item| (item, watcher)) }))
 }
 
-/// A relationship's side as this subscriber last saw it.
-#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
-#[repr(u8)]
-enum Side {
-    /// Not watched until now: a relationship created since starts below; one that came into view (a stakeholder
-    /// turned public, or into a watched market) takes the side of the plain threshold without a report.
-    #[default]
-    Unseen = 0,
-    Below = 1,
-    Above = 2,
-    /// Not known since a resume: reported once it is outside the band.
-    Unsure = 3,
-}
-
-/// One subscriber's view of the sides.
+/// One subscriber: what it watches, its sides, and where it stands in the engine's snapshots.
 struct Watcher {
     engine: Arc<Engine>,
     store: Arc<dyn GraphStore>,
     published: tokio::sync::watch::Receiver<Published>,
-    threshold: f64,
-    lower: f64,
-    upper: f64,
     view: View,
-    /// The side of every relationship watched at the last full evaluation, and of those watched since.
-    sides: Sides,
+    /// The side of every watched relationship, and the rules that move it.
+    tracker: Tracker,
     ended: bool,
     /// The snapshot last evaluated.
     at: Published,
@@ -200,11 +197,13 @@ impl Watcher {
                     return Some(Err(error.into()));
                 }
             };
-            let crossings = if snapshot.as_of() != self.at.as_of || changed.stakeholders {
-                self.evaluate(&snapshot, Scan::All, &changed, false)
+            let crossings = if changed.needs_full_scan(snapshot.as_of() != self.at.as_of) {
+                self.evaluate_all(&snapshot, &changed, false)
             } else {
                 let edges = self.changed_edges(&snapshot, &changed);
-                self.evaluate(&snapshot, Scan::Edges(edges), &changed, false)
+                let watched = edges.into_iter().map(|(source, edge)| observed(&snapshot, source, edge));
+                let found = self.tracker.evaluate_touched(watched, &changed);
+                found.into_iter().map(|crossing| to_graphql(&snapshot, crossing)).collect()
             };
             self.at = Published { seq: snapshot.seq(), as_of: snapshot.as_of() };
             if !crossings.is_empty() {
@@ -215,121 +214,31 @@ impl Watcher {
 
     /// Sides at subscription time, by the plain threshold; nothing is reported.
     fn settle(&mut self, snapshot: &Snapshot) {
-        self.sides = Sides::for_ids(self.view.candidates(snapshot).map(|(_, edge)| snapshot.relationship(edge)));
-        for (_, edge) in self.view.edges(snapshot) {
-            let side = self.plain_side(f64::from(snapshot.strength(edge)));
-            self.sides.set(snapshot.relationship(edge), side);
-        }
+        let ids = self.view.candidates(snapshot).map(|(_, edge)| snapshot.relationship(edge));
+        let watched = self
+            .view
+            .edges(snapshot)
+            .map(|(_, edge)| (snapshot.relationship(edge), f64::from(snapshot.strength(edge))));
+        self.tracker.settle(ids, watched);
     }
 
-    fn plain_side(&self, strength: f64) -> Side {
-        if strength >= self.threshold {
-            Side::Above
-        } else {
-            Side::Below
-        }
-    }
-
-    /// Sides at the resume point `point` (see the module docs), then the crossings between it and `snapshot`.
+    /// Sides at the resume point `point` (see [`crate::engine::crossings`]), then the crossings between it and
+    /// `snapshot`.
     async fn resume(&mut self, snapshot: &Snapshot, point: Published) -> Result<Option<StrengthCrossings>, ApiError> {
         let changed = self.changed_since(point.seq, snapshot.seq()).await?;
-        self.sides = Sides::for_ids(self.view.candidates(snapshot).map(|(_, edge)| snapshot.relationship(edge)));
-        for (_, edge) in self.view.edges(snapshot) {
-            let relationship = snapshot.relationship(edge);
-            let side = if changed.created.contains(&relationship) {
-                Side::Unseen
-            } else if changed.relationships.contains(&relationship) {
-                Side::Unsure
-            } else {
-                self.side_of(f64::from(snapshot.strength_at(edge, point.as_of))).unwrap_or(Side::Unsure)
-            };
-            self.sides.set(relationship, side);
-        }
-        let crossings = self.evaluate(snapshot, Scan::All, &changed, true);
+        let ids = self.view.candidates(snapshot).map(|(_, edge)| snapshot.relationship(edge));
+        let watched = self.view.edges(snapshot).map(|(_, edge)| (snapshot.relationship(edge), edge));
+        self.tracker.resume(ids, watched, &changed, |edge| f64::from(snapshot.strength_at(edge, point.as_of)));
+        let crossings = self.evaluate_all(snapshot, &changed, true);
         Ok((!crossings.is_empty()).then(|| self.message(crossings)))
     }
 
-    /// The side a strength settles, or `None` inside the band.
-    fn side_of(&self, strength: f64) -> Option<Side> {
-        if strength > self.upper {
-            Some(Side::Above)
-        } else if strength < self.lower {
-            Some(Side::Below)
-        } else {
-            None
-        }
-    }
-
-    /// Re-evaluates the watched edges `scan` names; returns the crossings, ordered by relationship id. A full
-    /// scan also forgets the relationships no longer watched, so that one coming back into view is settled anew.
-    fn evaluate(
-        &mut self,
-        snapshot: &Snapshot,
-        scan: Scan,
-        changed: &Changed,
-        resuming: bool,
-    ) -> Vec<StrengthCrossing> {
-        let (edges, mut sides): (Box<dyn Iterator<Item = (u32, usize)> + '_>, Sides) = match scan {
-            Scan::All => {
-                let ids = self.view.candidates(snapshot).map(|(_, edge)| snapshot.relationship(edge));
-                (self.view.edges(snapshot), std::mem::replace(&mut self.sides, Sides::for_ids(ids)))
-            }
-            Scan::Edges(edges) => (Box::new(edges.into_iter()), Sides::default()),
-        };
-        let mut crossings = Vec::new();
-        for (source, edge) in edges {
-            let relationship = snapshot.relationship(edge);
-            let strength = f64::from(snapshot.strength(edge));
-            let before = match sides.take(relationship) {
-                Side::Unseen => self.sides.get(relationship),
-                side => side,
-            };
-            let was = match before {
-                Side::Unseen if changed.created.contains(&relationship) => Side::Below,
-                Side::Unseen => {
-                    let side = self.plain_side(strength);
-                    self.sides.set(relationship, side);
-                    continue;
-                }
-                side => side,
-            };
-            let Some(after) = self.side_of(strength) else {
-                self.sides.set(relationship, was);
-                continue;
-            };
-            self.sides.set(relationship, after);
-            if was == after {
-                continue;
-            }
-            let cause = match (before, changed.relationships.contains(&relationship)) {
-                (Side::Unsure, _) if resuming => CrossingCause::Resume,
-                (_, true) => CrossingCause::Change,
-                _ => CrossingCause::Decay,
-            };
-            crossings.push((relationship, self.crossing(snapshot, source, edge, after, cause, strength)));
-        }
-        crossings.sort_by_key(|(relationship, _)| *relationship);
-        crossings.into_iter().map(|(_, crossing)| crossing).collect()
-    }
-
-    fn crossing(
-        &self,
-        snapshot: &Snapshot,
-        source: u32,
-        edge: usize,
-        side: Side,
-        cause: CrossingCause,
-        strength: f64,
-    ) -> StrengthCrossing {
-        StrengthCrossing {
-            relationship: GlobalId::Relationship(snapshot.relationship(edge)).encode(),
-            from: GlobalId::Stakeholder(snapshot.stakeholder(source)).encode(),
-            to: GlobalId::Stakeholder(snapshot.stakeholder(snapshot.target(edge))).encode(),
-            relationship_type: snapshot.relationship_type(edge).into(),
-            direction: if side == Side::Above { CrossingDirection::RoseAbove } else { CrossingDirection::FellBelow },
-            cause,
-            strength,
-        }
+    /// Re-evaluates every watched relationship; the crossings, by relationship id.
+    fn evaluate_all(&mut self, snapshot: &Snapshot, changed: &Changed, resuming: bool) -> Vec<StrengthCrossing> {
+        let ids = self.view.candidates(snapshot).map(|(_, edge)| snapshot.relationship(edge));
+        let watched = self.view.edges(snapshot).map(|(source, edge)| observed(snapshot, source, edge));
+        let found = self.tracker.evaluate_all(ids, watched, changed, resuming);
+        found.into_iter().map(|crossing| to_graphql(snapshot, crossing)).collect()
     }
 
     /// The message for crossings found at the current evaluation point.
@@ -340,7 +249,7 @@ impl Watcher {
     /// The watched edges of the relationships in `changed`.
     fn changed_edges(&self, snapshot: &Snapshot, changed: &Changed) -> Vec<(u32, usize)> {
         changed
-            .touched
+            .touched()
             .iter()
             .filter_map(|&(relationship, from)| Some((snapshot.index_of(from)?, snapshot.edge_of(relationship, from)?)))
             .filter(|&(source, edge)| self.view.watches(snapshot, source, edge))
@@ -363,6 +272,25 @@ impl Watcher {
             cursor = last;
         }
         Ok(changed)
+    }
+}
+
+/// A watched edge (from `source`) as the tracker takes it: its relationship, its strength now, and the edge.
+fn observed(snapshot: &Snapshot, source: u32, edge: usize) -> (RelationshipId, f64, (u32, usize)) {
+    (snapshot.relationship(edge), f64::from(snapshot.strength(edge)), (source, edge))
+}
+
+/// A crossing the tracker reported, as the API tells it.
+fn to_graphql(snapshot: &Snapshot, crossing: Crossing<(u32, usize)>) -> StrengthCrossing {
+    let (source, edge) = crossing.at;
+    StrengthCrossing {
+        relationship: GlobalId::Relationship(crossing.relationship).encode(),
+        from: GlobalId::Stakeholder(snapshot.stakeholder(source)).encode(),
+        to: GlobalId::Stakeholder(snapshot.stakeholder(snapshot.target(edge))).encode(),
+        relationship_type: snapshot.relationship_type(edge).into(),
+        direction: crossing.direction.into(),
+        cause: crossing.cause.into(),
+        strength: crossing.strength,
     }
 }
 
@@ -404,176 +332,6 @@ impl View {
     }
 }
 
-/// The side of each watched relationship ([`Side::Unseen`] for any other). Watching everything, the ids are
-/// dense: 2 bits per relationship id over the range they span (about 100 KB for 400,000 relationships, where a map
-/// took about 9 MB); watching a few relationships with scattered ids (one stakeholder's), a map.
-#[derive(Debug)]
-enum Sides {
-    Dense {
-        /// The id of the first side held.
-        base: i64,
-        /// Four sides a byte, the lowest bits first.
-        bits: Vec<u8>,
-        /// How many are not [`Side::Unseen`].
-        len: usize,
-    },
-    Sparse(HashMap<RelationshipId, Side>),
-}
-
-impl Default for Sides {
-    fn default() -> Self {
-        Sides::Sparse(HashMap::new())
-    }
-}
-
-impl Sides {
-    /// Room for the sides of `ids`, in the smaller of the two forms.
-    fn for_ids(ids: impl Iterator<Item = RelationshipId>) -> Self {
-        let (mut low, mut high, mut count) = (i64::MAX, i64::MIN, 0);
-        for id in ids {
-            (low, high, count) = (low.min(id.0), high.max(id.0), count + 1);
-        }
-        if count > 0 && dense_fits(low, high, count) {
-            Sides::Dense { base: low, bits: vec![0; ((high - low) / 4 + 1) as usize], len: 0 }
-        } else {
-            Sides::Sparse(HashMap::with_capacity(count))
-        }
-    }
-
-    fn get(&self, id: RelationshipId) -> Side {
-        match self {
-            Sides::Dense { base, bits, .. } => match usize::try_from(id.0 - base) {
-                Ok(at) if at / 4 < bits.len() => Side::from_bits(bits[at / 4] >> (at % 4 * 2)),
-                _ => Side::Unseen,
-            },
-            Sides::Sparse(map) => map.get(&id).copied().unwrap_or_default(),
-        }
-    }
-
-    /// The side of `id`, forgetting it.
-    fn take(&mut self, id: RelationshipId) -> Side {
-        let side = self.get(id);
-        if side != Side::Unseen {
-            self.set(id, Side::Unseen);
-        }
-        side
-    }
-
-    fn set(&mut self, id: RelationshipId, side: Side) {
-        match self {
-            Sides::Sparse(map) if side == Side::Unseen => _ = map.remove(&id),
-            Sides::Sparse(map) => _ = map.insert(id, side),
-            Sides::Dense { base, bits, len } => {
-                let last = *base + bits.len() as i64 * 4 - 1;
-                if id.0 < *base || id.0 > last {
-                    if side == Side::Unseen {
-                        return;
-                    }
-                    // A relationship created since: grow, unless that would make the dense form the larger one.
-                    let (low, high) = (id.0.min(*base), id.0.max(last));
-                    if !dense_fits(low, high, *len + 1) {
-                        *self = self.to_sparse();
-                        return self.set(id, side);
-                    }
-                    if id.0 < *base {
-                        let bytes = ((*base - id.0 + 3) / 4) as usize;
-                        bits.splice(0..0, std::iter::repeat_n(0, bytes));
-                        *base -= bytes as i64 * 4;
-                    } else {
-                        bits.resize(((id.0 - *base) / 4 + 1) as usize, 0);
-                    }
-                }
-                let at = (id.0 - *base) as usize;
-                let (byte, shift) = (&mut bits[at / 4], at % 4 * 2);
-                let before = Side::from_bits(*byte >> shift);
-                *byte = (*byte & !(0b11 << shift)) | ((side as u8) << shift);
-                match (before == Side::Unseen, side == Side::Unseen) {
-                    (true, false) => *len += 1,
-                    (false, true) => *len -= 1,
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// The same sides in a map.
-    fn to_sparse(&self) -> Self {
-        let Sides::Dense { base, bits, len } = self else { unreachable!("only a dense form converts") };
-        let mut map = HashMap::with_capacity(*len + 1);
-        for (at, byte) in bits.iter().enumerate().filter(|(_, byte)| **byte != 0) {
-            for slot in 0..4 {
-                let side = Side::from_bits(byte >> (slot * 2));
-                if side != Side::Unseen {
-                    map.insert(RelationshipId(base + (at * 4 + slot) as i64), side);
-                }
-            }
-        }
-        Sides::Sparse(map)
-    }
-
-    /// Heap bytes held.
-    #[cfg(test)]
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Sides::Dense { bits, .. } => bits.capacity(),
-            Sides::Sparse(map) => map.capacity() * (std::mem::size_of::<(RelationshipId, Side)>() + 1),
-        }
-    }
-}
-
-/// Whether 2 bits for every id in `low..=high` take less than a map of `count` entries (about 20 bytes each).
-fn dense_fits(low: i64, high: i64, count: usize) -> bool {
-    (i128::from(high) - i128::from(low) + 1) <= 64 * count as i128
-}
-
-impl Side {
-    fn from_bits(bits: u8) -> Self {
-        match bits & 0b11 {
-            0 => Side::Unseen,
-            1 => Side::Below,
-            2 => Side::Above,
-            _ => Side::Unsure,
-        }
-    }
-}
-
-/// Which watched edges an evaluation looks at.
-enum Scan {
-    /// Every one (after a decay sweep, or a change to a stakeholder).
-    All,
-    /// These (source, edge), the relationships a change touched.
-    Edges(Vec<(u32, usize)>),
-}
-
-/// What changed between two evaluations.
-#[derive(Default)]
-struct Changed {
-    /// Relationships created.
-    created: HashSet<RelationshipId>,
-    /// Relationships created or changed.
-    relationships: HashSet<RelationshipId>,
-    /// Each changed relationship with its source, to find its edge.
-    touched: Vec<(RelationshipId, StakeholderId)>,
-    /// Whether a stakeholder changed (its markets, privacy or presence may move many relationships in or out).
-    stakeholders: bool,
-}
-
-impl Changed {
-    fn record(&mut self, event: &ChangeEvent) {
-        match (event.relationship, event.stakeholders.first()) {
-            (Some(relationship), Some(&from)) => {
-                if event.kind == ChangeKind::RelationshipCreated {
-                    self.created.insert(relationship);
-                }
-                if self.relationships.insert(relationship) {
-                    self.touched.push((relationship, from));
-                }
-            }
-            _ => self.stakeholders |= event.kind != ChangeKind::StakeholderCreated,
-        }
-    }
-}
-
 fn encode(point: Published) -> String {
     URL_SAFE_NO_PAD.encode(format!("crossings|{}|{}", point.seq, point.as_of.timestamp_millis()))
 }
@@ -604,50 +362,5 @@ mod tests {
         assert_eq!(decode(&encode(point)).unwrap(), point);
         let from_changes = URL_SAFE_NO_PAD.encode("changes|42");
         assert!(matches!(decode(&from_changes), Err(ApiError::BadInput { .. })));
-    }
-
-    #[test]
-    fn sides_of_every_relationship_take_two_bits_each() {
-        let ids = || (1..=400_000).map(RelationshipId);
-        let mut sides = Sides::for_ids(ids());
-        for id in ids() {
-            sides.set(id, if id.0 % 3 == 0 { Side::Above } else { Side::Below });
-        }
-        assert!(matches!(sides, Sides::Dense { len: 400_000, .. }));
-        assert_eq!(sides.heap_bytes(), 100_000, "400,000 sides in 100 KB");
-        assert_eq!(sides.get(RelationshipId(3)), Side::Above);
-        assert_eq!(sides.get(RelationshipId(4)), Side::Below);
-        assert_eq!(sides.get(RelationshipId(400_001)), Side::Unseen);
-        assert_eq!(sides.take(RelationshipId(4)), Side::Below);
-        assert_eq!(sides.get(RelationshipId(4)), Side::Unseen);
-        // A relationship created since grows the range.
-        sides.set(RelationshipId(400_010), Side::Unsure);
-        assert_eq!(sides.get(RelationshipId(400_010)), Side::Unsure);
-        assert_eq!(sides.get(RelationshipId(400_009)), Side::Unseen);
-    }
-
-    #[test]
-    fn a_few_scattered_sides_sit_in_a_map_and_dense_ones_turn_sparse_when_they_scatter() {
-        let scattered = [5, 90_000, 400_000].map(RelationshipId);
-        let mut sides = Sides::for_ids(scattered.into_iter());
-        assert!(matches!(sides, Sides::Sparse(_)));
-        sides.set(scattered[1], Side::Above);
-        assert_eq!(sides.get(scattered[1]), Side::Above);
-        assert!(sides.heap_bytes() < 200, "{} bytes", sides.heap_bytes());
-
-        let mut sides = Sides::for_ids((10..20).map(RelationshipId));
-        assert!(matches!(sides, Sides::Dense { .. }));
-        for id in (10..20).map(RelationshipId) {
-            sides.set(id, Side::Below);
-        }
-        sides.set(RelationshipId(7), Side::Above);
-        assert!(matches!(sides, Sides::Dense { .. }), "a nearby id grows the range downwards");
-        sides.set(RelationshipId(1_000_000), Side::Above);
-        assert!(matches!(sides, Sides::Sparse(_)), "a far one turns it into a map");
-        let expected = (10..20).map(|id| (id, Side::Below)).chain([(7, Side::Above), (1_000_000, Side::Above)]);
-        for (id, side) in expected {
-            assert_eq!(sides.get(RelationshipId(id)), side, "{id}");
-        }
-        assert_eq!(sides.get(RelationshipId(8)), Side::Unseen);
     }
 }

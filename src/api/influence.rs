@@ -18,10 +18,10 @@ use super::stakeholders::{load_stakeholder, StakeholderNode};
 use super::ApiLimits;
 use super::{ApiContext, Deadline};
 use crate::domain::{self, MarketSet, RelationshipId, StakeholderId};
-use crate::engine::analysis::{pagerank, top_ranked, Flow, Restarts, Via, Walk};
-use crate::engine::brokers::{betweenness, sample_sources};
-use crate::engine::estimates::{EstimateSettings, Ranking};
-use crate::engine::paths::{reach_with, strongest_paths_with, Adjacency, Search};
+use crate::engine::analysis::{pagerank, top_ranked, Flow, PathStep, Restarts, Via, Walk, WalkedPath};
+use crate::engine::broker_ranking::{self, BrokerRanking, BrokersRequest, RankedBroker, Sampling};
+use crate::engine::estimates::EstimateSettings;
+use crate::engine::paths::{reach_with, strongest_paths_with, Search};
 use crate::engine::risk::{is_staff, key_person_report};
 use crate::engine::Snapshot;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
@@ -141,6 +141,23 @@ pub struct InfluencePath {
     weakest_link: f64,
     /// The steps, from the source to the target.
     steps: Vec<InfluenceStep>,
+}
+
+impl From<PathStep> for InfluenceStep {
+    fn from(step: PathStep) -> Self {
+        Self { from: step.from, to: step.to, relationship: step.relationship, strength: step.strength }
+    }
+}
+
+impl From<WalkedPath> for InfluencePath {
+    fn from(path: WalkedPath) -> Self {
+        Self {
+            score: path.score,
+            hops: path.steps.len() as i32,
+            weakest_link: path.weakest_link,
+            steps: path.steps.into_iter().map(Into::into).collect(),
+        }
+    }
 }
 
 /// The strongest paths between two stakeholders.
@@ -263,28 +280,7 @@ impl InfluenceQuery {
                 if search.exhausted() {
                     return None;
                 }
-                Some(
-                    paths
-                        .into_iter()
-                        .map(|path| {
-                            let steps: Vec<InfluenceStep> = path
-                                .nodes
-                                .windows(2)
-                                .map(|pair| {
-                                    let (edge, strength) = walk.edge(pair[0], pair[1]).expect("a found path's link");
-                                    InfluenceStep {
-                                        from: snapshot.stakeholder(pair[0]),
-                                        to: snapshot.stakeholder(pair[1]),
-                                        relationship: snapshot.relationship(edge),
-                                        strength,
-                                    }
-                                })
-                                .collect();
-                            let weakest_link = steps.iter().map(|step| step.strength).fold(1.0, f64::min);
-                            InfluencePath { score: path.score, hops: steps.len() as i32, weakest_link, steps }
-                        })
-                        .collect::<Vec<_>>(),
-                )
+                Some(paths.iter().map(|path| InfluencePath::from(WalkedPath::of(&walk, path))).collect::<Vec<_>>())
             })
             .await?;
         Ok(InfluencePaths { as_of: analysis.snapshot.as_of(), paths: found })
@@ -382,6 +378,13 @@ pub struct Broker {
     bridges: MarketSet,
 }
 
+impl Broker {
+    /// `broker` at `position` (from 1).
+    fn ranked(broker: RankedBroker, position: usize) -> Self {
+        Self { stakeholder: broker.stakeholder, score: broker.score, position, bridges: broker.bridges }
+    }
+}
+
 #[Object]
 impl Broker {
     /// The stakeholder.
@@ -424,6 +427,19 @@ pub struct Brokers {
     sources: i32,
     /// Highest betweenness first; ties go to the lower stakeholder id.
     ranked: Vec<Broker>,
+}
+
+impl From<BrokerRanking> for Brokers {
+    fn from(ranking: BrokerRanking) -> Self {
+        Self {
+            as_of: ranking.as_of,
+            as_of_cursor: changes::encode(ranking.seq),
+            exact: ranking.exact,
+            stable: ranking.stable,
+            sources: ranking.sources as i32,
+            ranked: ranking.ranked.into_iter().enumerate().map(|(at, broker)| Broker::ranked(broker, at + 1)).collect(),
+        }
+    }
 }
 
 /// A stakeholder the firm would reach less well without one employee.
@@ -511,54 +527,21 @@ impl RiskQuery {
         let first = analysis.results(first, "first")?;
         let min_strength = unit(min_strength, "minStrength")?;
         let wanted = MarketSet::of(to_domain::<Market, domain::Market>(&markets.unwrap_or_default()));
+        let request = BrokersRequest { min_strength, wanted, first, hide_private: hides_private(ctx) };
         let api = ctx.data_unchecked::<ApiContext>();
-        let (engine, limits, estimates) = (api.engine.clone(), api.limits, api.brokers.clone());
-        let hide = hides_private(ctx);
+        let (engine, estimates) = (api.engine.clone(), api.brokers.clone());
+        let sampling = Sampling {
+            exact_below: api.limits.betweenness_exact_below,
+            samples: api.limits.betweenness_samples,
+            seed: api.limits.betweenness_seed,
+        };
         let current = analysis.snapshot.clone();
-        let in_background = limits.betweenness_max_sources > 0 && min_strength == estimates.settings().min_strength;
-        analysis
-            .run(move |snapshot, deadline| {
-                let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default()).hiding_private(hide);
-                // Sources come from the stakeholders the caller may see, so that neither their number nor the
-                // scale tells how many are hidden.
-                let visible: Vec<u32> = (0..snapshot.node_count() as u32).filter(|&node| !walk.hides(node)).collect();
-                let estimated = in_background && visible.len() >= limits.betweenness_exact_below;
-                if let Some(ranking) = estimated.then(|| estimates.available(hide)).flatten() {
-                    estimates.latest(&current, hide);
-                    return Some(from_estimate(&ranking, snapshot, hide, wanted, first, min_strength));
-                }
-                let (picked, scale) = sample_sources(
-                    visible.len(),
-                    limits.betweenness_exact_below,
-                    limits.betweenness_samples,
-                    limits.betweenness_seed,
-                );
-                let sources: Vec<u32> = picked.into_iter().map(|index| visible[index as usize]).collect();
-                let key = format!("betweenness {min_strength} {} hide_private={hide}", sources.len());
-                // Both ways, every pair is counted from each end: halve.
-                let scores = engine.memoized(snapshot, &key, || {
-                    betweenness(&walk, &sources, Some(deadline))
-                        .map(|sums| sums.into_iter().map(|sum| sum * scale / 2.0).collect::<Vec<f64>>())
-                });
-                // The estimate starts once the quick answer is computed, so that they do not share the cores.
-                if estimated {
-                    estimates.latest(&current, hide);
-                }
-                let scores = scores?;
-                let mut order = visible;
-                order.sort_unstable_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
-                let ranked = ranked_brokers(&walk, &order, &scores, wanted, first, |_| true);
-                let exact = scale == 1.0;
-                Some(Brokers {
-                    as_of: snapshot.as_of(),
-                    as_of_cursor: changes::encode(snapshot.seq()),
-                    exact,
-                    stable: exact,
-                    sources: sources.len() as i32,
-                    ranked,
-                })
+        let ranking = analysis
+            .run(move |_, deadline| {
+                broker_ranking::answer(&engine, &estimates, &current, &request, &sampling, deadline)
             })
-            .await
+            .await?;
+        Ok(Brokers::from(ranking))
     }
 
     /// What the firm loses if one employee leaves: its best path score to every stakeholder from any employee
@@ -624,70 +607,6 @@ impl RiskQuery {
             by_market,
         })
     }
-}
-
-/// The brokers of a finished background estimate (of `current` or an older snapshot). Bridges are those of the
-/// snapshot the ranking was computed on; a stakeholder archived since, or made private since when the caller may
-/// not see private ones, is left out.
-fn from_estimate(
-    ranking: &Ranking,
-    current: &Snapshot,
-    hide: bool,
-    wanted: MarketSet,
-    first: usize,
-    min_strength: f64,
-) -> Brokers {
-    let computed_on = &ranking.snapshot;
-    let walk = Walk::new(computed_on, Flow::Both, min_strength, &Via::default()).hiding_private(hide);
-    // Both ways, every pair is counted from each end: halve.
-    let scores: Vec<f64> = ranking.scores.iter().map(|score| score / 2.0).collect();
-    let still_listed = |node: u32| {
-        current.index_of(computed_on.stakeholder(node)).is_some_and(|now| !(hide && current.is_private(now)))
-    };
-    Brokers {
-        as_of: computed_on.as_of(),
-        as_of_cursor: changes::encode(computed_on.seq()),
-        exact: ranking.exact,
-        stable: ranking.settled,
-        sources: ranking.sources as i32,
-        ranked: ranked_brokers(&walk, &ranking.order, &scores, wanted, first, still_listed),
-    }
-}
-
-/// The first `first` nodes of `order` that bridge every market in `wanted` and are `listed`, as brokers.
-fn ranked_brokers(
-    walk: &Walk<'_>,
-    order: &[u32],
-    scores: &[f64],
-    wanted: MarketSet,
-    first: usize,
-    listed: impl Fn(u32) -> bool,
-) -> Vec<Broker> {
-    let snapshot = walk.snapshot();
-    order
-        .iter()
-        .copied()
-        .filter(|&node| listed(node))
-        .map(|node| (node, bridged(walk, node)))
-        .filter(|(_, bridges)| bridges.bits() & wanted.bits() == wanted.bits())
-        .take(first)
-        .enumerate()
-        .map(|(position, (node, bridges))| Broker {
-            stakeholder: snapshot.stakeholder(node),
-            score: scores[node as usize],
-            position: position + 1,
-            bridges,
-        })
-        .collect()
-}
-
-/// Whether `node` is a member of staff (an employee in the internal market, not a candidate).
-/// The markets of the stakeholders `node` is directly related to (over the relationships `walk` follows).
-fn bridged(walk: &Walk<'_>, node: u32) -> MarketSet {
-    let snapshot = walk.snapshot();
-    let mut markets = MarketSet::EMPTY;
-    walk.neighbors(node, |next, _| markets = markets.union(snapshot.markets(next)));
-    markets
 }
 
 /// One analysis request: the snapshot it runs on and the limits it runs within.

@@ -1,8 +1,8 @@
-//! Analyses over a snapshot: which edges a walk may take, and weighted PageRank.
+//! Analyses over a snapshot: which edges a walk may take, the steps of a path found on one, and weighted PageRank.
 
-use super::paths::Adjacency;
+use super::paths::{Adjacency, Path};
 use super::snapshot::Snapshot;
-use crate::domain::{Market, MarketSet, StakeholderKind};
+use crate::domain::{Market, MarketSet, RelationshipId, StakeholderId, StakeholderKind};
 use std::time::Instant;
 
 /// Which way influence may travel over a relationship (which runs from one stakeholder to another).
@@ -155,6 +155,56 @@ impl Adjacency for Walk<'_> {
 
     fn link(&self, from: u32, to: u32) -> Option<f64> {
         self.edge(from, to).map(|(_, strength)| strength)
+    }
+}
+
+/// One step of a path on a walk's snapshot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PathStep {
+    /// Where the step starts.
+    pub from: StakeholderId,
+    /// Where it ends.
+    pub to: StakeholderId,
+    /// The relationship it runs over: the strongest the walk follows between the two (ties: the lower id).
+    pub relationship: RelationshipId,
+    /// That relationship's strength.
+    pub strength: f64,
+}
+
+/// A path found on a walk, told step by step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalkedPath {
+    /// The product of its steps' strengths, as the search computed it.
+    pub score: f64,
+    /// The steps, from the source to the target.
+    pub steps: Vec<PathStep>,
+    /// The weakest step's strength (1 for a path without steps).
+    pub weakest_link: f64,
+}
+
+impl WalkedPath {
+    /// `path`, found on `walk`, step by step. O(hops · degree).
+    ///
+    /// # Panics
+    ///
+    /// If two consecutive nodes of `path` have no link on `walk`: the path was not found on it.
+    pub fn of(walk: &Walk<'_>, path: &Path) -> Self {
+        let snapshot = walk.snapshot;
+        let steps: Vec<PathStep> = path
+            .nodes
+            .windows(2)
+            .map(|pair| {
+                let (edge, strength) = walk.edge(pair[0], pair[1]).expect("a found path's link");
+                PathStep {
+                    from: snapshot.stakeholder(pair[0]),
+                    to: snapshot.stakeholder(pair[1]),
+                    relationship: snapshot.relationship(edge),
+                    strength,
+                }
+            })
+            .collect();
+        let weakest_link = steps.iter().map(|step| step.strength).fold(1.0, f64::min);
+        Self { score: path.score, steps, weakest_link }
     }
 }
 
@@ -468,6 +518,36 @@ pub(crate) mod tests {
         assert!(top_ranked(&all, &values, 0).is_empty());
         let public = all.hiding_private(true);
         assert_eq!(top_ranked(&public, &values, 3), vec![2, 4, 0], "node 1 (stakeholder 2) is private");
+    }
+
+    #[test]
+    fn a_walked_path_names_the_strongest_relationship_of_each_step_and_its_weakest_link() {
+        // 1 — 2 twice (relationship 1 strong, 3 weak), 2 — 3 (relationship 2).
+        let snapshot = snapshot(3, &[(1, 2, 5, 0.9), (2, 3, 3, 0.4), (1, 2, 2, 0.2)]);
+        let strength = |relationship: i64, from: i64| {
+            let edge = snapshot.edge_of(RelationshipId(relationship), StakeholderId(from)).unwrap();
+            f64::from(snapshot.strength(edge))
+        };
+        let (strong, weak, second) = (strength(1, 1), strength(3, 1), strength(2, 2));
+        assert!(strong > weak && strong > second, "{strong} {weak} {second}");
+        // (case, flow, nodes) → steps as (from, to, relationship, strength)
+        type Row<'a> = (&'a str, Flow, &'a [u32], &'a [(i64, i64, i64, f64)]);
+        let table: &[Row<'_>] = &[
+            ("along", Flow::Forward, &[0, 1, 2], &[(1, 2, 1, strong), (2, 3, 2, second)]),
+            ("back, both ways", Flow::Both, &[2, 1, 0], &[(3, 2, 2, second), (2, 1, 1, strong)]),
+            ("back, against the relationships", Flow::Backward, &[1, 0], &[(2, 1, 1, strong)]),
+            ("no step", Flow::Both, &[1], &[]),
+        ];
+        for &(case, flow, nodes, expected) in table {
+            let walk = Walk::new(&snapshot, flow, 0.0, &Via::default());
+            let path = Path { nodes: nodes.to_vec(), score: 0.25 };
+            let walked = WalkedPath::of(&walk, &path);
+            let steps: Vec<(i64, i64, i64, f64)> =
+                walked.steps.iter().map(|step| (step.from.0, step.to.0, step.relationship.0, step.strength)).collect();
+            assert_eq!(steps, expected, "{case}");
+            let weakest = expected.iter().map(|step| step.3).fold(1.0, f64::min);
+            assert_eq!((walked.score, walked.weakest_link), (0.25, weakest), "{case}");
+        }
     }
 
     #[test]

@@ -9,7 +9,9 @@
 
 pub mod aggregates;
 pub mod analysis;
+pub mod broker_ranking;
 pub mod brokers;
+pub mod crossings;
 pub mod estimates;
 pub mod exits;
 pub mod export;
