@@ -16,12 +16,14 @@ const COVERED: &[&str] = &[
     "create_customer.graphql",
     "customers_with_managers.graphql",
     "dashboard_page.graphql",
+    "exit_dashboard.graphql",
     "influence_reach.graphql",
     "key_person_risk.graphql",
     "manage_closely.graphql",
     "market_charts.graphql",
     "manager_portfolio.graphql",
     "record_customer_exit.graphql",
+    "record_customer_win_back.graphql",
     "record_interactions.graphql",
     "regulator_to_customer_paths.graphql",
     "search_stakeholders.graphql",
@@ -257,6 +259,24 @@ async fn manager_portfolio() {
     let portfolio = &data["stakeholder"]["managedCustomers"];
     assert_eq!(portfolio["totalCount"].as_i64().unwrap(), managed);
     assert!(managed > 1, "relationship managers hold several customers");
+    // The totals over the same customers: those that are customers now have a churn risk, and hold the value.
+    let totals = &data["stakeholder"]["portfolio"];
+    assert_eq!(totals["customers"].as_i64().unwrap(), managed);
+    let active: Vec<&Value> =
+        edges(portfolio).iter().map(|edge| &edge["node"]).filter(|node| !node["churnRisk"].is_null()).collect();
+    assert_eq!(totals["activeCustomers"].as_u64().unwrap(), active.len() as u64);
+    let active_sql = count(
+        "SELECT COUNT(*) FROM relationship r JOIN stakeholder c ON c.id = r.to_id WHERE r.type = 'MANAGES'
+         AND r.from_id = ?1 AND c.status NOT IN ('PROSPECT', 'CHURNED') AND c.archived_at IS NULL",
+        [manager],
+    );
+    assert_eq!(active.len() as u64, active_sql);
+    let held: f64 = active.iter().map(|node| node["lifetimeValue"].as_f64().unwrap_or(0.0)).sum();
+    assert!((totals["lifetimeValue"].as_f64().unwrap() - held).abs() < 1e-6 * held.max(1.0), "{totals:#}");
+    let at_risk = active.iter().filter(|node| node["churnRisk"]["score"].as_f64().unwrap() >= 0.5).count();
+    // Scores move with the clock between the two fields' reads by far less than the distance to 0.5 of most.
+    assert!(totals["atRisk"].as_u64().unwrap().abs_diff(at_risk as u64) <= 1, "{totals:#}");
+    assert!(totals["keyPersonLoss"]["affected"].as_i64().unwrap() > 0, "{totals:#}");
     for edge in edges(portfolio) {
         let customer = number(&edge["node"]["id"]);
         assert_eq!(
@@ -365,6 +385,63 @@ async fn record_customer_exit() {
     assert_eq!(exited["status"], "CHURNED");
     assert_eq!(exited["exitReason"], "SERVICE");
     assert_eq!(exited["exitDate"], "2026-05-20");
+}
+
+#[tokio::test]
+async fn exit_dashboard() {
+    let variables = json!({ "from": "2024-06-01", "to": "2026-06-01", "segments": ["SMB", "ENTERPRISE"] });
+    let data = run_ok(&schema(demo_store()), &operation("exit_dashboard.graphql"), variables).await;
+    let report = &data["exitAnalysis"];
+    // Exits by reason, recounted from the stored lifecycles of the two segments' live customers.
+    let connection = sql();
+    let mut statement = connection
+        .prepare(
+            "SELECT json_extract(e.value, '$.reason'), COUNT(*) FROM stakeholder s,
+               json_each(json_extract(s.record, '$.details.lifecycle')) e
+             WHERE s.kind = 'CUSTOMER' AND s.archived_at IS NULL
+               AND json_extract(s.record, '$.details.segment') IN ('SMB', 'ENTERPRISE')
+               AND json_extract(e.value, '$.event') = 'EXIT'
+               AND json_extract(e.value, '$.date') >= '2024-06-01' AND json_extract(e.value, '$.date') < '2026-06-01'
+             GROUP BY 1",
+        )
+        .unwrap();
+    let expected: std::collections::BTreeMap<String, u64> = statement
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let reported: std::collections::BTreeMap<String, u64> = report["byReason"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|reason| reason["exits"].as_u64().unwrap() > 0)
+        .map(|reason| (reason["reason"].as_str().unwrap().to_owned(), reason["exits"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(reported, expected);
+    assert_eq!(report["months"].as_array().unwrap().len(), 24);
+    let controllable = report["controllable"]["exits"].as_u64().unwrap();
+    assert_eq!(controllable + report["uncontrollable"]["exits"].as_u64().unwrap(), report["exits"].as_u64().unwrap());
+    assert_eq!(report["uncontrollable"]["exits"].as_u64().unwrap(), expected.get("MARKET").copied().unwrap_or(0));
+}
+
+#[tokio::test]
+async fn record_customer_win_back() {
+    let (store, _dir) = demo_copy();
+    let (customer, left): (i64, String) = sql()
+        .query_row(
+            "SELECT id, json_extract(record, '$.details.exit.date') FROM stakeholder WHERE status = 'CHURNED'
+             ORDER BY id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    let input = json!({ "input": { "id": stakeholder_gid(customer), "date": "2026-05-30" } });
+    let data = run_ok(&schema(store), &operation("record_customer_win_back.graphql"), input).await;
+    let back = &data["recordCustomerWinBack"];
+    assert_eq!(back["status"], "WON_BACK");
+    let lifecycle = back["lifecycle"].as_array().unwrap();
+    assert_eq!(lifecycle.last().unwrap(), &json!({ "date": "2026-05-30", "change": "WIN_BACK", "reason": null }));
+    assert_eq!(lifecycle[lifecycle.len() - 2]["date"], left, "after its exit");
 }
 
 #[tokio::test]
