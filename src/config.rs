@@ -587,11 +587,12 @@ impl Config {
             && churn.full_decline > 0.0
             && churn.silence_half_life_days > 0.0
             && (1..=3_650).contains(&churn.complaint_days);
-        if !bounded {
+        let costs = churn.retention_costs.values().all(|cost| cost.is_finite() && *cost >= 0.0);
+        if !bounded || !costs {
             return Err(ConfigError::Invalid {
                 setting: "churn",
                 message: "threshold must be in [0, 1], horizon_days, full_decline and silence_half_life_days greater \
-                          than 0, complaint_days from 1 to 3650"
+                          than 0, complaint_days from 1 to 3650, retention_costs finite and 0 or more"
                     .into(),
             });
         }

@@ -60,6 +60,7 @@ pub struct ChurnRiskView {
     risk: ChurnRisk,
     model: String,
     lifetime_value: Option<f64>,
+    retention_cost: Option<f64>,
     principal: Option<crate::domain::RelationshipId>,
 }
 
@@ -94,6 +95,18 @@ impl ChurnRiskView {
         self.lifetime_value.map(|value| value * self.risk.score)
     }
 
+    /// What keeping the customer would cost: as recorded for it, otherwise its segment's configured cost
+    /// (`[churn] retention_costs`); null when neither is known.
+    async fn retention_cost(&self) -> Option<f64> {
+        self.retention_cost
+    }
+
+    /// Whether keeping the customer is worth its cost: the cost is below `valueAtRisk` (lifetime value × score);
+    /// null without a lifetime value or a retention cost.
+    async fn worth_retaining(&self) -> Option<bool> {
+        Some(crate::domain::churn::worth_retaining(self.retention_cost?, self.lifetime_value?, self.risk.score))
+    }
+
     /// The id of the relationship the signals read (the manager's, otherwise the strongest); null without one.
     async fn principal_relationship(&self) -> Option<async_graphql::ID> {
         self.principal.map(|id| super::ids::GlobalId::Relationship(id).encode())
@@ -105,6 +118,7 @@ pub(super) struct ChurnInputs {
     principal: Option<(Relationship, Arc<Vec<Interaction>>)>,
     manager_share: Option<f64>,
     lifetime_value: Option<f64>,
+    retention_cost: Option<f64>,
 }
 
 impl ChurnInputs {
@@ -142,7 +156,16 @@ impl ChurnInputs {
             }
             None => None,
         };
-        Ok(Some(Self { principal, manager_share, lifetime_value: details.lifetime_value.map(|value| value.get()) }))
+        let retention_cost = api.churn.retention_cost(
+            details.retention_cost.map(|cost| cost.get()),
+            details.segment.as_ref().map(|segment| segment.as_str()),
+        );
+        Ok(Some(Self {
+            principal,
+            manager_share,
+            lifetime_value: details.lifetime_value.map(|value| value.get()),
+            retention_cost,
+        }))
     }
 
     /// The risk these inputs make at `now` (a forecast: up to ~3,700 daily scores; run it off the async workers).
@@ -157,6 +180,7 @@ impl ChurnInputs {
             risk,
             model,
             lifetime_value: self.lifetime_value,
+            retention_cost: self.retention_cost,
             principal: self.principal.as_ref().map(|(relationship, _)| relationship.id),
         }
     }

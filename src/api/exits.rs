@@ -19,6 +19,9 @@ use std::sync::Arc;
 /// Longest period an exit analysis covers, in calendar months (its monthly series has one entry per month).
 const MAX_MONTHS: usize = 240;
 
+/// Most distinct segments a filter names (each customer is compared with each).
+const MAX_SEGMENTS: usize = 100;
+
 /// Which customers an exit analysis counts; every given criterion must hold, a list matches any of its values.
 #[derive(InputObject, Default, Debug)]
 pub struct ExitFilter {
@@ -69,13 +72,17 @@ impl ExitQuery {
         let caller = Caller::of(ctx);
         let filter = filter.unwrap_or_default();
         let manager = filter.manager.as_ref().map(|id| stakeholder_id(id, "filter.manager")).transpose()?;
+        let mut segments = filter.segments.unwrap_or_default();
+        segments.sort();
+        segments.dedup();
+        if segments.len() > MAX_SEGMENTS {
+            return Err(ApiError::bad_input(
+                "filter.segments",
+                format!("{} segments named, more than {MAX_SEGMENTS}; name fewer", segments.len()),
+            ));
+        }
         let criteria = CustomerCriteria {
-            segments: {
-                let mut segments = filter.segments.unwrap_or_default();
-                segments.sort();
-                segments.dedup();
-                segments
-            },
+            segments,
             markets: MarketSet::of(to_domain::<Market, domain::Market>(&filter.markets.unwrap_or_default())),
             manager,
             hide_private: !caller.sees_private(),

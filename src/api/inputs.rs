@@ -160,6 +160,8 @@ pub struct CreateCustomerInput {
     /// The day it became a customer (defaults to the day it is created, or for a prospect, the day it first
     /// changes to another status); not in the future.
     customer_since: Option<NaiveDate>,
+    /// What keeping this customer would cost, 0 or more (defaults to its segment's `[churn]` retention cost).
+    retention_cost: Option<f64>,
 }
 
 /// A customer-since day at `path`, refused when after `today`.
@@ -184,6 +186,7 @@ impl CreateCustomerInput {
             perceived_value: perceived_value(&format!("{path}.perceivedValue"), self.perceived_value)?,
             since: customer_since(&format!("{path}.customerSince"), self.customer_since, today)?,
             lifecycle: Vec::new(),
+            retention_cost: amount(&format!("{path}.retentionCost"), self.retention_cost)?,
         });
         self.common.parse(path, details)
     }
@@ -204,6 +207,8 @@ pub struct UpdateCustomerInput {
     perceived_value: Option<PerceivedValueInput>,
     /// The day it became a customer; not in the future, nor after its first exit.
     customer_since: Option<NaiveDate>,
+    /// New retention cost, 0 or more.
+    retention_cost: Option<f64>,
 }
 
 impl UpdateCustomerInput {
@@ -216,6 +221,7 @@ impl UpdateCustomerInput {
             lifetime_value: amount(&format!("{path}.lifetimeValue"), self.lifetime_value)?,
             perceived_value: perceived_value(&format!("{path}.perceivedValue"), self.perceived_value)?,
             since: customer_since(&format!("{path}.customerSince"), self.customer_since, today)?,
+            retention_cost: amount(&format!("{path}.retentionCost"), self.retention_cost)?,
         };
         self.common.parse(path, details)
     }

@@ -406,6 +406,12 @@ stakeholder_object!(
             self.customer().and_then(|customer| customer.lifetime_value).map(|value| value.get())
         }
 
+        /// What keeping this customer would cost, as recorded for it (its churn risk falls back on its segment's
+        /// configured cost); null when not recorded.
+        async fn retention_cost(&self) -> Option<f64> {
+            self.customer().and_then(|customer| customer.retention_cost).map(|cost| cost.get())
+        }
+
         /// What the customer perceives it gets and gives, and the CPV of it; null when not recorded.
         async fn perceived_value(&self) -> Option<PerceivedValueView> {
             self.customer().and_then(|customer| customer.perceived_value).map(PerceivedValueView)

@@ -56,6 +56,9 @@ pub struct ChurnModel {
     pub silence_half_life_days: f64,
     /// Complaints and returns count over this many days.
     pub complaint_days: i64,
+    /// What keeping a customer costs, by segment, for customers without a recorded cost (not part of the score).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub retention_costs: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for ChurnModel {
@@ -67,6 +70,7 @@ impl Default for ChurnModel {
             full_decline: 0.1,
             silence_half_life_days: 60.0,
             complaint_days: 90,
+            retention_costs: Default::default(),
         }
     }
 }
@@ -134,10 +138,12 @@ pub struct ChurnRisk {
 impl ChurnModel {
     /// The model's version: `churn-v1` with the defaults, otherwise tagged as custom with a fingerprint.
     pub fn version(&self) -> String {
-        if *self == Self::default() {
+        // Retention costs do not change a score.
+        let scoring = Self { retention_costs: Default::default(), ..self.clone() };
+        if scoring == Self::default() {
             return "churn-v1".to_owned();
         }
-        let text = serde_json::to_string(self).unwrap_or_default();
+        let text = serde_json::to_string(&scoring).unwrap_or_default();
         let fingerprint = text
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
@@ -222,6 +228,20 @@ impl ChurnModel {
 
 fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_milliseconds() as f64 / 1_000.0
+}
+
+impl ChurnModel {
+    /// What keeping a customer costs: as recorded for it, otherwise its segment's configured cost; `None` when
+    /// neither is known.
+    pub fn retention_cost(&self, recorded: Option<f64>, segment: Option<&str>) -> Option<f64> {
+        recorded.or_else(|| segment.and_then(|segment| self.retention_costs.get(segment).copied()))
+    }
+}
+
+/// Whether keeping a customer is worth what it costs: the cost is below the lifetime value at stake times the churn
+/// risk (docs/models.md, "Churn risk").
+pub fn worth_retaining(cost: f64, lifetime_value: f64, risk: f64) -> bool {
+    cost < lifetime_value * risk
 }
 
 /// Which of a customer's relationships is its principal one, and the manager's share: `relationships` are the
@@ -348,6 +368,15 @@ mod tests {
         assert!(close(lost.score, 0.65), "{lost:?}");
         let custom = ChurnModel { threshold: 0.2, ..ChurnModel::default() };
         assert!(custom.version().starts_with("churn-v1-custom-"));
+        // Retention costs are not part of the score, nor of its version.
+        let costs = ChurnModel { retention_costs: [("SMB".to_owned(), 500.0)].into(), ..ChurnModel::default() };
+        assert_eq!(costs.version(), "churn-v1");
+        assert_eq!(costs.retention_cost(None, Some("SMB")), Some(500.0));
+        assert_eq!(costs.retention_cost(Some(20.0), Some("SMB")), Some(20.0));
+        assert_eq!(costs.retention_cost(None, Some("CONSUMER")), None);
+        // The worked example: 9,500 at stake against a cost of 2,000 is worth it, against 9,500 it is not.
+        assert!(worth_retaining(2_000.0, 20_000.0, 0.475));
+        assert!(!worth_retaining(9_500.0, 20_000.0, 0.475));
     }
 
     fn relationship(id: i64, rel_type: crate::domain::RelationshipType, from: i64, to: i64) -> Relationship {

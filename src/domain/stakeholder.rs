@@ -97,6 +97,9 @@ pub struct CustomerDetails {
     /// exit in `exit` ([`CustomerDetails::lifecycle`] reads both).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lifecycle: Vec<LifecycleEvent>,
+    /// What it would cost to keep this customer, when recorded (otherwise its segment's configured cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_cost: Option<Amount>,
 }
 
 /// One dated change of a customer's lifecycle.
@@ -412,6 +415,9 @@ pub enum DetailsPatch {
         /// The day it became a customer.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<NaiveDate>,
+        /// New retention cost.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retention_cost: Option<Amount>,
     },
     /// Supplier fields.
     Supplier {
@@ -482,7 +488,7 @@ impl Stakeholder {
         match (&mut self.details, patch) {
             (
                 KindDetails::Customer(customer),
-                DetailsPatch::Customer { status, segment, lifetime_value, perceived_value, since },
+                DetailsPatch::Customer { status, segment, lifetime_value, perceived_value, since, retention_cost },
             ) => {
                 // Changed on a copy, so that a refused status or date changes nothing.
                 let mut changed = customer.clone();
@@ -495,6 +501,7 @@ impl Stakeholder {
                 replace_some(&mut changed.segment, segment);
                 replace_some(&mut changed.lifetime_value, lifetime_value);
                 replace_some(&mut changed.perceived_value, perceived_value);
+                replace_some(&mut changed.retention_cost, retention_cost);
                 *customer = changed;
             }
             (KindDetails::Supplier { category }, DetailsPatch::Supplier { category: new }) => {
@@ -579,6 +586,7 @@ mod tests {
                 perceived_value: None,
                 since: None,
                 lifecycle: Vec::new(),
+                retention_cost: None,
             }),
         }
         .into_stakeholder(StakeholderId(1), Utc::now())
@@ -624,6 +632,7 @@ mod tests {
                 lifetime_value: None,
                 perceived_value: None,
                 since: None,
+                retention_cost: None,
             }),
             ..Default::default()
         }

@@ -272,6 +272,7 @@ mod tests {
                 perceived_value: None,
                 since: Some(day(since)),
                 lifecycle: events.to_vec(),
+                retention_cost: None,
             }),
         }
         .into_stakeholder(StakeholderId(id), Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap())

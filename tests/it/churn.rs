@@ -6,7 +6,8 @@
 use crate::support::{fresh_store, run_as, run_ok};
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
-use stakegraph::api::{build_schema, ApiLimits, Caller, StakegraphSchema};
+use stakegraph::api::{build_schema_of, ApiLimits, Caller, StakegraphSchema};
+use stakegraph::domain::churn::ChurnModel;
 use stakegraph::domain::Role;
 
 const VIEWER: Caller = Caller::Key(Role::Viewer);
@@ -41,12 +42,13 @@ fn driver(risk: &Value, name: &str) -> f64 {
 async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewer_s_read_no_private_tie() {
     let (store, _dir) = fresh_store();
     let limits = ApiLimits { analyses_per_minute_per_key: 1_000_000, ..ApiLimits::default() };
-    let schema = build_schema(store, limits, false);
+    let churn = ChurnModel { retention_costs: [("SMB".to_owned(), 1.0)].into(), ..ChurnModel::default() };
+    let schema = build_schema_of(store, limits, false, Default::default(), churn);
     let customer = create(
         &schema,
         "CreateCustomer",
         json!({ "key": "C", "name": "Customer", "power": 0.5,
-        "interest": 0.5, "status": "ACTIVE", "lifetimeValue": 1000.0 }),
+        "interest": 0.5, "status": "ACTIVE", "lifetimeValue": 1000.0, "segment": "SMB" }),
     )
     .await;
     let staff = |key: &str, private: bool| json!({ "key": key, "name": key, "power": 0.5, "interest": 0.5, "private": private });
@@ -97,6 +99,21 @@ async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewe
         risk["drivers"].as_array().unwrap().iter().map(|driver| driver["contribution"].as_f64().unwrap()).sum();
     assert!(close(sum, score) && score > 0.0 && score < 1.0, "{risk:#}");
     assert!(close(risk["valueAtRisk"].as_f64().unwrap(), 1000.0 * score));
+    // Worth retaining: the segment's configured cost (1) is below the value at risk; a recorded cost above it is not.
+    let worth = "query($id: ID!) { node(id: $id) { ... on Customer { retentionCost churnRisk { retentionCost worthRetaining valueAtRisk } } } }";
+    let cheap = run_ok(&schema, worth, json!({ "id": customer })).await;
+    assert_eq!(cheap["node"]["retentionCost"], Value::Null, "none recorded");
+    assert_eq!(
+        (cheap["node"]["churnRisk"]["retentionCost"].clone(), cheap["node"]["churnRisk"]["worthRetaining"].clone()),
+        (json!(1.0), json!(true))
+    );
+    let update = "mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { retentionCost } }";
+    run_ok(&schema, update, json!({ "input": { "id": customer, "retentionCost": 999.0 } })).await;
+    let dear = run_ok(&schema, worth, json!({ "id": customer })).await;
+    let at_risk = dear["node"]["churnRisk"]["valueAtRisk"].as_f64().unwrap();
+    assert_eq!(dear["node"]["churnRisk"]["retentionCost"], 999.0);
+    assert_eq!(dear["node"]["churnRisk"]["worthRetaining"], json!(999.0 < at_risk), "{dear:#}");
+    assert!(at_risk < 999.0, "this customer's risk is below 0.999: not worth 999");
 
     // A viewer does not see the private manager's relationship: the principal one is the strongest it sees, with
     // no manager (full exposure).

@@ -227,6 +227,20 @@ async fn bad_periods_managers_and_lifecycle_changes_are_refused_with_a_code_and_
     };
     assert_eq!(refused("2025-01-01", "2025-01-01", json!(null), EDITOR).await, ("BAD_USER_INPUT".into(), "to".into()));
     assert_eq!(refused("2000-01-01", "2025-01-01", json!(null), EDITOR).await, ("BAD_USER_INPUT".into(), "to".into()));
+    let many: Vec<String> = (0..101).map(|n| format!("S{n}")).collect();
+    assert_eq!(
+        refused("2025-01-01", "2025-02-01", json!({ "segments": many }), EDITOR).await,
+        ("BAD_USER_INPUT".into(), "filter.segments".into())
+    );
+    let repeated: Vec<&str> = vec!["SMB"; 50_000];
+    let once = run_as(
+        &schema,
+        EDITOR,
+        ANALYSIS,
+        json!({ "from": "2025-01-01", "to": "2025-02-01", "filter": { "segments": repeated } }),
+    )
+    .await;
+    assert!(once.get("errors").is_none(), "a repeated segment is one segment: {once:#}");
     let customer = customer(&schema, "C", Some("2024-01-01"), 1.0, "SMB", false).await;
     let (code, field) = refused("2025-01-01", "2025-02-01", json!({ "manager": customer }), EDITOR).await;
     assert_eq!((code.as_str(), field.as_str()), ("BAD_USER_INPUT", "filter.manager"));
