@@ -114,8 +114,27 @@ pub struct Changed {
     relationships: HashSet<RelationshipId>,
     /// Each changed relationship with its source, to find its edge.
     touched: Vec<(RelationshipId, StakeholderId)>,
-    /// Whether a stakeholder changed (its markets, privacy or presence may move many relationships in or out).
+    /// Whether a stakeholder changed its markets, privacy or presence (which may move many relationships in or
+    /// out of view).
     stakeholders: bool,
+}
+
+/// Whether a stakeholder's change-log entry may move relationships in or out of a watcher's view: an archive, or an
+/// update of its privacy, extra markets or candidate flag (its primary market). A creation (no relationship yet), an
+/// exit or a win-back (status and lifecycle only) and any other update (name, power, …) cannot: strength reads
+/// relationships only. An update whose payload does not say (not the store's shape) counts as one that may.
+fn moves_view(event: &ChangeEvent) -> bool {
+    match event.kind {
+        ChangeKind::StakeholderCreated | ChangeKind::CustomerExited | ChangeKind::CustomerWonBack => false,
+        ChangeKind::StakeholderUpdated => {
+            let (before, after) = (&event.payload["before"], &event.payload["after"]);
+            before.is_null()
+                || after.is_null()
+                || ["private", "extra_markets", "archived_at"].iter().any(|field| before[field] != after[field])
+                || before["details"]["candidate"] != after["details"]["candidate"]
+        }
+        _ => true,
+    }
 }
 
 impl Changed {
@@ -130,7 +149,7 @@ impl Changed {
                     self.touched.push((relationship, from));
                 }
             }
-            _ => self.stakeholders |= event.kind != ChangeKind::StakeholderCreated,
+            _ => self.stakeholders |= moves_view(event),
         }
     }
 
@@ -692,11 +711,32 @@ mod tests {
         assert_eq!(changed.touched(), expected, "each once, with its source, in the log's order");
         assert!(!changed.needs_full_scan(false), "a new stakeholder has no relationship yet");
         assert!(changed.needs_full_scan(true), "the clock moved: every strength decayed");
-        for kind in [ChangeKind::StakeholderUpdated, ChangeKind::StakeholderArchived, ChangeKind::CustomerExited] {
+        for kind in [ChangeKind::StakeholderUpdated, ChangeKind::StakeholderArchived] {
             let mut changed = Changed::default();
             changed.record(&event(5, kind, &[10], None));
             assert!(changed.needs_full_scan(false), "{kind:?} may move relationships in or out of view");
         }
+        for kind in [ChangeKind::CustomerExited, ChangeKind::CustomerWonBack] {
+            let mut changed = Changed::default();
+            changed.record(&event(5, kind, &[10], None));
+            assert!(!changed.needs_full_scan(false), "{kind:?} changes a status, not who is in view");
+        }
+        // An update moves relationships only through privacy, markets or the candidate flag.
+        let before = serde_json::json!({ "name": "A", "private": false, "extra_markets": 0, "archived_at": null,
+            "details": { "kind": "EMPLOYEE", "candidate": false } });
+        let updated = |change: &dyn Fn(&mut serde_json::Value)| {
+            let mut after = before.clone();
+            change(&mut after);
+            let mut event = event(6, ChangeKind::StakeholderUpdated, &[10], None);
+            event.payload = serde_json::json!({ "before": before, "after": after });
+            let mut changed = Changed::default();
+            changed.record(&event);
+            changed.needs_full_scan(false)
+        };
+        assert!(!updated(&|after| after["name"] = "B".into()), "a rename moves nothing");
+        assert!(updated(&|after| after["private"] = true.into()));
+        assert!(updated(&|after| after["extra_markets"] = 2.into()));
+        assert!(updated(&|after| after["details"]["candidate"] = true.into()));
     }
 
     #[test]
