@@ -129,7 +129,21 @@ impl LifecycleEvent {
     }
 }
 
+/// Most exits and win-backs one customer's lifecycle keeps (its record is written whole on every change).
+pub const MAX_LIFECYCLE: usize = 1_000;
+
 impl CustomerDetails {
+    /// Refuses to grow a lifecycle of `len` events past [`MAX_LIFECYCLE`].
+    fn room_for_one_more(len: usize) -> Result<(), InvalidValue> {
+        if len >= MAX_LIFECYCLE {
+            return Err(InvalidValue(format!(
+                "this customer has {len} exits and win-backs recorded, the most one customer keeps; archive it and \
+                 create a new one to record more"
+            )));
+        }
+        Ok(())
+    }
+
     /// Its exits and win-backs, oldest first: the kept list, or for a record written before the list was kept,
     /// its one exit.
     pub fn lifecycle(&self) -> std::borrow::Cow<'_, [LifecycleEvent]> {
@@ -185,6 +199,7 @@ impl CustomerDetails {
                 exit.date
             )));
         }
+        Self::room_for_one_more(events.len())?;
         events.push(LifecycleEvent::Exit { reason: exit.reason, date: exit.date });
         self.lifecycle = events;
         self.exit = Some(exit);
@@ -212,6 +227,7 @@ impl CustomerDetails {
             )));
         }
         let mut events = self.lifecycle().into_owned();
+        Self::room_for_one_more(events.len())?;
         events.push(LifecycleEvent::WinBack { date });
         self.lifecycle = events;
         self.status = status;
@@ -708,6 +724,20 @@ mod tests {
             vec![LifecycleEvent::Exit { reason: ExitReason::Price, date: date("2025-01-02") }]
         );
         assert_eq!(serde_json::to_string(&read).unwrap(), old);
+    }
+
+    #[test]
+    fn a_lifecycle_keeps_at_most_its_bound() {
+        let mut c = customer();
+        let at = Utc::now();
+        let day = date("2020-01-01");
+        for n in 0..MAX_LIFECYCLE / 2 {
+            c.record_exit(CustomerExit { reason: ExitReason::Price, date: day }, at).unwrap();
+            c.record_win_back(day, at).unwrap_or_else(|error| panic!("{n}: {}", error.0));
+        }
+        let error = c.record_exit(CustomerExit { reason: ExitReason::Price, date: day }, at).unwrap_err();
+        assert!(error.0.contains("the most one customer keeps"), "{}", error.0);
+        assert_eq!(details(&c).lifecycle().len(), MAX_LIFECYCLE);
     }
 
     #[test]
