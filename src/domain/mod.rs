@@ -14,7 +14,7 @@ pub use access::Role;
 pub use change::{Applied, ChangeEvent, ChangeKind, Command, Outcome, PendingEvent};
 pub use relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 pub use stakeholder::{
-    CustomerDetails, CustomerExit, DetailsPatch, KindDetails, LifecycleEvent, NewStakeholder, PerceivedValue,
+    CustomerDetails, CustomerExit, DetailsPatch, KindDetails, LifecycleEvent, NewStakeholder, PerceivedValue, Refused,
     Stakeholder, StakeholderPatch,
 };
 pub use values::{

@@ -132,14 +132,39 @@ impl LifecycleEvent {
 /// Most exits and win-backs one customer's lifecycle keeps (its record is written whole on every change).
 pub const MAX_LIFECYCLE: usize = 1_000;
 
+/// A change refused, with the input field it is about (`id` when it is about the record as a whole).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    /// The input field at fault: `id`, `date`, `status`, `customerSince`.
+    pub field: &'static str,
+    /// What was wrong and how to fix it.
+    pub message: String,
+}
+
+impl Refused {
+    fn of(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+}
+
+impl From<InvalidValue> for Refused {
+    fn from(error: InvalidValue) -> Self {
+        Self { field: "id", message: error.0 }
+    }
+}
+
 impl CustomerDetails {
     /// Refuses to grow a lifecycle of `len` events past [`MAX_LIFECYCLE`].
-    fn room_for_one_more(len: usize) -> Result<(), InvalidValue> {
+    fn room_for_one_more(len: usize) -> Result<(), Refused> {
         if len >= MAX_LIFECYCLE {
-            return Err(InvalidValue(format!(
-                "this customer has {len} exits and win-backs recorded, the most one customer keeps; archive it and \
-                 create a new one to record more"
-            )));
+            return Err(Refused::of(
+                "id",
+                format!(
+                    "this customer has {len} exits and win-backs recorded, the most one customer keeps; archive it \
+                     and create a new one to record more"
+                ),
+            ));
         }
         Ok(())
     }
@@ -154,50 +179,100 @@ impl CustomerDetails {
     }
 
     /// The day it became a customer: `since` when recorded, otherwise the day of `created_at`; `None` for a
-    /// prospect that never was a customer.
+    /// prospect (which never was a customer: a customer does not become a prospect again).
     pub fn customer_since(&self, created_at: DateTime<Utc>) -> Option<NaiveDate> {
         match (self.since, self.status) {
+            (_, CustomerStatus::Prospect) => None,
             (Some(since), _) => Some(since),
-            (None, CustomerStatus::Prospect) if self.lifecycle().is_empty() => None,
             (None, _) => Some(created_at.date_naive()),
         }
     }
 
-    /// The day of its latest exit or win-back, if any.
-    fn last_change(&self) -> Option<NaiveDate> {
-        self.lifecycle().last().map(LifecycleEvent::date)
+    /// Checks the customer fields of a record about to be created on day `today`: its lifecycle comes from exits
+    /// and win-backs recorded afterwards, never with the record; a new customer is not CHURNED (create it, then
+    /// record its exit with the reason and date); a prospect has no customer-since day; none is in the future.
+    pub fn check_new(&self, today: NaiveDate) -> Result<(), Refused> {
+        if !self.lifecycle.is_empty() || self.exit.is_some() {
+            return Err(Refused::of(
+                "id",
+                "a new customer has no exits or win-backs yet; create it, then record them with recordCustomerExit \
+                 and recordCustomerWinBack",
+            ));
+        }
+        if self.status == CustomerStatus::Churned {
+            return Err(Refused::of(
+                "status",
+                "a customer is created ACTIVE, AT_RISK, WON_BACK or PROSPECT; to record one that has left, create it \
+                 with its customerSince and then record its exit (recordCustomerExit), which says why and when",
+            ));
+        }
+        if let Some(since) = self.since {
+            if self.status == CustomerStatus::Prospect {
+                return Err(Refused::of(
+                    "customerSince",
+                    "a PROSPECT is not a customer yet and has no customerSince; give one when it becomes a customer",
+                ));
+            }
+            if since > today {
+                return Err(Refused::of(
+                    "customerSince",
+                    format!("{since} is in the future; give the day it became a customer (today is {today})"),
+                ));
+            }
+        }
+        Ok(())
     }
 
-    /// Records the day it became a customer: not after `today`, nor after its first exit.
-    fn set_since(&mut self, since: NaiveDate, today: NaiveDate) -> Result<(), InvalidValue> {
+    /// Records the day it became a customer: not for a prospect, not after `today`, nor after its first exit.
+    fn set_since(&mut self, since: NaiveDate, today: NaiveDate) -> Result<(), Refused> {
+        if self.status == CustomerStatus::Prospect {
+            return Err(Refused::of(
+                "customerSince",
+                "a PROSPECT is not a customer yet and has no customerSince; give one with the status it becomes a \
+                 customer in",
+            ));
+        }
         if since > today {
-            return Err(InvalidValue(format!(
-                "customerSince {since} is in the future; give the day it became a customer (today is {today})"
-            )));
+            return Err(Refused::of(
+                "customerSince",
+                format!("{since} is in the future; give the day it became a customer (today is {today})"),
+            ));
         }
         if let Some(first) = self.lifecycle().first().map(LifecycleEvent::date).filter(|first| since > *first) {
-            return Err(InvalidValue(format!(
-                "customerSince {since} is after the customer's first exit on {first}; give a day on or before it"
-            )));
+            return Err(Refused::of(
+                "customerSince",
+                format!("{since} is after the customer's first exit on {first}; give a day on or before it"),
+            ));
         }
         self.since = Some(since);
         Ok(())
     }
 
     /// Records an exit: status CHURNED, the exit appended to the lifecycle. An exit recorded for a customer that
-    /// has already left corrects that exit (its reason and date) rather than adding one.
-    fn exit(&mut self, exit: CustomerExit) -> Result<(), InvalidValue> {
+    /// has already left corrects that exit (its reason and date) rather than adding one. Not for a prospect, and
+    /// not before the day it became a customer (`created_at`'s day unless recorded) or last came back.
+    fn exit(&mut self, exit: CustomerExit, created_at: DateTime<Utc>) -> Result<(), Refused> {
+        let Some(since) = self.customer_since(created_at) else {
+            return Err(Refused::of(
+                "id",
+                "this customer is a PROSPECT and never was a customer, so it cannot exit; archive a lost prospect \
+                 (archiveStakeholder)",
+            ));
+        };
         let mut events = self.lifecycle().into_owned();
         if self.status == CustomerStatus::Churned && matches!(events.last(), Some(LifecycleEvent::Exit { .. })) {
             events.pop();
         }
-        let earliest = events.last().map(LifecycleEvent::date).into_iter().chain(self.since).max();
-        if let Some(earliest) = earliest.filter(|earliest| exit.date < *earliest) {
-            return Err(InvalidValue(format!(
-                "the exit date {} is before {earliest}, when this customer became one or last came back; give a \
-                 date on or after {earliest}",
-                exit.date
-            )));
+        let earliest = events.last().map(LifecycleEvent::date).unwrap_or(since).max(since);
+        if exit.date < earliest {
+            return Err(Refused::of(
+                "date",
+                format!(
+                    "the exit date {} is before {earliest}, when this customer became one or last came back; give a \
+                     date on or after {earliest} (or record when it became a customer: customerSince)",
+                    exit.date
+                ),
+            ));
         }
         Self::room_for_one_more(events.len())?;
         events.push(LifecycleEvent::Exit { reason: exit.reason, date: exit.date });
@@ -207,24 +282,39 @@ impl CustomerDetails {
         Ok(())
     }
 
-    /// Records that a customer who left came back on `date`: status WON_BACK (or `status`, when given), the
-    /// win-back appended to the lifecycle.
-    fn win_back(&mut self, date: NaiveDate, status: CustomerStatus) -> Result<(), InvalidValue> {
+    /// Records that a customer who left came back on `date`: status `status` (WON_BACK for the dedicated
+    /// mutation), the win-back appended to the lifecycle. Only a CHURNED customer with its exit recorded, on or
+    /// after that exit.
+    fn win_back(&mut self, date: NaiveDate, status: CustomerStatus) -> Result<(), Refused> {
         if self.status != CustomerStatus::Churned {
-            return Err(InvalidValue(format!(
-                "this customer is {}, not CHURNED; only a customer who left can be won back",
-                self.status
-            )));
-        }
-        if status == CustomerStatus::Prospect {
-            return Err(InvalidValue(
-                "a customer who left comes back as ACTIVE, AT_RISK or WON_BACK, not as a PROSPECT".into(),
+            return Err(Refused::of(
+                "id",
+                format!("this customer is {}, not CHURNED; only a customer who left can be won back", self.status),
             ));
         }
-        if let Some(last) = self.last_change().filter(|last| date < *last) {
-            return Err(InvalidValue(format!(
-                "the win-back date {date} is before the customer's exit on {last}; give a date on or after {last}"
-            )));
+        if status == CustomerStatus::Prospect {
+            return Err(Refused::of(
+                "status",
+                "a customer who left comes back as ACTIVE, AT_RISK or WON_BACK, not as a PROSPECT",
+            ));
+        }
+        let Some(left) = self.lifecycle().iter().rev().find_map(|event| match event {
+            LifecycleEvent::Exit { date, .. } => Some(*date),
+            LifecycleEvent::WinBack { .. } => None,
+        }) else {
+            return Err(Refused::of(
+                "id",
+                "this customer has no exit recorded, so there is nothing to come back from; record its exit first \
+                 (recordCustomerExit, with the reason and date)",
+            ));
+        };
+        if date < left {
+            return Err(Refused::of(
+                "date",
+                format!(
+                    "the win-back date {date} is before the customer's exit on {left}; give a date on or after {left}"
+                ),
+            ));
         }
         let mut events = self.lifecycle().into_owned();
         Self::room_for_one_more(events.len())?;
@@ -235,17 +325,22 @@ impl CustomerDetails {
     }
 
     /// Applies a status change made by an update on day `today`: leaving is recorded by an exit (which says why
-    /// and when), coming back from CHURNED is a win-back on `today`, and a prospect's first other status makes it
-    /// a customer since `today` unless `since` says otherwise.
-    fn change_status(&mut self, status: CustomerStatus, today: NaiveDate) -> Result<(), InvalidValue> {
+    /// and when), coming back from CHURNED is a win-back on `today`, a prospect's first other status makes it a
+    /// customer since `today` unless `since` says otherwise, and a customer does not become a prospect again.
+    fn change_status(&mut self, status: CustomerStatus, today: NaiveDate) -> Result<(), Refused> {
         match (self.status, status) {
             (old, new) if old == new => Ok(()),
-            (_, CustomerStatus::Churned) => Err(InvalidValue(
+            (_, CustomerStatus::Churned) => Err(Refused::of(
+                "status",
                 "a customer leaves through recordCustomerExit, which records why and when; use it instead of \
-                 setting status CHURNED"
-                    .into(),
+                 setting status CHURNED",
             )),
             (CustomerStatus::Churned, new) => self.win_back(today, new),
+            (_, CustomerStatus::Prospect) => Err(Refused::of(
+                "status",
+                "a customer does not become a PROSPECT again; keep its status, or record its exit \
+                 (recordCustomerExit)",
+            )),
             (CustomerStatus::Prospect, new) => {
                 self.since.get_or_insert(today);
                 self.status = new;
@@ -486,7 +581,7 @@ fn replace_some<T>(slot: &mut Option<T>, value: Option<T>) {
 
 impl Stakeholder {
     /// Applies a patch; fails without changing anything when the patch is for another kind.
-    pub fn apply_patch(&mut self, patch: StakeholderPatch, at: DateTime<Utc>) -> Result<(), InvalidValue> {
+    pub fn apply_patch(&mut self, patch: StakeholderPatch, at: DateTime<Utc>) -> Result<(), Refused> {
         if let Some(details) = patch.details {
             self.apply_details(details, at.date_naive())?;
         }
@@ -499,7 +594,7 @@ impl Stakeholder {
         Ok(())
     }
 
-    fn apply_details(&mut self, patch: DetailsPatch, today: NaiveDate) -> Result<(), InvalidValue> {
+    fn apply_details(&mut self, patch: DetailsPatch, today: NaiveDate) -> Result<(), Refused> {
         let kind = self.kind();
         match (&mut self.details, patch) {
             (
@@ -508,6 +603,7 @@ impl Stakeholder {
             ) => {
                 // Changed on a copy, so that a refused status or date changes nothing.
                 let mut changed = customer.clone();
+                // The status first: a prospect becoming a customer may be given its customer-since day with it.
                 if let Some(status) = status {
                     changed.change_status(status, today)?;
                 }
@@ -547,36 +643,41 @@ impl Stakeholder {
                 replace_some(jurisdiction, j);
             }
             _ => {
-                return Err(InvalidValue(format!(
-                    "this stakeholder is a {kind}; use the update mutation for {kind} stakeholders"
-                )))
+                return Err(Refused::of(
+                    "id",
+                    format!("this stakeholder is a {kind}; use the update mutation for {kind} stakeholders"),
+                ))
             }
         }
         Ok(())
     }
 
     /// Records a customer's exit: status CHURNED with reason and date.
-    pub fn record_exit(&mut self, exit: CustomerExit, at: DateTime<Utc>) -> Result<(), InvalidValue> {
-        self.customer_mut("exit")?.exit(exit)?;
+    pub fn record_exit(&mut self, exit: CustomerExit, at: DateTime<Utc>) -> Result<(), Refused> {
+        let created_at = self.created_at;
+        self.customer_mut("exit")?.exit(exit, created_at)?;
         self.updated_at = at;
         Ok(())
     }
 
     /// Records that a customer who left came back on `date`: status WON_BACK.
-    pub fn record_win_back(&mut self, date: NaiveDate, at: DateTime<Utc>) -> Result<(), InvalidValue> {
+    pub fn record_win_back(&mut self, date: NaiveDate, at: DateTime<Utc>) -> Result<(), Refused> {
         self.customer_mut("be won back")?.win_back(date, CustomerStatus::WonBack)?;
         self.updated_at = at;
         Ok(())
     }
 
     /// Its customer fields; refused for another kind, saying that only customers can `what`.
-    fn customer_mut(&mut self, what: &str) -> Result<&mut CustomerDetails, InvalidValue> {
+    fn customer_mut(&mut self, what: &str) -> Result<&mut CustomerDetails, Refused> {
         match &mut self.details {
             KindDetails::Customer(customer) => Ok(customer),
-            other => Err(InvalidValue(format!(
-                "only customers can {what}, and this stakeholder is a {}; pass the id of a CUSTOMER",
-                other.kind()
-            ))),
+            other => Err(Refused::of(
+                "id",
+                format!(
+                    "only customers can {what}, and this stakeholder is a {}; pass the id of a CUSTOMER",
+                    other.kind()
+                ),
+            )),
         }
     }
 }
@@ -600,7 +701,7 @@ mod tests {
                 lifetime_value: None,
                 exit: None,
                 perceived_value: None,
-                since: None,
+                since: Some(NaiveDate::from_ymd_opt(2019, 1, 1).unwrap()),
                 lifecycle: Vec::new(),
                 retention_cost: None,
             }),
@@ -667,13 +768,13 @@ mod tests {
             vec![LifecycleEvent::Exit { reason: ExitReason::Service, date: date("2026-01-12") }]
         );
         let error = c.record_win_back(date("2026-01-11"), at).unwrap_err();
-        assert!(error.0.contains("before the customer's exit on 2026-01-12"), "{}", error.0);
+        assert!(error.message.contains("before the customer's exit on 2026-01-12"), "{}", error.message);
         c.record_win_back(date("2026-03-01"), at).unwrap();
         assert_eq!(details(&c).status, CustomerStatus::WonBack);
         let error = c.record_win_back(date("2026-03-02"), at).unwrap_err();
-        assert!(error.0.contains("not CHURNED"), "{}", error.0);
+        assert!(error.message.contains("not CHURNED"), "{}", error.message);
         let error = c.record_exit(exit(ExitReason::Price, "2026-02-01"), at).unwrap_err();
-        assert!(error.0.contains("on or after 2026-03-01"), "{}", error.0);
+        assert!(error.message.contains("on or after 2026-03-01"), "{}", error.message);
         c.record_exit(exit(ExitReason::Market, "2026-04-01"), at).unwrap();
         // Coming back through an update is a win-back on the update's day.
         let today = Utc.with_ymd_and_hms(2026, 5, 2, 9, 0, 0).unwrap();
@@ -696,14 +797,14 @@ mod tests {
         let mut c = customer();
         let before = c.clone();
         let error = c.apply_patch(status(CustomerStatus::Churned), Utc::now()).unwrap_err();
-        assert!(error.0.contains("recordCustomerExit"), "{}", error.0);
+        assert!(error.message.contains("recordCustomerExit"), "{}", error.message);
         assert_eq!(c, before);
         let mut since = status(CustomerStatus::Active);
         if let Some(DetailsPatch::Customer { since, .. }) = &mut since.details {
             *since = Some(date("2030-01-01"));
         }
         let error = c.apply_patch(since, Utc.with_ymd_and_hms(2026, 5, 2, 9, 0, 0).unwrap()).unwrap_err();
-        assert!(error.0.contains("in the future"), "{}", error.0);
+        assert!(error.message.contains("in the future"), "{}", error.message);
         assert_eq!(c, before);
     }
 
@@ -712,6 +813,7 @@ mod tests {
         let mut c = customer();
         if let KindDetails::Customer(details) = &mut c.details {
             details.status = CustomerStatus::Prospect;
+            details.since = None;
         }
         assert_eq!(details(&c).customer_since(c.created_at), None);
         c.apply_patch(status(CustomerStatus::Active), Utc.with_ymd_and_hms(2026, 5, 2, 9, 0, 0).unwrap()).unwrap();
@@ -733,11 +835,67 @@ mod tests {
         let day = date("2020-01-01");
         for n in 0..MAX_LIFECYCLE / 2 {
             c.record_exit(CustomerExit { reason: ExitReason::Price, date: day }, at).unwrap();
-            c.record_win_back(day, at).unwrap_or_else(|error| panic!("{n}: {}", error.0));
+            c.record_win_back(day, at).unwrap_or_else(|error| panic!("{n}: {}", error.message));
         }
         let error = c.record_exit(CustomerExit { reason: ExitReason::Price, date: day }, at).unwrap_err();
-        assert!(error.0.contains("the most one customer keeps"), "{}", error.0);
+        assert!(error.message.contains("the most one customer keeps"), "{}", error.message);
         assert_eq!(details(&c).lifecycle().len(), MAX_LIFECYCLE);
+    }
+
+    #[test]
+    fn prospects_never_exit_nor_return_and_exits_follow_the_day_a_customer_became_one() {
+        let today = Utc.with_ymd_and_hms(2026, 5, 2, 9, 0, 0).unwrap();
+        let mut prospect = customer();
+        if let KindDetails::Customer(details) = &mut prospect.details {
+            details.status = CustomerStatus::Prospect;
+            details.since = None;
+        }
+        let exit = CustomerExit { reason: ExitReason::Price, date: date("2026-04-01") };
+        assert_eq!(prospect.record_exit(exit, today).unwrap_err().field, "id", "a prospect does not exit");
+        let mut with_since = status(CustomerStatus::AtRisk);
+        if let Some(DetailsPatch::Customer { since, status, .. }) = &mut with_since.details {
+            *status = None;
+            *since = Some(date("2020-01-01"));
+        }
+        assert_eq!(prospect.apply_patch(with_since, today).unwrap_err().field, "customerSince");
+        // Without a recorded day, a customer is one from the day its record was created.
+        let mut recent = customer();
+        recent.created_at = today;
+        if let KindDetails::Customer(details) = &mut recent.details {
+            details.since = None;
+        }
+        let early = recent.record_exit(exit, today).unwrap_err();
+        assert_eq!(early.field, "date", "{}", early.message);
+        // A customer does not become a prospect again; a CHURNED one with no exit recorded has nothing to return from.
+        assert_eq!(recent.apply_patch(status(CustomerStatus::Prospect), today).unwrap_err().field, "status");
+        let mut churned = customer();
+        if let KindDetails::Customer(details) = &mut churned.details {
+            details.status = CustomerStatus::Churned;
+        }
+        let error = churned.record_win_back(date("2026-04-01"), today).unwrap_err();
+        assert!(error.message.contains("record its exit first"), "{}", error.message);
+        // A new record brings no lifecycle, is not CHURNED, and a prospect has no customer-since day.
+        let new = |status, since: Option<&str>| CustomerDetails {
+            status,
+            segment: None,
+            lifetime_value: None,
+            exit: None,
+            perceived_value: None,
+            since: since.map(date),
+            lifecycle: Vec::new(),
+            retention_cost: None,
+        };
+        let day = date("2026-05-02");
+        assert!(new(CustomerStatus::Active, Some("2020-01-01")).check_new(day).is_ok());
+        assert_eq!(new(CustomerStatus::Churned, None).check_new(day).unwrap_err().field, "status");
+        assert_eq!(
+            new(CustomerStatus::Prospect, Some("2020-01-01")).check_new(day).unwrap_err().field,
+            "customerSince"
+        );
+        assert_eq!(new(CustomerStatus::Active, Some("2027-01-01")).check_new(day).unwrap_err().field, "customerSince");
+        let mut carried = new(CustomerStatus::Active, None);
+        carried.lifecycle.push(LifecycleEvent::WinBack { date: day });
+        assert_eq!(carried.check_new(day).unwrap_err().field, "id");
     }
 
     #[test]

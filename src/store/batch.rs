@@ -48,6 +48,23 @@ pub(crate) trait BatchTarget {
     fn append_event(&mut self, event: PendingEvent, at: DateTime<Utc>) -> StoreResult<ChangeEvent>;
 }
 
+/// A domain refusal of command `index`, naming its field.
+fn refused(index: usize, error: crate::domain::Refused) -> StoreError {
+    StoreError::rejected(index, error.field, Rejection::Invalid, error.message)
+}
+
+/// Whether an update made a customer come back (its lifecycle grew by a win-back).
+fn won_back(before: &Stakeholder, after: &Stakeholder) -> bool {
+    use crate::domain::{KindDetails, LifecycleEvent};
+    match (&before.details, &after.details) {
+        (KindDetails::Customer(before), KindDetails::Customer(after)) => {
+            after.lifecycle().len() > before.lifecycle().len()
+                && matches!(after.lifecycle().last(), Some(LifecycleEvent::WinBack { .. }))
+        }
+        _ => false,
+    }
+}
+
 /// Applies `commands` at time `at` through `target`; the caller commits only when this returns `Ok`.
 pub(crate) fn apply(
     target: &mut impl BatchTarget,
@@ -108,11 +125,15 @@ impl<T: BatchTarget> Batch<'_, T> {
             Command::UpdateStakeholder { id, patch } => {
                 let before = self.live_stakeholder(index, id)?;
                 let mut after = before.clone();
-                after
-                    .apply_patch(patch, self.at)
-                    .map_err(|error| StoreError::rejected(index, "id", Rejection::Invalid, error.0))?;
+                after.apply_patch(patch, self.at).map_err(|error| refused(index, error))?;
                 self.target.put_stakeholder(&after)?;
-                self.events.push(PendingEvent::stakeholder(ChangeKind::StakeholderUpdated, Some(&before), &after));
+                // Coming back from CHURNED through an update is a win-back, logged as one.
+                let kind = if won_back(&before, &after) {
+                    ChangeKind::CustomerWonBack
+                } else {
+                    ChangeKind::StakeholderUpdated
+                };
+                self.events.push(PendingEvent::stakeholder(kind, Some(&before), &after));
                 Ok(Outcome::Stakeholder(after))
             }
             Command::ArchiveStakeholder { id } => {
@@ -130,9 +151,7 @@ impl<T: BatchTarget> Batch<'_, T> {
             Command::RecordCustomerExit { id, exit } => {
                 let before = self.live_stakeholder(index, id)?;
                 let mut after = before.clone();
-                after
-                    .record_exit(exit, self.at)
-                    .map_err(|error| StoreError::rejected(index, "id", Rejection::Invalid, error.0))?;
+                after.record_exit(exit, self.at).map_err(|error| refused(index, error))?;
                 self.target.put_stakeholder(&after)?;
                 self.events.push(PendingEvent::stakeholder(ChangeKind::CustomerExited, Some(&before), &after));
                 Ok(Outcome::Stakeholder(after))
@@ -140,9 +159,7 @@ impl<T: BatchTarget> Batch<'_, T> {
             Command::RecordCustomerWinBack { id, date } => {
                 let before = self.live_stakeholder(index, id)?;
                 let mut after = before.clone();
-                after
-                    .record_win_back(date, self.at)
-                    .map_err(|error| StoreError::rejected(index, "date", Rejection::Invalid, error.0))?;
+                after.record_win_back(date, self.at).map_err(|error| refused(index, error))?;
                 self.target.put_stakeholder(&after)?;
                 self.events.push(PendingEvent::stakeholder(ChangeKind::CustomerWonBack, Some(&before), &after));
                 Ok(Outcome::Stakeholder(after))
@@ -174,6 +191,9 @@ impl<T: BatchTarget> Batch<'_, T> {
     }
 
     fn create_stakeholder(&mut self, index: usize, new: NewStakeholder) -> StoreResult<Outcome> {
+        if let crate::domain::KindDetails::Customer(customer) = &new.details {
+            customer.check_new(self.at.date_naive()).map_err(|error| refused(index, error))?;
+        }
         if let Some(existing) = self.target.stakeholder_with_key(new.key.as_str())? {
             return Err(StoreError::rejected(
                 index,

@@ -445,7 +445,18 @@ async fn customer_exit_marks_churned_and_is_logged() {
     let (store, _dir) = fresh_store();
     let schema = schema(store.clone());
     let (customer, employee, _) = small_graph(&schema).await;
+    // A customer since 2020 (created today), so that it may leave on a past day.
+    let since = r#"mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { customerSince } }"#;
+    run_ok(&schema, since, json!({ "input": { "id": customer, "customerSince": "2020-01-01" } })).await;
     let exit = r#"mutation($input: RecordCustomerExitInput!) { recordCustomerExit(input: $input) { status exitReason exitDate } }"#;
+    let early =
+        run_as(&schema, EDITOR, exit, json!({ "input": { "id": customer, "reason": "PRICE", "date": "2019-03-01" } }))
+            .await;
+    assert_eq!(
+        error_code(&early),
+        ("BAD_USER_INPUT".to_owned(), "input.date".to_owned()),
+        "before it became a customer"
+    );
     let data =
         run_ok(&schema, exit, json!({ "input": { "id": customer, "reason": "PRICE", "date": "2026-03-01" } })).await;
     assert_eq!(

@@ -210,7 +210,12 @@ async fn the_exit_analysis_reproduces_a_table_worked_by_hand() {
     let log = run_ok(&schema, "{ changes(first: 100) { edges { node { kind } } } }", json!({})).await;
     let kinds: Vec<&str> =
         log["changes"]["edges"].as_array().unwrap().iter().map(|edge| edge["node"]["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds.iter().filter(|kind| **kind == "CUSTOMER_WON_BACK").count(), 1, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|kind| **kind == "CUSTOMER_WON_BACK").count(),
+        2,
+        "D's, and B's by update: {kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"CUSTOMER_WON_BACK"), "the update is logged as a win-back");
     assert_eq!(kinds.iter().filter(|kind| **kind == "CUSTOMER_EXITED").count(), 7, "{kinds:?}");
     let _ = a;
 }
@@ -289,6 +294,17 @@ async fn bad_periods_managers_and_lifecycle_changes_are_refused_with_a_code_and_
         before_since["errors"][0]["message"].as_str().unwrap().contains("on or after 2024-01-01"),
         "{before_since:#}"
     );
+    // A customer is not created CHURNED (create it, then record its exit), nor a prospect with a customer-since day.
+    let churned_new = run_as(
+        &schema,
+        EDITOR,
+        CREATE,
+        json!({ "input": { "key": "X", "name": "X", "power": 0.5, "interest": 0.5, "status": "CHURNED" } }),
+    )
+    .await;
+    assert_eq!(error_code(&churned_new), ("BAD_USER_INPUT".into(), "input.status".into()));
+    let prospect_since = run_as(&schema, EDITOR, CREATE, json!({ "input": { "key": "Y", "name": "Y", "power": 0.5, "interest": 0.5, "status": "PROSPECT", "customerSince": "2020-01-01" } })).await;
+    assert_eq!(error_code(&prospect_since), ("BAD_USER_INPUT".into(), "input.customerSince".into()));
     let since_future = run_as(
         &schema,
         EDITOR,
