@@ -192,6 +192,12 @@ fn limit_floors(limits: &ApiLimits, websocket: &WsLimits) -> Vec<LimitFloor> {
         floor("limits.max_body_bytes", limits.max_body_bytes as u64, 1024, "refuse most queries as too large"),
         floor("limits.max_hops", limits.max_hops as u64, 1, "refuse every influence path and reach"),
         floor("limits.max_analysis_results", limits.max_analysis_results as u64, 1, "refuse every analysis"),
+        floor(
+            "limits.max_portfolio_customers",
+            limits.max_portfolio_customers as u64,
+            1,
+            "refuse every portfolio with a customer",
+        ),
         floor("limits.analysis_budget_ms", limits.analysis_budget_ms, 1, "stop every analysis before it starts"),
         floor("limits.betweenness_samples", limits.betweenness_samples as u64, 1, "find no broker in a large graph"),
         floor(
@@ -582,17 +588,18 @@ impl Config {
                 message: "weights must be finite, 0 or more, and not all 0".into(),
             });
         }
+        let positive = |value: f64| value.is_finite() && value > 0.0;
         let bounded = (0.0..=1.0).contains(&churn.threshold)
-            && churn.horizon_days > 0.0
-            && churn.full_decline > 0.0
-            && churn.silence_half_life_days > 0.0
+            && positive(churn.horizon_days)
+            && positive(churn.full_decline)
+            && positive(churn.silence_half_life_days)
             && (1..=3_650).contains(&churn.complaint_days);
         let costs = churn.retention_costs.values().all(|cost| cost.is_finite() && *cost >= 0.0);
         if !bounded || !costs {
             return Err(ConfigError::Invalid {
                 setting: "churn",
-                message: "threshold must be in [0, 1], horizon_days, full_decline and silence_half_life_days greater \
-                          than 0, complaint_days from 1 to 3650, retention_costs finite and 0 or more"
+                message: "threshold must be in [0, 1], horizon_days, full_decline and silence_half_life_days finite \
+                          and greater than 0, complaint_days from 1 to 3650, retention_costs finite and 0 or more"
                     .into(),
             });
         }
@@ -683,6 +690,11 @@ mod tests {
             ("max_hops", 0, "0 would refuse every influence path and reach; set it to at least 1 (the default is 8)"),
             ("max_analysis_results", 0, "0 would refuse every analysis; set it to at least 1 (the default is 50)"),
             (
+                "max_portfolio_customers",
+                0,
+                "0 would refuse every portfolio with a customer; set it to at least 1 (the default is 1000)",
+            ),
+            (
                 "analysis_budget_ms",
                 0,
                 "0 would stop every analysis before it starts; set it to at least 1 (the default is 5000)",
@@ -733,7 +745,7 @@ mod tests {
             assert_eq!(error, format!("limits.{setting}: {expected}"));
         }
         // Every limit of the table is checked above, once.
-        assert_eq!(limit_floors(&ApiLimits::default(), &WsLimits::default()).len(), 26);
+        assert_eq!(limit_floors(&ApiLimits::default(), &WsLimits::default()).len(), 27);
         let error = file_error("[limits]\nrequest_timeout_ms = 9223372036854775807\n");
         assert_eq!(
             error,
@@ -854,8 +866,12 @@ mod tests {
         std::fs::write(&file, section).unwrap();
         let config = Config::load(Some(&file), |_| None, Overrides::default()).unwrap();
         assert_eq!(config.churn, ChurnModel::default());
-        std::fs::write(&file, "[churn]\ncomplaint_days = 0\n").unwrap();
-        assert!(Config::load(Some(&file), |_| None, Overrides::default()).is_err());
+        for refused in
+            ["complaint_days = 0", "horizon_days = inf", "threshold = 1.5", "retention_costs = { SMB = -1.0 }"]
+        {
+            std::fs::write(&file, format!("[churn]\n{refused}\n")).unwrap();
+            assert!(Config::load(Some(&file), |_| None, Overrides::default()).is_err(), "{refused}");
+        }
     }
 
     #[test]

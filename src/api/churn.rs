@@ -10,7 +10,7 @@ use super::loaders::{HistoryOf, Loaders};
 use super::relationships::relationships_of_where;
 use super::{ApiContext, Deadline};
 use crate::domain::churn::{
-    portfolio as portfolio_of, principal, ChurnDriverName, ChurnModel, ChurnRisk, Holding, Portfolio,
+    portfolio as portfolio_of, principal, ChurnDriverName, ChurnModel, ChurnRisk, Holding, Portfolio, Tie,
 };
 use crate::domain::strength::StrengthModel;
 use crate::domain::{
@@ -139,13 +139,18 @@ impl ChurnInputs {
         let loaded: HashMap<StakeholderId, Arc<Stakeholder>> =
             ctx.data_unchecked::<Loaders>().load_many(counterparts.iter().copied()).await?;
         let staff = |id: &StakeholderId| {
-            loaded.get(id).is_some_and(|row| matches!(row.details, KindDetails::Employee { candidate: false, .. }))
+            loaded.get(id).is_some_and(|row| {
+                !row.is_archived() && matches!(row.details, KindDetails::Employee { candidate: false, .. })
+            })
         };
-        let rows: Vec<(&Relationship, f64, bool)> = relationships
+        let rows: Vec<Tie<'_>> = relationships
             .iter()
             .zip(&counterparts)
-            .map(|(relationship, counterpart)| {
-                (relationship, api.strength.evaluate(relationship, &relationship.sums, now).score, staff(counterpart))
+            .map(|(relationship, counterpart)| Tie {
+                relationship,
+                strength: api.strength.evaluate(relationship, &relationship.sums, now).score,
+                counterpart: *counterpart,
+                staff: staff(counterpart),
             })
             .collect();
         let (chosen, manager_share) = principal(customer.id, &rows);
@@ -225,7 +230,8 @@ pub struct KeyPersonLoss {
 
 #[Object(name = "Portfolio")]
 impl PortfolioView {
-    /// Customers it manages (its MANAGES relationships the caller may see).
+    /// Live customers it manages (its MANAGES relationships the caller may see; archived customers are no longer
+    /// held).
     async fn customers(&self) -> u64 {
         self.summary.customers
     }
@@ -286,14 +292,27 @@ pub async fn portfolio(ctx: &Context<'_>, employee: &Stakeholder, at_risk_above:
     .await?;
     let customers: HashMap<StakeholderId, Arc<Stakeholder>> =
         ctx.data_unchecked::<Loaders>().load_many(managed.iter().map(|relationship| relationship.to)).await?;
+    // Live customers only: an archived one is no longer held (as `exitAnalysis` leaves it out by default).
     let managed: Vec<(f64, Arc<Stakeholder>)> = managed
         .iter()
         .filter_map(|relationship| {
             let customer = customers.get(&relationship.to)?;
-            matches!(customer.details, KindDetails::Customer(_))
+            (matches!(customer.details, KindDetails::Customer(_)) && !customer.is_archived())
                 .then(|| (api.strength.evaluate(relationship, &relationship.sums, now).score, customer.clone()))
         })
         .collect();
+    let most = api.limits.max_portfolio_customers;
+    if managed.len() > most {
+        return Err(ApiError::Refused {
+            limit: "max_portfolio_customers",
+            message: format!(
+                "this employee manages {} customers, more than a portfolio computes the churn risk of \
+                 (limits.max_portfolio_customers, {most}); page through managedCustomers with churnRisk instead",
+                managed.len()
+            ),
+            retry_after: None,
+        });
+    }
     let inputs =
         futures_util::future::try_join_all(managed.iter().map(|(_, customer)| ChurnInputs::of(ctx, customer, now)))
             .await?;

@@ -11,7 +11,7 @@ use super::ids::stakeholder_id;
 use super::influence::Analysis;
 use super::ApiContext;
 use crate::domain::{self, MarketSet, StakeholderKind};
-use crate::engine::exits::{is_controllable, month_bounds, CustomerCriteria, ExitReport, ExitTally, Stretch};
+use crate::engine::exits::{calendar_months, is_controllable, CustomerCriteria, ExitReport, ExitTally, Stretch};
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::NaiveDate;
 use std::sync::Arc;
@@ -60,7 +60,8 @@ impl ExitQuery {
                 format!("{to} is not after {from}; give a period [from, to) of a day or more"),
             ));
         }
-        let months = month_bounds(from, to).len() - 1;
+        // Counted, not listed: a period of millions of months is refused without allocating them.
+        let months = calendar_months(from, to);
         if months > MAX_MONTHS {
             return Err(ApiError::bad_input(
                 "to",

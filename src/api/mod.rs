@@ -221,9 +221,12 @@ pub struct ApiLimits {
     pub max_cost: u64,
     /// Most influence analyses one request may run.
     pub max_analyses: usize,
-    /// Most `fallsBelow` forecasts one request may compute (each scans up to ten years of daily scores, on a
-    /// blocking thread), counted with the pages around them.
+    /// Most forecasts one request may compute (`fallsBelow` and `churnRisk`: each scans up to ten years of daily
+    /// scores, on a blocking thread), counted with the pages around them.
     pub max_forecasts: u64,
+    /// Most customers one `Employee.portfolio` computes the churn risk of (each a forecast and a history read);
+    /// a larger portfolio is refused with `LIMIT_EXCEEDED`.
+    pub max_portfolio_customers: usize,
     /// Longest a request may run, in milliseconds; past it the request ends with `LIMIT_EXCEEDED` (an analysis
     /// stops at this deadline or its own budget, whichever comes first).
     pub request_timeout_ms: u64,
@@ -269,6 +272,7 @@ impl Default for ApiLimits {
             max_body_bytes: 1 << 20,
             max_hops: 8,
             max_analysis_results: 50,
+            max_portfolio_customers: 1_000,
             analysis_budget_ms: 5_000,
             betweenness_exact_below: 2_000,
             betweenness_samples: 32,

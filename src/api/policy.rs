@@ -111,8 +111,8 @@ pub fn admit(request: &mut Request, limits: &ApiLimits) -> ServerResult<()> {
             cost.forecasts > limits.max_forecasts,
             "max_forecasts",
             format!(
-                "this query may compute up to {} `fallsBelow` forecasts (times the pages around them), more than the \
-                 limit of {} per request (limits.max_forecasts); ask for them on smaller pages",
+                "this query may compute up to {} forecasts (`fallsBelow` and `churnRisk`, times the pages around them), \
+                 more than the limit of {} per request (limits.max_forecasts); ask for them on smaller pages",
                 cost.forecasts, limits.max_forecasts
             ),
         ),

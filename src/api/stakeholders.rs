@@ -435,7 +435,7 @@ stakeholder_object!(
 
         /// How likely it is to leave, and why (docs/models.md, "Churn risk"): a weighted mean of six signals read
         /// from its principal relationship (its manager's, otherwise its strongest) as the caller may see it. Null
-        /// for a prospect or a customer who has left. Costs like `fallsBelow` (it forecasts).
+        /// for a prospect or a customer who has left. A forecast in the complexity model, counted with `fallsBelow`.
         async fn churn_risk(&self, ctx: &Context<'_>) -> ApiResult<Option<super::churn::ChurnRiskView>> {
             super::churn::churn_risk(ctx, &self.0).await
         }

@@ -177,7 +177,8 @@ impl ChurnModel {
                 contribution: if total > 0.0 { weight * value / total } else { 0.0 },
             })
             .collect();
-        let score = drivers.iter().map(|driver| driver.contribution).sum();
+        // A sum of contributions can pass 1 by a few ulps; the score is a probability-like number in [0, 1].
+        let score = drivers.iter().map(|driver| driver.contribution).sum::<f64>().clamp(0.0, 1.0);
         ChurnRisk { score, drivers, signals }
     }
 
@@ -244,33 +245,46 @@ pub fn worth_retaining(cost: f64, lifetime_value: f64, risk: f64) -> bool {
     cost < lifetime_value * risk
 }
 
-/// Which of a customer's relationships is its principal one, and the manager's share: `relationships` are the
-/// customer's relationships (those the caller may see) as (relationship, strength now, whether the counterpart is
-/// staff: an employee, not a candidate), in id order. The principal one is the oldest MANAGES relationship to the
-/// customer (the relationship manager's), otherwise the strongest (the lower id on a tie). The manager's share is
-/// the manager's relationship's strength over the sum of the strengths of the relationships with staff (1 when
-/// that sum is 0); `None` without a manager. O(r).
-pub fn principal(
-    customer: crate::domain::StakeholderId,
-    relationships: &[(&Relationship, f64, bool)],
-) -> (Option<usize>, Option<f64>) {
+/// One of a customer's relationships, as [`principal`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Tie<'a> {
+    /// The relationship.
+    pub relationship: &'a Relationship,
+    /// Its strength now.
+    pub strength: f64,
+    /// The stakeholder at its other end.
+    pub counterpart: crate::domain::StakeholderId,
+    /// Whether that stakeholder is staff: a live employee, not a candidate.
+    pub staff: bool,
+}
+
+/// Which of a customer's relationships is its principal one, and the manager's share: `ties` are the customer's
+/// relationships (those the caller may see), in id order. The principal one is the oldest MANAGES relationship to
+/// the customer (the relationship manager's), otherwise the strongest (the lower id on a tie). The manager's share
+/// is the summed strength of the customer's relationships with the manager (every type) over that of its
+/// relationships with staff and the manager (1 when that sum is 0); `None` without a manager. O(r).
+pub fn principal(customer: crate::domain::StakeholderId, ties: &[Tie<'_>]) -> (Option<usize>, Option<f64>) {
     use crate::domain::RelationshipType;
-    let managed = relationships.iter().position(|(relationship, _, _)| {
-        relationship.rel_type == RelationshipType::Manages && relationship.to == customer
-    });
-    let strongest = || {
+    let managed = ties
+        .iter()
+        .position(|tie| tie.relationship.rel_type == RelationshipType::Manages && tie.relationship.to == customer);
+    let Some(index) = managed else {
         let mut best: Option<usize> = None;
-        for (index, (_, strength, _)) in relationships.iter().enumerate() {
-            if best.is_none_or(|best| *strength > relationships[best].1) {
+        for (index, tie) in ties.iter().enumerate() {
+            if best.is_none_or(|best| tie.strength > ties[best].strength) {
                 best = Some(index);
             }
         }
-        best
+        return (best, None);
     };
-    let Some(manager) = managed else { return (strongest(), None) };
-    let staff: f64 = relationships.iter().filter(|(_, _, staff)| *staff).map(|(_, strength, _)| strength).sum();
-    let share = if staff > 0.0 { relationships[manager].1 / staff } else { 1.0 };
-    (Some(manager), Some(share.min(1.0)))
+    let manager = ties[index].counterpart;
+    let with = |wanted: &dyn Fn(&Tie<'_>) -> bool| -> f64 {
+        ties.iter().filter(|tie| wanted(tie)).map(|tie| tie.strength).sum()
+    };
+    let held = with(&|tie| tie.counterpart == manager);
+    let staff = with(&|tie| tie.staff || tie.counterpart == manager);
+    let share = if staff > 0.0 { held / staff } else { 1.0 };
+    (Some(index), Some(share.clamp(0.0, 1.0)))
 }
 
 /// One customer in a relationship manager's portfolio.
@@ -444,15 +458,31 @@ mod tests {
     fn the_principal_relationship_is_the_manager_s_or_else_the_strongest() {
         use crate::domain::{RelationshipType::*, StakeholderId};
         let customer = StakeholderId(9);
-        let (knows, manages, supplies) =
-            (relationship(1, Knows, 9, 3), relationship(2, Manages, 7, 9), relationship(3, Knows, 9, 4));
-        // The manager's, whatever the strengths; its share of the ties with staff (1 and 2 are with staff).
-        let all = [(&knows, 0.6, true), (&manages, 0.2, true), (&supplies, 0.9, false)];
+        let (knows, manages, supplies, also) = (
+            relationship(1, Knows, 9, 3),
+            relationship(2, Manages, 7, 9),
+            relationship(3, Knows, 9, 4),
+            relationship(4, Knows, 9, 7),
+        );
+        let tie = |relationship, strength, counterpart, staff| Tie {
+            relationship,
+            strength,
+            counterpart: StakeholderId(counterpart),
+            staff,
+        };
+        // The manager's, whatever the strengths; its share of the ties with staff (3 and the manager 7).
+        let all = [tie(&knows, 0.6, 3, true), tie(&manages, 0.2, 7, true), tie(&supplies, 0.9, 4, false)];
         let (index, share) = principal(customer, &all);
         assert_eq!(index, Some(1));
         assert!(close(share.unwrap(), 0.25), "{share:?}");
+        // Every tie with the manager counts as the manager's: its only tie with staff is whole exposure.
+        let only = [tie(&manages, 0.2, 7, true), tie(&supplies, 0.9, 4, false), tie(&also, 0.4, 7, true)];
+        assert_eq!(principal(customer, &only), (Some(0), Some(1.0)));
+        // A manager who is not staff (a candidate) still counts as the manager.
+        let candidate = [tie(&knows, 0.6, 3, true), tie(&manages, 0.2, 7, false)];
+        assert!(close(principal(customer, &candidate).1.unwrap(), 0.25));
         // Without one, the strongest; the lower id on a tie.
-        let (index, share) = principal(customer, &[(&knows, 0.6, true), (&supplies, 0.6, false)]);
+        let (index, share) = principal(customer, &[tie(&knows, 0.6, 3, true), tie(&supplies, 0.6, 4, false)]);
         assert_eq!((index, share), (Some(0), None));
         assert_eq!(principal(customer, &[]), (None, None));
     }

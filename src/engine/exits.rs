@@ -123,6 +123,15 @@ pub fn is_controllable(reason: ExitReason) -> bool {
     reason != ExitReason::Market
 }
 
+/// How many calendar months `[from, to)` touches (`from < to`), the length of its monthly series, without listing
+/// them. O(1).
+pub fn calendar_months(from: NaiveDate, to: NaiveDate) -> usize {
+    let index = |day: NaiveDate| i64::from(day.year()) * 12 + i64::from(day.month0());
+    // The last day in the period is the day before `to`.
+    let last = to.pred_opt().unwrap_or(to);
+    usize::try_from(index(last) - index(from) + 1).unwrap_or(0)
+}
+
 /// The first day of each calendar month `[from, to)` touches, `from` itself for the first, and `to` last.
 /// `from < to`.
 pub fn month_bounds(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
@@ -294,6 +303,18 @@ mod tests {
         );
         assert_eq!(month_bounds(day("2025-01-01"), day("2025-02-01")), vec![day("2025-01-01"), day("2025-02-01")]);
         assert_eq!(month_bounds(day("2024-12-31"), day("2025-01-01")), vec![day("2024-12-31"), day("2025-01-01")]);
+        for (from, to) in [
+            ("2025-01-15", "2025-03-02"),
+            ("2025-01-01", "2025-02-01"),
+            ("2024-12-31", "2025-01-01"),
+            ("2024-06-01", "2026-06-01"),
+            ("2025-01-01", "2025-01-02"),
+            ("2020-02-29", "2024-03-01"),
+        ] {
+            assert_eq!(calendar_months(day(from), day(to)), month_bounds(day(from), day(to)).len() - 1, "{from} {to}");
+        }
+        // Half a million years of months, counted without listing them.
+        assert!(calendar_months(NaiveDate::MIN, NaiveDate::MAX) > 6_000_000);
     }
 
     /// A table worked by hand: period January to March 2025.

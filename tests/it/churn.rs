@@ -43,7 +43,7 @@ async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewe
     let (store, _dir) = fresh_store();
     let limits = ApiLimits { analyses_per_minute_per_key: 1_000_000, ..ApiLimits::default() };
     let churn = ChurnModel { retention_costs: [("SMB".to_owned(), 1.0)].into(), ..ChurnModel::default() };
-    let schema = build_schema_of(store, limits, false, Default::default(), churn);
+    let schema = build_schema_of(store.clone(), limits, false, Default::default(), churn);
     let customer = create(
         &schema,
         "CreateCustomer",
@@ -160,6 +160,12 @@ async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewe
     }
     let refused = run_as(&schema, Caller::Key(Role::Editor), portfolio, json!({ "id": manager, "above": 1.5 })).await;
     assert_eq!(crate::support::error_code(&refused), ("BAD_USER_INPUT".into(), "atRiskAbove".into()));
+    // A portfolio larger than the limit is refused with a code naming it.
+    let tight = ApiLimits { max_portfolio_customers: 1, ..limits };
+    let tight = build_schema_of(store.clone(), tight, false, Default::default(), Default::default());
+    let over = run_as(&tight, Caller::Key(Role::Editor), portfolio, json!({ "id": manager, "above": 0.5 })).await;
+    assert_eq!(over["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{over:#}");
+    assert_eq!(over["errors"][0]["extensions"]["limit"], "max_portfolio_customers", "{over:#}");
     // A viewer cannot reach the private manager; the public colleague's portfolio is empty to everyone.
     let colleague_portfolio = run_as(&schema, VIEWER, portfolio, json!({ "id": colleague, "above": 0.5 })).await;
     assert_eq!(colleague_portfolio["data"]["node"]["portfolio"]["customers"], 0, "{colleague_portfolio:#}");
@@ -184,4 +190,11 @@ async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewe
     )
     .await;
     assert_eq!(gone["node"]["churnRisk"], Value::Null);
+    // The customer who left is still managed but no longer active; an archived one is no longer held at all.
+    let held = "query($id: ID!) { node(id: $id) { ... on Employee { portfolio { customers activeCustomers lifetimeValue } } } }";
+    let after_exit = run_ok(&schema, held, json!({ "id": manager })).await;
+    assert_eq!(after_exit["node"]["portfolio"], json!({ "customers": 2, "activeCustomers": 0, "lifetimeValue": 0.0 }));
+    run_ok(&schema, "mutation($id: ID!) { archiveStakeholder(id: $id) { id } }", json!({ "id": prospect })).await;
+    let after_archive = run_ok(&schema, held, json!({ "id": manager })).await;
+    assert_eq!(after_archive["node"]["portfolio"]["customers"], 1);
 }
