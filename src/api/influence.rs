@@ -18,7 +18,7 @@ use super::stakeholders::{load_stakeholder, StakeholderNode};
 use super::ApiLimits;
 use super::{ApiContext, Deadline};
 use crate::domain::{self, MarketSet, RelationshipId, StakeholderId};
-use crate::engine::analysis::{pagerank, top_ranked, Flow, PathStep, Restarts, Via, Walk, WalkedPath};
+use crate::engine::analysis::{key_influencers, Flow, PathStep, Ranks, Via, Walk, WalkedPath};
 use crate::engine::broker_ranking::{self, BrokerRanking, BrokersRequest, RankedBroker, Sampling};
 use crate::engine::estimates::EstimateSettings;
 use crate::engine::paths::{reach_with, strongest_paths_with, Search};
@@ -29,10 +29,6 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Damping of PageRank.
-const DAMPING: f64 = 0.85;
-/// PageRank stops when a sweep changes the ranks by less than this (L1).
-const PAGERANK_TOLERANCE: f64 = 1e-9;
 /// The `minStrength` of the default `brokers` ranking, the one estimated in the background.
 const BROKERS_MIN_STRENGTH: f64 = 0.05;
 /// Places at the top of the `brokers` ranking a background estimate settles.
@@ -346,24 +342,20 @@ impl InfluenceQuery {
         let (ranked, iterations) = analysis
             .run(move |snapshot, deadline| {
                 let walk = Walk::new(snapshot, Flow::Both, min_strength, &Via::default()).hiding_private(hide);
-                let restarts = Restarts::of(&walk, in_market);
-                if restarts == Restarts::Nowhere {
-                    return Some((Vec::new(), 0));
-                }
                 let key = format!("pagerank {in_market:?} {min_strength} hide_private={hide}");
-                let ranks = engine.memoized(snapshot, &key, || {
-                    pagerank(&walk, DAMPING, PAGERANK_TOLERANCE, restarts.teleport(), 1_000, Some(deadline))
-                })?;
-                let ranked = top_ranked(&walk, &ranks.values, first)
+                let memoized = |compute: &dyn Fn() -> Option<Ranks>| engine.memoized(snapshot, &key, compute);
+                let found = key_influencers(&walk, in_market, first, Some(deadline), memoized)?;
+                let ranked = found
+                    .ranked
                     .into_iter()
                     .enumerate()
-                    .map(|(position, node)| Influencer {
+                    .map(|(position, (node, score))| Influencer {
                         stakeholder: snapshot.stakeholder(node),
-                        score: ranks.values[node as usize],
+                        score,
                         position: position + 1,
                     })
                     .collect::<Vec<_>>();
-                Some((ranked, ranks.iterations as i32))
+                Some((ranked, found.iterations as i32))
             })
             .await?;
         Ok(KeyInfluencers { as_of: analysis.snapshot.as_of(), market, iterations, ranked })

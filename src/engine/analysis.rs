@@ -244,6 +244,44 @@ impl Restarts {
     }
 }
 
+/// Damping of the key-influencer PageRank.
+pub const DAMPING: f64 = 0.85;
+/// PageRank stops when a sweep changes the ranks by less than this (L1).
+pub const PAGERANK_TOLERANCE: f64 = 1e-9;
+/// Most PageRank sweeps.
+const PAGERANK_SWEEPS: usize = 1_000;
+
+/// The key influencers of a walk: who PageRank ranks first, and how many sweeps it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyInfluencers {
+    /// The first of the ranking, as (node, score), best first (ties: lower node).
+    pub ranked: Vec<(u32, f64)>,
+    /// The sweeps PageRank took (0 when it had nowhere to restart: nobody ranked).
+    pub iterations: usize,
+}
+
+/// The `first` key influencers of `walk`: weighted PageRank (damping [`DAMPING`]) restarting at the members of
+/// `market` (everyone the walk does not hide, without one), ranked by [`top_ranked`]. `ranks` gives the PageRank of
+/// a restart set, memoised by the caller (the engine keeps one per snapshot and key); it is not called when no one
+/// is in the market. `None` if `deadline` passes first. O(sweeps · (n + m)) the first time, O(n) after.
+pub fn key_influencers(
+    walk: &Walk<'_>,
+    market: Option<Market>,
+    first: usize,
+    deadline: Option<Instant>,
+    ranks: impl FnOnce(&dyn Fn() -> Option<Ranks>) -> Option<std::sync::Arc<Ranks>>,
+) -> Option<KeyInfluencers> {
+    let restarts = Restarts::of(walk, market);
+    if restarts == Restarts::Nowhere {
+        return Some(KeyInfluencers { ranked: Vec::new(), iterations: 0 });
+    }
+    let compute = || pagerank(walk, DAMPING, PAGERANK_TOLERANCE, restarts.teleport(), PAGERANK_SWEEPS, deadline);
+    let ranks = ranks(&compute)?;
+    let ranked =
+        top_ranked(walk, &ranks.values, first).into_iter().map(|node| (node, ranks.values[node as usize])).collect();
+    Some(KeyInfluencers { ranked, iterations: ranks.iterations })
+}
+
 /// The `first` nodes `walk` shows with the highest `values`, highest first (ties: lower node). O(n + k log k).
 pub fn top_ranked(walk: &Walk<'_>, values: &[f64], first: usize) -> Vec<u32> {
     let order = |a: &u32, b: &u32| values[*b as usize].total_cmp(&values[*a as usize]).then(a.cmp(b));
@@ -559,5 +597,31 @@ pub(crate) mod tests {
         assert_eq!(Restarts::of(&all.hiding_private(true), None), Restarts::Only(vec![0, 1]));
         // These test stakeholders take part in no market (the API's tests personalise to real ones).
         assert_eq!(Restarts::of(&all, Some(Market::Customer)), Restarts::Nowhere);
+    }
+
+    #[test]
+    fn key_influencers_rank_by_pagerank_and_ask_for_ranks_only_when_someone_can_restart() {
+        // A star: everyone knows 2 strongly; 2 ranks first, then the lower ids.
+        let snapshot = snapshot(4, &[(1, 2, 5, 1.0), (3, 2, 5, 1.0), (4, 2, 5, 1.0)]);
+        let walk = Walk::new(&snapshot, Flow::Both, 0.0, &Via::default());
+        let asked = std::cell::Cell::new(0);
+        let ranks = |compute: &dyn Fn() -> Option<Ranks>| {
+            asked.set(asked.get() + 1);
+            compute().map(std::sync::Arc::new)
+        };
+        let found = key_influencers(&walk, None, 2, None, ranks).unwrap();
+        assert_eq!(asked.get(), 1);
+        let direct = pagerank(&walk, DAMPING, PAGERANK_TOLERANCE, &[], 1_000, None).unwrap();
+        let nodes: Vec<u32> = found.ranked.iter().map(|(node, _)| *node).collect();
+        assert_eq!(nodes, top_ranked(&walk, &direct.values, 2));
+        assert_eq!(nodes[0], snapshot.index_of(StakeholderId(2)).unwrap(), "the hub first");
+        assert!(found.ranked.iter().all(|(node, score)| *score == direct.values[*node as usize]));
+        assert_eq!(found.iterations, direct.iterations);
+        // Nobody in the market: nothing ranked, and no PageRank asked for.
+        let none = key_influencers(&walk, Some(Market::Customer), 2, None, |_| unreachable!("no restart set")).unwrap();
+        assert_eq!(none, KeyInfluencers { ranked: Vec::new(), iterations: 0 });
+        // A deadline already passed: no answer.
+        let past = Some(Instant::now() - std::time::Duration::from_secs(1));
+        assert_eq!(key_influencers(&walk, None, 2, past, |compute| compute().map(std::sync::Arc::new)), None);
     }
 }
