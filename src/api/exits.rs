@@ -168,6 +168,21 @@ impl ExitAnalysis {
         self.0.period.win_backs
     }
 
+    /// Customers gone at the start: they had left before `from` and not come back by then.
+    async fn gone_at_start(&self) -> u64 {
+        self.0.gone_at_start
+    }
+
+    /// Of those, how many came back during the period.
+    async fn won_back(&self) -> u64 {
+        self.0.won_back
+    }
+
+    /// Won back ÷ gone at the start; null with none gone at the start.
+    async fn win_back_rate(&self) -> Option<f64> {
+        self.0.win_back_rate()
+    }
+
     /// Exits by reason, every reason listed (zeros included), for a chart of exits by reason.
     async fn by_reason(&self) -> Vec<ReasonExits> {
         let total = self.0.period.exits.exits;

@@ -93,9 +93,18 @@ pub struct ExitReport {
     pub by_reason: Vec<ExitTally>,
     /// Its calendar months, in order.
     pub months: Vec<Stretch>,
+    /// Customers gone at the start of the period (their last change before `from` was an exit).
+    pub gone_at_start: u64,
+    /// Of those, how many came back during the period.
+    pub won_back: u64,
 }
 
 impl ExitReport {
+    /// Won back ÷ gone at the start; `None` with no customer gone at the start.
+    pub fn win_back_rate(&self) -> Option<f64> {
+        (self.gone_at_start > 0).then(|| self.won_back as f64 / self.gone_at_start as f64)
+    }
+
     /// Exits the firm can act on: every reason but MARKET.
     pub fn controllable(&self) -> ExitTally {
         self.reasons(true)
@@ -160,6 +169,7 @@ pub fn exit_report<'a>(
     let mut period = stretch((from, to));
     let mut months: Vec<Stretch> = bounds.windows(2).map(|pair| stretch((pair[0], pair[1]))).collect();
     let mut by_reason = vec![ExitTally::default(); ExitReason::ALL.len()];
+    let (mut gone_at_start, mut won_back) = (0, 0);
     // Customers at the start of each month, as differences: +1 where a stretch of activity covers a month's start.
     let mut at_start = vec![0i64; months.len() + 1];
     // The month (index into `months`) of a day inside the period.
@@ -188,7 +198,15 @@ pub fn exit_report<'a>(
                 }
             }
         }
-        for event in customer.lifecycle().iter() {
+        let events = customer.lifecycle();
+        // Gone at the start: its last change before `from` was an exit; won back: it came back during the period.
+        if matches!(events.iter().rev().find(|event| event.date() < from), Some(LifecycleEvent::Exit { .. })) {
+            gone_at_start += 1;
+            let back =
+                |event: &LifecycleEvent| matches!(event, LifecycleEvent::WinBack { date } if (from..to).contains(date));
+            won_back += u64::from(events.iter().any(back));
+        }
+        for event in events.iter() {
             let day = event.date();
             if !(from..to).contains(&day) {
                 continue;
@@ -213,7 +231,7 @@ pub fn exit_report<'a>(
         month.customers_at_start = running as u64;
     }
     period.customers_at_start = months.first().map_or(0, |month| month.customers_at_start);
-    ExitReport { period, by_reason, months }
+    ExitReport { period, by_reason, months, gone_at_start, won_back }
 }
 
 /// The stretches a customer was active, as (the day it began, the day it left if it did): from `since` to the
@@ -362,6 +380,8 @@ mod tests {
             ExitTally { exits: 6, lifetime_value_lost: 200.0 + 50.0 + 400.0 + 10.0 + 80.0 + 80.0 }
         );
         assert_eq!(period.win_backs, 2);
+        // Gone at the start: 4 (left in November); it came back in February. 8 left during the period.
+        assert_eq!((report.gone_at_start, report.won_back, report.win_back_rate()), (1, 1, Some(1.0)));
         let tally = |exits, lost| ExitTally { exits, lifetime_value_lost: lost };
         assert_eq!(
             report.by_reason,

@@ -20,7 +20,8 @@ fn schema(store: Arc<dyn GraphStore>) -> StakegraphSchema {
 
 const ANALYSIS: &str = r#"query($from: NaiveDate!, $to: NaiveDate!, $filter: ExitFilter) {
   exitAnalysis(from: $from, to: $to, filter: $filter) {
-    from to customersAtStart churned exits churnRate retentionRate lifetimeValueLost winBacks
+    from to customersAtStart churned exits churnRate retentionRate lifetimeValueLost winBacks goneAtStart wonBack
+    winBackRate
     byReason { reason controllable exits share lifetimeValueLost }
     controllable { exits share lifetimeValueLost }
     uncontrollable { exits share lifetimeValueLost }
@@ -130,6 +131,11 @@ async fn the_exit_analysis_reproduces_a_table_worked_by_hand() {
     // At the start: A, B, E, F (D had left, C and H were not customers). Churned: B, E, F. Exits: B, C, D, E, F.
     assert_eq!(row(&editor), vec![json!(4), json!(3), json!(5), json!(1660.0), json!(1)]);
     assert_eq!((editor["churnRate"].clone(), editor["retentionRate"].clone()), (json!(0.75), json!(0.25)));
+    // Gone at the start: D (left in November 2024), back in February.
+    assert_eq!(
+        (editor["goneAtStart"].clone(), editor["wonBack"].clone(), editor["winBackRate"].clone()),
+        (json!(1), json!(1), json!(1.0))
+    );
     assert_eq!(
         reasons(&editor),
         json!({ "PRICE": [2, 210.0], "PRODUCT": [1, 1000.0], "SERVICE": [1, 400.0], "MARKET": [1, 50.0] })
@@ -386,6 +392,20 @@ async fn the_demo_s_two_years_of_exits_match_a_recount_in_sql_for_editors_and_vi
         assert_eq!(report["customersAtStart"], customers_at_start, "{caller:?}");
         assert_eq!(report["churned"], churned, "{caller:?}");
         assert_eq!(report["winBacks"], win_backs, "{caller:?}");
+        // Gone at the start (last change before `from` an exit), and of those, back during the period.
+        let gone = format!(
+            "SELECT s.id, s.record FROM stakeholder s WHERE s.kind = 'CUSTOMER' AND s.archived_at IS NULL AND {privacy}
+             AND (SELECT json_extract(e.value, '$.event') FROM json_each(json_extract(s.record, '$.details.lifecycle')) e
+                  WHERE json_extract(e.value, '$.date') < '{from}' ORDER BY e.key DESC LIMIT 1) = 'EXIT'"
+        );
+        let count = |query: String| -> u64 { sql.query_row(&query, [], |row| row.get::<_, i64>(0)).unwrap() as u64 };
+        assert_eq!(report["goneAtStart"], count(format!("SELECT COUNT(*) FROM ({gone})")), "{caller:?}");
+        let back = count(format!(
+            "SELECT COUNT(*) FROM ({gone}) g WHERE EXISTS (SELECT 1 FROM json_each(json_extract(g.record, '$.details.lifecycle')) e
+             WHERE json_extract(e.value, '$.event') = 'WIN_BACK' AND json_extract(e.value, '$.date') >= '{from}'
+               AND json_extract(e.value, '$.date') < '{to}')"
+        ));
+        assert_eq!(report["wonBack"], back, "{caller:?}");
         // Sums of lifetime values in another order than the service's: equal to rounding.
         let reported = reasons(&report);
         assert_eq!(
