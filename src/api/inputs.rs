@@ -513,17 +513,23 @@ pub struct RecordCustomerExitInput {
     pub date: Option<NaiveDate>,
 }
 
+/// The day of a lifecycle change at `{path}.date`: `date`, or `today` when not given; refused in the future.
+fn happened(path: &str, date: Option<NaiveDate>, today: NaiveDate, what: &str) -> ApiResult<NaiveDate> {
+    let date = date.unwrap_or(today);
+    if date > today {
+        return Err(ApiError::bad_input(
+            format!("{path}.date"),
+            format!("{date} is in the future; record {what} once it has happened (today is {today})"),
+        ));
+    }
+    Ok(date)
+}
+
 impl RecordCustomerExitInput {
     /// The command this input asks for.
     pub fn parse(self, path: &str, today: NaiveDate) -> ApiResult<Command> {
         let id: StakeholderId = stakeholder_id(&self.id, &format!("{path}.id"))?;
-        let date = self.date.unwrap_or(today);
-        if date > today {
-            return Err(ApiError::bad_input(
-                format!("{path}.date"),
-                format!("{date} is in the future; record an exit once it has happened (today is {today})"),
-            ));
-        }
+        let date = happened(path, self.date, today, "an exit")?;
         Ok(Command::RecordCustomerExit { id, exit: CustomerExit { reason: self.reason.into(), date } })
     }
 }
@@ -541,13 +547,7 @@ impl RecordCustomerWinBackInput {
     /// The command this input asks for.
     pub fn parse(self, path: &str, today: NaiveDate) -> ApiResult<Command> {
         let id: StakeholderId = stakeholder_id(&self.id, &format!("{path}.id"))?;
-        let date = self.date.unwrap_or(today);
-        if date > today {
-            return Err(ApiError::bad_input(
-                format!("{path}.date"),
-                format!("{date} is in the future; record a win-back once it has happened (today is {today})"),
-            ));
-        }
+        let date = happened(path, self.date, today, "a win-back")?;
         Ok(Command::RecordCustomerWinBack { id, date })
     }
 }
