@@ -1051,6 +1051,7 @@ mod words {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::LifecycleEvent;
     use crate::store::{SqliteStore, StakeholderQuery};
     use chrono::TimeZone;
     use std::sync::Mutex;
@@ -1181,6 +1182,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn customers_join_over_years_and_leave_and_come_back_within_the_history() {
+        let (_dir, store, _) = demo_store(2_000).await;
+        let anchor = anchor().date_naive();
+        let history_start = anchor - Duration::days(HISTORY_DAYS);
+        let (mut customers, mut gone, mut back) = (0, 0, 0);
+        for stakeholder in all_stakeholders(&store).await {
+            let KindDetails::Customer(customer) = &stakeholder.details else { continue };
+            customers += 1;
+            if customer.status == CustomerStatus::Prospect {
+                assert_eq!(customer.since, None, "a prospect is no customer yet");
+                continue;
+            }
+            let since = customer.since.expect("every customer past prospect has its customer-since day");
+            assert!(since < anchor && since >= anchor - Duration::days(8 * 365 + 31), "{since}");
+            let events = customer.lifecycle();
+            if let Some(first) = events.first() {
+                assert!(first.date() >= since && first.date() >= history_start && first.date() < anchor, "{events:?}");
+            }
+            match events.last() {
+                Some(LifecycleEvent::Exit { .. }) => {
+                    assert_eq!(customer.status, CustomerStatus::Churned);
+                    gone += 1;
+                }
+                Some(LifecycleEvent::WinBack { .. }) => {
+                    assert_eq!(customer.status, CustomerStatus::WonBack);
+                    assert!(events.windows(2).all(|pair| pair[0].date() <= pair[1].date()), "{events:?}");
+                    back += 1;
+                }
+                None => assert!(!matches!(customer.status, CustomerStatus::Churned | CustomerStatus::WonBack)),
+            }
+        }
+        // About 8% of customers gone and 4% back (the README says so), give or take the draw.
+        let share = |count: u32| f64::from(count) / f64::from(customers);
+        assert!((0.05..0.11).contains(&share(gone)), "{gone} of {customers} gone");
+        assert!((0.02..0.06).contains(&share(back)), "{back} of {customers} back");
     }
 
     /// `cargo test --release --lib demo::tests::large -- --ignored --nocapture`
