@@ -444,3 +444,34 @@ async fn the_demo_s_two_years_of_exits_match_a_recount_in_sql_for_editors_and_vi
     }
     assert!(private_left_out, "the demo has private customers for the viewer's analysis to leave out");
 }
+
+#[tokio::test]
+async fn a_subscriber_filtering_on_exits_and_win_backs_gets_each_once_in_order_however_it_was_written() {
+    use futures_util::StreamExt;
+    let (store, _dir) = fresh_store();
+    let schema = schema(store);
+    let request = async_graphql::Request::new(
+        "subscription { changes(filter: { kinds: [CUSTOMER_EXITED, CUSTOMER_WON_BACK] }) { kind stakeholders } }",
+    )
+    .data(EDITOR);
+    let mut feed = Box::pin(async_graphql::Executor::execute_stream(&schema, request, None));
+    // Let the subscription start at the current position before anything is written.
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(300), feed.next()).await.is_err());
+    let id = customer(&schema, "S", Some("2024-01-01"), 10.0, "SMB", false).await;
+    exit(&schema, &id, "PRICE", "2025-01-10").await;
+    win_back(&schema, &id, "2025-02-10").await;
+    exit(&schema, &id, "SERVICE", "2025-03-10").await;
+    // Back again through an update: a win-back too.
+    let update = r#"mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { status } }"#;
+    run_ok(&schema, update, json!({ "input": { "id": id, "status": "AT_RISK" } })).await;
+    let mut kinds = Vec::new();
+    for _ in 0..4 {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next()).await.unwrap().unwrap();
+        let event = event.data.into_json().unwrap()["changes"].clone();
+        assert_eq!(event["stakeholders"], json!([id]));
+        kinds.push(event["kind"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(kinds, ["CUSTOMER_EXITED", "CUSTOMER_WON_BACK", "CUSTOMER_EXITED", "CUSTOMER_WON_BACK"]);
+    // Nothing else (the creation) passed the filter.
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(300), feed.next()).await.is_err());
+}
