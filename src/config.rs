@@ -193,10 +193,10 @@ fn limit_floors(limits: &ApiLimits, websocket: &WsLimits) -> Vec<LimitFloor> {
         floor("limits.max_hops", limits.max_hops as u64, 1, "refuse every influence path and reach"),
         floor("limits.max_analysis_results", limits.max_analysis_results as u64, 1, "refuse every analysis"),
         floor(
-            "limits.max_portfolio_customers",
-            limits.max_portfolio_customers as u64,
+            "limits.max_churn_customers",
+            limits.max_churn_customers as u64,
             1,
-            "refuse every portfolio with a customer",
+            "refuse every portfolio and at-risk ranking with a customer",
         ),
         floor("limits.analysis_budget_ms", limits.analysis_budget_ms, 1, "stop every analysis before it starts"),
         floor("limits.betweenness_samples", limits.betweenness_samples as u64, 1, "find no broker in a large graph"),
@@ -690,9 +690,10 @@ mod tests {
             ("max_hops", 0, "0 would refuse every influence path and reach; set it to at least 1 (the default is 8)"),
             ("max_analysis_results", 0, "0 would refuse every analysis; set it to at least 1 (the default is 50)"),
             (
-                "max_portfolio_customers",
+                "max_churn_customers",
                 0,
-                "0 would refuse every portfolio with a customer; set it to at least 1 (the default is 1000)",
+                "0 would refuse every portfolio and at-risk ranking with a customer; set it to at least 1 (the default \
+                 is 1000)",
             ),
             (
                 "analysis_budget_ms",

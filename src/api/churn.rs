@@ -301,13 +301,13 @@ pub async fn portfolio(ctx: &Context<'_>, employee: &Stakeholder, at_risk_above:
                 .then(|| (api.strength.evaluate(relationship, &relationship.sums, now).score, customer.clone()))
         })
         .collect();
-    let most = api.limits.max_portfolio_customers;
+    let most = api.limits.max_churn_customers;
     if managed.len() > most {
         return Err(ApiError::Refused {
-            limit: "max_portfolio_customers",
+            limit: "max_churn_customers",
             message: format!(
                 "this employee manages {} customers, more than a portfolio computes the churn risk of \
-                 (limits.max_portfolio_customers, {most}); page through managedCustomers with churnRisk instead",
+                 (limits.max_churn_customers, {most}); page through managedCustomers with churnRisk instead",
                 managed.len()
             ),
             retry_after: None,
@@ -346,4 +346,138 @@ pub async fn portfolio(ctx: &Context<'_>, employee: &Stakeholder, at_risk_above:
         })
         .await?;
     Ok(PortfolioView { summary, at_risk_above, key_person })
+}
+
+/// Which customers `atRiskCustomers` ranks; every given criterion must hold, a list matches any of its values.
+#[derive(async_graphql::InputObject, Default, Debug)]
+pub struct AtRiskFilter {
+    /// In one of these segments (by name, exactly as recorded).
+    pub segments: Option<Vec<String>>,
+    /// Taking part in one of these markets.
+    pub markets: Option<Vec<super::enums::Market>>,
+    /// Managed by this employee (its MANAGES relationships).
+    pub manager: Option<async_graphql::ID>,
+}
+
+/// The customers with the most value at risk.
+#[derive(SimpleObject)]
+pub struct AtRiskCustomers {
+    /// How many customers the filter selected and were scored (customers now: not prospects, not gone).
+    pub candidates: u64,
+    /// The `first` of them with the most value at risk (lifetime value × churn risk), most first.
+    pub customers: Vec<AtRiskCustomer>,
+}
+
+/// One customer at risk.
+#[derive(SimpleObject)]
+pub struct AtRiskCustomer {
+    /// Its place, from 1.
+    pub position: i32,
+    /// The customer.
+    pub customer: super::stakeholders::Customer,
+    /// Its churn risk now.
+    pub churn_risk: ChurnRiskView,
+}
+
+/// The query root's at-risk ranking.
+#[derive(Default)]
+pub struct ChurnQuery;
+
+#[Object]
+impl ChurnQuery {
+    /// The customers with the most value at risk (lifetime value × churn risk, docs/models.md "Churn risk"), among
+    /// the live customers now (not prospects, not gone) the filter selects, as the caller may see them: each
+    /// scored like `Customer.churnRisk`. An analysis in the complexity model; at most
+    /// `limits.max_churn_customers` (1,000) candidates, else refused (narrow the filter: a segment, a market, a
+    /// manager).
+    #[graphql(guard = "super::auth::Need::Read")]
+    async fn at_risk_customers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10, desc = "How many (1 to the configured limit, 50 by default).")] first: i32,
+        filter: Option<AtRiskFilter>,
+    ) -> ApiResult<AtRiskCustomers> {
+        let analysis = Analysis::start(ctx).await?;
+        let first = analysis.results(first, "first")?;
+        let api = ctx.data_unchecked::<ApiContext>();
+        let filter = filter.unwrap_or_default();
+        let hide_private = !Caller::of(ctx).sees_private();
+        let manager = filter.manager.as_ref().map(|id| super::ids::stakeholder_id(id, "filter.manager")).transpose()?;
+        let mut segments = filter.segments.unwrap_or_default();
+        segments.sort();
+        segments.dedup();
+        let markets =
+            super::enums::to_domain::<super::enums::Market, crate::domain::Market>(&filter.markets.unwrap_or_default());
+        let criteria = crate::engine::exits::CustomerCriteria {
+            segments,
+            markets: crate::domain::MarketSet::of(markets),
+            manager,
+            hide_private,
+            include_archived: false,
+        };
+        let records = api.engine.records().ok_or(ApiError::Unavailable)?;
+        if let Some(manager) = manager {
+            super::exits::check_manager(&records, manager, hide_private)?;
+        }
+        let candidates: Vec<Arc<Stakeholder>> = records
+            .customers(&criteria)
+            .into_iter()
+            .filter(|row| {
+                !matches!(row.details.customer_status(), Some(CustomerStatus::Prospect | CustomerStatus::Churned))
+            })
+            .collect();
+        let most = api.limits.max_churn_customers;
+        if candidates.len() > most {
+            return Err(ApiError::Refused {
+                limit: "max_churn_customers",
+                message: format!(
+                    "the filter selects {} customers, more than one ranking scores (limits.max_churn_customers, \\
+                     {most}); narrow it with segments, markets or a manager",
+                    candidates.len()
+                ),
+                retry_after: None,
+            });
+        }
+        let now = Utc::now();
+        let inputs =
+            futures_util::future::try_join_all(candidates.iter().map(|customer| ChurnInputs::of(ctx, customer, now)))
+                .await?;
+        let (churn, strength) = (api.churn.clone(), api.strength.clone());
+        let (ranked, inputs) = analysis
+            .run(move |_, deadline| {
+                let mut scored = Vec::with_capacity(inputs.len());
+                for (index, input) in inputs.iter().enumerate() {
+                    if index % 64 == 63 && Instant::now() >= deadline {
+                        return None;
+                    }
+                    let input = input.as_ref().expect("candidates are customers now");
+                    scored.push(input.evaluate(&churn, &strength, now));
+                }
+                let values: Vec<(Option<f64>, f64)> = inputs
+                    .iter()
+                    .zip(&scored)
+                    .map(|(input, risk)| (input.as_ref().and_then(|input| input.lifetime_value), risk.score))
+                    .collect();
+                let order = crate::domain::churn::most_at_risk(&values, first);
+                let mut scored: Vec<Option<ChurnRisk>> = scored.into_iter().map(Some).collect();
+                let ranked: Vec<(usize, ChurnRisk)> =
+                    order.into_iter().filter_map(|index| Some((index, scored[index].take()?))).collect();
+                Some((ranked, inputs))
+            })
+            .await?;
+        let version = api.churn.version();
+        let customers = ranked
+            .into_iter()
+            .enumerate()
+            .filter_map(|(position, (index, risk))| {
+                let input = inputs[index].as_ref()?;
+                Some(AtRiskCustomer {
+                    position: position as i32 + 1,
+                    customer: super::stakeholders::Customer::of(candidates[index].clone()),
+                    churn_risk: input.view(risk, version.clone()),
+                })
+            })
+            .collect();
+        Ok(AtRiskCustomers { candidates: candidates.len() as u64, customers })
+    }
 }

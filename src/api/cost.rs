@@ -25,8 +25,14 @@ const CONNECTIONS: &[&str] =
 
 /// The influence analyses: each runs a graph algorithm over the whole projection. A document may hold only a few
 /// (`limits.max_analyses`); their results multiply what is selected below them by their `first`.
-const ANALYSES: &[(&str, u64)] =
-    &[("influencePaths", 3), ("influenceReach", 20), ("keyInfluencers", 10), ("brokers", 10), ("keyPersonRisk", 10)];
+const ANALYSES: &[(&str, u64)] = &[
+    ("influencePaths", 3),
+    ("influenceReach", 20),
+    ("keyInfluencers", 10),
+    ("brokers", 10),
+    ("keyPersonRisk", 10),
+    ("atRiskCustomers", 10),
+];
 
 /// Fields that count over the whole graph like an analysis (and take an analysis' turn) but return one object:
 /// a listing's `aggregate`, an employee's `portfolio` (every managed customer's churn risk and a key-person
@@ -52,6 +58,7 @@ const WEIGHTS: &[(&str, u64)] = &[
     ("keyInfluencers", 1_000),
     ("brokers", 1_000),
     ("keyPersonRisk", 1_000),
+    ("atRiskCustomers", 1_000),
 ];
 
 /// What an analysis (or an aggregate) weighs.

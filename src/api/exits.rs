@@ -10,8 +10,9 @@ use super::error::{ApiError, ApiResult};
 use super::ids::stakeholder_id;
 use super::influence::Analysis;
 use super::ApiContext;
-use crate::domain::{self, MarketSet, StakeholderKind};
+use crate::domain::{self, MarketSet, StakeholderId, StakeholderKind};
 use crate::engine::exits::{calendar_months, is_controllable, CustomerCriteria, ExitReport, ExitTally, Stretch};
+use crate::engine::Records;
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::NaiveDate;
 use std::sync::Arc;
@@ -34,6 +35,23 @@ pub struct ExitFilter {
     /// Count archived customers too (their exits stay part of the history).
     #[graphql(default)]
     pub include_archived: bool,
+}
+
+/// Refuses `manager` unless it is a live employee the caller may see: a private one answers exactly as an id that
+/// does not exist.
+pub(super) fn check_manager(records: &Records, manager: StakeholderId, hide_private: bool) -> ApiResult<()> {
+    let employee = records.stakeholder(manager).filter(|row| !(hide_private && row.private));
+    match employee.map(|row| row.kind()) {
+        Some(StakeholderKind::Employee) => Ok(()),
+        Some(kind) => Err(ApiError::bad_input(
+            "filter.manager",
+            format!("stakeholder {manager} is a {kind}; pass the id of the EMPLOYEE who manages customers"),
+        )),
+        None => Err(ApiError::bad_input(
+            "filter.manager",
+            format!("no live stakeholder has id {manager}; pass the id of a live EMPLOYEE"),
+        )),
+    }
 }
 
 /// The query root's exit analysis.
@@ -92,22 +110,7 @@ impl ExitQuery {
         let analysis = Analysis::start(ctx).await?;
         let records = ctx.data_unchecked::<ApiContext>().engine.records().ok_or(ApiError::Unavailable)?;
         if let Some(manager) = manager {
-            let employee = records.stakeholder(manager).filter(|row| !(criteria.hide_private && row.private));
-            match employee.map(|row| row.kind()) {
-                Some(StakeholderKind::Employee) => {}
-                Some(kind) => {
-                    return Err(ApiError::bad_input(
-                        "filter.manager",
-                        format!("stakeholder {manager} is a {kind}; pass the id of the EMPLOYEE who manages customers"),
-                    ))
-                }
-                None => {
-                    return Err(ApiError::bad_input(
-                        "filter.manager",
-                        format!("no live stakeholder has id {manager}; pass the id of a live EMPLOYEE"),
-                    ))
-                }
-            }
+            check_manager(&records, manager, criteria.hide_private)?;
         }
         // Computed already on this version of the graph: no analysis' turn for a lookup.
         if let Some(report) = records.exit_reported(&criteria, from, to) {

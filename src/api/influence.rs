@@ -636,7 +636,7 @@ impl Analysis {
         bounded(max_hops, (self.max_hops, "max_hops"), "maxHops", "steps")
     }
 
-    fn results(&self, first: i32, field: &str) -> ApiResult<usize> {
+    pub(super) fn results(&self, first: i32, field: &str) -> ApiResult<usize> {
         bounded(first, (self.max_results, "max_analysis_results"), field, "results")
     }
 

@@ -49,6 +49,7 @@ pub struct QueryRoot(
     Query,
     aggregates::AggregateQuery,
     exits::ExitQuery,
+    churn::ChurnQuery,
     influence::InfluenceQuery,
     influence::RiskQuery,
     changes::ChangesQuery,
@@ -224,9 +225,9 @@ pub struct ApiLimits {
     /// Most forecasts one request may compute (`fallsBelow` and `churnRisk`: each scans up to ten years of daily
     /// scores, on a blocking thread), counted with the pages around them.
     pub max_forecasts: u64,
-    /// Most customers one `Employee.portfolio` computes the churn risk of (each a forecast and a history read);
-    /// a larger portfolio is refused with `LIMIT_EXCEEDED`.
-    pub max_portfolio_customers: usize,
+    /// Most customers one `Employee.portfolio` or `atRiskCustomers` computes the churn risk of (each a forecast and
+    /// a history read); more is refused with `LIMIT_EXCEEDED`.
+    pub max_churn_customers: usize,
     /// Longest a request may run, in milliseconds; past it the request ends with `LIMIT_EXCEEDED` (an analysis
     /// stops at this deadline or its own budget, whichever comes first).
     pub request_timeout_ms: u64,
@@ -272,7 +273,7 @@ impl Default for ApiLimits {
             max_body_bytes: 1 << 20,
             max_hops: 8,
             max_analysis_results: 50,
-            max_portfolio_customers: 1_000,
+            max_churn_customers: 1_000,
             analysis_budget_ms: 5_000,
             betweenness_exact_below: 2_000,
             betweenness_samples: 32,

@@ -502,6 +502,13 @@ impl Customer {
     }
 }
 
+impl Customer {
+    /// The view of a customer record the caller may see in full (one it may not is masked instead: check first).
+    pub(crate) fn of(record: Arc<Stakeholder>) -> Self {
+        Self(record)
+    }
+}
+
 /// One dated change of a customer's lifecycle.
 #[derive(async_graphql::SimpleObject, Debug, Clone, PartialEq)]
 pub struct LifecycleChange {

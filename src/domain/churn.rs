@@ -332,6 +332,17 @@ pub fn portfolio(holdings: &[Holding], at_risk_above: f64) -> Portfolio {
     summary
 }
 
+/// The `first` of `candidates` (each its lifetime value and churn risk) with the most value at risk (lifetime value ×
+/// risk; a customer without a lifetime value has none), most first, ties to the earlier candidate: their
+/// positions in `candidates`. O(n log n).
+pub fn most_at_risk(candidates: &[(Option<f64>, f64)], first: usize) -> Vec<usize> {
+    let at_risk = |index: usize| candidates[index].0.unwrap_or(0.0) * candidates[index].1;
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|a, b| at_risk(*b).total_cmp(&at_risk(*a)).then(a.cmp(b)));
+    order.truncate(first);
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,5 +515,15 @@ mod tests {
         assert!(close(summary.lifetime_value, 1500.0));
         assert!(close(summary.value_at_risk, 1000.0 * 0.2 + 500.0 * 0.6));
         assert_eq!(portfolio(&[], 0.5).mean_strength, None);
+    }
+
+    #[test]
+    fn the_most_at_risk_come_first_by_value_at_risk() {
+        let candidates =
+            [(Some(1000.0), 0.1), (Some(100.0), 0.9), (None, 1.0), (Some(500.0), 0.2), (Some(1000.0), 0.1)];
+        // 100, 90, 0, 100, 100: ties to the earlier candidate.
+        assert_eq!(most_at_risk(&candidates, 3), vec![0, 3, 4]);
+        assert_eq!(most_at_risk(&candidates, 10), vec![0, 3, 4, 1, 2]);
+        assert!(most_at_risk(&[], 3).is_empty());
     }
 }

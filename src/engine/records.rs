@@ -329,6 +329,18 @@ impl Records {
         report
     }
 
+    /// The customers `criteria` admits, in id order (archived ones when it includes them). O(n).
+    pub fn customers(&self, criteria: &CustomerCriteria) -> Vec<Arc<Stakeholder>> {
+        let managed = criteria.manager.map(|manager| self.managed_by(manager));
+        let archived = criteria.include_archived.then(|| self.archived.values()).into_iter().flatten();
+        self.stakeholders
+            .values()
+            .chain(archived)
+            .filter(|row| criteria.admits(row, managed.as_ref()))
+            .cloned()
+            .collect()
+    }
+
     /// The stakeholders `manager` manages (the ends of its MANAGES relationships).
     pub fn managed_by(&self, manager: StakeholderId) -> std::collections::HashSet<StakeholderId> {
         let Some(ids) = self.of.get(&manager) else { return Default::default() };

@@ -161,11 +161,11 @@ async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewe
     let refused = run_as(&schema, Caller::Key(Role::Editor), portfolio, json!({ "id": manager, "above": 1.5 })).await;
     assert_eq!(crate::support::error_code(&refused), ("BAD_USER_INPUT".into(), "atRiskAbove".into()));
     // A portfolio larger than the limit is refused with a code naming it.
-    let tight = ApiLimits { max_portfolio_customers: 1, ..limits };
+    let tight = ApiLimits { max_churn_customers: 1, ..limits };
     let tight = build_schema_of(store.clone(), tight, false, Default::default(), Default::default());
     let over = run_as(&tight, Caller::Key(Role::Editor), portfolio, json!({ "id": manager, "above": 0.5 })).await;
     assert_eq!(over["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{over:#}");
-    assert_eq!(over["errors"][0]["extensions"]["limit"], "max_portfolio_customers", "{over:#}");
+    assert_eq!(over["errors"][0]["extensions"]["limit"], "max_churn_customers", "{over:#}");
     // A viewer cannot reach the private manager; the public colleague's portfolio is empty to everyone.
     let colleague_portfolio = run_as(&schema, VIEWER, portfolio, json!({ "id": colleague, "above": 0.5 })).await;
     assert_eq!(colleague_portfolio["data"]["node"]["portfolio"]["customers"], 0, "{colleague_portfolio:#}");
@@ -197,4 +197,83 @@ async fn churn_risk_drivers_match_what_the_api_shows_of_the_customer_and_a_viewe
     run_ok(&schema, "mutation($id: ID!) { archiveStakeholder(id: $id) { id } }", json!({ "id": prospect })).await;
     let after_archive = run_ok(&schema, held, json!({ "id": manager })).await;
     assert_eq!(after_archive["node"]["portfolio"]["customers"], 1);
+}
+
+const AT_RISK: &str = r#"query($filter: AtRiskFilter, $first: Int!) { atRiskCustomers(first: $first, filter: $filter) {
+  candidates customers { position customer { id name } churnRisk { score valueAtRisk } } } }"#;
+
+#[tokio::test]
+async fn at_risk_customers_rank_the_selected_customers_by_value_at_risk_as_the_caller_may_see_them() {
+    let (store, _dir) = fresh_store();
+    let limits = ApiLimits { analyses_per_minute_per_key: 1_000_000, ..ApiLimits::default() };
+    let schema = build_schema_of(store.clone(), limits, false, Default::default(), Default::default());
+    let new = |key: &str, value: Option<f64>, segment: &str, private: bool| {
+        json!({ "key": key, "name": key, "power": 0.5, "interest": 0.5, "status": "ACTIVE", "lifetimeValue": value,
+                "segment": segment, "private": private })
+    };
+    let a = create(&schema, "CreateCustomer", new("A", Some(1000.0), "SMB", false)).await;
+    let b = create(&schema, "CreateCustomer", new("B", Some(10.0), "SMB", false)).await;
+    let c = create(&schema, "CreateCustomer", new("C", None, "SMB", false)).await;
+    let d = create(&schema, "CreateCustomer", new("D", Some(100_000.0), "CONSUMER", true)).await;
+    let gone = create(&schema, "CreateCustomer", new("G", Some(1_000_000.0), "SMB", false)).await;
+    run_ok(
+        &schema,
+        "mutation($id: ID!) { recordCustomerExit(input: { id: $id, reason: PRICE }) { id } }",
+        json!({ "id": gone }),
+    )
+    .await;
+    create(
+        &schema,
+        "CreateCustomer",
+        json!({ "key": "P", "name": "P", "power": 0.5, "interest": 0.5, "segment": "SMB" }),
+    )
+    .await;
+    let manager =
+        create(&schema, "CreateEmployee", json!({ "key": "M", "name": "M", "power": 0.5, "interest": 0.5 })).await;
+    for customer in [&a, &b] {
+        link(&schema, &manager, customer, "MANAGES", "PROACTIVE").await;
+    }
+    let ids = |data: &Value| -> Vec<Value> {
+        data["atRiskCustomers"]["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["customer"]["id"].clone())
+            .collect()
+    };
+
+    // The editor: every live customer now (not the prospect, not the one gone), the private one first by value.
+    let editor = run_ok(&schema, AT_RISK, json!({ "first": 10 })).await;
+    assert_eq!(editor["atRiskCustomers"]["candidates"], 4);
+    assert_eq!(ids(&editor), vec![d.clone(), a.clone(), b.clone(), c.clone()], "{editor:#}");
+    // Each entry's risk is the customer's own churnRisk, and the value at risk decreases down the list.
+    let entries = editor["atRiskCustomers"]["customers"].as_array().unwrap();
+    let values: Vec<f64> =
+        entries.iter().map(|entry| entry["churnRisk"]["valueAtRisk"].as_f64().unwrap_or(0.0)).collect();
+    assert!(values.windows(2).all(|pair| pair[0] >= pair[1]), "{values:?}");
+    let own = run_ok(
+        &schema,
+        "query($id: ID!) { node(id: $id) { ... on Customer { churnRisk { score } } } }",
+        json!({ "id": a }),
+    )
+    .await;
+    let score = entries[1]["churnRisk"]["score"].as_f64().unwrap();
+    assert!((own["node"]["churnRisk"]["score"].as_f64().unwrap() - score).abs() < 1e-6);
+    assert_eq!(entries.iter().map(|entry| entry["position"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4]);
+
+    // A viewer never sees the private customer, nor is it counted.
+    let viewer = run_as(&schema, VIEWER, AT_RISK, json!({ "first": 10 })).await;
+    assert!(viewer.get("errors").is_none(), "{viewer:#}");
+    assert_eq!(viewer["data"]["atRiskCustomers"]["candidates"], 3);
+    assert_eq!(ids(&viewer["data"]), vec![a.clone(), b.clone(), c.clone()]);
+    // Filters: a segment, a manager; `first` cuts the list, not the candidates.
+    let smb = run_ok(&schema, AT_RISK, json!({ "first": 1, "filter": { "segments": ["SMB"] } })).await;
+    assert_eq!((smb["atRiskCustomers"]["candidates"].clone(), ids(&smb)), (json!(3), vec![a.clone()]));
+    let managed = run_ok(&schema, AT_RISK, json!({ "first": 10, "filter": { "manager": manager } })).await;
+    assert_eq!(ids(&managed), vec![a.clone(), b.clone()]);
+    // More candidates than the limit: refused with a code naming it.
+    let tight = ApiLimits { max_churn_customers: 2, ..limits };
+    let tight = build_schema_of(store, tight, false, Default::default(), Default::default());
+    let over = run_as(&tight, Caller::Key(Role::Editor), AT_RISK, json!({ "first": 10 })).await;
+    assert_eq!(over["errors"][0]["extensions"]["limit"], "max_churn_customers", "{over:#}");
 }

@@ -39,6 +39,7 @@ const QUERY_FIELDS: &[&str] = &[
     "brokers",
     "keyPersonRisk",
     "exitAnalysis",
+    "atRiskCustomers",
     "changes",
 ];
 
@@ -549,6 +550,13 @@ async fn read_every_query(
             types.operation("query", "Query", "exitAnalysis", &arguments),
         ));
     }
+    for filter in ["", &format!("filter: {{ manager: \"{}\" }}", graph.id("E1"))] {
+        let arguments = format!("first: 50 {filter}");
+        reads.push(run(
+            format!("atRiskCustomers({filter})"),
+            types.operation("query", "Query", "atRiskCustomers", &arguments),
+        ));
+    }
     for (what, query) in reads {
         let response = read(schema, graph, caller, &what, &query).await;
         assert!(response["data"].is_object() || response.get("errors").is_some(), "{what}: {response}");
@@ -572,6 +580,7 @@ async fn private_arguments_are_unknown_ids(schema: &StakegraphSchema, types: &Ty
             ("influenceReach", "from: \"{}\""),
             ("keyPersonRisk", "employee: \"{}\""),
             ("exitAnalysis", "from: \"2020-01-01\", to: \"2030-01-01\", filter: { manager: \"{}\" }"),
+            ("atRiskCustomers", "filter: { manager: \"{}\" }"),
         ];
         for (field, template) in cases {
             let arguments = |id: &str| template.replace("{E1}", graph.id("E1")).replace("{}", id);
