@@ -1,6 +1,7 @@
 """How long churn risk and a relationship manager's portfolio take over HTTP on a large graph (issue 13, points 4
-and 8): one customer's `churnRisk`, the churn risks of a page of 20 customers, and the `portfolio` of the manager
-with the most customers (every managed customer's churn risk and the manager's key-person report).
+and 8): one customer's `churnRisk`, the churn risks of a page of 20 customers, `atRiskCustomers` over the customers
+of the manager with the most, and that manager's `portfolio` (every managed customer's churn risk and the
+manager's key-person report).
 
     cargo build --release --bin stakegraph
     python3 bench/churn.py --graph target/bench-data/demo-100000-r1000000-seed42-2026-06-01.db
@@ -69,6 +70,10 @@ def main() -> int:
             "churnRisk of a page of 20 customers": (
                 "{ stakeholders(first: 20, filter: { kinds: [CUSTOMER], status: [ACTIVE, AT_RISK] }) { edges { node {"
                 " ... on Customer { churnRisk { score valueAtRisk } } } } } }", {}),
+            f"atRiskCustomers of the busiest manager's customers, top 10": (
+                "query($id: ID!) { atRiskCustomers(first: 10, filter: { manager: $id }) { candidates customers {"
+                " position customer { id } churnRisk { score valueAtRisk } } } }",
+                {"id": global_id(manager)}),
             f"portfolio of the busiest manager ({managed} MANAGES relationships)": (
                 "query($id: ID!) { node(id: $id) { ... on Employee { portfolio { customers activeCustomers"
                 " meanStrength atRisk lifetimeValue valueAtRisk keyPersonLoss { affected totalLoss } } } } }",
