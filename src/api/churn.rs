@@ -5,6 +5,7 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::exits::{check_manager, customer_criteria};
 use super::influence::Analysis;
 use super::loaders::{HistoryOf, Loaders};
 use super::relationships::relationships_of_where;
@@ -173,6 +174,25 @@ impl ChurnInputs {
         }))
     }
 
+    /// The inputs of each of `customers` (at most `limits.max_churn_customers`, else refused with the message
+    /// `refusal(count, most)` gives), read in a few DataLoader batches.
+    pub(super) async fn of_many(
+        ctx: &Context<'_>,
+        customers: &[Arc<Stakeholder>],
+        now: DateTime<Utc>,
+        refusal: impl FnOnce(usize, usize) -> String,
+    ) -> ApiResult<Vec<Option<Self>>> {
+        let most = ctx.data_unchecked::<ApiContext>().limits.max_churn_customers;
+        if customers.len() > most {
+            return Err(ApiError::Refused {
+                limit: "max_churn_customers",
+                message: refusal(customers.len(), most),
+                retry_after: None,
+            });
+        }
+        futures_util::future::try_join_all(customers.iter().map(|customer| Self::of(ctx, customer, now))).await
+    }
+
     /// The risk these inputs make at `now` (a forecast: up to ~3,700 daily scores; run it off the async workers).
     pub(super) fn evaluate(&self, churn: &ChurnModel, strength: &StrengthModel, now: DateTime<Utc>) -> ChurnRisk {
         let principal = self.principal.as_ref().map(|(relationship, history)| (relationship, &history[..]));
@@ -189,6 +209,24 @@ impl ChurnInputs {
             principal: self.principal.as_ref().map(|(relationship, _)| relationship.id),
         }
     }
+}
+
+/// The risk of each of `inputs` at `now` (`None` where there are no inputs), or `None` once `deadline` passes.
+fn score_all(
+    inputs: &[Option<ChurnInputs>],
+    churn: &ChurnModel,
+    strength: &StrengthModel,
+    now: DateTime<Utc>,
+    deadline: Instant,
+) -> Option<Vec<Option<ChurnRisk>>> {
+    let mut risks = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.iter().enumerate() {
+        if index % 64 == 63 && Instant::now() >= deadline {
+            return None;
+        }
+        risks.push(input.as_ref().map(|input| input.evaluate(churn, strength, now)));
+    }
+    Some(risks)
 }
 
 /// The churn risk of `customer` now, from what the caller may see of it; `None` for a prospect or a customer who
@@ -301,37 +339,30 @@ pub async fn portfolio(ctx: &Context<'_>, employee: &Stakeholder, at_risk_above:
                 .then(|| (api.strength.evaluate(relationship, &relationship.sums, now).score, customer.clone()))
         })
         .collect();
-    let most = api.limits.max_churn_customers;
-    if managed.len() > most {
-        return Err(ApiError::Refused {
-            limit: "max_churn_customers",
-            message: format!(
-                "this employee manages {} customers, more than a portfolio computes the churn risk of \
-                 (limits.max_churn_customers, {most}); page through managedCustomers with churnRisk instead",
-                managed.len()
-            ),
-            retry_after: None,
-        });
-    }
-    let inputs =
-        futures_util::future::try_join_all(managed.iter().map(|(_, customer)| ChurnInputs::of(ctx, customer, now)))
-            .await?;
+    let customers: Vec<Arc<Stakeholder>> = managed.iter().map(|(_, customer)| customer.clone()).collect();
+    let inputs = ChurnInputs::of_many(ctx, &customers, now, |count, most| {
+        format!(
+            "this employee manages {count} customers, more than a portfolio computes the churn risk of \
+             (limits.max_churn_customers, {most}); page through managedCustomers with churnRisk instead"
+        )
+    })
+    .await?;
     let strengths: Vec<f64> = managed.iter().map(|(strength, _)| *strength).collect();
     let hide = !Caller::of(ctx).sees_private();
     let (churn, strength) = (api.churn.clone(), api.strength.clone());
     let (summary, key_person) = analysis
         .run(move |snapshot, deadline| {
-            let mut holdings = Vec::with_capacity(inputs.len());
-            for (index, (input, strength_now)) in inputs.iter().zip(&strengths).enumerate() {
-                if index % 64 == 63 && Instant::now() >= deadline {
-                    return None;
-                }
-                holdings.push(Holding {
+            let risks = score_all(&inputs, &churn, &strength, now, deadline)?;
+            let holdings: Vec<Holding> = inputs
+                .iter()
+                .zip(&risks)
+                .zip(&strengths)
+                .map(|((input, risk), strength_now)| Holding {
                     strength: *strength_now,
                     lifetime_value: input.as_ref().and_then(|input| input.lifetime_value),
-                    risk: input.as_ref().map(|input| input.evaluate(&churn, &strength, now).score),
-                });
-            }
+                    risk: risk.as_ref().map(|risk| risk.score),
+                })
+                .collect();
             let node =
                 snapshot.index_of(id).filter(|&node| is_staff(snapshot, node) && !(hide && snapshot.is_private(node)));
             let key_person = match node {
@@ -402,23 +433,10 @@ impl ChurnQuery {
         let api = ctx.data_unchecked::<ApiContext>();
         let filter = filter.unwrap_or_default();
         let hide_private = !Caller::of(ctx).sees_private();
-        let manager = filter.manager.as_ref().map(|id| super::ids::stakeholder_id(id, "filter.manager")).transpose()?;
-        let mut segments = filter.segments.unwrap_or_default();
-        segments.sort();
-        segments.dedup();
-        let markets =
-            super::enums::to_domain::<super::enums::Market, crate::domain::Market>(&filter.markets.unwrap_or_default());
-        let criteria = crate::engine::exits::CustomerCriteria {
-            segments,
-            markets: crate::domain::MarketSet::of(markets),
-            manager,
-            hide_private,
-            include_archived: false,
-        };
+        let criteria =
+            customer_criteria(filter.segments, filter.markets, filter.manager.as_ref(), false, hide_private)?;
         let records = api.engine.records().ok_or(ApiError::Unavailable)?;
-        if let Some(manager) = manager {
-            super::exits::check_manager(&records, manager, hide_private)?;
-        }
+        check_manager(&records, &criteria)?;
         let candidates: Vec<Arc<Stakeholder>> = records
             .customers(&criteria)
             .into_iter()
@@ -426,42 +444,32 @@ impl ChurnQuery {
                 !matches!(row.details.customer_status(), Some(CustomerStatus::Prospect | CustomerStatus::Churned))
             })
             .collect();
-        let most = api.limits.max_churn_customers;
-        if candidates.len() > most {
-            return Err(ApiError::Refused {
-                limit: "max_churn_customers",
-                message: format!(
-                    "the filter selects {} customers, more than one ranking scores (limits.max_churn_customers, \\
-                     {most}); narrow it with segments, markets or a manager",
-                    candidates.len()
-                ),
-                retry_after: None,
-            });
-        }
         let now = Utc::now();
-        let inputs =
-            futures_util::future::try_join_all(candidates.iter().map(|customer| ChurnInputs::of(ctx, customer, now)))
-                .await?;
+        let inputs = ChurnInputs::of_many(ctx, &candidates, now, |count, most| {
+            format!(
+                "the filter selects {count} customers, more than one ranking scores (limits.max_churn_customers, \
+                 {most}); narrow it with segments, markets or a manager"
+            )
+        })
+        .await?;
         let (churn, strength) = (api.churn.clone(), api.strength.clone());
         let (ranked, inputs) = analysis
             .run(move |_, deadline| {
-                let mut scored = Vec::with_capacity(inputs.len());
-                for (index, input) in inputs.iter().enumerate() {
-                    if index % 64 == 63 && Instant::now() >= deadline {
-                        return None;
-                    }
-                    let input = input.as_ref().expect("candidates are customers now");
-                    scored.push(input.evaluate(&churn, &strength, now));
-                }
+                let mut risks = score_all(&inputs, &churn, &strength, now, deadline)?;
                 let values: Vec<(Option<f64>, f64)> = inputs
                     .iter()
-                    .zip(&scored)
-                    .map(|(input, risk)| (input.as_ref().and_then(|input| input.lifetime_value), risk.score))
+                    .zip(&risks)
+                    .map(|(input, risk)| {
+                        (
+                            input.as_ref().and_then(|input| input.lifetime_value),
+                            risk.as_ref().map_or(0.0, |risk| risk.score),
+                        )
+                    })
                     .collect();
-                let order = crate::domain::churn::most_at_risk(&values, first);
-                let mut scored: Vec<Option<ChurnRisk>> = scored.into_iter().map(Some).collect();
-                let ranked: Vec<(usize, ChurnRisk)> =
-                    order.into_iter().filter_map(|index| Some((index, scored[index].take()?))).collect();
+                let ranked: Vec<(usize, ChurnRisk)> = crate::domain::churn::most_at_risk(&values, first)
+                    .into_iter()
+                    .filter_map(|index| Some((index, risks[index].take()?)))
+                    .collect();
                 Some((ranked, inputs))
             })
             .await?;

@@ -10,7 +10,7 @@ use super::error::{ApiError, ApiResult};
 use super::ids::stakeholder_id;
 use super::influence::Analysis;
 use super::ApiContext;
-use crate::domain::{self, MarketSet, StakeholderId, StakeholderKind};
+use crate::domain::{self, MarketSet, StakeholderKind};
 use crate::engine::exits::{calendar_months, is_controllable, CustomerCriteria, ExitReport, ExitTally, Stretch};
 use crate::engine::Records;
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
@@ -37,10 +37,39 @@ pub struct ExitFilter {
     pub include_archived: bool,
 }
 
-/// Refuses `manager` unless it is a live employee the caller may see: a private one answers exactly as an id that
-/// does not exist.
-pub(super) fn check_manager(records: &Records, manager: StakeholderId, hide_private: bool) -> ApiResult<()> {
-    let employee = records.stakeholder(manager).filter(|row| !(hide_private && row.private));
+/// The customers a filter of `exitAnalysis` or `atRiskCustomers` selects: segments deduplicated (at most
+/// [`MAX_SEGMENTS`]), markets as a set, the manager's id decoded (check it with [`check_manager`] once the records
+/// are at hand).
+pub(super) fn customer_criteria(
+    segments: Option<Vec<String>>,
+    markets: Option<Vec<Market>>,
+    manager: Option<&ID>,
+    include_archived: bool,
+    hide_private: bool,
+) -> ApiResult<CustomerCriteria> {
+    let mut segments = segments.unwrap_or_default();
+    segments.sort();
+    segments.dedup();
+    if segments.len() > MAX_SEGMENTS {
+        return Err(ApiError::bad_input(
+            "filter.segments",
+            format!("{} segments named, more than {MAX_SEGMENTS}; name fewer", segments.len()),
+        ));
+    }
+    Ok(CustomerCriteria {
+        segments,
+        markets: MarketSet::of(to_domain::<Market, domain::Market>(&markets.unwrap_or_default())),
+        manager: manager.map(|id| stakeholder_id(id, "filter.manager")).transpose()?,
+        hide_private,
+        include_archived,
+    })
+}
+
+/// Refuses the criteria's manager unless it is a live employee the caller may see: a private one answers exactly
+/// as an id that does not exist.
+pub(super) fn check_manager(records: &Records, criteria: &CustomerCriteria) -> ApiResult<()> {
+    let Some(manager) = criteria.manager else { return Ok(()) };
+    let employee = records.stakeholder(manager).filter(|row| !(criteria.hide_private && row.private));
     match employee.map(|row| row.kind()) {
         Some(StakeholderKind::Employee) => Ok(()),
         Some(kind) => Err(ApiError::bad_input(
@@ -88,30 +117,17 @@ impl ExitQuery {
                 ),
             ));
         }
-        let caller = Caller::of(ctx);
         let filter = filter.unwrap_or_default();
-        let manager = filter.manager.as_ref().map(|id| stakeholder_id(id, "filter.manager")).transpose()?;
-        let mut segments = filter.segments.unwrap_or_default();
-        segments.sort();
-        segments.dedup();
-        if segments.len() > MAX_SEGMENTS {
-            return Err(ApiError::bad_input(
-                "filter.segments",
-                format!("{} segments named, more than {MAX_SEGMENTS}; name fewer", segments.len()),
-            ));
-        }
-        let criteria = CustomerCriteria {
-            segments,
-            markets: MarketSet::of(to_domain::<Market, domain::Market>(&filter.markets.unwrap_or_default())),
-            manager,
-            hide_private: !caller.sees_private(),
-            include_archived: filter.include_archived,
-        };
+        let criteria = customer_criteria(
+            filter.segments,
+            filter.markets,
+            filter.manager.as_ref(),
+            filter.include_archived,
+            !Caller::of(ctx).sees_private(),
+        )?;
         let analysis = Analysis::start(ctx).await?;
         let records = ctx.data_unchecked::<ApiContext>().engine.records().ok_or(ApiError::Unavailable)?;
-        if let Some(manager) = manager {
-            check_manager(&records, manager, criteria.hide_private)?;
-        }
+        check_manager(&records, &criteria)?;
         // Computed already on this version of the graph: no analysis' turn for a lookup.
         if let Some(report) = records.exit_reported(&criteria, from, to) {
             return Ok(ExitAnalysis(report));

@@ -143,11 +143,7 @@ impl ChurnModel {
         if scoring == Self::default() {
             return "churn-v1".to_owned();
         }
-        let text = serde_json::to_string(&scoring).unwrap_or_default();
-        let fingerprint = text
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
-        format!("churn-v1-custom-{fingerprint:016x}")
+        format!("churn-v1-custom-{:016x}", super::strength::fingerprint(&scoring))
     }
 
     /// The risk these signals make. O(1).

@@ -88,11 +88,7 @@ impl StrengthModel {
         if *self == Self::default() {
             return "strength-v1".to_owned();
         }
-        let text = serde_json::to_string(self).unwrap_or_default();
-        let fingerprint = text
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
-        format!("strength-v1-custom-{fingerprint:016x}")
+        format!("strength-v1-custom-{:016x}", fingerprint(self))
     }
 
     /// What the stored decayed sums depend on (half-life and channel weights), as text: sums computed under one
@@ -111,6 +107,12 @@ impl StrengthModel {
     fn decay(&self, seconds: f64) -> f64 {
         (-seconds / (self.half_life_days * DAY)).exp2()
     }
+}
+
+/// A model's parameters as one number (FNV-1a of their JSON): two models with one fingerprint compute the same way.
+pub(crate) fn fingerprint(model: &impl Serialize) -> u64 {
+    let text = serde_json::to_string(model).unwrap_or_default();
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// `time` in seconds since the epoch (millisecond precision), the unit of [`DecayedSums`].

@@ -316,14 +316,8 @@ impl Records {
         if let Some(found) = self.exits.get(&key) {
             return found;
         }
-        let managed = criteria.manager.map(|manager| self.managed_by(manager));
-        let archived = criteria.include_archived.then(|| self.archived.values()).into_iter().flatten();
-        let rows = self
-            .stakeholders
-            .values()
-            .chain(archived)
-            .map(|row| &**row)
-            .filter(|row| criteria.admits(row, managed.as_ref()));
+        let customers = self.customers(criteria);
+        let rows = customers.iter().map(|row| &**row);
         let report = Arc::new(exit_report(rows, from, to));
         self.exits.put(key, report.clone());
         report

@@ -149,24 +149,32 @@ impl<T: BatchTarget> Batch<'_, T> {
                 Ok(Outcome::Stakeholder(after))
             }
             Command::RecordCustomerExit { id, exit } => {
-                let before = self.live_stakeholder(index, id)?;
-                let mut after = before.clone();
-                after.record_exit(exit, self.at).map_err(|error| refused(index, error))?;
-                self.target.put_stakeholder(&after)?;
-                self.events.push(PendingEvent::stakeholder(ChangeKind::CustomerExited, Some(&before), &after));
-                Ok(Outcome::Stakeholder(after))
+                self.change_customer(index, id, ChangeKind::CustomerExited, |after, at| after.record_exit(exit, at))
             }
             Command::RecordCustomerWinBack { id, date } => {
-                let before = self.live_stakeholder(index, id)?;
-                let mut after = before.clone();
-                after.record_win_back(date, self.at).map_err(|error| refused(index, error))?;
-                self.target.put_stakeholder(&after)?;
-                self.events.push(PendingEvent::stakeholder(ChangeKind::CustomerWonBack, Some(&before), &after));
-                Ok(Outcome::Stakeholder(after))
+                self.change_customer(index, id, ChangeKind::CustomerWonBack, |after, at| {
+                    after.record_win_back(date, at)
+                })
             }
             Command::UpsertRelationship(upsert) => self.upsert_relationship(index, upsert),
             Command::RecordInteractions(interactions) => self.record_interactions(index, interactions),
         }
+    }
+
+    /// Applies a lifecycle change to live customer `id` and logs it as `kind`.
+    fn change_customer(
+        &mut self,
+        index: usize,
+        id: StakeholderId,
+        kind: ChangeKind,
+        change: impl FnOnce(&mut Stakeholder, DateTime<Utc>) -> Result<(), crate::domain::Refused>,
+    ) -> StoreResult<Outcome> {
+        let before = self.live_stakeholder(index, id)?;
+        let mut after = before.clone();
+        change(&mut after, self.at).map_err(|error| refused(index, error))?;
+        self.target.put_stakeholder(&after)?;
+        self.events.push(PendingEvent::stakeholder(kind, Some(&before), &after));
+        Ok(Outcome::Stakeholder(after))
     }
 
     fn stakeholder(&mut self, index: usize, id: StakeholderId) -> StoreResult<Stakeholder> {
