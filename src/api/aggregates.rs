@@ -19,7 +19,7 @@ use crate::engine::aggregates::{
     page_relationships, tally_relationships, EdgeKey, EdgeOrder, RelationshipCriteria, RelationshipTally,
     StakeholderTally,
 };
-use crate::engine::Engine;
+use crate::engine::{trends, Engine};
 use crate::store::StakeholderFilter;
 use async_graphql::connection::{Connection, ConnectionNameType, Edge, EdgeNameType, EmptyFields};
 use async_graphql::{Context, Enum, InputObject, Object, OutputType, SimpleObject};
@@ -40,7 +40,7 @@ pub struct KeyCount {
 }
 
 /// Every category of `keys` with its count, zeros included, so that a chart's axis is always complete.
-fn bars<T: std::fmt::Display>(keys: &[T], counts: &[u64]) -> Vec<KeyCount> {
+pub(super) fn bars<T: std::fmt::Display>(keys: &[T], counts: &[u64]) -> Vec<KeyCount> {
     keys.iter().zip(counts).map(|(key, count)| KeyCount { key: key.to_string(), count: *count }).collect()
 }
 
@@ -148,6 +148,10 @@ pub struct RelationshipListFilter {
     pub min_strength: Option<f64>,
     /// Strength at most this, in [0, 1].
     pub max_strength: Option<f64>,
+    /// 30-day trend (strength now minus 30 days earlier, as `strength.trend`) at least this, in [-1, 1].
+    pub min_trend: Option<f64>,
+    /// 30-day trend at most this, in [-1, 1]: `-0.05` lists the relationships weakening by at least 0.05.
+    pub max_trend: Option<f64>,
 }
 
 /// Order of the graph's relationships; ties go to the lower id.
@@ -160,6 +164,10 @@ pub enum RelationshipListOrder {
     StrengthDesc,
     /// Weakest first.
     StrengthAsc,
+    /// Most strengthened over 30 days first (`strength.trend`).
+    TrendDesc,
+    /// Most weakened over 30 days first.
+    TrendAsc,
 }
 
 impl From<RelationshipListOrder> for EdgeOrder {
@@ -168,8 +176,62 @@ impl From<RelationshipListOrder> for EdgeOrder {
             RelationshipListOrder::Id => EdgeOrder::Id,
             RelationshipListOrder::StrengthDesc => EdgeOrder::StrengthDesc,
             RelationshipListOrder::StrengthAsc => EdgeOrder::StrengthAsc,
+            RelationshipListOrder::TrendDesc => EdgeOrder::TrendDesc,
+            RelationshipListOrder::TrendAsc => EdgeOrder::TrendAsc,
         }
     }
+}
+
+/// A trend in [-1, 1] named `field`.
+fn trend_bound(value: Option<f64>, field: &str) -> ApiResult<Option<f32>> {
+    match value {
+        Some(value) if !(-1.0..=1.0).contains(&value) => Err(ApiError::bad_input(
+            field,
+            format!("{value} is not in [-1, 1]; a trend is a difference of two strengths, e.g. -0.05"),
+        )),
+        value => Ok(value.map(|value| value as f32)),
+    }
+}
+
+/// Every edge's strength at `at` on `analysis`' snapshot ([`trends::strengths_at`]), memoised per snapshot: the
+/// histories it needs are read first (the engine keeps them across snapshots), then the edges are evaluated as an
+/// analysis.
+pub(super) async fn strengths_at(
+    engine: &Arc<Engine>,
+    analysis: &Analysis,
+    at: DateTime<Utc>,
+) -> ApiResult<Arc<Vec<f32>>> {
+    let key = format!("strengths-at {}", at.timestamp_millis());
+    if let Some(found) = engine.remembered::<Vec<f32>>(&analysis.snapshot, &key) {
+        return Ok(found);
+    }
+    let windows = engine
+        .windows_at(&analysis.snapshot, at, Some(analysis.deadline()))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "interaction histories could not be read");
+            ApiError::Unavailable
+        })?
+        .ok_or_else(|| analysis.overrun(true))?;
+    let engine = engine.clone();
+    analysis
+        .run(move |snapshot, deadline| {
+            engine.memoized(snapshot, &key, || {
+                trends::strengths_at(snapshot, engine.model(), at, &windows, Some(deadline)).ok()
+            })
+        })
+        .await
+}
+
+/// Every edge's 30-day trend on `analysis`' snapshot ([`trends::trends`]), memoised per snapshot.
+pub(super) async fn snapshot_trends(engine: &Arc<Engine>, analysis: &Analysis) -> ApiResult<Arc<Vec<f32>>> {
+    const KEY: &str = "trends";
+    if let Some(found) = engine.remembered::<Vec<f32>>(&analysis.snapshot, KEY) {
+        return Ok(found);
+    }
+    let past = strengths_at(engine, analysis, trends::trend_base(&analysis.snapshot)).await?;
+    let engine = engine.clone();
+    analysis.run(move |snapshot, _| engine.memoized(snapshot, KEY, || Some(trends::trends(snapshot, &past)))).await
 }
 
 /// A strength in [0, 1] named `field`.
@@ -191,6 +253,8 @@ impl RelationshipListFilter {
             kinds: to_domain(&self.kinds.unwrap_or_default()),
             min_strength: strength_bound(self.min_strength, "filter.minStrength")?,
             max_strength: strength_bound(self.max_strength, "filter.maxStrength")?,
+            min_trend: trend_bound(self.min_trend, "filter.minTrend")?,
+            max_trend: trend_bound(self.max_trend, "filter.maxTrend")?,
             hide_private: !caller.sees_private(),
         })
     }
@@ -202,14 +266,14 @@ fn cursor_list(order: EdgeOrder) -> String {
 }
 
 fn encode_cursor(order: EdgeOrder, key: &EdgeKey) -> String {
-    encode_key_cursor(&cursor_list(order), u64::from(key.strength.to_bits()), key.id.0)
+    encode_key_cursor(&cursor_list(order), u64::from(key.value.to_bits()), key.id.0)
 }
 
 fn decode_cursor(order: EdgeOrder, cursor: &str) -> ApiResult<EdgeKey> {
     let (strength, id) = decode_key_cursor(&cursor_list(order), cursor)?;
     let strength = u32::try_from(strength)
         .map_err(|_| ApiError::bad_input("after", "this cursor is damaged; start again without `after`"))?;
-    Ok(EdgeKey { strength: f32::from_bits(strength), id: RelationshipId(id) })
+    Ok(EdgeKey { value: f32::from_bits(strength), id: RelationshipId(id) })
 }
 
 /// What the graph's relationship listing holds besides its page.
@@ -217,6 +281,8 @@ pub struct RelationshipListing {
     analysis: Arc<Analysis>,
     engine: Arc<Engine>,
     criteria: Arc<RelationshipCriteria>,
+    /// Every edge's trend, when the filter, the order or the aggregate's `meanTrend` needs them.
+    trends: Option<Arc<Vec<f32>>>,
     /// The tallies this request made, by histogram buckets: sibling fields resolve at once, and must not each
     /// count the graph.
     tallies: tokio::sync::Mutex<HashMap<usize, Arc<RelationshipTally>>>,
@@ -229,18 +295,26 @@ impl RelationshipListing {
         if let Some(tally) = tallies.get(&buckets) {
             return Ok(tally.clone());
         }
-        let key = format!("relationships-tally {:?} buckets={buckets}", self.criteria);
+        let key = format!("relationships-tally {:?} buckets={buckets} trends={}", self.criteria, self.trends.is_some());
         // Counted already on this snapshot: no analysis' turn for a lookup.
         if let Some(tally) = self.engine.remembered::<RelationshipTally>(&self.analysis.snapshot, &key) {
             tallies.insert(buckets, tally.clone());
             return Ok(tally);
         }
-        let criteria = self.criteria.clone();
+        let (criteria, trends) = (self.criteria.clone(), self.trends.clone());
         let engine = self.engine.clone();
         let tally = self
             .analysis
             .run(move |snapshot, deadline| {
-                engine.memoized(snapshot, &key, || tally_relationships(snapshot, &criteria, buckets, Some(deadline)))
+                engine.memoized(snapshot, &key, || {
+                    tally_relationships(
+                        snapshot,
+                        &criteria,
+                        trends.as_deref().map(Vec::as_slice),
+                        buckets,
+                        Some(deadline),
+                    )
+                })
             })
             .await?;
         tallies.insert(buckets, tally.clone());
@@ -296,6 +370,12 @@ impl RelationshipAggregate<'_> {
     /// Their mean strength; null when there are none.
     async fn mean_strength(&self) -> ApiResult<Option<f64>> {
         Ok(self.0.tally(DEFAULT_BUCKETS).await?.mean_strength())
+    }
+
+    /// Their mean 30-day trend (the mean strength now minus the mean strength of the same relationships 30 days
+    /// earlier); null when there are none.
+    async fn mean_trend(&self) -> ApiResult<Option<f64>> {
+        Ok(self.0.tally(DEFAULT_BUCKETS).await?.mean_trend())
     }
 
     /// How many fall in each of `buckets` equal ranges of strength over [0, 1].
@@ -381,11 +461,21 @@ impl AggregateQuery {
         let criteria = Arc::new(filter.unwrap_or_default().criteria(Caller::of(ctx))?);
         let after = after.as_deref().map(|cursor| decode_cursor(order, cursor)).transpose()?;
         let analysis = Arc::new(Analysis::start(ctx).await?);
-        let page = if ctx.look_ahead().field("edges").exists() || ctx.look_ahead().field("pageInfo").exists() {
-            let criteria = criteria.clone();
+        let engine = ctx.data_unchecked::<ApiContext>().engine.clone();
+        let look_ahead = ctx.look_ahead();
+        let trends =
+            if criteria.bounds_trend() || order.by_trend() || look_ahead.field("aggregate").field("meanTrend").exists()
+            {
+                Some(snapshot_trends(&engine, &analysis).await?)
+            } else {
+                None
+            };
+        let page = if look_ahead.field("edges").exists() || look_ahead.field("pageInfo").exists() {
+            let (criteria, trends) = (criteria.clone(), trends.clone());
             analysis
                 .run(move |snapshot, deadline| {
-                    page_relationships(snapshot, &criteria, order, after, first, Some(deadline))
+                    let trends = trends.as_deref().map(Vec::as_slice);
+                    page_relationships(snapshot, &criteria, trends, order, after, first, Some(deadline))
                 })
                 .await?
         } else {
@@ -394,12 +484,7 @@ impl AggregateQuery {
         let mut connection = Connection::with_additional_fields(
             after.is_some(),
             page.has_next_page,
-            RelationshipListing {
-                analysis,
-                engine: ctx.data_unchecked::<ApiContext>().engine.clone(),
-                criteria,
-                tallies: Default::default(),
-            },
+            RelationshipListing { analysis, engine, criteria, trends, tallies: Default::default() },
         );
         let loads = page.items.iter().map(|(key, _)| load_relationship(ctx, key.id));
         let loaded = futures_util::future::try_join_all(loads).await?;

@@ -20,8 +20,15 @@ use async_graphql_value::{ConstValue, Value};
 use std::collections::HashMap;
 
 /// Fields that return a page (a connection or a ranked list), and so multiply what is selected below them.
-const CONNECTIONS: &[&str] =
-    &["stakeholders", "relationships", "interactions", "managedCustomers", "strongestRelationships", "changes"];
+const CONNECTIONS: &[&str] = &[
+    "stakeholders",
+    "relationships",
+    "interactions",
+    "managedCustomers",
+    "strongestRelationships",
+    "changes",
+    "topInfluencers",
+];
 
 /// The influence analyses: each runs a graph algorithm over the whole projection. A document may hold only a few
 /// (`limits.max_analyses`); their results multiply what is selected below them by their `first`.
@@ -32,6 +39,7 @@ const ANALYSES: &[(&str, u64)] = &[
     ("brokers", 10),
     ("keyPersonRisk", 10),
     ("atRiskCustomers", 10),
+    ("marketOverview", 6),
 ];
 
 /// Fields that count over the whole graph like an analysis (and take an analysis' turn) but return one object:
@@ -59,6 +67,7 @@ const WEIGHTS: &[(&str, u64)] = &[
     ("brokers", 1_000),
     ("keyPersonRisk", 1_000),
     ("atRiskCustomers", 1_000),
+    ("marketOverview", 1_000),
 ];
 
 /// What an analysis (or an aggregate) weighs.

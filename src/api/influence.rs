@@ -653,8 +653,19 @@ impl Analysis {
         let snapshot = self.snapshot.clone();
         let deadline = (Instant::now() + self.budget).min(request_deadline);
         let outcome = self.admission.compute(turn, move || work(&snapshot, deadline)).await?;
-        let budget_first = deadline < request_deadline;
-        outcome.ok_or_else(|| ApiError::Refused {
+        outcome.ok_or_else(|| self.overrun(deadline < request_deadline))
+    }
+
+    /// When the analysis must be done: the analysis budget from now or the request's deadline, whichever comes
+    /// first.
+    pub(super) fn deadline(&self) -> Instant {
+        let budget = Instant::now() + self.budget;
+        self.deadline.map_or(budget, |deadline| deadline.min(budget))
+    }
+
+    /// The refusal of an analysis that ran past its deadline: the analysis budget (`budget_first`) or the request's.
+    pub(super) fn overrun(&self, budget_first: bool) -> ApiError {
+        ApiError::Refused {
             limit: if budget_first { "analysis_budget_ms" } else { "request_timeout_ms" },
             message: if budget_first {
                 format!(
@@ -669,7 +680,7 @@ impl Analysis {
                     .to_owned()
             },
             retry_after: None,
-        })
+        }
     }
 }
 

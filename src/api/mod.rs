@@ -16,6 +16,7 @@ pub mod ids;
 pub mod influence;
 pub mod inputs;
 pub mod loaders;
+pub mod markets;
 pub mod mutation;
 pub mod paging;
 mod policy;
@@ -49,6 +50,7 @@ pub struct QueryRoot(
     Query,
     aggregates::AggregateQuery,
     exits::ExitQuery,
+    markets::MarketQuery,
     churn::ChurnQuery,
     influence::InfluenceQuery,
     influence::RiskQuery,

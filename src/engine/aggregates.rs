@@ -84,15 +84,33 @@ pub struct RelationshipCriteria {
     pub min_strength: Option<f32>,
     /// Strength at most this.
     pub max_strength: Option<f32>,
+    /// 30-day trend at least this ([`crate::engine::trends`]; the caller passes the trends).
+    pub min_trend: Option<f32>,
+    /// 30-day trend at most this.
+    pub max_trend: Option<f32>,
     /// Leave out relationships with a private end (for a caller who sees private stakeholders masked).
     pub hide_private: bool,
 }
 
 impl RelationshipCriteria {
-    /// Whether the edge from `source` to `target` counts.
-    fn admits(&self, snapshot: &Snapshot, source: u32, edge: usize, target: u32, strength: f32) -> bool {
+    /// Whether the criteria bound the trend (and so need the trends).
+    pub fn bounds_trend(&self) -> bool {
+        self.min_trend.is_some() || self.max_trend.is_some()
+    }
+
+    /// Whether the edge from `source` to `target` counts; `trend` is its trend, when the caller has the trends
+    /// (without them, trend bounds admit nothing).
+    fn admits(
+        &self,
+        snapshot: &Snapshot,
+        (source, edge, target): (u32, usize, u32),
+        strength: f32,
+        trend: Option<f32>,
+    ) -> bool {
         (!self.hide_private || !(snapshot.is_private(source) || snapshot.is_private(target)))
             && self.min_strength.is_none_or(|least| strength >= least)
+            && self.min_trend.is_none_or(|least| trend.is_some_and(|trend| trend >= least))
+            && self.max_trend.is_none_or(|most| trend.is_some_and(|trend| trend <= most))
             && self.max_strength.is_none_or(|most| strength <= most)
             && (self.types.is_empty() || self.types.contains(&snapshot.relationship_type(edge)))
             && (self.levels.is_empty() || self.levels.contains(&snapshot.level(edge)))
@@ -104,11 +122,12 @@ impl RelationshipCriteria {
     }
 }
 
-/// Calls `visit(source, edge, target, strength)` for every edge of `snapshot` that `criteria` admits; `false`
-/// when `deadline` passed first.
+/// Calls `visit(source, edge, target, strength)` for every edge of `snapshot` that `criteria` admits (`trends`: every
+/// edge's trend, when the caller has them); `false` when `deadline` passed first.
 fn each_edge(
     snapshot: &Snapshot,
     criteria: &RelationshipCriteria,
+    trends: Option<&[f32]>,
     deadline: Option<Instant>,
     mut visit: impl FnMut(u32, usize, u32, f32),
 ) -> bool {
@@ -120,7 +139,8 @@ fn each_edge(
         let before = walked;
         snapshot.for_each_out(source, |edge, target, strength| {
             walked += 1;
-            if criteria.admits(snapshot, source, edge, target, strength) {
+            let trend = trends.and_then(|trends| trends.get(edge).copied());
+            if criteria.admits(snapshot, (source, edge, target), strength, trend) {
                 visit(source, edge, target, strength);
             }
         });
@@ -147,6 +167,8 @@ pub struct RelationshipTally {
     pub by_type: Vec<u64>,
     /// Per [`Market::ALL`]: those with an end in the market.
     pub by_market: Vec<u64>,
+    /// The sum of their trends, when the trends were given.
+    pub trend_sum: Option<f64>,
 }
 
 impl RelationshipTally {
@@ -154,13 +176,19 @@ impl RelationshipTally {
     pub fn mean_strength(&self) -> Option<f64> {
         (self.count > 0).then(|| self.strength_sum / self.count as f64)
     }
+
+    /// The mean 30-day trend; `None` when nothing was counted or the trends were not given.
+    pub fn mean_trend(&self) -> Option<f64> {
+        self.trend_sum.filter(|_| self.count > 0).map(|sum| sum / self.count as f64)
+    }
 }
 
-/// Counts the relationships of `snapshot` that `criteria` admits, with a histogram of `buckets` (at least 1).
-/// O(m); `None` when `deadline` passed first.
+/// Counts the relationships of `snapshot` that `criteria` admits, with a histogram of `buckets` (at least 1), and
+/// adds up their `trends` when given. O(m); `None` when `deadline` passed first.
 pub fn tally_relationships(
     snapshot: &Snapshot,
     criteria: &RelationshipCriteria,
+    trends: Option<&[f32]>,
     buckets: usize,
     deadline: Option<Instant>,
 ) -> Option<RelationshipTally> {
@@ -172,9 +200,13 @@ pub fn tally_relationships(
         by_level: vec![0; Level::ALL.len()],
         by_type: vec![0; RelationshipType::ALL.len()],
         by_market: vec![0; Market::ALL.len()],
+        trend_sum: trends.map(|_| 0.0),
     };
-    let finished = each_edge(snapshot, criteria, deadline, |source, edge, target, strength| {
+    let finished = each_edge(snapshot, criteria, trends, deadline, |source, edge, target, strength| {
         tally.count += 1;
+        if let (Some(sum), Some(trends)) = (&mut tally.trend_sum, trends) {
+            *sum += f64::from(trends[edge]);
+        }
         tally.strength_sum += f64::from(strength);
         tally.histogram[bucket(strength, buckets)] += 1;
         tally.by_level[snapshot.level(edge) as usize] += 1;
@@ -204,13 +236,18 @@ pub enum EdgeOrder {
     StrengthDesc,
     /// Weakest first.
     StrengthAsc,
+    /// Most strengthened over 30 days first (the caller passes the trends).
+    TrendDesc,
+    /// Most weakened over 30 days first.
+    TrendAsc,
 }
 
 /// Where a relationship sorts: what a cursor holds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EdgeKey {
-    /// Its strength as of the snapshot the page was read from.
-    pub strength: f32,
+    /// What it sorts by as of the snapshot the page was read from: its strength, or its trend in a trend order
+    /// (unused in id order).
+    pub value: f32,
     /// Its id.
     pub id: RelationshipId,
 }
@@ -219,10 +256,15 @@ impl EdgeOrder {
     fn compare(self, a: &EdgeKey, b: &EdgeKey) -> Ordering {
         match self {
             EdgeOrder::Id => Ordering::Equal,
-            EdgeOrder::StrengthDesc => b.strength.total_cmp(&a.strength),
-            EdgeOrder::StrengthAsc => a.strength.total_cmp(&b.strength),
+            EdgeOrder::StrengthDesc | EdgeOrder::TrendDesc => b.value.total_cmp(&a.value),
+            EdgeOrder::StrengthAsc | EdgeOrder::TrendAsc => a.value.total_cmp(&b.value),
         }
         .then(a.id.cmp(&b.id))
+    }
+
+    /// Whether it sorts by trend (and so needs the trends).
+    pub fn by_trend(self) -> bool {
+        matches!(self, EdgeOrder::TrendDesc | EdgeOrder::TrendAsc)
     }
 }
 
@@ -236,10 +278,12 @@ pub struct EdgePage {
 }
 
 /// The first `first` relationships that `criteria` admits, in `order`, after `after` (a key of the previous page's
-/// last item: the page goes on from where that key sorts now). O(m log first); `None` when `deadline` passed.
+/// last item: the page goes on from where that key sorts now). `trends`: every edge's trend, which trend orders and
+/// bounds need (without them a trend order sorts by id). O(m log first); `None` when `deadline` passed.
 pub fn page_relationships(
     snapshot: &Snapshot,
     criteria: &RelationshipCriteria,
+    trends: Option<&[f32]>,
     order: EdgeOrder,
     after: Option<EdgeKey>,
     first: usize,
@@ -265,8 +309,13 @@ pub fn page_relationships(
     }
     let wanted = first + 1;
     let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(wanted + 1);
-    let finished = each_edge(snapshot, criteria, deadline, |source, edge, _, strength| {
-        let key = EdgeKey { strength, id: snapshot.relationship(edge) };
+    let finished = each_edge(snapshot, criteria, trends, deadline, |source, edge, _, strength| {
+        let value = match (order.by_trend(), trends) {
+            (true, Some(trends)) => trends[edge],
+            (true, None) => 0.0,
+            (false, _) => strength,
+        };
+        let key = EdgeKey { value, id: snapshot.relationship(edge) };
         if after.is_some_and(|after| order.compare(&key, &after) != Ordering::Greater) {
             return;
         }
@@ -408,7 +457,7 @@ mod tests {
     #[test]
     fn relationships_tally_by_level_type_and_market_and_hide_private_ends() {
         let snapshot = snapshot();
-        let all = tally_relationships(&snapshot, &RelationshipCriteria::default(), 4, None).unwrap();
+        let all = tally_relationships(&snapshot, &RelationshipCriteria::default(), None, 4, None).unwrap();
         assert_eq!(all.count, 5);
         assert_eq!(all.histogram.iter().sum::<u64>(), 5);
         assert_eq!(all.by_level, vec![1, 1, 1, 1, 1]);
@@ -419,7 +468,7 @@ mod tests {
         assert_eq!(all.by_market[Market::Internal as usize], 3);
         assert_eq!(all.by_market[Market::Influence as usize], 1);
         let public = RelationshipCriteria { hide_private: true, ..Default::default() };
-        let seen = tally_relationships(&snapshot, &public, 4, None).unwrap();
+        let seen = tally_relationships(&snapshot, &public, None, 4, None).unwrap();
         assert_eq!(seen.count, 4, "relationship 12 has a private end");
         let strengths: Vec<f64> = (0..snapshot.node_count() as u32)
             .flat_map(|node| snapshot.out_edges(node).collect::<Vec<_>>())
@@ -429,13 +478,13 @@ mod tests {
         let mean = strengths.iter().sum::<f64>() / 4.0;
         assert!((seen.mean_strength().unwrap() - mean).abs() < 1e-12);
         let media = RelationshipCriteria { kinds: vec![StakeholderKind::Media], ..Default::default() };
-        assert_eq!(tally_relationships(&snapshot, &media, 1, None).unwrap().count, 1);
+        assert_eq!(tally_relationships(&snapshot, &media, None, 1, None).unwrap().count, 1);
         let levels = RelationshipCriteria { levels: vec![Level::Basic, Level::Partnership], ..Default::default() };
-        assert_eq!(tally_relationships(&snapshot, &levels, 1, None).unwrap().count, 2);
+        assert_eq!(tally_relationships(&snapshot, &levels, None, 1, None).unwrap().count, 2);
         let internal = RelationshipCriteria { markets: MarketSet::of([Market::Internal]), ..Default::default() };
-        assert_eq!(tally_relationships(&snapshot, &internal, 1, None).unwrap().count, 3);
+        assert_eq!(tally_relationships(&snapshot, &internal, None, 1, None).unwrap().count, 3);
         let none = RelationshipCriteria { min_strength: Some(0.9), max_strength: Some(0.1), ..Default::default() };
-        let empty = tally_relationships(&snapshot, &none, 1, None).unwrap();
+        let empty = tally_relationships(&snapshot, &none, None, 1, None).unwrap();
         assert_eq!((empty.count, empty.mean_strength()), (0, None));
     }
 
@@ -454,7 +503,7 @@ mod tests {
         let criteria = RelationshipCriteria::default();
         for order in [EdgeOrder::Id, EdgeOrder::StrengthDesc, EdgeOrder::StrengthAsc] {
             // The whole list in one page, then the same list two at a time.
-            let whole = page_relationships(&snapshot, &criteria, order, None, 10, None).unwrap();
+            let whole = page_relationships(&snapshot, &criteria, None, order, None, 10, None).unwrap();
             assert_eq!(whole.items.len(), 5);
             assert!(!whole.has_next_page);
             for pair in whole.items.windows(2) {
@@ -463,7 +512,7 @@ mod tests {
             let mut paged = Vec::new();
             let mut after = None;
             loop {
-                let page = page_relationships(&snapshot, &criteria, order, after, 2, None).unwrap();
+                let page = page_relationships(&snapshot, &criteria, None, order, after, 2, None).unwrap();
                 paged.extend(page.items.iter().copied());
                 after = page.items.last().map(|(key, _)| *key);
                 if !page.has_next_page {
@@ -472,10 +521,10 @@ mod tests {
             }
             assert_eq!(paged, whole.items, "{order:?}");
         }
-        let by_id = page_relationships(&snapshot, &criteria, EdgeOrder::Id, None, 10, None).unwrap();
+        let by_id = page_relationships(&snapshot, &criteria, None, EdgeOrder::Id, None, 10, None).unwrap();
         let ids: Vec<i64> = by_id.items.iter().map(|(key, _)| key.id.0).collect();
         assert_eq!(ids, vec![10, 11, 12, 13, 14]);
-        let strongest = page_relationships(&snapshot, &criteria, EdgeOrder::StrengthDesc, None, 1, None).unwrap();
+        let strongest = page_relationships(&snapshot, &criteria, None, EdgeOrder::StrengthDesc, None, 1, None).unwrap();
         assert_eq!(strongest.items[0].0.id, RelationshipId(10), "eight meetings");
         assert_eq!(strongest.items[0].1, StakeholderId(3));
     }

@@ -15,10 +15,12 @@ pub mod crossings;
 pub mod estimates;
 pub mod exits;
 pub mod export;
+pub mod markets;
 pub mod paths;
 pub mod records;
 pub mod risk;
 pub mod snapshot;
+pub mod trends;
 
 pub use records::Records;
 pub use snapshot::{Changes, ProjectionError, Snapshot};
@@ -35,6 +37,9 @@ use std::sync::Arc;
 
 /// Change-log entries read per step when catching up.
 const LOG_PAGE: usize = 5_000;
+
+/// Relationships whose histories are read per store call when past strengths need them.
+const HISTORIES_PER_READ: usize = 2_000;
 
 /// Stakeholders read per store call when the records are built.
 const RECORDS_PER_READ: usize = 10_000;
@@ -141,6 +146,9 @@ pub struct Engine {
     /// The latest change-log entries applied, so that subscribers close behind do not each read the store.
     recent: ArcSwap<Recent>,
     recent_capacity: usize,
+    /// The interactions of the relationships active after the latest time past strengths were asked for
+    /// ([`Engine::windows_at`]), kept across snapshots: a write re-reads only the histories it changed.
+    windows: std::sync::Mutex<trends::Windows>,
     /// The highest change-log position of a write this process acknowledged while the projection was not built
     /// ([`Engine::reflect`]): [`Engine::load`] never hands out a snapshot older than it.
     owed: AtomicI64,
@@ -204,6 +212,7 @@ impl Engine {
             recent: ArcSwap::from_pointee(Recent::starting_at(0, RECENT_CAPACITY)),
             recent_capacity: RECENT_CAPACITY,
             owed: AtomicI64::new(0),
+            windows: Default::default(),
         }
     }
 
@@ -292,6 +301,63 @@ impl Engine {
         let value = Arc::new(compute()?);
         self.memo.put(snapshot, key, value.clone());
         Some(value)
+    }
+
+    /// The windows ([`trends::Window`]) that `snapshot` needs to evaluate every relationship at `at`
+    /// ([`trends::strengths_at`]): those kept that still serve, the others built from histories read from the store,
+    /// [`HISTORIES_PER_READ`] relationships a call. What was built is kept, also when `deadline` passes midway
+    /// (`Ok(None)`), so that a retry goes on from there. Asked at the snapshot's trend base, the engine forgets the
+    /// windows no longer needed and folds into their sums the interactions older than that base, so that it holds
+    /// only the last [`crate::domain::strength::TREND_DAYS`] days of interactions of the relationships active in them.
+    pub async fn windows_at(
+        &self,
+        snapshot: &Snapshot,
+        at: DateTime<Utc>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<trends::Windows>, EngineError> {
+        let needing = trends::needing_history(snapshot, at);
+        let missing: Vec<(RelationshipId, (u64, [u32; 4]))> = {
+            let kept = self.windows.lock().map_err(|_| EngineError::Projection("a window cache panicked".into()))?;
+            needing
+                .iter()
+                .filter(|(id, key)| !kept.get(id).is_some_and(|window| window.serves(*key, at)))
+                .copied()
+                .collect()
+        };
+        for chunk in missing.chunks(HISTORIES_PER_READ) {
+            if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+                return Ok(None);
+            }
+            let ids: Vec<RelationshipId> = chunk.iter().map(|(id, _)| *id).collect();
+            let histories = self.store.interaction_histories(&ids).await?;
+            let model = self.model.clone();
+            let chunk = chunk.to_vec();
+            let built = tokio::task::spawn_blocking(move || {
+                chunk
+                    .into_iter()
+                    .map(|(id, key)| {
+                        let history = histories.get(&id).map(Vec::as_slice).unwrap_or_default();
+                        (id, Arc::new(trends::Window::new(&model, key, history, at)))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|error| EngineError::Projection(error.to_string()))?;
+            let mut kept =
+                self.windows.lock().map_err(|_| EngineError::Projection("a window cache panicked".into()))?;
+            kept.extend(built);
+        }
+        let mut kept = self.windows.lock().map_err(|_| EngineError::Projection("a window cache panicked".into()))?;
+        if at == trends::trend_base(snapshot) {
+            let needed: std::collections::HashSet<RelationshipId> = needing.iter().map(|(id, _)| *id).collect();
+            kept.retain(|id, _| needed.contains(id));
+            for window in kept.values_mut() {
+                if at - window.base() > Duration::days(1) {
+                    *window = Arc::new(window.advanced(&self.model, at));
+                }
+            }
+        }
+        Ok(Some(needing.iter().filter_map(|(id, _)| kept.get(id).map(|window| (*id, window.clone()))).collect()))
     }
 
     /// The current snapshot, building the projection first if it is not built yet (or waiting for the build in

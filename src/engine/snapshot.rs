@@ -333,14 +333,6 @@ impl EdgeRecord {
 
 /// The strength at `at` (seconds) of an edge with these inputs.
 fn score(model: &StrengthModel, packed: u64, inputs: &Inputs, at: f64) -> f32 {
-    let known = |value: f32| (!value.is_nan()).then_some(f64::from(value));
-    let standing = Standing {
-        level_rank: ((packed >> 4) & 0xf) as u8,
-        bonds: BondSet::from_bits((packed & 0xf) as u8).len(),
-        trust: known(inputs.trust_commitment[0]),
-        commitment: known(inputs.trust_commitment[1]),
-        since: f64::from(inputs.since) * 60.0,
-    };
     let last = (!inputs.last.is_nan()).then_some(inputs.last);
     let sums = DecayedSums {
         weighted: f64::from(inputs.sums[0]),
@@ -350,7 +342,20 @@ fn score(model: &StrengthModel, packed: u64, inputs: &Inputs, at: f64) -> f32 {
         t_ref: last.unwrap_or(0.0),
         last,
     };
-    model.score(&standing, &sums, at) as f32
+    model_score(model, packed, inputs, &sums, at)
+}
+
+/// The strength at `at` (seconds) of an edge with this standing (`packed` and `inputs` but their sums) and `sums`.
+fn model_score(model: &StrengthModel, packed: u64, inputs: &Inputs, sums: &DecayedSums, at: f64) -> f32 {
+    let known = |value: f32| (!value.is_nan()).then_some(f64::from(value));
+    let standing = Standing {
+        level_rank: ((packed >> 4) & 0xf) as u8,
+        bonds: BondSet::from_bits((packed & 0xf) as u8).len(),
+        trust: known(inputs.trust_commitment[0]),
+        commitment: known(inputs.trust_commitment[1]),
+        since: f64::from(inputs.since) * 60.0,
+    };
+    model.score(&standing, sums, at) as f32
 }
 
 /// A change to apply to a snapshot.
@@ -525,6 +530,40 @@ impl Snapshot {
     /// f32 result the snapshot would hold if its clock were `at`).
     pub fn strength_at(&self, edge: usize, at: DateTime<Utc>) -> f32 {
         score(&self.model, self.packed[edge], &self.inputs(edge), seconds(at))
+    }
+
+    /// Whether `edge`'s strength can be evaluated at `at` from the snapshot alone: no interaction of it is later
+    /// than `at` (earlier times need its history: [`crate::engine::trends`]).
+    pub fn covers(&self, edge: usize, at: DateTime<Utc>) -> bool {
+        let last = self.inputs(edge).last;
+        last.is_nan() || last <= seconds(at)
+    }
+
+    /// The strength of `edge` at `at` if the snapshot covers that time ([`Snapshot::covers`]), in one lookup.
+    #[inline]
+    pub fn strength_if_covered(&self, edge: usize, at: f64) -> Option<f32> {
+        let inputs = self.inputs(edge);
+        (inputs.last.is_nan() || inputs.last <= at).then(|| score(&self.model, self.packed[edge], &inputs, at))
+    }
+
+    /// The strength of `edge` at `at` with `sums` in place of the snapshot's decayed sums (its level, bonds, trust,
+    /// commitment and start as the snapshot holds them), in the snapshot's f32.
+    pub fn strength_with(&self, edge: usize, sums: &DecayedSums, at: DateTime<Utc>) -> f32 {
+        let packed = self.packed[edge];
+        let inputs = self.inputs(edge);
+        model_score(&self.model, packed, &inputs, sums, seconds(at))
+    }
+
+    /// The bits of `edge`'s interaction inputs (last interaction and decayed sums): they change whenever an
+    /// interaction is recorded on it, so a value derived from its history stays valid while they are equal.
+    pub fn interactions_key(&self, edge: usize) -> (u64, [u32; 4]) {
+        let inputs = self.inputs(edge);
+        (inputs.last.to_bits(), inputs.sums.map(f32::to_bits))
+    }
+
+    /// The bonds of `edge`.
+    pub fn bonds(&self, edge: usize) -> BondSet {
+        BondSet::from_bits((self.packed[edge] & 0xf) as u8)
     }
 
     /// The relationship of `edge`.

@@ -478,3 +478,207 @@ async fn a_viewer_s_charts_do_not_move_when_a_private_stakeholder_is_created_cha
     assert_eq!(exits(&editor_after, "winBacks"), exits(&editor_before, "winBacks") + 1);
     assert_eq!(exits(&editor_after, "customersAtStart"), exits(&editor_before, "customersAtStart") + 1);
 }
+
+/// A schema whose engine's clock is ten days after the demo's last interaction: the relationships active in the
+/// 30 days before it need their histories for their trends ([`stakegraph::engine::trends`]).
+fn schema_after_the_demo() -> (StakegraphSchema, chrono::DateTime<chrono::Utc>) {
+    let clock = crate::support::demo_anchor() + chrono::Duration::days(10);
+    let store: Arc<dyn GraphStore> = demo_store();
+    let engine =
+        stakegraph::engine::Engine::new(store, Arc::new(Default::default())).with_clock(Arc::new(move || clock));
+    let limits = ApiLimits { analyses_per_minute_per_key: 1_000_000, ..ApiLimits::default() };
+    (stakegraph::api::build_schema_on(Arc::new(engine), limits, false), clock)
+}
+
+const TREND_PAGE: &str = r#"query($filter: RelationshipListFilter, $order: RelationshipListOrder, $after: String, $asOf: DateTime) {
+  relationships(filter: $filter, orderBy: $order, first: 100, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    aggregate { count meanTrend }
+    edges { node { id strength(asOf: $asOf) { score trend } } }
+  }
+}"#;
+
+/// Every relationship of a trend listing, page by page: (id, trend as the relationship itself computes it), with the
+/// listing's total and mean trend.
+async fn trend_pages(
+    schema: &StakegraphSchema,
+    filter: &Value,
+    order: &str,
+    as_of: &str,
+) -> (Vec<(String, f64)>, u64, f64) {
+    let (mut listed, mut after) = (Vec::new(), Value::Null);
+    loop {
+        let variables = json!({ "filter": filter, "order": order, "after": after, "asOf": as_of });
+        let response = run_as(schema, EDITOR, TREND_PAGE, variables).await;
+        assert!(response.get("errors").is_none(), "{response:#}");
+        let listing = &response["data"]["relationships"];
+        for edge in listing["edges"].as_array().unwrap() {
+            let node = &edge["node"];
+            listed.push((node["id"].as_str().unwrap().to_owned(), node["strength"]["trend"].as_f64().unwrap()));
+        }
+        if !listing["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            let total = listing["totalCount"].as_u64().unwrap();
+            let mean = listing["aggregate"]["meanTrend"].as_f64().unwrap_or(0.0);
+            assert_eq!(listing["aggregate"]["count"].as_u64(), Some(total));
+            return (listed, total, mean);
+        }
+        after = listing["pageInfo"]["endCursor"].clone();
+    }
+}
+
+#[tokio::test]
+async fn trend_filters_and_orders_agree_with_each_relationship_s_own_trend() {
+    let (schema, clock) = schema_after_the_demo();
+    let as_of = clock.to_rfc3339();
+    // Every relationship, most weakened first: each one's own trend (read from its history) in that order.
+    let (all, total, mean) = trend_pages(&schema, &json!(null), "TREND_ASC", &as_of).await;
+    assert_eq!(all.len() as u64, total);
+    for pair in all.windows(2) {
+        assert!(pair[0].1 <= pair[1].1 + 1e-5, "TREND_ASC: {pair:?}");
+    }
+    let own_mean = all.iter().map(|(_, trend)| trend).sum::<f64>() / total as f64;
+    assert!((mean - own_mean).abs() < 1e-5, "meanTrend {mean} against {own_mean}");
+    let moving = all.iter().filter(|(_, trend)| trend.abs() > 1e-3).count();
+    assert!(moving * 10 > all.len(), "the demo's last weeks move a good share of trends: {moving} of {}", all.len());
+    let (descending, _, _) = trend_pages(&schema, &json!(null), "TREND_DESC", &as_of).await;
+    assert_eq!(descending.len() as u64, total);
+    assert!(descending.windows(2).all(|pair| pair[0].1 >= pair[1].1 - 1e-5));
+    // A threshold splits the listing in two: each side holds exactly the relationships whose own trend is on it.
+    let threshold = all[all.len() / 4].1;
+    let (weakening, below, _) = trend_pages(&schema, &json!({ "maxTrend": threshold }), "ID", &as_of).await;
+    let (rest, above, _) = trend_pages(&schema, &json!({ "minTrend": threshold }), "ID", &as_of).await;
+    assert!(weakening.iter().all(|(_, trend)| *trend <= threshold + 1e-5));
+    assert!(rest.iter().all(|(_, trend)| *trend >= threshold - 1e-5));
+    let near = all.iter().filter(|(_, trend)| (trend - threshold).abs() < 1e-5).count() as u64;
+    assert!(below + above >= total && below + above <= total + near, "{below} + {above} against {total}");
+    let expected_below = all.iter().filter(|(_, trend)| *trend <= threshold).count() as i64;
+    assert!((below as i64 - expected_below).abs() <= near as i64);
+    // Out of range: refused with a code, naming the field.
+    let refused =
+        run_as(&schema, EDITOR, "{ relationships(filter: { maxTrend: 1.5 }, first: 1) { totalCount } }", json!({}))
+            .await;
+    assert_eq!(error_code(&refused), ("BAD_USER_INPUT".to_owned(), "filter.maxTrend".to_owned()));
+}
+
+const MARKET_OVERVIEW: &str = r#"query($asOf: DateTime) {
+  marketOverview(asOf: $asOf, weakeningBelow: -0.02) {
+    market asOf stakeholders relationships meanStrength strengthTrend bondCoverage weakening
+    stakeholdersByKind { key count }
+    byMendelow { key count }
+    byLevel { key count }
+    byBond { key count }
+    topInfluencers(first: 5) { position weightedDegree stakeholder { id markets } }
+  }
+}"#;
+
+const MARKET_CHECK: &str = r#"query($filter: RelationshipListFilter) {
+  relationships(filter: $filter, first: 0) { aggregate { count meanStrength meanTrend byLevel { key count } } }
+}"#;
+
+#[tokio::test]
+async fn the_market_overview_matches_recounts_and_the_relationship_listing_for_editors_and_viewers() {
+    let (schema, clock) = schema_after_the_demo();
+    let sql = rusqlite::Connection::open(demo_db()).unwrap();
+    for (caller, privacy, stakeholder_privacy) in
+        [(EDITOR, "1", "1"), (VIEWER, "a.private = 0 AND b.private = 0", "private = 0")]
+    {
+        let overview = run_as(&schema, caller, MARKET_OVERVIEW, json!({})).await;
+        assert!(overview.get("errors").is_none(), "{overview:#}");
+        let markets = overview["data"]["marketOverview"].as_array().unwrap();
+        assert_eq!(markets.len(), 6);
+        for (bit, (summary, market)) in markets.iter().zip(Market::ALL).enumerate() {
+            assert_eq!(summary["market"], market.to_string());
+            assert_eq!(
+                summary["asOf"].as_str().map(|text| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap()),
+                Some(clock)
+            );
+            let in_market = format!("((a.markets | b.markets) & {}) != 0", 1 << bit);
+            let from = format!(
+                "FROM relationship r JOIN stakeholder a ON a.id = r.from_id JOIN stakeholder b ON b.id = r.to_id
+                 WHERE a.archived_at IS NULL AND b.archived_at IS NULL AND {in_market} AND {privacy}"
+            );
+            let count = |extra: &str| -> u64 {
+                sql.query_row(&format!("SELECT COUNT(*) {from} AND ({extra})"), [], |row| row.get::<_, i64>(0)).unwrap()
+                    as u64
+            };
+            let relationships = count("1");
+            assert_eq!(summary["relationships"].as_u64(), Some(relationships), "{market}, {caller:?}");
+            let bonds: BTreeMap<String, u64> = stakegraph::domain::Bond::ALL
+                .iter()
+                .enumerate()
+                .map(|(bit, bond)| (bond.to_string(), count(&format!("(r.bonds & {}) != 0", 1 << bit))))
+                .collect();
+            assert_eq!(buckets(&summary["byBond"]), bonds, "{market}");
+            if relationships > 0 {
+                let coverage = count("r.bonds != 0") as f64 / relationships as f64;
+                assert!((summary["bondCoverage"].as_f64().unwrap() - coverage).abs() < 1e-9);
+            }
+            let stakeholders: u64 = sql
+                .query_row(
+                    &format!(
+                        "SELECT COUNT(*) FROM stakeholder WHERE archived_at IS NULL AND (markets & {}) != 0 AND {stakeholder_privacy}",
+                        1 << bit
+                    ),
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )
+                .unwrap() as u64;
+            assert_eq!(summary["stakeholders"].as_u64(), Some(stakeholders), "{market}, {caller:?}");
+            assert_eq!(buckets(&summary["stakeholdersByKind"]).values().sum::<u64>(), stakeholders);
+            assert_eq!(buckets(&summary["byMendelow"]).values().sum::<u64>(), stakeholders);
+            // Strength, trend and levels as the graph's relationship listing counts the same market.
+            let check =
+                run_as(&schema, caller, MARKET_CHECK, json!({ "filter": { "markets": [market.to_string()] } })).await;
+            let aggregate = &check["data"]["relationships"]["aggregate"];
+            assert_eq!(aggregate["count"].as_u64(), Some(relationships));
+            assert_eq!(buckets(&summary["byLevel"]), buckets(&aggregate["byLevel"]));
+            for (field, listed) in [("meanStrength", "meanStrength"), ("strengthTrend", "meanTrend")] {
+                match (summary[field].as_f64(), aggregate[listed].as_f64()) {
+                    (Some(overview), Some(listing)) => assert!((overview - listing).abs() < 1e-6, "{market} {field}"),
+                    (overview, listing) => assert_eq!(overview, listing, "{market} {field}"),
+                }
+            }
+            let weakening = run_as(
+                &schema,
+                caller,
+                MARKET_CHECK,
+                json!({ "filter": { "markets": [market.to_string()], "maxTrend": -0.02 } }),
+            )
+            .await;
+            let listed = weakening["data"]["relationships"]["aggregate"]["count"].as_u64().unwrap();
+            // `weakening` counts trends strictly below; the listing's bound includes -0.02 itself.
+            assert!(summary["weakening"].as_u64().unwrap() <= listed, "{market}");
+            assert!(listed - summary["weakening"].as_u64().unwrap() <= 1, "{market}");
+            // The ranking: members of the market, best first, none private for a viewer.
+            let ranked = summary["topInfluencers"].as_array().unwrap();
+            assert_eq!(ranked.len() as u64, stakeholders.min(5));
+            for (index, entry) in ranked.iter().enumerate() {
+                assert_eq!(entry["position"].as_u64(), Some(index as u64 + 1));
+                let markets = entry["stakeholder"]["markets"].as_array().unwrap();
+                assert!(markets.contains(&json!(market.to_string())), "{entry}");
+            }
+            assert!(ranked
+                .windows(2)
+                .all(|pair| pair[0]["weightedDegree"].as_f64() >= pair[1]["weightedDegree"].as_f64()));
+        }
+    }
+    // At an earlier time: each market's mean strength is the mean of its relationships' own strengths then.
+    let earlier = (clock - chrono::Duration::days(20)).to_rfc3339();
+    let overview = run_as(&schema, EDITOR, MARKET_OVERVIEW, json!({ "asOf": earlier })).await;
+    assert!(overview.get("errors").is_none(), "{overview:#}");
+    let customer = &overview["data"]["marketOverview"][0];
+    assert_eq!(customer["market"], "CUSTOMER");
+    let (listed, total, _) = trend_pages(&schema, &json!({ "markets": ["CUSTOMER"] }), "ID", &earlier).await;
+    assert_eq!(customer["relationships"].as_u64(), Some(total));
+    let own_trend = listed.iter().map(|(_, trend)| trend).sum::<f64>() / total as f64;
+    assert!((customer["strengthTrend"].as_f64().unwrap() - own_trend).abs() < 1e-5, "{customer} against {own_trend}");
+    // Bad arguments are refused with a code naming them.
+    for (query, field) in [
+        ("{ marketOverview(weakeningBelow: -2) { market } }", "weakeningBelow"),
+        ("{ marketOverview(asOf: \"2020-01-01T00:00:00Z\") { market } }", "asOf"),
+    ] {
+        let refused = run_as(&schema, EDITOR, query, json!({})).await;
+        assert_eq!(error_code(&refused), ("BAD_USER_INPUT".to_owned(), field.to_owned()), "{refused:#}");
+    }
+}
