@@ -194,8 +194,7 @@ fn trend_bound(value: Option<f64>, field: &str) -> ApiResult<Option<f32>> {
 }
 
 /// Every edge's strength at `at` on `analysis`' snapshot ([`trends::strengths_at`]), memoised per snapshot: the
-/// histories it needs are read first (the engine keeps them across snapshots), then the edges are evaluated as an
-/// analysis.
+/// histories it needs are read first (the engine keeps them), then the edges are evaluated as an analysis.
 pub(super) async fn strengths_at(
     engine: &Arc<Engine>,
     analysis: &Analysis,
@@ -205,14 +204,8 @@ pub(super) async fn strengths_at(
     if let Some(found) = engine.remembered::<Vec<f32>>(&analysis.snapshot, &key) {
         return Ok(found);
     }
-    let windows = engine
-        .windows_at(&analysis.snapshot, at, Some(analysis.deadline()))
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "interaction histories could not be read");
-            ApiError::Unavailable
-        })?
-        .ok_or_else(|| analysis.overrun(true))?;
+    let needing = analysis.run(move |snapshot, _| Some(trends::needing_history(snapshot, at))).await?;
+    let windows = read_windows(engine, analysis, needing, at, false).await?;
     let engine = engine.clone();
     analysis
         .run(move |snapshot, deadline| {
@@ -223,15 +216,47 @@ pub(super) async fn strengths_at(
         .await
 }
 
-/// Every edge's 30-day trend on `analysis`' snapshot ([`trends::trends`]), memoised per snapshot.
+/// The windows of `needing` at `at`, within the analysis' deadline.
+async fn read_windows(
+    engine: &Engine,
+    analysis: &Analysis,
+    needing: Vec<(RelationshipId, (u64, [u32; 4]))>,
+    at: DateTime<Utc>,
+    trend_base: bool,
+) -> ApiResult<trends::Windows> {
+    engine
+        .windows_at(needing, at, trend_base, Some(analysis.deadline()))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "interaction histories could not be read");
+            ApiError::Unavailable
+        })?
+        .ok_or_else(|| analysis.overrun(true))
+}
+
+/// Every edge's 30-day trend on `analysis`' snapshot ([`trends::trends`]), memoised per snapshot. The past
+/// strengths the snapshot does not know are read from the relationships' windows, and the engine's current snapshot
+/// is told them, so that after a write only the relationships it changed need their windows again.
 pub(super) async fn snapshot_trends(engine: &Arc<Engine>, analysis: &Analysis) -> ApiResult<Arc<Vec<f32>>> {
     const KEY: &str = "trends";
     if let Some(found) = engine.remembered::<Vec<f32>>(&analysis.snapshot, KEY) {
         return Ok(found);
     }
-    let past = strengths_at(engine, analysis, trends::trend_base(&analysis.snapshot)).await?;
-    let engine = engine.clone();
-    analysis.run(move |snapshot, _| engine.memoized(snapshot, KEY, || Some(trends::trends(snapshot, &past)))).await
+    let unknown = analysis.run(|snapshot, _| Some(trends::past_unknown(snapshot))).await?;
+    let needing = unknown.iter().map(|(_, id, key)| (*id, *key)).collect();
+    let windows = read_windows(engine, analysis, needing, trends::trend_base(&analysis.snapshot), true).await?;
+    let (engine, current) = (engine.clone(), analysis.snapshot.clone());
+    analysis
+        .run(move |snapshot, _| {
+            let edges: Vec<usize> = unknown.iter().map(|(edge, _, _)| *edge).collect();
+            let known = trends::past_from_windows(snapshot, engine.model(), &edges, &windows).ok()?;
+            let trends = engine.memoized(snapshot, KEY, || trends::trends(snapshot, &known).ok())?;
+            if !known.is_empty() {
+                engine.remember_past(&current, &known);
+            }
+            Some(trends)
+        })
+        .await
 }
 
 /// A strength in [0, 1] named `field`.

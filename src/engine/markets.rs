@@ -6,7 +6,7 @@
 //! each market either of its ends takes part in. The stakeholders' own counts (and Mendelow quadrants) come from the
 //! records' tallies ([`crate::engine::aggregates::tally_stakeholders`]).
 
-use crate::domain::{Bond, Level, Market};
+use crate::domain::{Bond, BondSet, Level, Market, MarketSet};
 use crate::engine::Snapshot;
 use std::time::Instant;
 
@@ -86,8 +86,19 @@ pub fn market_overview(
     inputs: OverviewInputs<'_>,
     deadline: Option<Instant>,
 ) -> Option<Vec<MarketRelationships>> {
-    let mut markets: Vec<MarketRelationships> =
-        Market::ALL.iter().map(|market| MarketRelationships::new(*market)).collect();
+    // Edges are first counted per (markets of their ends, level, bonds): a few thousand cells, each then added to
+    // every market its ends take part in, so that the pass over the edges does a constant amount of work per edge.
+    const LEVELS: usize = 5;
+    const BOND_SETS: usize = 1 << 3;
+    debug_assert_eq!((Level::ALL.len(), 1 << Bond::ALL.len()), (LEVELS, BOND_SETS));
+    #[derive(Clone, Copy, Default)]
+    struct Cell {
+        count: u64,
+        strength_sum: f64,
+        trend_sum: f64,
+        weakening: u64,
+    }
+    let mut cells = vec![Cell::default(); 64 * LEVELS * BOND_SETS];
     let mut degree = vec![0.0f64; snapshot.node_count()];
     let hidden = |node: u32| inputs.hide_private && snapshot.is_private(node);
     let mut walked = 0usize;
@@ -96,6 +107,7 @@ pub fn market_overview(
             continue;
         }
         let before = walked;
+        let from = snapshot.markets(source).bits();
         for edge in snapshot.out_edges(source) {
             walked += 1;
             let target = snapshot.target(edge);
@@ -106,24 +118,37 @@ pub fn market_overview(
             let trend = inputs.trends[edge];
             degree[source as usize] += f64::from(strength);
             degree[target as usize] += f64::from(strength);
-            let ends = snapshot.markets(source).union(snapshot.markets(target));
-            let (level, bonds) = (snapshot.level(edge) as usize, snapshot.bonds(edge));
-            for summary in markets.iter_mut().filter(|summary| ends.contains(summary.market)) {
-                summary.count += 1;
-                summary.strength_sum += f64::from(strength);
-                summary.trend_sum += f64::from(trend);
-                summary.by_level[level] += 1;
-                for (index, bond) in Bond::ALL.iter().enumerate() {
-                    if bonds.contains(*bond) {
-                        summary.by_bond[index] += 1;
-                    }
-                }
-                summary.bonded += u64::from(!bonds.is_empty());
-                summary.weakening += u64::from(trend < inputs.weakening_below);
-            }
+            let ends = usize::from((from | snapshot.markets(target).bits()) & 63);
+            let cell = &mut cells[(ends * LEVELS + snapshot.level(edge) as usize) * BOND_SETS
+                + usize::from(snapshot.bonds(edge).bits())];
+            cell.count += 1;
+            cell.strength_sum += f64::from(strength);
+            cell.trend_sum += f64::from(trend);
+            cell.weakening += u64::from(trend < inputs.weakening_below);
         }
         if before / EDGES_PER_CHECK != walked / EDGES_PER_CHECK && deadline.is_some_and(|at| Instant::now() >= at) {
             return None;
+        }
+    }
+    let mut markets: Vec<MarketRelationships> =
+        Market::ALL.iter().map(|market| MarketRelationships::new(*market)).collect();
+    for (index, cell) in cells.iter().enumerate().filter(|(_, cell)| cell.count > 0) {
+        let (ends, level, bonds) = (index / (LEVELS * BOND_SETS), index / BOND_SETS % LEVELS, index % BOND_SETS);
+        let bonds = BondSet::from_bits(bonds as u8);
+        for summary in markets.iter_mut().filter(|summary| MarketSet::from_bits(ends as u8).contains(summary.market)) {
+            summary.count += cell.count;
+            summary.strength_sum += cell.strength_sum;
+            summary.trend_sum += cell.trend_sum;
+            summary.weakening += cell.weakening;
+            summary.by_level[level] += cell.count;
+            for (index, bond) in Bond::ALL.iter().enumerate() {
+                if bonds.contains(*bond) {
+                    summary.by_bond[index] += cell.count;
+                }
+            }
+            if !bonds.is_empty() {
+                summary.bonded += cell.count;
+            }
         }
     }
     for summary in &mut markets {
@@ -146,7 +171,7 @@ mod tests {
     use super::*;
     use crate::domain::strength::StrengthModel;
     use crate::domain::StakeholderKind;
-    use crate::domain::{BondSet, MarketSet, Relationship, RelationshipId, RelationshipType, StakeholderId};
+    use crate::domain::{Relationship, RelationshipId, RelationshipType, StakeholderId};
     use crate::store::{GraphScan, NodeRow};
     use chrono::{TimeZone, Utc};
     use std::sync::Arc;

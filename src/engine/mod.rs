@@ -148,7 +148,7 @@ pub struct Engine {
     recent_capacity: usize,
     /// The interactions of the relationships active after the latest time past strengths were asked for
     /// ([`Engine::windows_at`]), kept across snapshots: a write re-reads only the histories it changed.
-    windows: std::sync::Mutex<trends::Windows>,
+    windows: Arc<std::sync::Mutex<trends::Windows>>,
     /// The highest change-log position of a write this process acknowledged while the projection was not built
     /// ([`Engine::reflect`]): [`Engine::load`] never hands out a snapshot older than it.
     owed: AtomicI64,
@@ -303,61 +303,82 @@ impl Engine {
         Some(value)
     }
 
-    /// The windows ([`trends::Window`]) that `snapshot` needs to evaluate every relationship at `at`
-    /// ([`trends::strengths_at`]): those kept that still serve, the others built from histories read from the store,
-    /// [`HISTORIES_PER_READ`] relationships a call. What was built is kept, also when `deadline` passes midway
-    /// (`Ok(None)`), so that a retry goes on from there. Asked at the snapshot's trend base, the engine forgets the
-    /// windows no longer needed and folds into their sums the interactions older than that base, so that it holds
-    /// only the last [`crate::domain::strength::TREND_DAYS`] days of interactions of the relationships active in them.
+    /// The windows ([`trends::Window`]) of `needing` (relationships with their [`Snapshot::interactions_key`])
+    /// that serve `at`: those kept that still do, the others built from histories read from the store,
+    /// [`HISTORIES_PER_READ`] relationships a call (the lookups and building on blocking threads). What was built is
+    /// kept, also when `deadline` passes midway (`Ok(None)`), so that a retry goes on from there. Asked at the
+    /// snapshot's trend base (`trend_base`), the engine forgets the windows it no longer needs for it and folds into
+    /// their sums the interactions older than that base, so that it holds only about the last
+    /// [`crate::domain::strength::TREND_DAYS`] days of interactions of the relationships active in them.
     pub async fn windows_at(
         &self,
-        snapshot: &Snapshot,
+        needing: Vec<(RelationshipId, (u64, [u32; 4]))>,
         at: DateTime<Utc>,
+        trend_base: bool,
         deadline: Option<std::time::Instant>,
     ) -> Result<Option<trends::Windows>, EngineError> {
-        let needing = trends::needing_history(snapshot, at);
-        let missing: Vec<(RelationshipId, (u64, [u32; 4]))> = {
-            let kept = self.windows.lock().map_err(|_| EngineError::Projection("a window cache panicked".into()))?;
-            needing
-                .iter()
-                .filter(|(id, key)| !kept.get(id).is_some_and(|window| window.serves(*key, at)))
-                .copied()
-                .collect()
-        };
+        let blocking = |error: tokio::task::JoinError| EngineError::Projection(error.to_string());
+        let poisoned = || EngineError::Projection("the window cache was poisoned by a panic".into());
+        let (kept, needed) = (self.windows.clone(), Arc::new(needing));
+        let (cache, wanted) = (kept.clone(), needed.clone());
+        let missing = tokio::task::spawn_blocking(move || {
+            let cache = cache.lock().map_err(|_| poisoned())?;
+            Ok::<_, EngineError>(
+                wanted
+                    .iter()
+                    .filter(|(id, key)| !cache.get(id).is_some_and(|window| window.serves(*key, at)))
+                    .copied()
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        .map_err(blocking)??;
         for chunk in missing.chunks(HISTORIES_PER_READ) {
             if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
                 return Ok(None);
             }
             let ids: Vec<RelationshipId> = chunk.iter().map(|(id, _)| *id).collect();
             let histories = self.store.interaction_histories(&ids).await?;
-            let model = self.model.clone();
-            let chunk = chunk.to_vec();
-            let built = tokio::task::spawn_blocking(move || {
-                chunk
-                    .into_iter()
-                    .map(|(id, key)| {
-                        let history = histories.get(&id).map(Vec::as_slice).unwrap_or_default();
-                        (id, Arc::new(trends::Window::new(&model, key, history, at)))
-                    })
-                    .collect::<Vec<_>>()
+            let (model, chunk, cache) = (self.model.clone(), chunk.to_vec(), kept.clone());
+            tokio::task::spawn_blocking(move || {
+                let built = chunk.into_iter().map(|(id, key)| {
+                    let history = histories.get(&id).map(Vec::as_slice).unwrap_or_default();
+                    (id, Arc::new(trends::Window::new(&model, key, history, at)))
+                });
+                let built: Vec<_> = built.collect();
+                cache.lock().map_err(|_| poisoned())?.extend(built);
+                Ok::<_, EngineError>(())
             })
             .await
-            .map_err(|error| EngineError::Projection(error.to_string()))?;
-            let mut kept =
-                self.windows.lock().map_err(|_| EngineError::Projection("a window cache panicked".into()))?;
-            kept.extend(built);
+            .map_err(blocking)??;
         }
-        let mut kept = self.windows.lock().map_err(|_| EngineError::Projection("a window cache panicked".into()))?;
-        if at == trends::trend_base(snapshot) {
-            let needed: std::collections::HashSet<RelationshipId> = needing.iter().map(|(id, _)| *id).collect();
-            kept.retain(|id, _| needed.contains(id));
-            for window in kept.values_mut() {
-                if at - window.base() > Duration::days(1) {
-                    *window = Arc::new(window.advanced(&self.model, at));
+        let model = self.model.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut cache = kept.lock().map_err(|_| poisoned())?;
+            if trend_base {
+                let needed: std::collections::HashSet<RelationshipId> = needed.iter().map(|(id, _)| *id).collect();
+                cache.retain(|id, _| needed.contains(id));
+                for window in cache.values_mut() {
+                    if at - window.base() > Duration::days(1) {
+                        *window = Arc::new(window.advanced(&model, at));
+                    }
                 }
             }
+            Ok(Some(needed.iter().filter_map(|(id, _)| cache.get(id).map(|window| (*id, window.clone()))).collect()))
+        })
+        .await
+        .map_err(blocking)?
+    }
+
+    /// Makes `snapshot`, if it is still the current one, know the past strengths `known` ([`Snapshot::with_past`]),
+    /// so that the snapshots the next changes make know them too and a trend after a write reads only the histories
+    /// it changed. Skipped while a change is being applied (the next trend request reads them again).
+    pub fn remember_past(&self, snapshot: &Arc<Snapshot>, known: &[(usize, f32)]) {
+        let Ok(_applying) = self.applying.try_lock() else { return };
+        let current = self.current.load_full();
+        if current.as_ref().is_some_and(|current| Arc::ptr_eq(current, snapshot)) {
+            self.current.store(Some(Arc::new(snapshot.with_past(known))));
         }
-        Ok(Some(needing.iter().filter_map(|(id, _)| kept.get(id).map(|window| (*id, window.clone()))).collect()))
     }
 
     /// The current snapshot, building the projection first if it is not built yet (or waiting for the build in

@@ -73,7 +73,14 @@ type ListingKey = (u8, u8, u16, bool);
 /// result is never stale, and two versions compare equal whatever they remember. At most `bound` entries: past
 /// it, all are forgotten (keys may be countless, as searches are).
 #[derive(Debug)]
-struct VersionMemo<K, V, const BOUND: usize>(std::sync::Mutex<std::collections::HashMap<K, V>>);
+struct VersionMemo<K, V, const BOUND: usize>(Arc<std::sync::Mutex<std::collections::HashMap<K, V>>>);
+
+impl<K, V, const BOUND: usize> VersionMemo<K, V, BOUND> {
+    /// The same memo, for a version whose stakeholders are the same (cloning gives an empty one).
+    fn shared(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
 
 impl<K: std::hash::Hash + Eq, V: Clone, const BOUND: usize> VersionMemo<K, V, BOUND> {
     fn entries(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<K, V>> {
@@ -159,6 +166,12 @@ impl Records {
     /// The next version, with the current rows of the stakeholders and relationships that changed.
     pub fn apply(&self, stakeholders: &[Stakeholder], relationships: &[Relationship]) -> Self {
         let mut next = self.clone();
+        if stakeholders.is_empty() {
+            // Listing counts and tallies read only the stakeholders' records: a change of relationships alone
+            // leaves them true (exit analyses filter by manager, through MANAGES relationships: not those).
+            next.counted = self.counted.shared();
+            next.tallied = self.tallied.shared();
+        }
         for stakeholder in stakeholders {
             let public = !stakeholder.is_archived() && !stakeholder.private;
             mark_public(Arc::make_mut(&mut next.public), stakeholder.id, public);

@@ -18,7 +18,7 @@
 //! snapshot is compacted: laid out again as one base, in O(n + m), so additions cost O(degree) amortised.
 //! Archiving a stakeholder (or one whose id falls between existing ones) renumbers nodes and lays out again.
 
-use crate::domain::strength::{seconds, DecayedSums, Standing, StrengthModel};
+use crate::domain::strength::{seconds, DecayedSums, Standing, StrengthModel, TREND_DAYS};
 use crate::domain::{
     BondSet, Level, MarketSet, Relationship, RelationshipId, RelationshipType, StakeholderId, StakeholderKind,
 };
@@ -258,6 +258,15 @@ impl<T: Copy + PartialEq> Chunked<T> {
     }
 }
 
+impl Chunked<f32> {
+    /// Sets item `index` to `value` unless it already holds the same bits (NaN included).
+    fn mark_bits(&mut self, index: usize, value: f32) {
+        if self[index].to_bits() != value.to_bits() {
+            self.set(index, value);
+        }
+    }
+}
+
 impl<T: Copy + Ord> Chunked<T> {
     /// Where `value` is (or would go), in an array sorted ascending.
     fn binary_search(&self, value: T) -> Result<usize, usize> {
@@ -286,6 +295,8 @@ struct EdgeRecord {
     inputs: Inputs,
     /// Its strength at the snapshot's clock; NaN: to be evaluated.
     strength: f32,
+    /// Its strength [`TREND_DAYS`] earlier; NaN: to be evaluated, or not covered (see [`Snapshot::past_strength`]).
+    past: f32,
 }
 
 impl EdgeRecord {
@@ -315,6 +326,7 @@ impl EdgeRecord {
                     as i32,
             },
             strength: f32::NAN,
+            past: f32::NAN,
         })
     }
 
@@ -322,12 +334,15 @@ impl EdgeRecord {
         (self.packed >> 16) as i64
     }
 
-    /// The record with its strength at `at` (seconds), evaluating it if it is not known yet.
+    /// The record with its strength at `at` (seconds) and [`TREND_DAYS`] earlier, evaluating those not known yet
+    /// (the earlier one only if no interaction is later than it: otherwise it stays NaN, for the history).
     fn evaluated(self, model: &StrengthModel, at: f64) -> Self {
-        if !self.strength.is_nan() {
-            return self;
-        }
-        Self { strength: score(model, self.packed, &self.inputs, at), ..self }
+        let strength = if self.strength.is_nan() { score(model, self.packed, &self.inputs, at) } else { self.strength };
+        let base = at - (TREND_DAYS * 86_400) as f64;
+        let covered = self.inputs.last.is_nan() || self.inputs.last <= base;
+        let past =
+            if self.past.is_nan() && covered { score(model, self.packed, &self.inputs, base) } else { self.past };
+        Self { strength, past, ..self }
     }
 }
 
@@ -391,6 +406,9 @@ pub struct Snapshot {
     packed: Chunked<u64>,
     /// The strength of every edge as of `as_of`.
     strengths: Chunked<f32>,
+    /// The strength of every edge [`TREND_DAYS`] before `as_of` (what its trend compares with); NaN where the
+    /// snapshot does not cover that time (an interaction since: the history answers, [`Snapshot::with_past`]).
+    past: Chunked<f32>,
 }
 
 impl Snapshot {
@@ -532,6 +550,34 @@ impl Snapshot {
         score(&self.model, self.packed[edge], &self.inputs(edge), seconds(at))
     }
 
+    /// The strength of `edge` [`TREND_DAYS`] before [`Snapshot::as_of`] (what its trend compares with), unless an
+    /// interaction of it is later than that and its history has not been read for it ([`Snapshot::with_past`]).
+    #[inline]
+    pub fn past_strength(&self, edge: usize) -> Option<f32> {
+        let past = self.past[edge];
+        (!past.is_nan()).then_some(past)
+    }
+
+    /// The edges whose [`Snapshot::past_strength`] is not known, in edge order. O(m), a pass over one array.
+    pub fn past_unknown(&self) -> Vec<usize> {
+        let mut unknown = Vec::new();
+        for (index, chunk) in self.past.chunks.iter().enumerate() {
+            let base = index << CHUNK_BITS;
+            unknown.extend(chunk.iter().enumerate().filter(|(_, past)| past.is_nan()).map(|(edge, _)| base + edge));
+        }
+        unknown
+    }
+
+    /// This snapshot with the past strengths of some edges known (`(edge, strength)`, read from their histories):
+    /// the same graph, position and clock, so whatever was computed on it holds for the result too.
+    pub fn with_past(&self, known: &[(usize, f32)]) -> Self {
+        let mut next = self.clone();
+        for (edge, past) in known {
+            next.past.mark_bits(*edge, *past);
+        }
+        next
+    }
+
     /// Whether `edge`'s strength can be evaluated at `at` from the snapshot alone: no interaction of it is later
     /// than `at` (earlier times need its history: [`crate::engine::trends`]).
     pub fn covers(&self, edge: usize, at: DateTime<Utc>) -> bool {
@@ -602,6 +648,7 @@ impl Snapshot {
             + self.base.heap_bytes()
             + self.packed.heap_bytes()
             + self.strengths.heap_bytes()
+            + self.past.heap_bytes()
             + delta
     }
 
@@ -615,6 +662,16 @@ impl Snapshot {
         let strengths =
             (0..next.edge_count()).map(|edge| score(&self.model, next.packed[edge], &base.inputs(edge), at));
         next.strengths = Chunked::from_vec(strengths.collect());
+        let before = at - (TREND_DAYS * 86_400) as f64;
+        let past = (0..next.edge_count()).map(|edge| {
+            let inputs = base.inputs(edge);
+            if inputs.last.is_nan() || inputs.last <= before {
+                score(&self.model, next.packed[edge], &inputs, before)
+            } else {
+                f32::NAN
+            }
+        });
+        next.past = Chunked::from_vec(past.collect());
         next
     }
 
@@ -656,6 +713,7 @@ impl Snapshot {
                     let record = EdgeRecord::of(relationship, 0, 0)?.evaluated(&self.model, at);
                     next.packed.mark(edge, record.packed);
                     next.strengths.mark(edge, record.strength);
+                    next.past.mark_bits(edge, record.past);
                     if !next.inputs(edge).same(&record.inputs) {
                         next.changed.insert(edge as u32, record.inputs);
                     }
@@ -690,6 +748,7 @@ impl Snapshot {
         self.added.ends.push((source, target));
         self.packed.push(record.packed);
         self.strengths.push(record.strength);
+        self.past.push(record.past);
         self.changed.insert(edge, record.inputs);
         let out: Vec<u32> = self.added.out.get(&source).into_iter().flat_map(|edges| edges.iter().copied()).collect();
         self.added.out.insert(source, out.into_iter().chain([edge]).collect());
@@ -775,6 +834,7 @@ impl Snapshot {
             packed: self.packed[edge],
             inputs: self.inputs(edge),
             strength: self.strengths[edge],
+            past: self.past[edge],
         }
     }
 }
@@ -801,6 +861,7 @@ struct Layout {
     sources: Vec<u32>,
     targets: Vec<u32>,
     strengths: Vec<f32>,
+    past: Vec<f32>,
     packed: Vec<u64>,
     last: Vec<f64>,
     sums: Vec<[f32; 4]>,
@@ -814,6 +875,7 @@ impl Layout {
             sources: Vec::with_capacity(edges),
             targets: Vec::with_capacity(edges),
             strengths: Vec::with_capacity(edges),
+            past: Vec::with_capacity(edges),
             packed: Vec::with_capacity(edges),
             last: Vec::with_capacity(edges),
             sums: Vec::with_capacity(edges),
@@ -828,6 +890,7 @@ impl Layout {
         self.sources.push(record.source);
         self.targets.push(record.target);
         self.strengths.push(record.strength);
+        self.past.push(record.past);
         self.packed.push(record.packed);
         self.last.push(record.inputs.last);
         self.sums.push(record.inputs.sums);
@@ -882,6 +945,7 @@ impl Layout {
             changed: imbl::HashMap::new(),
             packed: Chunked::from_vec(self.packed),
             strengths: Chunked::from_vec(self.strengths),
+            past: Chunked::from_vec(self.past),
         }
     }
 }

@@ -163,10 +163,55 @@ pub fn strengths_at(
     Ok(strengths)
 }
 
-/// Every edge's 30-day trend: its strength at the snapshot's clock minus `past[edge]`, its strength at
-/// [`trend_base`]. O(m).
-pub fn trends(snapshot: &Snapshot, past: &[f32]) -> Vec<f32> {
-    past.iter().enumerate().map(|(edge, before)| snapshot.strength(edge) - before).collect()
+/// The edges whose strength at [`trend_base`] the snapshot does not know ([`Snapshot::past_strength`]), with their
+/// relationship and key: those that need a window for their trend. O(m).
+pub fn past_unknown(snapshot: &Snapshot) -> Vec<(usize, RelationshipId, (u64, [u32; 4]))> {
+    snapshot
+        .past_unknown()
+        .into_iter()
+        .map(|edge| (edge, snapshot.relationship(edge), snapshot.interactions_key(edge)))
+        .collect()
+}
+
+/// The strengths at [`trend_base`] of `edges` (in edge order), from their windows. O(edges + the windows' later
+/// interactions).
+pub fn past_from_windows(
+    snapshot: &Snapshot,
+    model: &StrengthModel,
+    edges: &[usize],
+    windows: &Windows,
+) -> Result<Vec<(usize, f32)>, PastError> {
+    let base = trend_base(snapshot);
+    edges
+        .iter()
+        .map(|&edge| {
+            let id = snapshot.relationship(edge);
+            let window = windows
+                .get(&id)
+                .filter(|window| window.serves(snapshot.interactions_key(edge), base))
+                .ok_or(PastError::Missing(id))?;
+            Ok((edge, snapshot.strength_with(edge, &window.sums_at(model, base), base)))
+        })
+        .collect()
+}
+
+/// Every edge's 30-day trend: its strength at the snapshot's clock minus its strength at [`trend_base`], which the
+/// snapshot knows or `known` gives (`(edge, strength)` in edge order, for the edges the snapshot does not know).
+/// O(m).
+pub fn trends(snapshot: &Snapshot, known: &[(usize, f32)]) -> Result<Vec<f32>, PastError> {
+    let mut known = known.iter().peekable();
+    (0..snapshot.edge_count())
+        .map(|edge| {
+            let past = match snapshot.past_strength(edge) {
+                Some(past) => past,
+                None => match known.next_if(|(at, _)| *at <= edge) {
+                    Some((at, past)) if *at == edge => *past,
+                    _ => return Err(PastError::Missing(snapshot.relationship(edge))),
+                },
+            };
+            Ok(snapshot.strength(edge) - past)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -263,7 +308,20 @@ mod tests {
         let windows: Windows =
             needing.iter().map(|(id, key)| (*id, Arc::new(Window::new(&model, *key, &histories[id], base)))).collect();
         let past = strengths_at(&snapshot, &model, base, &windows, None).unwrap();
-        let trends = trends(&snapshot, &past);
+        // The snapshot knows the past strength of the relationship silent since the base; the windows give the others.
+        let unknown = past_unknown(&snapshot);
+        assert_eq!(unknown.iter().map(|(_, id, _)| id.0).collect::<Vec<_>>(), vec![2, 3]);
+        let edges: Vec<usize> = unknown.iter().map(|(edge, _, _)| *edge).collect();
+        let known = past_from_windows(&snapshot, &model, &edges, &windows).unwrap();
+        for (edge, strength) in &known {
+            assert_eq!(*strength, past[*edge], "the same evaluation either way");
+        }
+        assert!(trends(&snapshot, &[]).is_err(), "without them the trends are not all known");
+        let trends = trends(&snapshot, &known).unwrap();
+        // Once told, the snapshot knows them.
+        let told = snapshot.with_past(&known);
+        assert!(told.past_unknown().is_empty());
+        assert_eq!(super::trends(&told, &[]).unwrap(), trends);
         for (edge, trend) in trends.iter().enumerate() {
             let id = snapshot.relationship(edge);
             let relationship = relationship(id.0, 0, 0, &histories[&id], &model);
@@ -275,6 +333,49 @@ mod tests {
             strengths_at(&snapshot, &model, base, &Windows::new(), None),
             Err(PastError::Missing(RelationshipId(2)))
         );
+    }
+
+    #[test]
+    fn after_a_change_the_snapshot_forgets_only_the_past_strengths_the_change_can_move() {
+        let model = StrengthModel::default();
+        let (snapshot, mut histories) = graph(&model);
+        let base = trend_base(&snapshot);
+        let unknown = past_unknown(&snapshot);
+        let windows: Windows = unknown
+            .iter()
+            .map(|(_, id, key)| (*id, Arc::new(Window::new(&model, *key, &histories[id], base))))
+            .collect();
+        let edges: Vec<usize> = unknown.iter().map(|(edge, _, _)| *edge).collect();
+        let told = snapshot.with_past(&past_from_windows(&snapshot, &model, &edges, &windows).unwrap());
+        assert!(told.past_unknown().is_empty());
+        // Relationship 1 gets an interaction after the base, relationship 3 a back-dated one before it (which moves
+        // its past strength): both need their histories again.
+        histories.get_mut(&RelationshipId(1)).unwrap().push(interaction(6, 1, day(55), Direction::Outbound, 0.1));
+        histories.get_mut(&RelationshipId(3)).unwrap().push(interaction(7, 3, day(20), Direction::Outbound, 0.3));
+        let changed = crate::engine::Changes {
+            relationships: vec![
+                relationship(1, 1, 4, &histories[&RelationshipId(1)], &model),
+                relationship(3, 3, 4, &histories[&RelationshipId(3)], &model),
+            ],
+            ..Default::default()
+        };
+        let next = told.apply(2, &changed).unwrap();
+        let unknown: Vec<i64> = past_unknown(&next).iter().map(|(_, id, _)| id.0).collect();
+        assert_eq!(unknown, vec![1, 3], "relationship 2 is unchanged and keeps its past strength");
+        // Their windows are rebuilt (the keys changed) and the trends equal the recount again.
+        let windows: Windows = past_unknown(&next)
+            .iter()
+            .map(|(_, id, key)| (*id, Arc::new(Window::new(&model, *key, &histories[id], base))))
+            .collect();
+        assert!(past_from_windows(&next, &model, &[0, 1, 2], &Windows::new()).is_err());
+        let edges: Vec<usize> = past_unknown(&next).iter().map(|(edge, _, _)| *edge).collect();
+        let trends = trends(&next, &past_from_windows(&next, &model, &edges, &windows).unwrap()).unwrap();
+        for (edge, trend) in trends.iter().enumerate() {
+            let id = next.relationship(edge);
+            let relationship = relationship(id.0, 0, 0, &histories[&id], &model);
+            let expected = model.trend(&relationship, &histories[&id], day(60));
+            assert!((f64::from(*trend) - expected).abs() < 1e-5, "{id:?}: {trend} vs {expected}");
+        }
     }
 
     #[test]
