@@ -80,9 +80,10 @@ impl Admission {
     }
 
     /// Waits for a turn to compute an analysis for `spender`, at most until `deadline`. Refuses at once when the
-    /// spender is over its analysis rate, or when `max_queued_analyses` already wait.
-    pub async fn analysis(&self, spender: Spender, deadline: Instant) -> Result<Turn, ApiError> {
-        if let Err(not_until) = self.analyses.check_key(&spender) {
+    /// spender is over its analysis rate (when the turn is to be `charge`d to it: a further pass of an analysis
+    /// already charged is not), or when `max_queued_analyses` already wait.
+    pub async fn analysis(&self, spender: Spender, deadline: Instant, charge: bool) -> Result<Turn, ApiError> {
+        if let Err(not_until) = if charge { self.analyses.check_key(&spender) } else { Ok(()) } {
             let wait = not_until.wait_time_from(self.clock.now());
             return Err(rate_limited("analyses_per_minute_per_key", "analyses", wait));
         }
@@ -206,22 +207,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_further_pass_of_a_charged_analysis_is_not_charged_again() {
+        // A burst of two (twice the analyses a request may hold), then one a minute.
+        let admission = Admission::new(&ApiLimits { analyses_per_minute_per_key: 1, max_analyses: 1, ..limits(4, 4) });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let charged = (admission.analysis(None, deadline, true).await, admission.analysis(None, deadline, true).await);
+        assert!(charged.0.is_ok() && charged.1.is_ok());
+        let refused = admission.analysis(None, deadline, true).await.err().expect("over the rate");
+        assert!(matches!(refused, ApiError::Refused { limit: "analyses_per_minute_per_key", .. }));
+        assert!(admission.analysis(None, deadline, false).await.is_ok(), "the same analysis' next pass runs");
+    }
+
+    #[tokio::test]
     async fn past_the_running_and_waiting_analyses_the_rest_are_refused_at_once() {
         let admission = Arc::new(Admission::new(&limits(2, 3)));
         let deadline = Instant::now() + Duration::from_secs(60);
-        let first = admission.analysis(None, deadline).await.ok();
-        let second = admission.analysis(None, deadline).await.ok();
+        let first = admission.analysis(None, deadline, true).await.ok();
+        let second = admission.analysis(None, deadline, true).await.ok();
         assert!(first.is_some() && second.is_some());
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let admission = admission.clone();
-                tokio::spawn(async move { admission.analysis(None, deadline).await.map(|_| ()) })
+                tokio::spawn(async move { admission.analysis(None, deadline, true).await.map(|_| ()) })
             })
             .collect();
         while admission.waiting.load(Ordering::Acquire) < 3 {
             tokio::task::yield_now().await;
         }
-        let refused = admission.analysis(None, deadline).await.err().expect("a sixth analysis is refused");
+        let refused = admission.analysis(None, deadline, true).await.err().expect("a sixth analysis is refused");
         assert!(matches!(refused, ApiError::Refused { limit: "max_queued_analyses", retry_after: Some(1), .. }));
         drop((first, second));
         for waiter in waiters {
@@ -232,8 +245,8 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_analysis_gives_up_at_the_deadline() {
         let admission = Admission::new(&limits(1, 4));
-        let _held = admission.analysis(None, Instant::now() + Duration::from_secs(60)).await.ok();
-        let refused = admission.analysis(None, Instant::now() + Duration::from_millis(20)).await.err();
+        let _held = admission.analysis(None, Instant::now() + Duration::from_secs(60), true).await.ok();
+        let refused = admission.analysis(None, Instant::now() + Duration::from_millis(20), true).await.err();
         assert!(matches!(refused, Some(ApiError::Refused { limit: "request_timeout_ms", .. })));
         assert_eq!(admission.waiting.load(Ordering::Acquire), 0);
     }
@@ -241,9 +254,9 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_analysis_answers_internal_and_gives_its_turn_back() {
         let admission = Admission::new(&limits(1, 1));
-        let turn = admission.analysis(None, Instant::now() + Duration::from_secs(60)).await.unwrap();
+        let turn = admission.analysis(None, Instant::now() + Duration::from_secs(60), true).await.unwrap();
         assert_eq!(admission.compute(turn, || 6 * 7).await.ok(), Some(42));
-        let turn = admission.analysis(None, Instant::now() + Duration::from_secs(60)).await.unwrap();
+        let turn = admission.analysis(None, Instant::now() + Duration::from_secs(60), true).await.unwrap();
         let failed = admission.compute(turn, || panic!("a failing analysis")).await;
         assert!(matches!(failed, Err(ApiError::Internal)), "a panicking analysis answers INTERNAL");
         assert_eq!(admission.running.available_permits(), 1, "and gives its turn back");

@@ -611,6 +611,8 @@ pub(super) struct Analysis {
     spender: Spender,
     /// The request's deadline (none for a request made without one, as in-process tests do).
     deadline: Option<Instant>,
+    /// Whether a pass of it was charged to the spender's analysis rate already.
+    charged: std::sync::atomic::AtomicBool,
 }
 
 impl Analysis {
@@ -629,6 +631,7 @@ impl Analysis {
             admission: api.admission.clone(),
             spender: ctx.data_opt::<KeyId>().copied(),
             deadline: ctx.data_opt::<Deadline>().map(|deadline| deadline.0),
+            charged: Default::default(),
         })
     }
 
@@ -649,7 +652,9 @@ impl Analysis {
         work: impl FnOnce(&Snapshot, Instant) -> Option<T> + Send + 'static,
     ) -> ApiResult<T> {
         let request_deadline = self.deadline.unwrap_or_else(|| Instant::now() + self.budget);
-        let turn = self.admission.analysis(self.spender, request_deadline).await?;
+        // One analysis field is one analysis of the key's rate, however many passes it makes.
+        let charge = !self.charged.swap(true, std::sync::atomic::Ordering::AcqRel);
+        let turn = self.admission.analysis(self.spender, request_deadline, charge).await?;
         let snapshot = self.snapshot.clone();
         let deadline = (Instant::now() + self.budget).min(request_deadline);
         let outcome = self.admission.compute(turn, move || work(&snapshot, deadline)).await?;

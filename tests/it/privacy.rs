@@ -40,6 +40,7 @@ const QUERY_FIELDS: &[&str] = &[
     "keyPersonRisk",
     "exitAnalysis",
     "atRiskCustomers",
+    "marketOverview",
     "changes",
 ];
 
@@ -556,6 +557,9 @@ async fn read_every_query(
             format!("atRiskCustomers({filter})"),
             types.operation("query", "Query", "atRiskCustomers", &arguments),
         ));
+    }
+    for as_of in ["weakeningBelow: 0", "asOf: \"2026-01-01T00:00:00Z\", weakeningBelow: 0"] {
+        reads.push(run(format!("marketOverview({as_of})"), types.operation("query", "Query", "marketOverview", as_of)));
     }
     for (what, query) in reads {
         let response = read(schema, graph, caller, &what, &query).await;

@@ -21,6 +21,7 @@ const COVERED: &[&str] = &[
     "key_person_risk.graphql",
     "manage_closely.graphql",
     "market_charts.graphql",
+    "market_overview.graphql",
     "manager_portfolio.graphql",
     "record_customer_exit.graphql",
     "record_customer_win_back.graphql",
@@ -486,4 +487,35 @@ async fn changes_since() {
         run_ok(&schema(store), &operation("changes_since.graphql"), json!({ "after": cursor, "first": 5 })).await;
     let expected = count("SELECT COUNT(*) FROM change_log WHERE seq > 100 AND seq <= 105", []);
     assert_eq!(edges(&next["changes"]).len() as u64, expected);
+}
+
+#[tokio::test]
+async fn market_overview() {
+    let data = run_ok(&schema(demo_store()), &operation("market_overview.graphql"), json!({})).await;
+    let markets = data["marketOverview"].as_array().unwrap();
+    assert_eq!(markets.len(), 6);
+    for (bit, summary) in markets.iter().enumerate() {
+        // Stakeholders and relationships of the market, recounted in SQL.
+        let stakeholders =
+            count("SELECT COUNT(*) FROM stakeholder WHERE archived_at IS NULL AND (markets & ?1) != 0", [1i64 << bit]);
+        assert_eq!(summary["stakeholders"].as_u64(), Some(stakeholders), "{summary}");
+        let relationships = count(
+            "SELECT COUNT(*) FROM relationship r JOIN stakeholder a ON a.id = r.from_id JOIN stakeholder b
+               ON b.id = r.to_id WHERE a.archived_at IS NULL AND b.archived_at IS NULL
+               AND ((a.markets | b.markets) & ?1) != 0",
+            [1i64 << bit],
+        );
+        assert_eq!(summary["relationships"].as_u64(), Some(relationships), "{summary}");
+        let levels: u64 = summary["byLevel"].as_array().unwrap().iter().map(|bar| bar["count"].as_u64().unwrap()).sum();
+        assert_eq!(levels, relationships);
+        let ranked = summary["topInfluencers"].as_array().unwrap();
+        assert_eq!(ranked.len() as u64, stakeholders.min(3));
+    }
+    // The weakening relationships, most weakened first, each below the threshold by its own trend.
+    let weakening = data["relationships"]["edges"].as_array().unwrap();
+    let trends: Vec<f64> = weakening.iter().map(|edge| edge["node"]["strength"]["trend"].as_f64().unwrap()).collect();
+    assert!(trends.iter().all(|trend| *trend <= -0.05 + 1e-5), "{trends:?}");
+    assert!(trends.windows(2).all(|pair| pair[0] <= pair[1] + 1e-5), "{trends:?}");
+    let total: u64 = markets.iter().map(|summary| summary["weakening"].as_u64().unwrap()).max().unwrap();
+    assert!(data["relationships"]["totalCount"].as_u64().unwrap() >= total);
 }
