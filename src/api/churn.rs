@@ -25,6 +25,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The farthest `atRiskCustomers(horizonDays)` may look: the forecast's own horizon, ten years.
+const MAX_HORIZON_DAYS: i32 = crate::domain::strength::FORECAST_HORIZON_DAYS as i32;
+
 /// The signals of churn risk.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(remote = "ChurnDriverName")]
@@ -420,17 +423,31 @@ impl ChurnQuery {
     /// the live customers now (not prospects, not gone) the filter selects, as the caller may see them: each
     /// scored like `Customer.churnRisk`. An analysis in the complexity model; at most
     /// `limits.max_churn_customers` (1,000) candidates, else refused (narrow the filter: a segment, a market, a
-    /// manager).
+    /// manager). `horizonDays` sets how far ahead falling below the threshold counts for this ranking (the
+    /// `falling` driver; default the model's `[churn] horizon_days`, 90): a ranking for the next month passes 30.
     #[graphql(guard = "super::auth::Need::Read")]
     async fn at_risk_customers(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Falling below the threshold within this many days counts (1 to 3,650; default: the \
+                          model's).")]
+        horizon_days: Option<i32>,
         #[graphql(default = 10, desc = "How many (1 to the configured limit, 50 by default).")] first: i32,
         filter: Option<AtRiskFilter>,
     ) -> ApiResult<AtRiskCustomers> {
+        if let Some(days) = horizon_days.filter(|days| !(1..=MAX_HORIZON_DAYS).contains(days)) {
+            return Err(ApiError::bad_input(
+                "horizonDays",
+                format!("{days} is not in 1 to {MAX_HORIZON_DAYS}; give the days ahead the ranking looks, e.g. 30"),
+            ));
+        }
         let analysis = Analysis::start(ctx).await?;
         let first = analysis.results(first, "first")?;
         let api = ctx.data_unchecked::<ApiContext>();
+        let churn = match horizon_days {
+            Some(days) => Arc::new(ChurnModel { horizon_days: f64::from(days), ..ChurnModel::clone(&api.churn) }),
+            None => api.churn.clone(),
+        };
         let filter = filter.unwrap_or_default();
         let hide_private = !Caller::of(ctx).sees_private();
         let criteria =
@@ -452,7 +469,7 @@ impl ChurnQuery {
             )
         })
         .await?;
-        let (churn, strength) = (api.churn.clone(), api.strength.clone());
+        let (version, strength) = (churn.version(), api.strength.clone());
         let (ranked, inputs) = analysis
             .run(move |_, deadline| {
                 let mut risks = score_all(&inputs, &churn, &strength, now, deadline)?;
@@ -473,7 +490,6 @@ impl ChurnQuery {
                 Some((ranked, inputs))
             })
             .await?;
-        let version = api.churn.version();
         let customers = ranked
             .into_iter()
             .enumerate()

@@ -277,3 +277,92 @@ async fn at_risk_customers_rank_the_selected_customers_by_value_at_risk_as_the_c
     let over = run_as(&tight, Caller::Key(Role::Editor), AT_RISK, json!({ "first": 10 })).await;
     assert_eq!(over["errors"][0]["extensions"]["limit"], "max_churn_customers", "{over:#}");
 }
+
+const AT_RISK_HORIZON: &str = r#"query($manager: ID!, $horizon: Int) {
+  atRiskCustomers(horizonDays: $horizon, first: 50, filter: { manager: $manager }) {
+    candidates customers { customer { id } churnRisk { model principalRelationship drivers { name value } } } } }"#;
+
+#[tokio::test]
+async fn a_ranking_s_horizon_sets_how_far_ahead_falling_below_the_threshold_counts() {
+    let (store, _dir) = fresh_store();
+    let limits = ApiLimits { analyses_per_minute_per_key: 1_000_000, ..ApiLimits::default() };
+    let schema = build_schema_of(store, limits, false, Default::default(), Default::default());
+    let manager =
+        create(&schema, "CreateEmployee", json!({ "key": "M", "name": "M", "power": 0.5, "interest": 0.5 })).await;
+    // Two customers whose managed relationship was busy yesterday and sour: it decays below 0.3 within months.
+    for key in ["A", "B"] {
+        let customer = create(
+            &schema,
+            "CreateCustomer",
+            json!({ "key": key, "name": key, "power": 0.5, "interest": 0.5, "status": "ACTIVE", "lifetimeValue": 100.0 }),
+        )
+        .await;
+        let relationship = link(&schema, &manager, &customer, "MANAGES", "BASIC").await;
+        let at = (Utc::now() - Duration::days(1)).to_rfc3339();
+        let interactions: Vec<Value> = ["INBOUND", "OUTBOUND", "INBOUND", "OUTBOUND", "INBOUND"]
+            .iter()
+            .map(|direction| {
+                json!({ "relationship": relationship, "at": at, "channel": "MEETING", "direction": direction,
+                        "sentiment": -0.5 })
+            })
+            .collect();
+        run_ok(
+            &schema,
+            "mutation($input: RecordInteractionsInput!) { recordInteractions(input: $input) { count } }",
+            json!({ "input": { "interactions": interactions } }),
+        )
+        .await;
+    }
+    let ranking = |horizon: Option<i32>| {
+        let schema = schema.clone();
+        let manager = manager.clone();
+        async move { run_ok(&schema, AT_RISK_HORIZON, json!({ "manager": manager, "horizon": horizon })).await }
+    };
+    let falling = |data: &Value| -> Vec<(String, f64)> {
+        data["atRiskCustomers"]["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| {
+                (
+                    entry["churnRisk"]["principalRelationship"].as_str().unwrap().to_owned(),
+                    driver(&entry["churnRisk"], "FALLING"),
+                )
+            })
+            .collect()
+    };
+    let (default, ninety, decade) = (ranking(None).await, ranking(Some(90)).await, ranking(Some(3650)).await);
+    assert_eq!(falling(&default), falling(&ninety), "the model's horizon is 90 days");
+    let model = |data: &Value| data["atRiskCustomers"]["customers"][0]["churnRisk"]["model"].clone();
+    assert_eq!(model(&default), json!("churn-v1"));
+    assert_ne!(model(&decade), model(&default), "another horizon is another model version");
+    // Each value is `1 − days until the relationship falls below 0.3 / horizon`, clamped to [0, 1].
+    for (data, horizon) in [(&ninety, 90.0), (&decade, 3650.0)] {
+        for (relationship, value) in falling(data) {
+            let forecast = run_ok(
+                &schema,
+                "query($id: ID!) { relationship(id: $id) { strength { fallsBelow(threshold: 0.3) } } }",
+                json!({ "id": relationship }),
+            )
+            .await;
+            let when: chrono::DateTime<Utc> =
+                forecast["relationship"]["strength"]["fallsBelow"].as_str().expect("it falls below").parse().unwrap();
+            let days = (when - Utc::now()).num_seconds() as f64 / 86_400.0;
+            assert!(days > 1.0, "the fall is ahead: {days} days");
+            let expected = (1.0 - days / horizon).clamp(0.0, 1.0);
+            assert!((value - expected).abs() < 1e-3, "horizon {horizon}: {value} against {expected} ({days} days)");
+        }
+    }
+    assert!(falling(&decade).iter().zip(falling(&ninety)).any(|((_, far), (_, near))| *far > near + 0.01));
+    for horizon in [0, 3651] {
+        let refused = run_as(
+            &schema,
+            Caller::Key(Role::Editor),
+            AT_RISK_HORIZON,
+            json!({ "manager": manager, "horizon": horizon }),
+        )
+        .await;
+        assert_eq!(refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{refused:#}");
+        assert_eq!(refused["errors"][0]["extensions"]["field"], "horizonDays");
+    }
+}
