@@ -321,6 +321,7 @@ fn plan_customer(rng: &mut ChaCha8Rng, n: usize, clock: Clock) -> (NewStakeholde
         perceived_value: (status != Prospect).then(|| perceived_value(rng, n, value, status)),
         since,
         lifecycle: Vec::new(),
+        memberships: Vec::new(),
         retention_cost: None,
     });
     let mut record = record("CUS", n, name, power, rng.gen_range(0.1..0.95), details);

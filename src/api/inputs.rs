@@ -186,6 +186,7 @@ impl CreateCustomerInput {
             perceived_value: perceived_value(&format!("{path}.perceivedValue"), self.perceived_value)?,
             since: customer_since(&format!("{path}.customerSince"), self.customer_since, today)?,
             lifecycle: Vec::new(),
+            memberships: Vec::new(),
             retention_cost: amount(&format!("{path}.retentionCost"), self.retention_cost)?,
         });
         self.common.parse(path, details)

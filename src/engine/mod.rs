@@ -16,6 +16,7 @@ pub mod estimates;
 pub mod exits;
 pub mod export;
 pub mod paths;
+pub mod programs;
 pub mod records;
 pub mod risk;
 pub mod snapshot;

@@ -104,6 +104,7 @@ pub(crate) fn customer(key: &str) -> Command {
             perceived_value: None,
             since: None,
             lifecycle: Vec::new(),
+            memberships: Vec::new(),
             retention_cost: None,
         }),
     })
