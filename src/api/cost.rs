@@ -20,8 +20,15 @@ use async_graphql_value::{ConstValue, Value};
 use std::collections::HashMap;
 
 /// Fields that return a page (a connection or a ranked list), and so multiply what is selected below them.
-const CONNECTIONS: &[&str] =
-    &["stakeholders", "relationships", "interactions", "managedCustomers", "strongestRelationships", "changes"];
+const CONNECTIONS: &[&str] = &[
+    "stakeholders",
+    "relationships",
+    "interactions",
+    "managedCustomers",
+    "strongestRelationships",
+    "changes",
+    "programs",
+];
 
 /// The influence analyses: each runs a graph algorithm over the whole projection. A document may hold only a few
 /// (`limits.max_analyses`); their results multiply what is selected below them by their `first`.
@@ -38,8 +45,8 @@ const ANALYSES: &[(&str, u64)] = &[
 /// a listing's `aggregate`, an employee's `portfolio` (every managed customer's churn risk and a key-person
 /// report), and the query root's `relationships` (the graph's relationships, filtered and sorted
 /// over every edge; a stakeholder's `relationships` is an ordinary connection), and `exitAnalysis` (over every
-/// customer).
-const AGGREGATES: &[&str] = &["aggregate", "portfolio"];
+/// customer); a programme's `retention` (over every customer).
+const AGGREGATES: &[&str] = &["aggregate", "portfolio", "retention"];
 const ROOT_AGGREGATES: &[&str] = &["relationships", "exitAnalysis"];
 
 /// The name of the query root type, which fragments spread at the root are declared on.
@@ -51,6 +58,8 @@ const QUERY_ROOT: &str = "Query";
 const WEIGHTS: &[(&str, u64)] = &[
     ("fallsBelow", 50),
     ("churnRisk", 60),
+    // Every programme's members on a day, counted over every customer once per version of the graph.
+    ("memberCount", 100),
     ("strength", 5),
     ("strongestRelationships", 5),
     ("influencePaths", 1_000),

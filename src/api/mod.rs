@@ -18,6 +18,7 @@ pub mod inputs;
 pub mod loaders;
 pub mod mutation;
 pub mod paging;
+pub mod programs;
 mod policy;
 pub mod query;
 pub mod relationships;
@@ -49,6 +50,7 @@ pub struct QueryRoot(
     Query,
     aggregates::AggregateQuery,
     exits::ExitQuery,
+    programs::ProgramQuery,
     churn::ChurnQuery,
     influence::InfluenceQuery,
     influence::RiskQuery,

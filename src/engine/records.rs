@@ -362,6 +362,15 @@ impl Records {
         report
     }
 
+    /// Every programme's members on `day` if this version already counted them.
+    pub fn program_members_counted(
+        &self,
+        day: NaiveDate,
+        hide_private: bool,
+    ) -> Option<Arc<std::collections::HashMap<ProgramId, u64>>> {
+        self.members.get(&(day, hide_private))
+    }
+
     /// How many live customers (the public ones when `hide_private`) are members of each programme on `day`,
     /// counted once per version of the records: O(n + c · p) the first time.
     pub fn program_members(&self, day: NaiveDate, hide_private: bool) -> Arc<std::collections::HashMap<ProgramId, u64>> {
