@@ -129,14 +129,13 @@ impl Program {
     ) -> ApiResult<u64> {
         let day = as_of.unwrap_or_else(|| Utc::now().date_naive());
         let hide_private = !Caller::of(ctx).sees_private();
+        // The engine's records, brought up to date (built first if need be) as for any analysis.
+        let analysis = Analysis::start(ctx).await?;
         let records = ctx.data_unchecked::<ApiContext>().engine.records().ok_or(ApiError::Unavailable)?;
         let id = self.0.id;
         let counts = match records.program_members_counted(day, hide_private) {
             Some(counts) => counts,
-            None => {
-                let analysis = Analysis::start(ctx).await?;
-                analysis.run(move |_, _| Some(records.program_members(day, hide_private))).await?
-            }
+            None => analysis.run(move |_, _| Some(records.program_members(day, hide_private))).await?,
         };
         Ok(counts.get(&id).copied().unwrap_or(0))
     }

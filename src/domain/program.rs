@@ -42,9 +42,11 @@ pub struct NewProgram {
 }
 
 impl NewProgram {
-    /// The stored programme, with its id, created at `at`.
+    /// The stored programme, with its id, created at `at` (to the millisecond, as both stores keep times).
     pub fn into_program(self, id: ProgramId, at: DateTime<Utc>) -> Program {
-        Program { id, key: self.key, name: self.name, kind: self.kind, markets: self.markets, created_at: at }
+        use chrono::SubsecRound;
+        let created_at = at.trunc_subsecs(3);
+        Program { id, key: self.key, name: self.name, kind: self.kind, markets: self.markets, created_at }
     }
 }
 

@@ -89,6 +89,7 @@ async fn programmes_and_memberships_round_trip_through_mutations_the_change_log_
     let mut by_market = subscribe("subscription { changes(filter: { markets: [CUSTOMER] }) { kind } }");
     // Let the subscriptions start at the current position before anything is written.
     assert!(tokio::time::timeout(std::time::Duration::from_millis(300), by_kind.next()).await.is_err());
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(300), by_market.next()).await.is_err());
     let club = create_program(&schema, "CLUB", "CLUB").await;
     let created = run_ok(&schema, r#"query($id: ID!) { node(id: $id) { ... on Program { key name kind markets } } }"#, json!({ "id": club })).await;
     assert_eq!(created["node"], json!({ "key": "CLUB", "name": "Programme CLUB", "kind": "CLUB", "markets": ["CUSTOMER"] }));
