@@ -1331,8 +1331,13 @@ mod tests {
         for program in &programs {
             let report = crate::engine::programs::program_retention(&stakeholders, program.id, from, anchor);
             assert!(report.compared_members.at_start >= 10, "{program:?}: {report:?}");
-            let (members, expected) = (report.compared_members.churn_rate().unwrap(), report.expected_churn_rate.unwrap());
-            assert!(members < expected, "{}: members churn {members}, comparable non-members {expected}: {report:?}", program.key);
+            let (members, expected) =
+                (report.compared_members.churn_rate().unwrap(), report.expected_churn_rate.unwrap());
+            assert!(
+                members < expected,
+                "{}: members churn {members}, comparable non-members {expected}: {report:?}",
+                program.key
+            );
             assert!(report.difference().unwrap() < 0.0);
         }
         // Enrolled within the history, after becoming a customer, left on or after joining, never overlapping.

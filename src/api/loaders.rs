@@ -390,6 +390,10 @@ impl Loader<ProgramId> for StoreLoader {
     /// Every programme in one store call (a graph keeps at most a thousand), the ones asked for kept.
     async fn load(&self, keys: &[ProgramId]) -> Result<HashMap<ProgramId, Self::Value>, Self::Error> {
         let found = self.store.programs().await?;
-        Ok(found.into_iter().filter(|program| keys.contains(&program.id)).map(|program| (program.id, Arc::new(program))).collect())
+        Ok(found
+            .into_iter()
+            .filter(|program| keys.contains(&program.id))
+            .map(|program| (program.id, Arc::new(program)))
+            .collect())
     }
 }

@@ -6,9 +6,9 @@ use super::ids::stakeholder_id;
 use super::inputs::{
     CreateCustomerInput, CreateDistributorInput, CreateEmployeeInput, CreateGovernmentBodyInput,
     CreateMediaOutletInput, CreateProgramInput, CreateSupplierInput, ProgramMembershipInput, RecordCustomerExitInput,
-    RecordCustomerWinBackInput,
-    RecordInteractionsInput, UpdateCustomerInput, UpdateDistributorInput, UpdateEmployeeInput,
-    UpdateGovernmentBodyInput, UpdateMediaOutletInput, UpdateSupplierInput, UpsertRelationshipInput,
+    RecordCustomerWinBackInput, RecordInteractionsInput, UpdateCustomerInput, UpdateDistributorInput,
+    UpdateEmployeeInput, UpdateGovernmentBodyInput, UpdateMediaOutletInput, UpdateSupplierInput,
+    UpsertRelationshipInput,
 };
 use super::relationships::{Interaction, Relationship};
 use super::stakeholders::{
@@ -231,7 +231,11 @@ impl Mutation {
     /// Creates a relationship-marketing programme (a frequency programme, a customer club or a customisation
     /// programme); its key must be unused by any other programme.
     #[graphql(guard = "Need::Write")]
-    async fn create_program(&self, ctx: &Context<'_>, input: CreateProgramInput) -> ApiResult<super::programs::Program> {
+    async fn create_program(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProgramInput,
+    ) -> ApiResult<super::programs::Program> {
         match apply_one(ctx, input.parse("input")?, "input").await? {
             Outcome::Program(program) => Ok(super::programs::Program::of(program)),
             _ => Err(ApiError::Internal),

@@ -1,7 +1,7 @@
 //! The write language (commands) and the change log it produces (one event per command).
 
-use super::relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 use super::program::{NewProgram, Program};
+use super::relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 use super::stakeholder::{CustomerExit, NewStakeholder, Stakeholder, StakeholderPatch};
 use super::values::{ProgramId, RelationshipId, StakeholderId};
 use chrono::{DateTime, NaiveDate, Utc};

@@ -24,6 +24,6 @@ pub use values::{
     StakeholderId,
 };
 pub use vocabulary::{
-    Basis, Bond, BondSet, Channel, CustomerStatus, Direction, ExitReason, Level, Market, MarketSet, Mendelow, ProgramKind,
-    RelationshipType, StakeholderKind, Topic, TopicSet,
+    Basis, Bond, BondSet, Channel, CustomerStatus, Direction, ExitReason, Level, Market, MarketSet, Mendelow,
+    ProgramKind, RelationshipType, StakeholderKind, Topic, TopicSet,
 };

@@ -147,7 +147,10 @@ pub fn program_retention<'a>(
 }
 
 /// How many of `customers` are members of each programme on `day`. O(c · p).
-pub fn member_counts<'a>(customers: impl IntoIterator<Item = &'a Stakeholder>, day: NaiveDate) -> HashMap<ProgramId, u64> {
+pub fn member_counts<'a>(
+    customers: impl IntoIterator<Item = &'a Stakeholder>,
+    day: NaiveDate,
+) -> HashMap<ProgramId, u64> {
     let mut counts = HashMap::new();
     for row in customers {
         let KindDetails::Customer(customer) = &row.details else { continue };
@@ -245,11 +248,8 @@ mod tests {
         let expected = (3.0 * 0.5 + 3.0 * 0.5) / 6.0;
         assert_eq!(report.expected_churn_rate, Some(expected));
         assert_eq!(report.difference(), Some(1.0 / 6.0 - expected));
-        let segments: Vec<_> = report
-            .segments
-            .iter()
-            .map(|row| (row.segment.as_deref(), row.members, row.non_members))
-            .collect();
+        let segments: Vec<_> =
+            report.segments.iter().map(|row| (row.segment.as_deref(), row.members, row.non_members)).collect();
         let cohort = |at_start, churned| Cohort { at_start, churned };
         assert_eq!(
             segments,

@@ -373,7 +373,11 @@ impl Records {
 
     /// How many live customers (the public ones when `hide_private`) are members of each programme on `day`,
     /// counted once per version of the records: O(n + c · p) the first time.
-    pub fn program_members(&self, day: NaiveDate, hide_private: bool) -> Arc<std::collections::HashMap<ProgramId, u64>> {
+    pub fn program_members(
+        &self,
+        day: NaiveDate,
+        hide_private: bool,
+    ) -> Arc<std::collections::HashMap<ProgramId, u64>> {
         let key = (day, hide_private);
         if let Some(found) = self.members.get(&key) {
             return found;

@@ -3,8 +3,8 @@
 //! [`BatchTarget`]; SQLite answers them inside its transaction, the Cypher backend from rows it fetched before
 //! the batch and writes everything afterwards in one statement.
 
-use crate::domain::strength::{DecayedSums, StrengthModel};
 use crate::domain::program::MAX_PROGRAMS;
+use crate::domain::strength::{DecayedSums, StrengthModel};
 use crate::domain::{
     Applied, ChangeEvent, ChangeKind, Command, Interaction, NewInteraction, NewProgram, NewStakeholder, Outcome,
     PendingEvent, Program, ProgramId, Relationship, RelationshipId, RelationshipType, RelationshipUpsert, Stakeholder,

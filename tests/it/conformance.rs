@@ -386,15 +386,16 @@ pub async fn programmes_and_memberships_are_kept_with_their_rules_and_logged(sto
         (enrol(ProgramId(9), today), (0, "programId".into(), Rejection::NotFound)),
         (leave(ProgramId(2), today), (0, "programId".into(), Rejection::Invalid)),
         (enrol(ProgramId(2), today.succ_opt().unwrap()), (0, "date".into(), Rejection::Invalid)),
-        (Command::EnrolInProgram { program: club, customer: StakeholderId(99), date: today }, (0, "customerId".into(), Rejection::NotFound)),
+        (
+            Command::EnrolInProgram { program: club, customer: StakeholderId(99), date: today },
+            (0, "customerId".into(), Rejection::NotFound),
+        ),
     ] {
         assert_eq!(refusal(store.apply(vec![command.clone()], at).await.unwrap_err()), expected, "{command:?}");
     }
     // All or nothing: the leave and the second enrolment go with the refused third command.
-    let error = store
-        .apply(vec![leave(club, today), enrol(ProgramId(2), today), leave(club, today)], at)
-        .await
-        .unwrap_err();
+    let error =
+        store.apply(vec![leave(club, today), enrol(ProgramId(2), today), leave(club, today)], at).await.unwrap_err();
     assert_eq!(refusal(error), (2, "programId".into(), Rejection::Invalid));
     let memberships = |stakeholder: &stakegraph::domain::Stakeholder| match &stakeholder.details {
         KindDetails::Customer(customer) => customer.memberships.clone(),

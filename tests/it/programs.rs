@@ -43,7 +43,8 @@ const RETENTION: &str = r#"query($id: ID!, $from: NaiveDate!, $to: NaiveDate!, $
 }"#;
 
 async fn create_program(schema: &StakegraphSchema, key: &str, kind: &str) -> Value {
-    let input = json!({ "input": { "key": key, "name": format!("Programme {key}"), "kind": kind, "markets": ["CUSTOMER"] } });
+    let input =
+        json!({ "input": { "key": key, "name": format!("Programme {key}"), "kind": kind, "markets": ["CUSTOMER"] } });
     run_ok(schema, CREATE_PROGRAM, input).await["createProgram"]["id"].clone()
 }
 
@@ -67,7 +68,14 @@ async fn exit(schema: &StakegraphSchema, customer: &Value, date: &str) {
     run_ok(schema, EXIT, json!({ "input": { "id": customer, "reason": "PRICE", "date": date } })).await;
 }
 
-async fn retention(schema: &StakegraphSchema, caller: Caller, program: &Value, from: &str, to: &str, as_of: &str) -> Value {
+async fn retention(
+    schema: &StakegraphSchema,
+    caller: Caller,
+    program: &Value,
+    from: &str,
+    to: &str,
+    as_of: &str,
+) -> Value {
     let variables = json!({ "id": program, "from": from, "to": to, "asOf": as_of });
     let response = run_as(schema, caller, RETENTION, variables).await;
     assert!(response.get("errors").is_none(), "{response:#}");
@@ -91,11 +99,22 @@ async fn programmes_and_memberships_round_trip_through_mutations_the_change_log_
     assert!(tokio::time::timeout(std::time::Duration::from_millis(300), by_kind.next()).await.is_err());
     assert!(tokio::time::timeout(std::time::Duration::from_millis(300), by_market.next()).await.is_err());
     let club = create_program(&schema, "CLUB", "CLUB").await;
-    let created = run_ok(&schema, r#"query($id: ID!) { node(id: $id) { ... on Program { key name kind markets } } }"#, json!({ "id": club })).await;
-    assert_eq!(created["node"], json!({ "key": "CLUB", "name": "Programme CLUB", "kind": "CLUB", "markets": ["CUSTOMER"] }));
+    let created = run_ok(
+        &schema,
+        r#"query($id: ID!) { node(id: $id) { ... on Program { key name kind markets } } }"#,
+        json!({ "id": club }),
+    )
+    .await;
+    assert_eq!(
+        created["node"],
+        json!({ "key": "CLUB", "name": "Programme CLUB", "kind": "CLUB", "markets": ["CUSTOMER"] })
+    );
     let c = customer(&schema, "C", "SMB", false).await;
     let joined = enrol(&schema, &club, &c, "2025-01-10").await;
-    assert_eq!(joined["programs"], json!({ "totalCount": 1, "nodes": [{ "joined": "2025-01-10", "left": null, "program": { "key": "CLUB" } }] }));
+    assert_eq!(
+        joined["programs"],
+        json!({ "totalCount": 1, "nodes": [{ "joined": "2025-01-10", "left": null, "program": { "key": "CLUB" } }] })
+    );
     let left = leave(&schema, &club, &c, "2025-03-01").await;
     assert_eq!(left["programs"]["nodes"][0]["left"], "2025-03-01");
     let again = enrol(&schema, &club, &c, "2025-03-01").await;
@@ -125,7 +144,8 @@ async fn programmes_and_memberships_round_trip_through_mutations_the_change_log_
 
     // The change log as a query holds the same entries.
     let log = run_ok(&schema, "{ changes(first: 10) { nodes { kind } } }", json!({})).await;
-    let kinds: Vec<&str> = log["changes"]["nodes"].as_array().unwrap().iter().map(|node| node["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        log["changes"]["nodes"].as_array().unwrap().iter().map(|node| node["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["PROGRAM_CREATED", "STAKEHOLDER_CREATED", "PROGRAM_JOINED", "PROGRAM_LEFT", "PROGRAM_JOINED"]);
     // And the listing and the customer read them back.
     let read = run_ok(
@@ -135,7 +155,10 @@ async fn programmes_and_memberships_round_trip_through_mutations_the_change_log_
         json!({ "id": c }),
     )
     .await;
-    assert_eq!(read["programs"], json!({ "totalCount": 1, "nodes": [{ "id": club, "key": "CLUB", "memberCount": 1 }] }));
+    assert_eq!(
+        read["programs"],
+        json!({ "totalCount": 1, "nodes": [{ "id": club, "key": "CLUB", "memberCount": 1 }] })
+    );
     assert_eq!(
         read["stakeholder"]["programs"]["nodes"],
         json!([{ "joined": "2025-01-10", "left": "2025-03-01" }, { "joined": "2025-03-01", "left": null }])
@@ -159,9 +182,7 @@ async fn refusals_name_the_field_and_write_nothing() {
     .await["createCustomer"]["id"]
         .clone();
     let changes_before = store.counts().await.unwrap().changes;
-    let membership = |program: &Value, customer: &Value, date: &str| {
-        json!({ "input": { "programId": program, "customerId": customer, "date": date } })
-    };
+    let membership = |program: &Value, customer: &Value, date: &str| json!({ "input": { "programId": program, "customerId": customer, "date": date } });
     let cases = [
         (ENROL, membership(&club, &supplier, "2025-01-01"), "input.customerId"),
         (ENROL, membership(&club, &prospect, "2025-01-01"), "input.customerId"),
@@ -249,9 +270,7 @@ async fn retention_reproduces_a_table_worked_by_hand_and_a_viewer_never_counts_a
     // A membership of another programme counts for neither.
     enrol(&schema, &other, &customers["n3"], "2024-06-01").await;
 
-    let cohort = |at_start: u64, churned: u64| {
-        json!({ "atStart": at_start, "churned": churned, "churnRate": (at_start > 0).then(|| churned as f64 / at_start as f64) })
-    };
+    let cohort = |at_start: u64, churned: u64| json!({ "atStart": at_start, "churned": churned, "churnRate": (at_start > 0).then(|| churned as f64 / at_start as f64) });
     // Editor. Members at the start: m1, m2, m3, m4, h1; churned m2, h1. Non-members: SMB n1..n4, h2 (2 of 5
     // left); ENT n5, n6 (1 of 2). Expected = (3 × 2/5 + 2 × 1/2) / 5.
     let editor = retention(&schema, EDITOR, &club, "2025-01-01", "2025-07-01", "2025-01-15").await;
@@ -316,8 +335,12 @@ fn recount(rows: &[Stakeholder], program: i64, from: NaiveDate, to: NaiveDate) -
     let mut members_on_to = 0;
     for row in rows {
         let KindDetails::Customer(customer) = &row.details else { continue };
-        let member_on =
-            |day: NaiveDate| customer.memberships.iter().any(|m| m.program.0 == program && m.joined <= day && m.left.is_none_or(|left| day < left));
+        let member_on = |day: NaiveDate| {
+            customer
+                .memberships
+                .iter()
+                .any(|m| m.program.0 == program && m.joined <= day && m.left.is_none_or(|left| day < left))
+        };
         members_on_to += u64::from(member_on(to));
         let Some(since) = customer.customer_since(row.created_at) else { continue };
         let events = customer.lifecycle();
@@ -325,7 +348,9 @@ fn recount(rows: &[Stakeholder], program: i64, from: NaiveDate, to: NaiveDate) -
         if since >= from || matches!(last_before, Some(LifecycleEvent::Exit { .. })) {
             continue;
         }
-        let churned = events.iter().any(|event| matches!(event, LifecycleEvent::Exit { date, .. } if from <= *date && *date < to));
+        let churned = events
+            .iter()
+            .any(|event| matches!(event, LifecycleEvent::Exit { date, .. } if from <= *date && *date < to));
         let entry = segments.entry(customer.segment.as_ref().map(|segment| segment.to_string())).or_default();
         let offset = if member_on(from) { 0 } else { 2 };
         entry[offset] += 1;

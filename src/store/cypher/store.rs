@@ -8,8 +8,8 @@ use super::write::{Lookups, Prepared};
 use super::{CypherConnection, Dialect, Rows, Statement};
 use crate::domain::strength::StrengthModel;
 use crate::domain::{
-    Applied, ChangeEvent, Command, Interaction, InteractionId, Program, Relationship, RelationshipId,
-    RelationshipType, Stakeholder, StakeholderId, TopicSet,
+    Applied, ChangeEvent, Command, Interaction, InteractionId, Program, Relationship, RelationshipId, RelationshipType,
+    Stakeholder, StakeholderId, TopicSet,
 };
 use crate::store::{
     batch, topic_names, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, StakeholderPage,

@@ -346,7 +346,10 @@ impl BatchTarget for Prepared {
     }
 
     fn programs(&mut self) -> StoreResult<Vec<Program>> {
-        self.programs.as_ref().map(|programs| programs.values().cloned().collect()).ok_or_else(|| not_read("programmes"))
+        self.programs
+            .as_ref()
+            .map(|programs| programs.values().cloned().collect())
+            .ok_or_else(|| not_read("programmes"))
     }
 
     fn put_program(&mut self, program: &Program) -> StoreResult<()> {
