@@ -966,12 +966,44 @@ async fn record_exits(writer: &Writer<'_>, facts: &[Facts], ids: &[StakeholderId
 // ---------------------------------------------------------------------------------------------------------------
 // Phase 5: programmes
 
+/// One of the demo's programmes, with the share of customers who join it (of those who stay, and of those who
+/// leave).
+struct DemoProgram {
+    key: &'static str,
+    name: &'static str,
+    kind: ProgramKind,
+    markets: &'static [Market],
+    stays: f64,
+    leaves: f64,
+}
+
 /// The demo's programmes: a frequency programme and a club for every customer, a customisation programme for the
-/// enterprise segment; with the share of customers who join each (of those who stay, and of those who leave).
-const PROGRAMS: [(&str, &str, ProgramKind, &[Market], f64, f64); 3] = [
-    ("PRG-POINTS", "Loyalty Points", ProgramKind::Frequency, &[Market::Customer], 0.40, 0.10),
-    ("PRG-CLUB", "Customer Club", ProgramKind::Club, &[Market::Customer, Market::Referral], 0.30, 0.04),
-    ("PRG-TAILOR", "Tailored Service", ProgramKind::Customisation, &[Market::Customer], 0.45, 0.10),
+/// enterprise segment.
+const PROGRAMS: [DemoProgram; 3] = [
+    DemoProgram {
+        key: "PRG-POINTS",
+        name: "Loyalty Points",
+        kind: ProgramKind::Frequency,
+        markets: &[Market::Customer],
+        stays: 0.40,
+        leaves: 0.10,
+    },
+    DemoProgram {
+        key: "PRG-CLUB",
+        name: "Customer Club",
+        kind: ProgramKind::Club,
+        markets: &[Market::Customer, Market::Referral],
+        stays: 0.30,
+        leaves: 0.04,
+    },
+    DemoProgram {
+        key: "PRG-TAILOR",
+        name: "Tailored Service",
+        kind: ProgramKind::Customisation,
+        markets: &[Market::Customer],
+        stays: 0.45,
+        leaves: 0.10,
+    },
 ];
 
 /// Creates the programmes, then enrols customers over the history and has some leave: members are drawn more
@@ -988,12 +1020,12 @@ async fn record_programs(
 ) -> Result<u64, DemoError> {
     let create: Vec<Command> = PROGRAMS
         .iter()
-        .map(|(key, name, kind, markets, _, _)| {
+        .map(|program| {
             Command::CreateProgram(NewProgram {
-                key: label(key),
-                name: label(name),
-                kind: *kind,
-                markets: MarketSet::of(markets.iter().copied()),
+                key: label(program.key),
+                name: label(program.name),
+                kind: program.kind,
+                markets: MarketSet::of(program.markets.iter().copied()),
             })
         })
         .collect();
@@ -1016,11 +1048,11 @@ async fn record_programs(
         rng.set_stream(0x0C1B_0000_0000_0000 + n as u64);
         let exit = facts.exit.or(facts.won_back.map(|(exit, _)| exit)).map(|exit| exit.date);
         let first_day = since.max(history_start);
-        for (program, (_, _, kind, _, stays, leaves_share)) in programs.iter().zip(PROGRAMS.iter()) {
-            if *kind == ProgramKind::Customisation && facts.segment != Segment::Enterprise {
+        for (program, planned) in programs.iter().zip(PROGRAMS.iter()) {
+            if planned.kind == ProgramKind::Customisation && facts.segment != Segment::Enterprise {
                 continue;
             }
-            let share = if exit.is_some() { *leaves_share } else { *stays };
+            let share = if exit.is_some() { planned.leaves } else { planned.stays };
             if first_day >= anchor || !rng.gen_bool(share) {
                 continue;
             }

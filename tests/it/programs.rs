@@ -224,6 +224,12 @@ async fn refusals_name_the_field_and_write_nothing() {
     assert_eq!(store.programs().await.unwrap().len(), 1);
 }
 
+/// A customer of the hand-made table: name, segment, private, its club membership (joined, left), its exit.
+type Row = (&'static str, &'static str, bool, Option<Membership>, Option<&'static str>);
+
+/// A membership of the hand-made table: joined, and left if it did.
+type Membership = (&'static str, Option<&'static str>);
+
 /// `value` is `expected`, to rounding (sums in another order).
 fn close(value: &Value, expected: f64) {
     let got = value.as_f64().unwrap_or_else(|| panic!("not a number: {value}"));
@@ -239,7 +245,7 @@ async fn retention_reproduces_a_table_worked_by_hand_and_a_viewer_never_counts_a
     // The period is the first half of 2025; every customer since 2024-01-01.
     let mut customers = BTreeMap::new();
     // (name, segment, private, club membership (joined, left), exit)
-    let table: [(&str, &str, bool, Option<(&str, Option<&str>)>, Option<&str>); 12] = [
+    let table: [Row; 12] = [
         ("m1", "SMB", false, Some(("2024-06-01", None)), None),
         ("m2", "SMB", false, Some(("2024-06-01", None)), Some("2025-03-01")),
         ("m3", "SMB", false, Some(("2024-06-01", Some("2025-02-01"))), None),
@@ -344,7 +350,7 @@ fn recount(rows: &[Stakeholder], program: i64, from: NaiveDate, to: NaiveDate) -
         members_on_to += u64::from(member_on(to));
         let Some(since) = customer.customer_since(row.created_at) else { continue };
         let events = customer.lifecycle();
-        let last_before = events.iter().filter(|event| event.date() < from).last();
+        let last_before = events.iter().rev().find(|event| event.date() < from);
         if since >= from || matches!(last_before, Some(LifecycleEvent::Exit { .. })) {
             continue;
         }
