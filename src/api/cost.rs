@@ -511,6 +511,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn programmes_are_pages_their_member_counts_weigh_and_each_retention_is_an_analysis() {
+        let listing = "{ programs(first: 10) { totalCount nodes { key memberCount } } }";
+        let priced = cost(listing, serde_json::json!({}));
+        // Ten programmes (each also counted by `nodes`, as every connection's are).
+        assert_eq!((priced.nodes, priced.analyses), (10 + 10, 0));
+        // programs, totalCount, nodes ×10 with key and memberCount (100) each.
+        assert_eq!(priced.work, 1 + 1 + 10 * (1 + 1 + 100));
+        let retention =
+            "{ programs(first: 4) { nodes { retention(from: \"2025-01-01\", to: \"2026-01-01\") { difference } } } }";
+        assert_eq!(cost(retention, serde_json::json!({})).analyses, 4);
+        // A customer's memberships are a page too (20 by default): 20 for each of the 5 customers.
+        let memberships = "{ stakeholders(first: 5) { nodes { ... on Customer { programs { nodes { joined } } } } } }";
+        assert_eq!(cost(memberships, serde_json::json!({})).nodes, 5 + 5 * (1 + 20 + 20));
+    }
+
+    #[test]
     fn fragment_fan_out_is_priced_as_expanded_without_expanding() {
         // Each fragment spreads the next twice: 2^40 leaf fields once expanded.
         let query = fragment_chain("{ ...F0 }", 40, 2);
