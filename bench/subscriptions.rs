@@ -1417,6 +1417,7 @@ fn new_customer(key: &str) -> anyhow::Result<Command> {
             perceived_value: None,
             since: None,
             lifecycle: Vec::new(),
+            memberships: Vec::new(),
             retention_cost: None,
         }),
     }))

@@ -1,5 +1,6 @@
 //! The deterministic demo-graph generator: a plausible six-market stakeholder graph (customers, employees,
-//! suppliers, distributors, media, government) with relationships, two years of interactions and customer exits.
+//! suppliers, distributors, media, government) with relationships, two years of interactions, customer exits and
+//! relationship-marketing programmes with their members.
 //!
 //! Everything is drawn from one seeded ChaCha8 stream and dated relative to `anchor`, so the same size, seed and
 //! anchor give the same graph; nothing reads the clock or iterates a hash map. The graph is planned in memory by
@@ -7,9 +8,9 @@
 
 use crate::domain::{
     Amount, Basis, Bond, BondSet, Channel, Command, CustomerDetails, CustomerExit, CustomerStatus, Direction,
-    ExitReason, KindDetails, Label, Level, Market, MarketSet, NewInteraction, NewStakeholder, Outcome, PerceivedValue,
-    Probability, RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId, StakeholderKind,
-    Topic,
+    ExitReason, KindDetails, Label, Level, Market, MarketSet, NewInteraction, NewProgram, NewStakeholder, Outcome,
+    PerceivedValue, Probability, ProgramId, ProgramKind, RelationshipId, RelationshipType, RelationshipUpsert,
+    Sentiment, StakeholderId, StakeholderKind, Topic,
 };
 use crate::store::{GraphStore, StoreError};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
@@ -26,6 +27,7 @@ const RELATIONSHIP_BATCH: usize = 5_000;
 /// Interactions per `RecordInteractions` command; each such command is a transaction of its own.
 const INTERACTION_BATCH: usize = 20_000;
 const EXIT_BATCH: usize = 5_000;
+const MEMBERSHIP_BATCH: usize = 5_000;
 /// Interactions fall in this many days before the anchor.
 const HISTORY_DAYS: i64 = 730;
 const MAX_INTERACTIONS: usize = 30;
@@ -73,7 +75,7 @@ pub struct DemoSummary {
 /// Where the generator is; reported after each batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DemoProgress {
-    /// `stakeholders`, `relationships`, `interactions` or `exits`.
+    /// `stakeholders`, `relationships`, `interactions`, `exits` or `programmes`.
     pub phase: &'static str,
     /// Records of this phase written so far.
     pub done: u64,
@@ -131,6 +133,7 @@ pub async fn generate(
     summary.relationships = relationships.len() as u64;
     summary.interactions = record_interactions(&writer, &mut rng, &facts, &edges, &relationships).await?;
     record_exits(&writer, &facts, &ids).await?;
+    record_programs(&writer, &rng, &facts, &ids).await?;
     tracing::info!(?summary, "demo graph written");
     Ok(summary)
 }
@@ -159,6 +162,8 @@ struct Facts {
     exit: Option<CustomerExit>,
     /// For a customer won back: its earlier exit and the day it came back (its interactions do not stop).
     won_back: Option<(CustomerExit, NaiveDate)>,
+    /// The day a customer became one (none for a prospect).
+    since: Option<NaiveDate>,
     /// Index into [`ROLES`], for employees who are not candidates.
     role: Option<usize>,
     candidate: bool,
@@ -175,6 +180,7 @@ impl Facts {
             status: None,
             exit: None,
             won_back: None,
+            since: None,
             role: None,
             candidate: false,
             referrals: 0,
@@ -307,6 +313,7 @@ fn plan_customer(rng: &mut ChaCha8Rng, n: usize, clock: Clock) -> (NewStakeholde
     }
     let (since, won_back) = lifecycle(rng, n, clock, status, facts.exit);
     facts.won_back = won_back;
+    facts.since = since;
     let details = KindDetails::Customer(CustomerDetails {
         // Churned customers are written as at risk, and those won back as active; their exit (and win-back)
         // commands give them their status.
@@ -321,6 +328,7 @@ fn plan_customer(rng: &mut ChaCha8Rng, n: usize, clock: Clock) -> (NewStakeholde
         perceived_value: (status != Prospect).then(|| perceived_value(rng, n, value, status)),
         since,
         lifecycle: Vec::new(),
+        memberships: Vec::new(),
         retention_cost: None,
     });
     let mut record = record("CUS", n, name, power, rng.gen_range(0.1..0.95), details);
@@ -956,6 +964,127 @@ async fn record_exits(writer: &Writer<'_>, facts: &[Facts], ids: &[StakeholderId
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Phase 5: programmes
+
+/// One of the demo's programmes, with the share of customers who join it (of those who stay, and of those who
+/// leave).
+struct DemoProgram {
+    key: &'static str,
+    name: &'static str,
+    kind: ProgramKind,
+    markets: &'static [Market],
+    stays: f64,
+    leaves: f64,
+}
+
+/// The demo's programmes: a frequency programme and a club for every customer, a customisation programme for the
+/// enterprise segment.
+const PROGRAMS: [DemoProgram; 3] = [
+    DemoProgram {
+        key: "PRG-POINTS",
+        name: "Loyalty Points",
+        kind: ProgramKind::Frequency,
+        markets: &[Market::Customer],
+        stays: 0.40,
+        leaves: 0.10,
+    },
+    DemoProgram {
+        key: "PRG-CLUB",
+        name: "Customer Club",
+        kind: ProgramKind::Club,
+        markets: &[Market::Customer, Market::Referral],
+        stays: 0.30,
+        leaves: 0.04,
+    },
+    DemoProgram {
+        key: "PRG-TAILOR",
+        name: "Tailored Service",
+        kind: ProgramKind::Customisation,
+        markets: &[Market::Customer],
+        stays: 0.45,
+        leaves: 0.10,
+    },
+];
+
+/// Creates the programmes, then enrols customers over the history and has some leave: members are drawn more
+/// often from customers who stay, so members churn less than comparable non-members (as the literature expects
+/// of a programme worth its cost). A customer joins on a day between the later of its customer-since day and the
+/// start of the history and the anchor (one who would join after its exit does not); a leaver leaves most programmes on the day it exits, and
+/// one in five members who stay leave a programme before the anchor. Drawn from a stream of its own per customer
+/// (the main one's seed, as the lifecycle's), so the rest of the demo is what it was before programmes.
+async fn record_programs(
+    writer: &Writer<'_>,
+    main: &ChaCha8Rng,
+    facts: &[Facts],
+    ids: &[StakeholderId],
+) -> Result<u64, DemoError> {
+    let create: Vec<Command> = PROGRAMS
+        .iter()
+        .map(|program| {
+            Command::CreateProgram(NewProgram {
+                key: label(program.key),
+                name: label(program.name),
+                kind: program.kind,
+                markets: MarketSet::of(program.markets.iter().copied()),
+            })
+        })
+        .collect();
+    let mut programs: Vec<ProgramId> = Vec::new();
+    writer
+        .write("programmes", PROGRAMS.len(), PROGRAMS.len(), create.into_iter(), |outcome| match outcome {
+            Outcome::Program(program) => {
+                programs.push(program.id);
+                Some(0)
+            }
+            _ => None,
+        })
+        .await?;
+    let anchor = writer.clock.anchor.date_naive();
+    let history_start = writer.clock.start.date_naive();
+    let (mut enrolments, mut leaves) = (Vec::new(), Vec::new());
+    for (n, (facts, id)) in facts.iter().zip(ids).enumerate() {
+        let Some(since) = facts.since else { continue };
+        let mut rng = ChaCha8Rng::from_seed(main.get_seed());
+        rng.set_stream(0x0C1B_0000_0000_0000 + n as u64);
+        let exit = facts.exit.or(facts.won_back.map(|(exit, _)| exit)).map(|exit| exit.date);
+        let first_day = since.max(history_start);
+        for (program, planned) in programs.iter().zip(PROGRAMS.iter()) {
+            if planned.kind == ProgramKind::Customisation && facts.segment != Segment::Enterprise {
+                continue;
+            }
+            let share = if exit.is_some() { planned.leaves } else { planned.stays };
+            if first_day >= anchor || !rng.gen_bool(share) {
+                continue;
+            }
+            // The day drawn alike for those who stay and those who leave (so that being a member on a day says
+            // nothing of a later exit but through the shares); one who would join after leaving does not.
+            let joined = first_day + Duration::days(rng.gen_range(0..(anchor - first_day).num_days()));
+            if exit.is_some_and(|exit| joined >= exit) {
+                continue;
+            }
+            enrolments.push(Command::EnrolInProgram { program: *program, customer: *id, date: joined });
+            let left = match exit {
+                Some(exit) if rng.gen_bool(0.7) => Some(exit),
+                None if rng.gen_bool(0.2) && joined < anchor => {
+                    Some(joined + Duration::days(rng.gen_range(0..=(anchor - joined).num_days())))
+                }
+                _ => None,
+            };
+            if let Some(date) = left {
+                leaves.push(Command::LeaveProgram { program: *program, customer: *id, date });
+            }
+        }
+    }
+    let total = enrolments.len() + leaves.len();
+    let commands: Box<dyn Iterator<Item = Command> + Send> = Box::new(enrolments.into_iter().chain(leaves));
+    writer
+        .write("programmes", total, MEMBERSHIP_BATCH, commands, |outcome| {
+            matches!(outcome, Outcome::Stakeholder(_)).then_some(1)
+        })
+        .await
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Drawing values
 
 fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
@@ -1220,6 +1349,44 @@ mod tests {
         let share = |count: u32| f64::from(count) / f64::from(customers);
         assert!((0.05..0.11).contains(&share(gone)), "{gone} of {customers} gone");
         assert!((0.02..0.06).contains(&share(back)), "{back} of {customers} back");
+    }
+
+    #[tokio::test]
+    async fn programmes_have_members_who_churn_less_than_comparable_non_members() {
+        let (_dir, store, _) = demo_store(2_000).await;
+        let programs = store.programs().await.unwrap();
+        let kinds: Vec<_> = programs.iter().map(|program| program.kind).collect();
+        assert_eq!(kinds, [ProgramKind::Frequency, ProgramKind::Club, ProgramKind::Customisation]);
+        let stakeholders = all_stakeholders(&store).await;
+        let anchor = anchor().date_naive();
+        let from = anchor - Duration::days(365);
+        for program in &programs {
+            let report = crate::engine::programs::program_retention(&stakeholders, program.id, from, anchor);
+            assert!(report.compared_members.at_start >= 10, "{program:?}: {report:?}");
+            let (members, expected) =
+                (report.compared_members.churn_rate().unwrap(), report.expected_churn_rate.unwrap());
+            assert!(
+                members < expected,
+                "{}: members churn {members}, comparable non-members {expected}: {report:?}",
+                program.key
+            );
+            assert!(report.difference().unwrap() < 0.0);
+        }
+        // Enrolled within the history, after becoming a customer, left on or after joining, never overlapping.
+        let mut members = 0;
+        for stakeholder in &stakeholders {
+            let KindDetails::Customer(customer) = &stakeholder.details else { continue };
+            for membership in &customer.memberships {
+                members += 1;
+                assert!(membership.joined >= customer.since.unwrap() && membership.joined <= anchor, "{membership:?}");
+                assert!(membership.left.is_none_or(|left| left >= membership.joined && left <= anchor));
+            }
+            let mut programs: Vec<_> = customer.memberships.iter().map(|membership| membership.program).collect();
+            programs.sort();
+            programs.dedup();
+            assert_eq!(programs.len(), customer.memberships.len(), "one membership per programme in the demo");
+        }
+        assert!(members > 200, "{members} memberships");
     }
 
     /// `cargo test --release --lib demo::tests::large -- --ignored --nocapture`

@@ -1,7 +1,8 @@
-//! `stakegraph migrate`: copies a whole store (stakeholders, relationships with their decayed sums,
+//! `stakegraph migrate`: copies a whole store (programmes, stakeholders, relationships with their decayed sums,
 //! interactions, the change log) into a Cypher store, keeping every id and sequence number.
 //!
-//! The copy goes in four phases, each in id order and in chunks; each chunk is one guarded statement that also
+//! The programmes go first, all in one statement (a graph keeps at most a thousand). Then the copy goes in four
+//! phases, each in id order and in chunks; each chunk is one guarded statement that also
 //! moves the target's counter node up to the chunk's last id. The counter is therefore where an interrupted copy
 //! resumes, and since every record is `MERGE`d on its id, a chunk written twice leaves one of each record. At the
 //! end the counts of both stores are compared.
@@ -48,6 +49,14 @@ pub enum MigrateError {
         after: i64,
         /// How many ids were missing in a row.
         gap: i64,
+    },
+    /// After the copy the programmes differ.
+    #[error("the copy is incomplete: the source holds {in_source} programmes, the target {target}")]
+    ProgramMismatch {
+        /// The source's programmes.
+        in_source: usize,
+        /// The target's.
+        target: usize,
     },
     /// After the copy the counts differ.
     #[error("the copy is incomplete: the source holds {in_source:?}, the target {target:?}")]
@@ -152,6 +161,12 @@ pub async fn migrate(
     let already_complete = before == totals && position.seq == totals.changes as i64;
     let none = BTreeSet::new();
 
+    // Programmes, before the customers whose memberships name them; written again when a copy resumes.
+    let programs = source.programs().await?;
+    if !programs.is_empty() && target.programs().await? != programs {
+        target.copy_programs(name, programs.clone()).await?;
+    }
+
     // Stakeholders, by id.
     let (mut next, mut done, mut empty) = (position.stakeholder + 1, before.stakeholders, 0);
     while done < totals.stakeholders {
@@ -233,6 +248,10 @@ pub async fn migrate(
         progress(Progress { phase: Phase::Changes, done: after.max(0) as u64, total: totals.changes });
     }
 
+    let copied = target.programs().await?.len();
+    if copied != programs.len() {
+        return Err(MigrateError::ProgramMismatch { in_source: programs.len(), target: copied });
+    }
     let counts = target.counts().await?;
     if counts != totals {
         return Err(MigrateError::Mismatch { in_source: totals, target: counts });

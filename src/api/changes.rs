@@ -40,6 +40,12 @@ pub enum ChangeKind {
     CustomerExited,
     /// A customer who had left came back.
     CustomerWonBack,
+    /// A relationship-marketing programme was created (it names no stakeholder; the payload holds it).
+    ProgramCreated,
+    /// A customer joined a programme (the payload names the programme and the day).
+    ProgramJoined,
+    /// A customer left a programme (the payload names the programme and the day).
+    ProgramLeft,
 }
 
 /// A view of one log entry, shared by every subscriber it goes to: each field is computed only when a

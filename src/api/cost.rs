@@ -28,6 +28,7 @@ const CONNECTIONS: &[&str] = &[
     "strongestRelationships",
     "changes",
     "topInfluencers",
+    "programs",
 ];
 
 /// The influence analyses: each runs a graph algorithm over the whole projection. A document may hold only a few
@@ -46,8 +47,8 @@ const ANALYSES: &[(&str, u64)] = &[
 /// a listing's `aggregate`, an employee's `portfolio` (every managed customer's churn risk and a key-person
 /// report), and the query root's `relationships` (the graph's relationships, filtered and sorted
 /// over every edge; a stakeholder's `relationships` is an ordinary connection), and `exitAnalysis` (over every
-/// customer).
-const AGGREGATES: &[&str] = &["aggregate", "portfolio"];
+/// customer); a programme's `retention` (over every customer).
+const AGGREGATES: &[&str] = &["aggregate", "portfolio", "retention"];
 const ROOT_AGGREGATES: &[&str] = &["relationships", "exitAnalysis"];
 
 /// The name of the query root type, which fragments spread at the root are declared on.
@@ -59,6 +60,8 @@ const QUERY_ROOT: &str = "Query";
 const WEIGHTS: &[(&str, u64)] = &[
     ("fallsBelow", 50),
     ("churnRisk", 60),
+    // Every programme's members on a day, counted over every customer once per version of the graph.
+    ("memberCount", 100),
     ("strength", 5),
     ("strongestRelationships", 5),
     ("influencePaths", 1_000),
@@ -508,6 +511,22 @@ pub(crate) mod tests {
         // An aggregate under each item of a page is one per item.
         let per_item = "{ stakeholders(first: 7) { edges { node { ... on Employee { managedCustomers { aggregate { count } } } } } } }";
         assert_eq!(cost(per_item, serde_json::json!({})).analyses, 7);
+    }
+
+    #[test]
+    fn programmes_are_pages_their_member_counts_weigh_and_each_retention_is_an_analysis() {
+        let listing = "{ programs(first: 10) { totalCount nodes { key memberCount } } }";
+        let priced = cost(listing, serde_json::json!({}));
+        // Ten programmes (each also counted by `nodes`, as every connection's are).
+        assert_eq!((priced.nodes, priced.analyses), (10 + 10, 0));
+        // programs, totalCount, nodes ×10 with key and memberCount (100) each.
+        assert_eq!(priced.work, 1 + 1 + 10 * (1 + 1 + 100));
+        let retention =
+            "{ programs(first: 4) { nodes { retention(from: \"2025-01-01\", to: \"2026-01-01\") { difference } } } }";
+        assert_eq!(cost(retention, serde_json::json!({})).analyses, 4);
+        // A customer's memberships are a page too (20 by default): 20 for each of the 5 customers.
+        let memberships = "{ stakeholders(first: 5) { nodes { ... on Customer { programs { nodes { joined } } } } } }";
+        assert_eq!(cost(memberships, serde_json::json!({})).nodes, 5 + 5 * (1 + 20 + 20));
     }
 
     #[test]

@@ -252,3 +252,15 @@ mod tests {
         assert_eq!(converted, vec![domain::Market::Customer, domain::Market::Supplier]);
     }
 }
+
+/// What a relationship-marketing programme is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::ProgramKind")]
+pub enum ProgramKind {
+    /// A frequency programme: rewards for cumulative spending.
+    Frequency,
+    /// A customer club: membership with privileges and a community.
+    Club,
+    /// A customisation programme: the offer tailored to each member.
+    Customisation,
+}

@@ -1,7 +1,7 @@
 //! Opaque global ids (`Node.id`) and connection cursors: base64url text that clients must not parse.
 
 use super::error::{ApiError, ApiResult};
-use crate::domain::{InteractionId, RelationshipId, StakeholderId};
+use crate::domain::{InteractionId, ProgramId, RelationshipId, StakeholderId};
 use crate::store::{InteractionCursor, StakeholderCursor};
 use async_graphql::ID;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,6 +16,8 @@ pub enum GlobalId {
     Relationship(RelationshipId),
     /// An interaction.
     Interaction(InteractionId),
+    /// A relationship-marketing programme.
+    Program(ProgramId),
 }
 
 impl GlobalId {
@@ -25,6 +27,7 @@ impl GlobalId {
             GlobalId::Stakeholder(id) => format!("Stakeholder:{id}"),
             GlobalId::Relationship(id) => format!("Relationship:{id}"),
             GlobalId::Interaction(id) => format!("Interaction:{id}"),
+            GlobalId::Program(id) => format!("Program:{id}"),
         };
         ID(URL_SAFE_NO_PAD.encode(text))
     }
@@ -45,6 +48,7 @@ impl GlobalId {
             "Stakeholder" => Ok(GlobalId::Stakeholder(StakeholderId(number))),
             "Relationship" => Ok(GlobalId::Relationship(RelationshipId(number))),
             "Interaction" => Ok(GlobalId::Interaction(InteractionId(number))),
+            "Program" => Ok(GlobalId::Program(ProgramId(number))),
             _ => Err(invalid()),
         }
     }
@@ -68,6 +72,14 @@ pub fn relationship_id(id: &ID, field: &str) -> ApiResult<RelationshipId> {
             field,
             format!("'{}' is not a relationship id; pass the id of a relationship", id.0),
         )),
+    }
+}
+
+/// Decodes a programme id, refusing ids of other node types.
+pub fn program_id(id: &ID, field: &str) -> ApiResult<ProgramId> {
+    match GlobalId::decode(id, field)? {
+        GlobalId::Program(id) => Ok(id),
+        _ => Err(ApiError::bad_input(field, format!("'{}' is not a programme id; pass the id of a Program", id.0))),
     }
 }
 

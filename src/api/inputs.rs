@@ -2,10 +2,10 @@
 //! failure names the input path it came from.
 
 use super::enums::{
-    Basis, Bond, Channel, CustomerStatus, Direction, ExitReason, Level, Market, RelationshipType, Topic,
+    Basis, Bond, Channel, CustomerStatus, Direction, ExitReason, Level, Market, ProgramKind, RelationshipType, Topic,
 };
 use super::error::{at, ApiError, ApiResult};
-use super::ids::{relationship_id, stakeholder_id};
+use super::ids::{program_id, relationship_id, stakeholder_id};
 use crate::domain::{
     self, parse_note, Amount, BondSet, Command, CustomerDetails, CustomerExit, DetailsPatch, KindDetails, Label,
     MarketSet, NewInteraction, NewStakeholder, PerceivedValue, Probability, RelationshipUpsert, Sentiment,
@@ -186,6 +186,7 @@ impl CreateCustomerInput {
             perceived_value: perceived_value(&format!("{path}.perceivedValue"), self.perceived_value)?,
             since: customer_since(&format!("{path}.customerSince"), self.customer_since, today)?,
             lifecycle: Vec::new(),
+            memberships: Vec::new(),
             retention_cost: amount(&format!("{path}.retentionCost"), self.retention_cost)?,
         });
         self.common.parse(path, details)
@@ -549,5 +550,63 @@ impl RecordCustomerWinBackInput {
         let id: StakeholderId = stakeholder_id(&self.id, &format!("{path}.id"))?;
         let date = happened(path, self.date, today, "a win-back")?;
         Ok(Command::RecordCustomerWinBack { id, date })
+    }
+}
+
+/// A relationship-marketing programme to create.
+#[derive(InputObject, Debug)]
+pub struct CreateProgramInput {
+    /// Your own unique key for it (unique among programmes).
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Frequency programme, customer club or customisation programme.
+    pub kind: ProgramKind,
+    /// The markets it addresses (at least one).
+    pub markets: Vec<Market>,
+}
+
+impl CreateProgramInput {
+    /// The command this input asks for.
+    pub fn parse(self, path: &str) -> ApiResult<Command> {
+        let markets = markets(&self.markets);
+        if markets.is_empty() {
+            return Err(ApiError::bad_input(
+                format!("{path}.markets"),
+                "a programme addresses at least one market; name one, CUSTOMER for a programme for customers",
+            ));
+        }
+        Ok(Command::CreateProgram(domain::NewProgram {
+            key: label(&format!("{path}.key"), &self.key)?,
+            name: label(&format!("{path}.name"), &self.name)?,
+            kind: self.kind.into(),
+            markets,
+        }))
+    }
+}
+
+/// A customer joining or leaving a programme.
+#[derive(InputObject, Debug)]
+pub struct ProgramMembershipInput {
+    /// The programme.
+    pub program_id: ID,
+    /// The customer.
+    pub customer_id: ID,
+    /// The day it joined or left (defaults to today, UTC): not in the future.
+    pub date: Option<NaiveDate>,
+}
+
+impl ProgramMembershipInput {
+    /// The enrolment (`join`) or leave this input asks for.
+    pub fn parse(self, path: &str, today: NaiveDate, join: bool) -> ApiResult<Command> {
+        let program = program_id(&self.program_id, &format!("{path}.programId"))?;
+        let customer = stakeholder_id(&self.customer_id, &format!("{path}.customerId"))?;
+        Ok(if join {
+            let date = happened(path, self.date, today, "an enrolment")?;
+            Command::EnrolInProgram { program, customer, date }
+        } else {
+            let date = happened(path, self.date, today, "a leave")?;
+            Command::LeaveProgram { program, customer, date }
+        })
     }
 }

@@ -3,7 +3,9 @@
 //! the engine's in-memory records (`engine::records`) once the projection is built; the store answers the rest
 //! (interactions, archived stakeholders, and everything before the projection is built).
 
-use crate::domain::{Interaction, InteractionId, Relationship, RelationshipId, Stakeholder, StakeholderId, TopicSet};
+use crate::domain::{
+    Interaction, InteractionId, Program, ProgramId, Relationship, RelationshipId, Stakeholder, StakeholderId, TopicSet,
+};
 use crate::engine::{Engine, Records};
 use crate::store::{GraphStore, InteractionCursor, InteractionPage, StoreError};
 use async_graphql::dataloader::{DataLoader, Loader};
@@ -280,6 +282,10 @@ impl Remembered for InteractionPageKey {
     type Value = InteractionPage;
 }
 
+impl Remembered for ProgramId {
+    type Value = Arc<Program>;
+}
+
 /// Error type of every load: shared, because one batch answers many resolvers.
 pub type LoadError = Arc<StoreError>;
 
@@ -374,5 +380,20 @@ impl Loader<InteractionPageKey> for StoreLoader {
             }
         }
         Ok(pages)
+    }
+}
+
+impl Loader<ProgramId> for StoreLoader {
+    type Value = Arc<Program>;
+    type Error = LoadError;
+
+    /// Every programme in one store call (a graph keeps at most a thousand), the ones asked for kept.
+    async fn load(&self, keys: &[ProgramId]) -> Result<HashMap<ProgramId, Self::Value>, Self::Error> {
+        let found = self.store.programs().await?;
+        Ok(found
+            .into_iter()
+            .filter(|program| keys.contains(&program.id))
+            .map(|program| (program.id, Arc::new(program)))
+            .collect())
     }
 }

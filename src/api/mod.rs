@@ -20,6 +20,7 @@ pub mod markets;
 pub mod mutation;
 pub mod paging;
 mod policy;
+pub mod programs;
 pub mod query;
 pub mod relationships;
 pub mod stakeholders;
@@ -51,6 +52,7 @@ pub struct QueryRoot(
     aggregates::AggregateQuery,
     exits::ExitQuery,
     markets::MarketQuery,
+    programs::ProgramQuery,
     churn::ChurnQuery,
     influence::InfluenceQuery,
     influence::RiskQuery,

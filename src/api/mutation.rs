@@ -5,9 +5,10 @@ use super::error::{ApiError, ApiResult};
 use super::ids::stakeholder_id;
 use super::inputs::{
     CreateCustomerInput, CreateDistributorInput, CreateEmployeeInput, CreateGovernmentBodyInput,
-    CreateMediaOutletInput, CreateSupplierInput, RecordCustomerExitInput, RecordCustomerWinBackInput,
-    RecordInteractionsInput, UpdateCustomerInput, UpdateDistributorInput, UpdateEmployeeInput,
-    UpdateGovernmentBodyInput, UpdateMediaOutletInput, UpdateSupplierInput, UpsertRelationshipInput,
+    CreateMediaOutletInput, CreateProgramInput, CreateSupplierInput, ProgramMembershipInput, RecordCustomerExitInput,
+    RecordCustomerWinBackInput, RecordInteractionsInput, UpdateCustomerInput, UpdateDistributorInput,
+    UpdateEmployeeInput, UpdateGovernmentBodyInput, UpdateMediaOutletInput, UpdateSupplierInput,
+    UpsertRelationshipInput,
 };
 use super::relationships::{Interaction, Relationship};
 use super::stakeholders::{
@@ -224,6 +225,36 @@ impl Mutation {
         input: RecordCustomerWinBackInput,
     ) -> ApiResult<Customer> {
         let command = input.parse("input", Utc::now().date_naive())?;
+        as_customer(stakeholder_outcome(ctx, command, "input").await?)
+    }
+
+    /// Creates a relationship-marketing programme (a frequency programme, a customer club or a customisation
+    /// programme); its key must be unused by any other programme.
+    #[graphql(guard = "Need::Write")]
+    async fn create_program(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProgramInput,
+    ) -> ApiResult<super::programs::Program> {
+        match apply_one(ctx, input.parse("input")?, "input").await? {
+            Outcome::Program(program) => Ok(super::programs::Program::of(program)),
+            _ => Err(ApiError::Internal),
+        }
+    }
+
+    /// Enrols a customer in a programme on a day (default today): not a prospect, not before it became a
+    /// customer, not while it is a member, not inside an earlier membership of the same programme.
+    #[graphql(guard = "Need::Write")]
+    async fn enrol_in_program(&self, ctx: &Context<'_>, input: ProgramMembershipInput) -> ApiResult<Customer> {
+        let command = input.parse("input", Utc::now().date_naive(), true)?;
+        as_customer(stakeholder_outcome(ctx, command, "input").await?)
+    }
+
+    /// Records that a customer left a programme on a day (default today): it must be a member, since that day or
+    /// before.
+    #[graphql(guard = "Need::Write")]
+    async fn leave_program(&self, ctx: &Context<'_>, input: ProgramMembershipInput) -> ApiResult<Customer> {
+        let command = input.parse("input", Utc::now().date_naive(), false)?;
         as_customer(stakeholder_outcome(ctx, command, "input").await?)
     }
 }

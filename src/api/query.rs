@@ -43,6 +43,8 @@ pub enum Node {
     Relationship(Relationship),
     /// An interaction.
     Interaction(Interaction),
+    /// A relationship-marketing programme.
+    Program(super::programs::Program),
 }
 
 impl From<StakeholderNode> for Node {
@@ -70,6 +72,7 @@ async fn load_node(ctx: &Context<'_>, id: &ID, field: &str) -> ApiResult<Option<
             let Some(interaction) = loaders.load_one(id).await? else { return Ok(None) };
             load_relationship(ctx, interaction.relationship).await?.map(|_| Node::Interaction(Interaction(interaction)))
         }
+        GlobalId::Program(id) => super::programs::load_program(ctx, id).await?.map(Node::Program),
     })
 }
 

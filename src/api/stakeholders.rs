@@ -440,6 +440,17 @@ stakeholder_object!(
             super::churn::churn_risk(ctx, &self.0).await
         }
 
+        /// Its memberships of relationship-marketing programmes, in the order they began (at most 200), each with
+        /// its programme and the days it joined and left.
+        async fn programs(
+            &self,
+            ctx: &Context<'_>,
+            first: Option<i32>,
+            after: Option<String>,
+        ) -> ApiResult<Connection<String, super::programs::ProgramMembership, Counted>> {
+            super::programs::memberships(ctx, &self.0, first, after)
+        }
+
         /// Its exits and win-backs, oldest first.
         async fn lifecycle(&self) -> Vec<LifecycleChange> {
             self.customer().map(|customer| customer.lifecycle().iter().map(LifecycleChange::of).collect()).unwrap_or_default()

@@ -1,8 +1,9 @@
 //! The write language (commands) and the change log it produces (one event per command).
 
+use super::program::{NewProgram, Program};
 use super::relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 use super::stakeholder::{CustomerExit, NewStakeholder, Stakeholder, StakeholderPatch};
-use super::values::{RelationshipId, StakeholderId};
+use super::values::{ProgramId, RelationshipId, StakeholderId};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,26 @@ pub enum Command {
         /// The day it came back.
         date: NaiveDate,
     },
+    /// Create a relationship-marketing programme.
+    CreateProgram(NewProgram),
+    /// Enrol a customer in a programme.
+    EnrolInProgram {
+        /// Which programme.
+        program: ProgramId,
+        /// Which customer.
+        customer: StakeholderId,
+        /// The day it joined.
+        date: NaiveDate,
+    },
+    /// Record that a customer left a programme.
+    LeaveProgram {
+        /// Which programme.
+        program: ProgramId,
+        /// Which customer.
+        customer: StakeholderId,
+        /// The day it left.
+        date: NaiveDate,
+    },
 }
 
 /// What one command produced.
@@ -57,6 +78,8 @@ pub enum Outcome {
     },
     /// The interactions recorded, in input order.
     Interactions(Vec<Interaction>),
+    /// The programme created.
+    Program(Program),
 }
 
 /// What a committed batch produced: one outcome per command, and the change events appended with it.
@@ -88,6 +111,12 @@ pub enum ChangeKind {
     CustomerExited,
     /// A customer who had left came back.
     CustomerWonBack,
+    /// A relationship-marketing programme was created.
+    ProgramCreated,
+    /// A customer joined a programme.
+    ProgramJoined,
+    /// A customer left a programme.
+    ProgramLeft,
 }
 
 impl ChangeKind {
@@ -99,10 +128,13 @@ impl ChangeKind {
             | ChangeKind::StakeholderUpdated
             | ChangeKind::StakeholderArchived
             | ChangeKind::CustomerExited
-            | ChangeKind::CustomerWonBack => true,
-            ChangeKind::RelationshipCreated | ChangeKind::RelationshipUpdated | ChangeKind::InteractionsRecorded => {
-                false
-            }
+            | ChangeKind::CustomerWonBack
+            | ChangeKind::ProgramJoined
+            | ChangeKind::ProgramLeft => true,
+            ChangeKind::RelationshipCreated
+            | ChangeKind::RelationshipUpdated
+            | ChangeKind::InteractionsRecorded
+            | ChangeKind::ProgramCreated => false,
         }
     }
 
@@ -117,6 +149,9 @@ impl ChangeKind {
             ChangeKind::InteractionsRecorded => "INTERACTIONS_RECORDED",
             ChangeKind::CustomerExited => "CUSTOMER_EXITED",
             ChangeKind::CustomerWonBack => "CUSTOMER_WON_BACK",
+            ChangeKind::ProgramCreated => "PROGRAM_CREATED",
+            ChangeKind::ProgramJoined => "PROGRAM_JOINED",
+            ChangeKind::ProgramLeft => "PROGRAM_LEFT",
         }
     }
 }
@@ -160,6 +195,31 @@ impl PendingEvent {
             relationship: None,
             payload: serde_json::json!({ "before": before, "after": after }),
         }
+    }
+
+    /// The event for a programme that was created: it names no stakeholder.
+    pub fn program_created(program: &Program) -> Self {
+        Self {
+            kind: ChangeKind::ProgramCreated,
+            stakeholders: Vec::new(),
+            relationship: None,
+            payload: serde_json::json!({ "program": program }),
+        }
+    }
+
+    /// The event for a customer who joined or left (`kind`) programme `program` on `date`: the customer before and
+    /// after, with the programme's id and the day.
+    pub fn membership(
+        kind: ChangeKind,
+        program: ProgramId,
+        date: NaiveDate,
+        before: &Stakeholder,
+        after: &Stakeholder,
+    ) -> Self {
+        let mut event = Self::stakeholder(kind, Some(before), after);
+        event.payload["program"] = serde_json::json!(program);
+        event.payload["date"] = serde_json::json!(date);
+        event
     }
 
     /// The event for a relationship that was created or changed.

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod change;
 pub mod churn;
+pub mod program;
 pub mod relationship;
 pub mod stakeholder;
 pub mod strength;
@@ -12,15 +13,17 @@ pub mod vocabulary;
 
 pub use access::Role;
 pub use change::{Applied, ChangeEvent, ChangeKind, Command, Outcome, PendingEvent};
+pub use program::{Membership, NewProgram, Program};
 pub use relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 pub use stakeholder::{
     CustomerDetails, CustomerExit, DetailsPatch, KindDetails, LifecycleEvent, NewStakeholder, PerceivedValue, Refused,
     Stakeholder, StakeholderPatch,
 };
 pub use values::{
-    parse_note, Amount, InteractionId, InvalidValue, Label, Probability, RelationshipId, Sentiment, StakeholderId,
+    parse_note, Amount, InteractionId, InvalidValue, Label, Probability, ProgramId, RelationshipId, Sentiment,
+    StakeholderId,
 };
 pub use vocabulary::{
     Basis, Bond, BondSet, Channel, CustomerStatus, Direction, ExitReason, Level, Market, MarketSet, Mendelow,
-    RelationshipType, StakeholderKind, Topic, TopicSet,
+    ProgramKind, RelationshipType, StakeholderKind, Topic, TopicSet,
 };

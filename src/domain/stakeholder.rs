@@ -1,6 +1,7 @@
 //! Stakeholders: the common fields, the fields of each kind, and how an update applies.
 
-use super::values::{Amount, InvalidValue, Label, Probability, StakeholderId};
+use super::program::{self, Membership};
+use super::values::{Amount, InvalidValue, Label, Probability, ProgramId, StakeholderId};
 use super::vocabulary::{CustomerStatus, ExitReason, Market, MarketSet, Mendelow, StakeholderKind};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,10 @@ pub struct CustomerDetails {
     /// What it would cost to keep this customer, when recorded (otherwise its segment's configured cost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_cost: Option<Amount>,
+    /// Its memberships of relationship-marketing programmes, in the order they began (absent from records
+    /// written before programmes were kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memberships: Vec<Membership>,
 }
 
 /// One dated change of a customer's lifecycle.
@@ -143,7 +148,7 @@ pub struct Refused {
 }
 
 impl Refused {
-    fn of(field: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn of(field: &'static str, message: impl Into<String>) -> Self {
         Self { field, message: message.into() }
     }
 }
@@ -192,6 +197,12 @@ impl CustomerDetails {
     /// and win-backs recorded afterwards, never with the record; a new customer is not CHURNED (create it, then
     /// record its exit with the reason and date); a prospect has no customer-since day; none is in the future.
     pub fn check_new(&self, today: NaiveDate) -> Result<(), Refused> {
+        if !self.memberships.is_empty() {
+            return Err(Refused::of(
+                "id",
+                "a new customer is in no programme yet; create it, then enrol it with enrolInProgram",
+            ));
+        }
         if !self.lifecycle.is_empty() || self.exit.is_some() {
             return Err(Refused::of(
                 "id",
@@ -667,6 +678,25 @@ impl Stakeholder {
         Ok(())
     }
 
+    /// Enrols this customer in `program` on `date` (rules in [`program::enrol`]); refused for other kinds,
+    /// naming `customerId`.
+    pub fn enrol_in_program(&mut self, program: ProgramId, date: NaiveDate, at: DateTime<Utc>) -> Result<(), Refused> {
+        let created_at = self.created_at;
+        let customer = self.customer_mut("join programmes").map_err(as_customer_id)?;
+        let since = customer.customer_since(created_at);
+        program::enrol(&mut customer.memberships, program, date, at.date_naive(), since)?;
+        self.updated_at = at;
+        Ok(())
+    }
+
+    /// Records that this customer left `program` on `date` (rules in [`program::leave`]).
+    pub fn leave_program(&mut self, program: ProgramId, date: NaiveDate, at: DateTime<Utc>) -> Result<(), Refused> {
+        let customer = self.customer_mut("leave programmes").map_err(as_customer_id)?;
+        program::leave(&mut customer.memberships, program, date, at.date_naive())?;
+        self.updated_at = at;
+        Ok(())
+    }
+
     /// Its customer fields; refused for another kind, saying that only customers can `what`.
     fn customer_mut(&mut self, what: &str) -> Result<&mut CustomerDetails, Refused> {
         match &mut self.details {
@@ -680,6 +710,11 @@ impl Stakeholder {
             )),
         }
     }
+}
+
+/// A refusal about the record as a whole, pointed at the `customerId` of a programme command.
+fn as_customer_id(refused: Refused) -> Refused {
+    Refused { field: "customerId", ..refused }
 }
 
 #[cfg(test)]
@@ -704,6 +739,7 @@ mod tests {
                 since: Some(NaiveDate::from_ymd_opt(2019, 1, 1).unwrap()),
                 lifecycle: Vec::new(),
                 retention_cost: None,
+                memberships: Vec::new(),
             }),
         }
         .into_stakeholder(StakeholderId(1), Utc::now())
@@ -884,6 +920,7 @@ mod tests {
             since: since.map(date),
             lifecycle: Vec::new(),
             retention_cost: None,
+            memberships: Vec::new(),
         };
         let day = date("2026-05-02");
         assert!(new(CustomerStatus::Active, Some("2020-01-01")).check_new(day).is_ok());

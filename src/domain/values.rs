@@ -35,6 +35,10 @@ id_type!(
     /// Store-assigned identity of one recorded interaction.
     InteractionId
 );
+id_type!(
+    /// Store-assigned identity of a relationship-marketing programme.
+    ProgramId
+);
 
 /// Declares a validated number: a finite `f64` that `accepts`, refused with `hint` (which follows the value).
 macro_rules! bounded_number {

@@ -117,6 +117,18 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// What a relationship-marketing programme is (docs/models.md, "Programme retention").
+    ProgramKind {
+        /// A frequency programme: rewards for cumulative spending.
+        Frequency = "FREQUENCY",
+        /// A customer club: membership with privileges and a community.
+        Club = "CLUB",
+        /// A customisation programme: the offer tailored to each member.
+        Customisation = "CUSTOMISATION",
+    }
+);
+
+vocabulary!(
     /// Mendelow's power/interest quadrant.
     Mendelow {
         /// High power, high interest.

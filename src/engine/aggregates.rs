@@ -367,6 +367,7 @@ mod tests {
                 perceived_value: None,
                 since: None,
                 lifecycle: Vec::new(),
+                memberships: Vec::new(),
                 retention_cost: None,
             }),
             created_at: at,

@@ -121,11 +121,16 @@ pub struct Changed {
 
 /// Whether a stakeholder's change-log entry may move relationships in or out of a watcher's view: an archive, or an
 /// update of its privacy, extra markets or candidate flag (its primary market). A creation (no relationship yet), an
-/// exit or a win-back (status and lifecycle only) and any other update (name, power, …) cannot: strength reads
-/// relationships only. An update whose payload does not say (not the store's shape) counts as one that may.
+/// exit or a win-back (status and lifecycle only), a programme created, joined or left (a programme row, or a
+/// customer's memberships only) and any other update (name, power, …) cannot: strength reads relationships only. An update whose payload does not say (not the store's shape) counts as one that may.
 fn moves_view(event: &ChangeEvent) -> bool {
     match event.kind {
-        ChangeKind::StakeholderCreated | ChangeKind::CustomerExited | ChangeKind::CustomerWonBack => false,
+        ChangeKind::StakeholderCreated
+        | ChangeKind::CustomerExited
+        | ChangeKind::CustomerWonBack
+        | ChangeKind::ProgramCreated
+        | ChangeKind::ProgramJoined
+        | ChangeKind::ProgramLeft => false,
         ChangeKind::StakeholderUpdated => {
             let (before, after) = (&event.payload["before"], &event.payload["after"]);
             before.is_null()
@@ -720,6 +725,15 @@ mod tests {
             let mut changed = Changed::default();
             changed.record(&event(5, kind, &[10], None));
             assert!(!changed.needs_full_scan(false), "{kind:?} changes a status, not who is in view");
+        }
+        for (kind, named) in [
+            (ChangeKind::ProgramCreated, &[][..]),
+            (ChangeKind::ProgramJoined, &[10][..]),
+            (ChangeKind::ProgramLeft, &[10][..]),
+        ] {
+            let mut changed = Changed::default();
+            changed.record(&event(5, kind, named, None));
+            assert!(!changed.needs_full_scan(false), "{kind:?} changes memberships, not who is in view");
         }
         // An update moves relationships only through privacy, markets or the candidate flag.
         let before = serde_json::json!({ "name": "A", "private": false, "extra_markets": 0, "archived_at": null,

@@ -236,7 +236,7 @@ pub fn exit_report<'a>(
 
 /// The stretches a customer was active, as (the day it began, the day it left if it did): from `since` to the
 /// first exit, then from each win-back to the next exit. A CHURNED customer with no exit recorded has none.
-fn active_stretches(customer: &CustomerDetails, since: NaiveDate) -> Vec<(NaiveDate, Option<NaiveDate>)> {
+pub(crate) fn active_stretches(customer: &CustomerDetails, since: NaiveDate) -> Vec<(NaiveDate, Option<NaiveDate>)> {
     let events = customer.lifecycle();
     if events.is_empty() && customer.status == crate::domain::CustomerStatus::Churned {
         return Vec::new();
@@ -299,6 +299,7 @@ mod tests {
                 perceived_value: None,
                 since: Some(day(since)),
                 lifecycle: events.to_vec(),
+                memberships: Vec::new(),
                 retention_cost: None,
             }),
         }

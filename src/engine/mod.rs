@@ -17,6 +17,7 @@ pub mod exits;
 pub mod export;
 pub mod markets;
 pub mod paths;
+pub mod programs;
 pub mod records;
 pub mod risk;
 pub mod snapshot;

@@ -9,7 +9,8 @@
 
 use super::aggregates::{tally_stakeholders, StakeholderTally};
 use super::exits::{exit_report, CustomerCriteria, ExitReport};
-use crate::domain::{Relationship, RelationshipId, RelationshipType, Stakeholder, StakeholderId};
+use super::programs::{member_counts, program_retention, ProgramRetention};
+use crate::domain::{ProgramId, Relationship, RelationshipId, RelationshipType, Stakeholder, StakeholderId};
 use crate::store::{StakeholderFilter, StakeholderPage, StakeholderQuery, StakeholderSort, StoreError, INVALID_CURSOR};
 use chrono::NaiveDate;
 use std::ops::Bound;
@@ -36,6 +37,12 @@ pub struct Records {
     tallied: VersionMemo<String, Arc<StakeholderTally>, TALLIES_KEPT>,
     /// The exit analyses computed on this version so far, by criteria and period.
     exits: VersionMemo<(CustomerCriteria, NaiveDate, NaiveDate), Arc<ExitReport>, TALLIES_KEPT>,
+    /// The programme retentions computed on this version so far, by programme, period and whether private
+    /// customers are left out.
+    retentions: VersionMemo<(ProgramId, NaiveDate, NaiveDate, bool), Arc<ProgramRetention>, TALLIES_KEPT>,
+    /// Every programme's members on a day, counted on this version so far, by day and whether private customers
+    /// are left out.
+    members: VersionMemo<(NaiveDate, bool), Arc<std::collections::HashMap<ProgramId, u64>>, TALLIES_KEPT>,
 }
 
 /// Ids tracked in [`Records`]' bit set of public stakeholders (8 MiB at most); larger ids are looked up in the map.
@@ -160,6 +167,8 @@ impl Records {
             counted: VersionMemo::default(),
             tallied: VersionMemo::default(),
             exits: VersionMemo::default(),
+            retentions: VersionMemo::default(),
+            members: VersionMemo::default(),
         }
     }
 
@@ -334,6 +343,62 @@ impl Records {
         let report = Arc::new(exit_report(rows, from, to));
         self.exits.put(key, report.clone());
         report
+    }
+
+    /// The retention of `program` over `[from, to)` (`from < to`) if this version already computed it.
+    pub fn program_retained(
+        &self,
+        program: ProgramId,
+        from: NaiveDate,
+        to: NaiveDate,
+        hide_private: bool,
+    ) -> Option<Arc<ProgramRetention>> {
+        self.retentions.get(&(program, from, to, hide_private))
+    }
+
+    /// The retention of `program` over `[from, to)` (`from < to`) among the live customers (the public ones when
+    /// `hide_private`), computed once per version of the records: O(n + c · (e + p)) the first time.
+    pub fn program_retention(
+        &self,
+        program: ProgramId,
+        from: NaiveDate,
+        to: NaiveDate,
+        hide_private: bool,
+    ) -> Arc<ProgramRetention> {
+        let key = (program, from, to, hide_private);
+        if let Some(found) = self.retentions.get(&key) {
+            return found;
+        }
+        let customers = self.customers(&CustomerCriteria { hide_private, ..CustomerCriteria::default() });
+        let report = Arc::new(program_retention(customers.iter().map(|row| &**row), program, from, to));
+        self.retentions.put(key, report.clone());
+        report
+    }
+
+    /// Every programme's members on `day` if this version already counted them.
+    pub fn program_members_counted(
+        &self,
+        day: NaiveDate,
+        hide_private: bool,
+    ) -> Option<Arc<std::collections::HashMap<ProgramId, u64>>> {
+        self.members.get(&(day, hide_private))
+    }
+
+    /// How many live customers (the public ones when `hide_private`) are members of each programme on `day`,
+    /// counted once per version of the records: O(n + c · p) the first time.
+    pub fn program_members(
+        &self,
+        day: NaiveDate,
+        hide_private: bool,
+    ) -> Arc<std::collections::HashMap<ProgramId, u64>> {
+        let key = (day, hide_private);
+        if let Some(found) = self.members.get(&key) {
+            return found;
+        }
+        let customers = self.customers(&CustomerCriteria { hide_private, ..CustomerCriteria::default() });
+        let counts = Arc::new(member_counts(customers.iter().map(|row| &**row), day));
+        self.members.put(key, counts.clone());
+        counts
     }
 
     /// The customers `criteria` admits, in id order (archived ones when it includes them). O(n).

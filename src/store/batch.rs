@@ -3,10 +3,12 @@
 //! [`BatchTarget`]; SQLite answers them inside its transaction, the Cypher backend from rows it fetched before
 //! the batch and writes everything afterwards in one statement.
 
+use crate::domain::program::MAX_PROGRAMS;
 use crate::domain::strength::{DecayedSums, StrengthModel};
 use crate::domain::{
-    Applied, ChangeEvent, ChangeKind, Command, Interaction, NewInteraction, NewStakeholder, Outcome, PendingEvent,
-    Relationship, RelationshipId, RelationshipType, RelationshipUpsert, Stakeholder, StakeholderId,
+    Applied, ChangeEvent, ChangeKind, Command, Interaction, NewInteraction, NewProgram, NewStakeholder, Outcome,
+    PendingEvent, Program, ProgramId, Relationship, RelationshipId, RelationshipType, RelationshipUpsert, Stakeholder,
+    StakeholderId,
 };
 use crate::store::{Rejection, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
@@ -44,6 +46,13 @@ pub(crate) trait BatchTarget {
     fn insert_interaction(&mut self, interaction: NewInteraction) -> StoreResult<Interaction>;
     /// Writes a relationship's decayed sums.
     fn put_sums(&mut self, id: RelationshipId, sums: &DecayedSums) -> StoreResult<()>;
+    /// The programme with this id.
+    fn program(&mut self, id: ProgramId) -> StoreResult<Option<Program>>;
+    /// Every programme, in id order (at most [`MAX_PROGRAMS`]): what creating one checks its key and the bound
+    /// against, and where its id follows from.
+    fn programs(&mut self) -> StoreResult<Vec<Program>>;
+    /// Writes a programme (created).
+    fn put_program(&mut self, program: &Program) -> StoreResult<()>;
     /// Appends a change event at time `at`, giving it its sequence number.
     fn append_event(&mut self, event: PendingEvent, at: DateTime<Utc>) -> StoreResult<ChangeEvent>;
 }
@@ -156,6 +165,13 @@ impl<T: BatchTarget> Batch<'_, T> {
                     after.record_win_back(date, at)
                 })
             }
+            Command::CreateProgram(new) => self.create_program(index, new),
+            Command::EnrolInProgram { program, customer, date } => {
+                self.change_membership(index, program, customer, date, ChangeKind::ProgramJoined)
+            }
+            Command::LeaveProgram { program, customer, date } => {
+                self.change_membership(index, program, customer, date, ChangeKind::ProgramLeft)
+            }
             Command::UpsertRelationship(upsert) => self.upsert_relationship(index, upsert),
             Command::RecordInteractions(interactions) => self.record_interactions(index, interactions),
         }
@@ -174,6 +190,56 @@ impl<T: BatchTarget> Batch<'_, T> {
         change(&mut after, self.at).map_err(|error| refused(index, error))?;
         self.target.put_stakeholder(&after)?;
         self.events.push(PendingEvent::stakeholder(kind, Some(&before), &after));
+        Ok(Outcome::Stakeholder(after))
+    }
+
+    /// Creates a programme: its key unused by any other programme, at most [`MAX_PROGRAMS`] in all.
+    fn create_program(&mut self, index: usize, new: NewProgram) -> StoreResult<Outcome> {
+        let programs = self.target.programs()?;
+        if let Some(existing) = programs.iter().find(|program| program.key == new.key) {
+            return Err(StoreError::rejected(
+                index,
+                "key",
+                Rejection::Conflict,
+                format!("key '{}' is already used by programme {}; choose another key", new.key, existing.id),
+            ));
+        }
+        if programs.len() >= MAX_PROGRAMS {
+            return Err(StoreError::rejected(
+                index,
+                "key",
+                Rejection::Conflict,
+                format!("there are {} programmes, the most one graph keeps; reuse one of them", programs.len()),
+            ));
+        }
+        let id = ProgramId(programs.iter().map(|program| program.id.0).max().unwrap_or(0) + 1);
+        let program = new.into_program(id, self.at);
+        self.target.put_program(&program)?;
+        self.events.push(PendingEvent::program_created(&program));
+        Ok(Outcome::Program(program))
+    }
+
+    /// Enrols live customer `customer` in programme `program` on `date`, or records that it left (by `kind`).
+    fn change_membership(
+        &mut self,
+        index: usize,
+        program: ProgramId,
+        customer: StakeholderId,
+        date: chrono::NaiveDate,
+        kind: ChangeKind,
+    ) -> StoreResult<Outcome> {
+        if self.target.program(program)?.is_none() {
+            return Err(not_found(index, "programId", "programme", program));
+        }
+        let before = self.live_stakeholder(index, customer).map_err(|error| retarget(error, "customerId"))?;
+        let mut after = before.clone();
+        let changed = match kind {
+            ChangeKind::ProgramJoined => after.enrol_in_program(program, date, self.at),
+            _ => after.leave_program(program, date, self.at),
+        };
+        changed.map_err(|error| refused(index, error))?;
+        self.target.put_stakeholder(&after)?;
+        self.events.push(PendingEvent::membership(kind, program, date, &before, &after));
         Ok(Outcome::Stakeholder(after))
     }
 

@@ -23,7 +23,7 @@ pub struct Metered {
     counters: Arc<[(&'static str, AtomicU64)]>,
 }
 
-const METHODS: [&str; 13] = [
+const METHODS: [&str; 14] = [
     "stakeholders_by_id",
     "stakeholder_by_key",
     "list_stakeholders",
@@ -33,6 +33,7 @@ const METHODS: [&str; 13] = [
     "interaction_histories",
     "interactions_by_id",
     "apply",
+    "programs",
     "changes_after",
     "counts",
     "public_counts",
@@ -120,6 +121,11 @@ impl GraphStore for Metered {
     async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied> {
         self.count("apply");
         self.inner.apply(commands, at).await
+    }
+
+    async fn programs(&self) -> StoreResult<Vec<crate::domain::Program>> {
+        self.count("programs");
+        self.inner.programs().await
     }
 
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {

@@ -11,8 +11,8 @@ pub mod neo4j;
 pub mod sqlite;
 
 use crate::domain::{
-    Applied, ChangeEvent, Command, CustomerStatus, Interaction, InteractionId, MarketSet, Mendelow, Relationship,
-    RelationshipId, Stakeholder, StakeholderId, StakeholderKind, Topic, TopicSet,
+    Applied, ChangeEvent, Command, CustomerStatus, Interaction, InteractionId, MarketSet, Mendelow, Program,
+    Relationship, RelationshipId, Stakeholder, StakeholderId, StakeholderKind, Topic, TopicSet,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -373,6 +373,9 @@ pub trait GraphStore: Send + Sync + 'static {
 
     /// The interactions with these ids (missing ids are left out).
     async fn interactions_by_id(&self, ids: &[InteractionId]) -> StoreResult<Vec<Interaction>>;
+
+    /// Every relationship-marketing programme, in id order (at most [`crate::domain::program::MAX_PROGRAMS`]).
+    async fn programs(&self) -> StoreResult<Vec<Program>>;
 
     /// Applies the commands all-or-nothing at time `at`, appending their change events in the same transaction.
     async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied>;

@@ -31,7 +31,8 @@ macro_rules! suite {
             updates_and_archives_are_logged_with_the_values_before_and_after,
             a_paged_listing_returns_every_stakeholder_once_in_order,
             a_listing_without_private_rows_refuses_cursors_naming_them_and_counts_only_public_ones,
-            the_graph_scan_is_the_rows_at_the_log_position_it_reports
+            the_graph_scan_is_the_rows_at_the_log_position_it_reports,
+            programmes_and_memberships_are_kept_with_their_rules_and_logged
         );
     };
     (@checks $backend:ident, $fresh:path, $attribute:meta, $($check:ident),+) => {
@@ -104,6 +105,7 @@ pub(crate) fn customer(key: &str) -> Command {
             perceived_value: None,
             since: None,
             lifecycle: Vec::new(),
+            memberships: Vec::new(),
             retention_cost: None,
         }),
     })
@@ -328,4 +330,93 @@ pub async fn a_listing_without_private_rows_refuses_cursors_naming_them_and_coun
     assert_eq!(all, GraphCounts { stakeholders: 3, relationships: 3, interactions: 3, changes: all.changes });
     let seen = store.public_counts().await.unwrap();
     assert_eq!(seen, GraphCounts { stakeholders: 2, relationships: 1, interactions: 1, changes: all.changes });
+}
+
+fn program(key: &str, kind: stakegraph::domain::ProgramKind) -> Command {
+    Command::CreateProgram(stakegraph::domain::NewProgram {
+        key: Label::parse(key).unwrap(),
+        name: Label::parse(&format!("Programme {key}")).unwrap(),
+        kind,
+        markets: MarketSet::of([stakegraph::domain::Market::Customer]),
+    })
+}
+
+/// The field and kind of a refused batch.
+fn refusal(error: StoreError) -> (usize, String, Rejection) {
+    match error {
+        StoreError::Rejected { command, field, reason, .. } => (command, field, reason),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+pub async fn programmes_and_memberships_are_kept_with_their_rules_and_logged(store: Arc<dyn GraphStore>) {
+    use stakegraph::domain::{ChangeKind, Membership, Outcome, ProgramId, ProgramKind};
+    let at = Utc::now();
+    let today = at.date_naive();
+    let applied = store
+        .apply(vec![customer("A"), program("CLUB", ProgramKind::Club), program("POINTS", ProgramKind::Frequency)], at)
+        .await
+        .unwrap();
+    let kinds: Vec<ChangeKind> = applied.events.iter().map(|event| event.kind).collect();
+    assert_eq!(kinds, [ChangeKind::StakeholderCreated, ChangeKind::ProgramCreated, ChangeKind::ProgramCreated]);
+    assert!(applied.events[1].stakeholders.is_empty(), "a programme names no stakeholder");
+    let Outcome::Program(club) = &applied.outcomes[1] else { panic!("{:?}", applied.outcomes[1]) };
+    let programs = store.programs().await.unwrap();
+    assert_eq!(programs.len(), 2);
+    assert_eq!(&programs[0], club);
+    assert_eq!((programs[0].id, programs[1].id), (ProgramId(1), ProgramId(2)));
+    assert_eq!((programs[1].key.as_str(), programs[1].kind), ("POINTS", ProgramKind::Frequency));
+    assert_eq!(programs[0].created_at.timestamp_millis(), at.timestamp_millis());
+
+    // A key is used once; a refused batch leaves nothing.
+    let error = store.apply(vec![program("OTHER", ProgramKind::Club), program("CLUB", ProgramKind::Club)], at).await;
+    assert_eq!(refusal(error.unwrap_err()), (1, "key".into(), Rejection::Conflict));
+    assert_eq!(store.programs().await.unwrap().len(), 2);
+
+    let (a, club) = (StakeholderId(1), ProgramId(1));
+    let enrol = |program, date| Command::EnrolInProgram { program, customer: a, date };
+    let leave = |program, date| Command::LeaveProgram { program, customer: a, date };
+    let joined = store.apply(vec![enrol(club, today)], at).await.unwrap();
+    assert_eq!(joined.events[0].kind, ChangeKind::ProgramJoined);
+    assert_eq!(joined.events[0].stakeholders, [a]);
+    assert_eq!(joined.events[0].payload["program"], 1);
+    assert_eq!(joined.events[0].payload["date"], today.to_string());
+    for (command, expected) in [
+        (enrol(club, today), (0, "programId".into(), Rejection::Invalid)),
+        (enrol(ProgramId(9), today), (0, "programId".into(), Rejection::NotFound)),
+        (leave(ProgramId(2), today), (0, "programId".into(), Rejection::Invalid)),
+        (enrol(ProgramId(2), today.succ_opt().unwrap()), (0, "date".into(), Rejection::Invalid)),
+        (
+            Command::EnrolInProgram { program: club, customer: StakeholderId(99), date: today },
+            (0, "customerId".into(), Rejection::NotFound),
+        ),
+    ] {
+        assert_eq!(refusal(store.apply(vec![command.clone()], at).await.unwrap_err()), expected, "{command:?}");
+    }
+    // All or nothing: the leave and the second enrolment go with the refused third command.
+    let error =
+        store.apply(vec![leave(club, today), enrol(ProgramId(2), today), leave(club, today)], at).await.unwrap_err();
+    assert_eq!(refusal(error), (2, "programId".into(), Rejection::Invalid));
+    let memberships = |stakeholder: &stakegraph::domain::Stakeholder| match &stakeholder.details {
+        KindDetails::Customer(customer) => customer.memberships.clone(),
+        other => panic!("{other:?}"),
+    };
+    let record = store.stakeholders_by_id(&[a]).await.unwrap().remove(0);
+    assert_eq!(memberships(&record), [Membership { program: club, joined: today, left: None }]);
+
+    let left = store.apply(vec![leave(club, today)], at).await.unwrap();
+    assert_eq!(left.events[0].kind, ChangeKind::ProgramLeft);
+    let record = store.stakeholders_by_id(&[a]).await.unwrap().remove(0);
+    assert_eq!(memberships(&record), [Membership { program: club, joined: today, left: Some(today) }]);
+    let log: Vec<ChangeKind> = store.changes_after(0, 100).await.unwrap().iter().map(|event| event.kind).collect();
+    assert_eq!(
+        log,
+        [
+            ChangeKind::StakeholderCreated,
+            ChangeKind::ProgramCreated,
+            ChangeKind::ProgramCreated,
+            ChangeKind::ProgramJoined,
+            ChangeKind::ProgramLeft
+        ]
+    );
 }

@@ -225,6 +225,9 @@ async fn falkordb_runs_every_adapter_statement_and_answers_like_sqlite_on_the_de
     let counts = cypher.counts().await.unwrap();
     assert_eq!(counts, sqlite.counts().await.unwrap());
     assert_eq!(counts.stakeholders, SIZE as u64);
+    let programs = cypher.programs().await.unwrap();
+    assert_eq!(programs, sqlite.programs().await.unwrap());
+    assert_eq!(programs.len(), 3, "the demo's programmes");
     let public = cypher.public_counts().await.unwrap();
     assert_eq!(public, sqlite.public_counts().await.unwrap());
     assert!(public.stakeholders < counts.stakeholders, "the demo graph has private stakeholders");
@@ -558,6 +561,9 @@ async fn an_interrupted_migration_resumes_and_copies_everything_exactly_once() {
     assert_eq!(target.changes_after(0, 1_000_000).await.unwrap(), source.changes_after(0, 1_000_000).await.unwrap());
     let position = target.position().await.unwrap();
     assert_eq!(position.seq, totals.changes as i64);
+    let programs = source.programs().await.unwrap();
+    assert!(!programs.is_empty());
+    assert_eq!(target.programs().await.unwrap(), programs, "programmes copied with their ids");
 
     // The copy is a working store: the next write continues the source's ids and sequence numbers.
     let applied = target.apply(vec![crate::conformance::customer("after-the-copy")], Utc::now()).await.unwrap();

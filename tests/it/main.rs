@@ -16,6 +16,7 @@ mod influence;
 mod limits;
 mod neo4j;
 mod privacy;
+mod programs;
 mod queries;
 mod router;
 mod schema_sdl;

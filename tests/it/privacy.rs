@@ -42,6 +42,8 @@ const QUERY_FIELDS: &[&str] = &[
     "atRiskCustomers",
     "marketOverview",
     "changes",
+    "programs",
+    "program",
 ];
 
 /// Every root subscription field this test reads.
@@ -205,6 +207,23 @@ async fn build_graph(schema: &StakegraphSchema) -> Graph {
         }
     }
     ids.insert("public-interaction", recorded.last().unwrap()["id"].as_str().unwrap().to_owned());
+    // A programme with a public and a private member (the private one also leaves it).
+    let program = ok(
+        schema,
+        "mutation { createProgram(input: { key: \"PRG\", name: \"Open Club\", kind: CLUB, markets: [CUSTOMER] }) { id } }",
+        json!({}),
+    )
+    .await["createProgram"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let enrol = "mutation($program: ID!, $customer: ID!) { enrolInProgram(input: { programId: $program, customerId: $customer }) { id } }";
+    for name in ["P1", "H1"] {
+        ok(schema, enrol, json!({ "program": program, "customer": ids[name] })).await;
+    }
+    let leave = "mutation($program: ID!, $customer: ID!) { leaveProgram(input: { programId: $program, customerId: $customer }) { id } }";
+    ok(schema, leave, json!({ "program": program, "customer": ids["H1"] })).await;
+    ids.insert("program", program);
     // Changes after creation: an update, an exit, an archive.
     let update = "mutation($id: ID!) { updateCustomer(input: { id: $id, name: \"Hidden Harbor Holdings\" }) { id } }";
     ok(schema, update, json!({ "id": ids["H1"] })).await;
@@ -319,6 +338,8 @@ impl Types {
                 let argument = argument["name"].as_str().unwrap();
                 let value = match argument {
                     "threshold" => "0.3",
+                    "from" => "\"2020-01-01\"",
+                    "to" => "\"2030-01-01\"",
                     other => panic!("no value for the required argument `{other}` of `{name}`: add one here"),
                 };
                 format!("{argument}: {value}")
@@ -561,6 +582,9 @@ async fn read_every_query(
     for as_of in ["weakeningBelow: 0", "asOf: \"2026-01-01T00:00:00Z\", weakeningBelow: 0"] {
         reads.push(run(format!("marketOverview({as_of})"), types.operation("query", "Query", "marketOverview", as_of)));
     }
+    reads.push(run("programs".into(), types.operation("query", "Query", "programs", "first: 50")));
+    let program = format!("id: \"{}\"", graph.id("program"));
+    reads.push(run("program".into(), types.operation("query", "Query", "program", &program)));
     for (what, query) in reads {
         let response = read(schema, graph, caller, &what, &query).await;
         assert!(response["data"].is_object() || response.get("errors").is_some(), "{what}: {response}");

@@ -23,6 +23,7 @@ const COVERED: &[&str] = &[
     "market_charts.graphql",
     "market_overview.graphql",
     "manager_portfolio.graphql",
+    "program_retention.graphql",
     "record_customer_exit.graphql",
     "record_customer_win_back.graphql",
     "record_interactions.graphql",
@@ -48,6 +49,7 @@ fn number(id: &Value) -> i64 {
         GlobalId::Stakeholder(id) => id.0,
         GlobalId::Relationship(id) => id.0,
         GlobalId::Interaction(id) => id.0,
+        GlobalId::Program(id) => id.0,
     }
 }
 
@@ -423,6 +425,37 @@ async fn exit_dashboard() {
     let controllable = report["controllable"]["exits"].as_u64().unwrap();
     assert_eq!(controllable + report["uncontrollable"]["exits"].as_u64().unwrap(), report["exits"].as_u64().unwrap());
     assert_eq!(report["uncontrollable"]["exits"].as_u64().unwrap(), expected.get("MARKET").copied().unwrap_or(0));
+}
+
+#[tokio::test]
+async fn program_retention() {
+    let program = GlobalId::Program(stakegraph::domain::ProgramId(1)).encode();
+    let variables = json!({ "program": program, "from": "2025-06-01", "to": "2026-06-01", "asOf": "2026-01-01" });
+    let data = run_ok(&schema(demo_store()), &operation("program_retention.graphql"), variables).await;
+    // Every programme, with its members on the day recounted from the stored memberships of live customers.
+    assert_eq!(data["programs"]["totalCount"], count("SELECT COUNT(*) FROM program", []));
+    let nodes = data["programs"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for node in nodes {
+        let members = count(
+            "SELECT COUNT(DISTINCT s.id) FROM stakeholder s, json_each(json_extract(s.record, '$.details.memberships')) m
+             WHERE s.kind = 'CUSTOMER' AND s.archived_at IS NULL AND json_extract(m.value, '$.program') = ?1
+               AND json_extract(m.value, '$.joined') <= '2026-01-01'
+               AND (json_extract(m.value, '$.left') IS NULL OR json_extract(m.value, '$.left') > '2026-01-01')",
+            [number(&node["id"])],
+        );
+        assert_eq!(node["memberCount"], members, "{node}");
+        assert!(members > 0, "{node}");
+    }
+    // The retention's segments add up to its cohorts, and the demo's members stay more than comparable others.
+    let report = &data["program"]["retention"];
+    let sum = |group: &str, field: &str| -> u64 {
+        report["segments"].as_array().unwrap().iter().map(|segment| segment[group][field].as_u64().unwrap()).sum()
+    };
+    assert_eq!(sum("members", "atStart"), report["members"]["atStart"].as_u64().unwrap());
+    assert_eq!(sum("members", "churned"), report["members"]["churned"].as_u64().unwrap());
+    assert_eq!(sum("nonMembers", "atStart"), report["nonMembers"]["atStart"].as_u64().unwrap());
+    assert!(report["difference"].as_f64().unwrap() < 0.0, "{report:#}");
 }
 
 #[tokio::test]

@@ -266,6 +266,10 @@ impl GraphStore for Held {
         self.inner.apply(commands, at).await
     }
 
+    async fn programs(&self) -> StoreResult<Vec<stakegraph::domain::Program>> {
+        self.inner.programs().await
+    }
+
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
         self.inner.changes_after(after, limit).await
     }

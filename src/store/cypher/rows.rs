@@ -4,8 +4,8 @@
 use super::value::{map, Value};
 use crate::domain::strength::DecayedSums;
 use crate::domain::{
-    Amount, BondSet, ChangeEvent, ChangeKind, Interaction, InteractionId, Label, Level, Probability, Relationship,
-    RelationshipId, Sentiment, Stakeholder, StakeholderId,
+    Amount, BondSet, ChangeEvent, ChangeKind, Interaction, InteractionId, Label, Level, MarketSet, Probability,
+    Program, ProgramId, Relationship, RelationshipId, Sentiment, Stakeholder, StakeholderId,
 };
 use crate::store::{NodeRow, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
@@ -55,6 +55,32 @@ pub fn stakeholder_props(stakeholder: &Stakeholder) -> StoreResult<Value> {
         ("archived_at", stakeholder.archived_at.map(|at| at.timestamp_millis()).into()),
         ("record", json(stakeholder)?),
     ]))
+}
+
+/// The properties of a programme node.
+pub fn program_props(program: &Program) -> Value {
+    map([
+        ("id", program.id.0.into()),
+        ("key", program.key.as_str().into()),
+        ("name", program.name.as_str().into()),
+        ("kind", program.kind.as_str().into()),
+        ("markets", i64::from(program.markets.bits()).into()),
+        ("created_at", ms(program.created_at)),
+    ])
+}
+
+/// A programme from a [`super::statements::PROGRAMS`] row.
+pub fn program(row: &[Value]) -> StoreResult<Program> {
+    let label = |value: &Value| Label::parse(value.text()?).map_err(|error| invalid("programme label", error));
+    let markets = row[4].int()?;
+    Ok(Program {
+        id: ProgramId(row[0].int()?),
+        key: label(&row[1])?,
+        name: label(&row[2])?,
+        kind: parse(&row[3], "programme kind")?,
+        markets: MarketSet::from_bits(u8::try_from(markets).map_err(|_| invalid("market set", markets))?),
+        created_at: time(&row[5])?,
+    })
 }
 
 /// A stakeholder from its `record` column.

@@ -60,6 +60,8 @@ pub static NEO4J_SCHEMA: LazyLock<Vec<String>> = LazyLock::new(|| {
         "CREATE CONSTRAINT interaction_id IF NOT EXISTS FOR (i:Interaction) REQUIRE i.id IS UNIQUE",
         "CREATE CONSTRAINT change_event_seq IF NOT EXISTS FOR (e:ChangeEvent) REQUIRE e.seq IS UNIQUE",
         "CREATE CONSTRAINT counter_name IF NOT EXISTS FOR (c:StakegraphCounter) REQUIRE c.name IS UNIQUE",
+        "CREATE CONSTRAINT program_id IF NOT EXISTS FOR (p:Program) REQUIRE p.id IS UNIQUE",
+        "CREATE CONSTRAINT program_key IF NOT EXISTS FOR (p:Program) REQUIRE p.key IS UNIQUE",
         "CREATE INDEX interaction_relationship IF NOT EXISTS FOR (i:Interaction) ON (i.relationship_id)",
     ]
     .map(str::to_owned)
@@ -84,6 +86,7 @@ pub static FALKORDB_SCHEMA: LazyLock<Vec<String>> = LazyLock::new(|| {
         "CREATE INDEX FOR (i:Interaction) ON (i.relationship_id)",
         "CREATE INDEX FOR (e:ChangeEvent) ON (e.seq)",
         "CREATE INDEX FOR (c:StakegraphCounter) ON (c.name)",
+        "CREATE INDEX FOR (p:Program) ON (p.id)",
     ]
     .map(str::to_owned)
     .into();
@@ -243,6 +246,13 @@ pub const INTERACTION_COUNTS: &str = "MATCH (i:Interaction) WHERE i.relationship
 /// Columns of [`INTERACTION_COUNTS`].
 pub const INTERACTION_COUNT_COLUMNS: &[&str] = &["relationship_id", "count"];
 
+/// Every programme, in id order (a graph keeps at most a thousand).
+pub const PROGRAMS: &str = "MATCH (p:Program) WITH p ORDER BY p.id
+     RETURN p.id AS id, p.key AS key, p.name AS name, p.kind AS kind, p.markets AS markets,
+            p.created_at AS created_at";
+/// Columns of [`PROGRAMS`].
+pub const PROGRAM_COLUMNS: &[&str] = &["id", "key", "name", "kind", "markets", "created_at"];
+
 /// Change-log entries after `$after`, oldest first, at most `$limit`.
 pub const CHANGES_AFTER: &str = "MATCH (e:ChangeEvent) WHERE e.seq > $after
      WITH e ORDER BY e.seq LIMIT $limit
@@ -276,7 +286,7 @@ pub const PING_COLUMNS: &[&str] = &["one"];
 /// The one statement that writes a whole batch: it takes the counter's write lock, goes on only when the
 /// counter still holds the version the batch was prepared at (`$expected`; every write bumps it, whether or not
 /// it appends change events), then writes the counter (`$counter`), the stakeholders (one list per kind), the
-/// relationships (one list per type), the interactions and the change events. Every record is `MERGE`d on its id, so writing one twice (a resumed migration) leaves
+/// relationships (one list per type), the interactions, the programmes and the change events. Every record is `MERGE`d on its id, so writing one twice (a resumed migration) leaves
 /// one. Returns one row when it wrote, none when the guard failed.
 pub static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     let mut text = String::from(
@@ -305,6 +315,7 @@ pub static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     text.push_str(
         "\nFOREACH (i IN $interactions | MERGE (a:Stakeholder {id: i.from}) MERGE (b:Stakeholder {id: i.to})
            MERGE (n:Interaction {id: i.id}) SET n += i.props MERGE (n)-[:BETWEEN]->(a) MERGE (n)-[:BETWEEN]->(b))
+         FOREACH (p IN $programs | MERGE (n:Program {id: p.id}) SET n += p.props)
          FOREACH (e IN $events | MERGE (x:ChangeEvent {seq: e.seq}) SET x += e.props)
          RETURN c.seq AS seq",
     );
@@ -329,6 +340,7 @@ pub fn catalog() -> Vec<String> {
             SCAN_ARCHIVED,
             INTERACTION_COUNTS,
             CHANGES_AFTER,
+            PROGRAMS,
             PING,
         ]
         .map(str::to_owned),

@@ -8,7 +8,7 @@ use super::write::{Lookups, Prepared};
 use super::{CypherConnection, Dialect, Rows, Statement};
 use crate::domain::strength::StrengthModel;
 use crate::domain::{
-    Applied, ChangeEvent, Command, Interaction, InteractionId, Relationship, RelationshipId, RelationshipType,
+    Applied, ChangeEvent, Command, Interaction, InteractionId, Program, Relationship, RelationshipId, RelationshipType,
     Stakeholder, StakeholderId, TopicSet,
 };
 use crate::store::{
@@ -80,6 +80,24 @@ impl CypherStore {
         let mut counter = self.counter().await?;
         counter.migration = Some(source.to_owned());
         let prepared = Prepared::copy(counter, stakeholders, relationships, written, interactions, events);
+        if self.send(&prepared.statement()?).await?.is_empty() {
+            return Err(StoreError::Unavailable(
+                "another writer changed the graph during the copy; run it again".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes programmes copied from `source` as they are (ids kept) in one guarded statement, like [`copy`]
+    /// (writing the same ones again leaves one of each).
+    ///
+    /// [`copy`]: CypherStore::copy
+    pub async fn copy_programs(&self, source: &str, programs: Vec<Program>) -> StoreResult<()> {
+        self.ready().await?;
+        let _writing = self.writer.lock().await;
+        let mut counter = self.counter().await?;
+        counter.migration = Some(source.to_owned());
+        let prepared = Prepared::copy_programs(counter, programs);
         if self.send(&prepared.statement()?).await?.is_empty() {
             return Err(StoreError::Unavailable(
                 "another writer changed the graph during the copy; run it again".into(),
@@ -310,6 +328,9 @@ impl CypherStore {
             }
         }
         let mut prepared = Prepared::new(counter, &lookups, stakeholders, key_owners, relationships);
+        if lookups.programs {
+            prepared = prepared.with_programs(self.programs().await?);
+        }
         let applied = batch::apply(&mut prepared, &self.model, commands.to_vec(), at)?;
         Ok((prepared, applied))
     }
@@ -515,6 +536,11 @@ impl GraphStore for CypherStore {
         Err(StoreError::Unavailable(format!(
             "other writers committed first {WRITE_ATTEMPTS} times in a row; try the write again"
         )))
+    }
+
+    async fn programs(&self) -> StoreResult<Vec<Program>> {
+        let statement = Statement::new(cypher::PROGRAMS, cypher::PROGRAM_COLUMNS);
+        self.run(statement).await?.iter().map(|row| rows::program(row)).collect()
     }
 
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {

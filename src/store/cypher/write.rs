@@ -7,8 +7,8 @@ use super::value::{map, Value};
 use super::Statement;
 use crate::domain::strength::DecayedSums;
 use crate::domain::{
-    ChangeEvent, Command, Interaction, InteractionId, NewInteraction, PendingEvent, Relationship, RelationshipId,
-    RelationshipType, Stakeholder, StakeholderId, StakeholderKind,
+    ChangeEvent, Command, Interaction, InteractionId, NewInteraction, PendingEvent, Program, ProgramId, Relationship,
+    RelationshipId, RelationshipType, Stakeholder, StakeholderId, StakeholderKind,
 };
 use crate::store::batch::BatchTarget;
 use crate::store::{StoreError, StoreResult};
@@ -68,6 +68,8 @@ pub struct Lookups {
     pub ends: BTreeSet<(StakeholderId, StakeholderId, RelationshipType)>,
     /// Relationships by id.
     pub relationships: BTreeSet<RelationshipId>,
+    /// Whether the batch reads the programmes (all of them: a graph keeps at most a thousand).
+    pub programs: bool,
 }
 
 impl Lookups {
@@ -92,6 +94,11 @@ impl Lookups {
                 Command::RecordInteractions(interactions) => {
                     lookups.relationships.extend(interactions.iter().map(|interaction| interaction.relationship));
                 }
+                Command::CreateProgram(_) => lookups.programs = true,
+                Command::EnrolInProgram { customer, .. } | Command::LeaveProgram { customer, .. } => {
+                    lookups.programs = true;
+                    lookups.stakeholders.insert(*customer);
+                }
             }
         }
         lookups
@@ -111,6 +118,9 @@ pub struct Prepared {
     written_stakeholders: BTreeSet<StakeholderId>,
     written_relationships: BTreeSet<RelationshipId>,
     interactions: Vec<Interaction>,
+    /// Every programme, when the batch read them (`None`: it did not).
+    programs: Option<BTreeMap<ProgramId, Program>>,
+    written_programs: BTreeSet<ProgramId>,
     events: Vec<ChangeEvent>,
 }
 
@@ -179,6 +189,19 @@ impl Prepared {
         prepared
     }
 
+    /// The same batch, holding every programme (read for a batch whose [`Lookups::programs`] is set).
+    pub fn with_programs(mut self, programs: Vec<Program>) -> Self {
+        self.programs = Some(programs.into_iter().map(|program| (program.id, program)).collect());
+        self
+    }
+
+    /// A batch that copies `programs` as they are (ids kept), as `migrate` does.
+    pub fn copy_programs(counter: Counter, programs: Vec<Program>) -> Self {
+        let mut prepared = Prepared { expected: counter.version, counter, ..Self::default() };
+        prepared.written_programs = programs.iter().map(|program| program.id).collect();
+        prepared.with_programs(programs)
+    }
+
     /// Whether the batch changed anything.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
@@ -232,6 +255,13 @@ impl Prepared {
                 ]))
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        let programs = self
+            .written_programs
+            .iter()
+            .filter_map(|id| self.programs.as_ref().and_then(|programs| programs.get(id)))
+            .map(|program| map([("id", program.id.0.into()), ("props", rows::program_props(program))]))
+            .collect::<Vec<_>>();
+        let statement = statement.param("programs", Value::List(programs));
         let events = self
             .events
             .iter()
@@ -308,6 +338,23 @@ impl BatchTarget for Prepared {
             self.relationships.get_mut(&id).and_then(Option::as_mut).ok_or_else(|| not_read("a relationship"))?;
         relationship.sums = *sums;
         self.written_relationships.insert(id);
+        Ok(())
+    }
+
+    fn program(&mut self, id: ProgramId) -> StoreResult<Option<Program>> {
+        self.programs.as_ref().map(|programs| programs.get(&id).cloned()).ok_or_else(|| not_read("a programme"))
+    }
+
+    fn programs(&mut self) -> StoreResult<Vec<Program>> {
+        self.programs
+            .as_ref()
+            .map(|programs| programs.values().cloned().collect())
+            .ok_or_else(|| not_read("programmes"))
+    }
+
+    fn put_program(&mut self, program: &Program) -> StoreResult<()> {
+        self.programs.get_or_insert_with(BTreeMap::new).insert(program.id, program.clone());
+        self.written_programs.insert(program.id);
         Ok(())
     }
 

@@ -12,13 +12,13 @@ use super::{
 };
 use crate::domain::strength::StrengthModel;
 use crate::domain::{
-    Applied, ChangeEvent, Command, Interaction, InteractionId, MarketSet, Relationship, RelationshipId, Stakeholder,
-    StakeholderId, TopicSet,
+    Applied, ChangeEvent, Command, Interaction, InteractionId, MarketSet, Program, Relationship, RelationshipId,
+    Stakeholder, StakeholderId, TopicSet,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use r2d2_sqlite::SqliteConnectionManager;
-use rows::{internal, CHANGE_COLUMNS, INTERACTION_COLUMNS, RELATIONSHIP_COLUMNS, STAKEHOLDER_COLUMNS};
+use rows::{internal, CHANGE_COLUMNS, INTERACTION_COLUMNS, PROGRAM_COLUMNS, RELATIONSHIP_COLUMNS, STAKEHOLDER_COLUMNS};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
@@ -27,8 +27,12 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] =
-    &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+    include_str!("schema_v4.sql"),
+];
 
 /// The schema version this binary writes (`PRAGMA user_version`); a file with a higher one is refused.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -566,6 +570,16 @@ impl GraphStore for SqliteStore {
         })
         .await
         .map_err(internal)?
+    }
+
+    async fn programs(&self) -> StoreResult<Vec<Program>> {
+        self.read(|connection| {
+            let mut statement =
+                connection.prepare_cached(&format!("SELECT {PROGRAM_COLUMNS} FROM program ORDER BY id"))?;
+            let rows = statement.query_map([], rows::program)?;
+            rows.collect()
+        })
+        .await
     }
 
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {

@@ -2,8 +2,8 @@
 
 use crate::domain::strength::DecayedSums;
 use crate::domain::{
-    BondSet, ChangeEvent, ChangeKind, Interaction, InteractionId, Level, Relationship, RelationshipId, Stakeholder,
-    StakeholderId,
+    BondSet, ChangeEvent, ChangeKind, Interaction, InteractionId, Level, MarketSet, Program, ProgramId, Relationship,
+    RelationshipId, Stakeholder, StakeholderId,
 };
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
@@ -49,6 +49,25 @@ pub const STAKEHOLDER_COLUMNS: &str = "record";
 pub fn stakeholder(row: &Row<'_>) -> rusqlite::Result<Stakeholder> {
     let record: String = row.get(0)?;
     serde_json::from_str(&record).map_err(|error| conversion_error(Type::Text, error.to_string()))
+}
+
+/// Columns read by [`program`].
+pub const PROGRAM_COLUMNS: &str = "id, key, name, kind, markets, created_at";
+
+/// A programme from [`PROGRAM_COLUMNS`].
+pub fn program(row: &Row<'_>) -> rusqlite::Result<Program> {
+    let label = |index: usize| -> rusqlite::Result<crate::domain::Label> {
+        let text: String = row.get(index)?;
+        crate::domain::Label::parse(&text).map_err(|error| conversion_error(Type::Text, error.to_string()))
+    };
+    Ok(Program {
+        id: ProgramId(row.get(0)?),
+        key: label(1)?,
+        name: label(2)?,
+        kind: parse_text(row, 3)?,
+        markets: MarketSet::from_bits(row.get(4)?),
+        created_at: from_ms(row.get(5)?)?,
+    })
 }
 
 /// Columns read by [`relationship`].

@@ -1,11 +1,11 @@
 //! Applying a batch of commands in one SQLite transaction, with its change events: the batch rules live in
 //! [`crate::store::batch`]; this module answers their reads and writes with SQL.
 
-use super::rows::{self, to_ms, RELATIONSHIP_COLUMNS};
+use super::rows::{self, to_ms, PROGRAM_COLUMNS, RELATIONSHIP_COLUMNS};
 use crate::domain::strength::{DecayedSums, StrengthModel};
 use crate::domain::{
-    Applied, ChangeEvent, Command, Interaction, InteractionId, NewInteraction, PendingEvent, Relationship,
-    RelationshipId, RelationshipType, Stakeholder, StakeholderId,
+    Applied, ChangeEvent, Command, Interaction, InteractionId, NewInteraction, PendingEvent, Program, ProgramId,
+    Relationship, RelationshipId, RelationshipType, Stakeholder, StakeholderId,
 };
 use crate::store::batch::{self, BatchTarget};
 use crate::store::StoreResult;
@@ -177,6 +177,41 @@ impl BatchTarget for InTransaction<'_, '_> {
 
     fn put_sums(&mut self, id: RelationshipId, sums: &DecayedSums) -> StoreResult<()> {
         write_sums(self.0, id, sums)
+    }
+
+    fn program(&mut self, id: ProgramId) -> StoreResult<Option<Program>> {
+        self.0
+            .prepare_cached(&format!("SELECT {PROGRAM_COLUMNS} FROM program WHERE id = ?1"))
+            .and_then(|mut statement| statement.query_row([id.0], rows::program).optional())
+            .map_err(rows::internal)
+    }
+
+    fn programs(&mut self) -> StoreResult<Vec<Program>> {
+        self.0
+            .prepare_cached(&format!("SELECT {PROGRAM_COLUMNS} FROM program ORDER BY id"))
+            .and_then(|mut statement| statement.query_map([], rows::program)?.collect())
+            .map_err(rows::internal)
+    }
+
+    fn put_program(&mut self, program: &Program) -> StoreResult<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO program (id, key, name, kind, markets, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET key = excluded.key, name = excluded.name, kind = excluded.kind,
+                    markets = excluded.markets",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    program.id.0,
+                    program.key.as_str(),
+                    program.name.as_str(),
+                    program.kind.as_str(),
+                    program.markets.bits(),
+                    to_ms(program.created_at),
+                ])
+            })
+            .map_err(rows::internal)?;
+        Ok(())
     }
 
     fn append_event(&mut self, event: PendingEvent, at: DateTime<Utc>) -> StoreResult<ChangeEvent> {
