@@ -8,7 +8,7 @@ counts done by SQLite's GROUP BY on the same file (issue 13, target 5: ≤ 50 ms
 
 Serves a copy of --graph (`serve --demo`: anonymous reads on loopback) with the release binary pinned to the first core (the client on the second), waits for
 the projection, then for each round and each case: one `upsertRelationship` (new trust on a random relationship, as
-an editor), the case once (cold), then --repeats times (memoised). Cases: the whole stakeholder listing's
+an editor) and one `updateCustomer` (new power on a random customer), the case once (cold), then --repeats times (memoised). Cases: the whole stakeholder listing's
 `aggregate`, the graph's `relationships { aggregate }` unfiltered and for one market, the first page (20) of the
 graph's relationships strongest first and most weakened first, the weakening ones' aggregate, `marketOverview`, and `exitAnalysis` over the demo's two years (all customers, and one segment). The SQL peer counts stakeholders by kind and relationships between live
 stakeholders by level with GROUP BY (no strength: SQL does not have the model), and exits by reason over the two
@@ -117,8 +117,12 @@ def main() -> int:
                 os.sched_setaffinity(0, {1})
             wait_ready(url, "stakegraph serve")
             wait_readyz(f"http://127.0.0.1:{port}/readyz")
-            rows = sqlite3.connect(f"file:{db}?mode=ro", uri=True).execute(
+            reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            rows = reader.execute(
                 "SELECT from_id, to_id, type FROM relationship WHERE id % 997 = 0 ORDER BY id LIMIT 1000").fetchall()
+            customers = [row[0] for row in reader.execute(
+                "SELECT id FROM stakeholder WHERE kind = 'CUSTOMER' AND archived_at IS NULL AND id % 97 = 0 LIMIT 1000")]
+            touch = "mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { id } }"
             rng = random.Random(7)
             write = ("mutation($input: UpsertRelationshipInput!) { upsertRelationship(input: $input) { created } }")
 
@@ -136,6 +140,11 @@ def main() -> int:
                     written = {"from": global_id(from_), "to": global_id(to), "type": rel_type,
                                "trust": round(rng.random(), 3)}
                     answer = post(url, {"query": write, "variables": {"input": written}}, key)
+                    if answer.get("errors"):
+                        sys.exit(f"aggregates.py: the write failed: {json.dumps(answer['errors'])}")
+                    # A stakeholder's change too: stakeholder tallies outlive changes of relationships alone.
+                    touched = {"id": global_id(rng.choice(customers)), "power": round(rng.random(), 3)}
+                    answer = post(url, {"query": touch, "variables": {"input": touched}}, key)
                     if answer.get("errors"):
                         sys.exit(f"aggregates.py: the write failed: {json.dumps(answer['errors'])}")
                     cold[name].append(timed(url, query))

@@ -193,27 +193,44 @@ fn trend_bound(value: Option<f64>, field: &str) -> ApiResult<Option<f32>> {
     }
 }
 
-/// Every edge's strength at `at` on `analysis`' snapshot ([`trends::strengths_at`]), memoised per snapshot: the
-/// histories it needs are read first (the engine keeps them), then the edges are evaluated as an analysis.
+/// Every edge's strength at `at` on `analysis`' snapshot ([`trends::strengths_at`]), and, with `before`, every
+/// edge's strength at `at` minus its strength at `before`: the histories they need are read first (the engine keeps
+/// them), then the edges are evaluated as passes of the analysis. Not memoised (4 bytes an edge for each time asked:
+/// the caller memoises what it makes of them).
 pub(super) async fn strengths_at(
     engine: &Arc<Engine>,
     analysis: &Analysis,
     at: DateTime<Utc>,
-) -> ApiResult<Arc<Vec<f32>>> {
-    let key = format!("strengths-at {}", at.timestamp_millis());
-    if let Some(found) = engine.remembered::<Vec<f32>>(&analysis.snapshot, &key) {
-        return Ok(found);
-    }
-    let needing = analysis.run(move |snapshot, _| Some(trends::needing_history(snapshot, at))).await?;
-    let windows = read_windows(engine, analysis, needing, at, false).await?;
+    before: Option<DateTime<Utc>>,
+) -> ApiResult<(Vec<f32>, Option<Vec<f32>>)> {
+    let earliest = before.map_or(at, |before| before.min(at));
+    let needing = analysis.run(move |snapshot, _| Some(trends::needing_history(snapshot, earliest))).await?;
+    let windows = read_windows(engine, analysis, needing, earliest, false).await?;
     let engine = engine.clone();
-    analysis
+    let evaluated = analysis
         .run(move |snapshot, deadline| {
-            engine.memoized(snapshot, &key, || {
-                trends::strengths_at(snapshot, engine.model(), at, &windows, Some(deadline)).ok()
-            })
+            let evaluate = |time| match trends::strengths_at(snapshot, engine.model(), time, &windows, Some(deadline)) {
+                Ok(strengths) => Some(Ok(strengths)),
+                Err(trends::PastError::OutOfTime) => None,
+                Err(missing) => Some(Err(missing)),
+            };
+            let now = match evaluate(at)? {
+                Ok(now) => now,
+                Err(missing) => return Some(Err(missing)),
+            };
+            let differences = match before.map(evaluate) {
+                None => None,
+                Some(None) => return None,
+                Some(Some(Err(missing))) => return Some(Err(missing)),
+                Some(Some(Ok(then))) => Some(now.iter().zip(&then).map(|(now, then)| now - then).collect()),
+            };
+            Some(Ok((now, differences)))
         })
-        .await
+        .await?;
+    evaluated.map_err(|missing| {
+        tracing::error!(%missing, "a relationship's window was missing");
+        ApiError::Internal
+    })
 }
 
 /// The windows of `needing` at `at`, within the analysis' deadline.

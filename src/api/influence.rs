@@ -613,6 +613,8 @@ pub(super) struct Analysis {
     deadline: Option<Instant>,
     /// Whether a pass of it was charged to the spender's analysis rate already.
     charged: std::sync::atomic::AtomicBool,
+    /// When its budget ends, once it started computing ([`Analysis::budget_end`]).
+    budget_end: std::sync::OnceLock<Instant>,
 }
 
 impl Analysis {
@@ -632,6 +634,7 @@ impl Analysis {
             spender: ctx.data_opt::<KeyId>().copied(),
             deadline: ctx.data_opt::<Deadline>().map(|deadline| deadline.0),
             charged: Default::default(),
+            budget_end: Default::default(),
         })
     }
 
@@ -656,16 +659,21 @@ impl Analysis {
         let charge = !self.charged.swap(true, std::sync::atomic::Ordering::AcqRel);
         let turn = self.admission.analysis(self.spender, request_deadline, charge).await?;
         let snapshot = self.snapshot.clone();
-        let deadline = (Instant::now() + self.budget).min(request_deadline);
+        let deadline = self.budget_end().min(request_deadline);
         let outcome = self.admission.compute(turn, move || work(&snapshot, deadline)).await?;
         outcome.ok_or_else(|| self.overrun(deadline < request_deadline))
     }
 
-    /// When the analysis must be done: the analysis budget from now or the request's deadline, whichever comes
-    /// first.
+    /// When the analysis must be done: the end of its budget or the request's deadline, whichever comes first.
     pub(super) fn deadline(&self) -> Instant {
-        let budget = Instant::now() + self.budget;
+        let budget = self.budget_end();
         self.deadline.map_or(budget, |deadline| deadline.min(budget))
+    }
+
+    /// The end of the analysis budget, which starts when the analysis first computes or reads (its first turn):
+    /// the passes and reads of one analysis share one budget.
+    fn budget_end(&self) -> Instant {
+        *self.budget_end.get_or_init(|| Instant::now() + self.budget)
     }
 
     /// The refusal of an analysis that ran past its deadline: the analysis budget (`budget_first`) or the request's.

@@ -13,10 +13,9 @@ use super::influence::Analysis;
 use super::stakeholders::{load_stakeholder, StakeholderNode};
 use super::ApiContext;
 use crate::domain::strength::TREND_DAYS;
-use crate::domain::{self, MarketSet, StakeholderId};
+use crate::domain::{self, StakeholderId};
 use crate::engine::aggregates::StakeholderTally;
 use crate::engine::markets::{market_overview, MarketRelationships, OverviewInputs};
-use crate::store::StakeholderFilter;
 use async_graphql::{Context, Object};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
@@ -213,20 +212,28 @@ impl MarketQuery {
         let hide_private = !Caller::of(ctx).sees_private();
         let engine = api.engine.clone();
         let records = engine.records().ok_or(ApiError::Unavailable)?;
-        // At the engine's clock the snapshot's own strengths; at another time, every edge evaluated then.
-        let (strengths, trends) = if as_of == clock {
-            (None, snapshot_trends(&engine, &analysis).await?)
-        } else {
-            let now = strengths_at(&engine, &analysis, as_of).await?;
-            let before = strengths_at(&engine, &analysis, as_of - Duration::days(TREND_DAYS)).await?;
-            let trends: Vec<f32> = now.iter().zip(before.iter()).map(|(now, before)| now - before).collect();
-            (Some(now), Arc::new(trends))
-        };
         let max_ranked = api.limits.max_analysis_results;
         let key = format!(
             "market-overview {} weakening<{weakening_below} top={max_ranked} hide_private={hide_private}",
             as_of.timestamp_millis()
         );
+        let summaries = |counted: Arc<Vec<Counted>>| {
+            (0..counted.len())
+                .map(|index| MarketSummary { as_of, counted: counted.clone(), index, max_ranked })
+                .collect()
+        };
+        // Counted already on this snapshot: no history read, no analysis' turn.
+        if let Some(counted) = engine.remembered::<Vec<Counted>>(&analysis.snapshot, &key) {
+            return Ok(summaries(counted));
+        }
+        // At the engine's clock the snapshot's own strengths; at another time, every edge evaluated then.
+        let (strengths, trends) = if as_of == clock {
+            (None, snapshot_trends(&engine, &analysis).await?)
+        } else {
+            let before = as_of - Duration::days(TREND_DAYS);
+            let (now, trends) = strengths_at(&engine, &analysis, as_of, Some(before)).await?;
+            (Some(Arc::new(now)), Arc::new(trends.unwrap_or_default()))
+        };
         let counted = analysis
             .run(move |snapshot, deadline| {
                 engine.memoized(snapshot, &key, || {
@@ -238,25 +245,19 @@ impl MarketQuery {
                         hide_private,
                     };
                     let overview = market_overview(snapshot, inputs, Some(deadline))?;
-                    let counted = overview.into_iter().map(|summary| {
-                        let filter = StakeholderFilter {
-                            markets: MarketSet::of([summary.market]),
-                            exclude_private: hide_private,
-                            ..Default::default()
-                        };
+                    let stakeholders = records.market_tallies(hide_private);
+                    let counted = overview.into_iter().zip(stakeholders.iter()).map(|(summary, tally)| {
                         let ranked = summary
                             .most_connected
                             .iter()
                             .map(|(node, degree)| (snapshot.stakeholder(*node), *degree))
                             .collect::<Vec<_>>();
-                        (summary, records.aggregate(&filter), ranked)
+                        (summary, Arc::new(tally.clone()), ranked)
                     });
                     Some(counted.collect::<Vec<Counted>>())
                 })
             })
             .await?;
-        Ok((0..counted.len())
-            .map(|index| MarketSummary { as_of, counted: counted.clone(), index, max_ranked })
-            .collect())
+        Ok(summaries(counted))
     }
 }

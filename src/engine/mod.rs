@@ -150,6 +150,8 @@ pub struct Engine {
     /// The interactions of the relationships active after the latest time past strengths were asked for
     /// ([`Engine::windows_at`]), kept across snapshots: a write re-reads only the histories it changed.
     windows: Arc<std::sync::Mutex<trends::Windows>>,
+    /// Held while windows are built, so that requests arriving together read each history once.
+    building: tokio::sync::Mutex<()>,
     /// The highest change-log position of a write this process acknowledged while the projection was not built
     /// ([`Engine::reflect`]): [`Engine::load`] never hands out a snapshot older than it.
     owed: AtomicI64,
@@ -214,6 +216,7 @@ impl Engine {
             recent_capacity: RECENT_CAPACITY,
             owed: AtomicI64::new(0),
             windows: Default::default(),
+            building: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -306,10 +309,12 @@ impl Engine {
 
     /// The windows ([`trends::Window`]) of `needing` (relationships with their [`Snapshot::interactions_key`])
     /// that serve `at`: those kept that still do, the others built from histories read from the store,
-    /// [`HISTORIES_PER_READ`] relationships a call (the lookups and building on blocking threads). What was built is
-    /// kept, also when `deadline` passes midway (`Ok(None)`), so that a retry goes on from there. Asked at the
-    /// snapshot's trend base (`trend_base`), the engine forgets the windows it no longer needs for it and folds into
-    /// their sums the interactions older than that base, so that it holds only about the last
+    /// [`HISTORIES_PER_READ`] relationships a call (the lookups and building on blocking threads, one caller at a
+    /// time, so that requests arriving together read each history once). What was built is kept, also when
+    /// `deadline` passes midway (`Ok(None)`), so that a retry goes on from there. The answer is the caller's own:
+    /// what the engine forgets afterwards does not change it. Asked at the snapshot's trend base (`trend_base`), the
+    /// engine forgets the windows of relationships without an interaction after that base (the snapshot covers
+    /// them) and folds into the others' sums the interactions older than it, so that it holds about the last
     /// [`crate::domain::strength::TREND_DAYS`] days of interactions of the relationships active in them.
     pub async fn windows_at(
         &self,
@@ -319,21 +324,25 @@ impl Engine {
         deadline: Option<std::time::Instant>,
     ) -> Result<Option<trends::Windows>, EngineError> {
         let blocking = |error: tokio::task::JoinError| EngineError::Projection(error.to_string());
-        let poisoned = || EngineError::Projection("the window cache was poisoned by a panic".into());
-        let (kept, needed) = (self.windows.clone(), Arc::new(needing));
-        let (cache, wanted) = (kept.clone(), needed.clone());
-        let missing = tokio::task::spawn_blocking(move || {
-            let cache = cache.lock().map_err(|_| poisoned())?;
-            Ok::<_, EngineError>(
-                wanted
-                    .iter()
-                    .filter(|(id, key)| !cache.get(id).is_some_and(|window| window.serves(*key, at)))
-                    .copied()
-                    .collect::<Vec<_>>(),
-            )
+        let _building = self.building.lock().await;
+        let kept = self.windows.clone();
+        let cache = kept.clone();
+        let (mut found, missing) = tokio::task::spawn_blocking(move || {
+            let cache = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut found = trends::Windows::with_capacity(needing.len());
+            let mut missing = Vec::new();
+            for (id, key) in needing {
+                match cache.get(&id).filter(|window| window.serves(key, at)) {
+                    Some(window) => {
+                        found.insert(id, window.clone());
+                    }
+                    None => missing.push((id, key)),
+                }
+            }
+            (found, missing)
         })
         .await
-        .map_err(blocking)??;
+        .map_err(blocking)?;
         for chunk in missing.chunks(HISTORIES_PER_READ) {
             if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
                 return Ok(None);
@@ -341,34 +350,34 @@ impl Engine {
             let ids: Vec<RelationshipId> = chunk.iter().map(|(id, _)| *id).collect();
             let histories = self.store.interaction_histories(&ids).await?;
             let (model, chunk, cache) = (self.model.clone(), chunk.to_vec(), kept.clone());
-            tokio::task::spawn_blocking(move || {
+            let built = tokio::task::spawn_blocking(move || {
                 let built = chunk.into_iter().map(|(id, key)| {
                     let history = histories.get(&id).map(Vec::as_slice).unwrap_or_default();
                     (id, Arc::new(trends::Window::new(&model, key, history, at)))
                 });
                 let built: Vec<_> = built.collect();
-                cache.lock().map_err(|_| poisoned())?.extend(built);
-                Ok::<_, EngineError>(())
+                cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(built.iter().cloned());
+                built
             })
             .await
-            .map_err(blocking)??;
+            .map_err(blocking)?;
+            found.extend(built);
         }
-        let model = self.model.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut cache = kept.lock().map_err(|_| poisoned())?;
-            if trend_base {
-                let needed: std::collections::HashSet<RelationshipId> = needed.iter().map(|(id, _)| *id).collect();
-                cache.retain(|id, _| needed.contains(id));
+        if trend_base {
+            let model = self.model.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut cache = kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                cache.retain(|_, window| window.active_after(at));
                 for window in cache.values_mut() {
                     if at - window.base() > Duration::days(1) {
                         *window = Arc::new(window.advanced(&model, at));
                     }
                 }
-            }
-            Ok(Some(needed.iter().filter_map(|(id, _)| cache.get(id).map(|window| (*id, window.clone()))).collect()))
-        })
-        .await
-        .map_err(blocking)?
+            })
+            .await
+            .map_err(blocking)?;
+        }
+        Ok(Some(found))
     }
 
     /// Makes `snapshot`, if it is still the current one, know the past strengths `known` ([`Snapshot::with_past`]),

@@ -76,6 +76,13 @@ impl Window {
         self.key == key && at >= self.base
     }
 
+    /// Whether the relationship had an interaction after `at` when the window was built (so that evaluating it at
+    /// `at` needs a window).
+    pub fn active_after(&self, at: DateTime<Utc>) -> bool {
+        let last = f64::from_bits(self.key.0);
+        !last.is_nan() && last > crate::domain::strength::seconds(at)
+    }
+
     /// The time it is based at.
     pub fn base(&self) -> DateTime<Utc> {
         self.base
