@@ -682,3 +682,84 @@ async fn the_market_overview_matches_recounts_and_the_relationship_listing_for_e
         assert_eq!(error_code(&refused), ("BAD_USER_INPUT".to_owned(), field.to_owned()), "{refused:#}");
     }
 }
+
+/// The trends' histories are read once: a write that records no interaction reads none, one that does reads that
+/// relationship's, and the decay sweep reads none (the engine keeps the windows of the relationships active since
+/// the trend base); the trends stay those a fresh engine computes from every history.
+#[tokio::test]
+async fn trends_read_each_history_once_across_writes_and_the_decay_sweep() {
+    use stakegraph::store::metered::Metered;
+    let (store, _dir) = demo_copy();
+    let metered = Arc::new(Metered::new(store.clone()));
+    let clock = Arc::new(std::sync::Mutex::new(crate::support::demo_anchor() + chrono::Duration::days(10)));
+    let time = clock.clone();
+    let engine = Arc::new(
+        stakegraph::engine::Engine::new(metered.clone(), Arc::new(Default::default()))
+            .with_clock(Arc::new(move || *time.lock().unwrap())),
+    );
+    let limits = ApiLimits { analyses_per_minute_per_key: 1_000_000, ..ApiLimits::default() };
+    let schema = stakegraph::api::build_schema_on(engine.clone(), limits.clone(), false);
+    let histories = || metered.calls().get("interaction_histories").copied().unwrap_or(0);
+    const TRENDS: &str = "{ relationships(first: 0, filter: { maxTrend: -0.01 }) { aggregate { count meanTrend } } }";
+    // What an engine that keeps nothing answers at the same clock.
+    let fresh = |at: chrono::DateTime<chrono::Utc>| {
+        let engine = stakegraph::engine::Engine::new(store.clone(), Arc::new(Default::default()))
+            .with_clock(Arc::new(move || at));
+        stakegraph::api::build_schema_on(Arc::new(engine), limits.clone(), false)
+    };
+    let same = |kept: &Value, fresh: &Value| {
+        let (kept, fresh) = (&kept["relationships"]["aggregate"], &fresh["relationships"]["aggregate"]);
+        assert_eq!(kept["count"], fresh["count"]);
+        assert!((kept["meanTrend"].as_f64().unwrap() - fresh["meanTrend"].as_f64().unwrap()).abs() < 1e-6);
+    };
+
+    let first = run_ok(&schema, TRENDS, json!({})).await;
+    let read = histories();
+    assert!(read >= 1, "the first trends read the active relationships' histories");
+    same(&first, &run_ok(&fresh(*clock.lock().unwrap()), TRENDS, json!({})).await);
+
+    // New trust on a relationship: no history read.
+    let relationship = run_ok(
+        &schema,
+        "{ relationships(first: 1, orderBy: TREND_ASC) { edges { node { id from { id } to { id } type } } } }",
+        json!({}),
+    )
+    .await;
+    let node = &relationship["relationships"]["edges"][0]["node"];
+    run_ok(
+        &schema,
+        "mutation($input: UpsertRelationshipInput!) { upsertRelationship(input: $input) { created } }",
+        json!({ "input": { "from": node["from"]["id"], "to": node["to"]["id"], "type": node["type"], "trust": 0.11 } }),
+    )
+    .await;
+    let after_trust = run_ok(&schema, TRENDS, json!({})).await;
+    assert_eq!(histories(), read, "a change of trust reads no history");
+    same(&after_trust, &run_ok(&fresh(*clock.lock().unwrap()), TRENDS, json!({})).await);
+
+    // An interaction: that relationship's history, in one read.
+    let at = (*clock.lock().unwrap() - chrono::Duration::days(1)).to_rfc3339();
+    run_ok(
+        &schema,
+        "mutation($input: RecordInteractionsInput!) { recordInteractions(input: $input) { count } }",
+        json!({ "input": { "interactions": [{ "relationship": node["id"], "at": at, "channel": "MEETING",
+                "direction": "INBOUND", "sentiment": 0.9 }] } }),
+    )
+    .await;
+    let after_interaction = run_ok(&schema, TRENDS, json!({})).await;
+    assert_eq!(histories(), read + 1, "only the changed relationship's history");
+    same(&after_interaction, &run_ok(&fresh(*clock.lock().unwrap()), TRENDS, json!({})).await);
+
+    // The decay sweep (the clock moves past the refresh interval): every past strength is evaluated again, from the
+    // windows the engine keeps.
+    *clock.lock().unwrap() += chrono::Duration::minutes(11);
+    engine.catch_up().await.unwrap();
+    let swept = run_ok(&schema, TRENDS, json!({})).await;
+    assert_eq!(histories(), read + 1, "the sweep reads no history");
+    same(&swept, &run_ok(&fresh(*clock.lock().unwrap()), TRENDS, json!({})).await);
+    // A day later the windows are moved on to the new base, and still answer alike.
+    *clock.lock().unwrap() += chrono::Duration::days(2);
+    engine.catch_up().await.unwrap();
+    let later = run_ok(&schema, TRENDS, json!({})).await;
+    assert_eq!(histories(), read + 1);
+    same(&later, &run_ok(&fresh(*clock.lock().unwrap()), TRENDS, json!({})).await);
+}
