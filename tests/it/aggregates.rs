@@ -713,10 +713,11 @@ async fn trends_read_each_history_once_across_writes_and_the_decay_sweep() {
         assert!((kept["meanTrend"].as_f64().unwrap() - fresh["meanTrend"].as_f64().unwrap()).abs() < 1e-6);
     };
 
+    let now = || *clock.lock().unwrap();
     let first = run_ok(&schema, TRENDS, json!({})).await;
     let read = histories();
     assert!(read >= 1, "the first trends read the active relationships' histories");
-    same(&first, &run_ok(&fresh(*clock.lock().unwrap()), TRENDS, json!({})).await);
+    same(&first, &run_ok(&fresh(now()), TRENDS, json!({})).await);
 
     // New trust on a relationship: no history read.
     let relationship = run_ok(
@@ -734,10 +735,10 @@ async fn trends_read_each_history_once_across_writes_and_the_decay_sweep() {
     .await;
     let after_trust = run_ok(&schema, TRENDS, json!({})).await;
     assert_eq!(histories(), read, "a change of trust reads no history");
-    same(&after_trust, &run_ok(&fresh(*clock.lock().unwrap()), TRENDS, json!({})).await);
+    same(&after_trust, &run_ok(&fresh(now()), TRENDS, json!({})).await);
 
     // An interaction: that relationship's history, in one read.
-    let at = (*clock.lock().unwrap() - chrono::Duration::days(1)).to_rfc3339();
+    let at = (now() - chrono::Duration::days(1)).to_rfc3339();
     run_ok(
         &schema,
         "mutation($input: RecordInteractionsInput!) { recordInteractions(input: $input) { count } }",
@@ -747,7 +748,7 @@ async fn trends_read_each_history_once_across_writes_and_the_decay_sweep() {
     .await;
     let after_interaction = run_ok(&schema, TRENDS, json!({})).await;
     assert_eq!(histories(), read + 1, "only the changed relationship's history");
-    same(&after_interaction, &run_ok(&fresh(*clock.lock().unwrap()), TRENDS, json!({})).await);
+    same(&after_interaction, &run_ok(&fresh(now()), TRENDS, json!({})).await);
 
     // The decay sweep (the clock moves past the refresh interval): every past strength is evaluated again, from the
     // windows the engine keeps.
@@ -755,11 +756,11 @@ async fn trends_read_each_history_once_across_writes_and_the_decay_sweep() {
     engine.catch_up().await.unwrap();
     let swept = run_ok(&schema, TRENDS, json!({})).await;
     assert_eq!(histories(), read + 1, "the sweep reads no history");
-    same(&swept, &run_ok(&fresh(*clock.lock().unwrap()), TRENDS, json!({})).await);
+    same(&swept, &run_ok(&fresh(now()), TRENDS, json!({})).await);
     // A day later the windows are moved on to the new base, and still answer alike.
     *clock.lock().unwrap() += chrono::Duration::days(2);
     engine.catch_up().await.unwrap();
     let later = run_ok(&schema, TRENDS, json!({})).await;
     assert_eq!(histories(), read + 1);
-    same(&later, &run_ok(&fresh(*clock.lock().unwrap()), TRENDS, json!({})).await);
+    same(&later, &run_ok(&fresh(now()), TRENDS, json!({})).await);
 }
