@@ -698,14 +698,14 @@ async fn trends_read_each_history_once_across_writes_and_the_decay_sweep() {
             .with_clock(Arc::new(move || *time.lock().unwrap())),
     );
     let limits = ApiLimits { analyses_per_minute_per_key: 1_000_000, ..ApiLimits::default() };
-    let schema = stakegraph::api::build_schema_on(engine.clone(), limits.clone(), false);
+    let schema = stakegraph::api::build_schema_on(engine.clone(), limits, false);
     let histories = || metered.calls().get("interaction_histories").copied().unwrap_or(0);
     const TRENDS: &str = "{ relationships(first: 0, filter: { maxTrend: -0.01 }) { aggregate { count meanTrend } } }";
     // What an engine that keeps nothing answers at the same clock.
     let fresh = |at: chrono::DateTime<chrono::Utc>| {
         let engine = stakegraph::engine::Engine::new(store.clone(), Arc::new(Default::default()))
             .with_clock(Arc::new(move || at));
-        stakegraph::api::build_schema_on(Arc::new(engine), limits.clone(), false)
+        stakegraph::api::build_schema_on(Arc::new(engine), limits, false)
     };
     let same = |kept: &Value, fresh: &Value| {
         let (kept, fresh) = (&kept["relationships"]["aggregate"], &fresh["relationships"]["aggregate"]);
