@@ -152,6 +152,8 @@ pub struct Engine {
     windows: Arc<std::sync::Mutex<trends::Windows>>,
     /// Held while windows are built, so that requests arriving together read each history once.
     building: tokio::sync::Mutex<()>,
+    /// The trend base the kept windows were last pruned and moved on to.
+    pruned_at: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// The highest change-log position of a write this process acknowledged while the projection was not built
     /// ([`Engine::reflect`]): [`Engine::load`] never hands out a snapshot older than it.
     owed: AtomicI64,
@@ -217,6 +219,7 @@ impl Engine {
             owed: AtomicI64::new(0),
             windows: Default::default(),
             building: tokio::sync::Mutex::new(()),
+            pruned_at: Default::default(),
         }
     }
 
@@ -363,7 +366,12 @@ impl Engine {
             .map_err(blocking)?;
             found.extend(built);
         }
-        if trend_base {
+        // Once per trend base (it moves with the decay sweep): a pass over every window kept.
+        let moved = trend_base && {
+            let mut pruned = self.pruned_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::mem::replace(&mut *pruned, Some(at)) != Some(at)
+        };
+        if moved {
             let model = self.model.clone();
             tokio::task::spawn_blocking(move || {
                 let mut cache = kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
