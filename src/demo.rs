@@ -1066,7 +1066,8 @@ async fn record_programs(
             let left = match exit {
                 Some(exit) if rng.gen_bool(0.7) => Some(exit),
                 None if rng.gen_bool(0.2) && joined < anchor => {
-                    Some(joined + Duration::days(rng.gen_range(0..=(anchor - joined).num_days())))
+                    // A day after joining at the earliest: a membership holds a day at least.
+                    Some(joined + Duration::days(rng.gen_range(1..=(anchor - joined).num_days())))
                 }
                 _ => None,
             };

@@ -138,14 +138,15 @@ pub(crate) fn enrol(
                 ))
             }
             Some(left) if date < left => {
+                let place = if date < earlier.joined { "is before" } else { "falls in" };
                 return Err(Refused::of(
                     "date",
                     format!(
-                        "{date} falls in the customer's membership of programme {program} from {} to {left}; \
-                         enrol it again on or after {left}",
+                        "{date} {place} the customer's membership of programme {program} from {} to {left} \
+                         (memberships are recorded in order); enrol it again on or after {left}",
                         earlier.joined
                     ),
-                ))
+                ));
             }
             Some(_) => {}
         }
@@ -154,8 +155,8 @@ pub(crate) fn enrol(
     Ok(())
 }
 
-/// Records that a customer left `program` on `date`: refused in the future, without a current membership, or
-/// before the membership began.
+/// Records that a customer left `program` on `date`: refused in the future, without a current membership, or on or
+/// before the day the membership began (it would hold no day).
 pub(crate) fn leave(
     memberships: &mut [Membership],
     program: ProgramId,
@@ -171,10 +172,15 @@ pub(crate) fn leave(
             format!("the customer is not a member of programme {program}; enrol it (enrolInProgram) first"),
         ));
     };
-    if date < current.joined {
+    if date <= current.joined {
+        let next = current.joined.succ_opt().unwrap_or(current.joined);
         return Err(Refused::of(
             "date",
-            format!("{date} is before the customer joined on {}; leave on or after that day", current.joined),
+            format!(
+                "{date} is not after the day the customer joined, {}; a membership lasts a day at least: leave on \
+                 {next} or later",
+                current.joined
+            ),
         ));
     }
     current.left = Some(date);
@@ -201,14 +207,17 @@ mod tests {
         // Another programme at the same time is fine; the same one again is not.
         enrol(&mut list, Q, day("2025-01-10"), today, since).unwrap();
         assert_eq!(enrol(&mut list, P, day("2025-03-01"), today, since).unwrap_err().field, "programId");
-        // Leave before joining: refused; on the day it joined: an empty stretch, allowed.
+        // Leave before joining, or on the day it joined (a membership of no day): refused.
         assert_eq!(leave(&mut list, P, day("2025-01-09"), today).unwrap_err().field, "date");
+        assert_eq!(leave(&mut list, P, day("2025-01-10"), today).unwrap_err().field, "date");
         leave(&mut list, P, day("2025-02-01"), today).unwrap();
         assert_eq!(leave(&mut list, P, day("2025-03-01"), today).unwrap_err().field, "programId", "not a member");
         // Again, but not inside the stretch it had.
         let overlap = enrol(&mut list, P, day("2025-01-20"), today, since).unwrap_err();
         assert_eq!(overlap.field, "date");
         assert!(overlap.message.contains("on or after 2025-02-01"), "{}", overlap.message);
+        let before = enrol(&mut list, P, day("2024-12-01"), today, since).unwrap_err();
+        assert!(before.message.contains("is before the customer's membership"), "{}", before.message);
         enrol(&mut list, P, day("2025-02-01"), today, since).unwrap();
         assert!(member_on(&list, P, day("2025-01-10")));
         assert!(member_on(&list, P, day("2025-01-31")));

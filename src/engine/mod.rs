@@ -369,7 +369,7 @@ impl Engine {
         // Once per trend base (it moves with the decay sweep): a pass over every window kept.
         let moved = trend_base && {
             let mut pruned = self.pruned_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            std::mem::replace(&mut *pruned, Some(at)) != Some(at)
+            pruned.replace(at) != Some(at)
         };
         if moved {
             let model = self.model.clone();

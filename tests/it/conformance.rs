@@ -353,8 +353,16 @@ pub async fn programmes_and_memberships_are_kept_with_their_rules_and_logged(sto
     use stakegraph::domain::{ChangeKind, Membership, Outcome, ProgramId, ProgramKind};
     let at = Utc::now();
     let today = at.date_naive();
+    // A customer for a month: it may join ten days ago and leave today (a membership holds a day at least).
+    let joined_on = today - chrono::Duration::days(10);
+    let mut new_customer = customer("A");
+    if let Command::CreateStakeholder(NewStakeholder { details: KindDetails::Customer(details), .. }) =
+        &mut new_customer
+    {
+        details.since = Some(today - chrono::Duration::days(30));
+    }
     let applied = store
-        .apply(vec![customer("A"), program("CLUB", ProgramKind::Club), program("POINTS", ProgramKind::Frequency)], at)
+        .apply(vec![new_customer, program("CLUB", ProgramKind::Club), program("POINTS", ProgramKind::Frequency)], at)
         .await
         .unwrap();
     let kinds: Vec<ChangeKind> = applied.events.iter().map(|event| event.kind).collect();
@@ -376,11 +384,11 @@ pub async fn programmes_and_memberships_are_kept_with_their_rules_and_logged(sto
     let (a, club) = (StakeholderId(1), ProgramId(1));
     let enrol = |program, date| Command::EnrolInProgram { program, customer: a, date };
     let leave = |program, date| Command::LeaveProgram { program, customer: a, date };
-    let joined = store.apply(vec![enrol(club, today)], at).await.unwrap();
+    let joined = store.apply(vec![enrol(club, joined_on)], at).await.unwrap();
     assert_eq!(joined.events[0].kind, ChangeKind::ProgramJoined);
     assert_eq!(joined.events[0].stakeholders, [a]);
     assert_eq!(joined.events[0].payload["program"], 1);
-    assert_eq!(joined.events[0].payload["date"], today.to_string());
+    assert_eq!(joined.events[0].payload["date"], joined_on.to_string());
     for (command, expected) in [
         (enrol(club, today), (0, "programId".into(), Rejection::Invalid)),
         (enrol(ProgramId(9), today), (0, "programId".into(), Rejection::NotFound)),
@@ -402,12 +410,12 @@ pub async fn programmes_and_memberships_are_kept_with_their_rules_and_logged(sto
         other => panic!("{other:?}"),
     };
     let record = store.stakeholders_by_id(&[a]).await.unwrap().remove(0);
-    assert_eq!(memberships(&record), [Membership { program: club, joined: today, left: None }]);
+    assert_eq!(memberships(&record), [Membership { program: club, joined: joined_on, left: None }]);
 
     let left = store.apply(vec![leave(club, today)], at).await.unwrap();
     assert_eq!(left.events[0].kind, ChangeKind::ProgramLeft);
     let record = store.stakeholders_by_id(&[a]).await.unwrap().remove(0);
-    assert_eq!(memberships(&record), [Membership { program: club, joined: today, left: Some(today) }]);
+    assert_eq!(memberships(&record), [Membership { program: club, joined: joined_on, left: Some(today) }]);
     let log: Vec<ChangeKind> = store.changes_after(0, 100).await.unwrap().iter().map(|event| event.kind).collect();
     assert_eq!(
         log,

@@ -217,8 +217,11 @@ async fn build_graph(schema: &StakegraphSchema) -> Graph {
         .as_str()
         .unwrap()
         .to_owned();
-    let enrol = "mutation($program: ID!, $customer: ID!) { enrolInProgram(input: { programId: $program, customerId: $customer }) { id } }";
+    // Customers since 2024, members since 2025 (the private one leaves today).
+    let since = "mutation($id: ID!) { updateCustomer(input: { id: $id, customerSince: \"2024-01-01\" }) { id } }";
+    let enrol = "mutation($program: ID!, $customer: ID!) { enrolInProgram(input: { programId: $program, customerId: $customer, date: \"2025-01-01\" }) { id } }";
     for name in ["P1", "H1"] {
+        ok(schema, since, json!({ "id": ids[name] })).await;
         ok(schema, enrol, json!({ "program": program, "customer": ids[name] })).await;
     }
     let leave = "mutation($program: ID!, $customer: ID!) { leaveProgram(input: { programId: $program, customerId: $customer }) { id } }";
