@@ -23,6 +23,9 @@ use std::sync::Arc;
 /// How far before the engine's clock `asOf` may go: the histories of every relationship active since then are read.
 const MAX_PAST_DAYS: i64 = 366;
 
+/// How close to the engine's clock an `asOf` is answered at the clock.
+const SAME_AS_CLOCK_MINUTES: i64 = 10;
+
 /// How far after it `asOf` may go.
 const MAX_FUTURE_DAYS: i64 = 3_650;
 
@@ -177,7 +180,8 @@ impl MarketQuery {
     /// Each of the six markets at `asOf` (default: the engine's clock): its stakeholders (by kind and Mendelow
     /// quadrant), its relationships (those with an end in it) with their mean strength and its 30-day trend, Kotler
     /// levels, bonds, how many are weakening, and its most connected stakeholders. The graph as it is now, its
-    /// strengths evaluated at `asOf` (as `strength(asOf:)` evaluates one relationship): at most 366 days back.
+    /// strengths evaluated at `asOf` (as `strength(asOf:)` evaluates one relationship): at most 366 days back; within
+    /// 10 minutes of the engine's clock, at the clock (the answers' `asOf` says which).
     /// Computed once per version of the graph; an analysis in the complexity model. Definitions in docs/models.md.
     #[graphql(guard = "Need::Read")]
     async fn market_overview(
@@ -199,7 +203,10 @@ impl MarketQuery {
         let analysis = Analysis::start(ctx).await?;
         let api = ctx.data_unchecked::<ApiContext>();
         let clock = analysis.snapshot.as_of();
-        let as_of = as_of.unwrap_or(clock);
+        // A time within the decay sweep's interval of the engine's clock is the clock (as the analyses' "now" is): a
+        // dashboard asking for "now" gets the memoised overview, not one evaluated afresh for each millisecond.
+        let as_of =
+            as_of.filter(|as_of| (*as_of - clock).abs() >= Duration::minutes(SAME_AS_CLOCK_MINUTES)).unwrap_or(clock);
         if as_of < clock - Duration::days(MAX_PAST_DAYS) || as_of > clock + Duration::days(MAX_FUTURE_DAYS) {
             return Err(ApiError::bad_input(
                 "asOf",

@@ -663,6 +663,16 @@ async fn the_market_overview_matches_recounts_and_the_relationship_listing_for_e
                 .all(|pair| pair[0]["weightedDegree"].as_f64() >= pair[1]["weightedDegree"].as_f64()));
         }
     }
+    // A time within ten minutes of the engine's clock is answered at the clock.
+    let near = run_as(
+        &schema,
+        EDITOR,
+        MARKET_OVERVIEW,
+        json!({ "asOf": (clock + chrono::Duration::minutes(5)).to_rfc3339() }),
+    )
+    .await;
+    let answered = near["data"]["marketOverview"][0]["asOf"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>();
+    assert_eq!(answered.unwrap(), clock, "{near:#}");
     // At an earlier time: each market's mean strength is the mean of its relationships' own strengths then.
     let earlier = (clock - chrono::Duration::days(20)).to_rfc3339();
     let overview = run_as(&schema, EDITOR, MARKET_OVERVIEW, json!({ "asOf": earlier })).await;
