@@ -209,22 +209,20 @@ pub(super) async fn strengths_at(
     let engine = engine.clone();
     let evaluated = analysis
         .run(move |snapshot, deadline| {
-            let evaluate = |time| match trends::strengths_at(snapshot, engine.model(), time, &windows, Some(deadline)) {
-                Ok(strengths) => Some(Ok(strengths)),
+            let evaluate = |time| trends::strengths_at(snapshot, engine.model(), time, &windows, Some(deadline));
+            let evaluated = evaluate(at).and_then(|now| {
+                let differences = before
+                    .map(|before| {
+                        evaluate(before).map(|then| now.iter().zip(&then).map(|(now, then)| now - then).collect())
+                    })
+                    .transpose()?;
+                Ok((now, differences))
+            });
+            // Out of time: `None`, the analysis' overrun; a missing window: an error of the service.
+            match evaluated {
                 Err(trends::PastError::OutOfTime) => None,
-                Err(missing) => Some(Err(missing)),
-            };
-            let now = match evaluate(at)? {
-                Ok(now) => now,
-                Err(missing) => return Some(Err(missing)),
-            };
-            let differences = match before.map(evaluate) {
-                None => None,
-                Some(None) => return None,
-                Some(Some(Err(missing))) => return Some(Err(missing)),
-                Some(Some(Ok(then))) => Some(now.iter().zip(&then).map(|(now, then)| now - then).collect()),
-            };
-            Some(Ok((now, differences)))
+                evaluated => Some(evaluated),
+            }
         })
         .await?;
     evaluated.map_err(|missing| {

@@ -83,6 +83,25 @@ pub(super) fn check_manager(records: &Records, criteria: &CustomerCriteria) -> A
     }
 }
 
+/// Refuses a period `[from, to)` that is empty or longer than [`MAX_MONTHS`] calendar months (counted, not listed:
+/// a period of millions of months is refused without allocating them).
+pub(super) fn check_period(from: NaiveDate, to: NaiveDate) -> ApiResult<()> {
+    if from >= to {
+        return Err(ApiError::bad_input(
+            "to",
+            format!("{to} is not after {from}; give a period [from, to) of a day or more"),
+        ));
+    }
+    let months = calendar_months(from, to);
+    if months > MAX_MONTHS {
+        return Err(ApiError::bad_input(
+            "to",
+            format!("[{from}, {to}) spans {months} calendar months, more than {MAX_MONTHS}; analyse a shorter period"),
+        ));
+    }
+    Ok(())
+}
+
 /// The query root's exit analysis.
 #[derive(Default)]
 pub struct ExitQuery;
@@ -101,22 +120,7 @@ impl ExitQuery {
         #[graphql(desc = "The day after the period's last.")] to: NaiveDate,
         filter: Option<ExitFilter>,
     ) -> ApiResult<ExitAnalysis> {
-        if from >= to {
-            return Err(ApiError::bad_input(
-                "to",
-                format!("{to} is not after {from}; give a period [from, to) of a day or more"),
-            ));
-        }
-        // Counted, not listed: a period of millions of months is refused without allocating them.
-        let months = calendar_months(from, to);
-        if months > MAX_MONTHS {
-            return Err(ApiError::bad_input(
-                "to",
-                format!(
-                    "[{from}, {to}) spans {months} calendar months, more than {MAX_MONTHS}; analyse a shorter period"
-                ),
-            ));
-        }
+        check_period(from, to)?;
         let filter = filter.unwrap_or_default();
         let criteria = customer_criteria(
             filter.segments,

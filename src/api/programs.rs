@@ -16,15 +16,11 @@ use super::loaders::Loaders;
 use super::paging::{page_size, Counted, Window};
 use super::ApiContext;
 use crate::domain::{self, ProgramId, Stakeholder};
-use crate::engine::exits::calendar_months;
 use crate::engine::programs::{Cohort, ProgramRetention, SegmentCohorts};
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Object, ID};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::sync::Arc;
-
-/// Longest period a programme's retention covers, in calendar months (as `exitAnalysis`).
-const MAX_MONTHS: usize = 240;
 
 /// The list name bound into the root listing's cursors.
 const PROGRAMS: &str = "programs";
@@ -151,21 +147,7 @@ impl Program {
         #[graphql(desc = "First day of the period.")] from: NaiveDate,
         #[graphql(desc = "The day after the period's last.")] to: NaiveDate,
     ) -> ApiResult<ProgramRetentionView> {
-        if from >= to {
-            return Err(ApiError::bad_input(
-                "to",
-                format!("{to} is not after {from}; give a period [from, to) of a day or more"),
-            ));
-        }
-        let months = calendar_months(from, to);
-        if months > MAX_MONTHS {
-            return Err(ApiError::bad_input(
-                "to",
-                format!(
-                    "[{from}, {to}) spans {months} calendar months, more than {MAX_MONTHS}; analyse a shorter period"
-                ),
-            ));
-        }
+        super::exits::check_period(from, to)?;
         let hide_private = !Caller::of(ctx).sees_private();
         let analysis = Analysis::start(ctx).await?;
         let records = ctx.data_unchecked::<ApiContext>().engine.records().ok_or(ApiError::Unavailable)?;

@@ -284,8 +284,13 @@ pub fn key_influencers(
 
 /// The `first` nodes `walk` shows with the highest `values`, highest first (ties: lower node). O(n + k log k).
 pub fn top_ranked(walk: &Walk<'_>, values: &[f64], first: usize) -> Vec<u32> {
+    top_of((0..values.len() as u32).filter(|&node| !walk.hides(node)).collect(), values, first)
+}
+
+/// The `first` of `candidates` with the highest `values` (indexed by node), highest first (ties: lower node).
+/// O(c + k log k).
+pub fn top_of(mut ranked: Vec<u32>, values: &[f64], first: usize) -> Vec<u32> {
     let order = |a: &u32, b: &u32| values[*b as usize].total_cmp(&values[*a as usize]).then(a.cmp(b));
-    let mut ranked: Vec<u32> = (0..values.len() as u32).filter(|&node| !walk.hides(node)).collect();
     if ranked.len() > first && first > 0 {
         ranked.select_nth_unstable_by(first - 1, order);
     }

@@ -7,6 +7,7 @@
 //! records' tallies ([`crate::engine::aggregates::tally_stakeholders`]).
 
 use crate::domain::{Bond, BondSet, Level, Market, MarketSet};
+use crate::engine::analysis::top_of;
 use crate::engine::Snapshot;
 use std::time::Instant;
 
@@ -152,16 +153,11 @@ pub fn market_overview(
         }
     }
     for summary in &mut markets {
-        let order = |a: &u32, b: &u32| degree[*b as usize].total_cmp(&degree[*a as usize]).then(a.cmp(b));
-        let mut members: Vec<u32> = (0..snapshot.node_count() as u32)
+        let members: Vec<u32> = (0..snapshot.node_count() as u32)
             .filter(|&node| !hidden(node) && snapshot.markets(node).contains(summary.market))
             .collect();
-        if members.len() > inputs.top && inputs.top > 0 {
-            members.select_nth_unstable_by(inputs.top - 1, order);
-        }
-        members.truncate(inputs.top);
-        members.sort_unstable_by(order);
-        summary.most_connected = members.into_iter().map(|node| (node, degree[node as usize])).collect();
+        let ranked = top_of(members, &degree, inputs.top);
+        summary.most_connected = ranked.into_iter().map(|node| (node, degree[node as usize])).collect();
     }
     Some(markets)
 }

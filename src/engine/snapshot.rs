@@ -183,7 +183,25 @@ struct Inputs {
     since: i32,
 }
 
+/// Seconds the past strength ([`Snapshot::past_strength`]) lies before the snapshot's clock.
+const TREND_SECONDS: f64 = (TREND_DAYS * 86_400) as f64;
+
 impl Inputs {
+    /// Whether a strength at `at` (seconds) can be read from these inputs: no interaction is later.
+    fn covers(&self, at: f64) -> bool {
+        self.last.is_nan() || self.last <= at
+    }
+
+    /// The strength [`TREND_DAYS`] before `at` (seconds) of an edge with these inputs, NaN when not covered.
+    fn past(&self, model: &StrengthModel, packed: u64, at: f64) -> f32 {
+        let before = at - TREND_SECONDS;
+        if self.covers(before) {
+            score(model, packed, self, before)
+        } else {
+            f32::NAN
+        }
+    }
+
     /// Whether `self` and `other` hold the same bits (NaN, for unknown, equals itself here).
     fn same(&self, other: &Inputs) -> bool {
         let bits = |inputs: &Inputs| {
@@ -338,10 +356,7 @@ impl EdgeRecord {
     /// (the earlier one only if no interaction is later than it: otherwise it stays NaN, for the history).
     fn evaluated(self, model: &StrengthModel, at: f64) -> Self {
         let strength = if self.strength.is_nan() { score(model, self.packed, &self.inputs, at) } else { self.strength };
-        let base = at - (TREND_DAYS * 86_400) as f64;
-        let covered = self.inputs.last.is_nan() || self.inputs.last <= base;
-        let past =
-            if self.past.is_nan() && covered { score(model, self.packed, &self.inputs, base) } else { self.past };
+        let past = if self.past.is_nan() { self.inputs.past(model, self.packed, at) } else { self.past };
         Self { strength, past, ..self }
     }
 }
@@ -581,15 +596,14 @@ impl Snapshot {
     /// Whether `edge`'s strength can be evaluated at `at` from the snapshot alone: no interaction of it is later
     /// than `at` (earlier times need its history: [`crate::engine::trends`]).
     pub fn covers(&self, edge: usize, at: DateTime<Utc>) -> bool {
-        let last = self.inputs(edge).last;
-        last.is_nan() || last <= seconds(at)
+        self.inputs(edge).covers(seconds(at))
     }
 
     /// The strength of `edge` at `at` if the snapshot covers that time ([`Snapshot::covers`]), in one lookup.
     #[inline]
     pub fn strength_if_covered(&self, edge: usize, at: f64) -> Option<f32> {
         let inputs = self.inputs(edge);
-        (inputs.last.is_nan() || inputs.last <= at).then(|| score(&self.model, self.packed[edge], &inputs, at))
+        inputs.covers(at).then(|| score(&self.model, self.packed[edge], &inputs, at))
     }
 
     /// The strength of `edge` at `at` with `sums` in place of the snapshot's decayed sums (its level, bonds, trust,
@@ -662,15 +676,7 @@ impl Snapshot {
         let strengths =
             (0..next.edge_count()).map(|edge| score(&self.model, next.packed[edge], &base.inputs(edge), at));
         next.strengths = Chunked::from_vec(strengths.collect());
-        let before = at - (TREND_DAYS * 86_400) as f64;
-        let past = (0..next.edge_count()).map(|edge| {
-            let inputs = base.inputs(edge);
-            if inputs.last.is_nan() || inputs.last <= before {
-                score(&self.model, next.packed[edge], &inputs, before)
-            } else {
-                f32::NAN
-            }
-        });
+        let past = (0..next.edge_count()).map(|edge| base.inputs(edge).past(&self.model, next.packed[edge], at));
         next.past = Chunked::from_vec(past.collect());
         next
     }
