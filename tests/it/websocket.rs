@@ -69,6 +69,11 @@ async fn subscribe(socket: &mut Socket, id: &str, query: &str) {
 
 const CHANGES: &str = "subscription { changes { cursor kind } }";
 
+/// `changes` from the start of the log (`after` the cursor of position 0), for tests on a fresh store that expect
+/// the event of a write made right after subscribing: without `after`, the subscription starts where the log stands
+/// when the server gets to it, which may be after the write.
+const CHANGES_FROM_START: &str = r#"subscription { changes(after: "Y2hhbmdlc3ww") { cursor kind } }"#;
+
 async fn next_message(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(20), socket.next())
@@ -187,7 +192,9 @@ async fn an_id_is_free_again_once_its_operation_completed() {
     assert_eq!(next_message(&mut socket).await, json!({ "type": "complete", "id": "q" }));
     subscribe(&mut socket, "q", CHANGES).await;
     send(&mut socket, json!({ "id": "q", "type": "complete" })).await;
-    subscribe(&mut socket, "q", CHANGES).await;
+    // Once the server has taken the `complete`, no result of the first "q" can follow (the write comes after).
+    round_trip(&mut socket).await;
+    subscribe(&mut socket, "q", CHANGES_FROM_START).await;
     create_customer(&address, "C-1").await;
     let next = next_message(&mut socket).await;
     assert_eq!((next["type"].as_str(), next["id"].as_str()), (Some("next"), Some("q")), "{next}");
@@ -264,9 +271,9 @@ async fn a_connection_runs_at_most_its_cap_and_goes_on_past_it() {
         serve_ws(WsLimits { max_subscriptions_per_connection: 2, max_subscriptions_per_key: 10, ..limits() }, false)
             .await;
     let mut socket = connected(&address, EDITOR_KEY).await;
-    subscribe(&mut socket, "1", CHANGES).await;
-    subscribe(&mut socket, "2", CHANGES).await;
-    subscribe(&mut socket, "3", CHANGES).await;
+    subscribe(&mut socket, "1", CHANGES_FROM_START).await;
+    subscribe(&mut socket, "2", CHANGES_FROM_START).await;
+    subscribe(&mut socket, "3", CHANGES_FROM_START).await;
     let refused = next_message(&mut socket).await;
     assert_eq!((refused["type"].as_str(), refused["id"].as_str()), (Some("error"), Some("3")), "{refused}");
     assert_eq!(codes(&refused["payload"]), ["LIMIT_EXCEEDED"]);
@@ -276,7 +283,7 @@ async fn a_connection_runs_at_most_its_cap_and_goes_on_past_it() {
 
     // The socket stays open; completing one makes room.
     send(&mut socket, json!({ "id": "1", "type": "complete" })).await;
-    subscribe(&mut socket, "3", CHANGES).await;
+    subscribe(&mut socket, "3", CHANGES_FROM_START).await;
     round_trip(&mut socket).await;
     create_customer(&address, "C-1").await;
     let mut ids = vec![];
@@ -295,12 +302,12 @@ async fn a_key_runs_at_most_its_cap_over_all_its_connections_and_a_closed_connec
         serve_ws(WsLimits { max_subscriptions_per_connection: 2, max_subscriptions_per_key: 3, ..limits() }, false)
             .await;
     let mut first = connected(&address, EDITOR_KEY).await;
-    subscribe(&mut first, "1", CHANGES).await;
-    subscribe(&mut first, "2", CHANGES).await;
+    subscribe(&mut first, "1", CHANGES_FROM_START).await;
+    subscribe(&mut first, "2", CHANGES_FROM_START).await;
     round_trip(&mut first).await;
     let mut second = connected(&address, EDITOR_KEY).await;
-    subscribe(&mut second, "1", CHANGES).await;
-    subscribe(&mut second, "2", CHANGES).await;
+    subscribe(&mut second, "1", CHANGES_FROM_START).await;
+    subscribe(&mut second, "2", CHANGES_FROM_START).await;
     let refused = next_message(&mut second).await;
     assert_eq!((refused["type"].as_str(), refused["id"].as_str()), (Some("error"), Some("2")), "{refused}");
     assert_eq!(codes(&refused["payload"]), ["LIMIT_EXCEEDED"]);
@@ -309,24 +316,24 @@ async fn a_key_runs_at_most_its_cap_over_all_its_connections_and_a_closed_connec
 
     // Another key has its own allowance.
     let mut other = connected(&address, VIEWER_KEY).await;
-    subscribe(&mut other, "1", CHANGES).await;
-    subscribe(&mut other, "2", CHANGES).await;
+    subscribe(&mut other, "1", CHANGES_FROM_START).await;
+    subscribe(&mut other, "2", CHANGES_FROM_START).await;
     round_trip(&mut other).await;
 
     // Closing the first connection frees its two slots (before the server answers the close).
     first.close(None).await.unwrap();
     while let Some(Ok(_)) = first.next().await {}
-    subscribe(&mut second, "2", CHANGES).await;
+    subscribe(&mut second, "2", CHANGES_FROM_START).await;
     round_trip(&mut second).await;
-    subscribe(&mut second, "3", CHANGES).await;
+    subscribe(&mut second, "3", CHANGES_FROM_START).await;
     let refused = next_message(&mut second).await;
     assert_eq!(refused["type"], "error", "the connection's own cap of 2 still holds: {refused}");
     let message = refused["payload"][0]["message"].as_str().unwrap();
     assert!(message.contains("`websocket.max_subscriptions_per_connection`"), "{message}");
     let mut third = connected(&address, EDITOR_KEY).await;
-    subscribe(&mut third, "1", CHANGES).await;
+    subscribe(&mut third, "1", CHANGES_FROM_START).await;
     round_trip(&mut third).await;
-    subscribe(&mut third, "2", CHANGES).await;
+    subscribe(&mut third, "2", CHANGES_FROM_START).await;
     let refused = next_message(&mut third).await;
     assert_eq!(refused["type"], "error", "the key is at 3 again: {refused}");
 
@@ -422,7 +429,7 @@ async fn the_legacy_graphql_ws_protocol_is_served_by_the_same_state_machine() {
     let mut socket = connect_with(&address, "graphql-ws").await;
     send(&mut socket, json!({ "type": "connection_init", "payload": { "apiKey": EDITOR_KEY } })).await;
     assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
-    send(&mut socket, json!({ "type": "start", "id": "1", "payload": { "query": CHANGES } })).await;
+    send(&mut socket, json!({ "type": "start", "id": "1", "payload": { "query": CHANGES_FROM_START } })).await;
     create_customer(&address, "C-1").await;
     let data = next_message(&mut socket).await;
     assert_eq!((data["type"].as_str(), data["id"].as_str()), (Some("data"), Some("1")), "{data}");
