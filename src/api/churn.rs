@@ -18,6 +18,7 @@ use crate::domain::{
     CustomerStatus, Interaction, KindDetails, Relationship, RelationshipType, Stakeholder, StakeholderId,
 };
 use crate::engine::analysis::{Flow, Via, Walk};
+use crate::engine::churn;
 use crate::engine::risk::{is_staff, key_person_report};
 use async_graphql::{Context, Enum, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -128,17 +129,46 @@ pub(super) struct ChurnInputs {
 impl ChurnInputs {
     /// The inputs of `customer` at `now`, `None` for a prospect or a customer who has left: its relationships the
     /// caller may see, their strengths from the decayed sums, its principal one's history through the DataLoader
-    /// (so that the inputs of many customers are read in a few batches).
+    /// (so that the inputs of many customers are read in a few batches). A live customer's relationships are the
+    /// engine's records' ([`crate::engine::churn::standing`], as `atRiskCustomers` reads them); an archived one's,
+    /// or any before the projection is built, are loaded under the same rules.
     pub(super) async fn of(ctx: &Context<'_>, customer: &Stakeholder, now: DateTime<Utc>) -> ApiResult<Option<Self>> {
         let KindDetails::Customer(details) = &customer.details else { return Ok(None) };
         if matches!(details.status, CustomerStatus::Prospect | CustomerStatus::Churned) {
             return Ok(None);
         }
         let api = ctx.data_unchecked::<ApiContext>();
-        let relationships = relationships_of_where(ctx, customer.id, |_| true).await?;
+        let sees_private = Caller::of(ctx).sees_private();
+        let remembered = api.engine.records().and_then(|records| {
+            let standing = crate::engine::churn::standing(&records, &api.strength, customer.id, sees_private, now)?;
+            Some((standing.principal.and_then(|id| records.relationship(id).cloned()), standing.manager_share))
+        });
+        let (principal, manager_share) = match remembered {
+            Some(found) => found,
+            None => Self::loaded_standing(ctx, customer.id, now).await?,
+        };
+        let principal = match principal {
+            Some(relationship) => {
+                let history = ctx.data_unchecked::<Loaders>().load_one(HistoryOf(relationship.id)).await?;
+                Some((relationship, history.unwrap_or_default()))
+            }
+            None => None,
+        };
+        Ok(Some(Self::with(api, customer, principal, manager_share)))
+    }
+
+    /// The principal relationship and manager's share of `customer` from its relationships loaded as the caller
+    /// may see them (the rules of [`crate::engine::churn::standing`], for what the records do not hold).
+    async fn loaded_standing(
+        ctx: &Context<'_>,
+        customer: StakeholderId,
+        now: DateTime<Utc>,
+    ) -> ApiResult<(Option<Relationship>, Option<f64>)> {
+        let api = ctx.data_unchecked::<ApiContext>();
+        let relationships = relationships_of_where(ctx, customer, |_| true).await?;
         let counterparts: Vec<StakeholderId> = relationships
             .iter()
-            .map(|relationship| if relationship.from == customer.id { relationship.to } else { relationship.from })
+            .map(|relationship| if relationship.from == customer { relationship.to } else { relationship.from })
             .collect();
         let loaded: HashMap<StakeholderId, Arc<Stakeholder>> =
             ctx.data_unchecked::<Loaders>().load_many(counterparts.iter().copied()).await?;
@@ -157,24 +187,31 @@ impl ChurnInputs {
                 staff: staff(counterpart),
             })
             .collect();
-        let (chosen, manager_share) = principal(customer.id, &rows);
-        let principal = match chosen.map(|index| relationships[index].clone()) {
-            Some(relationship) => {
-                let history = ctx.data_unchecked::<Loaders>().load_one(HistoryOf(relationship.id)).await?;
-                Some((relationship, history.unwrap_or_default()))
-            }
-            None => None,
+        let (chosen, manager_share) = principal(customer, &rows);
+        Ok((chosen.map(|index| relationships[index].clone()), manager_share))
+    }
+
+    /// The inputs of customer `customer` (live) with its principal relationship and history, and manager's share.
+    fn with(
+        api: &ApiContext,
+        customer: &Stakeholder,
+        principal: Option<(Relationship, Arc<Vec<Interaction>>)>,
+        manager_share: Option<f64>,
+    ) -> Self {
+        let details = match &customer.details {
+            KindDetails::Customer(details) => Some(details),
+            _ => None,
         };
         let retention_cost = api.churn.retention_cost(
-            details.retention_cost.map(|cost| cost.get()),
-            details.segment.as_ref().map(|segment| segment.as_str()),
+            details.and_then(|details| details.retention_cost.map(|cost| cost.get())),
+            details.and_then(|details| details.segment.as_ref().map(|segment| segment.as_str())),
         );
-        Ok(Some(Self {
+        Self {
             principal,
             manager_share,
-            lifetime_value: details.lifetime_value.map(|value| value.get()),
+            lifetime_value: details.and_then(|details| details.lifetime_value.map(|value| value.get())),
             retention_cost,
-        }))
+        }
     }
 
     /// The inputs of each of `customers` (at most `limits.max_churn_customers`, else refused with the message
@@ -396,8 +433,11 @@ pub struct AtRiskFilter {
 /// The customers with the most value at risk.
 #[derive(SimpleObject)]
 pub struct AtRiskCustomers {
-    /// How many customers the filter selected and were scored (customers now: not prospects, not gone).
+    /// How many customers the filter selected (customers now: not prospects, not gone).
     pub candidates: u64,
+    /// How many of them were scored to settle the ranking: the others' upper bound of value at risk (from their
+    /// relationships alone, every signal that reads the history at its worst) could not place them.
+    pub scored: u64,
     /// The `first` of them with the most value at risk (lifetime value × churn risk), most first.
     pub customers: Vec<AtRiskCustomer>,
 }
@@ -421,9 +461,11 @@ pub struct ChurnQuery;
 impl ChurnQuery {
     /// The customers with the most value at risk (lifetime value × churn risk, docs/models.md "Churn risk"), among
     /// the live customers now (not prospects, not gone) the filter selects, as the caller may see them: each
-    /// scored like `Customer.churnRisk`. An analysis in the complexity model; at most
-    /// `limits.max_churn_customers` (1,000) candidates, else refused (narrow the filter: a segment, a market, a
-    /// manager). `horizonDays` sets how far ahead falling below the threshold counts for this ranking (the
+    /// scored like `Customer.churnRisk`. Graph-wide: every candidate gets an upper bound of its value at risk from
+    /// its relationships alone, and only those whose bound could still place them are scored (`scored`); the
+    /// ranking is the one scoring every candidate gives. An analysis in the complexity model; a ranking that needs
+    /// more than `limits.max_churn_customers` (1,000) customers scored is refused (narrow the filter: a segment, a
+    /// market, a manager). `horizonDays` sets how far ahead falling below the threshold counts for this ranking (the
     /// `falling` driver; default the model's `[churn] horizon_days`, 90): a ranking for the next month passes 30.
     #[graphql(guard = "super::auth::Need::Read")]
     async fn at_risk_customers(
@@ -454,54 +496,123 @@ impl ChurnQuery {
             customer_criteria(filter.segments, filter.markets, filter.manager.as_ref(), false, hide_private)?;
         let records = api.engine.records().ok_or(ApiError::Unavailable)?;
         check_manager(&records, &criteria)?;
-        let candidates: Vec<Arc<Stakeholder>> = records
-            .customers(&criteria)
-            .into_iter()
-            .filter(|row| {
-                !matches!(row.details.customer_status(), Some(CustomerStatus::Prospect | CustomerStatus::Churned))
-            })
-            .collect();
+        let candidates: Arc<Vec<Arc<Stakeholder>>> = Arc::new(
+            records
+                .customers(&criteria)
+                .into_iter()
+                .filter(|row| {
+                    !matches!(row.details.customer_status(), Some(CustomerStatus::Prospect | CustomerStatus::Churned))
+                })
+                .collect(),
+        );
         let now = Utc::now();
-        let inputs = ChurnInputs::of_many(ctx, &candidates, now, |count, most| {
-            format!(
-                "the filter selects {count} customers, more than one ranking scores (limits.max_churn_customers, \
-                 {most}); narrow it with segments, markets or a manager"
-            )
-        })
-        .await?;
-        let (version, strength) = (churn.version(), api.strength.clone());
-        let (ranked, inputs) = analysis
-            .run(move |_, deadline| {
-                let mut risks = score_all(&inputs, &churn, &strength, now, deadline)?;
-                let values: Vec<(Option<f64>, f64)> = inputs
-                    .iter()
-                    .zip(&risks)
-                    .map(|(input, risk)| {
-                        (
-                            input.as_ref().and_then(|input| input.lifetime_value),
-                            risk.as_ref().map_or(0.0, |risk| risk.score),
-                        )
-                    })
-                    .collect();
-                let ranked: Vec<(usize, ChurnRisk)> = crate::domain::churn::most_at_risk(&values, first)
-                    .into_iter()
-                    .filter_map(|index| Some((index, risks[index].take()?)))
-                    .collect();
-                Some((ranked, inputs))
-            })
-            .await?;
-        let customers = ranked
+        let lifetime_value = |row: &Stakeholder| match &row.details {
+            KindDetails::Customer(details) => details.lifetime_value.map(|value| value.get()),
+            _ => None,
+        };
+        // Every candidate's standing from the records and the bound of its value at risk, off the async workers.
+        let (standings, mut search) = {
+            let (records, candidates, churn, strength) =
+                (records.clone(), candidates.clone(), churn.clone(), api.strength.clone());
+            analysis
+                .run(move |_, deadline| {
+                    let ids: Vec<StakeholderId> = candidates.iter().map(|row| row.id).collect();
+                    let standings = churn::standings(&records, &strength, &ids, !hide_private, now, deadline)?;
+                    let bounds = candidates
+                        .iter()
+                        .zip(&standings)
+                        .map(|(row, standing)| match standing {
+                            Some(standing) => churn::value_bound(&churn, lifetime_value(row), standing),
+                            None => lifetime_value(row).unwrap_or(0.0),
+                        })
+                        .collect();
+                    Some((standings, churn::AtRiskSearch::new(bounds, first)))
+                })
+                .await?
+        };
+        // Then the customers in the order of their bounds, a batch at a time, until no other can place.
+        let most = api.limits.max_churn_customers;
+        let batch = (2 * first).max(64);
+        let mut scored: HashMap<usize, (ChurnInputs, ChurnRisk)> = HashMap::new();
+        loop {
+            let room = most.saturating_sub(search.scored());
+            let handed = search.next_batch(batch.min(room)).to_vec();
+            if handed.is_empty() && search.is_settled() {
+                break;
+            }
+            if handed.is_empty() {
+                return Err(ApiError::Refused {
+                    limit: "max_churn_customers",
+                    message: format!(
+                        "settling this ranking needs more than {most} of its {} candidates scored \
+                         (limits.max_churn_customers): their values at risk are too close to tell apart from \
+                         their bounds; narrow the filter with segments, markets or a manager, or ask for fewer",
+                        candidates.len()
+                    ),
+                    retry_after: None,
+                });
+            }
+            let inputs = Self::inputs(ctx, &records, &candidates, &standings, &handed, now).await?;
+            let (churn, strength) = (churn.clone(), api.strength.clone());
+            let (inputs, risks) = analysis
+                .run(move |_, deadline| {
+                    let risks = score_all(&inputs, &churn, &strength, now, deadline)?;
+                    Some((inputs, risks))
+                })
+                .await?;
+            for ((candidate, input), risk) in handed.into_iter().zip(inputs).zip(risks) {
+                let (Some(input), Some(risk)) = (input, risk) else { continue };
+                search.offer(candidate, input.lifetime_value.unwrap_or(0.0) * risk.score);
+                scored.insert(candidate, (input, risk));
+            }
+        }
+        let version = churn.version();
+        let customers = search
+            .ranked()
             .into_iter()
             .enumerate()
-            .filter_map(|(position, (index, risk))| {
-                let input = inputs[index].as_ref()?;
+            .filter_map(|(position, candidate)| {
+                let (input, risk) = scored.remove(&candidate)?;
                 Some(AtRiskCustomer {
                     position: position as i32 + 1,
-                    customer: super::stakeholders::Customer::of(candidates[index].clone()),
+                    customer: super::stakeholders::Customer::of(candidates[candidate].clone()),
                     churn_risk: input.view(risk, version.clone()),
                 })
             })
             .collect();
-        Ok(AtRiskCustomers { candidates: candidates.len() as u64, customers })
+        Ok(AtRiskCustomers { candidates: candidates.len() as u64, scored: search.scored() as u64, customers })
+    }
+}
+
+impl ChurnQuery {
+    /// The inputs of the candidates `handed` (positions in `candidates`): their standings from the records, their
+    /// principal relationships' histories in one DataLoader batch.
+    async fn inputs(
+        ctx: &Context<'_>,
+        records: &crate::engine::records::Records,
+        candidates: &[Arc<Stakeholder>],
+        standings: &[Option<churn::Standing>],
+        handed: &[usize],
+        now: DateTime<Utc>,
+    ) -> ApiResult<Vec<Option<ChurnInputs>>> {
+        let api = ctx.data_unchecked::<ApiContext>();
+        let wanted = handed.iter().filter_map(|&candidate| standings[candidate]?.principal).map(HistoryOf);
+        let histories = ctx.data_unchecked::<Loaders>().load_many(wanted).await?;
+        let mut inputs = Vec::with_capacity(handed.len());
+        for &candidate in handed {
+            let customer = &candidates[candidate];
+            let input = match standings[candidate] {
+                Some(standing) => {
+                    let principal = standing.principal.and_then(|id| {
+                        let history = histories.get(&HistoryOf(id)).cloned().unwrap_or_default();
+                        Some((records.relationship(id)?.clone(), history))
+                    });
+                    Some(ChurnInputs::with(api, customer, principal, standing.manager_share))
+                }
+                None => ChurnInputs::of(ctx, customer, now).await?,
+            };
+            inputs.push(input);
+        }
+        Ok(inputs)
     }
 }

@@ -223,6 +223,30 @@ impl ChurnModel {
     }
 }
 
+impl ChurnModel {
+    /// The highest score a customer can have whose principal relationship has strength `strength` now (`None`:
+    /// not known without its history) and whose manager holds `manager_share`; without a principal relationship
+    /// (`has_principal` false) it is the score itself. The drivers that read the history (decline, falling,
+    /// silence, complaints) are taken at their worst, 1; weakness and exposure are exact. Every step of
+    /// [`ChurnModel::evaluate`] is monotone in each driver's value (so is floating-point arithmetic), so the score
+    /// of any history is at most this, to the last bit. O(1).
+    pub fn upper_bound(&self, has_principal: bool, strength: Option<f64>, manager_share: Option<f64>) -> f64 {
+        if !has_principal {
+            let none = self.signals(&StrengthModel::default(), None, manager_share, DateTime::UNIX_EPOCH);
+            return self.evaluate(none).score;
+        }
+        let worst = ChurnSignals {
+            strength: strength.unwrap_or(0.0),
+            trend: f64::NEG_INFINITY,
+            falls_below_in_days: Some(0.0),
+            days_since_inbound: None,
+            complaints: u32::MAX,
+            manager_share,
+        };
+        self.evaluate(worst).score
+    }
+}
+
 fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_milliseconds() as f64 / 1_000.0
 }
@@ -398,6 +422,42 @@ mod tests {
         // The worked example: 9,500 at stake against a cost of 2,000 is worth it, against 9,500 it is not.
         assert!(worth_retaining(2_000.0, 20_000.0, 0.475));
         assert!(!worth_retaining(9_500.0, 20_000.0, 0.475));
+    }
+
+    #[test]
+    fn the_upper_bound_takes_the_history_s_drivers_at_their_worst() {
+        let model = ChurnModel::default();
+        let signals = ChurnSignals {
+            strength: 0.6,
+            trend: -0.05,
+            falls_below_in_days: Some(45.0),
+            days_since_inbound: Some(60.0),
+            complaints: 1,
+            manager_share: Some(0.5),
+        };
+        // Weakness 0.4 and exposure 0.5 exact, the other four at 1: 0.25·0.4 + 0.10·0.5 + 0.65.
+        let bound = model.upper_bound(true, Some(0.6), Some(0.5));
+        assert!(close(bound, 0.8), "{bound}");
+        assert!(bound >= model.evaluate(signals).score);
+        // Whatever the history says, the score stays at or under it.
+        for trend in [-1.0, 0.0, 0.3] {
+            for falls in [None, Some(0.0), Some(500.0)] {
+                for complaints in [0, 3, 1000] {
+                    let other = ChurnSignals {
+                        trend,
+                        falls_below_in_days: falls,
+                        complaints,
+                        days_since_inbound: None,
+                        ..signals
+                    };
+                    assert!(model.evaluate(other).score <= bound);
+                }
+            }
+        }
+        // Strength not known without the history: weakness at its worst too.
+        assert!(close(model.upper_bound(true, None, None), 1.0));
+        // No principal relationship: the score itself, 0.65 (see `bounds_hold_at_the_extremes`).
+        assert!(close(model.upper_bound(false, None, None), 0.65));
     }
 
     fn relationship(id: i64, rel_type: crate::domain::RelationshipType, from: i64, to: i64) -> Relationship {

@@ -11,6 +11,7 @@ pub mod aggregates;
 pub mod analysis;
 pub mod broker_ranking;
 pub mod brokers;
+pub mod churn;
 pub mod crossings;
 pub mod estimates;
 pub mod exits;

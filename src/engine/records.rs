@@ -227,6 +227,20 @@ impl Records {
         }
     }
 
+    /// Whether a viewer (who sees no private stakeholder) may see the stakeholder with this id: live and public,
+    /// or archived and public (as the store would say); `false` when unknown.
+    pub fn is_public_or_archived_public(&self, id: StakeholderId) -> bool {
+        self.is_public(id).unwrap_or_else(|| self.archived.get(&id).is_some_and(|stakeholder| !stakeholder.private))
+    }
+
+    /// The relationships of a live stakeholder, both directions, in id order, borrowed; `None` when the stakeholder
+    /// is archived or unknown (ask the store).
+    pub fn relationships_of(&self, id: StakeholderId) -> Option<impl Iterator<Item = &Relationship> + '_> {
+        self.stakeholders.get(&id)?;
+        let ids = self.of.get(&id).map(|ids| &ids[..]).unwrap_or_default();
+        Some(ids.iter().filter_map(|id| self.relationships.get(id)))
+    }
+
     /// The relationship with this id; `None` when it is unknown (ask the store).
     pub fn relationship(&self, id: RelationshipId) -> Option<&Relationship> {
         self.relationships.get(&id)

@@ -366,3 +366,76 @@ async fn a_ranking_s_horizon_sets_how_far_ahead_falling_below_the_threshold_coun
         assert_eq!(refused["errors"][0]["extensions"]["field"], "horizonDays");
     }
 }
+
+const EVERY_RISK: &str = r#"query($after: String) {
+  stakeholders(first: 100, after: $after, filter: { kinds: [CUSTOMER], status: [ACTIVE, AT_RISK, WON_BACK] }) {
+    pageInfo { hasNextPage endCursor }
+    edges { node { id ... on Customer { churnRisk { score valueAtRisk } } } } } }"#;
+
+const GRAPH_WIDE: &str = r#"query($first: Int!) { atRiskCustomers(first: $first) {
+  candidates scored customers { position customer { id } churnRisk { score valueAtRisk } } } }"#;
+
+/// Every live customer's value at risk as `caller` sees it, from each one's own `churnRisk`, page by page.
+async fn every_value_at_risk(schema: &StakegraphSchema, caller: Caller) -> Vec<(String, f64)> {
+    let mut values = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = run_as(schema, caller, EVERY_RISK, json!({ "after": after })).await;
+        assert!(page.get("errors").is_none(), "{page:#}");
+        let listing = &page["data"]["stakeholders"];
+        for edge in listing["edges"].as_array().unwrap() {
+            let node = &edge["node"];
+            let value = node["churnRisk"]["valueAtRisk"].as_f64().unwrap_or(0.0);
+            values.push((node["id"].as_str().unwrap().to_owned(), value));
+        }
+        if listing["pageInfo"]["hasNextPage"] != true {
+            return values;
+        }
+        after = listing["pageInfo"]["endCursor"].clone();
+    }
+}
+
+/// `atRiskCustomers` over the whole demo graph (more customers than `limits.max_churn_customers`, set to 60 here,
+/// would let it score one by one) ranks exactly as scoring every customer does: the same values at risk, place by place, each the
+/// customer's own; it scores a small part of them; a viewer's ranking leaves the private ones out. (Scores are
+/// read a moment apart, so values are compared within 1e-6; the order of near-equal values may differ.)
+#[tokio::test]
+async fn the_graph_wide_ranking_is_the_one_scoring_every_customer_gives() {
+    let limits = ApiLimits {
+        analyses_per_minute_per_key: 1_000_000,
+        max_forecasts: 1_000_000,
+        max_cost: u64::MAX / 4,
+        max_churn_customers: 60,
+        ..ApiLimits::default()
+    };
+    let schema = build_schema_of(crate::support::demo_store(), limits, false, Default::default(), Default::default());
+    for caller in [Caller::Key(Role::Editor), VIEWER] {
+        let everyone = every_value_at_risk(&schema, caller).await;
+        let mut expected: Vec<f64> = everyone.iter().map(|(_, value)| *value).collect();
+        expected.sort_by(|a, b| b.total_cmp(a));
+        let own: std::collections::HashMap<&str, f64> =
+            everyone.iter().map(|(id, value)| (id.as_str(), *value)).collect();
+        let ranking = run_as(&schema, caller, GRAPH_WIDE, json!({ "first": 10 })).await;
+        assert!(ranking.get("errors").is_none(), "{ranking:#}");
+        let ranking = &ranking["data"]["atRiskCustomers"];
+        let candidates = ranking["candidates"].as_u64().unwrap() as usize;
+        assert_eq!(candidates, everyone.len());
+        assert!(candidates > 60, "the demo has more customers than one ranking may score: {candidates}");
+        let scored = ranking["scored"].as_u64().unwrap() as usize;
+        assert!((10..=60).contains(&scored), "{scored} of {candidates} scored");
+        let entries = ranking["customers"].as_array().unwrap();
+        assert_eq!(entries.len(), 10);
+        for (place, entry) in entries.iter().enumerate() {
+            let value = entry["churnRisk"]["valueAtRisk"].as_f64().unwrap_or(0.0);
+            let close = |other: f64| (value - other).abs() <= 1e-6 * value.abs().max(1.0);
+            assert!(close(expected[place]), "place {place}: {value} against {}", expected[place]);
+            let id = entry["customer"]["id"].as_str().unwrap();
+            assert!(close(own[id]), "{id}: {value} in the ranking, {} of its own", own[id]);
+        }
+    }
+    // A ranking that cannot be settled within the limit is refused with a code naming it.
+    let tight = ApiLimits { max_churn_customers: 5, analyses_per_minute_per_key: 1_000_000, ..ApiLimits::default() };
+    let tight = build_schema_of(crate::support::demo_store(), tight, false, Default::default(), Default::default());
+    let over = run_as(&tight, Caller::Key(Role::Editor), GRAPH_WIDE, json!({ "first": 10 })).await;
+    assert_eq!(over["errors"][0]["extensions"]["limit"], "max_churn_customers", "{over:#}");
+}
