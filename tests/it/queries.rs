@@ -28,6 +28,7 @@ const COVERED: &[&str] = &[
     "record_customer_win_back.graphql",
     "record_interactions.graphql",
     "regulator_to_customer_paths.graphql",
+    "retention_priorities.graphql",
     "search_stakeholders.graphql",
     "stakeholder_profile.graphql",
     "strongest_relationships.graphql",
@@ -230,6 +231,43 @@ async fn at_risk_customers() {
     let powers: Vec<f64> = edges(page).iter().map(|edge| edge["node"]["power"].as_f64().unwrap()).collect();
     assert!(powers.windows(2).all(|pair| pair[0] >= pair[1]), "most powerful first");
     assert!(edges(page).iter().all(|edge| edge["node"]["status"] == "AT_RISK"));
+}
+
+#[tokio::test]
+async fn retention_priorities() {
+    let data = run_ok(&schema(demo_store()), &operation("retention_priorities.graphql"), json!({})).await;
+    let ranking = &data["atRiskCustomers"];
+    let expected = count(
+        "SELECT COUNT(*) FROM stakeholder WHERE kind = 'CUSTOMER' AND status IN ('ACTIVE', 'AT_RISK', 'WON_BACK') \
+         AND archived_at IS NULL",
+        [],
+    );
+    assert_eq!(ranking["candidates"].as_u64().unwrap(), expected);
+    let scored = ranking["scored"].as_u64().unwrap();
+    assert!((20..expected).contains(&scored), "{scored} of {expected} scored");
+    let entries = ranking["customers"].as_array().unwrap();
+    assert_eq!(entries.len(), 20);
+    let mut previous = f64::INFINITY;
+    for (place, entry) in entries.iter().enumerate() {
+        assert_eq!(entry["position"], place + 1);
+        let (customer, risk) = (&entry["customer"], &entry["churnRisk"]);
+        assert!(matches!(customer["status"].as_str(), Some("ACTIVE" | "AT_RISK" | "WON_BACK")), "{customer}");
+        let stored = count(
+            "SELECT CAST(json_extract(record, '$.details.lifetime_value') * 100 AS INTEGER) FROM stakeholder \
+             WHERE id = ?1",
+            [number(&customer["id"])],
+        );
+        let lifetime_value = customer["lifetimeValue"].as_f64().unwrap();
+        assert_eq!(stored, (lifetime_value * 100.0) as u64);
+        let value = risk["valueAtRisk"].as_f64().unwrap();
+        assert!((value - lifetime_value * risk["score"].as_f64().unwrap()).abs() < 1e-6 * lifetime_value);
+        assert!(value <= previous, "most value at risk first");
+        previous = value;
+        let contributions: f64 =
+            risk["drivers"].as_array().unwrap().iter().map(|d| d["contribution"].as_f64().unwrap()).sum();
+        assert!((contributions - risk["score"].as_f64().unwrap()).abs() < 1e-9, "{risk}");
+        assert_eq!(risk["model"], "churn-v1");
+    }
 }
 
 #[tokio::test]
