@@ -506,38 +506,51 @@ impl ChurnQuery {
                 .collect(),
         );
         let now = Utc::now();
-        let lifetime_value = |row: &Stakeholder| match &row.details {
-            KindDetails::Customer(details) => details.lifetime_value.map(|value| value.get()),
-            _ => None,
+        // Candidates in the order of their lifetime values; refined to a bound from their standing in the records,
+        // and scored, as the search needs them: each pass scores the batch handed out before and picks the next.
+        let coarse: Vec<f64> = candidates.iter().map(|row| lifetime_value(row).unwrap_or(0.0)).collect();
+        let mut ranking = Ranking {
+            search: churn::AtRiskSearch::new(coarse, first),
+            standings: vec![None; candidates.len()],
+            scored: HashMap::new(),
         };
-        // Every candidate's standing from the records and the bound of its value at risk, off the async workers.
-        let (standings, mut search) = {
-            let (records, candidates, churn, strength) =
-                (records.clone(), candidates.clone(), churn.clone(), api.strength.clone());
-            analysis
-                .run(move |_, deadline| {
-                    let ids: Vec<StakeholderId> = candidates.iter().map(|row| row.id).collect();
-                    let standings = churn::standings(&records, &strength, &ids, !hide_private, now, deadline)?;
-                    let bounds = candidates
-                        .iter()
-                        .zip(&standings)
-                        .map(|(row, standing)| match standing {
-                            Some(standing) => churn::value_bound(&churn, lifetime_value(row), standing),
-                            None => lifetime_value(row).unwrap_or(0.0),
-                        })
-                        .collect();
-                    Some((standings, churn::AtRiskSearch::new(bounds, first)))
-                })
-                .await?
-        };
-        // Then the customers in the order of their bounds, a batch at a time, until no other can place.
         let most = api.limits.max_churn_customers;
         let batch = (2 * first).max(64);
-        let mut scored: HashMap<usize, (ChurnInputs, ChurnRisk)> = HashMap::new();
+        let mut pending: Option<(Vec<usize>, Vec<Option<ChurnInputs>>)> = None;
         loop {
-            let room = most.saturating_sub(search.scored());
-            let handed = search.next_batch(batch.min(room)).to_vec();
-            if handed.is_empty() && search.is_settled() {
+            let (next, handed) = {
+                let (records, candidates, churn, strength) =
+                    (records.clone(), candidates.clone(), churn.clone(), api.strength.clone());
+                analysis.run(move |_, deadline| {
+                    if let Some((handed, inputs)) = pending {
+                        let risks = score_all(&inputs, &churn, &strength, now, deadline)?;
+                        for ((candidate, input), risk) in handed.into_iter().zip(inputs).zip(risks) {
+                            let (Some(input), Some(risk)) = (input, risk) else { continue };
+                            ranking.search.offer(candidate, input.lifetime_value.unwrap_or(0.0) * risk.score);
+                            ranking.scored.insert(candidate, (input, risk));
+                        }
+                    }
+                    let room = most.saturating_sub(ranking.search.scored());
+                    let mut checked = 0_usize;
+                    let handed = ranking.search.next_batch(batch.min(room), |candidate| {
+                        checked += 1;
+                        if checked % 256 == 0 && Instant::now() >= deadline {
+                            return None;
+                        }
+                        let row = &candidates[candidate];
+                        let standing = churn::standing(&records, &strength, row.id, !hide_private, now);
+                        ranking.standings[candidate] = standing;
+                        Some(match standing {
+                            Some(standing) => churn::value_bound(&churn, lifetime_value(row), &standing),
+                            None => lifetime_value(row).unwrap_or(0.0),
+                        })
+                    })?;
+                    Some((ranking, handed))
+                })
+            }
+            .await?;
+            ranking = next;
+            if handed.is_empty() && ranking.search.is_settled() {
                 break;
             }
             if handed.is_empty() {
@@ -552,20 +565,10 @@ impl ChurnQuery {
                     retry_after: None,
                 });
             }
-            let inputs = Self::inputs(ctx, &records, &candidates, &standings, &handed, now).await?;
-            let (churn, strength) = (churn.clone(), api.strength.clone());
-            let (inputs, risks) = analysis
-                .run(move |_, deadline| {
-                    let risks = score_all(&inputs, &churn, &strength, now, deadline)?;
-                    Some((inputs, risks))
-                })
-                .await?;
-            for ((candidate, input), risk) in handed.into_iter().zip(inputs).zip(risks) {
-                let (Some(input), Some(risk)) = (input, risk) else { continue };
-                search.offer(candidate, input.lifetime_value.unwrap_or(0.0) * risk.score);
-                scored.insert(candidate, (input, risk));
-            }
+            let inputs = Self::inputs(ctx, &records, &candidates, &ranking.standings, &handed, now).await?;
+            pending = Some((handed, inputs));
         }
+        let Ranking { search, mut scored, .. } = ranking;
         let version = churn.version();
         let customers = search
             .ranked()
@@ -581,6 +584,23 @@ impl ChurnQuery {
             })
             .collect();
         Ok(AtRiskCustomers { candidates: candidates.len() as u64, scored: search.scored() as u64, customers })
+    }
+}
+
+/// The state of one `atRiskCustomers` search between its passes.
+struct Ranking {
+    search: churn::AtRiskSearch,
+    /// The standings of the candidates refined so far.
+    standings: Vec<Option<churn::Standing>>,
+    /// The inputs and risks of the candidates scored so far.
+    scored: HashMap<usize, (ChurnInputs, ChurnRisk)>,
+}
+
+/// A customer's lifetime value, when recorded.
+fn lifetime_value(row: &Stakeholder) -> Option<f64> {
+    match &row.details {
+        KindDetails::Customer(details) => details.lifetime_value.map(|value| value.get()),
+        _ => None,
     }
 }
 

@@ -1,13 +1,14 @@
 //! Churn risk over the engine's records (docs/models.md, "Churn risk"): what a customer's risk reads that needs no
 //! history (its principal relationship, that relationship's strength, the manager's share), and the graph-wide
-//! ranking by value at risk, which scores exactly only the customers whose upper bound could still place them.
+//! ranking by value at risk, which looks closely only at the customers that could place.
 //!
-//! The ranking is a branch and bound: every candidate gets an upper bound of its value at risk (lifetime value ×
-//! [`ChurnModel::upper_bound`], from the records alone); candidates are scored in the order of their bounds, and the
-//! search stops as soon as the `first`-th best exact value at risk beats the bound of every candidate not yet
-//! scored. The result is exactly the ranking that scoring every candidate gives
-//! ([`crate::domain::churn::most_at_risk`]: value at risk, most first, ties to the earlier candidate), after
-//! scoring a few times `first` customers on a demo graph whose lifetime values are spread as customers' are.
+//! The ranking is a branch and bound with two levels of bounds: a candidate's lifetime value bounds its value at
+//! risk (no score exceeds 1); its standing in the records gives a finer bound (lifetime value ×
+//! [`ChurnModel::upper_bound`]); its exact value needs its principal relationship's history and a forecast.
+//! [`AtRiskSearch`] refines and scores candidates in the order of their bounds and stops as soon as the `first`-th
+//! best exact value at risk ranks before every bound left. The result is exactly the ranking that scoring every
+//! candidate gives ([`crate::domain::churn::most_at_risk`]: value at risk, most first, ties to the earlier
+//! candidate).
 
 use super::records::Records;
 use crate::domain::churn::{principal, ChurnModel, Tie};
@@ -15,6 +16,7 @@ use crate::domain::strength::{self, seconds, StrengthModel};
 use crate::domain::{KindDetails, RelationshipId, StakeholderId};
 use chrono::{DateTime, Utc};
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 use std::time::Instant;
 
 /// What the records say of a customer's churn risk before its principal relationship's history is read.
@@ -94,16 +96,27 @@ pub fn value_bound(model: &ChurnModel, lifetime_value: Option<f64>, standing: &S
         * model.upper_bound(standing.principal.is_some(), standing.strength, standing.manager_share)
 }
 
-/// The search for the `first` candidates with the most value at risk, scoring as few as it can: candidates are
-/// handed out in batches in the order of their bounds, their exact values offered back, until the result is
-/// settled.
+/// The search for the `first` candidates with the most value at risk, refining and scoring as few as it can.
+///
+/// Each candidate has a coarse bound known from the start (its lifetime value: no score exceeds 1), a fine bound
+/// computed on demand (`refine`: [`value_bound`] from its standing) and its exact value, offered back once scored.
+/// Candidates are taken in the order of their coarse bounds and refined; refined ones wait in the order of their
+/// fine bounds and are handed out to be scored, a batch at a time. At each step the candidate with the highest
+/// remaining bound goes next (refined if its bound is coarse, handed out if fine), and the search is settled once
+/// `first` exact values rank before it: no candidate left can overtake them (its value is at most its bound, and on
+/// equal values the earlier candidate ranks first). So a customer is refined only if its lifetime value could
+/// place it, and scored only if its fine bound could.
 #[derive(Debug)]
 pub struct AtRiskSearch {
     first: usize,
-    bounds: Vec<f64>,
-    /// Candidates by bound, highest first (the earlier candidate on a tie).
-    order: Vec<usize>,
-    /// How many of `order` were handed out.
+    coarse: Vec<f64>,
+    /// Candidates by coarse bound, highest first (the earlier candidate on a tie).
+    stream: Vec<usize>,
+    /// How many of `stream` were refined.
+    refined: usize,
+    /// Refined candidates not yet handed out, the one that ranks first on top.
+    waiting: BinaryHeap<Bounded>,
+    /// How many were handed out to be scored.
     handed: usize,
     /// The best exact values so far, `(value, candidate)` in ranking order, at most `first`.
     best: Vec<(f64, usize)>,
@@ -114,33 +127,76 @@ fn ranks_before(a: (f64, usize), b: (f64, usize)) -> Ordering {
     b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
 }
 
+/// A candidate with its fine bound, greatest when it ranks first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bounded(f64, usize);
+
+impl Eq for Bounded {}
+
+impl PartialOrd for Bounded {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Bounded {
+    fn cmp(&self, other: &Self) -> Ordering {
+        ranks_before((other.0, other.1), (self.0, self.1))
+    }
+}
+
+/// The candidate with the highest remaining bound, and whether that bound is only coarse.
+enum Next {
+    Coarse(usize),
+    Fine(usize),
+}
+
 impl AtRiskSearch {
-    /// A search over candidates whose values at risk are at most `bounds`. O(n log n).
-    pub fn new(bounds: Vec<f64>, first: usize) -> Self {
-        let mut order: Vec<usize> = (0..bounds.len()).collect();
-        order.sort_unstable_by(|a, b| ranks_before((bounds[*a], *a), (bounds[*b], *b)));
-        Self { first, bounds, order, handed: 0, best: Vec::with_capacity(first + 1) }
+    /// A search over candidates whose values at risk are at most `coarse`. O(n log n).
+    pub fn new(coarse: Vec<f64>, first: usize) -> Self {
+        let mut stream: Vec<usize> = (0..coarse.len()).collect();
+        stream.sort_unstable_by(|a, b| ranks_before((coarse[*a], *a), (coarse[*b], *b)));
+        Self { first, coarse, stream, refined: 0, waiting: BinaryHeap::new(), handed: 0, best: Vec::new() }
     }
 
-    /// The next candidates to score, at most `batch` (empty for 0); empty once the result is settled: `first` candidates are
-    /// known whose exact values rank before the bound of every candidate not yet handed out (no unscored one can
-    /// overtake them: its value is at most its bound, and on equal values the earlier candidate ranks first).
-    pub fn next_batch(&mut self, batch: usize) -> &[usize] {
-        let start = self.handed;
-        while self.handed < self.order.len() && self.handed - start < batch {
-            if self.settled() {
-                break;
+    /// The remaining candidate with the highest bound, unless the search is settled.
+    fn next(&self) -> Option<(Next, (f64, usize))> {
+        let coarse = self.stream.get(self.refined).map(|&candidate| (self.coarse[candidate], candidate));
+        let fine = self.waiting.peek().map(|bounded| (bounded.0, bounded.1));
+        let next = match (coarse, fine) {
+            (None, None) => return None,
+            (Some(coarse), None) => (Next::Coarse(coarse.1), coarse),
+            (None, Some(fine)) => (Next::Fine(fine.1), fine),
+            (Some(coarse), Some(fine)) if ranks_before(fine, coarse) == Ordering::Less => (Next::Fine(fine.1), fine),
+            (Some(coarse), Some(_)) => (Next::Coarse(coarse.1), coarse),
+        };
+        let settled = self.first == 0
+            || (self.best.len() == self.first
+                && self.best.last().is_some_and(|&last| ranks_before(last, next.1) == Ordering::Less));
+        (!settled).then_some(next)
+    }
+
+    /// The next candidates to score, at most `batch` (none for 0), refining candidates with `refine` (their fine
+    /// bound, at most the coarse one; `None` to give up, which gives up the batch too) as the order needs; empty
+    /// once the search is settled.
+    pub fn next_batch(&mut self, batch: usize, mut refine: impl FnMut(usize) -> Option<f64>) -> Option<Vec<usize>> {
+        let mut handed = Vec::new();
+        while handed.len() < batch {
+            let Some((next, _)) = self.next() else { break };
+            match next {
+                Next::Coarse(candidate) => {
+                    let fine = refine(candidate)?.min(self.coarse[candidate]);
+                    self.refined += 1;
+                    self.waiting.push(Bounded(fine, candidate));
+                }
+                Next::Fine(candidate) => {
+                    self.waiting.pop();
+                    handed.push(candidate);
+                }
             }
-            self.handed += 1;
         }
-        &self.order[start..self.handed]
-    }
-
-    fn settled(&self) -> bool {
-        let Some(&next) = self.order.get(self.handed) else { return true };
-        self.first == 0
-            || self.best.len() == self.first
-                && self.best.last().is_some_and(|&last| ranks_before(last, (self.bounds[next], next)) == Ordering::Less)
+        self.handed += handed.len();
+        Some(handed)
     }
 
     /// The exact value at risk of a candidate handed out.
@@ -158,9 +214,14 @@ impl AtRiskSearch {
         self.handed
     }
 
-    /// Whether every candidate handed out has been offered back and the result is settled.
+    /// How many candidates were refined.
+    pub fn refined(&self) -> usize {
+        self.refined
+    }
+
+    /// Whether the search is settled (every candidate handed out must have been offered back).
     pub fn is_settled(&self) -> bool {
-        self.settled()
+        self.next().is_none()
     }
 
     /// The first candidates, most value at risk first (meaningful once settled).
@@ -175,12 +236,18 @@ mod tests {
     use crate::domain::churn::most_at_risk;
     use proptest::prelude::*;
 
-    /// Runs the search with exact values `values` and bounds `bounds` in batches of `batch`; the ranking and how
-    /// many it scored.
-    fn search(values: &[f64], bounds: &[f64], first: usize, batch: usize) -> (Vec<usize>, usize) {
-        let mut search = AtRiskSearch::new(bounds.to_vec(), first);
+    /// Runs the search with exact values `values`, fine bounds `bounds` and coarse bounds `coarse` in batches of
+    /// `batch`; the ranking, how many it scored and how many it refined.
+    fn search_with(
+        values: &[f64],
+        bounds: &[f64],
+        coarse: &[f64],
+        first: usize,
+        batch: usize,
+    ) -> (Vec<usize>, usize, usize) {
+        let mut search = AtRiskSearch::new(coarse.to_vec(), first);
         loop {
-            let handed = search.next_batch(batch).to_vec();
+            let handed = search.next_batch(batch, |candidate| Some(bounds[candidate])).unwrap();
             if handed.is_empty() {
                 break;
             }
@@ -189,7 +256,13 @@ mod tests {
             }
         }
         assert!(search.is_settled());
-        (search.ranked(), search.scored())
+        (search.ranked(), search.scored(), search.refined())
+    }
+
+    /// The same with coarse bounds equal to the fine ones: the ranking and how many it scored.
+    fn search(values: &[f64], bounds: &[f64], first: usize, batch: usize) -> (Vec<usize>, usize) {
+        let (ranked, scored, _) = search_with(values, bounds, bounds, first, batch);
+        (ranked, scored)
     }
 
     #[test]
@@ -209,22 +282,38 @@ mod tests {
         assert_eq!(search(&[], &[], 3, 10), (vec![], 0));
     }
 
+    #[test]
+    fn refines_only_the_candidates_whose_coarse_bound_could_place_them() {
+        // Lifetime values 1000, 800, 100, 50; risks 0.5, 0.9, 0.9, 0.9; fine bounds 0.6, 1.0, 1.0, 1.0 of them.
+        let values = [500.0, 720.0, 90.0, 45.0];
+        let bounds = [600.0, 800.0, 100.0, 50.0];
+        let coarse = [1000.0, 800.0, 100.0, 50.0];
+        // The best two: 720 and 500, settled once both are scored (the next coarse bound, 100, is below 500).
+        assert_eq!(search_with(&values, &bounds, &coarse, 2, 1), (vec![1, 0], 2, 2));
+        // A candidate given up refining gives up the batch.
+        let mut search = AtRiskSearch::new(coarse.to_vec(), 2);
+        assert_eq!(search.next_batch(4, |_| None), None);
+        assert_eq!(AtRiskSearch::new(coarse.to_vec(), 2).next_batch(0, |_| None), Some(vec![]));
+    }
+
     proptest! {
-        /// Whatever the bounds (at least the values) and the batch size, the search ranks exactly as scoring every
-        /// candidate does.
+        /// Whatever the bounds (coarse at least fine at least the values) and the batch size, the search ranks
+        /// exactly as scoring every candidate does.
         #[test]
         fn ranks_as_scoring_everyone_does(
-            cases in prop::collection::vec((0u8..20, 0u8..5), 0..60),
+            cases in prop::collection::vec((0u8..20, 0u8..5, 0u8..5), 0..60),
             first in 1usize..8,
             batch in 1usize..10,
         ) {
             // Small integers make ties common.
-            let values: Vec<f64> = cases.iter().map(|(value, _)| f64::from(*value)).collect();
-            let bounds: Vec<f64> = cases.iter().map(|(value, slack)| f64::from(*value + *slack)).collect();
+            let values: Vec<f64> = cases.iter().map(|(value, _, _)| f64::from(*value)).collect();
+            let bounds: Vec<f64> = cases.iter().map(|(value, slack, _)| f64::from(*value + *slack)).collect();
+            let coarse: Vec<f64> =
+                cases.iter().map(|(value, slack, more)| f64::from(*value + *slack + *more)).collect();
             let everyone: Vec<(Option<f64>, f64)> = values.iter().map(|value| (Some(*value), 1.0)).collect();
-            let (ranked, scored) = search(&values, &bounds, first, batch);
+            let (ranked, scored, refined) = search_with(&values, &bounds, &coarse, first, batch);
             prop_assert_eq!(ranked, most_at_risk(&everyone, first));
-            prop_assert!(scored <= values.len());
+            prop_assert!(scored <= refined && refined <= values.len());
         }
     }
 }
