@@ -10,7 +10,7 @@ Serves a copy of --graph (`serve --demo`: anonymous reads on loopback) with the 
 the projection, then for each round and each case: one `upsertRelationship` (new trust on a random relationship, as
 an editor) and one `updateCustomer` (new power on a random customer), the case once (cold), then --repeats times (memoised). Cases: the whole stakeholder listing's
 `aggregate`, the graph's `relationships { aggregate }` unfiltered and for one market, the first page (20) of the
-graph's relationships strongest first and most weakened first, the weakening ones' aggregate, `marketOverview`, `exitAnalysis` over the demo's two years (all customers, and one segment), and the graph-wide `atRiskCustomers` (first 10 and 50; not memoised, and how many customers each scored). The SQL peer counts stakeholders by kind and relationships between live
+graph's relationships strongest first and most weakened first, the weakening ones' aggregate, `marketOverview`, and `exitAnalysis` over the demo's two years (all customers, and one segment). The SQL peer counts stakeholders by kind and relationships between live
 stakeholders by level with GROUP BY (no strength: SQL does not have the model), and exits by reason over the two
 years from the stored records' lifecycles (json_each), on a read-only connection to the
 same copy, timed on the client's core. Prints the median and spread (min-max) of each in milliseconds.
@@ -59,14 +59,7 @@ CASES = {
     " { count meanStrength meanTrend } } }",
     "exitAnalysis(two years, ENTERPRISE)": "{ exitAnalysis(from: \"2024-06-01\", to: \"2026-06-01\", filter:"
     " { segments: [\"ENTERPRISE\"] }) { customersAtStart churned exits byReason { reason exits } months { exits } } }",
-    "atRiskCustomers(first: 10)": "{ atRiskCustomers(first: 10) { candidates scored customers { position"
-    " customer { id } churnRisk { score valueAtRisk } } } }",
-    "atRiskCustomers(first: 50)": "{ atRiskCustomers(first: 50) { candidates scored customers { position"
-    " customer { id } churnRisk { score valueAtRisk } } } }",
 }
-
-# Not memoised: its scores move with the clock (silence, decay), so the "memoised" column is the same request again.
-RANKINGS = ["atRiskCustomers(first: 10)", "atRiskCustomers(first: 50)"]
 
 PEER = {
     "stakeholders by kind": "SELECT kind, COUNT(*) FROM stakeholder WHERE archived_at IS NULL GROUP BY kind",
@@ -156,13 +149,6 @@ def main() -> int:
                         sys.exit(f"aggregates.py: the write failed: {json.dumps(answer['errors'])}")
                     cold[name].append(timed(url, query))
                     warm[name].extend(timed(url, query) for _ in range(arguments.repeats))
-            scored = {}
-            for name in RANKINGS:
-                answer = post(url, {"query": CASES[name]}, key)
-                if answer.get("errors"):
-                    sys.exit(f"aggregates.py: {name} failed: {json.dumps(answer['errors'])}")
-                ranking = answer["data"]["atRiskCustomers"]
-                scored[name] = (ranking["candidates"], ranking["scored"])
             peer = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
             sql: dict[str, list[float]] = {name: [] for name in PEER}
             for _ in range(arguments.rounds):
@@ -179,8 +165,6 @@ def main() -> int:
         print("|---|---|---|")
         for name in CASES:
             print(f"| {name} | {spread(cold[name])} | {spread(warm[name])} |")
-        for name, (candidates, count) in scored.items():
-            print(f"{name}: {count} of {candidates} candidates scored")
         print("| SQLite GROUP BY (peer) | ms (median, min-max) | |")
         for name in PEER:
             print(f"| {name} | {spread(sql[name])} | |")

@@ -1,6 +1,7 @@
 """How long churn risk and a relationship manager's portfolio take over HTTP on a large graph (issue 13, points 4
 and 8): one customer's `churnRisk`, the churn risks of a page of 20 customers, `atRiskCustomers` over the customers
-of the manager with the most, and that manager's `portfolio` (every managed customer's churn risk and the
+of the manager with the most and over the whole graph (top 10 and top 50, with how many customers each scored),
+and that manager's `portfolio` (every managed customer's churn risk and the
 manager's key-person report).
 
     cargo build --release --bin stakegraph
@@ -74,12 +75,19 @@ def main() -> int:
                 "query($id: ID!) { atRiskCustomers(first: 10, filter: { manager: $id }) { candidates customers {"
                 " position customer { id } churnRisk { score valueAtRisk } } } }",
                 {"id": global_id(manager)}),
+            "atRiskCustomers graph-wide, top 10": (
+                "{ atRiskCustomers(first: 10) { candidates scored customers { position customer { id }"
+                " churnRisk { score valueAtRisk } } } }", {}),
+            "atRiskCustomers graph-wide, top 50": (
+                "{ atRiskCustomers(first: 50) { candidates scored customers { position customer { id }"
+                " churnRisk { score valueAtRisk } } } }", {}),
             f"portfolio of the busiest manager ({managed} MANAGES relationships)": (
                 "query($id: ID!) { node(id: $id) { ... on Employee { portfolio { customers activeCustomers"
                 " meanStrength atRisk lifetimeValue valueAtRisk keyPersonLoss { affected totalLoss } } } } }",
                 {"id": global_id(manager)}),
         }
         results: dict[str, list[float]] = {name: [] for name in cases}
+        scored: dict[str, tuple[int, int]] = {}
         try:
             if hasattr(os, "sched_setaffinity"):
                 os.sched_setaffinity(0, {1})
@@ -92,6 +100,9 @@ def main() -> int:
                     results[name].append((time.perf_counter() - started) * 1e3)
                     if answer.get("errors"):
                         sys.exit(f"churn.py: {name} failed: {json.dumps(answer['errors'])}")
+                    ranking = (answer.get("data") or {}).get("atRiskCustomers")
+                    if ranking and "scored" in ranking:
+                        scored[name] = (ranking["scored"], ranking["candidates"])
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -100,6 +111,8 @@ def main() -> int:
         print("|---|---|")
         for name, values in results.items():
             print(f"| {name} | {statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f}) |")
+        for name, (count, candidates) in scored.items():
+            print(f"{name}: {count} of {candidates} candidates scored")
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
