@@ -69,7 +69,8 @@ enum Command {
         #[arg(long)]
         relationships: Option<usize>,
     },
-    /// Write the projected graph (what the analyses run on) for other tools: `nodes.csv` and `edges.csv`.
+    /// Write the projected graph (what the analyses run on) for other tools: `nodes.csv` and `edges.csv` (ids and
+    /// strengths), or `graph.graphml` / `graph.gexf` with names and attributes (Gephi, Cytoscape, networkx).
     ExportGraph {
         /// The database file [default: ./data/stakegraph.db, or STAKEGRAPH_DB, or the config file's].
         #[arg(long)]
@@ -77,9 +78,13 @@ enum Command {
         /// A TOML configuration file: its [strength] model scores the relationships.
         #[arg(long, env = "STAKEGRAPH_CONFIG")]
         config: Option<PathBuf>,
-        /// Output format (only csv).
+        /// Output format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
+        /// Write private stakeholders (and their relationships) into a GraphML or GEXF file too; without it they
+        /// are left out, since those files carry names. (CSV always lists them, flagged: it holds ids only.)
+        #[arg(long)]
+        include_private: bool,
         /// The directory to write into (created if missing).
         #[arg(long)]
         out: PathBuf,
@@ -129,6 +134,11 @@ struct Neo4jArgs {
 enum ExportFormat {
     /// `nodes.csv` (index,id,kind,markets,private) and `edges.csv` (source,target,relationship_id,type,strength).
     Csv,
+    /// `graph.graphml`: nodes with key, name, kind, markets, power, interest, private (and a customer's status,
+    /// segment, lifetime value); edges with relationship id, type, level, bonds, trust, commitment, since, strength.
+    Graphml,
+    /// `graph.gexf` (GEXF 1.2): the same attributes; strength also as each edge's weight.
+    Gexf,
 }
 
 #[tokio::main]
@@ -188,7 +198,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             application.run_until_stopped().await?;
         }
-        Command::ExportGraph { db, config, format: ExportFormat::Csv, out, as_of } => {
+        Command::ExportGraph { db, config, format, out, as_of, include_private } => {
             let overrides = Overrides { db, ..Overrides::default() };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
             let db = config.db_path;
@@ -200,7 +210,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             store.checkpoint().await?;
             let model = std::sync::Arc::new(config.strength);
             let snapshot = stakegraph::engine::Snapshot::build(&scan, model, as_of.unwrap_or_else(chrono::Utc::now))?;
-            let written = stakegraph::engine::export::write_csv(&snapshot, &out)
+            use stakegraph::engine::export::{write_csv, write_markup, Markup};
+            let markup = match format {
+                ExportFormat::Csv => {
+                    let written = write_csv(&snapshot, &out)
+                        .with_context(|| format!("writing the export into {}", out.display()))?;
+                    println!("{}", serde_json::to_string_pretty(&written)?);
+                    return Ok(());
+                }
+                ExportFormat::Graphml => Markup::GraphMl,
+                ExportFormat::Gexf => Markup::Gexf,
+            };
+            let ids: Vec<stakegraph::domain::StakeholderId> = scan.stakeholders.iter().map(|node| node.id).collect();
+            let mut stakeholders = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(10_000) {
+                stakeholders.extend(store.stakeholders_by_id(chunk).await?);
+            }
+            let written = write_markup(&snapshot, &stakeholders, &scan.relationships, include_private, markup, &out)
                 .with_context(|| format!("writing the export into {}", out.display()))?;
             println!("{}", serde_json::to_string_pretty(&written)?);
         }

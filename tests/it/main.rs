@@ -10,6 +10,7 @@ mod conformance;
 mod cypher;
 mod durability;
 mod exits;
+mod export;
 mod graphql_ws_client;
 mod hostile;
 mod influence;
