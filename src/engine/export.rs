@@ -275,10 +275,21 @@ pub fn write_markup(
     Ok(ExportedMarkup { nodes, edges, private_left_out, as_of: snapshot.as_of(), file })
 }
 
+/// `text` with the characters XML 1.0 does not allow replaced by U+FFFD (labels have no control characters, but
+/// may hold the noncharacters U+FFFE and U+FFFF, which a reader would reject).
+fn xml_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let invalid = |c: char| matches!(c, '\u{FFFE}' | '\u{FFFF}') || (c < ' ' && !matches!(c, '\t' | '\n' | '\r'));
+    if text.contains(invalid) {
+        text.replace(invalid, "\u{FFFD}").into()
+    } else {
+        text.into()
+    }
+}
+
 /// The text of an attribute's value: numbers as the shortest text that reads back as the same f64.
 fn text(value: &Value<'_>) -> String {
     match value {
-        Value::Text(text) => (*text).to_owned(),
+        Value::Text(text) => xml_safe(text).into_owned(),
         Value::Number(number) => number.to_string(),
         Value::Flag(flag) => flag.to_string(),
     }
@@ -326,7 +337,7 @@ fn write_nodes<W: Write>(
         let id = stakeholder.id.0.to_string();
         let mut element = xml.create_element("node").with_attribute(("id", id.as_str()));
         if markup == Markup::Gexf {
-            element = element.with_attribute(("label", stakeholder.name.as_str()));
+            element = element.with_attribute(("label", xml_safe(stakeholder.name.as_str()).as_ref()));
         }
         element.write_inner_content(|xml| write_values(xml, &node_attributes(stakeholder, &markets), markup))?;
         count += 1;
@@ -402,5 +413,17 @@ fn write_atomically(
             let _ = std::fs::remove_file(&partial);
             Err(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml_safe;
+
+    #[test]
+    fn text_xml_does_not_allow_is_replaced() {
+        assert_eq!(xml_safe("Smith & Sons <Ltd>"), "Smith & Sons <Ltd>", "escaping is the writer's");
+        assert_eq!(xml_safe("a\u{FFFE}b\u{FFFF}"), "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(xml_safe("tab\tok\u{1}"), "tab\tok\u{FFFD}");
     }
 }
