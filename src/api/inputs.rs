@@ -476,6 +476,90 @@ pub struct RecordInteractionsInput {
     pub interactions: Vec<InteractionInput>,
 }
 
+/// Stakeholders of every kind to create, or to update by their `key`, in one transaction. Each item is the whole
+/// record as for a create (an optional field left out keeps its stored value; a customer's `status` defaults to
+/// PROSPECT as for a create, so send it). Sending the same records again changes nothing and logs nothing.
+#[derive(InputObject, Debug, Default)]
+pub struct UpsertStakeholdersInput {
+    /// Customers.
+    #[graphql(default)]
+    pub customers: Vec<CreateCustomerInput>,
+    /// Suppliers.
+    #[graphql(default)]
+    pub suppliers: Vec<CreateSupplierInput>,
+    /// Distributors.
+    #[graphql(default)]
+    pub distributors: Vec<CreateDistributorInput>,
+    /// Employees and candidates.
+    #[graphql(default)]
+    pub employees: Vec<CreateEmployeeInput>,
+    /// Media outlets.
+    #[graphql(default)]
+    pub media_outlets: Vec<CreateMediaOutletInput>,
+    /// Government bodies.
+    #[graphql(default)]
+    pub government_bodies: Vec<CreateGovernmentBodyInput>,
+}
+
+impl UpsertStakeholdersInput {
+    /// The upserts this input asks for on day `today`, in input order (customers, suppliers, distributors,
+    /// employees, media outlets, government bodies), each with the path of its item; refuses an empty input, one
+    /// over `max_batch` items, and a key given twice.
+    pub fn parse(self, path: &str, today: NaiveDate, max_batch: usize) -> ApiResult<Vec<(Command, String)>> {
+        let total = self.customers.len()
+            + self.suppliers.len()
+            + self.distributors.len()
+            + self.employees.len()
+            + self.media_outlets.len()
+            + self.government_bodies.len();
+        if total == 0 {
+            return Err(ApiError::bad_input(path, "is empty; send at least one stakeholder"));
+        }
+        if total > max_batch {
+            return Err(ApiError::LimitExceeded {
+                limit: "max_batch",
+                field: path.to_owned(),
+                message: format!(
+                    "{total} stakeholders is more than {max_batch} in one call; split them into calls of at most \
+                     {max_batch}"
+                ),
+            });
+        }
+        let mut parsed = Vec::with_capacity(total);
+        let item = |list: &str, index: usize| format!("{path}.{list}.{index}");
+        for (index, input) in self.customers.into_iter().enumerate() {
+            let at = item("customers", index);
+            parsed.push((input.parse(&at, today)?, at));
+        }
+        macro_rules! kind {
+            ($list:ident, $name:literal) => {
+                for (index, input) in self.$list.into_iter().enumerate() {
+                    let at = item($name, index);
+                    parsed.push((input.parse(&at)?, at));
+                }
+            };
+        }
+        kind!(suppliers, "suppliers");
+        kind!(distributors, "distributors");
+        kind!(employees, "employees");
+        kind!(media_outlets, "mediaOutlets");
+        kind!(government_bodies, "governmentBodies");
+        let mut seen = std::collections::HashMap::new();
+        let mut upserts = Vec::with_capacity(parsed.len());
+        for (command, at) in parsed {
+            let Command::CreateStakeholder(new) = command else { return Err(ApiError::Internal) };
+            if let Some(first) = seen.insert(new.key.as_str().to_owned(), at.clone()) {
+                return Err(ApiError::bad_input(
+                    format!("{at}.key"),
+                    format!("key '{}' is also given at {first}; send each stakeholder once", new.key),
+                ));
+            }
+            upserts.push((Command::UpsertStakeholder(new), at));
+        }
+        Ok(upserts)
+    }
+}
+
 impl RecordInteractionsInput {
     /// The command this input asks for; refuses an empty batch or one over `max_batch`.
     pub fn parse(self, path: &str, max_batch: usize) -> ApiResult<Command> {

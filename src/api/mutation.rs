@@ -8,7 +8,7 @@ use super::inputs::{
     CreateMediaOutletInput, CreateProgramInput, CreateSupplierInput, ProgramMembershipInput, RecordCustomerExitInput,
     RecordCustomerWinBackInput, RecordInteractionsInput, UpdateCustomerInput, UpdateDistributorInput,
     UpdateEmployeeInput, UpdateGovernmentBodyInput, UpdateMediaOutletInput, UpdateSupplierInput,
-    UpsertRelationshipInput,
+    UpsertRelationshipInput, UpsertStakeholdersInput,
 };
 use super::relationships::{Interaction, Relationship};
 use super::stakeholders::{
@@ -74,6 +74,20 @@ pub struct UpsertRelationshipPayload {
     pub relationship: Relationship,
     /// True when the relationship was new.
     pub created: bool,
+}
+
+/// What `upsertStakeholders` did.
+#[derive(SimpleObject)]
+pub struct UpsertStakeholdersPayload {
+    /// Each stakeholder as it is now, in input order (customers, suppliers, distributors, employees, media
+    /// outlets, government bodies).
+    pub stakeholders: Vec<StakeholderNode>,
+    /// How many were new.
+    pub created: usize,
+    /// How many existed and changed.
+    pub changed: usize,
+    /// How many existed as given: nothing written, nothing logged.
+    pub unchanged: usize,
 }
 
 /// What `recordInteractions` recorded.
@@ -175,6 +189,44 @@ impl Mutation {
     async fn archive_stakeholder(&self, ctx: &Context<'_>, id: ID) -> ApiResult<StakeholderNode> {
         let id = stakeholder_id(&id, "id")?;
         stakeholder_outcome(ctx, Command::ArchiveStakeholder { id }, "").await
+    }
+
+    /// Creates stakeholders of every kind, or updates them by `key`, up to `limits.max_batch` in one call and one
+    /// transaction: all or nothing, each change in the change log (none for a record sent again unchanged).
+    #[graphql(guard = "Need::Write")]
+    async fn upsert_stakeholders(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertStakeholdersInput,
+    ) -> ApiResult<UpsertStakeholdersPayload> {
+        let api = ctx.data_unchecked::<ApiContext>();
+        let upserts = input.parse("input", Utc::now().date_naive(), api.limits.max_batch)?;
+        let (commands, paths): (Vec<Command>, Vec<String>) = upserts.into_iter().unzip();
+        let applied = api
+            .store
+            .apply(commands, Utc::now())
+            .await
+            .map_err(|error| ApiError::from_store(error, |index| paths.get(index).cloned().unwrap_or_default()))?;
+        let written = applied.events.iter().map(|event| event.seq).max();
+        if let Some(written) = written {
+            if let Err(error) = api.engine.reflect(written).await {
+                tracing::warn!(%error, "the projection could not catch up with a write; it will retry");
+            }
+        }
+        let caller = Caller::of(ctx);
+        let mut payload = UpsertStakeholdersPayload { stakeholders: Vec::new(), created: 0, changed: 0, unchanged: 0 };
+        for outcome in applied.outcomes {
+            let Outcome::StakeholderUpserted { stakeholder, created, changed } = outcome else {
+                return Err(ApiError::Internal);
+            };
+            match (created, changed) {
+                (true, _) => payload.created += 1,
+                (false, true) => payload.changed += 1,
+                (false, false) => payload.unchanged += 1,
+            }
+            payload.stakeholders.push(StakeholderView::new(Arc::new(stakeholder), caller).into_node());
+        }
+        Ok(payload)
     }
 
     /// Creates or changes the relationship `(from, to, type)`.

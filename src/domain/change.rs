@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub enum Command {
     /// Create a stakeholder.
     CreateStakeholder(NewStakeholder),
+    /// Create the stakeholder with this key, or, when a live one of the same kind has it, change that one to the
+    /// fields given ([`NewStakeholder::as_patch`]: absent optional fields keep their values); nothing is written
+    /// or logged when nothing differs, so sending the same record again is a no-op.
+    UpsertStakeholder(NewStakeholder),
     /// Change a stakeholder's fields.
     UpdateStakeholder {
         /// Which one.
@@ -69,6 +73,15 @@ pub enum Command {
 pub enum Outcome {
     /// The stakeholder as it is after the command.
     Stakeholder(Stakeholder),
+    /// The stakeholder as it is after an upsert by key, and what the upsert did.
+    StakeholderUpserted {
+        /// Its state after the upsert.
+        stakeholder: Stakeholder,
+        /// Whether the upsert created it.
+        created: bool,
+        /// Whether the upsert changed it (false when it created it, or found it as given).
+        changed: bool,
+    },
     /// The relationship after the command, and whether it was new.
     Relationship {
         /// Its state after the upsert.

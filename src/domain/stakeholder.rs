@@ -484,6 +484,49 @@ pub struct NewStakeholder {
 }
 
 impl NewStakeholder {
+    /// The patch that makes an existing stakeholder of the same kind what this input describes: every field it
+    /// gives (name, power, interest, private, the extra markets, the fields of its kind); an optional field it
+    /// leaves out keeps its stored value. A customer's status goes through the same rules as an update (a
+    /// customer who left and comes back through it is a win-back).
+    pub fn as_patch(&self) -> StakeholderPatch {
+        let details = match &self.details {
+            KindDetails::Customer(customer) => DetailsPatch::Customer {
+                status: Some(customer.status),
+                segment: customer.segment.clone(),
+                lifetime_value: customer.lifetime_value,
+                perceived_value: customer.perceived_value,
+                since: customer.since,
+                retention_cost: customer.retention_cost,
+            },
+            KindDetails::Supplier { category } => DetailsPatch::Supplier { category: category.clone() },
+            KindDetails::Distributor { channel, region } => {
+                DetailsPatch::Distributor { channel: channel.clone(), region: region.clone() }
+            }
+            KindDetails::Employee { role, department, candidate } => DetailsPatch::Employee {
+                role: role.clone(),
+                department: department.clone(),
+                candidate: Some(*candidate),
+            },
+            KindDetails::Media { outlet, reach } => DetailsPatch::Media { outlet: outlet.clone(), reach: *reach },
+            KindDetails::Government { agency, jurisdiction } => {
+                DetailsPatch::Government { agency: agency.clone(), jurisdiction: jurisdiction.clone() }
+            }
+        };
+        StakeholderPatch {
+            name: Some(self.name.clone()),
+            power: Some(self.power),
+            interest: Some(self.interest),
+            private: Some(self.private),
+            extra_markets: Some(self.extra_markets),
+            details: Some(details),
+        }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> StakeholderKind {
+        self.details.kind()
+    }
+
     /// The stored record for this input, with the store's id and time.
     pub fn into_stakeholder(self, id: StakeholderId, at: DateTime<Utc>) -> Stakeholder {
         Stakeholder {

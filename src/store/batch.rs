@@ -131,6 +131,15 @@ impl<T: BatchTarget> Batch<'_, T> {
     fn command(&mut self, index: usize, command: Command) -> StoreResult<Outcome> {
         match command {
             Command::CreateStakeholder(new) => self.create_stakeholder(index, new),
+            Command::UpsertStakeholder(new) => match self.target.stakeholder_with_key(new.key.as_str())? {
+                None => match self.create_stakeholder(index, new)? {
+                    Outcome::Stakeholder(stakeholder) => {
+                        Ok(Outcome::StakeholderUpserted { stakeholder, created: true, changed: false })
+                    }
+                    other => Ok(other),
+                },
+                Some(id) => self.update_by_key(index, id, new),
+            },
             Command::UpdateStakeholder { id, patch } => {
                 let before = self.live_stakeholder(index, id)?;
                 let mut after = before.clone();
@@ -175,6 +184,48 @@ impl<T: BatchTarget> Batch<'_, T> {
             Command::UpsertRelationship(upsert) => self.upsert_relationship(index, upsert),
             Command::RecordInteractions(interactions) => self.record_interactions(index, interactions),
         }
+    }
+
+    /// Makes stakeholder `id`, which has `new`'s key, what `new` describes: refused when it is archived or of
+    /// another kind; nothing written or logged when nothing differs.
+    fn update_by_key(&mut self, index: usize, id: StakeholderId, new: NewStakeholder) -> StoreResult<Outcome> {
+        let before = self.stakeholder(index, id)?;
+        if before.is_archived() {
+            return Err(StoreError::rejected(
+                index,
+                "key",
+                Rejection::Conflict,
+                format!(
+                    "key '{}' belongs to stakeholder {id}, which is archived and can no longer change; use \
+                     another key",
+                    new.key
+                ),
+            ));
+        }
+        if before.kind() != new.kind() {
+            return Err(StoreError::rejected(
+                index,
+                "key",
+                Rejection::Conflict,
+                format!(
+                    "key '{}' belongs to stakeholder {id}, a {}, not a {}; send it as a {} or use another key",
+                    new.key,
+                    before.kind().as_str(),
+                    new.kind().as_str(),
+                    before.kind().as_str()
+                ),
+            ));
+        }
+        let mut after = before.clone();
+        after.apply_patch(new.as_patch(), self.at).map_err(|error| refused(index, error))?;
+        let unchanged = Stakeholder { updated_at: before.updated_at, ..after.clone() } == before;
+        if unchanged {
+            return Ok(Outcome::StakeholderUpserted { stakeholder: before, created: false, changed: false });
+        }
+        self.target.put_stakeholder(&after)?;
+        let kind = if won_back(&before, &after) { ChangeKind::CustomerWonBack } else { ChangeKind::StakeholderUpdated };
+        self.events.push(PendingEvent::stakeholder(kind, Some(&before), &after));
+        Ok(Outcome::StakeholderUpserted { stakeholder: after, created: false, changed: true })
     }
 
     /// Applies a lifecycle change to live customer `id` and logs it as `kind`.

@@ -769,3 +769,79 @@ async fn interaction_topics_round_trip_through_the_mutation_the_log_a_subscripti
     assert_eq!(some["totalCount"], 1, "the count follows the filter");
     assert_eq!(some["edges"], json!([{ "node": { "topic": "COMPLAINT" } }]));
 }
+
+const UPSERT_STAKEHOLDERS: &str = r#"mutation($input: UpsertStakeholdersInput!) { upsertStakeholders(input: $input) {
+  created changed unchanged stakeholders { id key name kind ... on Customer { status lifetimeValue } } } }"#;
+
+/// `upsertStakeholders`: a nightly sync is one call, all or nothing; sending the same records again changes and
+/// logs nothing; a corrected record updates in place; refusals name the item.
+#[tokio::test]
+async fn upsert_stakeholders_by_key_is_one_transaction_and_a_repeat_is_a_no_op() {
+    let (store, _dir) = fresh_store();
+    let schema = stakegraph::api::build_schema(
+        store.clone(),
+        stakegraph::api::ApiLimits { max_batch: 4, ..Default::default() },
+        false,
+    );
+    let records = |name: &str| {
+        json!({ "input": {
+            "customers": [
+                { "key": "C-1", "name": name, "power": 0.5, "interest": 0.5, "status": "ACTIVE", "lifetimeValue": 100.0 },
+                { "key": "C-2", "name": "Second", "power": 0.2, "interest": 0.9, "status": "ACTIVE" }
+            ],
+            "suppliers": [{ "key": "S-1", "name": "Supplier", "power": 0.3, "interest": 0.3, "category": "steel" }]
+        } })
+    };
+    let data = run_ok(&schema, UPSERT_STAKEHOLDERS, records("First")).await;
+    let payload = &data["upsertStakeholders"];
+    assert_eq!(
+        (payload["created"].clone(), payload["changed"].clone(), payload["unchanged"].clone()),
+        (json!(3), json!(0), json!(0))
+    );
+    let keys: Vec<&str> =
+        payload["stakeholders"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["C-1", "C-2", "S-1"], "in input order");
+    assert_eq!(store.counts().await.unwrap().changes, 3);
+
+    let again = run_ok(&schema, UPSERT_STAKEHOLDERS, records("First")).await;
+    assert_eq!(again["upsertStakeholders"]["unchanged"], 3);
+    assert_eq!(again["upsertStakeholders"]["stakeholders"], payload["stakeholders"], "the same ids, the same records");
+    assert_eq!(store.counts().await.unwrap().changes, 3, "a repeat logs nothing");
+
+    let corrected = run_ok(&schema, UPSERT_STAKEHOLDERS, records("First Ltd")).await;
+    assert_eq!(
+        (corrected["upsertStakeholders"]["changed"].clone(), corrected["upsertStakeholders"]["unchanged"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_eq!(corrected["upsertStakeholders"]["stakeholders"][0]["name"], "First Ltd");
+    assert_eq!(corrected["upsertStakeholders"]["stakeholders"][0]["id"], payload["stakeholders"][0]["id"]);
+    assert_eq!(store.counts().await.unwrap().changes, 4);
+
+    // A key of another kind: refused at its item, and nothing of the call is written.
+    let clash = json!({ "input": {
+        "customers": [
+            { "key": "C-3", "name": "Third", "power": 0.5, "interest": 0.5 },
+            { "key": "S-1", "name": "Not a customer", "power": 0.5, "interest": 0.5 }
+        ] } });
+    let refused = run_as(&schema, Caller::Key(Role::Admin), UPSERT_STAKEHOLDERS, clash).await;
+    assert_eq!(error_code(&refused), ("CONFLICT".into(), "input.customers.1.key".into()), "{refused:#}");
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.stakeholders, counts.changes), (3, 4), "nothing of the refused call");
+
+    // A key twice in one call, a call past `max_batch`, an empty call, a viewer.
+    let twice = json!({ "input": {
+        "customers": [{ "key": "X", "name": "X", "power": 0.5, "interest": 0.5 }],
+        "employees": [{ "key": "X", "name": "X", "power": 0.5, "interest": 0.5 }] } });
+    let refused = run_as(&schema, Caller::Key(Role::Admin), UPSERT_STAKEHOLDERS, twice).await;
+    assert_eq!(error_code(&refused), ("BAD_USER_INPUT".into(), "input.employees.0.key".into()));
+    let many: Vec<Value> =
+        (0..5).map(|i| json!({ "key": format!("M-{i}"), "name": "M", "power": 0.5, "interest": 0.5 })).collect();
+    let refused =
+        run_as(&schema, Caller::Key(Role::Admin), UPSERT_STAKEHOLDERS, json!({ "input": { "suppliers": many } })).await;
+    assert_eq!(error_code(&refused), ("LIMIT_EXCEEDED".into(), "input".into()), "{refused:#}");
+    let refused = run_as(&schema, Caller::Key(Role::Admin), UPSERT_STAKEHOLDERS, json!({ "input": {} })).await;
+    assert_eq!(error_code(&refused).0, "BAD_USER_INPUT");
+    let refused = run_as(&schema, Caller::Key(Role::Viewer), UPSERT_STAKEHOLDERS, records("Viewer")).await;
+    assert!(refused["errors"][0]["extensions"]["code"] == "FORBIDDEN", "{refused:#}");
+    assert_eq!(store.counts().await.unwrap().changes, 4);
+}

@@ -7,8 +7,8 @@ use chrono::Utc;
 use stakegraph::domain::strength::{DecayedSums, StrengthModel};
 use stakegraph::domain::{
     Channel, Command, CustomerDetails, CustomerStatus, Direction, KindDetails, Label, MarketSet, NewInteraction,
-    NewStakeholder, Probability, RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId,
-    StakeholderPatch, Topic,
+    NewStakeholder, Outcome, Probability, RelationshipId, RelationshipType, RelationshipUpsert, Sentiment,
+    StakeholderId, StakeholderPatch, Topic,
 };
 use stakegraph::store::{
     GraphCounts, GraphStore, Rejection, StakeholderCursor, StakeholderFilter, StakeholderOrder, StakeholderQuery,
@@ -32,7 +32,8 @@ macro_rules! suite {
             a_paged_listing_returns_every_stakeholder_once_in_order,
             a_listing_without_private_rows_refuses_cursors_naming_them_and_counts_only_public_ones,
             the_graph_scan_is_the_rows_at_the_log_position_it_reports,
-            programmes_and_memberships_are_kept_with_their_rules_and_logged
+            programmes_and_memberships_are_kept_with_their_rules_and_logged,
+            an_upsert_by_key_creates_changes_or_leaves_alone_and_logs_only_changes
         );
     };
     (@checks $backend:ident, $fresh:path, $attribute:meta, $($check:ident),+) => {
@@ -427,4 +428,53 @@ pub async fn programmes_and_memberships_are_kept_with_their_rules_and_logged(sto
             ChangeKind::ProgramLeft
         ]
     );
+}
+
+/// The command that upserts customer `key` named `name` with status ACTIVE.
+fn upsert(key: &str, name: &str) -> Command {
+    let Command::CreateStakeholder(mut new) = customer(key) else { unreachable!() };
+    new.name = Label::parse(name).unwrap();
+    Command::UpsertStakeholder(new)
+}
+
+pub async fn an_upsert_by_key_creates_changes_or_leaves_alone_and_logs_only_changes(store: Arc<dyn GraphStore>) {
+    let outcome = |applied: &stakegraph::domain::Applied, index: usize| match &applied.outcomes[index] {
+        Outcome::StakeholderUpserted { stakeholder, created, changed } => {
+            (stakeholder.id.0, stakeholder.name.as_str().to_owned(), *created, *changed)
+        }
+        other => panic!("expected an upsert's outcome, got {other:?}"),
+    };
+    let first = store.apply(vec![upsert("A", "Alpha"), upsert("B", "Beta")], Utc::now()).await.unwrap();
+    assert_eq!(outcome(&first, 0), (1, "Alpha".to_owned(), true, false));
+    assert_eq!(first.events.iter().map(|event| event.kind.as_str()).collect::<Vec<_>>(), ["STAKEHOLDER_CREATED"; 2]);
+    // The same records again: nothing written, nothing logged.
+    let again = store.apply(vec![upsert("A", "Alpha"), upsert("B", "Beta")], Utc::now()).await.unwrap();
+    assert_eq!((outcome(&again, 0), again.events.len()), ((1, "Alpha".to_owned(), false, false), 0));
+    assert_eq!(store.counts().await.unwrap().changes, 2);
+    // One corrected: one update, logged with before and after; a key new in the same batch is created.
+    let fix = store.apply(vec![upsert("B", "Beta Ltd"), upsert("C", "Gamma"), upsert("C", "Gamma 2")], Utc::now());
+    let fix = fix.await.unwrap();
+    assert_eq!(outcome(&fix, 0), (2, "Beta Ltd".to_owned(), false, true));
+    assert_eq!(outcome(&fix, 2), (3, "Gamma 2".to_owned(), false, true), "an upsert sees the batch's own writes");
+    let kinds: Vec<&str> = fix.events.iter().map(|event| event.kind.as_str()).collect();
+    assert_eq!(kinds, ["STAKEHOLDER_UPDATED", "STAKEHOLDER_CREATED", "STAKEHOLDER_UPDATED"]);
+    assert_eq!(
+        (fix.events[0].payload["before"]["name"].clone(), fix.events[0].payload["after"]["name"].clone()),
+        (serde_json::json!("Beta"), serde_json::json!("Beta Ltd"))
+    );
+    // A key of another kind, or of an archived stakeholder, is refused, and the batch leaves nothing.
+    let supplier = Command::UpsertStakeholder(NewStakeholder {
+        details: KindDetails::Supplier { category: None },
+        ..match customer("A") {
+            Command::CreateStakeholder(new) => new,
+            _ => unreachable!(),
+        }
+    });
+    let error = store.apply(vec![upsert("D", "Delta"), supplier], Utc::now()).await.unwrap_err();
+    assert_eq!(refusal(error), (1, "key".to_owned(), Rejection::Conflict));
+    store.apply(vec![Command::ArchiveStakeholder { id: StakeholderId(1) }], Utc::now()).await.unwrap();
+    let error = store.apply(vec![upsert("A", "Alpha again")], Utc::now()).await.unwrap_err();
+    assert_eq!(refusal(error), (0, "key".to_owned(), Rejection::Conflict));
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.stakeholders, counts.changes), (3, 6), "the refused batches left nothing");
 }

@@ -317,8 +317,6 @@ impl CypherStore {
                 relationships.push(rows::relationship(&row)?);
             }
         }
-        let stakeholder_ids: Vec<StakeholderId> = lookups.stakeholders.iter().copied().collect();
-        let stakeholders = self.stakeholders_by_id(&stakeholder_ids).await?;
         let mut key_owners = Vec::new();
         if !lookups.keys.is_empty() {
             let keys: Vec<String> = lookups.keys.iter().cloned().collect();
@@ -327,6 +325,10 @@ impl CypherStore {
                 key_owners.push((row[0].text()?.to_owned(), StakeholderId(row[1].int()?)));
             }
         }
+        // An upsert by key changes the key's owner: read it with the rest.
+        lookups.stakeholders.extend(key_owners.iter().map(|(_, id)| *id));
+        let stakeholder_ids: Vec<StakeholderId> = lookups.stakeholders.iter().copied().collect();
+        let stakeholders = self.stakeholders_by_id(&stakeholder_ids).await?;
         let mut prepared = Prepared::new(counter, &lookups, stakeholders, key_owners, relationships);
         if lookups.programs {
             prepared = prepared.with_programs(self.programs().await?);

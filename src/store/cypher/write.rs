@@ -62,7 +62,7 @@ impl Counter {
 pub struct Lookups {
     /// Stakeholders by id.
     pub stakeholders: BTreeSet<StakeholderId>,
-    /// Keys of stakeholders to create.
+    /// Keys of stakeholders to create or upsert (their owners are read too).
     pub keys: BTreeSet<String>,
     /// Relationships by ends and type.
     pub ends: BTreeSet<(StakeholderId, StakeholderId, RelationshipType)>,
@@ -78,7 +78,7 @@ impl Lookups {
         let mut lookups = Self::default();
         for command in commands {
             match command {
-                Command::CreateStakeholder(new) => {
+                Command::CreateStakeholder(new) | Command::UpsertStakeholder(new) => {
                     lookups.keys.insert(new.key.as_str().to_owned());
                 }
                 Command::UpdateStakeholder { id, .. }
