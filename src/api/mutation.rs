@@ -237,7 +237,7 @@ impl Mutation {
         input: UpsertRelationshipInput,
     ) -> ApiResult<UpsertRelationshipPayload> {
         match apply_one(ctx, input.parse("input")?, "input").await? {
-            Outcome::Relationship { relationship, created } => {
+            Outcome::Relationship { relationship, created, .. } => {
                 Ok(UpsertRelationshipPayload { relationship: Relationship(relationship), created })
             }
             _ => Err(ApiError::Internal),

@@ -88,6 +88,9 @@ pub enum Outcome {
         relationship: Relationship,
         /// Whether the upsert created it.
         created: bool,
+        /// Whether the upsert changed it (false when it created it, or found it as given: then nothing was
+        /// written or logged).
+        changed: bool,
     },
     /// The interactions recorded, in input order.
     Interactions(Vec<Interaction>),

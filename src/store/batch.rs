@@ -352,23 +352,28 @@ impl<T: BatchTarget> Batch<'_, T> {
             .rel_type
             .check_ends(from.kind(), to.kind())
             .map_err(|error| StoreError::rejected(index, "type", Rejection::Invalid, error.0))?;
-        let (relationship, created) = match self.target.relationship_between(upsert.from, upsert.to, upsert.rel_type)? {
-            Some(before) => {
-                let mut after = before.clone();
-                upsert.update(&mut after, self.at);
-                self.target.put_relationship(&after)?;
-                self.events.push(PendingEvent::relationship(Some(&before), &after));
-                (after, false)
-            }
-            None => {
-                let id = self.target.next_relationship_id()?;
-                let created = upsert.create(id, self.at);
-                self.target.put_relationship(&created)?;
-                self.events.push(PendingEvent::relationship(None, &created));
-                (created, true)
-            }
-        };
-        Ok(Outcome::Relationship { relationship, created })
+        let (relationship, created, changed) =
+            match self.target.relationship_between(upsert.from, upsert.to, upsert.rel_type)? {
+                Some(before) => {
+                    let mut after = before.clone();
+                    upsert.update(&mut after, self.at);
+                    // Sent again as it is stored: nothing to write or log.
+                    if (Relationship { updated_at: before.updated_at, ..after.clone() }) == before {
+                        return Ok(Outcome::Relationship { relationship: before, created: false, changed: false });
+                    }
+                    self.target.put_relationship(&after)?;
+                    self.events.push(PendingEvent::relationship(Some(&before), &after));
+                    (after, false, true)
+                }
+                None => {
+                    let id = self.target.next_relationship_id()?;
+                    let created = upsert.create(id, self.at);
+                    self.target.put_relationship(&created)?;
+                    self.events.push(PendingEvent::relationship(None, &created));
+                    (created, true, false)
+                }
+            };
+        Ok(Outcome::Relationship { relationship, created, changed })
     }
 
     fn record_interactions(&mut self, index: usize, interactions: Vec<NewInteraction>) -> StoreResult<Outcome> {

@@ -156,7 +156,11 @@ pub async fn a_batch_is_all_or_nothing(store: Arc<dyn GraphStore>) {
 pub async fn every_change_is_logged_in_order_with_increasing_sequence_numbers(store: Arc<dyn GraphStore>) {
     let applied = store.apply(vec![customer("A"), customer("B"), knows(1, 2)], Utc::now()).await.unwrap();
     assert_eq!(applied.events.len(), 3);
-    let again = store.apply(vec![knows(1, 2)], Utc::now()).await.unwrap();
+    let unchanged = store.apply(vec![knows(1, 2)], Utc::now()).await.unwrap();
+    assert!(unchanged.events.is_empty(), "an upsert that changes nothing writes and logs nothing");
+    let Command::UpsertRelationship(upsert) = knows(1, 2) else { unreachable!() };
+    let trusted = RelationshipUpsert { trust: Some(Probability::parse(0.9).unwrap()), ..upsert };
+    let again = store.apply(vec![Command::UpsertRelationship(trusted)], Utc::now()).await.unwrap();
     assert_eq!(again.events[0].kind.as_str(), "RELATIONSHIP_UPDATED", "an upsert of an existing edge updates it");
     let log = store.changes_after(0, 100).await.unwrap();
     let seqs: Vec<i64> = log.iter().map(|event| event.seq).collect();
