@@ -429,6 +429,116 @@ impl UpsertRelationshipInput {
     }
 }
 
+/// A relationship between the stakeholders with these keys, to create or change.
+#[derive(InputObject, Debug)]
+pub struct RelationshipByKeyInput {
+    /// The key of the stakeholder it starts at.
+    pub from_key: String,
+    /// The key of the stakeholder it ends at.
+    pub to_key: String,
+    /// What it is.
+    #[graphql(name = "type")]
+    pub rel_type: RelationshipType,
+    /// Kotler's level.
+    pub level: Option<Level>,
+    /// Bonds (replaces the set).
+    pub bonds: Option<Vec<Bond>>,
+    /// Trust, in [0, 1].
+    pub trust: Option<f64>,
+    /// Commitment, in [0, 1].
+    pub commitment: Option<f64>,
+    /// When it began.
+    pub since: Option<DateTime<Utc>>,
+    /// What it grew from.
+    pub basis: Option<Basis>,
+}
+
+/// Relationships to create or change by the keys of their ends, in one transaction.
+#[derive(InputObject, Debug)]
+pub struct UpsertRelationshipsInput {
+    /// At most `limits.max_batch`; each `(fromKey, toKey, type)` once.
+    pub relationships: Vec<RelationshipByKeyInput>,
+}
+
+impl UpsertRelationshipsInput {
+    /// Every key the input names, each once, in order of first appearance; refuses an empty input or one over
+    /// `max_batch`.
+    pub fn keys(&self, path: &str, max_batch: usize) -> ApiResult<Vec<String>> {
+        let field = format!("{path}.relationships");
+        if self.relationships.is_empty() {
+            return Err(ApiError::bad_input(field, "is empty; send at least one relationship"));
+        }
+        if self.relationships.len() > max_batch {
+            return Err(ApiError::LimitExceeded {
+                limit: "max_batch",
+                field,
+                message: format!(
+                    "{} relationships is more than {max_batch} in one call; split them into calls of at most \
+                     {max_batch}",
+                    self.relationships.len()
+                ),
+            });
+        }
+        let mut keys = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for relationship in &self.relationships {
+            for key in [&relationship.from_key, &relationship.to_key] {
+                if seen.insert(key.as_str()) {
+                    keys.push(key.clone());
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The upserts this input asks for, each with the path of its item, the keys resolved by `ids` (a key it does
+    /// not hold is refused at its field); a relationship given twice is refused.
+    pub fn parse(
+        self,
+        path: &str,
+        ids: &std::collections::HashMap<String, crate::domain::StakeholderId>,
+    ) -> ApiResult<Vec<(Command, String)>> {
+        let mut seen = std::collections::HashMap::new();
+        let mut upserts = Vec::with_capacity(self.relationships.len());
+        for (index, input) in self.relationships.into_iter().enumerate() {
+            let at = format!("{path}.relationships.{index}");
+            let id = |key: &str, field: &str| {
+                ids.get(key.trim()).copied().ok_or_else(|| {
+                    ApiError::bad_input(
+                        format!("{at}.{field}"),
+                        format!("no stakeholder has key '{key}'; create it first (upsertStakeholders) or fix the key"),
+                    )
+                })
+            };
+            let (from, to) = (id(&input.from_key, "fromKey")?, id(&input.to_key, "toKey")?);
+            let rel_type: domain::RelationshipType = input.rel_type.into();
+            if let Some(first) = seen.insert((from, to, rel_type), at.clone()) {
+                return Err(ApiError::bad_input(
+                    at,
+                    format!(
+                        "this relationship ({}, {}, {rel_type}) is also given at {first}; send each once",
+                        input.from_key, input.to_key
+                    ),
+                ));
+            }
+            let command = UpsertRelationshipInput {
+                from: super::ids::GlobalId::Stakeholder(from).encode(),
+                to: super::ids::GlobalId::Stakeholder(to).encode(),
+                rel_type: input.rel_type,
+                level: input.level,
+                bonds: input.bonds,
+                trust: input.trust,
+                commitment: input.commitment,
+                since: input.since,
+                basis: input.basis,
+            }
+            .parse(&at)?;
+            upserts.push((command, at));
+        }
+        Ok(upserts)
+    }
+}
+
 /// One interaction to record.
 #[derive(InputObject, Debug)]
 pub struct InteractionInput {

@@ -194,7 +194,7 @@ pub struct ApiLimits {
     pub max_complexity: usize,
     /// Most nodes one query may return: each connection returns up to `first` nodes for each node around it.
     pub max_nodes: u64,
-    /// Most interactions in one `recordInteractions` batch, and most stakeholders in one `upsertStakeholders`.
+    /// Most items in one `recordInteractions`, `upsertStakeholders` or `upsertRelationships` call.
     pub max_batch: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,

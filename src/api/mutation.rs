@@ -8,7 +8,7 @@ use super::inputs::{
     CreateMediaOutletInput, CreateProgramInput, CreateSupplierInput, ProgramMembershipInput, RecordCustomerExitInput,
     RecordCustomerWinBackInput, RecordInteractionsInput, UpdateCustomerInput, UpdateDistributorInput,
     UpdateEmployeeInput, UpdateGovernmentBodyInput, UpdateMediaOutletInput, UpdateSupplierInput,
-    UpsertRelationshipInput, UpsertStakeholdersInput,
+    UpsertRelationshipInput, UpsertRelationshipsInput, UpsertStakeholdersInput,
 };
 use super::relationships::{Interaction, Relationship};
 use super::stakeholders::{
@@ -22,20 +22,27 @@ use std::sync::Arc;
 
 /// Applies `command` now; a refusal points at `path` (where the mutation's input sits).
 async fn apply_one(ctx: &Context<'_>, command: Command, path: &str) -> ApiResult<Outcome> {
+    apply(ctx, vec![command], &[path.to_owned()]).await?.into_iter().next().ok_or(ApiError::Internal)
+}
+
+/// Applies `commands` now in one transaction; a refusal points at the path of the command refused. The outcomes,
+/// in order.
+async fn apply(ctx: &Context<'_>, commands: Vec<Command>, paths: &[String]) -> ApiResult<Vec<Outcome>> {
     let api = ctx.data_unchecked::<ApiContext>();
     let applied = api
         .store
-        .apply(vec![command], Utc::now())
+        .apply(commands, Utc::now())
         .await
-        .map_err(|error| ApiError::from_store(error, |_| path.to_owned()))?;
+        .map_err(|error| ApiError::from_store(error, |index| paths.get(index).cloned().unwrap_or_default()))?;
     tracing::debug!(events = applied.events.len(), "applied");
     // The write is visible to analyses once the mutation returns: a built projection catches up now; one being
     // built (its scan may predate the write) or not built yet is brought this far before any analysis reads it.
-    let written = applied.events.iter().map(|event| event.seq).max().unwrap_or_default();
-    if let Err(error) = api.engine.reflect(written).await {
-        tracing::warn!(%error, "the projection could not catch up with a write; it will retry");
+    if let Some(written) = applied.events.iter().map(|event| event.seq).max() {
+        if let Err(error) = api.engine.reflect(written).await {
+            tracing::warn!(%error, "the projection could not catch up with a write; it will retry");
+        }
     }
-    applied.outcomes.into_iter().next().ok_or(ApiError::Internal)
+    Ok(applied.outcomes)
 }
 
 /// The stakeholder a command produced, as the caller may see it.
@@ -82,6 +89,19 @@ pub struct UpsertStakeholdersPayload {
     /// Each stakeholder as it is now, in input order (customers, suppliers, distributors, employees, media
     /// outlets, government bodies).
     pub stakeholders: Vec<StakeholderNode>,
+    /// How many were new.
+    pub created: usize,
+    /// How many existed and changed.
+    pub changed: usize,
+    /// How many existed as given: nothing written, nothing logged.
+    pub unchanged: usize,
+}
+
+/// What `upsertRelationships` did.
+#[derive(SimpleObject)]
+pub struct UpsertRelationshipsPayload {
+    /// Each relationship as it is now, in input order.
+    pub relationships: Vec<Relationship>,
     /// How many were new.
     pub created: usize,
     /// How many existed and changed.
@@ -202,20 +222,10 @@ impl Mutation {
         let api = ctx.data_unchecked::<ApiContext>();
         let upserts = input.parse("input", Utc::now().date_naive(), api.limits.max_batch)?;
         let (commands, paths): (Vec<Command>, Vec<String>) = upserts.into_iter().unzip();
-        let applied = api
-            .store
-            .apply(commands, Utc::now())
-            .await
-            .map_err(|error| ApiError::from_store(error, |index| paths.get(index).cloned().unwrap_or_default()))?;
-        let written = applied.events.iter().map(|event| event.seq).max();
-        if let Some(written) = written {
-            if let Err(error) = api.engine.reflect(written).await {
-                tracing::warn!(%error, "the projection could not catch up with a write; it will retry");
-            }
-        }
+        let applied = apply(ctx, commands, &paths).await?;
         let caller = Caller::of(ctx);
         let mut payload = UpsertStakeholdersPayload { stakeholders: Vec::new(), created: 0, changed: 0, unchanged: 0 };
-        for outcome in applied.outcomes {
+        for outcome in applied {
             let Outcome::StakeholderUpserted { stakeholder, created, changed } = outcome else {
                 return Err(ApiError::Internal);
             };
@@ -225,6 +235,43 @@ impl Mutation {
                 (false, false) => payload.unchanged += 1,
             }
             payload.stakeholders.push(StakeholderView::new(Arc::new(stakeholder), caller).into_node());
+        }
+        Ok(payload)
+    }
+
+    /// Creates or changes relationships between stakeholders named by their keys, up to `limits.max_batch` in one
+    /// call and one transaction: all or nothing, each change in the change log (none for a relationship sent again
+    /// unchanged).
+    #[graphql(guard = "Need::Write")]
+    async fn upsert_relationships(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertRelationshipsInput,
+    ) -> ApiResult<UpsertRelationshipsPayload> {
+        let api = ctx.data_unchecked::<ApiContext>();
+        let keys = input.keys("input", api.limits.max_batch)?;
+        let mut ids = std::collections::HashMap::with_capacity(keys.len());
+        for key in keys {
+            let found = api.store.stakeholder_by_key(key.trim()).await;
+            if let Some(stakeholder) = found.map_err(|error| ApiError::from_store(error, |_| String::new()))? {
+                ids.insert(key.trim().to_owned(), stakeholder.id);
+            }
+        }
+        let upserts = input.parse("input", &ids)?;
+        let (commands, paths): (Vec<Command>, Vec<String>) = upserts.into_iter().unzip();
+        let applied = apply(ctx, commands, &paths).await?;
+        let mut payload =
+            UpsertRelationshipsPayload { relationships: Vec::new(), created: 0, changed: 0, unchanged: 0 };
+        for outcome in applied {
+            let Outcome::Relationship { relationship, created, changed } = outcome else {
+                return Err(ApiError::Internal);
+            };
+            match (created, changed) {
+                (true, _) => payload.created += 1,
+                (false, true) => payload.changed += 1,
+                (false, false) => payload.unchanged += 1,
+            }
+            payload.relationships.push(Relationship(relationship));
         }
         Ok(payload)
     }

@@ -845,3 +845,64 @@ async fn upsert_stakeholders_by_key_is_one_transaction_and_a_repeat_is_a_no_op()
     assert!(refused["errors"][0]["extensions"]["code"] == "FORBIDDEN", "{refused:#}");
     assert_eq!(store.counts().await.unwrap().changes, 4);
 }
+
+const UPSERT_RELATIONSHIPS: &str = r#"mutation($input: UpsertRelationshipsInput!) { upsertRelationships(input: $input) {
+  created changed unchanged relationships { id type trust from { key } to { key } } } }"#;
+
+/// `upsertRelationships` names the ends by key: one transaction, a repeat is a no-op, a correction updates in
+/// place, an unknown key is refused at its field and nothing is written.
+#[tokio::test]
+async fn upsert_relationships_by_key_is_one_transaction_and_a_repeat_is_a_no_op() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let people = json!({ "input": {
+        "customers": [{ "key": "C-1", "name": "Customer", "power": 0.5, "interest": 0.5, "status": "ACTIVE" }],
+        "employees": [{ "key": "E-1", "name": "Manager", "power": 0.5, "interest": 0.5 }],
+        "suppliers": [{ "key": "S-1", "name": "Supplier", "power": 0.5, "interest": 0.5 }] } });
+    run_ok(&schema, UPSERT_STAKEHOLDERS, people).await;
+    let links = |trust: f64| {
+        json!({ "input": { "relationships": [
+            { "fromKey": "E-1", "toKey": "C-1", "type": "MANAGES", "level": "PROACTIVE", "trust": trust },
+            { "fromKey": "C-1", "toKey": "S-1", "type": "KNOWS" }
+        ] } })
+    };
+    let data = run_ok(&schema, UPSERT_RELATIONSHIPS, links(0.7)).await;
+    let payload = &data["upsertRelationships"];
+    assert_eq!((payload["created"].clone(), payload["unchanged"].clone()), (json!(2), json!(0)));
+    assert_eq!(payload["relationships"][0]["from"]["key"], "E-1");
+    assert_eq!(payload["relationships"][0]["to"]["key"], "C-1");
+    assert_eq!(payload["relationships"][0]["trust"], 0.7);
+    let logged = store.counts().await.unwrap().changes;
+    let again = run_ok(&schema, UPSERT_RELATIONSHIPS, links(0.7)).await;
+    assert_eq!(again["upsertRelationships"]["unchanged"], 2);
+    assert_eq!(again["upsertRelationships"]["relationships"], payload["relationships"]);
+    assert_eq!(store.counts().await.unwrap().changes, logged, "a repeat logs nothing");
+    let corrected = run_ok(&schema, UPSERT_RELATIONSHIPS, links(0.9)).await;
+    let corrected = &corrected["upsertRelationships"];
+    assert_eq!((corrected["changed"].clone(), corrected["unchanged"].clone()), (json!(1), json!(1)));
+    assert_eq!(corrected["relationships"][0]["id"], payload["relationships"][0]["id"]);
+    assert_eq!(store.counts().await.unwrap().changes, logged + 1);
+
+    let unknown = json!({ "input": { "relationships": [
+        { "fromKey": "E-1", "toKey": "S-1", "type": "KNOWS" },
+        { "fromKey": "C-1", "toKey": "NOPE", "type": "KNOWS" }
+    ] } });
+    let refused = run_as(&schema, Caller::Key(Role::Admin), UPSERT_RELATIONSHIPS, unknown).await;
+    assert_eq!(error_code(&refused), ("BAD_USER_INPUT".into(), "input.relationships.1.toKey".into()), "{refused:#}");
+    let twice = json!({ "input": { "relationships": [
+        { "fromKey": "C-1", "toKey": "S-1", "type": "KNOWS" },
+        { "fromKey": "C-1", "toKey": "S-1", "type": "KNOWS", "trust": 0.1 }
+    ] } });
+    let refused = run_as(&schema, Caller::Key(Role::Admin), UPSERT_RELATIONSHIPS, twice).await;
+    assert_eq!(error_code(&refused), ("BAD_USER_INPUT".into(), "input.relationships.1".into()), "{refused:#}");
+    // A type the ends cannot have: refused by the store at its item, with the rest of the call.
+    let wrong = json!({ "input": { "relationships": [
+        { "fromKey": "E-1", "toKey": "S-1", "type": "KNOWS" },
+        { "fromKey": "S-1", "toKey": "C-1", "type": "MANAGES" }
+    ] } });
+    let refused = run_as(&schema, Caller::Key(Role::Admin), UPSERT_RELATIONSHIPS, wrong).await;
+    assert_eq!(error_code(&refused), ("BAD_USER_INPUT".into(), "input.relationships.1.type".into()), "{refused:#}");
+    assert_eq!(store.counts().await.unwrap().changes, logged + 1, "nothing of the refused calls");
+    let refused = run_as(&schema, Caller::Key(Role::Viewer), UPSERT_RELATIONSHIPS, links(0.1)).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused:#}");
+}
