@@ -387,17 +387,10 @@ impl UpdateMediaOutletInput {
     }
 }
 
-/// Creates the relationship `(from, to, type)` or changes it if it exists; absent fields keep their value
-/// (on creation: level BASIC, no bonds, unknown trust and commitment, since now).
+/// The fields of a relationship an upsert sets; absent fields keep their value (on creation: level BASIC, no bonds,
+/// unknown trust and commitment, since now).
 #[derive(InputObject, Debug)]
-pub struct UpsertRelationshipInput {
-    /// Where it starts.
-    pub from: ID,
-    /// Where it ends.
-    pub to: ID,
-    /// What it is.
-    #[graphql(name = "type")]
-    pub rel_type: RelationshipType,
+pub struct RelationshipFields {
     /// Kotler's level.
     pub level: Option<Level>,
     /// Bonds (replaces the set).
@@ -412,13 +405,19 @@ pub struct UpsertRelationshipInput {
     pub basis: Option<Basis>,
 }
 
-impl UpsertRelationshipInput {
-    /// The command this input asks for.
-    pub fn parse(self, path: &str) -> ApiResult<Command> {
+impl RelationshipFields {
+    /// The upsert of `(from, to, rel_type)` with these fields; `path` is where they sit.
+    fn parse(
+        self,
+        path: &str,
+        from: domain::StakeholderId,
+        to: domain::StakeholderId,
+        rel_type: RelationshipType,
+    ) -> ApiResult<Command> {
         Ok(Command::UpsertRelationship(RelationshipUpsert {
-            from: stakeholder_id(&self.from, &format!("{path}.from"))?,
-            to: stakeholder_id(&self.to, &format!("{path}.to"))?,
-            rel_type: self.rel_type.into(),
+            from,
+            to,
+            rel_type: rel_type.into(),
             level: self.level.map(Into::into),
             bonds: self.bonds.map(|bonds| BondSet::of(bonds.into_iter().map(domain::Bond::from))),
             trust: self.trust.map(|value| probability(&format!("{path}.trust"), value)).transpose()?,
@@ -426,6 +425,30 @@ impl UpsertRelationshipInput {
             since: self.since,
             basis: self.basis.map(Into::into),
         }))
+    }
+}
+
+/// Creates the relationship `(from, to, type)` or changes it if it exists; absent fields keep their value
+/// (on creation: level BASIC, no bonds, unknown trust and commitment, since now).
+#[derive(InputObject, Debug)]
+pub struct UpsertRelationshipInput {
+    /// Where it starts.
+    pub from: ID,
+    /// Where it ends.
+    pub to: ID,
+    /// What it is.
+    #[graphql(name = "type")]
+    pub rel_type: RelationshipType,
+    #[graphql(flatten)]
+    pub fields: RelationshipFields,
+}
+
+impl UpsertRelationshipInput {
+    /// The command this input asks for.
+    pub fn parse(self, path: &str) -> ApiResult<Command> {
+        let from = stakeholder_id(&self.from, &format!("{path}.from"))?;
+        let to = stakeholder_id(&self.to, &format!("{path}.to"))?;
+        self.fields.parse(path, from, to, self.rel_type)
     }
 }
 
@@ -439,18 +462,8 @@ pub struct RelationshipByKeyInput {
     /// What it is.
     #[graphql(name = "type")]
     pub rel_type: RelationshipType,
-    /// Kotler's level.
-    pub level: Option<Level>,
-    /// Bonds (replaces the set).
-    pub bonds: Option<Vec<Bond>>,
-    /// Trust, in [0, 1].
-    pub trust: Option<f64>,
-    /// Commitment, in [0, 1].
-    pub commitment: Option<f64>,
-    /// When it began.
-    pub since: Option<DateTime<Utc>>,
-    /// What it grew from.
-    pub basis: Option<Basis>,
+    #[graphql(flatten)]
+    pub fields: RelationshipFields,
 }
 
 /// Relationships to create or change by the keys of their ends, in one transaction.
@@ -521,18 +534,7 @@ impl UpsertRelationshipsInput {
                     ),
                 ));
             }
-            let command = UpsertRelationshipInput {
-                from: super::ids::GlobalId::Stakeholder(from).encode(),
-                to: super::ids::GlobalId::Stakeholder(to).encode(),
-                rel_type: input.rel_type,
-                level: input.level,
-                bonds: input.bonds,
-                trust: input.trust,
-                commitment: input.commitment,
-                since: input.since,
-                basis: input.basis,
-            }
-            .parse(&at)?;
+            let command = input.fields.parse(&at, from, to, input.rel_type)?;
             upserts.push((command, at));
         }
         Ok(upserts)

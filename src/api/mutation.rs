@@ -83,12 +83,9 @@ pub struct UpsertRelationshipPayload {
     pub created: bool,
 }
 
-/// What `upsertStakeholders` did.
-#[derive(SimpleObject)]
-pub struct UpsertStakeholdersPayload {
-    /// Each stakeholder as it is now, in input order (customers, suppliers, distributors, employees, media
-    /// outlets, government bodies).
-    pub stakeholders: Vec<StakeholderNode>,
+/// How many items of a bulk upsert were new, changed, or found as given.
+#[derive(SimpleObject, Default)]
+pub struct UpsertCounts {
     /// How many were new.
     pub created: usize,
     /// How many existed and changed.
@@ -97,17 +94,33 @@ pub struct UpsertStakeholdersPayload {
     pub unchanged: usize,
 }
 
+impl UpsertCounts {
+    fn add(&mut self, created: bool, changed: bool) {
+        match (created, changed) {
+            (true, _) => self.created += 1,
+            (false, true) => self.changed += 1,
+            (false, false) => self.unchanged += 1,
+        }
+    }
+}
+
+/// What `upsertStakeholders` did.
+#[derive(SimpleObject)]
+pub struct UpsertStakeholdersPayload {
+    /// Each stakeholder as it is now, in input order (customers, suppliers, distributors, employees, media
+    /// outlets, government bodies).
+    pub stakeholders: Vec<StakeholderNode>,
+    #[graphql(flatten)]
+    pub counts: UpsertCounts,
+}
+
 /// What `upsertRelationships` did.
 #[derive(SimpleObject)]
 pub struct UpsertRelationshipsPayload {
     /// Each relationship as it is now, in input order.
     pub relationships: Vec<Relationship>,
-    /// How many were new.
-    pub created: usize,
-    /// How many existed and changed.
-    pub changed: usize,
-    /// How many existed as given: nothing written, nothing logged.
-    pub unchanged: usize,
+    #[graphql(flatten)]
+    pub counts: UpsertCounts,
 }
 
 /// What `recordInteractions` recorded.
@@ -224,16 +237,12 @@ impl Mutation {
         let (commands, paths): (Vec<Command>, Vec<String>) = upserts.into_iter().unzip();
         let applied = apply(ctx, commands, &paths).await?;
         let caller = Caller::of(ctx);
-        let mut payload = UpsertStakeholdersPayload { stakeholders: Vec::new(), created: 0, changed: 0, unchanged: 0 };
+        let mut payload = UpsertStakeholdersPayload { stakeholders: Vec::new(), counts: UpsertCounts::default() };
         for outcome in applied {
             let Outcome::StakeholderUpserted { stakeholder, created, changed } = outcome else {
                 return Err(ApiError::Internal);
             };
-            match (created, changed) {
-                (true, _) => payload.created += 1,
-                (false, true) => payload.changed += 1,
-                (false, false) => payload.unchanged += 1,
-            }
+            payload.counts.add(created, changed);
             payload.stakeholders.push(StakeholderView::new(Arc::new(stakeholder), caller).into_node());
         }
         Ok(payload)
@@ -260,17 +269,12 @@ impl Mutation {
         let upserts = input.parse("input", &ids)?;
         let (commands, paths): (Vec<Command>, Vec<String>) = upserts.into_iter().unzip();
         let applied = apply(ctx, commands, &paths).await?;
-        let mut payload =
-            UpsertRelationshipsPayload { relationships: Vec::new(), created: 0, changed: 0, unchanged: 0 };
+        let mut payload = UpsertRelationshipsPayload { relationships: Vec::new(), counts: UpsertCounts::default() };
         for outcome in applied {
             let Outcome::Relationship { relationship, created, changed } = outcome else {
                 return Err(ApiError::Internal);
             };
-            match (created, changed) {
-                (true, _) => payload.created += 1,
-                (false, true) => payload.changed += 1,
-                (false, false) => payload.unchanged += 1,
-            }
+            payload.counts.add(created, changed);
             payload.relationships.push(Relationship(relationship));
         }
         Ok(payload)

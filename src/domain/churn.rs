@@ -371,20 +371,26 @@ mod tests {
         (a - b).abs() < 1e-12
     }
 
-    /// Hand-computed: a customer whose principal relationship has strength 0.6, fell 0.05 in 30 days, falls below
-    /// 0.3 in 45 days, last reached out 60 days ago, made one complaint, and whose manager holds half its ties with
-    /// staff.
-    #[test]
-    fn a_hand_computed_case() {
-        let model = ChurnModel::default();
-        let risk = model.evaluate(ChurnSignals {
+    /// The worked example of docs/models.md: strength 0.6, a fall of 0.05 in 30 days, below 0.3 in 45 days, 60
+    /// days of silence, one complaint, a manager holding half the ties with staff.
+    fn worked_example() -> ChurnSignals {
+        ChurnSignals {
             strength: 0.6,
             trend: -0.05,
             falls_below_in_days: Some(45.0),
             days_since_inbound: Some(60.0),
             complaints: 1,
             manager_share: Some(0.5),
-        });
+        }
+    }
+
+    /// Hand-computed: a customer whose principal relationship has strength 0.6, fell 0.05 in 30 days, falls below
+    /// 0.3 in 45 days, last reached out 60 days ago, made one complaint, and whose manager holds half its ties with
+    /// staff.
+    #[test]
+    fn a_hand_computed_case() {
+        let model = ChurnModel::default();
+        let risk = model.evaluate(worked_example());
         // weakness 0.4, decline 0.5, falling 0.5, silence 0.5, complaints 0.5, exposure 0.5.
         let values: Vec<f64> = risk.drivers.iter().map(|driver| driver.value).collect();
         assert!(values.iter().zip([0.4, 0.5, 0.5, 0.5, 0.5, 0.5]).all(|(got, want)| close(*got, want)), "{values:?}");
@@ -427,14 +433,7 @@ mod tests {
     #[test]
     fn the_upper_bound_takes_the_history_s_drivers_at_their_worst() {
         let model = ChurnModel::default();
-        let signals = ChurnSignals {
-            strength: 0.6,
-            trend: -0.05,
-            falls_below_in_days: Some(45.0),
-            days_since_inbound: Some(60.0),
-            complaints: 1,
-            manager_share: Some(0.5),
-        };
+        let signals = worked_example();
         // Weakness 0.4 and exposure 0.5 exact, the other four at 1: 0.25·0.4 + 0.10·0.5 + 0.65.
         let bound = model.upper_bound(true, Some(0.6), Some(0.5));
         assert!(close(bound, 0.8), "{bound}");
