@@ -474,9 +474,9 @@ pub struct UpsertRelationshipsInput {
 }
 
 impl UpsertRelationshipsInput {
-    /// Every key the input names, each once, in order of first appearance; refuses an empty input or one over
-    /// `max_batch`.
-    pub fn keys(&self, path: &str, max_batch: usize) -> ApiResult<Vec<String>> {
+    /// The upserts this input asks for, each with the path of its item; the keys are resolved by the store inside
+    /// the transaction. Refuses an empty input, one over `max_batch`, and a relationship given twice.
+    pub fn parse(self, path: &str, max_batch: usize) -> ApiResult<Vec<(Command, String)>> {
         let field = format!("{path}.relationships");
         if self.relationships.is_empty() {
             return Err(ApiError::bad_input(field, "is empty; send at least one relationship"));
@@ -492,50 +492,25 @@ impl UpsertRelationshipsInput {
                 ),
             });
         }
-        let mut keys = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for relationship in &self.relationships {
-            for key in [&relationship.from_key, &relationship.to_key] {
-                if seen.insert(key.as_str()) {
-                    keys.push(key.clone());
-                }
-            }
-        }
-        Ok(keys)
-    }
-
-    /// The upserts this input asks for, each with the path of its item, the keys resolved by `ids` (a key it does
-    /// not hold is refused at its field); a relationship given twice is refused.
-    pub fn parse(
-        self,
-        path: &str,
-        ids: &std::collections::HashMap<String, crate::domain::StakeholderId>,
-    ) -> ApiResult<Vec<(Command, String)>> {
         let mut seen = std::collections::HashMap::new();
         let mut upserts = Vec::with_capacity(self.relationships.len());
         for (index, input) in self.relationships.into_iter().enumerate() {
-            let at = format!("{path}.relationships.{index}");
-            let id = |key: &str, field: &str| {
-                ids.get(key.trim()).copied().ok_or_else(|| {
-                    ApiError::bad_input(
-                        format!("{at}.{field}"),
-                        format!("no stakeholder has key '{key}'; create it first (upsertStakeholders) or fix the key"),
-                    )
-                })
-            };
-            let (from, to) = (id(&input.from_key, "fromKey")?, id(&input.to_key, "toKey")?);
+            let at = format!("{field}.{index}");
+            let from = label(&format!("{at}.fromKey"), &input.from_key)?;
+            let to = label(&format!("{at}.toKey"), &input.to_key)?;
             let rel_type: domain::RelationshipType = input.rel_type.into();
-            if let Some(first) = seen.insert((from, to, rel_type), at.clone()) {
+            if let Some(first) = seen.insert((from.clone(), to.clone(), rel_type), at.clone()) {
                 return Err(ApiError::bad_input(
                     at,
-                    format!(
-                        "this relationship ({}, {}, {rel_type}) is also given at {first}; send each once",
-                        input.from_key, input.to_key
-                    ),
+                    format!("this relationship ({from}, {to}, {rel_type}) is also given at {first}; send each once"),
                 ));
             }
-            let command = input.fields.parse(&at, from, to, input.rel_type)?;
-            upserts.push((command, at));
+            // The ends are the keys' owners; the upsert's own are not read.
+            let nobody = domain::StakeholderId(0);
+            let Command::UpsertRelationship(upsert) = input.fields.parse(&at, nobody, nobody, input.rel_type)? else {
+                return Err(ApiError::Internal);
+            };
+            upserts.push((Command::UpsertRelationshipByKey { from, to, upsert }, at));
         }
         Ok(upserts)
     }

@@ -258,15 +258,7 @@ impl Mutation {
         input: UpsertRelationshipsInput,
     ) -> ApiResult<UpsertRelationshipsPayload> {
         let api = ctx.data_unchecked::<ApiContext>();
-        let keys = input.keys("input", api.limits.max_batch)?;
-        let mut ids = std::collections::HashMap::with_capacity(keys.len());
-        for key in keys {
-            let found = api.store.stakeholder_by_key(key.trim()).await;
-            if let Some(stakeholder) = found.map_err(|error| ApiError::from_store(error, |_| String::new()))? {
-                ids.insert(key.trim().to_owned(), stakeholder.id);
-            }
-        }
-        let upserts = input.parse("input", &ids)?;
+        let upserts = input.parse("input", api.limits.max_batch)?;
         let (commands, paths): (Vec<Command>, Vec<String>) = upserts.into_iter().unzip();
         let applied = apply(ctx, commands, &paths).await?;
         let mut payload = UpsertRelationshipsPayload { relationships: Vec::new(), counts: UpsertCounts::default() };

@@ -3,7 +3,7 @@
 use super::program::{NewProgram, Program};
 use super::relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 use super::stakeholder::{CustomerExit, NewStakeholder, Stakeholder, StakeholderPatch};
-use super::values::{ProgramId, RelationshipId, StakeholderId};
+use super::values::{Label, ProgramId, RelationshipId, StakeholderId};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,16 @@ pub enum Command {
     },
     /// Create or change a relationship.
     UpsertRelationship(RelationshipUpsert),
+    /// Create or change the relationship between the stakeholders with these keys (resolved inside the batch, so
+    /// one batch may create stakeholders and their relationships); `upsert`'s own `from` and `to` are not read.
+    UpsertRelationshipByKey {
+        /// The key of the stakeholder it starts at.
+        from: Label,
+        /// The key of the stakeholder it ends at.
+        to: Label,
+        /// Its type and fields.
+        upsert: RelationshipUpsert,
+    },
     /// Record interactions, possibly on several relationships.
     RecordInteractions(Vec<NewInteraction>),
     /// Record that a customer left.

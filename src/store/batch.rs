@@ -182,8 +182,25 @@ impl<T: BatchTarget> Batch<'_, T> {
                 self.change_membership(index, program, customer, date, ChangeKind::ProgramLeft)
             }
             Command::UpsertRelationship(upsert) => self.upsert_relationship(index, upsert),
+            Command::UpsertRelationshipByKey { from, to, upsert } => {
+                let from = self.key_owner(index, &from, "fromKey")?;
+                let to = self.key_owner(index, &to, "toKey")?;
+                self.upsert_relationship(index, RelationshipUpsert { from, to, ..upsert })
+            }
             Command::RecordInteractions(interactions) => self.record_interactions(index, interactions),
         }
+    }
+
+    /// The stakeholder that has `key` (this batch's own included); refused at `field` when there is none.
+    fn key_owner(&mut self, index: usize, key: &crate::domain::Label, field: &str) -> StoreResult<StakeholderId> {
+        self.target.stakeholder_with_key(key.as_str())?.ok_or_else(|| {
+            StoreError::rejected(
+                index,
+                field,
+                Rejection::NotFound,
+                format!("no stakeholder has key '{key}'; create it first (in the same batch or before) or fix the key"),
+            )
+        })
     }
 
     /// Makes stakeholder `id`, which has `new`'s key, what `new` describes: refused when it is archived or of

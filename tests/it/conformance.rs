@@ -33,7 +33,8 @@ macro_rules! suite {
             a_listing_without_private_rows_refuses_cursors_naming_them_and_counts_only_public_ones,
             the_graph_scan_is_the_rows_at_the_log_position_it_reports,
             programmes_and_memberships_are_kept_with_their_rules_and_logged,
-            an_upsert_by_key_creates_changes_or_leaves_alone_and_logs_only_changes
+            an_upsert_by_key_creates_changes_or_leaves_alone_and_logs_only_changes,
+            one_batch_creates_stakeholders_and_their_relationships_by_key
         );
     };
     (@checks $backend:ident, $fresh:path, $attribute:meta, $($check:ident),+) => {
@@ -481,4 +482,31 @@ pub async fn an_upsert_by_key_creates_changes_or_leaves_alone_and_logs_only_chan
     assert_eq!(refusal(error), (0, "key".to_owned(), Rejection::Conflict));
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.stakeholders, counts.changes), (3, 6), "the refused batches left nothing");
+}
+
+/// The relationship KNOWS between the stakeholders with keys `from` and `to`.
+fn knows_by_key(from: &str, to: &str) -> Command {
+    let Command::UpsertRelationship(upsert) = knows(0, 0) else { unreachable!() };
+    Command::UpsertRelationshipByKey { from: Label::parse(from).unwrap(), to: Label::parse(to).unwrap(), upsert }
+}
+
+pub async fn one_batch_creates_stakeholders_and_their_relationships_by_key(store: Arc<dyn GraphStore>) {
+    store.apply(vec![customer("OLD")], Utc::now()).await.unwrap();
+    let batch = || vec![upsert("A", "Alpha"), upsert("B", "Beta"), knows_by_key("A", "B"), knows_by_key("OLD", "A")];
+    let applied = store.apply(batch(), Utc::now()).await.unwrap();
+    let kinds: Vec<&str> = applied.events.iter().map(|event| event.kind.as_str()).collect();
+    assert_eq!(kinds, ["STAKEHOLDER_CREATED", "STAKEHOLDER_CREATED", "RELATIONSHIP_CREATED", "RELATIONSHIP_CREATED"]);
+    let ends = |index: usize| match &applied.outcomes[index] {
+        Outcome::Relationship { relationship, created, .. } => (relationship.from.0, relationship.to.0, *created),
+        other => panic!("expected a relationship, got {other:?}"),
+    };
+    assert_eq!((ends(2), ends(3)), ((2, 3, true), (1, 2, true)));
+    // The same batch again: nothing written, nothing logged.
+    let again = store.apply(batch(), Utc::now()).await.unwrap();
+    assert!(again.events.is_empty(), "{:?}", again.events);
+    // A key no stakeholder has: refused at its field, and the batch leaves nothing.
+    let error = store.apply(vec![upsert("C", "Gamma"), knows_by_key("C", "NOPE")], Utc::now()).await.unwrap_err();
+    assert_eq!(refusal(error), (1, "toKey".to_owned(), Rejection::NotFound));
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.stakeholders, counts.relationships, counts.changes), (3, 2, 5));
 }

@@ -303,6 +303,24 @@ impl CypherStore {
         for relationship in &relationships {
             lookups.stakeholders.extend([relationship.from, relationship.to]);
         }
+        let mut key_owners = Vec::new();
+        if !lookups.keys.is_empty() {
+            let keys: Vec<String> = lookups.keys.iter().cloned().collect();
+            let statement = Statement::new(cypher::KEY_OWNERS, cypher::KEY_OWNER_COLUMNS).param("keys", keys);
+            for row in self.run(statement).await? {
+                key_owners.push((row[0].text()?.to_owned(), StakeholderId(row[1].int()?)));
+            }
+        }
+        // An upsert by key changes the key's owner, and a relationship by key joins the keys' owners: read them
+        // with the rest (a key no one had yet belongs to a stakeholder the batch creates).
+        lookups.stakeholders.extend(key_owners.iter().map(|(_, id)| *id));
+        let owner: std::collections::HashMap<&str, StakeholderId> =
+            key_owners.iter().map(|(key, id)| (key.as_str(), *id)).collect();
+        for (from, to, rel_type) in &lookups.by_key {
+            if let (Some(from), Some(to)) = (owner.get(from.as_str()), owner.get(to.as_str())) {
+                lookups.ends.insert((*from, *to, *rel_type));
+            }
+        }
         if !lookups.ends.is_empty() {
             let ends: Vec<Value> = lookups
                 .ends
@@ -317,16 +335,6 @@ impl CypherStore {
                 relationships.push(rows::relationship(&row)?);
             }
         }
-        let mut key_owners = Vec::new();
-        if !lookups.keys.is_empty() {
-            let keys: Vec<String> = lookups.keys.iter().cloned().collect();
-            let statement = Statement::new(cypher::KEY_OWNERS, cypher::KEY_OWNER_COLUMNS).param("keys", keys);
-            for row in self.run(statement).await? {
-                key_owners.push((row[0].text()?.to_owned(), StakeholderId(row[1].int()?)));
-            }
-        }
-        // An upsert by key changes the key's owner: read it with the rest.
-        lookups.stakeholders.extend(key_owners.iter().map(|(_, id)| *id));
         let stakeholder_ids: Vec<StakeholderId> = lookups.stakeholders.iter().copied().collect();
         let stakeholders = self.stakeholders_by_id(&stakeholder_ids).await?;
         let mut prepared = Prepared::new(counter, &lookups, stakeholders, key_owners, relationships);

@@ -70,6 +70,8 @@ pub struct Lookups {
     pub relationships: BTreeSet<RelationshipId>,
     /// Whether the batch reads the programmes (all of them: a graph keeps at most a thousand).
     pub programs: bool,
+    /// Relationships by the keys of their ends and type: their ends are looked up once the keys' owners are known.
+    pub by_key: Vec<(String, String, RelationshipType)>,
 }
 
 impl Lookups {
@@ -91,6 +93,11 @@ impl Lookups {
                     lookups.stakeholders.extend([upsert.from, upsert.to]);
                     lookups.ends.insert((upsert.from, upsert.to, upsert.rel_type));
                 }
+                Command::UpsertRelationshipByKey { from, to, upsert } => {
+                    // The ends are added once the keys' owners are read (`Lookups::by_key`).
+                    lookups.keys.extend([from.as_str().to_owned(), to.as_str().to_owned()]);
+                    lookups.by_key.push((from.as_str().to_owned(), to.as_str().to_owned(), upsert.rel_type));
+                }
                 Command::RecordInteractions(interactions) => {
                     lookups.relationships.extend(interactions.iter().map(|interaction| interaction.relationship));
                 }
@@ -110,6 +117,8 @@ impl Lookups {
 pub struct Prepared {
     counter: Counter,
     expected: i64,
+    /// The highest stakeholder id when the batch read its rows: higher ones are the batch's own.
+    read_stakeholders: i64,
     /// Looked-up stakeholders (`None`: looked up and missing), updated as the batch writes them.
     stakeholders: HashMap<StakeholderId, Option<Stakeholder>>,
     keys: HashMap<String, Option<StakeholderId>>,
@@ -137,7 +146,8 @@ impl Prepared {
         key_owners: Vec<(String, StakeholderId)>,
         relationships: Vec<Relationship>,
     ) -> Self {
-        let mut prepared = Prepared { expected: counter.version, counter, ..Self::default() };
+        let mut prepared =
+            Prepared { expected: counter.version, read_stakeholders: counter.stakeholder, counter, ..Self::default() };
         prepared.stakeholders = lookups.stakeholders.iter().map(|id| (*id, None)).collect();
         prepared.keys = lookups.keys.iter().map(|key| (key.clone(), None)).collect();
         prepared.ends = lookups.ends.iter().map(|ends| (*ends, None)).collect();
@@ -301,6 +311,8 @@ impl BatchTarget for Prepared {
         match self.ends.get(&(from, to, rel_type)) {
             Some(Some(id)) => self.relationship(*id),
             Some(None) => Ok(None),
+            // A stakeholder this batch created has only the relationships this batch made (in `ends`).
+            None if from.0 > self.read_stakeholders || to.0 > self.read_stakeholders => Ok(None),
             None => Err(not_read("a relationship by its ends")),
         }
     }
