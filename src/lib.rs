@@ -24,6 +24,7 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod import;
 pub mod migrate;
 pub mod priority;
 pub mod store;

@@ -13,6 +13,7 @@ mod exits;
 mod export;
 mod graphql_ws_client;
 mod hostile;
+mod import;
 mod influence;
 mod limits;
 mod neo4j;

@@ -1,0 +1,492 @@
+//! `stakegraph import`: stakeholders and relationships from CSV files (with a header) or JSON Lines, upserted by
+//! key through the store's one write path, all or nothing. Every problem is found before anything is written and
+//! reported as `file:line:column: field: what is wrong; how to fix it` (all of them, not just the first); a
+//! problem-free run that is repeated changes nothing and logs nothing.
+//!
+//! Columns (CSV) and members (JSON) are named in snake_case. Stakeholders: `kind` (CUSTOMER, SUPPLIER, DISTRIBUTOR,
+//! EMPLOYEE, MEDIA, GOVERNMENT), `key`, `name`, `power`, `interest`, `private` (true or false; default false),
+//! `markets` (the extra markets, `|`-separated), and the fields of the kind: `status`, `segment`,
+//! `lifetime_value`, `customer_since`, `retention_cost` (customers), `category` (suppliers), `channel`, `region`
+//! (distributors), `role`, `department`, `candidate` (employees), `outlet`, `reach` (media), `agency`,
+//! `jurisdiction` (government bodies). Relationships: `from_key`, `to_key`, `type`, `level`, `bonds`
+//! (`|`-separated), `trust`, `commitment`, `since` (RFC 3339, or a day). An empty cell (CSV) or a null (JSON) is an
+//! absent value. The column of a CSV problem is the field's number; of a JSON one, where its member starts.
+
+use crate::domain::{
+    Amount, Bond, BondSet, Command, CustomerDetails, CustomerStatus, KindDetails, Label, Level, Market, MarketSet,
+    NewStakeholder, Probability, RelationshipType, RelationshipUpsert, StakeholderId, StakeholderKind,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// One problem in an input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file, as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (a CSV field's number; a JSON member's character column).
+    pub column: usize,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+    }
+}
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Records {
+    /// Stakeholders.
+    Stakeholders,
+    /// Relationships.
+    Relationships,
+}
+
+/// One record read from a file: where it is and its values by name, with the column of each.
+#[derive(Debug)]
+struct Row {
+    line: usize,
+    values: Vec<(String, usize, String)>,
+}
+
+/// The rows of `path` and the problems met reading it (bad UTF-8, bad JSON, a truncated record, ragged CSV).
+fn read_rows(path: &Path, file: &str) -> std::io::Result<(Vec<Row>, Vec<Problem>)> {
+    let bytes = std::fs::read(path)?;
+    let json = matches!(path.extension().and_then(|ext| ext.to_str()), Some("jsonl" | "ndjson" | "json"));
+    Ok(if json { json_rows(&bytes, file) } else { csv_rows(&bytes, file) })
+}
+
+fn problem(file: &str, line: usize, column: usize, message: impl Into<String>) -> Problem {
+    Problem { file: file.to_owned(), line, column, message: message.into() }
+}
+
+fn csv_rows(bytes: &[u8], file: &str) -> (Vec<Row>, Vec<Problem>) {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);
+    let mut problems = Vec::new();
+    let header: Vec<String> = match reader.byte_headers() {
+        Ok(header) => header.iter().map(|name| String::from_utf8_lossy(name).trim().to_owned()).collect(),
+        Err(error) => return (Vec::new(), vec![problem(file, 1, 1, format!("the header cannot be read: {error}"))]),
+    };
+    let mut rows = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(error) => {
+                let line = error.position().map_or(0, |position| position.line() as usize);
+                problems.push(problem(file, line, 1, format!("{error}; give every row as many fields as the header")));
+                break;
+            }
+        }
+        let line = record.position().map_or(0, |position| position.line() as usize);
+        let mut values = Vec::with_capacity(record.len());
+        for (index, field) in record.iter().enumerate() {
+            let Some(name) = header.get(index) else { continue };
+            if std::str::from_utf8(field).is_err() {
+                problems.push(problem(
+                    file,
+                    line,
+                    index + 1,
+                    format!("{name}: is not valid UTF-8; save the file as UTF-8"),
+                ));
+            }
+            values.push((name.clone(), index + 1, String::from_utf8_lossy(field).trim().to_owned()));
+        }
+        rows.push(Row { line, values });
+    }
+    (rows, problems)
+}
+
+fn json_rows(bytes: &[u8], file: &str) -> (Vec<Row>, Vec<Problem>) {
+    let (mut rows, mut problems) = (Vec::new(), Vec::new());
+    for (index, raw) in bytes.split(|byte| *byte == b'\n').enumerate() {
+        let line = index + 1;
+        let text = match std::str::from_utf8(raw) {
+            Ok(text) => text.trim_end_matches('\r'),
+            Err(error) => {
+                let column = String::from_utf8_lossy(&raw[..error.valid_up_to()]).chars().count() + 1;
+                problems.push(problem(file, line, column, "is not valid UTF-8; save the file as UTF-8"));
+                continue;
+            }
+        };
+        if text.trim().is_empty() {
+            continue;
+        }
+        let object: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text) {
+            Ok(object) => object,
+            Err(error) => {
+                problems.push(problem(
+                    file,
+                    line,
+                    error.column().max(1),
+                    format!("not a JSON object ({error}); give one object per line"),
+                ));
+                continue;
+            }
+        };
+        let mut values = Vec::with_capacity(object.len());
+        for (name, value) in object {
+            let column = text.find(&format!("\"{name}\"")).map_or(1, |at| text[..at].chars().count() + 1);
+            let value = match value {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(text) => text.trim().to_owned(),
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join("|"),
+                other => other.to_string(),
+            };
+            values.push((name, column, value));
+        }
+        rows.push(Row { line, values });
+    }
+    (rows, problems)
+}
+
+/// The fields of one row as a record reads them, gathering problems.
+struct Fields<'r> {
+    file: &'r str,
+    row: &'r Row,
+    problems: &'r mut Vec<Problem>,
+}
+
+impl Fields<'_> {
+    /// The value of `name`, if given and not empty, with its column.
+    fn get(&self, name: &str) -> Option<(&str, usize)> {
+        self.row
+            .values
+            .iter()
+            .find(|(field, _, value)| field == name && !value.is_empty())
+            .map(|(_, column, value)| (value.as_str(), *column))
+    }
+
+    fn report(&mut self, column: usize, name: &str, message: impl fmt::Display) {
+        self.problems.push(problem(self.file, self.row.line, column, format!("{name}: {message}")));
+    }
+
+    /// The value of `name` parsed by `parse`; `None` (and a problem) when it does not parse.
+    fn optional<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let (text, column) = self.get(name)?;
+        match parse(text) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                // The domain's messages may start with the value already, quoted or not.
+                let message = message.trim_start_matches(&format!("'{text}' ")).trim_start_matches(&format!("{text} "));
+                let message = format!("'{text}' {message}");
+                self.report(column, name, message);
+                None
+            }
+        }
+    }
+
+    /// The value of `name`, which must be given.
+    fn required<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        if self.get(name).is_none() {
+            let column = self.row.values.iter().find(|(field, ..)| field == name).map_or(1, |(_, column, _)| *column);
+            self.report(column, name, "is missing; every row needs it");
+            return None;
+        }
+        self.optional(name, parse)
+    }
+
+    /// Reports every given field `allowed` does not name.
+    fn refuse_others(&mut self, allowed: &[&str], what: &str) {
+        let extra: Vec<(String, usize)> = self
+            .row
+            .values
+            .iter()
+            .filter(|(name, _, value)| !value.is_empty() && !allowed.contains(&name.as_str()))
+            .map(|(name, column, _)| (name.clone(), *column))
+            .collect();
+        for (name, column) in extra {
+            self.report(column, &name, format!("is not a field of {what}; leave it empty, or check its spelling"));
+        }
+    }
+}
+
+fn label(text: &str) -> Result<Label, String> {
+    Label::parse(text).map_err(|error| error.0)
+}
+
+fn number<T>(
+    parse: impl FnOnce(f64) -> Result<T, crate::domain::InvalidValue>,
+) -> impl FnOnce(&str) -> Result<T, String> {
+    move |text| {
+        let value: f64 = text.parse().map_err(|_| "is not a number; write it like 0.5".to_owned())?;
+        parse(value).map_err(|error| error.0)
+    }
+}
+
+fn word<T: FromStr<Err = crate::domain::InvalidValue>>(text: &str) -> Result<T, String> {
+    T::from_str(text).map_err(|error| error.0)
+}
+
+fn flag(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("is not true or false".to_owned()),
+    }
+}
+
+fn words<T: FromStr<Err = crate::domain::InvalidValue>>(text: &str) -> Result<Vec<T>, String> {
+    text.split('|').map(str::trim).filter(|item| !item.is_empty()).map(word).collect()
+}
+
+fn day(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| "is not a day; write it as YYYY-MM-DD".to_owned())
+}
+
+fn time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.to_utc())
+        .or_else(|_| day(text).map(|day| day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()))
+        .map_err(|_| "is not a time; write it as 2026-06-01T09:30:00Z or 2026-06-01".to_owned())
+}
+
+const COMMON: &[&str] = &["kind", "key", "name", "power", "interest", "private", "markets"];
+
+/// The stakeholder of one row, or `None` with its problems reported.
+fn stakeholder(fields: &mut Fields<'_>) -> Option<NewStakeholder> {
+    let kind: Option<StakeholderKind> = fields.required("kind", word);
+    let key = fields.required("key", label);
+    let name = fields.required("name", label);
+    let power = fields.required("power", number(Probability::parse));
+    let interest = fields.required("interest", number(Probability::parse));
+    let private = fields.optional("private", flag).unwrap_or(false);
+    let markets: Option<Vec<Market>> = fields.optional("markets", words);
+    let own: &[&str] = match kind? {
+        StakeholderKind::Customer => &["status", "segment", "lifetime_value", "customer_since", "retention_cost"],
+        StakeholderKind::Supplier => &["category"],
+        StakeholderKind::Distributor => &["channel", "region"],
+        StakeholderKind::Employee => &["role", "department", "candidate"],
+        StakeholderKind::Media => &["outlet", "reach"],
+        StakeholderKind::Government => &["agency", "jurisdiction"],
+    };
+    let allowed: Vec<&str> = COMMON.iter().chain(own).copied().collect();
+    fields.refuse_others(&allowed, &format!("a {}", kind?.as_str()));
+    let problems_before = fields.problems.len();
+    let details = match kind? {
+        StakeholderKind::Customer => KindDetails::Customer(CustomerDetails {
+            status: fields.optional("status", word).unwrap_or(CustomerStatus::Prospect),
+            segment: fields.optional("segment", label),
+            lifetime_value: fields.optional("lifetime_value", number(Amount::parse)),
+            exit: None,
+            perceived_value: None,
+            since: fields.optional("customer_since", day),
+            lifecycle: Vec::new(),
+            memberships: Vec::new(),
+            retention_cost: fields.optional("retention_cost", number(Amount::parse)),
+        }),
+        StakeholderKind::Supplier => KindDetails::Supplier { category: fields.optional("category", label) },
+        StakeholderKind::Distributor => KindDetails::Distributor {
+            channel: fields.optional("channel", label),
+            region: fields.optional("region", label),
+        },
+        StakeholderKind::Employee => KindDetails::Employee {
+            role: fields.optional("role", label),
+            department: fields.optional("department", label),
+            candidate: fields.optional("candidate", flag).unwrap_or(false),
+        },
+        StakeholderKind::Media => KindDetails::Media {
+            outlet: fields.optional("outlet", label),
+            reach: fields.optional("reach", |text| {
+                text.parse::<u64>().map_err(|_| "is not an audience size; write a whole number of 0 or more".into())
+            }),
+        },
+        StakeholderKind::Government => KindDetails::Government {
+            agency: fields.optional("agency", label),
+            jurisdiction: fields.optional("jurisdiction", label),
+        },
+    };
+    if fields.problems.len() > problems_before {
+        return None;
+    }
+    Some(NewStakeholder {
+        key: key?,
+        name: name?,
+        power: power?,
+        interest: interest?,
+        private,
+        extra_markets: MarketSet::of(markets.unwrap_or_default()),
+        details,
+    })
+}
+
+const RELATIONSHIP_FIELDS: &[&str] = &["from_key", "to_key", "type", "level", "bonds", "trust", "commitment", "since"];
+
+/// The relationship of one row (its ends by key), or `None` with its problems reported.
+fn relationship(fields: &mut Fields<'_>) -> Option<(Label, Label, RelationshipUpsert)> {
+    fields.refuse_others(RELATIONSHIP_FIELDS, "a relationship");
+    let from = fields.required("from_key", label);
+    let to = fields.required("to_key", label);
+    let rel_type: Option<RelationshipType> = fields.required("type", word);
+    let level: Option<Level> = fields.optional("level", word);
+    let bonds: Option<Vec<Bond>> = fields.optional("bonds", words);
+    let trust = fields.optional("trust", number(Probability::parse));
+    let commitment = fields.optional("commitment", number(Probability::parse));
+    let since = fields.optional("since", time);
+    let upsert = RelationshipUpsert {
+        from: StakeholderId(0),
+        to: StakeholderId(0),
+        rel_type: rel_type?,
+        level,
+        bonds: bonds.map(BondSet::of),
+        trust,
+        commitment,
+        since,
+        basis: None,
+    };
+    Some((from?, to?, upsert))
+}
+
+/// The files to import.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// Stakeholder files.
+    pub stakeholders: Vec<PathBuf>,
+    /// Relationship files.
+    pub relationships: Vec<PathBuf>,
+}
+
+/// The keys the relationship files name, each once: those no stakeholder file gives are looked up in the
+/// database before [`plan`]. Files that cannot be read name none (`plan` reports them).
+pub fn referenced_keys(inputs: &Inputs) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for path in &inputs.relationships {
+        let Ok((rows, _)) = read_rows(path, "") else { continue };
+        for row in rows {
+            for (name, _, value) in row.values {
+                if (name == "from_key" || name == "to_key") && seen.insert(value.clone()) {
+                    keys.push(value);
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// What a run will write: its commands (stakeholders first) and where each came from.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// The commands, in file and line order, stakeholders before relationships.
+    pub commands: Vec<Command>,
+    /// `file:line` of each command.
+    pub origins: Vec<String>,
+    /// Stakeholder rows.
+    pub stakeholders: usize,
+    /// Relationship rows.
+    pub relationships: usize,
+}
+
+/// Reads and checks every file: the plan, or every problem found. `kind_of` tells the kind of the stakeholder
+/// with a key that no stakeholder file gives (from the database; `None`: no such stakeholder).
+pub fn plan(inputs: &Inputs, kind_of: impl Fn(&str) -> Option<StakeholderKind>) -> Result<Plan, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut plan = Plan::default();
+    // Each key's first place and kind, in the stakeholder files.
+    let mut keys: HashMap<String, (String, StakeholderKind)> = HashMap::new();
+    let mut ends = HashMap::new();
+    for (records, paths) in
+        [(Records::Stakeholders, &inputs.stakeholders), (Records::Relationships, &inputs.relationships)]
+    {
+        for path in paths {
+            let file = path.display().to_string();
+            let (rows, read) = match read_rows(path, &file) {
+                Ok(found) => found,
+                Err(error) => {
+                    problems.push(problem(&file, 0, 0, format!("cannot be read: {error}; check the path")));
+                    continue;
+                }
+            };
+            let first_of_file = problems.len();
+            problems.extend(read);
+            for row in &rows {
+                let mut fields = Fields { file: &file, row, problems: &mut problems };
+                let origin = format!("{file}:{}", row.line);
+                match records {
+                    Records::Stakeholders => {
+                        let Some(new) = stakeholder(&mut fields) else { continue };
+                        let column = fields.get("key").map_or(1, |(_, column)| column);
+                        if let Some((first, _)) = keys.get(new.key.as_str()) {
+                            fields.report(
+                                column,
+                                "key",
+                                format!("'{}' is also given at {first}; give each key once", new.key),
+                            );
+                            continue;
+                        }
+                        keys.insert(new.key.as_str().to_owned(), (origin.clone(), new.kind()));
+                        plan.stakeholders += 1;
+                        plan.commands.push(Command::UpsertStakeholder(new));
+                    }
+                    Records::Relationships => {
+                        let Some((from, to, upsert)) = relationship(&mut fields) else { continue };
+                        let mut kinds = Vec::with_capacity(2);
+                        for (key, name) in [(&from, "from_key"), (&to, "to_key")] {
+                            let kind = keys.get(key.as_str()).map(|(_, kind)| *kind).or_else(|| kind_of(key.as_str()));
+                            match kind {
+                                Some(kind) => kinds.push(kind),
+                                None => {
+                                    let column = fields.get(name).map_or(1, |(_, column)| column);
+                                    fields.report(
+                                        column,
+                                        name,
+                                        format!("no stakeholder has key '{key}'; add it to a stakeholder file or fix the key"),
+                                    );
+                                }
+                            }
+                        }
+                        let type_column = fields.get("type").map_or(1, |(_, column)| column);
+                        if let [from_kind, to_kind] = kinds[..] {
+                            if let Err(error) = upsert.rel_type.check_ends(from_kind, to_kind) {
+                                fields.report(type_column, "type", error.0);
+                                continue;
+                            }
+                        } else {
+                            continue;
+                        }
+                        if from == to {
+                            fields.report(
+                                type_column,
+                                "to_key",
+                                "joins a stakeholder to itself; give two different keys",
+                            );
+                            continue;
+                        }
+                        let end = (from.clone(), to.clone(), upsert.rel_type);
+                        if let Some(first) = ends.insert(end, origin.clone()) {
+                            fields.report(
+                                1,
+                                "from_key",
+                                format!("this relationship is also given at {first}; give each once"),
+                            );
+                            continue;
+                        }
+                        plan.relationships += 1;
+                        plan.commands.push(Command::UpsertRelationshipByKey { from, to, upsert });
+                    }
+                }
+                plan.origins.push(origin);
+            }
+            // In the order of the file, whatever found them.
+            problems[first_of_file..].sort_by_key(|problem| (problem.line, problem.column));
+        }
+    }
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(problems)
+    }
+}

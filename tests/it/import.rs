@@ -1,0 +1,126 @@
+//! `stakegraph import` (issue 14, point 1): stakeholders and relationships by key from CSV and JSON Lines, all or
+//! nothing; a repeat changes nothing; every problem of a broken corpus reported as `file:line:column`, and
+//! nothing written.
+
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Output};
+
+const PEOPLE: &str = "kind,key,name,power,interest,private,markets,status,segment,lifetime_value,category,role
+CUSTOMER,C-1,Harbour Bakeries,0.5,0.6,false,REFERRAL,ACTIVE,SMB,4200,,
+CUSTOMER,C-2,\"Quay Cafés, Ltd\",0.3,0.4,,,ACTIVE,SMB,,,
+SUPPLIER,S-1,Northern Flour,0.7,0.5,,,,,,grain,
+EMPLOYEE,E-1,Ana Ruiz,0.4,0.8,true,,,,,,Account manager
+";
+
+const LINKS: &str = r#"{"from_key": "E-1", "to_key": "C-1", "type": "MANAGES", "level": "PROACTIVE", "trust": 0.8}
+{"from_key": "C-1", "to_key": "S-1", "type": "KNOWS", "bonds": ["SOCIAL"], "since": "2025-03-01"}
+"#;
+
+/// Runs `stakegraph import --db t.db` with `args` in `dir`.
+fn import(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stakegraph"))
+        .current_dir(dir)
+        .args(["import", "--db", "t.db"])
+        .args(args)
+        .env_remove("STAKEGRAPH_CONFIG")
+        .output()
+        .expect("import runs")
+}
+
+fn report(output: &Output) -> Value {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("a JSON report")
+}
+
+fn count(dir: &Path, sql: &str) -> i64 {
+    let connection = rusqlite::Connection::open(dir.join("t.db")).unwrap();
+    connection.query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
+#[test]
+fn an_import_writes_everything_once_and_a_repeat_or_a_dry_run_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("people.csv"), PEOPLE).unwrap();
+    std::fs::write(dir.path().join("links.jsonl"), LINKS).unwrap();
+    let files = ["--stakeholders", "people.csv", "--relationships", "links.jsonl"];
+    let dry = report(&import(dir.path(), &[&files[..], &["--dry-run"]].concat()));
+    assert_eq!(dry, json!({ "stakeholders": 4, "relationships": 2, "written": false }));
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder"), 0, "a dry run writes nothing");
+
+    let first = report(&import(dir.path(), &files));
+    assert_eq!(first["stakeholders"], json!({ "created": 4, "changed": 0, "unchanged": 0 }));
+    assert_eq!(first["relationships"], json!({ "created": 2, "changed": 0, "unchanged": 0 }));
+    assert_eq!(first["changes_logged"], 6);
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder WHERE name = 'Quay Cafés, Ltd'"), 1);
+    assert_eq!(count(dir.path(), "SELECT private FROM stakeholder WHERE key = 'E-1'"), 1);
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM relationship WHERE type = 'MANAGES' AND level = 4"), 1);
+
+    let again = report(&import(dir.path(), &files));
+    assert_eq!(again["stakeholders"], json!({ "created": 0, "changed": 0, "unchanged": 4 }));
+    assert_eq!(again["relationships"], json!({ "created": 0, "changed": 0, "unchanged": 2 }));
+    assert_eq!(again["changes_logged"], 0);
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM change_log"), 6, "a repeat logs nothing");
+
+    // A corrected file updates in place.
+    std::fs::write(dir.path().join("people.csv"), PEOPLE.replace("Northern Flour", "Northern Flour Mills")).unwrap();
+    let fixed = report(&import(dir.path(), &files));
+    assert_eq!(fixed["stakeholders"], json!({ "created": 0, "changed": 1, "unchanged": 3 }));
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder"), 4);
+}
+
+#[test]
+fn every_problem_of_a_broken_corpus_is_reported_where_it_is_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("people.csv"), PEOPLE).unwrap();
+    std::fs::write(dir.path().join("links.jsonl"), LINKS).unwrap();
+    report(&import(dir.path(), &["--stakeholders", "people.csv", "--relationships", "links.jsonl"]));
+    let broken = "kind,key,name,power,interest,colour,status
+CUSTOMER,C-9,Good,0.5,0.5,,ACTIVE
+CUSTOMR,C-10,Bad kind,0.5,0.5,,
+CUSTOMER,C-11,Too strong,1.5,0.5,,ACTIVE
+CUSTOMER,C-9,Twice,0.5,0.5,,
+SUPPLIER,S-9,Has status,0.5,0.5,,ACTIVE
+CUSTOMER,,No key,0.5,0.5,red,
+CUSTOMER,C-12,Bad status,0.5,abc,,GONE
+";
+    std::fs::write(dir.path().join("broken.csv"), broken).unwrap();
+    std::fs::write(dir.path().join("utf8.csv"), b"kind,key,name,power,interest\nCUSTOMER,C-20,\xff\xfeName,0.5,0.5\n")
+        .unwrap();
+    let links = r#"{"from_key": "C-9", "to_key": "NOPE", "type": "KNOWS"}
+{"from_key": "C-9", "to_key": "S-1", "type": "MANAGES"}
+{"from_key": "C-9", "to_key": "S-1", "type": "KNOWS", "since": "yesterday"}
+{"from_key": "C-9", "to_key": "S-1", "type": "KNOWS""#;
+    std::fs::write(dir.path().join("broken.jsonl"), links).unwrap();
+    let before = count(dir.path(), "SELECT COUNT(*) FROM change_log");
+    let output = import(
+        dir.path(),
+        &["--stakeholders", "broken.csv", "--stakeholders", "utf8.csv", "--relationships", "broken.jsonl"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let problems: Vec<&str> =
+        stderr.lines().filter(|line| line.contains(".csv:") || line.contains(".jsonl:")).collect();
+    assert_eq!(
+        problems,
+        [
+            "broken.csv:3:1: kind: 'CUSTOMR' is not a StakeholderKind; use one of CUSTOMER, SUPPLIER, DISTRIBUTOR, EMPLOYEE, MEDIA, GOVERNMENT",
+            "broken.csv:4:4: power: '1.5' is not a number between 0 and 1; send a value in [0, 1], for example 0.7",
+            "broken.csv:5:2: key: 'C-9' is also given at broken.csv:2; give each key once",
+            "broken.csv:6:7: status: is not a field of a SUPPLIER; leave it empty, or check its spelling",
+            "broken.csv:7:2: key: is missing; every row needs it",
+            "broken.csv:7:6: colour: is not a field of a CUSTOMER; leave it empty, or check its spelling",
+            "broken.csv:8:5: interest: 'abc' is not a number; write it like 0.5",
+            "broken.csv:8:7: status: 'GONE' is not a CustomerStatus; use one of PROSPECT, ACTIVE, AT_RISK, CHURNED, WON_BACK",
+            "utf8.csv:2:3: name: is not valid UTF-8; save the file as UTF-8",
+            "broken.jsonl:1:21: to_key: no stakeholder has key 'NOPE'; add it to a stakeholder file or fix the key",
+            "broken.jsonl:2:38: type: a MANAGES relationship cannot go from a CUSTOMER to a SUPPLIER; MANAGES goes from an EMPLOYEE (the relationship manager) to a CUSTOMER",
+            "broken.jsonl:3:55: since: 'yesterday' is not a time; write it as 2026-06-01T09:30:00Z or 2026-06-01",
+            "broken.jsonl:4:52: not a JSON object (EOF while parsing an object at line 1 column 52); give one object per line",
+        ],
+        "{stderr}"
+    );
+    assert!(stderr.contains("13 problem(s) found; nothing was written"), "{stderr}");
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM change_log"), before, "nothing written");
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder WHERE key = 'C-9'"), 0);
+}
