@@ -359,11 +359,17 @@ pub struct Inputs {
     pub relationships: Vec<PathBuf>,
 }
 
-/// The keys the relationship files name, each once: those no stakeholder file gives are looked up in the
+/// The keys the relationship files name that no stakeholder file gives, each once: those are looked up in the
 /// database before [`plan`]. Files that cannot be read name none (`plan` reports them).
 pub fn referenced_keys(inputs: &Inputs) -> Vec<String> {
     let mut keys = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    for path in &inputs.stakeholders {
+        let Ok((rows, _)) = read_rows(path, "") else { continue };
+        seen.extend(
+            rows.into_iter().flat_map(|row| row.values).filter(|(name, ..)| name == "key").map(|(.., key)| key),
+        );
+    }
     for path in &inputs.relationships {
         let Ok((rows, _)) = read_rows(path, "") else { continue };
         for row in rows {

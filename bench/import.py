@@ -1,0 +1,141 @@
+"""How long `stakegraph import` takes on a large file set (issue 14, acceptance 1), against the floor of writing the
+same rows into plain SQLite tables.
+
+    cargo build --release --bin stakegraph
+    python3 bench/import.py --stakeholders 100000 --relationships 300000
+
+Writes a seeded file set (stakeholders as CSV: 60% customers and the other kinds; relationships as JSON Lines: KNOWS
+between random stakeholders, each pair once, with level, bonds, trust and since), then for each round: imports it
+into an empty database (timed), imports it again (a no-op, timed), and, as the peer, inserts the same rows with
+Python's sqlite3 `executemany` into two plain tables in one transaction (no keys resolved, no validation, no change
+log: the floor of putting the rows on disk). Prints the median and spread in seconds. The import runs on the first
+core, the peer on the second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import pinned  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+KINDS = [("CUSTOMER", 60), ("SUPPLIER", 10), ("DISTRIBUTOR", 10), ("EMPLOYEE", 8), ("MEDIA", 7), ("GOVERNMENT", 5)]
+LEVELS = ["BASIC", "REACTIVE", "ACCOUNTABLE", "PROACTIVE", "PARTNERSHIP"]
+BONDS = ["FINANCIAL", "SOCIAL", "STRUCTURAL"]
+
+
+def write_files(directory: Path, stakeholders: int, relationships: int, seed: int) -> tuple[Path, Path]:
+    rng = random.Random(seed)
+    people = directory / "stakeholders.csv"
+    kinds = [kind for kind, weight in KINDS for _ in range(weight)]
+    with people.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["kind", "key", "name", "power", "interest", "status", "segment", "lifetime_value"])
+        for index in range(stakeholders):
+            kind = kinds[index % len(kinds)]
+            customer = kind == "CUSTOMER"
+            writer.writerow([kind, f"K-{index:07d}", f"Stakeholder {index}", round(rng.random(), 2),
+                             round(rng.random(), 2), "ACTIVE" if customer else "",
+                             rng.choice(["SMB", "ENTERPRISE", "CONSUMER"]) if customer else "",
+                             round(rng.lognormvariate(8, 1.5), 2) if customer else ""])
+    links = directory / "relationships.jsonl"
+    seen = set()
+    with links.open("w") as out:
+        while len(seen) < relationships:
+            a, b = rng.randrange(stakeholders), rng.randrange(stakeholders)
+            if a == b or (a, b) in seen:
+                continue
+            seen.add((a, b))
+            record = {"from_key": f"K-{a:07d}", "to_key": f"K-{b:07d}", "type": "KNOWS",
+                      "level": rng.choice(LEVELS), "bonds": rng.sample(BONDS, rng.randrange(3)),
+                      "trust": round(rng.random(), 2), "since": f"20{rng.randrange(15, 26)}-0{rng.randrange(1, 10)}-01"}
+            out.write(json.dumps(record) + "\n")
+    return people, links
+
+
+def timed_import(binary: str, db: Path, people: Path, links: Path) -> tuple[float, dict]:
+    started = time.perf_counter()
+    output = subprocess.run(pinned("0", [binary, "import", "--db", str(db), "--stakeholders", str(people),
+                                         "--relationships", str(links)]), capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if output.returncode != 0:
+        sys.exit(f"import.py: the import failed: {output.stderr[-2000:]}")
+    return elapsed, json.loads(output.stdout)
+
+
+def peer(db: Path, people: Path, links: Path) -> float:
+    started = time.perf_counter()
+    connection = sqlite3.connect(db)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("CREATE TABLE s (kind TEXT, key TEXT, name TEXT, power REAL, interest REAL, status TEXT,"
+                       " segment TEXT, lifetime_value REAL)")
+    connection.execute("CREATE TABLE r (from_key TEXT, to_key TEXT, type TEXT, level TEXT, bonds TEXT, trust REAL,"
+                       " since TEXT)")
+    with connection:
+        with people.open(newline="") as source:
+            rows = csv.reader(source)
+            next(rows)
+            connection.executemany("INSERT INTO s VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        with links.open() as source:
+            records = (json.loads(line) for line in source)
+            connection.executemany("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                   ((r["from_key"], r["to_key"], r["type"], r["level"], "|".join(r["bonds"]),
+                                     r["trust"], r["since"]) for r in records))
+    connection.close()
+    return time.perf_counter() - started
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "stakegraph"))
+    parser.add_argument("--stakeholders", type=int, default=100_000)
+    parser.add_argument("--relationships", type=int, default=300_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=42)
+    arguments = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="stakegraph-import-"))
+    try:
+        people, links = write_files(work, arguments.stakeholders, arguments.relationships, arguments.seed)
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {1})
+        first, again, floor = [], [], []
+        for round_ in range(arguments.rounds):
+            db = work / f"import-{round_}.db"
+            elapsed, report = timed_import(arguments.binary, db, people, links)
+            first.append(elapsed)
+            elapsed, repeat = timed_import(arguments.binary, db, people, links)
+            again.append(elapsed)
+            if repeat["changes_logged"] != 0:
+                sys.exit(f"import.py: a repeat logged {repeat['changes_logged']} changes")
+            floor.append(peer(work / f"peer-{round_}.db", people, links))
+        print(f"load average at the end (1, 5, 15 min): {os.getloadavg()}")
+        print(f"report of the first import: {json.dumps(report)}")
+        print("| run | seconds (median, min-max) |")
+        print("|---|---|")
+        print(f"| import into an empty database | {spread(first)} |")
+        print(f"| the same import again (a no-op) | {spread(again)} |")
+        print(f"| peer: the same rows into plain SQLite tables (executemany) | {spread(floor)} |")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
