@@ -873,6 +873,17 @@ async fn upsert_relationships_by_key_is_one_transaction_and_a_repeat_is_a_no_op(
     assert_eq!(payload["relationships"][0]["to"]["key"], "C-1");
     assert_eq!(payload["relationships"][0]["trust"], 0.7);
     let logged = store.counts().await.unwrap().changes;
+    // The engine's projection has them: the graph's relationships, and the manager's customers.
+    let seen = run_ok(
+        &schema,
+        "{ relationships(first: 0) { aggregate { count } } stakeholders(first: 0, filter: { kinds: [CUSTOMER] }) { totalCount } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (seen["relationships"]["aggregate"]["count"].clone(), seen["stakeholders"]["totalCount"].clone()),
+        (json!(2), json!(1))
+    );
     let again = run_ok(&schema, UPSERT_RELATIONSHIPS, links(0.7)).await;
     assert_eq!(again["upsertRelationships"]["unchanged"], 2);
     assert_eq!(again["upsertRelationships"]["relationships"], payload["relationships"]);
