@@ -111,6 +111,11 @@ enum Command {
         /// Check everything and report what would be written; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Commit every N rows instead of all at once. Rows are upserted by key, so after an interruption the same
+        /// command resumes where it stopped: the rows already committed are found as they are and neither written
+        /// nor logged again.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        batch: Option<u64>,
     },
     /// Copy a whole embedded store (change log included) into Neo4j, resuming where an interrupted copy stopped,
     /// and compare the counts at the end.
@@ -250,14 +255,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("writing the export into {}", out.display()))?;
             println!("{}", serde_json::to_string_pretty(&written)?);
         }
-        Command::Import { db, config, stakeholders, relationships, dry_run } => {
+        Command::Import { db, config, stakeholders, relationships, dry_run, batch } => {
             let overrides = Overrides { db, ..Overrides::default() };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
             if stakeholders.is_empty() && relationships.is_empty() {
                 anyhow::bail!("nothing to import; pass --stakeholders FILE and/or --relationships FILE");
             }
             let store = SqliteStore::open_with(&config.db_path, config.strength.clone())?;
-            import(&store, stakegraph::import::Inputs { stakeholders, relationships }, dry_run).await?;
+            let batch = batch.map(|rows| usize::try_from(rows).unwrap_or(usize::MAX));
+            import(&store, stakegraph::import::Inputs { stakeholders, relationships }, dry_run, batch).await?;
         }
         Command::Demo { size, db, seed, anchor, relationships } => {
             let store = SqliteStore::open(&db)?;
@@ -377,7 +383,12 @@ async fn migrate(from: &str, to: &str, graph: &str, config: Config) -> anyhow::R
 
 /// Runs an import into `store`: checks every file, then writes everything in one transaction (or, with
 /// `dry_run`, nothing); prints a JSON report on stdout, every problem on stderr.
-async fn import(store: &SqliteStore, inputs: stakegraph::import::Inputs, dry_run: bool) -> anyhow::Result<()> {
+async fn import(
+    store: &SqliteStore,
+    inputs: stakegraph::import::Inputs,
+    dry_run: bool,
+    batch: Option<usize>,
+) -> anyhow::Result<()> {
     use stakegraph::domain::Outcome;
     use stakegraph::store::GraphStore;
     let mut known = std::collections::HashMap::new();
@@ -404,21 +415,66 @@ async fn import(store: &SqliteStore, inputs: stakegraph::import::Inputs, dry_run
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    eprintln!("writing {} stakeholders and {} relationships in one transaction", plan.stakeholders, plan.relationships);
+    let total = plan.commands.len();
+    let per_batch = batch.unwrap_or(total).max(1);
+    match batch {
+        Some(rows) => eprintln!(
+            "writing {} stakeholders and {} relationships, committing every {rows} rows",
+            plan.stakeholders, plan.relationships
+        ),
+        None => eprintln!(
+            "writing {} stakeholders and {} relationships in one transaction",
+            plan.stakeholders, plan.relationships
+        ),
+    }
+    // A bar on a terminal; a line at most every second otherwise.
+    let terminal = std::io::stderr().is_terminal();
+    let bar = indicatif::ProgressBar::new(total as u64);
+    if terminal {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("importing [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut last_line = std::time::Instant::now();
     let origins = plan.origins;
-    let applied = match store.apply(plan.commands, chrono::Utc::now()).await {
-        Ok(applied) => applied,
-        Err(stakegraph::store::StoreError::Rejected { command, field, message, .. }) => {
-            let origin = origins.get(command).map_or("?", String::as_str);
-            anyhow::bail!("{origin}: {field}: {message}; nothing was written");
+    let mut outcomes = Vec::with_capacity(total);
+    let mut logged = 0;
+    let mut commands = plan.commands.into_iter().peekable();
+    while commands.peek().is_some() {
+        let chunk: Vec<_> = commands.by_ref().take(per_batch).collect();
+        let (start, rows) = (outcomes.len(), chunk.len());
+        let applied = match store.apply(chunk, chrono::Utc::now()).await {
+            Ok(applied) => applied,
+            Err(stakegraph::store::StoreError::Rejected { command, field, message, .. }) => {
+                bar.abandon();
+                let origin = origins.get(start + command).map_or("?", String::as_str);
+                let written = if start == 0 {
+                    "nothing was written".to_owned()
+                } else {
+                    format!("the {start} rows before its batch were committed; fix it and run the same command again")
+                };
+                anyhow::bail!("{origin}: {field}: {message}; {written}");
+            }
+            Err(error) => return Err(error.into()),
+        };
+        logged += applied.events.len();
+        outcomes.extend(applied.outcomes);
+        bar.inc(rows as u64);
+        if !terminal && (last_line.elapsed() >= std::time::Duration::from_secs(1) || outcomes.len() == total) {
+            eprintln!("imported {} of {total} rows", outcomes.len());
+            last_line = std::time::Instant::now();
         }
-        Err(error) => return Err(error.into()),
-    };
+    }
+    bar.finish_and_clear();
     let mut tally = serde_json::json!({
         "stakeholders": { "created": 0, "changed": 0, "unchanged": 0 },
         "relationships": { "created": 0, "changed": 0, "unchanged": 0 },
     });
-    for outcome in &applied.outcomes {
+    for outcome in &outcomes {
         let (what, created, changed) = match outcome {
             Outcome::StakeholderUpserted { created, changed, .. } => ("stakeholders", *created, *changed),
             Outcome::Relationship { created, changed, .. } => ("relationships", *created, *changed),
@@ -431,7 +487,7 @@ async fn import(store: &SqliteStore, inputs: stakegraph::import::Inputs, dry_run
         };
         tally[what][slot] = (tally[what][slot].as_u64().unwrap_or(0) + 1).into();
     }
-    tally["changes_logged"] = applied.events.len().into();
+    tally["changes_logged"] = logged.into();
     println!("{}", serde_json::to_string_pretty(&tally)?);
     Ok(())
 }
