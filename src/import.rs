@@ -10,11 +10,13 @@
 //! (distributors), `role`, `department`, `candidate` (employees), `outlet`, `reach` (media), `agency`,
 //! `jurisdiction` (government bodies). Relationships: `from_key`, `to_key`, `type`, `level`, `bonds`
 //! (`|`-separated), `trust`, `commitment`, `since` (RFC 3339, or a day). An empty cell (CSV) or a null (JSON) is an
-//! absent value. The column of a CSV problem is the field's number; of a JSON one, where its member starts.
+//! absent value: a new stakeholder takes the default (not private, no extra markets, PROSPECT, not a candidate), an
+//! existing one keeps what it has. A customer who left comes back only through status WON_BACK. The column of a CSV problem is the field's number; of a JSON one, where its member starts.
 
 use crate::domain::{
-    Amount, Bond, BondSet, Command, CustomerDetails, CustomerStatus, KindDetails, Label, Level, Market, MarketSet,
-    NewStakeholder, Probability, RelationshipType, RelationshipUpsert, StakeholderId, StakeholderKind,
+    Amount, Bond, BondSet, Command, CustomerDetails, CustomerStatus, DetailsPatch, KindDetails, Label, Level, Market,
+    MarketSet, NewStakeholder, Probability, RelationshipType, RelationshipUpsert, StakeholderId, StakeholderKind,
+    StakeholderPatch,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
@@ -69,11 +71,23 @@ fn problem(file: &str, line: usize, column: usize, message: impl Into<String>) -
 }
 
 fn csv_rows(bytes: &[u8], file: &str) -> (Vec<Row>, Vec<Problem>) {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);
+    // Ragged rows are read and reported, so that one bad row does not hide the rest of the file.
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
     let mut problems = Vec::new();
     let header: Vec<String> = match reader.byte_headers() {
         Ok(header) => header.iter().map(|name| String::from_utf8_lossy(name).trim().to_owned()).collect(),
         Err(error) => return (Vec::new(), vec![problem(file, 1, 1, format!("the header cannot be read: {error}"))]),
+    };
+    // Lines counted from byte offsets (the reader's own line count is off after CRLF and blank lines).
+    let (mut counted_to, mut line) = (0, 1);
+    let mut line_of = |byte: usize| {
+        let mut start = byte.min(bytes.len());
+        while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        line += bytes[counted_to.min(start)..start].iter().filter(|byte| **byte == b'\n').count();
+        counted_to = counted_to.max(start);
+        line
     };
     let mut rows = Vec::new();
     let mut record = csv::ByteRecord::new();
@@ -82,12 +96,25 @@ fn csv_rows(bytes: &[u8], file: &str) -> (Vec<Row>, Vec<Problem>) {
             Ok(false) => break,
             Ok(true) => {}
             Err(error) => {
-                let line = error.position().map_or(0, |position| position.line() as usize);
-                problems.push(problem(file, line, 1, format!("{error}; give every row as many fields as the header")));
+                let at = error.position().map_or(bytes.len(), |position| position.byte() as usize);
+                problems.push(problem(file, line_of(at), 1, format!("{error}; fix the quoting of this row")));
                 break;
             }
         }
-        let line = record.position().map_or(0, |position| position.line() as usize);
+        let line = line_of(record.position().map_or(0, |position| position.byte() as usize));
+        if record.len() != header.len() {
+            problems.push(problem(
+                file,
+                line,
+                1,
+                format!(
+                    "has {} fields, the header {}; give every row as many fields as the header",
+                    record.len(),
+                    header.len()
+                ),
+            ));
+            continue;
+        }
         let mut values = Vec::with_capacity(record.len());
         for (index, field) in record.iter().enumerate() {
             let Some(name) = header.get(index) else { continue };
@@ -256,14 +283,15 @@ fn time(text: &str) -> Result<DateTime<Utc>, String> {
 
 const COMMON: &[&str] = &["kind", "key", "name", "power", "interest", "private", "markets"];
 
-/// The stakeholder of one row, or `None` with its problems reported.
-fn stakeholder(fields: &mut Fields<'_>) -> Option<NewStakeholder> {
+/// The stakeholder of one row (the record to create, and the patch of the fields the row gives, for a
+/// stakeholder that exists: an absent or empty field keeps its stored value), or `None` with its problems reported.
+fn stakeholder(fields: &mut Fields<'_>) -> Option<(NewStakeholder, StakeholderPatch)> {
     let kind: Option<StakeholderKind> = fields.required("kind", word);
     let key = fields.required("key", label);
     let name = fields.required("name", label);
     let power = fields.required("power", number(Probability::parse));
     let interest = fields.required("interest", number(Probability::parse));
-    let private = fields.optional("private", flag).unwrap_or(false);
+    let private = fields.optional("private", flag);
     let markets: Option<Vec<Market>> = fields.optional("markets", words);
     let own: &[&str] = match kind? {
         StakeholderKind::Customer => &["status", "segment", "lifetime_value", "customer_since", "retention_cost"],
@@ -276,51 +304,78 @@ fn stakeholder(fields: &mut Fields<'_>) -> Option<NewStakeholder> {
     let allowed: Vec<&str> = COMMON.iter().chain(own).copied().collect();
     fields.refuse_others(&allowed, &format!("a {}", kind?.as_str()));
     let problems_before = fields.problems.len();
-    let details = match kind? {
-        StakeholderKind::Customer => KindDetails::Customer(CustomerDetails {
-            status: fields.optional("status", word).unwrap_or(CustomerStatus::Prospect),
-            segment: fields.optional("segment", label),
-            lifetime_value: fields.optional("lifetime_value", number(Amount::parse)),
-            exit: None,
-            perceived_value: None,
-            since: fields.optional("customer_since", day),
-            lifecycle: Vec::new(),
-            memberships: Vec::new(),
-            retention_cost: fields.optional("retention_cost", number(Amount::parse)),
-        }),
-        StakeholderKind::Supplier => KindDetails::Supplier { category: fields.optional("category", label) },
-        StakeholderKind::Distributor => KindDetails::Distributor {
-            channel: fields.optional("channel", label),
-            region: fields.optional("region", label),
-        },
-        StakeholderKind::Employee => KindDetails::Employee {
-            role: fields.optional("role", label),
-            department: fields.optional("department", label),
-            candidate: fields.optional("candidate", flag).unwrap_or(false),
-        },
-        StakeholderKind::Media => KindDetails::Media {
-            outlet: fields.optional("outlet", label),
-            reach: fields.optional("reach", |text| {
+    let (details, details_patch) = match kind? {
+        StakeholderKind::Customer => {
+            let status: Option<CustomerStatus> = fields.optional("status", word);
+            let segment = fields.optional("segment", label);
+            let lifetime_value = fields.optional("lifetime_value", number(Amount::parse));
+            let since = fields.optional("customer_since", day);
+            let retention_cost = fields.optional("retention_cost", number(Amount::parse));
+            let patch = DetailsPatch::Customer {
+                status,
+                segment: segment.clone(),
+                lifetime_value,
+                perceived_value: None,
+                since,
+                retention_cost,
+            };
+            let details = KindDetails::Customer(CustomerDetails {
+                status: status.unwrap_or(CustomerStatus::Prospect),
+                segment,
+                lifetime_value,
+                exit: None,
+                perceived_value: None,
+                since,
+                lifecycle: Vec::new(),
+                memberships: Vec::new(),
+                retention_cost,
+            });
+            (details, patch)
+        }
+        StakeholderKind::Supplier => {
+            let category = fields.optional("category", label);
+            (KindDetails::Supplier { category: category.clone() }, DetailsPatch::Supplier { category })
+        }
+        StakeholderKind::Distributor => {
+            let (channel, region) = (fields.optional("channel", label), fields.optional("region", label));
+            let patch = DetailsPatch::Distributor { channel: channel.clone(), region: region.clone() };
+            (KindDetails::Distributor { channel, region }, patch)
+        }
+        StakeholderKind::Employee => {
+            let (role, department) = (fields.optional("role", label), fields.optional("department", label));
+            let candidate = fields.optional("candidate", flag);
+            let patch = DetailsPatch::Employee { role: role.clone(), department: department.clone(), candidate };
+            (KindDetails::Employee { role, department, candidate: candidate.unwrap_or(false) }, patch)
+        }
+        StakeholderKind::Media => {
+            let outlet = fields.optional("outlet", label);
+            let reach = fields.optional("reach", |text| {
                 text.parse::<u64>().map_err(|_| "is not an audience size; write a whole number of 0 or more".into())
-            }),
-        },
-        StakeholderKind::Government => KindDetails::Government {
-            agency: fields.optional("agency", label),
-            jurisdiction: fields.optional("jurisdiction", label),
-        },
+            });
+            (KindDetails::Media { outlet: outlet.clone(), reach }, DetailsPatch::Media { outlet, reach })
+        }
+        StakeholderKind::Government => {
+            let (agency, jurisdiction) = (fields.optional("agency", label), fields.optional("jurisdiction", label));
+            let patch = DetailsPatch::Government { agency: agency.clone(), jurisdiction: jurisdiction.clone() };
+            (KindDetails::Government { agency, jurisdiction }, patch)
+        }
     };
     if fields.problems.len() > problems_before {
         return None;
     }
-    Some(NewStakeholder {
+    let extra_markets = markets.map(MarketSet::of);
+    let patch =
+        StakeholderPatch { name: name.clone(), power, interest, private, extra_markets, details: Some(details_patch) };
+    let new = NewStakeholder {
         key: key?,
         name: name?,
         power: power?,
         interest: interest?,
-        private,
-        extra_markets: MarketSet::of(markets.unwrap_or_default()),
+        private: private.unwrap_or(false),
+        extra_markets: extra_markets.unwrap_or(MarketSet::EMPTY),
         details,
-    })
+    };
+    Some((new, patch))
 }
 
 const RELATIONSHIP_FIELDS: &[&str] = &["from_key", "to_key", "type", "level", "bonds", "trust", "commitment", "since"];
@@ -423,7 +478,7 @@ pub fn plan(inputs: &Inputs, kind_of: impl Fn(&str) -> Option<StakeholderKind>) 
                 let origin = format!("{file}:{}", row.line);
                 match records {
                     Records::Stakeholders => {
-                        let Some(new) = stakeholder(&mut fields) else { continue };
+                        let Some((new, patch)) = stakeholder(&mut fields) else { continue };
                         let column = fields.get("key").map_or(1, |(_, column)| column);
                         if let Some((first, _)) = keys.get(new.key.as_str()) {
                             fields.report(
@@ -435,7 +490,7 @@ pub fn plan(inputs: &Inputs, kind_of: impl Fn(&str) -> Option<StakeholderKind>) 
                         }
                         keys.insert(new.key.as_str().to_owned(), (origin.clone(), new.kind()));
                         plan.stakeholders += 1;
-                        plan.commands.push(Command::UpsertStakeholder(new));
+                        plan.commands.push(Command::UpsertStakeholder { new, patch });
                     }
                     Records::Relationships => {
                         let Some((from, to, upsert)) = relationship(&mut fields) else { continue };
@@ -494,5 +549,21 @@ pub fn plan(inputs: &Inputs, kind_of: impl Fn(&str) -> Option<StakeholderKind>) 
         Ok(plan)
     } else {
         Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_lines_are_counted_across_crlf_blank_lines_quoted_newlines_and_ragged_rows() {
+        let text = b"kind,key\r\nA,1\r\n\r\nB,\"two\nlines\"\r\nC,3,extra\r\nD,4\r\n";
+        let (rows, problems) = csv_rows(text, "f.csv");
+        let lines: Vec<usize> = rows.iter().map(|row| row.line).collect();
+        assert_eq!(lines, [2, 4, 7]);
+        assert_eq!(problems.len(), 1);
+        assert_eq!((problems[0].line, problems[0].column), (6, 1), "{}", problems[0]);
+        assert_eq!(rows[1].values[1].2, "two\nlines");
     }
 }

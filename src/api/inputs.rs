@@ -563,9 +563,11 @@ pub struct RecordInteractionsInput {
     pub interactions: Vec<InteractionInput>,
 }
 
-/// Stakeholders of every kind to create, or to update by their `key`, in one transaction. Each item is the whole
-/// record as for a create (an optional field left out keeps its stored value; a customer's `status` defaults to
-/// PROSPECT as for a create, so send it). Sending the same records again changes nothing and logs nothing.
+/// Stakeholders of every kind to create, or to update by their `key`, in one transaction. Each item is a record as
+/// for a create. For a stakeholder that exists, the name and the optional fields given change (those left out keep
+/// their values); power, interest, `private`, the markets, a customer's status and an employee's candidate flag
+/// are set on creation only (they have defaults here, so an item cannot tell them apart from absent ones: change
+/// them with the `update*` mutations). Sending the same records again changes nothing and logs nothing.
 #[derive(InputObject, Debug, Default)]
 pub struct UpsertStakeholdersInput {
     /// Customers.
@@ -641,7 +643,8 @@ impl UpsertStakeholdersInput {
                     format!("key '{}' is also given at {first}; send each stakeholder once", new.key),
                 ));
             }
-            upserts.push((Command::UpsertStakeholder(new), at));
+            let patch = new.optional_patch();
+            upserts.push((Command::UpsertStakeholder { new, patch }, at));
         }
         Ok(upserts)
     }

@@ -12,10 +12,16 @@ use serde::{Deserialize, Serialize};
 pub enum Command {
     /// Create a stakeholder.
     CreateStakeholder(NewStakeholder),
-    /// Create the stakeholder with this key, or, when a live one of the same kind has it, change that one to the
-    /// fields given ([`NewStakeholder::as_patch`]: absent optional fields keep their values); nothing is written
-    /// or logged when nothing differs, so sending the same record again is a no-op.
-    UpsertStakeholder(NewStakeholder),
+    /// Create the stakeholder `new` (its key not used yet), or, when a live one of the same kind has the key,
+    /// change that one with `patch` (the fields the sender gave; the others keep their values; a customer who left
+    /// comes back only through status WON_BACK). Nothing is written or logged when nothing differs, so sending the
+    /// same record again is a no-op.
+    UpsertStakeholder {
+        /// The record to create.
+        new: NewStakeholder,
+        /// What to change on the existing stakeholder with `new`'s key.
+        patch: StakeholderPatch,
+    },
     /// Change a stakeholder's fields.
     UpdateStakeholder {
         /// Which one.

@@ -87,7 +87,7 @@ impl RelationshipUpsert {
             bonds: self.bonds.unwrap_or_default(),
             trust: self.trust,
             commitment: self.commitment,
-            since: self.since.unwrap_or(at),
+            since: stored_time(self.since.unwrap_or(at)),
             basis: self.basis,
             created_at: at,
             updated_at: at,
@@ -110,7 +110,7 @@ impl RelationshipUpsert {
         if self.commitment.is_some() {
             existing.commitment = self.commitment;
         }
-        if let Some(since) = self.since {
+        if let Some(since) = self.since.map(stored_time) {
             existing.since = since;
         }
         if self.basis.is_some() {
@@ -204,4 +204,10 @@ impl NewInteraction {
             Ok(())
         }
     }
+}
+
+/// `time` as the stores keep it, to the millisecond: an upsert that sends a finer time than it was stored with
+/// then compares equal to what is stored (and changes nothing) instead of looking like a change every time.
+fn stored_time(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
 }

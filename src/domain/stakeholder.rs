@@ -484,14 +484,14 @@ pub struct NewStakeholder {
 }
 
 impl NewStakeholder {
-    /// The patch that makes an existing stakeholder of the same kind what this input describes: every field it
-    /// gives (name, power, interest, private, the extra markets, the fields of its kind); an optional field it
-    /// leaves out keeps its stored value. A customer's status goes through the same rules as an update (a
-    /// customer who left and comes back through it is a win-back).
-    pub fn as_patch(&self) -> StakeholderPatch {
+    /// The patch of the fields a create input gives only when the sender means them: the name and the optional
+    /// fields of its kind (absent ones keep their values). Power, interest, the private flag, the extra markets, a
+    /// customer's status and an employee's candidate flag have defaults in a create input, so an upsert of an
+    /// existing stakeholder from such an input leaves them as they are (a sender changes them with an update).
+    pub fn optional_patch(&self) -> StakeholderPatch {
         let details = match &self.details {
             KindDetails::Customer(customer) => DetailsPatch::Customer {
-                status: Some(customer.status),
+                status: None,
                 segment: customer.segment.clone(),
                 lifetime_value: customer.lifetime_value,
                 perceived_value: customer.perceived_value,
@@ -502,24 +502,15 @@ impl NewStakeholder {
             KindDetails::Distributor { channel, region } => {
                 DetailsPatch::Distributor { channel: channel.clone(), region: region.clone() }
             }
-            KindDetails::Employee { role, department, candidate } => DetailsPatch::Employee {
-                role: role.clone(),
-                department: department.clone(),
-                candidate: Some(*candidate),
-            },
+            KindDetails::Employee { role, department, .. } => {
+                DetailsPatch::Employee { role: role.clone(), department: department.clone(), candidate: None }
+            }
             KindDetails::Media { outlet, reach } => DetailsPatch::Media { outlet: outlet.clone(), reach: *reach },
             KindDetails::Government { agency, jurisdiction } => {
                 DetailsPatch::Government { agency: agency.clone(), jurisdiction: jurisdiction.clone() }
             }
         };
-        StakeholderPatch {
-            name: Some(self.name.clone()),
-            power: Some(self.power),
-            interest: Some(self.interest),
-            private: Some(self.private),
-            extra_markets: Some(self.extra_markets),
-            details: Some(details),
-        }
+        StakeholderPatch { name: Some(self.name.clone()), details: Some(details), ..StakeholderPatch::default() }
     }
 
     /// Its kind.

@@ -6,9 +6,9 @@
 use crate::domain::program::MAX_PROGRAMS;
 use crate::domain::strength::{DecayedSums, StrengthModel};
 use crate::domain::{
-    Applied, ChangeEvent, ChangeKind, Command, Interaction, NewInteraction, NewProgram, NewStakeholder, Outcome,
-    PendingEvent, Program, ProgramId, Relationship, RelationshipId, RelationshipType, RelationshipUpsert, Stakeholder,
-    StakeholderId,
+    Applied, ChangeEvent, ChangeKind, Command, CustomerStatus, Interaction, NewInteraction, NewProgram, NewStakeholder,
+    Outcome, PendingEvent, Program, ProgramId, Relationship, RelationshipId, RelationshipType, RelationshipUpsert,
+    Stakeholder, StakeholderId,
 };
 use crate::store::{Rejection, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
@@ -131,14 +131,14 @@ impl<T: BatchTarget> Batch<'_, T> {
     fn command(&mut self, index: usize, command: Command) -> StoreResult<Outcome> {
         match command {
             Command::CreateStakeholder(new) => self.create_stakeholder(index, new),
-            Command::UpsertStakeholder(new) => match self.target.stakeholder_with_key(new.key.as_str())? {
+            Command::UpsertStakeholder { new, patch } => match self.target.stakeholder_with_key(new.key.as_str())? {
                 None => match self.create_stakeholder(index, new)? {
                     Outcome::Stakeholder(stakeholder) => {
                         Ok(Outcome::StakeholderUpserted { stakeholder, created: true, changed: false })
                     }
                     other => Ok(other),
                 },
-                Some(id) => self.update_by_key(index, id, new),
+                Some(id) => self.update_by_key(index, id, new, patch),
             },
             Command::UpdateStakeholder { id, patch } => {
                 let before = self.live_stakeholder(index, id)?;
@@ -205,7 +205,13 @@ impl<T: BatchTarget> Batch<'_, T> {
 
     /// Makes stakeholder `id`, which has `new`'s key, what `new` describes: refused when it is archived or of
     /// another kind; nothing written or logged when nothing differs.
-    fn update_by_key(&mut self, index: usize, id: StakeholderId, new: NewStakeholder) -> StoreResult<Outcome> {
+    fn update_by_key(
+        &mut self,
+        index: usize,
+        id: StakeholderId,
+        new: NewStakeholder,
+        patch: crate::domain::StakeholderPatch,
+    ) -> StoreResult<Outcome> {
         let before = self.stakeholder(index, id)?;
         if before.is_archived() {
             return Err(StoreError::rejected(
@@ -233,8 +239,27 @@ impl<T: BatchTarget> Batch<'_, T> {
                 ),
             ));
         }
+        // A customer who left comes back only when the sender says so: a stale record's "ACTIVE" is no win-back.
+        if let (
+            Some(CustomerStatus::Churned),
+            Some(crate::domain::DetailsPatch::Customer { status: Some(status), .. }),
+        ) = (before.details.customer_status(), &patch.details)
+        {
+            if !matches!(status, CustomerStatus::Churned | CustomerStatus::WonBack) {
+                return Err(StoreError::rejected(
+                    index,
+                    "status",
+                    Rejection::Conflict,
+                    format!(
+                        "customer '{}' has left (its exit is recorded), so an upsert does not make it {status}; \
+                         send WON_BACK to record that it came back, or leave the status out",
+                        new.key
+                    ),
+                ));
+            }
+        }
         let mut after = before.clone();
-        after.apply_patch(new.as_patch(), self.at).map_err(|error| refused(index, error))?;
+        after.apply_patch(patch, self.at).map_err(|error| refused(index, error))?;
         let unchanged = Stakeholder { updated_at: before.updated_at, ..after.clone() } == before;
         if unchanged {
             return Ok(Outcome::StakeholderUpserted { stakeholder: before, created: false, changed: false });

@@ -439,7 +439,8 @@ pub async fn programmes_and_memberships_are_kept_with_their_rules_and_logged(sto
 fn upsert(key: &str, name: &str) -> Command {
     let Command::CreateStakeholder(mut new) = customer(key) else { unreachable!() };
     new.name = Label::parse(name).unwrap();
-    Command::UpsertStakeholder(new)
+    let patch = new.optional_patch();
+    Command::UpsertStakeholder { new, patch }
 }
 
 pub async fn an_upsert_by_key_creates_changes_or_leaves_alone_and_logs_only_changes(store: Arc<dyn GraphStore>) {
@@ -468,13 +469,14 @@ pub async fn an_upsert_by_key_creates_changes_or_leaves_alone_and_logs_only_chan
         (serde_json::json!("Beta"), serde_json::json!("Beta Ltd"))
     );
     // A key of another kind, or of an archived stakeholder, is refused, and the batch leaves nothing.
-    let supplier = Command::UpsertStakeholder(NewStakeholder {
+    let supplier = NewStakeholder {
         details: KindDetails::Supplier { category: None },
         ..match customer("A") {
             Command::CreateStakeholder(new) => new,
             _ => unreachable!(),
         }
-    });
+    };
+    let supplier = Command::UpsertStakeholder { patch: supplier.optional_patch(), new: supplier };
     let error = store.apply(vec![upsert("D", "Delta"), supplier], Utc::now()).await.unwrap_err();
     assert_eq!(refusal(error), (1, "key".to_owned(), Rejection::Conflict));
     store.apply(vec![Command::ArchiveStakeholder { id: StakeholderId(1) }], Utc::now()).await.unwrap();

@@ -14,7 +14,7 @@ EMPLOYEE,E-1,Ana Ruiz,0.4,0.8,true,,,,,,Account manager
 ";
 
 const LINKS: &str = r#"{"from_key": "E-1", "to_key": "C-1", "type": "MANAGES", "level": "PROACTIVE", "trust": 0.8}
-{"from_key": "C-1", "to_key": "S-1", "type": "KNOWS", "bonds": ["SOCIAL"], "since": "2025-03-01"}
+{"from_key": "C-1", "to_key": "S-1", "type": "KNOWS", "bonds": ["SOCIAL"], "since": "2025-03-01T09:30:00.123456Z"}
 "#;
 
 /// Runs `stakegraph import --db t.db` with `args` in `dir`.
@@ -169,4 +169,58 @@ fn an_import_killed_part_way_resumes_with_every_row_exactly_once() {
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder"), ROWS as i64);
     assert_eq!(count(dir.path(), "SELECT COUNT(DISTINCT key) FROM stakeholder"), ROWS as i64);
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM change_log"), ROWS as i64, "each row logged exactly once");
+}
+
+/// A field a file leaves out keeps what the database has (a private stakeholder stays private); a customer who left
+/// is not brought back by a stale ACTIVE, only by WON_BACK.
+#[test]
+fn what_a_file_leaves_out_is_kept_and_a_recorded_exit_is_not_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("people.csv"), PEOPLE).unwrap();
+    report(&import(dir.path(), &["--stakeholders", "people.csv"]));
+    assert_eq!(count(dir.path(), "SELECT private FROM stakeholder WHERE key = 'E-1'"), 1);
+    // The CRM's file has no `private` or `markets` column.
+    std::fs::write(dir.path().join("crm.csv"), "kind,key,name,power,interest\nEMPLOYEE,E-1,Ana Ruiz-Diaz,0.4,0.8\n")
+        .unwrap();
+    let renamed = report(&import(dir.path(), &["--stakeholders", "crm.csv"]));
+    assert_eq!(renamed["stakeholders"]["changed"], 1);
+    assert_eq!(count(dir.path(), "SELECT private FROM stakeholder WHERE key = 'E-1'"), 1, "still private");
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder WHERE name = 'Ana Ruiz-Diaz'"), 1);
+
+    // C-1 leaves (recorded in the app); last night's file still says ACTIVE.
+    let store = stakegraph::store::SqliteStore::open(dir.path().join("t.db")).unwrap();
+    let exit = stakegraph::domain::CustomerExit {
+        reason: stakegraph::domain::ExitReason::Price,
+        date: chrono::Utc::now().date_naive(),
+    };
+    let id = {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            use stakegraph::store::GraphStore;
+            let id = store.stakeholder_by_key("C-1").await.unwrap().unwrap().id;
+            store
+                .apply(vec![stakegraph::domain::Command::RecordCustomerExit { id, exit }], chrono::Utc::now())
+                .await
+                .unwrap();
+            id
+        })
+    };
+    drop(store);
+    let stale = import(dir.path(), &["--stakeholders", "people.csv"]);
+    assert!(!stale.status.success());
+    let stderr = String::from_utf8_lossy(&stale.stderr);
+    assert!(stderr.contains("people.csv:2: status: customer 'C-1' has left"), "{stderr}");
+    let churned = format!("SELECT COUNT(*) FROM stakeholder WHERE id = {} AND status = 'CHURNED'", id.0);
+    assert_eq!(count(dir.path(), &churned), 1, "the exit stands");
+    std::fs::write(
+        dir.path().join("back.csv"),
+        "kind,key,name,power,interest,status\nCUSTOMER,C-1,Harbour Bakeries,0.5,0.6,WON_BACK\n",
+    )
+    .unwrap();
+    let back = report(&import(dir.path(), &["--stakeholders", "back.csv"]));
+    assert_eq!(back["stakeholders"]["changed"], 1);
+    assert_eq!(
+        count(dir.path(), &format!("SELECT COUNT(*) FROM stakeholder WHERE id = {} AND status = 'WON_BACK'", id.0)),
+        1
+    );
 }

@@ -80,7 +80,7 @@ impl Lookups {
         let mut lookups = Self::default();
         for command in commands {
             match command {
-                Command::CreateStakeholder(new) | Command::UpsertStakeholder(new) => {
+                Command::CreateStakeholder(new) | Command::UpsertStakeholder { new, .. } => {
                     lookups.keys.insert(new.key.as_str().to_owned());
                 }
                 Command::UpdateStakeholder { id, .. }
