@@ -73,6 +73,18 @@ const WEIGHTS: &[(&str, u64)] = &[
     ("marketOverview", 1_000),
 ];
 
+/// Mutations whose payload lists one item per item of their input, with the name of that list: what is selected
+/// under it is resolved once per input item (up to `limits.max_batch`), not once per page.
+const BULK: &[(&str, &str)] = &[
+    ("upsertStakeholders", "stakeholders"),
+    ("upsertRelationships", "relationships"),
+    ("recordInteractions", "interactions"),
+];
+
+/// The items of a bulk mutation whose input's size cannot be read from the document: the default
+/// `limits.max_batch` (a larger input is refused by the mutation itself).
+const BULK_ITEMS_UNKNOWN: u64 = 1_000;
+
 /// What an analysis (or an aggregate) weighs.
 const ANALYSIS_WEIGHT: u64 = 1_000;
 
@@ -360,8 +372,62 @@ impl Pricing<'_> {
         }
     }
 
+    /// How many items the lists of `field`'s `input` object hold together (its variable's value, or its own
+    /// lists); `None` when that cannot be read.
+    fn input_items(&self, field: &Field) -> Option<u64> {
+        let (_, input) = field.arguments.iter().find(|(argument, _)| argument.node == "input")?;
+        let lists: Vec<u64> = match &input.node {
+            Value::Object(members) => members.values().filter_map(|value| self.list_len(value)).collect(),
+            Value::Variable(name) => match self.variable(name)? {
+                ConstValue::Object(members) => members
+                    .values()
+                    .filter_map(|value| match value {
+                        ConstValue::List(items) => Some(items.len() as u64),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        (!lists.is_empty()).then(|| lists.iter().fold(0u64, |total, items| total.saturating_add(*items)))
+    }
+
+    /// A bulk mutation: its payload's `list` priced once per input item, the rest once.
+    fn bulk(&self, field: &Field, list: &str) -> Cost {
+        let items = self.input_items(field).unwrap_or(BULK_ITEMS_UNKNOWN);
+        let mut inner = Cost::default();
+        for selection in &field.selection_set.node.items {
+            let cost = match &selection.node {
+                Selection::Field(child) if child.node.name.node == list => {
+                    let each = self.set(&child.node.selection_set.node, false);
+                    let times = |value: u64| items.saturating_mul(value);
+                    Cost {
+                        fields: each.fields.saturating_add(1),
+                        depth: each.depth.saturating_add(1),
+                        nodes: items.saturating_add(times(each.nodes)),
+                        work: times(each.work).saturating_add(1),
+                        analyses: times(each.analyses),
+                        forecasts: times(each.forecasts),
+                    }
+                }
+                other => self.selection(other, false),
+            };
+            inner = inner.add(cost);
+        }
+        Cost {
+            fields: inner.fields.saturating_add(1),
+            depth: inner.depth.saturating_add(1),
+            work: inner.work.saturating_add(1),
+            ..inner
+        }
+    }
+
     fn field(&self, field: &Field, root: bool) -> Cost {
         let name = field.name.node.as_str();
+        if let Some((_, list)) = BULK.iter().find(|(mutation, _)| *mutation == name) {
+            return self.bulk(field, list);
+        }
         let (fan_out, page) = self.fan_out(field);
         let (repeated, once) = if CONNECTIONS.contains(&name) {
             self.connection(&field.selection_set.node)
@@ -453,6 +519,26 @@ pub(crate) mod tests {
     fn cost(query: &str, variables: serde_json::Value) -> Cost {
         let document = async_graphql::parser::parse_query(query).unwrap();
         Cost::of(&document, &Variables::from_json(variables), 20).unwrap()
+    }
+
+    #[test]
+    fn a_bulk_mutation_s_payload_list_is_priced_per_input_item() {
+        let query = "mutation($input: UpsertStakeholdersInput!) { upsertStakeholders(input: $input) { created \
+                     stakeholders { id relationships(first: 100) { edges { node { strength { fallsBelow(threshold: 0.3) } } } } } } }";
+        let item = serde_json::json!({ "key": "K", "name": "N" });
+        let three = serde_json::json!({ "input": { "customers": [item, item], "suppliers": [item] } });
+        let priced = cost(query, three);
+        assert_eq!(priced.forecasts, 3 * 100, "each of the 3 items' 100 relationships");
+        assert_eq!(priced.nodes, 3 + 3 * 100);
+        // Not readable from the document: priced at the default batch limit.
+        let unknown = "mutation { upsertStakeholders(input: { customers: $list }) { stakeholders { \
+                       relationships(first: 100) { edges { node { strength { fallsBelow(threshold: 0.3) } } } } } } }";
+        assert_eq!(cost(unknown, serde_json::json!({})).forecasts, 1_000 * 100);
+        let interactions = cost(
+            "mutation($input: RecordInteractionsInput!) { recordInteractions(input: $input) { count interactions { id } } }",
+            serde_json::json!({ "input": { "interactions": [{}, {}, {}, {}] } }),
+        );
+        assert_eq!((interactions.nodes, interactions.work), (4, 1 + 1 + (4 + 1)));
     }
 
     #[test]

@@ -841,6 +841,14 @@ async fn upsert_stakeholders_by_key_is_one_transaction_and_a_repeat_is_a_no_op()
     assert_eq!(error_code(&refused), ("LIMIT_EXCEEDED".into(), "input".into()), "{refused:#}");
     let refused = run_as(&schema, Caller::Key(Role::Admin), UPSERT_STAKEHOLDERS, json!({ "input": {} })).await;
     assert_eq!(error_code(&refused).0, "BAD_USER_INPUT");
+    // The payload's list is priced per item: 6 items × 100 relationships' forecasts is past `max_forecasts` (500).
+    let six: Vec<Value> =
+        (0..6).map(|i| json!({ "key": format!("F-{i}"), "name": "F", "power": 0.5, "interest": 0.5 })).collect();
+    let heavy = "mutation($input: UpsertStakeholdersInput!) { upsertStakeholders(input: $input) { stakeholders { \
+                 relationships(first: 100) { edges { node { strength { fallsBelow(threshold: 0.3) } } } } } } }";
+    let schema_six = build_schema(store.clone(), ApiLimits { max_batch: 10, ..Default::default() }, false);
+    let refused = run_as(&schema_six, Caller::Key(Role::Admin), heavy, json!({ "input": { "suppliers": six } })).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{refused:#}");
     let refused = run_as(&schema, Caller::Key(Role::Viewer), UPSERT_STAKEHOLDERS, records("Viewer")).await;
     assert!(refused["errors"][0]["extensions"]["code"] == "FORBIDDEN", "{refused:#}");
     assert_eq!(store.counts().await.unwrap().changes, 4);
