@@ -451,9 +451,18 @@ pub struct Plan {
     pub relationships: usize,
 }
 
-/// Reads and checks every file: the plan, or every problem found. `kind_of` tells the kind of the stakeholder
-/// with a key that no stakeholder file gives (from the database; `None`: no such stakeholder).
-pub fn plan(inputs: &Inputs, kind_of: impl Fn(&str) -> Option<StakeholderKind>) -> Result<Plan, Vec<Problem>> {
+/// What the database says of a key that no stakeholder file gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// A live stakeholder of this kind has it.
+    Live(StakeholderKind),
+    /// An archived stakeholder has it: it can no longer change, nor gain relationships.
+    Archived,
+}
+
+/// Reads and checks every file: the plan, or every problem found. `known` says what the database holds for a key
+/// that no stakeholder file gives (`None`: no stakeholder has it).
+pub fn plan(inputs: &Inputs, known: impl Fn(&str) -> Option<Known>) -> Result<Plan, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut plan = Plan::default();
     // Each key's first place and kind, in the stakeholder files.
@@ -496,17 +505,28 @@ pub fn plan(inputs: &Inputs, kind_of: impl Fn(&str) -> Option<StakeholderKind>) 
                         let Some((from, to, upsert)) = relationship(&mut fields) else { continue };
                         let mut kinds = Vec::with_capacity(2);
                         for (key, name) in [(&from, "from_key"), (&to, "to_key")] {
-                            let kind = keys.get(key.as_str()).map(|(_, kind)| *kind).or_else(|| kind_of(key.as_str()));
-                            match kind {
-                                Some(kind) => kinds.push(kind),
-                                None => {
-                                    let column = fields.get(name).map_or(1, |(_, column)| column);
-                                    fields.report(
-                                        column,
-                                        name,
-                                        format!("no stakeholder has key '{key}'; add it to a stakeholder file or fix the key"),
-                                    );
-                                }
+                            let found = match keys.get(key.as_str()) {
+                                Some((_, kind)) => Some(Known::Live(*kind)),
+                                None => known(key.as_str()),
+                            };
+                            let column = fields.get(name).map_or(1, |(_, column)| column);
+                            match found {
+                                Some(Known::Live(kind)) => kinds.push(kind),
+                                Some(Known::Archived) => fields.report(
+                                    column,
+                                    name,
+                                    format!(
+                                        "'{key}' belongs to an archived stakeholder, which gains no relationships; \
+                                         use a live stakeholder's key"
+                                    ),
+                                ),
+                                None => fields.report(
+                                    column,
+                                    name,
+                                    format!(
+                                        "no stakeholder has key '{key}'; add it to a stakeholder file or fix the key"
+                                    ),
+                                ),
                             }
                         }
                         let type_column = fields.get("type").map_or(1, |(_, column)| column);

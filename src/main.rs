@@ -394,9 +394,12 @@ async fn import(
     let mut known = std::collections::HashMap::new();
     for key in stakegraph::import::referenced_keys(&inputs) {
         if let Some(stakeholder) = store.stakeholder_by_key(&key).await? {
-            if !stakeholder.is_archived() {
-                known.insert(key, stakeholder.kind());
-            }
+            let found = if stakeholder.is_archived() {
+                stakegraph::import::Known::Archived
+            } else {
+                stakegraph::import::Known::Live(stakeholder.kind())
+            };
+            known.insert(key, found);
         }
     }
     eprintln!("checking {} file(s)", inputs.stakeholders.len() + inputs.relationships.len());

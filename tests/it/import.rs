@@ -224,3 +224,32 @@ fn what_a_file_leaves_out_is_kept_and_a_recorded_exit_is_not_undone() {
         1
     );
 }
+
+/// A relationship to a stakeholder archived in the database is reported as such, at its field.
+#[test]
+fn a_relationship_to_an_archived_stakeholder_is_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("people.csv"), PEOPLE).unwrap();
+    report(&import(dir.path(), &["--stakeholders", "people.csv"]));
+    let store = stakegraph::store::SqliteStore::open(dir.path().join("t.db")).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use stakegraph::store::GraphStore;
+        let id = store.stakeholder_by_key("S-1").await.unwrap().unwrap().id;
+        store.apply(vec![stakegraph::domain::Command::ArchiveStakeholder { id }], chrono::Utc::now()).await.unwrap();
+    });
+    drop(store);
+    std::fs::write(
+        dir.path().join("link.jsonl"),
+        "{\"from_key\": \"C-1\", \"to_key\": \"S-1\", \"type\": \"KNOWS\"}\n",
+    )
+    .unwrap();
+    let output = import(dir.path(), &["--relationships", "link.jsonl"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "link.jsonl:1:21: to_key: 'S-1' belongs to an archived stakeholder, which gains no relationships"
+        ),
+        "{stderr}"
+    );
+}
