@@ -17,7 +17,6 @@ use crate::domain::{KindDetails, RelationshipId, StakeholderId};
 use chrono::{DateTime, Utc};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::time::Instant;
 
 /// What the records say of a customer's churn risk before its principal relationship's history is read.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,26 +67,6 @@ pub fn standing(
         strength: chosen.filter(|tie| tie.relationship.sums.covers(at)).map(|tie| tie.strength),
         manager_share,
     })
-}
-
-/// The standings of `customers` at `at` (`None` where the records do not hold one live), or `None` once
-/// `deadline` passes. O(Σ r).
-pub fn standings(
-    records: &Records,
-    strength: &StrengthModel,
-    customers: &[StakeholderId],
-    sees_private: bool,
-    at: DateTime<Utc>,
-    deadline: Instant,
-) -> Option<Vec<Option<Standing>>> {
-    let mut found = Vec::with_capacity(customers.len());
-    for (index, customer) in customers.iter().enumerate() {
-        if index % 256 == 255 && Instant::now() >= deadline {
-            return None;
-        }
-        found.push(standing(records, strength, *customer, sees_private, at));
-    }
-    Some(found)
 }
 
 /// The upper bound of the value at risk of a customer with `lifetime_value` and this standing under `model`.

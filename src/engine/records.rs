@@ -254,16 +254,7 @@ impl Records {
         id: StakeholderId,
         wanted: impl Fn(&Relationship) -> bool,
     ) -> Option<Vec<Relationship>> {
-        self.stakeholders.get(&id)?;
-        let Some(ids) = self.of.get(&id) else { return Some(Vec::new()) };
-        let mut found = Vec::new();
-        for id in ids.iter() {
-            let relationship = self.relationships.get(id)?;
-            if wanted(relationship) {
-                found.push(relationship.clone());
-            }
-        }
-        Some(found)
+        Some(self.relationships_of(id)?.filter(|relationship| wanted(relationship)).cloned().collect())
     }
 
     /// The page `query` asks for, when the records answer it exactly as the store would: live stakeholders in id
