@@ -837,7 +837,7 @@ async fn record_interactions(
     });
     writer
         .write("interactions", counts.iter().sum(), 1, commands, |outcome| match outcome {
-            Outcome::Interactions(recorded) => Some(recorded.len() as u64),
+            Outcome::Interactions { recorded, .. } => Some(recorded as u64),
             _ => None,
         })
         .await
@@ -905,6 +905,7 @@ fn write_interactions(
             product_line: purchase.map(|(_, line)| line),
             note: rng.gen_bool(0.12).then(|| pick(rng, words::notes(channel)).to_string()),
             topic: topic(channel, inbound, sentiment, buyer.is_some()),
+            key: None,
         });
     }
 }

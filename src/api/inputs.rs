@@ -538,6 +538,10 @@ pub struct InteractionInput {
     pub note: Option<String>,
     /// What it was about.
     pub topic: Option<Topic>,
+    /// Your own identifier for it (a mail's Message-ID, a CRM activity id; at most 200 characters), unique in the
+    /// store: sending an interaction whose key is already recorded records nothing and returns the recorded one,
+    /// so a retried request records it once; sending different values under a recorded key is refused.
+    pub key: Option<String>,
 }
 
 impl InteractionInput {
@@ -552,6 +556,7 @@ impl InteractionInput {
             product_line: optional_label(&format!("{path}.productLine"), self.product_line.as_deref())?,
             note: self.note.as_deref().map(|note| at(format!("{path}.note"), parse_note(note))).transpose()?.flatten(),
             topic: self.topic.map(Into::into),
+            key: optional_label(&format!("{path}.key"), self.key.as_deref())?,
         })
     }
 }

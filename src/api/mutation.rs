@@ -126,9 +126,10 @@ pub struct UpsertRelationshipsPayload {
 /// What `recordInteractions` recorded.
 #[derive(SimpleObject)]
 pub struct RecordInteractionsPayload {
-    /// The recorded interactions, in input order.
+    /// The interactions, in input order: recorded now, or, for one whose key was recorded before, as it was
+    /// recorded then.
     pub interactions: Vec<Interaction>,
-    /// How many were recorded.
+    /// How many this request recorded (those whose keys were recorded before are listed but not counted).
     pub count: usize,
 }
 
@@ -297,9 +298,9 @@ impl Mutation {
         let max_batch = ctx.data_unchecked::<ApiContext>().limits.max_batch;
         let command = input.parse("input", max_batch)?;
         match apply_one(ctx, command, "input.interactions").await? {
-            Outcome::Interactions(recorded) => Ok(RecordInteractionsPayload {
-                count: recorded.len(),
-                interactions: recorded.into_iter().map(Interaction).collect(),
+            Outcome::Interactions { interactions, recorded } => Ok(RecordInteractionsPayload {
+                count: recorded,
+                interactions: interactions.into_iter().map(Interaction).collect(),
             }),
             _ => Err(ApiError::Internal),
         }

@@ -244,6 +244,11 @@ impl Interaction {
         self.0.note.as_deref()
     }
 
+    /// The recorder's own identifier for it (unique), when it was recorded with one.
+    async fn key(&self) -> Option<&str> {
+        self.0.key.as_ref().map(|key| key.as_str())
+    }
+
     /// What it was about; null when not recorded.
     async fn topic(&self) -> Option<Topic> {
         self.0.topic.map(Into::into)

@@ -4,6 +4,7 @@ use super::program::{NewProgram, Program};
 use super::relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 use super::stakeholder::{CustomerExit, NewStakeholder, Stakeholder, StakeholderPatch};
 use super::values::{Label, ProgramId, RelationshipId, StakeholderId};
+use super::vocabulary::RelationshipType;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,9 @@ pub enum Command {
     },
     /// Record interactions, possibly on several relationships.
     RecordInteractions(Vec<NewInteraction>),
+    /// Record interactions on the relationships with these ends (by key) and types, resolved inside the batch like
+    /// [`Command::UpsertRelationshipByKey`]'s; each interaction's own `relationship` is not read.
+    RecordInteractionsByKey(Vec<KeyedInteraction>),
     /// Record that a customer left.
     RecordCustomerExit {
         /// Which customer.
@@ -84,6 +88,20 @@ pub enum Command {
     },
 }
 
+/// An interaction on the relationship of type `rel_type` from the stakeholder with key `from` to the one with key
+/// `to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyedInteraction {
+    /// The key of the stakeholder the relationship starts at.
+    pub from: Label,
+    /// The key of the stakeholder it ends at.
+    pub to: Label,
+    /// Its type.
+    pub rel_type: RelationshipType,
+    /// The interaction.
+    pub interaction: NewInteraction,
+}
+
 /// What one command produced.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -108,8 +126,15 @@ pub enum Outcome {
         /// written or logged).
         changed: bool,
     },
-    /// The interactions recorded, in input order.
-    Interactions(Vec<Interaction>),
+    /// The interactions, in input order: each one recorded by the command, or, for one whose key was already
+    /// recorded, as it was recorded then.
+    Interactions {
+        /// Every interaction of the command.
+        interactions: Vec<Interaction>,
+        /// How many of them the command recorded (the others' keys were recorded before, and nothing was written or
+        /// logged for them).
+        recorded: usize,
+    },
     /// The programme created.
     Program(Program),
 }

@@ -496,6 +496,7 @@ mod tests {
             product_line: None,
             note: None,
             topic,
+            key: None,
         };
         let history = [
             interaction(200, Direction::Inbound, Some(Topic::Complaint)), // outside the window

@@ -12,7 +12,7 @@ pub mod values;
 pub mod vocabulary;
 
 pub use access::Role;
-pub use change::{Applied, ChangeEvent, ChangeKind, Command, Outcome, PendingEvent};
+pub use change::{Applied, ChangeEvent, ChangeKind, Command, KeyedInteraction, Outcome, PendingEvent};
 pub use program::{Membership, NewProgram, Program};
 pub use relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 pub use stakeholder::{

@@ -144,6 +144,9 @@ pub struct Interaction {
     pub topic: Option<Topic>,
     /// Free text.
     pub note: Option<String>,
+    /// The recorder's own identifier for it (a mail's Message-ID, a CRM activity id), unique in the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Label>,
 }
 
 /// An interaction to record; the store assigns the id.
@@ -168,6 +171,11 @@ pub struct NewInteraction {
     pub topic: Option<Topic>,
     /// Free text.
     pub note: Option<String>,
+    /// The recorder's own identifier for it, unique in the store: recording an interaction whose key is already
+    /// recorded changes nothing when it is the same one, and is refused when it differs, so a retried or repeated
+    /// recording is recorded once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Label>,
 }
 
 impl NewInteraction {
@@ -184,6 +192,33 @@ impl NewInteraction {
             product_line: self.product_line,
             topic: self.topic,
             note: self.note,
+            key: self.key,
+        }
+    }
+
+    /// The first field in which `stored` differs from this interaction (times compared as stored, to the
+    /// millisecond), or `None` when it is the same interaction.
+    pub fn differs_from(&self, stored: &Interaction) -> Option<&'static str> {
+        if self.relationship != stored.relationship {
+            Some("relationship")
+        } else if stored_time(self.at) != stored_time(stored.at) {
+            Some("at")
+        } else if self.channel != stored.channel {
+            Some("channel")
+        } else if self.direction != stored.direction {
+            Some("direction")
+        } else if self.sentiment != stored.sentiment {
+            Some("sentiment")
+        } else if self.amount != stored.amount {
+            Some("amount")
+        } else if self.product_line != stored.product_line {
+            Some("productLine")
+        } else if self.topic != stored.topic {
+            Some("topic")
+        } else if self.note != stored.note {
+            Some("note")
+        } else {
+            None
         }
     }
 }

@@ -459,6 +459,7 @@ mod tests {
             product_line: None,
             note: None,
             topic: None,
+            key: None,
         }
     }
 

@@ -247,6 +247,7 @@ mod tests {
             product_line: None,
             topic: None,
             note: None,
+            key: None,
         }
     }
 

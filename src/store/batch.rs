@@ -6,9 +6,9 @@
 use crate::domain::program::MAX_PROGRAMS;
 use crate::domain::strength::{DecayedSums, StrengthModel};
 use crate::domain::{
-    Applied, ChangeEvent, ChangeKind, Command, CustomerStatus, Interaction, NewInteraction, NewProgram, NewStakeholder,
-    Outcome, PendingEvent, Program, ProgramId, Relationship, RelationshipId, RelationshipType, RelationshipUpsert,
-    Stakeholder, StakeholderId,
+    Applied, ChangeEvent, ChangeKind, Command, CustomerStatus, Interaction, KeyedInteraction, NewInteraction,
+    NewProgram, NewStakeholder, Outcome, PendingEvent, Program, ProgramId, Relationship, RelationshipId,
+    RelationshipType, RelationshipUpsert, Stakeholder, StakeholderId,
 };
 use crate::store::{Rejection, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
@@ -42,6 +42,8 @@ pub(crate) trait BatchTarget {
     fn next_relationship_id(&mut self) -> StoreResult<RelationshipId>;
     /// Writes a relationship's fields (created or changed), leaving its decayed sums as they are stored.
     fn put_relationship(&mut self, relationship: &Relationship) -> StoreResult<()>;
+    /// The interaction recorded with this key (this batch's own included).
+    fn interaction_with_key(&mut self, key: &str) -> StoreResult<Option<Interaction>>;
     /// Records an interaction, giving it its id.
     fn insert_interaction(&mut self, interaction: NewInteraction) -> StoreResult<Interaction>;
     /// Writes a relationship's decayed sums.
@@ -188,6 +190,51 @@ impl<T: BatchTarget> Batch<'_, T> {
                 self.upsert_relationship(index, RelationshipUpsert { from, to, ..upsert })
             }
             Command::RecordInteractions(interactions) => self.record_interactions(index, interactions),
+            Command::RecordInteractionsByKey(keyed) => {
+                let mut interactions = Vec::with_capacity(keyed.len());
+                let mut resolved = std::collections::HashMap::new();
+                for (position, KeyedInteraction { from, to, rel_type, mut interaction }) in
+                    keyed.into_iter().enumerate()
+                {
+                    let ends = (from, to, rel_type);
+                    interaction.relationship = match resolved.get(&ends) {
+                        Some(id) => *id,
+                        None => {
+                            let id = self.relationship_by_key(index, position, &ends)?;
+                            resolved.insert(ends, id);
+                            id
+                        }
+                    };
+                    interactions.push(interaction);
+                }
+                self.record_interactions(index, interactions)
+            }
+        }
+    }
+
+    /// The relationship of type `rel_type` between the stakeholders with keys `from` and `to`; refused at
+    /// `{position}.fromKey` or `{position}.toKey` when a key has no owner, at `{position}.type` when there is no
+    /// such relationship.
+    fn relationship_by_key(
+        &mut self,
+        index: usize,
+        position: usize,
+        (from, to, rel_type): &(crate::domain::Label, crate::domain::Label, RelationshipType),
+    ) -> StoreResult<RelationshipId> {
+        let from_id = self.key_owner(index, from, &format!("{position}.fromKey"))?;
+        let to_id = self.key_owner(index, to, &format!("{position}.toKey"))?;
+        match self.target.relationship_between(from_id, to_id, *rel_type)? {
+            Some(relationship) => Ok(relationship.id),
+            None => Err(StoreError::rejected(
+                index,
+                format!("{position}.type"),
+                Rejection::NotFound,
+                format!(
+                    "there is no {} relationship from '{from}' to '{to}'; create it first (in the same batch or \
+                     before) or fix the keys and type",
+                    rel_type.as_str()
+                ),
+            )),
         }
     }
 
@@ -421,7 +468,38 @@ impl<T: BatchTarget> Batch<'_, T> {
     fn record_interactions(&mut self, index: usize, interactions: Vec<NewInteraction>) -> StoreResult<Outcome> {
         let mut relationships: BTreeMap<RelationshipId, Relationship> = BTreeMap::new();
         let mut live = std::collections::BTreeSet::new();
+        // What each interaction is: one already recorded under its key (nothing to do), or one to record.
+        let mut found: Vec<Option<Interaction>> = Vec::with_capacity(interactions.len());
+        let mut keys = std::collections::HashMap::new();
         for (position, interaction) in interactions.iter().enumerate() {
+            if let Some(key) = &interaction.key {
+                if let Some(first) = keys.insert(key.as_str(), position) {
+                    return Err(StoreError::rejected(
+                        index,
+                        format!("{position}.key"),
+                        Rejection::Conflict,
+                        format!("key '{key}' is also given to interaction {first}; give each interaction its own key"),
+                    ));
+                }
+                if let Some(stored) = self.target.interaction_with_key(key.as_str())? {
+                    if let Some(field) = interaction.differs_from(&stored) {
+                        return Err(StoreError::rejected(
+                            index,
+                            format!("{position}.key"),
+                            Rejection::Conflict,
+                            format!(
+                                "key '{key}' is already recorded (interaction {}) with another {field}; a recorded \
+                                 interaction does not change: give a new interaction a new key, or send the \
+                                 recorded one as it was",
+                                stored.id
+                            ),
+                        ));
+                    }
+                    found.push(Some(stored));
+                    continue;
+                }
+            }
+            found.push(None);
             interaction
                 .check_time(self.at)
                 .map_err(|error| StoreError::rejected(index, format!("{position}.at"), Rejection::Invalid, error.0))?;
@@ -441,10 +519,17 @@ impl<T: BatchTarget> Batch<'_, T> {
             }
             relationships.insert(relationship.id, relationship);
         }
-        let recorded =
-            interactions.into_iter().map(|new| self.target.insert_interaction(new)).collect::<StoreResult<Vec<_>>>()?;
+        let mut all = Vec::with_capacity(interactions.len());
+        let mut new = Vec::with_capacity(interactions.len());
+        for (interaction, found) in interactions.into_iter().zip(found) {
+            new.push(found.is_none());
+            all.push(match found {
+                Some(stored) => stored,
+                None => self.target.insert_interaction(interaction)?,
+            });
+        }
         let mut by_relationship: BTreeMap<RelationshipId, Vec<&Interaction>> = BTreeMap::new();
-        for interaction in &recorded {
+        for interaction in all.iter().zip(&new).filter(|(_, new)| **new).map(|(interaction, _)| interaction) {
             by_relationship.entry(interaction.relationship).or_default().push(interaction);
             let sums = &mut relationships.get_mut(&interaction.relationship).expect("looked up above").sums;
             sums.add(
@@ -455,12 +540,13 @@ impl<T: BatchTarget> Batch<'_, T> {
                 interaction.sentiment.get(),
             );
         }
+        let recorded = new.iter().filter(|new| **new).count();
         for relationship in relationships.values() {
             self.target.put_sums(relationship.id, &relationship.sums)?;
         }
         for (id, on_it) in &by_relationship {
             self.events.push(PendingEvent::interactions(&relationships[id], on_it));
         }
-        Ok(Outcome::Interactions(recorded))
+        Ok(Outcome::Interactions { interactions: all, recorded })
     }
 }

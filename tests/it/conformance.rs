@@ -34,7 +34,8 @@ macro_rules! suite {
             the_graph_scan_is_the_rows_at_the_log_position_it_reports,
             programmes_and_memberships_are_kept_with_their_rules_and_logged,
             an_upsert_by_key_creates_changes_or_leaves_alone_and_logs_only_changes,
-            one_batch_creates_stakeholders_and_their_relationships_by_key
+            one_batch_creates_stakeholders_and_their_relationships_by_key,
+            an_interaction_with_a_recorded_key_is_recorded_once_and_a_changed_one_refused
         );
     };
     (@checks $backend:ident, $fresh:path, $attribute:meta, $($check:ident),+) => {
@@ -125,6 +126,7 @@ pub(crate) fn inbound_call(relationship: i64, at: chrono::DateTime<Utc>) -> NewI
         product_line: None,
         note: None,
         topic: Some(Topic::Inquiry),
+        key: None,
     }
 }
 
@@ -199,6 +201,7 @@ pub async fn kept_decayed_sums_equal_a_recomputation_from_the_history(store: Arc
         product_line: None,
         note: None,
         topic: None,
+        key: None,
     };
     // Three batches: recent first, then older ones back-filled, then one newer than all.
     let batches = [
@@ -511,4 +514,64 @@ pub async fn one_batch_creates_stakeholders_and_their_relationships_by_key(store
     assert_eq!(refusal(error), (1, "toKey".to_owned(), Rejection::NotFound));
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.stakeholders, counts.relationships, counts.changes), (3, 2, 5));
+}
+
+/// A call with key `key` on the KNOWS relationship between the stakeholders with keys `from` and `to`.
+fn call_by_key(from: &str, to: &str, key: &str, at: chrono::DateTime<Utc>) -> stakegraph::domain::KeyedInteraction {
+    let mut interaction = inbound_call(0, at);
+    interaction.key = Some(Label::parse(key).unwrap());
+    stakegraph::domain::KeyedInteraction {
+        from: Label::parse(from).unwrap(),
+        to: Label::parse(to).unwrap(),
+        rel_type: RelationshipType::Knows,
+        interaction,
+    }
+}
+
+pub async fn an_interaction_with_a_recorded_key_is_recorded_once_and_a_changed_one_refused(store: Arc<dyn GraphStore>) {
+    let at = Utc::now() - chrono::Duration::days(3);
+    let recorded = |applied: &stakegraph::domain::Applied, index: usize| match &applied.outcomes[index] {
+        Outcome::Interactions { interactions, recorded } => {
+            (interactions.iter().map(|interaction| interaction.id.0).collect::<Vec<_>>(), *recorded)
+        }
+        other => panic!("expected interactions, got {other:?}"),
+    };
+    // Stakeholders, their relationship and two keyed interactions on it, all in one batch, by key.
+    let calls = |keys: &[&str]| {
+        Command::RecordInteractionsByKey(keys.iter().map(|key| call_by_key("A", "B", key, at)).collect())
+    };
+    let first = vec![upsert("A", "Alpha"), upsert("B", "Beta"), knows_by_key("A", "B"), calls(&["m-1", "m-2"])];
+    let applied = store.apply(first, Utc::now()).await.unwrap();
+    assert_eq!(recorded(&applied, 3), (vec![1, 2], 2));
+    assert_eq!(applied.events.last().unwrap().payload["interactions"], serde_json::json!([1, 2]));
+    let sums = store.relationships_by_id(&[RelationshipId(1)]).await.unwrap()[0].sums;
+    // Again with one more: the recorded ones come back as they were, only the new one is written and logged,
+    // and the decayed sums count each interaction once.
+    let again = store.apply(vec![calls(&["m-1", "m-3", "m-2"])], Utc::now()).await.unwrap();
+    assert_eq!(recorded(&again, 0), (vec![1, 3, 2], 1));
+    assert_eq!(again.events.len(), 1);
+    assert_eq!(again.events[0].payload["interactions"], serde_json::json!([3]));
+    let after = store.relationships_by_id(&[RelationshipId(1)]).await.unwrap()[0].sums;
+    assert!((after.weighted - 1.5 * sums.weighted).abs() < 1e-9, "{sums:?} then {after:?}");
+    // Every key already recorded: nothing written, nothing logged.
+    let none = store.apply(vec![calls(&["m-3", "m-1"])], Utc::now()).await.unwrap();
+    assert_eq!((recorded(&none, 0).1, none.events.len()), (0, 0));
+    let stored = store.interactions_by_id(&[stakegraph::domain::InteractionId(3)]).await.unwrap();
+    assert_eq!(stored[0].key.as_ref().map(|key| key.as_str()), Some("m-3"));
+    // A recorded key with other values, a key given twice, and an unknown relationship are refused at their
+    // fields, and the batch leaves nothing.
+    let mut changed = call_by_key("A", "B", "m-1", at);
+    changed.interaction.sentiment = Sentiment::parse(-0.5).unwrap();
+    let error = store
+        .apply(vec![calls(&["m-4"]), Command::RecordInteractionsByKey(vec![changed])], Utc::now())
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(error), (1, "0.key".to_owned(), Rejection::Conflict));
+    let error = store.apply(vec![calls(&["m-5", "m-5"])], Utc::now()).await.unwrap_err();
+    assert_eq!(refusal(error), (0, "1.key".to_owned(), Rejection::Conflict));
+    let reversed = Command::RecordInteractionsByKey(vec![call_by_key("B", "A", "m-6", at)]);
+    let error = store.apply(vec![reversed], Utc::now()).await.unwrap_err();
+    assert_eq!(refusal(error), (0, "0.type".to_owned(), Rejection::NotFound));
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.interactions, counts.changes), (3, 5), "the refused batches left nothing");
 }

@@ -462,6 +462,7 @@ fn every_kind_of_write(target: &Relationship) -> Vec<Vec<Command>> {
         product_line: Some(Label::parse("widgets").unwrap()),
         note: Some("it's \"quoted\" \\ and ünïcode".into()),
         topic: None,
+        key: None,
     };
     let rename = StakeholderPatch {
         name: Some(Label::parse("Renamed \"Zed\"").unwrap()),

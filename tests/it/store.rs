@@ -37,6 +37,7 @@ async fn reopening_under_another_half_life_recomputes_the_kept_sums() {
             product_line: None,
             note: None,
             topic: None,
+            key: None,
         });
     store.apply(vec![Command::RecordInteractions(interactions.to_vec())], now).await.unwrap();
     let kept = store.relationships_by_id(&[RelationshipId(1)]).await.unwrap()[0].sums;

@@ -168,6 +168,7 @@ pub fn interaction_props(interaction: &Interaction) -> Value {
         ("product_line", interaction.product_line.as_ref().map(|line| line.as_str()).into()),
         ("note", interaction.note.clone().into()),
         ("topic", interaction.topic.map(|topic| topic.as_str()).into()),
+        ("key", interaction.key.as_ref().map(|key| key.as_str()).into()),
     ])
 }
 
@@ -191,6 +192,7 @@ pub fn interaction(row: &[Value]) -> StoreResult<Interaction> {
             Value::Null => None,
             value => Some(parse(value, "topic")?),
         },
+        key: row[10].opt_text()?.map(Label::parse).transpose().map_err(|error| invalid("key", error.0))?,
     })
 }
 

@@ -58,6 +58,7 @@ pub static NEO4J_SCHEMA: LazyLock<Vec<String>> = LazyLock::new(|| {
         "CREATE CONSTRAINT stakeholder_id IF NOT EXISTS FOR (s:Stakeholder) REQUIRE s.id IS UNIQUE",
         "CREATE CONSTRAINT stakeholder_key IF NOT EXISTS FOR (s:Stakeholder) REQUIRE s.key IS UNIQUE",
         "CREATE CONSTRAINT interaction_id IF NOT EXISTS FOR (i:Interaction) REQUIRE i.id IS UNIQUE",
+        "CREATE CONSTRAINT interaction_key IF NOT EXISTS FOR (i:Interaction) REQUIRE i.key IS UNIQUE",
         "CREATE CONSTRAINT change_event_seq IF NOT EXISTS FOR (e:ChangeEvent) REQUIRE e.seq IS UNIQUE",
         "CREATE CONSTRAINT counter_name IF NOT EXISTS FOR (c:StakegraphCounter) REQUIRE c.name IS UNIQUE",
         "CREATE CONSTRAINT program_id IF NOT EXISTS FOR (p:Program) REQUIRE p.id IS UNIQUE",
@@ -84,6 +85,7 @@ pub static FALKORDB_SCHEMA: LazyLock<Vec<String>> = LazyLock::new(|| {
         "CREATE INDEX FOR (s:Stakeholder) ON (s.key)",
         "CREATE INDEX FOR (i:Interaction) ON (i.id)",
         "CREATE INDEX FOR (i:Interaction) ON (i.relationship_id)",
+        "CREATE INDEX FOR (i:Interaction) ON (i.key)",
         "CREATE INDEX FOR (e:ChangeEvent) ON (e.seq)",
         "CREATE INDEX FOR (c:StakegraphCounter) ON (c.name)",
         "CREATE INDEX FOR (p:Program) ON (p.id)",
@@ -209,10 +211,25 @@ pub const SCAN_STAKEHOLDER_COLUMNS: &[&str] = &["id", "kind", "markets", "privat
 /// What the interaction statements return about `i`.
 const INTERACTION_RETURN: &str = "RETURN i.id AS id, i.relationship_id AS relationship_id, i.at AS at,
      i.channel AS channel, i.direction AS direction, i.sentiment AS sentiment, i.amount AS amount,
-     i.product_line AS product_line, i.note AS note, i.topic AS topic";
+     i.product_line AS product_line, i.note AS note, i.topic AS topic, i.key AS key";
 /// Columns of the interaction statements.
-pub const INTERACTION_COLUMNS: &[&str] =
-    &["id", "relationship_id", "at", "channel", "direction", "sentiment", "amount", "product_line", "note", "topic"];
+pub const INTERACTION_COLUMNS: &[&str] = &[
+    "id",
+    "relationship_id",
+    "at",
+    "channel",
+    "direction",
+    "sentiment",
+    "amount",
+    "product_line",
+    "note",
+    "topic",
+    "key",
+];
+
+/// Interactions by key (`$keys`).
+pub static INTERACTIONS_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| format!("MATCH (i:Interaction) WHERE i.key IN $keys {INTERACTION_RETURN}"));
 
 /// Interactions by id (`$ids`).
 pub static INTERACTIONS_BY_ID: LazyLock<String> =
@@ -352,6 +369,7 @@ pub fn catalog() -> Vec<String> {
         &RELATIONSHIPS_BETWEEN,
         &RELATIONSHIPS_OF,
         &INTERACTIONS_BY_ID,
+        &INTERACTIONS_BY_KEY,
         &INTERACTION_HISTORIES,
         &INTERACTION_PAGES,
         &WRITE_BATCH,

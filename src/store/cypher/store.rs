@@ -341,6 +341,14 @@ impl CypherStore {
         if lookups.programs {
             prepared = prepared.with_programs(self.programs().await?);
         }
+        if !lookups.interaction_keys.is_empty() {
+            let keys: Vec<String> = lookups.interaction_keys.iter().cloned().collect();
+            let statement =
+                Statement::new(cypher::INTERACTIONS_BY_KEY.as_str(), cypher::INTERACTION_COLUMNS).param("keys", keys);
+            let found =
+                self.run(statement).await?.iter().map(|row| rows::interaction(row)).collect::<StoreResult<_>>()?;
+            prepared = prepared.with_interactions(&lookups, found);
+        }
         let applied = batch::apply(&mut prepared, &self.model, commands.to_vec(), at)?;
         Ok((prepared, applied))
     }

@@ -72,6 +72,8 @@ pub struct Lookups {
     pub programs: bool,
     /// Relationships by the keys of their ends and type: their ends are looked up once the keys' owners are known.
     pub by_key: Vec<(String, String, RelationshipType)>,
+    /// Interactions by key.
+    pub interaction_keys: BTreeSet<String>,
 }
 
 impl Lookups {
@@ -100,6 +102,21 @@ impl Lookups {
                 }
                 Command::RecordInteractions(interactions) => {
                     lookups.relationships.extend(interactions.iter().map(|interaction| interaction.relationship));
+                    lookups.interaction_keys.extend(
+                        interactions
+                            .iter()
+                            .filter_map(|interaction| Some(interaction.key.as_ref()?.as_str().to_owned())),
+                    );
+                }
+                Command::RecordInteractionsByKey(keyed) => {
+                    for keyed in keyed {
+                        let (from, to) = (keyed.from.as_str().to_owned(), keyed.to.as_str().to_owned());
+                        lookups.keys.extend([from.clone(), to.clone()]);
+                        lookups.by_key.push((from, to, keyed.rel_type));
+                        if let Some(key) = &keyed.interaction.key {
+                            lookups.interaction_keys.insert(key.as_str().to_owned());
+                        }
+                    }
                 }
                 Command::CreateProgram(_) => lookups.programs = true,
                 Command::EnrolInProgram { customer, .. } | Command::LeaveProgram { customer, .. } => {
@@ -127,6 +144,8 @@ pub struct Prepared {
     written_stakeholders: BTreeSet<StakeholderId>,
     written_relationships: BTreeSet<RelationshipId>,
     interactions: Vec<Interaction>,
+    /// Looked-up interactions by key (`None`: looked up and missing), and the batch's own.
+    interaction_keys: HashMap<String, Option<Interaction>>,
     /// Every programme, when the batch read them (`None`: it did not).
     programs: Option<BTreeMap<ProgramId, Program>>,
     written_programs: BTreeSet<ProgramId>,
@@ -197,6 +216,17 @@ impl Prepared {
         prepared.interactions = interactions;
         prepared.events = events;
         prepared
+    }
+
+    /// The same batch, holding the interactions found for [`Lookups::interaction_keys`].
+    pub fn with_interactions(mut self, lookups: &Lookups, found: Vec<Interaction>) -> Self {
+        self.interaction_keys = lookups.interaction_keys.iter().map(|key| (key.clone(), None)).collect();
+        for interaction in found {
+            if let Some(key) = &interaction.key {
+                self.interaction_keys.insert(key.as_str().to_owned(), Some(interaction));
+            }
+        }
+        self
     }
 
     /// The same batch, holding every programme (read for a batch whose [`Lookups::programs`] is set).
@@ -338,9 +368,16 @@ impl BatchTarget for Prepared {
         Ok(())
     }
 
+    fn interaction_with_key(&mut self, key: &str) -> StoreResult<Option<Interaction>> {
+        self.interaction_keys.get(key).cloned().ok_or_else(|| not_read("an interaction by key"))
+    }
+
     fn insert_interaction(&mut self, interaction: NewInteraction) -> StoreResult<Interaction> {
         self.counter.interaction += 1;
         let interaction = interaction.with_id(InteractionId(self.counter.interaction));
+        if let Some(key) = &interaction.key {
+            self.interaction_keys.insert(key.as_str().to_owned(), Some(interaction.clone()));
+        }
         self.interactions.push(interaction.clone());
         Ok(interaction)
     }

@@ -116,7 +116,7 @@ fn sums(row: &Row<'_>, first: usize) -> rusqlite::Result<DecayedSums> {
 
 /// Columns read by [`interaction`].
 pub const INTERACTION_COLUMNS: &str =
-    "id, relationship_id, at, channel, direction, sentiment, amount, product_line, note, topic";
+    "id, relationship_id, at, channel, direction, sentiment, amount, product_line, note, topic, key";
 
 /// An interaction from [`INTERACTION_COLUMNS`].
 pub fn interaction(row: &Row<'_>) -> rusqlite::Result<Interaction> {
@@ -144,6 +144,11 @@ pub fn interaction(row: &Row<'_>) -> rusqlite::Result<Interaction> {
             .map(|text| text.parse())
             .transpose()
             .map_err(|error: crate::domain::InvalidValue| conversion_error(Type::Text, error.0))?,
+        key: row
+            .get::<_, Option<String>>(10)?
+            .map(|text| crate::domain::Label::parse(&text))
+            .transpose()
+            .map_err(|error| conversion_error(Type::Text, error.0))?,
     })
 }
 

@@ -151,12 +151,19 @@ impl BatchTarget for InTransaction<'_, '_> {
         Ok(())
     }
 
+    fn interaction_with_key(&mut self, key: &str) -> StoreResult<Option<Interaction>> {
+        self.0
+            .prepare_cached(&format!("SELECT {} FROM interaction WHERE key = ?1", rows::INTERACTION_COLUMNS))
+            .and_then(|mut statement| statement.query_row([key], rows::interaction).optional())
+            .map_err(rows::internal)
+    }
+
     fn insert_interaction(&mut self, interaction: NewInteraction) -> StoreResult<Interaction> {
         self.0
             .prepare_cached(
                 "INSERT INTO interaction (relationship_id, at, channel, direction, sentiment, amount,
-                                          product_line, note, topic)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                          product_line, note, topic, key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .and_then(|mut statement| {
                 statement.execute(params![
@@ -169,6 +176,7 @@ impl BatchTarget for InTransaction<'_, '_> {
                     interaction.product_line.as_ref().map(|line| line.as_str()),
                     interaction.note.as_deref(),
                     interaction.topic.map(|topic| topic.as_str()),
+                    interaction.key.as_ref().map(|key| key.as_str()),
                 ])
             })
             .map_err(rows::internal)?;
