@@ -1,5 +1,5 @@
-//! `stakegraph import`: stakeholders and relationships from CSV files (with a header) or JSON Lines, upserted by
-//! key through the store's one write path, all or nothing. Every problem is found before anything is written and
+//! `stakegraph import`: stakeholders, relationships and interactions from CSV files (with a header) or JSON Lines,
+//! upserted by key through the store's one write path, all or nothing. Every problem is found before anything is written and
 //! reported as `file:line:column: field: what is wrong; how to fix it` (all of them, not just the first); a
 //! problem-free run that is repeated changes nothing and logs nothing.
 //!
@@ -9,20 +9,26 @@
 //! `lifetime_value`, `customer_since`, `retention_cost` (customers), `category` (suppliers), `channel`, `region`
 //! (distributors), `role`, `department`, `candidate` (employees), `outlet`, `reach` (media), `agency`,
 //! `jurisdiction` (government bodies). Relationships: `from_key`, `to_key`, `type`, `level`, `bonds`
-//! (`|`-separated), `trust`, `commitment`, `since` (RFC 3339, or a day). An empty cell (CSV) or a null (JSON) is an
+//! (`|`-separated), `trust`, `commitment`, `since` (RFC 3339, or a day). Interactions: `key` (your own identifier
+//! for it, such as a mail's Message-ID: a recorded key is not recorded again), `from_key`, `to_key` and `type` (its
+//! relationship, in a relationship file or the database), `at` (RFC 3339, or a day; not in the future), `channel`,
+//! `direction` (INBOUND or OUTBOUND), `sentiment` (in [−1, 1]; default 0), `amount`, `product_line`, `topic`,
+//! `note`. An empty cell (CSV) or a null (JSON) is an
 //! absent value: a new stakeholder takes the default (not private, no extra markets, PROSPECT, not a candidate), an
 //! existing one keeps what it has. A customer who left comes back only through status WON_BACK. The column of a CSV problem is the field's number; of a JSON one, where its member starts.
 
 use crate::domain::{
-    Amount, Bond, BondSet, Command, CustomerDetails, CustomerStatus, DetailsPatch, KindDetails, Label, Level, Market,
-    MarketSet, NewStakeholder, Probability, RelationshipType, RelationshipUpsert, StakeholderId, StakeholderKind,
-    StakeholderPatch,
+    Amount, Bond, BondSet, Channel, Command, CustomerDetails, CustomerStatus, DetailsPatch, Direction,
+    KeyedInteraction, KindDetails, Label, Level, Market, MarketSet, NewInteraction, NewStakeholder, Probability,
+    RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId, StakeholderKind, StakeholderPatch,
+    Topic,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// One problem in an input file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,13 +56,15 @@ pub enum Records {
     Stakeholders,
     /// Relationships.
     Relationships,
+    /// Interactions.
+    Interactions,
 }
 
 /// One record read from a file: where it is and its values by name, with the column of each.
 #[derive(Debug)]
 struct Row {
     line: usize,
-    values: Vec<(String, usize, String)>,
+    values: Vec<(Arc<str>, usize, String)>,
 }
 
 /// The rows of `path` and the problems met reading it (bad UTF-8, bad JSON, a truncated record, ragged CSV).
@@ -74,8 +82,8 @@ fn csv_rows(bytes: &[u8], file: &str) -> (Vec<Row>, Vec<Problem>) {
     // Ragged rows are read and reported, so that one bad row does not hide the rest of the file.
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
     let mut problems = Vec::new();
-    let header: Vec<String> = match reader.byte_headers() {
-        Ok(header) => header.iter().map(|name| String::from_utf8_lossy(name).trim().to_owned()).collect(),
+    let header: Vec<Arc<str>> = match reader.byte_headers() {
+        Ok(header) => header.iter().map(|name| Arc::from(String::from_utf8_lossy(name).trim())).collect(),
         Err(error) => return (Vec::new(), vec![problem(file, 1, 1, format!("the header cannot be read: {error}"))]),
     };
     // Lines counted from byte offsets (the reader's own line count is off after CRLF and blank lines).
@@ -162,6 +170,7 @@ fn json_rows(bytes: &[u8], file: &str) -> (Vec<Row>, Vec<Problem>) {
         };
         let mut values = Vec::with_capacity(object.len());
         for (name, value) in object {
+            let name: Arc<str> = Arc::from(name);
             let column = text.find(&format!("\"{name}\"")).map_or(1, |at| text[..at].chars().count() + 1);
             let value = match value {
                 serde_json::Value::Null => continue,
@@ -193,7 +202,7 @@ impl Fields<'_> {
         self.row
             .values
             .iter()
-            .find(|(field, _, value)| field == name && !value.is_empty())
+            .find(|(field, _, value)| &**field == name && !value.is_empty())
             .map(|(_, column, value)| (value.as_str(), *column))
     }
 
@@ -219,7 +228,8 @@ impl Fields<'_> {
     /// The value of `name`, which must be given.
     fn required<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         if self.get(name).is_none() {
-            let column = self.row.values.iter().find(|(field, ..)| field == name).map_or(1, |(_, column, _)| *column);
+            let column =
+                self.row.values.iter().find(|(field, ..)| &**field == name).map_or(1, |(_, column, _)| *column);
             self.report(column, name, "is missing; every row needs it");
             return None;
         }
@@ -228,11 +238,11 @@ impl Fields<'_> {
 
     /// Reports every given field `allowed` does not name.
     fn refuse_others(&mut self, allowed: &[&str], what: &str) {
-        let extra: Vec<(String, usize)> = self
+        let extra: Vec<(Arc<str>, usize)> = self
             .row
             .values
             .iter()
-            .filter(|(name, _, value)| !value.is_empty() && !allowed.contains(&name.as_str()))
+            .filter(|(name, _, value)| !value.is_empty() && !allowed.contains(&&**name))
             .map(|(name, column, _)| (name.clone(), *column))
             .collect();
         for (name, column) in extra {
@@ -412,43 +422,141 @@ pub struct Inputs {
     pub stakeholders: Vec<PathBuf>,
     /// Relationship files.
     pub relationships: Vec<PathBuf>,
+    /// Interaction files.
+    pub interactions: Vec<PathBuf>,
 }
 
-/// The keys the relationship files name that no stakeholder file gives, each once: those are looked up in the
-/// database before [`plan`]. Files that cannot be read name none (`plan` reports them).
-pub fn referenced_keys(inputs: &Inputs) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for path in &inputs.stakeholders {
-        let Ok((rows, _)) = read_rows(path, "") else { continue };
-        seen.extend(
-            rows.into_iter().flat_map(|row| row.values).filter(|(name, ..)| name == "key").map(|(.., key)| key),
-        );
+/// How many interaction rows one command records at most (one change event per relationship per command).
+pub const INTERACTIONS_PER_COMMAND: usize = 1_000;
+
+/// One input file, read.
+struct File {
+    records: Records,
+    name: String,
+    rows: Vec<Row>,
+    /// What reading it found wrong (a file that cannot be read is one problem at line 0).
+    problems: Vec<Problem>,
+}
+
+/// The files of an import, each read once.
+pub struct Files(Vec<File>);
+
+/// Reads every file of `inputs`: stakeholders first, then relationships, then interactions.
+pub fn read(inputs: &Inputs) -> Files {
+    let mut files = Vec::new();
+    for (records, paths) in [
+        (Records::Stakeholders, &inputs.stakeholders),
+        (Records::Relationships, &inputs.relationships),
+        (Records::Interactions, &inputs.interactions),
+    ] {
+        for path in paths {
+            let name = path.display().to_string();
+            let (rows, problems) = read_rows(path, &name).unwrap_or_else(|error| {
+                (Vec::new(), vec![problem(&name, 0, 0, format!("cannot be read: {error}; check the path"))])
+            });
+            files.push(File { records, name, rows, problems });
+        }
     }
-    for path in &inputs.relationships {
-        let Ok((rows, _)) = read_rows(path, "") else { continue };
-        for row in rows {
-            for (name, _, value) in row.values {
-                if (name == "from_key" || name == "to_key") && seen.insert(value.clone()) {
-                    keys.push(value);
+    Files(files)
+}
+
+/// The value of `name` in `row`, if given.
+fn value<'r>(row: &'r Row, name: &str) -> Option<&'r str> {
+    row.values.iter().find(|(field, _, value)| &**field == name && !value.is_empty()).map(|(.., value)| value.as_str())
+}
+
+/// A relationship's ends by key and its type, as a row names them (unparsed).
+type Ends = (String, String, String);
+
+fn ends_of(row: &Row) -> Option<Ends> {
+    Some((value(row, "from_key")?.to_owned(), value(row, "to_key")?.to_owned(), value(row, "type")?.to_owned()))
+}
+
+impl Files {
+    fn of(&self, records: Records) -> impl Iterator<Item = &File> {
+        self.0.iter().filter(move |file| file.records == records)
+    }
+
+    /// How many files there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The keys the relationship and interaction files name that no stakeholder file gives, each once: those are
+    /// looked up in the database before [`plan`].
+    pub fn referenced_keys(&self) -> Vec<String> {
+        let mut seen: std::collections::HashSet<&str> =
+            self.of(Records::Stakeholders).flat_map(|file| &file.rows).filter_map(|row| value(row, "key")).collect();
+        let mut keys = Vec::new();
+        for file in self.of(Records::Relationships).chain(self.of(Records::Interactions)) {
+            for row in &file.rows {
+                for name in ["from_key", "to_key"] {
+                    if let Some(key) = value(row, name) {
+                        if seen.insert(key) {
+                            keys.push(key.to_owned());
+                        }
+                    }
                 }
             }
         }
+        keys
     }
-    keys
+
+    /// The relationships the interaction files name that no relationship file gives, each once (ends by key and
+    /// type): whether they exist is looked up in the database before [`plan`].
+    pub fn referenced_relationships(&self) -> Vec<(String, String, RelationshipType)> {
+        let given: std::collections::HashSet<Ends> =
+            self.of(Records::Relationships).flat_map(|file| &file.rows).filter_map(ends_of).collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut wanted = Vec::new();
+        for row in self.of(Records::Interactions).flat_map(|file| &file.rows) {
+            let Some(ends) = ends_of(row) else { continue };
+            if given.contains(&ends) || !seen.insert(ends.clone()) {
+                continue;
+            }
+            if let Ok(rel_type) = ends.2.parse() {
+                wanted.push((ends.0, ends.1, rel_type));
+            }
+        }
+        wanted
+    }
 }
 
-/// What a run will write: its commands (stakeholders first) and where each came from.
+/// What a run will write: its commands (stakeholders first, then relationships, then interactions) and where
+/// each of their rows came from.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// The commands, in file and line order, stakeholders before relationships.
+    /// The commands, in file and line order.
     pub commands: Vec<Command>,
-    /// `file:line` of each command.
+    /// How many rows each command writes (one, or up to [`INTERACTIONS_PER_COMMAND`] interactions).
+    pub rows_of: Vec<usize>,
+    /// `file:line` of each row, in command order.
     pub origins: Vec<String>,
     /// Stakeholder rows.
     pub stakeholders: usize,
     /// Relationship rows.
     pub relationships: usize,
+    /// Interaction rows.
+    pub interactions: usize,
+}
+
+/// The column (CSV) or member (JSON) of a field the store names in camelCase, as a file names it.
+pub fn column_of(field: &str) -> String {
+    let mut column = String::with_capacity(field.len() + 2);
+    for character in field.chars() {
+        if character.is_ascii_uppercase() {
+            column.push('_');
+            column.push(character.to_ascii_lowercase());
+        } else {
+            column.push(character);
+        }
+    }
+    column
 }
 
 /// What the database says of a key that no stakeholder file gives.
@@ -460,110 +568,243 @@ pub enum Known {
     Archived,
 }
 
-/// Reads and checks every file: the plan, or every problem found. `known` says what the database holds for a key
-/// that no stakeholder file gives (`None`: no stakeholder has it).
-pub fn plan(inputs: &Inputs, known: impl Fn(&str) -> Option<Known>) -> Result<Plan, Vec<Problem>> {
+/// What the database holds that the files refer to without giving it.
+pub trait Database {
+    /// What holds `key` (`None`: no stakeholder has it).
+    fn key(&self, key: &str) -> Option<Known>;
+    /// Whether the relationship of type `rel_type` from the owner of `from` to the owner of `to` exists.
+    fn relationship(&self, from: &str, to: &str, rel_type: RelationshipType) -> bool;
+}
+
+const INTERACTION_FIELDS: &[&str] = &[
+    "key",
+    "from_key",
+    "to_key",
+    "type",
+    "at",
+    "channel",
+    "direction",
+    "sentiment",
+    "amount",
+    "product_line",
+    "topic",
+    "note",
+];
+
+/// The interaction of one row (its relationship by its ends' keys and type), or `None` with its problems reported.
+fn interaction(fields: &mut Fields<'_>, now: DateTime<Utc>) -> Option<KeyedInteraction> {
+    fields.refuse_others(INTERACTION_FIELDS, "an interaction");
+    let key = fields.required("key", label);
+    let from = fields.required("from_key", label);
+    let to = fields.required("to_key", label);
+    let rel_type: Option<RelationshipType> = fields.required("type", word);
+    let at = fields.required("at", |text| {
+        let at = time(text)?;
+        NewInteraction::future_check(at, now).map(|()| at).map_err(|_| {
+            let now = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            format!("is in the future; record interactions once they have happened (it is now {now})")
+        })
+    });
+    let channel: Option<Channel> = fields.required("channel", word);
+    let direction: Option<Direction> = fields.required("direction", word);
+    let sentiment = fields.optional("sentiment", number(Sentiment::parse));
+    let amount = fields.optional("amount", number(Amount::parse));
+    let product_line = fields.optional("product_line", label);
+    let topic: Option<Topic> = fields.optional("topic", word);
+    let note = fields.optional("note", |text| crate::domain::parse_note(text).map_err(|error| error.0)).flatten();
+    let interaction = NewInteraction {
+        relationship: RelationshipId(0),
+        at: at?,
+        channel: channel?,
+        direction: direction?,
+        sentiment: sentiment.unwrap_or_else(|| Sentiment::parse(0.0).expect("0 is a sentiment")),
+        amount,
+        product_line,
+        topic,
+        note,
+        key: Some(key?),
+    };
+    Some(KeyedInteraction { from: from?, to: to?, rel_type: rel_type?, interaction })
+}
+
+/// Where each key and relationship first appears, and what the database adds: how rows refer to others.
+struct Seen<'d, D> {
+    database: &'d D,
+    /// Each key's first place and kind, in the stakeholder files.
+    keys: HashMap<String, (String, StakeholderKind)>,
+    /// Each relationship's first place, in the relationship files.
+    ends: HashMap<(Label, Label, RelationshipType), String>,
+    /// Every relationship a relationship file names (problems or not), so that its interactions are not reported
+    /// as well.
+    named: std::collections::HashSet<Ends>,
+    /// Each interaction key's first place.
+    interactions: HashMap<Label, (usize, usize)>,
+}
+
+impl<D: Database> Seen<'_, D> {
+    /// What holds `key`: a stakeholder file, or the database.
+    fn key(&self, key: &str) -> Option<Known> {
+        match self.keys.get(key) {
+            Some((_, kind)) => Some(Known::Live(*kind)),
+            None => self.database.key(key),
+        }
+    }
+
+    /// The kinds of a relationship's live ends, or `None` with the ends' problems reported.
+    fn live_ends(
+        &self,
+        fields: &mut Fields<'_>,
+        from: &Label,
+        to: &Label,
+    ) -> Option<(StakeholderKind, StakeholderKind)> {
+        let mut kinds = Vec::with_capacity(2);
+        for (key, name) in [(from, "from_key"), (to, "to_key")] {
+            let column = fields.get(name).map_or(1, |(_, column)| column);
+            match self.key(key.as_str()) {
+                Some(Known::Live(kind)) => kinds.push(kind),
+                Some(Known::Archived) => fields.report(
+                    column,
+                    name,
+                    format!(
+                        "'{key}' belongs to an archived stakeholder, which gains no relationships nor interactions; \
+                         use a live stakeholder's key"
+                    ),
+                ),
+                None => fields.report(
+                    column,
+                    name,
+                    format!("no stakeholder has key '{key}'; add it to a stakeholder file or fix the key"),
+                ),
+            }
+        }
+        match kinds[..] {
+            [from, to] => Some((from, to)),
+            _ => None,
+        }
+    }
+}
+
+/// Reads and checks every row: the plan, or every problem found. `database` says what the database holds of the
+/// keys and relationships the files refer to without giving them; `now` is the time interactions may not be
+/// later than.
+pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Result<Plan, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut plan = Plan::default();
-    // Each key's first place and kind, in the stakeholder files.
-    let mut keys: HashMap<String, (String, StakeholderKind)> = HashMap::new();
-    let mut ends = HashMap::new();
-    for (records, paths) in
-        [(Records::Stakeholders, &inputs.stakeholders), (Records::Relationships, &inputs.relationships)]
-    {
-        for path in paths {
-            let file = path.display().to_string();
-            let (rows, read) = match read_rows(path, &file) {
-                Ok(found) => found,
-                Err(error) => {
-                    problems.push(problem(&file, 0, 0, format!("cannot be read: {error}; check the path")));
-                    continue;
+    let mut seen = Seen {
+        database,
+        keys: HashMap::new(),
+        ends: HashMap::new(),
+        named: files.of(Records::Relationships).flat_map(|file| &file.rows).filter_map(ends_of).collect(),
+        interactions: HashMap::new(),
+    };
+    for (index, input) in files.0.iter().enumerate() {
+        let file = &input.name;
+        let first_of_file = problems.len();
+        problems.extend(input.problems.iter().cloned());
+        let mut pending: Vec<KeyedInteraction> = Vec::new();
+        for row in &input.rows {
+            let mut fields = Fields { file, row, problems: &mut problems };
+            let origin = format!("{file}:{}", row.line);
+            match input.records {
+                Records::Stakeholders => {
+                    let Some((new, patch)) = stakeholder(&mut fields) else { continue };
+                    let column = fields.get("key").map_or(1, |(_, column)| column);
+                    if let Some((first, _)) = seen.keys.get(new.key.as_str()) {
+                        fields.report(
+                            column,
+                            "key",
+                            format!("'{}' is also given at {first}; give each key once", new.key),
+                        );
+                        continue;
+                    }
+                    seen.keys.insert(new.key.as_str().to_owned(), (origin.clone(), new.kind()));
+                    plan.stakeholders += 1;
+                    plan.commands.push(Command::UpsertStakeholder { new, patch });
+                    plan.rows_of.push(1);
                 }
-            };
-            let first_of_file = problems.len();
-            problems.extend(read);
-            for row in &rows {
-                let mut fields = Fields { file: &file, row, problems: &mut problems };
-                let origin = format!("{file}:{}", row.line);
-                match records {
-                    Records::Stakeholders => {
-                        let Some((new, patch)) = stakeholder(&mut fields) else { continue };
-                        let column = fields.get("key").map_or(1, |(_, column)| column);
-                        if let Some((first, _)) = keys.get(new.key.as_str()) {
+                Records::Relationships => {
+                    let Some((from, to, upsert)) = relationship(&mut fields) else { continue };
+                    let live = seen.live_ends(&mut fields, &from, &to);
+                    let type_column = fields.get("type").map_or(1, |(_, column)| column);
+                    let Some((from_kind, to_kind)) = live else { continue };
+                    if let Err(error) = upsert.rel_type.check_ends(from_kind, to_kind) {
+                        fields.report(type_column, "type", error.0);
+                        continue;
+                    }
+                    if from == to {
+                        fields.report(type_column, "to_key", "joins a stakeholder to itself; give two different keys");
+                        continue;
+                    }
+                    let end = (from.clone(), to.clone(), upsert.rel_type);
+                    if let Some(first) = seen.ends.insert(end, origin.clone()) {
+                        fields.report(
+                            1,
+                            "from_key",
+                            format!("this relationship is also given at {first}; give each once"),
+                        );
+                        continue;
+                    }
+                    plan.relationships += 1;
+                    plan.commands.push(Command::UpsertRelationshipByKey { from, to, upsert });
+                    plan.rows_of.push(1);
+                }
+                Records::Interactions => {
+                    let Some(keyed) = interaction(&mut fields, now) else { continue };
+                    let key = keyed.interaction.key.clone().expect("an imported interaction has a key");
+                    let key_column = fields.get("key").map_or(1, |(_, column)| column);
+                    if let Some((file, line)) = seen.interactions.get(&key) {
+                        let first = format!("{}:{line}", files.0[*file].name);
+                        fields.report(
+                            key_column,
+                            "key",
+                            format!("'{key}' is also given at {first}; give each interaction its own key"),
+                        );
+                        continue;
+                    }
+                    seen.interactions.insert(key, (index, row.line));
+                    let ends = (keyed.from.clone(), keyed.to.clone(), keyed.rel_type);
+                    let named = (
+                        keyed.from.as_str().to_owned(),
+                        keyed.to.as_str().to_owned(),
+                        keyed.rel_type.as_str().to_owned(),
+                    );
+                    if !seen.ends.contains_key(&ends) && !seen.named.contains(&named) {
+                        // Not in a relationship file: its relationship must be in the database, between live ends.
+                        let Some(_) = seen.live_ends(&mut fields, &keyed.from, &keyed.to) else { continue };
+                        if !database.relationship(keyed.from.as_str(), keyed.to.as_str(), keyed.rel_type) {
+                            let column = fields.get("type").map_or(1, |(_, column)| column);
                             fields.report(
                                 column,
-                                "key",
-                                format!("'{}' is also given at {first}; give each key once", new.key),
-                            );
-                            continue;
-                        }
-                        keys.insert(new.key.as_str().to_owned(), (origin.clone(), new.kind()));
-                        plan.stakeholders += 1;
-                        plan.commands.push(Command::UpsertStakeholder { new, patch });
-                    }
-                    Records::Relationships => {
-                        let Some((from, to, upsert)) = relationship(&mut fields) else { continue };
-                        let mut kinds = Vec::with_capacity(2);
-                        for (key, name) in [(&from, "from_key"), (&to, "to_key")] {
-                            let found = match keys.get(key.as_str()) {
-                                Some((_, kind)) => Some(Known::Live(*kind)),
-                                None => known(key.as_str()),
-                            };
-                            let column = fields.get(name).map_or(1, |(_, column)| column);
-                            match found {
-                                Some(Known::Live(kind)) => kinds.push(kind),
-                                Some(Known::Archived) => fields.report(
-                                    column,
-                                    name,
-                                    format!(
-                                        "'{key}' belongs to an archived stakeholder, which gains no relationships; \
-                                         use a live stakeholder's key"
-                                    ),
+                                "type",
+                                format!(
+                                    "there is no {} relationship from '{}' to '{}' in the relationship files or the \
+                                     database; add it to a relationship file, or fix the keys and type",
+                                    keyed.rel_type.as_str(),
+                                    keyed.from,
+                                    keyed.to
                                 ),
-                                None => fields.report(
-                                    column,
-                                    name,
-                                    format!(
-                                        "no stakeholder has key '{key}'; add it to a stakeholder file or fix the key"
-                                    ),
-                                ),
-                            }
-                        }
-                        let type_column = fields.get("type").map_or(1, |(_, column)| column);
-                        if let [from_kind, to_kind] = kinds[..] {
-                            if let Err(error) = upsert.rel_type.check_ends(from_kind, to_kind) {
-                                fields.report(type_column, "type", error.0);
-                                continue;
-                            }
-                        } else {
-                            continue;
-                        }
-                        if from == to {
-                            fields.report(
-                                type_column,
-                                "to_key",
-                                "joins a stakeholder to itself; give two different keys",
                             );
                             continue;
                         }
-                        let end = (from.clone(), to.clone(), upsert.rel_type);
-                        if let Some(first) = ends.insert(end, origin.clone()) {
-                            fields.report(
-                                1,
-                                "from_key",
-                                format!("this relationship is also given at {first}; give each once"),
-                            );
-                            continue;
-                        }
-                        plan.relationships += 1;
-                        plan.commands.push(Command::UpsertRelationshipByKey { from, to, upsert });
                     }
+                    plan.interactions += 1;
+                    pending.push(keyed);
+                    plan.origins.push(origin);
+                    if pending.len() == INTERACTIONS_PER_COMMAND {
+                        plan.rows_of.push(pending.len());
+                        plan.commands.push(Command::RecordInteractionsByKey(std::mem::take(&mut pending)));
+                    }
+                    continue;
                 }
-                plan.origins.push(origin);
             }
-            // In the order of the file, whatever found them.
-            problems[first_of_file..].sort_by_key(|problem| (problem.line, problem.column));
+            plan.origins.push(origin);
         }
+        if !pending.is_empty() {
+            plan.rows_of.push(pending.len());
+            plan.commands.push(Command::RecordInteractionsByKey(pending));
+        }
+        // In the order of the file, whatever found them.
+        problems[first_of_file..].sort_by_key(|problem| (problem.line, problem.column));
     }
     if problems.is_empty() {
         Ok(plan)

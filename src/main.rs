@@ -92,7 +92,7 @@ enum Command {
         #[arg(long)]
         as_of: Option<chrono::DateTime<chrono::Utc>>,
     },
-    /// Import stakeholders and relationships by key from CSV files (with a header) or JSON Lines (.jsonl), all or
+    /// Import stakeholders, relationships and interactions by key from CSV files (with a header) or JSON Lines (.jsonl), all or
     /// nothing: every problem is reported as file:line:column before anything is written; running it again
     /// changes nothing. Columns: see `src/import.rs` or the README.
     Import {
@@ -108,6 +108,10 @@ enum Command {
         /// A file of relationships, their ends by key (repeatable).
         #[arg(long = "relationships", value_name = "FILE")]
         relationships: Vec<PathBuf>,
+        /// A file of interactions, each with its own key, their relationships by their ends' keys and type
+        /// (repeatable).
+        #[arg(long = "interactions", value_name = "FILE")]
+        interactions: Vec<PathBuf>,
         /// Check everything and report what would be written; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -255,15 +259,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("writing the export into {}", out.display()))?;
             println!("{}", serde_json::to_string_pretty(&written)?);
         }
-        Command::Import { db, config, stakeholders, relationships, dry_run, batch } => {
+        Command::Import { db, config, stakeholders, relationships, interactions, dry_run, batch } => {
             let overrides = Overrides { db, ..Overrides::default() };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
-            if stakeholders.is_empty() && relationships.is_empty() {
-                anyhow::bail!("nothing to import; pass --stakeholders FILE and/or --relationships FILE");
+            if stakeholders.is_empty() && relationships.is_empty() && interactions.is_empty() {
+                anyhow::bail!(
+                    "nothing to import; pass --stakeholders FILE, --relationships FILE and/or --interactions FILE"
+                );
             }
             let store = SqliteStore::open_with(&config.db_path, config.strength.clone())?;
             let batch = batch.map(|rows| usize::try_from(rows).unwrap_or(usize::MAX));
-            import(&store, stakegraph::import::Inputs { stakeholders, relationships }, dry_run, batch).await?;
+            let inputs = stakegraph::import::Inputs { stakeholders, relationships, interactions };
+            import(&store, inputs, dry_run, batch).await?;
         }
         Command::Demo { size, db, seed, anchor, relationships } => {
             let store = SqliteStore::open(&db)?;
@@ -381,6 +388,23 @@ async fn migrate(from: &str, to: &str, graph: &str, config: Config) -> anyhow::R
     Ok(())
 }
 
+/// What the database holds of the keys and relationships an import's files refer to without giving them.
+#[derive(Default)]
+struct ImportDatabase {
+    keys: std::collections::HashMap<String, stakegraph::import::Known>,
+    relationships: std::collections::HashSet<(String, String, stakegraph::domain::RelationshipType)>,
+}
+
+impl stakegraph::import::Database for ImportDatabase {
+    fn key(&self, key: &str) -> Option<stakegraph::import::Known> {
+        self.keys.get(key).copied()
+    }
+
+    fn relationship(&self, from: &str, to: &str, rel_type: stakegraph::domain::RelationshipType) -> bool {
+        self.relationships.contains(&(from.to_owned(), to.to_owned(), rel_type))
+    }
+}
+
 /// Runs an import into `store`: checks every file, then writes everything in one transaction (or, with
 /// `dry_run`, nothing); prints a JSON report on stdout, every problem on stderr.
 async fn import(
@@ -390,20 +414,42 @@ async fn import(
     batch: Option<usize>,
 ) -> anyhow::Result<()> {
     use stakegraph::domain::Outcome;
+    use stakegraph::import::Known;
     use stakegraph::store::GraphStore;
-    let mut known = std::collections::HashMap::new();
-    for key in stakegraph::import::referenced_keys(&inputs) {
+    eprintln!("reading {} file(s)", inputs.stakeholders.len() + inputs.relationships.len() + inputs.interactions.len());
+    let files = stakegraph::import::read(&inputs);
+    let mut database = ImportDatabase::default();
+    for key in files.referenced_keys() {
         if let Some(stakeholder) = store.stakeholder_by_key(&key).await? {
-            let found = if stakeholder.is_archived() {
-                stakegraph::import::Known::Archived
-            } else {
-                stakegraph::import::Known::Live(stakeholder.kind())
-            };
-            known.insert(key, found);
+            let found = if stakeholder.is_archived() { Known::Archived } else { Known::Live(stakeholder.kind()) };
+            database.keys.insert(key, found);
         }
     }
-    eprintln!("checking {} file(s)", inputs.stakeholders.len() + inputs.relationships.len());
-    let plan = match stakegraph::import::plan(&inputs, |key| known.get(key).copied()) {
+    // The relationships interactions name that no relationship file gives: those of each stakeholder, read once.
+    let wanted = files.referenced_relationships();
+    let mut owners = std::collections::HashMap::new();
+    for key in wanted.iter().flat_map(|(from, to, _)| [from, to]) {
+        if !owners.contains_key(key) {
+            owners.insert(key.clone(), store.stakeholder_by_key(key).await?.map(|stakeholder| stakeholder.id));
+        }
+    }
+    let keys_of: std::collections::HashMap<_, _> =
+        owners.iter().filter_map(|(key, id)| Some(((*id)?, key.clone()))).collect();
+    let starts: Vec<_> = wanted
+        .iter()
+        .filter_map(|(from, ..)| owners[from])
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for chunk in starts.chunks(1_000) {
+        for relationship in store.relationships_of(chunk).await?.into_values().flatten() {
+            if let (Some(from), Some(to)) = (keys_of.get(&relationship.from), keys_of.get(&relationship.to)) {
+                database.relationships.insert((from.clone(), to.clone(), relationship.rel_type));
+            }
+        }
+    }
+    eprintln!("checking {} file(s)", files.len());
+    let plan = match stakegraph::import::plan(&files, &database, chrono::Utc::now()) {
         Ok(plan) => plan,
         Err(problems) => {
             for problem in &problems {
@@ -412,23 +458,22 @@ async fn import(
             anyhow::bail!("{} problem(s) found; nothing was written", problems.len());
         }
     };
+    drop(files);
+    let counts = format!(
+        "{} stakeholders, {} relationships and {} interactions",
+        plan.stakeholders, plan.relationships, plan.interactions
+    );
     if dry_run {
-        let report = serde_json::json!({
-            "stakeholders": plan.stakeholders, "relationships": plan.relationships, "written": false });
+        let report = serde_json::json!({ "stakeholders": plan.stakeholders, "relationships": plan.relationships,
+            "interactions": plan.interactions, "written": false });
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    let total = plan.commands.len();
+    let total = plan.origins.len();
     let per_batch = batch.unwrap_or(total).max(1);
     match batch {
-        Some(rows) => eprintln!(
-            "writing {} stakeholders and {} relationships, committing every {rows} rows",
-            plan.stakeholders, plan.relationships
-        ),
-        None => eprintln!(
-            "writing {} stakeholders and {} relationships in one transaction",
-            plan.stakeholders, plan.relationships
-        ),
+        Some(rows) => eprintln!("writing {counts}, committing every {rows} rows"),
+        None => eprintln!("writing {counts} in one transaction"),
     }
     // A bar on a terminal; a line at most every second otherwise.
     let terminal = std::io::stderr().is_terminal();
@@ -442,54 +487,72 @@ async fn import(
     } else {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    let mut tally = serde_json::json!({
+        "stakeholders": { "created": 0, "changed": 0, "unchanged": 0 },
+        "relationships": { "created": 0, "changed": 0, "unchanged": 0 },
+        "interactions": { "recorded": 0, "unchanged": 0 },
+    });
+    let mut count = |what: &str, slot: &str, by: usize| {
+        tally[what][slot] = (tally[what][slot].as_u64().unwrap_or(0) + by as u64).into();
+    };
     let mut last_line = std::time::Instant::now();
-    let origins = plan.origins;
-    let mut outcomes = Vec::with_capacity(total);
-    let mut logged = 0;
-    let mut commands = plan.commands.into_iter().peekable();
+    let (origins, rows_of) = (plan.origins, plan.rows_of);
+    let (mut done, mut logged) = (0, 0);
+    let mut commands = plan.commands.into_iter().zip(rows_of).peekable();
     while commands.peek().is_some() {
-        let chunk: Vec<_> = commands.by_ref().take(per_batch).collect();
-        let (start, rows) = (outcomes.len(), chunk.len());
+        // Whole commands, until the batch has its rows.
+        let (mut chunk, mut starts, mut rows) = (Vec::new(), Vec::new(), 0);
+        while let Some((command, of)) = commands.next_if(|_| rows < per_batch) {
+            chunk.push(command);
+            starts.push(done + rows);
+            rows += of;
+        }
         let applied = match store.apply(chunk, chrono::Utc::now()).await {
             Ok(applied) => applied,
             Err(stakegraph::store::StoreError::Rejected { command, field, message, .. }) => {
                 bar.abandon();
-                let origin = origins.get(start + command).map_or("?", String::as_str);
-                let written = if start == 0 {
+                // A field of a command of many rows names its row first: `17.key`.
+                let (row, field) = match field.split_once('.') {
+                    Some((row, field)) if row.parse::<usize>().is_ok() => (row.parse().unwrap_or(0), field),
+                    _ => (0, field.as_str()),
+                };
+                let origin = origins.get(starts[command] + row).map_or("?", String::as_str);
+                let written = if done == 0 {
                     "nothing was written".to_owned()
                 } else {
-                    format!("the {start} rows before its batch were committed; fix it and run the same command again")
+                    format!("the {done} rows before its batch were committed; fix it and run the same command again")
                 };
-                anyhow::bail!("{origin}: {field}: {message}; {written}");
+                anyhow::bail!("{origin}: {}: {message}; {written}", stakegraph::import::column_of(field));
             }
             Err(error) => return Err(error.into()),
         };
         logged += applied.events.len();
-        outcomes.extend(applied.outcomes);
+        for outcome in applied.outcomes {
+            let (what, created, changed) = match outcome {
+                Outcome::StakeholderUpserted { created, changed, .. } => ("stakeholders", created, changed),
+                Outcome::Relationship { created, changed, .. } => ("relationships", created, changed),
+                Outcome::Interactions { interactions, recorded } => {
+                    count("interactions", "recorded", recorded);
+                    count("interactions", "unchanged", interactions.len() - recorded);
+                    continue;
+                }
+                _ => continue,
+            };
+            let slot = match (created, changed) {
+                (true, _) => "created",
+                (false, true) => "changed",
+                (false, false) => "unchanged",
+            };
+            count(what, slot, 1);
+        }
+        done += rows;
         bar.inc(rows as u64);
-        if !terminal && (last_line.elapsed() >= std::time::Duration::from_secs(1) || outcomes.len() == total) {
-            eprintln!("imported {} of {total} rows", outcomes.len());
+        if !terminal && (last_line.elapsed() >= std::time::Duration::from_secs(1) || done == total) {
+            eprintln!("imported {done} of {total} rows");
             last_line = std::time::Instant::now();
         }
     }
     bar.finish_and_clear();
-    let mut tally = serde_json::json!({
-        "stakeholders": { "created": 0, "changed": 0, "unchanged": 0 },
-        "relationships": { "created": 0, "changed": 0, "unchanged": 0 },
-    });
-    for outcome in &outcomes {
-        let (what, created, changed) = match outcome {
-            Outcome::StakeholderUpserted { created, changed, .. } => ("stakeholders", *created, *changed),
-            Outcome::Relationship { created, changed, .. } => ("relationships", *created, *changed),
-            _ => continue,
-        };
-        let slot = match (created, changed) {
-            (true, _) => "created",
-            (false, true) => "changed",
-            (false, false) => "unchanged",
-        };
-        tally[what][slot] = (tally[what][slot].as_u64().unwrap_or(0) + 1).into();
-    }
     tally["changes_logged"] = logged.into();
     println!("{}", serde_json::to_string_pretty(&tally)?);
     Ok(())

@@ -229,10 +229,15 @@ pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 impl NewInteraction {
     /// Refuses an interaction dated in the future (beyond [`MAX_CLOCK_SKEW`]) relative to `now`.
     pub fn check_time(&self, now: DateTime<Utc>) -> Result<(), super::values::InvalidValue> {
-        if self.at > now + MAX_CLOCK_SKEW {
+        Self::future_check(self.at, now)
+    }
+
+    /// Refuses a time `at` in the future (beyond [`MAX_CLOCK_SKEW`]) relative to `now`.
+    pub fn future_check(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), super::values::InvalidValue> {
+        if at > now + MAX_CLOCK_SKEW {
             Err(super::values::InvalidValue(format!(
                 "{} is in the future; record interactions once they have happened (server time is {})",
-                self.at.to_rfc3339(),
+                at.to_rfc3339(),
                 now.to_rfc3339()
             )))
         } else {

@@ -925,3 +925,35 @@ async fn upsert_relationships_by_key_is_one_transaction_and_a_repeat_is_a_no_op(
     let refused = run_as(&schema, Caller::Key(Role::Viewer), UPSERT_RELATIONSHIPS, links(0.1)).await;
     assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused:#}");
 }
+
+#[tokio::test]
+async fn a_retried_record_with_keys_records_each_interaction_once() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store.clone());
+    let (_, _, relationship) = small_graph(&schema).await;
+    let call = |key: &str, sentiment: f64| {
+        json!({ "relationship": relationship, "at": "2026-01-10T09:00:00Z", "channel": "CALL",
+                "direction": "INBOUND", "sentiment": sentiment, "key": key })
+    };
+    let record = "mutation($input: RecordInteractionsInput!) {
+        recordInteractions(input: $input) { count interactions { id key sentiment } } }";
+    let first = run_ok(&schema, record, json!({ "input": { "interactions": [call("crm-1", 0.5)] } })).await;
+    assert_eq!(first["recordInteractions"]["count"], 1);
+    let id = first["recordInteractions"]["interactions"][0]["id"].clone();
+    assert_eq!(first["recordInteractions"]["interactions"][0]["key"], "crm-1");
+    // The client did not hear back and sends the same request again, with one more.
+    let retry = json!({ "input": { "interactions": [call("crm-1", 0.5), call("crm-2", 0.1)] } });
+    let again = run_ok(&schema, record, retry).await;
+    assert_eq!(again["recordInteractions"]["count"], 1, "only crm-2 is new");
+    assert_eq!(again["recordInteractions"]["interactions"][0]["id"], id, "crm-1 comes back as recorded");
+    let logged = store.changes_after(0, 100).await.unwrap();
+    let recorded: Vec<_> = logged.iter().filter(|event| event.kind.as_str() == "INTERACTIONS_RECORDED").collect();
+    assert_eq!(recorded.len(), 2, "one event per request that recorded something");
+    // Other values under a recorded key: refused, naming the field, and nothing is written.
+    let changed = json!({ "input": { "interactions": [call("crm-3", 0.2), call("crm-1", -0.9)] } });
+    let response = run_as(&schema, Caller::Key(Role::Admin), record, changed).await;
+    assert_eq!(error_code(&response), ("CONFLICT".to_owned(), "input.interactions.1.key".to_owned()));
+    let message = response["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("already recorded") && message.contains("sentiment"), "{message}");
+    assert_eq!(store.changes_after(0, 100).await.unwrap().len(), logged.len(), "the refused request wrote nothing");
+}

@@ -1,5 +1,5 @@
-//! `stakegraph import` (issue 14, point 1): stakeholders and relationships by key from CSV and JSON Lines, all or
-//! nothing; a repeat changes nothing; every problem of a broken corpus reported as `file:line:column`, and
+//! `stakegraph import` (issue 14, point 1): stakeholders, relationships and interactions by key from CSV and JSON
+//! Lines, all or nothing; a repeat changes nothing; every problem of a broken corpus reported as `file:line:column`, and
 //! nothing written.
 
 use serde_json::{json, Value};
@@ -16,6 +16,12 @@ EMPLOYEE,E-1,Ana Ruiz,0.4,0.8,true,,,,,,Account manager
 const LINKS: &str = r#"{"from_key": "E-1", "to_key": "C-1", "type": "MANAGES", "level": "PROACTIVE", "trust": 0.8}
 {"from_key": "C-1", "to_key": "S-1", "type": "KNOWS", "bonds": ["SOCIAL"], "since": "2025-03-01T09:30:00.123456Z"}
 "#;
+
+const MAIL: &str = "key,from_key,to_key,type,at,channel,direction,sentiment,amount,product_line,topic,note
+m-1,C-1,S-1,KNOWS,2026-01-05T10:00:00Z,EMAIL,OUTBOUND,0.4,,,INQUIRY,\"Order, and more\"
+m-2,C-1,S-1,KNOWS,2026-01-07,CALL,INBOUND,,,,,
+m-3,E-1,C-1,MANAGES,2026-02-01T08:00:00+02:00,PURCHASE,INBOUND,0.6,1200.5,Rye,ORDER,
+";
 
 /// Runs `stakegraph import --db t.db` with `args` in `dir`.
 fn import(dir: &Path, args: &[&str]) -> Output {
@@ -43,15 +49,20 @@ fn an_import_writes_everything_once_and_a_repeat_or_a_dry_run_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("people.csv"), PEOPLE).unwrap();
     std::fs::write(dir.path().join("links.jsonl"), LINKS).unwrap();
-    let files = ["--stakeholders", "people.csv", "--relationships", "links.jsonl"];
+    std::fs::write(dir.path().join("mail.csv"), MAIL).unwrap();
+    let files = ["--stakeholders", "people.csv", "--relationships", "links.jsonl", "--interactions", "mail.csv"];
     let dry = report(&import(dir.path(), &[&files[..], &["--dry-run"]].concat()));
-    assert_eq!(dry, json!({ "stakeholders": 4, "relationships": 2, "written": false }));
+    assert_eq!(dry, json!({ "stakeholders": 4, "relationships": 2, "interactions": 3, "written": false }));
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder"), 0, "a dry run writes nothing");
 
     let first = report(&import(dir.path(), &files));
     assert_eq!(first["stakeholders"], json!({ "created": 4, "changed": 0, "unchanged": 0 }));
     assert_eq!(first["relationships"], json!({ "created": 2, "changed": 0, "unchanged": 0 }));
-    assert_eq!(first["changes_logged"], 6);
+    assert_eq!(first["interactions"], json!({ "recorded": 3, "unchanged": 0 }));
+    assert_eq!(first["changes_logged"], 8, "4 + 2, and one per relationship the interactions are on");
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM interaction WHERE note = 'Order, and more'"), 1);
+    assert_eq!(count(dir.path(), "SELECT at FROM interaction WHERE key = 'm-3'"), 1_769_925_600_000, "08:00 at +02:00");
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM relationship WHERE last_at IS NOT NULL"), 2, "sums kept");
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder WHERE name = 'Quay Cafés, Ltd'"), 1);
     assert_eq!(count(dir.path(), "SELECT private FROM stakeholder WHERE key = 'E-1'"), 1);
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM relationship WHERE type = 'MANAGES' AND level = 4"), 1);
@@ -59,8 +70,10 @@ fn an_import_writes_everything_once_and_a_repeat_or_a_dry_run_writes_nothing() {
     let again = report(&import(dir.path(), &files));
     assert_eq!(again["stakeholders"], json!({ "created": 0, "changed": 0, "unchanged": 4 }));
     assert_eq!(again["relationships"], json!({ "created": 0, "changed": 0, "unchanged": 2 }));
+    assert_eq!(again["interactions"], json!({ "recorded": 0, "unchanged": 3 }));
     assert_eq!(again["changes_logged"], 0);
-    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM change_log"), 6, "a repeat logs nothing");
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM change_log"), 8, "a repeat logs nothing");
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM interaction"), 3);
 
     // A corrected file updates in place.
     std::fs::write(dir.path().join("people.csv"), PEOPLE.replace("Northern Flour", "Northern Flour Mills")).unwrap();
@@ -252,4 +265,70 @@ fn a_relationship_to_an_archived_stakeholder_is_reported_as_such() {
         ),
         "{stderr}"
     );
+}
+
+/// Interactions: every problem of a broken file at its place, nothing written; an interaction file alone refers to
+/// relationships in the database; a recorded key sent with other values is refused at its row.
+#[test]
+fn interactions_are_checked_against_the_files_and_the_database_and_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("people.csv"), PEOPLE).unwrap();
+    std::fs::write(dir.path().join("links.jsonl"), LINKS).unwrap();
+    report(&import(dir.path(), &["--stakeholders", "people.csv", "--relationships", "links.jsonl"]));
+    let broken = "key,from_key,to_key,type,at,channel,direction,sentiment,colour
+m-1,C-1,S-1,KNOWS,2026-01-05,EMAIL,OUTBOUND,0.4,
+,C-1,S-1,KNOWS,2026-01-05,EMAIL,OUTBOUND,,
+m-1,C-1,S-1,KNOWS,2026-01-06,EMAIL,OUTBOUND,,
+m-4,C-1,S-1,KNOWS,2999-01-01,FAX,SIDEWAYS,2,
+m-5,S-1,C-1,KNOWS,2026-01-05,EMAIL,OUTBOUND,,
+m-6,C-1,NOPE,KNOWS,2026-01-05,EMAIL,OUTBOUND,,red
+m-7,C-1,S-1,KNOWS,2026-01-05
+";
+    std::fs::write(dir.path().join("broken.csv"), broken).unwrap();
+    let before = count(dir.path(), "SELECT COUNT(*) FROM change_log");
+    let output = import(dir.path(), &["--interactions", "broken.csv"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let problems: Vec<&str> = stderr.lines().filter(|line| line.contains(".csv:")).collect();
+    assert_eq!(
+        problems,
+        [
+            "broken.csv:3:1: key: is missing; every row needs it",
+            "broken.csv:4:1: key: 'm-1' is also given at broken.csv:2; give each interaction its own key",
+            "broken.csv:5:5: at: '2999-01-01' is in the future; record interactions once they have happened (it is now",
+            "broken.csv:5:6: channel: 'FAX' is not a Channel; use one of MEETING, EVENT, CALL, PURCHASE, SUPPORT, MESSAGE, EMAIL, SOCIAL, PRESS, FILING",
+            "broken.csv:5:7: direction: 'SIDEWAYS' is not a Direction; use one of INBOUND, OUTBOUND",
+            "broken.csv:5:8: sentiment: '2' is not a sentiment between -1 and 1; send a value in [-1, 1] (-1 hostile, 0 neutral, 1 delighted)",
+            "broken.csv:6:4: type: there is no KNOWS relationship from 'S-1' to 'C-1' in the relationship files or the database; add it to a relationship file, or fix the keys and type",
+            "broken.csv:7:3: to_key: no stakeholder has key 'NOPE'; add it to a stakeholder file or fix the key",
+            "broken.csv:7:9: colour: is not a field of an interaction; leave it empty, or check its spelling",
+            "broken.csv:8:1: has 5 fields, the header 9; give every row as many fields as the header",
+        ]
+        .map(|expected| problems.iter().find(|line| line.starts_with(expected)).copied().unwrap_or(expected)),
+        "{stderr}"
+    );
+    assert_eq!(problems.len(), 10, "{stderr}");
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM change_log"), before, "nothing written");
+
+    // The good rows alone, their relationships in the database: recorded once, however often they are sent.
+    let good =
+        "key,from_key,to_key,type,at,channel,direction,sentiment\nm-1,C-1,S-1,KNOWS,2026-01-05,EMAIL,OUTBOUND,0.4\n";
+    std::fs::write(dir.path().join("good.csv"), good).unwrap();
+    let first = report(&import(dir.path(), &["--interactions", "good.csv"]));
+    assert_eq!(first["interactions"], json!({ "recorded": 1, "unchanged": 0 }));
+    let again = report(&import(dir.path(), &["--interactions", "good.csv", "--batch", "1"]));
+    assert_eq!(
+        (again["interactions"].clone(), again["changes_logged"].clone()),
+        (json!({ "recorded": 0, "unchanged": 1 }), json!(0))
+    );
+    // The same key with another sentiment: the store refuses it, at its row, and nothing is written.
+    std::fs::write(dir.path().join("changed.csv"), good.replace(",0.4", ",-0.4")).unwrap();
+    let output = import(dir.path(), &["--interactions", "changed.csv"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("changed.csv:2: key: key 'm-1' is already recorded (interaction 1) with another sentiment"),
+        "{stderr}"
+    );
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM interaction"), 1);
 }
