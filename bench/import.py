@@ -2,13 +2,14 @@
 same rows into plain SQLite tables.
 
     cargo build --release --bin stakegraph
-    python3 bench/import.py --stakeholders 100000 --relationships 300000
+    python3 bench/import.py --stakeholders 100000 --relationships 300000 --interactions 1000000
 
 Writes a seeded file set (stakeholders as CSV: 60% customers and the other kinds; relationships as JSON Lines: KNOWS
-between random stakeholders, each pair once, with level, bonds, trust and since), then for each round: imports it
+between random stakeholders, each pair once, with level, bonds, trust and since; interactions as CSV, each with its
+own key, spread over the relationships and written one relationship after another, as a CRM export lists them), then for each round: imports it
 into an empty database (timed), imports it again (a no-op, timed), and, as the peer, inserts the same rows with
 Python's sqlite3 `executemany` into two plain tables in one transaction (no keys resolved, no validation, no change
-log: the floor of putting the rows on disk). Prints the median and spread in seconds. The import runs on the first
+log, no decayed sums: the floor of putting the rows on disk). Prints the median and spread in seconds. The import runs on the first
 core, the peer on the second.
 """
 
@@ -37,7 +38,13 @@ LEVELS = ["BASIC", "REACTIVE", "ACCOUNTABLE", "PROACTIVE", "PARTNERSHIP"]
 BONDS = ["FINANCIAL", "SOCIAL", "STRUCTURAL"]
 
 
-def write_files(directory: Path, stakeholders: int, relationships: int, seed: int) -> tuple[Path, Path]:
+CHANNELS = ["MEETING", "CALL", "EMAIL", "PURCHASE", "MESSAGE", "EVENT"]
+INTERACTION_COLUMNS = ["key", "from_key", "to_key", "type", "at", "channel", "direction", "sentiment", "amount",
+                       "topic"]
+
+
+def write_files(directory: Path, stakeholders: int, relationships: int, interactions: int,
+                seed: int) -> tuple[Path, Path, Path]:
     rng = random.Random(seed)
     people = directory / "stakeholders.csv"
     kinds = [kind for kind, weight in KINDS for _ in range(weight)]
@@ -63,20 +70,41 @@ def write_files(directory: Path, stakeholders: int, relationships: int, seed: in
                       "level": rng.choice(LEVELS), "bonds": rng.sample(BONDS, rng.randrange(3)),
                       "trust": round(rng.random(), 2), "since": f"20{rng.randrange(15, 26)}-0{rng.randrange(1, 10)}-01"}
             out.write(json.dumps(record) + "\n")
-    return people, links
+    mail = directory / "interactions.csv"
+    pairs = list(seen)
+    # Each relationship's share: at least one when there are as many interactions as relationships.
+    shares = [interactions // len(pairs)] * len(pairs)
+    for extra in rng.sample(range(len(pairs)), interactions % len(pairs)):
+        shares[extra] += 1
+    with mail.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(INTERACTION_COLUMNS)
+        number = 0
+        for (a, b), share in zip(pairs, shares):
+            for _ in range(share):
+                channel = rng.choice(CHANNELS)
+                day = f"20{rng.randrange(20, 26)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
+                writer.writerow([f"I-{number:08d}", f"K-{a:07d}", f"K-{b:07d}", "KNOWS",
+                                 f"{day}T{rng.randrange(8, 18):02d}:{rng.randrange(60):02d}:00Z", channel,
+                                 rng.choice(["INBOUND", "OUTBOUND"]), round(rng.uniform(-1, 1), 2),
+                                 round(rng.lognormvariate(6, 1), 2) if channel == "PURCHASE" else "",
+                                 "ORDER" if channel == "PURCHASE" else ""])
+                number += 1
+    return people, links, mail
 
 
-def timed_import(binary: str, db: Path, people: Path, links: Path) -> tuple[float, dict]:
+def timed_import(binary: str, db: Path, people: Path, links: Path, mail: Path) -> tuple[float, dict]:
     started = time.perf_counter()
     output = subprocess.run(pinned("0", [binary, "import", "--db", str(db), "--stakeholders", str(people),
-                                         "--relationships", str(links)]), capture_output=True, text=True)
+                                         "--relationships", str(links), "--interactions", str(mail)]),
+                            capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if output.returncode != 0:
         sys.exit(f"import.py: the import failed: {output.stderr[-2000:]}")
     return elapsed, json.loads(output.stdout)
 
 
-def peer(db: Path, people: Path, links: Path) -> float:
+def peer(db: Path, people: Path, links: Path, mail: Path) -> float:
     started = time.perf_counter()
     connection = sqlite3.connect(db)
     connection.execute("PRAGMA journal_mode = WAL")
@@ -94,6 +122,11 @@ def peer(db: Path, people: Path, links: Path) -> float:
             connection.executemany("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?)",
                                    ((r["from_key"], r["to_key"], r["type"], r["level"], "|".join(r["bonds"]),
                                      r["trust"], r["since"]) for r in records))
+        connection.execute(f"CREATE TABLE i ({', '.join(INTERACTION_COLUMNS)})")
+        with mail.open(newline="") as source:
+            rows = csv.reader(source)
+            next(rows)
+            connection.executemany(f"INSERT INTO i VALUES ({', '.join('?' * len(INTERACTION_COLUMNS))})", rows)
     connection.close()
     return time.perf_counter() - started
 
@@ -107,24 +140,26 @@ def main() -> int:
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "stakegraph"))
     parser.add_argument("--stakeholders", type=int, default=100_000)
     parser.add_argument("--relationships", type=int, default=300_000)
+    parser.add_argument("--interactions", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     arguments = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stakegraph-import-"))
     try:
-        people, links = write_files(work, arguments.stakeholders, arguments.relationships, arguments.seed)
+        files = write_files(work, arguments.stakeholders, arguments.relationships, arguments.interactions,
+                            arguments.seed)
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {1})
         first, again, floor = [], [], []
         for round_ in range(arguments.rounds):
             db = work / f"import-{round_}.db"
-            elapsed, report = timed_import(arguments.binary, db, people, links)
+            elapsed, report = timed_import(arguments.binary, db, *files)
             first.append(elapsed)
-            elapsed, repeat = timed_import(arguments.binary, db, people, links)
+            elapsed, repeat = timed_import(arguments.binary, db, *files)
             again.append(elapsed)
             if repeat["changes_logged"] != 0:
                 sys.exit(f"import.py: a repeat logged {repeat['changes_logged']} changes")
-            floor.append(peer(work / f"peer-{round_}.db", people, links))
+            floor.append(peer(work / f"peer-{round_}.db", *files))
         print(f"load average at the end (1, 5, 15 min): {os.getloadavg()}")
         print(f"report of the first import: {json.dumps(report)}")
         print("| run | seconds (median, min-max) |")
