@@ -42,8 +42,8 @@ pub(crate) trait BatchTarget {
     fn next_relationship_id(&mut self) -> StoreResult<RelationshipId>;
     /// Writes a relationship's fields (created or changed), leaving its decayed sums as they are stored.
     fn put_relationship(&mut self, relationship: &Relationship) -> StoreResult<()>;
-    /// The interaction recorded with this key (this batch's own included).
-    fn interaction_with_key(&mut self, key: &str) -> StoreResult<Option<Interaction>>;
+    /// The interactions recorded with these keys (this batch's own included), in any order.
+    fn interactions_with_keys(&mut self, keys: &[&str]) -> StoreResult<Vec<Interaction>>;
     /// Records an interaction, giving it its id.
     fn insert_interaction(&mut self, interaction: NewInteraction) -> StoreResult<Interaction>;
     /// Writes a relationship's decayed sums.
@@ -471,6 +471,14 @@ impl<T: BatchTarget> Batch<'_, T> {
         // What each interaction is: one already recorded under its key (nothing to do), or one to record.
         let mut found: Vec<Option<Interaction>> = Vec::with_capacity(interactions.len());
         let mut keys = std::collections::HashMap::new();
+        let wanted: Vec<&str> =
+            interactions.iter().filter_map(|interaction| Some(interaction.key.as_ref()?.as_str())).collect();
+        let mut recorded: std::collections::HashMap<String, Interaction> = if wanted.is_empty() {
+            std::collections::HashMap::new()
+        } else {
+            let found = self.target.interactions_with_keys(&wanted)?;
+            found.into_iter().filter_map(|stored| Some((stored.key.as_ref()?.as_str().to_owned(), stored))).collect()
+        };
         for (position, interaction) in interactions.iter().enumerate() {
             if let Some(key) = &interaction.key {
                 if let Some(first) = keys.insert(key.as_str(), position) {
@@ -481,7 +489,7 @@ impl<T: BatchTarget> Batch<'_, T> {
                         format!("key '{key}' is also given to interaction {first}; give each interaction its own key"),
                     ));
                 }
-                if let Some(stored) = self.target.interaction_with_key(key.as_str())? {
+                if let Some(stored) = recorded.remove(key.as_str()) {
                     if let Some(field) = interaction.differs_from(&stored) {
                         return Err(StoreError::rejected(
                             index,

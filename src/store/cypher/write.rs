@@ -368,8 +368,16 @@ impl BatchTarget for Prepared {
         Ok(())
     }
 
-    fn interaction_with_key(&mut self, key: &str) -> StoreResult<Option<Interaction>> {
-        self.interaction_keys.get(key).cloned().ok_or_else(|| not_read("an interaction by key"))
+    fn interactions_with_keys(&mut self, keys: &[&str]) -> StoreResult<Vec<Interaction>> {
+        let mut found = Vec::new();
+        for key in keys {
+            match self.interaction_keys.get(*key) {
+                Some(Some(interaction)) => found.push(interaction.clone()),
+                Some(None) => {}
+                None => return Err(not_read("an interaction by key")),
+            }
+        }
+        Ok(found)
     }
 
     fn insert_interaction(&mut self, interaction: NewInteraction) -> StoreResult<Interaction> {

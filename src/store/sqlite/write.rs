@@ -151,10 +151,14 @@ impl BatchTarget for InTransaction<'_, '_> {
         Ok(())
     }
 
-    fn interaction_with_key(&mut self, key: &str) -> StoreResult<Option<Interaction>> {
+    fn interactions_with_keys(&mut self, keys: &[&str]) -> StoreResult<Vec<Interaction>> {
+        let keys: Vec<rusqlite::types::Value> =
+            keys.iter().map(|key| rusqlite::types::Value::Text((*key).to_owned())).collect();
         self.0
-            .prepare_cached(&format!("SELECT {} FROM interaction WHERE key = ?1", rows::INTERACTION_COLUMNS))
-            .and_then(|mut statement| statement.query_row([key], rows::interaction).optional())
+            .prepare_cached(&format!("SELECT {} FROM interaction WHERE key IN rarray(?1)", rows::INTERACTION_COLUMNS))
+            .and_then(|mut statement| {
+                statement.query_map([std::rc::Rc::new(keys)], rows::interaction)?.collect::<rusqlite::Result<_>>()
+            })
             .map_err(rows::internal)
     }
 
