@@ -11,6 +11,11 @@ into an empty database (timed), imports it again (a no-op, timed), and, as the p
 Python's sqlite3 `executemany` into two plain tables in one transaction (no keys resolved, no validation, no change
 log, no decayed sums: the floor of putting the rows on disk). Prints the median and spread in seconds. The import runs on the first
 core, the peer on the second.
+
+With `--serve`, one more import runs into the database of a running `stakegraph serve` (on the second core): the
+service follows the change log as the import commits, and the script reports the processor time the service spent
+following it, and how long after the import its projection held every relationship, against the processor time a
+fresh `serve` spends building its projection from the finished database.
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import pinned  # noqa: E402
+from serving import free_port, pinned, post, wait_readyz  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = [("CUSTOMER", 60), ("SUPPLIER", 10), ("DISTRIBUTOR", 10), ("EMPLOYEE", 8), ("MEDIA", 7), ("GOVERNMENT", 5)]
 LEVELS = ["BASIC", "REACTIVE", "ACCOUNTABLE", "PROACTIVE", "PARTNERSHIP"]
 BONDS = ["FINANCIAL", "SOCIAL", "STRUCTURAL"]
+KEY = "bench-import-viewer-key-0123456789abcdef"
 
 
 CHANNELS = ["MEETING", "CALL", "EMAIL", "PURCHASE", "MESSAGE", "EVENT"]
@@ -131,6 +137,59 @@ def peer(db: Path, people: Path, links: Path, mail: Path) -> float:
     return time.perf_counter() - started
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_serve(binary: str, db: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen(pinned("1", [binary, "serve", "--listen", f"127.0.0.1:{port}", "--db", str(db)]),
+                              env=dict(os.environ, RUST_LOG="warn", STAKEGRAPH_API_KEYS=f"viewer:{KEY}"))
+    wait_readyz(f"http://127.0.0.1:{port}/readyz")
+    return server, f"http://127.0.0.1:{port}/graphql"
+
+
+def relationships_seen(url: str) -> int:
+    answer = post(url, {"query": "{ relationships(first: 1) { totalCount } }"}, KEY, timeout=60)
+    return answer["data"]["relationships"]["totalCount"]
+
+
+def follow(binary: str, work: Path, files: tuple[Path, Path, Path], relationships: int) -> None:
+    """An import into the database of a running service: what following it costs the service."""
+    db = work / "served.db"
+    server, url = start_serve(binary, db)
+    try:
+        before = cpu_seconds(server.pid)
+        elapsed, _ = timed_import(binary, db, *files)
+        ended = time.perf_counter()
+        while relationships_seen(url) < relationships:
+            time.sleep(0.1)
+        behind = time.perf_counter() - ended
+        # Settled: the last interaction pages are applied once its processor time stops growing.
+        settled = cpu_seconds(server.pid)
+        while True:
+            time.sleep(2)
+            now = cpu_seconds(server.pid)
+            if now - settled < 0.05:
+                break
+            settled = now
+        following = settled - before
+    finally:
+        server.terminate()
+        server.wait()
+    server, url = start_serve(binary, db)
+    try:
+        built = cpu_seconds(server.pid)
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"import into a served database: {elapsed:.2f} s; every relationship in the service's projection "
+          f"{behind:.2f} s after the import ended")
+    print(f"processor time the service spent following the import: {following:.2f} s; a fresh service building its "
+          f"projection from the finished database: {built:.2f} s (start-up included)")
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
 
@@ -143,6 +202,7 @@ def main() -> int:
     parser.add_argument("--interactions", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--serve", action="store_true", help="also measure a running service following an import")
     arguments = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stakegraph-import-"))
     try:
@@ -160,6 +220,9 @@ def main() -> int:
             if repeat["changes_logged"] != 0:
                 sys.exit(f"import.py: a repeat logged {repeat['changes_logged']} changes")
             floor.append(peer(work / f"peer-{round_}.db", *files))
+            # Each round on the same free space (a full disk slows the writes).
+            for written in work.glob("*.db*"):
+                written.unlink()
         print(f"load average at the end (1, 5, 15 min): {os.getloadavg()}")
         print(f"report of the first import: {json.dumps(report)}")
         print("| run | seconds (median, min-max) |")
@@ -167,6 +230,8 @@ def main() -> int:
         print(f"| import into an empty database | {spread(first)} |")
         print(f"| the same import again (a no-op) | {spread(again)} |")
         print(f"| peer: the same rows into plain SQLite tables (executemany) | {spread(floor)} |")
+        if arguments.serve:
+            follow(arguments.binary, work, files, arguments.relationships)
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
