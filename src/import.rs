@@ -9,7 +9,7 @@
 //! `lifetime_value`, `customer_since`, `retention_cost` (customers), `category` (suppliers), `channel`, `region`
 //! (distributors), `role`, `department`, `candidate` (employees), `outlet`, `reach` (media), `agency`,
 //! `jurisdiction` (government bodies). Relationships: `from_key`, `to_key`, `type`, `level`, `bonds`
-//! (`|`-separated), `trust`, `commitment`, `since` (RFC 3339, or a day). Interactions: `key` (your own identifier
+//! (`|`-separated), `trust`, `commitment`, `since` (RFC 3339, or a day), `basis`. Interactions: `key` (your own identifier
 //! for it, such as a mail's Message-ID: a recorded key is not recorded again), `from_key`, `to_key` and `type` (its
 //! relationship, in a relationship file or the database), `at` (RFC 3339, or a day; not in the future), `channel`,
 //! `direction` (INBOUND or OUTBOUND), `sentiment` (in [−1, 1]; default 0), `amount`, `product_line`, `topic`,
@@ -18,11 +18,12 @@
 //! existing one keeps what it has. A customer who left comes back only through status WON_BACK. The column of a CSV problem is the field's number; of a JSON one, where its member starts.
 
 use crate::domain::{
-    Amount, Bond, BondSet, Channel, Command, CustomerDetails, CustomerStatus, DetailsPatch, Direction,
+    Amount, Basis, Bond, BondSet, Channel, Command, CustomerDetails, CustomerStatus, DetailsPatch, Direction,
     KeyedInteraction, KindDetails, Label, Level, Market, MarketSet, NewInteraction, NewStakeholder, Probability,
     RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId, StakeholderKind, StakeholderPatch,
     Topic,
 };
+use crate::store::{GraphStore, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
 use std::fmt;
@@ -293,6 +294,32 @@ fn time(text: &str) -> Result<DateTime<Utc>, String> {
 
 const COMMON: &[&str] = &["kind", "key", "name", "power", "interest", "private", "markets"];
 
+/// Every column of a stakeholder file (each kind uses the common ones and its own).
+pub const STAKEHOLDER_FIELDS: &[&str] = &[
+    "kind",
+    "key",
+    "name",
+    "power",
+    "interest",
+    "private",
+    "markets",
+    "status",
+    "segment",
+    "lifetime_value",
+    "customer_since",
+    "retention_cost",
+    "category",
+    "channel",
+    "region",
+    "role",
+    "department",
+    "candidate",
+    "outlet",
+    "reach",
+    "agency",
+    "jurisdiction",
+];
+
 /// The stakeholder of one row (the record to create, and the patch of the fields the row gives, for a
 /// stakeholder that exists: an absent or empty field keeps its stored value), or `None` with its problems reported.
 fn stakeholder(fields: &mut Fields<'_>) -> Option<(NewStakeholder, StakeholderPatch)> {
@@ -388,7 +415,9 @@ fn stakeholder(fields: &mut Fields<'_>) -> Option<(NewStakeholder, StakeholderPa
     Some((new, patch))
 }
 
-const RELATIONSHIP_FIELDS: &[&str] = &["from_key", "to_key", "type", "level", "bonds", "trust", "commitment", "since"];
+/// The columns of a relationship file.
+pub const RELATIONSHIP_FIELDS: &[&str] =
+    &["from_key", "to_key", "type", "level", "bonds", "trust", "commitment", "since", "basis"];
 
 /// The relationship of one row (its ends by key), or `None` with its problems reported.
 fn relationship(fields: &mut Fields<'_>) -> Option<(Label, Label, RelationshipUpsert)> {
@@ -401,6 +430,7 @@ fn relationship(fields: &mut Fields<'_>) -> Option<(Label, Label, RelationshipUp
     let trust = fields.optional("trust", number(Probability::parse));
     let commitment = fields.optional("commitment", number(Probability::parse));
     let since = fields.optional("since", time);
+    let basis: Option<Basis> = fields.optional("basis", word);
     let upsert = RelationshipUpsert {
         from: StakeholderId(0),
         to: StakeholderId(0),
@@ -410,7 +440,7 @@ fn relationship(fields: &mut Fields<'_>) -> Option<(Label, Label, RelationshipUp
         trust,
         commitment,
         since,
-        basis: None,
+        basis,
     };
     Some((from?, to?, upsert))
 }
@@ -576,7 +606,8 @@ pub trait Database {
     fn relationship(&self, from: &str, to: &str, rel_type: RelationshipType) -> bool;
 }
 
-const INTERACTION_FIELDS: &[&str] = &[
+/// The columns of an interaction file.
+pub const INTERACTION_FIELDS: &[&str] = &[
     "key",
     "from_key",
     "to_key",
@@ -811,6 +842,258 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
     } else {
         Err(problems)
     }
+}
+
+/// How a run goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Check everything and write nothing.
+    pub dry_run: bool,
+    /// Commit every this many rows (whole commands) instead of all at once.
+    pub batch: Option<usize>,
+}
+
+/// What a run tells as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// Reading the files.
+    Reading {
+        /// How many.
+        files: usize,
+    },
+    /// Checking every row.
+    Checking {
+        /// How many files.
+        files: usize,
+    },
+    /// Writing begins.
+    Writing {
+        /// How many rows.
+        rows: usize,
+        /// What and how, in words.
+        what: &'a str,
+    },
+    /// A batch is committed.
+    Wrote {
+        /// Rows committed so far.
+        done: usize,
+        /// Of how many.
+        rows: usize,
+    },
+}
+
+/// What an upsert of one kind of record did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Upserted {
+    /// New records.
+    pub created: usize,
+    /// Records that differed and were updated.
+    pub changed: usize,
+    /// Records found as given: nothing written, nothing logged.
+    pub unchanged: usize,
+}
+
+/// What recording the interactions did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Recorded {
+    /// Interactions recorded.
+    pub recorded: usize,
+    /// Interactions whose keys were recorded before: nothing written, nothing logged.
+    pub unchanged: usize,
+}
+
+/// What a run did, or, for a dry run, would do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    /// A dry run: the rows checked.
+    Checked {
+        /// Stakeholder rows.
+        stakeholders: usize,
+        /// Relationship rows.
+        relationships: usize,
+        /// Interaction rows.
+        interactions: usize,
+        /// Always false.
+        written: bool,
+    },
+    /// What was written.
+    Written {
+        /// Stakeholders.
+        stakeholders: Upserted,
+        /// Relationships.
+        relationships: Upserted,
+        /// Interactions.
+        interactions: Recorded,
+        /// Change-log entries appended.
+        changes_logged: usize,
+    },
+}
+
+/// Why a run wrote nothing, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The files have problems; nothing was written.
+    #[error("{} problem(s) found; nothing was written", .0.len())]
+    Problems(Vec<Problem>),
+    /// The store refused a row (a rule only the database can check); the batches before it are committed.
+    #[error("{origin}: {field}: {message}; {written}")]
+    Refused {
+        /// `file:line` of the row.
+        origin: String,
+        /// Its column.
+        field: String,
+        /// The store's reason.
+        message: String,
+        /// What was committed before.
+        written: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a store holds of the keys and relationships an import's files refer to without giving them.
+#[derive(Debug, Default)]
+struct Stored {
+    keys: HashMap<String, Known>,
+    relationships: std::collections::HashSet<(String, String, RelationshipType)>,
+}
+
+impl Database for Stored {
+    fn key(&self, key: &str) -> Option<Known> {
+        self.keys.get(key).copied()
+    }
+
+    fn relationship(&self, from: &str, to: &str, rel_type: RelationshipType) -> bool {
+        self.relationships.contains(&(from.to_owned(), to.to_owned(), rel_type))
+    }
+}
+
+impl Stored {
+    /// Looks up in `store` what `files` refer to without giving it.
+    async fn of(store: &dyn GraphStore, files: &Files) -> Result<Self, StoreError> {
+        let mut stored = Self::default();
+        for key in files.referenced_keys() {
+            if let Some(stakeholder) = store.stakeholder_by_key(&key).await? {
+                let found = if stakeholder.is_archived() { Known::Archived } else { Known::Live(stakeholder.kind()) };
+                stored.keys.insert(key, found);
+            }
+        }
+        // The relationships interactions name that no relationship file gives: those of each stakeholder, read once.
+        let wanted = files.referenced_relationships();
+        let mut owners = HashMap::new();
+        for key in wanted.iter().flat_map(|(from, to, _)| [from, to]) {
+            if !owners.contains_key(key) {
+                owners.insert(key.clone(), store.stakeholder_by_key(key).await?.map(|stakeholder| stakeholder.id));
+            }
+        }
+        let keys_of: HashMap<StakeholderId, &String> =
+            owners.iter().filter_map(|(key, id)| Some(((*id)?, key))).collect();
+        let starts: std::collections::BTreeSet<StakeholderId> =
+            wanted.iter().filter_map(|(from, ..)| owners[from]).collect();
+        let starts: Vec<StakeholderId> = starts.into_iter().collect();
+        for chunk in starts.chunks(1_000) {
+            for relationship in store.relationships_of(chunk).await?.into_values().flatten() {
+                if let (Some(from), Some(to)) = (keys_of.get(&relationship.from), keys_of.get(&relationship.to)) {
+                    stored.relationships.insert(((*from).clone(), (*to).clone(), relationship.rel_type));
+                }
+            }
+        }
+        Ok(stored)
+    }
+}
+
+/// Imports `inputs` into `store` through its one write path: reads and checks every file (and what they refer
+/// to in the store), then writes everything in one batch, or every `options.batch` rows (whole commands), or, for
+/// a dry run, nothing. `progress` hears each step.
+pub async fn run(
+    store: &dyn GraphStore,
+    inputs: &Inputs,
+    options: Options,
+    mut progress: impl FnMut(Step<'_>),
+) -> Result<Report, ImportError> {
+    use crate::domain::Outcome;
+    progress(Step::Reading {
+        files: inputs.stakeholders.len() + inputs.relationships.len() + inputs.interactions.len(),
+    });
+    let files = read(inputs);
+    let stored = Stored::of(store, &files).await?;
+    progress(Step::Checking { files: files.len() });
+    let plan = plan(&files, &stored, Utc::now()).map_err(ImportError::Problems)?;
+    drop(files);
+    if options.dry_run {
+        return Ok(Report::Checked {
+            stakeholders: plan.stakeholders,
+            relationships: plan.relationships,
+            interactions: plan.interactions,
+            written: false,
+        });
+    }
+    let counts = format!(
+        "{} stakeholders, {} relationships and {} interactions",
+        plan.stakeholders, plan.relationships, plan.interactions
+    );
+    let total = plan.origins.len();
+    let per_batch = options.batch.unwrap_or(total).max(1);
+    let what = match options.batch {
+        Some(rows) => format!("writing {counts}, committing every {rows} rows"),
+        None => format!("writing {counts} in one transaction"),
+    };
+    progress(Step::Writing { rows: total, what: &what });
+    let (mut stakeholders, mut relationships, mut interactions) =
+        (Upserted::default(), Upserted::default(), Recorded::default());
+    let (origins, rows_of) = (plan.origins, plan.rows_of);
+    let (mut done, mut logged) = (0, 0);
+    let mut commands = plan.commands.into_iter().zip(rows_of).peekable();
+    while commands.peek().is_some() {
+        // Whole commands, until the batch has its rows.
+        let (mut chunk, mut starts, mut rows) = (Vec::new(), Vec::new(), 0);
+        while let Some((command, of)) = commands.next_if(|_| rows < per_batch) {
+            chunk.push(command);
+            starts.push(done + rows);
+            rows += of;
+        }
+        let applied = match store.apply(chunk, Utc::now()).await {
+            Ok(applied) => applied,
+            Err(StoreError::Rejected { command, field, message, .. }) => {
+                // A field of a command of many rows names its row first: `17.key`.
+                let (row, field) = match field.split_once('.').map(|(row, rest)| (row.parse::<usize>(), rest)) {
+                    Some((Ok(row), rest)) => (row, rest.to_owned()),
+                    _ => (0, field),
+                };
+                let origin = origins.get(starts[command] + row).cloned().unwrap_or_else(|| "?".to_owned());
+                let written = if done == 0 {
+                    "nothing was written".to_owned()
+                } else {
+                    format!("the {done} rows before its batch were committed; fix it and run the same command again")
+                };
+                return Err(ImportError::Refused { origin, field: column_of(&field), message, written });
+            }
+            Err(error) => return Err(error.into()),
+        };
+        logged += applied.events.len();
+        for outcome in applied.outcomes {
+            let (counts, created, changed) = match outcome {
+                Outcome::StakeholderUpserted { created, changed, .. } => (&mut stakeholders, created, changed),
+                Outcome::Relationship { created, changed, .. } => (&mut relationships, created, changed),
+                Outcome::Interactions { interactions: all, recorded } => {
+                    interactions.recorded += recorded;
+                    interactions.unchanged += all.len() - recorded;
+                    continue;
+                }
+                _ => continue,
+            };
+            match (created, changed) {
+                (true, _) => counts.created += 1,
+                (false, true) => counts.changed += 1,
+                (false, false) => counts.unchanged += 1,
+            }
+        }
+        done += rows;
+        progress(Step::Wrote { done, rows: total });
+    }
+    Ok(Report::Written { stakeholders, relationships, interactions, changes_logged: logged })
 }
 
 #[cfg(test)]

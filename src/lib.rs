@@ -13,6 +13,7 @@
 //! - [`ws`]: GraphQL over WebSocket (`graphql-transport-ws` and the legacy `graphql-ws`), with its limits.
 //! - [`config`]: one typed configuration.
 //! - [`demo`]: the deterministic demo-graph generator.
+//! - [`import`], [`export`]: stakeholders, relationships and interactions in and out as CSV or JSON Lines.
 //! - [`migrate`]: copying a store into a Cypher store, resumably.
 //! - [`priority`]: background threads (analyses) below the threads that answer requests, never starved.
 // The `falkordb` client's futures are deeply nested types.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod export;
 pub mod http;
 pub mod import;
 pub mod migrate;

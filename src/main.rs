@@ -121,6 +121,24 @@ enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         batch: Option<u64>,
     },
+    /// Write the stakeholders, relationships and interactions as CSV files in exactly the formats `import` reads
+    /// (stakeholders.csv, relationships.csv, interactions.csv): importing them into an empty database gives the same
+    /// graph and strengths. Archived stakeholders, customers' exits and win-backs and programme memberships are not
+    /// in the formats and not written.
+    Export {
+        /// The database file [default: ./data/stakegraph.db, or STAKEGRAPH_DB, or the config file's].
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// A TOML configuration file.
+        #[arg(long, env = "STAKEGRAPH_CONFIG")]
+        config: Option<PathBuf>,
+        /// The directory to write the files into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write private stakeholders and what joins them (left out by default).
+        #[arg(long)]
+        include_private: bool,
+    },
     /// Copy a whole embedded store (change log included) into Neo4j, resuming where an interrupted copy stopped,
     /// and compare the counts at the end.
     Migrate {
@@ -259,6 +277,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("writing the export into {}", out.display()))?;
             println!("{}", serde_json::to_string_pretty(&written)?);
         }
+        Command::Export { db, config, out, include_private } => {
+            let overrides = Overrides { db, ..Overrides::default() };
+            let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
+            if !config.db_path.exists() {
+                anyhow::bail!("{} does not exist; pass --db with the database to export", config.db_path.display());
+            }
+            let store = SqliteStore::open_with(&config.db_path, config.strength.clone())?;
+            let exported = stakegraph::export::run(&store, &out, include_private).await?;
+            println!("{}", serde_json::to_string_pretty(&exported)?);
+        }
         Command::Import { db, config, stakeholders, relationships, interactions, dry_run, batch } => {
             without_huge_pages();
             let overrides = Overrides { db, ..Overrides::default() };
@@ -271,7 +299,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let store = SqliteStore::open_with(&config.db_path, config.strength.clone())?;
             let batch = batch.map(|rows| usize::try_from(rows).unwrap_or(usize::MAX));
             let inputs = stakegraph::import::Inputs { stakeholders, relationships, interactions };
-            import(&store, inputs, dry_run, batch).await?;
+            import(&store, inputs, stakegraph::import::Options { dry_run, batch }).await?;
         }
         Command::Demo { size, db, seed, anchor, relationships } => {
             let store = SqliteStore::open(&db)?;
@@ -403,172 +431,56 @@ fn without_huge_pages() {
     }
 }
 
-/// What the database holds of the keys and relationships an import's files refer to without giving them.
-#[derive(Default)]
-struct ImportDatabase {
-    keys: std::collections::HashMap<String, stakegraph::import::Known>,
-    relationships: std::collections::HashSet<(String, String, stakegraph::domain::RelationshipType)>,
-}
-
-impl stakegraph::import::Database for ImportDatabase {
-    fn key(&self, key: &str) -> Option<stakegraph::import::Known> {
-        self.keys.get(key).copied()
-    }
-
-    fn relationship(&self, from: &str, to: &str, rel_type: stakegraph::domain::RelationshipType) -> bool {
-        self.relationships.contains(&(from.to_owned(), to.to_owned(), rel_type))
-    }
-}
-
-/// Runs an import into `store`: checks every file, then writes everything in one transaction (or, with
-/// `dry_run`, nothing); prints a JSON report on stdout, every problem on stderr.
+/// Runs an import into `store`: checks every file, then writes everything in one transaction (or every `batch`
+/// rows; with `dry_run`, nothing); prints a JSON report on stdout, progress and every problem on stderr.
 async fn import(
-    store: &SqliteStore,
+    store: &dyn stakegraph::store::GraphStore,
     inputs: stakegraph::import::Inputs,
-    dry_run: bool,
-    batch: Option<usize>,
+    options: stakegraph::import::Options,
 ) -> anyhow::Result<()> {
-    use stakegraph::domain::Outcome;
-    use stakegraph::import::Known;
-    use stakegraph::store::GraphStore;
-    eprintln!("reading {} file(s)", inputs.stakeholders.len() + inputs.relationships.len() + inputs.interactions.len());
-    let files = stakegraph::import::read(&inputs);
-    let mut database = ImportDatabase::default();
-    for key in files.referenced_keys() {
-        if let Some(stakeholder) = store.stakeholder_by_key(&key).await? {
-            let found = if stakeholder.is_archived() { Known::Archived } else { Known::Live(stakeholder.kind()) };
-            database.keys.insert(key, found);
-        }
-    }
-    // The relationships interactions name that no relationship file gives: those of each stakeholder, read once.
-    let wanted = files.referenced_relationships();
-    let mut owners = std::collections::HashMap::new();
-    for key in wanted.iter().flat_map(|(from, to, _)| [from, to]) {
-        if !owners.contains_key(key) {
-            owners.insert(key.clone(), store.stakeholder_by_key(key).await?.map(|stakeholder| stakeholder.id));
-        }
-    }
-    let keys_of: std::collections::HashMap<_, _> =
-        owners.iter().filter_map(|(key, id)| Some(((*id)?, key.clone()))).collect();
-    let starts: Vec<_> = wanted
-        .iter()
-        .filter_map(|(from, ..)| owners[from])
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    for chunk in starts.chunks(1_000) {
-        for relationship in store.relationships_of(chunk).await?.into_values().flatten() {
-            if let (Some(from), Some(to)) = (keys_of.get(&relationship.from), keys_of.get(&relationship.to)) {
-                database.relationships.insert((from.clone(), to.clone(), relationship.rel_type));
+    use stakegraph::import::{ImportError, Step};
+    // A bar on a terminal; a line at most every second otherwise.
+    let terminal = std::io::stderr().is_terminal();
+    let bar = indicatif::ProgressBar::hidden();
+    let mut last_line = std::time::Instant::now();
+    let progress = |step: Step<'_>| match step {
+        Step::Reading { files } => eprintln!("reading {files} file(s)"),
+        Step::Checking { files } => eprintln!("checking {files} file(s)"),
+        Step::Writing { rows, what } => {
+            eprintln!("{what}");
+            if terminal {
+                bar.set_length(rows as u64);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "importing [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)",
+                    )
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             }
         }
-    }
-    eprintln!("checking {} file(s)", files.len());
-    let plan = match stakegraph::import::plan(&files, &database, chrono::Utc::now()) {
-        Ok(plan) => plan,
-        Err(problems) => {
+        Step::Wrote { done, rows } => {
+            bar.set_position(done as u64);
+            if !terminal && (last_line.elapsed() >= std::time::Duration::from_secs(1) || done == rows) {
+                eprintln!("imported {done} of {rows} rows");
+                last_line = std::time::Instant::now();
+            }
+        }
+    };
+    let report = stakegraph::import::run(store, &inputs, options, progress).await;
+    bar.finish_and_clear();
+    match report {
+        Ok(report) => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Err(ImportError::Problems(problems)) => {
             for problem in &problems {
                 eprintln!("{problem}");
             }
-            anyhow::bail!("{} problem(s) found; nothing was written", problems.len());
+            anyhow::bail!("{} problem(s) found; nothing was written", problems.len())
         }
-    };
-    drop(files);
-    let counts = format!(
-        "{} stakeholders, {} relationships and {} interactions",
-        plan.stakeholders, plan.relationships, plan.interactions
-    );
-    if dry_run {
-        let report = serde_json::json!({ "stakeholders": plan.stakeholders, "relationships": plan.relationships,
-            "interactions": plan.interactions, "written": false });
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        Err(error) => Err(error.into()),
     }
-    let total = plan.origins.len();
-    let per_batch = batch.unwrap_or(total).max(1);
-    match batch {
-        Some(rows) => eprintln!("writing {counts}, committing every {rows} rows"),
-        None => eprintln!("writing {counts} in one transaction"),
-    }
-    // A bar on a terminal; a line at most every second otherwise.
-    let terminal = std::io::stderr().is_terminal();
-    let bar = indicatif::ProgressBar::new(total as u64);
-    if terminal {
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("importing [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
-    } else {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let mut tally = serde_json::json!({
-        "stakeholders": { "created": 0, "changed": 0, "unchanged": 0 },
-        "relationships": { "created": 0, "changed": 0, "unchanged": 0 },
-        "interactions": { "recorded": 0, "unchanged": 0 },
-    });
-    let mut count = |what: &str, slot: &str, by: usize| {
-        tally[what][slot] = (tally[what][slot].as_u64().unwrap_or(0) + by as u64).into();
-    };
-    let mut last_line = std::time::Instant::now();
-    let (origins, rows_of) = (plan.origins, plan.rows_of);
-    let (mut done, mut logged) = (0, 0);
-    let mut commands = plan.commands.into_iter().zip(rows_of).peekable();
-    while commands.peek().is_some() {
-        // Whole commands, until the batch has its rows.
-        let (mut chunk, mut starts, mut rows) = (Vec::new(), Vec::new(), 0);
-        while let Some((command, of)) = commands.next_if(|_| rows < per_batch) {
-            chunk.push(command);
-            starts.push(done + rows);
-            rows += of;
-        }
-        let applied = match store.apply(chunk, chrono::Utc::now()).await {
-            Ok(applied) => applied,
-            Err(stakegraph::store::StoreError::Rejected { command, field, message, .. }) => {
-                bar.abandon();
-                // A field of a command of many rows names its row first: `17.key`.
-                let (row, field) = match field.split_once('.') {
-                    Some((row, field)) if row.parse::<usize>().is_ok() => (row.parse().unwrap_or(0), field),
-                    _ => (0, field.as_str()),
-                };
-                let origin = origins.get(starts[command] + row).map_or("?", String::as_str);
-                let written = if done == 0 {
-                    "nothing was written".to_owned()
-                } else {
-                    format!("the {done} rows before its batch were committed; fix it and run the same command again")
-                };
-                anyhow::bail!("{origin}: {}: {message}; {written}", stakegraph::import::column_of(field));
-            }
-            Err(error) => return Err(error.into()),
-        };
-        logged += applied.events.len();
-        for outcome in applied.outcomes {
-            let (what, created, changed) = match outcome {
-                Outcome::StakeholderUpserted { created, changed, .. } => ("stakeholders", created, changed),
-                Outcome::Relationship { created, changed, .. } => ("relationships", created, changed),
-                Outcome::Interactions { interactions, recorded } => {
-                    count("interactions", "recorded", recorded);
-                    count("interactions", "unchanged", interactions.len() - recorded);
-                    continue;
-                }
-                _ => continue,
-            };
-            let slot = match (created, changed) {
-                (true, _) => "created",
-                (false, true) => "changed",
-                (false, false) => "unchanged",
-            };
-            count(what, slot, 1);
-        }
-        done += rows;
-        bar.inc(rows as u64);
-        if !terminal && (last_line.elapsed() >= std::time::Duration::from_secs(1) || done == total) {
-            eprintln!("imported {done} of {total} rows");
-            last_line = std::time::Instant::now();
-        }
-    }
-    bar.finish_and_clear();
-    tally["changes_logged"] = logged.into();
-    println!("{}", serde_json::to_string_pretty(&tally)?);
-    Ok(())
 }
