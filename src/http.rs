@@ -334,7 +334,7 @@ impl Startup {
 
 /// Opens the configured store, off the async workers: opening may take long (a migration, the planner's statistics
 /// on a first open, decayed sums recomputed for another strength model), and `/healthz` answers meanwhile.
-async fn open_store(config: &Config) -> Result<Arc<dyn GraphStore>, StartupError> {
+pub async fn open_store(config: &Config) -> Result<Arc<dyn GraphStore>, StartupError> {
     match config.store {
         StoreKind::Sqlite => {
             let (path, model) = (config.db_path.clone(), config.strength.clone());

@@ -120,6 +120,14 @@ enum Command {
         /// nor logged again.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         batch: Option<u64>,
+        /// Where the graph lives: the embedded SQLite file, or Neo4j [default: sqlite, or STAKEGRAPH_STORE].
+        #[arg(long, value_enum)]
+        store: Option<StoreKind>,
+        /// The Neo4j server (bolt://host:7687, neo4j+s://… for Aura) [or NEO4J_URI].
+        #[arg(long)]
+        neo4j_uri: Option<String>,
+        #[command(flatten)]
+        neo4j: Neo4jArgs,
     },
     /// Write the stakeholders, relationships and interactions as CSV files in exactly the formats `import` reads
     /// (stakeholders.csv, relationships.csv, interactions.csv): importing them into an empty database gives the same
@@ -138,6 +146,14 @@ enum Command {
         /// Also write private stakeholders and what joins them (left out by default).
         #[arg(long)]
         include_private: bool,
+        /// Where the graph lives: the embedded SQLite file, or Neo4j [default: sqlite, or STAKEGRAPH_STORE].
+        #[arg(long, value_enum)]
+        store: Option<StoreKind>,
+        /// The Neo4j server (bolt://host:7687, neo4j+s://… for Aura) [or NEO4J_URI].
+        #[arg(long)]
+        neo4j_uri: Option<String>,
+        #[command(flatten)]
+        neo4j: Neo4jArgs,
     },
     /// Copy a whole embedded store (change log included) into Neo4j, resuming where an interrupted copy stopped,
     /// and compare the counts at the end.
@@ -277,29 +293,65 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("writing the export into {}", out.display()))?;
             println!("{}", serde_json::to_string_pretty(&written)?);
         }
-        Command::Export { db, config, out, include_private } => {
-            let overrides = Overrides { db, ..Overrides::default() };
+        Command::Export {
+            db,
+            config,
+            out,
+            include_private,
+            store,
+            neo4j_uri,
+            neo4j: Neo4jArgs { neo4j_user, neo4j_database, neo4j_password_file },
+        } => {
+            let overrides = Overrides {
+                db,
+                store,
+                neo4j_uri,
+                neo4j_user,
+                neo4j_database,
+                neo4j_password_file,
+                ..Overrides::default()
+            };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
-            if !config.db_path.exists() {
+            if config.store == StoreKind::Sqlite && !config.db_path.exists() {
                 anyhow::bail!("{} does not exist; pass --db with the database to export", config.db_path.display());
             }
-            let store = SqliteStore::open_with(&config.db_path, config.strength.clone())?;
-            let exported = stakegraph::export::run(&store, &out, include_private).await?;
+            let store = stakegraph::http::open_store(&config).await?;
+            let exported = stakegraph::export::run(store.as_ref(), &out, include_private).await?;
             println!("{}", serde_json::to_string_pretty(&exported)?);
         }
-        Command::Import { db, config, stakeholders, relationships, interactions, dry_run, batch } => {
+        Command::Import {
+            db,
+            config,
+            stakeholders,
+            relationships,
+            interactions,
+            dry_run,
+            batch,
+            store,
+            neo4j_uri,
+            neo4j: Neo4jArgs { neo4j_user, neo4j_database, neo4j_password_file },
+        } => {
             without_huge_pages();
-            let overrides = Overrides { db, ..Overrides::default() };
+            let overrides = Overrides {
+                db,
+                store,
+                neo4j_uri,
+                neo4j_user,
+                neo4j_database,
+                neo4j_password_file,
+                ..Overrides::default()
+            };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
             if stakeholders.is_empty() && relationships.is_empty() && interactions.is_empty() {
                 anyhow::bail!(
                     "nothing to import; pass --stakeholders FILE, --relationships FILE and/or --interactions FILE"
                 );
             }
-            let store = SqliteStore::open_with(&config.db_path, config.strength.clone())?;
+            let store = stakegraph::http::open_store(&config).await?;
             let batch = batch.map(|rows| usize::try_from(rows).unwrap_or(usize::MAX));
             let inputs = stakegraph::import::Inputs { stakeholders, relationships, interactions };
-            import(&store, inputs, stakegraph::import::Options { dry_run, batch }).await?;
+            import(store.as_ref(), inputs, stakegraph::import::Options { dry_run, batch }).await?;
+            store.checkpoint().await?;
         }
         Command::Demo { size, db, seed, anchor, relationships } => {
             let store = SqliteStore::open(&db)?;

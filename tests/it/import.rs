@@ -75,6 +75,25 @@ fn an_import_writes_everything_once_and_a_repeat_or_a_dry_run_writes_nothing() {
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM change_log"), 8, "a repeat logs nothing");
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM interaction"), 3);
 
+    // `stakegraph export` writes the import's formats: importing them into a new database gives the same counts.
+    let output = Command::new(env!("CARGO_BIN_EXE_stakegraph"))
+        .current_dir(dir.path())
+        .args(["export", "--db", "t.db", "--out", "out", "--include-private"])
+        .env_remove("STAKEGRAPH_CONFIG")
+        .output()
+        .unwrap();
+    let exported = report(&output);
+    assert_eq!((exported["stakeholders"].clone(), exported["interactions"].clone()), (json!(4), json!(3)));
+    let copy = Command::new(env!("CARGO_BIN_EXE_stakegraph"))
+        .current_dir(dir.path())
+        .args(["import", "--db", "copy.db", "--stakeholders", "out/stakeholders.csv"])
+        .args(["--relationships", "out/relationships.csv", "--interactions", "out/interactions.csv"])
+        .env_remove("STAKEGRAPH_CONFIG")
+        .output()
+        .unwrap();
+    let copied = report(&copy);
+    assert_eq!(copied["changes_logged"], 8, "{copied}");
+
     // A corrected file updates in place.
     std::fs::write(dir.path().join("people.csv"), PEOPLE.replace("Northern Flour", "Northern Flour Mills")).unwrap();
     let fixed = report(&import(dir.path(), &files));
@@ -560,4 +579,45 @@ proptest::proptest! {
         proptest::prop_assert!(matches!(again, stakegraph::import::Report::Written { changes_logged: 0, .. }), "{again:?} after {report:?}");
         proptest::prop_assert_eq!(runtime.block_on(target.counts()).unwrap().changes, logged);
     }
+}
+
+/// The same files imported into SQLite and into a Cypher store (FalkorDB, through the Neo4j backend's statements):
+/// the same report, a repeat changes nothing on either, and both export the same files.
+#[tokio::test]
+async fn an_import_into_a_cypher_store_writes_what_it_writes_into_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("people.csv"), PEOPLE).unwrap();
+    // Every relationship dated (one without `since` begins when it is written, a millisecond apart in two stores).
+    let links = LINKS.replace("\"trust\": 0.8}", "\"trust\": 0.8, \"since\": \"2024-05-01\"}");
+    assert_ne!(links, LINKS);
+    std::fs::write(dir.path().join("links.jsonl"), links).unwrap();
+    std::fs::write(dir.path().join("mail.csv"), MAIL).unwrap();
+    let inputs = stakegraph::import::Inputs {
+        stakeholders: vec![dir.path().join("people.csv")],
+        relationships: vec![dir.path().join("links.jsonl")],
+        interactions: vec![dir.path().join("mail.csv")],
+    };
+    let sqlite = stakegraph::store::SqliteStore::open(dir.path().join("t.db")).unwrap();
+    let (cypher, ()) = crate::cypher::falkor_store().await;
+    let mut exports = Vec::new();
+    for (name, store) in [("sqlite", &sqlite as &dyn stakegraph::store::GraphStore), ("cypher", cypher.as_ref())] {
+        let options = stakegraph::import::Options::default();
+        let first = stakegraph::import::run(store, &inputs, options, |_| {}).await.unwrap();
+        let first = serde_json::to_value(&first).unwrap();
+        assert_eq!(first["interactions"], json!({ "recorded": 3, "unchanged": 0 }), "{name}: {first}");
+        assert_eq!(first["changes_logged"], 8, "{name}");
+        let again = stakegraph::import::run(store, &inputs, options, |_| {}).await.unwrap();
+        assert_eq!(serde_json::to_value(&again).unwrap()["changes_logged"], 0, "{name}: a repeat logs nothing");
+        let out = dir.path().join(name);
+        stakegraph::export::run(store, &out, true).await.unwrap();
+        let files: Vec<String> = ["stakeholders.csv", "relationships.csv", "interactions.csv"]
+            .iter()
+            .map(|file| std::fs::read_to_string(out.join(file)).unwrap())
+            .collect();
+        exports.push(files);
+    }
+    assert_eq!(exports[0], exports[1], "both stores export the same files");
+    assert!(
+        exports[0][2].contains("m-3,E-1,C-1,MANAGES,2026-02-01T06:00:00.000Z,PURCHASE,INBOUND,0.6,1200.5,Rye,ORDER,")
+    );
 }
