@@ -68,6 +68,22 @@ pub enum Command {
     },
     /// Create a relationship-marketing programme.
     CreateProgram(NewProgram),
+    /// Create a programme, or find it as given by its key (nothing written or logged); a programme with the key
+    /// and other fields is refused, since a programme does not change once created.
+    UpsertProgram(NewProgram),
+    /// A customer's membership of a programme, both by key (resolved inside the batch): enrolled on `joined` and,
+    /// when `left` is given, no longer a member from that day. A membership found as given changes nothing; one
+    /// found without `left` is ended on `left`.
+    MembershipByKey {
+        /// The customer's key.
+        customer: Label,
+        /// The programme's key.
+        program: Label,
+        /// The day it joined.
+        joined: NaiveDate,
+        /// The day it left, if it has.
+        left: Option<NaiveDate>,
+    },
     /// Enrol a customer in a programme.
     EnrolInProgram {
         /// Which programme.
@@ -137,6 +153,22 @@ pub enum Outcome {
     },
     /// The programme created.
     Program(Program),
+    /// The programme an upsert by key created or found.
+    ProgramUpserted {
+        /// The programme.
+        program: Program,
+        /// Whether the upsert created it (otherwise it was found as given: nothing written or logged).
+        created: bool,
+    },
+    /// The customer after a membership by key, and what it did.
+    Membership {
+        /// The customer.
+        customer: Stakeholder,
+        /// Whether the customer was enrolled.
+        created: bool,
+        /// Whether a recorded membership was ended.
+        changed: bool,
+    },
 }
 
 /// What a committed batch produced: one outcome per command, and the change events appended with it.

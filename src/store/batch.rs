@@ -177,6 +177,10 @@ impl<T: BatchTarget> Batch<'_, T> {
                 })
             }
             Command::CreateProgram(new) => self.create_program(index, new),
+            Command::UpsertProgram(new) => self.upsert_program(index, new),
+            Command::MembershipByKey { customer, program, joined, left } => {
+                self.membership_by_key(index, &customer, &program, joined, left)
+            }
             Command::EnrolInProgram { program, customer, date } => {
                 self.change_membership(index, program, customer, date, ChangeKind::ProgramJoined)
             }
@@ -357,6 +361,97 @@ impl<T: BatchTarget> Batch<'_, T> {
         self.target.put_program(&program)?;
         self.events.push(PendingEvent::program_created(&program));
         Ok(Outcome::Program(program))
+    }
+
+    fn upsert_program(&mut self, index: usize, new: NewProgram) -> StoreResult<Outcome> {
+        let found = self.target.programs()?.into_iter().find(|program| program.key == new.key);
+        match found {
+            Some(program) if program.name == new.name && program.kind == new.kind && program.markets == new.markets => {
+                Ok(Outcome::ProgramUpserted { program, created: false })
+            }
+            Some(program) => Err(StoreError::rejected(
+                index,
+                "key",
+                Rejection::Conflict,
+                format!(
+                    "key '{}' is programme {}, with another name, kind or markets; a programme does not change once \
+                     created: give it as it is, or use another key",
+                    new.key, program.id
+                ),
+            )),
+            None => match self.create_program(index, new)? {
+                Outcome::Program(program) => Ok(Outcome::ProgramUpserted { program, created: true }),
+                other => Err(StoreError::Internal(format!("creating a programme gave {other:?}"))),
+            },
+        }
+    }
+
+    /// A customer's membership by keys (see [`Command::MembershipByKey`]).
+    fn membership_by_key(
+        &mut self,
+        index: usize,
+        customer: &crate::domain::Label,
+        program: &crate::domain::Label,
+        joined: chrono::NaiveDate,
+        left: Option<chrono::NaiveDate>,
+    ) -> StoreResult<Outcome> {
+        let id = self.key_owner(index, customer, "customerKey")?;
+        let found = self.target.programs()?.into_iter().find(|found| found.key == *program);
+        let Some(program_id) = found.map(|found| found.id) else {
+            return Err(StoreError::rejected(
+                index,
+                "programKey",
+                Rejection::NotFound,
+                format!(
+                    "no programme has key '{program}'; create it first (in the same batch or before) or fix the key"
+                ),
+            ));
+        };
+        let before = self.live_stakeholder(index, id).map_err(|error| retarget(error, "customerKey"))?;
+        let recorded = match &before.details {
+            crate::domain::KindDetails::Customer(details) => details
+                .memberships
+                .iter()
+                .find(|membership| membership.program == program_id && membership.joined == joined)
+                .cloned(),
+            _ => None,
+        };
+        let mut after = before.clone();
+        let created = match recorded {
+            Some(membership) if membership.left == left => {
+                return Ok(Outcome::Membership { customer: before, created: false, changed: false });
+            }
+            Some(membership) if membership.left.is_some() => {
+                return Err(StoreError::rejected(
+                    index,
+                    "left",
+                    Rejection::Conflict,
+                    format!(
+                        "the customer left programme '{program}' on {}; a recorded leaving does not change",
+                        membership.left.map(|day| day.to_string()).unwrap_or_default()
+                    ),
+                ));
+            }
+            Some(_) => false,
+            None => {
+                after.enrol_in_program(program_id, joined, self.at).map_err(|error| refused(index, error))?;
+                self.events.push(PendingEvent::membership(
+                    ChangeKind::ProgramJoined,
+                    program_id,
+                    joined,
+                    &before,
+                    &after,
+                ));
+                true
+            }
+        };
+        if let Some(day) = left {
+            let enrolled = after.clone();
+            after.leave_program(program_id, day, self.at).map_err(|error| refused(index, error))?;
+            self.events.push(PendingEvent::membership(ChangeKind::ProgramLeft, program_id, day, &enrolled, &after));
+        }
+        self.target.put_stakeholder(&after)?;
+        Ok(Outcome::Membership { customer: after, created, changed: !created })
     }
 
     /// Enrols live customer `customer` in programme `program` on `date`, or records that it left (by `kind`).

@@ -35,7 +35,8 @@ macro_rules! suite {
             programmes_and_memberships_are_kept_with_their_rules_and_logged,
             an_upsert_by_key_creates_changes_or_leaves_alone_and_logs_only_changes,
             one_batch_creates_stakeholders_and_their_relationships_by_key,
-            an_interaction_with_a_recorded_key_is_recorded_once_and_a_changed_one_refused
+            an_interaction_with_a_recorded_key_is_recorded_once_and_a_changed_one_refused,
+            programmes_and_memberships_by_key_are_found_as_given_and_only_a_leaving_is_added
         );
     };
     (@checks $backend:ident, $fresh:path, $attribute:meta, $($check:ident),+) => {
@@ -574,4 +575,55 @@ pub async fn an_interaction_with_a_recorded_key_is_recorded_once_and_a_changed_o
     assert_eq!(refusal(error), (0, "0.type".to_owned(), Rejection::NotFound));
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.interactions, counts.changes), (3, 5), "the refused batches left nothing");
+}
+
+pub async fn programmes_and_memberships_by_key_are_found_as_given_and_only_a_leaving_is_added(
+    store: Arc<dyn GraphStore>,
+) {
+    let Command::CreateProgram(club) = program("CLUB", stakegraph::domain::ProgramKind::Club) else { unreachable!() };
+    let day = |days_ago: i64| Utc::now().date_naive() - chrono::Duration::days(days_ago);
+    let membership = |left: Option<chrono::NaiveDate>| Command::MembershipByKey {
+        customer: Label::parse("A").unwrap(),
+        program: Label::parse("CLUB").unwrap(),
+        joined: day(30),
+        left,
+    };
+    // A customer (a customer since 100 days), the programme and the membership, all by key in one batch.
+    let mut customer = match upsert("A", "Alpha") {
+        Command::UpsertStakeholder { new, .. } => new,
+        _ => unreachable!(),
+    };
+    if let KindDetails::Customer(details) = &mut customer.details {
+        details.since = Some(day(100));
+    }
+    let customer = Command::UpsertStakeholder { patch: customer.optional_patch(), new: customer };
+    let batch = || vec![customer.clone(), Command::UpsertProgram(club.clone()), membership(None)];
+    let first = store.apply(batch(), Utc::now()).await.unwrap();
+    let kinds: Vec<&str> = first.events.iter().map(|event| event.kind.as_str()).collect();
+    assert_eq!(kinds, ["STAKEHOLDER_CREATED", "PROGRAM_CREATED", "PROGRAM_JOINED"]);
+    assert!(matches!(first.outcomes[2], Outcome::Membership { created: true, changed: false, .. }));
+    // Again: nothing written, nothing logged.
+    let again = store.apply(batch(), Utc::now()).await.unwrap();
+    assert!(again.events.is_empty(), "{:?}", again.events);
+    assert!(matches!(again.outcomes[1], Outcome::ProgramUpserted { created: false, .. }));
+    // The same membership with a leaving day: it ends; then found as given.
+    let left = store.apply(vec![membership(Some(day(3)))], Utc::now()).await.unwrap();
+    assert_eq!(left.events.iter().map(|event| event.kind.as_str()).collect::<Vec<_>>(), ["PROGRAM_LEFT"]);
+    assert!(matches!(left.outcomes[0], Outcome::Membership { created: false, changed: true, .. }));
+    assert!(store.apply(vec![membership(Some(day(3)))], Utc::now()).await.unwrap().events.is_empty());
+    // Another leaving day, a programme changed under its key, an unknown programme: refused, nothing left behind.
+    let error = store.apply(vec![membership(Some(day(2)))], Utc::now()).await.unwrap_err();
+    assert_eq!(refusal(error), (0, "left".to_owned(), Rejection::Conflict));
+    let renamed = stakegraph::domain::NewProgram { name: Label::parse("Renamed").unwrap(), ..club.clone() };
+    let error = store.apply(vec![Command::UpsertProgram(renamed)], Utc::now()).await.unwrap_err();
+    assert_eq!(refusal(error), (0, "key".to_owned(), Rejection::Conflict));
+    let unknown = Command::MembershipByKey {
+        customer: Label::parse("A").unwrap(),
+        program: Label::parse("NOPE").unwrap(),
+        joined: day(1),
+        left: None,
+    };
+    let error = store.apply(vec![unknown], Utc::now()).await.unwrap_err();
+    assert_eq!(refusal(error), (0, "programKey".to_owned(), Rejection::NotFound));
+    assert_eq!(store.counts().await.unwrap().changes, 4);
 }

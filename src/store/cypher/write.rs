@@ -118,7 +118,11 @@ impl Lookups {
                         }
                     }
                 }
-                Command::CreateProgram(_) => lookups.programs = true,
+                Command::CreateProgram(_) | Command::UpsertProgram(_) => lookups.programs = true,
+                Command::MembershipByKey { customer, .. } => {
+                    lookups.programs = true;
+                    lookups.keys.insert(customer.as_str().to_owned());
+                }
                 Command::EnrolInProgram { customer, .. } | Command::LeaveProgram { customer, .. } => {
                     lookups.programs = true;
                     lookups.stakeholders.insert(*customer);
