@@ -19,9 +19,9 @@
 
 use crate::domain::{
     Amount, Basis, Bond, BondSet, Channel, Command, CustomerDetails, CustomerStatus, DetailsPatch, Direction,
-    KeyedInteraction, KindDetails, Label, Level, Market, MarketSet, NewInteraction, NewStakeholder, Probability,
-    RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId, StakeholderKind, StakeholderPatch,
-    Topic,
+    KeyedInteraction, KindDetails, Label, Level, Market, MarketSet, NewInteraction, NewProgram, NewStakeholder,
+    Probability, ProgramKind, RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId,
+    StakeholderKind, StakeholderPatch, Topic,
 };
 use crate::store::{GraphStore, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -59,6 +59,10 @@ pub enum Records {
     Relationships,
     /// Interactions.
     Interactions,
+    /// Relationship-marketing programmes.
+    Programs,
+    /// Customers' programme memberships.
+    Memberships,
 }
 
 /// One record read from a file: where it is and its values by name, with the column of each.
@@ -454,6 +458,26 @@ pub struct Inputs {
     pub relationships: Vec<PathBuf>,
     /// Interaction files.
     pub interactions: Vec<PathBuf>,
+    /// Programme files.
+    pub programs: Vec<PathBuf>,
+    /// Membership files.
+    pub memberships: Vec<PathBuf>,
+}
+
+impl Inputs {
+    /// How many files.
+    pub fn len(&self) -> usize {
+        self.stakeholders.len()
+            + self.relationships.len()
+            + self.interactions.len()
+            + self.programs.len()
+            + self.memberships.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// How many interaction rows one command records at most (one change event per relationship per command).
@@ -471,13 +495,16 @@ struct File {
 /// The files of an import, each read once.
 pub struct Files(Vec<File>);
 
-/// Reads every file of `inputs`: stakeholders first, then relationships, then interactions.
+/// Reads every file of `inputs`, in the order they are written: stakeholders, programmes, relationships, interactions,
+/// memberships.
 pub fn read(inputs: &Inputs) -> Files {
     let mut files = Vec::new();
     for (records, paths) in [
         (Records::Stakeholders, &inputs.stakeholders),
+        (Records::Programs, &inputs.programs),
         (Records::Relationships, &inputs.relationships),
         (Records::Interactions, &inputs.interactions),
+        (Records::Memberships, &inputs.memberships),
     ] {
         for path in paths {
             let name = path.display().to_string();
@@ -523,9 +550,10 @@ impl Files {
         let mut seen: std::collections::HashSet<&str> =
             self.of(Records::Stakeholders).flat_map(|file| &file.rows).filter_map(|row| value(row, "key")).collect();
         let mut keys = Vec::new();
-        for file in self.of(Records::Relationships).chain(self.of(Records::Interactions)) {
+        let referring = self.of(Records::Relationships).chain(self.of(Records::Interactions));
+        for file in referring.chain(self.of(Records::Memberships)) {
             for row in &file.rows {
-                for name in ["from_key", "to_key"] {
+                for name in ["from_key", "to_key", "customer_key"] {
                     if let Some(key) = value(row, name) {
                         if seen.insert(key) {
                             keys.push(key.to_owned());
@@ -573,6 +601,10 @@ pub struct Plan {
     pub relationships: usize,
     /// Interaction rows.
     pub interactions: usize,
+    /// Programme rows.
+    pub programs: usize,
+    /// Membership rows.
+    pub memberships: usize,
 }
 
 /// The column (CSV) or member (JSON) of a field the store names in camelCase, as a file names it.
@@ -604,6 +636,44 @@ pub trait Database {
     fn key(&self, key: &str) -> Option<Known>;
     /// Whether the relationship of type `rel_type` from the owner of `from` to the owner of `to` exists.
     fn relationship(&self, from: &str, to: &str, rel_type: RelationshipType) -> bool;
+    /// The programme with key `key`, if there is one.
+    fn program(&self, key: &str) -> Option<&crate::domain::Program>;
+}
+
+/// The columns of a programme file.
+pub const PROGRAM_FIELDS: &[&str] = &["key", "name", "kind", "markets"];
+
+/// The columns of a membership file.
+pub const MEMBERSHIP_FIELDS: &[&str] = &["customer_key", "program_key", "joined", "left"];
+
+/// The programme of one row, or `None` with its problems reported.
+fn program(fields: &mut Fields<'_>) -> Option<NewProgram> {
+    fields.refuse_others(PROGRAM_FIELDS, "a programme");
+    let key = fields.required("key", label);
+    let name = fields.required("name", label);
+    let kind: Option<ProgramKind> = fields.required("kind", word);
+    let markets: Option<Vec<Market>> = fields.optional("markets", words);
+    Some(NewProgram { key: key?, name: name?, kind: kind?, markets: MarketSet::of(markets.unwrap_or_default()) })
+}
+
+/// The membership of one row (customer key, programme key, joined, left), or `None` with its problems reported.
+fn membership(fields: &mut Fields<'_>) -> Option<(Label, Label, NaiveDate, Option<NaiveDate>)> {
+    fields.refuse_others(MEMBERSHIP_FIELDS, "a membership");
+    let customer = fields.required("customer_key", label);
+    let program = fields.required("program_key", label);
+    let joined = fields.required("joined", day);
+    let left = fields.optional("left", day);
+    let (joined, left) = (joined?, left);
+    if let Some(day) = left.filter(|left| *left <= joined) {
+        let column = fields.get("left").map_or(1, |(_, column)| column);
+        fields.report(
+            column,
+            "left",
+            format!("'{day}' is not after joined ({joined}); a membership lasts a day at least"),
+        );
+        return None;
+    }
+    Some((customer?, program?, joined, left))
 }
 
 /// The columns of an interaction file.
@@ -670,6 +740,10 @@ struct Seen<'d, D> {
     named: std::collections::HashSet<Ends>,
     /// Each interaction key's first place.
     interactions: HashMap<Label, (usize, usize)>,
+    /// Each programme key's first place.
+    programs: HashMap<Label, String>,
+    /// Each membership's first place, by customer, programme and day joined.
+    memberships: HashMap<(Label, Label, NaiveDate), String>,
 }
 
 impl<D: Database> Seen<'_, D> {
@@ -727,6 +801,8 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
         ends: HashMap::new(),
         named: files.of(Records::Relationships).flat_map(|file| &file.rows).filter_map(ends_of).collect(),
         interactions: HashMap::new(),
+        programs: HashMap::new(),
+        memberships: HashMap::new(),
     };
     for (index, input) in files.0.iter().enumerate() {
         let file = &input.name;
@@ -827,6 +903,90 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
                     }
                     continue;
                 }
+                Records::Programs => {
+                    let Some(new) = program(&mut fields) else { continue };
+                    let column = fields.get("key").map_or(1, |(_, column)| column);
+                    if let Some(first) = seen.programs.get(&new.key) {
+                        fields.report(
+                            column,
+                            "key",
+                            format!("'{}' is also given at {first}; give each key once", new.key),
+                        );
+                        continue;
+                    }
+                    if let Some(stored) = database.program(new.key.as_str()) {
+                        if (&stored.name, stored.kind, stored.markets) != (&new.name, new.kind, new.markets) {
+                            fields.report(
+                                column,
+                                "key",
+                                format!(
+                                    "'{}' is a programme with another name, kind or markets in the database; a \
+                                     programme does not change once created: give it as it is, or use another key",
+                                    new.key
+                                ),
+                            );
+                            continue;
+                        }
+                    }
+                    seen.programs.insert(new.key.clone(), origin.clone());
+                    plan.programs += 1;
+                    plan.commands.push(Command::UpsertProgram(new));
+                    plan.rows_of.push(1);
+                }
+                Records::Memberships => {
+                    let Some((customer, program, joined, left)) = membership(&mut fields) else { continue };
+                    let column = fields.get("customer_key").map_or(1, |(_, column)| column);
+                    match seen.key(customer.as_str()) {
+                        Some(Known::Live(StakeholderKind::Customer)) => {}
+                        Some(Known::Live(kind)) => {
+                            fields.report(
+                                column,
+                                "customer_key",
+                                format!("'{customer}' is a {}; only customers join programmes", kind.as_str()),
+                            );
+                            continue;
+                        }
+                        Some(Known::Archived) => {
+                            fields.report(
+                                column,
+                                "customer_key",
+                                format!("'{customer}' belongs to an archived stakeholder, which can no longer change"),
+                            );
+                            continue;
+                        }
+                        None => {
+                            fields.report(
+                                column,
+                                "customer_key",
+                                format!(
+                                    "no stakeholder has key '{customer}'; add it to a stakeholder file or fix the key"
+                                ),
+                            );
+                            continue;
+                        }
+                    }
+                    if !seen.programs.contains_key(&program) && database.program(program.as_str()).is_none() {
+                        let column = fields.get("program_key").map_or(1, |(_, column)| column);
+                        fields.report(
+                            column,
+                            "program_key",
+                            format!("no programme has key '{program}'; add it to a programme file or fix the key"),
+                        );
+                        continue;
+                    }
+                    let identity = (customer.clone(), program.clone(), joined);
+                    if let Some(first) = seen.memberships.insert(identity, origin.clone()) {
+                        fields.report(
+                            column,
+                            "customer_key",
+                            format!("this membership is also given at {first}; give each once"),
+                        );
+                        continue;
+                    }
+                    plan.memberships += 1;
+                    plan.commands.push(Command::MembershipByKey { customer, program, joined, left });
+                    plan.rows_of.push(1);
+                }
             }
             plan.origins.push(origin);
         }
@@ -914,6 +1074,10 @@ pub enum Report {
         relationships: usize,
         /// Interaction rows.
         interactions: usize,
+        /// Programme rows.
+        programs: usize,
+        /// Membership rows.
+        memberships: usize,
         /// Always false.
         written: bool,
     },
@@ -925,6 +1089,10 @@ pub enum Report {
         relationships: Upserted,
         /// Interactions.
         interactions: Recorded,
+        /// Programmes (a programme does not change: none is `changed`).
+        programs: Upserted,
+        /// Memberships (`changed`: a recorded one ended).
+        memberships: Upserted,
         /// Change-log entries appended.
         changes_logged: usize,
     },
@@ -958,6 +1126,7 @@ pub enum ImportError {
 struct Stored {
     keys: HashMap<String, Known>,
     relationships: std::collections::HashSet<(String, String, RelationshipType)>,
+    programs: HashMap<String, crate::domain::Program>,
 }
 
 impl Database for Stored {
@@ -968,12 +1137,20 @@ impl Database for Stored {
     fn relationship(&self, from: &str, to: &str, rel_type: RelationshipType) -> bool {
         self.relationships.contains(&(from.to_owned(), to.to_owned(), rel_type))
     }
+
+    fn program(&self, key: &str) -> Option<&crate::domain::Program> {
+        self.programs.get(key)
+    }
 }
 
 impl Stored {
     /// Looks up in `store` what `files` refer to without giving it.
     async fn of(store: &dyn GraphStore, files: &Files) -> Result<Self, StoreError> {
         let mut stored = Self::default();
+        if files.of(Records::Programs).chain(files.of(Records::Memberships)).next().is_some() {
+            let programs = store.programs().await?;
+            stored.programs = programs.into_iter().map(|program| (program.key.as_str().to_owned(), program)).collect();
+        }
         for key in files.referenced_keys() {
             if let Some(stakeholder) = store.stakeholder_by_key(&key).await? {
                 let found = if stakeholder.is_archived() { Known::Archived } else { Known::Live(stakeholder.kind()) };
@@ -1014,9 +1191,7 @@ pub async fn run(
     mut progress: impl FnMut(Step<'_>),
 ) -> Result<Report, ImportError> {
     use crate::domain::Outcome;
-    progress(Step::Reading {
-        files: inputs.stakeholders.len() + inputs.relationships.len() + inputs.interactions.len(),
-    });
+    progress(Step::Reading { files: inputs.len() });
     let files = read(inputs);
     let stored = Stored::of(store, &files).await?;
     progress(Step::Checking { files: files.len() });
@@ -1027,12 +1202,14 @@ pub async fn run(
             stakeholders: plan.stakeholders,
             relationships: plan.relationships,
             interactions: plan.interactions,
+            programs: plan.programs,
+            memberships: plan.memberships,
             written: false,
         });
     }
     let counts = format!(
-        "{} stakeholders, {} relationships and {} interactions",
-        plan.stakeholders, plan.relationships, plan.interactions
+        "{} stakeholders, {} relationships, {} interactions, {} programmes and {} memberships",
+        plan.stakeholders, plan.relationships, plan.interactions, plan.programs, plan.memberships
     );
     let total = plan.origins.len();
     let per_batch = options.batch.unwrap_or(total).max(1);
@@ -1043,6 +1220,7 @@ pub async fn run(
     progress(Step::Writing { rows: total, what: &what });
     let (mut stakeholders, mut relationships, mut interactions) =
         (Upserted::default(), Upserted::default(), Recorded::default());
+    let (mut programs, mut memberships) = (Upserted::default(), Upserted::default());
     let (origins, rows_of) = (plan.origins, plan.rows_of);
     let (mut done, mut logged) = (0, 0);
     let mut commands = plan.commands.into_iter().zip(rows_of).peekable();
@@ -1077,6 +1255,8 @@ pub async fn run(
             let (counts, created, changed) = match outcome {
                 Outcome::StakeholderUpserted { created, changed, .. } => (&mut stakeholders, created, changed),
                 Outcome::Relationship { created, changed, .. } => (&mut relationships, created, changed),
+                Outcome::ProgramUpserted { created, .. } => (&mut programs, created, false),
+                Outcome::Membership { created, changed, .. } => (&mut memberships, created, changed),
                 Outcome::Interactions { interactions: all, recorded } => {
                     interactions.recorded += recorded;
                     interactions.unchanged += all.len() - recorded;
@@ -1093,7 +1273,7 @@ pub async fn run(
         done += rows;
         progress(Step::Wrote { done, rows: total });
     }
-    Ok(Report::Written { stakeholders, relationships, interactions, changes_logged: logged })
+    Ok(Report::Written { stakeholders, relationships, interactions, programs, memberships, changes_logged: logged })
 }
 
 #[cfg(test)]

@@ -112,6 +112,12 @@ enum Command {
         /// (repeatable).
         #[arg(long = "interactions", value_name = "FILE")]
         interactions: Vec<PathBuf>,
+        /// A file of relationship-marketing programmes, by key (repeatable).
+        #[arg(long = "programs", value_name = "FILE")]
+        programs: Vec<PathBuf>,
+        /// A file of customers' programme memberships, by the customer's and the programme's keys (repeatable).
+        #[arg(long = "memberships", value_name = "FILE")]
+        memberships: Vec<PathBuf>,
         /// Check everything and report what would be written; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -325,6 +331,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             stakeholders,
             relationships,
             interactions,
+            programs,
+            memberships,
             dry_run,
             batch,
             store,
@@ -342,14 +350,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ..Overrides::default()
             };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
-            if stakeholders.is_empty() && relationships.is_empty() && interactions.is_empty() {
+            let inputs =
+                stakegraph::import::Inputs { stakeholders, relationships, interactions, programs, memberships };
+            if inputs.is_empty() {
                 anyhow::bail!(
-                    "nothing to import; pass --stakeholders FILE, --relationships FILE and/or --interactions FILE"
+                    "nothing to import; pass --stakeholders, --relationships, --interactions, --programs and/or \
+                     --memberships with a FILE"
                 );
             }
             let store = stakegraph::http::open_store(&config).await?;
             let batch = batch.map(|rows| usize::try_from(rows).unwrap_or(usize::MAX));
-            let inputs = stakegraph::import::Inputs { stakeholders, relationships, interactions };
             import(store.as_ref(), inputs, stakegraph::import::Options { dry_run, batch }).await?;
             store.checkpoint().await?;
         }

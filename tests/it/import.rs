@@ -52,7 +52,9 @@ fn an_import_writes_everything_once_and_a_repeat_or_a_dry_run_writes_nothing() {
     std::fs::write(dir.path().join("mail.csv"), MAIL).unwrap();
     let files = ["--stakeholders", "people.csv", "--relationships", "links.jsonl", "--interactions", "mail.csv"];
     let dry = report(&import(dir.path(), &[&files[..], &["--dry-run"]].concat()));
-    assert_eq!(dry, json!({ "stakeholders": 4, "relationships": 2, "interactions": 3, "written": false }));
+    let checked = json!({ "stakeholders": 4, "relationships": 2, "interactions": 3, "programs": 0, "memberships": 0,
+        "written": false });
+    assert_eq!(dry, checked);
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder"), 0, "a dry run writes nothing");
 
     let first = report(&import(dir.path(), &files));
@@ -565,6 +567,7 @@ proptest::proptest! {
             stakeholders: vec![out.join("stakeholders.csv")],
             relationships: vec![out.join("relationships.csv")],
             interactions: vec![out.join("interactions.csv")],
+            ..Default::default()
         };
         let options = stakegraph::import::Options::default();
         let report = runtime.block_on(stakegraph::import::run(&target, &inputs, options, |_| {})).unwrap();
@@ -596,6 +599,7 @@ async fn an_import_into_a_cypher_store_writes_what_it_writes_into_sqlite() {
         stakeholders: vec![dir.path().join("people.csv")],
         relationships: vec![dir.path().join("links.jsonl")],
         interactions: vec![dir.path().join("mail.csv")],
+        ..Default::default()
     };
     let sqlite = stakegraph::store::SqliteStore::open(dir.path().join("t.db")).unwrap();
     let (cypher, ()) = crate::cypher::falkor_store().await;
@@ -619,5 +623,59 @@ async fn an_import_into_a_cypher_store_writes_what_it_writes_into_sqlite() {
     assert_eq!(exports[0], exports[1], "both stores export the same files");
     assert!(
         exports[0][2].contains("m-3,E-1,C-1,MANAGES,2026-02-01T06:00:00.000Z,PURCHASE,INBOUND,0.6,1200.5,Rye,ORDER,")
+    );
+}
+
+/// Programmes and memberships by key: written once, a repeat changes nothing, a leaving day added later ends the
+/// membership; a membership of a non-customer or of an unknown programme is reported where it is.
+#[test]
+fn programmes_and_memberships_are_imported_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let day = |days_ago: i64| (today - chrono::Duration::days(days_ago)).to_string();
+    let people = format!(
+        "kind,key,name,power,interest,status,customer_since,category\nCUSTOMER,C-1,Harbour Bakeries,0.5,0.6,ACTIVE,{},\n\
+         SUPPLIER,S-1,Northern Flour,0.7,0.5,,,grain\n",
+        day(400)
+    );
+    std::fs::write(dir.path().join("people.csv"), people).unwrap();
+    std::fs::write(
+        dir.path().join("programs.csv"),
+        "key,name,kind,markets\nCLUB,\"Bakers' Club\",CLUB,CUSTOMER|REFERRAL\n",
+    )
+    .unwrap();
+    let members = |left: &str| format!("customer_key,program_key,joined,left\nC-1,CLUB,{},{left}\n", day(100));
+    std::fs::write(dir.path().join("members.csv"), members("")).unwrap();
+    let files = ["--stakeholders", "people.csv", "--programs", "programs.csv", "--memberships", "members.csv"];
+    let first = report(&import(dir.path(), &files));
+    assert_eq!(first["programs"], json!({ "created": 1, "changed": 0, "unchanged": 0 }));
+    assert_eq!(first["memberships"], json!({ "created": 1, "changed": 0, "unchanged": 0 }));
+    assert_eq!(first["changes_logged"], 4, "two stakeholders, the programme, the joining");
+    let again = report(&import(dir.path(), &files));
+    assert_eq!((again["memberships"]["unchanged"].clone(), again["changes_logged"].clone()), (json!(1), json!(0)));
+    std::fs::write(dir.path().join("members.csv"), members(&day(7))).unwrap();
+    let ended = report(&import(dir.path(), &files));
+    assert_eq!((ended["memberships"]["changed"].clone(), ended["changes_logged"].clone()), (json!(1), json!(1)));
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM change_log WHERE kind = 'PROGRAM_LEFT'"), 1);
+
+    let broken =
+        format!("customer_key,program_key,joined,left\nS-1,CLUB,{0},\nC-1,NOPE,{0},\nC-1,CLUB,{0},{0}\n", day(50));
+    std::fs::write(dir.path().join("broken.csv"), broken).unwrap();
+    let output = import(dir.path(), &["--memberships", "broken.csv"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let problems: Vec<&str> = stderr.lines().filter(|line| line.starts_with("broken.csv:")).collect();
+    assert_eq!(
+        problems,
+        [
+            "broken.csv:2:1: customer_key: 'S-1' is a SUPPLIER; only customers join programmes".to_owned(),
+            "broken.csv:3:2: program_key: no programme has key 'NOPE'; add it to a programme file or fix the key"
+                .to_owned(),
+            format!(
+                "broken.csv:4:4: left: '{0}' is not after joined ({0}); a membership lasts a day at least",
+                day(50)
+            ),
+        ],
+        "{stderr}"
     );
 }
