@@ -1,16 +1,18 @@
-//! `stakegraph export`: a store's stakeholders, relationships and interactions as CSV files in exactly the formats
-//! `stakegraph import` reads (`stakeholders.csv`, `relationships.csv`, `interactions.csv`), so that importing them
-//! into an empty database gives the same graph, with the same strengths.
+//! `stakegraph export`: a store's stakeholders, programmes, relationships, interactions and memberships as CSV files
+//! in exactly the formats `stakegraph import` reads (`stakeholders.csv`, `programs.csv`, `relationships.csv`,
+//! `interactions.csv`, `memberships.csv`), so that importing them into an empty database gives the same graph, with
+//! the same strengths.
 //!
 //! What the formats do not carry is not written: archived stakeholders (and their relationships and interactions),
-//! a customer's dated exits and win-backs, its programme memberships and its perceived value. Private
+//! a customer's dated exits and win-backs and its perceived value. A customer's `customer_since` is written as the
+//! day it counts from (its creation day when none was given), so that its memberships import after it. Private
 //! stakeholders, and everything joining them, only with `include_private`. An interaction recorded without a key
 //! is written with `interaction-<id>`, so that a second import of the export records it once.
 
 use crate::domain::{
     CustomerStatus, Interaction, KindDetails, Relationship, RelationshipId, Stakeholder, StakeholderId,
 };
-use crate::import::{INTERACTION_FIELDS, RELATIONSHIP_FIELDS, STAKEHOLDER_FIELDS};
+use crate::import::{INTERACTION_FIELDS, MEMBERSHIP_FIELDS, PROGRAM_FIELDS, RELATIONSHIP_FIELDS, STAKEHOLDER_FIELDS};
 use crate::store::{GraphStore, StoreError};
 use chrono::SecondsFormat;
 use std::collections::HashMap;
@@ -25,9 +27,13 @@ pub struct Exported {
     pub relationships: usize,
     /// Interaction rows.
     pub interactions: usize,
+    /// Programme rows.
+    pub programs: usize,
+    /// Membership rows.
+    pub memberships: usize,
     /// Private stakeholders left out (without `include_private`).
     pub private_left_out: usize,
-    /// Customers whose exits and win-backs are not written: such a customer is written ACTIVE (and imported so).
+    /// Customers whose exits and win-backs are not written (one that has left is written ACTIVE, and imported so).
     pub lifecycles_left_out: usize,
     /// The files, in the order to import them.
     pub files: Vec<PathBuf>,
@@ -71,17 +77,16 @@ fn stakeholder_row(stakeholder: &Stakeholder) -> (Vec<String>, bool) {
     let mut lifecycle_left_out = false;
     match &stakeholder.details {
         KindDetails::Customer(customer) => {
-            // The lifecycle is not in the format, and an import creates no customer CHURNED: ACTIVE, and counted.
-            let status = if customer.lifecycle().is_empty() && customer.exit.is_none() {
-                customer.status
-            } else {
-                lifecycle_left_out = true;
-                CustomerStatus::Active
+            // The lifecycle is not in the format (counted), and an import creates no customer CHURNED: ACTIVE.
+            lifecycle_left_out = !customer.lifecycle().is_empty() || customer.exit.is_some();
+            let status = match customer.status {
+                CustomerStatus::Churned => CustomerStatus::Active,
+                status => status,
             };
             row.insert("status", status.as_str().to_owned());
             row.insert("segment", optional(customer.segment.as_ref()));
             row.insert("lifetime_value", optional(customer.lifetime_value.map(|value| value.get())));
-            row.insert("customer_since", optional(customer.since));
+            row.insert("customer_since", optional(customer.customer_since(stakeholder.created_at)));
             row.insert("retention_cost", optional(customer.retention_cost.map(|value| value.get())));
         }
         KindDetails::Supplier { category } => {
@@ -150,7 +155,7 @@ fn interaction_row(
     INTERACTION_FIELDS.iter().map(|field| row.remove(field).unwrap_or_default()).collect()
 }
 
-/// A CSV file written whole under a temporary name, then renamed: a reader never sees half of one.
+/// A CSV file written under a temporary name, renamed into place once every file of the export is written.
 struct File {
     path: PathBuf,
     partial: PathBuf,
@@ -173,11 +178,25 @@ impl File {
             .map_err(|error| ExportError::Write { path: self.path.clone(), source: error.into() })
     }
 
-    fn finish(self) -> Result<PathBuf, ExportError> {
+    /// Writes out and syncs the file; [`Written::rename`] puts it in place.
+    fn finish(self) -> Result<Written, ExportError> {
         let failed = |source| ExportError::Write { path: self.path.clone(), source };
         let file = self.writer.into_inner().map_err(|error| failed(error.into_error()))?;
         file.sync_all().map_err(failed)?;
-        std::fs::rename(&self.partial, &self.path).map_err(failed)?;
+        Ok(Written { path: self.path, partial: self.partial })
+    }
+}
+
+/// A file written in full under its temporary name.
+struct Written {
+    path: PathBuf,
+    partial: PathBuf,
+}
+
+impl Written {
+    fn rename(self) -> Result<PathBuf, ExportError> {
+        std::fs::rename(&self.partial, &self.path)
+            .map_err(|source| ExportError::Write { path: self.path.clone(), source })?;
         Ok(self.path)
     }
 }
@@ -208,7 +227,37 @@ pub async fn run(store: &dyn GraphStore, dir: &Path, include_private: bool) -> R
             written.push(stakeholder);
         }
     }
-    exported.files.push(stakeholders.finish()?);
+    let stakeholders = stakeholders.finish()?;
+    let mut programs = File::create(dir, "programs.csv", PROGRAM_FIELDS)?;
+    let stored_programs = store.programs().await?;
+    for program in &stored_programs {
+        let markets: Vec<&str> = program.markets.iter().map(|market| market.as_str()).collect();
+        programs.row(&[
+            program.key.to_string(),
+            program.name.to_string(),
+            program.kind.as_str().to_owned(),
+            markets.join("|"),
+        ])?;
+    }
+    exported.programs = stored_programs.len();
+    let programs = programs.finish()?;
+    let program_keys: HashMap<crate::domain::ProgramId, &str> =
+        stored_programs.iter().map(|program| (program.id, program.key.as_str())).collect();
+    let mut memberships = File::create(dir, "memberships.csv", MEMBERSHIP_FIELDS)?;
+    for stakeholder in &written {
+        let KindDetails::Customer(customer) = &stakeholder.details else { continue };
+        for membership in &customer.memberships {
+            let Some(program) = program_keys.get(&membership.program) else { continue };
+            memberships.row(&[
+                stakeholder.key.to_string(),
+                (*program).to_owned(),
+                membership.joined.to_string(),
+                optional(membership.left),
+            ])?;
+            exported.memberships += 1;
+        }
+    }
+    let memberships = memberships.finish()?;
     let keys: HashMap<StakeholderId, &str> =
         written.iter().map(|stakeholder| (stakeholder.id, stakeholder.key.as_str())).collect();
     let kept: Vec<&Relationship> = scan
@@ -221,7 +270,7 @@ pub async fn run(store: &dyn GraphStore, dir: &Path, include_private: bool) -> R
         relationships.row(&relationship_row(relationship, &keys))?;
     }
     exported.relationships = kept.len();
-    exported.files.push(relationships.finish()?);
+    let relationships = relationships.finish()?;
     let mut interactions = File::create(dir, "interactions.csv", INTERACTION_FIELDS)?;
     for chunk in kept.chunks(1_000) {
         let ids: Vec<RelationshipId> = chunk.iter().map(|relationship| relationship.id).collect();
@@ -233,6 +282,10 @@ pub async fn run(store: &dyn GraphStore, dir: &Path, include_private: bool) -> R
             }
         }
     }
-    exported.files.push(interactions.finish()?);
+    // All three in place only once all three are written: an export that fails part-way leaves the files before it.
+    let interactions = interactions.finish()?;
+    for written in [stakeholders, programs, relationships, interactions, memberships] {
+        exported.files.push(written.rename()?);
+    }
     Ok(exported)
 }

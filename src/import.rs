@@ -1151,15 +1151,19 @@ impl Stored {
             let programs = store.programs().await?;
             stored.programs = programs.into_iter().map(|program| (program.key.as_str().to_owned(), program)).collect();
         }
+        // Each key's owner, read once.
+        let mut owners: HashMap<String, Option<StakeholderId>> = HashMap::new();
         for key in files.referenced_keys() {
-            if let Some(stakeholder) = store.stakeholder_by_key(&key).await? {
-                let found = if stakeholder.is_archived() { Known::Archived } else { Known::Live(stakeholder.kind()) };
-                stored.keys.insert(key, found);
+            let found = store.stakeholder_by_key(&key).await?;
+            if let Some(stakeholder) = &found {
+                let known = if stakeholder.is_archived() { Known::Archived } else { Known::Live(stakeholder.kind()) };
+                stored.keys.insert(key.clone(), known);
             }
+            owners.insert(key, found.map(|stakeholder| stakeholder.id));
         }
-        // The relationships interactions name that no relationship file gives: those of each stakeholder, read once.
+        // The relationships interactions name that no relationship file gives: those of each stakeholder, read once
+        // (their ends may be in a stakeholder file and the database both).
         let wanted = files.referenced_relationships();
-        let mut owners = HashMap::new();
         for key in wanted.iter().flat_map(|(from, to, _)| [from, to]) {
             if !owners.contains_key(key) {
                 owners.insert(key.clone(), store.stakeholder_by_key(key).await?.map(|stakeholder| stakeholder.id));

@@ -481,8 +481,8 @@ async fn migrate(from: &str, to: &str, graph: &str, config: Config) -> anyhow::R
 
 /// Stops this process from backing its memory with transparent huge pages. An import allocates a few gigabytes
 /// once, briefly; with huge pages the kernel zeroes a whole 2 MiB page at each first touch (and again after the
-/// allocator returns memory), which took a third of a 1.4-million-row import (44 s against 31 s without, measured
-/// with `bench/import.py`). Only the import's own process: the service keeps its default.
+/// allocator returns memory), which took a third or more of a 1.4-million-row import (44-49 s against 24-30 s
+/// without, `bench/import.py` and `perf`). Only the import's own process: the service keeps its default.
 fn without_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and touches no memory of this process.

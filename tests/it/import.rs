@@ -366,6 +366,7 @@ fn random_graph(seed: u64) -> Vec<stakegraph::domain::Command> {
     let some = |rng: &mut rand_chacha::ChaCha8Rng| rng.gen_bool(0.6);
     let mut commands = Vec::new();
     let mut kinds = Vec::new();
+    let mut customers = Vec::new();
     for index in 0..rng.gen_range(2..14) {
         let kind = *StakeholderKind::ALL.choose(&mut rng).unwrap();
         let text = |rng: &mut rand_chacha::ChaCha8Rng, what: &str| {
@@ -381,8 +382,9 @@ fn random_graph(seed: u64) -> Vec<stakegraph::domain::Command> {
                 ]
                 .choose(&mut rng)
                 .unwrap();
-                let since = (status != CustomerStatus::Prospect && some(&mut rng))
+                let since = (status != CustomerStatus::Prospect)
                     .then(|| today - chrono::Duration::days(rng.gen_range(0..2_000)));
+                customers.push((index, since));
                 KindDetails::Customer(CustomerDetails {
                     status,
                     segment: text(&mut rng, "segment"),
@@ -424,6 +426,32 @@ fn random_graph(seed: u64) -> Vec<stakegraph::domain::Command> {
             details,
         }));
         kinds.push(kind);
+    }
+    // Programmes, and the memberships of customers (joined on or after they became customers; some left since).
+    let programs = rng.gen_range(0..3);
+    for program in 0..programs {
+        let markets: Vec<Market> = Market::ALL.iter().copied().filter(|_| rng.gen_bool(0.3)).collect();
+        commands.push(Command::CreateProgram(NewProgram {
+            key: label(format!("P-{program}")),
+            name: label(format!("Programme, {program}")),
+            kind: *ProgramKind::ALL.choose(&mut rng).unwrap(),
+            markets: MarketSet::of(markets),
+        }));
+    }
+    for (index, since) in &customers {
+        let Some(since) = since else { continue };
+        for program in 0..programs {
+            if !rng.gen_bool(0.5) {
+                continue;
+            }
+            let (customer, program) = (StakeholderId(*index as i64 + 1), ProgramId(program + 1));
+            let joined = *since + chrono::Duration::days(rng.gen_range(0..=(today - *since).num_days()));
+            commands.push(Command::EnrolInProgram { program, customer, date: joined });
+            if joined < today && rng.gen_bool(0.5) {
+                let left = joined + chrono::Duration::days(rng.gen_range(1..=(today - joined).num_days()));
+                commands.push(Command::LeaveProgram { program, customer, date: left });
+            }
+        }
     }
     let mut relationship = 0;
     let mut interaction = 0;
@@ -490,7 +518,7 @@ fn by_keys(
         stakeholders.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
         let key_of: std::collections::HashMap<_, _> =
             stakeholders.iter().map(|stakeholder| (stakeholder.id, stakeholder.key.to_string())).collect();
-        let people = stakeholders
+        let mut people: Vec<String> = stakeholders
             .iter()
             .map(|s| {
                 format!(
@@ -499,6 +527,12 @@ fn by_keys(
                 )
             })
             .collect();
+        for program in store.programs().await.unwrap() {
+            people.push(format!(
+                "programme {} {} {} {:?} {:?}",
+                program.id, program.key, program.name, program.kind, program.markets
+            ));
+        }
         let ends = |r: &stakegraph::domain::Relationship| {
             format!("{}->{} {}", key_of[&r.from], key_of[&r.to], r.rel_type.as_str())
         };
@@ -567,7 +601,8 @@ proptest::proptest! {
             stakeholders: vec![out.join("stakeholders.csv")],
             relationships: vec![out.join("relationships.csv")],
             interactions: vec![out.join("interactions.csv")],
-            ..Default::default()
+            programs: vec![out.join("programs.csv")],
+            memberships: vec![out.join("memberships.csv")],
         };
         let options = stakegraph::import::Options::default();
         let report = runtime.block_on(stakegraph::import::run(&target, &inputs, options, |_| {})).unwrap();
@@ -577,8 +612,8 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&before.1, &after.1, "relationships, their sums and strengths");
         proptest::prop_assert_eq!(&before.2, &after.2, "interactions");
         proptest::prop_assert_eq!(exported.interactions, before.2.len());
-        let again = runtime.block_on(stakegraph::import::run(&target, &inputs, options, |_| {})).unwrap();
         let logged = runtime.block_on(target.counts()).unwrap().changes;
+        let again = runtime.block_on(stakegraph::import::run(&target, &inputs, options, |_| {})).unwrap();
         proptest::prop_assert!(matches!(again, stakegraph::import::Report::Written { changes_logged: 0, .. }), "{again:?} after {report:?}");
         proptest::prop_assert_eq!(runtime.block_on(target.counts()).unwrap().changes, logged);
     }
