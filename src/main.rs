@@ -126,14 +126,8 @@ enum Command {
         /// nor logged again.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         batch: Option<u64>,
-        /// Where the graph lives: the embedded SQLite file, or Neo4j [default: sqlite, or STAKEGRAPH_STORE].
-        #[arg(long, value_enum)]
-        store: Option<StoreKind>,
-        /// The Neo4j server (bolt://host:7687, neo4j+s://… for Aura) [or NEO4J_URI].
-        #[arg(long)]
-        neo4j_uri: Option<String>,
         #[command(flatten)]
-        neo4j: Neo4jArgs,
+        store: StoreArgs,
     },
     /// Write the stakeholders, relationships and interactions as CSV files in exactly the formats `import` reads
     /// (stakeholders.csv, relationships.csv, interactions.csv): importing them into an empty database gives the same
@@ -152,14 +146,8 @@ enum Command {
         /// Also write private stakeholders and what joins them (left out by default).
         #[arg(long)]
         include_private: bool,
-        /// Where the graph lives: the embedded SQLite file, or Neo4j [default: sqlite, or STAKEGRAPH_STORE].
-        #[arg(long, value_enum)]
-        store: Option<StoreKind>,
-        /// The Neo4j server (bolt://host:7687, neo4j+s://… for Aura) [or NEO4J_URI].
-        #[arg(long)]
-        neo4j_uri: Option<String>,
         #[command(flatten)]
-        neo4j: Neo4jArgs,
+        store: StoreArgs,
     },
     /// Copy a whole embedded store (change log included) into Neo4j, resuming where an interrupted copy stopped,
     /// and compare the counts at the end.
@@ -182,6 +170,35 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+}
+
+/// Which store a command works on (as `serve` chooses it).
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Where the graph lives: the embedded SQLite file, or Neo4j [default: sqlite, or STAKEGRAPH_STORE].
+    #[arg(long, value_enum)]
+    store: Option<StoreKind>,
+    /// The Neo4j server (bolt://host:7687, neo4j+s://… for Aura) [or NEO4J_URI].
+    #[arg(long)]
+    neo4j_uri: Option<String>,
+    #[command(flatten)]
+    neo4j: Neo4jArgs,
+}
+
+impl StoreArgs {
+    /// The configuration overrides these arguments make, with `db`.
+    fn overrides(self, db: Option<PathBuf>) -> Overrides {
+        let Neo4jArgs { neo4j_user, neo4j_database, neo4j_password_file } = self.neo4j;
+        Overrides {
+            db,
+            store: self.store,
+            neo4j_uri: self.neo4j_uri,
+            neo4j_user,
+            neo4j_database,
+            neo4j_password_file,
+            ..Overrides::default()
+        }
+    }
 }
 
 /// How to log in to Neo4j (the password comes from NEO4J_PASSWORD or a file, never from the command line).
@@ -299,24 +316,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("writing the export into {}", out.display()))?;
             println!("{}", serde_json::to_string_pretty(&written)?);
         }
-        Command::Export {
-            db,
-            config,
-            out,
-            include_private,
-            store,
-            neo4j_uri,
-            neo4j: Neo4jArgs { neo4j_user, neo4j_database, neo4j_password_file },
-        } => {
-            let overrides = Overrides {
-                db,
-                store,
-                neo4j_uri,
-                neo4j_user,
-                neo4j_database,
-                neo4j_password_file,
-                ..Overrides::default()
-            };
+        Command::Export { db, config, out, include_private, store } => {
+            let overrides = store.overrides(db);
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
             if config.store == StoreKind::Sqlite && !config.db_path.exists() {
                 anyhow::bail!("{} does not exist; pass --db with the database to export", config.db_path.display());
@@ -336,19 +337,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             dry_run,
             batch,
             store,
-            neo4j_uri,
-            neo4j: Neo4jArgs { neo4j_user, neo4j_database, neo4j_password_file },
         } => {
             without_huge_pages();
-            let overrides = Overrides {
-                db,
-                store,
-                neo4j_uri,
-                neo4j_user,
-                neo4j_database,
-                neo4j_password_file,
-                ..Overrides::default()
-            };
+            let overrides = store.overrides(db);
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
             let inputs =
                 stakegraph::import::Inputs { stakeholders, relationships, interactions, programs, memberships };

@@ -12,7 +12,7 @@ use crate::domain::{
 };
 use crate::store::{Rejection, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The reads and writes a batch needs from its backend, all inside one transaction (or its equivalent).
 pub(crate) trait BatchTarget {
@@ -194,26 +194,28 @@ impl<T: BatchTarget> Batch<'_, T> {
                 self.upsert_relationship(index, RelationshipUpsert { from, to, ..upsert })
             }
             Command::RecordInteractions(interactions) => self.record_interactions(index, interactions),
-            Command::RecordInteractionsByKey(keyed) => {
-                let mut interactions = Vec::with_capacity(keyed.len());
-                let mut resolved = std::collections::HashMap::new();
-                for (position, KeyedInteraction { from, to, rel_type, mut interaction }) in
-                    keyed.into_iter().enumerate()
-                {
-                    let ends = (from, to, rel_type);
-                    interaction.relationship = match resolved.get(&ends) {
-                        Some(id) => *id,
-                        None => {
-                            let id = self.relationship_by_key(index, position, &ends)?;
-                            resolved.insert(ends, id);
-                            id
-                        }
-                    };
-                    interactions.push(interaction);
-                }
-                self.record_interactions(index, interactions)
-            }
+            Command::RecordInteractionsByKey(keyed) => self.record_interactions_by_key(index, keyed),
         }
+    }
+
+    /// Records interactions on relationships named by their ends' keys and type (see
+    /// [`Command::RecordInteractionsByKey`]); each relationship is looked up once.
+    fn record_interactions_by_key(&mut self, index: usize, keyed: Vec<KeyedInteraction>) -> StoreResult<Outcome> {
+        let mut interactions = Vec::with_capacity(keyed.len());
+        let mut resolved = HashMap::new();
+        for (position, KeyedInteraction { from, to, rel_type, mut interaction }) in keyed.into_iter().enumerate() {
+            let ends = (from, to, rel_type);
+            interaction.relationship = match resolved.get(&ends) {
+                Some(id) => *id,
+                None => {
+                    let id = self.relationship_by_key(index, position, &ends)?;
+                    resolved.insert(ends, id);
+                    id
+                }
+            };
+            interactions.push(interaction);
+        }
+        self.record_interactions(index, interactions)
     }
 
     /// The relationship of type `rel_type` between the stakeholders with keys `from` and `to`; refused at
@@ -565,11 +567,11 @@ impl<T: BatchTarget> Batch<'_, T> {
         let mut live = std::collections::BTreeSet::new();
         // What each interaction is: one already recorded under its key (nothing to do), or one to record.
         let mut found: Vec<Option<Interaction>> = Vec::with_capacity(interactions.len());
-        let mut keys = std::collections::HashMap::new();
+        let mut keys = HashMap::new();
         let wanted: Vec<&str> =
             interactions.iter().filter_map(|interaction| Some(interaction.key.as_ref()?.as_str())).collect();
-        let mut recorded: std::collections::HashMap<String, Interaction> = if wanted.is_empty() {
-            std::collections::HashMap::new()
+        let mut recorded: HashMap<String, Interaction> = if wanted.is_empty() {
+            HashMap::new()
         } else {
             let found = self.target.interactions_with_keys(&wanted)?;
             found.into_iter().filter_map(|stored| Some((stored.key.as_ref()?.as_str().to_owned(), stored))).collect()
