@@ -207,9 +207,12 @@ impl NewInteraction {
             Some("channel")
         } else if self.direction != stored.direction {
             Some("direction")
-        } else if self.sentiment != stored.sentiment {
+        } else if !same_number(self.sentiment.get(), stored.sentiment.get()) {
             Some("sentiment")
-        } else if self.amount != stored.amount {
+        } else if !match (self.amount, stored.amount) {
+            (Some(given), Some(kept)) => same_number(given.get(), kept.get()),
+            (given, kept) => given.is_none() && kept.is_none(),
+        } {
             Some("amount")
         } else if self.product_line != stored.product_line {
             Some("productLine")
@@ -221,6 +224,12 @@ impl NewInteraction {
             None
         }
     }
+}
+
+/// Whether two numbers are the same value as a store keeps it: equal, or within a relative 10⁻¹² (a Cypher engine
+/// may hand back a double with 15 significant digits, and that is not another value the recorder meant).
+fn same_number(given: f64, kept: f64) -> bool {
+    given == kept || (given - kept).abs() <= 1e-12 * given.abs().max(kept.abs())
 }
 
 /// How far ahead of the server's clock an interaction may be dated (clock skew between systems).
@@ -250,4 +259,17 @@ impl NewInteraction {
 /// then compares equal to what is stored (and changes nothing) instead of looking like a change every time.
 fn stored_time(time: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
+}
+
+#[cfg(test)]
+mod same_number_tests {
+    use super::same_number;
+
+    #[test]
+    fn a_double_read_back_with_fifteen_digits_is_the_same_number_and_another_amount_is_not() {
+        assert!(same_number(59.97, 59.970000000000006));
+        assert!(same_number(0.0, 0.0));
+        assert!(!same_number(59.97, 59.98));
+        assert!(!same_number(1e-300, 0.0));
+    }
 }
