@@ -41,14 +41,8 @@ enum Command {
         /// A TOML configuration file (listen, db, api_keys, demo_size, store, [limits], [neo4j]).
         #[arg(long, env = "STAKEGRAPH_CONFIG")]
         config: Option<PathBuf>,
-        /// Where the graph lives: the embedded SQLite file, or Neo4j [default: sqlite, or STAKEGRAPH_STORE].
-        #[arg(long, value_enum)]
-        store: Option<StoreKind>,
-        /// The Neo4j server (bolt://host:7687, neo4j+s://… for Aura) [or NEO4J_URI].
-        #[arg(long)]
-        neo4j_uri: Option<String>,
         #[command(flatten)]
-        neo4j: Neo4jArgs,
+        store: StoreArgs,
     },
     /// Write a deterministic demo graph into a new database.
     Demo {
@@ -259,17 +253,8 @@ fn one_line(error: &anyhow::Error) -> String {
 /// Runs one command.
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve {
-            listen,
-            db,
-            demo,
-            config,
-            store,
-            neo4j_uri,
-            neo4j: Neo4jArgs { neo4j_user, neo4j_database, neo4j_password_file },
-        } => {
-            let overrides =
-                Overrides { listen, db, demo, store, neo4j_uri, neo4j_user, neo4j_database, neo4j_password_file };
+        Command::Serve { listen, db, demo, config, store } => {
+            let overrides = Overrides { listen, demo, ..store.overrides(db) };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
             config.check_serving()?;
             match &config.neo4j {
