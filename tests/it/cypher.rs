@@ -464,6 +464,13 @@ fn every_kind_of_write(target: &Relationship) -> Vec<Vec<Command>> {
         topic: None,
         key: None,
     };
+    // Keyed interactions, all at one time, so that one sent again is the same interaction.
+    let keyed_at = Utc::now() - chrono::Duration::days(2);
+    let keyed = |key: &str| NewInteraction {
+        at: keyed_at,
+        key: Some(Label::parse(key).unwrap()),
+        ..interaction(relationship, 2, 0.4)
+    };
     let rename = StakeholderPatch {
         name: Some(Label::parse("Renamed \"Zed\"").unwrap()),
         power: Some(Probability::parse(0.9).unwrap()),
@@ -488,6 +495,9 @@ fn every_kind_of_write(target: &Relationship) -> Vec<Vec<Command>> {
             upgrade,
             Command::RecordInteractions(vec![interaction(relationship, 4, 0.9)]),
         ],
+        // Keyed: recorded once; sent again with a new one, only the new one is recorded.
+        vec![Command::RecordInteractions(vec![keyed("mail-1"), keyed("mail-2")])],
+        vec![Command::RecordInteractions(vec![keyed("mail-1"), keyed("mail-3")])],
         vec![Command::RecordCustomerExit {
             id: StakeholderId(first_new + 1),
             exit: CustomerExit { reason: ExitReason::Price, date: Utc::now().date_naive() },
