@@ -72,6 +72,16 @@ struct Row {
     values: Vec<(Arc<str>, usize, String)>,
 }
 
+impl Row {
+    /// The value of `name`, if given and not empty, with its column.
+    fn get(&self, name: &str) -> Option<(&str, usize)> {
+        self.values
+            .iter()
+            .find(|(field, _, value)| &**field == name && !value.is_empty())
+            .map(|(_, column, value)| (value.as_str(), *column))
+    }
+}
+
 /// The rows of `path` and the problems met reading it (bad UTF-8, bad JSON, a truncated record, ragged CSV).
 fn read_rows(path: &Path, file: &str) -> std::io::Result<(Vec<Row>, Vec<Problem>)> {
     let bytes = std::fs::read(path)?;
@@ -204,11 +214,7 @@ struct Fields<'r> {
 impl Fields<'_> {
     /// The value of `name`, if given and not empty, with its column.
     fn get(&self, name: &str) -> Option<(&str, usize)> {
-        self.row
-            .values
-            .iter()
-            .find(|(field, _, value)| &**field == name && !value.is_empty())
-            .map(|(_, column, value)| (value.as_str(), *column))
+        self.row.get(name)
     }
 
     fn report(&mut self, column: usize, name: &str, message: impl fmt::Display) {
@@ -493,7 +499,11 @@ struct File {
 }
 
 /// The files of an import, each read once.
-pub struct Files(Vec<File>);
+pub struct Files {
+    files: Vec<File>,
+    /// Every relationship a relationship file names (ends by key and type, as written; problems or not).
+    named: std::collections::HashSet<Ends>,
+}
 
 /// Reads every file of `inputs`, in the order they are written: stakeholders, programmes, relationships, interactions,
 /// memberships.
@@ -514,12 +524,18 @@ pub fn read(inputs: &Inputs) -> Files {
             files.push(File { records, name, rows, problems });
         }
     }
-    Files(files)
+    let named = files
+        .iter()
+        .filter(|file| file.records == Records::Relationships)
+        .flat_map(|file| &file.rows)
+        .filter_map(ends_of)
+        .collect();
+    Files { files, named }
 }
 
 /// The value of `name` in `row`, if given.
 fn value<'r>(row: &'r Row, name: &str) -> Option<&'r str> {
-    row.values.iter().find(|(field, _, value)| &**field == name && !value.is_empty()).map(|(.., value)| value.as_str())
+    row.get(name).map(|(value, _)| value)
 }
 
 /// A relationship's ends by key and its type, as a row names them (unparsed).
@@ -531,17 +547,17 @@ fn ends_of(row: &Row) -> Option<Ends> {
 
 impl Files {
     fn of(&self, records: Records) -> impl Iterator<Item = &File> {
-        self.0.iter().filter(move |file| file.records == records)
+        self.files.iter().filter(move |file| file.records == records)
     }
 
     /// How many files there are.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.files.len()
     }
 
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.files.is_empty()
     }
 
     /// The keys the relationship and interaction files name that no stakeholder file gives, each once: those are
@@ -568,13 +584,11 @@ impl Files {
     /// The relationships the interaction files name that no relationship file gives, each once (ends by key and
     /// type): whether they exist is looked up in the database before [`plan`].
     pub fn referenced_relationships(&self) -> Vec<(String, String, RelationshipType)> {
-        let given: std::collections::HashSet<Ends> =
-            self.of(Records::Relationships).flat_map(|file| &file.rows).filter_map(ends_of).collect();
         let mut seen = std::collections::HashSet::new();
         let mut wanted = Vec::new();
         for row in self.of(Records::Interactions).flat_map(|file| &file.rows) {
             let Some(ends) = ends_of(row) else { continue };
-            if given.contains(&ends) || !seen.insert(ends.clone()) {
+            if self.named.contains(&ends) || !seen.insert(ends.clone()) {
                 continue;
             }
             if let Ok(rel_type) = ends.2.parse() {
@@ -737,7 +751,7 @@ struct Seen<'d, D> {
     ends: HashMap<(Label, Label, RelationshipType), String>,
     /// Every relationship a relationship file names (problems or not), so that its interactions are not reported
     /// as well.
-    named: std::collections::HashSet<Ends>,
+    named: &'d std::collections::HashSet<Ends>,
     /// Each interaction key's first place.
     interactions: HashMap<Label, (usize, usize)>,
     /// Each programme key's first place.
@@ -799,12 +813,12 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
         database,
         keys: HashMap::new(),
         ends: HashMap::new(),
-        named: files.of(Records::Relationships).flat_map(|file| &file.rows).filter_map(ends_of).collect(),
+        named: &files.named,
         interactions: HashMap::new(),
         programs: HashMap::new(),
         memberships: HashMap::new(),
     };
-    for (index, input) in files.0.iter().enumerate() {
+    for (index, input) in files.files.iter().enumerate() {
         let file = &input.name;
         let first_of_file = problems.len();
         problems.extend(input.problems.iter().cloned());
@@ -860,7 +874,7 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
                     let key = keyed.interaction.key.clone().expect("an imported interaction has a key");
                     let key_column = fields.get("key").map_or(1, |(_, column)| column);
                     if let Some((file, line)) = seen.interactions.get(&key) {
-                        let first = format!("{}:{line}", files.0[*file].name);
+                        let first = format!("{}:{line}", files.files[*file].name);
                         fields.report(
                             key_column,
                             "key",

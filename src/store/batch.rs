@@ -83,7 +83,7 @@ pub(crate) fn apply(
     commands: Vec<Command>,
     at: DateTime<Utc>,
 ) -> StoreResult<Applied> {
-    let mut batch = Batch { target, model, at, events: Vec::new() };
+    let mut batch = Batch { target, model, at, events: Vec::new(), programs: None };
     let mut outcomes = Vec::with_capacity(commands.len());
     for (index, command) in commands.into_iter().enumerate() {
         outcomes.push(batch.command(index, command)?);
@@ -99,6 +99,8 @@ struct Batch<'a, T> {
     model: &'a StrengthModel,
     at: DateTime<Utc>,
     events: Vec<PendingEvent>,
+    /// Every programme, read once for the batch when a command first needs them, with those it creates.
+    programs: Option<Vec<Program>>,
 }
 
 fn not_found(command: usize, field: &str, what: &str, id: impl std::fmt::Display) -> StoreError {
@@ -176,7 +178,7 @@ impl<T: BatchTarget> Batch<'_, T> {
                     after.record_win_back(date, at)
                 })
             }
-            Command::CreateProgram(new) => self.create_program(index, new),
+            Command::CreateProgram(new) => self.create_program(index, new).map(Outcome::Program),
             Command::UpsertProgram(new) => self.upsert_program(index, new),
             Command::MembershipByKey { customer, program, joined, left } => {
                 self.membership_by_key(index, &customer, &program, joined, left)
@@ -339,9 +341,22 @@ impl<T: BatchTarget> Batch<'_, T> {
         Ok(Outcome::Stakeholder(after))
     }
 
+    /// Every programme (this batch's own included), read from the target once per batch.
+    fn programs(&mut self) -> StoreResult<&[Program]> {
+        if self.programs.is_none() {
+            self.programs = Some(self.target.programs()?);
+        }
+        Ok(self.programs.get_or_insert_with(Vec::new))
+    }
+
+    /// The programme with key `key`, if there is one.
+    fn program_with_key(&mut self, key: &crate::domain::Label) -> StoreResult<Option<Program>> {
+        Ok(self.programs()?.iter().find(|program| program.key == *key).cloned())
+    }
+
     /// Creates a programme: its key unused by any other programme, at most [`MAX_PROGRAMS`] in all.
-    fn create_program(&mut self, index: usize, new: NewProgram) -> StoreResult<Outcome> {
-        let programs = self.target.programs()?;
+    fn create_program(&mut self, index: usize, new: NewProgram) -> StoreResult<Program> {
+        let programs = self.programs()?;
         if let Some(existing) = programs.iter().find(|program| program.key == new.key) {
             return Err(StoreError::rejected(
                 index,
@@ -360,14 +375,14 @@ impl<T: BatchTarget> Batch<'_, T> {
         }
         let id = ProgramId(programs.iter().map(|program| program.id.0).max().unwrap_or(0) + 1);
         let program = new.into_program(id, self.at);
+        self.programs.get_or_insert_with(Vec::new).push(program.clone());
         self.target.put_program(&program)?;
         self.events.push(PendingEvent::program_created(&program));
-        Ok(Outcome::Program(program))
+        Ok(program)
     }
 
     fn upsert_program(&mut self, index: usize, new: NewProgram) -> StoreResult<Outcome> {
-        let found = self.target.programs()?.into_iter().find(|program| program.key == new.key);
-        match found {
+        match self.program_with_key(&new.key)? {
             Some(program) if program.name == new.name && program.kind == new.kind && program.markets == new.markets => {
                 Ok(Outcome::ProgramUpserted { program, created: false })
             }
@@ -381,10 +396,7 @@ impl<T: BatchTarget> Batch<'_, T> {
                     new.key, program.id
                 ),
             )),
-            None => match self.create_program(index, new)? {
-                Outcome::Program(program) => Ok(Outcome::ProgramUpserted { program, created: true }),
-                other => Err(StoreError::Internal(format!("creating a programme gave {other:?}"))),
-            },
+            None => Ok(Outcome::ProgramUpserted { program: self.create_program(index, new)?, created: true }),
         }
     }
 
@@ -398,8 +410,7 @@ impl<T: BatchTarget> Batch<'_, T> {
         left: Option<chrono::NaiveDate>,
     ) -> StoreResult<Outcome> {
         let id = self.key_owner(index, customer, "customerKey")?;
-        let found = self.target.programs()?.into_iter().find(|found| found.key == *program);
-        let Some(program_id) = found.map(|found| found.id) else {
+        let Some(program_id) = self.program_with_key(program)?.map(|found| found.id) else {
             return Err(StoreError::rejected(
                 index,
                 "programKey",

@@ -321,8 +321,9 @@ fn scan_graph(connection: &Connection) -> rusqlite::Result<GraphScan> {
     Ok(GraphScan { seq, stakeholders, relationships, archived })
 }
 
-fn id_array(ids: impl IntoIterator<Item = i64>) -> Rc<Vec<Value>> {
-    Rc::new(ids.into_iter().map(Value::from).collect())
+/// `items` as the parameter `rarray(?)` reads (ids, keys).
+fn array_of<T: Into<Value>>(items: impl IntoIterator<Item = T>) -> Rc<Vec<Value>> {
+    Rc::new(items.into_iter().map(Into::into).collect())
 }
 
 /// Escapes LIKE wildcards so that a search matches the text literally.
@@ -419,7 +420,7 @@ impl GraphStore for SqliteStore {
         self.read(move |connection| {
             let mut statement = connection
                 .prepare_cached(&format!("SELECT {STAKEHOLDER_COLUMNS} FROM stakeholder WHERE id IN rarray(?1)"))?;
-            let rows = statement.query_map([id_array(ids)], rows::stakeholder)?;
+            let rows = statement.query_map([array_of(ids)], rows::stakeholder)?;
             rows.collect()
         })
         .await
@@ -448,7 +449,7 @@ impl GraphStore for SqliteStore {
         self.read(move |connection| {
             let mut statement = connection
                 .prepare_cached(&format!("SELECT {RELATIONSHIP_COLUMNS} FROM relationship WHERE id IN rarray(?1)"))?;
-            let rows = statement.query_map([id_array(ids)], rows::relationship)?;
+            let rows = statement.query_map([array_of(ids)], rows::relationship)?;
             rows.collect()
         })
         .await
@@ -457,7 +458,7 @@ impl GraphStore for SqliteStore {
     async fn relationships_of(&self, ids: &[StakeholderId]) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
         let wanted = ids.to_vec();
         self.read(move |connection| {
-            let ids = id_array(wanted.iter().map(|id| id.0));
+            let ids = array_of(wanted.iter().map(|id| id.0));
             let mut statement = connection.prepare_cached(&format!(
                 "SELECT {RELATIONSHIP_COLUMNS} FROM relationship WHERE from_id IN rarray(?1)
                  UNION
@@ -488,7 +489,7 @@ impl GraphStore for SqliteStore {
             }
         };
         self.read(move |connection| {
-            let ids = id_array(wanted.iter().map(|id| id.0));
+            let ids = array_of(wanted.iter().map(|id| id.0));
             let mut pages: HashMap<RelationshipId, InteractionPage> =
                 wanted.iter().map(|id| (*id, InteractionPage::default())).collect();
             let mut counts = connection.prepare_cached(&format!(
@@ -538,7 +539,7 @@ impl GraphStore for SqliteStore {
                 "SELECT {INTERACTION_COLUMNS} FROM interaction WHERE relationship_id IN rarray(?1)
                  ORDER BY relationship_id, at, id"
             ))?;
-            for interaction in statement.query_map([id_array(wanted.iter().map(|id| id.0))], rows::interaction)? {
+            for interaction in statement.query_map([array_of(wanted.iter().map(|id| id.0))], rows::interaction)? {
                 let interaction = interaction?;
                 if let Some(history) = histories.get_mut(&interaction.relationship) {
                     history.push(interaction);
@@ -554,7 +555,7 @@ impl GraphStore for SqliteStore {
         self.read(move |connection| {
             let mut statement = connection
                 .prepare_cached(&format!("SELECT {INTERACTION_COLUMNS} FROM interaction WHERE id IN rarray(?1)"))?;
-            let rows = statement.query_map([id_array(ids)], rows::interaction)?;
+            let rows = statement.query_map([array_of(ids)], rows::interaction)?;
             rows.collect()
         })
         .await

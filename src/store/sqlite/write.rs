@@ -152,13 +152,10 @@ impl BatchTarget for InTransaction<'_, '_> {
     }
 
     fn interactions_with_keys(&mut self, keys: &[&str]) -> StoreResult<Vec<Interaction>> {
-        let keys: Vec<rusqlite::types::Value> =
-            keys.iter().map(|key| rusqlite::types::Value::Text((*key).to_owned())).collect();
+        let keys = super::array_of(keys.iter().map(|key| (*key).to_owned()));
         self.0
             .prepare_cached(&format!("SELECT {} FROM interaction WHERE key IN rarray(?1)", rows::INTERACTION_COLUMNS))
-            .and_then(|mut statement| {
-                statement.query_map([std::rc::Rc::new(keys)], rows::interaction)?.collect::<rusqlite::Result<_>>()
-            })
+            .and_then(|mut statement| statement.query_map([keys], rows::interaction)?.collect::<rusqlite::Result<_>>())
             .map_err(rows::internal)
     }
 
