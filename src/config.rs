@@ -6,6 +6,7 @@ use crate::api::ApiLimits;
 use crate::domain::churn::ChurnModel;
 use crate::domain::strength::StrengthModel;
 use crate::domain::Role;
+use crate::store::falkor::FalkorSettings;
 use crate::store::neo4j::Neo4jSettings;
 use crate::ws::WsLimits;
 use serde::Deserialize;
@@ -21,8 +22,11 @@ pub const DEFAULT_DB: &str = "./data/stakegraph.db";
 pub const DEFAULT_DEMO_SIZE: usize = 3_000;
 /// Shortest API key accepted: a guessable key is no protection.
 pub const MIN_KEY_CHARS: usize = 16;
-/// How long one statement to Neo4j may take before a request fails as unavailable, when nothing else is said.
+/// How long one statement to Neo4j (or FalkorDB) may take before a request fails as unavailable, when nothing else
+/// is said.
 pub const DEFAULT_NEO4J_TIMEOUT_SECONDS: f64 = 5.0;
+/// The FalkorDB graph when nothing else is said.
+pub const DEFAULT_FALKORDB_GRAPH: &str = "stakegraph";
 /// Pooled Neo4j connections when nothing else is said.
 pub const DEFAULT_NEO4J_CONNECTIONS: usize = 16;
 
@@ -35,6 +39,9 @@ pub enum StoreKind {
     Sqlite,
     /// A Neo4j 5 server, cluster member or Aura instance.
     Neo4j,
+    /// A FalkorDB server (the Cypher backend, as on Neo4j): to try the service on a graph database one can install
+    /// from PyPI or a container.
+    Falkordb,
 }
 
 /// The Neo4j section of the file (`[neo4j]`); the password is never written here, only the path of a file
@@ -48,6 +55,15 @@ struct FileNeo4j {
     password_file: Option<PathBuf>,
     timeout_seconds: Option<f64>,
     max_connections: Option<usize>,
+}
+
+/// The FalkorDB section of the file (`[falkordb]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFalkor {
+    url: Option<String>,
+    graph: Option<String>,
+    timeout_seconds: Option<f64>,
 }
 
 /// A configuration that cannot be used, with what to change.
@@ -283,7 +299,9 @@ pub struct Config {
     pub store: StoreKind,
     /// How to reach Neo4j, when `store` is [`StoreKind::Neo4j`].
     pub neo4j: Option<Neo4jSettings>,
-    /// How long one Neo4j statement may take before the request fails as unavailable.
+    /// Where the graph is on FalkorDB, when `store` is [`StoreKind::Falkordb`].
+    pub falkordb: Option<FalkorSettings>,
+    /// How long one Neo4j (or FalkorDB) statement may take before the request fails as unavailable.
     pub neo4j_timeout: Duration,
 }
 
@@ -302,6 +320,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             store: StoreKind::Sqlite,
             neo4j: None,
+            falkordb: None,
             neo4j_timeout: Duration::from_secs_f64(DEFAULT_NEO4J_TIMEOUT_SECONDS),
         }
     }
@@ -322,6 +341,7 @@ struct FileConfig {
     cors_origins: Option<Vec<String>>,
     store: Option<StoreKind>,
     neo4j: Option<FileNeo4j>,
+    falkordb: Option<FileFalkor>,
 }
 
 /// What the command line says; it wins over everything else.
@@ -343,6 +363,34 @@ pub struct Overrides {
     pub neo4j_database: Option<String>,
     /// `--neo4j-password-file`.
     pub neo4j_password_file: Option<PathBuf>,
+    /// `--falkordb-url`.
+    pub falkordb_url: Option<String>,
+    /// `--falkordb-graph`.
+    pub falkordb_graph: Option<String>,
+}
+
+/// How long one statement may take: the environment's `variable`, else the file's, else
+/// [`DEFAULT_NEO4J_TIMEOUT_SECONDS`]; a positive number of seconds.
+fn statement_timeout(
+    from_env: Option<String>,
+    from_file: Option<f64>,
+    variable: &'static str,
+) -> Result<Duration, ConfigError> {
+    let timeout = match from_env {
+        Some(text) => Some(text.parse::<f64>().map_err(|_| ConfigError::Invalid {
+            setting: variable,
+            message: format!("'{text}' is not a number of seconds"),
+        })?),
+        None => from_file,
+    }
+    .unwrap_or(DEFAULT_NEO4J_TIMEOUT_SECONDS);
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return Err(ConfigError::Invalid {
+            setting: variable,
+            message: "must be a number of seconds greater than 0, e.g. 5".into(),
+        });
+    }
+    Ok(Duration::from_secs_f64(timeout))
 }
 
 impl Config {
@@ -354,6 +402,7 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut config = Config::default();
         let mut neo4j = FileNeo4j::default();
+        let mut falkordb = FileFalkor::default();
         if let Some(path) = file {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
@@ -372,6 +421,7 @@ impl Config {
             config.cors_origins = parsed.cors_origins.unwrap_or(config.cors_origins);
             config.store = parsed.store.unwrap_or(config.store);
             neo4j = parsed.neo4j.unwrap_or_default();
+            falkordb = parsed.falkordb.unwrap_or_default();
             if let Some(keys) = parsed.api_keys {
                 config.api_keys = ApiKeys::parse_setting(&keys.join(","), "api_keys")?;
             }
@@ -396,10 +446,11 @@ impl Config {
             config.store = match store.to_ascii_lowercase().as_str() {
                 "sqlite" => StoreKind::Sqlite,
                 "neo4j" => StoreKind::Neo4j,
+                "falkordb" => StoreKind::Falkordb,
                 _ => {
                     return Err(ConfigError::Invalid {
                         setting: "STAKEGRAPH_STORE",
-                        message: format!("'{store}' is not a store; write sqlite or neo4j"),
+                        message: format!("'{store}' is not a store; write sqlite, neo4j or falkordb"),
                     })
                 }
             };
@@ -408,24 +459,33 @@ impl Config {
         config.db_path = overrides.db.unwrap_or(config.db_path);
         config.demo = overrides.demo;
         config.store = overrides.store.unwrap_or(config.store);
-        if config.store == StoreKind::Neo4j {
-            let layered =
-                |flag: Option<String>, variable: &str, file: Option<String>| flag.or_else(|| env(variable)).or(file);
-            let timeout = match env("NEO4J_TIMEOUT_SECONDS") {
-                Some(text) => Some(text.parse::<f64>().map_err(|_| ConfigError::Invalid {
-                    setting: "NEO4J_TIMEOUT_SECONDS",
-                    message: format!("'{text}' is not a number of seconds"),
-                })?),
-                None => neo4j.timeout_seconds,
-            }
-            .unwrap_or(DEFAULT_NEO4J_TIMEOUT_SECONDS);
-            if !(timeout.is_finite() && timeout > 0.0) {
+        let layered =
+            |flag: Option<String>, variable: &str, file: Option<String>| flag.or_else(|| env(variable)).or(file);
+        if config.store == StoreKind::Falkordb {
+            config.neo4j_timeout = statement_timeout(
+                env("FALKORDB_TIMEOUT_SECONDS"),
+                falkordb.timeout_seconds,
+                "FALKORDB_TIMEOUT_SECONDS",
+            )?;
+            let url = layered(overrides.falkordb_url, "FALKORDB_URL", falkordb.url).ok_or(ConfigError::Invalid {
+                setting: "falkordb.url",
+                message: "the FalkorDB store needs an address: --falkordb-url, FALKORDB_URL or [falkordb] url, \
+                          e.g. falkor://127.0.0.1:6379"
+                    .into(),
+            })?;
+            let graph = layered(overrides.falkordb_graph, "FALKORDB_GRAPH", falkordb.graph)
+                .unwrap_or_else(|| DEFAULT_FALKORDB_GRAPH.into());
+            if graph.is_empty() {
                 return Err(ConfigError::Invalid {
-                    setting: "neo4j.timeout_seconds",
-                    message: "must be a number of seconds greater than 0, e.g. 5".into(),
+                    setting: "falkordb.graph",
+                    message: format!("the graph needs a name, e.g. {DEFAULT_FALKORDB_GRAPH}"),
                 });
             }
-            config.neo4j_timeout = Duration::from_secs_f64(timeout);
+            config.falkordb = Some(FalkorSettings { url, graph });
+        }
+        if config.store == StoreKind::Neo4j {
+            config.neo4j_timeout =
+                statement_timeout(env("NEO4J_TIMEOUT_SECONDS"), neo4j.timeout_seconds, "NEO4J_TIMEOUT_SECONDS")?;
             let uri = layered(overrides.neo4j_uri, "NEO4J_URI", neo4j.uri).ok_or(ConfigError::Invalid {
                 setting: "neo4j.uri",
                 message: "the Neo4j store needs an address: --neo4j-uri, NEO4J_URI or [neo4j] uri, \

@@ -9,6 +9,7 @@ use crate::config::StoreKind;
 use crate::config::{ApiKeys, Config};
 use crate::demo::{self, DemoOptions};
 use crate::engine::EngineError;
+use crate::store::falkor::FalkorConnection;
 use crate::store::neo4j::Neo4jConnection;
 use crate::store::{CypherStore, GraphStore, Metered, SqliteStore, StoreError};
 use crate::ws;
@@ -348,6 +349,13 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn GraphStore>, StartupE
                 StoreError::Unavailable("the Neo4j store is chosen but no Neo4j settings were given".into())
             })?;
             let connection = Neo4jConnection::connect(settings)?;
+            Ok(Arc::new(CypherStore::new(Arc::new(connection), config.strength.clone(), config.neo4j_timeout)))
+        }
+        StoreKind::Falkordb => {
+            let settings = config.falkordb.as_ref().ok_or_else(|| {
+                StoreError::Unavailable("the FalkorDB store is chosen but no FalkorDB settings were given".into())
+            })?;
+            let connection = FalkorConnection::lazy(settings)?;
             Ok(Arc::new(CypherStore::new(Arc::new(connection), config.strength.clone(), config.neo4j_timeout)))
         }
     }

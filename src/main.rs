@@ -38,7 +38,7 @@ enum Command {
         /// Seed a demo graph into an empty database; on a loopback address, let callers without a key read.
         #[arg(long)]
         demo: bool,
-        /// A TOML configuration file (listen, db, api_keys, demo_size, store, [limits], [neo4j]).
+        /// A TOML configuration file (listen, db, api_keys, demo_size, store, [limits], [neo4j], [falkordb]).
         #[arg(long, env = "STAKEGRAPH_CONFIG")]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -169,7 +169,7 @@ enum Command {
 /// Which store a command works on (as `serve` chooses it).
 #[derive(clap::Args)]
 struct StoreArgs {
-    /// Where the graph lives: the embedded SQLite file, or Neo4j [default: sqlite, or STAKEGRAPH_STORE].
+    /// Where the graph lives: the embedded SQLite file, Neo4j or FalkorDB [default: sqlite, or STAKEGRAPH_STORE].
     #[arg(long, value_enum)]
     store: Option<StoreKind>,
     /// The Neo4j server (bolt://host:7687, neo4j+s://… for Aura) [or NEO4J_URI].
@@ -177,6 +177,12 @@ struct StoreArgs {
     neo4j_uri: Option<String>,
     #[command(flatten)]
     neo4j: Neo4jArgs,
+    /// The FalkorDB server (falkor://host:6379) [or FALKORDB_URL, which is where a URL with a password belongs].
+    #[arg(long)]
+    falkordb_url: Option<String>,
+    /// The FalkorDB graph [default: stakegraph, or FALKORDB_GRAPH].
+    #[arg(long)]
+    falkordb_graph: Option<String>,
 }
 
 impl StoreArgs {
@@ -190,6 +196,8 @@ impl StoreArgs {
             neo4j_user,
             neo4j_database,
             neo4j_password_file,
+            falkordb_url: self.falkordb_url,
+            falkordb_graph: self.falkordb_graph,
             ..Overrides::default()
         }
     }
@@ -257,9 +265,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let overrides = Overrides { listen, demo, ..store.overrides(db) };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
             config.check_serving()?;
-            match &config.neo4j {
-                Some(neo4j) => tracing::info!(?neo4j, demo = config.demo, keys = ?config.api_keys, "starting on Neo4j"),
-                None => {
+            match (&config.neo4j, &config.falkordb) {
+                (Some(neo4j), _) => {
+                    tracing::info!(?neo4j, demo = config.demo, keys = ?config.api_keys, "starting on Neo4j")
+                }
+                (None, Some(falkordb)) => {
+                    tracing::info!(?falkordb, demo = config.demo, keys = ?config.api_keys, "starting on FalkorDB")
+                }
+                (None, None) => {
                     tracing::info!(db = %config.db_path.display(), demo = config.demo, keys = ?config.api_keys, "starting")
                 }
             }

@@ -9,27 +9,82 @@ use falkordb::{AsyncGraph, FalkorAsyncClient, FalkorClientBuilder, FalkorDBError
 use futures_util::StreamExt;
 use std::collections::HashMap;
 
-/// A connection to one graph of a FalkorDB server.
+/// Where a FalkorDB graph is: the server's URL and the graph's name.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FalkorSettings {
+    /// `falkor://host:6379` or `redis://host:6379` (may carry a user and password: never logged).
+    pub url: String,
+    /// The graph (a FalkorDB server holds many, by name).
+    pub graph: String,
+}
+
+impl FalkorSettings {
+    /// The URL without its user and password, for messages and logs.
+    pub fn shown(&self) -> String {
+        match self.url.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{host}"),
+                None => self.url.clone(),
+            },
+            None => self.url.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for FalkorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FalkorSettings").field("url", &self.shown()).field("graph", &self.graph).finish()
+    }
+}
+
+/// A connection to one graph of a FalkorDB server, opened on first use (and again on the next use when that
+/// failed), so that a service starts, and reports itself not ready, while the server is down.
 pub struct FalkorConnection {
-    /// Kept alive for the graph handle.
-    _client: FalkorAsyncClient,
-    graph: AsyncGraph,
+    settings: FalkorSettings,
+    /// The client (kept alive for the graph handle) and the graph handle, once connected.
+    connected: tokio::sync::OnceCell<(FalkorAsyncClient, AsyncGraph)>,
     address: String,
 }
 
 impl FalkorConnection {
-    /// Connects to `url` (`falkor://host:port` or `redis://host:port`) and selects graph `graph`.
+    /// A connection to `settings` that connects on first use; fails only on a URL FalkorDB's client refuses.
+    pub fn lazy(settings: &FalkorSettings) -> StoreResult<Self> {
+        Self::connection_info(settings)?;
+        Ok(Self {
+            settings: settings.clone(),
+            connected: tokio::sync::OnceCell::new(),
+            address: format!("FalkorDB graph '{}' at {}", settings.graph, settings.shown()),
+        })
+    }
+
+    /// Connects to `url` (`falkor://host:port` or `redis://host:port`) now and selects graph `graph`.
     pub async fn connect(url: &str, graph: &str) -> StoreResult<Self> {
-        let info = url.try_into().map_err(|error: FalkorDBError| {
-            StoreError::Unavailable(format!("'{url}' is not a FalkorDB URL: {error}"))
-        })?;
-        let client = FalkorClientBuilder::new_async()
-            .with_connection_info(info)
-            .build()
-            .await
-            .map_err(|error| StoreError::Unavailable(format!("cannot connect to FalkorDB at {url}: {error}")))?;
-        let graph_handle = client.select_graph(graph);
-        Ok(Self { _client: client, graph: graph_handle, address: format!("FalkorDB graph '{graph}' at {url}") })
+        let connection = Self::lazy(&FalkorSettings { url: url.to_owned(), graph: graph.to_owned() })?;
+        connection.graph().await?;
+        Ok(connection)
+    }
+
+    fn connection_info(settings: &FalkorSettings) -> StoreResult<falkordb::FalkorConnectionInfo> {
+        settings.url.as_str().try_into().map_err(|error: FalkorDBError| {
+            StoreError::Unavailable(format!("'{}' is not a FalkorDB URL: {error}", settings.shown()))
+        })
+    }
+
+    /// The graph handle, connecting first when not yet connected.
+    async fn graph(&self) -> StoreResult<AsyncGraph> {
+        let (_, graph) = self
+            .connected
+            .get_or_try_init(|| async {
+                let client = FalkorClientBuilder::new_async()
+                    .with_connection_info(Self::connection_info(&self.settings)?)
+                    .build()
+                    .await
+                    .map_err(|error| StoreError::Unavailable(format!("cannot connect to {}: {error}", self.address)))?;
+                let graph = client.select_graph(&self.settings.graph);
+                Ok::<_, StoreError>((client, graph))
+            })
+            .await?;
+        Ok(graph.clone())
     }
 }
 
@@ -79,7 +134,7 @@ impl CypherConnection for FalkorConnection {
     async fn run(&self, statement: &Statement) -> StoreResult<Rows> {
         let params: HashMap<&str, FalkorValue> =
             statement.params.iter().map(|(name, value)| (*name, to_falkor(value))).collect();
-        let mut graph = self.graph.clone();
+        let mut graph = self.graph().await?;
         let mut query = graph.query(statement.text.as_ref());
         for (name, value) in params {
             query = query.with_param(name, value);

@@ -157,16 +157,14 @@ pub const RELATIONSHIP_COLUMNS: &[&str] = &[
     "last_at",
 ];
 
-/// Relationships by id (`$ids`): one indexed lookup per relationship type, since an index covers one type.
+/// Relationships by id (`$ids`): one indexed lookup per relationship type, since an index covers one type. The
+/// ends carry no label: with `:Stakeholder` on them FalkorDB scans every stakeholder and looks the ids up in the
+/// index once for each (6.3 s instead of 10 ms for 2,700 ids on the 3,000-stakeholder demo graph); every end of a
+/// relationship is a stakeholder anyway.
 pub static RELATIONSHIPS_BY_ID: LazyLock<String> = LazyLock::new(|| {
     RelationshipType::ALL
         .iter()
-        .map(|rel_type| {
-            format!(
-                "MATCH (a:Stakeholder)-[r:{}]->(b:Stakeholder) WHERE r.id IN $ids {RELATIONSHIP_RETURN}",
-                rel_type.as_str()
-            )
-        })
+        .map(|rel_type| format!("MATCH (a)-[r:{}]->(b) WHERE r.id IN $ids {RELATIONSHIP_RETURN}", rel_type.as_str()))
         .collect::<Vec<_>>()
         .join(" UNION ALL ")
 });
@@ -187,10 +185,11 @@ pub static RELATIONSHIPS_OF: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// One page (`$limit` rows after id `$after`, in id order) of the relationships of one type, for the scan.
+/// One page (`$limit` rows after id `$after`, in id order) of the relationships of one type, for the scan (the ends
+/// unlabelled, as in [`RELATIONSHIPS_BY_ID`], so that the relationship index is all FalkorDB reads).
 pub fn scan_relationships(rel_type: RelationshipType) -> String {
     format!(
-        "MATCH (a:Stakeholder)-[r:{}]->(b:Stakeholder) WHERE r.id > $after
+        "MATCH (a)-[r:{}]->(b) WHERE r.id > $after
          WITH a, r, b ORDER BY r.id LIMIT $limit {RELATIONSHIP_RETURN}",
         rel_type.as_str()
     )

@@ -27,6 +27,10 @@ const SCAN_PAGE: i64 = 10_000;
 
 /// How often a batch is read and applied again when other writers keep committing first.
 const WRITE_ATTEMPTS: usize = 20;
+/// What a write statement may take beyond the store timeout, per record it writes: the timeout is there to fail
+/// fast on a database that does not answer, not to refuse a large batch (`serve --demo` writes 3,000 stakeholders
+/// in one statement; FalkorDB took about a millisecond per record on this machine).
+const WRITE_ALLOWANCE_PER_ROW: Duration = Duration::from_millis(2);
 
 /// A graph store on a Cypher engine. Cheap to clone.
 #[derive(Clone)]
@@ -80,7 +84,7 @@ impl CypherStore {
         let mut counter = self.counter().await?;
         counter.migration = Some(source.to_owned());
         let prepared = Prepared::copy(counter, stakeholders, relationships, written, interactions, events);
-        if self.send(&prepared.statement()?).await?.is_empty() {
+        if self.write(&prepared).await?.is_empty() {
             return Err(StoreError::Unavailable(
                 "another writer changed the graph during the copy; run it again".into(),
             ));
@@ -98,7 +102,7 @@ impl CypherStore {
         let mut counter = self.counter().await?;
         counter.migration = Some(source.to_owned());
         let prepared = Prepared::copy_programs(counter, programs);
-        if self.send(&prepared.statement()?).await?.is_empty() {
+        if self.write(&prepared).await?.is_empty() {
             return Err(StoreError::Unavailable(
                 "another writer changed the graph during the copy; run it again".into(),
             ));
@@ -113,10 +117,26 @@ impl CypherStore {
 
     /// Runs one statement within the timeout, without preparing the schema first.
     async fn send(&self, statement: &Statement) -> StoreResult<Rows> {
-        match tokio::time::timeout(self.timeout, self.connection.run(statement)).await {
-            Ok(result) => result,
-            Err(_) => Err(self.too_slow()),
+        self.send_within(statement, self.timeout).await
+    }
+
+    /// Runs one statement within `timeout`.
+    async fn send_within(&self, statement: &Statement, timeout: Duration) -> StoreResult<Rows> {
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(timeout, self.connection.run(statement)).await {
+            Ok(result) => {
+                tracing::debug!(elapsed = ?started.elapsed(), statement = %statement.text.chars().take(80).collect::<String>(), "statement");
+                result
+            }
+            Err(_) => Err(self.too_slow(timeout)),
         }
+    }
+
+    /// Runs the statement of a prepared write, allowing it [`WRITE_ALLOWANCE_PER_ROW`] per record beyond the
+    /// timeout.
+    async fn write(&self, prepared: &Prepared) -> StoreResult<Rows> {
+        let allowance = WRITE_ALLOWANCE_PER_ROW.saturating_mul(u32::try_from(prepared.rows()).unwrap_or(u32::MAX));
+        self.send_within(&prepared.statement()?, self.timeout.saturating_add(allowance)).await
     }
 
     /// Prepares the schema unless that has been done, waiting at most the timeout. The preparation runs as a
@@ -132,15 +152,15 @@ impl CypherStore {
         match tokio::time::timeout(self.timeout, preparing).await {
             Ok(Ok(result)) => result,
             Ok(Err(panic)) => Err(StoreError::Internal(format!("preparing the graph database failed: {panic}"))),
-            Err(_) => Err(self.too_slow()),
+            Err(_) => Err(self.too_slow(self.timeout)),
         }
     }
 
-    fn too_slow(&self) -> StoreError {
+    fn too_slow(&self, waited: Duration) -> StoreError {
         StoreError::Unavailable(format!(
             "{} did not answer within {:.1} s (the store timeout)",
             self.connection.describe(),
-            self.timeout.as_secs_f64()
+            waited.as_secs_f64()
         ))
     }
 
@@ -210,7 +230,7 @@ impl CypherStore {
                     batch::BatchTarget::put_sums(&mut prepared, relationship.id, &relationship.sums)?;
                     relationships += 1;
                 }
-                if self.send(&prepared.statement()?).await?.is_empty() {
+                if self.write(&prepared).await?.is_empty() {
                     return Err(StoreError::Unavailable(
                         "another writer changed the graph while its decayed sums were recomputed; start again".into(),
                     ));
@@ -540,13 +560,14 @@ impl GraphStore for CypherStore {
 
     async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied> {
         self.ready().await?;
-        let _writing = tokio::time::timeout(self.timeout, self.writer.lock()).await.map_err(|_| self.too_slow())?;
+        let _writing =
+            tokio::time::timeout(self.timeout, self.writer.lock()).await.map_err(|_| self.too_slow(self.timeout))?;
         for _ in 0..WRITE_ATTEMPTS {
             let (prepared, applied) = self.prepare(&commands, at).await?;
             if prepared.is_empty() {
                 return Ok(applied);
             }
-            if !self.run(prepared.statement()?).await?.is_empty() {
+            if !self.write(&prepared).await?.is_empty() {
                 return Ok(applied);
             }
             tracing::debug!("another writer committed first; reading the batch's rows again");

@@ -251,6 +251,15 @@ impl Prepared {
         self.events.is_empty()
     }
 
+    /// How many records its statement writes: stakeholders, relationships, interactions, programmes and events.
+    pub fn rows(&self) -> usize {
+        self.written_stakeholders.len()
+            + self.written_relationships.len()
+            + self.interactions.len()
+            + self.written_programs.len()
+            + self.events.len()
+    }
+
     /// The statement that writes everything the batch did, guarded by the counter version it was read at.
     pub fn statement(&self) -> StoreResult<Statement> {
         let mut statement = Statement::new(statements::WRITE_BATCH.as_str(), statements::WRITE_COLUMNS)
