@@ -20,8 +20,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -104,24 +103,9 @@ fn start_server() -> Server {
         .chain(EDITOR_KEYS.iter().map(|key| format!("editor:{key}")))
         .collect::<Vec<_>>()
         .join(",");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stakegraph"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .env("STAKEGRAPH_API_KEYS", keys)
-        .env("RUST_LOG", "warn,stakegraph=info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("`stakegraph serve` starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let address = loop {
-        let line = lines.next().expect("the server logs its address").expect("a log line");
-        if let Some(start) = line.find("address=") {
-            break line[start + "address=".len()..].split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so that the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stakegraph"));
+    command.args(["serve", "--demo", "--listen", "127.0.0.1:0", "--db"]).arg(&db).env("STAKEGRAPH_API_KEYS", keys);
+    let (child, address) = crate::support::spawn_serve(command);
     let pid = child.id();
     Server {
         child: Arc::new(Mutex::new(child)),

@@ -17,6 +17,7 @@ mod import;
 mod influence;
 mod limits;
 mod neo4j;
+mod on_falkordb;
 mod privacy;
 mod programs;
 mod queries;

@@ -55,7 +55,7 @@ fn number(id: &Value) -> i64 {
 }
 
 /// The employee who manages the most customers, and how many.
-fn busiest_manager() -> (i64, i64) {
+pub(crate) fn busiest_manager() -> (i64, i64) {
     sql()
         .query_row(
             "SELECT from_id, COUNT(*) AS n FROM relationship WHERE type = 'MANAGES' GROUP BY from_id ORDER BY n DESC, from_id LIMIT 1",

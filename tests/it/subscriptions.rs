@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn spawn() -> (String, tempfile::TempDir) {
     serve(|_| {}).await
@@ -38,7 +38,7 @@ async fn start_changes(mut socket: Socket, key: &str, after: Option<&str>, field
     socket
 }
 
-async fn next_message(socket: &mut Socket) -> Value {
+pub(crate) async fn next_message(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
             .await
@@ -52,7 +52,7 @@ async fn next_message(socket: &mut Socket) -> Value {
 }
 
 /// Opens a `graphql-transport-ws` connection whose `connection_init` (with `apiKey` `key`) was acknowledged.
-async fn connect_as(address: &str, key: &str) -> Socket {
+pub(crate) async fn connect_as(address: &str, key: &str) -> Socket {
     let mut request = format!("ws://{address}/graphql/ws").into_client_request().unwrap();
     request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();

@@ -311,3 +311,25 @@ pub async fn wait_until_ready(client: &reqwest::Client, base: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// Starts `command` (a `stakegraph serve … --listen 127.0.0.1:0`) with its log on a pipe, and returns the child and
+/// the address it logs that it serves GraphQL at; the rest of its log is drained on a thread of its own, so that the
+/// server never blocks on a full pipe.
+pub fn spawn_serve(mut command: std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = command
+        .env("RUST_LOG", "warn,stakegraph=info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("`stakegraph serve` starts");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let address = loop {
+        let line = lines.next().expect("the server logs its address").expect("a log line");
+        if let Some(start) = line.find("address=") {
+            break line[start + "address=".len()..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
+}
