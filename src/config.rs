@@ -904,6 +904,36 @@ mod tests {
     }
 
     #[test]
+    fn the_falkordb_store_takes_its_address_from_the_flag_the_environment_or_the_file_and_needs_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stakegraph.toml");
+        std::fs::write(&file, "store = \"falkordb\"\n[falkordb]\nurl = \"falkor://file:6379\"\ngraph = \"g\"\n")
+            .unwrap();
+        let config = Config::load(Some(&file), |_| None, Overrides::default()).unwrap();
+        assert_eq!(config.store, StoreKind::Falkordb);
+        assert_eq!(config.falkordb, Some(FalkorSettings { url: "falkor://file:6379".into(), graph: "g".into() }));
+        let env = |name: &str| match name {
+            "FALKORDB_URL" => Some("redis://user:secret@env:6379".to_owned()),
+            "FALKORDB_TIMEOUT_SECONDS" => Some("2.5".to_owned()),
+            _ => None,
+        };
+        let config = Config::load(Some(&file), env, Overrides::default()).unwrap();
+        let settings = config.falkordb.clone().unwrap();
+        assert_eq!((settings.url.as_str(), settings.graph.as_str()), ("redis://user:secret@env:6379", "g"));
+        assert_eq!(config.neo4j_timeout, Duration::from_secs_f64(2.5));
+        assert!(!format!("{settings:?}").contains("secret"), "a password in the URL is never printed");
+        let overrides = Overrides { falkordb_url: Some("falkor://flag:6379".into()), ..Default::default() };
+        assert_eq!(Config::load(Some(&file), env, overrides).unwrap().falkordb.unwrap().url, "falkor://flag:6379");
+
+        let overrides = Overrides { store: Some(StoreKind::Falkordb), ..Default::default() };
+        let refused = Config::load(None, |_| None, overrides.clone()).unwrap_err().to_string();
+        assert!(refused.contains("--falkordb-url") && refused.contains("falkor://127.0.0.1:6379"), "{refused}");
+        let env = |name: &str| (name == "STAKEGRAPH_STORE").then(|| "mongodb".to_owned());
+        let refused = Config::load(None, env, Overrides::default()).unwrap_err().to_string();
+        assert!(refused.contains("sqlite, neo4j or falkordb"), "{refused}");
+    }
+
+    #[test]
     fn the_readme_strength_section_is_the_default_model() {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
         let start = readme.find("[strength]").expect("README documents [strength]");

@@ -6,17 +6,21 @@
 //! what the mask hides, or name a relationship withheld from the caller).
 
 use super::auth::{Caller, Need};
+use super::change_fields::{field_changes, FieldChange};
 use super::error::{ApiError, ApiResult};
 use super::ids::GlobalId;
 use super::loaders::Loaders;
 use super::paging::page_size;
+use super::programs::{load_program, Program};
+use super::relationships::{load_relationship, Relationship};
+use super::stakeholders::{load_stakeholder, StakeholderNode};
 use super::ApiContext;
 use crate::domain::{self, StakeholderId};
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, Json, Object, ID};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -88,9 +92,86 @@ impl ChangeEvent {
         self.visible().and_then(|event| event.relationship).map(|id| GlobalId::Relationship(id).encode())
     }
 
-    /// Before and after values; null when masked.
+    /// Before and after values, in the stored record's own shape; null when masked.
+    #[graphql(
+        deprecation = "the stored record's own JSON, kept for one release: read `changedFields`, `stakeholderNow`, \
+                             `relationshipNow`, `program`, `membershipDate` and `recordedInteractions` instead"
+    )]
     async fn payload(&self) -> Option<Json<&serde_json::Value>> {
         self.visible().map(|event| Json(&event.payload))
+    }
+
+    /// The fields this change set on the stakeholder or relationship, each with its value before and after as the
+    /// field returns it (a created record lists every field it was given); empty for recorded interactions and a
+    /// created programme; null when masked.
+    async fn changed_fields(&self) -> ApiResult<Option<Vec<FieldChange>>> {
+        let Some(event) = self.visible() else { return Ok(None) };
+        field_changes(event).map(Some).map_err(|error| {
+            tracing::error!(seq = event.seq, %error, "a change event this version cannot read");
+            ApiError::Internal
+        })
+    }
+
+    /// The stakeholder the change was made to (a created, changed, archived, exited, won-back, enrolled or leaving
+    /// one), as the caller may see it now, not as it was then; null for a relationship's or a programme's change,
+    /// and when masked.
+    async fn stakeholder_now(&self, ctx: &Context<'_>) -> ApiResult<Option<StakeholderNode>> {
+        match self.visible() {
+            Some(event) if event.kind.changes_stakeholders() => match event.stakeholders.first() {
+                Some(id) => load_stakeholder(ctx, *id).await,
+                None => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// The relationship the change was made to (created, changed, or given interactions), as the caller may see it
+    /// now; null for other changes, and when masked.
+    async fn relationship_now(&self, ctx: &Context<'_>) -> ApiResult<Option<Relationship>> {
+        match self.visible().and_then(|event| event.relationship) {
+            Some(id) => load_relationship(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The programme a `PROGRAM_CREATED`, `PROGRAM_JOINED` or `PROGRAM_LEFT` change is about, as it is now; null
+    /// for other changes, and when masked.
+    async fn program(&self, ctx: &Context<'_>) -> ApiResult<Option<Program>> {
+        let Some(event) = self.visible() else { return Ok(None) };
+        let program = &event.payload["program"];
+        let id = match event.kind {
+            domain::ChangeKind::ProgramCreated => program["id"].as_i64(),
+            domain::ChangeKind::ProgramJoined | domain::ChangeKind::ProgramLeft => program.as_i64(),
+            _ => None,
+        };
+        match id {
+            Some(id) => load_program(ctx, domain::ProgramId(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The day a customer joined (`PROGRAM_JOINED`) or left (`PROGRAM_LEFT`) the programme; null for other
+    /// changes, and when masked.
+    async fn membership_date(&self) -> Option<NaiveDate> {
+        let event = self.visible()?;
+        matches!(event.kind, domain::ChangeKind::ProgramJoined | domain::ChangeKind::ProgramLeft)
+            .then(|| serde_json::from_value(event.payload["date"].clone()).ok())
+            .flatten()
+    }
+
+    /// The interactions an `INTERACTIONS_RECORDED` change recorded, by id (read them with `node(id)`, or page
+    /// them on `relationshipNow.interactions`); null for other changes, and when masked.
+    async fn recorded_interactions(&self) -> Option<Vec<ID>> {
+        let event = self.visible()?;
+        let ids = event.payload["interactions"]
+            .as_array()
+            .filter(|_| event.kind == domain::ChangeKind::InteractionsRecorded)?;
+        Some(
+            ids.iter()
+                .filter_map(serde_json::Value::as_i64)
+                .map(|id| GlobalId::Interaction(domain::InteractionId(id)).encode())
+                .collect(),
+        )
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod aggregates;
 pub mod auth;
+pub mod change_fields;
 pub mod changes;
 pub mod churn;
 mod cost;

@@ -71,11 +71,19 @@ enum ClientOutput {
     Exited(ExitStatus, String),
 }
 
-/// Starts `node changes-client.mjs <url> <key> <after> <count>`; its output arrives on the returned channel.
-fn start_client(url: &str, key: &str, after: &str, count: usize) -> mpsc::UnboundedReceiver<ClientOutput> {
+/// Starts `node changes-client.mjs <url> <key> <after> <count> [<document>]`; its output arrives on the returned
+/// channel.
+fn start_client(
+    url: &str,
+    key: &str,
+    after: &str,
+    count: usize,
+    document: Option<&Path>,
+) -> mpsc::UnboundedReceiver<ClientOutput> {
     let mut child = Command::new("node")
         .arg(js_dir().join("changes-client.mjs"))
         .args([url, key, after, &count.to_string()])
+        .args(document)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -131,7 +139,7 @@ async fn the_official_graphql_ws_client_replays_after_its_cursor_then_receives_l
     assert_eq!(before.len(), 2, "{before:#?}");
     let first_cursor = before[0]["cursor"].as_str().expect("a cursor").to_owned();
 
-    let mut client = start_client(&format!("ws://{address}/graphql/ws"), EDITOR_KEY, &first_cursor, 2);
+    let mut client = start_client(&format!("ws://{address}/graphql/ws"), EDITOR_KEY, &first_cursor, 2, None);
     // The replayed event arrives before the next change is even made, so the second one can only come live.
     let replayed = next_event(&mut client).await;
     create_customer(&address, "C-3").await;
@@ -148,4 +156,68 @@ async fn the_official_graphql_ws_client_replays_after_its_cursor_then_receives_l
     assert_eq!(replayed, logged[1], "the replay starts right after the cursor given");
     assert_eq!(live, logged[2], "then the live event, in log order");
     assert_eq!(live["kind"], "STAKEHOLDER_CREATED");
+}
+
+/// The field of `event`'s `changedFields` named `field`: (before, after).
+fn changed<'a>(event: &'a Value, field: &str) -> (&'a Value, &'a Value) {
+    let found =
+        event["changedFields"].as_array().expect("changedFields").iter().find(|change| change["field"] == field);
+    let change = found.unwrap_or_else(|| panic!("no change of {field} in {event:#}"));
+    (&change["before"], &change["after"])
+}
+
+#[tokio::test]
+async fn the_official_graphql_ws_client_reads_the_typed_fields_of_the_committed_changes_feed() {
+    if let Err(error) = tokio::task::spawn_blocking(ensure_client_installed).await {
+        std::panic::resume_unwind(error.into_panic());
+    }
+    let (address, _dir) = serve(|_| {}).await;
+    let active = json!({ "query": "mutation { createCustomer(input: { key: \"C-1\", name: \"One\", status: ACTIVE }) { id } }" });
+    let response = post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(EDITOR_KEY), &active).await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+    create_customer(&address, "C-2").await;
+    let before = logged_changes(&address).await;
+    let (first_cursor, first_customer) = (before[0]["cursor"].as_str().unwrap(), before[0]["stakeholders"][0].clone());
+
+    let feed = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries").join("changes_feed.graphql");
+    let mut client = start_client(&format!("ws://{address}/graphql/ws"), EDITOR_KEY, first_cursor, 2, Some(&feed));
+    // Replayed: the second customer's creation, every field it was given, and the customer as it is now.
+    let created = next_event(&mut client).await;
+    assert_eq!((created["kind"].as_str(), created["masked"].as_bool()), (Some("STAKEHOLDER_CREATED"), Some(false)));
+    assert_eq!(changed(&created, "key"), (&Value::Null, &json!("C-2")));
+    assert_eq!(created["stakeholderNow"]["key"], "C-2");
+    assert_eq!(created["stakeholderNow"]["kind"], "CUSTOMER");
+    assert!(created["relationshipNow"].is_null() && created["program"].is_null(), "{created:#}");
+    assert!(created.get("payload").is_none(), "the feed no longer asks for the deprecated payload");
+
+    // Live: the first customer exits; the feed says which fields changed, from what to what.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let exit = json!({
+        "query": "mutation($id: ID!, $date: NaiveDate!) { recordCustomerExit(input: { id: $id, reason: SERVICE, date: $date }) { id } }",
+        "variables": { "id": first_customer, "date": today }
+    });
+    let response = post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(EDITOR_KEY), &exit).await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+    let exited = next_event(&mut client).await;
+    assert_eq!(exited["kind"], "CUSTOMER_EXITED");
+    assert_eq!(exited["stakeholderNow"]["id"], first_customer);
+    let (status_before, status_after) = changed(&exited, "status");
+    assert_eq!(status_after, "CHURNED");
+    assert!(status_before.is_string() && status_before != "CHURNED", "{exited:#}");
+    assert_eq!(changed(&exited, "exitReason"), (&Value::Null, &json!("SERVICE")));
+    assert_eq!(changed(&exited, "exitDate"), (&Value::Null, &json!(today)));
+    assert!(
+        exited["changedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|change| !["key", "name"].contains(&change["field"].as_str().unwrap())),
+        "only what changed: {exited:#}"
+    );
+    match next_output(&mut client).await {
+        ClientOutput::Exited(status, errors) => {
+            assert!(status.success(), "the graphql-ws client exited with {status}:\n{errors}")
+        }
+        ClientOutput::Line(line) => panic!("the client printed more than the 2 events asked for: {line}"),
+    }
 }

@@ -1,6 +1,7 @@
-//! The service on the Neo4j backend where no Neo4j answers: the real binary, pointed at a closed port, must start,
-//! say it is not ready, and fail requests with a clear error within its timeout instead of hanging. (The backend's
-//! statements themselves run against FalkorDB in `cypher`; Neo4j cannot run on the CI machines.)
+//! The service on the Cypher backend where no Neo4j (or FalkorDB) answers: the real binary, pointed at a closed
+//! port, must start, say it is not ready, and fail requests with a clear error within its timeout instead of
+//! hanging. (The backend's statements themselves run against FalkorDB in `cypher`; Neo4j cannot run on the CI
+//! machines.)
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -20,18 +21,30 @@ fn closed_port() -> u16 {
 #[tokio::test]
 async fn with_neo4j_unreachable_the_service_starts_is_not_ready_and_fails_requests_within_its_timeout() {
     // Refused at once.
-    check_unreachable(&format!("bolt://127.0.0.1:{}", closed_port())).await;
+    check_unreachable(&["--store", "neo4j", "--neo4j-uri", &format!("bolt://127.0.0.1:{}", closed_port())]).await;
     // Accepted by the kernel, never answered: only the timeout ends the wait.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    check_unreachable(&format!("bolt://{}", silent.local_addr().unwrap())).await;
+    check_unreachable(&["--store", "neo4j", "--neo4j-uri", &format!("bolt://{}", silent.local_addr().unwrap())]).await;
 }
 
-async fn check_unreachable(uri: &str) {
-    println!("Neo4j at {uri}:");
+#[tokio::test]
+async fn with_falkordb_unreachable_the_service_starts_is_not_ready_and_fails_requests_within_its_timeout() {
+    let url = format!("falkor://127.0.0.1:{}", closed_port());
+    check_unreachable(&["--store", "falkordb", "--falkordb-url", &url]).await;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("falkor://{}", silent.local_addr().unwrap());
+    check_unreachable(&["--store", "falkordb", "--falkordb-url", &url]).await;
+}
+
+/// Starts `serve` with `store` (the arguments choosing a Cypher store) and checks how it behaves without it.
+async fn check_unreachable(store: &[&str]) {
+    println!("{store:?}:");
     let mut child = Command::new(env!("CARGO_BIN_EXE_stakegraph"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--store", "neo4j", "--neo4j-uri", uri])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(store)
         .env("NEO4J_PASSWORD", "not-used-here")
         .env("NEO4J_TIMEOUT_SECONDS", "1.5")
+        .env("FALKORDB_TIMEOUT_SECONDS", "1.5")
         .env("STAKEGRAPH_API_KEYS", format!("viewer:{KEY}"))
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -61,7 +74,7 @@ async fn check_unreachable(uri: &str) {
     let started = Instant::now();
     let readyz = client.get(format!("{base}/readyz")).send().await.unwrap();
     println!("  /readyz answered {} in {:?}", readyz.status(), started.elapsed());
-    assert_eq!(readyz.status(), 503, "not ready while Neo4j is unreachable");
+    assert_eq!(readyz.status(), 503, "not ready while the store is unreachable");
 
     for query in ["{ stakeholders(first: 2) { totalCount nodes { id } } }", "{ graphCounts { stakeholders } }"] {
         let started = Instant::now();

@@ -1,21 +1,24 @@
 // Subscribes to `changes` with the official `graphql-ws` client and prints each event as one JSON line.
 //
-//   node changes-client.mjs <ws-url> <api-key> <after-cursor|-> <count>
+//   node changes-client.mjs <ws-url> <api-key> <after-cursor|-> <count> [<document.graphql>]
 //
 // Exits 0 once it has received <count> events. Exits 1, with the reason on stderr, on any error: a refused or
 // dropped connection, GraphQL errors, the subscription completing early, or no <count> events within 20 s.
 // `-` (or an empty string) as the cursor omits `after`: the server then streams only changes from now on.
+// <document.graphql>, when given, is the subscription to run (such as queries/changes_feed.graphql): it takes
+// `$after` and selects `changes`; without it, a small inline one runs.
 
+import { readFileSync } from 'node:fs';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
 const TIMEOUT_MS = 20_000;
 const QUERY = 'subscription($after: String) { changes(after: $after) { cursor kind stakeholders } }';
 
-const [url, key, afterArgument, countArgument] = process.argv.slice(2);
+const [url, key, afterArgument, countArgument, documentPath] = process.argv.slice(2);
 const count = Number(countArgument);
 if (!url || !key || afterArgument === undefined || !Number.isInteger(count) || count < 1) {
-  process.stderr.write('usage: node changes-client.mjs <ws-url> <api-key> <after-cursor|-> <count>\n');
+  process.stderr.write('usage: node changes-client.mjs <ws-url> <api-key> <after-cursor|-> <count> [<document.graphql>]\n');
   process.exit(2);
 }
 const after = afterArgument === '' || afterArgument === '-' ? null : afterArgument;
@@ -65,7 +68,7 @@ const timer = setTimeout(
 );
 
 unsubscribe = client.subscribe(
-  { query: QUERY, variables: { after } },
+  { query: documentPath ? readFileSync(documentPath, 'utf8') : QUERY, variables: { after } },
   {
     next(result) {
       if (finished) return;
