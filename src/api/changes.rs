@@ -193,9 +193,13 @@ pub(crate) fn decode(cursor: &str) -> ApiResult<i64> {
 }
 
 impl ChangeEvent {
-    /// The view of `event` for a caller who sees the stakeholders in `hidden` masked.
-    pub(crate) fn of(event: Arc<domain::ChangeEvent>, hidden: &HashSet<StakeholderId>) -> Self {
-        let masked = event.stakeholders.iter().any(|id| hidden.contains(id));
+    /// The view of `event` for a caller who sees the stakeholders in `hidden` masked, and who may see private
+    /// stakeholders or not (`sees_private`): an event whose stakeholder was private before or after the change is
+    /// masked for a caller who may not, even when the stakeholder is public now (its fields back then would tell
+    /// what the mask hid).
+    pub(crate) fn of(event: Arc<domain::ChangeEvent>, hidden: &HashSet<StakeholderId>, sees_private: bool) -> Self {
+        let masked = event.stakeholders.iter().any(|id| hidden.contains(id))
+            || (!sees_private && event.records_a_private_stakeholder());
         ChangeEvent { event, masked }
     }
 
@@ -248,9 +252,10 @@ impl ChangesQuery {
         let has_next_page = events.len() > first;
         events.truncate(first);
         let hidden = hidden_stakeholders(ctx, &events).await?;
+        let sees_private = Caller::of(ctx).sees_private();
         let mut connection = Connection::new(after_seq > 0, has_next_page);
         connection.edges.extend(events.into_iter().map(|event| {
-            let node = ChangeEvent::of(Arc::new(event), &hidden);
+            let node = ChangeEvent::of(Arc::new(event), &hidden, sees_private);
             Edge::new(encode(node.seq()), node)
         }));
         Ok(connection)

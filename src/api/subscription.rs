@@ -323,7 +323,7 @@ impl Lens {
         let seen = self.look_up(events, from_store).await?;
         Ok(events
             .iter()
-            .map(|event| ChangeEvent::of(event.clone(), &seen.hidden))
+            .map(|event| ChangeEvent::of(event.clone(), &seen.hidden, self.sees_private))
             .map(|event| self.filter.matches(&event, &seen.markets, &seen.types).then_some(event))
             .collect())
     }

@@ -262,6 +262,14 @@ pub struct ChangeEvent {
     pub payload: serde_json::Value,
 }
 
+impl ChangeEvent {
+    /// Whether the stakeholder record this event holds was private before or after the change (a relationship's,
+    /// an interaction's or a programme's event holds none).
+    pub fn records_a_private_stakeholder(&self) -> bool {
+        ["before", "after"].iter().any(|side| self.payload[side]["private"] == serde_json::Value::Bool(true))
+    }
+}
+
 /// A change event before the store has given it its sequence number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingEvent {

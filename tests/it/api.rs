@@ -957,3 +957,43 @@ async fn a_retried_record_with_keys_records_each_interaction_once() {
     assert!(message.contains("already recorded") && message.contains("sentiment"), "{message}");
     assert_eq!(store.changes_after(0, 100).await.unwrap().len(), logged.len(), "the refused request wrote nothing");
 }
+
+/// A stakeholder made public after it was private: the events of its private days (its creation, and the change
+/// that made it public) stay masked for a viewer, whatever fields are asked (`changedFields` would tell its old
+/// name); its later changes show, with their typed fields.
+#[tokio::test]
+async fn the_changes_of_a_stakeholder_while_it_was_private_stay_masked_once_it_is_public() {
+    let (store, _dir) = fresh_store();
+    let schema = schema(store);
+    let create = r#"mutation { createCustomer(input: { key: "P-1", name: "Hidden Harbor", private: true }) { id } }"#;
+    let id = run_ok(&schema, create, json!({})).await["createCustomer"]["id"].clone();
+    let update = "mutation($id: ID!, $name: String, $private: Boolean, $segment: String) {
+        updateCustomer(input: { id: $id, name: $name, private: $private, segment: $segment }) { id } }";
+    run_ok(&schema, update, json!({ "id": id, "name": "Open Harbor", "private": false })).await;
+    run_ok(&schema, update, json!({ "id": id, "segment": "SMB" })).await;
+
+    let query = "{ changes(first: 10) { edges { node { masked kind changedFields { field before after }
+        stakeholderNow { id ... on Customer { name segment } } payload } } } }";
+    let events = |response: Value| -> Vec<Value> {
+        assert!(response.get("errors").is_none(), "{response:#}");
+        response["data"]["changes"]["edges"].as_array().unwrap().iter().map(|edge| edge["node"].clone()).collect()
+    };
+    let viewer = events(run_as(&schema, Caller::Key(Role::Viewer), query, json!({})).await);
+    let masked: Vec<&Value> = viewer.iter().map(|event| &event["masked"]).collect();
+    assert_eq!(masked, [&json!(true), &json!(true), &json!(false)], "{viewer:#?}");
+    assert!(!json!(viewer).to_string().contains("Hidden Harbor"), "{viewer:#?}");
+    for event in &viewer[..2] {
+        for field in ["kind", "changedFields", "stakeholderNow", "payload"] {
+            assert!(event[field].is_null(), "{field} of a masked event: {event}");
+        }
+    }
+    let later = &viewer[2];
+    assert_eq!(later["changedFields"], json!([{ "field": "segment", "before": null, "after": "SMB" }]));
+    assert_eq!(later["stakeholderNow"]["name"], "Open Harbor");
+
+    let editor = events(run_as(&schema, EDITOR, query, json!({})).await);
+    assert!(editor.iter().all(|event| event["masked"] == false));
+    let renamed = editor[1]["changedFields"].as_array().unwrap();
+    assert!(renamed.contains(&json!({ "field": "name", "before": "Hidden Harbor", "after": "Open Harbor" })));
+    assert!(renamed.contains(&json!({ "field": "private", "before": true, "after": false })));
+}

@@ -3,6 +3,8 @@
 //! Three tiers: `api` and `queries` run the schema in-process; `router` drives the axum router with `oneshot`;
 //! `server` starts the real service on port 0 and talks to it over HTTP.
 
+#![recursion_limit = "256"]
+
 mod aggregates;
 mod api;
 mod churn;

@@ -225,14 +225,14 @@ async fn a_viewer_subscriber_gets_private_stakeholders_masked() {
     }
     let all = &by_subscription["all"];
     assert_eq!(all.iter().map(|event| event["masked"].clone()).collect::<Vec<_>>(), [false, true, false]);
-    assert_eq!(all[0]["payload"]["after"]["name"], "Customer PUBLIC-1");
+    assert_eq!(all[0]["stakeholderNow"]["name"], "Customer PUBLIC-1");
     let hidden = &all[1];
     assert!(hidden["cursor"].is_string(), "the masked event keeps its place");
-    for field in ["kind", "at", "stakeholders", "relationship", "payload"] {
+    for field in ["kind", "at", "changedFields", "stakeholderNow", "relationshipNow", "program"] {
         assert!(hidden[field].is_null(), "{field} of a masked event: {hidden}");
     }
     let created: Vec<&Value> =
-        by_subscription["created"].iter().map(|event| &event["payload"]["after"]["name"]).collect();
+        by_subscription["created"].iter().map(|event| &event["stakeholderNow"]["name"]).collect();
     assert_eq!(created, [&json!("Customer PUBLIC-1"), &json!("Customer PUBLIC-2")]);
 }
 
@@ -296,11 +296,11 @@ async fn subscribers_of_one_document_share_payloads_only_with_their_own_role() {
     let masked: Vec<&Value> = viewer.iter().map(|event| &event["masked"]).collect();
     assert_eq!(masked, [&json!(false), &json!(true), &json!(false)]);
     assert!(!json!(viewer).to_string().contains("Secret Holdings"), "{viewer:?}");
-    for field in ["kind", "at", "stakeholders", "relationship", "payload"] {
+    for field in ["kind", "at", "changedFields", "stakeholderNow", "relationshipNow", "program"] {
         assert!(viewer[1][field].is_null(), "{field} of a masked event: {}", viewer[1]);
     }
     assert_eq!(editor[1]["masked"], false);
-    assert_eq!(editor[1]["payload"]["after"]["name"], "Secret Holdings", "the editor sees it in full");
+    assert_eq!(editor[1]["stakeholderNow"]["name"], "Secret Holdings", "the editor sees it in full");
     assert_eq!(editor[0], viewer[0], "a public event is the same for both");
 }
 
