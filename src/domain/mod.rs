@@ -10,6 +10,7 @@ pub mod stakeholder;
 pub mod strength;
 pub mod values;
 pub mod vocabulary;
+pub mod webhook;
 
 pub use access::Role;
 pub use change::{Applied, ChangeEvent, ChangeKind, Command, KeyedInteraction, Outcome, PendingEvent};
@@ -21,7 +22,7 @@ pub use stakeholder::{
 };
 pub use values::{
     parse_note, Amount, InteractionId, InvalidValue, Label, Probability, ProgramId, RelationshipId, Sentiment,
-    StakeholderId,
+    StakeholderId, WebhookId,
 };
 pub use vocabulary::{
     Basis, Bond, BondSet, Channel, CustomerStatus, Direction, ExitReason, Level, Market, MarketSet, Mendelow,

@@ -39,6 +39,10 @@ id_type!(
     /// Store-assigned identity of a relationship-marketing programme.
     ProgramId
 );
+id_type!(
+    /// Store-assigned identity of a webhook.
+    WebhookId
+);
 
 /// Declares a validated number: a finite `f64` that `accepts`, refused with `hint` (which follows the value).
 macro_rules! bounded_number {

@@ -5,8 +5,10 @@ use super::{
     GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, StakeholderPage, StakeholderQuery,
     StoreResult,
 };
+use crate::domain::webhook::Webhook;
 use crate::domain::{
-    Applied, ChangeEvent, Command, Interaction, InteractionId, Relationship, RelationshipId, Stakeholder, StakeholderId,
+    Applied, ChangeEvent, Command, Interaction, InteractionId, Relationship, RelationshipId, Stakeholder,
+    StakeholderId, WebhookId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,7 +25,7 @@ pub struct Metered {
     counters: Arc<[(&'static str, AtomicU64)]>,
 }
 
-const METHODS: [&str; 14] = [
+const METHODS: [&str; 18] = [
     "stakeholders_by_id",
     "stakeholder_by_key",
     "list_stakeholders",
@@ -38,6 +40,10 @@ const METHODS: [&str; 14] = [
     "counts",
     "public_counts",
     "ping",
+    "webhooks",
+    "create_webhook",
+    "save_webhook",
+    "delete_webhook",
 ];
 
 impl Metered {
@@ -151,6 +157,26 @@ impl GraphStore for Metered {
     async fn ping(&self) -> StoreResult<()> {
         self.count("ping");
         self.inner.ping().await
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        self.count("webhooks");
+        self.inner.webhooks().await
+    }
+
+    async fn create_webhook(&self, webhook: Webhook) -> StoreResult<Webhook> {
+        self.count("create_webhook");
+        self.inner.create_webhook(webhook).await
+    }
+
+    async fn save_webhook(&self, webhook: &Webhook) -> StoreResult<bool> {
+        self.count("save_webhook");
+        self.inner.save_webhook(webhook).await
+    }
+
+    async fn delete_webhook(&self, id: WebhookId) -> StoreResult<bool> {
+        self.count("delete_webhook");
+        self.inner.delete_webhook(id).await
     }
 
     async fn checkpoint(&self) -> StoreResult<()> {

@@ -9,10 +9,12 @@ pub mod falkor;
 pub mod metered;
 pub mod neo4j;
 pub mod sqlite;
+pub mod webhook;
 
+use crate::domain::webhook::Webhook;
 use crate::domain::{
     Applied, ChangeEvent, Command, CustomerStatus, Interaction, InteractionId, MarketSet, Mendelow, Program,
-    Relationship, RelationshipId, Stakeholder, StakeholderId, StakeholderKind, Topic, TopicSet,
+    Relationship, RelationshipId, Stakeholder, StakeholderId, StakeholderKind, Topic, TopicSet, WebhookId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,6 +24,7 @@ use std::collections::HashMap;
 pub use cypher::CypherStore;
 pub use metered::{Metered, StoreCalls};
 pub use sqlite::SqliteStore;
+pub use webhook::StoredWebhook;
 
 /// Why a store call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -395,6 +398,19 @@ pub trait GraphStore: Send + Sync + 'static {
 
     /// Whether the backend answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Every registered webhook, in id order. Webhooks are bookkeeping beside the graph, not graph data: the four
+    /// webhook calls write no change event (a delivery would otherwise log a change to deliver).
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>>;
+
+    /// Registers `webhook` under a new id (its own `id` is ignored) and returns it with that id.
+    async fn create_webhook(&self, webhook: Webhook) -> StoreResult<Webhook>;
+
+    /// Saves `webhook` over the stored one with its id; false when there is none (it was deleted).
+    async fn save_webhook(&self, webhook: &Webhook) -> StoreResult<bool>;
+
+    /// Deletes the webhook with this id; false when there was none.
+    async fn delete_webhook(&self, id: WebhookId) -> StoreResult<bool>;
 
     /// Makes what is committed complete in the store's own files, so that they can be copied alone (SQLite: folds
     /// the write-ahead log into the database file). Called after `demo`, `migrate` and on a clean shutdown; a

@@ -340,6 +340,22 @@ pub static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
 /// Columns of [`WRITE_BATCH`] (and [`SET_SUMS_MODEL`]).
 pub const WRITE_COLUMNS: &[&str] = &["seq"];
 
+/// Every webhook's id and stored record, by id.
+pub const WEBHOOKS: &str = "MATCH (w:Webhook) RETURN w.id AS id, w.record AS record ORDER BY w.id";
+/// Registers a webhook (`$record`) under the counter's next webhook id.
+pub const CREATE_WEBHOOK: &str = "MATCH (c:StakegraphCounter {name: 'stakegraph'})
+     SET c.webhook = coalesce(c.webhook, 0) + 1
+     CREATE (w:Webhook {id: c.webhook, record: $record})
+     RETURN w.id AS id";
+/// Saves the record (`$record`) of webhook `$id`: a row when it exists.
+pub const SAVE_WEBHOOK: &str = "MATCH (w:Webhook {id: $id}) SET w.record = $record RETURN w.id AS id";
+/// Deletes webhook `$id`: a row when it existed.
+pub const DELETE_WEBHOOK: &str = "MATCH (w:Webhook {id: $id}) WITH w, w.id AS id DELETE w RETURN id";
+/// Columns of [`WEBHOOKS`].
+pub const WEBHOOK_COLUMNS: &[&str] = &["id", "record"];
+/// Columns of [`CREATE_WEBHOOK`], [`SAVE_WEBHOOK`] and [`DELETE_WEBHOOK`].
+pub const WEBHOOK_ID_COLUMNS: &[&str] = &["id"];
+
 /// Every statement with a fixed text that the backend sends to FalkorDB (listings are composed per filter and
 /// are not listed): the tests check that each one ran.
 pub fn catalog() -> Vec<String> {
@@ -358,6 +374,10 @@ pub fn catalog() -> Vec<String> {
             CHANGES_AFTER,
             PROGRAMS,
             PING,
+            WEBHOOKS,
+            CREATE_WEBHOOK,
+            SAVE_WEBHOOK,
+            DELETE_WEBHOOK,
         ]
         .map(str::to_owned),
     );

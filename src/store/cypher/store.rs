@@ -7,13 +7,14 @@ pub use super::write::Counter;
 use super::write::{Lookups, Prepared};
 use super::{CypherConnection, Dialect, Rows, Statement};
 use crate::domain::strength::StrengthModel;
+use crate::domain::webhook::Webhook;
 use crate::domain::{
     Applied, ChangeEvent, Command, Interaction, InteractionId, Program, Relationship, RelationshipId, RelationshipType,
-    Stakeholder, StakeholderId, TopicSet,
+    Stakeholder, StakeholderId, TopicSet, WebhookId,
 };
 use crate::store::{
     batch, topic_names, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, StakeholderPage,
-    StakeholderQuery, StakeholderSort, StoreError, StoreResult,
+    StakeholderQuery, StakeholderSort, StoreError, StoreResult, StoredWebhook,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -654,6 +655,40 @@ impl GraphStore for CypherStore {
     }
 
     /// Nothing to do: the server keeps its own files.
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let rows = self.run(Statement::new(cypher::WEBHOOKS, cypher::WEBHOOK_COLUMNS)).await?;
+        rows.iter()
+            .map(|row| {
+                let mut webhook = StoredWebhook::read(row[1].text()?)?;
+                webhook.id = WebhookId(row[0].int()?);
+                Ok(webhook)
+            })
+            .collect()
+    }
+
+    async fn create_webhook(&self, mut webhook: Webhook) -> StoreResult<Webhook> {
+        let statement = Statement::new(cypher::CREATE_WEBHOOK, cypher::WEBHOOK_ID_COLUMNS)
+            .param("record", StoredWebhook::write(&webhook)?);
+        let rows = self.run(statement).await?;
+        let id = rows.first().ok_or_else(|| StoreError::Internal("the counter node is missing".into()))?[0].int()?;
+        webhook.id = WebhookId(id);
+        // The record names its id too.
+        self.save_webhook(&webhook).await?;
+        Ok(webhook)
+    }
+
+    async fn save_webhook(&self, webhook: &Webhook) -> StoreResult<bool> {
+        let statement = Statement::new(cypher::SAVE_WEBHOOK, cypher::WEBHOOK_ID_COLUMNS)
+            .param("id", webhook.id.0)
+            .param("record", StoredWebhook::write(webhook)?);
+        Ok(!self.run(statement).await?.is_empty())
+    }
+
+    async fn delete_webhook(&self, id: WebhookId) -> StoreResult<bool> {
+        let statement = Statement::new(cypher::DELETE_WEBHOOK, cypher::WEBHOOK_ID_COLUMNS).param("id", id.0);
+        Ok(!self.run(statement).await?.is_empty())
+    }
+
     async fn checkpoint(&self) -> StoreResult<()> {
         Ok(())
     }

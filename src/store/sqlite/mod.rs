@@ -8,19 +8,20 @@ mod write;
 
 use super::{
     topic_names, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, NodeRow, StakeholderPage,
-    StakeholderQuery, StakeholderSort, StoreError, StoreResult,
+    StakeholderQuery, StakeholderSort, StoreError, StoreResult, StoredWebhook,
 };
 use crate::domain::strength::StrengthModel;
+use crate::domain::webhook::Webhook;
 use crate::domain::{
     Applied, ChangeEvent, Command, Interaction, InteractionId, MarketSet, Program, Relationship, RelationshipId,
-    Stakeholder, StakeholderId, TopicSet,
+    Stakeholder, StakeholderId, TopicSet, WebhookId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use r2d2_sqlite::SqliteConnectionManager;
 use rows::{internal, CHANGE_COLUMNS, INTERACTION_COLUMNS, PROGRAM_COLUMNS, RELATIONSHIP_COLUMNS, STAKEHOLDER_COLUMNS};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -33,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
+    include_str!("schema_v6.sql"),
 ];
 
 /// The schema version this binary writes (`PRAGMA user_version`); a file with a higher one is refused.
@@ -298,6 +300,32 @@ impl SqliteStore {
         .await
         .map_err(internal)?
     }
+}
+
+impl SqliteStore {
+    /// Runs `write` in a transaction on the writer connection, off the async worker threads (for what is not graph
+    /// data: graph changes go through [`GraphStore::apply`]).
+    async fn write<T, F>(&self, write: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = writer.lock().map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+            let done = write(&tx).map_err(internal)?;
+            tx.commit().map_err(internal)?;
+            Ok(done)
+        })
+        .await
+        .map_err(internal)?
+    }
+}
+
+/// A store error as a SQLite one, inside a transaction closure.
+fn to_sqlite(error: StoreError) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(error))
 }
 
 fn scan_graph(connection: &Connection) -> rusqlite::Result<GraphScan> {
@@ -650,6 +678,38 @@ impl GraphStore for SqliteStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.read(|connection| connection.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let records = self
+            .read(|connection| {
+                let mut statement = connection.prepare_cached("SELECT record FROM webhook ORDER BY id")?;
+                let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        records.iter().map(|record| StoredWebhook::read(record)).collect()
+    }
+
+    async fn create_webhook(&self, mut webhook: Webhook) -> StoreResult<Webhook> {
+        self.write(move |tx| {
+            tx.execute("INSERT INTO webhook (record) VALUES ('{}')", [])?;
+            webhook.id = WebhookId(tx.last_insert_rowid());
+            let record = StoredWebhook::write(&webhook).map_err(to_sqlite)?;
+            tx.execute("UPDATE webhook SET record = ?1 WHERE id = ?2", params![record, webhook.id.0])?;
+            Ok(webhook)
+        })
+        .await
+    }
+
+    async fn save_webhook(&self, webhook: &Webhook) -> StoreResult<bool> {
+        let (id, record) = (webhook.id.0, StoredWebhook::write(webhook)?);
+        self.write(move |tx| Ok(tx.execute("UPDATE webhook SET record = ?1 WHERE id = ?2", params![record, id])? == 1))
+            .await
+    }
+
+    async fn delete_webhook(&self, id: WebhookId) -> StoreResult<bool> {
+        self.write(move |tx| Ok(tx.execute("DELETE FROM webhook WHERE id = ?1", [id.0])? == 1)).await
     }
 
     async fn checkpoint(&self) -> StoreResult<()> {
