@@ -7,6 +7,7 @@ use crate::domain::churn::ChurnModel;
 use crate::domain::strength::StrengthModel;
 use crate::domain::Role;
 use crate::store::falkor::FalkorSettings;
+use crate::webhooks::WebhookSettings;
 use crate::store::neo4j::Neo4jSettings;
 use crate::ws::WsLimits;
 use serde::Deserialize;
@@ -303,6 +304,8 @@ pub struct Config {
     pub falkordb: Option<FalkorSettings>,
     /// How long one Neo4j (or FalkorDB) statement may take before the request fails as unavailable.
     pub neo4j_timeout: Duration,
+    /// Where webhooks may be sent and how deliveries are retried (`[webhooks]`).
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for Config {
@@ -322,6 +325,7 @@ impl Default for Config {
             neo4j: None,
             falkordb: None,
             neo4j_timeout: Duration::from_secs_f64(DEFAULT_NEO4J_TIMEOUT_SECONDS),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -342,6 +346,7 @@ struct FileConfig {
     store: Option<StoreKind>,
     neo4j: Option<FileNeo4j>,
     falkordb: Option<FileFalkor>,
+    webhooks: Option<WebhookSettings>,
 }
 
 /// What the command line says; it wins over everything else.
@@ -422,6 +427,7 @@ impl Config {
             config.store = parsed.store.unwrap_or(config.store);
             neo4j = parsed.neo4j.unwrap_or_default();
             falkordb = parsed.falkordb.unwrap_or_default();
+            config.webhooks = parsed.webhooks.unwrap_or(config.webhooks);
             if let Some(keys) = parsed.api_keys {
                 config.api_keys = ApiKeys::parse_setting(&keys.join(","), "api_keys")?;
             }
@@ -441,6 +447,10 @@ impl Config {
         if let Some(origins) = env("STAKEGRAPH_CORS_ORIGINS") {
             config.cors_origins =
                 origins.split(',').map(str::trim).filter(|origin| !origin.is_empty()).map(str::to_owned).collect();
+        }
+        if let Some(hosts) = env("STAKEGRAPH_WEBHOOK_HOSTS") {
+            config.webhooks.allowed_hosts =
+                hosts.split(',').map(str::trim).filter(|host| !host.is_empty()).map(str::to_owned).collect();
         }
         if let Some(store) = env("STAKEGRAPH_STORE") {
             config.store = match store.to_ascii_lowercase().as_str() {
@@ -598,6 +608,7 @@ impl Config {
                 ),
             });
         }
+        self.webhooks.check().map_err(|message| ConfigError::Invalid { setting: "webhooks", message })?;
         for origin in &self.cors_origins {
             let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
                 && !origin.ends_with('/')

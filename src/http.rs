@@ -191,12 +191,13 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
 /// The state for `store` under `config`: the schema with its limits and access rules.
 pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
     let store = Arc::new(Metered::new(store));
-    let schema = api::build_schema_of(
+    let schema = api::build_schema_served(
         store.clone(),
         config.limits,
         config.anonymous_reads(),
         config.strength.clone(),
         config.churn.clone(),
+        config.webhooks.clone(),
     );
     let ws = ws::WsHub::new(config.websocket).with_admission(schema.admission().clone());
     AppState {
@@ -329,6 +330,9 @@ impl Startup {
             Err(error) => return Err(error.into()),
         }
         engine.spawn_follower(FOLLOW_EVERY);
+        // Webhook deliveries resume from their cursors (retrying while the store is down).
+        let webhooks = state.schema.webhooks().clone();
+        tokio::spawn(async move { webhooks.start().await });
         Ok(())
     }
 }

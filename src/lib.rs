@@ -30,4 +30,5 @@ pub mod import;
 pub mod migrate;
 pub mod priority;
 pub mod store;
+pub mod webhooks;
 pub mod ws;

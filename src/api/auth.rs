@@ -39,6 +39,8 @@ pub enum Need {
     Read,
     /// Writing: an editor or admin key.
     Write,
+    /// Administration (webhooks): an admin key.
+    Admin,
 }
 
 /// Why a request without a key is refused.
@@ -57,6 +59,11 @@ impl Need {
             (Need::Read, Caller::Anonymous) if anonymous_reads => Ok(()),
             (_, Caller::Anonymous) => Err(ApiError::Unauthenticated(NO_KEY.into())),
             (Need::Write, Caller::Key(role)) if role.may_write() => Ok(()),
+            (Need::Admin, Caller::Key(Role::Admin)) => Ok(()),
+            (Need::Admin, Caller::Key(role)) => Err(ApiError::Forbidden(format!(
+                "a {} key may not administer the service; webhooks need an admin key",
+                role.as_str()
+            ))),
             (Need::Write, Caller::Key(role)) => Err(ApiError::Forbidden(format!(
                 "a {} key may only read; changing the graph needs an editor or admin key",
                 role.as_str()

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 /// One field a change set, with its value before and after, as the field returns it on `Stakeholder` (or its
 /// kind's type) or `Relationship`.
-#[derive(SimpleObject, Debug, Clone, PartialEq)]
+#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq)]
 pub struct FieldChange {
     /// The field's name on the GraphQL type (`status`, `lifetimeValue`, `level`).
     pub field: String,

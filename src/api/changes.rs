@@ -137,15 +137,8 @@ impl ChangeEvent {
     /// The programme a `PROGRAM_CREATED`, `PROGRAM_JOINED` or `PROGRAM_LEFT` change is about, as it is now; null
     /// for other changes, and when masked.
     async fn program(&self, ctx: &Context<'_>) -> ApiResult<Option<Program>> {
-        let Some(event) = self.visible() else { return Ok(None) };
-        let program = &event.payload["program"];
-        let id = match event.kind {
-            domain::ChangeKind::ProgramCreated => program["id"].as_i64(),
-            domain::ChangeKind::ProgramJoined | domain::ChangeKind::ProgramLeft => program.as_i64(),
-            _ => None,
-        };
-        match id {
-            Some(id) => load_program(ctx, domain::ProgramId(id)).await,
+        match self.program_id() {
+            Some(id) => load_program(ctx, id).await,
             None => Ok(None),
         }
     }
@@ -153,26 +146,33 @@ impl ChangeEvent {
     /// The day a customer joined (`PROGRAM_JOINED`) or left (`PROGRAM_LEFT`) the programme; null for other
     /// changes, and when masked.
     async fn membership_date(&self) -> Option<NaiveDate> {
-        let event = self.visible()?;
-        matches!(event.kind, domain::ChangeKind::ProgramJoined | domain::ChangeKind::ProgramLeft)
-            .then(|| serde_json::from_value(event.payload["date"].clone()).ok())
-            .flatten()
+        self.membership_day()
     }
 
     /// The interactions an `INTERACTIONS_RECORDED` change recorded, by id (read them with `node(id)`, or page
     /// them on `relationshipNow.interactions`); null for other changes, and when masked.
     async fn recorded_interactions(&self) -> Option<Vec<ID>> {
-        let event = self.visible()?;
-        let ids = event.payload["interactions"]
-            .as_array()
-            .filter(|_| event.kind == domain::ChangeKind::InteractionsRecorded)?;
-        Some(
-            ids.iter()
-                .filter_map(serde_json::Value::as_i64)
-                .map(|id| GlobalId::Interaction(domain::InteractionId(id)).encode())
-                .collect(),
-        )
+        self.interaction_ids()
     }
+}
+
+/// The Standard Webhooks `type` of a change: `stakeholder.created`, `customer.won_back`, `interactions.recorded`, ….
+fn message_type(kind: domain::ChangeKind) -> String {
+    use domain::ChangeKind::*;
+    match kind {
+        StakeholderCreated => "stakeholder.created",
+        StakeholderUpdated => "stakeholder.updated",
+        StakeholderArchived => "stakeholder.archived",
+        RelationshipCreated => "relationship.created",
+        RelationshipUpdated => "relationship.updated",
+        InteractionsRecorded => "interactions.recorded",
+        CustomerExited => "customer.exited",
+        CustomerWonBack => "customer.won_back",
+        ProgramCreated => "program.created",
+        ProgramJoined => "program.joined",
+        ProgramLeft => "program.left",
+    }
+    .to_owned()
 }
 
 pub(crate) fn encode(seq: i64) -> String {
@@ -206,6 +206,80 @@ impl ChangeEvent {
     /// The event, unless it is masked.
     fn visible(&self) -> Option<&domain::ChangeEvent> {
         (!self.masked).then_some(&*self.event)
+    }
+
+    /// The programme of a programme change.
+    fn program_id(&self) -> Option<domain::ProgramId> {
+        let event = self.visible()?;
+        let program = &event.payload["program"];
+        let id = match event.kind {
+            domain::ChangeKind::ProgramCreated => program["id"].as_i64(),
+            domain::ChangeKind::ProgramJoined | domain::ChangeKind::ProgramLeft => program.as_i64(),
+            _ => None,
+        };
+        id.map(domain::ProgramId)
+    }
+
+    /// The day of a joining or a leaving.
+    fn membership_day(&self) -> Option<NaiveDate> {
+        let event = self.visible()?;
+        matches!(event.kind, domain::ChangeKind::ProgramJoined | domain::ChangeKind::ProgramLeft)
+            .then(|| serde_json::from_value(event.payload["date"].clone()).ok())
+            .flatten()
+    }
+
+    /// The interactions an `INTERACTIONS_RECORDED` change recorded.
+    fn interaction_ids(&self) -> Option<Vec<ID>> {
+        let event = self.visible()?;
+        let ids = event.payload["interactions"]
+            .as_array()
+            .filter(|_| event.kind == domain::ChangeKind::InteractionsRecorded)?;
+        Some(
+            ids.iter()
+                .filter_map(serde_json::Value::as_i64)
+                .map(|id| GlobalId::Interaction(domain::InteractionId(id)).encode())
+                .collect(),
+        )
+    }
+
+    /// The event as a webhook message's body, in the shape Standard Webhooks gives it: `type` (`stakeholder.created`,
+    /// `relationship.updated`, …, or `change.masked`), `timestamp` (the commit time; null when masked) and `data`,
+    /// which holds the fields of the `ChangeEvent` type that need no further reading: `cursor`, `masked`, `kind`,
+    /// `at`, `stakeholders`, `relationship`, `changedFields`, `program`, `membershipDate` and
+    /// `recordedInteractions`, each null where the GraphQL field would be.
+    pub(crate) fn message(&self) -> ApiResult<serde_json::Value> {
+        let changed_fields = match self.visible() {
+            Some(event) => Some(field_changes(event).map_err(|error| {
+                tracing::error!(seq = event.seq, %error, "a change event this version cannot read");
+                ApiError::Internal
+            })?),
+            None => None,
+        };
+        let kind = self.visible().map(|event| event.kind);
+        let kind_name = kind.map(|kind| async_graphql::Value::from(ChangeKind::from(kind)).to_string());
+        Ok(serde_json::json!({
+            "type": kind.map_or("change.masked".to_owned(), message_type),
+            "timestamp": self.visible().map(|event| event.at),
+            "data": {
+                "cursor": encode(self.event.seq),
+                "masked": self.masked,
+                "kind": kind_name,
+                "at": self.visible().map(|event| event.at),
+                "stakeholders": self.visible().map(|event| {
+                    event.stakeholders.iter().map(|id| GlobalId::Stakeholder(*id).encode().0).collect::<Vec<_>>()
+                }),
+                "relationship": self
+                    .visible()
+                    .and_then(|event| event.relationship)
+                    .map(|id| GlobalId::Relationship(id).encode().0),
+                "changedFields": changed_fields,
+                "program": self.program_id().map(|id| GlobalId::Program(id).encode().0),
+                "membershipDate": self.membership_day(),
+                "recordedInteractions": self
+                    .interaction_ids()
+                    .map(|ids| ids.into_iter().map(|id| id.0).collect::<Vec<_>>()),
+            },
+        }))
     }
 
     /// Whether the caller sees this event masked.

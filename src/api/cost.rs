@@ -71,6 +71,10 @@ const WEIGHTS: &[(&str, u64)] = &[
     ("keyPersonRisk", 1_000),
     ("atRiskCustomers", 1_000),
     ("marketOverview", 1_000),
+    // Admin lists read every webhook's record (at most `webhooks.max_webhooks`, 100 by default, each with its
+    // latest 50 attempts): priced as the rows they may return.
+    ("webhooks", 100),
+    ("webhookDeliveries", 50),
 ];
 
 /// Mutations whose payload lists one item per item of their input, with the name of that list: what is selected

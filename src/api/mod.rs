@@ -27,6 +27,7 @@ pub mod relationships;
 pub mod stakeholders;
 pub mod strength;
 pub mod subscription;
+pub mod webhooks;
 
 use crate::engine::estimates::BrokerEstimates;
 use crate::engine::Engine;
@@ -41,7 +42,6 @@ use subscription::SubscriptionRoot;
 pub use auth::{Caller, KeyId};
 pub use cost::nesting;
 pub use error::{ApiError, ApiResult};
-pub use mutation::Mutation;
 pub use policy::add_code;
 pub use query::Query;
 
@@ -58,7 +58,13 @@ pub struct QueryRoot(
     influence::InfluenceQuery,
     influence::RiskQuery,
     changes::ChangesQuery,
+    webhooks::WebhookQuery,
 );
+
+/// The mutation root: the graph's writes and the webhooks'.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct Mutation(mutation::GraphMutation, webhooks::WebhookMutation);
 
 /// The Stakegraph schema behind its request policy. Cheap to clone; it is the [`Executor`] every transport runs.
 #[derive(Clone)]
@@ -69,6 +75,8 @@ pub struct StakegraphSchema {
     limits: ApiLimits,
     /// The WebSocket `changes` subscriptions' classes and their hub.
     fanout: Arc<fanout::FanOut>,
+    /// The registered webhooks and their deliveries.
+    webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// When the request running now must be done (`limits.request_timeout_ms` after it started); analyses stop by it.
@@ -146,6 +154,11 @@ impl StakegraphSchema {
     /// The engine whose projection the analyses read.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// The registered webhooks and their deliveries.
+    pub fn webhooks(&self) -> &Arc<crate::webhooks::Webhooks> {
+        &self.webhooks
     }
 }
 
@@ -320,6 +333,8 @@ pub struct ApiContext {
     pub admission: Arc<Admission>,
     /// Background estimates of the default `brokers` ranking on large graphs.
     pub brokers: Arc<BrokerEstimates>,
+    /// The registered webhooks and their deliveries.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// Builds the schema over `store` with the default strength model.
@@ -345,12 +360,25 @@ pub fn build_schema_of(
     strength: crate::domain::strength::StrengthModel,
     churn: crate::domain::churn::ChurnModel,
 ) -> StakegraphSchema {
-    build_schema_on_with(Arc::new(Engine::new(store, Arc::new(strength))), limits, anonymous_reads, churn)
+    build_schema_served(store, limits, anonymous_reads, strength, churn, Default::default())
+}
+
+/// The schema `serve` runs: [`build_schema_of`] with the webhooks' settings.
+pub fn build_schema_served(
+    store: Arc<dyn GraphStore>,
+    limits: ApiLimits,
+    anonymous_reads: bool,
+    strength: crate::domain::strength::StrengthModel,
+    churn: crate::domain::churn::ChurnModel,
+    webhooks: crate::webhooks::WebhookSettings,
+) -> StakegraphSchema {
+    let engine = Arc::new(Engine::new(store, Arc::new(strength)));
+    build_schema_on_with(engine, limits, anonymous_reads, churn, webhooks)
 }
 
 /// Builds the schema over `engine`'s store and strength model (tests of decay give the engine their own clock).
 pub fn build_schema_on(engine: Arc<Engine>, limits: ApiLimits, anonymous_reads: bool) -> StakegraphSchema {
-    build_schema_on_with(engine, limits, anonymous_reads, Default::default())
+    build_schema_on_with(engine, limits, anonymous_reads, Default::default(), Default::default())
 }
 
 /// [`build_schema_on`] with the churn-risk model `churn`.
@@ -359,11 +387,13 @@ fn build_schema_on_with(
     limits: ApiLimits,
     anonymous_reads: bool,
     churn: crate::domain::churn::ChurnModel,
+    webhooks: crate::webhooks::WebhookSettings,
 ) -> StakegraphSchema {
     let (store, strength) = (engine.store().clone(), engine.model().clone());
+    let webhooks = crate::webhooks::Webhooks::new(engine.clone(), webhooks);
     let admission = Arc::new(Admission::new(&limits));
     let brokers = Arc::new(BrokerEstimates::new(influence::estimate_settings(&limits), admission.background()));
-    let schema = Schema::build(QueryRoot::default(), Mutation, SubscriptionRoot)
+    let schema = Schema::build(QueryRoot::default(), Mutation::default(), SubscriptionRoot)
         // The loaders of subscriptions; every query and mutation brings its own.
         .data(loaders::Loaders::new(engine.clone(), Arc::new(loaders::Executions::default())))
         .data(ApiContext {
@@ -375,16 +405,17 @@ fn build_schema_on_with(
             engine: engine.clone(),
             admission: admission.clone(),
             brokers,
+            webhooks: webhooks.clone(),
         })
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_nesting)
         .finish();
     let fanout = Arc::new(fanout::FanOut::new(engine.clone()));
-    StakegraphSchema { schema, engine, admission, limits, fanout }
+    StakegraphSchema { schema, engine, admission, limits, fanout, webhooks }
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot::default(), Mutation, SubscriptionRoot).finish().sdl()
+    Schema::build(QueryRoot::default(), Mutation::default(), SubscriptionRoot).finish().sdl()
 }

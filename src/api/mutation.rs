@@ -134,10 +134,11 @@ pub struct RecordInteractionsPayload {
 }
 
 /// Writes. Every mutation is all-or-nothing and appends to the change log in the same transaction.
-pub struct Mutation;
+#[derive(Default)]
+pub struct GraphMutation;
 
 #[Object]
-impl Mutation {
+impl GraphMutation {
     /// Creates a customer.
     #[graphql(guard = "Need::Write")]
     async fn create_customer(&self, ctx: &Context<'_>, input: CreateCustomerInput) -> ApiResult<Customer> {

@@ -115,7 +115,7 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    fn parse(filter: ChangeFilter) -> Result<Self, ApiError> {
+    pub(crate) fn parse(filter: ChangeFilter) -> Result<Self, ApiError> {
         let mut parsed = Self::of(filter.stakeholder, filter.markets, filter.relationship_types)?;
         parsed.kinds = filter.kinds.map(|kinds| kinds.into_iter().map(domain::ChangeKind::from).collect());
         Ok(parsed)
@@ -133,6 +133,30 @@ impl Filter {
             markets: MarketSet::of(to_domain::<Market, domain::Market>(&markets.unwrap_or_default())),
             types: types.map(|types| types.into_iter().map(domain::RelationshipType::from).collect()),
         })
+    }
+
+    /// A webhook's filter (`domain::webhook::EventFilter`) as a subscription's.
+    pub(crate) fn of_webhook(filter: &domain::webhook::EventFilter) -> Self {
+        Self {
+            kinds: filter.kinds.as_ref().map(|kinds| kinds.iter().copied().collect()),
+            stakeholder: filter.stakeholder,
+            markets: MarketSet::of(filter.markets.iter().copied()),
+            types: filter.relationship_types.as_ref().map(|types| types.iter().copied().collect()),
+        }
+    }
+
+    /// The filter in the terms a webhook stores.
+    pub(crate) fn to_webhook(&self) -> domain::webhook::EventFilter {
+        let mut kinds: Option<Vec<_>> = self.kinds.as_ref().map(|kinds| kinds.iter().copied().collect());
+        let mut types: Option<Vec<_>> = self.types.as_ref().map(|types| types.iter().copied().collect());
+        kinds.iter_mut().for_each(|kinds| kinds.sort_unstable_by_key(|kind| *kind as u8));
+        types.iter_mut().for_each(|types| types.sort_unstable());
+        domain::webhook::EventFilter {
+            kinds,
+            stakeholder: self.stakeholder,
+            markets: domain::Market::ALL.iter().copied().filter(|market| self.markets.contains(*market)).collect(),
+            relationship_types: types,
+        }
     }
 
     /// Whether the filter has any condition.
@@ -226,6 +250,13 @@ pub(crate) struct Lens {
     engine: Arc<Engine>,
     filter: Arc<Filter>,
     sees_private: bool,
+}
+
+impl Lens {
+    /// What a reader of the log under `filter`, who may see private stakeholders or not, sees.
+    pub(crate) fn new(store: Arc<dyn GraphStore>, engine: Arc<Engine>, filter: Filter, sees_private: bool) -> Self {
+        Self { store, engine, filter: Arc::new(filter), sees_private }
+    }
 }
 
 /// One subscriber's position in the log.

@@ -36,7 +36,8 @@ macro_rules! suite {
             an_upsert_by_key_creates_changes_or_leaves_alone_and_logs_only_changes,
             one_batch_creates_stakeholders_and_their_relationships_by_key,
             an_interaction_with_a_recorded_key_is_recorded_once_and_a_changed_one_refused,
-            programmes_and_memberships_by_key_are_found_as_given_and_only_a_leaving_is_added
+            programmes_and_memberships_by_key_are_found_as_given_and_only_a_leaving_is_added,
+            webhooks_are_kept_beside_the_graph_with_their_progress_and_log_nothing
         );
     };
     (@checks $backend:ident, $fresh:path, $attribute:meta, $($check:ident),+) => {
@@ -626,4 +627,46 @@ pub async fn programmes_and_memberships_by_key_are_found_as_given_and_only_a_lea
     let error = store.apply(vec![unknown], Utc::now()).await.unwrap_err();
     assert_eq!(refusal(error), (0, "programKey".to_owned(), Rejection::NotFound));
     assert_eq!(store.counts().await.unwrap().changes, 4);
+}
+
+/// Webhooks get ids of their own, keep every field through a save, are deleted once, and never enter the log.
+pub async fn webhooks_are_kept_beside_the_graph_with_their_progress_and_log_nothing(store: Arc<dyn GraphStore>) {
+    use stakegraph::domain::webhook::{secret_of, Attempt, EventFilter, Webhook};
+    use stakegraph::domain::{ChangeKind, Market, WebhookId};
+    let at = Utc::now();
+    let filter = EventFilter {
+        kinds: Some(vec![ChangeKind::RelationshipUpdated]),
+        stakeholder: Some(StakeholderId(7)),
+        markets: vec![Market::Referral],
+        relationship_types: None,
+    };
+    let first = Webhook::new("http://127.0.0.1:9/a".into(), filter, false, secret_of(b"one"), 0, at);
+    let second = Webhook::new("http://127.0.0.1:9/b".into(), EventFilter::default(), true, secret_of(b"two"), 5, at);
+    let mut first = store.create_webhook(first).await.unwrap();
+    let second = store.create_webhook(second).await.unwrap();
+    assert!(first.id.0 > 0 && second.id.0 > first.id.0, "{:?} {:?}", first.id, second.id);
+    assert_eq!(store.webhooks().await.unwrap(), [first.clone(), second.clone()]);
+
+    let id = first.id;
+    let attempt = |seq, status: u16| Attempt {
+        message_id: format!("msg_{id}_{seq}"),
+        seq,
+        number: 1,
+        at,
+        status: Some(status),
+        error: (status >= 300).then(|| format!("answered {status}")),
+        millis: 4,
+    };
+    first.record(attempt(3, 200), std::time::Duration::from_secs(60));
+    first.record(attempt(4, 500), std::time::Duration::ZERO);
+    assert!(first.disabled.is_some() && first.cursor == 3);
+    assert!(store.save_webhook(&first).await.unwrap());
+    assert_eq!(store.webhooks().await.unwrap(), [first.clone(), second.clone()]);
+
+    assert!(store.delete_webhook(second.id).await.unwrap());
+    assert!(!store.delete_webhook(second.id).await.unwrap());
+    assert!(!store.save_webhook(&second).await.unwrap(), "a deleted webhook is not saved back");
+    assert!(!store.delete_webhook(WebhookId(999)).await.unwrap());
+    assert_eq!(store.webhooks().await.unwrap(), [first]);
+    assert_eq!(store.counts().await.unwrap(), GraphCounts::default(), "no graph data, no change event");
 }

@@ -292,6 +292,25 @@ impl GraphStore for Held {
         self.inner.ping().await
     }
 
+    async fn webhooks(&self) -> StoreResult<Vec<stakegraph::domain::webhook::Webhook>> {
+        self.inner.webhooks().await
+    }
+
+    async fn create_webhook(
+        &self,
+        webhook: stakegraph::domain::webhook::Webhook,
+    ) -> StoreResult<stakegraph::domain::webhook::Webhook> {
+        self.inner.create_webhook(webhook).await
+    }
+
+    async fn save_webhook(&self, webhook: &stakegraph::domain::webhook::Webhook) -> StoreResult<bool> {
+        self.inner.save_webhook(webhook).await
+    }
+
+    async fn delete_webhook(&self, id: stakegraph::domain::WebhookId) -> StoreResult<bool> {
+        self.inner.delete_webhook(id).await
+    }
+
     async fn checkpoint(&self) -> StoreResult<()> {
         self.inner.checkpoint().await
     }
