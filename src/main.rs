@@ -38,7 +38,7 @@ enum Command {
         /// Seed a demo graph into an empty database; on a loopback address, let callers without a key read.
         #[arg(long)]
         demo: bool,
-        /// A TOML configuration file (listen, db, api_keys, demo_size, store, [limits], [neo4j], [falkordb]).
+        /// A TOML configuration file (listen, db, api_keys, demo_size, store, [limits], [neo4j], [falkordb], [webhooks]).
         #[arg(long, env = "STAKEGRAPH_CONFIG")]
         config: Option<PathBuf>,
         #[command(flatten)]

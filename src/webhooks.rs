@@ -107,7 +107,9 @@ impl WebhookSettings {
         self.allowed_hosts.iter().any(|allowed| {
             let allowed = allowed.to_ascii_lowercase();
             let (name, allowed_port) = match allowed.rsplit_once(':') {
-                Some((name, port)) if !name.ends_with(':') && port.parse::<u16>().is_ok() => (name, port.parse::<u16>().ok()),
+                Some((name, port)) if !name.ends_with(':') && port.parse::<u16>().is_ok() => {
+                    (name, port.parse::<u16>().ok())
+                }
                 _ => (allowed.as_str(), None),
             };
             let name = name.trim_start_matches('[').trim_end_matches(']');

@@ -30,4 +30,5 @@ mod startup;
 mod store;
 mod subscriptions;
 mod support;
+mod webhooks;
 mod websocket;
