@@ -4,36 +4,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const AS_OF: &str = "2026-06-01T00:00:00Z";
-
-/// A `PYTHONPATH` under which `import networkx` works: none needed when it is installed, else networkx installed
-/// with pip into `target/python-networkx` (pure Python).
-fn networkx_path() -> Option<&'static str> {
-    let works = |path: Option<&str>| {
-        let mut python = Command::new("python3");
-        python.args(["-c", "import networkx"]).stderr(Stdio::null());
-        if let Some(path) = path {
-            python.env("PYTHONPATH", path);
-        }
-        python.status().is_ok_and(|status| status.success())
-    };
-    if works(None) {
-        return None;
-    }
-    let target = concat!(env!("CARGO_MANIFEST_DIR"), "/target/python-networkx");
-    if !works(Some(target)) {
-        let status = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--target", target, "networkx==3.6.1"])
-            .status();
-        assert!(
-            status.is_ok_and(|status| status.success()),
-            "networkx reads the export back in this test: `python3 -m pip install networkx`"
-        );
-    }
-    Some(target)
-}
 
 /// Runs `stakegraph export-graph` on `db` with `args`; its JSON report.
 fn export(db: &Path, out: &Path, args: &[&str]) -> serde_json::Value {
@@ -67,7 +40,7 @@ print(json.dumps({"nodes": nodes, "edges": edges}))
 "#;
     let mut python = Command::new("python3");
     python.args(["-c", script]).arg(file).arg(format);
-    if let Some(path) = networkx_path() {
+    if let Some(path) = crate::support::python_path("networkx", "networkx==3.6.1") {
         python.env("PYTHONPATH", path);
     }
     let output = python.output().expect("python3 runs");

@@ -44,6 +44,8 @@ const QUERY_FIELDS: &[&str] = &[
     "changes",
     "programs",
     "program",
+    "webhooks",
+    "webhookDeliveries",
 ];
 
 /// Every root subscription field this test reads.
@@ -815,6 +817,16 @@ async fn no_read_surface_shows_a_viewer_or_anonymous_caller_anything_of_a_privat
 
         private_arguments_are_unknown_ids(&schema, &types, &graph, caller).await;
         forged_cursors_reveal_nothing(&schema, &types, &graph, caller).await;
+    }
+
+    // Webhooks (their URLs, filters and deliveries) are an admin's alone: refused to everyone else, with no data.
+    for caller in [EDITOR, VIEWER, ANONYMOUS] {
+        for query in ["{ webhooks { id url } }", "{ webhookDeliveries(webhook: \"V2ViaG9vazox\") { messageId } }"] {
+            let response = run_as(&schema, caller, query, json!({})).await;
+            let expected = if caller == ANONYMOUS { "UNAUTHENTICATED" } else { "FORBIDDEN" };
+            assert_eq!(error_code(&response).0, expected, "{caller:?} {query}: {response:#}");
+            assert!(response["data"].is_null(), "{caller:?} {query}: {response:#}");
+        }
     }
 
     // Subscriptions: the whole change feed, one public stakeholder's relationship changes, strength crossings.

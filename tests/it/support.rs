@@ -352,3 +352,31 @@ pub fn spawn_serve(mut command: std::process::Command) -> (std::process::Child, 
     std::thread::spawn(move || for _ in lines {});
     (child, address)
 }
+
+/// A `PYTHONPATH` under which `import {module}` works: none needed when it is installed, else `requirement`
+/// installed with pip into `target/python-{module}` (pure Python packages).
+pub fn python_path(module: &str, requirement: &str) -> Option<String> {
+    use std::process::{Command, Stdio};
+    let works = |path: Option<&str>| {
+        let mut python = Command::new("python3");
+        python.args(["-c", &format!("import {module}")]).stderr(Stdio::null());
+        if let Some(path) = path {
+            python.env("PYTHONPATH", path);
+        }
+        python.status().is_ok_and(|status| status.success())
+    };
+    if works(None) {
+        return None;
+    }
+    let target = format!("{}/target/python-{module}", env!("CARGO_MANIFEST_DIR"));
+    if !works(Some(&target)) {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target", &target, requirement])
+            .status();
+        assert!(
+            status.is_ok_and(|status| status.success()),
+            "this test needs the Python package {requirement}: `python3 -m pip install {requirement}`"
+        );
+    }
+    Some(target)
+}

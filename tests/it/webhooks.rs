@@ -248,6 +248,29 @@ async fn a_flaky_receiver_gets_every_event_in_order_signed_across_a_server_kill(
         }
     }
     assert_eq!(masked, 5, "the private customers' events are masked");
+    // And by the Standard Webhooks reference library (PyPI `standardwebhooks`; installed with pip when missing).
+    let file = dir.path().join("deliveries.json");
+    let as_json: Vec<Value> = received
+        .iter()
+        .map(|delivery| {
+            let body = String::from_utf8(delivery.body.to_vec()).unwrap();
+            json!({ "id": delivery.id, "timestamp": delivery.timestamp, "signature": delivery.signature, "body": body })
+        })
+        .collect();
+    std::fs::write(&file, serde_json::to_vec(&as_json).unwrap()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/verify_webhooks.py");
+    let mut python = Command::new("python3");
+    if let Some(path) = crate::support::python_path("standardwebhooks", "standardwebhooks==1.1.0") {
+        python.env("PYTHONPATH", path);
+    }
+    let verified = python.arg(script).arg(&secret).arg(&file).output().expect("python3 runs");
+    assert!(
+        verified.status.success(),
+        "the reference library refused a delivery: {}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&verified.stdout).trim(), format!("verified {}", received.len()));
     assert!(received.iter().any(|delivery| delivery.answered == 500), "a third of the deliveries failed");
 
     // What the admin sees: deliveries, their failures, and the dead receiver disabled with its reason.
