@@ -1,18 +1,20 @@
-//! `stakegraph export`: a store's stakeholders, programmes, relationships, interactions and memberships as CSV files
-//! in exactly the formats `stakegraph import` reads (`stakeholders.csv`, `programs.csv`, `relationships.csv`,
-//! `interactions.csv`, `memberships.csv`), so that importing them into an empty database gives the same graph, with
-//! the same strengths.
+//! `stakegraph export`: a store's stakeholders, customers' exits and win-backs, programmes, relationships,
+//! interactions and memberships as CSV files in exactly the formats `stakegraph import` reads (`stakeholders.csv`,
+//! `lifecycle.csv`, `programs.csv`, `relationships.csv`, `interactions.csv`, `memberships.csv`), so that importing
+//! them into an empty database gives the same graph, with the same strengths.
 //!
 //! What the formats do not carry is not written: archived stakeholders (and their relationships and interactions),
-//! a customer's dated exits and win-backs and its perceived value. A customer's `customer_since` is written as the
+//! and a customer's perceived value. A customer's `customer_since` is written as the
 //! day it counts from (its creation day when none was given), so that its memberships import after it. Private
 //! stakeholders, and everything joining them, only with `include_private`. An interaction recorded without a key
 //! is written with `interaction-<id>`, so that a second import of the export records it once.
 
 use crate::domain::{
-    CustomerStatus, Interaction, KindDetails, Relationship, RelationshipId, Stakeholder, StakeholderId,
+    Interaction, KindDetails, LifecycleEvent, Relationship, RelationshipId, Stakeholder, StakeholderId,
 };
-use crate::import::{INTERACTION_FIELDS, MEMBERSHIP_FIELDS, PROGRAM_FIELDS, RELATIONSHIP_FIELDS, STAKEHOLDER_FIELDS};
+use crate::import::{
+    INTERACTION_FIELDS, LIFECYCLE_FIELDS, MEMBERSHIP_FIELDS, PROGRAM_FIELDS, RELATIONSHIP_FIELDS, STAKEHOLDER_FIELDS,
+};
 use crate::store::{GraphStore, StoreError};
 use chrono::SecondsFormat;
 use std::collections::HashMap;
@@ -33,8 +35,8 @@ pub struct Exported {
     pub memberships: usize,
     /// Private stakeholders left out (without `include_private`).
     pub private_left_out: usize,
-    /// Customers whose exits and win-backs are not written (one that has left is written ACTIVE, and imported so).
-    pub lifecycles_left_out: usize,
+    /// Exits and win-backs (lifecycle rows).
+    pub lifecycle: usize,
     /// The files, in the order to import them.
     pub files: Vec<PathBuf>,
 }
@@ -63,8 +65,8 @@ fn optional<T: ToString>(value: Option<T>) -> String {
     value.map(|value| value.to_string()).unwrap_or_default()
 }
 
-/// The row of `stakeholder` under [`STAKEHOLDER_FIELDS`]; whether its lifecycle was left out.
-fn stakeholder_row(stakeholder: &Stakeholder) -> (Vec<String>, bool) {
+/// The row of `stakeholder` under [`STAKEHOLDER_FIELDS`].
+fn stakeholder_row(stakeholder: &Stakeholder) -> Vec<String> {
     let mut row: HashMap<&str, String> = HashMap::new();
     row.insert("kind", stakeholder.kind().as_str().to_owned());
     row.insert("key", stakeholder.key.to_string());
@@ -74,16 +76,9 @@ fn stakeholder_row(stakeholder: &Stakeholder) -> (Vec<String>, bool) {
     row.insert("private", stakeholder.private.to_string());
     let markets: Vec<&str> = stakeholder.extra_markets.iter().map(|market| market.as_str()).collect();
     row.insert("markets", markets.join("|"));
-    let mut lifecycle_left_out = false;
     match &stakeholder.details {
         KindDetails::Customer(customer) => {
-            // The lifecycle is not in the format (counted), and an import creates no customer CHURNED: ACTIVE.
-            lifecycle_left_out = !customer.lifecycle().is_empty() || customer.exit.is_some();
-            let status = match customer.status {
-                CustomerStatus::Churned => CustomerStatus::Active,
-                status => status,
-            };
-            row.insert("status", status.as_str().to_owned());
+            row.insert("status", customer.status.as_str().to_owned());
             row.insert("segment", optional(customer.segment.as_ref()));
             row.insert("lifetime_value", optional(customer.lifetime_value.map(|value| value.get())));
             row.insert("customer_since", optional(customer.customer_since(stakeholder.created_at)));
@@ -110,7 +105,21 @@ fn stakeholder_row(stakeholder: &Stakeholder) -> (Vec<String>, bool) {
             row.insert("jurisdiction", optional(jurisdiction.as_ref()));
         }
     }
-    (STAKEHOLDER_FIELDS.iter().map(|field| row.remove(field).unwrap_or_default()).collect(), lifecycle_left_out)
+    STAKEHOLDER_FIELDS.iter().map(|field| row.remove(field).unwrap_or_default()).collect()
+}
+
+/// The lifecycle rows of a customer, under [`LIFECYCLE_FIELDS`].
+fn lifecycle_rows(key: &str, events: &[LifecycleEvent]) -> Vec<Vec<String>> {
+    events
+        .iter()
+        .map(|event| {
+            let (name, reason) = match event {
+                LifecycleEvent::Exit { reason, .. } => ("EXIT", reason.as_str()),
+                LifecycleEvent::WinBack { .. } => ("WIN_BACK", ""),
+            };
+            vec![key.to_owned(), name.to_owned(), event.date().to_string(), reason.to_owned()]
+        })
+        .collect()
 }
 
 fn relationship_row(relationship: &Relationship, keys: &HashMap<StakeholderId, &str>) -> Vec<String> {
@@ -220,14 +229,21 @@ pub async fn run(store: &dyn GraphStore, dir: &Path, include_private: bool) -> R
                 exported.private_left_out += 1;
                 continue;
             }
-            let (row, lifecycle_left_out) = stakeholder_row(&stakeholder);
-            exported.lifecycles_left_out += usize::from(lifecycle_left_out);
-            stakeholders.row(&row)?;
+            stakeholders.row(&stakeholder_row(&stakeholder))?;
             exported.stakeholders += 1;
             written.push(stakeholder);
         }
     }
     let stakeholders = stakeholders.finish()?;
+    let mut lifecycle = File::create(dir, "lifecycle.csv", LIFECYCLE_FIELDS)?;
+    for stakeholder in &written {
+        let KindDetails::Customer(customer) = &stakeholder.details else { continue };
+        for row in lifecycle_rows(stakeholder.key.as_str(), &customer.lifecycle()) {
+            lifecycle.row(&row)?;
+            exported.lifecycle += 1;
+        }
+    }
+    let lifecycle = lifecycle.finish()?;
     let mut programs = File::create(dir, "programs.csv", PROGRAM_FIELDS)?;
     let stored_programs = store.programs().await?;
     for program in &stored_programs {
@@ -284,7 +300,7 @@ pub async fn run(store: &dyn GraphStore, dir: &Path, include_private: bool) -> R
     }
     // All three in place only once all three are written: an export that fails part-way leaves the files before it.
     let interactions = interactions.finish()?;
-    for written in [stakeholders, programs, relationships, interactions, memberships] {
+    for written in [stakeholders, lifecycle, programs, relationships, interactions, memberships] {
         exported.files.push(written.rename()?);
     }
     Ok(exported)

@@ -19,9 +19,9 @@
 
 use crate::domain::{
     Amount, Basis, Bond, BondSet, Channel, Command, CustomerDetails, CustomerStatus, DetailsPatch, Direction,
-    KeyedInteraction, KindDetails, Label, Level, Market, MarketSet, NewInteraction, NewProgram, NewStakeholder,
-    Probability, ProgramKind, RelationshipId, RelationshipType, RelationshipUpsert, Sentiment, StakeholderId,
-    StakeholderKind, StakeholderPatch, Topic,
+    ExitReason, KeyedInteraction, KindDetails, Label, Level, LifecycleEvent, Market, MarketSet, NewInteraction,
+    NewProgram, NewStakeholder, Probability, ProgramKind, RelationshipId, RelationshipType, RelationshipUpsert,
+    Sentiment, StakeholderId, StakeholderKind, StakeholderPatch, Topic,
 };
 use crate::store::{GraphStore, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -63,6 +63,8 @@ pub enum Records {
     Programs,
     /// Customers' programme memberships.
     Memberships,
+    /// Customers' exits and win-backs.
+    Lifecycle,
 }
 
 /// One record read from a file: where it is and its values by name, with the column of each.
@@ -73,6 +75,11 @@ struct Row {
 }
 
 impl Row {
+    /// The column of `name`, empty or not (CSV: its place in the header), if the row has it.
+    fn column(&self, name: &str) -> Option<usize> {
+        self.values.iter().find(|(field, _, _)| &**field == name).map(|(_, column, _)| *column)
+    }
+
     /// The value of `name`, if given and not empty, with its column.
     fn get(&self, name: &str) -> Option<(&str, usize)> {
         self.values
@@ -468,6 +475,8 @@ pub struct Inputs {
     pub programs: Vec<PathBuf>,
     /// Membership files.
     pub memberships: Vec<PathBuf>,
+    /// Lifecycle files (customers' exits and win-backs).
+    pub lifecycle: Vec<PathBuf>,
 }
 
 impl Inputs {
@@ -478,6 +487,7 @@ impl Inputs {
             + self.interactions.len()
             + self.programs.len()
             + self.memberships.len()
+            + self.lifecycle.len()
     }
 
     /// Whether there is none.
@@ -503,14 +513,17 @@ pub struct Files {
     files: Vec<File>,
     /// Every relationship a relationship file names (ends by key and type, as written; problems or not).
     named: std::collections::HashSet<Ends>,
+    /// The customer keys the lifecycle files name: their status comes from their lifecycle.
+    with_lifecycle: std::collections::HashSet<String>,
 }
 
-/// Reads every file of `inputs`, in the order they are written: stakeholders, programmes, relationships, interactions,
-/// memberships.
+/// Reads every file of `inputs`, in the order they are written: stakeholders, lifecycles, programmes, relationships,
+/// interactions, memberships.
 pub fn read(inputs: &Inputs) -> Files {
     let mut files = Vec::new();
     for (records, paths) in [
         (Records::Stakeholders, &inputs.stakeholders),
+        (Records::Lifecycle, &inputs.lifecycle),
         (Records::Programs, &inputs.programs),
         (Records::Relationships, &inputs.relationships),
         (Records::Interactions, &inputs.interactions),
@@ -530,7 +543,13 @@ pub fn read(inputs: &Inputs) -> Files {
         .flat_map(|file| &file.rows)
         .filter_map(ends_of)
         .collect();
-    Files { files, named }
+    let with_lifecycle = files
+        .iter()
+        .filter(|file| file.records == Records::Lifecycle)
+        .flat_map(|file| &file.rows)
+        .filter_map(|row| value(row, "customer_key").map(str::to_owned))
+        .collect();
+    Files { files, named, with_lifecycle }
 }
 
 /// The value of `name` in `row`, if given.
@@ -567,7 +586,7 @@ impl Files {
             self.of(Records::Stakeholders).flat_map(|file| &file.rows).filter_map(|row| value(row, "key")).collect();
         let mut keys = Vec::new();
         let referring = self.of(Records::Relationships).chain(self.of(Records::Interactions));
-        for file in referring.chain(self.of(Records::Memberships)) {
+        for file in referring.chain(self.of(Records::Memberships)).chain(self.of(Records::Lifecycle)) {
             for row in &file.rows {
                 for name in ["from_key", "to_key", "customer_key"] {
                     if let Some(key) = value(row, name) {
@@ -619,6 +638,8 @@ pub struct Plan {
     pub programs: usize,
     /// Membership rows.
     pub memberships: usize,
+    /// Lifecycle rows.
+    pub lifecycle: usize,
 }
 
 /// The column (CSV) or member (JSON) of a field the store names in camelCase, as a file names it.
@@ -690,6 +711,36 @@ fn membership(fields: &mut Fields<'_>) -> Option<(Label, Label, NaiveDate, Optio
     Some((customer?, program?, joined, left))
 }
 
+/// The columns of a lifecycle file: a customer's exits and win-backs, in date order (`reason` for an exit only).
+pub const LIFECYCLE_FIELDS: &[&str] = &["customer_key", "event", "date", "reason"];
+
+/// The customer key and lifecycle event of one row, or `None` with its problems reported.
+fn lifecycle_event(fields: &mut Fields<'_>) -> Option<(Label, LifecycleEvent)> {
+    fields.refuse_others(LIFECYCLE_FIELDS, "a lifecycle event");
+    let customer = fields.required("customer_key", label);
+    let event = fields.required("event", |text| match text {
+        "EXIT" | "WIN_BACK" => Ok(text == "EXIT"),
+        other => Err(format!("'{other}' is not a lifecycle event; use EXIT or WIN_BACK")),
+    });
+    let date = fields.required("date", day);
+    let reason: Option<ExitReason> = fields.optional("reason", word);
+    let event = match (event?, reason) {
+        (true, Some(reason)) => LifecycleEvent::Exit { reason, date: date? },
+        (true, None) => {
+            let column = fields.row.column("reason").unwrap_or(1);
+            fields.report(column, "reason", "an EXIT needs its reason (one of the ExitReason values, e.g. PRICE)");
+            return None;
+        }
+        (false, None) => LifecycleEvent::WinBack { date: date? },
+        (false, Some(_)) => {
+            let column = fields.get("reason").map_or(1, |(_, column)| column);
+            fields.report(column, "reason", "a WIN_BACK has no reason; leave it empty");
+            return None;
+        }
+    };
+    Some((customer?, event))
+}
+
 /// The columns of an interaction file.
 pub const INTERACTION_FIELDS: &[&str] = &[
     "key",
@@ -758,9 +809,35 @@ struct Seen<'d, D> {
     programs: HashMap<Label, String>,
     /// Each membership's first place, by customer, programme and day joined.
     memberships: HashMap<(Label, Label, NaiveDate), String>,
+    /// The status a customer with a lifecycle is given in a stakeholder file, with where (file, line, column).
+    statuses: HashMap<Label, (CustomerStatus, String, usize, usize)>,
+    /// Each customer's lifecycle so far in the files: its last event, and that event's command.
+    lifecycles: HashMap<Label, (usize, LifecycleEvent, usize)>,
 }
 
 impl<D: Database> Seen<'_, D> {
+    /// Whether `key` is a live customer's, reporting at `column` why not (`what`: what only a customer does).
+    fn customer(&self, fields: &mut Fields<'_>, customer: &Label, column: usize, what: &str) -> bool {
+        let name = "customer_key";
+        match self.key(customer.as_str()) {
+            Some(Known::Live(StakeholderKind::Customer)) => return true,
+            Some(Known::Live(kind)) => {
+                fields.report(column, name, format!("'{customer}' is a {}; only a customer {what}", kind.as_str()))
+            }
+            Some(Known::Archived) => fields.report(
+                column,
+                name,
+                format!("'{customer}' belongs to an archived stakeholder, which can no longer change"),
+            ),
+            None => fields.report(
+                column,
+                name,
+                format!("no stakeholder has key '{customer}'; add it to a stakeholder file or fix the key"),
+            ),
+        }
+        false
+    }
+
     /// What holds `key`: a stakeholder file, or the database.
     fn key(&self, key: &str) -> Option<Known> {
         match self.keys.get(key) {
@@ -817,6 +894,8 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
         interactions: HashMap::new(),
         programs: HashMap::new(),
         memberships: HashMap::new(),
+        statuses: HashMap::new(),
+        lifecycles: HashMap::new(),
     };
     for (index, input) in files.files.iter().enumerate() {
         let file = &input.name;
@@ -828,7 +907,21 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
             let origin = format!("{file}:{}", row.line);
             match input.records {
                 Records::Stakeholders => {
-                    let Some((new, patch)) = stakeholder(&mut fields) else { continue };
+                    let Some((mut new, mut patch)) = stakeholder(&mut fields) else { continue };
+                    if files.with_lifecycle.contains(new.key.as_str()) {
+                        // Its status comes from its lifecycle: created ACTIVE (or as given, when it did not end
+                        // CHURNED or WON_BACK), left alone when it exists, and set after its last event.
+                        if let (KindDetails::Customer(details), Some(DetailsPatch::Customer { status, .. })) =
+                            (&mut new.details, &mut patch.details)
+                        {
+                            let column = fields.get("status").map_or(1, |(_, column)| column);
+                            seen.statuses.insert(new.key.clone(), (details.status, file.clone(), row.line, column));
+                            if matches!(details.status, CustomerStatus::Churned | CustomerStatus::WonBack) {
+                                details.status = CustomerStatus::Active;
+                            }
+                            *status = None;
+                        }
+                    }
                     let column = fields.get("key").map_or(1, |(_, column)| column);
                     if let Some((first, _)) = seen.keys.get(new.key.as_str()) {
                         fields.report(
@@ -947,6 +1040,59 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
                     plan.commands.push(Command::UpsertProgram(new));
                     plan.rows_of.push(1);
                 }
+                Records::Lifecycle => {
+                    let Some((customer, event)) = lifecycle_event(&mut fields) else { continue };
+                    let column = fields.get("customer_key").map_or(1, |(_, column)| column);
+                    if !seen.customer(&mut fields, &customer, column, "has exits and win-backs") {
+                        continue;
+                    }
+                    let event_column = fields.get("event").map_or(1, |(_, column)| column);
+                    let previous = seen.lifecycles.get(&customer).map(|(number, last, _)| (*number, *last));
+                    let number = match previous {
+                        None if matches!(event, LifecycleEvent::WinBack { .. }) => {
+                            fields.report(
+                                event_column,
+                                "event",
+                                format!("'{customer}' comes back before it left; give its EXIT first"),
+                            );
+                            continue;
+                        }
+                        Some((_, last))
+                            if matches!(
+                                (last, event),
+                                (LifecycleEvent::Exit { .. }, LifecycleEvent::Exit { .. })
+                                    | (LifecycleEvent::WinBack { .. }, LifecycleEvent::WinBack { .. })
+                            ) =>
+                        {
+                            fields.report(
+                                event_column,
+                                "event",
+                                "follows an event of the same kind; a customer's exits and win-backs alternate, \
+                                 starting with an EXIT",
+                            );
+                            continue;
+                        }
+                        Some((_, last)) if event.date() < last.date() => {
+                            let column = fields.get("date").map_or(1, |(_, column)| column);
+                            fields.report(
+                                column,
+                                "date",
+                                format!(
+                                    "'{}' is before the customer's previous event ({}); give its events in date order",
+                                    event.date(),
+                                    last.date()
+                                ),
+                            );
+                            continue;
+                        }
+                        Some((number, _)) => number + 1,
+                        None => 1,
+                    };
+                    seen.lifecycles.insert(customer.clone(), (number, event, plan.commands.len()));
+                    plan.lifecycle += 1;
+                    plan.commands.push(Command::LifecycleByKey { customer, number, event, then: None });
+                    plan.rows_of.push(1);
+                }
                 Records::Memberships => {
                     let Some((customer, program, joined, left)) = membership(&mut fields) else { continue };
                     let column = fields.get("customer_key").map_or(1, |(_, column)| column);
@@ -1010,6 +1156,34 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
         }
         // In the order of the file, whatever found them.
         problems[first_of_file..].sort_by_key(|problem| (problem.line, problem.column));
+    }
+    // A customer whose lifecycle the files give ends in the status its stakeholder row gives.
+    for (customer, (status, file, line, column)) in &seen.statuses {
+        let Some((_, last, command)) = seen.lifecycles.get(customer) else { continue };
+        let then = match (last, status) {
+            (LifecycleEvent::Exit { .. }, CustomerStatus::Churned)
+            | (LifecycleEvent::WinBack { .. }, CustomerStatus::WonBack) => None,
+            (LifecycleEvent::WinBack { .. }, CustomerStatus::Active | CustomerStatus::AtRisk) => Some(*status),
+            (last, status) => {
+                let ends = match last {
+                    LifecycleEvent::Exit { .. } => "an EXIT: give CHURNED",
+                    LifecycleEvent::WinBack { .. } => "a WIN_BACK: give WON_BACK, ACTIVE or AT_RISK",
+                };
+                problems.push(problem(
+                    file,
+                    *line,
+                    *column,
+                    format!(
+                        "status: {} does not follow the lifecycle of '{customer}', which ends with {ends}",
+                        status.as_str()
+                    ),
+                ));
+                continue;
+            }
+        };
+        if let Some(Command::LifecycleByKey { then: slot, .. }) = plan.commands.get_mut(*command) {
+            *slot = then;
+        }
     }
     if problems.is_empty() {
         Ok(plan)
@@ -1092,6 +1266,8 @@ pub enum Report {
         programs: usize,
         /// Membership rows.
         memberships: usize,
+        /// Lifecycle rows.
+        lifecycle: usize,
         /// Always false.
         written: bool,
     },
@@ -1107,6 +1283,8 @@ pub enum Report {
         programs: Upserted,
         /// Memberships (`changed`: a recorded one ended).
         memberships: Upserted,
+        /// Exits and win-backs (`created`: recorded; `changed`: recorded before, and the status set after it).
+        lifecycle: Upserted,
         /// Change-log entries appended.
         changes_logged: usize,
     },
@@ -1222,12 +1400,13 @@ pub async fn run(
             interactions: plan.interactions,
             programs: plan.programs,
             memberships: plan.memberships,
+            lifecycle: plan.lifecycle,
             written: false,
         });
     }
     let counts = format!(
-        "{} stakeholders, {} relationships, {} interactions, {} programmes and {} memberships",
-        plan.stakeholders, plan.relationships, plan.interactions, plan.programs, plan.memberships
+        "{} stakeholders, {} relationships, {} interactions, {} programmes, {} memberships and {} exits and win-backs",
+        plan.stakeholders, plan.relationships, plan.interactions, plan.programs, plan.memberships, plan.lifecycle
     );
     let total = plan.origins.len();
     let per_batch = options.batch.unwrap_or(total).max(1);
@@ -1238,7 +1417,8 @@ pub async fn run(
     progress(Step::Writing { rows: total, what: &what });
     let (mut stakeholders, mut relationships, mut interactions) =
         (Upserted::default(), Upserted::default(), Recorded::default());
-    let (mut programs, mut memberships) = (Upserted::default(), Upserted::default());
+    let (mut programs, mut memberships, mut lifecycle) =
+        (Upserted::default(), Upserted::default(), Upserted::default());
     let (origins, rows_of) = (plan.origins, plan.rows_of);
     let (mut done, mut logged) = (0, 0);
     let mut commands = plan.commands.into_iter().zip(rows_of).peekable();
@@ -1275,6 +1455,7 @@ pub async fn run(
                 Outcome::Relationship { created, changed, .. } => (&mut relationships, created, changed),
                 Outcome::ProgramUpserted { created, .. } => (&mut programs, created, false),
                 Outcome::Membership { created, changed, .. } => (&mut memberships, created, changed),
+                Outcome::Lifecycle { recorded, status_set, .. } => (&mut lifecycle, recorded, status_set),
                 Outcome::Interactions { interactions: all, recorded } => {
                     interactions.recorded += recorded;
                     interactions.unchanged += all.len() - recorded;
@@ -1291,7 +1472,15 @@ pub async fn run(
         done += rows;
         progress(Step::Wrote { done, rows: total });
     }
-    Ok(Report::Written { stakeholders, relationships, interactions, programs, memberships, changes_logged: logged })
+    Ok(Report::Written {
+        stakeholders,
+        relationships,
+        interactions,
+        programs,
+        memberships,
+        lifecycle,
+        changes_logged: logged,
+    })
 }
 
 #[cfg(test)]

@@ -112,6 +112,10 @@ enum Command {
         /// A file of customers' programme memberships, by the customer's and the programme's keys (repeatable).
         #[arg(long = "memberships", value_name = "FILE")]
         memberships: Vec<PathBuf>,
+        /// A file of customers' exits and win-backs (`customer_key,event,date,reason`), in date order per customer
+        /// (repeatable).
+        #[arg(long = "lifecycle", value_name = "FILE")]
+        lifecycle: Vec<PathBuf>,
         /// Check everything and report what would be written; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -123,10 +127,11 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Write the stakeholders, relationships and interactions as CSV files in exactly the formats `import` reads
-    /// (stakeholders.csv, relationships.csv, interactions.csv): importing them into an empty database gives the same
-    /// graph and strengths. Archived stakeholders, customers' exits and win-backs and programme memberships are not
-    /// in the formats and not written.
+    /// Write the stakeholders, customers' exits and win-backs, programmes, relationships, interactions and
+    /// memberships as CSV files in exactly the formats `import` reads (stakeholders.csv, lifecycle.csv, programs.csv,
+    /// relationships.csv, interactions.csv, memberships.csv): importing them into an empty database gives the same
+    /// graph and strengths. Archived stakeholders and customers' perceived values are not in the formats and not
+    /// written.
     Export {
         /// The database file [default: ./data/stakegraph.db, or STAKEGRAPH_DB, or the config file's].
         #[arg(long)]
@@ -332,6 +337,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             interactions,
             programs,
             memberships,
+            lifecycle,
             dry_run,
             batch,
             store,
@@ -339,12 +345,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             without_huge_pages();
             let overrides = store.overrides(db);
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
-            let inputs =
-                stakegraph::import::Inputs { stakeholders, relationships, interactions, programs, memberships };
+            let inputs = stakegraph::import::Inputs {
+                stakeholders,
+                relationships,
+                interactions,
+                programs,
+                memberships,
+                lifecycle,
+            };
             if inputs.is_empty() {
                 anyhow::bail!(
-                    "nothing to import; pass --stakeholders, --relationships, --interactions, --programs and/or \
-                     --memberships with a FILE"
+                    "nothing to import; pass --stakeholders, --relationships, --interactions, --programs, \
+                     --memberships and/or --lifecycle with a FILE"
                 );
             }
             let store = stakegraph::http::open_store(&config).await?;

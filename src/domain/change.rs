@@ -2,9 +2,9 @@
 
 use super::program::{NewProgram, Program};
 use super::relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
-use super::stakeholder::{CustomerExit, NewStakeholder, Stakeholder, StakeholderPatch};
+use super::stakeholder::{CustomerExit, LifecycleEvent, NewStakeholder, Stakeholder, StakeholderPatch};
 use super::values::{Label, ProgramId, RelationshipId, StakeholderId};
-use super::vocabulary::RelationshipType;
+use super::vocabulary::{CustomerStatus, RelationshipType};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +84,21 @@ pub enum Command {
         /// The day it left, if it has.
         left: Option<NaiveDate>,
     },
+    /// Event `number` (from 1) of a customer's lifecycle, by the customer's key (resolved inside the batch): an
+    /// exit or win-back recorded as the mutations record them when the lifecycle holds the events before it; found
+    /// as given, nothing; another event in its place is refused (a recorded lifecycle is only added to). Then, when
+    /// `then` is given (the status a customer was moved to after its last exit or win-back), the status is set to
+    /// it unless it has it.
+    LifecycleByKey {
+        /// The customer's key.
+        customer: Label,
+        /// Its place in the customer's lifecycle, from 1.
+        number: usize,
+        /// The exit or win-back.
+        event: LifecycleEvent,
+        /// The status to leave the customer in after this event, if not the one the event gives.
+        then: Option<CustomerStatus>,
+    },
     /// Enrol a customer in a programme.
     EnrolInProgram {
         /// Which programme.
@@ -159,6 +174,15 @@ pub enum Outcome {
         program: Program,
         /// Whether the upsert created it (otherwise it was found as given: nothing written or logged).
         created: bool,
+    },
+    /// The customer after a lifecycle event by key, and what it did.
+    Lifecycle {
+        /// The customer.
+        customer: Stakeholder,
+        /// Whether the event was recorded (otherwise it was found as given).
+        recorded: bool,
+        /// Whether the status was set afterwards.
+        status_set: bool,
     },
     /// The customer after a membership by key, and what it did.
     Membership {

@@ -183,6 +183,9 @@ impl<T: BatchTarget> Batch<'_, T> {
             Command::MembershipByKey { customer, program, joined, left } => {
                 self.membership_by_key(index, &customer, &program, joined, left)
             }
+            Command::LifecycleByKey { customer, number, event, then } => {
+                self.lifecycle_by_key(index, &customer, number, event, then)
+            }
             Command::EnrolInProgram { program, customer, date } => {
                 self.change_membership(index, program, customer, date, ChangeKind::ProgramJoined)
             }
@@ -398,6 +401,99 @@ impl<T: BatchTarget> Batch<'_, T> {
             )),
             None => Ok(Outcome::ProgramUpserted { program: self.create_program(index, new)?, created: true }),
         }
+    }
+
+    /// Event `number` of a customer's lifecycle by its key (see [`Command::LifecycleByKey`]).
+    fn lifecycle_by_key(
+        &mut self,
+        index: usize,
+        customer: &crate::domain::Label,
+        number: usize,
+        event: crate::domain::LifecycleEvent,
+        then: Option<crate::domain::CustomerStatus>,
+    ) -> StoreResult<Outcome> {
+        use crate::domain::{CustomerExit, KindDetails, LifecycleEvent};
+        let id = self.key_owner(index, customer, "customerKey")?;
+        let before = self.live_stakeholder(index, id).map_err(|error| retarget(error, "customerKey"))?;
+        let KindDetails::Customer(details) = &before.details else {
+            return Err(StoreError::rejected(
+                index,
+                "customerKey",
+                Rejection::Invalid,
+                format!("'{customer}' is a {}; only customers have exits and win-backs", before.kind().as_str()),
+            ));
+        };
+        let recorded = details.lifecycle().into_owned();
+        let (mut current, recorded_now) = match recorded.get(number.saturating_sub(1)) {
+            Some(stored) if *stored == event => (before, false),
+            Some(stored) => {
+                return Err(StoreError::rejected(
+                    index,
+                    "event",
+                    Rejection::Conflict,
+                    format!(
+                        "the customer's lifecycle holds {} on {} as event {number}; a recorded exit or win-back does \
+                         not change: give the lifecycle as it is recorded, then what follows",
+                        lifecycle_name(stored),
+                        stored.date()
+                    ),
+                ));
+            }
+            None if recorded.len() + 1 < number || number == 0 => {
+                return Err(StoreError::rejected(
+                    index,
+                    "event",
+                    Rejection::Invalid,
+                    format!(
+                        "this is event {number} of the customer's lifecycle, which holds {} events; give its whole \
+                         lifecycle, in date order",
+                        recorded.len()
+                    ),
+                ));
+            }
+            None => {
+                let outcome = match event {
+                    LifecycleEvent::Exit { reason, date } => {
+                        self.change_customer(index, id, ChangeKind::CustomerExited, |after, at| {
+                            after.record_exit(CustomerExit { reason, date }, at)
+                        })?
+                    }
+                    LifecycleEvent::WinBack { date } => {
+                        self.change_customer(index, id, ChangeKind::CustomerWonBack, |after, at| {
+                            after.record_win_back(date, at)
+                        })?
+                    }
+                };
+                let Outcome::Stakeholder(after) = outcome else { unreachable!("a customer change gives the customer") };
+                (after, true)
+            }
+        };
+        let status = match &current.details {
+            KindDetails::Customer(details) => Some(details.status),
+            _ => None,
+        };
+        let status_set = match then.filter(|then| Some(*then) != status) {
+            Some(then) => {
+                let before = current.clone();
+                let patch = crate::domain::StakeholderPatch {
+                    details: Some(crate::domain::DetailsPatch::Customer {
+                        status: Some(then),
+                        segment: None,
+                        lifetime_value: None,
+                        perceived_value: None,
+                        since: None,
+                        retention_cost: None,
+                    }),
+                    ..Default::default()
+                };
+                current.apply_patch(patch, self.at).map_err(|error| refused(index, error))?;
+                self.target.put_stakeholder(&current)?;
+                self.events.push(PendingEvent::stakeholder(ChangeKind::StakeholderUpdated, Some(&before), &current));
+                true
+            }
+            None => false,
+        };
+        Ok(Outcome::Lifecycle { customer: current, recorded: recorded_now, status_set })
     }
 
     /// A customer's membership by keys (see [`Command::MembershipByKey`]).
@@ -664,5 +760,13 @@ impl<T: BatchTarget> Batch<'_, T> {
             self.events.push(PendingEvent::interactions(&relationships[id], on_it));
         }
         Ok(Outcome::Interactions { interactions: all, recorded })
+    }
+}
+
+/// How a lifecycle file names an event.
+fn lifecycle_name(event: &crate::domain::LifecycleEvent) -> &'static str {
+    match event {
+        crate::domain::LifecycleEvent::Exit { .. } => "EXIT",
+        crate::domain::LifecycleEvent::WinBack { .. } => "WIN_BACK",
     }
 }

@@ -231,6 +231,22 @@ async fn falkordb_runs_every_adapter_statement_and_answers_like_sqlite_on_the_de
     let public = cypher.public_counts().await.unwrap();
     assert_eq!(public, sqlite.public_counts().await.unwrap());
     assert!(public.stakeholders < counts.stakeholders, "the demo graph has private stakeholders");
+    // Webhook records: registered, saved, listed and deleted alike.
+    let webhook = stakegraph::domain::webhook::Webhook::new(
+        "http://127.0.0.1:9/hook".into(),
+        Default::default(),
+        false,
+        stakegraph::domain::webhook::secret_of(b"key"),
+        counts.changes as i64,
+        chrono::Utc::now(),
+    );
+    let (mut ours, theirs) =
+        (cypher.create_webhook(webhook.clone()).await.unwrap(), sqlite.create_webhook(webhook).await.unwrap());
+    assert_eq!(ours, theirs);
+    ours.cursor += 1;
+    assert!(cypher.save_webhook(&ours).await.unwrap());
+    assert_eq!(cypher.webhooks().await.unwrap(), [ours.clone()]);
+    assert!(cypher.delete_webhook(ours.id).await.unwrap() && sqlite.delete_webhook(theirs.id).await.unwrap());
 
     // The projection scan, page by page, equals SQLite's.
     let (ours, theirs) = (cypher.graph_scan().await.unwrap(), sqlite.graph_scan().await.unwrap());

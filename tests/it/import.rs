@@ -53,7 +53,7 @@ fn an_import_writes_everything_once_and_a_repeat_or_a_dry_run_writes_nothing() {
     let files = ["--stakeholders", "people.csv", "--relationships", "links.jsonl", "--interactions", "mail.csv"];
     let dry = report(&import(dir.path(), &[&files[..], &["--dry-run"]].concat()));
     let checked = json!({ "stakeholders": 4, "relationships": 2, "interactions": 3, "programs": 0, "memberships": 0,
-        "written": false });
+        "lifecycle": 0, "written": false });
     assert_eq!(dry, checked);
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder"), 0, "a dry run writes nothing");
 
@@ -453,6 +453,39 @@ fn random_graph(seed: u64) -> Vec<stakegraph::domain::Command> {
             }
         }
     }
+    // Some customers left, some of those came back (and were moved on to ACTIVE or AT_RISK), some several times.
+    for (index, since) in &customers {
+        let Some(since) = since else { continue };
+        let id = StakeholderId(*index as i64 + 1);
+        let mut day = *since;
+        let mut last_won_back = false;
+        for number in 0..rng.gen_range(0..4) {
+            day += chrono::Duration::days(rng.gen_range(0..=(today - day).num_days().min(400)));
+            if number % 2 == 0 {
+                let reason = *ExitReason::ALL.choose(&mut rng).unwrap();
+                commands.push(Command::RecordCustomerExit { id, exit: CustomerExit { reason, date: day } });
+                last_won_back = false;
+            } else {
+                commands.push(Command::RecordCustomerWinBack { id, date: day });
+                last_won_back = true;
+            }
+        }
+        if last_won_back && rng.gen_bool(0.5) {
+            let status = *[CustomerStatus::Active, CustomerStatus::AtRisk].choose(&mut rng).unwrap();
+            let details = DetailsPatch::Customer {
+                status: Some(status),
+                segment: None,
+                lifetime_value: None,
+                perceived_value: None,
+                since: None,
+                retention_cost: None,
+            };
+            commands.push(Command::UpdateStakeholder {
+                id,
+                patch: StakeholderPatch { details: Some(details), ..Default::default() },
+            });
+        }
+    }
     let mut relationship = 0;
     let mut interaction = 0;
     for from in 0..kinds.len() {
@@ -603,6 +636,7 @@ proptest::proptest! {
             interactions: vec![out.join("interactions.csv")],
             programs: vec![out.join("programs.csv")],
             memberships: vec![out.join("memberships.csv")],
+            lifecycle: vec![out.join("lifecycle.csv")],
         };
         let options = stakegraph::import::Options::default();
         let report = runtime.block_on(stakegraph::import::run(&target, &inputs, options, |_| {})).unwrap();
@@ -713,4 +747,72 @@ fn programmes_and_memberships_are_imported_by_key() {
         ],
         "{stderr}"
     );
+}
+
+/// Exits and win-backs by key: recorded in order with their change events, the status a customer was moved to after
+/// its last win-back set after it, a repeat changes nothing; a broken lifecycle file reports every problem.
+#[test]
+fn exits_and_win_backs_are_imported_in_order_and_a_repeat_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "kind,key,name,power,interest,status,customer_since\n\
+         CUSTOMER,C-1,Harbour Bakeries,0.5,0.6,AT_RISK,2024-01-01\n\
+         CUSTOMER,C-2,Quay Cafés,0.5,0.6,CHURNED,2024-01-01\n\
+         SUPPLIER,S-1,Mill,0.5,0.6,,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("lifecycle.csv"),
+        "customer_key,event,date,reason\nC-1,EXIT,2025-01-10,PRICE\nC-1,WIN_BACK,2025-06-01,\nC-2,EXIT,2025-03-01,SERVICE\n",
+    )
+    .unwrap();
+    let files = ["--stakeholders", "people.csv", "--lifecycle", "lifecycle.csv"];
+    let first = report(&import(dir.path(), &files));
+    assert_eq!(first["lifecycle"], json!({ "created": 3, "changed": 0, "unchanged": 0 }), "{first}");
+    // 3 created, 2 exits and a win-back, then C-1 moved from WON_BACK to AT_RISK.
+    assert_eq!(first["changes_logged"], 7, "{first}");
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder WHERE key = 'C-1' AND status = 'AT_RISK'"), 1);
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder WHERE key = 'C-2' AND status = 'CHURNED'"), 1);
+    let kinds = "SELECT COUNT(*) FROM change_log WHERE kind IN ('CUSTOMER_EXITED', 'CUSTOMER_WON_BACK')";
+    assert_eq!(count(dir.path(), kinds), 3);
+    let again = report(&import(dir.path(), &files));
+    assert_eq!(again["lifecycle"], json!({ "created": 0, "changed": 0, "unchanged": 3 }), "{again}");
+    assert_eq!(again["changes_logged"], 0, "{again}");
+
+    std::fs::write(
+        dir.path().join("broken.csv"),
+        "customer_key,event,date,reason\n\
+         C-9,EXIT,2025-01-10,PRICE\n\
+         S-1,EXIT,2025-01-10,PRICE\n\
+         C-3,WIN_BACK,2025-01-10,\n\
+         C-3,EXIT,2025-01-10,\n\
+         C-3,LEFT,2025-01-10,PRICE\n\
+         C-3,EXIT,2025-02-10,PRICE\n\
+         C-3,WIN_BACK,2025-01-10,\n\
+         C-3,EXIT,2025-03-10,PRICE\n\
+         C-3,WIN_BACK,2025-04-10,PRICE\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("more.csv"),
+        "kind,key,name,power,interest,status,customer_since\nCUSTOMER,C-3,New,0.5,0.5,ACTIVE,2024-01-01\n",
+    )
+    .unwrap();
+    let output = import(dir.path(), &["--stakeholders", "more.csv", "--lifecycle", "broken.csv"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "broken.csv:2:1: customer_key: no stakeholder has key 'C-9'",
+        "broken.csv:3:1: customer_key: 'S-1' is a SUPPLIER; only a customer has exits and win-backs",
+        "broken.csv:4:2: event: 'C-3' comes back before it left; give its EXIT first",
+        "broken.csv:5:4: reason: an EXIT needs its reason",
+        "broken.csv:6:2: event: 'LEFT' is not a lifecycle event; use EXIT or WIN_BACK",
+        "broken.csv:8:3: date: '2025-01-10' is before the customer's previous event (2025-02-10)",
+        "broken.csv:10:4: reason: a WIN_BACK has no reason; leave it empty",
+        "more.csv:2:6: status: ACTIVE does not follow the lifecycle of 'C-3', which ends with an EXIT: give CHURNED",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder WHERE key = 'C-3'"), 0, "nothing written");
 }

@@ -123,6 +123,9 @@ impl Lookups {
                     lookups.programs = true;
                     lookups.keys.insert(customer.as_str().to_owned());
                 }
+                Command::LifecycleByKey { customer, .. } => {
+                    lookups.keys.insert(customer.as_str().to_owned());
+                }
                 Command::EnrolInProgram { customer, .. } | Command::LeaveProgram { customer, .. } => {
                     lookups.programs = true;
                     lookups.stakeholders.insert(*customer);
