@@ -37,7 +37,8 @@ macro_rules! suite {
             one_batch_creates_stakeholders_and_their_relationships_by_key,
             an_interaction_with_a_recorded_key_is_recorded_once_and_a_changed_one_refused,
             programmes_and_memberships_by_key_are_found_as_given_and_only_a_leaving_is_added,
-            webhooks_are_kept_beside_the_graph_with_their_progress_and_log_nothing
+            webhooks_are_kept_beside_the_graph_with_their_progress_and_log_nothing,
+            a_lifecycle_by_key_is_added_to_in_order_and_found_as_given
         );
     };
     (@checks $backend:ident, $fresh:path, $attribute:meta, $($check:ident),+) => {
@@ -669,4 +670,66 @@ pub async fn webhooks_are_kept_beside_the_graph_with_their_progress_and_log_noth
     assert!(!store.delete_webhook(WebhookId(999)).await.unwrap());
     assert_eq!(store.webhooks().await.unwrap(), [first]);
     assert_eq!(store.counts().await.unwrap(), GraphCounts::default(), "no graph data, no change event");
+}
+
+/// A customer's exits and win-backs by key: each recorded once in its place (logged as the mutations log them), found
+/// as given again, another event in a recorded place or a place past the end refused; the status set after a
+/// win-back.
+pub async fn a_lifecycle_by_key_is_added_to_in_order_and_found_as_given(store: Arc<dyn GraphStore>) {
+    use stakegraph::domain::{CustomerStatus, ExitReason, LifecycleEvent};
+    let day = |days_ago: i64| Utc::now().date_naive() - chrono::Duration::days(days_ago);
+    let mut customer = match upsert("A", "Alpha") {
+        Command::UpsertStakeholder { new, .. } => new,
+        _ => unreachable!(),
+    };
+    if let KindDetails::Customer(details) = &mut customer.details {
+        details.since = Some(day(100));
+    }
+    let supplier = NewStakeholder {
+        key: Label::parse("S").unwrap(),
+        details: KindDetails::Supplier { category: None },
+        ..customer.clone()
+    };
+    store
+        .apply(vec![Command::CreateStakeholder(customer), Command::CreateStakeholder(supplier)], Utc::now())
+        .await
+        .unwrap();
+    let exit = LifecycleEvent::Exit { reason: ExitReason::Price, date: day(50) };
+    let back = LifecycleEvent::WinBack { date: day(20) };
+    let event = |key: &str, number, event, then| Command::LifecycleByKey {
+        customer: Label::parse(key).unwrap(),
+        number,
+        event,
+        then,
+    };
+    let kinds = |applied: &stakegraph::domain::Applied| {
+        applied.events.iter().map(|event| event.kind.as_str().to_owned()).collect::<Vec<_>>()
+    };
+    let first = store
+        .apply(vec![event("A", 1, exit, None), event("A", 2, back, Some(CustomerStatus::AtRisk))], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(kinds(&first), ["CUSTOMER_EXITED", "CUSTOMER_WON_BACK", "STAKEHOLDER_UPDATED"]);
+    assert!(matches!(first.outcomes[0], Outcome::Lifecycle { recorded: true, status_set: false, .. }));
+    let Outcome::Lifecycle { customer, recorded: true, status_set: true } = &first.outcomes[1] else {
+        panic!("{:?}", first.outcomes[1])
+    };
+    let KindDetails::Customer(details) = &customer.details else { unreachable!() };
+    assert_eq!((details.status, details.lifecycle().into_owned()), (CustomerStatus::AtRisk, vec![exit, back]));
+    // Again: found as given, nothing logged.
+    let again = store
+        .apply(vec![event("A", 1, exit, None), event("A", 2, back, Some(CustomerStatus::AtRisk))], Utc::now())
+        .await
+        .unwrap();
+    assert!(again.events.is_empty(), "{:?}", again.events);
+    assert!(matches!(again.outcomes[1], Outcome::Lifecycle { recorded: false, status_set: false, .. }));
+    // Another event in a recorded place, a place past the end, a supplier: refused, nothing left behind.
+    let other = LifecycleEvent::Exit { reason: ExitReason::Service, date: day(50) };
+    let error = store.apply(vec![event("A", 1, other, None)], Utc::now()).await.unwrap_err();
+    assert_eq!(refusal(error), (0, "event".to_owned(), Rejection::Conflict));
+    let error = store.apply(vec![event("A", 4, exit, None)], Utc::now()).await.unwrap_err();
+    assert_eq!(refusal(error), (0, "event".to_owned(), Rejection::Invalid));
+    let error = store.apply(vec![event("S", 1, exit, None)], Utc::now()).await.unwrap_err();
+    assert_eq!(refusal(error), (0, "customerKey".to_owned(), Rejection::Invalid));
+    assert_eq!(store.counts().await.unwrap().changes, 5);
 }
