@@ -6,6 +6,8 @@
 mod batch;
 pub mod cypher;
 pub mod falkor;
+#[cfg(test)]
+mod golden;
 pub mod metered;
 pub mod neo4j;
 pub mod sqlite;
