@@ -8,7 +8,6 @@
 //! Targets must be allowed by configuration (`[webhooks] allowed_hosts`): the service sends nothing to a host no
 //! one allowed (an internal address, say), and follows no redirect.
 
-use crate::api::changes::ChangeEvent;
 use crate::api::subscription::{Filter, Lens};
 use crate::domain::webhook::{self, Attempt, EventFilter, Webhook};
 use crate::domain::WebhookId;
@@ -17,6 +16,7 @@ use crate::store::{GraphStore, StoreError, StoreResult};
 use chrono::Utc;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -26,6 +26,9 @@ const PAGE: usize = 100;
 
 /// How long to wait before reading a store that failed again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// How long an idle delivery task waits for the engine's next log position before it reads the log anyway.
+const IDLE_READ: Duration = Duration::from_secs(10);
 
 /// The `[webhooks]` settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -43,6 +46,10 @@ pub struct WebhookSettings {
     pub timeout_seconds: u64,
     /// The most webhooks that may be registered.
     pub max_webhooks: usize,
+    /// Whether a host name in `allowed_hosts` may resolve to a private, loopback or link-local address (off: such
+    /// addresses are refused, so that a name whose DNS changes cannot point deliveries into the internal network;
+    /// an address written in `allowed_hosts` is always allowed as written).
+    pub allow_private_networks: bool,
 }
 
 impl Default for WebhookSettings {
@@ -54,6 +61,7 @@ impl Default for WebhookSettings {
             retry_max_seconds: 3_600,
             timeout_seconds: 15,
             max_webhooks: 100,
+            allow_private_networks: false,
         }
     }
 }
@@ -62,10 +70,11 @@ impl WebhookSettings {
     /// Refuses settings that cannot work, saying which and how to fix it.
     pub fn check(&self) -> Result<(), String> {
         for host in &self.allowed_hosts {
-            if host.is_empty() || host.contains('/') || host.contains('@') {
+            let bare_ipv6 = !host.starts_with('[') && host.matches(':').count() > 1;
+            if host.is_empty() || host.contains('/') || host.contains('@') || bare_ipv6 {
                 return Err(format!(
                     "webhooks.allowed_hosts: '{host}' is not a host; write a host name or address, with a port or \
-                     without (`hooks.example.com`, `127.0.0.1:9000`), no scheme or path"
+                     without (`hooks.example.com`, `127.0.0.1:9000`, `[2001:db8::1]:443`), no scheme or path"
                 ));
             }
         }
@@ -138,20 +147,35 @@ pub struct Webhooks {
     engine: Arc<Engine>,
     settings: WebhookSettings,
     client: reqwest::Client,
-    /// The delivery task of each enabled webhook.
-    running: Mutex<HashMap<WebhookId, JoinHandle<()>>>,
+    /// The delivery task of each enabled webhook, with its generation: only the current task of a webhook saves it.
+    running: Mutex<HashMap<WebhookId, (u64, JoinHandle<()>)>>,
+    /// The last generation given to a task.
+    generations: AtomicU64,
+    /// Held while a webhook's record is written: a task's save (which runs to its end even when the task is
+    /// stopped) and an admin's enable or delete never interleave.
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Webhooks {
     /// The webhooks of `engine`'s store, delivered under `settings` (nothing runs until [`Webhooks::start`]).
     pub fn new(engine: Arc<Engine>, settings: WebhookSettings) -> Arc<Self> {
+        let allowed = settings.clone();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(settings.timeout_seconds))
+            .dns_resolver(Arc::new(PublicOnly(allowed)))
             .user_agent(concat!("Stakegraph-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client's settings are valid");
-        Arc::new(Self { store: engine.store().clone(), engine, settings, client, running: Mutex::default() })
+        Arc::new(Self {
+            store: engine.store().clone(),
+            engine,
+            settings,
+            client,
+            running: Mutex::default(),
+            generations: AtomicU64::new(0),
+            writing: Arc::default(),
+        })
     }
 
     /// Starts delivering to every enabled webhook, retrying while the store is unavailable.
@@ -185,6 +209,7 @@ impl Webhooks {
         after: Option<i64>,
     ) -> Result<Webhook, WebhookError> {
         let url = self.settings.check_url(url)?;
+        let _writing = self.writing.lock().await;
         if self.store.webhooks().await?.len() >= self.settings.max_webhooks {
             return Err(WebhookError::Invalid(format!(
                 "{} webhooks are registered, the most allowed (`webhooks.max_webhooks`); delete one first",
@@ -203,28 +228,27 @@ impl Webhooks {
         Ok(webhook)
     }
 
-    /// Enables a disabled webhook again; it resumes with the event that was failing.
+    /// Enables a disabled webhook again (a failing one is retried now): its delivery task starts afresh from the
+    /// stored cursor, with the event that was failing; a task still running is replaced.
     pub async fn enable(self: &Arc<Self>, id: WebhookId) -> Result<Webhook, WebhookError> {
+        let _writing = self.writing.lock().await;
         let mut webhook = self.find(id).await?;
-        if webhook.disabled.is_some() {
-            webhook.enable();
-            if !self.store.save_webhook(&webhook).await? {
-                return Err(WebhookError::NotFound);
-            }
+        webhook.enable();
+        if !self.store.save_webhook(&webhook).await? {
+            return Err(WebhookError::NotFound);
         }
-        if !self.is_running(id) {
-            self.spawn(webhook.clone());
-        }
+        self.spawn(webhook.clone());
         Ok(webhook)
     }
 
     /// Deletes a webhook and stops its deliveries.
     pub async fn delete(&self, id: WebhookId) -> Result<Webhook, WebhookError> {
+        let _writing = self.writing.lock().await;
         let webhook = self.find(id).await?;
-        if let Some(task) = self.running.lock().expect("webhook tasks lock").remove(&id) {
+        self.store.delete_webhook(id).await?;
+        if let Some((_, task)) = self.running.lock().expect("webhook tasks lock").remove(&id) {
             task.abort();
         }
-        self.store.delete_webhook(id).await?;
         Ok(webhook)
     }
 
@@ -242,21 +266,24 @@ impl Webhooks {
         }
     }
 
-    fn is_running(&self, id: WebhookId) -> bool {
-        self.running.lock().expect("webhook tasks lock").get(&id).is_some_and(|task| !task.is_finished())
-    }
-
-    /// Starts the delivery task of `webhook`.
+    /// Starts the delivery task of `webhook`, in place of any it had.
     fn spawn(self: &Arc<Self>, webhook: Webhook) {
         let id = webhook.id;
-        let task = tokio::spawn(self.clone().deliver(webhook));
-        if let Some(previous) = self.running.lock().expect("webhook tasks lock").insert(id, task) {
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut running = self.running.lock().expect("webhook tasks lock");
+        let task = tokio::spawn(self.clone().deliver(webhook, generation));
+        if let Some((_, previous)) = running.insert(id, (generation, task)) {
             previous.abort();
         }
     }
 
-    /// Delivers the log to `webhook` from its cursor on, until it is disabled or deleted.
-    async fn deliver(self: Arc<Self>, mut webhook: Webhook) {
+    /// Whether `generation` is the current task of webhook `id`.
+    fn is_current(&self, id: WebhookId, generation: u64) -> bool {
+        self.running.lock().expect("webhook tasks lock").get(&id).is_some_and(|(current, _)| *current == generation)
+    }
+
+    /// Delivers the log to `webhook` from its cursor on, until it is disabled, deleted or replaced.
+    async fn deliver(self: Arc<Self>, mut webhook: Webhook, generation: u64) {
         let lens = Lens::new(
             self.store.clone(),
             self.engine.clone(),
@@ -276,8 +303,9 @@ impl Webhooks {
                 }
             };
             if events.is_empty() {
-                // Woken by the engine's next position, or after a while for writes it has not followed.
-                let _ = tokio::time::timeout(STORE_RETRY, published.changed()).await;
+                // Woken by the engine's next position (it follows other processes' writes too), or after a while
+                // when the engine is not following.
+                let _ = tokio::time::timeout(IDLE_READ, published.changed()).await;
                 continue;
             }
             let events: Vec<_> = events.into_iter().map(Arc::new).collect();
@@ -291,50 +319,72 @@ impl Webhooks {
             };
             let mut skipped = false;
             for (event, view) in events.iter().zip(views) {
-                match view {
-                    None => {
-                        webhook.cursor = event.seq;
-                        skipped = true;
-                    }
-                    Some(view) => {
-                        if skipped && !self.save(&webhook).await {
-                            return;
-                        }
-                        skipped = false;
-                        if !self.send_until_taken(&mut webhook, &view).await {
-                            return;
-                        }
-                    }
+                if view.is_none() {
+                    webhook.cursor = event.seq;
+                    skipped = true;
+                    continue;
+                }
+                if skipped && !self.save(&webhook, generation).await {
+                    return;
+                }
+                skipped = false;
+                if !self.send_until_taken(&mut webhook, event, &lens, generation).await {
+                    return;
                 }
             }
-            if skipped && !self.save(&webhook).await {
+            if skipped && !self.save(&webhook, generation).await {
                 return;
             }
         }
     }
 
-    /// Sends one event until the receiver takes it, recording every attempt. False when the webhook stops:
-    /// disabled (failing too long) or deleted.
-    async fn send_until_taken(&self, webhook: &mut Webhook, event: &ChangeEvent) -> bool {
-        let body = match event.message().map(|message| message.to_string()) {
-            Ok(body) => body,
-            Err(error) => {
-                tracing::error!(webhook = %webhook.id, seq = event.seq(), ?error, "cannot render a change; skipped");
-                webhook.cursor = event.seq();
-                return self.save(webhook).await;
-            }
-        };
-        let message_id = webhook::message_id(webhook.id, event.seq());
+    /// Sends one event until the receiver takes it, recording every attempt; the event is seen afresh before each
+    /// attempt (masking and filter as they are then: a stakeholder made private meanwhile is masked, an event that
+    /// no longer matches is passed over). False when the task stops: the webhook is disabled (failing too long),
+    /// deleted, or has a newer task.
+    async fn send_until_taken(
+        self: &Arc<Self>,
+        webhook: &mut Webhook,
+        event: &Arc<crate::domain::ChangeEvent>,
+        lens: &Lens,
+        generation: u64,
+    ) -> bool {
+        let message_id = webhook::message_id(webhook, event.seq);
         let initial = Duration::from_millis(self.settings.retry_initial_ms);
         let max = Duration::from_secs(self.settings.retry_max_seconds);
         for number in 1.. {
-            let attempt = self.post(webhook, &message_id, event.seq(), number, &body).await;
+            let view = loop {
+                match lens.views(std::slice::from_ref(event), true).await {
+                    Ok(mut views) => break views.pop().flatten(),
+                    Err(error) => {
+                        tracing::warn!(webhook = %webhook.id, %error, "cannot read the stakeholders of the log; retrying");
+                        tokio::time::sleep(STORE_RETRY).await;
+                    }
+                }
+            };
+            let Some(view) = view else {
+                webhook.cursor = event.seq;
+                return self.save(webhook, generation).await;
+            };
+            let attempt = match view.message() {
+                Ok(body) => self.post(webhook, &message_id, event.seq, number, &body.to_string()).await,
+                // Recorded as a failure, so that the webhook fails and then is disabled with the reason.
+                Err(error) => Attempt {
+                    message_id: message_id.clone(),
+                    seq: event.seq,
+                    number,
+                    at: Utc::now(),
+                    status: None,
+                    error: Some(format!("this change could not be rendered ({error:?}); see the service's log")),
+                    millis: 0,
+                },
+            };
             let taken = attempt.succeeded();
             if !taken {
-                tracing::warn!(webhook = %webhook.id, seq = event.seq(), number, error = ?attempt.error, "a delivery failed");
+                tracing::warn!(webhook = %webhook.id, seq = event.seq, number, error = ?attempt.error, "a delivery failed");
             }
             let disabled = webhook.record(attempt, self.settings.disable_after());
-            if !self.save(webhook).await {
+            if !self.save(webhook, generation).await {
                 return false;
             }
             if taken {
@@ -391,15 +441,27 @@ impl Webhooks {
         }
     }
 
-    /// Saves `webhook`, retrying while the store is unavailable; false when it was deleted.
-    async fn save(&self, webhook: &Webhook) -> bool {
+    /// Saves `webhook` for the task of `generation`, retrying while the store is unavailable; false when the task
+    /// is to stop: the webhook was deleted, or has a newer task. The write runs as a task of its own, so that it
+    /// ends (holding [`Webhooks::writing`]) even when the delivery task is stopped while it waits.
+    async fn save(self: &Arc<Self>, webhook: &Webhook, generation: u64) -> bool {
         loop {
-            match self.store.save_webhook(webhook).await {
-                Ok(exists) => return exists,
-                Err(error) => {
+            let (this, record) = (self.clone(), webhook.clone());
+            let saved = tokio::spawn(async move {
+                let _writing = this.writing.lock().await;
+                if !this.is_current(record.id, generation) {
+                    return Ok(false);
+                }
+                this.store.save_webhook(&record).await
+            })
+            .await;
+            match saved {
+                Ok(Ok(exists)) => return exists,
+                Ok(Err(error)) => {
                     tracing::warn!(webhook = %webhook.id, %error, "cannot save a webhook's progress; retrying");
                     tokio::time::sleep(STORE_RETRY).await;
                 }
+                Err(_) => return false,
             }
         }
     }
@@ -408,8 +470,63 @@ impl Webhooks {
 impl Drop for Webhooks {
     fn drop(&mut self) {
         if let Ok(running) = self.running.get_mut() {
-            running.values().for_each(JoinHandle::abort);
+            running.values().for_each(|(_, task)| task.abort());
         }
+    }
+}
+
+/// The resolver of webhook host names: only public addresses, unless `allow_private_networks`.
+struct PublicOnly(WebhookSettings);
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.0.allow_private_networks;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let usable: Vec<std::net::SocketAddr> =
+                found.into_iter().filter(|address| allow_private || is_public(address.ip())).collect();
+            if usable.is_empty() {
+                return Err(format!(
+                    "'{host}' resolves to no public address; deliveries go to private, loopback or link-local \
+                     addresses only when written as such in [webhooks] allowed_hosts, or with \
+                     allow_private_networks = true"
+                )
+                .into());
+            }
+            Ok(Box::new(usable.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Whether `ip` is an address of the public internet (not loopback, private, link-local, shared, unspecified or
+/// otherwise special).
+fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
     }
 }
 
@@ -436,11 +553,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_public_addresses_count_as_public() {
+        for public in ["8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(internal.parse().unwrap()), "{internal}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_name_that_resolves_to_a_loopback_address_is_refused_unless_private_networks_are_allowed() {
+        use reqwest::dns::Resolve;
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let refused = PublicOnly(WebhookSettings::default()).resolve(name).await;
+        assert!(refused.err().unwrap().to_string().contains("no public address"));
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let settings = WebhookSettings { allow_private_networks: true, ..WebhookSettings::default() };
+        assert!(PublicOnly(settings).resolve(name).await.unwrap().next().is_some());
+    }
+
+    #[test]
     fn only_allowed_hosts_with_http_urls_and_no_credentials_are_accepted() {
         let settings = WebhookSettings {
             allowed_hosts: vec!["127.0.0.1:9000".into(), "Hooks.Example.com".into(), "[::1]:8080".into()],
             ..WebhookSettings::default()
         };
+        let bare = WebhookSettings { allowed_hosts: vec!["2001:db8::8:80".into()], ..WebhookSettings::default() };
+        assert!(bare.check().unwrap_err().contains("[2001:db8::1]:443"), "an IPv6 address is written in brackets");
         let webhooks = settings;
         for allowed in ["http://127.0.0.1:9000/hook", "https://hooks.example.com/x?y=1", "http://[::1]:8080/"] {
             assert!(webhooks.check_url(allowed).is_ok(), "{allowed}");

@@ -34,8 +34,8 @@ pub struct EventFilter {
     pub relationship_types: Option<Vec<RelationshipType>>,
 }
 
-/// A registered webhook and how its deliveries stand.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A registered webhook and how its deliveries stand. Its `Debug` leaves the secret out.
+#[derive(Clone, PartialEq)]
 pub struct Webhook {
     /// Its id.
     pub id: WebhookId,
@@ -59,6 +59,24 @@ pub struct Webhook {
     pub disabled: Option<Disabled>,
     /// The latest delivery attempts, oldest first (at most [`KEPT_ATTEMPTS`]).
     pub attempts: VecDeque<Attempt>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("filter", &self.filter)
+            .field("include_private", &self.include_private)
+            .field("secret", &"(withheld)")
+            .field("created_at", &self.created_at)
+            .field("cursor", &self.cursor)
+            .field("failing_since", &self.failing_since)
+            .field("last_delivered_at", &self.last_delivered_at)
+            .field("disabled", &self.disabled)
+            .field("attempts", &self.attempts.len())
+            .finish()
+    }
 }
 
 /// Why a webhook stopped being sent events.
@@ -180,9 +198,10 @@ impl Webhook {
 }
 
 /// The `webhook-id` of the event at log position `seq` sent to `webhook`: the same on every attempt, so that a
-/// receiver recognises a repeated delivery.
-pub fn message_id(webhook: WebhookId, seq: i64) -> String {
-    format!("msg_{webhook}_{seq}")
+/// receiver recognises a repeated delivery; the webhook's registration time (in milliseconds) keeps ids apart
+/// across databases and re-registrations.
+pub fn message_id(webhook: &Webhook, seq: i64) -> String {
+    format!("msg_{}_{}_{seq}", webhook.id, webhook.created_at.timestamp_millis())
 }
 
 /// How long to wait before attempt `number + 1` of an event after attempt `number` failed: `initial`, doubled
@@ -215,6 +234,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_debug_form_leaves_the_secret_out() {
+        let webhook = Webhook::new("http://h/".into(), EventFilter::default(), false, secret_of(b"key"), 0, Utc::now());
+        assert!(!format!("{webhook:?}").contains(&webhook.secret));
+    }
+
+    #[test]
     fn the_signature_is_the_one_of_the_standard_webhooks_reference() {
         // The example of the Standard Webhooks specification and its reference libraries' tests.
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -236,7 +261,7 @@ mod tests {
 
     fn attempt(seq: i64, seconds: i64, status: Option<u16>) -> Attempt {
         Attempt {
-            message_id: message_id(WebhookId(1), seq),
+            message_id: format!("msg_1_{seq}"),
             seq,
             number: 1,
             at: DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap(),
