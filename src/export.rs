@@ -3,8 +3,8 @@
 //! `lifecycle.csv`, `programs.csv`, `relationships.csv`, `interactions.csv`, `memberships.csv`), so that importing
 //! them into an empty database gives the same graph, with the same strengths.
 //!
-//! What the formats do not carry is not written: archived stakeholders (and their relationships and interactions),
-//! and a customer's perceived value. A customer's `customer_since` is written as the
+//! What the formats do not carry is not written: archived stakeholders (and their relationships and
+//! interactions). A customer's `customer_since` is written as the
 //! day it counts from (its creation day when none was given), so that its memberships import after it. Private
 //! stakeholders, and everything joining them, only with `include_private`. An interaction recorded without a key
 //! is written with `interaction-<id>`, so that a second import of the export records it once.
@@ -83,6 +83,12 @@ fn stakeholder_row(stakeholder: &Stakeholder) -> Vec<String> {
             row.insert("lifetime_value", optional(customer.lifetime_value.map(|value| value.get())));
             row.insert("customer_since", optional(customer.customer_since(stakeholder.created_at)));
             row.insert("retention_cost", optional(customer.retention_cost.map(|value| value.get())));
+            if let Some(value) = &customer.perceived_value {
+                row.insert("core_value", value.core_value.get().to_string());
+                row.insert("services_value", value.services_value.get().to_string());
+                row.insert("price", value.price.get().to_string());
+                row.insert("relationship_costs", value.relationship_costs.get().to_string());
+            }
         }
         KindDetails::Supplier { category } => {
             row.insert("category", optional(category.as_ref()));

@@ -20,8 +20,8 @@
 use crate::domain::{
     Amount, Basis, Bond, BondSet, Channel, Command, CustomerDetails, CustomerStatus, DetailsPatch, Direction,
     ExitReason, KeyedInteraction, KindDetails, Label, Level, LifecycleEvent, Market, MarketSet, NewInteraction,
-    NewProgram, NewStakeholder, Probability, ProgramKind, RelationshipId, RelationshipType, RelationshipUpsert,
-    Sentiment, StakeholderId, StakeholderKind, StakeholderPatch, Topic,
+    NewProgram, NewStakeholder, PerceivedValue, Probability, ProgramKind, RelationshipId, RelationshipType,
+    RelationshipUpsert, Sentiment, StakeholderId, StakeholderKind, StakeholderPatch, Topic,
 };
 use crate::store::{GraphStore, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -325,6 +325,10 @@ pub const STAKEHOLDER_FIELDS: &[&str] = &[
     "lifetime_value",
     "customer_since",
     "retention_cost",
+    "core_value",
+    "services_value",
+    "price",
+    "relationship_costs",
     "category",
     "channel",
     "region",
@@ -348,7 +352,17 @@ fn stakeholder(fields: &mut Fields<'_>) -> Option<(NewStakeholder, StakeholderPa
     let private = fields.optional("private", flag);
     let markets: Option<Vec<Market>> = fields.optional("markets", words);
     let own: &[&str] = match kind? {
-        StakeholderKind::Customer => &["status", "segment", "lifetime_value", "customer_since", "retention_cost"],
+        StakeholderKind::Customer => &[
+            "status",
+            "segment",
+            "lifetime_value",
+            "customer_since",
+            "retention_cost",
+            "core_value",
+            "services_value",
+            "price",
+            "relationship_costs",
+        ],
         StakeholderKind::Supplier => &["category"],
         StakeholderKind::Distributor => &["channel", "region"],
         StakeholderKind::Employee => &["role", "department", "candidate"],
@@ -365,11 +379,12 @@ fn stakeholder(fields: &mut Fields<'_>) -> Option<(NewStakeholder, StakeholderPa
             let lifetime_value = fields.optional("lifetime_value", number(Amount::parse));
             let since = fields.optional("customer_since", day);
             let retention_cost = fields.optional("retention_cost", number(Amount::parse));
+            let perceived_value = perceived(fields);
             let patch = DetailsPatch::Customer {
                 status,
                 segment: segment.clone(),
                 lifetime_value,
-                perceived_value: None,
+                perceived_value,
                 since,
                 retention_cost,
             };
@@ -378,7 +393,7 @@ fn stakeholder(fields: &mut Fields<'_>) -> Option<(NewStakeholder, StakeholderPa
                 segment,
                 lifetime_value,
                 exit: None,
-                perceived_value: None,
+                perceived_value,
                 since,
                 lifecycle: Vec::new(),
                 memberships: Vec::new(),
@@ -709,6 +724,36 @@ fn membership(fields: &mut Fields<'_>) -> Option<(Label, Label, NaiveDate, Optio
         return None;
     }
     Some((customer?, program?, joined, left))
+}
+
+/// The columns of a customer's perceived value: all four, or none.
+const PERCEIVED_VALUE: [&str; 4] = ["core_value", "services_value", "price", "relationship_costs"];
+
+/// A customer's perceived value from its four columns (`None` when none is given, or with a problem reported).
+fn perceived(fields: &mut Fields<'_>) -> Option<PerceivedValue> {
+    let given = PERCEIVED_VALUE.iter().filter(|name| fields.get(name).is_some()).count();
+    if given == 0 {
+        return None;
+    }
+    if given < PERCEIVED_VALUE.len() {
+        let missing = PERCEIVED_VALUE.iter().find(|name| fields.get(name).is_none()).expect("one is missing");
+        let column = fields.row.column(missing).or_else(|| fields.get(PERCEIVED_VALUE[0]).map(|(_, column)| column));
+        fields.report(
+            column.unwrap_or(1),
+            missing,
+            "the perceived value takes all four of core_value, services_value, price and relationship_costs, or none",
+        );
+        return None;
+    }
+    let [core, services, price, costs] = PERCEIVED_VALUE.map(|name| fields.optional(name, number(Amount::parse)));
+    let column = fields.get("price").map_or(1, |(_, column)| column);
+    match PerceivedValue::new(core?, services?, price?, costs?) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            fields.report(column, "price", error.0);
+            None
+        }
+    }
 }
 
 /// The columns of a lifecycle file: a customer's exits and win-backs, in date order (`reason` for an exit only).

@@ -390,7 +390,11 @@ fn random_graph(seed: u64) -> Vec<stakegraph::domain::Command> {
                     segment: text(&mut rng, "segment"),
                     lifetime_value: some(&mut rng).then(|| Amount::parse(rng.gen_range(0.0..1e6)).unwrap()),
                     exit: None,
-                    perceived_value: None,
+                    perceived_value: some(&mut rng).then(|| {
+                        let mut amount = || Amount::parse(rng.gen_range(0.0..1e4)).unwrap();
+                        let (core, services, price) = (amount(), amount(), amount());
+                        PerceivedValue::new(core, services, price, Amount::parse(1.5).unwrap()).unwrap()
+                    }),
                     since,
                     lifecycle: Vec::new(),
                     memberships: Vec::new(),
@@ -815,4 +819,30 @@ fn exits_and_win_backs_are_imported_in_order_and_a_repeat_changes_nothing() {
         assert!(stderr.contains(expected), "{expected}\n{stderr}");
     }
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM stakeholder WHERE key = 'C-3'"), 0, "nothing written");
+}
+
+/// A customer's perceived value is imported from its four columns, all or none, and a price and costs of 0 refused.
+#[test]
+fn a_perceived_value_takes_all_four_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "kind,key,name,power,interest,status,core_value,services_value,price,relationship_costs\n\
+         CUSTOMER,C-1,Whole,0.5,0.6,ACTIVE,900,150,700,80\n\
+         CUSTOMER,C-2,Three,0.5,0.6,ACTIVE,900,150,,80\n\
+         CUSTOMER,C-3,Free,0.5,0.6,ACTIVE,900,150,0,0\n",
+    )
+    .unwrap();
+    let output = import(dir.path(), &["--stakeholders", "people.csv"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("people.csv:3:9: price: the perceived value takes all four"), "{stderr}");
+    assert!(stderr.contains("people.csv:4:9: price: price and relationshipCosts are both 0"), "{stderr}");
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "kind,key,name,power,interest,status,core_value,services_value,price,relationship_costs\n\
+         CUSTOMER,C-1,Whole,0.5,0.6,ACTIVE,900,150,700,80\n",
+    )
+    .unwrap();
+    report(&import(dir.path(), &["--stakeholders", "people.csv"]));
+    assert_eq!(count(dir.path(), "SELECT CAST(json_extract(record, '$.details.perceived_value.price') AS INTEGER) FROM stakeholder"), 700);
 }
