@@ -553,6 +553,23 @@ pub struct StakeholderPatch {
     pub details: Option<DetailsPatch>,
 }
 
+impl StakeholderPatch {
+    /// The patch that sets a customer's status and nothing else.
+    pub fn customer_status(status: CustomerStatus) -> Self {
+        StakeholderPatch {
+            details: Some(DetailsPatch::Customer {
+                status: Some(status),
+                segment: None,
+                lifetime_value: None,
+                perceived_value: None,
+                since: None,
+                retention_cost: None,
+            }),
+            ..Default::default()
+        }
+    }
+}
+
 /// Changes to the fields of one kind; absent fields stay as they are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -812,17 +829,7 @@ mod tests {
     }
 
     fn status(status: CustomerStatus) -> StakeholderPatch {
-        StakeholderPatch {
-            details: Some(DetailsPatch::Customer {
-                status: Some(status),
-                segment: None,
-                lifetime_value: None,
-                perceived_value: None,
-                since: None,
-                retention_cost: None,
-            }),
-            ..Default::default()
-        }
+        StakeholderPatch::customer_status(status)
     }
 
     #[test]

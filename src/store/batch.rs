@@ -475,17 +475,7 @@ impl<T: BatchTarget> Batch<'_, T> {
         let status_set = match then.filter(|then| Some(*then) != status) {
             Some(then) => {
                 let before = current.clone();
-                let patch = crate::domain::StakeholderPatch {
-                    details: Some(crate::domain::DetailsPatch::Customer {
-                        status: Some(then),
-                        segment: None,
-                        lifetime_value: None,
-                        perceived_value: None,
-                        since: None,
-                        retention_cost: None,
-                    }),
-                    ..Default::default()
-                };
+                let patch = crate::domain::StakeholderPatch::customer_status(then);
                 current.apply_patch(patch, self.at).map_err(|error| refused(index, error))?;
                 self.target.put_stakeholder(&current)?;
                 self.events.push(PendingEvent::stakeholder(ChangeKind::StakeholderUpdated, Some(&before), &current));

@@ -476,18 +476,7 @@ fn random_graph(seed: u64) -> Vec<stakegraph::domain::Command> {
         }
         if last_won_back && rng.gen_bool(0.5) {
             let status = *[CustomerStatus::Active, CustomerStatus::AtRisk].choose(&mut rng).unwrap();
-            let details = DetailsPatch::Customer {
-                status: Some(status),
-                segment: None,
-                lifetime_value: None,
-                perceived_value: None,
-                since: None,
-                retention_cost: None,
-            };
-            commands.push(Command::UpdateStakeholder {
-                id,
-                patch: StakeholderPatch { details: Some(details), ..Default::default() },
-            });
+            commands.push(Command::UpdateStakeholder { id, patch: StakeholderPatch::customer_status(status) });
         }
     }
     let mut relationship = 0;
@@ -844,5 +833,11 @@ fn a_perceived_value_takes_all_four_columns() {
     )
     .unwrap();
     report(&import(dir.path(), &["--stakeholders", "people.csv"]));
-    assert_eq!(count(dir.path(), "SELECT CAST(json_extract(record, '$.details.perceived_value.price') AS INTEGER) FROM stakeholder"), 700);
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT CAST(json_extract(record, '$.details.perceived_value.price') AS INTEGER) FROM stakeholder"
+        ),
+        700
+    );
 }
