@@ -27,6 +27,9 @@ const PAGE: usize = 100;
 /// How long to wait before reading a store that failed again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
+/// The longest webhook URL.
+const MAX_URL_BYTES: usize = 2_048;
+
 /// How long an idle delivery task waits for the engine's next log position before it reads the log anyway.
 const IDLE_READ: Duration = Duration::from_secs(10);
 
@@ -91,6 +94,9 @@ impl WebhookSettings {
     /// `url` if it may be a webhook's target: http or https, no credentials, an allowed host.
     pub fn check_url(&self, url: &str) -> Result<String, WebhookError> {
         let invalid = |why: &str| WebhookError::Invalid(format!("url: {why}"));
+        if url.len() > MAX_URL_BYTES {
+            return Err(invalid(&format!("{} bytes is longer than the {MAX_URL_BYTES} a URL may have", url.len())));
+        }
         let parsed = reqwest::Url::parse(url.trim())
             .map_err(|error| invalid(&format!("'{url}' is not a URL ({error}); write http(s)://host[:port]/path")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -604,6 +610,7 @@ mod tests {
             ("ftp://hooks.example.com/", "only http"),
             ("https://user:pw@hooks.example.com/", "credentials"),
             ("hooks.example.com/x", "not a URL"),
+            (&format!("https://hooks.example.com/{}", "a".repeat(2_100)), "longer than the 2048"),
         ] {
             let error = webhooks.check_url(refused).unwrap_err().to_string();
             assert!(error.contains(why), "{refused}: {error}");
