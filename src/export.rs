@@ -119,11 +119,11 @@ fn lifecycle_rows(key: &str, events: &[LifecycleEvent]) -> Vec<Vec<String>> {
     events
         .iter()
         .map(|event| {
-            let (name, reason) = match event {
-                LifecycleEvent::Exit { reason, .. } => ("EXIT", reason.as_str()),
-                LifecycleEvent::WinBack { .. } => ("WIN_BACK", ""),
+            let reason = match event {
+                LifecycleEvent::Exit { reason, .. } => reason.as_str(),
+                LifecycleEvent::WinBack { .. } => "",
             };
-            vec![key.to_owned(), name.to_owned(), event.date().to_string(), reason.to_owned()]
+            vec![key.to_owned(), event.name().to_owned(), event.date().to_string(), reason.to_owned()]
         })
         .collect()
 }

@@ -764,7 +764,7 @@ fn lifecycle_event(fields: &mut Fields<'_>) -> Option<(Label, LifecycleEvent)> {
     fields.refuse_others(LIFECYCLE_FIELDS, "a lifecycle event");
     let customer = fields.required("customer_key", label);
     let event = fields.required("event", |text| match text {
-        "EXIT" | "WIN_BACK" => Ok(text == "EXIT"),
+        LifecycleEvent::EXIT | LifecycleEvent::WIN_BACK => Ok(text == LifecycleEvent::EXIT),
         other => Err(format!("'{other}' is not a lifecycle event; use EXIT or WIN_BACK")),
     });
     let date = fields.required("date", day);
@@ -861,13 +861,14 @@ struct Seen<'d, D> {
 }
 
 impl<D: Database> Seen<'_, D> {
-    /// Whether `key` is a live customer's, reporting at `column` why not (`what`: what only a customer does).
-    fn customer(&self, fields: &mut Fields<'_>, customer: &Label, column: usize, what: &str) -> bool {
+    /// Whether `customer` is a live customer's key, reporting at `column` why not (`only`: what only customers do,
+    /// as a clause: "only customers join programmes").
+    fn customer(&self, fields: &mut Fields<'_>, customer: &Label, column: usize, only: &str) -> bool {
         let name = "customer_key";
         match self.key(customer.as_str()) {
             Some(Known::Live(StakeholderKind::Customer)) => return true,
             Some(Known::Live(kind)) => {
-                fields.report(column, name, format!("'{customer}' is a {}; only a customer {what}", kind.as_str()))
+                fields.report(column, name, format!("'{customer}' is a {}; {only}", kind.as_str()))
             }
             Some(Known::Archived) => fields.report(
                 column,
@@ -1088,7 +1089,7 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
                 Records::Lifecycle => {
                     let Some((customer, event)) = lifecycle_event(&mut fields) else { continue };
                     let column = fields.get("customer_key").map_or(1, |(_, column)| column);
-                    if !seen.customer(&mut fields, &customer, column, "has exits and win-backs") {
+                    if !seen.customer(&mut fields, &customer, column, "only a customer has exits and win-backs") {
                         continue;
                     }
                     let event_column = fields.get("event").map_or(1, |(_, column)| column);
@@ -1141,34 +1142,8 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
                 Records::Memberships => {
                     let Some((customer, program, joined, left)) = membership(&mut fields) else { continue };
                     let column = fields.get("customer_key").map_or(1, |(_, column)| column);
-                    match seen.key(customer.as_str()) {
-                        Some(Known::Live(StakeholderKind::Customer)) => {}
-                        Some(Known::Live(kind)) => {
-                            fields.report(
-                                column,
-                                "customer_key",
-                                format!("'{customer}' is a {}; only customers join programmes", kind.as_str()),
-                            );
-                            continue;
-                        }
-                        Some(Known::Archived) => {
-                            fields.report(
-                                column,
-                                "customer_key",
-                                format!("'{customer}' belongs to an archived stakeholder, which can no longer change"),
-                            );
-                            continue;
-                        }
-                        None => {
-                            fields.report(
-                                column,
-                                "customer_key",
-                                format!(
-                                    "no stakeholder has key '{customer}'; add it to a stakeholder file or fix the key"
-                                ),
-                            );
-                            continue;
-                        }
+                    if !seen.customer(&mut fields, &customer, column, "only customers join programmes") {
+                        continue;
                     }
                     if !seen.programs.contains_key(&program) && database.program(program.as_str()).is_none() {
                         let column = fields.get("program_key").map_or(1, |(_, column)| column);
@@ -1203,7 +1178,9 @@ pub fn plan(files: &Files, database: &impl Database, now: DateTime<Utc>) -> Resu
         problems[first_of_file..].sort_by_key(|problem| (problem.line, problem.column));
     }
     // A customer whose lifecycle the files give ends in the status its stakeholder row gives.
-    for (customer, (status, file, line, column)) in &seen.statuses {
+    let mut statuses: Vec<_> = seen.statuses.iter().collect();
+    statuses.sort_by_key(|(_, (_, file, line, _))| (file.as_str(), *line));
+    for (customer, (status, file, line, column)) in statuses {
         let Some((_, last, command)) = seen.lifecycles.get(customer) else { continue };
         let then = match (last, status) {
             (LifecycleEvent::Exit { .. }, CustomerStatus::Churned)

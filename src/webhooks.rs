@@ -325,16 +325,16 @@ impl Webhooks {
             };
             let mut skipped = false;
             for (event, view) in events.iter().zip(views) {
-                if view.is_none() {
+                let Some(view) = view else {
                     webhook.cursor = event.seq;
                     skipped = true;
                     continue;
-                }
+                };
                 if skipped && !self.save(&webhook, generation).await {
                     return;
                 }
                 skipped = false;
-                if !self.send_until_taken(&mut webhook, event, &lens, generation).await {
+                if !self.send_until_taken(&mut webhook, event, view, &lens, generation).await {
                     return;
                 }
             }
@@ -344,29 +344,26 @@ impl Webhooks {
         }
     }
 
-    /// Sends one event until the receiver takes it, recording every attempt; the event is seen afresh before each
-    /// attempt (masking and filter as they are then: a stakeholder made private meanwhile is masked, an event that
-    /// no longer matches is passed over). False when the task stops: the webhook is disabled (failing too long),
+    /// Sends one event (first as `view`, the page's view of it) until the receiver takes it, recording every
+    /// attempt; the event is seen afresh before each retry (masking and filter as they are then: a stakeholder made
+    /// private meanwhile is masked, an event that no longer matches is passed over). False when the task stops: the webhook is disabled (failing too long),
     /// deleted, or has a newer task.
     async fn send_until_taken(
         self: &Arc<Self>,
         webhook: &mut Webhook,
         event: &Arc<crate::domain::ChangeEvent>,
+        view: crate::api::changes::ChangeEvent,
         lens: &Lens,
         generation: u64,
     ) -> bool {
         let message_id = webhook::message_id(webhook, event.seq);
         let initial = Duration::from_millis(self.settings.retry_initial_ms);
         let max = Duration::from_secs(self.settings.retry_max_seconds);
+        let mut first = Some(view);
         for number in 1.. {
-            let view = loop {
-                match lens.views(std::slice::from_ref(event), true).await {
-                    Ok(mut views) => break views.pop().flatten(),
-                    Err(error) => {
-                        tracing::warn!(webhook = %webhook.id, %error, "cannot read the stakeholders of the log; retrying");
-                        tokio::time::sleep(STORE_RETRY).await;
-                    }
-                }
+            let view = match first.take() {
+                Some(view) => Some(view),
+                None => Self::view_again(lens, event, webhook.id).await,
             };
             let Some(view) = view else {
                 webhook.cursor = event.seq;
@@ -403,6 +400,23 @@ impl Webhooks {
             tokio::time::sleep(webhook::retry_delay(number, initial, max)).await;
         }
         unreachable!("attempts go on until one is taken or the webhook is disabled")
+    }
+
+    /// `event` as `lens` sees it now (`None`: it no longer matches), retrying while the store is unavailable.
+    async fn view_again(
+        lens: &Lens,
+        event: &Arc<crate::domain::ChangeEvent>,
+        webhook: WebhookId,
+    ) -> Option<crate::api::changes::ChangeEvent> {
+        loop {
+            match lens.views(std::slice::from_ref(event), true).await {
+                Ok(mut views) => return views.pop().flatten(),
+                Err(error) => {
+                    tracing::warn!(%webhook, %error, "cannot read the stakeholders of the log; retrying");
+                    tokio::time::sleep(STORE_RETRY).await;
+                }
+            }
+        }
     }
 
     /// One signed POST of `body`.

@@ -126,6 +126,19 @@ pub enum LifecycleEvent {
 }
 
 impl LifecycleEvent {
+    /// How files and messages name an exit.
+    pub const EXIT: &'static str = "EXIT";
+    /// How files and messages name a win-back.
+    pub const WIN_BACK: &'static str = "WIN_BACK";
+
+    /// Its name in files and messages: [`Self::EXIT`] or [`Self::WIN_BACK`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            LifecycleEvent::Exit { .. } => Self::EXIT,
+            LifecycleEvent::WinBack { .. } => Self::WIN_BACK,
+        }
+    }
+
     /// The day it happened.
     pub fn date(&self) -> NaiveDate {
         match self {

@@ -434,7 +434,7 @@ impl<T: BatchTarget> Batch<'_, T> {
                     format!(
                         "the customer's lifecycle holds {} on {} as event {number}; a recorded exit or win-back does \
                          not change: give the lifecycle as it is recorded, then what follows",
-                        lifecycle_name(stored),
+                        stored.name(),
                         stored.date()
                     ),
                 ));
@@ -750,13 +750,5 @@ impl<T: BatchTarget> Batch<'_, T> {
             self.events.push(PendingEvent::interactions(&relationships[id], on_it));
         }
         Ok(Outcome::Interactions { interactions: all, recorded })
-    }
-}
-
-/// How a lifecycle file names an event.
-fn lifecycle_name(event: &crate::domain::LifecycleEvent) -> &'static str {
-    match event {
-        crate::domain::LifecycleEvent::Exit { .. } => "EXIT",
-        crate::domain::LifecycleEvent::WinBack { .. } => "WIN_BACK",
     }
 }
