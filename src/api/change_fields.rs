@@ -130,27 +130,15 @@ fn differences(before: Option<Vec<(&'static str, Value)>>, after: Vec<(&'static 
         .collect()
 }
 
-/// The fields `event` changed, or why they cannot be read (a log entry the running version cannot read).
-pub(crate) fn field_changes(event: &domain::ChangeEvent) -> Result<Vec<FieldChange>, serde_json::Error> {
-    let side = |name: &str| event.payload.get(name).filter(|value| !value.is_null()).cloned();
-    let changes = if event.kind.changes_stakeholders() {
-        let before: Option<domain::Stakeholder> = side("before").map(serde_json::from_value).transpose()?;
-        let after: Option<domain::Stakeholder> = side("after").map(serde_json::from_value).transpose()?;
-        match after {
-            Some(after) => differences(before.as_ref().map(stakeholder_fields), stakeholder_fields(&after)),
-            None => Vec::new(),
-        }
-    } else if matches!(event.kind, domain::ChangeKind::RelationshipCreated | domain::ChangeKind::RelationshipUpdated) {
-        let before: Option<domain::Relationship> = side("before").map(serde_json::from_value).transpose()?;
-        let after: Option<domain::Relationship> = side("after").map(serde_json::from_value).transpose()?;
-        match after {
-            Some(after) => differences(before.as_ref().map(relationship_fields), relationship_fields(&after)),
-            None => Vec::new(),
-        }
+/// The fields `event` changed.
+pub(crate) fn field_changes(event: &domain::ChangeEvent) -> Vec<FieldChange> {
+    if let (before, Some(after)) = event.payload.stakeholder() {
+        differences(before.map(stakeholder_fields), stakeholder_fields(after))
+    } else if let (before, Some(after)) = event.payload.relationship() {
+        differences(before.map(relationship_fields), relationship_fields(after))
     } else {
         Vec::new()
-    };
-    Ok(changes)
+    }
 }
 
 #[cfg(test)]

@@ -97,19 +97,16 @@ impl ChangeEvent {
         deprecation = "the stored record's own JSON, kept for one release: read `changedFields`, `stakeholderNow`, \
                              `relationshipNow`, `program`, `membershipDate` and `recordedInteractions` instead"
     )]
-    async fn payload(&self) -> Option<Json<&serde_json::Value>> {
-        self.visible().map(|event| Json(&event.payload))
+    async fn payload(&self) -> ApiResult<Option<Json<serde_json::Value>>> {
+        let Some(event) = self.visible() else { return Ok(None) };
+        Ok(Some(Json(crate::store::record::change_json(&event.payload)?)))
     }
 
     /// The fields this change set on the stakeholder or relationship, each with its value before and after as the
     /// field returns it (a created record lists every field it was given); empty for recorded interactions and a
     /// created programme; null when masked.
-    async fn changed_fields(&self) -> ApiResult<Option<Vec<FieldChange>>> {
-        let Some(event) = self.visible() else { return Ok(None) };
-        field_changes(event).map(Some).map_err(|error| {
-            tracing::error!(seq = event.seq, %error, "a change event this version cannot read");
-            ApiError::Internal
-        })
+    async fn changed_fields(&self) -> Option<Vec<FieldChange>> {
+        self.visible().map(field_changes)
     }
 
     /// The stakeholder the change was made to (a created, changed, archived, exited, won-back, enrolled or leaving
@@ -210,36 +207,29 @@ impl ChangeEvent {
 
     /// The programme of a programme change.
     fn program_id(&self) -> Option<domain::ProgramId> {
-        let event = self.visible()?;
-        let program = &event.payload["program"];
-        let id = match event.kind {
-            domain::ChangeKind::ProgramCreated => program["id"].as_i64(),
-            domain::ChangeKind::ProgramJoined | domain::ChangeKind::ProgramLeft => program.as_i64(),
+        match &self.visible()?.payload {
+            domain::Change::Program(program) => Some(program.id),
+            domain::Change::Membership { program, .. } => Some(*program),
             _ => None,
-        };
-        id.map(domain::ProgramId)
+        }
     }
 
     /// The day of a joining or a leaving.
     fn membership_day(&self) -> Option<NaiveDate> {
-        let event = self.visible()?;
-        matches!(event.kind, domain::ChangeKind::ProgramJoined | domain::ChangeKind::ProgramLeft)
-            .then(|| serde_json::from_value(event.payload["date"].clone()).ok())
-            .flatten()
+        match &self.visible()?.payload {
+            domain::Change::Membership { date, .. } => Some(*date),
+            _ => None,
+        }
     }
 
     /// The interactions an `INTERACTIONS_RECORDED` change recorded.
     fn interaction_ids(&self) -> Option<Vec<ID>> {
-        let event = self.visible()?;
-        let ids = event.payload["interactions"]
-            .as_array()
-            .filter(|_| event.kind == domain::ChangeKind::InteractionsRecorded)?;
-        Some(
-            ids.iter()
-                .filter_map(serde_json::Value::as_i64)
-                .map(|id| GlobalId::Interaction(domain::InteractionId(id)).encode())
-                .collect(),
-        )
+        match &self.visible()?.payload {
+            domain::Change::Interactions { ids, .. } => {
+                Some(ids.iter().map(|id| GlobalId::Interaction(*id).encode()).collect())
+            }
+            _ => None,
+        }
     }
 
     /// The event as a webhook message's body, in the shape Standard Webhooks gives it: `type` (`stakeholder.created`,
@@ -248,13 +238,7 @@ impl ChangeEvent {
     /// `at`, `stakeholders`, `relationship`, `changedFields`, `program`, `membershipDate` and
     /// `recordedInteractions`, each null where the GraphQL field would be.
     pub(crate) fn message(&self) -> ApiResult<serde_json::Value> {
-        let changed_fields = match self.visible() {
-            Some(event) => Some(field_changes(event).map_err(|error| {
-                tracing::error!(seq = event.seq, %error, "a change event this version cannot read");
-                ApiError::Internal
-            })?),
-            None => None,
-        };
+        let changed_fields = self.visible().map(field_changes);
         let kind = self.visible().map(|event| event.kind);
         let kind_name = kind.map(|kind| async_graphql::Value::from(ChangeKind::from(kind)).to_string());
         Ok(serde_json::json!({

@@ -3,13 +3,13 @@
 use super::program::{NewProgram, Program};
 use super::relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 use super::stakeholder::{CustomerExit, LifecycleEvent, NewStakeholder, Stakeholder, StakeholderPatch};
-use super::values::{Label, ProgramId, RelationshipId, StakeholderId};
-use super::vocabulary::{CustomerStatus, RelationshipType};
+use super::values::{InteractionId, Label, ProgramId, RelationshipId, StakeholderId};
+use super::vocabulary::{CustomerStatus, RelationshipType, Topic};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// One change to the graph. A batch of commands is applied all-or-nothing, in order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Create a stakeholder.
     CreateStakeholder(NewStakeholder),
@@ -121,7 +121,7 @@ pub enum Command {
 
 /// An interaction on the relationship of type `rel_type` from the stakeholder with key `from` to the one with key
 /// `to`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyedInteraction {
     /// The key of the stakeholder the relationship starts at.
     pub from: Label,
@@ -270,7 +270,7 @@ impl ChangeKind {
 }
 
 /// An entry of the durable change log (transactional outbox): written in the same transaction as the change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChangeEvent {
     /// Monotonically increasing position in the log; the resume cursor.
     pub seq: i64,
@@ -282,15 +282,75 @@ pub struct ChangeEvent {
     pub stakeholders: Vec<StakeholderId>,
     /// The relationship involved, if any.
     pub relationship: Option<RelationshipId>,
-    /// Before and after values, as JSON.
-    pub payload: serde_json::Value,
+    /// The records before and after, or what was recorded.
+    pub payload: Change,
 }
 
 impl ChangeEvent {
     /// Whether the stakeholder record this event holds was private before or after the change (a relationship's,
     /// an interaction's or a programme's event holds none).
     pub fn records_a_private_stakeholder(&self) -> bool {
-        ["before", "after"].iter().any(|side| self.payload[side]["private"] == serde_json::Value::Bool(true))
+        let (before, after) = self.payload.stakeholder();
+        before.is_some_and(|before| before.private) || after.is_some_and(|after| after.private)
+    }
+}
+
+/// What a change event records: the records before and after the change, or what was recorded. Its stored form is
+/// the store's own (`store::record`), not this type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A stakeholder created (no `before`), changed, archived, exited or won back.
+    Stakeholder {
+        /// The stakeholder before the change; none when the change created it.
+        before: Option<Box<Stakeholder>>,
+        /// The stakeholder after it.
+        after: Box<Stakeholder>,
+    },
+    /// A customer who joined or left a programme.
+    Membership {
+        /// The programme.
+        program: ProgramId,
+        /// The day it joined or left.
+        date: NaiveDate,
+        /// The customer before.
+        before: Box<Stakeholder>,
+        /// The customer after.
+        after: Box<Stakeholder>,
+    },
+    /// A relationship created (no `before`) or changed.
+    Relationship {
+        /// The relationship before the change; none when the change created it.
+        before: Option<Box<Relationship>>,
+        /// The relationship after it.
+        after: Box<Relationship>,
+    },
+    /// Interactions recorded on one relationship.
+    Interactions {
+        /// Their ids, in the order they were recorded.
+        ids: Vec<InteractionId>,
+        /// What each was about, beside its id, when any has a topic (entries written before topics have none).
+        topics: Option<Vec<Option<Topic>>>,
+    },
+    /// A programme created.
+    Program(Box<Program>),
+}
+
+impl Change {
+    /// The stakeholder before and after, for a stakeholder's change or a membership's (none for the others).
+    pub fn stakeholder(&self) -> (Option<&Stakeholder>, Option<&Stakeholder>) {
+        match self {
+            Change::Stakeholder { before, after } => (before.as_deref(), Some(after)),
+            Change::Membership { before, after, .. } => (Some(before), Some(after)),
+            _ => (None, None),
+        }
+    }
+
+    /// The relationship before and after, for a relationship's change (none for the others).
+    pub fn relationship(&self) -> (Option<&Relationship>, Option<&Relationship>) {
+        match self {
+            Change::Relationship { before, after } => (before.as_deref(), Some(after)),
+            _ => (None, None),
+        }
     }
 }
 
@@ -303,8 +363,8 @@ pub struct PendingEvent {
     pub stakeholders: Vec<StakeholderId>,
     /// The relationship involved, if any.
     pub relationship: Option<RelationshipId>,
-    /// Before and after values, as JSON.
-    pub payload: serde_json::Value,
+    /// The records before and after, or what was recorded.
+    pub payload: Change,
 }
 
 impl PendingEvent {
@@ -314,7 +374,10 @@ impl PendingEvent {
             kind,
             stakeholders: vec![after.id],
             relationship: None,
-            payload: serde_json::json!({ "before": before, "after": after }),
+            payload: Change::Stakeholder {
+                before: before.map(|before| Box::new(before.clone())),
+                after: Box::new(after.clone()),
+            },
         }
     }
 
@@ -324,7 +387,7 @@ impl PendingEvent {
             kind: ChangeKind::ProgramCreated,
             stakeholders: Vec::new(),
             relationship: None,
-            payload: serde_json::json!({ "program": program }),
+            payload: Change::Program(Box::new(program.clone())),
         }
     }
 
@@ -337,37 +400,45 @@ impl PendingEvent {
         before: &Stakeholder,
         after: &Stakeholder,
     ) -> Self {
-        let mut event = Self::stakeholder(kind, Some(before), after);
-        event.payload["program"] = serde_json::json!(program);
-        event.payload["date"] = serde_json::json!(date);
-        event
+        Self {
+            kind,
+            stakeholders: vec![after.id],
+            relationship: None,
+            payload: Change::Membership {
+                program,
+                date,
+                before: Box::new(before.clone()),
+                after: Box::new(after.clone()),
+            },
+        }
     }
 
-    /// The event for a relationship that was created or changed.
+    /// The event for a relationship that was created or changed. It holds the relationship's fields without its
+    /// decayed sums, which the log does not keep (interactions change them, and their own events say so), so that
+    /// an event reads back from the log as it was written.
     pub fn relationship(before: Option<&Relationship>, after: &Relationship) -> Self {
         let kind = if before.is_some() { ChangeKind::RelationshipUpdated } else { ChangeKind::RelationshipCreated };
+        let fields =
+            |relationship: &Relationship| Box::new(Relationship { sums: Default::default(), ..relationship.clone() });
         Self {
             kind,
             stakeholders: vec![after.from, after.to],
             relationship: Some(after.id),
-            payload: serde_json::json!({ "before": before, "after": after }),
+            payload: Change::Relationship { before: before.map(fields), after: fields(after) },
         }
     }
 
     /// The event for interactions recorded on one relationship.
     pub fn interactions(relationship: &Relationship, recorded: &[&Interaction]) -> Self {
-        let ids: Vec<_> = recorded.iter().map(|interaction| interaction.id).collect();
-        let mut payload = serde_json::json!({ "interactions": ids });
-        // What each was about, beside its id, when any has a topic (entries written before topics have none).
-        if recorded.iter().any(|interaction| interaction.topic.is_some()) {
-            let topics: Vec<_> = recorded.iter().map(|interaction| interaction.topic).collect();
-            payload["topics"] = serde_json::json!(topics);
-        }
+        let topics = recorded
+            .iter()
+            .any(|interaction| interaction.topic.is_some())
+            .then(|| recorded.iter().map(|interaction| interaction.topic).collect());
         Self {
             kind: ChangeKind::InteractionsRecorded,
             stakeholders: vec![relationship.from, relationship.to],
             relationship: Some(relationship.id),
-            payload,
+            payload: Change::Interactions { ids: recorded.iter().map(|interaction| interaction.id).collect(), topics },
         }
     }
 

@@ -13,7 +13,7 @@ pub mod vocabulary;
 pub mod webhook;
 
 pub use access::Role;
-pub use change::{Applied, ChangeEvent, ChangeKind, Command, KeyedInteraction, Outcome, PendingEvent};
+pub use change::{Applied, Change, ChangeEvent, ChangeKind, Command, KeyedInteraction, Outcome, PendingEvent};
 pub use program::{Membership, NewProgram, Program};
 pub use relationship::{Interaction, NewInteraction, Relationship, RelationshipUpsert};
 pub use stakeholder::{

@@ -9,10 +9,9 @@ use super::stakeholder::Refused;
 use super::values::{Label, ProgramId};
 use super::vocabulary::{MarketSet, ProgramKind};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
 
 /// A relationship-marketing programme as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Program {
     /// Store-assigned identity.
     pub id: ProgramId,
@@ -29,7 +28,7 @@ pub struct Program {
 }
 
 /// A programme to create.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewProgram {
     /// The caller's own unique key (unique among programmes).
     pub key: Label,
@@ -58,14 +57,13 @@ pub const MAX_PROGRAMS: usize = 1_000;
 pub const MAX_MEMBERSHIPS: usize = 200;
 
 /// One stretch of a customer's membership of a programme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {
     /// The programme.
     pub program: ProgramId,
     /// The day the customer joined.
     pub joined: NaiveDate,
     /// The day it left (no longer a member from that day), while it has not: `None`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left: Option<NaiveDate>,
 }
 

@@ -4,10 +4,9 @@ use super::strength::DecayedSums;
 use super::values::{Amount, InteractionId, Label, Probability, RelationshipId, Sentiment, StakeholderId};
 use super::vocabulary::{Basis, BondSet, Channel, Direction, Level, RelationshipType, Topic};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 /// A directed, typed relationship; `(from, to, type)` is unique.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Relationship {
     /// Store-assigned identity.
     pub id: RelationshipId,
@@ -16,7 +15,6 @@ pub struct Relationship {
     /// Where it ends.
     pub to: StakeholderId,
     /// What it is.
-    #[serde(rename = "type")]
     pub rel_type: RelationshipType,
     /// Kotler's level.
     pub level: Level,
@@ -36,7 +34,6 @@ pub struct Relationship {
     pub updated_at: DateTime<Utc>,
     /// Decayed sums of its interactions, kept by the store as interactions are recorded (derived, so not part of
     /// its serialized record or of change payloads).
-    #[serde(skip)]
     pub sums: DecayedSums,
 }
 
@@ -53,7 +50,7 @@ impl Relationship {
 
 /// Creates a relationship or changes the one with the same `(from, to, type)`; absent fields keep their value
 /// (or take the default on creation: level BASIC, no bonds, unknown trust and commitment, since now).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RelationshipUpsert {
     /// Where it starts.
     pub from: StakeholderId,
@@ -121,7 +118,7 @@ impl RelationshipUpsert {
 }
 
 /// One recorded interaction on a relationship.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Interaction {
     /// Store-assigned identity.
     pub id: InteractionId,
@@ -140,17 +137,15 @@ pub struct Interaction {
     /// Product line, for purchases.
     pub product_line: Option<Label>,
     /// What it was about, when recorded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<Topic>,
     /// Free text.
     pub note: Option<String>,
     /// The recorder's own identifier for it (a mail's Message-ID, a CRM activity id), unique in the store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Label>,
 }
 
 /// An interaction to record; the store assigns the id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewInteraction {
     /// The relationship it happened on.
     pub relationship: RelationshipId,
@@ -167,14 +162,12 @@ pub struct NewInteraction {
     /// Product line, for purchases.
     pub product_line: Option<Label>,
     /// What it was about, when recorded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<Topic>,
     /// Free text.
     pub note: Option<String>,
     /// The recorder's own identifier for it, unique in the store: recording an interaction whose key is already
     /// recorded changes nothing when it is the same one, and is refused when it differs, so a retried or repeated
     /// recording is recorded once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Label>,
 }
 

@@ -4,10 +4,9 @@ use super::program::{self, Membership};
 use super::values::{Amount, InvalidValue, Label, Probability, ProgramId, StakeholderId};
 use super::vocabulary::{CustomerStatus, ExitReason, Market, MarketSet, Mendelow, StakeholderKind};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
 
 /// A stakeholder as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stakeholder {
     /// Store-assigned identity.
     pub id: StakeholderId,
@@ -34,8 +33,7 @@ pub struct Stakeholder {
 }
 
 /// The fields that only one kind of stakeholder has.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum KindDetails {
     /// A customer.
     Customer(CustomerDetails),
@@ -77,7 +75,7 @@ pub enum KindDetails {
 }
 
 /// The fields of a customer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CustomerDetails {
     /// Lifecycle status.
     pub status: CustomerStatus,
@@ -88,28 +86,22 @@ pub struct CustomerDetails {
     /// Why and when the customer left, once it has.
     pub exit: Option<CustomerExit>,
     /// What the customer perceives it gets and gives, when recorded (absent from records written before).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perceived_value: Option<PerceivedValue>,
     /// The day it became a customer, when recorded; otherwise the day its record was created (see
     /// [`CustomerDetails::customer_since`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<NaiveDate>,
     /// Its exits and win-backs, oldest first. Records written before this list was kept have none, and their one
     /// exit in `exit` ([`CustomerDetails::lifecycle`] reads both).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lifecycle: Vec<LifecycleEvent>,
     /// What it would cost to keep this customer, when recorded (otherwise its segment's configured cost).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_cost: Option<Amount>,
     /// Its memberships of relationship-marketing programmes, in the order they began (absent from records
     /// written before programmes were kept).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub memberships: Vec<Membership>,
 }
 
 /// One dated change of a customer's lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LifecycleEvent {
     /// The customer left.
     Exit {
@@ -382,7 +374,7 @@ impl CustomerDetails {
 /// added services' value) for what it gives (the price and the costs of the relationship: time, effort, switching),
 /// in one currency. `CPV = (core value + services value) / (price + relationship costs)`: above 1 the customer
 /// gets more than it gives.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PerceivedValue {
     /// The value of the core product or service.
     pub core_value: Amount,
@@ -419,7 +411,7 @@ impl PerceivedValue {
 }
 
 /// A customer's exit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CustomerExit {
     /// Why it left.
     pub reason: ExitReason,
@@ -478,7 +470,7 @@ impl Stakeholder {
 }
 
 /// Everything needed to create a stakeholder; the store assigns id and times.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewStakeholder {
     /// Unique key.
     pub key: Label,
@@ -550,7 +542,7 @@ impl NewStakeholder {
 }
 
 /// A partial update: absent fields stay as they are.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StakeholderPatch {
     /// New name.
     pub name: Option<Label>,
@@ -584,8 +576,7 @@ impl StakeholderPatch {
 }
 
 /// Changes to the fields of one kind; absent fields stay as they are.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DetailsPatch {
     /// Customer fields.
     Customer {
@@ -596,13 +587,10 @@ pub enum DetailsPatch {
         /// New lifetime value.
         lifetime_value: Option<Amount>,
         /// New perceived-value inputs (all four at once).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         perceived_value: Option<PerceivedValue>,
         /// The day it became a customer.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<NaiveDate>,
         /// New retention cost.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         retention_cost: Option<Amount>,
     },
     /// Supplier fields.
@@ -908,14 +896,20 @@ mod tests {
         assert_eq!(details(&c).customer_since(c.created_at), None);
         c.apply_patch(status(CustomerStatus::Active), Utc.with_ymd_and_hms(2026, 5, 2, 9, 0, 0).unwrap()).unwrap();
         assert_eq!(details(&c).since, Some(date("2026-05-02")));
-        // Records written before the lifecycle was kept read as before, and are written as before.
-        let old = r#"{"status":"CHURNED","segment":null,"lifetime_value":null,"exit":{"reason":"PRICE","date":"2025-01-02"}}"#;
-        let read: CustomerDetails = serde_json::from_str(old).unwrap();
-        assert_eq!(
-            read.lifecycle(),
-            vec![LifecycleEvent::Exit { reason: ExitReason::Price, date: date("2025-01-02") }]
-        );
-        assert_eq!(serde_json::to_string(&read).unwrap(), old);
+        // Records written before the lifecycle was kept have their one exit only (`store::record` reads them).
+        let exit = CustomerExit { reason: ExitReason::Price, date: date("2025-01-02") };
+        let old = CustomerDetails {
+            status: CustomerStatus::Churned,
+            segment: None,
+            lifetime_value: None,
+            exit: Some(exit),
+            perceived_value: None,
+            since: None,
+            lifecycle: Vec::new(),
+            retention_cost: None,
+            memberships: Vec::new(),
+        };
+        assert_eq!(old.lifecycle(), vec![LifecycleEvent::Exit { reason: exit.reason, date: exit.date }]);
     }
 
     #[test]
@@ -1006,10 +1000,5 @@ mod tests {
         assert_eq!(free.cpv(), 2.0, "nothing paid, some effort");
         let error = PerceivedValue::new(amount(10.0), amount(1.0), amount(0.0), amount(0.0)).unwrap_err();
         assert!(error.0.contains("both 0"), "{}", error.0);
-        // Records written before CPV was kept read as without one, and one without is written as before.
-        let old = r#"{"status":"ACTIVE","segment":"SMB","lifetime_value":1.0,"exit":null}"#;
-        let details: CustomerDetails = serde_json::from_str(old).unwrap();
-        assert_eq!(details.perceived_value, None);
-        assert_eq!(serde_json::to_string(&details).unwrap(), old);
     }
 }

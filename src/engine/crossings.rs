@@ -19,7 +19,7 @@
 //! relationships it looks at, plus O(c log c) to order c crossings; the sides take 2 bits per relationship id over
 //! the range the watched ids span, or a map entry each when they are few and scattered.
 
-use crate::domain::{ChangeEvent, ChangeKind, RelationshipId, StakeholderId};
+use crate::domain::{ChangeEvent, ChangeKind, KindDetails, RelationshipId, Stakeholder, StakeholderId};
 use std::collections::{HashMap, HashSet};
 
 /// A relationship's side as one subscriber last saw it.
@@ -122,7 +122,8 @@ pub struct Changed {
 /// Whether a stakeholder's change-log entry may move relationships in or out of a watcher's view: an archive, or an
 /// update of its privacy, extra markets or candidate flag (its primary market). A creation (no relationship yet), an
 /// exit or a win-back (status and lifecycle only), a programme created, joined or left (a programme row, or a
-/// customer's memberships only) and any other update (name, power, …) cannot: strength reads relationships only. An update whose payload does not say (not the store's shape) counts as one that may.
+/// customer's memberships only) and any other update (name, power, …) cannot: strength reads relationships only. An update without both
+/// sides counts as one that may.
 fn moves_view(event: &ChangeEvent) -> bool {
     match event.kind {
         ChangeKind::StakeholderCreated
@@ -131,13 +132,19 @@ fn moves_view(event: &ChangeEvent) -> bool {
         | ChangeKind::ProgramCreated
         | ChangeKind::ProgramJoined
         | ChangeKind::ProgramLeft => false,
-        ChangeKind::StakeholderUpdated => {
-            let (before, after) = (&event.payload["before"], &event.payload["after"]);
-            before.is_null()
-                || after.is_null()
-                || ["private", "extra_markets", "archived_at"].iter().any(|field| before[field] != after[field])
-                || before["details"]["candidate"] != after["details"]["candidate"]
-        }
+        ChangeKind::StakeholderUpdated => match event.payload.stakeholder() {
+            (Some(before), Some(after)) => {
+                let candidate = |stakeholder: &Stakeholder| match stakeholder.details {
+                    KindDetails::Employee { candidate, .. } => candidate,
+                    _ => false,
+                };
+                before.private != after.private
+                    || before.extra_markets != after.extra_markets
+                    || before.archived_at != after.archived_at
+                    || candidate(before) != candidate(after)
+            }
+            _ => true,
+        },
         _ => true,
     }
 }
@@ -491,7 +498,24 @@ mod tests {
             kind,
             stakeholders: stakeholders.iter().copied().map(StakeholderId).collect(),
             relationship: relationship.map(RelationshipId),
-            payload: serde_json::Value::Null,
+            payload: crate::domain::Change::Interactions { ids: Vec::new(), topics: None },
+        }
+    }
+
+    /// An employee, not a candidate, in no market beyond its own.
+    fn employee() -> Stakeholder {
+        Stakeholder {
+            id: StakeholderId(10),
+            key: crate::domain::Label::parse("E-10").unwrap(),
+            name: crate::domain::Label::parse("A").unwrap(),
+            power: crate::domain::Probability::parse(0.5).unwrap(),
+            interest: crate::domain::Probability::parse(0.5).unwrap(),
+            private: false,
+            extra_markets: crate::domain::MarketSet::default(),
+            details: KindDetails::Employee { role: None, department: None, candidate: false },
+            created_at: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
+            updated_at: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
+            archived_at: None,
         }
     }
 
@@ -736,21 +760,26 @@ mod tests {
             assert!(!changed.needs_full_scan(false), "{kind:?} changes memberships, not who is in view");
         }
         // An update moves relationships only through privacy, markets or the candidate flag.
-        let before = serde_json::json!({ "name": "A", "private": false, "extra_markets": 0, "archived_at": null,
-            "details": { "kind": "EMPLOYEE", "candidate": false } });
-        let updated = |change: &dyn Fn(&mut serde_json::Value)| {
+        let before = employee();
+        let updated = |change: &dyn Fn(&mut Stakeholder)| {
             let mut after = before.clone();
             change(&mut after);
             let mut event = event(6, ChangeKind::StakeholderUpdated, &[10], None);
-            event.payload = serde_json::json!({ "before": before, "after": after });
+            event.payload =
+                crate::domain::Change::Stakeholder { before: Some(Box::new(before.clone())), after: Box::new(after) };
             let mut changed = Changed::default();
             changed.record(&event);
             changed.needs_full_scan(false)
         };
-        assert!(!updated(&|after| after["name"] = "B".into()), "a rename moves nothing");
-        assert!(updated(&|after| after["private"] = true.into()));
-        assert!(updated(&|after| after["extra_markets"] = 2.into()));
-        assert!(updated(&|after| after["details"]["candidate"] = true.into()));
+        assert!(!updated(&|after| after.name = crate::domain::Label::parse("B").unwrap()), "a rename moves nothing");
+        assert!(updated(&|after| after.private = true));
+        assert!(
+            updated(&|after| after.extra_markets = crate::domain::MarketSet::of([crate::domain::Market::Referral]))
+        );
+        assert!(updated(&|after| {
+            after.details = KindDetails::Employee { role: None, department: None, candidate: true }
+        }));
+        assert!(updated(&|after| after.archived_at = Some(after.updated_at)));
     }
 
     #[test]

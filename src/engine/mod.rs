@@ -593,7 +593,7 @@ mod tests {
             kind: ChangeKind::StakeholderCreated,
             stakeholders: vec![StakeholderId(seq)],
             relationship: None,
-            payload: serde_json::Value::Null,
+            payload: crate::domain::Change::Interactions { ids: Vec::new(), topics: None },
         }
     }
 

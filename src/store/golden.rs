@@ -1,14 +1,15 @@
 //! Golden files of what the stores keep as JSON: a stakeholder's `record` (both backends keep the same text) and
-//! each kind of change event's payload, with the `changedFields` the API reads from each payload. They pin the
-//! stored format byte for byte: a change to a domain type that would silently change what is written to the
-//! database, or how the API reads what earlier versions wrote, fails here first. Such a change then needs a
-//! versioned stored type (as `store::webhook` has) or a migration, not a new golden file.
+//! each kind of change event's payload, written and read through `store::record`, with the `changedFields` the API
+//! reads from each payload. They pin the stored format byte for byte: a change to `store::record` that would
+//! silently change what is written to the database, or how what earlier versions wrote is read, fails here first.
+//! Such a change needs a new stored version (`store::record` says how) or a migration, not a new golden file.
 //!
 //! To write the files again after a deliberate change: `STAKEGRAPH_BLESS=1 cargo test --lib golden`.
 
 use crate::domain::program::Membership;
 use crate::domain::strength::DecayedSums;
 use crate::domain::*;
+use crate::store::record;
 use chrono::{DateTime, NaiveDate, Utc};
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -174,11 +175,11 @@ fn golden(name: &str, lines: &[String]) {
 #[test]
 fn stakeholder_records_are_written_and_read_as_their_golden_file() {
     let people = stakeholders();
-    let lines: Vec<String> = people.iter().map(|person| serde_json::to_string(person).unwrap()).collect();
+    let lines: Vec<String> = people.iter().map(|person| record::write_stakeholder(person).unwrap()).collect();
     golden("stakeholders_v1.jsonl", &lines);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/golden/stakeholders_v1.jsonl");
     let read: Vec<Stakeholder> =
-        std::fs::read_to_string(path).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        std::fs::read_to_string(path).unwrap().lines().map(|line| record::read_stakeholder(line).unwrap()).collect();
     assert_eq!(read, people, "what earlier versions wrote is read as it was");
 }
 
@@ -187,26 +188,36 @@ fn change_payloads_and_the_fields_the_api_reads_from_them_are_their_golden_files
     let events = events();
     let lines: Vec<String> = events
         .iter()
-        .map(|event| serde_json::json!({ "kind": event.kind, "payload": event.payload }).to_string())
+        .map(|event| {
+            let payload = record::change_json(&event.payload).unwrap();
+            assert_eq!(payload.to_string(), record::write_change(&event.payload).unwrap());
+            serde_json::json!({ "kind": event.kind, "payload": payload }).to_string()
+        })
         .collect();
     golden("changes_v1.jsonl", &lines);
-    // The API reads the stored payloads (these, as earlier versions wrote them) into `changedFields`.
+    // The store reads the stored payloads (these, as earlier versions wrote them) as they were written, and the API
+    // reads `changedFields` from what the store read.
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/golden/changes_v1.jsonl");
     let fields: Vec<String> = std::fs::read_to_string(path)
         .unwrap()
         .lines()
+        .zip(&events)
         .enumerate()
-        .map(|(seq, line)| {
+        .map(|(seq, (line, written))| {
             let stored: serde_json::Value = serde_json::from_str(line).unwrap();
+            let kind: ChangeKind = serde_json::from_value(stored["kind"].clone()).unwrap();
+            let payload = record::read_change(kind, &stored["payload"].to_string()).unwrap();
+            assert_eq!(kind, written.kind);
+            assert_eq!(payload, written.payload, "line {} is read as it was written", seq + 1);
             let event = ChangeEvent {
                 seq: seq as i64 + 1,
                 at: at(0),
-                kind: serde_json::from_value(stored["kind"].clone()).unwrap(),
+                kind,
                 stakeholders: Vec::new(),
                 relationship: None,
-                payload: stored["payload"].clone(),
+                payload,
             };
-            serde_json::to_string(&crate::api::change_fields::field_changes(&event).unwrap()).unwrap()
+            serde_json::to_string(&crate::api::change_fields::field_changes(&event)).unwrap()
         })
         .collect();
     golden("changed_fields_v1.jsonl", &fields);

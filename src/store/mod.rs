@@ -10,6 +10,7 @@ pub mod falkor;
 mod golden;
 pub mod metered;
 pub mod neo4j;
+pub mod record;
 pub mod sqlite;
 pub mod webhook;
 

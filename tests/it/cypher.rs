@@ -169,13 +169,13 @@ async fn two_replicas_writing_at_once_never_interleave_their_batches() {
     let stored = replicas[1].stakeholders_by_id(&ids.iter().copied().collect::<Vec<_>>()).await.unwrap();
     assert_eq!(stored.len(), 60);
     for event in &log {
-        let after = &event.payload["after"];
+        let after = event.payload.stakeholder().1.expect("a stakeholder's creation");
         let stakeholder = stored.iter().find(|stakeholder| stakeholder.id == event.stakeholders[0]).unwrap();
-        assert_eq!(after["key"], stakeholder.key.as_str(), "the log says what the store holds");
+        assert_eq!(after, stakeholder, "the log says what the store holds");
     }
     // Each batch's two creations are adjacent in the log: batches never interleave.
     for pair in log.chunks(2) {
-        let keys: Vec<&str> = pair.iter().map(|event| event.payload["after"]["key"].as_str().unwrap()).collect();
+        let keys: Vec<&str> = pair.iter().map(|event| event.payload.stakeholder().1.unwrap().key.as_str()).collect();
         assert_eq!(keys[0].trim_end_matches("-a"), keys[1].trim_end_matches("-b"), "{keys:?}");
     }
 }

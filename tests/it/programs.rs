@@ -384,7 +384,7 @@ async fn on_the_demo_retention_and_member_counts_match_a_recount_for_editors_and
             .prepare(&format!("SELECT record FROM stakeholder WHERE archived_at IS NULL AND {privacy} ORDER BY id"))
             .unwrap();
         let rows = statement.query_map([], |row| row.get::<_, String>(0)).unwrap();
-        rows.map(|record| serde_json::from_str(&record.unwrap()).unwrap()).collect()
+        rows.map(|record| stakegraph::store::record::read_stakeholder(&record.unwrap()).unwrap()).collect()
     };
     let programs = run_ok(&schema, "{ programs { nodes { id key } } }", json!({})).await;
     let programs = programs["programs"]["nodes"].as_array().unwrap().clone();

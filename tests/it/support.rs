@@ -380,3 +380,8 @@ pub fn python_path(module: &str, requirement: &str) -> Option<String> {
     }
     Some(target)
 }
+
+/// A change event's payload as the stores keep it (version 1's JSON), to assert on what was written.
+pub fn stored(payload: &stakegraph::domain::Change) -> Value {
+    stakegraph::store::record::change_json(payload).unwrap()
+}

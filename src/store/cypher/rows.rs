@@ -1,5 +1,6 @@
 //! Mapping between domain records and the properties and columns of the Cypher backend. Times are milliseconds
-//! since the epoch; vocabularies are their stored spellings; a stakeholder keeps its whole JSON record.
+//! since the epoch; vocabularies are their stored spellings; a stakeholder keeps its whole record, and a change
+//! event its payload, in their stored forms (`store::record`).
 
 use super::value::{map, Value};
 use crate::domain::strength::DecayedSums;
@@ -7,7 +8,7 @@ use crate::domain::{
     Amount, BondSet, ChangeEvent, ChangeKind, Interaction, InteractionId, Label, Level, MarketSet, Probability,
     Program, ProgramId, Relationship, RelationshipId, Sentiment, Stakeholder, StakeholderId,
 };
-use crate::store::{NodeRow, StoreError, StoreResult};
+use crate::store::{record, NodeRow, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use std::str::FromStr;
 
@@ -32,10 +33,6 @@ where
     text.parse().map_err(|error| invalid(what, error))
 }
 
-fn json(value: &impl serde::Serialize) -> StoreResult<Value> {
-    serde_json::to_string(value).map(Value::Text).map_err(|error| StoreError::Internal(error.to_string()))
-}
-
 /// The properties of a stakeholder node.
 pub fn stakeholder_props(stakeholder: &Stakeholder) -> StoreResult<Value> {
     let markets = stakeholder.markets();
@@ -53,7 +50,7 @@ pub fn stakeholder_props(stakeholder: &Stakeholder) -> StoreResult<Value> {
         ("created_at", ms(stakeholder.created_at)),
         ("updated_at", ms(stakeholder.updated_at)),
         ("archived_at", stakeholder.archived_at.map(|at| at.timestamp_millis()).into()),
-        ("record", json(stakeholder)?),
+        ("record", Value::Text(record::write_stakeholder(stakeholder)?)),
     ]))
 }
 
@@ -85,7 +82,7 @@ pub fn program(row: &[Value]) -> StoreResult<Program> {
 
 /// A stakeholder from its `record` column.
 pub fn stakeholder(row: &[Value]) -> StoreResult<Stakeholder> {
-    serde_json::from_str(row[0].text()?).map_err(|error| invalid("stakeholder record", error))
+    record::read_stakeholder(row[0].text()?)
 }
 
 /// A projection row from a [`super::statements::SCAN_STAKEHOLDERS`] row.
@@ -204,20 +201,20 @@ pub fn event_props(event: &ChangeEvent) -> StoreResult<Value> {
         ("kind", event.kind.as_str().into()),
         ("stakeholders", event.stakeholders.iter().map(|id| id.0).collect::<Vec<_>>().into()),
         ("relationship_id", event.relationship.map(|id| id.0).into()),
-        ("payload", json(&event.payload)?),
+        ("payload", Value::Text(record::write_change(&event.payload)?)),
     ]))
 }
 
 /// A change event from a row of [`super::statements::CHANGE_COLUMNS`].
 pub fn change_event(row: &[Value]) -> StoreResult<ChangeEvent> {
-    let kind = row[2].text()?;
+    let kind = serde_json::from_value::<ChangeKind>(serde_json::Value::String(row[2].text()?.to_owned()))
+        .map_err(|error| invalid("change kind", error))?;
     Ok(ChangeEvent {
         seq: row[0].int()?,
         at: time(&row[1])?,
-        kind: serde_json::from_value::<ChangeKind>(serde_json::Value::String(kind.to_owned()))
-            .map_err(|error| invalid("change kind", error))?,
+        kind,
         stakeholders: row[3].list()?.iter().map(|id| id.int().map(StakeholderId)).collect::<StoreResult<_>>()?,
         relationship: row[4].opt_int()?.map(RelationshipId),
-        payload: serde_json::from_str(row[5].text()?).map_err(|error| invalid("change payload", error))?,
+        payload: record::read_change(kind, row[5].text()?)?,
     })
 }

@@ -48,7 +48,7 @@ pub const STAKEHOLDER_COLUMNS: &str = "record";
 /// A stakeholder from its stored JSON record.
 pub fn stakeholder(row: &Row<'_>) -> rusqlite::Result<Stakeholder> {
     let record: String = row.get(0)?;
-    serde_json::from_str(&record).map_err(|error| conversion_error(Type::Text, error.to_string()))
+    crate::store::record::read_stakeholder(&record).map_err(|error| conversion_error(Type::Text, error.to_string()))
 }
 
 /// Columns read by [`program`].
@@ -161,13 +161,15 @@ pub fn change_event(row: &Row<'_>) -> rusqlite::Result<ChangeEvent> {
     let stakeholders: String = row.get(3)?;
     let payload: String = row.get(5)?;
     let json_error = |error: serde_json::Error| conversion_error(Type::Text, error.to_string());
+    let kind = serde_json::from_value::<ChangeKind>(serde_json::Value::String(kind)).map_err(json_error)?;
     Ok(ChangeEvent {
         seq: row.get(0)?,
         at: from_ms(row.get(1)?)?,
-        kind: serde_json::from_value::<ChangeKind>(serde_json::Value::String(kind)).map_err(json_error)?,
+        kind,
         stakeholders: serde_json::from_str(&stakeholders).map_err(json_error)?,
         relationship: row.get::<_, Option<i64>>(4)?.map(RelationshipId),
-        payload: serde_json::from_str(&payload).map_err(json_error)?,
+        payload: crate::store::record::read_change(kind, &payload)
+            .map_err(|error| conversion_error(Type::Text, error.to_string()))?,
     })
 }
 

@@ -57,7 +57,7 @@ impl BatchTarget for InTransaction<'_, '_> {
 
     /// Writes the whole record and the columns derived from it, in one statement.
     fn put_stakeholder(&mut self, stakeholder: &Stakeholder) -> StoreResult<()> {
-        let record = serde_json::to_string(stakeholder).map_err(rows::internal)?;
+        let record = crate::store::record::write_stakeholder(stakeholder)?;
         self.0
             .prepare_cached(
                 "INSERT INTO stakeholder (id, key, kind, name, status, markets, power, interest, private,
@@ -225,7 +225,7 @@ impl BatchTarget for InTransaction<'_, '_> {
 
     fn append_event(&mut self, event: PendingEvent, at: DateTime<Utc>) -> StoreResult<ChangeEvent> {
         let stakeholders = serde_json::to_string(&event.stakeholders).map_err(rows::internal)?;
-        let payload = serde_json::to_string(&event.payload).map_err(rows::internal)?;
+        let payload = crate::store::record::write_change(&event.payload)?;
         self.0
             .prepare_cached(
                 "INSERT INTO change_log (at, kind, stakeholders, relationship_id, payload)
