@@ -9,13 +9,13 @@ use crate::config::StoreKind;
 use crate::config::{ApiKeys, Config};
 use crate::demo::{self, DemoOptions};
 use crate::engine::EngineError;
+use crate::graphql_http::{Media, Page};
 use crate::store::falkor::FalkorConnection;
 use crate::store::neo4j::Neo4jConnection;
 use crate::store::{CypherStore, GraphStore, Metered, SqliteStore, StoreError};
 use crate::ws;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql_axum::GraphQLResponse;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -855,7 +855,19 @@ async fn graphql_get(
         }
     };
     let Some(query) = get.query.filter(|query| !query.trim().is_empty()) else {
-        return graphiql().await.into_response();
+        return match Media::page(&headers) {
+            Ok(Page::Graphiql) => graphiql().await.into_response(),
+            Ok(Page::Graphql(media)) => media.error(
+                StatusCode::BAD_REQUEST,
+                "the request has no `query`; send ?query=…&variables=…&operationName=…, URL-encoded",
+                "BAD_USER_INPUT",
+            ),
+            Err(not_acceptable) => not_acceptable.into_response(),
+        };
+    };
+    let media = match Media::negotiate(&headers) {
+        Ok(media) => media,
+        Err(not_acceptable) => return not_acceptable.into_response(),
     };
     let (caller, key) = caller(&headers, &state.keys);
     if let Some(refusal) = refuse_early(&state, caller).or_else(|| while_seeding(&state)) {
@@ -876,17 +888,18 @@ async fn graphql_get(
             outcome => {
                 let why = outcome.err().map_or_else(|| "not an object".to_owned(), |error| error.to_string());
                 let message = format!("`variables` is not a JSON object ({why}); send variables={{\"name\": …}}");
-                return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
+                return media.error(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT");
             }
         }
     }
     let (operation, kind) = operation_of(&mut request, &state);
     if kind == Some(OperationType::Mutation) {
         let message = "mutations are not allowed over GET; send them with POST";
-        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, Method::POST.as_str())], bad_request(message))
-            .into_response();
+        let mut refusal = media.error(StatusCode::METHOD_NOT_ALLOWED, message, "BAD_USER_INPUT");
+        refusal.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return refusal;
     }
-    execute(state, caller, key, request, operation).await
+    execute(state, caller, key, request, operation, media).await
 }
 
 /// The media types a POST body may have: JSON (GraphQL over HTTP), with any parameters (`; charset=utf-8`).
@@ -903,6 +916,10 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// POST runs a JSON GraphQL request: `{"query": …, "operationName": …, "variables": …}`.
 async fn graphql_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let media = match Media::negotiate(request.headers()) {
+        Ok(media) => media,
+        Err(not_acceptable) => return not_acceptable.into_response(),
+    };
     let (caller, key) = caller(request.headers(), &state.keys);
     if let Some(refusal) = refuse_early(&state, caller).or_else(|| while_seeding(&state)) {
         return refusal;
@@ -912,7 +929,7 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
     }
     if !is_json(request.headers()) {
         let message = "a GraphQL POST body must be JSON: send it with `Content-Type: application/json`";
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, error_body(message, "BAD_USER_INPUT")).into_response();
+        return media.error(StatusCode::UNSUPPORTED_MEDIA_TYPE, message, "BAD_USER_INPUT");
     }
     let body = axum::body::to_bytes(request.into_body(), state.max_body_bytes);
     let body = match tokio::time::timeout(state.body_timeout, body).await {
@@ -944,11 +961,15 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
             let message = format!(
                 "the body is not a GraphQL request in JSON ({error}); send {{\"query\": \"…\", \"variables\": {{…}}}}"
             );
-            return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
+            return media.error(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT");
         }
     };
+    if request.query.is_empty() {
+        let message = "the request has no `query`; send {\"query\": \"…\", \"variables\": {…}}";
+        return media.error(StatusCode::BAD_REQUEST, message, "BAD_USER_INPUT");
+    }
     let operation = operation_of(&mut request, &state).0;
-    execute(state, caller, key, request, operation).await
+    execute(state, caller, key, request, operation, media).await
 }
 
 /// A GraphQL error body with `code`, for requests refused before they reach the schema.
@@ -1028,15 +1049,16 @@ fn over_rate(state: &AppState, key: Option<KeyId>) -> Option<(Response, u64)> {
     Some((refusal.into_response(), retry_after))
 }
 
-/// Runs `request` as `caller` (with `key`, which analyses count against) and logs it under `operation`
-/// (its operation's name, read once by the caller). A request refused for load is answered with HTTP 429 and
-/// `Retry-After`, after a pause ([`paused`]).
+/// Runs `request` as `caller` (with `key`, which analyses count against), logs it under `operation` (its
+/// operation's name, read once by the caller) and answers as `media` ([`Media::respond`]). A request refused for
+/// load is answered with HTTP 429 and `Retry-After`, after a pause ([`paused`]).
 async fn execute(
     state: AppState,
     caller: Caller,
     key: Option<KeyId>,
     request: async_graphql::Request,
     operation: Option<String>,
+    media: Media,
 ) -> Response {
     let operation = operation.unwrap_or_else(|| "unnamed".to_owned());
     let started = Instant::now();
@@ -1079,7 +1101,7 @@ async fn execute(
             _ => None,
         })
         .flatten();
-    let mut http = GraphQLResponse::from(response).into_response();
+    let mut http = media.respond(response);
     let Some(seconds) = retry_after else { return http };
     *http.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     http.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));

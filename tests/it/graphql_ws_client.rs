@@ -29,12 +29,13 @@ async fn logged_changes(address: &str) -> Vec<Value> {
         .collect()
 }
 
-fn js_dir() -> PathBuf {
+pub(crate) fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("js")
 }
 
-/// Checks that Node and npm are installed, and installs the locked client packages if they are not yet.
-fn ensure_client_installed() {
+/// Checks that Node and npm are installed, and installs the locked client packages (every dependency of
+/// `tests/js/package.json`) if they are not all installed yet.
+pub(crate) fn ensure_client_installed() {
     for tool in ["node", "npm"] {
         match Command::new(tool).arg("--version").output() {
             Ok(output) if output.status.success() => {}
@@ -46,7 +47,9 @@ fn ensure_client_installed() {
         }
     }
     let dir = js_dir();
-    if dir.join("node_modules").join("graphql-ws").join("package.json").is_file() {
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).unwrap()).unwrap();
+    let packages = manifest["dependencies"].as_object().expect("tests/js/package.json has dependencies");
+    if packages.keys().all(|name| dir.join("node_modules").join(name).join("package.json").is_file()) {
         return;
     }
     let output = Command::new("npm")

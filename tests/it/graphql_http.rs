@@ -1,0 +1,129 @@
+//! GraphQL over HTTP: the official `graphql-http` library's server audit (`auditServer`, run with Node by
+//! `tests/js/http-audit.mjs`) against the real service, and what the audit does not check: 406 and 415 with their
+//! messages, a browser's GraphiQL, and request errors under both media types.
+//!
+//! Needs `node` and `npm` on the PATH; installs `tests/js/node_modules` with `npm ci` when it is missing.
+
+use crate::graphql_ws_client::{ensure_client_installed, js_dir};
+use crate::support::{serve, EDITOR_KEY};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// One audit's outcome, as `http-audit.mjs` prints it.
+#[derive(Debug, serde::Deserialize)]
+struct Audit {
+    id: String,
+    name: String,
+    status: String,
+    reason: Option<String>,
+}
+
+#[tokio::test]
+async fn every_must_and_should_of_the_graphql_over_http_audit_passes() {
+    if let Err(error) = tokio::task::spawn_blocking(ensure_client_installed).await {
+        std::panic::resume_unwind(error.into_panic());
+    }
+    let (address, _dir) = serve(|_| {}).await;
+    let url = format!("http://{address}/graphql");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(js_dir().join("http-audit.mjs")).args([&url, EDITOR_KEY]).output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs the audit");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the audit did not run ({}):\n{stderr}", output.status);
+    let audits: Vec<Audit> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("not an audit ({error}): {line}")))
+        .collect();
+    // graphql-http 1.23.1 runs 61 audits; fewer means the audit did not run as it should.
+    assert!(audits.len() >= 61, "only {} audits ran:\n{stderr}", audits.len());
+    let mut counts: BTreeMap<(&str, bool), usize> = BTreeMap::new();
+    for audit in &audits {
+        let level = audit.name.split_whitespace().next().unwrap_or_default();
+        *counts.entry((level, audit.status == "ok")).or_default() += 1;
+    }
+    println!("graphql-http auditServer (level, passed) → count: {counts:?}");
+    let failed: Vec<String> = audits
+        .iter()
+        .filter(|audit| audit.status != "ok" && !audit.name.starts_with("MAY"))
+        .map(|audit| format!("{} {}: {}", audit.id, audit.name, audit.reason.as_deref().unwrap_or_default()))
+        .collect();
+    assert!(failed.is_empty(), "MUST and SHOULD audits failed:\n{}", failed.join("\n"));
+}
+
+/// POSTs `body` (as text, with `content_type`) accepting `accept`: status, `Content-Type`, body.
+async fn post(address: &str, accept: Option<&str>, content_type: Option<&str>, body: &str) -> (u16, String, Value) {
+    let mut request = reqwest::Client::new().post(format!("http://{address}/graphql")).bearer_auth(EDITOR_KEY);
+    if let Some(accept) = accept {
+        request = request.header(ACCEPT, accept);
+    }
+    if let Some(content_type) = content_type {
+        request = request.header(CONTENT_TYPE, content_type);
+    }
+    let response = request.body(body.to_owned()).send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let media = response.headers().get(CONTENT_TYPE).map(|value| value.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"));
+    (status, media.unwrap_or_default(), body)
+}
+
+const NEW: &str = "application/graphql-response+json";
+const LEGACY: &str = "application/json";
+
+#[tokio::test]
+async fn request_errors_have_no_data_and_are_400_only_under_the_new_media_type() {
+    let (address, _dir) = serve(|_| {}).await;
+    let requests = [
+        ("a document that does not parse", json!({ "query": "{" })),
+        ("a document that does not validate", json!({ "query": "{ noSuchField }" })),
+        (
+            "variables that do not coerce",
+            json!({ "query": "query($first: Int!) { stakeholders(first: $first) { totalCount } }", "variables": { "first": "ten" } }),
+        ),
+    ];
+    for (what, request) in requests {
+        let (status, media, body) = post(&address, Some(NEW), Some(LEGACY), &request.to_string()).await;
+        assert_eq!((status, media.as_str()), (400, NEW), "{what}: {body:#}");
+        assert!(body.get("data").is_none() && body["errors"][0]["message"].is_string(), "{what}: {body:#}");
+        let (status, media, legacy) = post(&address, Some(LEGACY), Some(LEGACY), &request.to_string()).await;
+        assert_eq!((status, media.as_str()), (200, LEGACY), "{what}, for a client before the specification");
+        assert_eq!(legacy, body, "{what}: the same body");
+    }
+    // A request that runs is a 200 under either, with its data.
+    for accept in [Some(NEW), Some(LEGACY), Some("*/*"), None] {
+        let (status, media, body) = post(&address, accept, Some(LEGACY), r#"{"query":"{ __typename }"}"#).await;
+        let expected = if accept == Some(NEW) { NEW } else { LEGACY };
+        assert_eq!((status, media.as_str(), &body["data"]["__typename"]), (200, expected, &json!("Query")));
+    }
+}
+
+#[tokio::test]
+async fn a_request_the_server_cannot_answer_as_asked_is_refused_with_what_to_send() {
+    let (address, _dir) = serve(|_| {}).await;
+    let query = r#"{"query":"{ __typename }"}"#;
+    let (status, _, body) = post(&address, Some("application/xml"), Some(LEGACY), query).await;
+    assert_eq!((status, &body["errors"][0]["extensions"]["code"]), (406, &json!("NOT_ACCEPTABLE")));
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("application/graphql-response+json"));
+    for content_type in [Some("text/plain"), None] {
+        let (status, _, body) = post(&address, Some(NEW), content_type, query).await;
+        assert_eq!(status, 415, "{content_type:?}: {body:#}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("Content-Type: application/json"));
+    }
+    let (status, media, body) = post(&address, Some(NEW), Some(LEGACY), r#"{"qeury":"{ __typename }"}"#).await;
+    assert_eq!((status, media.as_str()), (400, NEW), "{body:#}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("no `query`"), "{body:#}");
+
+    // A GET without a query: GraphiQL for a browser, an error for a GraphQL client.
+    let client = reqwest::Client::new();
+    let get = |accept: &'static str| client.get(format!("http://{address}/graphql")).header(ACCEPT, accept).send();
+    let page = get("text/html,application/xhtml+xml,*/*;q=0.8").await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("graphiql"), "GraphiQL for a browser");
+    let missing = get(NEW).await.unwrap();
+    assert_eq!((missing.status().as_u16(), missing.headers()[CONTENT_TYPE].to_str().unwrap()), (400, NEW));
+}
