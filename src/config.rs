@@ -306,6 +306,11 @@ pub struct Config {
     pub neo4j_timeout: Duration,
     /// Where webhooks may be sent and how deliveries are retried (`[webhooks]`).
     pub webhooks: WebhookSettings,
+    /// The trusted documents, read from `trusted_documents` (`STAKEGRAPH_TRUSTED_DOCUMENTS`,
+    /// `--trusted-documents`): when set, only they run.
+    pub trusted_documents: Option<std::sync::Arc<crate::api::persisted::Persisted>>,
+    /// Who may introspect the schema (`introspection`, `STAKEGRAPH_INTROSPECTION`).
+    pub introspection: crate::api::auth::Introspection,
 }
 
 impl Default for Config {
@@ -326,6 +331,8 @@ impl Default for Config {
             falkordb: None,
             neo4j_timeout: Duration::from_secs_f64(DEFAULT_NEO4J_TIMEOUT_SECONDS),
             webhooks: WebhookSettings::default(),
+            trusted_documents: None,
+            introspection: Default::default(),
         }
     }
 }
@@ -347,6 +354,8 @@ struct FileConfig {
     neo4j: Option<FileNeo4j>,
     falkordb: Option<FileFalkor>,
     webhooks: Option<WebhookSettings>,
+    trusted_documents: Option<PathBuf>,
+    introspection: Option<crate::api::auth::Introspection>,
 }
 
 /// What the command line says; it wins over everything else.
@@ -372,6 +381,8 @@ pub struct Overrides {
     pub falkordb_url: Option<String>,
     /// `--falkordb-graph`.
     pub falkordb_graph: Option<String>,
+    /// `--trusted-documents`.
+    pub trusted_documents: Option<PathBuf>,
 }
 
 /// How long one statement may take: the environment's `variable`, else the file's, else
@@ -408,6 +419,7 @@ impl Config {
         let mut config = Config::default();
         let mut neo4j = FileNeo4j::default();
         let mut falkordb = FileFalkor::default();
+        let mut trusted_documents = None;
         if let Some(path) = file {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
@@ -428,6 +440,8 @@ impl Config {
             neo4j = parsed.neo4j.unwrap_or_default();
             falkordb = parsed.falkordb.unwrap_or_default();
             config.webhooks = parsed.webhooks.unwrap_or(config.webhooks);
+            trusted_documents = parsed.trusted_documents;
+            config.introspection = parsed.introspection.unwrap_or(config.introspection);
             if let Some(keys) = parsed.api_keys {
                 config.api_keys = ApiKeys::parse_setting(&keys.join(","), "api_keys")?;
             }
@@ -452,6 +466,11 @@ impl Config {
             config.webhooks.allowed_hosts =
                 hosts.split(',').map(str::trim).filter(|host| !host.is_empty()).map(str::to_owned).collect();
         }
+        if let Some(introspection) = env("STAKEGRAPH_INTROSPECTION") {
+            config.introspection = introspection
+                .parse()
+                .map_err(|message| ConfigError::Invalid { setting: "STAKEGRAPH_INTROSPECTION", message })?;
+        }
         if let Some(store) = env("STAKEGRAPH_STORE") {
             config.store = match store.to_ascii_lowercase().as_str() {
                 "sqlite" => StoreKind::Sqlite,
@@ -464,6 +483,16 @@ impl Config {
                     })
                 }
             };
+        }
+        let trusted_documents = overrides
+            .trusted_documents
+            .clone()
+            .or(env("STAKEGRAPH_TRUSTED_DOCUMENTS").map(PathBuf::from))
+            .or(trusted_documents);
+        if let Some(path) = trusted_documents {
+            let persisted = crate::api::persisted::Persisted::trusted_from(&path)
+                .map_err(|error| ConfigError::Invalid { setting: "trusted_documents", message: error.to_string() })?;
+            config.trusted_documents = Some(std::sync::Arc::new(persisted));
         }
         config.listen = overrides.listen.unwrap_or(config.listen);
         config.db_path = overrides.db.unwrap_or(config.db_path);

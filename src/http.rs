@@ -191,7 +191,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
 /// The state for `store` under `config`: the schema with its limits and access rules.
 pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
     let store = Arc::new(Metered::new(store));
-    let schema = api::build_schema_served(
+    let mut schema = api::build_schema_served(
         store.clone(),
         config.limits,
         config.anonymous_reads(),
@@ -199,6 +199,10 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
         config.churn.clone(),
         config.webhooks.clone(),
     );
+    if let Some(trusted) = &config.trusted_documents {
+        schema = schema.with_persisted(trusted.clone());
+    }
+    let schema = schema.with_introspection(config.introspection);
     let ws = ws::WsHub::new(config.websocket).with_admission(schema.admission().clone());
     AppState {
         schema,
@@ -835,6 +839,7 @@ struct GetRequest {
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<String>,
+    extensions: Option<String>,
 }
 
 /// GET runs queries only; without a query it serves GraphiQL to a browser.
@@ -854,7 +859,8 @@ async fn graphql_get(
             return (StatusCode::BAD_REQUEST, bad_request(&message)).into_response();
         }
     };
-    let Some(query) = get.query.filter(|query| !query.trim().is_empty()) else {
+    let query = get.query.filter(|query| !query.trim().is_empty());
+    let Some(query) = query.or_else(|| get.extensions.is_some().then(String::new)) else {
         return match Media::page(&headers) {
             Ok(Page::Graphiql) => graphiql().await.into_response(),
             Ok(Page::Graphql(media)) => media.error(
@@ -891,6 +897,24 @@ async fn graphql_get(
                 return media.error(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT");
             }
         }
+    }
+    if let Some(extensions) = get.extensions {
+        match serde_json::from_str::<serde_json::Value>(&extensions) {
+            Ok(serde_json::Value::Object(extensions)) => {
+                for (name, value) in extensions {
+                    let value = async_graphql::Value::from_json(value).unwrap_or(async_graphql::Value::Null);
+                    request.extensions.insert(name, value);
+                }
+            }
+            outcome => {
+                let why = outcome.err().map_or_else(|| "not an object".to_owned(), |error| error.to_string());
+                let message = format!("`extensions` is not a JSON object ({why}); send extensions={{\"name\": …}}");
+                return media.error(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT");
+            }
+        }
+    }
+    if let Err(refused) = state.schema.resolve_persisted(&mut request) {
+        return media.respond(refused_response(refused));
     }
     let (operation, kind) = operation_of(&mut request, &state);
     if kind == Some(OperationType::Mutation) {
@@ -964,12 +988,39 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
             return media.error(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT");
         }
     };
-    if request.query.is_empty() {
-        let message = "the request has no `query`; send {\"query\": \"…\", \"variables\": {…}}";
-        return media.error(StatusCode::BAD_REQUEST, message, "BAD_USER_INPUT");
+    if request.query.is_empty() && !request.extensions.contains_key(PERSISTED_QUERY) {
+        // A persisted document named by `documentId` (GraphQL over HTTP's persisted documents) instead.
+        match serde_json::from_slice::<DocumentId>(&body) {
+            Ok(DocumentId { document_id: Some(id) }) => {
+                request.extensions.insert(PERSISTED_QUERY.to_owned(), api::persisted::document_id(&id));
+            }
+            _ => {
+                let message = "the request has no `query`; send {\"query\": \"…\", \"variables\": {…}}, or name a \
+                               persisted document by hash";
+                return media.error(StatusCode::BAD_REQUEST, message, "BAD_USER_INPUT");
+            }
+        }
+    }
+    if let Err(refused) = state.schema.resolve_persisted(&mut request) {
+        return media.respond(refused_response(refused));
     }
     let operation = operation_of(&mut request, &state).0;
     execute(state, caller, key, request, operation, media).await
+}
+
+/// The extension that names a persisted document by hash (Apollo's automatic persisted queries).
+const PERSISTED_QUERY: &str = "persistedQuery";
+
+/// A request body's `documentId`, read when it has no query.
+#[derive(serde::Deserialize)]
+struct DocumentId {
+    #[serde(rename = "documentId")]
+    document_id: Option<String>,
+}
+
+/// The response to a request refused before it ran, its error coded.
+fn refused_response(refused: async_graphql::ServerError) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![refused])
 }
 
 /// A GraphQL error body with `code`, for requests refused before they reach the schema.

@@ -38,9 +38,14 @@ enum Command {
         /// Seed a demo graph into an empty database; on a loopback address, let callers without a key read.
         #[arg(long)]
         demo: bool,
-        /// A TOML configuration file (listen, db, api_keys, demo_size, store, [limits], [neo4j], [falkordb], [webhooks]).
+        /// A TOML configuration file (listen, db, api_keys, demo_size, store, trusted_documents, [limits], [neo4j],
+        /// [falkordb], [webhooks]).
         #[arg(long, env = "STAKEGRAPH_CONFIG")]
         config: Option<PathBuf>,
+        /// Run only the documents of this manifest (`{"<sha256>": "<document>"}`, as `stakegraph trusted-documents`
+        /// writes it) [or STAKEGRAPH_TRUSTED_DOCUMENTS]; every other request is refused.
+        #[arg(long)]
+        trusted_documents: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -169,6 +174,13 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Print a trusted-documents manifest (`{"<sha256>": "<document>"}`, the format Relay and GraphQL Codegen write)
+    /// of every `.graphql` file in a directory, for `serve --trusted-documents`.
+    TrustedDocuments {
+        /// The directory of operations.
+        #[arg(long, default_value = "queries")]
+        dir: PathBuf,
+    },
 }
 
 /// Which store a command works on (as `serve` chooses it).
@@ -266,8 +278,8 @@ fn one_line(error: &anyhow::Error) -> String {
 /// Runs one command.
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, db, demo, config, store } => {
-            let overrides = Overrides { listen, demo, ..store.overrides(db) };
+        Command::Serve { listen, db, demo, config, trusted_documents, store } => {
+            let overrides = Overrides { listen, demo, trusted_documents, ..store.overrides(db) };
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
             config.check_serving()?;
             match (&config.neo4j, &config.falkordb) {
@@ -409,6 +421,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             migrate(&from, &to, &graph, config).await?;
         }
         Command::Schema => print!("{}", stakegraph::api::sdl()),
+        Command::TrustedDocuments { dir } => {
+            let manifest = stakegraph::api::persisted::manifest_of(&dir)?;
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
+        }
     }
     Ok(())
 }

@@ -43,6 +43,54 @@ pub enum Need {
     Admin,
 }
 
+/// Who may introspect the schema (`__schema`, `__type`; `__typename` is always allowed): a deployment may keep its
+/// schema from viewers (the committed `schema/schema.graphql` is what clients build against).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Introspection {
+    /// Every caller that may read (the default; GraphiQL needs it).
+    #[default]
+    Everyone,
+    /// Editor and admin keys only.
+    Editors,
+    /// Admin keys only.
+    Admins,
+}
+
+impl Introspection {
+    /// Whether `caller` may introspect.
+    pub fn allows(self, caller: Caller) -> bool {
+        match (self, caller) {
+            (Introspection::Everyone, _) => true,
+            (Introspection::Editors, Caller::Key(role)) => role.may_write(),
+            (Introspection::Admins, Caller::Key(role)) => role == Role::Admin,
+            (_, Caller::Anonymous | Caller::InvalidKey) => false,
+        }
+    }
+
+    /// The setting's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Introspection::Everyone => "everyone",
+            Introspection::Editors => "editors",
+            Introspection::Admins => "admins",
+        }
+    }
+}
+
+impl std::str::FromStr for Introspection {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "everyone" => Ok(Introspection::Everyone),
+            "editors" => Ok(Introspection::Editors),
+            "admins" => Ok(Introspection::Admins),
+            _ => Err(format!("'{text}' is not who may introspect; write everyone, editors or admins")),
+        }
+    }
+}
+
 /// Why a request without a key is refused.
 pub const NO_KEY: &str =
     "no API key was sent; send `Authorization: Bearer <key>` with a key configured in STAKEGRAPH_API_KEYS";

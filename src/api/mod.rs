@@ -20,6 +20,7 @@ pub mod loaders;
 pub mod markets;
 pub mod mutation;
 pub mod paging;
+pub mod persisted;
 mod policy;
 pub mod programs;
 pub mod query;
@@ -77,6 +78,10 @@ pub struct StakegraphSchema {
     fanout: Arc<fanout::FanOut>,
     /// The registered webhooks and their deliveries.
     webhooks: Arc<crate::webhooks::Webhooks>,
+    /// The documents requests may name by hash (automatic persisted queries, or trusted documents only).
+    persisted: Arc<persisted::Persisted>,
+    /// Who may introspect the schema.
+    introspection: auth::Introspection,
 }
 
 /// When the request running now must be done (`limits.request_timeout_ms` after it started); analyses stop by it.
@@ -91,10 +96,53 @@ impl StakegraphSchema {
     pub async fn execute(&self, request: impl Into<Request>) -> Response {
         let started = Instant::now();
         let mut request = request.into();
+        if let Err(refused) = self.resolve_persisted(&mut request) {
+            return refusal(refused);
+        }
         if let Err(refused) = policy::admit(&mut request, &self.limits) {
             return refusal(refused);
         }
+        let caller = request.data.get(&std::any::TypeId::of::<Caller>()).and_then(|data| data.downcast_ref()).copied();
+        if let Err(refused) = self.check_introspection(&mut request, caller.unwrap_or(Caller::Anonymous)) {
+            return refusal(refused);
+        }
         self.run(request, None, started).await
+    }
+
+    /// Refuses an admitted request that introspects the schema when `caller` may not.
+    fn check_introspection(&self, request: &mut Request, caller: Caller) -> Result<(), async_graphql::ServerError> {
+        if self.introspection.allows(caller) || !policy::introspects(request) {
+            return Ok(());
+        }
+        let who = match self.introspection {
+            auth::Introspection::Admins => "admin keys",
+            _ => "editor and admin keys",
+        };
+        Err(ApiError::Forbidden(format!(
+            "introspection (`__schema`, `__type`) is for {who} only here (introspection = \"{}\"); build against \
+             the published schema (`stakegraph schema`), or ask for such a key",
+            self.introspection.as_str()
+        ))
+        .into_server_error())
+    }
+
+    /// Lets only the callers `introspection` names introspect the schema.
+    pub fn with_introspection(mut self, introspection: auth::Introspection) -> Self {
+        self.introspection = introspection;
+        self
+    }
+
+    /// Gives `request` the text of the document it names by hash, or refuses it ([`persisted::Persisted::resolve`]).
+    /// Transports that read the operation before executing call it first; executing calls it again, which changes
+    /// nothing then.
+    pub fn resolve_persisted(&self, request: &mut Request) -> Result<(), async_graphql::ServerError> {
+        self.persisted.resolve(request)
+    }
+
+    /// Runs only the trusted documents of `persisted` (instead of persisting documents automatically).
+    pub fn with_persisted(mut self, persisted: Arc<persisted::Persisted>) -> Self {
+        self.persisted = persisted;
+        self
     }
 
     /// Runs an admitted query or mutation, with `session`'s data when it came over a WebSocket.
@@ -125,7 +173,12 @@ impl StakegraphSchema {
     /// class of subscriptions it shares its payloads with (see [`fanout`]), which are sent as rendered once.
     pub fn execute_websocket(&self, mut request: Request, session: Arc<Data>) -> BoxStream<'static, fanout::Outgoing> {
         let started = Instant::now();
-        if let Err(refused) = policy::admit(&mut request, &self.limits) {
+        let caller = session.get(&std::any::TypeId::of::<Caller>()).and_then(|data| data.downcast_ref()).copied();
+        if let Err(refused) = self
+            .resolve_persisted(&mut request)
+            .and_then(|()| policy::admit(&mut request, &self.limits))
+            .and_then(|()| self.check_introspection(&mut request, caller.unwrap_or(Caller::Anonymous)))
+        {
             return futures_util::stream::iter([fanout::Outgoing::Response(Box::new(refusal(refused)))]).boxed();
         }
         if !policy::is_subscription(&mut request) {
@@ -273,6 +326,9 @@ pub struct ApiLimits {
     /// Longest a client may take to send a request's body, in milliseconds; then it gets HTTP 408. Also the longest
     /// the client may leave an answer (or a WebSocket frame) untaken; then the connection is closed.
     pub body_timeout_ms: u64,
+    /// Most document text, in bytes, the cache of automatic persisted queries holds (least recently used out
+    /// first); 0 turns automatic persisting off.
+    pub persisted_query_cache_bytes: usize,
 }
 
 /// The cores this process may use (the default of concurrent analyses).
@@ -311,6 +367,7 @@ impl Default for ApiLimits {
             max_connections: 4_096,
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
+            persisted_query_cache_bytes: 16 << 20,
         }
     }
 }
@@ -412,7 +469,17 @@ fn build_schema_on_with(
         .limit_recursive_depth(limits.max_nesting)
         .finish();
     let fanout = Arc::new(fanout::FanOut::new(engine.clone()));
-    StakegraphSchema { schema, engine, admission, limits, fanout, webhooks }
+    let persisted = Arc::new(persisted::Persisted::new(limits.persisted_query_cache_bytes));
+    StakegraphSchema {
+        schema,
+        engine,
+        admission,
+        limits,
+        fanout,
+        webhooks,
+        persisted,
+        introspection: Default::default(),
+    }
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.

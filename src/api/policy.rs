@@ -28,6 +28,37 @@ pub fn is_subscription(request: &mut Request) -> bool {
     operation.is_some_and(|operation| operation.node.ty == OperationType::Subscription)
 }
 
+/// Whether the operation `request` runs selects `__schema` or `__type` (at its root, or in fragments spread there).
+/// Only for a request [`admit`] passed (parsed, no fragment cycle).
+pub fn introspects(request: &mut Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
+    fn selects(document: &ExecutableDocument, set: &SelectionSet, seen: &mut Vec<String>) -> bool {
+        set.items.iter().any(|selection| match &selection.node {
+            Selection::Field(field) => matches!(field.node.name.node.as_str(), "__schema" | "__type"),
+            Selection::InlineFragment(fragment) => selects(document, &fragment.node.selection_set.node, seen),
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.to_string();
+                if seen.contains(&name) {
+                    return false;
+                }
+                seen.push(name);
+                document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|fragment| selects(document, &fragment.node.selection_set.node, seen))
+            }
+        })
+    }
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else { return false };
+    let operation = match (&document.operations, name.as_deref()) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) => operations.values().next(),
+    };
+    operation.is_some_and(|operation| selects(document, &operation.node.selection_set.node, &mut Vec::new()))
+}
+
 /// The error of a request stopped at its deadline.
 pub fn past_deadline(timeout: Duration) -> ServerError {
     ApiError::Refused {

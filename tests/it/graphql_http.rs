@@ -127,3 +127,153 @@ async fn a_request_the_server_cannot_answer_as_asked_is_refused_with_what_to_sen
     let missing = get(NEW).await.unwrap();
     assert_eq!((missing.status().as_u16(), missing.headers()[CONTENT_TYPE].to_str().unwrap()), (400, NEW));
 }
+
+/// POSTs `body` (JSON) with the editor key, accepting JSON: status and body.
+async fn post_json(address: &str, body: &Value) -> (u16, Value) {
+    let (status, _, body) = post(address, Some(LEGACY), Some(LEGACY), &body.to_string()).await;
+    (status, body)
+}
+
+fn code(body: &Value) -> &Value {
+    &body["errors"][0]["extensions"]["code"]
+}
+
+#[tokio::test]
+async fn automatic_persisted_queries_follow_apollo_s_flow_over_post_and_get() {
+    let (address, _dir) = serve(|_| {}).await;
+    let query = "query Count { stakeholders(first: 1) { totalCount } }";
+    let hash = stakegraph::api::persisted::sha256_hex(query);
+    let persisted = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    // Hash only, before the server has the document: not found, as Apollo's link expects it.
+    let (status, body) = post_json(&address, &json!({ "extensions": persisted })).await;
+    assert_eq!(
+        (status, &body["errors"][0]["message"], code(&body)),
+        (200, &json!("PersistedQueryNotFound"), &json!("PERSISTED_QUERY_NOT_FOUND"))
+    );
+    assert!(body.get("data").is_none(), "{body:#}");
+    // The hash with the text: checked, kept, run.
+    let (status, body) = post_json(&address, &json!({ "query": query, "extensions": persisted })).await;
+    assert_eq!((status, &body["data"]["stakeholders"]["totalCount"]), (200, &json!(0)), "{body:#}");
+    // Then the hash alone runs it, over POST and over GET (what a CDN can cache).
+    let (status, body) = post_json(&address, &json!({ "extensions": persisted })).await;
+    assert_eq!((status, &body["data"]["stakeholders"]["totalCount"]), (200, &json!(0)), "{body:#}");
+    let response = reqwest::Client::new()
+        .get(format!("http://{address}/graphql"))
+        .query(&[("extensions", persisted.to_string())])
+        .bearer_auth(EDITOR_KEY)
+        .header(ACCEPT, NEW)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["stakeholders"]["totalCount"], 0, "{body:#}");
+    // A text that is not the hash's is refused, and nothing is kept under that hash.
+    let other = json!({ "query": "{ __typename }", "extensions": { "persistedQuery": { "version": 1, "sha256Hash": "0".repeat(64) } } });
+    let (status, body) = post_json(&address, &other).await;
+    assert_eq!((status, code(&body)), (200, &json!("BAD_USER_INPUT")), "{body:#}");
+    let (_, body) = post_json(
+        &address,
+        &json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": "0".repeat(64) } } }),
+    )
+    .await;
+    assert_eq!(code(&body), &json!("PERSISTED_QUERY_NOT_FOUND"));
+    // A mutation named by hash is still refused over GET.
+    let mutation = "mutation { createCustomer(input: { key: \"C-1\", name: \"One\" }) { id } }";
+    let hash = stakegraph::api::persisted::sha256_hex(mutation);
+    let persisted = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let (status, body) = post_json(&address, &json!({ "query": mutation, "extensions": persisted })).await;
+    assert_eq!(status, 200, "{body:#}");
+    let response = reqwest::Client::new()
+        .get(format!("http://{address}/graphql"))
+        .query(&[("extensions", persisted.to_string())])
+        .bearer_auth(EDITOR_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405, "a persisted mutation is still a mutation");
+}
+
+#[tokio::test]
+async fn with_trusted_documents_only_the_manifest_s_operations_run() {
+    // The manifest as `stakegraph trusted-documents` prints it from `queries/`.
+    let queries = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let output = Command::new(env!("CARGO_BIN_EXE_stakegraph"))
+        .args(["trusted-documents", "--dir"])
+        .arg(&queries)
+        .output()
+        .expect("stakegraph runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let manifest: BTreeMap<String, String> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(manifest.len(), std::fs::read_dir(&queries).unwrap().count(), "every operation of queries/");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trusted.json");
+    std::fs::write(&path, &output.stdout).unwrap();
+    let trusted = stakegraph::api::persisted::Persisted::trusted_from(&path).unwrap();
+    let (address, _store) = serve(|config| config.trusted_documents = Some(std::sync::Arc::new(trusted))).await;
+
+    let text = std::fs::read_to_string(queries.join("search_stakeholders.graphql")).unwrap();
+    let hash = stakegraph::api::persisted::sha256_hex(&text);
+    assert_eq!(manifest[&hash], text);
+    let variables = json!({ "text": "a", "first": 5 });
+    for request in [
+        json!({ "documentId": format!("sha256:{hash}"), "variables": variables }),
+        json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } }, "variables": variables }),
+        json!({ "query": text, "variables": variables }),
+    ] {
+        let (status, body) = post_json(&address, &request).await;
+        assert_eq!(status, 200, "{body:#}");
+        assert!(body.get("errors").is_none() && body["data"].is_object(), "{request}: {body:#}");
+    }
+    for request in [
+        json!({ "query": "{ __typename }" }),
+        json!({ "documentId": "0".repeat(64) }),
+        json!({ "query": "{ __typename }", "extensions": { "persistedQuery": { "version": 1, "sha256Hash": stakegraph::api::persisted::sha256_hex("{ __typename }") } } }),
+    ] {
+        let (status, _, body) = post(&address, Some(NEW), Some(LEGACY), &request.to_string()).await;
+        assert_eq!((status, code(&body)), (400, &json!("PERSISTED_QUERY_NOT_IN_LIST")), "{request}: {body:#}");
+        assert!(body.get("data").is_none());
+    }
+    // A manifest whose hash is not its document's is refused at start, naming the hash.
+    std::fs::write(&path, json!({ "0".repeat(64): "{ __typename }" }).to_string()).unwrap();
+    let refused = stakegraph::api::persisted::Persisted::trusted_from(&path).unwrap_err().to_string();
+    assert!(refused.contains(&"0".repeat(64)) && refused.contains("SHA-256"), "{refused}");
+}
+
+#[tokio::test]
+async fn introspection_can_be_kept_from_viewers() {
+    const VIEWER: &str = "viewer-key-for-the-introspection-test";
+    let (address, _dir) = serve(|config| {
+        config.api_keys =
+            stakegraph::config::ApiKeys::parse(&format!("editor:{EDITOR_KEY},viewer:{VIEWER}")).expect("valid keys");
+        config.introspection = "editors".parse().unwrap();
+    })
+    .await;
+    let ask = |key: &'static str, query: &'static str| {
+        let address = address.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("http://{address}/graphql"))
+                .bearer_auth(key)
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .unwrap();
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let introspecting = [
+        "{ __schema { queryType { name } } }",
+        "{ __type(name: \"Customer\") { name } }",
+        "query { ...Schema } fragment Schema on Query { ... on Query { __type(name: \"Query\") { name } } }",
+    ];
+    for query in introspecting {
+        let refused = ask(VIEWER, query).await;
+        assert_eq!(code(&refused), &json!("FORBIDDEN"), "{query}: {refused:#}");
+        assert!(refused["errors"][0]["message"].as_str().unwrap().contains("editor and admin keys"), "{refused:#}");
+        let allowed = ask(EDITOR_KEY, query).await;
+        assert!(allowed.get("errors").is_none(), "an editor introspects: {allowed:#}");
+    }
+    let typename = ask(VIEWER, "{ __typename stakeholders(first: 1) { totalCount } }").await;
+    assert_eq!(typename["data"]["__typename"], "Query", "__typename is not introspection: {typename:#}");
+}
