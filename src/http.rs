@@ -13,7 +13,7 @@ use crate::graphql_http::{Media, Page};
 use crate::store::falkor::FalkorConnection;
 use crate::store::neo4j::Neo4jConnection;
 use crate::store::{CypherStore, GraphStore, Metered, SqliteStore, StoreError};
-use crate::ws;
+use crate::{sse, ws};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use axum::extract::rejection::QueryRejection;
@@ -170,6 +170,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
+        .route("/graphql/stream", axum::routing::post(graphql_stream))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -944,16 +945,34 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
         Ok(media) => media,
         Err(not_acceptable) => return not_acceptable.into_response(),
     };
-    let (caller, key) = caller(request.headers(), &state.keys);
-    if let Some(refusal) = refuse_early(&state, caller).or_else(|| while_seeding(&state)) {
-        return refusal;
+    match read_post(&state, request, media).await {
+        Ok(Posted { caller, key, request, operation }) => execute(state, caller, key, request, operation, media).await,
+        Err(refusal) => refusal,
     }
-    if let Some((refusal, retry_after)) = over_rate(&state, key) {
-        return paused(refusal, retry_after).await;
+}
+
+/// A GraphQL request read from a POST, with its caller and its operation's name.
+struct Posted {
+    caller: Caller,
+    key: Option<KeyId>,
+    request: async_graphql::Request,
+    operation: Option<String>,
+}
+
+/// Reads the GraphQL request a POST carries, or the refusal to send as `media`: the caller's key checked and counted
+/// against its rate, a JSON body within the size and time limits, a query (or a persisted document's hash, resolved),
+/// parsed once.
+async fn read_post(state: &AppState, request: axum::extract::Request, media: Media) -> Result<Posted, Response> {
+    let (caller, key) = caller(request.headers(), &state.keys);
+    if let Some(refusal) = refuse_early(state, caller).or_else(|| while_seeding(state)) {
+        return Err(refusal);
+    }
+    if let Some((refusal, retry_after)) = over_rate(state, key) {
+        return Err(paused(refusal, retry_after).await);
     }
     if !is_json(request.headers()) {
         let message = "a GraphQL POST body must be JSON: send it with `Content-Type: application/json`";
-        return media.error(StatusCode::UNSUPPORTED_MEDIA_TYPE, message, "BAD_USER_INPUT");
+        return Err(media.error(StatusCode::UNSUPPORTED_MEDIA_TYPE, message, "BAD_USER_INPUT"));
     }
     let body = axum::body::to_bytes(request.into_body(), state.max_body_bytes);
     let body = match tokio::time::timeout(state.body_timeout, body).await {
@@ -964,19 +983,19 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
                  large batches)",
                 state.max_body_bytes
             );
-            return (StatusCode::PAYLOAD_TOO_LARGE, limit_body(&message, "max_body_bytes")).into_response();
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, limit_body(&message, "max_body_bytes")).into_response());
         }
         Err(_elapsed) => {
             let message = format!(
                 "the request body did not arrive within {} ms (limits.body_timeout_ms); send it at once",
                 state.body_timeout.as_millis()
             );
-            return (
+            return Err((
                 StatusCode::REQUEST_TIMEOUT,
                 [(header::CONNECTION, "close")],
                 limit_body(&message, "body_timeout_ms"),
             )
-                .into_response();
+                .into_response());
         }
     };
     let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
@@ -985,7 +1004,7 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
             let message = format!(
                 "the body is not a GraphQL request in JSON ({error}); send {{\"query\": \"…\", \"variables\": {{…}}}}"
             );
-            return media.error(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT");
+            return Err(media.error(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT"));
         }
     };
     if request.query.is_empty() && !request.extensions.contains_key(PERSISTED_QUERY) {
@@ -997,15 +1016,51 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
             _ => {
                 let message = "the request has no `query`; send {\"query\": \"…\", \"variables\": {…}}, or name a \
                                persisted document by hash";
-                return media.error(StatusCode::BAD_REQUEST, message, "BAD_USER_INPUT");
+                return Err(media.error(StatusCode::BAD_REQUEST, message, "BAD_USER_INPUT"));
             }
         }
     }
     if let Err(refused) = state.schema.resolve_persisted(&mut request) {
-        return media.respond(refused_response(refused));
+        return Err(media.respond(refused_response(refused)));
     }
-    let operation = operation_of(&mut request, &state).0;
-    execute(state, caller, key, request, operation, media).await
+    let operation = operation_of(&mut request, state).0;
+    Ok(Posted { caller, key, request, operation })
+}
+
+/// GraphQL over Server-Sent Events (`graphql-sse`, distinct-connections mode): a POST to `/graphql/stream` with
+/// `Accept: text/event-stream` runs one operation (a subscription, or a query or mutation) and streams its results
+/// as `next` events, then `complete` ([`sse`]). The same key, rate, limits and caps as `/graphql` and `/graphql/ws`:
+/// a stream holds one of its key's `websocket.max_subscriptions_per_key` places while it runs.
+async fn graphql_stream(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    if let Some(refusal) = sse::not_accepted(request.headers()) {
+        return refusal;
+    }
+    let Posted { caller, key, request, .. } = match read_post(&state, request, Media::Json).await {
+        Ok(posted) => posted,
+        Err(refusal) => return refusal,
+    };
+    let Some(place) = state.ws.acquire(key) else {
+        let message = format!(
+            "this API key already runs {} operations over all its connections and streams, the most \
+             `websocket.max_subscriptions_per_key` allows; end one first",
+            state.ws.limits().max_subscriptions_per_key
+        );
+        return Media::Json.error(StatusCode::TOO_MANY_REQUESTS, &message, "LIMIT_EXCEEDED");
+    };
+    let mut session = async_graphql::Data::default();
+    session.insert(caller);
+    if let Some(key) = key {
+        session.insert(key);
+    }
+    let results = state.schema.execute_websocket(request, Arc::new(session));
+    let pool = state.subscribers.get_or_init(|| {
+        SubscriberRuntime::start(state.ws.limits().subscriber_nice)
+            .inspect_err(
+                |error| tracing::warn!(%error, "cannot start the subscribers' runtime; serving them beside requests"),
+            )
+            .ok()
+    });
+    sse::respond(results, place, pool.as_ref().map(|pool| &pool.handle))
 }
 
 /// The extension that names a persisted document by hash (Apollo's automatic persisted queries).
@@ -1042,7 +1097,8 @@ fn bad_request(message: &str) -> Json<serde_json::Value> {
 /// Any path the service does not serve.
 async fn not_found(uri: axum::http::Uri) -> Response {
     let message = format!(
-        "nothing is served at {}; GraphQL is at /graphql (POST, GET), subscriptions at /graphql/ws",
+        "nothing is served at {}; GraphQL is at /graphql (POST, GET), subscriptions at /graphql/ws (WebSocket) and \
+         /graphql/stream (Server-Sent Events, POST)",
         uri.path()
     );
     (StatusCode::NOT_FOUND, error_body(&message, "NOT_FOUND")).into_response()
@@ -1050,7 +1106,10 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 
 /// A path served, with a method it does not take.
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
-    let message = format!("{} does not take {method}; /graphql takes GET and POST, the others GET", uri.path());
+    let message = format!(
+        "{} does not take {method}; /graphql takes GET and POST, /graphql/stream POST, the others GET",
+        uri.path()
+    );
     (StatusCode::METHOD_NOT_ALLOWED, error_body(&message, "BAD_USER_INPUT")).into_response()
 }
 

@@ -30,6 +30,7 @@ pub mod http;
 pub mod import;
 pub mod migrate;
 pub mod priority;
+pub mod sse;
 pub mod store;
 pub mod webhooks;
 pub mod ws;

@@ -113,8 +113,8 @@ impl WsHub {
         self.limits
     }
 
-    /// A slot for one more operation of `holder`, or `None` at its cap.
-    fn acquire(&self, holder: Spender) -> Option<Slot> {
+    /// A slot for one more operation of `holder`, or `None` at its cap (a Server-Sent Events stream takes one too).
+    pub(crate) fn acquire(&self, holder: Spender) -> Option<Slot> {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let count = running.entry(holder).or_insert(0);
         if *count >= self.limits.max_subscriptions_per_key {
@@ -126,7 +126,7 @@ impl WsHub {
 }
 
 /// One running operation's place in its holder's allowance; dropping it frees the place.
-struct Slot {
+pub(crate) struct Slot {
     running: Arc<Mutex<HashMap<Spender, usize>>>,
     holder: Spender,
 }

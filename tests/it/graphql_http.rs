@@ -277,3 +277,82 @@ async fn introspection_can_be_kept_from_viewers() {
     let typename = ask(VIEWER, "{ __typename stakeholders(first: 1) { totalCount } }").await;
     assert_eq!(typename["data"]["__typename"], "Query", "__typename is not introspection: {typename:#}");
 }
+
+/// Starts `node sse-client.mjs <args>`; each line it prints, then its exit status with its stderr, arrive on the
+/// returned channel.
+fn start_sse_client(args: &[&str]) -> tokio::sync::mpsc::UnboundedReceiver<Result<Value, String>> {
+    use std::io::{BufRead, Read};
+    let mut child = Command::new("node")
+        .arg(js_dir().join("sse-client.mjs"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let (stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let parsed = serde_json::from_str(&line).map_err(|error| format!("not JSON ({error}): {line}"));
+            if sender.send(parsed).is_err() {
+                break;
+            }
+        }
+        let status = child.wait().expect("the client can be waited for");
+        let mut errors = String::new();
+        let _ = stderr.read_to_string(&mut errors);
+        let _ = sender.send(Err(format!("exited ({status}): {errors}")));
+    });
+    receiver
+}
+
+async fn next_line(client: &mut tokio::sync::mpsc::UnboundedReceiver<Result<Value, String>>) -> Result<Value, String> {
+    tokio::time::timeout(std::time::Duration::from_secs(60), client.recv())
+        .await
+        .expect("the graphql-sse client reports within 60 s")
+        .expect("the client's reader reports how it ended")
+}
+
+#[tokio::test]
+async fn the_official_graphql_sse_client_replays_after_its_cursor_then_receives_live_events() {
+    if let Err(error) = tokio::task::spawn_blocking(ensure_client_installed).await {
+        std::panic::resume_unwind(error.into_panic());
+    }
+    let (address, _dir) = serve(|_| {}).await;
+    crate::support::create_customer(&address, "C-1").await;
+    crate::support::create_customer(&address, "C-2").await;
+    let before = crate::graphql_ws_client::logged_changes(&address).await;
+    let first = before[0]["cursor"].as_str().unwrap().to_owned();
+    let url = format!("http://{address}/graphql/stream");
+    let subscription = "subscription($after: String) { changes(after: $after) { cursor kind stakeholders } }";
+    let variables = json!({ "after": first }).to_string();
+    let mut client = start_sse_client(&[&url, EDITOR_KEY, subscription, &variables, "2"]);
+    // The replayed event arrives before the next change is made, so the second can only come live.
+    let replayed = next_line(&mut client).await.unwrap();
+    crate::support::create_customer(&address, "C-3").await;
+    let live = next_line(&mut client).await.unwrap();
+    let ended = next_line(&mut client).await.unwrap_err();
+    assert!(ended.starts_with("exited (exit status: 0)"), "{ended}");
+    let logged = crate::graphql_ws_client::logged_changes(&address).await;
+    assert_eq!(replayed["data"]["changes"], logged[1], "the replay starts right after the cursor");
+    assert_eq!(live["data"]["changes"], logged[2], "then the live event");
+
+    // A query streams its one result, then completes.
+    let mut client = start_sse_client(&[&url, EDITOR_KEY, "{ stakeholders(first: 1) { totalCount } }", "{}", "1"]);
+    assert_eq!(next_line(&mut client).await.unwrap()["data"]["stakeholders"]["totalCount"], 3);
+    assert!(next_line(&mut client).await.unwrap_err().starts_with("exited (exit status: 0)"));
+
+    // The same key as everywhere, and only to a client that takes an event stream.
+    let client = reqwest::Client::new();
+    let stream = |key: Option<&'static str>, accept: &'static str| {
+        let mut request =
+            client.post(&url).header(ACCEPT, accept).json(&json!({ "query": "subscription { changes { cursor } }" }));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    assert_eq!(stream(None, "text/event-stream").await.unwrap().status(), 401);
+    assert_eq!(stream(Some(EDITOR_KEY), LEGACY).await.unwrap().status(), 406);
+}

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The whole change log over HTTP, as the `ChangeEvent` fields the client asks for, in log order.
-async fn logged_changes(address: &str) -> Vec<Value> {
+pub(crate) async fn logged_changes(address: &str) -> Vec<Value> {
     let query = json!({ "query": "{ changes(first: 50) { edges { cursor node { cursor kind stakeholders } } } }" });
     let response = post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(EDITOR_KEY), &query).await;
     assert!(response.get("errors").is_none(), "{response:#}");
