@@ -129,11 +129,20 @@ struct RequestError<'a> {
 }
 
 /// Whether `response` answers a request that did not run: no data, and errors none of which is a field's (a
-/// document that does not parse or validate, variables that do not coerce, a refusal before execution).
+/// document that does not parse or validate, variables that do not coerce, a refusal before execution). A request
+/// stopped at its deadline, or failed by the service or its store, ran (or was running): not a request error.
 pub fn is_request_error(response: &async_graphql::Response) -> bool {
+    let ran = |error: &async_graphql::ServerError| {
+        let extension = |name: &str| match error.extensions.as_ref().and_then(|extensions| extensions.get(name)) {
+            Some(async_graphql::Value::String(value)) => Some(value.clone()),
+            _ => None,
+        };
+        matches!(extension("code").as_deref(), Some("INTERNAL" | "UNAVAILABLE"))
+            || extension("limit").as_deref() == Some("request_timeout_ms")
+    };
     response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
-        && response.errors.iter().all(|error| error.path.is_empty())
+        && response.errors.iter().all(|error| error.path.is_empty() && !ran(error))
 }
 
 /// The first of `available` (in the server's order of preference) the `Accept` header of `headers` takes best, or
@@ -146,9 +155,25 @@ fn negotiate(headers: &HeaderMap, available: &[MediaType<'static>]) -> Result<Me
     let accept = value
         .to_str()
         .ok()
-        .and_then(|text| Accept::from_str(text).ok())
+        .and_then(|text| Accept::from_str(&without_parameters(text)).ok())
         .ok_or_else(|| not_acceptable("the Accept header is not a list of media types"))?;
     accept.negotiate(available).cloned().ok_or_else(|| not_acceptable("this server sends JSON only"))
+}
+
+/// An `Accept` list with each range's parameters dropped but its weight (`q`): `application/json; charset=utf-8`
+/// takes the JSON this server sends (whose charset is always UTF-8).
+fn without_parameters(accept: &str) -> String {
+    let ranges = accept.split(',').map(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        let weight = parts
+            .find(|parameter| parameter.split('=').next().is_some_and(|name| name.trim().eq_ignore_ascii_case("q")));
+        match weight {
+            Some(weight) => format!("{media};{weight}"),
+            None => media.to_owned(),
+        }
+    });
+    ranges.collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -179,6 +204,11 @@ mod tests {
             Some(Media::GraphqlResponse)
         );
         assert_eq!(media(Some("text/html, */*;q=0.8")), Some(Media::Json));
+        assert_eq!(media(Some("application/json; charset=utf-8")), Some(Media::Json));
+        assert_eq!(
+            media(Some("application/graphql-response+json; charset=utf-8, application/json; charset=utf-8; q=0.9")),
+            Some(Media::GraphqlResponse)
+        );
         let refused = Media::negotiate(&accepting(Some("application/xml"))).unwrap_err().into_response();
         assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE);
         let refused = Media::negotiate(&accepting(Some("application/json;q=0"))).unwrap_err();
@@ -210,5 +240,12 @@ mod tests {
         assert_eq!(legacy.status(), StatusCode::OK);
         assert_eq!(legacy.headers()[header::CONTENT_TYPE], "application/json");
         assert_eq!(Media::GraphqlResponse.respond(ran).status(), StatusCode::OK);
+        let mut timeout = async_graphql::ServerError::new("past its deadline", None);
+        let mut extensions = async_graphql::ErrorExtensionValues::default();
+        extensions.set("code", "LIMIT_EXCEEDED");
+        extensions.set("limit", "request_timeout_ms");
+        timeout.extensions = Some(extensions);
+        let stopped = async_graphql::Response::from_errors(vec![timeout]);
+        assert!(!is_request_error(&stopped), "a request stopped at its deadline ran");
     }
 }

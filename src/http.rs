@@ -558,9 +558,10 @@ async fn serve(
         let stream = Box::pin(stream);
         let place = ConnectionPlace(Arc::new(permit));
         let service = TowerToHyperService::new(routes.for_connection().map_request({
-            let place = place.clone();
+            let (place, stopping) = (place.clone(), Stopping(stopped.clone()));
             move |mut request: axum::extract::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(place.clone());
+                request.extensions_mut().insert(stopping.clone());
                 request
             }
         }));
@@ -588,6 +589,11 @@ async fn serve(
     }
     Ok(())
 }
+
+/// Turns true when the service starts to shut down: an event stream then completes, so that the graceful shutdown
+/// does not wait out its grace period for streams that would never end.
+#[derive(Clone)]
+pub(crate) struct Stopping(pub(crate) tokio::sync::watch::Receiver<bool>);
 
 /// The place an HTTP connection holds among `limits.max_connections`. A WebSocket upgraded from the connection
 /// keeps it until the socket closes, so upgraded sockets count against the cap too.
@@ -914,7 +920,7 @@ async fn graphql_get(
             }
         }
     }
-    if let Err(refused) = state.schema.resolve_persisted(&mut request) {
+    if let Err(refused) = state.schema.resolve_persisted(&mut request, caller) {
         return media.respond(refused_response(refused));
     }
     let (operation, kind) = operation_of(&mut request, &state);
@@ -945,23 +951,27 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
         Ok(media) => media,
         Err(not_acceptable) => return not_acceptable.into_response(),
     };
-    match read_post(&state, request, media).await {
-        Ok(Posted { caller, key, request, operation }) => execute(state, caller, key, request, operation, media).await,
-        Err(refusal) => refusal,
+    let Posted { caller, key, mut request } = match read_post(&state, request, media).await {
+        Ok(posted) => posted,
+        Err(refusal) => return refusal,
+    };
+    if let Err(refused) = state.schema.resolve_persisted(&mut request, caller) {
+        return media.respond(refused_response(refused));
     }
+    let operation = operation_of(&mut request, &state).0;
+    execute(state, caller, key, request, operation, media).await
 }
 
-/// A GraphQL request read from a POST, with its caller and its operation's name.
+/// A GraphQL request read from a POST, with its caller.
 struct Posted {
     caller: Caller,
     key: Option<KeyId>,
     request: async_graphql::Request,
-    operation: Option<String>,
 }
 
 /// Reads the GraphQL request a POST carries, or the refusal to send as `media`: the caller's key checked and counted
-/// against its rate, a JSON body within the size and time limits, a query (or a persisted document's hash, resolved),
-/// parsed once.
+/// against its rate, a JSON body within the size and time limits, with a query or a persisted document's hash (not
+/// resolved yet).
 async fn read_post(state: &AppState, request: axum::extract::Request, media: Media) -> Result<Posted, Response> {
     let (caller, key) = caller(request.headers(), &state.keys);
     if let Some(refusal) = refuse_early(state, caller).or_else(|| while_seeding(state)) {
@@ -1020,11 +1030,7 @@ async fn read_post(state: &AppState, request: axum::extract::Request, media: Med
             }
         }
     }
-    if let Err(refused) = state.schema.resolve_persisted(&mut request) {
-        return Err(media.respond(refused_response(refused)));
-    }
-    let operation = operation_of(&mut request, state).0;
-    Ok(Posted { caller, key, request, operation })
+    Ok(Posted { caller, key, request })
 }
 
 /// GraphQL over Server-Sent Events (`graphql-sse`, distinct-connections mode): a POST to `/graphql/stream` with
@@ -1035,7 +1041,9 @@ async fn graphql_stream(State(state): State<AppState>, request: axum::extract::R
     if let Some(refusal) = sse::not_accepted(request.headers()) {
         return refusal;
     }
-    let Posted { caller, key, request, .. } = match read_post(&state, request, Media::Json).await {
+    let stopping = request.extensions().get::<Stopping>().map(|stopping| stopping.0.clone());
+    // A persisted document is resolved (and refused) by the operation itself, so that a refusal is an event too.
+    let Posted { caller, key, request } = match read_post(&state, request, Media::Json).await {
         Ok(posted) => posted,
         Err(refusal) => return refusal,
     };
@@ -1060,7 +1068,7 @@ async fn graphql_stream(State(state): State<AppState>, request: axum::extract::R
             )
             .ok()
     });
-    sse::respond(results, place, pool.as_ref().map(|pool| &pool.handle))
+    sse::respond(results, place, pool.as_ref().map(|pool| &pool.handle), stopping)
 }
 
 /// The extension that names a persisted document by hash (Apollo's automatic persisted queries).

@@ -7,7 +7,8 @@
 //!
 //! The operation runs on the subscribers' runtime (as WebSocket subscribers do, so that thousands of woken streams
 //! never queue ahead of requests) and hands its events to the response through a short queue; when the client goes
-//! away, the queue closes and the operation is dropped, freeing its key's place.
+//! away, the queue closes and the operation is dropped, freeing its key's place; when the service shuts down, the
+//! stream completes.
 
 use crate::api::fanout::Outgoing;
 use crate::graphql_http::Media;
@@ -45,23 +46,42 @@ pub(crate) fn respond(
     mut results: BoxStream<'static, Outgoing>,
     place: Slot,
     runtime: Option<&tokio::runtime::Handle>,
+    stopping: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Response {
     let (sender, receiver) = tokio::sync::mpsc::channel::<Event>(QUEUED);
     let operation = async move {
         let _place = place;
-        while let Some(outgoing) = results.next().await {
+        let stopped = async move {
+            match stopping {
+                Some(mut stopping) => drop(stopping.wait_for(|stop| *stop).await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(stopped);
+        loop {
+            // A client that goes away closes the queue: the operation ends then, even one that never emits. When
+            // the service shuts down, the stream completes (the client resumes from its last cursor elsewhere).
+            let outgoing = tokio::select! {
+                () = sender.closed() => return,
+                () = &mut stopped => None,
+                outgoing = results.next() => outgoing,
+            };
+            let Some(outgoing) = outgoing else { break };
             let data = match outgoing {
                 Outgoing::Rendered(payload) => payload.to_string(),
-                Outgoing::Response(response) => match serde_json::to_string(&*response) {
-                    Ok(json) => json,
-                    Err(error) => {
-                        tracing::error!(%error, "a streamed result could not be encoded");
-                        break;
+                Outgoing::Response(mut response) => {
+                    response.errors.iter_mut().for_each(crate::api::add_code);
+                    match serde_json::to_string(&*response) {
+                        Ok(json) => json,
+                        Err(error) => {
+                            tracing::error!(%error, "a streamed result could not be encoded");
+                            break;
+                        }
                     }
-                },
+                }
             };
             if sender.send(Event::default().event("next").data(data)).await.is_err() {
-                return; // The client went away.
+                return;
             }
         }
         let _ = sender.send(Event::default().event("complete").data("")).await;

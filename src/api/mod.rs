@@ -96,17 +96,31 @@ impl StakegraphSchema {
     pub async fn execute(&self, request: impl Into<Request>) -> Response {
         let started = Instant::now();
         let mut request = request.into();
-        if let Err(refused) = self.resolve_persisted(&mut request) {
-            return refusal(refused);
+        let caller = caller_in(&request.data);
+        if let Err(refused) = self.prepare(&mut request, caller) {
+            return self.hiding(caller, refusal(refused));
         }
-        if let Err(refused) = policy::admit(&mut request, &self.limits) {
-            return refusal(refused);
+        let response = self.run(request, None, started).await;
+        self.hiding(caller, response)
+    }
+
+    /// Everything before a request runs, on every transport: its persisted document resolved, its price admitted,
+    /// its introspection allowed for `caller`; then a document sent with its hash is kept.
+    fn prepare(&self, request: &mut Request, caller: Caller) -> Result<(), async_graphql::ServerError> {
+        self.resolve_persisted(request, caller)?;
+        policy::admit(request, &self.limits)?;
+        self.check_introspection(request, caller)?;
+        self.persisted.keep_admitted(request);
+        Ok(())
+    }
+
+    /// `response` without the field and type names async-graphql suggests in its errors ("Did you mean …?") when
+    /// `caller` may not introspect: they would spell out the schema piece by piece.
+    fn hiding(&self, caller: Caller, mut response: Response) -> Response {
+        if !self.introspection.allows(caller) {
+            response.errors.iter_mut().for_each(policy::without_suggestions);
         }
-        let caller = request.data.get(&std::any::TypeId::of::<Caller>()).and_then(|data| data.downcast_ref()).copied();
-        if let Err(refused) = self.check_introspection(&mut request, caller.unwrap_or(Caller::Anonymous)) {
-            return refusal(refused);
-        }
-        self.run(request, None, started).await
+        response
     }
 
     /// Refuses an admitted request that introspects the schema when `caller` may not.
@@ -135,8 +149,9 @@ impl StakegraphSchema {
     /// Gives `request` the text of the document it names by hash, or refuses it ([`persisted::Persisted::resolve`]).
     /// Transports that read the operation before executing call it first; executing calls it again, which changes
     /// nothing then.
-    pub fn resolve_persisted(&self, request: &mut Request) -> Result<(), async_graphql::ServerError> {
-        self.persisted.resolve(request)
+    pub fn resolve_persisted(&self, request: &mut Request, caller: Caller) -> Result<(), async_graphql::ServerError> {
+        let sees_private = matches!(caller, Caller::Key(role) if role.may_write());
+        self.persisted.resolve(request, sees_private)
     }
 
     /// Runs only the trusted documents of `persisted` (instead of persisting documents automatically).
@@ -173,30 +188,38 @@ impl StakegraphSchema {
     /// class of subscriptions it shares its payloads with (see [`fanout`]), which are sent as rendered once.
     pub fn execute_websocket(&self, mut request: Request, session: Arc<Data>) -> BoxStream<'static, fanout::Outgoing> {
         let started = Instant::now();
-        let caller = session.get(&std::any::TypeId::of::<Caller>()).and_then(|data| data.downcast_ref()).copied();
-        if let Err(refused) = self
-            .resolve_persisted(&mut request)
-            .and_then(|()| policy::admit(&mut request, &self.limits))
-            .and_then(|()| self.check_introspection(&mut request, caller.unwrap_or(Caller::Anonymous)))
-        {
-            return futures_util::stream::iter([fanout::Outgoing::Response(Box::new(refusal(refused)))]).boxed();
-        }
-        if !policy::is_subscription(&mut request) {
+        let caller = caller_in(&session);
+        let outgoing = if let Err(refused) = self.prepare(&mut request, caller) {
+            futures_util::stream::iter([fanout::Outgoing::Response(Box::new(refusal(refused)))]).boxed()
+        } else if !policy::is_subscription(&mut request) {
             let schema = self.clone();
-            return futures_util::stream::once(async move {
+            futures_util::stream::once(async move {
                 fanout::Outgoing::Response(Box::new(schema.run(request, Some(session), started).await))
             })
-            .boxed();
+            .boxed()
+        } else {
+            let max_lag = subscription::max_lag(&self.limits);
+            match fanout::execute(&self.fanout, &self.schema, request, session.clone(), max_lag) {
+                Ok(shared) => shared,
+                Err(request) => self
+                    .schema
+                    .execute_stream_with_session_data(*request, session)
+                    .map(|response| fanout::Outgoing::Response(Box::new(response)))
+                    .boxed(),
+            }
+        };
+        if self.introspection.allows(caller) {
+            return outgoing;
         }
-        let max_lag = subscription::max_lag(&self.limits);
-        match fanout::execute(&self.fanout, &self.schema, request, session.clone(), max_lag) {
-            Ok(shared) => shared,
-            Err(request) => self
-                .schema
-                .execute_stream_with_session_data(*request, session)
-                .map(|response| fanout::Outgoing::Response(Box::new(response)))
-                .boxed(),
-        }
+        let schema = self.clone();
+        outgoing
+            .map(move |outgoing| match outgoing {
+                fanout::Outgoing::Response(response) => {
+                    fanout::Outgoing::Response(Box::new(schema.hiding(caller, *response)))
+                }
+                rendered => rendered,
+            })
+            .boxed()
     }
 
     /// The gate in front of requests and analyses (transports count each request against its key's rate).
@@ -213,6 +236,14 @@ impl StakegraphSchema {
     pub fn webhooks(&self) -> &Arc<crate::webhooks::Webhooks> {
         &self.webhooks
     }
+}
+
+/// The caller whose data `data` holds (a request's, or a WebSocket session's); anonymous when none.
+fn caller_in(data: &Data) -> Caller {
+    data.get(&std::any::TypeId::of::<Caller>())
+        .and_then(|data| data.downcast_ref())
+        .copied()
+        .unwrap_or(Caller::Anonymous)
 }
 
 /// The answer to a request the policy refused before any of it ran.
@@ -237,15 +268,21 @@ impl Executor for StakegraphSchema {
     /// load one event at a time).
     fn execute_stream(&self, mut request: Request, session: Option<Arc<Data>>) -> BoxStream<'static, Response> {
         let started = Instant::now();
-        if let Err(refused) = policy::admit(&mut request, &self.limits) {
-            return futures_util::stream::iter([refusal(refused)]).boxed();
-        }
         let session = session.unwrap_or_default();
-        if policy::is_subscription(&mut request) {
-            return self.schema.execute_stream_with_session_data(request, session);
+        let caller = caller_in(&session);
+        if let Err(refused) = self.prepare(&mut request, caller) {
+            return futures_util::stream::iter([self.hiding(caller, refusal(refused))]).boxed();
         }
         let schema = self.clone();
-        futures_util::stream::once(async move { schema.run(request, Some(session), started).await }).boxed()
+        if policy::is_subscription(&mut request) {
+            let responses = self.schema.execute_stream_with_session_data(request, session);
+            return responses.map(move |response| schema.hiding(caller, response)).boxed();
+        }
+        futures_util::stream::once(async move {
+            let response = schema.run(request, Some(session), started).await;
+            schema.hiding(caller, response)
+        })
+        .boxed()
     }
 }
 

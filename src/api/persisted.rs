@@ -3,8 +3,10 @@
 //! - **Automatic persisted queries** (Apollo's protocol): `extensions.persistedQuery = {version: 1, sha256Hash}`.
 //!   With the hash alone, the document is taken from a bounded cache, or the request fails with
 //!   `PersistedQueryNotFound` (code `PERSISTED_QUERY_NOT_FOUND`), and the client sends the hash with the text,
-//!   which is checked against the hash, kept and run. The cache holds at most `limits.persisted_query_cache_bytes`
-//!   of document text (least recently used out first; 0 turns automatic persisting off).
+//!   which is checked against the hash and run, and kept once the policy admits it. The cache holds at most
+//!   `limits.persisted_query_cache_bytes` (each document charged its text and [`ENTRY_BYTES`]; least recently used
+//!   out first), one cache for callers who see private stakeholders and one for those who do not; 0 turns automatic
+//!   persisting off (`PERSISTED_QUERY_NOT_SUPPORTED`, on which Apollo's link stops sending hashes).
 //! - **Trusted documents** (production): a manifest of allowed operations, `{"<sha256 hex>": "<document>"}` as Relay
 //!   (`persistConfig` with SHA256) and GraphQL Codegen's client preset write it (`stakegraph trusted-documents`
 //!   writes one from `queries/`). Only its documents run: named by hash (`extensions.persistedQuery`, or
@@ -125,10 +127,12 @@ impl Persisted {
         self.trusted.is_some()
     }
 
-    /// Gives `request` the text of the document it names by hash (and keeps a document sent with its hash), or
-    /// refuses it. A request without a hash is left as it is, unless only trusted documents run and its text is
-    /// not one of them.
-    pub fn resolve(&self, request: &mut Request) -> Result<(), ServerError> {
+    /// Gives `request` the text of the document it names by hash, or refuses it; a document sent with its hash is
+    /// marked to be kept once the policy admits it ([`Persisted::keep_admitted`]). A request without a hash is left
+    /// as it is, unless only trusted documents run and its text is not one of them. Callers who see private
+    /// stakeholders and callers who do not have caches of their own (`sees_private`), so that whether a document
+    /// was run lately tells neither about the other's.
+    pub fn resolve(&self, request: &mut Request, sees_private: bool) -> Result<(), ServerError> {
         let hash = match request.extensions.remove("persistedQuery") {
             Some(value) => Some(persisted_query_hash(value)?),
             None => None,
@@ -149,8 +153,15 @@ impl Persisted {
                 Ok(())
             }
             (None, None) => Ok(()),
+            (None, Some(_)) if self.budget == 0 => {
+                if request.query.is_empty() {
+                    // Apollo's link turns persisting off on this answer instead of sending every query twice.
+                    return Err(coded("PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED"));
+                }
+                Ok(())
+            }
             (None, Some(hash)) if request.query.is_empty() => {
-                let found = self.lock().0.get(&hash).cloned();
+                let found = self.lock().0.get(&partitioned(&hash, sees_private)).cloned();
                 match found {
                     Some(text) => {
                         request.query = text.to_string();
@@ -170,27 +181,33 @@ impl Persisted {
                         "BAD_USER_INPUT",
                     ));
                 }
-                self.keep(hash, &request.query);
+                request.data.insert(Keep(partitioned(&hash, sees_private)));
                 Ok(())
             }
         }
     }
 
-    /// Keeps `text` under `hash`, making room within the budget (a document larger than the whole budget is not
-    /// kept).
-    fn keep(&self, hash: String, text: &str) {
-        if text.len() > self.budget {
+    /// Keeps the document of an admitted `request` that [`Persisted::resolve`] marked, making room within the budget
+    /// (each document is charged its text and [`ENTRY_BYTES`]; one larger than the whole budget is not kept). Only
+    /// admitted documents are kept: one that does not parse or is over a limit never takes a place.
+    pub fn keep_admitted(&self, request: &Request) {
+        let Some(Keep(hash)) = request.data.get(&std::any::TypeId::of::<Keep>()).and_then(|data| data.downcast_ref())
+        else {
+            return;
+        };
+        let charge = request.query.len() + ENTRY_BYTES;
+        if charge > self.budget {
             return;
         }
         let mut cache = self.lock();
         let (entries, bytes) = &mut *cache;
-        if let Some(previous) = entries.put(hash, Arc::from(text)) {
-            *bytes -= previous.len();
+        if let Some(previous) = entries.put(hash.clone(), Arc::from(request.query.as_str())) {
+            *bytes -= previous.len() + ENTRY_BYTES;
         }
-        *bytes += text.len();
+        *bytes += charge;
         while *bytes > self.budget {
             let Some((_, evicted)) = entries.pop_lru() else { break };
-            *bytes -= evicted.len();
+            *bytes -= evicted.len() + ENTRY_BYTES;
         }
     }
 
@@ -203,6 +220,18 @@ impl Persisted {
         let cache = self.lock();
         (cache.0.len(), cache.1)
     }
+}
+
+/// What each kept document costs beside its text: its key (a partition and 64 hex digits) and the cache's
+/// bookkeeping, counted against `limits.persisted_query_cache_bytes` so that many tiny documents stay within it.
+pub const ENTRY_BYTES: usize = 256;
+
+/// A document to keep under this cache key once the policy admits its request.
+struct Keep(String);
+
+/// The cache key of `hash` for callers who see private stakeholders or not.
+fn partitioned(hash: &str, sees_private: bool) -> String {
+    format!("{}:{hash}", if sees_private { "full" } else { "masked" })
 }
 
 /// The hash of an `extensions.persistedQuery` value (version 1), lowercase.
@@ -269,43 +298,63 @@ mod tests {
     // The example of Apollo's documentation, with its hash.
     const QUERY: &str = "{__typename}";
 
+    /// Resolves `request` as a viewer, and keeps it as the policy would once admitted.
+    fn run(persisted: &Persisted, request: &mut Request) -> Result<(), ServerError> {
+        persisted.resolve(request, false)?;
+        persisted.keep_admitted(request);
+        Ok(())
+    }
+
     #[test]
     fn apollo_s_flow_hash_only_then_hash_and_text_then_hash_only() {
         let persisted = Persisted::new(1 << 20);
         let hash = sha256_hex(QUERY);
         assert_eq!(hash, "ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38");
-        let error = persisted.resolve(&mut named(&hash, "")).unwrap_err();
+        let error = run(&persisted, &mut named(&hash, "")).unwrap_err();
         assert_eq!(error.message, "PersistedQueryNotFound");
         let mut registered = named(&hash, QUERY);
-        persisted.resolve(&mut registered).unwrap();
+        run(&persisted, &mut registered).unwrap();
         assert!(registered.extensions.is_empty(), "the extension is taken out of the request");
         let mut again = named(&hash, "");
-        persisted.resolve(&mut again).unwrap();
+        run(&persisted, &mut again).unwrap();
         assert_eq!(again.query, QUERY);
-        let wrong = persisted.resolve(&mut named(&"0".repeat(64), QUERY)).unwrap_err();
+        let mut editor = named(&hash, "");
+        let missed = persisted.resolve(&mut editor, true).unwrap_err();
+        assert_eq!(missed.message, "PersistedQueryNotFound", "an editor's cache is its own");
+        let wrong = run(&persisted, &mut named(&"0".repeat(64), QUERY)).unwrap_err();
         assert!(wrong.message.contains("send the hash of the exact query text"), "{}", wrong.message);
-        let malformed = persisted.resolve(&mut named("xyz", "")).unwrap_err();
+        let malformed = run(&persisted, &mut named("xyz", "")).unwrap_err();
         assert!(malformed.message.contains("64 hex digits"), "{}", malformed.message);
+        let unadmitted = "{ a: __typename }";
+        persisted.resolve(&mut named(&sha256_hex(unadmitted), unadmitted), false).unwrap();
+        assert!(run(&persisted, &mut named(&sha256_hex(unadmitted), "")).is_err(), "kept only once admitted");
+        let off = Persisted::new(0).resolve(&mut named(&hash, ""), false).unwrap_err();
+        assert_eq!(off.message, "PersistedQueryNotSupported", "Apollo's link stops persisting on this");
     }
 
     #[test]
-    fn the_cache_keeps_at_most_its_budget_of_text_least_recently_used_out_first() {
-        let persisted = Persisted::new(40);
+    fn the_cache_keeps_at_most_its_budget_least_recently_used_out_first() {
         let documents = ["{ a: __typename }", "{ b: __typename }", "{ c: __typename }"];
+        let persisted = Persisted::new(2 * (17 + ENTRY_BYTES) + 10);
         for text in &documents[..2] {
-            persisted.resolve(&mut named(&sha256_hex(text), text)).unwrap();
+            run(&persisted, &mut named(&sha256_hex(text), text)).unwrap();
         }
-        assert_eq!(persisted.cached(), (2, 34));
-        persisted.resolve(&mut named(&sha256_hex(documents[0]), "")).unwrap();
-        persisted.resolve(&mut named(&sha256_hex(documents[2]), documents[2])).unwrap();
-        assert_eq!(persisted.cached(), (2, 34), "the least recently used one went");
-        assert!(persisted.resolve(&mut named(&sha256_hex(documents[1]), "")).is_err());
-        assert!(persisted.resolve(&mut named(&sha256_hex(documents[0]), "")).is_ok());
-        let big = format!("{{ {} }}", "__typename ".repeat(10));
-        persisted.resolve(&mut named(&sha256_hex(&big), &big)).unwrap();
-        assert_eq!(persisted.cached(), (2, 34), "a document over the whole budget runs but is not kept");
-        assert_eq!(Persisted::new(0).cached(), (0, 0));
-        Persisted::new(0).resolve(&mut named(&sha256_hex(QUERY), QUERY)).unwrap();
+        assert_eq!(persisted.cached(), (2, 2 * (17 + ENTRY_BYTES)));
+        run(&persisted, &mut named(&sha256_hex(documents[0]), "")).unwrap();
+        run(&persisted, &mut named(&sha256_hex(documents[2]), documents[2])).unwrap();
+        assert_eq!(persisted.cached(), (2, 2 * (17 + ENTRY_BYTES)), "the least recently used one went");
+        assert!(run(&persisted, &mut named(&sha256_hex(documents[1]), "")).is_err());
+        assert!(run(&persisted, &mut named(&sha256_hex(documents[0]), "")).is_ok());
+        let big = format!("{{ {} }}", "__typename ".repeat(100));
+        run(&persisted, &mut named(&sha256_hex(&big), &big)).unwrap();
+        assert_eq!(persisted.cached(), (2, 2 * (17 + ENTRY_BYTES)), "a document over the whole budget runs, not kept");
+        // Tiny documents are charged their bookkeeping: the budget bounds their number too.
+        let small = Persisted::new(100 * ENTRY_BYTES);
+        for n in 0..1_000 {
+            let text = format!("{{a{n}}}");
+            run(&small, &mut named(&sha256_hex(&text), &text)).unwrap();
+        }
+        assert!(small.cached().0 < 100, "{:?}", small.cached());
     }
 
     #[test]
@@ -313,12 +362,12 @@ mod tests {
         let manifest = HashMap::from([(sha256_hex(QUERY), QUERY.to_owned())]);
         let trusted = Persisted::trusted(manifest).unwrap();
         let mut by_hash = named(&sha256_hex(QUERY), "");
-        trusted.resolve(&mut by_hash).unwrap();
+        run(&trusted, &mut by_hash).unwrap();
         assert_eq!(by_hash.query, QUERY);
-        trusted.resolve(&mut Request::new(QUERY)).unwrap();
+        run(&trusted, &mut Request::new(QUERY)).unwrap();
         let other = "{ a: __typename }";
         for mut request in [Request::new(other), named(&sha256_hex(other), other), named(&sha256_hex(other), "")] {
-            let refused = trusted.resolve(&mut request).unwrap_err();
+            let refused = run(&trusted, &mut request).unwrap_err();
             let code = refused.extensions.as_ref().and_then(|extensions| extensions.get("code").cloned());
             assert_eq!(code, Some(Value::from("PERSISTED_QUERY_NOT_IN_LIST")));
         }

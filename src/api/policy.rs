@@ -59,6 +59,13 @@ pub fn introspects(request: &mut Request) -> bool {
     operation.is_some_and(|operation| selects(document, &operation.node.selection_set.node, &mut Vec::new()))
 }
 
+/// `error` without the names async-graphql suggests ("… Did you mean \"stakeholder\"?").
+pub fn without_suggestions(error: &mut ServerError) {
+    if let Some(at) = error.message.find(" Did you mean") {
+        error.message.truncate(at);
+    }
+}
+
 /// The error of a request stopped at its deadline.
 pub fn past_deadline(timeout: Duration) -> ServerError {
     ApiError::Refused {

@@ -276,6 +276,60 @@ async fn introspection_can_be_kept_from_viewers() {
     }
     let typename = ask(VIEWER, "{ __typename stakeholders(first: 1) { totalCount } }").await;
     assert_eq!(typename["data"]["__typename"], "Query", "__typename is not introspection: {typename:#}");
+    // Nor do the validator's suggestions spell the schema out to a viewer.
+    let misspelt = ask(VIEWER, "{ stakehold }").await;
+    let message = misspelt["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("stakehold") && !message.contains("Did you mean"), "{message}");
+    let helped = ask(EDITOR_KEY, "{ stakehold }").await;
+    assert!(helped["errors"][0]["message"].as_str().unwrap().contains("Did you mean"), "{helped:#}");
+}
+
+#[tokio::test]
+async fn an_event_stream_frees_its_place_when_its_client_goes_and_refuses_within_the_stream() {
+    let (address, _dir) = serve(|config| config.websocket.max_subscriptions_per_key = 1).await;
+    let url = format!("http://{address}/graphql/stream");
+    let client = reqwest::Client::new();
+    let open =
+        |body: Value| client.post(&url).bearer_auth(EDITOR_KEY).header(ACCEPT, "text/event-stream").json(&body).send();
+    // A subscription that emits nothing holds the key's one place while its client reads.
+    let quiet = json!({ "query": "subscription { changes(filter: { kinds: [PROGRAM_CREATED] }) { cursor } }" });
+    let first = open(quiet.clone()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(open(quiet.clone()).await.unwrap().status(), 429, "the key's one place is taken");
+    drop(first);
+    // Once the client has gone, the place is free again (the operation notices without an event to send).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let again = open(quiet.clone()).await.unwrap();
+        if again.status() == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the place was not freed: {}", again.status());
+        drop(again);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_persisted_document_refused_on_a_stream_is_an_event_and_accept_parameters_are_ignored() {
+    let (address, _dir) = serve(|_| {}).await;
+    let unknown = json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": "1".repeat(64) } } });
+    let response = reqwest::Client::new()
+        .post(format!("http://{address}/graphql/stream"))
+        .bearer_auth(EDITOR_KEY)
+        .header(ACCEPT, "text/event-stream")
+        .json(&unknown)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()[CONTENT_TYPE].to_str().unwrap().starts_with("text/event-stream"));
+    let text = response.text().await.unwrap();
+    assert!(text.contains("event: next") && text.contains("PERSISTED_QUERY_NOT_FOUND"), "{text}");
+    assert!(text.find("event: complete") > text.find("event: next"), "then complete: {text}");
+    let (status, media, body) =
+        post(&address, Some("application/json; charset=utf-8"), Some(LEGACY), r#"{"query":"{ __typename }"}"#).await;
+    assert_eq!((status, media.as_str(), &body["data"]["__typename"]), (200, LEGACY, &json!("Query")));
 }
 
 /// Starts `node sse-client.mjs <args>`; each line it prints, then its exit status with its stderr, arrive on the
