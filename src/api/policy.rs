@@ -14,24 +14,32 @@ use super::ApiLimits;
 use async_graphql::{Request, ServerError, ServerResult, Value};
 use std::time::Duration;
 
-/// Whether the operation `request` runs is a subscription (those run until the client ends them, without a
-/// deadline). A request that does not parse is not. Only for a request [`admit`] passed: it parses the text.
-pub fn is_subscription(request: &mut Request) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, OperationType};
+/// The document of `request` and the operation of it that runs (the one named, or the only one), once parsed.
+fn running(
+    request: &mut Request,
+) -> Option<(&async_graphql::parser::types::ExecutableDocument, &async_graphql::parser::types::OperationDefinition)> {
+    use async_graphql::parser::types::DocumentOperations;
     let name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else { return false };
+    let document = request.parsed_query().ok()?;
     let operation = match (&document.operations, name.as_deref()) {
         (DocumentOperations::Single(operation), _) => Some(operation),
         (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
         (DocumentOperations::Multiple(operations), None) => operations.values().next(),
-    };
-    operation.is_some_and(|operation| operation.node.ty == OperationType::Subscription)
+    }?;
+    Some((document, &operation.node))
+}
+
+/// Whether the operation `request` runs is a subscription (those run until the client ends them, without a
+/// deadline). A request that does not parse is not. Only for a request [`admit`] passed: it parses the text.
+pub fn is_subscription(request: &mut Request) -> bool {
+    use async_graphql::parser::types::OperationType;
+    running(request).is_some_and(|(_, operation)| operation.ty == OperationType::Subscription)
 }
 
 /// Whether the operation `request` runs selects `__schema` or `__type` (at its root, or in fragments spread there).
 /// Only for a request [`admit`] passed (parsed, no fragment cycle).
 pub fn introspects(request: &mut Request) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
+    use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
     fn selects(document: &ExecutableDocument, set: &SelectionSet, seen: &mut Vec<String>) -> bool {
         set.items.iter().any(|selection| match &selection.node {
             Selection::Field(field) => matches!(field.node.name.node.as_str(), "__schema" | "__type"),
@@ -49,14 +57,8 @@ pub fn introspects(request: &mut Request) -> bool {
             }
         })
     }
-    let name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else { return false };
-    let operation = match (&document.operations, name.as_deref()) {
-        (DocumentOperations::Single(operation), _) => Some(operation),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
-        (DocumentOperations::Multiple(operations), None) => operations.values().next(),
-    };
-    operation.is_some_and(|operation| selects(document, &operation.node.selection_set.node, &mut Vec::new()))
+    running(request)
+        .is_some_and(|(document, operation)| selects(document, &operation.selection_set.node, &mut Vec::new()))
 }
 
 /// `error` without the names async-graphql suggests ("… Did you mean \"stakeholder\"?").
