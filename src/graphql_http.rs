@@ -75,8 +75,7 @@ impl Media {
     /// An error body with `code` sent as this media type with `status` (for requests refused before they reach the
     /// schema).
     pub fn error(self, status: StatusCode, message: &str, code: &str) -> Response {
-        let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-        self.reply(status, body)
+        self.reply(status, error_json(message, code))
     }
 
     /// `body` sent as this media type with `status`.
@@ -102,6 +101,11 @@ impl Media {
         http.headers_mut().extend(response.http_headers);
         http
     }
+}
+
+/// A GraphQL error body with `code`, for a request refused before it reaches the schema.
+pub fn error_json(message: &str, code: &str) -> serde_json::Value {
+    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
 }
 
 /// A request whose `Accept` header takes none of the media types offered, with why: sent as a 406 with a JSON body
@@ -151,13 +155,12 @@ fn negotiate(headers: &HeaderMap, available: &[MediaType<'static>]) -> Result<Me
     let Some(value) = headers.get(header::ACCEPT).filter(|value| !value.as_bytes().trim_ascii().is_empty()) else {
         return Ok(available[0].clone());
     };
-    let not_acceptable = |why: &'static str| NotAcceptable(why);
     let accept = value
         .to_str()
         .ok()
         .and_then(|text| Accept::from_str(&without_parameters(text)).ok())
-        .ok_or_else(|| not_acceptable("the Accept header is not a list of media types"))?;
-    accept.negotiate(available).cloned().ok_or_else(|| not_acceptable("this server sends JSON only"))
+        .ok_or(NotAcceptable("the Accept header is not a list of media types"))?;
+    accept.negotiate(available).cloned().ok_or(NotAcceptable("this server sends JSON only"))
 }
 
 /// An `Accept` list with each range's parameters dropped but its weight (`q`): `application/json; charset=utf-8`

@@ -1088,7 +1088,7 @@ fn refused_response(refused: async_graphql::ServerError) -> async_graphql::Respo
 
 /// A GraphQL error body with `code`, for requests refused before they reach the schema.
 fn error_body(message: &str, code: &str) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))
+    Json(crate::graphql_http::error_json(message, code))
 }
 
 /// A GraphQL error body with code `LIMIT_EXCEEDED` naming `limit`.
