@@ -1214,7 +1214,8 @@ mod tests {
 
     /// All interactions of each relationship, in the order of `ids`.
     async fn interactions(store: &SqliteStore, ids: &[RelationshipId]) -> Vec<crate::store::InteractionPage> {
-        let mut pages = store.interaction_pages(ids, MAX_INTERACTIONS, None, Default::default()).await.unwrap();
+        let mut pages =
+            store.interaction_pages(ids, MAX_INTERACTIONS, None, Default::default(), Default::default()).await.unwrap();
         ids.iter().filter_map(|id| pages.remove(id)).collect()
     }
 
@@ -1299,11 +1300,13 @@ mod tests {
             .collect();
         assert!(!churned.is_empty());
         let relationship_ids: Vec<_> = relationships.iter().map(|relationship| relationship.id).collect();
-        let pages =
-            store.interaction_pages(&relationship_ids, MAX_INTERACTIONS, None, Default::default()).await.unwrap();
+        let pages = store
+            .interaction_pages(&relationship_ids, MAX_INTERACTIONS, None, Default::default(), Default::default())
+            .await
+            .unwrap();
         for relationship in &relationships {
             let page = &pages[&relationship.id];
-            assert!(!page.has_next_page);
+            assert!(!page.has_more);
             for interaction in &page.items {
                 assert!(interaction.at <= anchor() && interaction.at >= relationship.since);
                 for (customer, exit) in &churned {

@@ -9,14 +9,14 @@
 use super::auth::Caller;
 use super::enums::{to_domain, Level, Market, RelationshipType, StakeholderKind};
 use super::error::{ApiError, ApiResult};
-use super::ids::{decode_key_cursor, encode_key_cursor};
+use super::ids::{damaged_cursor, decode_key_cursor, encode_key_cursor};
 use super::influence::Analysis;
-use super::paging::page_size;
+use super::paging::PageRequest;
 use super::relationships::{load_relationship, Relationship};
 use super::ApiContext;
 use crate::domain::{self, MarketSet, RelationshipId};
 use crate::engine::aggregates::{
-    page_relationships, tally_relationships, EdgeKey, EdgeOrder, RelationshipCriteria, RelationshipTally,
+    page_relationships, tally_relationships, EdgeKey, EdgeOrder, EdgeSpan, RelationshipCriteria, RelationshipTally,
     StakeholderTally,
 };
 use crate::engine::{trends, Engine};
@@ -309,10 +309,9 @@ fn encode_cursor(order: EdgeOrder, key: &EdgeKey) -> String {
     encode_key_cursor(&cursor_list(order), u64::from(key.value.to_bits()), key.id.0)
 }
 
-fn decode_cursor(order: EdgeOrder, cursor: &str) -> ApiResult<EdgeKey> {
-    let (strength, id) = decode_key_cursor(&cursor_list(order), cursor)?;
-    let strength = u32::try_from(strength)
-        .map_err(|_| ApiError::bad_input("after", "this cursor is damaged; start again without `after`"))?;
+fn decode_cursor(order: EdgeOrder, cursor: &str, argument: &str) -> ApiResult<EdgeKey> {
+    let (strength, id) = decode_key_cursor(&cursor_list(order), cursor, argument)?;
+    let strength = u32::try_from(strength).map_err(|_| damaged_cursor(argument))?;
     Ok(EdgeKey { value: f32::from_bits(strength), id: RelationshipId(id) })
 }
 
@@ -488,6 +487,7 @@ impl AggregateQuery {
     /// masked), filtered, in id or strength order, with `totalCount` and `aggregate` over the whole listing.
     /// Strengths are the engine's, as of `asOf`. An analysis in the complexity model.
     #[graphql(guard = "super::auth::Need::Read")]
+    #[allow(clippy::too_many_arguments)]
     async fn relationships(
         &self,
         ctx: &Context<'_>,
@@ -495,11 +495,15 @@ impl AggregateQuery {
         order_by: Option<RelationshipListOrder>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<RelationshipList> {
-        let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
+        let request = PageRequest::read(ctx, first, after, last, before)?;
         let order = EdgeOrder::from(order_by.unwrap_or_default());
         let criteria = Arc::new(filter.unwrap_or_default().criteria(Caller::of(ctx))?);
-        let after = after.as_deref().map(|cursor| decode_cursor(order, cursor)).transpose()?;
+        let cursor = request.cursor.as_deref();
+        let cursor = cursor.map(|cursor| decode_cursor(order, cursor, request.cursor_argument())).transpose()?;
+        let span = EdgeSpan { cursor, count: request.count, direction: request.direction };
         let analysis = Arc::new(Analysis::start(ctx).await?);
         let engine = ctx.data_unchecked::<ApiContext>().engine.clone();
         let look_ahead = ctx.look_ahead();
@@ -515,15 +519,16 @@ impl AggregateQuery {
             analysis
                 .run(move |snapshot, deadline| {
                     let trends = trends.as_deref().map(Vec::as_slice);
-                    page_relationships(snapshot, &criteria, trends, order, after, first, Some(deadline))
+                    page_relationships(snapshot, &criteria, trends, order, span, Some(deadline))
                 })
                 .await?
         } else {
-            crate::engine::aggregates::EdgePage { items: Vec::new(), has_next_page: false }
+            crate::engine::aggregates::EdgePage { items: Vec::new(), has_more: false }
         };
+        let (has_previous_page, has_next_page) = request.page_info(page.has_more);
         let mut connection = Connection::with_additional_fields(
-            after.is_some(),
-            page.has_next_page,
+            has_previous_page,
+            has_next_page,
             RelationshipListing { analysis, engine, criteria, trends, tallies: Default::default() },
         );
         let loads = page.items.iter().map(|(key, _)| load_relationship(ctx, key.id));

@@ -10,12 +10,13 @@ use super::change_fields::{field_changes, FieldChange};
 use super::error::{ApiError, ApiResult};
 use super::ids::GlobalId;
 use super::loaders::Loaders;
-use super::paging::page_size;
+use super::paging::PageRequest;
 use super::programs::{load_program, Program};
 use super::relationships::{load_relationship, Relationship};
 use super::stakeholders::{load_stakeholder, StakeholderNode};
 use super::ApiContext;
 use crate::domain::{self, StakeholderId};
+use crate::store::PageDirection;
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, Json, Object, ID};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -177,9 +178,14 @@ pub(crate) fn encode(seq: i64) -> String {
 }
 
 pub(crate) fn decode(cursor: &str) -> ApiResult<i64> {
+    decode_argument(cursor, "after")
+}
+
+/// [`decode`] of a cursor passed as `argument`, which a refusal names.
+fn decode_argument(cursor: &str, argument: &str) -> ApiResult<i64> {
     let invalid = || {
         ApiError::bad_input(
-            "after",
+            argument,
             "this cursor did not come from `changes`; pass the `cursor` of an event you processed",
         )
     };
@@ -293,8 +299,9 @@ pub struct ChangesQuery;
 
 #[Object]
 impl ChangesQuery {
-    /// Every committed change after `after` (from the start without it), oldest first. Nothing is ever skipped:
-    /// an event involving a stakeholder the caller sees masked keeps its place with everything but its cursor
+    /// Every committed change after `after` (from the start without it), oldest first; or, paging backward, the
+    /// `last` changes before `before` (the latest without it), still oldest first. Nothing is ever skipped: an
+    /// event involving a stakeholder the caller sees masked keeps its place with everything but its cursor
     /// withheld.
     #[graphql(guard = "Need::Read")]
     async fn changes(
@@ -302,17 +309,35 @@ impl ChangesQuery {
         ctx: &Context<'_>,
         after: Option<String>,
         first: Option<i32>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<Connection<String, ChangeEvent>> {
         let api = ctx.data_unchecked::<ApiContext>();
-        let first = page_size(first, api.limits.max_page_size)?;
-        let after_seq = after.as_deref().map(decode).transpose()?.unwrap_or(0);
-        let mut events = api.store.changes_after(after_seq, first + 1).await?;
-        let has_next_page = events.len() > first;
-        events.truncate(first);
+        let request = PageRequest::read(ctx, first, after, last, before)?;
+        let cursor = request.cursor.as_deref();
+        let at = cursor.map(|cursor| decode_argument(cursor, request.cursor_argument())).transpose()?;
+        let (count, wanted) = (request.count, request.count + 1);
+        let (mut events, has_previous_page, has_next_page) = match request.direction {
+            PageDirection::Forward => {
+                let after = at.unwrap_or(0);
+                let mut events = api.store.changes_after(after, wanted).await?;
+                let more = events.len() > count;
+                events.truncate(count);
+                (events, after > 0, more)
+            }
+            PageDirection::Backward => {
+                let mut events = api.store.changes_before(at.unwrap_or(i64::MAX), wanted).await?;
+                let more = events.len() > count;
+                if more {
+                    events.remove(0);
+                }
+                (events, more, at.is_some())
+            }
+        };
         let hidden = hidden_stakeholders(ctx, &events).await?;
         let sees_private = Caller::of(ctx).sees_private();
-        let mut connection = Connection::new(after_seq > 0, has_next_page);
-        connection.edges.extend(events.into_iter().map(|event| {
+        let mut connection = Connection::new(has_previous_page, has_next_page);
+        connection.edges.extend(events.drain(..).map(|event| {
             let node = ChangeEvent::of(Arc::new(event), &hidden, sees_private);
             Edge::new(encode(node.seq()), node)
         }));

@@ -87,8 +87,13 @@ fn encode_cursor(prefix: &str, body: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{prefix}|{body}"))
 }
 
-fn decode_cursor(cursor: &str, prefix: &str) -> ApiResult<String> {
-    let invalid = || ApiError::bad_input("after", crate::store::INVALID_CURSOR);
+/// A refusal of a damaged cursor passed as `argument` (`after` or `before`).
+pub fn damaged_cursor(argument: &str) -> ApiError {
+    ApiError::bad_input(argument, format!("this cursor is damaged; start again without `{argument}`"))
+}
+
+fn decode_cursor(cursor: &str, prefix: &str, argument: &str) -> ApiResult<String> {
+    let invalid = || ApiError::bad_input(argument, crate::store::INVALID_CURSOR);
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (found, body) = text.split_once('|').ok_or_else(invalid)?;
@@ -104,10 +109,9 @@ pub fn encode_stakeholder_cursor(cursor: &StakeholderCursor) -> String {
 }
 
 /// Decodes a stakeholder listing's cursor.
-pub fn decode_stakeholder_cursor(cursor: &str) -> ApiResult<StakeholderCursor> {
-    let body = decode_cursor(cursor, "stakeholders")?;
-    serde_json::from_str(&body)
-        .map_err(|_| ApiError::bad_input("after", "this cursor is damaged; start again without `after`"))
+pub fn decode_stakeholder_cursor(cursor: &str, argument: &str) -> ApiResult<StakeholderCursor> {
+    let body = decode_cursor(cursor, "stakeholders", argument)?;
+    serde_json::from_str(&body).map_err(|_| damaged_cursor(argument))
 }
 
 /// Cursor of an in-memory list at `offset` (relationships, managed customers); `list` names the list.
@@ -116,10 +120,8 @@ pub fn encode_offset_cursor(list: &str, offset: usize) -> String {
 }
 
 /// Decodes an offset cursor of list `list`: the offset of the edge it was issued for.
-pub fn decode_offset_cursor(list: &str, cursor: &str) -> ApiResult<usize> {
-    decode_cursor(cursor, list)?
-        .parse()
-        .map_err(|_| ApiError::bad_input("after", "this cursor is damaged; start again without `after`"))
+pub fn decode_offset_cursor(list: &str, cursor: &str, argument: &str) -> ApiResult<usize> {
+    decode_cursor(cursor, list, argument)?.parse().map_err(|_| damaged_cursor(argument))
 }
 
 /// Cursor of a keyset page of list `list` (the list's name says its order): the sort key and id of the edge it
@@ -129,9 +131,9 @@ pub fn encode_key_cursor(list: &str, key: u64, id: i64) -> String {
 }
 
 /// Decodes a keyset cursor of list `list`.
-pub fn decode_key_cursor(list: &str, cursor: &str) -> ApiResult<(u64, i64)> {
-    let body = decode_cursor(cursor, list)?;
-    let damaged = || ApiError::bad_input("after", "this cursor is damaged; start again without `after`");
+pub fn decode_key_cursor(list: &str, cursor: &str, argument: &str) -> ApiResult<(u64, i64)> {
+    let body = decode_cursor(cursor, list, argument)?;
+    let damaged = || damaged_cursor(argument);
     let (key, id) = body.split_once(':').ok_or_else(damaged)?;
     Ok((key.parse().map_err(|_| damaged())?, id.parse().map_err(|_| damaged())?))
 }
@@ -142,9 +144,9 @@ pub fn encode_interaction_cursor(cursor: InteractionCursor) -> String {
 }
 
 /// Decodes an interaction page's cursor.
-pub fn decode_interaction_cursor(cursor: &str) -> ApiResult<InteractionCursor> {
-    let body = decode_cursor(cursor, "interactions")?;
-    let damaged = || ApiError::bad_input("after", "this cursor is damaged; start again without `after`");
+pub fn decode_interaction_cursor(cursor: &str, argument: &str) -> ApiResult<InteractionCursor> {
+    let body = decode_cursor(cursor, "interactions", argument)?;
+    let damaged = || damaged_cursor(argument);
     let (at, id) = body.split_once(':').ok_or_else(damaged)?;
     Ok(InteractionCursor {
         at_ms: at.parse().map_err(|_| damaged())?,
@@ -168,7 +170,7 @@ mod tests {
     #[test]
     fn cursors_are_bound_to_their_list() {
         let cursor = encode_offset_cursor("relationships", 3);
-        assert_eq!(decode_offset_cursor("relationships", &cursor).unwrap(), 3);
-        assert!(decode_offset_cursor("managedCustomers", &cursor).is_err());
+        assert_eq!(decode_offset_cursor("relationships", &cursor, "after").unwrap(), 3);
+        assert!(decode_offset_cursor("managedCustomers", &cursor, "after").is_err());
     }
 }

@@ -7,7 +7,7 @@ use crate::domain::{
     Interaction, InteractionId, Program, ProgramId, Relationship, RelationshipId, Stakeholder, StakeholderId, TopicSet,
 };
 use crate::engine::{Engine, Records};
-use crate::store::{GraphStore, InteractionCursor, InteractionPage, StoreError};
+use crate::store::{GraphStore, InteractionCursor, InteractionPage, PageDirection, StoreError};
 use async_graphql::dataloader::{DataLoader, Loader};
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
@@ -303,9 +303,11 @@ pub struct InteractionPageKey {
     /// The relationship.
     pub relationship: RelationshipId,
     /// Page size.
-    pub first: usize,
-    /// Continue after (older than) this cursor.
-    pub before: Option<InteractionCursor>,
+    pub count: usize,
+    /// Where the page starts (forward: older than it) or ends (backward: newer than it).
+    pub cursor: Option<InteractionCursor>,
+    /// Which way the page is read from its cursor.
+    pub direction: PageDirection,
     /// Only interactions about these topics (empty: all).
     pub topics: TopicSet,
 }
@@ -366,17 +368,19 @@ impl Loader<InteractionPageKey> for StoreLoader {
     type Value = InteractionPage;
     type Error = LoadError;
 
-    /// One store call per distinct (page size, cursor, topics): in a nested query every relationship asks for the
-    /// same.
+    /// One store call per distinct (page size, cursor, direction, topics): in a nested query every relationship
+    /// asks for the same.
     async fn load(&self, keys: &[InteractionPageKey]) -> Result<HashMap<InteractionPageKey, Self::Value>, Self::Error> {
-        let mut groups: HashMap<(usize, Option<InteractionCursor>, TopicSet), Vec<RelationshipId>> = HashMap::new();
+        type Group = (usize, Option<InteractionCursor>, PageDirection, TopicSet);
+        let mut groups: HashMap<Group, Vec<RelationshipId>> = HashMap::new();
         for key in keys {
-            groups.entry((key.first, key.before, key.topics)).or_default().push(key.relationship);
+            groups.entry((key.count, key.cursor, key.direction, key.topics)).or_default().push(key.relationship);
         }
         let mut pages = HashMap::with_capacity(keys.len());
-        for ((first, before, topics), relationships) in groups {
-            for (relationship, page) in self.store.interaction_pages(&relationships, first, before, topics).await? {
-                pages.insert(InteractionPageKey { relationship, first, before, topics }, page);
+        for ((count, cursor, direction, topics), relationships) in groups {
+            let found = self.store.interaction_pages(&relationships, count, cursor, direction, topics).await?;
+            for (relationship, page) in found {
+                pages.insert(InteractionPageKey { relationship, count, cursor, direction, topics }, page);
             }
         }
         Ok(pages)

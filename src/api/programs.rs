@@ -13,7 +13,7 @@ use super::error::{ApiError, ApiResult};
 use super::ids::{program_id, GlobalId};
 use super::influence::Analysis;
 use super::loaders::Loaders;
-use super::paging::{page_size, Counted, Window};
+use super::paging::{Counted, PageRequest, Window};
 use super::ApiContext;
 use crate::domain::{self, ProgramId, Stakeholder};
 use crate::engine::programs::{Cohort, ProgramRetention, SegmentCohorts};
@@ -41,11 +41,13 @@ impl ProgramQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<Connection<String, Program, Counted>> {
         let api = ctx.data_unchecked::<ApiContext>();
-        let first = page_size(first, api.limits.max_page_size)?;
+        let page = PageRequest::read(ctx, first, after, last, before)?;
         let all = api.store.programs().await?;
-        let window = Window::of(PROGRAMS, all.len(), first, after.as_deref())?;
+        let window = Window::of(PROGRAMS, all.len(), &page)?;
         let mut connection = Connection::with_additional_fields(
             window.has_previous_page,
             window.has_next_page,
@@ -273,17 +275,14 @@ impl ProgramMembership {
 
 /// A page of `customer`'s memberships, in the order they began (a customer keeps at most 200).
 pub(crate) fn memberships(
-    ctx: &Context<'_>,
     customer: &Stakeholder,
-    first: Option<i32>,
-    after: Option<String>,
+    page: PageRequest,
 ) -> ApiResult<Connection<String, ProgramMembership, Counted>> {
-    let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
     let all: &[domain::Membership] = match &customer.details {
         domain::KindDetails::Customer(details) => &details.memberships,
         _ => &[],
     };
-    let window = Window::of(MEMBERSHIPS, all.len(), first, after.as_deref())?;
+    let window = Window::of(MEMBERSHIPS, all.len(), &page)?;
     let mut connection = Connection::with_additional_fields(
         window.has_previous_page,
         window.has_next_page,

@@ -6,7 +6,7 @@ use super::enums::{to_domain, CustomerStatus, Market, Mendelow, SortDirection, S
 use super::error::{ApiError, ApiResult};
 use super::ids::{decode_stakeholder_cursor, encode_stakeholder_cursor, relationship_id, stakeholder_id, GlobalId};
 use super::loaders::Loaders;
-use super::paging::page_size;
+use super::paging::PageRequest;
 use super::relationships::{load_relationship, Interaction, Relationship};
 use super::stakeholders::{
     load_stakeholder, Customer, Distributor, Employee, GovernmentBody, MaskedStakeholder, MediaOutlet, StakeholderNode,
@@ -15,7 +15,8 @@ use super::stakeholders::{
 use super::ApiContext;
 use crate::domain::MarketSet;
 use crate::store::{
-    StakeholderFilter as StoreFilter, StakeholderOrder as StoreOrder, StakeholderQuery, StakeholderSort,
+    StakeholderCursor, StakeholderFilter as StoreFilter, StakeholderOrder as StoreOrder, StakeholderQuery,
+    StakeholderSort,
 };
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, InputObject, Interface, Object, SimpleObject, ID};
@@ -145,14 +146,21 @@ impl From<crate::store::GraphCounts> for GraphCounts {
 /// Longest accepted search text.
 const MAX_SEARCH_CHARS: usize = 200;
 
+/// The store query for a page of the stakeholder listing. A page read backward is read forward in the reverse
+/// order (ties go by id in the same direction as the order, so the reverse is exact): its cursor becomes the
+/// reverse listing's `after`, and the caller turns the rows back round.
 fn store_query(
     filter: StakeholderFilter,
     order: StakeholderOrder,
-    first: usize,
-    after: Option<String>,
+    page: &PageRequest,
     caller: Caller,
     with_total: bool,
 ) -> ApiResult<StakeholderQuery> {
+    let argument = page.cursor_argument();
+    let backward = page.backward();
+    let cursor = page.cursor.as_deref().map(|cursor| decode_stakeholder_cursor(cursor, argument)).transpose()?;
+    // A cursor of this listing in its order, turned round with it.
+    let cursor = cursor.map(|cursor| StakeholderCursor { descending: cursor.descending != backward, ..cursor });
     let search = match filter.search.as_deref().map(str::trim) {
         Some(text) if text.chars().count() > MAX_SEARCH_CHARS => {
             return Err(ApiError::bad_input(
@@ -178,9 +186,9 @@ fn store_query(
             include_archived: filter.include_archived,
             exclude_private,
         },
-        order: StoreOrder { field: sort, descending: order.direction == SortDirection::Desc },
-        first,
-        after: after.as_deref().map(decode_stakeholder_cursor).transpose()?,
+        order: StoreOrder { field: sort, descending: (order.direction == SortDirection::Desc) != backward },
+        first: page.count,
+        after: cursor,
         with_total,
     })
 }
@@ -233,6 +241,7 @@ impl Query {
 
     /// A page of stakeholders; private ones only for callers who may see them in full (editors and admins).
     #[graphql(guard = "Need::Read")]
+    #[allow(clippy::too_many_arguments)]
     async fn stakeholders(
         &self,
         ctx: &Context<'_>,
@@ -240,21 +249,31 @@ impl Query {
         order_by: Option<StakeholderOrder>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<Connection<String, StakeholderNode, StakeholderListing>> {
         let api = ctx.data_unchecked::<ApiContext>();
-        let first = page_size(first, api.limits.max_page_size)?;
+        let request = PageRequest::read(ctx, first, after, last, before)?;
         let caller = Caller::of(ctx);
         let with_total = ctx.look_ahead().field("totalCount").exists();
         let query =
-            store_query(filter.unwrap_or_default(), order_by.unwrap_or_default(), first, after, caller, with_total)?;
+            store_query(filter.unwrap_or_default(), order_by.unwrap_or_default(), &request, caller, with_total)?;
         // From the engine's records when they can answer it (the common listings), else from the store.
-        let page = match api.engine.records().and_then(|records| records.list(&query)) {
+        let mut page = match api.engine.records().and_then(|records| records.list(&query)) {
             Some(page) => page?,
             None => api.store.list_stakeholders(&query).await?,
         };
+        if request.backward() {
+            // Read in the reverse order: turn the rows, and their cursors, back round.
+            page.items.reverse();
+            for (_, cursor) in &mut page.items {
+                cursor.descending = !cursor.descending;
+            }
+        }
+        let (has_previous_page, has_next_page) = request.page_info(page.has_next_page);
         let mut connection = Connection::with_additional_fields(
-            query.after.is_some(),
-            page.has_next_page,
+            has_previous_page,
+            has_next_page,
             StakeholderListing { total_count: page.total_count.unwrap_or(0), filter: query.filter },
         );
         connection.edges.extend(page.items.into_iter().map(|(stakeholder, cursor)| {

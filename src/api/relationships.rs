@@ -10,7 +10,7 @@ use super::enums::{to_domain, Basis, Bond, Channel, Direction, EdgeDirection, Le
 use super::error::ApiResult;
 use super::ids::{decode_interaction_cursor, encode_interaction_cursor, GlobalId};
 use super::loaders::{InteractionPageKey, Loaders};
-use super::paging::{page_size, Counted, Window};
+use super::paging::{Counted, PageRequest, Window};
 use super::stakeholders::{edge_direction, load_stakeholder, StakeholderNode};
 use super::ApiContext;
 use crate::domain::{self, RelationshipId, StakeholderId};
@@ -109,16 +109,21 @@ impl Relationship {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         topics: Option<Vec<Topic>>,
     ) -> ApiResult<Connection<String, Interaction, Counted>> {
-        let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
-        let before = after.as_deref().map(decode_interaction_cursor).transpose()?;
+        let request = PageRequest::read(ctx, first, after, last, before)?;
+        let argument = request.cursor_argument();
+        let cursor = request.cursor.as_deref().map(|cursor| decode_interaction_cursor(cursor, argument)).transpose()?;
         let topics = domain::TopicSet::of(to_domain::<Topic, domain::Topic>(&topics.unwrap_or_default()));
-        let key = InteractionPageKey { relationship: self.0.id, first, before, topics };
+        let (count, direction) = (request.count, request.direction);
+        let key = InteractionPageKey { relationship: self.0.id, count, cursor, direction, topics };
         let page = ctx.data_unchecked::<Loaders>().load_one(key).await?.unwrap_or_default();
+        let (has_previous_page, has_next_page) = request.page_info(page.has_more);
         let mut connection = Connection::with_additional_fields(
-            before.is_some(),
-            page.has_next_page,
+            has_previous_page,
+            has_next_page,
             Counted { total_count: page.total_count },
         );
         connection.edges.extend(page.items.into_iter().map(|interaction| {
@@ -335,10 +340,8 @@ pub async fn relationship_connection(
     stakeholder: StakeholderId,
     filter: Option<RelationshipFilter>,
     order_by: Option<RelationshipSort>,
-    first: Option<i32>,
-    after: Option<String>,
+    page: PageRequest,
 ) -> ApiResult<RelationshipConnection> {
-    let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
     let filter = filter.unwrap_or_default();
     let types: Option<Vec<domain::RelationshipType>> = filter.types.map(|types| super::enums::to_domain(&types));
     let min_level = filter.min_level.map(domain::Level::from);
@@ -350,7 +353,7 @@ pub async fn relationship_connection(
     .await?;
     let mut relationships: Vec<&domain::Relationship> = all.iter().collect();
     sort_relationships(&mut relationships, order_by.unwrap_or_default());
-    let window = Window::of(RELATIONSHIPS, relationships.len(), first, after.as_deref())?;
+    let window = Window::of(RELATIONSHIPS, relationships.len(), &page)?;
     let mut connection = Connection::with_additional_fields(
         window.has_previous_page,
         window.has_next_page,

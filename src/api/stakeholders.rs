@@ -10,7 +10,7 @@ use super::enums::{CustomerStatus, EdgeDirection, ExitReason, Market, Mendelow, 
 use super::error::ApiResult;
 use super::ids::GlobalId;
 use super::loaders::Loaders;
-use super::paging::{page_size, Counted, Window};
+use super::paging::{page_size, Counted, PageRequest, Window};
 use super::relationships::{
     relationship_connection, relationships_of, relationships_of_where, RelationshipConnection, RelationshipFilter,
     RelationshipSort,
@@ -126,7 +126,9 @@ pub async fn load_stakeholder(ctx: &Context<'_>, id: StakeholderId) -> ApiResult
         arg(name = "filter", ty = "Option<RelationshipFilter>"),
         arg(name = "order_by", ty = "Option<RelationshipSort>"),
         arg(name = "first", ty = "Option<i32>"),
-        arg(name = "after", ty = "Option<String>")
+        arg(name = "after", ty = "Option<String>"),
+        arg(name = "last", ty = "Option<i32>"),
+        arg(name = "before", ty = "Option<String>")
     ),
     field(
         name = "strongest_relationships",
@@ -232,13 +234,15 @@ impl MaskedStakeholder {
     }
 
     /// Null: masked (its relationships are withheld).
-    #[allow(unused_variables)]
+    #[allow(unused_variables, clippy::too_many_arguments)]
     async fn relationships(
         &self,
         filter: Option<RelationshipFilter>,
         order_by: Option<RelationshipSort>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> async_graphql::Result<Option<RelationshipConnection>> {
         Ok(None)
     }
@@ -335,6 +339,7 @@ macro_rules! stakeholder_object {
             }
 
             /// Its relationships in both directions that this caller may see.
+            #[allow(clippy::too_many_arguments)]
             async fn relationships(
                 &self,
                 ctx: &Context<'_>,
@@ -342,9 +347,12 @@ macro_rules! stakeholder_object {
                 order_by: Option<RelationshipSort>,
                 first: Option<i32>,
                 after: Option<String>,
+                last: Option<i32>,
+                before: Option<String>,
             ) -> async_graphql::Result<RelationshipConnection> {
                 // `async_graphql::Result`, not `ApiResult`: the interface's nullable field takes it as a subtype.
-                Ok(relationship_connection(ctx, self.0.id, filter, order_by, first, after).await?)
+                let page = PageRequest::read(ctx, first, after, last, before)?;
+                Ok(relationship_connection(ctx, self.0.id, filter, order_by, page).await?)
             }
 
             /// Its strongest relationships that this caller may see as of `asOf` (default: now), strongest first;
@@ -370,7 +378,7 @@ async fn strongest_relationships(
     first: Option<i32>,
     as_of: Option<DateTime<Utc>>,
 ) -> ApiResult<Vec<RankedRelationship>> {
-    let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
+    let first = page_size(first, "first", ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
     let as_of = Some(as_of.unwrap_or_else(Utc::now));
     let relationships = relationships_of(ctx, id).await?;
     let strengths = relationships.iter().map(|relationship| async move {
@@ -447,8 +455,10 @@ stakeholder_object!(
             ctx: &Context<'_>,
             first: Option<i32>,
             after: Option<String>,
+            last: Option<i32>,
+            before: Option<String>,
         ) -> ApiResult<Connection<String, super::programs::ProgramMembership, Counted>> {
-            super::programs::memberships(ctx, &self.0, first, after)
+            super::programs::memberships(&self.0, PageRequest::read(ctx, first, after, last, before)?)
         }
 
         /// Its exits and win-backs, oldest first.
@@ -635,8 +645,10 @@ stakeholder_object!(
             ctx: &Context<'_>,
             first: Option<i32>,
             after: Option<String>,
+            last: Option<i32>,
+            before: Option<String>,
         ) -> ApiResult<Connection<String, Customer, Counted>> {
-            let first = page_size(first, ctx.data_unchecked::<ApiContext>().limits.max_page_size)?;
+            let page = PageRequest::read(ctx, first, after, last, before)?;
             let id = self.0.id;
             let manages = |relationship: &domain::Relationship| {
                 relationship.rel_type == RelationshipType::Manages && relationship.from == id
@@ -645,7 +657,7 @@ stakeholder_object!(
                 relationships_of_where(ctx, id, manages).await?.iter().map(|relationship| relationship.to).collect();
             customers.sort_unstable();
             customers.dedup();
-            let window = Window::of(MANAGED_CUSTOMERS, customers.len(), first, after.as_deref())?;
+            let window = Window::of(MANAGED_CUSTOMERS, customers.len(), &page)?;
             let nodes = load_stakeholders(ctx, &customers[window.start..window.end]).await?;
             let mut connection = Connection::with_additional_fields(
                 window.has_previous_page,

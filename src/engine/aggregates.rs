@@ -12,6 +12,7 @@ use crate::domain::{
     Stakeholder, StakeholderKind,
 };
 use crate::engine::Snapshot;
+use crate::store::PageDirection;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Instant;
@@ -301,29 +302,42 @@ impl EdgeOrder {
     }
 }
 
+/// Which page of relationships to read: up to `count` of them after `cursor` (forward) or before it (backward),
+/// from the listing's start or end without one. The cursor is a key of an item of an earlier page: the page goes
+/// on from where that key sorts now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EdgeSpan {
+    /// Where the page starts (forward) or ends (backward).
+    pub cursor: Option<EdgeKey>,
+    /// How many at most.
+    pub count: usize,
+    /// Which way it is read from the cursor.
+    pub direction: PageDirection,
+}
+
 /// A page of relationships.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EdgePage {
     /// The relationships on the page, in order, each with its source end.
     pub items: Vec<(EdgeKey, crate::domain::StakeholderId)>,
-    /// Whether more follow.
-    pub has_next_page: bool,
+    /// Whether more lie beyond the page in the direction it was read.
+    pub has_more: bool,
 }
 
-/// The first `first` relationships that `criteria` admits, in `order`, after `after` (a key of the previous page's
-/// last item: the page goes on from where that key sorts now). `trends`: every edge's trend, which trend orders and
-/// bounds need (without them a trend order sorts by id). O(m log first); `None` when `deadline` passed.
+/// The page `span` asks for of the relationships that `criteria` admits, in `order`. `trends`: every edge's trend,
+/// which trend orders and bounds need (without them a trend order sorts by id). O(m log count); `None` when
+/// `deadline` passed.
 pub fn page_relationships(
     snapshot: &Snapshot,
     criteria: &RelationshipCriteria,
     trends: Option<&[f32]>,
     order: EdgeOrder,
-    after: Option<EdgeKey>,
-    first: usize,
+    span: EdgeSpan,
     deadline: Option<Instant>,
 ) -> Option<EdgePage> {
-    /// A candidate, ordered so that the heap's top is the one that sorts last.
-    struct Candidate(EdgeKey, u32, EdgeOrder);
+    /// A candidate, ordered so that the heap's top is the one farthest from the cursor (the order, or its
+    /// reverse when read backward).
+    struct Candidate(EdgeKey, u32, EdgeOrder, PageDirection);
     impl PartialEq for Candidate {
         fn eq(&self, other: &Self) -> bool {
             self.cmp(other) == Ordering::Equal
@@ -337,10 +351,18 @@ pub fn page_relationships(
     }
     impl Ord for Candidate {
         fn cmp(&self, other: &Self) -> Ordering {
-            self.2.compare(&self.0, &other.0)
+            away(self.2, self.3, &self.0, &other.0)
         }
     }
-    let wanted = first + 1;
+    /// Compares two keys by their distance from the cursor along the direction read.
+    fn away(order: EdgeOrder, direction: PageDirection, a: &EdgeKey, b: &EdgeKey) -> Ordering {
+        match direction {
+            PageDirection::Forward => order.compare(a, b),
+            PageDirection::Backward => order.compare(b, a),
+        }
+    }
+    let EdgeSpan { cursor, count, direction } = span;
+    let wanted = count + 1;
     let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(wanted + 1);
     let finished = each_edge(snapshot, criteria, trends, deadline, |source, edge, _, strength| {
         let value = match (order.by_trend(), trends) {
@@ -349,16 +371,16 @@ pub fn page_relationships(
             (false, _) => strength,
         };
         let key = EdgeKey { value, id: snapshot.relationship(edge) };
-        if after.is_some_and(|after| order.compare(&key, &after) != Ordering::Greater) {
+        if cursor.is_some_and(|cursor| away(order, direction, &key, &cursor) != Ordering::Greater) {
             return;
         }
         if heap.len() == wanted {
-            if heap.peek().is_some_and(|last| order.compare(&key, &last.0) != Ordering::Less) {
+            if heap.peek().is_some_and(|last| away(order, direction, &key, &last.0) != Ordering::Less) {
                 return;
             }
             heap.pop();
         }
-        heap.push(Candidate(key, source, order));
+        heap.push(Candidate(key, source, order, direction));
     });
     if !finished {
         return None;
@@ -366,11 +388,14 @@ pub fn page_relationships(
     let mut items: Vec<(EdgeKey, crate::domain::StakeholderId)> = heap
         .into_sorted_vec()
         .into_iter()
-        .map(|Candidate(key, source, _)| (key, snapshot.stakeholder(source)))
+        .map(|Candidate(key, source, ..)| (key, snapshot.stakeholder(source)))
         .collect();
-    let has_next_page = items.len() > first;
-    items.truncate(first);
-    Some(EdgePage { items, has_next_page })
+    let has_more = items.len() > count;
+    items.truncate(count);
+    if direction == PageDirection::Backward {
+        items.reverse();
+    }
+    Some(EdgePage { items, has_more })
 }
 
 #[cfg(test)]
@@ -535,30 +560,56 @@ mod tests {
     fn pages_follow_the_order_and_go_on_after_their_cursor() {
         let snapshot = snapshot();
         let criteria = RelationshipCriteria::default();
+        let span = |cursor, count, direction| EdgeSpan { cursor, count, direction };
         for order in [EdgeOrder::Id, EdgeOrder::StrengthDesc, EdgeOrder::StrengthAsc] {
-            // The whole list in one page, then the same list two at a time.
-            let whole = page_relationships(&snapshot, &criteria, None, order, None, 10, None).unwrap();
+            // The whole list in one page, then the same list two at a time, forward and backward.
+            let whole =
+                page_relationships(&snapshot, &criteria, None, order, span(None, 10, PageDirection::Forward), None)
+                    .unwrap();
             assert_eq!(whole.items.len(), 5);
-            assert!(!whole.has_next_page);
+            assert!(!whole.has_more);
             for pair in whole.items.windows(2) {
                 assert_eq!(order.compare(&pair[0].0, &pair[1].0), Ordering::Less, "{order:?}");
             }
             let mut paged = Vec::new();
             let mut after = None;
             loop {
-                let page = page_relationships(&snapshot, &criteria, None, order, after, 2, None).unwrap();
+                let page =
+                    page_relationships(&snapshot, &criteria, None, order, span(after, 2, PageDirection::Forward), None)
+                        .unwrap();
                 paged.extend(page.items.iter().copied());
                 after = page.items.last().map(|(key, _)| *key);
-                if !page.has_next_page {
+                if !page.has_more {
                     break;
                 }
             }
             assert_eq!(paged, whole.items, "{order:?}");
+            let mut paged = Vec::new();
+            let mut before = None;
+            loop {
+                let page = page_relationships(
+                    &snapshot,
+                    &criteria,
+                    None,
+                    order,
+                    span(before, 2, PageDirection::Backward),
+                    None,
+                )
+                .unwrap();
+                paged.splice(0..0, page.items.iter().copied());
+                before = page.items.first().map(|(key, _)| *key);
+                if !page.has_more {
+                    break;
+                }
+            }
+            assert_eq!(paged, whole.items, "{order:?}, backward");
         }
-        let by_id = page_relationships(&snapshot, &criteria, None, EdgeOrder::Id, None, 10, None).unwrap();
+        let forward = |count| span(None, count, PageDirection::Forward);
+        let by_id = page_relationships(&snapshot, &criteria, None, EdgeOrder::Id, forward(10), None).unwrap();
         let ids: Vec<i64> = by_id.items.iter().map(|(key, _)| key.id.0).collect();
         assert_eq!(ids, vec![10, 11, 12, 13, 14]);
-        let strongest = page_relationships(&snapshot, &criteria, None, EdgeOrder::StrengthDesc, None, 1, None).unwrap();
+        let strongest =
+            page_relationships(&snapshot, &criteria, None, EdgeOrder::StrengthDesc, forward(1), None).unwrap();
         assert_eq!(strongest.items[0].0.id, RelationshipId(10), "eight meetings");
         assert_eq!(strongest.items[0].1, StakeholderId(3));
     }

@@ -103,12 +103,13 @@ impl GraphStore for Metered {
     async fn interaction_pages(
         &self,
         relationships: &[RelationshipId],
-        first: usize,
-        before: Option<InteractionCursor>,
+        count: usize,
+        cursor: Option<InteractionCursor>,
+        direction: crate::store::PageDirection,
         topics: crate::domain::TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
         self.count("interaction_pages");
-        self.inner.interaction_pages(relationships, first, before, topics).await
+        self.inner.interaction_pages(relationships, count, cursor, direction, topics).await
     }
 
     async fn interaction_histories(
@@ -137,6 +138,11 @@ impl GraphStore for Metered {
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
         self.count("changes_after");
         self.inner.changes_after(after, limit).await
+    }
+
+    async fn changes_before(&self, before: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
+        self.count("changes_before");
+        self.inner.changes_before(before, limit).await
     }
 
     async fn graph_scan(&self) -> StoreResult<GraphScan> {

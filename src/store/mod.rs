@@ -252,6 +252,16 @@ impl StakeholderPage {
     }
 }
 
+/// Which way a page is read from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PageDirection {
+    /// The items after the cursor, in the list's order (from the list's start without one).
+    #[default]
+    Forward,
+    /// The items before the cursor, nearest it (up to the list's end without one).
+    Backward,
+}
+
 /// Where a page of interactions (newest first) ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InteractionCursor {
@@ -264,10 +274,11 @@ pub struct InteractionCursor {
 /// A page of one relationship's interactions, newest first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InteractionPage {
-    /// The rows.
+    /// The rows, newest first whichever way they were read.
     pub items: Vec<Interaction>,
-    /// Whether older rows follow.
-    pub has_next_page: bool,
+    /// Whether more rows lie beyond the page in the direction it was read (older ones forward, newer ones
+    /// backward).
+    pub has_more: bool,
     /// All interactions of the relationship.
     pub total_count: u64,
 }
@@ -361,13 +372,15 @@ pub trait GraphStore: Send + Sync + 'static {
     /// Every relationship that starts or ends at one of these stakeholders, by stakeholder, ordered by id.
     async fn relationships_of(&self, ids: &[StakeholderId]) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>>;
 
-    /// The newest `first` interactions of each relationship older than `before`, with counts; only those with one
-    /// of `topics` when it is not empty (the counts too).
+    /// A page of up to `count` interactions of each relationship in their list's order (newest first), with
+    /// counts: forward, the newest ones older than `cursor`; backward, the oldest ones newer than `cursor` (the
+    /// oldest of all without one). Only those with one of `topics` when it is not empty (the counts too).
     async fn interaction_pages(
         &self,
         relationships: &[RelationshipId],
-        first: usize,
-        before: Option<InteractionCursor>,
+        count: usize,
+        cursor: Option<InteractionCursor>,
+        direction: PageDirection,
         topics: TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>>;
 
@@ -388,6 +401,10 @@ pub trait GraphStore: Send + Sync + 'static {
 
     /// Change-log entries with a sequence number above `after`, oldest first, at most `limit`.
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>>;
+
+    /// Up to `limit` committed changes with positions before `before`, the latest of them, oldest first (the
+    /// change log paged backward).
+    async fn changes_before(&self, before: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>>;
 
     /// The whole live graph, read consistently at one change-log position.
     async fn graph_scan(&self) -> StoreResult<GraphScan>;

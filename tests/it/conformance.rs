@@ -173,6 +173,15 @@ pub async fn every_change_is_logged_in_order_with_increasing_sequence_numbers(st
     let seqs: Vec<i64> = log.iter().map(|event| event.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
     assert_eq!(store.changes_after(2, 1).await.unwrap()[0].seq, 3, "paging by cursor");
+    let seqs_before =
+        |events: Vec<stakegraph::domain::ChangeEvent>| events.iter().map(|event| event.seq).collect::<Vec<i64>>();
+    assert_eq!(
+        seqs_before(store.changes_before(4, 2).await.unwrap()),
+        [2, 3],
+        "paging backward: the latest, oldest first"
+    );
+    assert_eq!(seqs_before(store.changes_before(i64::MAX, 100).await.unwrap()), seqs, "the whole log from its end");
+    assert!(store.changes_before(1, 10).await.unwrap().is_empty(), "nothing before the first change");
     assert_eq!(log[2].stakeholders, [StakeholderId(1), StakeholderId(2)]);
     let relationships = store.relationships_of(&[StakeholderId(1), StakeholderId(2)]).await.unwrap();
     assert_eq!(relationships[&StakeholderId(1)].len(), 1);

@@ -8,14 +8,15 @@ use chrono::Utc;
 use stakegraph::demo::{self, DemoOptions};
 use stakegraph::domain::strength::StrengthModel;
 use stakegraph::domain::{
-    Command, CustomerStatus, Market, MarketSet, Mendelow, Relationship, RelationshipId, StakeholderId, StakeholderKind,
-    Topic, TopicSet,
+    Command, CustomerStatus, Interaction, Market, MarketSet, Mendelow, Relationship, RelationshipId, StakeholderId,
+    StakeholderKind, Topic, TopicSet,
 };
 use stakegraph::store::cypher::{statements, CypherConnection, Dialect, Rows, Statement};
 use stakegraph::store::falkor::FalkorConnection;
 use stakegraph::store::{
-    CypherStore, GraphStore, InteractionCursor, SqliteStore, StakeholderFilter, StakeholderOrder, StakeholderQuery,
-    StakeholderSort, StoreResult,
+    CypherStore, GraphStore, InteractionCursor,
+    PageDirection::{Backward, Forward},
+    SqliteStore, StakeholderFilter, StakeholderOrder, StakeholderQuery, StakeholderSort, StoreResult,
 };
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -284,24 +285,41 @@ async fn falkordb_runs_every_adapter_statement_and_answers_like_sqlite_on_the_de
     let (mut ours_cursor, mut theirs_cursor): (Option<InteractionCursor>, Option<InteractionCursor>) = (None, None);
     let any = TopicSet::EMPTY;
     for _ in 0..4 {
-        let ours = cypher.interaction_pages(&busy, 3, ours_cursor, any).await.unwrap();
-        let theirs = sqlite.interaction_pages(&busy, 3, theirs_cursor, any).await.unwrap();
+        let ours = cypher.interaction_pages(&busy, 3, ours_cursor, Forward, any).await.unwrap();
+        let theirs = sqlite.interaction_pages(&busy, 3, theirs_cursor, Forward, any).await.unwrap();
         assert_eq!(ours, theirs);
         let last = theirs[&busy[0]].items.last().expect("a busy relationship has pages");
         theirs_cursor = Some(InteractionCursor { at_ms: last.at.timestamp_millis(), id: last.id });
         ours_cursor = theirs_cursor;
     }
+    // And backward from the oldest: each page the one before its cursor, newest first, the same on both.
+    let whole = sqlite.interaction_pages(&busy, 1_000, None, Forward, any).await.unwrap();
+    let mut cursor: Option<InteractionCursor> = None;
+    let mut read_back: Vec<Interaction> = Vec::new();
+    loop {
+        let ours = cypher.interaction_pages(&busy, 3, cursor, Backward, any).await.unwrap();
+        let theirs = sqlite.interaction_pages(&busy, 3, cursor, Backward, any).await.unwrap();
+        assert_eq!(ours, theirs);
+        let page = &theirs[&busy[0]];
+        read_back.splice(0..0, page.items.iter().cloned());
+        if !page.has_more {
+            break;
+        }
+        let first = page.items.first().expect("a page with more beyond it is not empty");
+        cursor = Some(InteractionCursor { at_ms: first.at.timestamp_millis(), id: first.id });
+    }
+    assert_eq!(read_back, whole[&busy[0]].items, "paged backward, the same interactions in the same order");
     // Topics are stored and filtered alike (the demo records them on customers' interactions).
     for topics in [TopicSet::of([Topic::Order]), TopicSet::of([Topic::Complaint, Topic::Inquiry, Topic::Promotion])] {
-        let ours = cypher.interaction_pages(&busy, 5, None, topics).await.unwrap();
-        let theirs = sqlite.interaction_pages(&busy, 5, None, topics).await.unwrap();
+        let ours = cypher.interaction_pages(&busy, 5, None, Forward, topics).await.unwrap();
+        let theirs = sqlite.interaction_pages(&busy, 5, None, Forward, topics).await.unwrap();
         assert_eq!(ours, theirs);
         for page in theirs.values() {
             assert!(page.items.iter().all(|interaction| interaction.topic.is_some_and(|topic| topics.contains(topic))));
         }
     }
     let about: usize = sqlite
-        .interaction_pages(&busy, 50, None, any)
+        .interaction_pages(&busy, 50, None, Forward, any)
         .await
         .unwrap()
         .values()
@@ -358,6 +376,11 @@ async fn falkordb_runs_every_adapter_statement_and_answers_like_sqlite_on_the_de
     let (ours, theirs) =
         (cypher.changes_after(after, 1_000).await.unwrap(), sqlite.changes_after(after, 1_000).await.unwrap());
     assert_eq!(ours, theirs, "the log's tail, payloads included");
+    let before = after + 20;
+    let (ours, theirs) =
+        (cypher.changes_before(before, 7).await.unwrap(), sqlite.changes_before(before, 7).await.unwrap());
+    assert_eq!(ours, theirs, "the log paged backward");
+    assert_eq!(theirs.iter().map(|event| event.seq).collect::<Vec<_>>(), (before - 7..before).collect::<Vec<_>>());
     assert_eq!(cypher.counts().await.unwrap(), sqlite.counts().await.unwrap());
     cypher.ping().await.unwrap();
     let (ours, theirs) = (cypher.graph_scan().await.unwrap(), sqlite.graph_scan().await.unwrap());

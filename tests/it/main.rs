@@ -21,6 +21,7 @@ mod influence;
 mod limits;
 mod neo4j;
 mod on_falkordb;
+mod paging;
 mod privacy;
 mod programs;
 mod queries;

@@ -408,7 +408,13 @@ async fn record_interactions() {
     assert_eq!(data["recordInteractions"]["interactions"][1]["productLine"], "Analytics");
     use stakegraph::store::GraphStore;
     let pages = store
-        .interaction_pages(&[stakegraph::domain::RelationshipId(relationship)], 1, None, Default::default())
+        .interaction_pages(
+            &[stakegraph::domain::RelationshipId(relationship)],
+            1,
+            None,
+            Default::default(),
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(pages.values().next().unwrap().total_count, before + 2);

@@ -243,11 +243,12 @@ impl GraphStore for Held {
     async fn interaction_pages(
         &self,
         relationships: &[RelationshipId],
-        first: usize,
-        before: Option<InteractionCursor>,
+        count: usize,
+        cursor: Option<InteractionCursor>,
+        direction: stakegraph::store::PageDirection,
         topics: stakegraph::domain::TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
-        self.inner.interaction_pages(relationships, first, before, topics).await
+        self.inner.interaction_pages(relationships, count, cursor, direction, topics).await
     }
 
     async fn interaction_histories(
@@ -272,6 +273,10 @@ impl GraphStore for Held {
 
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
         self.inner.changes_after(after, limit).await
+    }
+
+    async fn changes_before(&self, before: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
+        self.inner.changes_before(before, limit).await
     }
 
     async fn graph_scan(&self) -> StoreResult<GraphScan> {

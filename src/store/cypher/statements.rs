@@ -242,18 +242,24 @@ pub static INTERACTION_HISTORIES: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The newest `$take` interactions of each relationship in `$ids` older than (`$before_at`, `$before_id`)
-/// when those are not null, with one of `$topics` when that is not empty.
-pub static INTERACTION_PAGES: LazyLock<String> = LazyLock::new(|| {
+/// The newest `$take` interactions of each relationship in `$ids` older than (`$cursor_at`, `$cursor_id`)
+/// when those are not null, with one of `$topics` when that is not empty: a page read forward.
+pub static INTERACTION_PAGES: LazyLock<String> = LazyLock::new(|| interaction_pages("<", "DESC"));
+
+/// The oldest `$take` interactions of each relationship in `$ids` newer than (`$cursor_at`, `$cursor_id`) when
+/// those are not null, with one of `$topics` when that is not empty: a page read backward.
+pub static INTERACTION_PAGES_BACKWARD: LazyLock<String> = LazyLock::new(|| interaction_pages(">", "ASC"));
+
+fn interaction_pages(compare: &str, order: &str) -> String {
     format!(
         "MATCH (i:Interaction) WHERE i.relationship_id IN $ids
-           AND ($before_at IS NULL OR i.at < $before_at OR (i.at = $before_at AND i.id < $before_id))
+           AND ($cursor_at IS NULL OR i.at {compare} $cursor_at OR (i.at = $cursor_at AND i.id {compare} $cursor_id))
            AND (size($topics) = 0 OR i.topic IN $topics)
-         WITH i ORDER BY i.at DESC, i.id DESC
-         WITH i.relationship_id AS relationship, collect(i) AS newest
-         UNWIND newest[0..$take] AS i {INTERACTION_RETURN}"
+         WITH i ORDER BY i.at {order}, i.id {order}
+         WITH i.relationship_id AS relationship, collect(i) AS nearest
+         UNWIND nearest[0..$take] AS i {INTERACTION_RETURN}"
     )
-});
+}
 
 /// How many interactions each relationship in `$ids` has (with one of `$topics`, when that is not empty).
 pub const INTERACTION_COUNTS: &str = "MATCH (i:Interaction) WHERE i.relationship_id IN $ids
@@ -274,7 +280,13 @@ pub const CHANGES_AFTER: &str = "MATCH (e:ChangeEvent) WHERE e.seq > $after
      WITH e ORDER BY e.seq LIMIT $limit
      RETURN e.seq AS seq, e.at AS at, e.kind AS kind, e.stakeholders AS stakeholders,
             e.relationship_id AS relationship_id, e.payload AS payload";
-/// Columns of [`CHANGES_AFTER`].
+/// Up to `$limit` change-log entries before position `$before`, the latest of them (the caller puts them oldest
+/// first).
+pub const CHANGES_BEFORE: &str = "MATCH (e:ChangeEvent) WHERE e.seq < $before
+     WITH e ORDER BY e.seq DESC LIMIT $limit
+     RETURN e.seq AS seq, e.at AS at, e.kind AS kind, e.stakeholders AS stakeholders,
+            e.relationship_id AS relationship_id, e.payload AS payload";
+/// Columns of [`CHANGES_AFTER`] and [`CHANGES_BEFORE`].
 pub const CHANGE_COLUMNS: &[&str] = &["seq", "at", "kind", "stakeholders", "relationship_id", "payload"];
 
 /// How many stakeholders (archived included), relationships, interactions and change-log entries there are.
@@ -372,6 +384,7 @@ pub fn catalog() -> Vec<String> {
             SCAN_ARCHIVED,
             INTERACTION_COUNTS,
             CHANGES_AFTER,
+            CHANGES_BEFORE,
             PROGRAMS,
             PING,
             WEBHOOKS,
@@ -391,6 +404,7 @@ pub fn catalog() -> Vec<String> {
         &INTERACTIONS_BY_KEY,
         &INTERACTION_HISTORIES,
         &INTERACTION_PAGES,
+        &INTERACTION_PAGES_BACKWARD,
         &WRITE_BATCH,
     ] {
         all.push(String::clone(text));

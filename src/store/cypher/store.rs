@@ -13,8 +13,8 @@ use crate::domain::{
     Stakeholder, StakeholderId, TopicSet, WebhookId,
 };
 use crate::store::{
-    batch, topic_names, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, StakeholderPage,
-    StakeholderQuery, StakeholderSort, StoreError, StoreResult, StoredWebhook,
+    batch, topic_names, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, PageDirection,
+    StakeholderPage, StakeholderQuery, StakeholderSort, StoreError, StoreResult, StoredWebhook,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -501,8 +501,9 @@ impl GraphStore for CypherStore {
     async fn interaction_pages(
         &self,
         relationships: &[RelationshipId],
-        first: usize,
-        before: Option<InteractionCursor>,
+        count: usize,
+        cursor: Option<InteractionCursor>,
+        direction: PageDirection,
         topics: TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
         let mut pages: HashMap<RelationshipId, InteractionPage> =
@@ -520,24 +521,37 @@ impl GraphStore for CypherStore {
                 page.total_count = row[1].int()? as u64;
             }
         }
-        let (before_at, before_id) = before.map_or((None, None), |cursor| (Some(cursor.at_ms), Some(cursor.id.0)));
-        let statement = Statement::new(cypher::INTERACTION_PAGES.as_str(), cypher::INTERACTION_COLUMNS)
+        let text = match direction {
+            PageDirection::Forward => cypher::INTERACTION_PAGES.as_str(),
+            PageDirection::Backward => cypher::INTERACTION_PAGES_BACKWARD.as_str(),
+        };
+        let (cursor_at, cursor_id) = cursor.map_or((None, None), |cursor| (Some(cursor.at_ms), Some(cursor.id.0)));
+        let statement = Statement::new(text, cypher::INTERACTION_COLUMNS)
             .param("ids", ids)
-            .param("before_at", before_at)
-            .param("before_id", before_id)
-            .param("take", first as i64 + 1)
+            .param("cursor_at", cursor_at)
+            .param("cursor_id", cursor_id)
+            .param("take", count as i64 + 1)
             .param("topics", topics);
-        let mut newest: Vec<Interaction> =
+        let mut nearest: Vec<Interaction> =
             self.run(statement).await?.iter().map(|row| rows::interaction(row)).collect::<StoreResult<_>>()?;
-        newest.sort_by_key(|interaction| std::cmp::Reverse((interaction.at, interaction.id)));
-        for interaction in newest {
+        // Nearest the cursor first, the one past the page last.
+        match direction {
+            PageDirection::Forward => {
+                nearest.sort_by_key(|interaction| std::cmp::Reverse((interaction.at, interaction.id)))
+            }
+            PageDirection::Backward => nearest.sort_by_key(|interaction| (interaction.at, interaction.id)),
+        }
+        for interaction in nearest {
             if let Some(page) = pages.get_mut(&interaction.relationship) {
-                if page.items.len() < first {
+                if page.items.len() < count {
                     page.items.push(interaction);
                 } else {
-                    page.has_next_page = true;
+                    page.has_more = true;
                 }
             }
+        }
+        if direction == PageDirection::Backward {
+            pages.values_mut().for_each(|page| page.items.reverse());
         }
         Ok(pages)
     }
@@ -588,6 +602,16 @@ impl GraphStore for CypherStore {
             .param("after", after)
             .param("limit", limit as i64);
         self.run(statement).await?.iter().map(|row| rows::change_event(row)).collect()
+    }
+
+    async fn changes_before(&self, before: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
+        let statement = Statement::new(cypher::CHANGES_BEFORE, cypher::CHANGE_COLUMNS)
+            .param("before", before)
+            .param("limit", limit as i64);
+        let mut latest: Vec<ChangeEvent> =
+            self.run(statement).await?.iter().map(|row| rows::change_event(row)).collect::<StoreResult<_>>()?;
+        latest.reverse();
+        Ok(latest)
     }
 
     /// Pages through the graph ([`SCAN_PAGE`] rows per statement). The position is read first; a Cypher engine

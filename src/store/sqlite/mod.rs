@@ -7,8 +7,8 @@ mod rows;
 mod write;
 
 use super::{
-    topic_names, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, NodeRow, StakeholderPage,
-    StakeholderQuery, StakeholderSort, StoreError, StoreResult, StoredWebhook,
+    topic_names, GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, NodeRow, PageDirection,
+    StakeholderPage, StakeholderQuery, StakeholderSort, StoreError, StoreResult, StoredWebhook,
 };
 use crate::domain::strength::StrengthModel;
 use crate::domain::webhook::Webhook;
@@ -503,8 +503,9 @@ impl GraphStore for SqliteStore {
     async fn interaction_pages(
         &self,
         relationships: &[RelationshipId],
-        first: usize,
-        before: Option<InteractionCursor>,
+        count: usize,
+        cursor: Option<InteractionCursor>,
+        direction: PageDirection,
         topics: TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
         let wanted = relationships.to_vec();
@@ -515,6 +516,11 @@ impl GraphStore for SqliteStore {
                 let names: Vec<String> = topic_names(topics).iter().map(|name| format!("'{name}'")).collect();
                 format!(" AND topic IN ({})", names.join(", "))
             }
+        };
+        // Read from the cursor outward: older rows newest first, or newer rows oldest first.
+        let (compare, order) = match direction {
+            PageDirection::Forward => ("<", "DESC"),
+            PageDirection::Backward => (">", "ASC"),
         };
         self.read(move |connection| {
             let ids = array_of(wanted.iter().map(|id| id.0));
@@ -532,23 +538,27 @@ impl GraphStore for SqliteStore {
             }
             let mut statement = connection.prepare_cached(&format!(
                 "SELECT {INTERACTION_COLUMNS} FROM (
-                    SELECT *, ROW_NUMBER() OVER (PARTITION BY relationship_id ORDER BY at DESC, id DESC) AS position
+                    SELECT *, ROW_NUMBER() OVER (PARTITION BY relationship_id ORDER BY at {order}, id {order}) AS position
                     FROM interaction
-                    WHERE relationship_id IN rarray(?1) AND (?2 IS NULL OR at < ?2 OR (at = ?2 AND id < ?3)){about}
-                 ) WHERE position <= ?4 ORDER BY relationship_id, at DESC, id DESC"
+                    WHERE relationship_id IN rarray(?1)
+                      AND (?2 IS NULL OR at {compare} ?2 OR (at = ?2 AND id {compare} ?3)){about}
+                 ) WHERE position <= ?4 ORDER BY relationship_id, at {order}, id {order}"
             ))?;
-            let (before_at, before_id) = before.map_or((None, None), |cursor| (Some(cursor.at_ms), Some(cursor.id.0)));
+            let (cursor_at, cursor_id) = cursor.map_or((None, None), |cursor| (Some(cursor.at_ms), Some(cursor.id.0)));
             let rows = statement
-                .query_map(rusqlite::params![ids, before_at, before_id, first as i64 + 1], rows::interaction)?;
+                .query_map(rusqlite::params![ids, cursor_at, cursor_id, count as i64 + 1], rows::interaction)?;
             for interaction in rows {
                 let interaction = interaction?;
                 if let Some(page) = pages.get_mut(&interaction.relationship) {
-                    if page.items.len() < first {
+                    if page.items.len() < count {
                         page.items.push(interaction);
                     } else {
-                        page.has_next_page = true;
+                        page.has_more = true;
                     }
                 }
+            }
+            if direction == PageDirection::Backward {
+                pages.values_mut().for_each(|page| page.items.reverse());
             }
             Ok(pages)
         })
@@ -619,6 +629,19 @@ impl GraphStore for SqliteStore {
             ))?;
             let rows = statement.query_map(rusqlite::params![after, limit as i64], rows::change_event)?;
             rows.collect()
+        })
+        .await
+    }
+
+    async fn changes_before(&self, before: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {CHANGE_COLUMNS} FROM change_log WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(rusqlite::params![before, limit as i64], rows::change_event)?;
+            let mut latest: Vec<ChangeEvent> = rows.collect::<rusqlite::Result<_>>()?;
+            latest.reverse();
+            Ok(latest)
         })
         .await
     }
