@@ -25,6 +25,7 @@ mod paging;
 mod privacy;
 mod programs;
 mod queries;
+mod relay;
 mod router;
 mod schema_sdl;
 mod server;
