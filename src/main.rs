@@ -173,7 +173,12 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Print the GraphQL schema (SDL).
-    Schema,
+    Schema {
+        /// Print it as an Apollo Federation v2 subgraph's SDL (what `_service { sdl }` answers), for a router's
+        /// supergraph composition (`rover supergraph compose`).
+        #[arg(long)]
+        federation: bool,
+    },
     /// Print a trusted-documents manifest (`{"<sha256>": "<document>"}`, the format Relay and GraphQL Codegen write)
     /// of every `.graphql` file in a directory, for `serve --trusted-documents`.
     TrustedDocuments {
@@ -420,7 +425,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
             migrate(&from, &to, &graph, config).await?;
         }
-        Command::Schema => print!("{}", stakegraph::api::sdl()),
+        Command::Schema { federation: false } => print!("{}", stakegraph::api::sdl()),
+        Command::Schema { federation: true } => print!("{}", stakegraph::api::federation_sdl()),
         Command::TrustedDocuments { dir } => {
             let manifest = stakegraph::api::persisted::manifest_of(&dir)?;
             println!("{}", serde_json::to_string_pretty(&manifest)?);

@@ -357,6 +357,8 @@ impl Pricing<'_> {
             (first().unwrap_or(*default), true)
         } else if name == "nodes" {
             (argument("ids").and_then(|value| self.list_len(value)).unwrap_or(1), true)
+        } else if name == "_entities" {
+            (argument("representations").and_then(|value| self.list_len(value)).unwrap_or(1), true)
         } else {
             (1, false)
         }
@@ -562,6 +564,22 @@ pub(crate) mod tests {
         assert_eq!(cost.depth, 7);
         // stakeholders, edges, node, relationships ×50, edges, node, id ×250.
         assert_eq!(cost.work, 1 + 50 * (1 + 1 + 1 + 5 * (1 + 1 + 1)));
+    }
+
+    #[test]
+    fn backward_pages_and_entities_multiply_as_forward_pages_and_nodes_do() {
+        let nodes = |query: &str, variables| cost(query, variables).nodes;
+        let forward =
+            "{ stakeholders(first: 50) { edges { node { relationships(first: 5) { edges { node { id } } } } } } }";
+        let backward =
+            "{ stakeholders(last: 50) { edges { node { relationships(last: 5) { edges { node { id } } } } } } }";
+        assert_eq!(nodes(backward, serde_json::json!({})), nodes(forward, serde_json::json!({})));
+        let both = "{ stakeholders(first: 3, last: 40) { edges { node { id } } } }";
+        assert_eq!(nodes(both, serde_json::json!({})), 40, "refused when it runs; priced at the larger");
+        let entities = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { \
+                        relationships(first: 5) { edges { node { id } } } } } }";
+        let three = serde_json::json!({ "r": [{}, {}, {}] });
+        assert_eq!(nodes(entities, three), 3 + 3 * 5, "each representation's page");
     }
 
     #[test]

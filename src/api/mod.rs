@@ -13,6 +13,7 @@ pub mod enums;
 pub mod error;
 pub mod exits;
 pub mod fanout;
+pub mod federation;
 pub mod ids;
 pub mod influence;
 pub mod inputs;
@@ -60,6 +61,7 @@ pub struct QueryRoot(
     influence::RiskQuery,
     changes::ChangesQuery,
     webhooks::WebhookQuery,
+    federation::EntityQuery,
 );
 
 /// The mutation root: the graph's writes and the webhooks'.
@@ -522,4 +524,25 @@ fn build_schema_on_with(
 /// The schema in SDL, as committed in `schema/schema.graphql`.
 pub fn sdl() -> String {
     Schema::build(QueryRoot::default(), Mutation::default(), SubscriptionRoot).finish().sdl()
+}
+
+/// The schema as an Apollo Federation v2 subgraph's SDL (what `_service { sdl }` answers): async-graphql's
+/// federation export, with `@key(fields: "id")` on every entity of [`federation::ENTITIES`] (our `_entities`
+/// resolves them; see `federation.rs` for why not async-graphql's).
+pub fn federation_sdl() -> &'static str {
+    static SDL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let schema = Schema::build(QueryRoot::default(), Mutation::default(), SubscriptionRoot).finish();
+        let mut sdl = schema.sdl_with_options(async_graphql::SDLExportOptions::new().federation());
+        for entity in federation::ENTITIES {
+            let keyword = if entity == "Stakeholder" { "interface" } else { "type" };
+            let opening = [format!("\n{keyword} {entity} {{"), format!("\n{keyword} {entity} implements ")]
+                .into_iter()
+                .find_map(|opening| sdl.find(&opening).map(|at| at + opening.len()))
+                .unwrap_or_else(|| panic!("the federation SDL defines {keyword} {entity}"));
+            let brace = opening - 1 + sdl[opening - 1..].find('{').expect("a type's fields follow it");
+            sdl.insert_str(brace, "@key(fields: \"id\") ");
+        }
+        sdl
+    });
+    &SDL
 }

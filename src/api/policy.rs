@@ -42,7 +42,7 @@ pub fn introspects(request: &mut Request) -> bool {
     use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
     fn selects(document: &ExecutableDocument, set: &SelectionSet, seen: &mut Vec<String>) -> bool {
         set.items.iter().any(|selection| match &selection.node {
-            Selection::Field(field) => matches!(field.node.name.node.as_str(), "__schema" | "__type"),
+            Selection::Field(field) => matches!(field.node.name.node.as_str(), "__schema" | "__type" | "_service"),
             Selection::InlineFragment(fragment) => selects(document, &fragment.node.selection_set.node, seen),
             Selection::FragmentSpread(spread) => {
                 let name = spread.node.fragment_name.node.to_string();

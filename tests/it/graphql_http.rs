@@ -266,6 +266,8 @@ async fn introspection_can_be_kept_from_viewers() {
         "{ __schema { queryType { name } } }",
         "{ __type(name: \"Customer\") { name } }",
         "query { ...Schema } fragment Schema on Query { ... on Query { __type(name: \"Query\") { name } } }",
+        // A federation router reads the schema through `_service`: it is introspection too.
+        "{ _service { sdl } }",
     ];
     for query in introspecting {
         let refused = ask(VIEWER, query).await;

@@ -13,6 +13,7 @@ mod cypher;
 mod durability;
 mod exits;
 mod export;
+mod federation;
 mod graphql_http;
 mod graphql_ws_client;
 mod hostile;

@@ -46,6 +46,8 @@ const QUERY_FIELDS: &[&str] = &[
     "program",
     "webhooks",
     "webhookDeliveries",
+    "_service",
+    "_entities",
 ];
 
 /// Every root subscription field this test reads.
@@ -300,8 +302,9 @@ impl Types {
             let own_names: BTreeSet<&str> = own.iter().map(|field| field["name"].as_str().unwrap()).collect();
             for possible in ty["possibleTypes"].as_array().unwrap() {
                 let possible = possible["name"].as_str().unwrap();
-                // Stakeholders under `Node`: through the `Stakeholder` interface, once.
-                let through_interface = type_name == "Node" && self.implements_stakeholder(possible);
+                // Stakeholders under `Node` and `_Entity`: through the `Stakeholder` interface, once.
+                let through_interface =
+                    matches!(type_name, "Node" | "_Entity") && self.implements_stakeholder(possible);
                 if through_interface {
                     continue;
                 }
@@ -315,7 +318,7 @@ impl Types {
                     out.push_str(&format!("... on {possible} {{ {fragment} }} "));
                 }
             }
-            if type_name == "Node" {
+            if matches!(type_name, "Node" | "_Entity") {
                 out.push_str(&format!("... on Stakeholder {{ {} }} ", self.selection("Stakeholder", depth)));
             }
         }
@@ -495,6 +498,22 @@ async fn read_every_query(
     }
     let list: Vec<String> = every_id.iter().map(|id| format!("\"{id}\"")).collect();
     reads.push(run("nodes".into(), types.operation("query", "Query", "nodes", &format!("ids: [{}]", list.join(", ")))));
+    // Federation: a router's representations of every stakeholder id, as each stakeholder type (and as the
+    // `Stakeholder` interface) in one request, and of every relationship id.
+    for id in &every_id {
+        use stakegraph::api::ids::GlobalId;
+        let typenames = match GlobalId::decode(&async_graphql::ID(id.to_string()), "id") {
+            Ok(GlobalId::Stakeholder(_)) => &stakegraph::api::federation::ENTITIES[..8],
+            Ok(GlobalId::Relationship(_)) => &["Relationship"][..],
+            _ => continue,
+        };
+        let representations: Vec<String> =
+            typenames.iter().map(|typename| format!("{{ __typename: \"{typename}\", id: \"{id}\" }}")).collect();
+        let arguments = format!("representations: [{}]", representations.join(", "));
+        let query = types.operation_to("query", "Query", "_entities", &arguments, DEPTH - 1);
+        reads.push(run(format!("_entities({id} as {})", typenames.join(", ")), query));
+    }
+    reads.push(run("_service".into(), types.operation("query", "Query", "_service", "")));
     for name in ["P1", "E1", "H1", "H2", "H3", "H4"] {
         let id = graph.id(name);
         reads.push(run(
