@@ -14,13 +14,12 @@ use crate::store::falkor::FalkorConnection;
 use crate::store::neo4j::Neo4jConnection;
 use crate::store::{CypherStore, GraphStore, Metered, SqliteStore, StoreError};
 use crate::{sse, ws};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::net::SocketAddr;
@@ -168,6 +167,7 @@ impl SubscriberRuntime {
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     let router = Router::new()
         .route("/", get(graphiql))
+        .route("/graphiql/{*file}", get(graphiql_asset))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
         .route("/graphql/stream", axum::routing::post(graphql_stream))
@@ -775,8 +775,13 @@ fn refuse_early(state: &AppState, caller: Caller) -> Option<Response> {
     )
 }
 
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").title("Stakegraph").finish())
+async fn graphiql() -> Response {
+    crate::graphiql::page()
+}
+
+/// One of GraphiQL's embedded files.
+async fn graphiql_asset(uri: axum::http::Uri) -> Response {
+    crate::graphiql::asset(uri.path())
 }
 
 /// GraphQL requests served, by outcome, and the time they took.

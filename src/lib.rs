@@ -25,6 +25,7 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod export;
+pub mod graphiql;
 pub mod graphql_http;
 pub mod http;
 pub mod import;

@@ -14,6 +14,7 @@ mod durability;
 mod exits;
 mod export;
 mod federation;
+mod graphiql;
 mod graphql_http;
 mod graphql_ws_client;
 mod hostile;
