@@ -96,9 +96,16 @@ pub enum ConfigError {
     },
 }
 
-/// The configured API keys.
+/// The configured API keys, each kept as the SHA-256 digest of the key (a key may be configured as its digest,
+/// `role:sha256:<64 hex digits>`, so that the configuration holds no key).
 #[derive(Clone, Default)]
-pub struct ApiKeys(Vec<(Role, String)>);
+pub struct ApiKeys(Vec<(Role, [u8; 32])>);
+
+/// The SHA-256 digest of a key.
+fn key_digest(key: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    digest.as_ref().try_into().expect("SHA-256 digests are 32 bytes")
+}
 
 impl std::fmt::Debug for ApiKeys {
     /// Never prints a key.
@@ -109,7 +116,8 @@ impl std::fmt::Debug for ApiKeys {
 }
 
 impl ApiKeys {
-    /// Parses `role:key[,role:key…]` (the form of `STAKEGRAPH_API_KEYS`).
+    /// Parses `role:key[,role:key…]` (the form of `STAKEGRAPH_API_KEYS`); an entry `role:sha256:<hex>` gives the
+    /// key's SHA-256 digest instead of the key (`printf %s "$KEY" | sha256sum`).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         Self::parse_setting(text, "api_keys")
     }
@@ -117,7 +125,7 @@ impl ApiKeys {
     /// Parses the keys of `setting` (named in the errors). A key listed twice is refused, under one role or two:
     /// at best a typo, at worst a key that silently gets the higher role. The errors never quote a key.
     fn parse_setting(text: &str, setting: &'static str) -> Result<Self, ConfigError> {
-        let mut keys: Vec<(Role, String)> = Vec::new();
+        let mut keys: Vec<(Role, [u8; 32])> = Vec::new();
         for (index, entry) in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()).enumerate() {
             let (role, key) = Self::parse_entry(entry, setting)?;
             if let Some(first) = keys.iter().position(|(_, earlier)| *earlier == key) {
@@ -144,20 +152,32 @@ impl ApiKeys {
         Ok(Self(keys))
     }
 
-    fn parse_entry(entry: &str, setting: &'static str) -> Result<(Role, String), ConfigError> {
+    fn parse_entry(entry: &str, setting: &'static str) -> Result<(Role, [u8; 32]), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { setting, message };
         let (role, key) = entry.split_once(':').ok_or_else(|| {
             invalid("an entry has no ':'; write each key as role:key, for example editor:0123456789abcdef".into())
         })?;
         let role: Role = role.parse().map_err(|error: crate::domain::InvalidValue| invalid(error.0))?;
         let key = key.trim();
+        if let Some(hex) = key.strip_prefix("sha256:") {
+            let bytes: Option<Vec<u8>> = (hex.len() == 64)
+                .then(|| (0..32).map(|at| u8::from_str_radix(hex.get(at * 2..at * 2 + 2)?, 16).ok()).collect())
+                .flatten();
+            let digest = bytes.and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()).ok_or_else(|| {
+                invalid(format!(
+                    "a {} key's sha256: digest is not 64 hexadecimal digits; write the output of                      `printf %s \"$KEY\" | sha256sum`",
+                    role.as_str()
+                ))
+            })?;
+            return Ok((role, digest));
+        }
         if key.chars().count() < MIN_KEY_CHARS {
             return Err(invalid(format!(
                 "a {} key is shorter than {MIN_KEY_CHARS} characters; use a long random key (e.g. `openssl rand -hex 24`)",
                 role.as_str()
             )));
         }
-        Ok((role, key.to_owned()))
+        Ok((role, key_digest(key)))
     }
 
     /// The role of `key`, if it is configured.
@@ -165,17 +185,18 @@ impl ApiKeys {
         self.identify(key).map(|(_, role)| role)
     }
 
-    /// Which configured key `key` is, and its role. Compares against every key so that timing says nothing.
+    /// Which configured key `key` is, and its role. Its digest is compared with every configured one in constant
+    /// time (`subtle`): the timing says nothing of the keys, nor of how many bytes matched, nor of the length.
     pub fn identify(&self, key: &str) -> Option<(KeyId, Role)> {
-        self.0.iter().enumerate().fold(None, |found, (index, (role, candidate))| {
-            let equal = candidate.len() == key.len()
-                && candidate.bytes().zip(key.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0;
-            if equal {
-                Some((KeyId(index), *role))
-            } else {
-                found
-            }
-        })
+        use subtle::{ConditionallySelectable, ConstantTimeEq};
+        let digest = key_digest(key);
+        let (mut found, mut at) = (subtle::Choice::from(0), 0u64);
+        for (index, (_, candidate)) in self.0.iter().enumerate() {
+            let equal = candidate.ct_eq(&digest);
+            at.conditional_assign(&(index as u64), equal);
+            found |= equal;
+        }
+        bool::from(found).then(|| (KeyId(at as usize), self.0[at as usize].0))
     }
 
     /// Whether any key is configured.
@@ -311,6 +332,8 @@ pub struct Config {
     pub trusted_documents: Option<std::sync::Arc<crate::api::persisted::Persisted>>,
     /// Who may introspect the schema (`introspection`, `STAKEGRAPH_INTROSPECTION`).
     pub introspection: crate::api::auth::Introspection,
+    /// JWT bearer tokens from an identity provider (`[jwt]`, `STAKEGRAPH_JWT_*`), beside the API keys.
+    pub jwt: Option<std::sync::Arc<crate::identity::Tokens>>,
 }
 
 impl Default for Config {
@@ -333,6 +356,7 @@ impl Default for Config {
             webhooks: WebhookSettings::default(),
             trusted_documents: None,
             introspection: Default::default(),
+            jwt: Default::default(),
         }
     }
 }
@@ -356,6 +380,7 @@ struct FileConfig {
     webhooks: Option<WebhookSettings>,
     trusted_documents: Option<PathBuf>,
     introspection: Option<crate::api::auth::Introspection>,
+    jwt: Option<crate::identity::JwtSettings>,
 }
 
 /// What the command line says; it wins over everything else.
@@ -420,6 +445,7 @@ impl Config {
         let mut neo4j = FileNeo4j::default();
         let mut falkordb = FileFalkor::default();
         let mut trusted_documents = None;
+        let mut jwt = crate::identity::JwtSettings::default();
         if let Some(path) = file {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
@@ -442,6 +468,7 @@ impl Config {
             config.webhooks = parsed.webhooks.unwrap_or(config.webhooks);
             trusted_documents = parsed.trusted_documents;
             config.introspection = parsed.introspection.unwrap_or(config.introspection);
+            jwt = parsed.jwt.unwrap_or_default();
             if let Some(keys) = parsed.api_keys {
                 config.api_keys = ApiKeys::parse_setting(&keys.join(","), "api_keys")?;
             }
@@ -466,6 +493,24 @@ impl Config {
             config.webhooks.allowed_hosts =
                 hosts.split(',').map(str::trim).filter(|host| !host.is_empty()).map(str::to_owned).collect();
         }
+        for (variable, setting) in [
+            ("STAKEGRAPH_JWT_ISSUER", &mut jwt.issuer),
+            ("STAKEGRAPH_JWT_AUDIENCE", &mut jwt.audience),
+            ("STAKEGRAPH_JWT_JWKS_URL", &mut jwt.jwks_url),
+            ("STAKEGRAPH_JWT_SECRET", &mut jwt.hs256_secret),
+            ("STAKEGRAPH_JWT_ROLE_CLAIM", &mut jwt.role_claim),
+            ("STAKEGRAPH_JWT_VISIBILITY_CLAIM", &mut jwt.visibility_claim),
+        ] {
+            if let Some(value) = env(variable) {
+                *setting = Some(value);
+            }
+        }
+        if let Some(path) = env("STAKEGRAPH_JWT_JWKS_FILE") {
+            jwt.jwks_file = Some(PathBuf::from(path));
+        }
+        config.jwt = crate::identity::Tokens::new(&jwt)
+            .map_err(|error| ConfigError::Invalid { setting: "jwt", message: error.to_string() })?
+            .map(std::sync::Arc::new);
         if let Some(introspection) = env("STAKEGRAPH_INTROSPECTION") {
             config.introspection = introspection
                 .parse()
@@ -708,7 +753,7 @@ impl Config {
 
     /// Refuses to serve when no caller could be let in: no API key, and no anonymous reads (a demo on loopback).
     pub fn check_serving(&self) -> Result<(), ConfigError> {
-        if !self.api_keys.is_empty() || self.anonymous_reads() {
+        if !self.api_keys.is_empty() || self.anonymous_reads() || self.jwt.is_some() {
             return Ok(());
         }
         let message = if self.demo {
@@ -743,6 +788,21 @@ mod tests {
         assert_eq!(keys.role_of("bbbbbbbbbbbbbbbb"), Some(Role::Editor));
         assert_eq!(keys.role_of("cccccccccccccccc"), None);
         assert!(!format!("{keys:?}").contains("aaaa"), "keys must never be printed");
+    }
+
+    #[test]
+    fn keys_may_be_configured_as_their_sha256_digest() {
+        let computed: String =
+            key_digest("aaaaaaaaaaaaaaaa").iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+        let keys = ApiKeys::parse(&format!("admin:sha256:{computed}, viewer:cccccccccccccccc")).unwrap();
+        assert_eq!(keys.identify("aaaaaaaaaaaaaaaa"), Some((KeyId(0), Role::Admin)));
+        assert_eq!(keys.identify("cccccccccccccccc"), Some((KeyId(1), Role::Viewer)));
+        assert_eq!(keys.identify(&computed), None, "the digest is not the key");
+        let refused = |text: &str| ApiKeys::parse(text).err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(refused("editor:sha256:abc").contains("64 hexadecimal digits"));
+        assert!(refused(&format!("editor:sha256:{}", "zz".repeat(32))).contains("64 hexadecimal digits"));
+        let twice = refused(&format!("viewer:aaaaaaaaaaaaaaaa, admin:sha256:{computed}"));
+        assert!(twice.contains("same key"), "a key and its digest are one key: {twice}");
     }
 
     #[test]

@@ -5,11 +5,12 @@
 use crate::api::admission::REFUSAL_PAUSE;
 use crate::api::auth::{BAD_KEY, NO_KEY};
 use crate::api::{self, Caller, KeyId, StakegraphSchema};
+use crate::config::Config;
 use crate::config::StoreKind;
-use crate::config::{ApiKeys, Config};
 use crate::demo::{self, DemoOptions};
 use crate::engine::EngineError;
 use crate::graphql_http::{Media, Page};
+use crate::identity::Identity;
 use crate::store::falkor::FalkorConnection;
 use crate::store::neo4j::Neo4jConnection;
 use crate::store::{CypherStore, GraphStore, Metered, SqliteStore, StoreError};
@@ -67,7 +68,7 @@ pub struct AppState {
     /// Request counters for `/metrics`.
     pub requests: Arc<RequestMetrics>,
     /// Configured API keys.
-    pub keys: ApiKeys,
+    pub identity: Identity,
     /// Whether callers without a key may read.
     pub anonymous_reads: bool,
     /// Largest request body, in bytes.
@@ -209,7 +210,7 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
         schema,
         store,
         requests: Arc::default(),
-        keys: config.api_keys.clone(),
+        identity: Identity { keys: config.api_keys.clone(), tokens: config.jwt.clone() },
         anonymous_reads: config.anonymous_reads(),
         max_body_bytes: config.limits.max_body_bytes,
         body_timeout: Duration::from_millis(config.limits.body_timeout_ms),
@@ -391,8 +392,11 @@ impl Application {
     }
 
     fn serving(listener: TcpListener, config: &Config, prepared: Option<Prepared>, routes: Routes) -> Self {
-        if config.api_keys.is_empty() && !config.anonymous_reads() {
+        if config.api_keys.is_empty() && config.jwt.is_none() && !config.anonymous_reads() {
             tracing::warn!("no API keys are configured: every request will be refused; set STAKEGRAPH_API_KEYS");
+        }
+        if let Some(tokens) = config.jwt.clone() {
+            tokio::spawn(async move { tokens.prefetch().await });
         }
         let store: Arc<OnceLock<Arc<dyn GraphStore>>> = Arc::default();
         if let Some(prepared) = &prepared {
@@ -641,14 +645,22 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Who the request's `Authorization: Bearer` header says the caller is (the scheme is case-insensitive), and
-/// which configured key it used.
-fn caller(headers: &HeaderMap, keys: &ApiKeys) -> (Caller, Option<KeyId>) {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return (Caller::Anonymous, None) };
-    match value.to_str().ok().and_then(bearer_key).and_then(|key| keys.identify(key)) {
-        Some((key, role)) => (Caller::Key(role), Some(key)),
-        None => (Caller::InvalidKey, None),
+/// Who the request's `Authorization: Bearer` header says the caller is (the scheme is case-insensitive): an API
+/// key or a JWT, with the configured key (or token subject) it counts under; or the 401 that refuses a credential
+/// that names no caller, saying why.
+async fn caller(headers: &HeaderMap, identity: &Identity) -> Result<(Caller, Option<KeyId>), Response> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok((Caller::Anonymous, None)) };
+    let Some(credential) = value.to_str().ok().and_then(bearer_key) else { return Err(unauthenticated(BAD_KEY)) };
+    match identity.identify(credential).await {
+        Ok((caller, key)) => Ok((caller, Some(key))),
+        Err(reason) => Err(unauthenticated(&reason)),
     }
+}
+
+/// 401 with `WWW-Authenticate: Bearer` and a GraphQL error coded `UNAUTHENTICATED` saying `message`.
+fn unauthenticated(message: &str) -> Response {
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], error_body(message, "UNAUTHENTICATED"))
+        .into_response()
 }
 
 /// The key of an `Authorization` value of the form `Bearer <key>` (the scheme is case-insensitive).
@@ -686,7 +698,7 @@ async fn graphql_ws(
         return (StatusCode::BAD_REQUEST, bad_request(message)).into_response();
     };
     let schema = state.schema.clone();
-    let (keys, anonymous_reads, hub) = (state.keys.clone(), state.anonymous_reads, state.ws.clone());
+    let (identity, anonymous_reads, hub) = (state.identity.clone(), state.anonymous_reads, state.ws.clone());
     upgrade
         .protocols([protocol.name()])
         // Clients send small messages: a 4 KiB read chunk (it grows for a larger message) instead of the default
@@ -695,7 +707,7 @@ async fn graphql_ws(
         .max_message_size(state.max_body_bytes)
         .on_upgrade(move |socket| async move {
             let _place = place;
-            let admit = move |payload: &serde_json::Value| connection_caller(payload, &keys, anonymous_reads);
+            let admit = move |payload: &serde_json::Value| connection_caller(payload, &identity, anonymous_reads);
             let connection = ws::serve(socket, protocol, schema, hub, admit);
             let pool = state.subscribers.get_or_init(|| {
                 SubscriberRuntime::start(state.ws.limits().subscriber_nice)
@@ -722,16 +734,16 @@ const WS_READ_CHUNK: usize = 4 * 1024;
 /// Who a WebSocket connection's `connection_init` payload says the caller is, or why it is refused.
 fn connection_caller(
     payload: &serde_json::Value,
-    keys: &ApiKeys,
+    identity: &Identity,
     anonymous_reads: bool,
 ) -> Result<ws::Credentials, String> {
     let text = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
     let bearer = text("Authorization").or_else(|| text("authorization")).and_then(bearer_key);
     match bearer.or_else(|| text("apiKey")) {
-        Some(key) => match keys.identify(key) {
-            Some((key, role)) => Ok(ws::Credentials { caller: Caller::Key(role), key: Some(key) }),
-            None => Err(BAD_KEY.to_owned()),
-        },
+        Some(credential) => {
+            let (caller, key) = identity.identify_now(credential)?;
+            Ok(ws::Credentials { caller, key: Some(key) })
+        }
         None if anonymous_reads => Ok(ws::Credentials { caller: Caller::Anonymous, key: None }),
         None => Err(WS_NO_KEY.to_owned()),
     }
@@ -769,10 +781,7 @@ fn refuse_early(state: &AppState, caller: Caller) -> Option<Response> {
         Caller::Anonymous if !state.anonymous_reads => NO_KEY,
         _ => return None,
     };
-    Some(
-        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], error_body(message, "UNAUTHENTICATED"))
-            .into_response(),
-    )
+    Some(unauthenticated(message))
 }
 
 async fn graphiql() -> Response {
@@ -887,7 +896,10 @@ async fn graphql_get(
         Ok(media) => media,
         Err(not_acceptable) => return not_acceptable.into_response(),
     };
-    let (caller, key) = caller(&headers, &state.keys);
+    let (caller, key) = match caller(&headers, &state.identity).await {
+        Ok(found) => found,
+        Err(refusal) => return refusal,
+    };
     if let Some(refusal) = refuse_early(&state, caller).or_else(|| while_seeding(&state)) {
         return refusal;
     }
@@ -978,7 +990,7 @@ struct Posted {
 /// against its rate, a JSON body within the size and time limits, with a query or a persisted document's hash (not
 /// resolved yet).
 async fn read_post(state: &AppState, request: axum::extract::Request, media: Media) -> Result<Posted, Response> {
-    let (caller, key) = caller(request.headers(), &state.keys);
+    let (caller, key) = caller(request.headers(), &state.identity).await?;
     if let Some(refusal) = refuse_early(state, caller).or_else(|| while_seeding(state)) {
         return Err(refusal);
     }
@@ -1199,7 +1211,7 @@ async fn execute(
         })
         .collect();
     let role = match caller {
-        Caller::Key(role) => role.as_str(),
+        Caller::Key(role) | Caller::Masked(role) => role.as_str(),
         Caller::Anonymous => "anonymous",
         Caller::InvalidKey => "invalid-key",
     };

@@ -28,6 +28,7 @@ pub mod export;
 pub mod graphiql;
 pub mod graphql_http;
 pub mod http;
+pub mod identity;
 pub mod import;
 pub mod migrate;
 pub mod priority;

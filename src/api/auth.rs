@@ -10,8 +10,11 @@ use async_graphql::{Context, Guard};
 pub enum Caller {
     /// No key was sent.
     Anonymous,
-    /// A valid key with its role.
+    /// A valid key (or token) with its role.
     Key(Role),
+    /// A valid token with its role whose visibility claim withholds private stakeholders: the role's rights, with
+    /// every private stakeholder masked as for a viewer.
+    Masked(Role),
     /// A key was sent but matches none configured.
     InvalidKey,
 }
@@ -26,12 +29,30 @@ impl Caller {
     pub fn sees_private(self) -> bool {
         matches!(self, Caller::Key(role) if role.sees_private())
     }
+
+    /// The role of a valid key or token.
+    pub fn role(self) -> Option<Role> {
+        match self {
+            Caller::Key(role) | Caller::Masked(role) => Some(role),
+            Caller::Anonymous | Caller::InvalidKey => None,
+        }
+    }
 }
 
 /// Which configured API key a request came with: its place in the configured list, never the key itself. The
 /// transports put one into every request made with a valid key; per-key limits count by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyId(pub usize);
+
+impl KeyId {
+    /// The id a token's subject counts under: a hash of it, above every configured key's place.
+    pub fn of_subject(subject: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        subject.hash(&mut hasher);
+        KeyId((hasher.finish() as usize) | (1 << (usize::BITS - 1)))
+    }
+}
 
 /// What a field needs from its caller.
 pub enum Need {
@@ -60,11 +81,11 @@ pub enum Introspection {
 impl Introspection {
     /// Whether `caller` may introspect.
     pub fn allows(self, caller: Caller) -> bool {
-        match (self, caller) {
+        match (self, caller.role()) {
             (Introspection::Everyone, _) => true,
-            (Introspection::Editors, Caller::Key(role)) => role.may_write(),
-            (Introspection::Admins, Caller::Key(role)) => role == Role::Admin,
-            (_, Caller::Anonymous | Caller::InvalidKey) => false,
+            (Introspection::Editors, Some(role)) => role.may_write(),
+            (Introspection::Admins, Some(role)) => role == Role::Admin,
+            (_, None) => false,
         }
     }
 
@@ -101,18 +122,19 @@ impl Need {
     /// Checks the caller of `ctx`.
     pub fn check_caller(&self, ctx: &Context<'_>) -> Result<(), ApiError> {
         let anonymous_reads = ctx.data_opt::<ApiContext>().is_some_and(|api| api.anonymous_reads);
-        match (self, Caller::of(ctx)) {
-            (_, Caller::InvalidKey) => Err(ApiError::Unauthenticated(BAD_KEY.into())),
-            (Need::Read, Caller::Key(_)) => Ok(()),
-            (Need::Read, Caller::Anonymous) if anonymous_reads => Ok(()),
-            (_, Caller::Anonymous) => Err(ApiError::Unauthenticated(NO_KEY.into())),
-            (Need::Write, Caller::Key(role)) if role.may_write() => Ok(()),
-            (Need::Admin, Caller::Key(Role::Admin)) => Ok(()),
-            (Need::Admin, Caller::Key(role)) => Err(ApiError::Forbidden(format!(
+        let caller = Caller::of(ctx);
+        match (self, caller, caller.role()) {
+            (_, Caller::InvalidKey, _) => Err(ApiError::Unauthenticated(BAD_KEY.into())),
+            (Need::Read, _, Some(_)) => Ok(()),
+            (Need::Read, Caller::Anonymous, _) if anonymous_reads => Ok(()),
+            (_, _, None) => Err(ApiError::Unauthenticated(NO_KEY.into())),
+            (Need::Write, _, Some(role)) if role.may_write() => Ok(()),
+            (Need::Admin, _, Some(Role::Admin)) => Ok(()),
+            (Need::Admin, _, Some(role)) => Err(ApiError::Forbidden(format!(
                 "a {} key may not administer the service; webhooks need an admin key",
                 role.as_str()
             ))),
-            (Need::Write, Caller::Key(role)) => Err(ApiError::Forbidden(format!(
+            (Need::Write, _, Some(role)) => Err(ApiError::Forbidden(format!(
                 "a {} key may only read; changing the graph needs an editor or admin key",
                 role.as_str()
             ))),

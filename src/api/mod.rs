@@ -152,7 +152,7 @@ impl StakegraphSchema {
     /// Transports that read the operation before executing call it first; executing calls it again, which changes
     /// nothing then.
     pub fn resolve_persisted(&self, request: &mut Request, caller: Caller) -> Result<(), async_graphql::ServerError> {
-        let sees_private = matches!(caller, Caller::Key(role) if role.may_write());
+        let sees_private = caller.sees_private();
         self.persisted.resolve(request, sees_private)
     }
 

@@ -20,6 +20,7 @@ mod graphql_ws_client;
 mod hostile;
 mod import;
 mod influence;
+mod jwt;
 mod limits;
 mod neo4j;
 mod on_falkordb;
