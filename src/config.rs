@@ -332,6 +332,8 @@ pub struct Config {
     pub trusted_documents: Option<std::sync::Arc<crate::api::persisted::Persisted>>,
     /// Who may introspect the schema (`introspection`, `STAKEGRAPH_INTROSPECTION`).
     pub introspection: crate::api::auth::Introspection,
+    /// Who may read `/metrics` (`metrics`, `STAKEGRAPH_METRICS`): `admins` by default.
+    pub metrics: crate::api::auth::Introspection,
     /// JWT bearer tokens from an identity provider (`[jwt]`, `STAKEGRAPH_JWT_*`), beside the API keys.
     pub jwt: Option<std::sync::Arc<crate::identity::Tokens>>,
 }
@@ -357,6 +359,7 @@ impl Default for Config {
             trusted_documents: None,
             introspection: Default::default(),
             jwt: Default::default(),
+            metrics: crate::api::auth::Introspection::Admins,
         }
     }
 }
@@ -381,6 +384,7 @@ struct FileConfig {
     trusted_documents: Option<PathBuf>,
     introspection: Option<crate::api::auth::Introspection>,
     jwt: Option<crate::identity::JwtSettings>,
+    metrics: Option<crate::api::auth::Introspection>,
 }
 
 /// What the command line says; it wins over everything else.
@@ -469,6 +473,7 @@ impl Config {
             trusted_documents = parsed.trusted_documents;
             config.introspection = parsed.introspection.unwrap_or(config.introspection);
             jwt = parsed.jwt.unwrap_or_default();
+            config.metrics = parsed.metrics.unwrap_or(config.metrics);
             if let Some(keys) = parsed.api_keys {
                 config.api_keys = ApiKeys::parse_setting(&keys.join(","), "api_keys")?;
             }
@@ -511,6 +516,10 @@ impl Config {
         config.jwt = crate::identity::Tokens::new(&jwt)
             .map_err(|error| ConfigError::Invalid { setting: "jwt", message: error.to_string() })?
             .map(std::sync::Arc::new);
+        if let Some(metrics) = env("STAKEGRAPH_METRICS") {
+            config.metrics =
+                metrics.parse().map_err(|message| ConfigError::Invalid { setting: "STAKEGRAPH_METRICS", message })?;
+        }
         if let Some(introspection) = env("STAKEGRAPH_INTROSPECTION") {
             config.introspection = introspection
                 .parse()

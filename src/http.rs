@@ -14,6 +14,7 @@ use crate::identity::Identity;
 use crate::store::falkor::FalkorConnection;
 use crate::store::neo4j::Neo4jConnection;
 use crate::store::{CypherStore, GraphStore, Metered, SqliteStore, StoreError};
+use crate::telemetry::Telemetry;
 use crate::{sse, ws};
 use async_graphql::parser::types::OperationType;
 use axum::extract::rejection::QueryRejection;
@@ -24,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -66,11 +67,13 @@ pub struct AppState {
     /// The store (metered), for readiness and metrics.
     pub store: Arc<Metered>,
     /// Request counters for `/metrics`.
-    pub requests: Arc<RequestMetrics>,
+    pub telemetry: Arc<Telemetry>,
     /// Configured API keys.
     pub identity: Identity,
     /// Whether callers without a key may read.
     pub anonymous_reads: bool,
+    /// Who may read `/metrics`.
+    pub metrics_access: crate::api::auth::Introspection,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// Longest a client may take to send a request body.
@@ -206,12 +209,16 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
     }
     let schema = schema.with_introspection(config.introspection);
     let ws = ws::WsHub::new(config.websocket).with_admission(schema.admission().clone());
+    let mut telemetry = Telemetry::default();
+    store.register(telemetry.registry());
+    schema.admission().register(telemetry.registry());
     AppState {
         schema,
         store,
-        requests: Arc::default(),
+        telemetry: Arc::new(telemetry),
         identity: Identity { keys: config.api_keys.clone(), tokens: config.jwt.clone() },
         anonymous_reads: config.anonymous_reads(),
+        metrics_access: config.metrics,
         max_body_bytes: config.limits.max_body_bytes,
         body_timeout: Duration::from_millis(config.limits.body_timeout_ms),
         max_nesting: config.limits.max_nesting,
@@ -793,46 +800,37 @@ async fn graphiql_asset(uri: axum::http::Uri) -> Response {
     crate::graphiql::asset(uri.path())
 }
 
-/// GraphQL requests served, by outcome, and the time they took.
-#[derive(Debug, Default)]
-pub struct RequestMetrics {
-    ok: AtomicU64,
-    error: AtomicU64,
-    micros: AtomicU64,
-}
-
-impl RequestMetrics {
-    fn record(&self, ok: bool, elapsed: Duration) {
-        let counter = if ok { &self.ok } else { &self.error };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-    }
-}
-
-/// Counters in the Prometheus text format.
-async fn metrics(State(state): State<AppState>) -> Response {
-    use std::fmt::Write;
-    let requests = &state.requests;
-    let mut text = String::new();
-    let _ = writeln!(text, "# HELP stakegraph_graphql_requests_total GraphQL requests served, by outcome.");
-    let _ = writeln!(text, "# TYPE stakegraph_graphql_requests_total counter");
-    for (outcome, counter) in [("ok", &requests.ok), ("error", &requests.error)] {
-        let _ = writeln!(
-            text,
-            "stakegraph_graphql_requests_total{{outcome=\"{outcome}\"}} {}",
-            counter.load(Ordering::Relaxed)
+/// The service's metrics in the Prometheus text format, to the callers `metrics` lets in (admins by default): the
+/// gauges read now (subscriptions running, how far the projection lags behind the change log), then everything
+/// the registry holds.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (caller, _) = match caller(&headers, &state.identity).await {
+        Ok(found) => found,
+        Err(refusal) => return refusal,
+    };
+    if !state.metrics_access.allows(caller) {
+        let message = format!(
+            "/metrics is for {} keys (`metrics` in the configuration, STAKEGRAPH_METRICS); send one as \
+             `Authorization: Bearer <key>`",
+            match state.metrics_access {
+                crate::api::auth::Introspection::Admins => "admin",
+                _ => "editor and admin",
+            }
         );
+        let status = if caller.role().is_some() { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
+        let code = if status == StatusCode::FORBIDDEN { "FORBIDDEN" } else { "UNAUTHENTICATED" };
+        return (status, error_body(&message, code)).into_response();
     }
-    let _ = writeln!(text, "# HELP stakegraph_graphql_request_seconds_total Time spent serving GraphQL requests.");
-    let _ = writeln!(text, "# TYPE stakegraph_graphql_request_seconds_total counter");
-    let seconds = requests.micros.load(Ordering::Relaxed) as f64 / 1e6;
-    let _ = writeln!(text, "stakegraph_graphql_request_seconds_total {seconds}");
-    let _ = writeln!(text, "# HELP stakegraph_store_calls_total Calls to the graph store, by method.");
-    let _ = writeln!(text, "# TYPE stakegraph_store_calls_total counter");
-    for (method, count) in state.store.calls() {
-        let _ = writeln!(text, "stakegraph_store_calls_total{{method=\"{method}\"}} {count}");
+    state.telemetry.subscribers.set(state.ws.running() as i64);
+    if let Some(applied) = state.schema.engine().loaded().map(|snapshot| snapshot.seq()) {
+        if let Ok(latest) = state.store.changes_before(i64::MAX, 1).await {
+            let head = latest.first().map_or(0, |event| event.seq);
+            state.telemetry.projection_lag.set((head - applied).max(0));
+        }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    state.telemetry.analyses_queued.set(state.schema.admission().waiting() as i64);
+    let text = state.telemetry.render();
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
 /// 200 once the service can answer everything: the demo graph written (with `serve --demo` on an empty store), the
@@ -1215,7 +1213,7 @@ async fn execute(
         Caller::Anonymous => "anonymous",
         Caller::InvalidKey => "invalid-key",
     };
-    state.requests.record(codes.is_empty(), started.elapsed());
+    state.telemetry.request(&operation, codes.is_empty(), started.elapsed());
     tracing::info!(
         operation = %operation,
         caller = role,

@@ -34,5 +34,6 @@ pub mod migrate;
 pub mod priority;
 pub mod sse;
 pub mod store;
+pub mod telemetry;
 pub mod webhooks;
 pub mod ws;

@@ -108,6 +108,11 @@ impl WsHub {
         self
     }
 
+    /// Subscriptions running now (WebSocket and SSE), for `/metrics`.
+    pub fn running(&self) -> usize {
+        self.running.lock().map(|running| running.values().sum()).unwrap_or(0)
+    }
+
     /// The limits.
     pub fn limits(&self) -> WsLimits {
         self.limits

@@ -9,6 +9,7 @@ use super::error::ApiError;
 use super::ApiLimits;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use prometheus_client::metrics::histogram::Histogram;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,6 +35,10 @@ pub struct Admission {
     clock: DefaultClock,
     /// The threads analyses compute on, below the threads that answer requests.
     background: Arc<crate::priority::Background>,
+    /// How long analyses held their turn.
+    run_seconds: Histogram,
+    /// How long analyses waited for a turn (those that had to).
+    wait_seconds: Histogram,
 }
 
 impl std::fmt::Debug for Admission {
@@ -42,8 +47,19 @@ impl std::fmt::Debug for Admission {
     }
 }
 
-/// A turn to compute one analysis; the next waiting one starts when it is dropped.
-pub struct Turn(#[allow(dead_code)] OwnedSemaphorePermit);
+/// A turn to compute one analysis; the next waiting one starts when it is dropped, and how long it was held is
+/// recorded.
+pub struct Turn {
+    _permit: OwnedSemaphorePermit,
+    started: std::time::Instant,
+    seconds: Histogram,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.seconds.observe(self.started.elapsed().as_secs_f64());
+    }
+}
 
 impl Admission {
     /// The gate for `limits` (which the configuration has checked to be positive).
@@ -62,7 +78,35 @@ impl Admission {
             analyses: RateLimiter::dashmap(analyses),
             clock: DefaultClock::default(),
             background: Arc::new(crate::priority::Background::new(limits.analysis_nice)),
+            run_seconds: crate::telemetry::seconds(),
+            wait_seconds: crate::telemetry::seconds(),
         }
+    }
+
+    /// Registers the analyses' run and wait times in `registry`.
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        let seconds = prometheus_client::registry::Unit::Seconds;
+        registry.register_with_unit(
+            "analysis_run",
+            "How long analyses computed (held their turn)",
+            seconds.clone(),
+            self.run_seconds.clone(),
+        );
+        registry.register_with_unit(
+            "analysis_wait",
+            "How long analyses queued for a turn, those that had to",
+            seconds,
+            self.wait_seconds.clone(),
+        );
+    }
+
+    /// Analyses waiting for a turn now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    fn turn(&self, permit: OwnedSemaphorePermit) -> Turn {
+        Turn { _permit: permit, started: std::time::Instant::now(), seconds: self.run_seconds.clone() }
     }
 
     /// The threads analyses compute on, for work that runs in the background without a turn (the estimates of
@@ -88,7 +132,7 @@ impl Admission {
             return Err(rate_limited("analyses_per_minute_per_key", "analyses", wait));
         }
         if let Ok(permit) = self.running.clone().try_acquire_owned() {
-            return Ok(Turn(permit));
+            return Ok(self.turn(permit));
         }
         let joined = self.waiting.fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
             (waiting < self.max_waiting).then_some(waiting + 1)
@@ -104,9 +148,12 @@ impl Admission {
             });
         }
         let _leave = Leave(&self.waiting);
+        let queued = std::time::Instant::now();
         let wait = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(wait, self.running.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(Turn(permit)),
+        let acquired = tokio::time::timeout(wait, self.running.clone().acquire_owned()).await;
+        self.wait_seconds.observe(queued.elapsed().as_secs_f64());
+        match acquired {
+            Ok(Ok(permit)) => Ok(self.turn(permit)),
             Ok(Err(_closed)) => Err(ApiError::Internal),
             Err(_elapsed) => Err(ApiError::Refused {
                 limit: "request_timeout_ms",
@@ -137,7 +184,7 @@ impl Admission {
             }
             None => turn.await,
         };
-        turn.map(Turn).map_err(|_closed| ApiError::Internal)
+        turn.map(|permit| self.turn(permit)).map_err(|_closed| ApiError::Internal)
     }
 }
 

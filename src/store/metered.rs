@@ -10,8 +10,10 @@ use crate::domain::{
     Applied, ChangeEvent, Command, Interaction, InteractionId, Relationship, RelationshipId, Stakeholder,
     StakeholderId, WebhookId,
 };
+use crate::telemetry::{self, Histograms};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::family::Family;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,13 +21,32 @@ use std::sync::Arc;
 /// Calls made so far, by method name.
 pub type StoreCalls = BTreeMap<&'static str, u64>;
 
-/// Wraps a store and counts every call by method.
+/// Wraps a store and counts every call by method, with its duration and, for reads by a list of ids (a
+/// DataLoader's batch), how many keys it carried.
 pub struct Metered {
     inner: Arc<dyn GraphStore>,
     counters: Arc<[(&'static str, AtomicU64)]>,
+    seconds: Histograms<StoreLabels>,
+    keys: Histograms<StoreLabels>,
 }
 
-const METHODS: [&str; 18] = [
+/// The label of a store metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct StoreLabels {
+    /// The store method.
+    method: &'static str,
+}
+
+/// Records a call's duration when dropped.
+struct Timed(prometheus_client::metrics::histogram::Histogram, std::time::Instant);
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        self.0.observe(self.1.elapsed().as_secs_f64());
+    }
+}
+
+const METHODS: [&str; 19] = [
     "stakeholders_by_id",
     "stakeholder_by_key",
     "list_stakeholders",
@@ -37,6 +58,7 @@ const METHODS: [&str; 18] = [
     "apply",
     "programs",
     "changes_after",
+    "changes_before",
     "counts",
     "public_counts",
     "ping",
@@ -49,7 +71,27 @@ const METHODS: [&str; 18] = [
 impl Metered {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn GraphStore>) -> Self {
-        Self { inner, counters: METHODS.iter().map(|name| (*name, AtomicU64::new(0))).collect() }
+        Self {
+            inner,
+            counters: METHODS.iter().map(|name| (*name, AtomicU64::new(0))).collect(),
+            seconds: Family::new_with_constructor(telemetry::seconds),
+            keys: Family::new_with_constructor(telemetry::counts),
+        }
+    }
+
+    /// Registers the calls' durations and batch sizes in `registry`.
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_with_unit(
+            "store_call_duration",
+            "Calls to the graph store, by method",
+            prometheus_client::registry::Unit::Seconds,
+            self.seconds.clone(),
+        );
+        registry.register(
+            "store_batch_keys",
+            "Ids one store read by a list of ids carried (a DataLoader batch), by method",
+            self.keys.clone(),
+        );
     }
 
     /// The calls made so far, by method (methods never called are left out).
@@ -66,37 +108,46 @@ impl Metered {
         self.counters.iter().map(|(_, count)| count.load(Ordering::Relaxed)).sum()
     }
 
-    fn count(&self, method: &'static str) {
+    /// Counts a call of `method`; the guard records its duration when the call is done.
+    #[must_use]
+    fn count(&self, method: &'static str) -> Timed {
         if let Some((_, counter)) = self.counters.iter().find(|(name, _)| *name == method) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
+        Timed(self.seconds.get_or_create(&StoreLabels { method }).clone(), std::time::Instant::now())
+    }
+
+    /// Counts a call of `method` with a batch of `keys` ids.
+    fn batch(&self, method: &'static str, keys: usize) -> Timed {
+        self.keys.get_or_create(&StoreLabels { method }).observe(keys as f64);
+        self.count(method)
     }
 }
 
 #[async_trait]
 impl GraphStore for Metered {
     async fn stakeholders_by_id(&self, ids: &[StakeholderId]) -> StoreResult<Vec<Stakeholder>> {
-        self.count("stakeholders_by_id");
+        let _timed = self.batch("stakeholders_by_id", ids.len());
         self.inner.stakeholders_by_id(ids).await
     }
 
     async fn stakeholder_by_key(&self, key: &str) -> StoreResult<Option<Stakeholder>> {
-        self.count("stakeholder_by_key");
+        let _timed = self.count("stakeholder_by_key");
         self.inner.stakeholder_by_key(key).await
     }
 
     async fn list_stakeholders(&self, query: &StakeholderQuery) -> StoreResult<StakeholderPage> {
-        self.count("list_stakeholders");
+        let _timed = self.count("list_stakeholders");
         self.inner.list_stakeholders(query).await
     }
 
     async fn relationships_by_id(&self, ids: &[RelationshipId]) -> StoreResult<Vec<Relationship>> {
-        self.count("relationships_by_id");
+        let _timed = self.batch("relationships_by_id", ids.len());
         self.inner.relationships_by_id(ids).await
     }
 
     async fn relationships_of(&self, ids: &[StakeholderId]) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
-        self.count("relationships_of");
+        let _timed = self.batch("relationships_of", ids.len());
         self.inner.relationships_of(ids).await
     }
 
@@ -108,7 +159,7 @@ impl GraphStore for Metered {
         direction: crate::store::PageDirection,
         topics: crate::domain::TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
-        self.count("interaction_pages");
+        let _timed = self.batch("interaction_pages", relationships.len());
         self.inner.interaction_pages(relationships, count, cursor, direction, topics).await
     }
 
@@ -116,72 +167,72 @@ impl GraphStore for Metered {
         &self,
         relationships: &[RelationshipId],
     ) -> StoreResult<HashMap<RelationshipId, Vec<Interaction>>> {
-        self.count("interaction_histories");
+        let _timed = self.batch("interaction_histories", relationships.len());
         self.inner.interaction_histories(relationships).await
     }
 
     async fn interactions_by_id(&self, ids: &[InteractionId]) -> StoreResult<Vec<Interaction>> {
-        self.count("interactions_by_id");
+        let _timed = self.batch("interactions_by_id", ids.len());
         self.inner.interactions_by_id(ids).await
     }
 
     async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied> {
-        self.count("apply");
+        let _timed = self.count("apply");
         self.inner.apply(commands, at).await
     }
 
     async fn programs(&self) -> StoreResult<Vec<crate::domain::Program>> {
-        self.count("programs");
+        let _timed = self.count("programs");
         self.inner.programs().await
     }
 
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
-        self.count("changes_after");
+        let _timed = self.count("changes_after");
         self.inner.changes_after(after, limit).await
     }
 
     async fn changes_before(&self, before: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
-        self.count("changes_before");
+        let _timed = self.count("changes_before");
         self.inner.changes_before(before, limit).await
     }
 
     async fn graph_scan(&self) -> StoreResult<GraphScan> {
-        self.count("graph_scan");
+        let _timed = self.count("graph_scan");
         self.inner.graph_scan().await
     }
 
     async fn counts(&self) -> StoreResult<GraphCounts> {
-        self.count("counts");
+        let _timed = self.count("counts");
         self.inner.counts().await
     }
 
     async fn public_counts(&self) -> StoreResult<GraphCounts> {
-        self.count("public_counts");
+        let _timed = self.count("public_counts");
         self.inner.public_counts().await
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.count("ping");
+        let _timed = self.count("ping");
         self.inner.ping().await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        self.count("webhooks");
+        let _timed = self.count("webhooks");
         self.inner.webhooks().await
     }
 
     async fn create_webhook(&self, webhook: Webhook) -> StoreResult<Webhook> {
-        self.count("create_webhook");
+        let _timed = self.count("create_webhook");
         self.inner.create_webhook(webhook).await
     }
 
     async fn save_webhook(&self, webhook: &Webhook) -> StoreResult<bool> {
-        self.count("save_webhook");
+        let _timed = self.count("save_webhook");
         self.inner.save_webhook(webhook).await
     }
 
     async fn delete_webhook(&self, id: WebhookId) -> StoreResult<bool> {
-        self.count("delete_webhook");
+        let _timed = self.count("delete_webhook");
         self.inner.delete_webhook(id).await
     }
 

@@ -86,15 +86,49 @@ async fn browsers_on_configured_origins_may_call_the_api() {
 }
 
 #[tokio::test]
-async fn metrics_count_requests_and_store_calls() {
-    let app = app();
-    let query = json!({ "query": "{ stakeholders(first: 3) { edges { node { name } } } }" });
+async fn metrics_are_prometheus_histograms_for_admins_only() {
+    const ADMIN_KEY: &str = "admin-key-0123456789";
+    let mut config = config();
+    config.api_keys = ApiKeys::parse(&format!("viewer:{VIEWER_KEY},editor:{EDITOR_KEY},admin:{ADMIN_KEY}")).unwrap();
+    let app = router(app_state(demo_store(), &config), &[]);
+    let query =
+        "query Dashboard { stakeholders(first: 3) { edges { node { name relationships(first: 2) { totalCount } } } } }";
+    let query = json!({ "query": query });
     let (status, _) = send_to(app.clone(), post(query, Some(VIEWER_KEY))).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, text) = send_to(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let scrape = |key: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut request = Request::get("/metrics");
+            if let Some(key) = key {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+            }
+            send_to(app, request.body(Body::empty()).unwrap()).await
+        }
+    };
+    assert_eq!(scrape(None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, refused) = scrape(Some(EDITOR_KEY)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(refused.contains("admin keys"), "{refused}");
+    let (status, text) = scrape(Some(ADMIN_KEY)).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(text.contains("stakegraph_graphql_requests_total{outcome=\"ok\"} 1"), "{text}");
-    assert!(text.contains("stakegraph_store_calls_total{method=\"list_stakeholders\"} 1"), "{text}");
+    for histogram in [
+        "stakegraph_graphql_request_duration_seconds_bucket{le=\"0.0005\",operation=\"Dashboard\",outcome=\"ok\"}",
+        "stakegraph_graphql_request_duration_seconds_count{operation=\"Dashboard\",outcome=\"ok\"} 1",
+        "stakegraph_store_call_duration_seconds_count{method=\"list_stakeholders\"} 1",
+        "stakegraph_store_batch_keys_count{method=\"relationships_of\"} 1",
+        "# TYPE stakegraph_analysis_run_seconds histogram",
+        "# TYPE stakegraph_analysis_wait_seconds histogram",
+        "stakegraph_websocket_subscriptions 0",
+        "stakegraph_analyses_queued 0",
+        "# TYPE stakegraph_projection_lag_changes gauge",
+    ] {
+        assert!(text.contains(histogram), "{histogram} in:\n{text}");
+    }
+    // Anyone, when configured so.
+    config.metrics = "everyone".parse().unwrap();
+    let open = router(app_state(demo_store(), &config), &[]);
+    assert_eq!(send_to(open, Request::get("/metrics").body(Body::empty()).unwrap()).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
