@@ -335,3 +335,50 @@ fn a_demo_graph_that_cannot_be_written_stops_serve_with_its_message() {
          that every kind is present"
     );
 }
+
+/// `--log-format json` (or `STAKEGRAPH_LOG_FORMAT=json`) writes one JSON object per log line: the start-up lines
+/// and each request's line, with its fields (operation, caller, outcome) as members.
+#[test]
+fn logs_are_json_lines_on_request() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stakegraph"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("json.db"))
+        .env("STAKEGRAPH_API_KEYS", format!("editor:{KEY}"))
+        .env("STAKEGRAPH_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut parsed = |what: &str| -> Value {
+        let line = lines.next().unwrap_or_else(|| panic!("a log line for {what}")).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|error| panic!("not a JSON line ({error}): {line}"))
+    };
+    let address = loop {
+        let line = parsed("the address");
+        assert!(line["level"].is_string() && line["timestamp"].is_string(), "{line}");
+        if let Some(address) = line["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let body = json!({ "query": "query Ping { __typename }" });
+    let response =
+        runtime.block_on(post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(KEY), &body));
+    assert_eq!(response["data"]["__typename"], "Query");
+    let request = loop {
+        let line = parsed("the request");
+        if line["message"] == "graphql" {
+            break line;
+        }
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        (&request["operation"], &request["caller"], &request["outcome"]),
+        (&json!("Ping"), &json!("editor"), &json!("ok"))
+    );
+    assert!(!request.to_string().contains(KEY), "never the key: {request}");
+}
