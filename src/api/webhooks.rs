@@ -247,6 +247,13 @@ impl WebhookMutation {
     #[graphql(guard = "Need::Admin")]
     async fn register_webhook(&self, ctx: &Context<'_>, input: RegisterWebhookInput) -> ApiResult<RegisteredWebhook> {
         let api = ctx.data_unchecked::<ApiContext>();
+        if input.include_private && !super::auth::Caller::of(ctx).sees_private() {
+            return Err(ApiError::Forbidden(
+                "this caller's token withholds private stakeholders, so its webhooks may not include them; register \
+                 without includePrivate"
+                    .into(),
+            ));
+        }
         let filter = Filter::parse(input.filter.unwrap_or_default())?.to_webhook();
         let after = input.after.as_deref().map(decode).transpose()?;
         let webhook = api.webhooks.register(&input.url, filter, input.include_private, after).await?;

@@ -82,6 +82,14 @@ async fn hs256_tokens_are_checked_for_issuer_audience_expiry_signature_and_role(
     let mut withheld = claims("editor");
     withheld["sees_private"] = json!(false);
     assert_eq!(names(&base, &hs256(&withheld, SECRET)).await.unwrap(), ["\"Open Ltd\""]);
+    // Nor may such a token have private stakeholders sent elsewhere, even an admin's.
+    let mut admin = claims("admin");
+    admin["sees_private"] = json!(false);
+    let register = json!({ "query": "mutation { registerWebhook(input: { url: \"https://hooks.example.com/x\", \
+                                      includePrivate: true }) { secret } }" });
+    let refused = post_graphql(&reqwest::Client::new(), &base, Some(&hs256(&admin, SECRET)), &register).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused:#}");
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("includePrivate"), "{refused:#}");
 
     let refused = |mutate: fn(&mut Value), secret: &'static str| {
         let base = base.clone();
