@@ -348,11 +348,7 @@ impl Pricing<'_> {
             // A page runs forward (`first`) or backward (`last`); both together are refused when it runs, and
             // priced here at the larger.
             let last = argument("last").and_then(|value| self.number(value));
-            let count = match (first(), last) {
-                (None, None) => self.default_page,
-                (first, last) => first.max(last).unwrap_or(self.default_page),
-            };
-            (count, true)
+            (first().max(last).unwrap_or(self.default_page), true)
         } else if let Some((_, default)) = ANALYSES.iter().find(|(analysis, _)| *analysis == name) {
             (first().unwrap_or(*default), true)
         } else if name == "nodes" {

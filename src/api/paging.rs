@@ -1,7 +1,7 @@
 //! Page-size limits and paging of lists (Relay cursor connections, both ways).
 
 use super::error::{ApiError, ApiResult};
-use super::ids::{decode_offset_cursor, encode_offset_cursor};
+use super::ids::{damaged_cursor, decode_offset_cursor, encode_offset_cursor};
 use super::ApiContext;
 use crate::store::PageDirection;
 use async_graphql::{Context, SimpleObject};
@@ -156,9 +156,7 @@ impl Window {
         let (start, end) = match page.direction {
             PageDirection::Forward => {
                 let start = match at {
-                    Some(at) => at.checked_add(1).ok_or_else(|| {
-                        ApiError::bad_input("after", "this cursor is damaged; start again without `after`")
-                    })?,
+                    Some(at) => at.checked_add(1).ok_or_else(|| damaged_cursor("after"))?,
                     None => 0,
                 }
                 .min(len);
