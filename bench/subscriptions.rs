@@ -39,7 +39,7 @@ use stakegraph::config::{ApiKeys, Config};
 use stakegraph::domain::{
     Command, CustomerDetails, CustomerStatus, KindDetails, Label, MarketSet, NewStakeholder, Probability,
 };
-use stakegraph::http::Application;
+use stakegraph::service::Application;
 use stakegraph::store::{GraphStore, SqliteStore};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -366,7 +366,7 @@ struct Server {
     placement: Placement,
     pid: u32,
     child: Option<(std::process::Child, std::process::ChildStdin)>,
-    task: Option<tokio::task::JoinHandle<Result<(), stakegraph::http::StartupError>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), stakegraph::service::StartupError>>>,
 }
 
 impl Server {

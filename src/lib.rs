@@ -9,7 +9,9 @@
 //!   (Neo4j through neo4rs; FalkorDB runs the same statements in tests).
 //! - [`engine`]: the in-memory projection and graph algorithms (grows with the engine work).
 //! - [`api`]: the async-graphql schema: thin views over domain records, DataLoaders, access control.
-//! - [`http`]: the axum router and the [`http::Application`] that binds it.
+//! - [`http`]: the axum router, routes only; [`service`]: the [`service::Application`] that binds it, opens the store
+//!   and starts the projection and the follower.
+//! - [`telemetry`], [`traces`]: Prometheus metrics and OpenTelemetry traces.
 //! - [`ws`]: GraphQL over WebSocket (`graphql-transport-ws` and the legacy `graphql-ws`), with its limits.
 //! - [`config`]: one typed configuration.
 //! - [`demo`]: the deterministic demo-graph generator.
@@ -32,8 +34,10 @@ pub mod identity;
 pub mod import;
 pub mod migrate;
 pub mod priority;
+pub mod service;
 pub mod sse;
 pub mod store;
 pub mod telemetry;
+pub mod traces;
 pub mod webhooks;
 pub mod ws;

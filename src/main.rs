@@ -4,8 +4,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use stakegraph::config::{Config, Overrides, StoreKind};
 use stakegraph::demo::{self, DemoOptions};
-use stakegraph::http::Application;
+use stakegraph::service::Application;
 use stakegraph::store::{GraphStore, SqliteStore};
+use stakegraph::traces::Traces;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +16,9 @@ use std::path::PathBuf;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 /// Stakegraph: a GraphQL gateway over a six-market stakeholder relationship graph.
 #[derive(Parser)]
@@ -266,12 +269,25 @@ enum ExportFormat {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let log = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => log.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => log.json().flatten_event(true).with_current_span(false).init(),
+    let traces = match Traces::from_env() {
+        Ok(traces) => traces,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let log = match cli.log_format {
+        LogFormat::Text => log.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Json => log.json().flatten_event(true).with_current_span(false).with_span_list(false).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(traces.as_ref().map(|traces| traces.layer()))
+        .init();
+    if traces.is_some() {
+        tracing::info!("exporting traces over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)");
     }
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -357,7 +373,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if config.store == StoreKind::Sqlite && !config.db_path.exists() {
                 anyhow::bail!("{} does not exist; pass --db with the database to export", config.db_path.display());
             }
-            let store = stakegraph::http::open_store(&config).await?;
+            let store = stakegraph::service::open_store(&config).await?;
             let exported = stakegraph::export::run(store.as_ref(), &out, include_private).await?;
             println!("{}", serde_json::to_string_pretty(&exported)?);
         }
@@ -391,7 +407,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                      --memberships and/or --lifecycle with a FILE"
                 );
             }
-            let store = stakegraph::http::open_store(&config).await?;
+            let store = stakegraph::service::open_store(&config).await?;
             let batch = batch.map(|rows| usize::try_from(rows).unwrap_or(usize::MAX));
             import(store.as_ref(), inputs, stakegraph::import::Options { dry_run, batch }).await?;
             store.checkpoint().await?;

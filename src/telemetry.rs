@@ -1,7 +1,8 @@
 //! Prometheus metrics (`prometheus-client`): one registry per service, holding what each part measures: GraphQL
 //! requests by operation and outcome ([`Telemetry`]), store calls and the keys each batch carries (the DataLoader
 //! batches; [`crate::store::Metered`]), analyses' queue and run time ([`crate::api::admission::Admission`]), and,
-//! read when `/metrics` is scraped, WebSocket subscribers and how far the projection lags behind the change log.
+//! read when `/metrics` is scraped, WebSocket subscribers and how far the projection and each webhook lag behind the
+//! change log.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -34,6 +35,13 @@ pub struct RequestLabels {
     pub outcome: &'static str,
 }
 
+/// The label of a webhook's metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// The webhook's id, as the API shows it.
+    pub webhook: String,
+}
+
 /// The most operation names labelled apart: clients choose them, so that a scrape stays bounded.
 pub const MAX_OPERATIONS: usize = 200;
 
@@ -48,6 +56,8 @@ pub struct Telemetry {
     pub projection_lag: Gauge,
     /// Analyses waiting for a turn, set when scraped.
     pub analyses_queued: Gauge,
+    /// Change-log entries each enabled webhook has not been delivered (or passed over) yet, set when scraped.
+    pub webhook_lag: Family<WebhookLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -76,7 +86,21 @@ impl Default for Telemetry {
         );
         let analyses_queued = Gauge::default();
         registry.register("analyses_queued", "Analyses waiting for a turn", analyses_queued.clone());
-        Self { registry, requests, operations: Mutex::default(), subscribers, projection_lag, analyses_queued }
+        let webhook_lag = Family::default();
+        registry.register(
+            "webhook_lag_changes",
+            "Committed change-log entries each enabled webhook has not been delivered or passed over yet",
+            webhook_lag.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            operations: Mutex::default(),
+            subscribers,
+            projection_lag,
+            analyses_queued,
+            webhook_lag,
+        }
     }
 }
 

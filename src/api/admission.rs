@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument as _;
 
 /// Most a refusal for load is held back before it is sent (HTTP 429, or a WebSocket error before the connection
 /// reads on): the refusal's `retryAfter`, at most this.
@@ -150,7 +151,9 @@ impl Admission {
         let _leave = Leave(&self.waiting);
         let queued = std::time::Instant::now();
         let wait = deadline.saturating_duration_since(Instant::now());
-        let acquired = tokio::time::timeout(wait, self.running.clone().acquire_owned()).await;
+        let acquired = tokio::time::timeout(wait, self.running.clone().acquire_owned())
+            .instrument(tracing::debug_span!(target: crate::traces::TARGET, "analysis queue"))
+            .await;
         self.wait_seconds.observe(queued.elapsed().as_secs_f64());
         match acquired {
             Ok(Ok(permit)) => Ok(self.turn(permit)),
@@ -199,11 +202,14 @@ impl Admission {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let (done, result) = tokio::sync::oneshot::channel();
+        // Under the resolver that asked for it, in traces ([`crate::traces`]).
+        let span = tracing::debug_span!(target: crate::traces::TARGET, "analysis");
         let spawned = self.background.spawn(move || {
             // The turn goes back before the answer (or, if `work` panics, before `done` is dropped), so whoever
             // the answer wakes finds it free.
             let answer = {
                 let _turn = turn;
+                let _span = span.enter();
                 work()
             };
             _ = done.send(answer);

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tracing::Instrument as _;
 
 /// The one loader over the store; it answers several key types, each batched on its own.
 pub struct StoreLoader {
@@ -165,12 +166,17 @@ impl Loaders {
     /// a mutation's answer reads what the mutation wrote (the engine's records have caught up with it).
     pub fn new(engine: Arc<Engine>, executions: Arc<Executions>) -> Self {
         let settling = executions.clone();
+        // A batch's store call belongs to the request that made the loaders (in its trace, [`crate::traces`]).
+        let request = tracing::Span::current();
         let spawner = move |batch: BoxFuture<'static, ()>| {
             let settling = settling.clone();
-            tokio::spawn(async move {
-                settling.settle().await;
-                batch.await;
-            })
+            tokio::spawn(
+                async move {
+                    settling.settle().await;
+                    batch.await;
+                }
+                .instrument(request.clone()),
+            )
         };
         let store = StoreLoader { store: engine.store().clone() };
         let loader = DataLoader::new(store, spawner).delay(Duration::ZERO).max_batch_size(5_000);

@@ -26,6 +26,7 @@ mod policy;
 pub mod programs;
 pub mod query;
 pub mod relationships;
+pub mod spans;
 pub mod stakeholders;
 pub mod strength;
 pub mod subscription;
@@ -506,6 +507,7 @@ fn build_schema_on_with(
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_nesting)
+        .extension(spans::OperationSpans)
         .finish();
     let fanout = Arc::new(fanout::FanOut::new(engine.clone()));
     let persisted = Arc::new(persisted::Persisted::new(limits.persisted_query_cache_bytes));

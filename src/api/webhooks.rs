@@ -18,8 +18,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
-/// The opaque id of a webhook.
-fn encode_id(id: WebhookId) -> ID {
+/// The opaque id of a webhook, as the API and `/metrics` show it.
+pub fn encode_id(id: WebhookId) -> ID {
     ID(URL_SAFE_NO_PAD.encode(format!("Webhook:{id}")))
 }
 

@@ -17,6 +17,7 @@ use prometheus_client::metrics::family::Family;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 /// Calls made so far, by method name.
 pub type StoreCalls = BTreeMap<&'static str, u64>;
@@ -38,11 +39,26 @@ pub struct StoreLabels {
 }
 
 /// Records a call's duration when dropped.
-struct Timed(prometheus_client::metrics::histogram::Histogram, std::time::Instant);
+struct Timed(prometheus_client::metrics::histogram::Histogram, std::time::Instant, &'static str);
 
 impl Drop for Timed {
     fn drop(&mut self) {
         self.0.observe(self.1.elapsed().as_secs_f64());
+    }
+}
+
+impl Timed {
+    /// Awaits `call` in a span of its own, for traces ([`crate::traces`]); the duration is recorded when it is
+    /// done, or given up.
+    async fn time<T>(self, call: impl std::future::Future<Output = T>) -> T {
+        let span = tracing::debug_span!(
+            target: crate::traces::TARGET,
+            "store",
+            otel.name = %format!("store {}", self.2),
+            otel.kind = "client",
+            db.operation.name = self.2,
+        );
+        call.instrument(span).await
     }
 }
 
@@ -114,7 +130,7 @@ impl Metered {
         if let Some((_, counter)) = self.counters.iter().find(|(name, _)| *name == method) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        Timed(self.seconds.get_or_create(&StoreLabels { method }).clone(), std::time::Instant::now())
+        Timed(self.seconds.get_or_create(&StoreLabels { method }).clone(), std::time::Instant::now(), method)
     }
 
     /// Counts a call of `method` with a batch of `keys` ids.
@@ -127,28 +143,23 @@ impl Metered {
 #[async_trait]
 impl GraphStore for Metered {
     async fn stakeholders_by_id(&self, ids: &[StakeholderId]) -> StoreResult<Vec<Stakeholder>> {
-        let _timed = self.batch("stakeholders_by_id", ids.len());
-        self.inner.stakeholders_by_id(ids).await
+        self.batch("stakeholders_by_id", ids.len()).time(self.inner.stakeholders_by_id(ids)).await
     }
 
     async fn stakeholder_by_key(&self, key: &str) -> StoreResult<Option<Stakeholder>> {
-        let _timed = self.count("stakeholder_by_key");
-        self.inner.stakeholder_by_key(key).await
+        self.count("stakeholder_by_key").time(self.inner.stakeholder_by_key(key)).await
     }
 
     async fn list_stakeholders(&self, query: &StakeholderQuery) -> StoreResult<StakeholderPage> {
-        let _timed = self.count("list_stakeholders");
-        self.inner.list_stakeholders(query).await
+        self.count("list_stakeholders").time(self.inner.list_stakeholders(query)).await
     }
 
     async fn relationships_by_id(&self, ids: &[RelationshipId]) -> StoreResult<Vec<Relationship>> {
-        let _timed = self.batch("relationships_by_id", ids.len());
-        self.inner.relationships_by_id(ids).await
+        self.batch("relationships_by_id", ids.len()).time(self.inner.relationships_by_id(ids)).await
     }
 
     async fn relationships_of(&self, ids: &[StakeholderId]) -> StoreResult<HashMap<StakeholderId, Vec<Relationship>>> {
-        let _timed = self.batch("relationships_of", ids.len());
-        self.inner.relationships_of(ids).await
+        self.batch("relationships_of", ids.len()).time(self.inner.relationships_of(ids)).await
     }
 
     async fn interaction_pages(
@@ -159,81 +170,70 @@ impl GraphStore for Metered {
         direction: crate::store::PageDirection,
         topics: crate::domain::TopicSet,
     ) -> StoreResult<HashMap<RelationshipId, InteractionPage>> {
-        let _timed = self.batch("interaction_pages", relationships.len());
-        self.inner.interaction_pages(relationships, count, cursor, direction, topics).await
+        self.batch("interaction_pages", relationships.len())
+            .time(self.inner.interaction_pages(relationships, count, cursor, direction, topics))
+            .await
     }
 
     async fn interaction_histories(
         &self,
         relationships: &[RelationshipId],
     ) -> StoreResult<HashMap<RelationshipId, Vec<Interaction>>> {
-        let _timed = self.batch("interaction_histories", relationships.len());
-        self.inner.interaction_histories(relationships).await
+        self.batch("interaction_histories", relationships.len())
+            .time(self.inner.interaction_histories(relationships))
+            .await
     }
 
     async fn interactions_by_id(&self, ids: &[InteractionId]) -> StoreResult<Vec<Interaction>> {
-        let _timed = self.batch("interactions_by_id", ids.len());
-        self.inner.interactions_by_id(ids).await
+        self.batch("interactions_by_id", ids.len()).time(self.inner.interactions_by_id(ids)).await
     }
 
     async fn apply(&self, commands: Vec<Command>, at: DateTime<Utc>) -> StoreResult<Applied> {
-        let _timed = self.count("apply");
-        self.inner.apply(commands, at).await
+        self.count("apply").time(self.inner.apply(commands, at)).await
     }
 
     async fn programs(&self) -> StoreResult<Vec<crate::domain::Program>> {
-        let _timed = self.count("programs");
-        self.inner.programs().await
+        self.count("programs").time(self.inner.programs()).await
     }
 
     async fn changes_after(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
-        let _timed = self.count("changes_after");
-        self.inner.changes_after(after, limit).await
+        self.count("changes_after").time(self.inner.changes_after(after, limit)).await
     }
 
     async fn changes_before(&self, before: i64, limit: usize) -> StoreResult<Vec<ChangeEvent>> {
-        let _timed = self.count("changes_before");
-        self.inner.changes_before(before, limit).await
+        self.count("changes_before").time(self.inner.changes_before(before, limit)).await
     }
 
     async fn graph_scan(&self) -> StoreResult<GraphScan> {
-        let _timed = self.count("graph_scan");
-        self.inner.graph_scan().await
+        self.count("graph_scan").time(self.inner.graph_scan()).await
     }
 
     async fn counts(&self) -> StoreResult<GraphCounts> {
-        let _timed = self.count("counts");
-        self.inner.counts().await
+        self.count("counts").time(self.inner.counts()).await
     }
 
     async fn public_counts(&self) -> StoreResult<GraphCounts> {
-        let _timed = self.count("public_counts");
-        self.inner.public_counts().await
+        self.count("public_counts").time(self.inner.public_counts()).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        let _timed = self.count("ping");
-        self.inner.ping().await
+        self.count("ping").time(self.inner.ping()).await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        let _timed = self.count("webhooks");
-        self.inner.webhooks().await
+        self.count("webhooks").time(self.inner.webhooks()).await
     }
 
     async fn create_webhook(&self, webhook: Webhook) -> StoreResult<Webhook> {
-        let _timed = self.count("create_webhook");
-        self.inner.create_webhook(webhook).await
+        self.count("create_webhook").time(self.inner.create_webhook(webhook)).await
     }
 
     async fn save_webhook(&self, webhook: &Webhook) -> StoreResult<bool> {
-        let _timed = self.count("save_webhook");
-        self.inner.save_webhook(webhook).await
+        self.count("save_webhook").time(self.inner.save_webhook(webhook)).await
     }
 
     async fn delete_webhook(&self, id: WebhookId) -> StoreResult<bool> {
-        let _timed = self.count("delete_webhook");
-        self.inner.delete_webhook(id).await
+        self.count("delete_webhook").time(self.inner.delete_webhook(id)).await
     }
 
     async fn checkpoint(&self) -> StoreResult<()> {

@@ -6,7 +6,7 @@ use crate::support::{demo_copy, fragment_chain, serve, EDITOR_KEY};
 use serde_json::{json, Value};
 use stakegraph::api::ApiLimits;
 use stakegraph::config::Config;
-use stakegraph::http::Application;
+use stakegraph::service::Application;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -36,5 +36,6 @@ mod startup;
 mod store;
 mod subscriptions;
 mod support;
+mod traces;
 mod webhooks;
 mod websocket;

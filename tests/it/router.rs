@@ -42,6 +42,23 @@ fn post(body: Value, key: Option<&str>) -> Request<Body> {
     request.body(Body::from(body.to_string())).unwrap()
 }
 
+/// Every response carries an `x-request-id`: the caller's when it sent one, else a new UUID for each request.
+#[tokio::test]
+async fn every_response_has_a_request_id() {
+    let ids = |response: &axum::response::Response| response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let health = || Request::get("/healthz").body(Body::empty()).unwrap();
+    let first = app().oneshot(health()).await.unwrap();
+    let second = app().oneshot(health()).await.unwrap();
+    let (first, second) = (ids(&first), ids(&second));
+    assert_ne!(first, second, "a new id per request");
+    assert!(first.len() == 36 && first.matches('-').count() == 4, "a UUID: {first}");
+    let mut refused = post(json!({ "query": "{ __typename }" }), None);
+    refused.headers_mut().insert("x-request-id", "caller-42".parse().unwrap());
+    let answered = app().oneshot(refused).await.unwrap();
+    assert_eq!(answered.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(ids(&answered), "caller-42", "the caller's id, on a refusal too");
+}
+
 #[tokio::test]
 async fn graphiql_is_served_to_browsers() {
     for path in ["/", "/graphql"] {

@@ -4,7 +4,7 @@ use crate::influence::{gid, regulator_and_key_customer};
 use crate::support::{demo_copy, fresh_store, post_graphql, wait_until_ready, Held, Hold};
 use serde_json::{json, Value};
 use stakegraph::config::{ApiKeys, Config};
-use stakegraph::http::Application;
+use stakegraph::service::Application;
 
 const EDITOR_KEY: &str = "editor-key-for-the-server-test";
 

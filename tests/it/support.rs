@@ -10,7 +10,7 @@ use stakegraph::domain::{
     Applied, ChangeEvent, Command, Interaction, InteractionId, Relationship, RelationshipId, Role, Stakeholder,
     StakeholderId,
 };
-use stakegraph::http::Application;
+use stakegraph::service::Application;
 use stakegraph::store::{
     GraphCounts, GraphScan, GraphStore, InteractionCursor, InteractionPage, Metered, SqliteStore, StakeholderPage,
     StakeholderQuery, StoreResult,

@@ -280,8 +280,23 @@ async fn a_flaky_receiver_gets_every_event_in_order_signed_across_a_server_kill(
     let deliveries = seen["data"]["webhookDeliveries"].as_array().unwrap_or_else(|| panic!("{seen}"));
     assert!(deliveries.iter().any(|delivery| delivery["succeeded"] == true), "{seen}");
     assert!(deliveries.iter().any(|delivery| delivery["statusCode"] == 500 && delivery["error"].is_string()), "{seen}");
-    let forbidden = post_graphql(&client, &base, Some(EDITOR_KEY), &status(webhook_id)).await;
+    let forbidden = post_graphql(&client, &base, Some(EDITOR_KEY), &status(webhook_id.clone())).await;
     assert_eq!(forbidden["errors"][0]["extensions"]["code"], "FORBIDDEN", "{forbidden}");
+    // `/metrics` says how far behind the log each enabled webhook is: the flaky receiver has taken every change;
+    // the dead one, while it is still enabled, has taken none since it was registered.
+    let scrape = || async {
+        let metrics = client.get(format!("{base}/metrics")).bearer_auth(ADMIN_KEY).send().await.unwrap();
+        metrics.text().await.unwrap()
+    };
+    let lag = |metrics: &str, id: &str| {
+        let prefix = format!("stakegraph_webhook_lag_changes{{webhook=\"{id}\"}} ");
+        metrics.lines().find_map(|line| line.strip_prefix(&prefix).map(|lag| lag.parse::<i64>().unwrap()))
+    };
+    let metrics = scrape().await;
+    assert_eq!(lag(&metrics, &webhook_id), Some(0), "{metrics}");
+    if let Some(dead) = lag(&metrics, &dead_id) {
+        assert!(dead > 0, "{metrics}");
+    }
 
     let dead_status = json!({ "query": "{ webhooks { id status disabledReason } }" });
     let disabled = loop {
@@ -300,6 +315,7 @@ async fn a_flaky_receiver_gets_every_event_in_order_signed_across_a_server_kill(
             }
         }
     };
+    assert_eq!(lag(&scrape().await, &dead_id), None, "a disabled webhook has no lag");
     let reason = disabled["disabledReason"].as_str().unwrap();
     assert!(reason.contains("cannot connect") && reason.contains("enable the webhook again"), "{reason}");
     let enabled = post_graphql(

@@ -6,7 +6,7 @@ use crate::support::{create_customer, fresh_store, EDITOR_KEY};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use stakegraph::config::{ApiKeys, Config};
-use stakegraph::http::Application;
+use stakegraph::service::Application;
 use stakegraph::ws::WsLimits;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
