@@ -544,7 +544,7 @@ async fn graphql_get(
         refusal.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return refusal;
     }
-    execute(state, caller, key, request, operation, media).await
+    execute(state, caller, key, request, operation, media, request_id(&headers)).await
 }
 
 /// The media types a POST body may have: JSON (GraphQL over HTTP), with any parameters (`; charset=utf-8`).
@@ -561,6 +561,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// POST runs a JSON GraphQL request: `{"query": …, "operationName": …, "variables": …}`.
 async fn graphql_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let id = request_id(request.headers());
     let media = match Media::negotiate(request.headers()) {
         Ok(media) => media,
         Err(not_acceptable) => return not_acceptable.into_response(),
@@ -573,7 +574,12 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
         return media.respond(refused_response(refused));
     }
     let operation = operation_of(&mut request, &state).0;
-    execute(state, caller, key, request, operation, media).await
+    execute(state, caller, key, request, operation, media, id).await
+}
+
+/// The request's `x-request-id` (the router gives every request one), for its log line.
+fn request_id(headers: &HeaderMap) -> String {
+    headers.get("x-request-id").and_then(|id| id.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 /// A GraphQL request read from a POST, with its caller.
@@ -782,8 +788,9 @@ fn over_rate(state: &AppState, key: Option<KeyId>) -> Option<(Response, u64)> {
 }
 
 /// Runs `request` as `caller` (with `key`, which analyses count against), logs it under `operation` (its
-/// operation's name, read once by the caller) and answers as `media` ([`Media::respond`]). A request refused for
-/// load is answered with HTTP 429 and `Retry-After`, after a pause ([`paused`]).
+/// operation's name, read once by the caller) and `id` (its `x-request-id`), and answers as `media`
+/// ([`Media::respond`]). A request refused for load is answered with HTTP 429 and `Retry-After`, after a pause
+/// ([`paused`]).
 async fn execute(
     state: AppState,
     caller: Caller,
@@ -791,6 +798,7 @@ async fn execute(
     request: async_graphql::Request,
     operation: Option<String>,
     media: Media,
+    id: String,
 ) -> Response {
     let operation = operation.unwrap_or_else(|| "unnamed".to_owned());
     let started = Instant::now();
@@ -816,6 +824,7 @@ async fn execute(
     state.telemetry.request(&operation, codes.is_empty(), started.elapsed());
     tracing::info!(
         operation = %operation,
+        request_id = %id,
         caller = role,
         duration_ms = started.elapsed().as_secs_f64() * 1e3,
         outcome = if codes.is_empty() { "ok" } else { "error" },

@@ -365,8 +365,13 @@ fn logs_are_json_lines_on_request() {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let body = json!({ "query": "query Ping { __typename }" });
-    let response =
-        runtime.block_on(post_graphql(&reqwest::Client::new(), &format!("http://{address}"), Some(KEY), &body));
+    let sent = reqwest::Client::new()
+        .post(format!("http://{address}/graphql"))
+        .bearer_auth(KEY)
+        .header("x-request-id", "ping-1")
+        .json(&body)
+        .send();
+    let response: Value = runtime.block_on(async { sent.await.unwrap().json().await.unwrap() });
     assert_eq!(response["data"]["__typename"], "Query");
     let request = loop {
         let line = parsed("the request");
@@ -377,8 +382,8 @@ fn logs_are_json_lines_on_request() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(
-        (&request["operation"], &request["caller"], &request["outcome"]),
-        (&json!("Ping"), &json!("editor"), &json!("ok"))
+        (&request["operation"], &request["caller"], &request["outcome"], &request["request_id"]),
+        (&json!("Ping"), &json!("editor"), &json!("ok"), &json!("ping-1"))
     );
     assert!(!request.to_string().contains(KEY), "never the key: {request}");
 }
