@@ -336,10 +336,16 @@ fn connection_caller(
     anonymous_reads: bool,
 ) -> Result<ws::Credentials, String> {
     let text = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
-    let bearer = text("Authorization")
-        .or_else(|| text("authorization"))
-        .and_then(|value| header::HeaderValue::from_str(value).ok())
-        .and_then(|value| bearer_key(&value));
+    // An `Authorization` that names no key is refused, as over HTTP, rather than read as no key at all.
+    let bearer = match text("Authorization").or_else(|| text("authorization")) {
+        Some(value) => Some(
+            header::HeaderValue::from_str(value.trim())
+                .ok()
+                .and_then(|value| bearer_key(&value))
+                .ok_or_else(|| BAD_KEY.to_owned())?,
+        ),
+        None => None,
+    };
     match bearer.or_else(|| text("apiKey").map(str::to_owned)) {
         Some(credential) => {
             let (caller, key) = identity.identify_now(&credential)?;

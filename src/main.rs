@@ -277,6 +277,11 @@ async fn main() -> ExitCode {
         }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The spans made for traces are the exporter's, never log lines, whatever RUST_LOG says.
+    let filter = match "stakegraph::trace=off".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let log = match cli.log_format {
         LogFormat::Text => log.with_ansi(std::io::stderr().is_terminal()).boxed(),

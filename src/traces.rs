@@ -7,7 +7,7 @@
 //! filter; with no exporter they are never created. One request's trace:
 //! - `POST /graphql`, the HTTP request ([`crate::http`]), a child of the caller's span when the request carries a
 //!   W3C `traceparent`;
-//! - `query Name`, the operation ([`crate::api::spans`]);
+//! - `graphql`, the operation, with its name as an attribute ([`crate::api::spans`]);
 //! - one span per resolver class (`Customer.relationships`), however many times it ran, with the count;
 //! - one span per store call (`store relationships_of`, [`crate::store::Metered`]), under the resolver or the
 //!   request whose DataLoader batch made it;
@@ -25,6 +25,16 @@ use tracing_subscriber::Layer;
 
 /// The target of every span the service makes for traces: [`tracing::debug_span!`] with `target: TARGET`.
 pub const TARGET: &str = "stakegraph::trace";
+
+/// Whether spans are exported (set once, by [`Traces::from_env`]). Code asks this, not `tracing::span_enabled!`:
+/// with per-layer filters, that macro leaves the filters' state set for the thread's next event, which the log then
+/// drops.
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether an exporter is configured, so spans made for traces go somewhere.
+pub fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Where spans go once an endpoint is configured.
 pub struct Traces {
@@ -76,6 +86,7 @@ impl Traces {
         let provider =
             SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build();
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(Some(Self { provider }))
     }
 

@@ -506,9 +506,10 @@ fn build_schema_on_with(
         })
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
-        .limit_recursive_depth(limits.max_nesting)
-        .extension(spans::OperationSpans)
-        .finish();
+        .limit_recursive_depth(limits.max_nesting);
+    // Only with an exporter: any extension puts every field on async-graphql's slower resolve path.
+    let schema =
+        if crate::traces::exporting() { schema.extension(spans::OperationSpans).finish() } else { schema.finish() };
     let fanout = Arc::new(fanout::FanOut::new(engine.clone()));
     let persisted = Arc::new(persisted::Persisted::new(limits.persisted_query_cache_bytes));
     StakegraphSchema {

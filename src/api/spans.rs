@@ -15,8 +15,7 @@ pub struct OperationSpans;
 
 impl ExtensionFactory for OperationSpans {
     fn create(&self) -> Arc<dyn Extension> {
-        let traced = tracing::span_enabled!(target: crate::traces::TARGET, tracing::Level::DEBUG);
-        Arc::new(Spans { traced, classes: Mutex::default() })
+        Arc::new(Spans { traced: crate::traces::exporting(), classes: Mutex::default() })
     }
 }
 
@@ -46,7 +45,7 @@ impl Extension for Spans {
         let span = tracing::debug_span!(
             target: crate::traces::TARGET,
             "operation",
-            otel.name = %format!("graphql {}", operation_name.unwrap_or("unnamed")),
+            otel.name = "graphql",
             graphql.operation.name = operation_name.unwrap_or(""),
         );
         *self.classes.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(HashMap::new());
@@ -64,7 +63,9 @@ impl Extension for Spans {
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        let span = if self.traced && !info.is_for_introspection { self.class_span(&info) } else { None };
+        // List items (`[Customer!].…`) are their list field's resolutions, already in its class.
+        let item = info.parent_type.starts_with('[');
+        let span = if self.traced && !info.is_for_introspection && !item { self.class_span(&info) } else { None };
         match span {
             Some(span) => next.run(ctx, info).instrument(span).await,
             None => next.run(ctx, info).await,

@@ -51,6 +51,11 @@ impl Timed {
     /// Awaits `call` in a span of its own, for traces ([`crate::traces`]); the duration is recorded when it is
     /// done, or given up.
     async fn time<T>(self, call: impl std::future::Future<Output = T>) -> T {
+        // Calls made outside any request (the follower, webhooks, subscriptions' batches) would each be a trace
+        // of their own, several a second, forever.
+        if tracing::Span::current().is_none() {
+            return call.await;
+        }
         let span = tracing::debug_span!(
             target: crate::traces::TARGET,
             "store",

@@ -104,7 +104,9 @@ impl Pair {
         match (ours, theirs) {
             (Value::Number(a), Value::Number(b)) => {
                 let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
-                ((a - b).abs() > 1e-9 + 1e-5 * a.abs().max(b.abs())).then(differs).flatten()
+                // Scores and contributions in [0, 1], evaluated a few milliseconds apart by the two services (time
+                // decays them): equal to 1e-6 absolute or 1e-5 relative.
+                ((a - b).abs() > 1e-6 + 1e-5 * a.abs().max(b.abs())).then(differs).flatten()
             }
             (Value::String(a), Value::String(b)) => {
                 (a != b && !(self.during_the_test(a) && self.during_the_test(b))).then(differs).flatten()
