@@ -8,7 +8,6 @@ use crate::api::{self, Caller, KeyId, StakegraphSchema};
 use crate::config::Config;
 use crate::graphql_http::{Media, Page};
 use crate::identity::Identity;
-use crate::service::{ConnectionPlace, Stopping};
 use crate::store::{GraphStore, Metered};
 use crate::telemetry::Telemetry;
 use crate::{sse, ws};
@@ -26,6 +25,16 @@ use std::time::{Duration, Instant};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+
+/// Turns true when the service starts to shut down ([`crate::service`] sets it on each connection): an event stream then completes, so that the graceful shutdown
+/// does not wait out its grace period for streams that would never end.
+#[derive(Clone)]
+pub(crate) struct Stopping(pub(crate) tokio::sync::watch::Receiver<bool>);
+
+/// The place an HTTP connection holds among `limits.max_connections`. A WebSocket upgraded from the connection
+/// keeps it until the socket closes, so upgraded sockets count against the cap too.
+#[derive(Clone)]
+pub(crate) struct ConnectionPlace(#[allow(dead_code)] pub(crate) Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -196,7 +205,7 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         http.route = route,
         url.path = path,
         http.response.status_code = tracing::field::Empty,
-        http.request.id = request.headers().get("x-request-id").and_then(|id| id.to_str().ok()).unwrap_or(""),
+        http.request.id = request_id(request.headers()),
         graphql.operation.name = tracing::field::Empty,
     );
     crate::traces::continue_from(&span, request.headers());
@@ -550,7 +559,7 @@ async fn graphql_get(
         refusal.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return refusal;
     }
-    execute(state, caller, key, request, operation, media, request_id(&headers)).await
+    execute(state, caller, key, request, operation, media, request_id(&headers).to_owned()).await
 }
 
 /// The media types a POST body may have: JSON (GraphQL over HTTP), with any parameters (`; charset=utf-8`).
@@ -567,7 +576,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// POST runs a JSON GraphQL request: `{"query": …, "operationName": …, "variables": …}`.
 async fn graphql_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
-    let id = request_id(request.headers());
+    let id = request_id(request.headers()).to_owned();
     let media = match Media::negotiate(request.headers()) {
         Ok(media) => media,
         Err(not_acceptable) => return not_acceptable.into_response(),
@@ -584,8 +593,8 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
 }
 
 /// The request's `x-request-id` (the router gives every request one), for its log line.
-fn request_id(headers: &HeaderMap) -> String {
-    headers.get("x-request-id").and_then(|id| id.to_str().ok()).unwrap_or_default().to_owned()
+fn request_id(headers: &HeaderMap) -> &str {
+    headers.get("x-request-id").and_then(|id| id.to_str().ok()).unwrap_or_default()
 }
 
 /// A GraphQL request read from a POST, with its caller.

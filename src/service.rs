@@ -7,7 +7,7 @@ use crate::api;
 use crate::config::{Config, StoreKind};
 use crate::demo::{self, DemoOptions};
 use crate::engine::EngineError;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, ConnectionPlace, Stopping};
 use crate::store::falkor::FalkorConnection;
 use crate::store::neo4j::Neo4jConnection;
 use crate::store::{CypherStore, GraphStore, SqliteStore, StoreError};
@@ -420,16 +420,6 @@ async fn serve(
     }
     Ok(())
 }
-
-/// Turns true when the service starts to shut down: an event stream then completes, so that the graceful shutdown
-/// does not wait out its grace period for streams that would never end.
-#[derive(Clone)]
-pub(crate) struct Stopping(pub(crate) tokio::sync::watch::Receiver<bool>);
-
-/// The place an HTTP connection holds among `limits.max_connections`. A WebSocket upgraded from the connection
-/// keeps it until the socket closes, so upgraded sockets count against the cap too.
-#[derive(Clone)]
-pub(crate) struct ConnectionPlace(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// Files kept free for the database, logs and the like, below the open-file limit.
 const RESERVED_FILES: usize = 64;
