@@ -33,7 +33,7 @@ pub const DEFAULT_NEO4J_CONNECTIONS: usize = 16;
 
 /// Which store the service keeps the graph in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum StoreKind {
     /// The embedded SQLite file (the default).
     #[default]
@@ -43,6 +43,20 @@ pub enum StoreKind {
     /// A FalkorDB server (the Cypher backend, as on Neo4j): to try the service on a graph database one can install
     /// from PyPI or a container.
     Falkordb,
+}
+
+impl TryFrom<String> for StoreKind {
+    type Error = String;
+
+    /// `sqlite`, `neo4j` or `falkordb`, in any case.
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(StoreKind::Sqlite),
+            "neo4j" => Ok(StoreKind::Neo4j),
+            "falkordb" => Ok(StoreKind::Falkordb),
+            _ => Err(format!("'{text}' is not a store; write sqlite, neo4j or falkordb")),
+        }
+    }
 }
 
 /// The Neo4j section of the file (`[neo4j]`); the password is never written here, only the path of a file
@@ -84,6 +98,14 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
+        message: String,
+    },
+    /// An environment variable's value is wrong.
+    #[error("{variable}: {message}")]
+    Variable {
+        /// The variable.
+        variable: String,
+        /// What is wrong and how to fix it.
         message: String,
     },
     /// A value is wrong.
@@ -368,14 +390,17 @@ impl Default for Config {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    #[serde(default, deserialize_with = "address")]
     listen: Option<SocketAddr>,
     db: Option<PathBuf>,
     demo_size: Option<usize>,
+    #[serde(default, deserialize_with = "list")]
     api_keys: Option<Vec<String>>,
     limits: Option<ApiLimits>,
     websocket: Option<WsLimits>,
     strength: Option<StrengthModel>,
     churn: Option<ChurnModel>,
+    #[serde(default, deserialize_with = "list")]
     cors_origins: Option<Vec<String>>,
     store: Option<StoreKind>,
     neo4j: Option<FileNeo4j>,
@@ -414,183 +439,338 @@ pub struct Overrides {
     pub trusted_documents: Option<PathBuf>,
 }
 
-/// How long one statement may take: the environment's `variable`, else the file's, else
-/// [`DEFAULT_NEO4J_TIMEOUT_SECONDS`]; a positive number of seconds.
-fn statement_timeout(
-    from_env: Option<String>,
-    from_file: Option<f64>,
-    variable: &'static str,
-) -> Result<Duration, ConfigError> {
-    let timeout = match from_env {
-        Some(text) => Some(text.parse::<f64>().map_err(|_| ConfigError::Invalid {
-            setting: variable,
-            message: format!("'{text}' is not a number of seconds"),
-        })?),
-        None => from_file,
-    }
-    .unwrap_or(DEFAULT_NEO4J_TIMEOUT_SECONDS);
+/// How long one statement may take: `timeout_seconds` of `section`, else [`DEFAULT_NEO4J_TIMEOUT_SECONDS`]; a
+/// positive number of seconds.
+fn statement_timeout(timeout: Option<f64>, setting: &'static str) -> Result<Duration, ConfigError> {
+    let timeout = timeout.unwrap_or(DEFAULT_NEO4J_TIMEOUT_SECONDS);
     if !(timeout.is_finite() && timeout > 0.0) {
         return Err(ConfigError::Invalid {
-            setting: variable,
+            setting,
             message: "must be a number of seconds greater than 0, e.g. 5".into(),
         });
     }
     Ok(Duration::from_secs_f64(timeout))
 }
 
+/// The top-level settings a `STAKEGRAPH_<NAME>` variable sets (`STAKEGRAPH_LISTEN` is `listen`).
+const TOP_LEVEL_VARIABLES: [&str; 9] =
+    ["listen", "db", "demo_size", "api_keys", "cors_origins", "store", "trusted_documents", "introspection", "metrics"];
+
+/// Variables whose setting has another name or no `STAKEGRAPH_` prefix: (variable, setting).
+const RENAMED_VARIABLES: [(&str, &str); 16] = [
+    ("STAKEGRAPH_WEBHOOK_HOSTS", "webhooks.allowed_hosts"),
+    ("STAKEGRAPH_JWT_ISSUER", "jwt.issuer"),
+    ("STAKEGRAPH_JWT_AUDIENCE", "jwt.audience"),
+    ("STAKEGRAPH_JWT_JWKS_URL", "jwt.jwks_url"),
+    ("STAKEGRAPH_JWT_JWKS_FILE", "jwt.jwks_file"),
+    ("STAKEGRAPH_JWT_SECRET", "jwt.hs256_secret"),
+    ("STAKEGRAPH_JWT_ROLE_CLAIM", "jwt.role_claim"),
+    ("STAKEGRAPH_JWT_VISIBILITY_CLAIM", "jwt.visibility_claim"),
+    ("NEO4J_URI", "neo4j.uri"),
+    ("NEO4J_USER", "neo4j.user"),
+    ("NEO4J_DATABASE", "neo4j.database"),
+    ("NEO4J_PASSWORD_FILE", "neo4j.password_file"),
+    ("NEO4J_TIMEOUT_SECONDS", "neo4j.timeout_seconds"),
+    ("FALKORDB_URL", "falkordb.url"),
+    ("FALKORDB_GRAPH", "falkordb.graph"),
+    ("FALKORDB_TIMEOUT_SECONDS", "falkordb.timeout_seconds"),
+];
+
+/// Settings whose values are never quoted in an error: they may hold a key.
+const SECRET_SETTINGS: [&str; 2] = ["api_keys", "jwt.hs256_secret"];
+
+/// The setting `variable` sets, as a dotted path: a renamed variable's, `STAKEGRAPH_<NAME>` for a top-level
+/// setting, `STAKEGRAPH_<SECTION>__<NAME>` for one in a section (`STAKEGRAPH_LIMITS__MAX_DEPTH` is
+/// `limits.max_depth`, `STAKEGRAPH_STRENGTH__WEIGHTS__TRUST` is `strength.weights.trust`); none for any other
+/// variable (`STAKEGRAPH_CONFIG` and `STAKEGRAPH_LOG_FORMAT` are the command line's).
+fn setting_of(variable: &str) -> Option<String> {
+    if let Some((_, setting)) = RENAMED_VARIABLES.iter().find(|(name, _)| *name == variable) {
+        return Some((*setting).to_owned());
+    }
+    let name = variable.strip_prefix("STAKEGRAPH_")?.to_ascii_lowercase();
+    if name.contains("__") {
+        return Some(name.replace("__", "."));
+    }
+    TOP_LEVEL_VARIABLES.contains(&name.as_str()).then_some(name)
+}
+
+/// The variable that sets `setting` (a dotted path): the inverse of [`setting_of`].
+fn variable_of(setting: &str) -> String {
+    match RENAMED_VARIABLES.iter().find(|(_, path)| *path == setting) {
+        Some((variable, _)) => (*variable).to_owned(),
+        None => format!("STAKEGRAPH_{}", setting.replace('.', "__").to_ascii_uppercase()),
+    }
+}
+
+/// What figment calls the environment in its metadata.
+const ENVIRONMENT: &str = "the environment";
+
+/// The environment's settings as a figment provider. Each value stays the text it is (figment's own `Env` would
+/// read `STAKEGRAPH_JWT_SECRET=0123…` as a number, which a text setting refuses and which loses the leading 0);
+/// the lossy extraction turns text into a number or a boolean where the setting is one, and a value written as
+/// `[…]` or `{…}` is read as a list or a table (`STAKEGRAPH_STRENGTH__CHANNEL_WEIGHTS=[1, 1, 0.8, …]`,
+/// `STAKEGRAPH_CHURN__RETENTION_COSTS={SMB = 500.0}`).
+struct Environment {
+    /// (variable, setting, value), sorted by variable so that the outcome does not depend on their order.
+    settings: Vec<(String, String, String)>,
+}
+
+impl Environment {
+    /// The settings among `variables`.
+    fn new(variables: &[(String, String)]) -> Self {
+        let mut settings: Vec<(String, String, String)> = variables
+            .iter()
+            .filter_map(|(variable, value)| Some((variable.clone(), setting_of(variable)?, value.clone())))
+            .collect();
+        settings.sort();
+        Self { settings }
+    }
+
+    /// The variables that set `setting` or a part of it.
+    fn variables_of(&self, setting: &str) -> Vec<&str> {
+        let within =
+            |path: &str| path == setting || path.strip_prefix(setting).is_some_and(|rest| rest.starts_with('.'));
+        self.settings.iter().filter(|(_, path, _)| within(path)).map(|(variable, _, _)| variable.as_str()).collect()
+    }
+}
+
+impl figment::Provider for Environment {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(ENVIRONMENT).interpolater(|_, path| variable_of(&path.join(".")))
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::{Dict, Value};
+        /// Puts `value` at the dotted `path` of `dict`, making the sections on the way.
+        fn insert(dict: &mut Dict, path: &str, value: Value) {
+            match path.split_once('.') {
+                None => {
+                    dict.insert(path.to_owned(), value);
+                }
+                Some((section, rest)) => {
+                    let entry = dict.entry(section.to_owned()).or_insert_with(|| Dict::new().into());
+                    if !matches!(entry, Value::Dict(..)) {
+                        *entry = Dict::new().into();
+                    }
+                    if let Value::Dict(_, inner) = entry {
+                        insert(inner, rest, value);
+                    }
+                }
+            }
+        }
+        let mut dict = Dict::new();
+        for (_, setting, text) in &self.settings {
+            let structured = text.trim_start().starts_with(['[', '{']) && !SECRET_SETTINGS.contains(&setting.as_str());
+            let value =
+                if structured { text.parse().expect("figment reads any text") } else { Value::from(text.clone()) };
+            insert(&mut dict, setting, value);
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// A list setting: a TOML array, or (as an environment variable holds it) text with entries separated by commas.
+fn list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
+    struct List;
+    impl<'de> serde::de::Visitor<'de> for List {
+        type Value = Vec<String>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a list of text, or text with its entries separated by commas")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(text.split(',').map(str::trim).filter(|entry| !entry.is_empty()).map(str::to_owned).collect())
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut entries: A) -> Result<Self::Value, A::Error> {
+            let mut list = Vec::new();
+            while let Some(entry) = entries.next_element()? {
+                list.push(entry);
+            }
+            Ok(list)
+        }
+    }
+    deserializer.deserialize_any(List).map(Some)
+}
+
+/// [`list`] for a setting that has a default.
+pub(crate) fn list_or_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    Ok(list(deserializer)?.unwrap_or_default())
+}
+
+/// A listen address, refused with what to write.
+fn address<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.trim().parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!("'{text}' is not an address; write host:port, for example 127.0.0.1:8080"))
+    })
+}
+
+/// Where a setting came from, to name it as its user wrote it.
+struct Sources<'a> {
+    environment: &'a Environment,
+    file: Option<&'a Path>,
+}
+
+impl Sources<'_> {
+    /// Whether the environment set `setting` (its value, or a part of it).
+    fn set_by_environment(&self, setting: &str) -> bool {
+        !self.environment.variables_of(setting).is_empty()
+    }
+
+    /// A setting's error, named by its variable when the environment set it, or with the variables that set a part
+    /// of it (`churn (set by STAKEGRAPH_CHURN__THRESHOLD)`).
+    fn name(&self, error: ConfigError) -> ConfigError {
+        let ConfigError::Invalid { setting, message } = error else { return error };
+        match self.environment.variables_of(setting)[..] {
+            [] => ConfigError::Invalid { setting, message },
+            [variable] if setting_of(variable).as_deref() == Some(setting) => {
+                ConfigError::Variable { variable: variable.to_owned(), message }
+            }
+            ref variables => {
+                ConfigError::Variable { variable: format!("{setting} (set by {})", variables.join(", ")), message }
+            }
+        }
+    }
+
+    /// figment's error for a value of the wrong kind: the variable, or the file and the setting, and what is wrong
+    /// (never the value of a setting that may hold a key).
+    fn explain(&self, error: figment::Error) -> ConfigError {
+        let mut path = error.path.clone();
+        if let figment::error::Kind::UnknownField(field, _) = &error.kind {
+            if path.last() != Some(field) {
+                path.push(field.clone());
+            }
+        }
+        let setting = path.join(".");
+        let message = match &error.kind {
+            _ if SECRET_SETTINGS.iter().any(|secret| setting.starts_with(secret)) => {
+                "is not valid text (the value is not printed: it may hold a key)".to_owned()
+            }
+            figment::error::Kind::UnknownField(field, expected) => {
+                format!("`{field}` is not a setting here; write one of {}", expected.join(", "))
+            }
+            kind => kind.to_string(),
+        };
+        let variables = self.environment.variables_of(&setting);
+        let from_environment = error.metadata.as_ref().is_some_and(|metadata| metadata.name == ENVIRONMENT)
+            || (error.metadata.is_none() && !variables.is_empty());
+        match self.file {
+            Some(path) if !from_environment => {
+                ConfigError::Parse { path: path.to_owned(), message: format!("{setting}: {message}") }
+            }
+            _ => ConfigError::Variable {
+                variable: if variables.is_empty() { variable_of(&setting) } else { variables.join(", ") },
+                message,
+            },
+        }
+    }
+}
+
+/// The process's environment variables that hold text (a variable that is not UTF-8 cannot be a setting).
+pub fn environment() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(variable, value)| Some((variable.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
+}
+
 impl Config {
-    /// Layers defaults, `file`, the environment (read through `env`) and `overrides`.
+    /// Layers defaults, `file`, the environment `variables` (name, value; [`environment`] reads the process's) and
+    /// `overrides`.
     pub fn load(
         file: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
+        variables: &[(String, String)],
         overrides: Overrides,
     ) -> Result<Self, ConfigError> {
-        let mut config = Config::default();
-        let mut neo4j = FileNeo4j::default();
-        let mut falkordb = FileFalkor::default();
-        let mut trusted_documents = None;
-        let mut jwt = crate::identity::JwtSettings::default();
+        let mut figment = figment::Figment::new();
         if let Some(path) = file {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-            // The error's message and line only: its full text quotes the offending line, which may hold a key.
-            let parsed: FileConfig = toml::from_str(&text).map_err(|error| {
+            // Parsed here, not by figment, for the message and the line only: a TOML error's full text quotes the
+            // offending line, which may hold a key.
+            let table = toml::from_str::<toml::Table>(&text).map_err(|error| {
                 let line = error.span().map_or(0, |span| text[..span.start].matches('\n').count() + 1);
                 ConfigError::Parse { path: path.to_owned(), message: format!("line {line}: {}", error.message()) }
             })?;
-            config.listen = parsed.listen.unwrap_or(config.listen);
-            config.db_path = parsed.db.unwrap_or(config.db_path);
-            config.demo_size = parsed.demo_size.unwrap_or(config.demo_size);
-            config.limits = parsed.limits.unwrap_or(config.limits);
-            config.websocket = parsed.websocket.unwrap_or(config.websocket);
-            config.strength = parsed.strength.unwrap_or(config.strength);
-            config.churn = parsed.churn.unwrap_or(config.churn);
-            config.cors_origins = parsed.cors_origins.unwrap_or(config.cors_origins);
-            config.store = parsed.store.unwrap_or(config.store);
-            neo4j = parsed.neo4j.unwrap_or_default();
-            falkordb = parsed.falkordb.unwrap_or_default();
-            config.webhooks = parsed.webhooks.unwrap_or(config.webhooks);
-            trusted_documents = parsed.trusted_documents;
-            config.introspection = parsed.introspection.unwrap_or(config.introspection);
-            jwt = parsed.jwt.unwrap_or_default();
-            config.metrics = parsed.metrics.unwrap_or(config.metrics);
-            if let Some(keys) = parsed.api_keys {
-                config.api_keys = ApiKeys::parse_setting(&keys.join(","), "api_keys")?;
+            figment = figment.merge(figment::providers::Serialized::defaults(table));
+        }
+        let environment = Environment::new(variables);
+        // A variable's name is read in lower case, so a segment named in one would not keep its case.
+        if let Some(variable) = environment.variables_of("churn.retention_costs").first() {
+            if setting_of(variable).as_deref() != Some("churn.retention_costs") {
+                return Err(ConfigError::Variable {
+                    variable: (*variable).to_owned(),
+                    message: "a segment's name keeps its case only inside the value; set them all at once, \
+                              e.g. STAKEGRAPH_CHURN__RETENTION_COSTS='{SMB = 500.0, Enterprise = 5000.0}'"
+                        .into(),
+                });
             }
         }
-        if let Some(listen) = env("STAKEGRAPH_LISTEN") {
-            config.listen = listen.parse().map_err(|_| ConfigError::Invalid {
-                setting: "STAKEGRAPH_LISTEN",
-                message: format!("'{listen}' is not an address; write host:port, for example 127.0.0.1:8080"),
-            })?;
+        let figment = figment.merge(&environment);
+        let sources = Sources { environment: &environment, file };
+        let parsed: FileConfig = figment.extract_lossy().map_err(|error| sources.explain(error))?;
+        let variable = |name: &str| variables.iter().find(|(variable, _)| variable == name).map(|(_, value)| value);
+
+        let mut config = Config::default();
+        config.listen = overrides.listen.or(parsed.listen).unwrap_or(config.listen);
+        config.db_path = overrides.db.or(parsed.db).unwrap_or(config.db_path);
+        config.demo = overrides.demo;
+        config.demo_size = parsed.demo_size.unwrap_or(config.demo_size);
+        config.limits = parsed.limits.unwrap_or(config.limits);
+        config.websocket = parsed.websocket.unwrap_or(config.websocket);
+        config.strength = parsed.strength.unwrap_or(config.strength);
+        config.churn = parsed.churn.unwrap_or(config.churn);
+        config.cors_origins = parsed.cors_origins.unwrap_or(config.cors_origins);
+        config.store = overrides.store.or(parsed.store).unwrap_or(config.store);
+        config.webhooks = parsed.webhooks.unwrap_or(config.webhooks);
+        config.introspection = parsed.introspection.unwrap_or(config.introspection);
+        config.metrics = parsed.metrics.unwrap_or(config.metrics);
+        if let Some(keys) = parsed.api_keys {
+            let setting = if sources.set_by_environment("api_keys") { "STAKEGRAPH_API_KEYS" } else { "api_keys" };
+            config.api_keys = ApiKeys::parse_setting(&keys.join(","), setting)?;
         }
-        if let Some(db) = env("STAKEGRAPH_DB") {
-            config.db_path = PathBuf::from(db);
-        }
-        if let Some(keys) = env("STAKEGRAPH_API_KEYS") {
-            config.api_keys = ApiKeys::parse_setting(&keys, "STAKEGRAPH_API_KEYS")?;
-        }
-        if let Some(origins) = env("STAKEGRAPH_CORS_ORIGINS") {
-            config.cors_origins =
-                origins.split(',').map(str::trim).filter(|origin| !origin.is_empty()).map(str::to_owned).collect();
-        }
-        if let Some(hosts) = env("STAKEGRAPH_WEBHOOK_HOSTS") {
-            config.webhooks.allowed_hosts =
-                hosts.split(',').map(str::trim).filter(|host| !host.is_empty()).map(str::to_owned).collect();
-        }
-        for (variable, setting) in [
-            ("STAKEGRAPH_JWT_ISSUER", &mut jwt.issuer),
-            ("STAKEGRAPH_JWT_AUDIENCE", &mut jwt.audience),
-            ("STAKEGRAPH_JWT_JWKS_URL", &mut jwt.jwks_url),
-            ("STAKEGRAPH_JWT_SECRET", &mut jwt.hs256_secret),
-            ("STAKEGRAPH_JWT_ROLE_CLAIM", &mut jwt.role_claim),
-            ("STAKEGRAPH_JWT_VISIBILITY_CLAIM", &mut jwt.visibility_claim),
-        ] {
-            if let Some(value) = env(variable) {
-                *setting = Some(value);
-            }
-        }
-        if let Some(path) = env("STAKEGRAPH_JWT_JWKS_FILE") {
-            jwt.jwks_file = Some(PathBuf::from(path));
-        }
-        config.jwt = crate::identity::Tokens::new(&jwt)
+        config.jwt = crate::identity::Tokens::new(&parsed.jwt.unwrap_or_default())
             .map_err(|error| ConfigError::Invalid { setting: "jwt", message: error.to_string() })?
             .map(std::sync::Arc::new);
-        if let Some(metrics) = env("STAKEGRAPH_METRICS") {
-            config.metrics =
-                metrics.parse().map_err(|message| ConfigError::Invalid { setting: "STAKEGRAPH_METRICS", message })?;
-        }
-        if let Some(introspection) = env("STAKEGRAPH_INTROSPECTION") {
-            config.introspection = introspection
-                .parse()
-                .map_err(|message| ConfigError::Invalid { setting: "STAKEGRAPH_INTROSPECTION", message })?;
-        }
-        if let Some(store) = env("STAKEGRAPH_STORE") {
-            config.store = match store.to_ascii_lowercase().as_str() {
-                "sqlite" => StoreKind::Sqlite,
-                "neo4j" => StoreKind::Neo4j,
-                "falkordb" => StoreKind::Falkordb,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        setting: "STAKEGRAPH_STORE",
-                        message: format!("'{store}' is not a store; write sqlite, neo4j or falkordb"),
-                    })
-                }
-            };
-        }
-        let trusted_documents = overrides
-            .trusted_documents
-            .clone()
-            .or(env("STAKEGRAPH_TRUSTED_DOCUMENTS").map(PathBuf::from))
-            .or(trusted_documents);
-        if let Some(path) = trusted_documents {
+        if let Some(path) = overrides.trusted_documents.or(parsed.trusted_documents) {
             let persisted = crate::api::persisted::Persisted::trusted_from(&path)
-                .map_err(|error| ConfigError::Invalid { setting: "trusted_documents", message: error.to_string() })?;
+                .map_err(|error| ConfigError::Invalid { setting: "trusted_documents", message: error.to_string() })
+                .map_err(|error| sources.name(error))?;
             config.trusted_documents = Some(std::sync::Arc::new(persisted));
         }
-        config.listen = overrides.listen.unwrap_or(config.listen);
-        config.db_path = overrides.db.unwrap_or(config.db_path);
-        config.demo = overrides.demo;
-        config.store = overrides.store.unwrap_or(config.store);
-        let layered =
-            |flag: Option<String>, variable: &str, file: Option<String>| flag.or_else(|| env(variable)).or(file);
         if config.store == StoreKind::Falkordb {
-            config.neo4j_timeout = statement_timeout(
-                env("FALKORDB_TIMEOUT_SECONDS"),
-                falkordb.timeout_seconds,
-                "FALKORDB_TIMEOUT_SECONDS",
-            )?;
-            let url = layered(overrides.falkordb_url, "FALKORDB_URL", falkordb.url).ok_or(ConfigError::Invalid {
+            let falkordb = parsed.falkordb.unwrap_or_default();
+            config.neo4j_timeout = statement_timeout(falkordb.timeout_seconds, "falkordb.timeout_seconds")
+                .map_err(|error| sources.name(error))?;
+            let url = overrides.falkordb_url.or(falkordb.url).ok_or(ConfigError::Invalid {
                 setting: "falkordb.url",
                 message: "the FalkorDB store needs an address: --falkordb-url, FALKORDB_URL or [falkordb] url, \
                           e.g. falkor://127.0.0.1:6379"
                     .into(),
             })?;
-            let graph = layered(overrides.falkordb_graph, "FALKORDB_GRAPH", falkordb.graph)
-                .unwrap_or_else(|| DEFAULT_FALKORDB_GRAPH.into());
+            let graph = overrides.falkordb_graph.or(falkordb.graph).unwrap_or_else(|| DEFAULT_FALKORDB_GRAPH.into());
             if graph.is_empty() {
-                return Err(ConfigError::Invalid {
+                return Err(sources.name(ConfigError::Invalid {
                     setting: "falkordb.graph",
                     message: format!("the graph needs a name, e.g. {DEFAULT_FALKORDB_GRAPH}"),
-                });
+                }));
             }
             config.falkordb = Some(FalkorSettings { url, graph });
         }
         if config.store == StoreKind::Neo4j {
-            config.neo4j_timeout =
-                statement_timeout(env("NEO4J_TIMEOUT_SECONDS"), neo4j.timeout_seconds, "NEO4J_TIMEOUT_SECONDS")?;
-            let uri = layered(overrides.neo4j_uri, "NEO4J_URI", neo4j.uri).ok_or(ConfigError::Invalid {
+            let neo4j = parsed.neo4j.unwrap_or_default();
+            config.neo4j_timeout = statement_timeout(neo4j.timeout_seconds, "neo4j.timeout_seconds")
+                .map_err(|error| sources.name(error))?;
+            let uri = overrides.neo4j_uri.or(neo4j.uri).ok_or(ConfigError::Invalid {
                 setting: "neo4j.uri",
                 message: "the Neo4j store needs an address: --neo4j-uri, NEO4J_URI or [neo4j] uri, \
                           e.g. bolt://localhost:7687"
                     .into(),
             })?;
-            let password_file = overrides
-                .neo4j_password_file
-                .or_else(|| env("NEO4J_PASSWORD_FILE").map(PathBuf::from))
-                .or(neo4j.password_file);
-            let password = match (env("NEO4J_PASSWORD"), password_file) {
-                (Some(password), _) => password,
+            let password_file = overrides.neo4j_password_file.or(neo4j.password_file);
+            let password = match (variable("NEO4J_PASSWORD"), password_file) {
+                (Some(password), _) => password.clone(),
                 (None, Some(path)) => std::fs::read_to_string(&path)
                     .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
                     .map_err(|source| ConfigError::Read { path, source })?,
@@ -606,22 +786,21 @@ impl Config {
             };
             let max_connections = neo4j.max_connections.unwrap_or(DEFAULT_NEO4J_CONNECTIONS);
             if max_connections == 0 {
-                return Err(ConfigError::Invalid {
+                return Err(sources.name(ConfigError::Invalid {
                     setting: "neo4j.max_connections",
                     message: "must be at least 1".into(),
-                });
+                }));
             }
             config.neo4j = Some(Neo4jSettings {
                 uri,
-                user: layered(overrides.neo4j_user, "NEO4J_USER", neo4j.user).unwrap_or_else(|| "neo4j".into()),
+                user: overrides.neo4j_user.or(neo4j.user).unwrap_or_else(|| "neo4j".into()),
                 password,
-                database: layered(overrides.neo4j_database, "NEO4J_DATABASE", neo4j.database)
-                    .unwrap_or_else(|| "neo4j".into()),
+                database: overrides.neo4j_database.or(neo4j.database).unwrap_or_else(|| "neo4j".into()),
                 max_connections,
                 connect_timeout: config.neo4j_timeout,
             });
         }
-        config.validate()?;
+        config.validate().map_err(|error| sources.name(error))?;
         Ok(config)
     }
 
@@ -821,12 +1000,17 @@ mod tests {
         assert!(ApiKeys::parse("root:aaaaaaaaaaaaaaaa").is_err());
     }
 
+    /// Environment variables.
+    fn variables(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(variable, value)| ((*variable).to_owned(), (*value).to_owned())).collect()
+    }
+
     /// The error of loading a file holding `text`.
     fn file_error(text: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stakegraph.toml");
         std::fs::write(&file, text).unwrap();
-        Config::load(Some(&file), |_| None, Overrides::default()).unwrap_err().to_string()
+        Config::load(Some(&file), &[], Overrides::default()).unwrap_err().to_string()
     }
 
     #[test]
@@ -950,7 +1134,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stakegraph.toml");
         std::fs::write(&file, "[limits]\nbetweenness_exact_below = 0\n").unwrap();
-        assert!(Config::load(Some(&file), |_| None, Overrides::default()).is_ok());
+        assert!(Config::load(Some(&file), &[], Overrides::default()).is_ok());
     }
 
     #[test]
@@ -964,8 +1148,8 @@ mod tests {
         );
         let error = ApiKeys::parse(&format!("editor:{key},editor:{key}")).unwrap_err();
         assert_eq!(error.to_string(), "api_keys: entries 1 and 2 are the same editor key; list each key once");
-        let env = |name: &str| (name == "STAKEGRAPH_API_KEYS").then(|| format!("viewer:{key},admin:{key}"));
-        let error = Config::load(None, env, Overrides::default()).unwrap_err().to_string();
+        let env = variables(&[("STAKEGRAPH_API_KEYS", &format!("viewer:{key},admin:{key}"))]);
+        let error = Config::load(None, &env, Overrides::default()).unwrap_err().to_string();
         assert_eq!(
             error,
             "STAKEGRAPH_API_KEYS: entries 1 (viewer) and 2 (admin) are the same key; a key has one role, so keep only \
@@ -1001,15 +1185,126 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stakegraph.toml");
         std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndb = \"file.db\"\n[limits]\nmax_page_size = 7\n").unwrap();
-        let env = |name: &str| (name == "STAKEGRAPH_DB").then(|| "env.db".to_owned());
-        let config = Config::load(Some(&file), env, Overrides::default()).unwrap();
+        let env = variables(&[("STAKEGRAPH_DB", "env.db")]);
+        let config = Config::load(Some(&file), &env, Overrides::default()).unwrap();
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.db_path, PathBuf::from("env.db"));
         assert_eq!(config.limits.max_page_size, 7);
         let overrides = Overrides { db: Some("flag.db".into()), demo: true, ..Default::default() };
-        let config = Config::load(Some(&file), env, overrides).unwrap();
+        let config = Config::load(Some(&file), &env, overrides).unwrap();
         assert_eq!(config.db_path, PathBuf::from("flag.db"));
         assert!(config.anonymous_reads());
+    }
+
+    #[test]
+    fn every_setting_of_the_file_can_be_set_by_a_variable_and_the_variable_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stakegraph.toml");
+        std::fs::write(
+            &file,
+            "cors_origins = [\"https://file.example\"]\n[limits]\nmax_page_size = 7\nmax_depth = 5\n",
+        )
+        .unwrap();
+        let env = variables(&[
+            ("STAKEGRAPH_LIMITS__MAX_DEPTH", "9"),
+            ("STAKEGRAPH_STRENGTH__WEIGHTS__TRUST", "0.5"),
+            ("STAKEGRAPH_WEBSOCKET__MAX_SUBSCRIPTIONS_PER_KEY", "12"),
+            ("STAKEGRAPH_WEBHOOKS__ALLOW_PRIVATE_NETWORKS", "true"),
+            ("STAKEGRAPH_WEBHOOK_HOSTS", "hooks.example, 127.0.0.1:9000"),
+            ("STAKEGRAPH_CORS_ORIGINS", "https://a.example,https://b.example"),
+            ("STAKEGRAPH_STORE", "SQLite"),
+            ("STAKEGRAPH_DB", "0123"),
+            ("STAKEGRAPH_JWT_SECRET", "01234567890123456789012345678901234"),
+            ("STAKEGRAPH_JWT_ISSUER", "https://id.example"),
+            ("STAKEGRAPH_JWT_AUDIENCE", "1234567890"),
+            ("STAKEGRAPH_DEMO_SIZE", "250"),
+            // The command line's and the benchmarks' variables are not settings.
+            ("STAKEGRAPH_LOG_FORMAT", "json"),
+            ("STAKEGRAPH_BENCH_SIZE", "whatever"),
+            ("PATH", "/usr/bin"),
+        ]);
+        let config = Config::load(Some(&file), &env, Overrides::default()).unwrap();
+        assert_eq!((config.limits.max_page_size, config.limits.max_depth), (7, 9), "a section is merged");
+        assert_eq!(config.strength.weights.trust, 0.5);
+        assert_eq!(config.websocket.max_subscriptions_per_key, 12);
+        assert!(config.webhooks.allow_private_networks);
+        assert_eq!(config.webhooks.allowed_hosts, ["hooks.example", "127.0.0.1:9000"]);
+        assert_eq!(config.cors_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(config.store, StoreKind::Sqlite);
+        assert_eq!(config.db_path, PathBuf::from("0123"), "a value that looks like a number stays the text it is");
+        assert!(config.jwt.is_some(), "a secret of digits is a secret");
+        assert_eq!(config.demo_size, 250);
+        let weights = "[1, 1, 0.8, 0.6, 0.5, 0.5, 0.4, 0.3, 0.2, 0.7]";
+        let env = variables(&[("STAKEGRAPH_STRENGTH__CHANNEL_WEIGHTS", weights)]);
+        let config = Config::load(None, &env, Overrides::default()).unwrap();
+        assert_eq!(config.strength.channel_weights, [1.0, 1.0, 0.8, 0.6, 0.5, 0.5, 0.4, 0.3, 0.2, 0.7]);
+        let env = variables(&[("STAKEGRAPH_CHURN__RETENTION_COSTS", "{SMB = 500.0, Enterprise = 5000}")]);
+        let costs = Config::load(None, &env, Overrides::default()).unwrap().churn.retention_costs;
+        assert_eq!(costs, [("Enterprise".to_owned(), 5000.0), ("SMB".to_owned(), 500.0)].into());
+        let env = variables(&[("STAKEGRAPH_CHURN__RETENTION_COSTS__SMB", "500")]);
+        let refused = Config::load(None, &env, Overrides::default()).unwrap_err().to_string();
+        assert!(refused.starts_with("STAKEGRAPH_CHURN__RETENTION_COSTS__SMB: a segment's name keeps its case"));
+        // The file's lists and the flags.
+        let config = Config::load(Some(&file), &[], Overrides { store: Some(StoreKind::Sqlite), ..Default::default() });
+        assert_eq!(config.unwrap().cors_origins, ["https://file.example"]);
+    }
+
+    #[test]
+    fn a_wrong_variable_is_refused_by_its_name_with_what_to_write() {
+        let refused = |pairs: &[(&str, &str)]| {
+            Config::load(None, &variables(pairs), Overrides::default()).unwrap_err().to_string()
+        };
+        assert_eq!(
+            refused(&[("STAKEGRAPH_LIMITS__MAX_DEPTH", "0")]),
+            "STAKEGRAPH_LIMITS__MAX_DEPTH: 0 would refuse every query as too deep; set it to at least 1 (the default \
+             is 12)"
+        );
+        let deep = refused(&[("STAKEGRAPH_LIMITS__MAX_DEPTH", "deep")]);
+        assert!(deep.starts_with("STAKEGRAPH_LIMITS__MAX_DEPTH: invalid type: found string \"deep\""), "{deep}");
+        let typo = refused(&[("STAKEGRAPH_LIMITS__MAX_DEPHT", "3")]);
+        assert!(typo.starts_with("STAKEGRAPH_LIMITS__MAX_DEPHT: `max_depht` is not a setting here; write one of"));
+        assert!(typo.contains(", max_depth, "), "the names it could be are listed: {typo}");
+        let section = refused(&[("STAKEGRAPH_LIMTS__MAX_DEPTH", "3")]);
+        assert!(section.starts_with("STAKEGRAPH_LIMTS__MAX_DEPTH: `limts` is not a setting here"), "{section}");
+        assert_eq!(
+            refused(&[("STAKEGRAPH_CHURN__THRESHOLD", "2")]),
+            "churn (set by STAKEGRAPH_CHURN__THRESHOLD): threshold must be in [0, 1], horizon_days, full_decline and \
+             silence_half_life_days finite and greater than 0, complaint_days from 1 to 3650, retention_costs finite \
+             and 0 or more"
+        );
+        assert_eq!(
+            refused(&[("STAKEGRAPH_LISTEN", "nowhere")]),
+            "STAKEGRAPH_LISTEN: 'nowhere' is not an address; write host:port, for example 127.0.0.1:8080"
+        );
+        assert_eq!(
+            refused(&[("STAKEGRAPH_INTROSPECTION", "nobody")]),
+            "STAKEGRAPH_INTROSPECTION: 'nobody' is not who may introspect; write everyone, editors or admins"
+        );
+        assert_eq!(
+            refused(&[("STAKEGRAPH_STORE", "neo4j"), ("NEO4J_URI", "bolt://x:7687"), ("NEO4J_TIMEOUT_SECONDS", "-1")]),
+            "NEO4J_TIMEOUT_SECONDS: must be a number of seconds greater than 0, e.g. 5"
+        );
+        let secret = refused(&[("STAKEGRAPH_JWT_SECRET", "short-secret-7c1f")]);
+        assert!(secret.starts_with("jwt: ") && !secret.contains("7c1f"), "{secret}");
+    }
+
+    #[test]
+    fn a_wrong_value_in_the_file_names_the_file_and_the_setting_and_never_quotes_a_key() {
+        let error = file_error("[limits]\nmax_depth = \"deep\"\n");
+        assert!(error.contains("is not valid: limits.max_depth: invalid type: found string \"deep\""), "{error}");
+        let error = file_error("[jwt]\nhs256_secret = 314159265358979\n");
+        assert!(error.contains("jwt.hs256_secret: is not valid text") && !error.contains("314159"), "{error}");
+        let error = file_error("api_keys = [\"editor:0123456789abcdef\", 42424242]\n");
+        assert!(
+            error.contains("api_keys") && !error.contains("0123456789abcdef") && !error.contains("4242"),
+            "{error}"
+        );
+        let error = file_error("cors_origins = 5\n");
+        assert!(error.ends_with("cors_origins: invalid type: found signed int `5`, expected a list of text, or text with its entries separated by commas"), "{error}");
+        let error = file_error("store = \"mongodb\"\n");
+        assert!(error.contains("store: 'mongodb' is not a store; write sqlite, neo4j or falkordb"), "{error}");
+        let error = file_error("api_keys = [\"editor:0123456789abcdef\"\n");
+        assert!(error.contains("line 2: invalid array") && !error.contains("0123456789abcdef"), "{error}");
     }
 
     #[test]
@@ -1018,28 +1313,24 @@ mod tests {
         let file = dir.path().join("stakegraph.toml");
         std::fs::write(&file, "store = \"falkordb\"\n[falkordb]\nurl = \"falkor://file:6379\"\ngraph = \"g\"\n")
             .unwrap();
-        let config = Config::load(Some(&file), |_| None, Overrides::default()).unwrap();
+        let config = Config::load(Some(&file), &[], Overrides::default()).unwrap();
         assert_eq!(config.store, StoreKind::Falkordb);
         assert_eq!(config.falkordb, Some(FalkorSettings { url: "falkor://file:6379".into(), graph: "g".into() }));
-        let env = |name: &str| match name {
-            "FALKORDB_URL" => Some("redis://user:secret@env:6379".to_owned()),
-            "FALKORDB_TIMEOUT_SECONDS" => Some("2.5".to_owned()),
-            _ => None,
-        };
-        let config = Config::load(Some(&file), env, Overrides::default()).unwrap();
+        let env = variables(&[("FALKORDB_URL", "redis://user:secret@env:6379"), ("FALKORDB_TIMEOUT_SECONDS", "2.5")]);
+        let config = Config::load(Some(&file), &env, Overrides::default()).unwrap();
         let settings = config.falkordb.clone().unwrap();
         assert_eq!((settings.url.as_str(), settings.graph.as_str()), ("redis://user:secret@env:6379", "g"));
         assert_eq!(config.neo4j_timeout, Duration::from_secs_f64(2.5));
         assert!(!format!("{settings:?}").contains("secret"), "a password in the URL is never printed");
         let overrides = Overrides { falkordb_url: Some("falkor://flag:6379".into()), ..Default::default() };
-        assert_eq!(Config::load(Some(&file), env, overrides).unwrap().falkordb.unwrap().url, "falkor://flag:6379");
+        assert_eq!(Config::load(Some(&file), &env, overrides).unwrap().falkordb.unwrap().url, "falkor://flag:6379");
 
         let overrides = Overrides { store: Some(StoreKind::Falkordb), ..Default::default() };
-        let refused = Config::load(None, |_| None, overrides.clone()).unwrap_err().to_string();
+        let refused = Config::load(None, &[], overrides.clone()).unwrap_err().to_string();
         assert!(refused.contains("--falkordb-url") && refused.contains("falkor://127.0.0.1:6379"), "{refused}");
-        let env = |name: &str| (name == "STAKEGRAPH_STORE").then(|| "mongodb".to_owned());
-        let refused = Config::load(None, env, Overrides::default()).unwrap_err().to_string();
-        assert!(refused.contains("sqlite, neo4j or falkordb"), "{refused}");
+        let env = variables(&[("STAKEGRAPH_STORE", "mongodb")]);
+        let refused = Config::load(None, &env, Overrides::default()).unwrap_err().to_string();
+        assert_eq!(refused, "STAKEGRAPH_STORE: 'mongodb' is not a store; write sqlite, neo4j or falkordb");
     }
 
     #[test]
@@ -1050,10 +1341,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stakegraph.toml");
         std::fs::write(&file, section).unwrap();
-        let config = Config::load(Some(&file), |_| None, Overrides::default()).unwrap();
+        let config = Config::load(Some(&file), &[], Overrides::default()).unwrap();
         assert_eq!(config.strength, StrengthModel::default());
         std::fs::write(&file, "[strength]\nkappa = 0\n").unwrap();
-        assert!(Config::load(Some(&file), |_| None, Overrides::default()).is_err());
+        assert!(Config::load(Some(&file), &[], Overrides::default()).is_err());
     }
 
     #[test]
@@ -1064,13 +1355,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stakegraph.toml");
         std::fs::write(&file, section).unwrap();
-        let config = Config::load(Some(&file), |_| None, Overrides::default()).unwrap();
+        let config = Config::load(Some(&file), &[], Overrides::default()).unwrap();
         assert_eq!(config.churn, ChurnModel::default());
         for refused in
             ["complaint_days = 0", "horizon_days = inf", "threshold = 1.5", "retention_costs = { SMB = -1.0 }"]
         {
             std::fs::write(&file, format!("[churn]\n{refused}\n")).unwrap();
-            assert!(Config::load(Some(&file), |_| None, Overrides::default()).is_err(), "{refused}");
+            assert!(Config::load(Some(&file), &[], Overrides::default()).is_err(), "{refused}");
         }
     }
 
@@ -1079,7 +1370,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stakegraph.toml");
         std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
-        let error = Config::load(Some(&file), |_| None, Overrides::default()).unwrap_err();
+        let error = Config::load(Some(&file), &[], Overrides::default()).unwrap_err();
         assert!(error.to_string().contains("lisen"), "{error}");
     }
 }

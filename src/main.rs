@@ -321,7 +321,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { listen, db, demo, config, trusted_documents, store } => {
             let overrides = Overrides { listen, demo, trusted_documents, ..store.overrides(db) };
-            let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
+            let config = Config::load(config.as_deref(), &stakegraph::config::environment(), overrides)?;
             config.check_serving()?;
             match (&config.neo4j, &config.falkordb) {
                 (Some(neo4j), _) => {
@@ -342,7 +342,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::ExportGraph { db, config, format, out, as_of, include_private } => {
             let overrides = Overrides { db, ..Overrides::default() };
-            let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
+            let config = Config::load(config.as_deref(), &stakegraph::config::environment(), overrides)?;
             let db = config.db_path;
             if !db.exists() {
                 anyhow::bail!("{} does not exist; pass --db with the database to export", db.display());
@@ -374,7 +374,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Export { db, config, out, include_private, store } => {
             let overrides = store.overrides(db);
-            let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
+            let config = Config::load(config.as_deref(), &stakegraph::config::environment(), overrides)?;
             if config.store == StoreKind::Sqlite && !config.db_path.exists() {
                 anyhow::bail!("{} does not exist; pass --db with the database to export", config.db_path.display());
             }
@@ -397,7 +397,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             without_huge_pages();
             let overrides = store.overrides(db);
-            let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
+            let config = Config::load(config.as_deref(), &stakegraph::config::environment(), overrides)?;
             let inputs = stakegraph::import::Inputs {
                 stakeholders,
                 relationships,
@@ -458,7 +458,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 neo4j_password_file,
                 ..Overrides::default()
             };
-            let config = Config::load(config.as_deref(), |name| std::env::var(name).ok(), overrides)?;
+            let config = Config::load(config.as_deref(), &stakegraph::config::environment(), overrides)?;
             migrate(&from, &to, &graph, config).await?;
         }
         Command::Schema { federation: false } => print!("{}", stakegraph::api::sdl()),

@@ -38,6 +38,7 @@ const IDLE_READ: Duration = Duration::from_secs(10);
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookSettings {
     /// Hosts webhooks may be sent to: `host` (any port) or `host:port`. Empty: no webhook can be registered.
+    #[serde(deserialize_with = "crate::config::list_or_text")]
     pub allowed_hosts: Vec<String>,
     /// How long deliveries may keep failing before the webhook is disabled.
     pub disable_after_seconds: u64,

@@ -67,7 +67,7 @@ pub enum Need {
 /// Who may introspect the schema (`__schema`, `__type`; `__typename` is always allowed): a deployment may keep its
 /// schema from viewers (the committed `schema/schema.graphql` is what clients build against).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum Introspection {
     /// Every caller that may read (the default; GraphiQL needs it).
     #[default]
@@ -96,6 +96,14 @@ impl Introspection {
             Introspection::Editors => "editors",
             Introspection::Admins => "admins",
         }
+    }
+}
+
+impl TryFrom<String> for Introspection {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
     }
 }
 
