@@ -168,21 +168,56 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
                 .on_body_chunk(())
                 .on_eos(())
                 .on_failure(()),
+        );
+    let router = if cors_origins.is_empty() {
+        router
+    } else {
+        let origins = cors_origins.iter().filter_map(|origin| origin.parse().ok());
+        router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .expose_headers([axum::http::HeaderName::from_static(REQUEST_ID)])
+                .max_age(Duration::from_secs(3600)),
         )
-        // Every request has an `x-request-id` (the caller's, or a new UUID), in its span and in the response.
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
-    if cors_origins.is_empty() {
-        return router;
-    }
-    let origins = cors_origins.iter().filter_map(|origin| origin.parse().ok());
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .max_age(Duration::from_secs(3600));
-    router.layer(cors)
+    };
+    with_request_ids(router)
 }
+
+/// The header that names a request.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The longest `x-request-id` a caller may choose.
+const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// `router` with an `x-request-id` on every request, in its span, its log line and its response (CORS preflights
+/// included): the caller's when it is at most [`MAX_REQUEST_ID_CHARS`] letters, digits and `-_.:`, else a new
+/// UUID, so that a caller cannot put a large value, or one that breaks a log line, into every log, span and
+/// response.
+pub fn with_request_ids(router: Router) -> Router {
+    router.layer(PropagateRequestIdLayer::x_request_id()).layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)).layer(
+        tower::util::MapRequestLayer::new(|mut request: axum::extract::Request| {
+            let ids = request.headers().get_all(REQUEST_ID);
+            let mut values = ids.iter();
+            let usable = match (values.next(), values.next()) {
+                (None, _) => true,
+                (Some(id), None) => {
+                    id.len() <= MAX_REQUEST_ID_CHARS
+                        && id.as_bytes().iter().all(|byte| byte.is_ascii_alphanumeric() || b"-_.:".contains(byte))
+                }
+                (Some(_), Some(_)) => false,
+            };
+            if !usable {
+                request.headers_mut().remove(REQUEST_ID);
+            }
+            request
+        }),
+    )
+}
+
+/// The most of a request's path its span holds (a path that matches no route is the caller's to choose).
+const MAX_SPAN_PATH_CHARS: usize = 256;
 
 /// The span of one HTTP request, for traces ([`crate::traces`]): named by method and route, a child of the caller's
 /// span when the request carries a W3C `traceparent`.
@@ -203,7 +238,7 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         otel.kind = "server",
         http.request.method = %request.method(),
         http.route = route,
-        url.path = path,
+        url.path = path.get(..MAX_SPAN_PATH_CHARS).unwrap_or(path),
         http.response.status_code = tracing::field::Empty,
         http.request.id = request_id(request.headers()),
         graphql.operation.name = tracing::field::Empty,
@@ -594,7 +629,7 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
 
 /// The request's `x-request-id` (the router gives every request one), for its log line.
 fn request_id(headers: &HeaderMap) -> &str {
-    headers.get("x-request-id").and_then(|id| id.to_str().ok()).unwrap_or_default()
+    headers.get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or_default()
 }
 
 /// A GraphQL request read from a POST, with its caller.

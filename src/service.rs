@@ -302,10 +302,10 @@ struct Routes {
 impl Routes {
     fn new() -> Self {
         let service: Arc<OnceLock<Router>> = Arc::default();
-        let starting = Router::new().fallback({
+        let starting = http::with_request_ids(Router::new().fallback({
             let service = service.clone();
             move |request: axum::extract::Request| while_starting(service.clone(), request)
-        });
+        }));
         Self { service, starting }
     }
 
@@ -493,6 +493,7 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{body}");
         assert_eq!(body["errors"][0]["extensions"]["retryAfter"], 1, "{body}");
+        assert_eq!(headers["x-request-id"].len(), 36, "a refusal while starting has its request id");
 
         routes.install(Router::new().route("/graphql", axum::routing::post(|| async { "served" })));
         let (status, _, body) = send(early, Method::POST, "/graphql").await;

@@ -97,13 +97,16 @@ impl Traces {
         S: Subscriber + for<'span> LookupSpan<'span>,
     {
         let tracer = self.provider.tracer("stakegraph");
-        tracing_opentelemetry::layer().with_tracer(tracer).with_filter(filter_fn(|metadata| {
-            if metadata.is_span() {
-                metadata.target() == TARGET
-            } else {
-                metadata.target().starts_with("stakegraph") && *metadata.level() <= tracing::Level::INFO
-            }
-        }))
+        tracing_opentelemetry::layer().with_tracer(tracer).with_filter(
+            filter_fn(|metadata| {
+                if metadata.is_span() {
+                    metadata.target() == TARGET
+                } else {
+                    metadata.target().starts_with("stakegraph") && *metadata.level() <= tracing::Level::INFO
+                }
+            })
+            .with_max_level_hint(tracing::level_filters::LevelFilter::DEBUG),
+        )
     }
 }
 

@@ -57,6 +57,23 @@ async fn every_response_has_a_request_id() {
     let answered = app().oneshot(refused).await.unwrap();
     assert_eq!(answered.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(ids(&answered), "caller-42", "the caller's id, on a refusal too");
+    // An id a caller could use to flood or break every log line, span and response is replaced.
+    for unusable in ["x".repeat(65), "two words".to_owned(), "line\tbreak".to_owned(), "naïve".to_owned()] {
+        let mut request = health();
+        request.headers_mut().insert("x-request-id", axum::http::HeaderValue::from_bytes(unusable.as_bytes()).unwrap());
+        let id = ids(&app().oneshot(request).await.unwrap());
+        assert!(id.len() == 36 && id.matches('-').count() == 4, "{unusable:?} is replaced by a UUID: {id}");
+    }
+    let mut twice = health();
+    twice.headers_mut().append("x-request-id", "first-1".parse().unwrap());
+    twice.headers_mut().append("x-request-id", "second-2".parse().unwrap());
+    let answered = app().oneshot(twice).await.unwrap();
+    assert_eq!(answered.headers().get_all("x-request-id").iter().count(), 1, "one id per response");
+    assert_eq!(ids(&answered).len(), 36, "two ids are none: a new one");
+    let mut longest = health();
+    let id = format!("{}:._-", "a".repeat(60));
+    longest.headers_mut().insert("x-request-id", id.parse().unwrap());
+    assert_eq!(ids(&app().oneshot(longest).await.unwrap()), id, "64 characters of the alphabet are kept");
 }
 
 #[tokio::test]
@@ -98,6 +115,12 @@ async fn browsers_on_configured_origins_may_call_the_api() {
     let allow =
         allowed.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(|value| value.to_str().unwrap().to_owned());
     assert_eq!(allow.as_deref(), Some("https://dash.example.com"));
+    assert!(allowed.headers().contains_key("x-request-id"), "a preflight has its request id too");
+    let mut call = post(json!({ "query": "{ __typename }" }), None);
+    call.headers_mut().insert(header::ORIGIN, "https://dash.example.com".parse().unwrap());
+    let answered = app.clone().oneshot(call).await.unwrap();
+    let exposed = answered.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().to_owned();
+    assert!(exposed.contains("x-request-id"), "a page's script may read the request id: {exposed}");
     let other = app.oneshot(preflight("https://evil.example.net")).await.unwrap();
     assert!(other.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "other origins get no CORS grant");
 }
