@@ -58,6 +58,9 @@ pub struct Telemetry {
     pub analyses_queued: Gauge,
     /// Change-log entries each enabled webhook has not been delivered (or passed over) yet, set when scraped.
     pub webhook_lag: Family<WebhookLabels, Gauge>,
+    /// Held by a scrape from setting the gauges above to rendering them, so that two scrapes at once do not see
+    /// each other's half-set gauges (the webhooks' are cleared and set again).
+    pub scrape: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -100,6 +103,7 @@ impl Default for Telemetry {
             projection_lag,
             analyses_queued,
             webhook_lag,
+            scrape: tokio::sync::Mutex::default(),
         }
     }
 }

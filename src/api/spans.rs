@@ -50,10 +50,7 @@ impl Extension for Spans {
         );
         *self.classes.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(HashMap::new());
         let response = next.run(ctx, operation_name).instrument(span).await;
-        let classes = self.classes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        for class in classes.into_iter().flat_map(HashMap::into_values) {
-            class.span.record("graphql.resolutions", class.resolutions);
-        }
+        self.close_classes();
         response
     }
 
@@ -73,7 +70,22 @@ impl Extension for Spans {
     }
 }
 
+/// An operation dropped part-way (past its deadline) still closes its classes with their counts.
+impl Drop for Spans {
+    fn drop(&mut self) {
+        self.close_classes();
+    }
+}
+
 impl Spans {
+    /// Closes the operation's class spans, each with how many resolutions ran in it.
+    fn close_classes(&self) {
+        let classes = self.classes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        for class in classes.into_iter().flat_map(HashMap::into_values) {
+            class.span.record("graphql.resolutions", class.resolutions);
+        }
+    }
+
     /// The span of `info`'s class, opened (under the current span) at its first resolution.
     fn class_span(&self, info: &ResolveInfo<'_>) -> Option<tracing::Span> {
         let mut classes = self.classes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

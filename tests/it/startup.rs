@@ -15,10 +15,10 @@ use std::process::{Command, Output};
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stakegraph"));
     command.args(args).env("RUST_LOG", "info").env("NO_COLOR", "1");
-    for variable in
-        ["STAKEGRAPH_API_KEYS", "STAKEGRAPH_LISTEN", "STAKEGRAPH_DB", "STAKEGRAPH_CONFIG", "STAKEGRAPH_STORE"]
-    {
-        command.env_remove(variable);
+    for (variable, _) in std::env::vars_os() {
+        if variable.to_string_lossy().starts_with("STAKEGRAPH_") {
+            command.env_remove(variable);
+        }
     }
     command.envs(env.iter().copied());
     command.output().expect("the binary runs")
@@ -304,6 +304,17 @@ fn a_zero_limit_or_a_duplicate_key_stops_serve_with_its_message() {
         refusal(&output),
         "error: limits.analysis_budget_ms: 0 would stop every analysis before it starts; set it to at least 1 (the \
          default is 5000)"
+    );
+    // A variable sets any limit, over the file, and is named in the refusal.
+    std::fs::write(&config, "[limits]\nanalysis_budget_ms = 100\n").unwrap();
+    let output = run(
+        &["serve", "--listen", "127.0.0.1:0", "--db", text(&db), "--config", text(&config)],
+        &[("STAKEGRAPH_API_KEYS", &keys), ("STAKEGRAPH_LIMITS__ANALYSIS_BUDGET_MS", "0")],
+    );
+    assert_eq!(
+        refusal(&output),
+        "error: STAKEGRAPH_LIMITS__ANALYSIS_BUDGET_MS: 0 would stop every analysis before it starts; set it to at \
+         least 1 (the default is 5000)"
     );
     let twice = format!("viewer:{KEY},editor:{KEY}");
     let output = run(&["serve", "--listen", "127.0.0.1:0", "--db", text(&db)], &[("STAKEGRAPH_API_KEYS", &twice)]);
