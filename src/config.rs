@@ -439,8 +439,8 @@ pub struct Overrides {
     pub trusted_documents: Option<PathBuf>,
 }
 
-/// How long one statement may take: `timeout_seconds` of `section`, else [`DEFAULT_NEO4J_TIMEOUT_SECONDS`]; a
-/// positive number of seconds.
+/// How long one statement may take: `timeout` (the store's `timeout_seconds`, named `setting`), else
+/// [`DEFAULT_NEO4J_TIMEOUT_SECONDS`]; a positive number of seconds.
 fn statement_timeout(timeout: Option<f64>, setting: &'static str) -> Result<Duration, ConfigError> {
     let timeout = timeout.unwrap_or(DEFAULT_NEO4J_TIMEOUT_SECONDS);
     if !(timeout.is_finite() && timeout > 0.0) {
