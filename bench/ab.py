@@ -10,11 +10,18 @@ then runs `wrk` pinned to the second core against each in turn: for every round,
 which is all per-request overhead, and the dashboard page), for every number of connections, one build then the
 other (the order alternates between rounds). It prints req/s, p50 and p99 of each and the ratio after ÷ before per
 round with its spread. Exit status: 0 measured, 1 the answers differ, 2 setup failed.
+
+With `--instructions N` it times nothing: it runs each build under Valgrind's callgrind (apt-get install valgrind),
+one at a time, and counts the instructions the whole process executes for N requests of each query sent one after
+another on one keep-alive connection (start-up and the first 50 requests not counted). The count is the same from
+run to run whatever else the machine does, so it shows a change of a few hundred instructions a request that wall
+time on a shared machine cannot; it does not weigh cache misses or system calls, which wall time does.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import shutil
@@ -39,6 +46,46 @@ def answer(url: str, query: str) -> dict:
         return json.load(response)
 
 
+def instructions_per_request(binary: Path, db: Path, environment: dict, query: str, count: int, work: Path) -> float:
+    """Instructions `binary` executes (all threads) per request of `query`, counted by callgrind."""
+    port = serving.free_port()
+    output = work / f"callgrind.{binary.name}.{port}"
+    process = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={output}",
+         str(binary), "serve", "--demo", "--listen", f"127.0.0.1:{port}", "--db", str(db)],
+        env=environment, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/graphql"
+        serving.wait_ready(url, f"{binary} under callgrind", seconds=600.0)
+        serving.wait_readyz(url.replace("/graphql", "/readyz"), seconds=600.0)
+        body = json.dumps({"query": query})
+        headers = {"Content-Type": "application/json"}
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+        def send(times: int) -> None:
+            for _ in range(times):
+                connection.request("POST", "/graphql", body, headers)
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{binary} answered {response.status}")
+
+        send(50)
+        subprocess.run(["callgrind_control", "--instr=on", str(process.pid)], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        send(count)
+        subprocess.run(["callgrind_control", "--instr=off", str(process.pid)], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        connection.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
+    total = 0
+    for part in work.glob(f"{output.name}*"):
+        total += sum(int(line.split()[1]) for line in part.read_text().splitlines() if line.startswith("totals:"))
+    return total / count
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="the build before the change")
@@ -48,9 +95,14 @@ def main() -> int:
     parser.add_argument("--queries", default="typename,dashboard", help=f"comma-separated, of {', '.join(QUERIES)}")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--instructions", type=int, metavar="N",
+                        help="count instructions per request over N requests under callgrind instead of timing")
     args = parser.parse_args()
 
-    if shutil.which("wrk") is None:
+    if args.instructions and shutil.which("valgrind") is None:
+        print("ab.py: `valgrind` is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    if not args.instructions and shutil.which("wrk") is None:
         print("ab.py: `wrk` is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
     for binary in (args.before, args.after):
@@ -68,6 +120,18 @@ def main() -> int:
     config.write_text("[limits]\nrequests_per_second_per_key = 1000000\n")
     environment = dict(os.environ, RUST_LOG="warn", STAKEGRAPH_CONFIG=str(config))
     builds = {"before": args.before, "after": args.after}
+    if args.instructions:
+        try:
+            print(f"ab.py: instructions per request (callgrind, {args.instructions} requests on one connection, "
+                  f"{args.size} stakeholders)")
+            for query in args.queries.split(","):
+                counts = {name: instructions_per_request(binary, db, environment, QUERIES[query], args.instructions,
+                                                         work) for name, binary in builds.items()}
+                print(f"  {query:9s} after {counts['after']:10,.0f}   before {counts['before']:10,.0f}   "
+                      f"after ÷ before {counts['after'] / counts['before']:.3f}")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     urls = {name: f"http://127.0.0.1:{serving.free_port()}/graphql" for name in builds}
     processes = [
         subprocess.Popen(

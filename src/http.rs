@@ -22,8 +22,9 @@ use axum::{Json, Router};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 /// Turns true when the service starts to shut down ([`crate::service`] sets it on each connection): an event stream then completes, so that the graceful shutdown
@@ -36,9 +37,20 @@ pub(crate) struct Stopping(pub(crate) tokio::sync::watch::Receiver<bool>);
 #[derive(Clone)]
 pub(crate) struct ConnectionPlace(#[allow(dead_code)] pub(crate) Arc<tokio::sync::OwnedSemaphorePermit>);
 
-/// What every handler can reach.
+/// What every handler can reach: one pointer, since axum clones it for every request (and more than once).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What an [`AppState`] points to.
+pub struct Shared {
     /// The GraphQL schema.
     pub schema: StakegraphSchema,
     /// The store (metered), for readiness and metrics.
@@ -175,51 +187,79 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     } else {
         router
     };
-    let router = if cors_origins.is_empty() {
-        router
-    } else {
+    let cors = (!cors_origins.is_empty()).then(|| {
         let origins = cors_origins.iter().filter_map(|origin| origin.parse().ok());
-        router.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
-                .allow_methods([Method::GET, Method::POST])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-                .expose_headers([axum::http::HeaderName::from_static(REQUEST_ID)])
-                .max_age(Duration::from_secs(3600)),
-        )
-    };
-    with_request_ids(router)
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([REQUEST_ID.clone()])
+            .max_age(Duration::from_secs(3600))
+    });
+    with_request_ids(router, ServiceBuilder::new().option_layer(cors))
 }
 
-/// The header that names a request.
-const REQUEST_ID: &str = "x-request-id";
+/// The header that names a request (a name made once: looking a header up by text parses the text every time).
+static REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
-/// The longest `x-request-id` a caller may choose.
+/// The longest `x-request-id` kept from a caller.
 const MAX_REQUEST_ID_CHARS: usize = 64;
 
 /// `router` with an `x-request-id` on every request, in its span, its log line and its response (CORS preflights
 /// included): the caller's when it is at most [`MAX_REQUEST_ID_CHARS`] letters, digits and `-_.:`, else a new
 /// UUID, so that a caller cannot put a large value, or one that breaks a log line, into every log, span and
-/// response.
-pub fn with_request_ids(router: Router) -> Router {
-    router.layer(PropagateRequestIdLayer::x_request_id()).layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)).layer(
-        tower::util::MapRequestLayer::new(|mut request: axum::extract::Request| {
-            let ids = request.headers().get_all(REQUEST_ID);
-            let mut values = ids.iter();
-            let usable = match (values.next(), values.next()) {
-                (None, _) => true,
-                (Some(id), None) => {
-                    id.len() <= MAX_REQUEST_ID_CHARS
-                        && id.as_bytes().iter().all(|byte| byte.is_ascii_alphanumeric() || b"-_.:".contains(byte))
-                }
-                (Some(_), Some(_)) => false,
-            };
-            if !usable {
-                request.headers_mut().remove(REQUEST_ID);
-            }
-            request
-        }),
+/// response. `inner` goes between the ids and the routes.
+///
+/// All of it is one [`Router::layer`]: axum wraps (and clones, on every request) each route once per call.
+pub fn with_request_ids<L>(router: Router, inner: L) -> Router
+where
+    L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service: tower::Service<axum::extract::Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+{
+    router.layer(
+        ServiceBuilder::new()
+            .map_request(without_unusable_request_id)
+            .layer(SetRequestIdLayer::x_request_id(NewRequestId))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(inner),
     )
+}
+
+/// Makes a request's id: a random (version 4) UUID, encoded on the stack rather than formatted into a `String`
+/// as [`tower_http::request_id::MakeRequestUuid`] does.
+#[derive(Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        header::HeaderValue::from_str(text).ok().map(RequestId::new)
+    }
+}
+
+/// `request` without its `x-request-id` unless that is one value of at most [`MAX_REQUEST_ID_CHARS`] letters,
+/// digits and `-_.:`.
+fn without_unusable_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let ids = request.headers().get_all(&REQUEST_ID);
+    let mut values = ids.iter();
+    let usable = match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(id), None) => {
+            id.len() <= MAX_REQUEST_ID_CHARS
+                && id.as_bytes().iter().all(|byte| byte.is_ascii_alphanumeric() || b"-_.:".contains(byte))
+        }
+        (Some(_), Some(_)) => false,
+    };
+    if !usable {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
 }
 
 /// The most of a request's path its span holds (a path that matches no route is the caller's to choose).
@@ -272,7 +312,7 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
     let mut telemetry = Telemetry::default();
     store.register(telemetry.registry());
     schema.admission().register(telemetry.registry());
-    AppState {
+    AppState(Arc::new(Shared {
         schema,
         store,
         telemetry: Arc::new(telemetry),
@@ -286,7 +326,7 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
         subscribers: Arc::default(),
         seeding: Arc::default(),
         documents: Arc::default(),
-    }
+    }))
 }
 
 /// Who the request's `Authorization: Bearer` header says the caller is (the scheme is case-insensitive): an API
@@ -636,7 +676,7 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
 
 /// The request's `x-request-id` (the router gives every request one), for its log line.
 fn request_id(headers: &HeaderMap) -> &str {
-    headers.get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or_default()
+    headers.get(&REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or_default()
 }
 
 /// A GraphQL request read from a POST, with its caller.

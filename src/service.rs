@@ -302,10 +302,13 @@ struct Routes {
 impl Routes {
     fn new() -> Self {
         let service: Arc<OnceLock<Router>> = Arc::default();
-        let starting = http::with_request_ids(Router::new().fallback({
-            let service = service.clone();
-            move |request: axum::extract::Request| while_starting(service.clone(), request)
-        }));
+        let starting = http::with_request_ids(
+            Router::new().fallback({
+                let service = service.clone();
+                move |request: axum::extract::Request| while_starting(service.clone(), request)
+            }),
+            tower::layer::util::Identity::new(),
+        );
         Self { service, starting }
     }
 
