@@ -13,9 +13,10 @@ round with its spread. Exit status: 0 measured, 1 the answers differ, 2 setup fa
 
 With `--instructions N` it times nothing: it runs each build under Valgrind's callgrind (apt-get install valgrind),
 one at a time, and counts the instructions the whole process executes for N requests of each query sent one after
-another on one keep-alive connection (start-up and the first 50 requests not counted). The count is the same from
-run to run whatever else the machine does, so it shows a change of a few hundred instructions a request that wall
-time on a shared machine cannot; it does not weigh cache misses or system calls, which wall time does.
+another on one keep-alive connection (start-up and the first 50 requests not counted; the two builds' last answers
+must be the same and without errors). The count moves by about 1% at most from run to run whatever else the machine
+does, so it shows a change of a few hundred instructions a request that wall time on a shared machine cannot; it
+does not weigh cache misses or system calls, which wall time does.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def answer(url: str, query: str) -> dict:
         return json.load(response)
 
 
-def instructions_per_request(binary: Path, db: Path, environment: dict, query: str, count: int, work: Path) -> float:
-    """Instructions `binary` executes (all threads) per request of `query`, counted by callgrind."""
+def instructions_per_request(binary: Path, db: Path, environment: dict, query: str, count: int,
+                             work: Path) -> tuple[float, dict]:
+    """Instructions `binary` executes (all threads) per request of `query`, counted by callgrind, and its answer."""
     port = serving.free_port()
     output = work / f"callgrind.{binary.name}.{port}"
     process = subprocess.Popen(
@@ -62,18 +64,20 @@ def instructions_per_request(binary: Path, db: Path, environment: dict, query: s
         headers = {"Content-Type": "application/json"}
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
-        def send(times: int) -> None:
+        def send(times: int) -> bytes:
+            data = b""
             for _ in range(times):
                 connection.request("POST", "/graphql", body, headers)
                 response = connection.getresponse()
-                response.read()
+                data = response.read()
                 if response.status != 200:
                     raise RuntimeError(f"{binary} answered {response.status}")
+            return data
 
         send(50)
         subprocess.run(["callgrind_control", "--instr=on", str(process.pid)], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-        send(count)
+        answered = send(count)
         subprocess.run(["callgrind_control", "--instr=off", str(process.pid)], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         connection.close()
@@ -83,7 +87,7 @@ def instructions_per_request(binary: Path, db: Path, environment: dict, query: s
     total = 0
     for part in work.glob(f"{output.name}*"):
         total += sum(int(line.split()[1]) for line in part.read_text().splitlines() if line.startswith("totals:"))
-    return total / count
+    return total / count, json.loads(answered)
 
 
 def main() -> int:
@@ -125,8 +129,13 @@ def main() -> int:
             print(f"ab.py: instructions per request (callgrind, {args.instructions} requests on one connection, "
                   f"{args.size} stakeholders)")
             for query in args.queries.split(","):
-                counts = {name: instructions_per_request(binary, db, environment, QUERIES[query], args.instructions,
-                                                         work) for name, binary in builds.items()}
+                measured = {name: instructions_per_request(binary, db, environment, QUERIES[query],
+                                                           args.instructions, work) for name, binary in builds.items()}
+                answers = [answered for _, answered in measured.values()]
+                if answers[0] != answers[1] or "errors" in answers[0]:
+                    print(f"ab.py: the builds answer {query} differently:\n{answers[0]}\n{answers[1]}", file=sys.stderr)
+                    return 1
+                counts = {name: instructions for name, (instructions, _) in measured.items()}
                 print(f"  {query:9s} after {counts['after']:10,.0f}   before {counts['before']:10,.0f}   "
                       f"after ÷ before {counts['after'] / counts['before']:.3f}")
         finally:

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 /// Turns true when the service starts to shut down ([`crate::service`] sets it on each connection): an event stream then completes, so that the graceful shutdown
@@ -56,7 +56,7 @@ pub struct Shared {
     /// The store (metered), for readiness and metrics.
     pub store: Arc<Metered>,
     /// Request counters for `/metrics`.
-    pub telemetry: Arc<Telemetry>,
+    pub telemetry: Telemetry,
     /// Configured API keys.
     pub identity: Identity,
     /// Whether callers without a key may read.
@@ -72,11 +72,11 @@ pub struct Shared {
     /// The WebSocket transport's limits and the operations each key runs.
     pub ws: ws::WsHub,
     /// The runtime serving WebSocket subscribers, started by the first one.
-    subscribers: Arc<std::sync::OnceLock<Option<SubscriberRuntime>>>,
+    subscribers: std::sync::OnceLock<Option<SubscriberRuntime>>,
     /// True while `serve --demo` writes the demo graph into an empty store: GraphQL then answers 503.
-    pub(crate) seeding: Arc<AtomicBool>,
+    pub(crate) seeding: AtomicBool,
     /// Documents parsed lately, by their text.
-    documents: Arc<Documents>,
+    documents: Documents,
 }
 
 /// The documents parsed lately, by their text, so that a dashboard that sends the same query again and again has it
@@ -196,7 +196,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
             .expose_headers([REQUEST_ID.clone()])
             .max_age(Duration::from_secs(3600))
     });
-    with_request_ids(router, ServiceBuilder::new().option_layer(cors))
+    with_request_ids(router, cors)
 }
 
 /// The header that names a request (a name made once: looking a header up by text parses the text every time).
@@ -208,39 +208,17 @@ const MAX_REQUEST_ID_CHARS: usize = 64;
 /// `router` with an `x-request-id` on every request, in its span, its log line and its response (CORS preflights
 /// included): the caller's when it is at most [`MAX_REQUEST_ID_CHARS`] letters, digits and `-_.:`, else a new
 /// UUID, so that a caller cannot put a large value, or one that breaks a log line, into every log, span and
-/// response. `inner` goes between the ids and the routes.
+/// response. `cors`, when given, goes between the ids and the routes.
 ///
 /// All of it is one [`Router::layer`]: axum wraps (and clones, on every request) each route once per call.
-pub fn with_request_ids<L>(router: Router, inner: L) -> Router
-where
-    L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-    L::Service: tower::Service<axum::extract::Request, Response = Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
-{
+pub fn with_request_ids(router: Router, cors: Option<CorsLayer>) -> Router {
     router.layer(
         ServiceBuilder::new()
             .map_request(without_unusable_request_id)
-            .layer(SetRequestIdLayer::x_request_id(NewRequestId))
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(inner),
+            .option_layer(cors),
     )
-}
-
-/// Makes a request's id: a random (version 4) UUID, encoded on the stack rather than formatted into a `String`
-/// as [`tower_http::request_id::MakeRequestUuid`] does.
-#[derive(Clone, Copy)]
-struct NewRequestId;
-
-impl MakeRequestId for NewRequestId {
-    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
-        header::HeaderValue::from_str(text).ok().map(RequestId::new)
-    }
 }
 
 /// `request` without its `x-request-id` unless that is one value of at most [`MAX_REQUEST_ID_CHARS`] letters,
@@ -315,7 +293,7 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
     AppState(Arc::new(Shared {
         schema,
         store,
-        telemetry: Arc::new(telemetry),
+        telemetry,
         identity: Identity { keys: config.api_keys.clone(), tokens: config.jwt.clone() },
         anonymous_reads: config.anonymous_reads(),
         metrics_access: config.metrics,
@@ -323,9 +301,9 @@ pub fn app_state(store: Arc<dyn GraphStore>, config: &Config) -> AppState {
         body_timeout: Duration::from_millis(config.limits.body_timeout_ms),
         max_nesting: config.limits.max_nesting,
         ws,
-        subscribers: Arc::default(),
-        seeding: Arc::default(),
-        documents: Arc::default(),
+        subscribers: Default::default(),
+        seeding: Default::default(),
+        documents: Default::default(),
     }))
 }
 

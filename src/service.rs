@@ -307,7 +307,7 @@ impl Routes {
                 let service = service.clone();
                 move |request: axum::extract::Request| while_starting(service.clone(), request)
             }),
-            tower::layer::util::Identity::new(),
+            None,
         );
         Self { service, starting }
     }
