@@ -15,7 +15,11 @@ batches done, p50 of the batch and of its commit, and interactions a second. Pin
 `append` (each interaction and its change_log row appended in rowid order: no index on the relationship, no
 relationship row touched) and `append-fold` (the same, and every --fold-every batches the appended interactions
 are moved into the indexed table and the relationships' sums, in relationship order, in one transaction, whose
-time counts against the throughput).
+time counts against the throughput) and `append-sums` (the same appends, and every --fold-every batches only the
+touched relationships' sums are written, in id order: a history whose by-relationship index is kept in memory).
+
+--page-sizes rewrites the copy with other page sizes first; --synchronous NORMAL shows commits that do not wait for
+the disk.
 """
 
 from __future__ import annotations
@@ -33,20 +37,29 @@ import time
 PAYLOAD = '{"interactions":[{"at":"2026-06-01T00:00:00Z","channel":"EMAIL","direction":"INBOUND","sentiment":0.5}]}'
 
 
-def run(graph: str, checkpoint: int, seconds: float, batch: int, layout: str = "current", fold_every: int = 50) -> dict:
+def run(graph: str, checkpoint: int, seconds: float, batch: int, layout: str = "current", fold_every: int = 50,
+        page_size: int = 0, synchronous: str = "FULL") -> dict:
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(graph))) as directory:
         path = os.path.join(directory, "floor.db")
         shutil.copy(graph, path)
+        if page_size:
+            # The page size of a file changes only by rewriting it, out of WAL mode.
+            rewrite = sqlite3.connect(path, isolation_level=None)
+            rewrite.execute("PRAGMA journal_mode = DELETE")
+            rewrite.execute(f"PRAGMA page_size = {page_size}")
+            rewrite.execute("VACUUM")
+            rewrite.close()
         with open(path, "rb") as copy:
             os.fsync(copy.fileno())
         db = sqlite3.connect(path, isolation_level=None)
-        for pragma in ("journal_mode = WAL", "synchronous = FULL", "cache_size = -65536"):
+        for pragma in ("journal_mode = WAL", f"synchronous = {synchronous}", "cache_size = -65536"):
             db.execute(f"PRAGMA {pragma}")
         db.execute(f"PRAGMA wal_autocheckpoint = {checkpoint}")
         last = db.execute("SELECT max(id) FROM relationship").fetchone()[0]
         rng = random.Random(1)
         now = 1_780_000_000_000
         batches, commits, folds = [], [], []
+        touched: set[int] = set()
         if layout != "current":
             db.execute("CREATE TABLE recent (relationship_id INTEGER NOT NULL, at INTEGER NOT NULL, channel TEXT NOT NULL, "
                        "direction TEXT NOT NULL, sentiment REAL NOT NULL)")
@@ -65,14 +78,22 @@ def run(graph: str, checkpoint: int, seconds: float, batch: int, layout: str = "
             batches.append(done - started)
             commits.append(done - committing)
             now += 1000
-            if layout == "append-fold" and len(batches) % fold_every == 0:
+            if layout == "append-sums":
+                touched.update(ids)
+            if layout in ("append-fold", "append-sums") and len(batches) % fold_every == 0:
                 folding = time.perf_counter()
-                fold(db)
+                if layout == "append-fold":
+                    fold(db)
+                else:
+                    fold_sums(db, touched)
+                    touched.clear()
                 folds.append(time.perf_counter() - folding)
                 batches[-1] += folds[-1]
+        db_page_size = db.execute("PRAGMA page_size").fetchone()[0]
         db.close()
     return {
         "layout": layout,
+        "page_size": db_page_size,
         "folds": len(folds),
         "fold_mean_ms": statistics.mean(folds) * 1e3 if folds else 0.0,
         "wal_autocheckpoint": checkpoint,
@@ -142,6 +163,17 @@ def fold(db: sqlite3.Connection) -> None:
     db.execute("COMMIT")
 
 
+def fold_sums(db: sqlite3.Connection, touched: set) -> None:
+    """Writes the sums of the relationships that got interactions since the last fold, in id order, in one
+    transaction: what a layout costs whose history has no by-relationship index on disk (the index kept in memory,
+    rebuilt at start-up from the appended rows) and whose sums on disk are brought up to date now and then (the
+    ones in memory are current). The sums written are stand-ins: the cost is in the pages, not the values."""
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany("UPDATE relationship SET sum_weighted = sum_weighted + 1, last_at = ? WHERE id = ?",
+                   [(1_780_000_000_000, id) for id in sorted(touched)])
+    db.execute("COMMIT")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--graph", default="target/bench-data/demo-100000-r1000000-seed42-2026-06-01.db")
@@ -151,8 +183,15 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--layouts", default="current",
                         help="current (as the service writes), append (interactions and log rows appended only), "
-                             "append-fold (append, and fold into the index and sums every --fold-every batches)")
+                             "append-fold (append, and fold into the index and sums every --fold-every batches), "
+                             "append-sums (append, and write only the touched relationships' sums every --fold-every "
+                             "batches: the by-relationship index in memory)")
     parser.add_argument("--fold-every", type=int, default=50)
+    parser.add_argument("--page-sizes", default="0",
+                        help="page sizes to rewrite the copy with before the run (VACUUM); 0 keeps the file's own")
+    parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"],
+                        help="FULL (as the service: a commit waits for the disk) or NORMAL (the log is synced only at "
+                             "checkpoints: an acknowledged batch can be lost on power failure)")
     arguments = parser.parse_args()
     if not os.path.exists(arguments.graph):
         print(f"write_floor.py: no graph at {arguments.graph}; write it with bench/writes.py or `stakegraph demo "
@@ -160,15 +199,21 @@ def main() -> int:
         return 2
     if not arguments.no_pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
-    print("| layout | wal_autocheckpoint | batches | batch p50 | commit p50 (mean) | folds (mean) | interactions/s |")
-    print("|---|---|---|---|---|---|---|")
-    for layout in arguments.layouts.split(","):
-        for checkpoint in (int(value) for value in arguments.checkpoints.split(",")):
-            result = run(arguments.graph, checkpoint, arguments.seconds, arguments.batch, layout, arguments.fold_every)
-            folds = f"{result['folds']} ({result['fold_mean_ms']:.0f} ms)" if result["folds"] else "-"
-            print(f"| {layout} | {checkpoint or 'never'} | {result['batches']} | {result['batch_p50_ms']:.1f} ms "
-                  f"| {result['commit_p50_ms']:.1f} ms ({result['commit_mean_ms']:.1f}) | {folds} "
-                  f"| {result['per_second']:,.0f} |", flush=True)
+    print(f"synchronous = {arguments.synchronous}")
+    print("| layout | page size | wal_autocheckpoint | batches | batch p50 | commit p50 (mean) | folds (mean) "
+          "| interactions/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for layout, page_size, checkpoint in ((layout, int(size), int(checkpoint))
+                                          for layout in arguments.layouts.split(",")
+                                          for size in arguments.page_sizes.split(",")
+                                          for checkpoint in arguments.checkpoints.split(",")):
+        result = run(arguments.graph, checkpoint, arguments.seconds, arguments.batch, layout, arguments.fold_every,
+                     page_size, arguments.synchronous)
+        folds = f"{result['folds']} ({result['fold_mean_ms']:.0f} ms)" if result["folds"] else "-"
+        print(f"| {layout} | {result['page_size']} | {checkpoint or 'never'} | {result['batches']} "
+              f"| {result['batch_p50_ms']:.1f} ms "
+              f"| {result['commit_p50_ms']:.1f} ms ({result['commit_mean_ms']:.1f}) | {folds} "
+              f"| {result['per_second']:,.0f} |", flush=True)
     return 0
 
 
