@@ -6,7 +6,8 @@ a tight loop. The port is bound the moment a connection succeeds (the kernel com
 listen backlog as soon as the socket listens, whether or not the service accepts yet); on that same connection it
 sends `GET /healthz` and notes when the 200 arrives, then polls `/readyz` (a new connection every 20 ms) until it
 answers 200, and last asks /healthz five times more on new connections (the service ready and idle: what the
-machine's load alone costs a health check). Reported per binary: port bound → /healthz 200 (target: within 10 ms),
+machine's load alone costs a health check), then reads the server's resident memory (`VmRSS` of
+/proc/PID/status: the projection and the records it holds once ready). Reported per binary: port bound → /healthz 200 (target: within 10 ms),
 port bound → /readyz 200, and /healthz once ready, median and range over the runs.
 
 A second binary (`--peer`, e.g. a build of the commit before the change) runs in the same session, interleaved
@@ -107,6 +108,7 @@ def one_run(binary: Path, db: Path, demo: Path | None, server_core: str | None, 
             if get_status(port, "/healthz") != 200:
                 sys.exit("startup.py: /healthz failed once ready")
             idle.append(time.perf_counter() - started)
+        rss_mib = resident_mib(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -119,7 +121,17 @@ def one_run(binary: Path, db: Path, demo: Path | None, server_core: str | None, 
         "bound_to_healthz_ms": (healthy - bound) * 1e3,
         "bound_to_readyz_ms": (ready - bound) * 1e3,
         "idle_healthz_ms": statistics.median(idle) * 1e3,
+        "rss_mib": rss_mib,
     }
+
+
+def resident_mib(pid: int) -> float:
+    """The resident memory of process `pid` in MiB (its `VmRSS`)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    sys.exit(f"startup.py: no VmRSS in /proc/{pid}/status")
 
 
 def spread(values: list[float]) -> str:
@@ -186,12 +198,13 @@ def main() -> int:
     load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
     print(f"load average {load} (other work on the machine shows in every column, the last one alone)")
     print(f"{'binary':<12} {'spawn → bound ms':>24} {'bound → /healthz 200 ms':>26} {'bound → /readyz 200 ms':>26} "
-          f"{'/healthz once ready ms':>26}")
+          f"{'/healthz once ready ms':>26} {'RSS once ready MiB':>26}")
     for name, runs in results.items():
         print(f"{name:<12} {spread([r['spawn_to_bound_ms'] for r in runs]):>24} "
               f"{spread([r['bound_to_healthz_ms'] for r in runs]):>26} "
               f"{spread([r['bound_to_readyz_ms'] for r in runs]):>26} "
-              f"{spread([r['idle_healthz_ms'] for r in runs]):>26}")
+              f"{spread([r['idle_healthz_ms'] for r in runs]):>26} "
+              f"{spread([r['rss_mib'] for r in runs]):>26}")
     return 0
 
 
