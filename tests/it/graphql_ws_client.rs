@@ -46,6 +46,10 @@ pub(crate) fn ensure_client_installed() {
             ),
         }
     }
+    // Tests run on threads of one process: two of them running `npm ci` in the same directory at once make each
+    // other fail (ENOTEMPTY as one removes what the other writes), so one installs while the others wait.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = js_dir();
     let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).unwrap()).unwrap();
     let packages = manifest["dependencies"].as_object().expect("tests/js/package.json has dependencies");
