@@ -7,8 +7,9 @@ listen backlog as soon as the socket listens, whether or not the service accepts
 sends `GET /healthz` and notes when the 200 arrives, then polls `/readyz` (a new connection every 20 ms) until it
 answers 200, and last asks /healthz five times more on new connections (the service ready and idle: what the
 machine's load alone costs a health check), then reads the server's resident memory (`VmRSS` of
-/proc/PID/status: the projection and the records it holds once ready). Reported per binary: port bound → /healthz 200 (target: within 10 ms),
-port bound → /readyz 200, and /healthz once ready, median and range over the runs.
+/proc/PID/status: the projection and the records it holds once ready). Reported per binary: port bound → /healthz
+200 (target: within 10 ms), port bound → /readyz 200, /healthz once ready and RSS once ready, median and range over
+the runs.
 
 A second binary (`--peer`, e.g. a build of the commit before the change) runs in the same session, interleaved
 run by run (A B A B …, the order alternating), on the same database, with the same pinning.

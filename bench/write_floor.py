@@ -78,15 +78,11 @@ def run(graph: str, checkpoint: int, seconds: float, batch: int, layout: str = "
             batches.append(done - started)
             commits.append(done - committing)
             now += 1000
-            if layout == "append-sums":
-                touched.update(ids)
-            if layout in ("append-fold", "append-sums") and len(batches) % fold_every == 0:
+            touched.update(ids)
+            if layout in FOLDS and len(batches) % fold_every == 0:
                 folding = time.perf_counter()
-                if layout == "append-fold":
-                    fold(db)
-                else:
-                    fold_sums(db, touched)
-                    touched.clear()
+                FOLDS[layout](db, touched)
+                touched.clear()
                 folds.append(time.perf_counter() - folding)
                 batches[-1] += folds[-1]
         db_page_size = db.execute("PRAGMA page_size").fetchone()[0]
@@ -148,10 +144,10 @@ def append(db: sqlite3.Connection, ids: list, now: int) -> None:
                    [(at, "INTERACTIONS_RECORDED", f"[{a},{b}]", id, PAYLOAD) for id, at, a, b in rows])
 
 
-def fold(db: sqlite3.Connection) -> None:
+def fold(db: sqlite3.Connection, touched: set) -> None:
     """Folds the appended interactions into the indexed table and the relationships' sums, in relationship order
     (each page of the index and of the relationship table written once per fold, however many interactions it got),
-    in one transaction, and empties the appended table."""
+    in one transaction, and empties the appended table (which holds what `touched` names)."""
     db.execute("BEGIN IMMEDIATE")
     db.execute("INSERT INTO interaction (relationship_id, at, channel, direction, sentiment) "
                "SELECT relationship_id, at, channel, direction, sentiment FROM recent ORDER BY relationship_id, at")
@@ -172,6 +168,10 @@ def fold_sums(db: sqlite3.Connection, touched: set) -> None:
     db.executemany("UPDATE relationship SET sum_weighted = sum_weighted + 1, last_at = ? WHERE id = ?",
                    [(1_780_000_000_000, id) for id in sorted(touched)])
     db.execute("COMMIT")
+
+
+# What each layout that folds does every --fold-every batches, given the relationships touched since the last fold.
+FOLDS = {"append-fold": fold, "append-sums": fold_sums}
 
 
 def main() -> int:

@@ -243,12 +243,12 @@ impl Records {
     pub fn relationships_of(&self, id: StakeholderId) -> Option<impl Iterator<Item = &Relationship> + '_> {
         self.stakeholders.get(&id)?;
         let ids = self.of.get(&id).map(|ids| &ids[..]).unwrap_or_default();
-        Some(ids.iter().filter_map(|id| self.relationships.get(id).map(|relationship| &**relationship)))
+        Some(ids.iter().filter_map(|id| self.relationships.get(id).map(Arc::as_ref)))
     }
 
     /// The relationship with this id; `None` when it is unknown (ask the store).
     pub fn relationship(&self, id: RelationshipId) -> Option<&Relationship> {
-        self.relationships.get(&id).map(|relationship| &**relationship)
+        self.relationships.get(&id).map(Arc::as_ref)
     }
 
     /// The relationships of a live stakeholder that satisfy `wanted`, both directions, in id order (only those
